@@ -1,0 +1,227 @@
+/* ringkernel binary layouts. Generated from the TypeScript tables in src/wire by `npm run gen:native`; do not edit. */
+
+#ifndef RINGKERNEL_LAYOUT_H
+#define RINGKERNEL_LAYOUT_H
+
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+#define RK_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
+#define RK_ALIGNOF(type) alignof(type)
+/* C++ and CUDA: shared words are plain integers accessed through atomic intrinsics
+   (cuda::atomic_ref, or volatile loads with __threadfence on the device). */
+#define RK_ATOMIC(type) type
+#else
+#define RK_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
+#define RK_ALIGNOF(type) _Alignof(type)
+/* C11: shared words are _Atomic; use atomic_load_explicit(memory_order_acquire) and
+   atomic_store_explicit(memory_order_release). */
+#define RK_ATOMIC(type) _Atomic type
+#endif
+
+
+#define RK_FRAME_MAGIC 0x31464b52u
+#define RK_FRAME_VERSION 1u
+#define RK_FRAME_ALIGN 8u
+#define RK_FRAME_FLAG_CHECKSUM 1u
+#define RK_FRAME_FLAG_RESPONSE 2u
+#define RK_FRAME_FLAG_ERROR 4u
+#define RK_CONTROL_BLOCK_VERSION 1u
+
+/* Kernel lifecycle status word. */
+#define RK_STATUS_CREATED 0u
+#define RK_STATUS_LAUNCHED 1u
+#define RK_STATUS_ACTIVE 2u
+#define RK_STATUS_DEACTIVATED 3u
+#define RK_STATUS_TERMINATING 4u
+#define RK_STATUS_TERMINATED 5u
+#define RK_STATUS_FAILED 6u
+
+/* Error codes (ControlBlock.last_error_code). */
+#define RK_E_NONE 0u
+#define RK_E_FRAME_TOO_LARGE 101u
+#define RK_E_FRAME_BAD_MAGIC 102u
+#define RK_E_FRAME_BAD_VERSION 103u
+#define RK_E_FRAME_BAD_LENGTH 104u
+#define RK_E_FRAME_PAYLOAD_SIZE_MISMATCH 105u
+#define RK_E_FRAME_BAD_CHECKSUM 106u
+#define RK_E_VALUE_OUT_OF_RANGE 201u
+#define RK_E_STRING_TOO_LONG 202u
+#define RK_E_MESSAGE_TYPE_MISMATCH 203u
+#define RK_E_INVALID_ENVELOPE 204u
+#define RK_E_CLOCK_SKEW 301u
+#define RK_E_TIMEOUT 401u
+#define RK_E_ABORTED 402u
+
+/* rk_frame_header: Frame = this header, then payload_size bytes of payload, then zero to seven bytes of padding to the next 8-byte boundary. Written once by the producer before the ring publishes it; read-only afterwards. */
+typedef struct rk_frame_header {
+  uint32_t length; /* @0, writer: frame. Header + payload bytes, excluding padding. */
+  uint32_t magic; /* @4, writer: frame. RK_FRAME_MAGIC. */
+  uint16_t version; /* @8, writer: frame. RK_FRAME_VERSION. */
+  uint16_t flags; /* @10, writer: frame. RK_FRAME_FLAG_* bits. */
+  uint32_t type_id; /* @12, writer: frame. The message schema's stable type id. */
+  uint64_t message_id; /* @16, writer: frame. Unique per producer. */
+  uint64_t correlation_id; /* @24, writer: frame. Request this frame answers; 0 = none. */
+  uint32_t source_kernel; /* @32, writer: frame. Source kernel id; 0 = host. */
+  uint32_t destination_kernel; /* @36, writer: frame. Destination kernel id. */
+  uint32_t payload_size; /* @40, writer: frame. Payload bytes = length - sizeof(header). */
+  uint32_t checksum; /* @44, writer: frame. CRC32-C of bytes [4,44) and [48,length) when flagged. */
+  uint64_t hlc_physical_us; /* @48, writer: frame. HLC physical time, µs since the epoch. */
+  uint32_t hlc_logical; /* @56, writer: frame. HLC logical counter. */
+  uint32_t hlc_node; /* @60, writer: frame. HLC node id. */
+  uint8_t trace_id[16]; /* @64, writer: frame. W3C trace id; all zero = untraced. */
+  uint8_t span_id[8]; /* @80, writer: frame. W3C parent span id. */
+  uint8_t priority; /* @88, writer: frame. 0 (lowest) to 255. */
+  uint8_t trace_flags; /* @89, writer: frame. W3C trace flags; bit 0 = sampled. */
+  uint16_t reserved0; /* @90, writer: frame. Zero. */
+  uint32_t reserved1; /* @92, writer: frame. Zero. */
+} rk_frame_header;
+#define RK_FRAME_HEADER_SIZE 96u
+#define RK_FRAME_HEADER_LENGTH_OFFSET 0u
+#define RK_FRAME_HEADER_MAGIC_OFFSET 4u
+#define RK_FRAME_HEADER_VERSION_OFFSET 8u
+#define RK_FRAME_HEADER_FLAGS_OFFSET 10u
+#define RK_FRAME_HEADER_TYPE_ID_OFFSET 12u
+#define RK_FRAME_HEADER_MESSAGE_ID_OFFSET 16u
+#define RK_FRAME_HEADER_CORRELATION_ID_OFFSET 24u
+#define RK_FRAME_HEADER_SOURCE_KERNEL_OFFSET 32u
+#define RK_FRAME_HEADER_DESTINATION_KERNEL_OFFSET 36u
+#define RK_FRAME_HEADER_PAYLOAD_SIZE_OFFSET 40u
+#define RK_FRAME_HEADER_CHECKSUM_OFFSET 44u
+#define RK_FRAME_HEADER_HLC_PHYSICAL_US_OFFSET 48u
+#define RK_FRAME_HEADER_HLC_LOGICAL_OFFSET 56u
+#define RK_FRAME_HEADER_HLC_NODE_OFFSET 60u
+#define RK_FRAME_HEADER_TRACE_ID_OFFSET 64u
+#define RK_FRAME_HEADER_SPAN_ID_OFFSET 80u
+#define RK_FRAME_HEADER_PRIORITY_OFFSET 88u
+#define RK_FRAME_HEADER_TRACE_FLAGS_OFFSET 89u
+#define RK_FRAME_HEADER_RESERVED0_OFFSET 90u
+#define RK_FRAME_HEADER_RESERVED1_OFFSET 92u
+RK_STATIC_ASSERT(sizeof(rk_frame_header) == 96, "rk_frame_header: size");
+RK_STATIC_ASSERT(RK_ALIGNOF(rk_frame_header) == 8, "rk_frame_header: alignment");
+RK_STATIC_ASSERT(offsetof(rk_frame_header, length) == 0, "rk_frame_header.length: offset");
+RK_STATIC_ASSERT(offsetof(rk_frame_header, magic) == 4, "rk_frame_header.magic: offset");
+RK_STATIC_ASSERT(offsetof(rk_frame_header, version) == 8, "rk_frame_header.version: offset");
+RK_STATIC_ASSERT(offsetof(rk_frame_header, flags) == 10, "rk_frame_header.flags: offset");
+RK_STATIC_ASSERT(offsetof(rk_frame_header, type_id) == 12, "rk_frame_header.type_id: offset");
+RK_STATIC_ASSERT(offsetof(rk_frame_header, message_id) == 16, "rk_frame_header.message_id: offset");
+RK_STATIC_ASSERT(offsetof(rk_frame_header, correlation_id) == 24, "rk_frame_header.correlation_id: offset");
+RK_STATIC_ASSERT(offsetof(rk_frame_header, source_kernel) == 32, "rk_frame_header.source_kernel: offset");
+RK_STATIC_ASSERT(offsetof(rk_frame_header, destination_kernel) == 36, "rk_frame_header.destination_kernel: offset");
+RK_STATIC_ASSERT(offsetof(rk_frame_header, payload_size) == 40, "rk_frame_header.payload_size: offset");
+RK_STATIC_ASSERT(offsetof(rk_frame_header, checksum) == 44, "rk_frame_header.checksum: offset");
+RK_STATIC_ASSERT(offsetof(rk_frame_header, hlc_physical_us) == 48, "rk_frame_header.hlc_physical_us: offset");
+RK_STATIC_ASSERT(offsetof(rk_frame_header, hlc_logical) == 56, "rk_frame_header.hlc_logical: offset");
+RK_STATIC_ASSERT(offsetof(rk_frame_header, hlc_node) == 60, "rk_frame_header.hlc_node: offset");
+RK_STATIC_ASSERT(offsetof(rk_frame_header, trace_id) == 64, "rk_frame_header.trace_id: offset");
+RK_STATIC_ASSERT(offsetof(rk_frame_header, span_id) == 80, "rk_frame_header.span_id: offset");
+RK_STATIC_ASSERT(offsetof(rk_frame_header, priority) == 88, "rk_frame_header.priority: offset");
+RK_STATIC_ASSERT(offsetof(rk_frame_header, trace_flags) == 89, "rk_frame_header.trace_flags: offset");
+RK_STATIC_ASSERT(offsetof(rk_frame_header, reserved0) == 90, "rk_frame_header.reserved0: offset");
+RK_STATIC_ASSERT(offsetof(rk_frame_header, reserved1) == 92, "rk_frame_header.reserved1: offset");
+
+/* rk_control_block: One per kernel. Each field has exactly one writer (named beside it); all access is atomic: acquire loads, release stores. Counters are u64 and only ever grow. */
+typedef struct rk_control_block {
+  RK_ATOMIC(uint32_t) status; /* @0, writer: lifecycle. RK_STATUS_*: the lifecycle machine state. */
+  RK_ATOMIC(uint32_t) is_active; /* @4, writer: lifecycle. 1 = consume input; 0 = paused. */
+  RK_ATOMIC(uint32_t) should_terminate; /* @8, writer: host. 1 = finish and exit. */
+  RK_ATOMIC(uint32_t) has_terminated; /* @12, writer: executor. 1 = the loop has exited. */
+  RK_ATOMIC(uint64_t) messages_received; /* @16, writer: executor. Frames taken off the input ring. */
+  RK_ATOMIC(uint64_t) messages_processed; /* @24, writer: executor. Handled without error. */
+  RK_ATOMIC(uint64_t) messages_failed; /* @32, writer: executor. Handler raised an error. */
+  RK_ATOMIC(uint64_t) messages_dropped; /* @40, writer: executor. Malformed or undeliverable. */
+  RK_ATOMIC(uint64_t) heartbeat_us; /* @48, writer: executor. Last sign of life, µs since the epoch. */
+  RK_ATOMIC(uint64_t) hlc_physical_us; /* @56, writer: executor. The kernel's HLC physical time. */
+  RK_ATOMIC(uint32_t) hlc_logical; /* @64, writer: executor. The kernel's HLC logical counter. */
+  uint32_t hlc_node; /* @68, writer: host. HLC node id; set before the block is shared. */
+  RK_ATOMIC(uint32_t) messages_in_flight; /* @72, writer: executor. Taken, not finished. */
+  RK_ATOMIC(uint32_t) last_error_code; /* @76, writer: executor. RK_E_* of the last error; 0 = none. */
+  RK_ATOMIC(uint32_t) error_count; /* @80, writer: executor. Errors recorded so far. */
+  uint32_t kernel_id; /* @84, writer: host. Numeric kernel id; set before sharing. */
+  RK_ATOMIC(uint32_t) generation; /* @88, writer: lifecycle. Restarts so far. */
+  uint32_t layout_version; /* @92, writer: host. RK_CONTROL_BLOCK_VERSION. */
+  uint8_t reserved[32]; /* @96, writer: host. Zero; room to grow. */
+} rk_control_block;
+#define RK_CONTROL_BLOCK_SIZE 128u
+#define RK_CONTROL_BLOCK_STATUS_OFFSET 0u
+#define RK_CONTROL_BLOCK_IS_ACTIVE_OFFSET 4u
+#define RK_CONTROL_BLOCK_SHOULD_TERMINATE_OFFSET 8u
+#define RK_CONTROL_BLOCK_HAS_TERMINATED_OFFSET 12u
+#define RK_CONTROL_BLOCK_MESSAGES_RECEIVED_OFFSET 16u
+#define RK_CONTROL_BLOCK_MESSAGES_PROCESSED_OFFSET 24u
+#define RK_CONTROL_BLOCK_MESSAGES_FAILED_OFFSET 32u
+#define RK_CONTROL_BLOCK_MESSAGES_DROPPED_OFFSET 40u
+#define RK_CONTROL_BLOCK_HEARTBEAT_US_OFFSET 48u
+#define RK_CONTROL_BLOCK_HLC_PHYSICAL_US_OFFSET 56u
+#define RK_CONTROL_BLOCK_HLC_LOGICAL_OFFSET 64u
+#define RK_CONTROL_BLOCK_HLC_NODE_OFFSET 68u
+#define RK_CONTROL_BLOCK_MESSAGES_IN_FLIGHT_OFFSET 72u
+#define RK_CONTROL_BLOCK_LAST_ERROR_CODE_OFFSET 76u
+#define RK_CONTROL_BLOCK_ERROR_COUNT_OFFSET 80u
+#define RK_CONTROL_BLOCK_KERNEL_ID_OFFSET 84u
+#define RK_CONTROL_BLOCK_GENERATION_OFFSET 88u
+#define RK_CONTROL_BLOCK_LAYOUT_VERSION_OFFSET 92u
+#define RK_CONTROL_BLOCK_RESERVED_OFFSET 96u
+RK_STATIC_ASSERT(sizeof(rk_control_block) == 128, "rk_control_block: size");
+RK_STATIC_ASSERT(RK_ALIGNOF(rk_control_block) == 8, "rk_control_block: alignment");
+RK_STATIC_ASSERT(offsetof(rk_control_block, status) == 0, "rk_control_block.status: offset");
+RK_STATIC_ASSERT(offsetof(rk_control_block, is_active) == 4, "rk_control_block.is_active: offset");
+RK_STATIC_ASSERT(offsetof(rk_control_block, should_terminate) == 8, "rk_control_block.should_terminate: offset");
+RK_STATIC_ASSERT(offsetof(rk_control_block, has_terminated) == 12, "rk_control_block.has_terminated: offset");
+RK_STATIC_ASSERT(offsetof(rk_control_block, messages_received) == 16, "rk_control_block.messages_received: offset");
+RK_STATIC_ASSERT(offsetof(rk_control_block, messages_processed) == 24, "rk_control_block.messages_processed: offset");
+RK_STATIC_ASSERT(offsetof(rk_control_block, messages_failed) == 32, "rk_control_block.messages_failed: offset");
+RK_STATIC_ASSERT(offsetof(rk_control_block, messages_dropped) == 40, "rk_control_block.messages_dropped: offset");
+RK_STATIC_ASSERT(offsetof(rk_control_block, heartbeat_us) == 48, "rk_control_block.heartbeat_us: offset");
+RK_STATIC_ASSERT(offsetof(rk_control_block, hlc_physical_us) == 56, "rk_control_block.hlc_physical_us: offset");
+RK_STATIC_ASSERT(offsetof(rk_control_block, hlc_logical) == 64, "rk_control_block.hlc_logical: offset");
+RK_STATIC_ASSERT(offsetof(rk_control_block, hlc_node) == 68, "rk_control_block.hlc_node: offset");
+RK_STATIC_ASSERT(offsetof(rk_control_block, messages_in_flight) == 72, "rk_control_block.messages_in_flight: offset");
+RK_STATIC_ASSERT(offsetof(rk_control_block, last_error_code) == 76, "rk_control_block.last_error_code: offset");
+RK_STATIC_ASSERT(offsetof(rk_control_block, error_count) == 80, "rk_control_block.error_count: offset");
+RK_STATIC_ASSERT(offsetof(rk_control_block, kernel_id) == 84, "rk_control_block.kernel_id: offset");
+RK_STATIC_ASSERT(offsetof(rk_control_block, generation) == 88, "rk_control_block.generation: offset");
+RK_STATIC_ASSERT(offsetof(rk_control_block, layout_version) == 92, "rk_control_block.layout_version: offset");
+RK_STATIC_ASSERT(offsetof(rk_control_block, reserved) == 96, "rk_control_block.reserved: offset");
+
+/* rk_ring_header: ringbuf.js 0.4 SPSC ring: this header, then storage_size data bytes (capacity + 1 slots). Indices wrap modulo storage_size; the ring is empty when they are equal and full when write + 1 == read (mod storage_size). Producer: copy, then release-store write_index. Consumer: acquire-load write_index, read, then release-store read_index. */
+typedef struct rk_ring_header {
+  RK_ATOMIC(uint32_t) write_index; /* @0, writer: producer. Next slot to write. */
+  RK_ATOMIC(uint32_t) read_index; /* @4, writer: consumer. Next slot to read. */
+} rk_ring_header;
+#define RK_RING_HEADER_SIZE 8u
+#define RK_RING_HEADER_WRITE_INDEX_OFFSET 0u
+#define RK_RING_HEADER_READ_INDEX_OFFSET 4u
+RK_STATIC_ASSERT(sizeof(rk_ring_header) == 8, "rk_ring_header: size");
+RK_STATIC_ASSERT(RK_ALIGNOF(rk_ring_header) == 4, "rk_ring_header: alignment");
+RK_STATIC_ASSERT(offsetof(rk_ring_header, write_index) == 0, "rk_ring_header.write_index: offset");
+RK_STATIC_ASSERT(offsetof(rk_ring_header, read_index) == 4, "rk_ring_header.read_index: offset");
+
+/* rk_ring_signal: Eventcount doorbell of one ring. A sleeper sets its *_sleeping flag, re-checks the ring, then waits on the other side's *_seq; the other side, after publishing, bumps the seq and notifies only when the flag is set. Native threads cannot wake V8 waiters (not a futex): they only bump the seq, and JS waiters use a bounded wait. */
+typedef struct rk_ring_signal {
+  RK_ATOMIC(int32_t) data_seq; /* @0, writer: producer. Eventcount the consumer parks on. */
+  RK_ATOMIC(int32_t) consumer_sleeping; /* @4, writer: consumer. 1 while parked. */
+  uint8_t pad0[56]; /* @8, writer: host. Cache-line padding. */
+  RK_ATOMIC(int32_t) space_seq; /* @64, writer: consumer. Eventcount the producer parks on. */
+  RK_ATOMIC(int32_t) producer_sleeping; /* @68, writer: producer. 1 while waiting. */
+  uint8_t pad1[56]; /* @72, writer: host. Cache-line padding. */
+} rk_ring_signal;
+#define RK_RING_SIGNAL_SIZE 128u
+#define RK_RING_SIGNAL_DATA_SEQ_OFFSET 0u
+#define RK_RING_SIGNAL_CONSUMER_SLEEPING_OFFSET 4u
+#define RK_RING_SIGNAL_PAD0_OFFSET 8u
+#define RK_RING_SIGNAL_SPACE_SEQ_OFFSET 64u
+#define RK_RING_SIGNAL_PRODUCER_SLEEPING_OFFSET 68u
+#define RK_RING_SIGNAL_PAD1_OFFSET 72u
+RK_STATIC_ASSERT(sizeof(rk_ring_signal) == 128, "rk_ring_signal: size");
+RK_STATIC_ASSERT(RK_ALIGNOF(rk_ring_signal) == 4, "rk_ring_signal: alignment");
+RK_STATIC_ASSERT(offsetof(rk_ring_signal, data_seq) == 0, "rk_ring_signal.data_seq: offset");
+RK_STATIC_ASSERT(offsetof(rk_ring_signal, consumer_sleeping) == 4, "rk_ring_signal.consumer_sleeping: offset");
+RK_STATIC_ASSERT(offsetof(rk_ring_signal, pad0) == 8, "rk_ring_signal.pad0: offset");
+RK_STATIC_ASSERT(offsetof(rk_ring_signal, space_seq) == 64, "rk_ring_signal.space_seq: offset");
+RK_STATIC_ASSERT(offsetof(rk_ring_signal, producer_sleeping) == 68, "rk_ring_signal.producer_sleeping: offset");
+RK_STATIC_ASSERT(offsetof(rk_ring_signal, pad1) == 72, "rk_ring_signal.pad1: offset");
+
+#endif /* RINGKERNEL_LAYOUT_H */

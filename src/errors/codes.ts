@@ -1,0 +1,75 @@
+/**
+ * Every error ringkernel raises or records carries one of these codes.
+ *
+ * The string is what `error.code` holds in JavaScript; the number is what the
+ * executor writes into a ControlBlock's `last_error_code` word and what the
+ * generated C header names `RK_E_*`, so host, worker and device agree on it.
+ * Numbers are part of the binary contract: never renumber, only append.
+ */
+export const ErrorCode = {
+  /** A frame's payload is larger than the ring's maximum message size. */
+  FrameTooLarge: 'RK_FRAME_TOO_LARGE',
+  /** A frame's magic number is wrong: not a ringkernel frame, or overwritten. */
+  FrameBadMagic: 'RK_FRAME_BAD_MAGIC',
+  /** A frame was written by an incompatible envelope version. */
+  FrameBadVersion: 'RK_FRAME_BAD_VERSION',
+  /** A frame's length is shorter than a header, longer than the ring's maximum frame or past the published data. */
+  FrameBadLength: 'RK_FRAME_BAD_LENGTH',
+  /** A frame's `payload_size` does not match its length. */
+  FramePayloadSizeMismatch: 'RK_FRAME_PAYLOAD_SIZE_MISMATCH',
+  /** A frame that asked for integrity failed its CRC32-C check. */
+  FrameBadChecksum: 'RK_FRAME_BAD_CHECKSUM',
+  /** A value does not fit its field (an integer out of range, a wrong array length, a wrong type). */
+  ValueOutOfRange: 'RK_VALUE_OUT_OF_RANGE',
+  /** A string's UTF-8 encoding is longer than its field's capacity. */
+  StringTooLong: 'RK_STRING_TOO_LONG',
+  /** A frame was read as a message type it does not carry (type id or payload size differ). */
+  MessageTypeMismatch: 'RK_MESSAGE_TYPE_MISMATCH',
+  /** An envelope field is out of range (an id past 2^53, a priority past 255, a trace id of the wrong length). */
+  InvalidEnvelope: 'RK_INVALID_ENVELOPE',
+  /** A remote hybrid-logical-clock timestamp is further ahead than the allowed skew. */
+  ClockSkew: 'RK_CLOCK_SKEW',
+  /** A wait ran past its deadline. */
+  Timeout: 'RK_TIMEOUT',
+  /** A wait was cancelled through its AbortSignal. */
+  Aborted: 'RK_ABORTED',
+} as const;
+
+/** The name of an error code, e.g. `'FrameTooLarge'`. */
+export type ErrorCodeName = keyof typeof ErrorCode;
+/** The string code an error carries, e.g. `'RK_FRAME_TOO_LARGE'`. */
+export type ErrorCodeString = (typeof ErrorCode)[ErrorCodeName];
+
+/**
+ * The numeric form of each code, shared with C and CUDA (`RK_E_*`). 0 means "no error".
+ * Grouped by hundreds: 1xx frames, 2xx message values, 3xx clocks, 4xx waits.
+ */
+export const ErrorNumber: Readonly<Record<ErrorCodeName, number>> = {
+  FrameTooLarge: 101,
+  FrameBadMagic: 102,
+  FrameBadVersion: 103,
+  FrameBadLength: 104,
+  FramePayloadSizeMismatch: 105,
+  FrameBadChecksum: 106,
+  ValueOutOfRange: 201,
+  StringTooLong: 202,
+  MessageTypeMismatch: 203,
+  InvalidEnvelope: 204,
+  ClockSkew: 301,
+  Timeout: 401,
+  Aborted: 402,
+};
+
+const numberByCode = new Map<string, number>(
+  (Object.keys(ErrorCode) as ErrorCodeName[]).map((name) => [ErrorCode[name], ErrorNumber[name]]),
+);
+
+/**
+ * The numeric code for a string code, for writing into a ControlBlock.
+ *
+ * @example
+ * errorNumberOf('RK_FRAME_BAD_MAGIC'); // 102
+ */
+export function errorNumberOf(code: ErrorCodeString): number {
+  return numberByCode.get(code) ?? 0;
+}

@@ -1,0 +1,75 @@
+/**
+ * ringkernel: GPU kernels as persistent actors. This module is the whole public API; anything not exported here
+ * is internal.
+ *
+ * @packageDocumentation
+ */
+
+export type { ErrorCodeName, ErrorCodeString } from './errors/codes.js';
+// Errors
+export { ErrorCode, ErrorNumber, errorNumberOf } from './errors/codes.js';
+export type { MalformedFrameCode } from './errors/frame-errors.js';
+export { FrameTooLargeError, MalformedFrameError } from './errors/frame-errors.js';
+export { RingKernelError } from './errors/ringkernel-error.js';
+export {
+  ClockSkewError,
+  InvalidEnvelopeError,
+  MessageTypeMismatchError,
+  StringTooLongError,
+  TimeoutError,
+  ValueOutOfRangeError,
+} from './errors/value-errors.js';
+export { LAYOUT_HEADER_PATH, NATIVE_LAYOUTS, renderLayoutHeader, renderMessagesHeader } from './wire/c-header.js';
+export { CONTROL_BLOCK_LAYOUT, CONTROL_BLOCK_VERSION, ControlBlock, ControlBlockOffset } from './wire/control-block.js';
+export { CRC32C_INIT, crc32c, crc32cFinish, crc32cUpdate } from './wire/crc32c.js';
+export type { Envelope } from './wire/envelope.js';
+export { DEFAULT_SPIN } from './wire/eventcount.js';
+export type { FrameConsumerOptions } from './wire/frame-consumer.js';
+export { FrameConsumer } from './wire/frame-consumer.js';
+export {
+  alignedFrameSize,
+  FRAME_ALIGN,
+  FRAME_HEADER_LAYOUT,
+  FRAME_MAGIC,
+  FRAME_VERSION,
+  FrameFlags,
+  FrameHeader,
+} from './wire/frame-header.js';
+export type { FrameProducerOptions } from './wire/frame-producer.js';
+export { FrameProducer } from './wire/frame-producer.js';
+export type { FrameRingMemory, FrameRingOptions } from './wire/frame-ring.js';
+export { createFrameRing, MAX_RING_CAPACITY } from './wire/frame-ring.js';
+export { FrameView } from './wire/frame-view.js';
+export type { HlcTimestamp, HybridLogicalClockOptions } from './wire/hlc.js';
+export { compareHlc, HybridLogicalClock, wallClockUs } from './wire/hlc.js';
+export type { KernelStatusCode, KernelStatusName } from './wire/kernel-status.js';
+export { KernelStatus, kernelStatusName } from './wire/kernel-status.js';
+export type {
+  ArrayFieldType,
+  BytesFieldType,
+  DefineMessageOptions,
+  FieldInput,
+  FieldsSpec,
+  FieldType,
+  FieldView,
+  MessageCodec,
+  MessageInput,
+  MessageObject,
+  MessageSchema,
+  MessageView,
+  SchemaField,
+  StringFieldType,
+} from './wire/message-schema.js';
+// Wire: messages and frames
+export {
+  BYTES_TYPE_ID,
+  BytesMessage,
+  defineMessage,
+  field,
+  fnv1a32,
+  RESERVED_TYPE_IDS,
+} from './wire/message-schema.js';
+export { RING_HEADER_LAYOUT, RING_SIGNAL_LAYOUT, RingOffset, RingSignalOffset } from './wire/ring-signal.js';
+export type { FieldWriter, LayoutField, LayoutFieldSpec, ScalarKind, StructLayout } from './wire/struct-layout.js';
+// Wire: binary contracts
+export { defineStructLayout, layoutField, SCALAR_C_TYPE, SCALAR_SIZE } from './wire/struct-layout.js';

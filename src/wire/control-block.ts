@@ -1,0 +1,253 @@
+import { ErrorCode, type ErrorCodeString, errorNumberOf } from '../errors/codes.js';
+import { KernelStatus, type KernelStatusCode } from './kernel-status.js';
+import { defineStructLayout } from './struct-layout.js';
+
+/**
+ * Byte offsets of a kernel's ControlBlock: 128 bytes in a SharedArrayBuffer (and, for CUDA, in mapped device
+ * memory). Every field has exactly one writer (see {@link CONTROL_BLOCK_LAYOUT}); readers load with acquire
+ * semantics (`Atomics.load`), writers store with release semantics (`Atomics.store`). Nobody ever rewrites the
+ * whole block: RingKernel's host does, and loses the device's concurrent updates.
+ */
+export const ControlBlockOffset = {
+  STATUS: 0,
+  IS_ACTIVE: 4,
+  SHOULD_TERMINATE: 8,
+  HAS_TERMINATED: 12,
+  MESSAGES_RECEIVED: 16,
+  MESSAGES_PROCESSED: 24,
+  MESSAGES_FAILED: 32,
+  MESSAGES_DROPPED: 40,
+  HEARTBEAT_US: 48,
+  HLC_PHYSICAL_US: 56,
+  HLC_LOGICAL: 64,
+  HLC_NODE: 68,
+  MESSAGES_IN_FLIGHT: 72,
+  LAST_ERROR_CODE: 76,
+  ERROR_COUNT: 80,
+  KERNEL_ID: 84,
+  GENERATION: 88,
+  LAYOUT_VERSION: 92,
+  RESERVED: 96,
+  SIZE: 128,
+} as const;
+
+/** Written into `layout_version` by the host; a reader that finds another value refuses the block. */
+export const CONTROL_BLOCK_VERSION = 1;
+
+/** The ControlBlock layout table, from which the C header is generated. */
+export const CONTROL_BLOCK_LAYOUT = defineStructLayout(
+  'rk_control_block',
+  'One per kernel. Each field has exactly one writer (named beside it); all access is atomic: acquire loads, release stores. Counters are u64 and only ever grow.',
+  ControlBlockOffset.SIZE,
+  [
+    ['status', 'u32', ControlBlockOffset.STATUS, 'lifecycle', 'RK_STATUS_*: the lifecycle machine state.', A()],
+    ['is_active', 'u32', ControlBlockOffset.IS_ACTIVE, 'lifecycle', '1 = consume input; 0 = paused.', A()],
+    ['should_terminate', 'u32', ControlBlockOffset.SHOULD_TERMINATE, 'host', '1 = finish and exit.', A()],
+    ['has_terminated', 'u32', ControlBlockOffset.HAS_TERMINATED, 'executor', '1 = the loop has exited.', A()],
+    [
+      'messages_received',
+      'u64',
+      ControlBlockOffset.MESSAGES_RECEIVED,
+      'executor',
+      'Frames taken off the input ring.',
+      A(),
+    ],
+    ['messages_processed', 'u64', ControlBlockOffset.MESSAGES_PROCESSED, 'executor', 'Handled without error.', A()],
+    ['messages_failed', 'u64', ControlBlockOffset.MESSAGES_FAILED, 'executor', 'Handler raised an error.', A()],
+    ['messages_dropped', 'u64', ControlBlockOffset.MESSAGES_DROPPED, 'executor', 'Malformed or undeliverable.', A()],
+    ['heartbeat_us', 'u64', ControlBlockOffset.HEARTBEAT_US, 'executor', 'Last sign of life, µs since the epoch.', A()],
+    ['hlc_physical_us', 'u64', ControlBlockOffset.HLC_PHYSICAL_US, 'executor', "The kernel's HLC physical time.", A()],
+    ['hlc_logical', 'u32', ControlBlockOffset.HLC_LOGICAL, 'executor', "The kernel's HLC logical counter.", A()],
+    ['hlc_node', 'u32', ControlBlockOffset.HLC_NODE, 'host', 'HLC node id; set before the block is shared.'],
+    ['messages_in_flight', 'u32', ControlBlockOffset.MESSAGES_IN_FLIGHT, 'executor', 'Taken, not finished.', A()],
+    [
+      'last_error_code',
+      'u32',
+      ControlBlockOffset.LAST_ERROR_CODE,
+      'executor',
+      'RK_E_* of the last error; 0 = none.',
+      A(),
+    ],
+    ['error_count', 'u32', ControlBlockOffset.ERROR_COUNT, 'executor', 'Errors recorded so far.', A()],
+    ['kernel_id', 'u32', ControlBlockOffset.KERNEL_ID, 'host', 'Numeric kernel id; set before sharing.'],
+    ['generation', 'u32', ControlBlockOffset.GENERATION, 'lifecycle', 'Restarts so far.', A()],
+    ['layout_version', 'u32', ControlBlockOffset.LAYOUT_VERSION, 'host', 'RK_CONTROL_BLOCK_VERSION.'],
+    ['reserved', 'u8', ControlBlockOffset.RESERVED, 'host', 'Zero; room to grow.', { count: 32 }],
+  ],
+);
+
+function A(): { readonly atomic: true } {
+  return { atomic: true };
+}
+
+const I32 = (offset: number): number => offset >> 2;
+const I64 = (offset: number): number => offset >> 3;
+
+/**
+ * Typed, atomic access to one kernel's ControlBlock. Create one on each thread that touches the block; all of
+ * them see the same SharedArrayBuffer. Methods are named for the field they touch; respect each field's writer.
+ *
+ * @example
+ * const block = ControlBlock.create(7);          // host: kernel id 7
+ * block.setStatus(KernelStatus.Active);          // lifecycle actor, in the worker
+ * block.addProcessed(32);                        // executor, once per batch
+ * block.messagesProcessed;                       // anyone: 32n
+ */
+export class ControlBlock {
+  /** The shared memory; pass it to workers (it is shared, not copied). */
+  readonly buffer: SharedArrayBuffer;
+  readonly #i32: Int32Array;
+  readonly #u64: BigUint64Array;
+
+  /** Wraps an existing block. @throws {RangeError} when the buffer is too small or has another layout version. */
+  constructor(buffer: SharedArrayBuffer, byteOffset = 0) {
+    if (byteOffset % 8 !== 0)
+      throw new RangeError(`ControlBlock byteOffset must be a multiple of 8, got ${byteOffset}`);
+    if (buffer.byteLength < byteOffset + ControlBlockOffset.SIZE) {
+      throw new RangeError(`ControlBlock needs ${ControlBlockOffset.SIZE} bytes at offset ${byteOffset}`);
+    }
+    this.buffer = buffer;
+    this.#i32 = new Int32Array(buffer, byteOffset, ControlBlockOffset.SIZE / 4);
+    this.#u64 = new BigUint64Array(buffer, byteOffset, ControlBlockOffset.SIZE / 8);
+    const version = Atomics.load(this.#i32, I32(ControlBlockOffset.LAYOUT_VERSION));
+    if (version !== CONTROL_BLOCK_VERSION) {
+      throw new RangeError(`ControlBlock layout version ${version} is not ${CONTROL_BLOCK_VERSION}`);
+    }
+  }
+
+  /**
+   * Allocates and initialises a block (host side): status Created, paused, the given kernel id and HLC node.
+   */
+  static create(kernelId: number, hlcNode = kernelId): ControlBlock {
+    const buffer = new SharedArrayBuffer(ControlBlockOffset.SIZE);
+    const i32 = new Int32Array(buffer);
+    i32[I32(ControlBlockOffset.KERNEL_ID)] = kernelId | 0;
+    i32[I32(ControlBlockOffset.HLC_NODE)] = hlcNode | 0;
+    i32[I32(ControlBlockOffset.STATUS)] = KernelStatus.Created;
+    // Release: everything above is visible to whoever sees the version word.
+    Atomics.store(i32, I32(ControlBlockOffset.LAYOUT_VERSION), CONTROL_BLOCK_VERSION);
+    return new ControlBlock(buffer);
+  }
+
+  #u32(offset: number): number {
+    return Atomics.load(this.#i32, I32(offset)) >>> 0;
+  }
+
+  /** The lifecycle status word (acquire). */
+  get status(): number {
+    return this.#u32(ControlBlockOffset.STATUS);
+  }
+  /** Lifecycle actor: publishes a new status (release). */
+  setStatus(status: KernelStatusCode): void {
+    Atomics.store(this.#i32, I32(ControlBlockOffset.STATUS), status);
+  }
+  /** Whether the executor should consume input. */
+  get isActive(): boolean {
+    return this.#u32(ControlBlockOffset.IS_ACTIVE) !== 0;
+  }
+  /** Lifecycle actor: resume or pause consumption. */
+  setActive(active: boolean): void {
+    Atomics.store(this.#i32, I32(ControlBlockOffset.IS_ACTIVE), active ? 1 : 0);
+  }
+  /** Whether termination was requested. */
+  get shouldTerminate(): boolean {
+    return this.#u32(ControlBlockOffset.SHOULD_TERMINATE) !== 0;
+  }
+  /** Host: request termination. */
+  requestTermination(): void {
+    Atomics.store(this.#i32, I32(ControlBlockOffset.SHOULD_TERMINATE), 1);
+  }
+  /** Whether the executor loop has exited. */
+  get hasTerminated(): boolean {
+    return this.#u32(ControlBlockOffset.HAS_TERMINATED) !== 0;
+  }
+  /** Executor: the loop has exited. */
+  markTerminated(): void {
+    Atomics.store(this.#i32, I32(ControlBlockOffset.HAS_TERMINATED), 1);
+  }
+  /** Frames taken off the input ring. */
+  get messagesReceived(): bigint {
+    return Atomics.load(this.#u64, I64(ControlBlockOffset.MESSAGES_RECEIVED));
+  }
+  /** Messages handled without error. */
+  get messagesProcessed(): bigint {
+    return Atomics.load(this.#u64, I64(ControlBlockOffset.MESSAGES_PROCESSED));
+  }
+  /** Messages whose handler failed. */
+  get messagesFailed(): bigint {
+    return Atomics.load(this.#u64, I64(ControlBlockOffset.MESSAGES_FAILED));
+  }
+  /** Messages dropped as malformed or undeliverable (each also dead-lettered). */
+  get messagesDropped(): bigint {
+    return Atomics.load(this.#u64, I64(ControlBlockOffset.MESSAGES_DROPPED));
+  }
+  /**
+   * Executor: adds one batch's counts. Called once per batch, not per message, so the atomics stay off the
+   * per-message path.
+   */
+  addBatch(received: number, processed: number, failed: number, dropped: number): void {
+    const u64 = this.#u64;
+    if (received) Atomics.add(u64, I64(ControlBlockOffset.MESSAGES_RECEIVED), BigInt(received));
+    if (processed) Atomics.add(u64, I64(ControlBlockOffset.MESSAGES_PROCESSED), BigInt(processed));
+    if (failed) Atomics.add(u64, I64(ControlBlockOffset.MESSAGES_FAILED), BigInt(failed));
+    if (dropped) Atomics.add(u64, I64(ControlBlockOffset.MESSAGES_DROPPED), BigInt(dropped));
+  }
+  /** Messages taken and not yet finished. */
+  get messagesInFlight(): number {
+    return this.#u32(ControlBlockOffset.MESSAGES_IN_FLIGHT);
+  }
+  /** Executor: how many messages it holds right now. */
+  setInFlight(count: number): void {
+    Atomics.store(this.#i32, I32(ControlBlockOffset.MESSAGES_IN_FLIGHT), count);
+  }
+  /** Last sign of life, µs since the epoch. */
+  get heartbeatUs(): number {
+    return Number(Atomics.load(this.#u64, I64(ControlBlockOffset.HEARTBEAT_US)));
+  }
+  /** Executor: records a heartbeat. */
+  beat(nowUs: number): void {
+    Atomics.store(this.#u64, I64(ControlBlockOffset.HEARTBEAT_US), BigInt(Math.trunc(nowUs)));
+  }
+  /** The numeric code of the last error (`RK_E_*`), 0 when none. */
+  get lastErrorCode(): number {
+    return this.#u32(ControlBlockOffset.LAST_ERROR_CODE);
+  }
+  /** Errors recorded so far. */
+  get errorCount(): number {
+    return this.#u32(ControlBlockOffset.ERROR_COUNT);
+  }
+  /** Executor: records an error by code. */
+  recordError(code: ErrorCodeString | number): void {
+    const errno = typeof code === 'number' ? code : errorNumberOf(code);
+    Atomics.store(this.#i32, I32(ControlBlockOffset.LAST_ERROR_CODE), errno);
+    Atomics.add(this.#i32, I32(ControlBlockOffset.ERROR_COUNT), 1);
+  }
+  /** The kernel's HLC as last published by the executor (the two words may be read a publish apart). */
+  get hlc(): { physicalUs: number; logical: number; node: number } {
+    return {
+      physicalUs: Number(Atomics.load(this.#u64, I64(ControlBlockOffset.HLC_PHYSICAL_US))),
+      logical: this.#u32(ControlBlockOffset.HLC_LOGICAL),
+      node: this.#u32(ControlBlockOffset.HLC_NODE),
+    };
+  }
+  /** Executor: publishes its HLC state. */
+  publishHlc(physicalUs: number, logical: number): void {
+    Atomics.store(this.#u64, I64(ControlBlockOffset.HLC_PHYSICAL_US), BigInt(physicalUs));
+    Atomics.store(this.#i32, I32(ControlBlockOffset.HLC_LOGICAL), logical | 0);
+  }
+  /** The numeric kernel id. */
+  get kernelId(): number {
+    return this.#u32(ControlBlockOffset.KERNEL_ID);
+  }
+  /** Restarts so far. */
+  get generation(): number {
+    return this.#u32(ControlBlockOffset.GENERATION);
+  }
+  /** Lifecycle actor: counts a restart. */
+  bumpGeneration(): number {
+    return Atomics.add(this.#i32, I32(ControlBlockOffset.GENERATION), 1) + 1;
+  }
+}
+
+/** Re-exported so callers recording ring errors need one import. */
+export { ErrorCode };

@@ -1,0 +1,106 @@
+/**
+ * The eventcount wake-up both ends of a ring use to sleep without losing a wake-up and without a notify per
+ * message.
+ *
+ * Sleeper: spin on `ready()`; then read the seq, set its sleeping flag, re-check `ready()`, and only then wait
+ * on the seq. Waker (after publishing): if the flag is set, bump the seq and notify. All JS atomics are
+ * sequentially consistent, so either the waker sees the flag (and the bump makes the wait return) or the
+ * sleeper's re-check sees the published data — never neither.
+ *
+ * Native threads cannot wake V8 waiters (V8's wait is not a futex), so waits that a native peer must end use a
+ * finite timeout and re-check.
+ */
+
+/** How long, in iterations of `ready()`, a waiter spins before it parks. */
+export const DEFAULT_SPIN = 2_000;
+
+/** Waker side: call after publishing. Costs one atomic load when nobody sleeps. */
+export function wake(signal: Int32Array, seqIndex: number, sleepingIndex: number): void {
+  if (Atomics.load(signal, sleepingIndex) !== 0) {
+    Atomics.add(signal, seqIndex, 1);
+    Atomics.notify(signal, seqIndex);
+  }
+}
+
+/**
+ * Blocking wait (worker threads, or the main thread when blocking is acceptable) until `ready()` or the
+ * deadline. Returns the final `ready()`.
+ */
+export function waitUntil(
+  signal: Int32Array,
+  seqIndex: number,
+  sleepingIndex: number,
+  ready: () => boolean,
+  timeoutMs: number,
+  spin: number,
+): boolean {
+  for (let i = 0; i < spin; i++) if (ready()) return true;
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const seq = Atomics.load(signal, seqIndex);
+    Atomics.store(signal, sleepingIndex, 1);
+    if (ready()) {
+      Atomics.store(signal, sleepingIndex, 0);
+      return true;
+    }
+    const left = deadline - performance.now();
+    if (left <= 0) {
+      Atomics.store(signal, sleepingIndex, 0);
+      return false;
+    }
+    Atomics.wait(signal, seqIndex, seq, left);
+    Atomics.store(signal, sleepingIndex, 0);
+    if (ready()) return true;
+  }
+}
+
+/**
+ * Event-loop wait with `Atomics.waitAsync`: one Promise per park, never per message. Resolves with the final
+ * `ready()`; rejects with the signal's reason when aborted.
+ */
+export async function waitUntilAsync(
+  signal: Int32Array,
+  seqIndex: number,
+  sleepingIndex: number,
+  ready: () => boolean,
+  timeoutMs: number,
+  spin: number,
+  abort?: AbortSignal,
+): Promise<boolean> {
+  for (let i = 0; i < spin; i++) if (ready()) return true;
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    abort?.throwIfAborted();
+    const seq = Atomics.load(signal, seqIndex);
+    Atomics.store(signal, sleepingIndex, 1);
+    if (ready()) {
+      Atomics.store(signal, sleepingIndex, 0);
+      return true;
+    }
+    const left = deadline - performance.now();
+    if (left <= 0) {
+      Atomics.store(signal, sleepingIndex, 0);
+      return false;
+    }
+    const result = Atomics.waitAsync(signal, seqIndex, seq, left);
+    if (result.async) {
+      if (abort === undefined) {
+        await result.value;
+      } else {
+        // An abort must end the park: bump the seq ourselves, which resolves the pending waitAsync.
+        const onAbort = (): void => {
+          Atomics.add(signal, seqIndex, 1);
+          Atomics.notify(signal, seqIndex);
+        };
+        abort.addEventListener('abort', onAbort, { once: true });
+        try {
+          await result.value;
+        } finally {
+          abort.removeEventListener('abort', onAbort);
+        }
+      }
+    }
+    Atomics.store(signal, sleepingIndex, 0);
+    if (ready()) return true;
+  }
+}

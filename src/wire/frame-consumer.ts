@@ -1,0 +1,266 @@
+import { ErrorCode } from '../errors/codes.js';
+import { type MalformedFrameCode, MalformedFrameError } from '../errors/frame-errors.js';
+import { CRC32C_INIT, crc32cFinish, crc32cUpdate } from './crc32c.js';
+import { DEFAULT_SPIN, waitUntil, waitUntilAsync, wake } from './eventcount.js';
+import { alignedFrameSize, FRAME_ALIGN, FRAME_MAGIC, FRAME_VERSION, FrameFlags, FrameHeader } from './frame-header.js';
+import { checkRingMemory, countFrames, type FrameRingMemory } from './frame-ring.js';
+import { FrameView } from './frame-view.js';
+import { RingOffset, RingSignalOffset } from './ring-signal.js';
+
+/** Options of a {@link FrameConsumer}. */
+export interface FrameConsumerOptions {
+  /**
+   * Called once for each malformed frame (after it has been skipped), e.g. to dead-letter it. Malformed frames
+   * are always counted in {@link FrameConsumer.malformedFrames}, with or without this hook.
+   */
+  readonly onMalformed?: (error: MalformedFrameError) => void;
+  /** Iterations spent spinning before a wait parks. Default {@link DEFAULT_SPIN}. */
+  readonly spin?: number;
+}
+
+/** Ring indices as u32 slots of the ring's header. */
+const WRITE = RingOffset.WRITE_INDEX >> 2;
+const READ = RingOffset.READ_INDEX >> 2;
+const SEQ = RingSignalOffset.DATA_SEQ >> 2;
+const SLEEPING = RingSignalOffset.CONSUMER_SLEEPING >> 2;
+const PRODUCER_SEQ = RingSignalOffset.SPACE_SEQ >> 2;
+const PRODUCER_SLEEPING = RingSignalOffset.PRODUCER_SLEEPING >> 2;
+
+/**
+ * The reading end of a frame ring (one per ring: rings are single-consumer).
+ *
+ * {@link FrameConsumer.drain} is the batch pop: it acquires the write index once, hands every complete frame to
+ * a callback as an in-place {@link FrameView} (zero copy unless the frame wraps around the end of the storage, in
+ * which case it is copied once into a scratch buffer), validates each frame first, and publishes the read index
+ * once at the end (release store) so the producer sees the freed room in one step.
+ *
+ * ringbuf.js has no read-in-place API (its `pop` copies element by element), so the consumer reads the same
+ * layout directly; the memory-ordering contract is ringbuf.js's: acquire the write index, read the data,
+ * release the read index.
+ *
+ * A frame that fails validation is counted, reported to `onMalformed` with a typed code, and skipped; the ring
+ * stays usable. When the frame's own length can be trusted (bad version, payload size or checksum) only that
+ * frame is skipped; when it cannot (bad magic, impossible length) the consumer skips everything published so
+ * far — every publish ends on a frame boundary, so that is always a safe place to resume.
+ *
+ * @example
+ * const consumer = new FrameConsumer(memory, { onMalformed: (e) => deadLetters.push(e) });
+ * for (;;) {
+ *   consumer.drain((frame) => handle(frame.decode(Reading)));
+ *   consumer.waitForData();
+ * }
+ */
+export class FrameConsumer {
+  /** The largest payload a frame on this ring may carry. */
+  readonly maxPayloadSize: number;
+  readonly #indices: Uint32Array;
+  readonly #storageSize: number;
+  readonly #view: DataView;
+  readonly #bytes: Uint8Array;
+  readonly #signal: Int32Array;
+  readonly #scratchBytes: Uint8Array;
+  readonly #scratchView: DataView;
+  readonly #frame: FrameView;
+  readonly #maxFrameLength: number;
+  readonly #onMalformed: ((error: MalformedFrameError) => void) | undefined;
+  readonly #spin: number;
+  readonly #hasData = (): boolean => Atomics.load(this.#indices, WRITE) !== Atomics.load(this.#indices, READ);
+  #framesRead = 0;
+  #malformedFrames = 0;
+  #skippedBytes = 0;
+
+  constructor(memory: FrameRingMemory, options: FrameConsumerOptions = {}) {
+    this.#storageSize = checkRingMemory(memory);
+    this.maxPayloadSize = memory.maxPayloadSize;
+    const spin = options.spin ?? DEFAULT_SPIN;
+    if (!Number.isInteger(spin) || spin < 0) throw new RangeError(`spin must be a non-negative integer, got ${spin}`);
+    if (options.onMalformed !== undefined && typeof options.onMalformed !== 'function') {
+      throw new TypeError('onMalformed must be a function');
+    }
+    this.#indices = new Uint32Array(memory.ring, 0, 2);
+    this.#view = new DataView(memory.ring);
+    this.#bytes = new Uint8Array(memory.ring);
+    this.#signal = new Int32Array(memory.signal);
+    this.#scratchBytes = new Uint8Array(alignedFrameSize(memory.maxPayloadSize));
+    this.#scratchView = new DataView(this.#scratchBytes.buffer);
+    this.#frame = new FrameView(this.#view, this.#bytes, 0);
+    this.#maxFrameLength = FrameHeader.SIZE + memory.maxPayloadSize;
+    this.#onMalformed = options.onMalformed;
+    this.#spin = spin;
+  }
+
+  /** Valid frames handed out so far. */
+  get framesRead(): number {
+    return this.#framesRead;
+  }
+  /** Malformed frames detected and skipped so far. */
+  get malformedFrames(): number {
+    return this.#malformedFrames;
+  }
+  /** Bytes skipped past malformed frames so far. */
+  get skippedBytes(): number {
+    return this.#skippedBytes;
+  }
+
+  /** Published bytes not yet consumed. */
+  availableReadBytes(): number {
+    const write = Atomics.load(this.#indices, WRITE);
+    const read = Atomics.load(this.#indices, READ);
+    return (write - read + this.#storageSize) % this.#storageSize;
+  }
+
+  /** Published frames not yet consumed (walks their headers: for metrics, not the hot path). */
+  availableReadFrames(): number {
+    const write = Atomics.load(this.#indices, WRITE);
+    return countFrames(this.#view, this.#storageSize, Atomics.load(this.#indices, READ), write);
+  }
+
+  /** Whether at least one frame is published and unread. */
+  hasData(): boolean {
+    return this.#hasData();
+  }
+
+  /**
+   * Batch pop: hands up to `maxFrames` frames to `onFrame`, each as an in-place view valid only during the call,
+   * then frees their room with one release store. If `onFrame` throws, the frames before it and the one it
+   * threw on count as consumed, the room is freed, and the error propagates.
+   *
+   * @returns how many valid frames were handed out.
+   */
+  drain(onFrame: (frame: FrameView) => void, maxFrames = Number.POSITIVE_INFINITY): number {
+    const indices = this.#indices;
+    const size = this.#storageSize;
+    // Acquire: every byte of every frame up to `write` is visible from here on.
+    const write = Atomics.load(indices, WRITE);
+    let read = Atomics.load(indices, READ);
+    if (read === write) return 0;
+    const view = this.#view;
+    let handled = 0;
+    try {
+      while (read !== write && handled < maxFrames) {
+        const available = (write - read + size) % size;
+        const at = RingOffset.DATA + read;
+        // Frames start 8-aligned and the storage is a multiple of 8: the length word never wraps.
+        const length = view.getUint32(at, true);
+        const frameSize = (length + FRAME_ALIGN - 1) & ~(FRAME_ALIGN - 1);
+        if (length < FrameHeader.SIZE || length > this.#maxFrameLength || frameSize > available) {
+          const from = read;
+          read = write;
+          this.#reject(
+            ErrorCode.FrameBadLength,
+            `length ${length} (max ${this.#maxFrameLength}, ${available} published)`,
+            from,
+            available,
+          );
+          break;
+        }
+        let frameView = view;
+        let frameBytes = this.#bytes;
+        let frameAt = at;
+        const firstPart = size - read;
+        if (frameSize > firstPart) {
+          // The frame wraps: copy its two parts into scratch so the handler sees one contiguous frame.
+          this.#scratchBytes.set(this.#bytes.subarray(at, at + firstPart), 0);
+          this.#scratchBytes.set(
+            this.#bytes.subarray(RingOffset.DATA, RingOffset.DATA + length - firstPart),
+            firstPart,
+          );
+          frameView = this.#scratchView;
+          frameBytes = this.#scratchBytes;
+          frameAt = 0;
+        }
+        const problem = this.#validate(frameView, frameBytes, frameAt, length);
+        if (problem !== undefined) {
+          // Move past the frame before reporting it, so a throwing hook cannot make us read it again.
+          const from = read;
+          if (problem === ErrorCode.FrameBadMagic) {
+            read = write;
+            this.#reject(
+              problem,
+              `magic 0x${frameView.getUint32(frameAt + FrameHeader.MAGIC, true).toString(16)}`,
+              from,
+              available,
+            );
+            break;
+          }
+          read = (read + frameSize) % size;
+          this.#reject(problem, this.#describe(problem, frameView, frameAt, length), from, frameSize);
+          continue;
+        }
+        read = (read + frameSize) % size;
+        handled++;
+        onFrame(this.#frame.bind(frameView, frameBytes, frameAt));
+      }
+    } finally {
+      this.#framesRead += handled;
+      // Release: the producer may reuse the room only after we are done reading it.
+      Atomics.store(indices, READ, read);
+      wake(this.#signal, PRODUCER_SEQ, PRODUCER_SLEEPING);
+    }
+    return handled;
+  }
+
+  /**
+   * Takes the next valid frame as an owned copy (skipping malformed ones), or `null` when the ring is empty.
+   * Convenient off the hot path; {@link FrameConsumer.drain} reads in place.
+   */
+  pop(): FrameView | null {
+    let copy: FrameView | null = null;
+    this.drain((frame) => {
+      copy = frame.copy();
+    }, 1);
+    return copy;
+  }
+
+  /**
+   * Blocks until a frame is published or `timeoutMs` passes: spins, then parks with `Atomics.wait` on the
+   * doorbell (the producer notifies only while this consumer sleeps). For worker threads.
+   */
+  waitForData(timeoutMs = Number.POSITIVE_INFINITY): boolean {
+    return waitUntil(this.#signal, SEQ, SLEEPING, this.#hasData, timeoutMs, this.#spin);
+  }
+
+  /** {@link FrameConsumer.waitForData} for event-loop threads, with `Atomics.waitAsync`: one Promise per park. */
+  waitForDataAsync(timeoutMs = Number.POSITIVE_INFINITY, signal?: AbortSignal): Promise<boolean> {
+    return waitUntilAsync(this.#signal, SEQ, SLEEPING, this.#hasData, timeoutMs, this.#spin, signal);
+  }
+
+  #validate(view: DataView, bytes: Uint8Array, at: number, length: number): MalformedFrameCode | undefined {
+    if (view.getUint32(at + FrameHeader.MAGIC, true) !== FRAME_MAGIC) return ErrorCode.FrameBadMagic;
+    if (view.getUint16(at + FrameHeader.VERSION, true) !== FRAME_VERSION) return ErrorCode.FrameBadVersion;
+    if (view.getUint32(at + FrameHeader.PAYLOAD_SIZE, true) !== length - FrameHeader.SIZE) {
+      return ErrorCode.FramePayloadSizeMismatch;
+    }
+    if (view.getUint16(at + FrameHeader.FLAGS, true) & FrameFlags.CHECKSUM) {
+      let crc = crc32cUpdate(CRC32C_INIT, bytes, at + FrameHeader.MAGIC, at + FrameHeader.CHECKSUM);
+      crc = crc32cUpdate(crc, bytes, at + FrameHeader.CHECKSUM + 4, at + length);
+      if (crc32cFinish(crc) !== view.getUint32(at + FrameHeader.CHECKSUM, true)) return ErrorCode.FrameBadChecksum;
+    }
+    return undefined;
+  }
+
+  #describe(code: MalformedFrameCode, view: DataView, at: number, length: number): string {
+    switch (code) {
+      case ErrorCode.FrameBadVersion:
+        return `version ${view.getUint16(at + FrameHeader.VERSION, true)}, expected ${FRAME_VERSION}`;
+      case ErrorCode.FramePayloadSizeMismatch:
+        return `payload_size ${view.getUint32(at + FrameHeader.PAYLOAD_SIZE, true)} in a ${length}-byte frame`;
+      default:
+        return 'CRC32-C mismatch';
+    }
+  }
+
+  #reject(code: MalformedFrameCode, detail: string, read: number, skipped: number): void {
+    this.#malformedFrames++;
+    this.#skippedBytes += skipped;
+    const onMalformed = this.#onMalformed;
+    if (onMalformed === undefined) return;
+    // Copy what is skipped (at most one maximum frame) so the dead letter outlives the ring slot.
+    const keep = Math.min(skipped, alignedFrameSize(this.maxPayloadSize));
+    const copy = new Uint8Array(keep);
+    const first = Math.min(keep, this.#storageSize - read);
+    copy.set(this.#bytes.subarray(RingOffset.DATA + read, RingOffset.DATA + read + first), 0);
+    copy.set(this.#bytes.subarray(RingOffset.DATA, RingOffset.DATA + keep - first), first);
+    onMalformed(new MalformedFrameError(code, detail, read, skipped, copy));
+  }
+}
