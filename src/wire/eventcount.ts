@@ -11,6 +11,9 @@
  * finite timeout and re-check.
  */
 
+/** setTimeout's largest delay; longer parks re-arm on their next loop. */
+const MAX_TIMER_MS = 0x7fff_ffff;
+
 /** How long, in iterations of `ready()`, a waiter spins before it parks. */
 export const DEFAULT_SPIN = 2_000;
 
@@ -84,8 +87,16 @@ export async function waitUntilAsync(
     }
     const result = Atomics.waitAsync(signal, seqIndex, seq, left);
     if (result.async) {
+      // A pending waitAsync does not keep a Node event loop alive (a worker with nothing else ref'd exits with
+      // code 13 mid-wait), and its own timeout is a V8 task Node does not wait for. So a ref'd timer spans the
+      // park and ends it at the deadline itself; a spurious wake-up only makes the loop re-check and re-park.
+      const keepAlive = setTimeout(() => Atomics.notify(signal, seqIndex), Math.min(left, MAX_TIMER_MS));
       if (abort === undefined) {
-        await result.value;
+        try {
+          await result.value;
+        } finally {
+          clearTimeout(keepAlive);
+        }
       } else {
         // An abort must end the park: bump the seq ourselves, which resolves the pending waitAsync.
         const onAbort = (): void => {
@@ -96,6 +107,7 @@ export async function waitUntilAsync(
         try {
           await result.value;
         } finally {
+          clearTimeout(keepAlive);
           abort.removeEventListener('abort', onAbort);
         }
       }

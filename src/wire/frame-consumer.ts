@@ -64,6 +64,7 @@ export class FrameConsumer {
   readonly #maxFrameLength: number;
   readonly #onMalformed: ((error: MalformedFrameError) => void) | undefined;
   readonly #spin: number;
+  readonly #requireChecksum: boolean;
   readonly #hasData = (): boolean => Atomics.load(this.#indices, WRITE) !== Atomics.load(this.#indices, READ);
   #framesRead = 0;
   #malformedFrames = 0;
@@ -87,6 +88,7 @@ export class FrameConsumer {
     this.#maxFrameLength = FrameHeader.SIZE + memory.maxPayloadSize;
     this.#onMalformed = options.onMalformed;
     this.#spin = spin;
+    this.#requireChecksum = memory.integrity;
   }
 
   /** Valid frames handed out so far. */
@@ -235,6 +237,8 @@ export class FrameConsumer {
       let crc = crc32cUpdate(CRC32C_INIT, bytes, at + FrameHeader.MAGIC, at + FrameHeader.CHECKSUM);
       crc = crc32cUpdate(crc, bytes, at + FrameHeader.CHECKSUM + 4, at + length);
       if (crc32cFinish(crc) !== view.getUint32(at + FrameHeader.CHECKSUM, true)) return ErrorCode.FrameBadChecksum;
+    } else if (this.#requireChecksum) {
+      return ErrorCode.FrameBadChecksum;
     }
     return undefined;
   }
@@ -246,7 +250,9 @@ export class FrameConsumer {
       case ErrorCode.FramePayloadSizeMismatch:
         return `payload_size ${view.getUint32(at + FrameHeader.PAYLOAD_SIZE, true)} in a ${length}-byte frame`;
       default:
-        return 'CRC32-C mismatch';
+        return view.getUint16(at + FrameHeader.FLAGS, true) & FrameFlags.CHECKSUM
+          ? 'CRC32-C mismatch'
+          : 'no checksum on a ring that requires integrity';
     }
   }
 

@@ -14,7 +14,7 @@ import { RingOffset, RingSignalOffset } from './ring-signal.js';
 export interface FrameProducerOptions {
   /** Stamps every frame (ticked once per frame). Without one, frames carry a zero HLC. */
   readonly clock?: HybridLogicalClock;
-  /** Compute a CRC32-C for every frame (the kernel asked for integrity). Default false. */
+  /** Compute a CRC32-C for every frame even on a ring created without `integrity`. Default: the ring's setting. */
   readonly integrity?: boolean;
   /** Iterations spent spinning before a blocking wait parks. Default {@link DEFAULT_SPIN}. */
   readonly spin?: number;
@@ -80,7 +80,7 @@ export class FrameProducer {
     this.#scratchBytes = new Uint8Array(alignedFrameSize(memory.maxPayloadSize));
     this.#scratchView = new DataView(this.#scratchBytes.buffer);
     this.#clock = options.clock;
-    this.#integrity = options.integrity ?? false;
+    this.#integrity = memory.integrity || (options.integrity ?? false);
     this.#spin = spin;
     this.#hasSpace = () => this.availableWriteBytes() >= this.#spaceNeeded;
   }

@@ -14,6 +14,11 @@ export interface FrameRingMemory {
   readonly signal: SharedArrayBuffer;
   /** The largest payload a frame on this ring may carry, bytes. */
   readonly maxPayloadSize: number;
+  /**
+   * Every frame carries a CRC32-C and the consumer rejects frames without one. A ring-wide property rather
+   * than a per-frame flag alone, so a bit flip that clears a frame's CHECKSUM flag cannot switch the check off.
+   */
+  readonly integrity: boolean;
 }
 
 /** Options of {@link createFrameRing}. */
@@ -22,6 +27,8 @@ export interface FrameRingOptions {
   readonly capacityBytes: number;
   /** The largest payload a frame may carry; default: as large as the ring allows. */
   readonly maxPayloadSize?: number;
+  /** Checksum every frame with CRC32-C (the kernel asked for integrity). Default false. */
+  readonly integrity?: boolean;
 }
 
 /** Largest data area: ringbuf.js indices are u32 and frame sizes are computed with 32-bit integer ops. */
@@ -67,15 +74,18 @@ export function createFrameRing(options: FrameRingOptions): FrameRingMemory {
       `maxPayloadSize must be an integer in [0, ${largestPayload}] for a ${capacityBytes}-byte ring, got ${maxPayloadSize}`,
     );
   }
+  const integrity = options.integrity ?? false;
+  if (typeof integrity !== 'boolean') throw new TypeError(`integrity must be a boolean, got ${typeof integrity}`);
   const ring = RingBuffer.getStorageForCapacity(storageSize - 1, Uint8Array);
   const signal = new SharedArrayBuffer(RingSignalOffset.SIZE);
-  return Object.freeze({ ring, signal, maxPayloadSize });
+  return Object.freeze({ ring, signal, maxPayloadSize, integrity });
 }
 
 /** Checks memory received from another thread and returns its storage size. @internal */
 export function checkRingMemory(memory: FrameRingMemory): number {
   if (typeof memory !== 'object' || memory === null) throw new TypeError('memory must be a FrameRingMemory');
-  const { ring, signal, maxPayloadSize } = memory;
+  const { ring, signal, maxPayloadSize, integrity } = memory;
+  if (typeof integrity !== 'boolean') throw new TypeError('memory.integrity must be a boolean');
   if (!(ring instanceof SharedArrayBuffer) || !(signal instanceof SharedArrayBuffer)) {
     throw new TypeError('memory.ring and memory.signal must be SharedArrayBuffers');
   }
