@@ -65,7 +65,9 @@ export class FrameConsumer {
   readonly #onMalformed: ((error: MalformedFrameError) => void) | undefined;
   readonly #spin: number;
   readonly #requireChecksum: boolean;
-  readonly #hasData = (): boolean => Atomics.load(this.#indices, WRITE) !== Atomics.load(this.#indices, READ);
+  readonly #hasData = (): boolean => Atomics.load(this.#indices, WRITE) !== this.#read;
+  /** Our own read index: we are its only writer, so it never needs reloading. */
+  #read: number;
   #framesRead = 0;
   #malformedFrames = 0;
   #skippedBytes = 0;
@@ -89,6 +91,7 @@ export class FrameConsumer {
     this.#onMalformed = options.onMalformed;
     this.#spin = spin;
     this.#requireChecksum = memory.integrity;
+    this.#read = Atomics.load(this.#indices, READ);
   }
 
   /** Valid frames handed out so far. */
@@ -107,14 +110,13 @@ export class FrameConsumer {
   /** Published bytes not yet consumed. */
   availableReadBytes(): number {
     const write = Atomics.load(this.#indices, WRITE);
-    const read = Atomics.load(this.#indices, READ);
-    return (write - read + this.#storageSize) % this.#storageSize;
+    return (write - this.#read + this.#storageSize) % this.#storageSize;
   }
 
   /** Published frames not yet consumed (walks their headers: for metrics, not the hot path). */
   availableReadFrames(): number {
     const write = Atomics.load(this.#indices, WRITE);
-    return countFrames(this.#view, this.#storageSize, Atomics.load(this.#indices, READ), write);
+    return countFrames(this.#view, this.#storageSize, this.#read, write);
   }
 
   /** Whether at least one frame is published and unread. */
@@ -134,7 +136,7 @@ export class FrameConsumer {
     const size = this.#storageSize;
     // Acquire: every byte of every frame up to `write` is visible from here on.
     const write = Atomics.load(indices, WRITE);
-    let read = Atomics.load(indices, READ);
+    let read = this.#read;
     if (read === write) return 0;
     const view = this.#view;
     let handled = 0;
@@ -195,6 +197,7 @@ export class FrameConsumer {
       }
     } finally {
       this.#framesRead += handled;
+      this.#read = read;
       // Release: the producer may reuse the room only after we are done reading it.
       Atomics.store(indices, READ, read);
       wake(this.#signal, PRODUCER_SEQ, PRODUCER_SLEEPING);
