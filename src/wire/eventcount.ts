@@ -17,6 +17,33 @@ const MAX_TIMER_MS = 0x7fff_ffff;
 /** How long, in iterations of `ready()`, a waiter spins before it parks. */
 export const DEFAULT_SPIN = 2_000;
 
+const READY = 'ready';
+const EXPIRED = 'expired';
+
+/**
+ * Sleeper side, before parking: reads the seq, raises the sleeping flag, re-checks. Returns the seq to wait on,
+ * or READY / EXPIRED with the flag lowered again.
+ */
+function arm(
+  signal: Int32Array,
+  seqIndex: number,
+  sleepingIndex: number,
+  ready: () => boolean,
+  deadline: number,
+): number | typeof READY | typeof EXPIRED {
+  const seq = Atomics.load(signal, seqIndex);
+  Atomics.store(signal, sleepingIndex, 1);
+  if (ready()) {
+    Atomics.store(signal, sleepingIndex, 0);
+    return READY;
+  }
+  if (deadline - performance.now() <= 0) {
+    Atomics.store(signal, sleepingIndex, 0);
+    return EXPIRED;
+  }
+  return seq;
+}
+
 /** Waker side: call after publishing. Costs one atomic load when nobody sleeps. */
 export function wake(signal: Int32Array, seqIndex: number, sleepingIndex: number): void {
   if (Atomics.load(signal, sleepingIndex) !== 0) {
@@ -40,17 +67,10 @@ export function waitUntil(
   for (let i = 0; i < spin; i++) if (ready()) return true;
   const deadline = performance.now() + timeoutMs;
   for (;;) {
-    const seq = Atomics.load(signal, seqIndex);
-    Atomics.store(signal, sleepingIndex, 1);
-    if (ready()) {
-      Atomics.store(signal, sleepingIndex, 0);
-      return true;
-    }
+    const seq = arm(signal, seqIndex, sleepingIndex, ready, deadline);
+    if (seq === READY) return true;
+    if (seq === EXPIRED) return false;
     const left = deadline - performance.now();
-    if (left <= 0) {
-      Atomics.store(signal, sleepingIndex, 0);
-      return false;
-    }
     Atomics.wait(signal, seqIndex, seq, left);
     Atomics.store(signal, sleepingIndex, 0);
     if (ready()) return true;
@@ -74,17 +94,10 @@ export async function waitUntilAsync(
   const deadline = performance.now() + timeoutMs;
   for (;;) {
     abort?.throwIfAborted();
-    const seq = Atomics.load(signal, seqIndex);
-    Atomics.store(signal, sleepingIndex, 1);
-    if (ready()) {
-      Atomics.store(signal, sleepingIndex, 0);
-      return true;
-    }
+    const seq = arm(signal, seqIndex, sleepingIndex, ready, deadline);
+    if (seq === READY) return true;
+    if (seq === EXPIRED) return false;
     const left = deadline - performance.now();
-    if (left <= 0) {
-      Atomics.store(signal, sleepingIndex, 0);
-      return false;
-    }
     const result = Atomics.waitAsync(signal, seqIndex, seq, left);
     if (result.async) {
       // A pending waitAsync does not keep a Node event loop alive (a worker with nothing else ref'd exits with

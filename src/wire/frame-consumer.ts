@@ -3,9 +3,10 @@ import { type MalformedFrameCode, MalformedFrameError } from '../errors/frame-er
 import { CRC32C_INIT, crc32cFinish, crc32cUpdate } from './crc32c.js';
 import { DEFAULT_SPIN, waitUntil, waitUntilAsync, wake } from './eventcount.js';
 import { alignedFrameSize, FRAME_ALIGN, FRAME_MAGIC, FRAME_VERSION, FrameFlags, FrameHeader } from './frame-header.js';
-import { checkRingMemory, countFrames, type FrameRingMemory } from './frame-ring.js';
+import { countFrames, type FrameRingMemory } from './frame-ring.js';
 import { FrameView } from './frame-view.js';
 import { RingOffset, RingSignalOffset } from './ring-signal.js';
+import { openRing, type RingViews } from './ring-views.js';
 
 /** Options of a {@link FrameConsumer}. */
 export interface FrameConsumerOptions {
@@ -53,19 +54,12 @@ const PRODUCER_SLEEPING = RingSignalOffset.PRODUCER_SLEEPING >> 2;
 export class FrameConsumer {
   /** The largest payload a frame on this ring may carry. */
   readonly maxPayloadSize: number;
-  readonly #indices: Uint32Array;
-  readonly #storageSize: number;
-  readonly #view: DataView;
-  readonly #bytes: Uint8Array;
-  readonly #signal: Int32Array;
-  readonly #scratchBytes: Uint8Array;
-  readonly #scratchView: DataView;
+  readonly #ring: RingViews;
   readonly #frame: FrameView;
   readonly #maxFrameLength: number;
   readonly #onMalformed: ((error: MalformedFrameError) => void) | undefined;
-  readonly #spin: number;
   readonly #requireChecksum: boolean;
-  readonly #hasData = (): boolean => Atomics.load(this.#indices, WRITE) !== this.#read;
+  readonly #hasData = (): boolean => Atomics.load(this.#ring.indices, WRITE) !== this.#read;
   /** Our own read index: we are its only writer, so it never needs reloading. */
   #read: number;
   #framesRead = 0;
@@ -73,25 +67,17 @@ export class FrameConsumer {
   #skippedBytes = 0;
 
   constructor(memory: FrameRingMemory, options: FrameConsumerOptions = {}) {
-    this.#storageSize = checkRingMemory(memory);
-    this.maxPayloadSize = memory.maxPayloadSize;
-    const spin = options.spin ?? DEFAULT_SPIN;
-    if (!Number.isInteger(spin) || spin < 0) throw new RangeError(`spin must be a non-negative integer, got ${spin}`);
+    const ring = openRing(memory, options.spin);
+    this.#ring = ring;
     if (options.onMalformed !== undefined && typeof options.onMalformed !== 'function') {
       throw new TypeError('onMalformed must be a function');
     }
-    this.#indices = new Uint32Array(memory.ring, 0, 2);
-    this.#view = new DataView(memory.ring);
-    this.#bytes = new Uint8Array(memory.ring);
-    this.#signal = new Int32Array(memory.signal);
-    this.#scratchBytes = new Uint8Array(alignedFrameSize(memory.maxPayloadSize));
-    this.#scratchView = new DataView(this.#scratchBytes.buffer);
-    this.#frame = new FrameView(this.#view, this.#bytes, 0);
+    this.maxPayloadSize = memory.maxPayloadSize;
+    this.#frame = new FrameView(this.#ring.view, this.#ring.bytes, 0);
     this.#maxFrameLength = FrameHeader.SIZE + memory.maxPayloadSize;
     this.#onMalformed = options.onMalformed;
-    this.#spin = spin;
     this.#requireChecksum = memory.integrity;
-    this.#read = Atomics.load(this.#indices, READ);
+    this.#read = Atomics.load(this.#ring.indices, READ);
   }
 
   /** Valid frames handed out so far. */
@@ -109,14 +95,14 @@ export class FrameConsumer {
 
   /** Published bytes not yet consumed. */
   availableReadBytes(): number {
-    const write = Atomics.load(this.#indices, WRITE);
-    return (write - this.#read + this.#storageSize) % this.#storageSize;
+    const write = Atomics.load(this.#ring.indices, WRITE);
+    return (write - this.#read + this.#ring.storageSize) % this.#ring.storageSize;
   }
 
   /** Published frames not yet consumed (walks their headers: for metrics, not the hot path). */
   availableReadFrames(): number {
-    const write = Atomics.load(this.#indices, WRITE);
-    return countFrames(this.#view, this.#storageSize, this.#read, write);
+    const write = Atomics.load(this.#ring.indices, WRITE);
+    return countFrames(this.#ring.view, this.#ring.storageSize, this.#read, write);
   }
 
   /** Whether at least one frame is published and unread. */
@@ -132,13 +118,13 @@ export class FrameConsumer {
    * @returns how many valid frames were handed out.
    */
   drain(onFrame: (frame: FrameView) => void, maxFrames = Number.POSITIVE_INFINITY): number {
-    const indices = this.#indices;
-    const size = this.#storageSize;
+    const indices = this.#ring.indices;
+    const size = this.#ring.storageSize;
     // Acquire: every byte of every frame up to `write` is visible from here on.
     const write = Atomics.load(indices, WRITE);
     let read = this.#read;
     if (read === write) return 0;
-    const view = this.#view;
+    const view = this.#ring.view;
     let handled = 0;
     try {
       while (read !== write && handled < maxFrames) {
@@ -159,18 +145,18 @@ export class FrameConsumer {
           break;
         }
         let frameView = view;
-        let frameBytes = this.#bytes;
+        let frameBytes = this.#ring.bytes;
         let frameAt = at;
         const firstPart = size - read;
         if (frameSize > firstPart) {
           // The frame wraps: copy its two parts into scratch so the handler sees one contiguous frame.
-          this.#scratchBytes.set(this.#bytes.subarray(at, at + firstPart), 0);
-          this.#scratchBytes.set(
-            this.#bytes.subarray(RingOffset.DATA, RingOffset.DATA + length - firstPart),
+          this.#ring.scratchBytes.set(this.#ring.bytes.subarray(at, at + firstPart), 0);
+          this.#ring.scratchBytes.set(
+            this.#ring.bytes.subarray(RingOffset.DATA, RingOffset.DATA + length - firstPart),
             firstPart,
           );
-          frameView = this.#scratchView;
-          frameBytes = this.#scratchBytes;
+          frameView = this.#ring.scratchView;
+          frameBytes = this.#ring.scratchBytes;
           frameAt = 0;
         }
         const problem = this.#validate(frameView, frameBytes, frameAt, length);
@@ -200,7 +186,7 @@ export class FrameConsumer {
       this.#read = read;
       // Release: the producer may reuse the room only after we are done reading it.
       Atomics.store(indices, READ, read);
-      wake(this.#signal, PRODUCER_SEQ, PRODUCER_SLEEPING);
+      wake(this.#ring.signal, PRODUCER_SEQ, PRODUCER_SLEEPING);
     }
     return handled;
   }
@@ -222,12 +208,12 @@ export class FrameConsumer {
    * doorbell (the producer notifies only while this consumer sleeps). For worker threads.
    */
   waitForData(timeoutMs = Number.POSITIVE_INFINITY): boolean {
-    return waitUntil(this.#signal, SEQ, SLEEPING, this.#hasData, timeoutMs, this.#spin);
+    return waitUntil(this.#ring.signal, SEQ, SLEEPING, this.#hasData, timeoutMs, this.#ring.spin);
   }
 
   /** {@link FrameConsumer.waitForData} for event-loop threads, with `Atomics.waitAsync`: one Promise per park. */
   waitForDataAsync(timeoutMs = Number.POSITIVE_INFINITY, signal?: AbortSignal): Promise<boolean> {
-    return waitUntilAsync(this.#signal, SEQ, SLEEPING, this.#hasData, timeoutMs, this.#spin, signal);
+    return waitUntilAsync(this.#ring.signal, SEQ, SLEEPING, this.#hasData, timeoutMs, this.#ring.spin, signal);
   }
 
   #validate(view: DataView, bytes: Uint8Array, at: number, length: number): MalformedFrameCode | undefined {
@@ -267,9 +253,9 @@ export class FrameConsumer {
     // Copy what is skipped (at most one maximum frame) so the dead letter outlives the ring slot.
     const keep = Math.min(skipped, alignedFrameSize(this.maxPayloadSize));
     const copy = new Uint8Array(keep);
-    const first = Math.min(keep, this.#storageSize - read);
-    copy.set(this.#bytes.subarray(RingOffset.DATA + read, RingOffset.DATA + read + first), 0);
-    copy.set(this.#bytes.subarray(RingOffset.DATA, RingOffset.DATA + keep - first), first);
+    const first = Math.min(keep, this.#ring.storageSize - read);
+    copy.set(this.#ring.bytes.subarray(RingOffset.DATA + read, RingOffset.DATA + read + first), 0);
+    copy.set(this.#ring.bytes.subarray(RingOffset.DATA, RingOffset.DATA + keep - first), first);
     onMalformed(new MalformedFrameError(code, detail, read, skipped, copy));
   }
 }

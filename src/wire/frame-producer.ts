@@ -4,10 +4,11 @@ import { CRC32C_INIT, crc32cFinish, crc32cUpdate } from './crc32c.js';
 import { checkFlags, checkMessageId, type Envelope, writeFrameHeader } from './envelope.js';
 import { DEFAULT_SPIN, waitUntil, waitUntilAsync, wake } from './eventcount.js';
 import { alignedFrameSize, FRAME_ALIGN, FrameFlags, FrameHeader } from './frame-header.js';
-import { checkRingMemory, countFrames, type FrameRingMemory } from './frame-ring.js';
+import { countFrames, type FrameRingMemory } from './frame-ring.js';
 import type { HybridLogicalClock } from './hlc.js';
 import type { MessageCodec } from './message-schema.js';
 import { RingOffset, RingSignalOffset } from './ring-signal.js';
+import { openRing, type RingViews } from './ring-views.js';
 
 /** Options of a {@link FrameProducer}. */
 export interface FrameProducerOptions {
@@ -47,16 +48,9 @@ const CONSUMER_SLEEPING = RingSignalOffset.CONSUMER_SLEEPING >> 2;
 export class FrameProducer {
   /** The largest payload a frame may carry. */
   readonly maxPayloadSize: number;
-  readonly #indices: Uint32Array;
-  readonly #storageSize: number;
-  readonly #view: DataView;
-  readonly #bytes: Uint8Array;
-  readonly #signal: Int32Array;
-  readonly #scratchBytes: Uint8Array;
-  readonly #scratchView: DataView;
+  readonly #ring: RingViews;
   readonly #clock: HybridLogicalClock | undefined;
   readonly #integrity: boolean;
-  readonly #spin: number;
   readonly #hasSpace: () => boolean;
   /** Our own write index: we are its only writer, so it never needs reloading. */
   #write: number;
@@ -67,21 +61,13 @@ export class FrameProducer {
   #framesWritten = 0;
 
   constructor(memory: FrameRingMemory, options: FrameProducerOptions = {}) {
-    this.#storageSize = checkRingMemory(memory);
+    const ring = openRing(memory, options.spin);
+    this.#ring = ring;
     this.maxPayloadSize = memory.maxPayloadSize;
-    const spin = options.spin ?? DEFAULT_SPIN;
-    if (!Number.isInteger(spin) || spin < 0) throw new RangeError(`spin must be a non-negative integer, got ${spin}`);
-    this.#indices = new Uint32Array(memory.ring, 0, 2);
-    this.#view = new DataView(memory.ring);
-    this.#bytes = new Uint8Array(memory.ring);
-    this.#signal = new Int32Array(memory.signal);
-    this.#scratchBytes = new Uint8Array(alignedFrameSize(memory.maxPayloadSize));
-    this.#scratchView = new DataView(this.#scratchBytes.buffer);
     this.#clock = options.clock;
     this.#integrity = memory.integrity || (options.integrity ?? false);
-    this.#spin = spin;
-    this.#write = Atomics.load(this.#indices, WRITE);
-    this.#readCache = Atomics.load(this.#indices, READ);
+    this.#write = Atomics.load(this.#ring.indices, WRITE);
+    this.#readCache = Atomics.load(this.#ring.indices, READ);
     this.#hasSpace = () => this.availableWriteBytes() >= this.#spaceNeeded;
   }
 
@@ -104,12 +90,12 @@ export class FrameProducer {
       throw new FrameTooLargeError(payloadSize, this.maxPayloadSize);
     }
     const frameSize = (FrameHeader.SIZE + payloadSize + (FRAME_ALIGN - 1)) & ~(FRAME_ALIGN - 1);
-    const size = this.#storageSize;
+    const size = this.#ring.storageSize;
     const write = this.#write;
     // One slot stays empty (ringbuf.js: full when write + 1 == read), hence the − 1.
     if ((this.#readCache - write - 1 + size) % size < frameSize) {
       // Acquire: the consumer is done with every byte before its published read index.
-      this.#readCache = Atomics.load(this.#indices, READ);
+      this.#readCache = Atomics.load(this.#ring.indices, READ);
       if ((this.#readCache - write - 1 + size) % size < frameSize) return false;
     }
     const requested = envelope?.messageId;
@@ -117,8 +103,8 @@ export class FrameProducer {
     const flags = checkFlags(envelope?.flags) | (this.#integrity ? FrameFlags.CHECKSUM : 0);
     const firstPart = size - write;
     const wraps = frameSize > firstPart;
-    const view = wraps ? this.#scratchView : this.#view;
-    const bytes = wraps ? this.#scratchBytes : this.#bytes;
+    const view = wraps ? this.#ring.scratchView : this.#ring.view;
+    const bytes = wraps ? this.#ring.scratchBytes : this.#ring.bytes;
     const at = wraps ? 0 : RingOffset.DATA + write;
     const clock = this.#clock;
     if (clock !== undefined) clock.tick();
@@ -142,16 +128,16 @@ export class FrameProducer {
       view.setUint32(at + FrameHeader.CHECKSUM, crc32cFinish(crc), true);
     }
     if (wraps) {
-      const ring = this.#bytes;
-      ring.set(this.#scratchBytes.subarray(0, firstPart), RingOffset.DATA + write);
-      ring.set(this.#scratchBytes.subarray(firstPart, frameSize), RingOffset.DATA);
+      const ring = this.#ring.bytes;
+      ring.set(this.#ring.scratchBytes.subarray(0, firstPart), RingOffset.DATA + write);
+      ring.set(this.#ring.scratchBytes.subarray(firstPart, frameSize), RingOffset.DATA);
     }
     this.#write = (write + frameSize) % size;
     // Release: the whole frame is visible to whoever sees the new write index. One publish per frame.
-    Atomics.store(this.#indices, WRITE, this.#write);
+    Atomics.store(this.#ring.indices, WRITE, this.#write);
     if (requested === undefined) this.#nextMessageId++;
     this.#framesWritten++;
-    wake(this.#signal, CONSUMER_SEQ, CONSUMER_SLEEPING);
+    wake(this.#ring.signal, CONSUMER_SEQ, CONSUMER_SLEEPING);
     return true;
   }
 
@@ -175,8 +161,8 @@ export class FrameProducer {
 
   /** Free bytes in the ring right now. */
   availableWriteBytes(): number {
-    this.#readCache = Atomics.load(this.#indices, READ);
-    return (this.#readCache - this.#write - 1 + this.#storageSize) % this.#storageSize;
+    this.#readCache = Atomics.load(this.#ring.indices, READ);
+    return (this.#readCache - this.#write - 1 + this.#ring.storageSize) % this.#ring.storageSize;
   }
 
   /** How many frames with `payloadSize` bytes of payload fit in the ring right now. */
@@ -186,7 +172,7 @@ export class FrameProducer {
 
   /** Frames published and not yet consumed (walks their headers: for metrics, not the hot path). */
   pendingFrames(): number {
-    return countFrames(this.#view, this.#storageSize, Atomics.load(this.#indices, READ), this.#write);
+    return countFrames(this.#ring.view, this.#ring.storageSize, Atomics.load(this.#ring.indices, READ), this.#write);
   }
 
   /**
@@ -195,12 +181,12 @@ export class FrameProducer {
    */
   waitForSpace(bytes: number, timeoutMs = Number.POSITIVE_INFINITY): boolean {
     this.#spaceNeeded = bytes;
-    return waitUntil(this.#signal, SEQ, SLEEPING, this.#hasSpace, timeoutMs, this.#spin);
+    return waitUntil(this.#ring.signal, SEQ, SLEEPING, this.#hasSpace, timeoutMs, this.#ring.spin);
   }
 
   /** {@link FrameProducer.waitForSpace} for event-loop threads, with `Atomics.waitAsync` and an optional abort signal. */
   waitForSpaceAsync(bytes: number, timeoutMs = Number.POSITIVE_INFINITY, signal?: AbortSignal): Promise<boolean> {
     this.#spaceNeeded = bytes;
-    return waitUntilAsync(this.#signal, SEQ, SLEEPING, this.#hasSpace, timeoutMs, this.#spin, signal);
+    return waitUntilAsync(this.#ring.signal, SEQ, SLEEPING, this.#hasSpace, timeoutMs, this.#ring.spin, signal);
   }
 }
