@@ -5,12 +5,26 @@
  * @packageDocumentation
  */
 
+export type { KernelLifecycleEvent, LifecycleCommand } from '../machines/kernel-lifecycle.js';
+export { kernelLifecycle, lifecycleAccepts } from '../machines/kernel-lifecycle.js';
+export type { BackendProbe, BackendType } from './backends/backend-type.js';
+export { BACKEND_TYPES, probeBackend } from './backends/backend-type.js';
 export type { ErrorCodeName, ErrorCodeString } from './errors/codes.js';
 // Errors
 export { ErrorCode, ErrorNumber, errorNumberOf } from './errors/codes.js';
 export type { MalformedFrameCode } from './errors/frame-errors.js';
 export { FrameTooLargeError, MalformedFrameError } from './errors/frame-errors.js';
 export { RingKernelError } from './errors/ringkernel-error.js';
+export {
+  BackendUnavailableError,
+  DuplicateKernelError,
+  HandlerFailedError,
+  InvalidStateError,
+  KernelFailedError,
+  KernelNotFoundError,
+  QueueFullError,
+  RuntimeShutDownError,
+} from './errors/runtime-errors.js';
 export {
   ClockSkewError,
   InvalidEnvelopeError,
@@ -19,6 +33,25 @@ export {
   TimeoutError,
   ValueOutOfRangeError,
 } from './errors/value-errors.js';
+export { RuntimeBuilder } from './runtime/builder.js';
+export type { RuntimeConfig } from './runtime/config.js';
+export { DEFAULT_RUNTIME_CONFIG, resolveConfig } from './runtime/config.js';
+export type { DeadLetter } from './runtime/dead-letters.js';
+export { DeadLetterStream } from './runtime/dead-letters.js';
+export type {
+  AnyKernelDefinition,
+  CpuHandler,
+  KernelContext,
+  KernelDefinition,
+  KernelSpec,
+} from './runtime/kernel-definition.js';
+export { defineKernel, findKernel } from './runtime/kernel-definition.js';
+export type { CallOptions, Dim3, KernelMetrics, SendOptions } from './runtime/kernel-handle.js';
+export { KernelHandle } from './runtime/kernel-handle.js';
+export type { LatencySummary } from './runtime/latency-histogram.js';
+export type { LaunchOptions, ShutdownReport } from './runtime/runtime.js';
+// Runtime
+export { RingKernelRuntime } from './runtime/runtime.js';
 export { LAYOUT_HEADER_PATH, NATIVE_LAYOUTS, renderLayoutHeader, renderMessagesHeader } from './wire/c-header.js';
 export { CONTROL_BLOCK_LAYOUT, CONTROL_BLOCK_VERSION, ControlBlock, ControlBlockOffset } from './wire/control-block.js';
 export { CRC32C_INIT, crc32c, crc32cFinish, crc32cUpdate } from './wire/crc32c.js';
@@ -73,3 +106,4 @@ export { RING_HEADER_LAYOUT, RING_SIGNAL_LAYOUT, RingOffset, RingSignalOffset } 
 export type { FieldWriter, LayoutField, LayoutFieldSpec, ScalarKind, StructLayout } from './wire/struct-layout.js';
 // Wire: binary contracts
 export { defineStructLayout, layoutField, SCALAR_C_TYPE, SCALAR_SIZE } from './wire/struct-layout.js';
+export type { DeadLetterReason, SerializedError } from './worker/protocol.js';

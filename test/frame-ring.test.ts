@@ -35,7 +35,9 @@ function ring(capacityBytes: number, maxPayloadSize?: number, integrity = false)
 
 function drainAll(consumer: FrameConsumer): FrameView[] {
   const frames: FrameView[] = [];
-  consumer.drain((frame) => frames.push(frame.copy()));
+  consumer.drain((frame) => {
+    frames.push(frame.copy());
+  });
   return frames;
 }
 

@@ -28,6 +28,7 @@
 #define RK_FRAME_FLAG_CHECKSUM 1u
 #define RK_FRAME_FLAG_RESPONSE 2u
 #define RK_FRAME_FLAG_ERROR 4u
+#define RK_FRAME_FLAG_REQUEST 8u
 #define RK_CONTROL_BLOCK_VERSION 1u
 
 /* Kernel lifecycle status word. */
@@ -54,6 +55,15 @@
 #define RK_E_CLOCK_SKEW 301u
 #define RK_E_TIMEOUT 401u
 #define RK_E_ABORTED 402u
+#define RK_E_KERNEL_NOT_FOUND 501u
+#define RK_E_INVALID_STATE 502u
+#define RK_E_QUEUE_FULL 503u
+#define RK_E_BACKEND_UNAVAILABLE 504u
+#define RK_E_KERNEL_FAILED 505u
+#define RK_E_HANDLER_FAILED 506u
+#define RK_E_RUNTIME_SHUT_DOWN 507u
+#define RK_E_DUPLICATE_KERNEL 508u
+#define RK_E_TERMINATION_TIMEOUT 509u
 
 /* rk_frame_header: Frame = this header, then payload_size bytes of payload, then zero to seven bytes of padding to the next 8-byte boundary. Written once by the producer before the ring publishes it; read-only afterwards. */
 typedef struct rk_frame_header {
@@ -126,7 +136,7 @@ RK_STATIC_ASSERT(offsetof(rk_frame_header, reserved1) == 92, "rk_frame_header.re
 typedef struct rk_control_block {
   RK_ATOMIC(uint32_t) status; /* @0, writer: lifecycle. RK_STATUS_*: the lifecycle machine state. */
   RK_ATOMIC(uint32_t) is_active; /* @4, writer: lifecycle. 1 = consume input; 0 = paused. */
-  RK_ATOMIC(uint32_t) should_terminate; /* @8, writer: host. 1 = finish and exit. */
+  RK_ATOMIC(uint32_t) should_terminate; /* @8, writer: host. 0 = run; 1 = finish, then exit; 2 = exit now (forced). */
   RK_ATOMIC(uint32_t) has_terminated; /* @12, writer: executor. 1 = the loop has exited. */
   RK_ATOMIC(uint64_t) messages_received; /* @16, writer: executor. Frames taken off the input ring. */
   RK_ATOMIC(uint64_t) messages_processed; /* @24, writer: executor. Handled without error. */

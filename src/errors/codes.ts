@@ -33,6 +33,24 @@ export const ErrorCode = {
   Timeout: 'RK_TIMEOUT',
   /** A wait was cancelled through its AbortSignal. */
   Aborted: 'RK_ABORTED',
+  /** No kernel is defined (or launched) under that id. */
+  KernelNotFound: 'RK_KERNEL_NOT_FOUND',
+  /** The operation is not valid in the kernel's current lifecycle state. */
+  InvalidState: 'RK_INVALID_STATE',
+  /** The kernel's input queue is full and the send asked not to wait. */
+  QueueFull: 'RK_QUEUE_FULL',
+  /** The requested backend cannot run on this machine. */
+  BackendUnavailable: 'RK_BACKEND_UNAVAILABLE',
+  /** The kernel failed (its worker died, or termination was forced); pending operations reject with this. */
+  KernelFailed: 'RK_KERNEL_FAILED',
+  /** The kernel's handler threw while handling a call's request. */
+  HandlerFailed: 'RK_HANDLER_FAILED',
+  /** The runtime has been shut down. */
+  RuntimeShutDown: 'RK_RUNTIME_SHUT_DOWN',
+  /** Two different kernels were defined under one id. */
+  DuplicateKernel: 'RK_DUPLICATE_KERNEL',
+  /** A kernel did not finish terminating within `terminationTimeout`. */
+  TerminationTimeout: 'RK_TERMINATION_TIMEOUT',
 } as const;
 
 /** The name of an error code, e.g. `'FrameTooLarge'`. */
@@ -42,7 +60,7 @@ export type ErrorCodeString = (typeof ErrorCode)[ErrorCodeName];
 
 /**
  * The numeric form of each code, shared with C and CUDA (`RK_E_*`). 0 means "no error".
- * Grouped by hundreds: 1xx frames, 2xx message values, 3xx clocks, 4xx waits.
+ * Grouped by hundreds: 1xx frames, 2xx message values, 3xx clocks, 4xx waits, 5xx kernels and runtime.
  */
 export const ErrorNumber: Readonly<Record<ErrorCodeName, number>> = {
   FrameTooLarge: 101,
@@ -58,6 +76,15 @@ export const ErrorNumber: Readonly<Record<ErrorCodeName, number>> = {
   ClockSkew: 301,
   Timeout: 401,
   Aborted: 402,
+  KernelNotFound: 501,
+  InvalidState: 502,
+  QueueFull: 503,
+  BackendUnavailable: 504,
+  KernelFailed: 505,
+  HandlerFailed: 506,
+  RuntimeShutDown: 507,
+  DuplicateKernel: 508,
+  TerminationTimeout: 509,
 };
 
 const numberByCode = new Map<string, number>(

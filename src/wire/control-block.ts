@@ -31,6 +31,11 @@ export const ControlBlockOffset = {
   SIZE: 128,
 } as const;
 
+/** `should_terminate`: finish the message in hand, then drain or discard the queue as the command says. */
+export const TERMINATE_FINISH = 1;
+/** `should_terminate`: forced — stop after the message in hand and discard the rest. */
+export const TERMINATE_NOW = 2;
+
 /** Written into `layout_version` by the host; a reader that finds another value refuses the block. */
 export const CONTROL_BLOCK_VERSION = 1;
 
@@ -42,7 +47,14 @@ export const CONTROL_BLOCK_LAYOUT = defineStructLayout(
   [
     ['status', 'u32', ControlBlockOffset.STATUS, 'lifecycle', 'RK_STATUS_*: the lifecycle machine state.', A()],
     ['is_active', 'u32', ControlBlockOffset.IS_ACTIVE, 'lifecycle', '1 = consume input; 0 = paused.', A()],
-    ['should_terminate', 'u32', ControlBlockOffset.SHOULD_TERMINATE, 'host', '1 = finish and exit.', A()],
+    [
+      'should_terminate',
+      'u32',
+      ControlBlockOffset.SHOULD_TERMINATE,
+      'host',
+      '0 = run; 1 = finish, then exit; 2 = exit now (forced).',
+      A(),
+    ],
     ['has_terminated', 'u32', ControlBlockOffset.HAS_TERMINATED, 'executor', '1 = the loop has exited.', A()],
     [
       'messages_received',
@@ -153,9 +165,16 @@ export class ControlBlock {
   get shouldTerminate(): boolean {
     return this.#u32(ControlBlockOffset.SHOULD_TERMINATE) !== 0;
   }
-  /** Host: request termination. */
-  requestTermination(): void {
-    Atomics.store(this.#i32, I32(ControlBlockOffset.SHOULD_TERMINATE), 1);
+  /** The termination request: 0 none, {@link TERMINATE_FINISH} or {@link TERMINATE_NOW}. Read once per message. */
+  get terminationRequest(): number {
+    return this.#u32(ControlBlockOffset.SHOULD_TERMINATE);
+  }
+  /**
+   * Host: requests termination. The executor checks the word between messages, so a request stops a batch in
+   * progress: FINISH after the message in hand (then drain or discard as asked), NOW forced.
+   */
+  requestTermination(mode: typeof TERMINATE_FINISH | typeof TERMINATE_NOW = TERMINATE_FINISH): void {
+    Atomics.store(this.#i32, I32(ControlBlockOffset.SHOULD_TERMINATE), mode);
   }
   /** Whether the executor loop has exited. */
   get hasTerminated(): boolean {

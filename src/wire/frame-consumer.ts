@@ -59,7 +59,8 @@ export class FrameConsumer {
   readonly #maxFrameLength: number;
   readonly #onMalformed: ((error: MalformedFrameError) => void) | undefined;
   readonly #requireChecksum: boolean;
-  readonly #hasData = (): boolean => Atomics.load(this.#ring.indices, WRITE) !== this.#read;
+  readonly #hasData = (): boolean => this.#interrupted || Atomics.load(this.#ring.indices, WRITE) !== this.#read;
+  #interrupted = false;
   /** Our own read index: we are its only writer, so it never needs reloading. */
   #read: number;
   #framesRead = 0;
@@ -112,12 +113,12 @@ export class FrameConsumer {
 
   /**
    * Batch pop: hands up to `maxFrames` frames to `onFrame`, each as an in-place view valid only during the call,
-   * then frees their room with one release store. If `onFrame` throws, the frames before it and the one it
+   * then frees their room with one release store. `onFrame` returning `false` ends the batch after that frame. If `onFrame` throws, the frames before it and the one it
    * threw on count as consumed, the room is freed, and the error propagates.
    *
    * @returns how many valid frames were handed out.
    */
-  drain(onFrame: (frame: FrameView) => void, maxFrames = Number.POSITIVE_INFINITY): number {
+  drain(onFrame: (frame: FrameView) => unknown, maxFrames = Number.POSITIVE_INFINITY): number {
     const indices = this.#ring.indices;
     const size = this.#ring.storageSize;
     // Acquire: every byte of every frame up to `write` is visible from here on.
@@ -179,7 +180,7 @@ export class FrameConsumer {
         }
         read = (read + frameSize) % size;
         handled++;
-        onFrame(this.#frame.bind(frameView, frameBytes, frameAt));
+        if (onFrame(this.#frame.bind(frameView, frameBytes, frameAt)) === false) break;
       }
     } finally {
       this.#framesRead += handled;
@@ -208,12 +209,25 @@ export class FrameConsumer {
    * doorbell (the producer notifies only while this consumer sleeps). For worker threads.
    */
   waitForData(timeoutMs = Number.POSITIVE_INFINITY): boolean {
+    this.#interrupted = false;
     return waitUntil(this.#ring.signal, SEQ, SLEEPING, this.#hasData, timeoutMs, this.#ring.spin);
   }
 
   /** {@link FrameConsumer.waitForData} for event-loop threads, with `Atomics.waitAsync`: one Promise per park. */
   waitForDataAsync(timeoutMs = Number.POSITIVE_INFINITY, signal?: AbortSignal): Promise<boolean> {
+    this.#interrupted = false;
     return waitUntilAsync(this.#ring.signal, SEQ, SLEEPING, this.#hasData, timeoutMs, this.#ring.spin, signal);
+  }
+
+  /**
+   * Ends a wait in progress on this thread (an async one; a blocked thread cannot call this) as if data had
+   * arrived: the owner of the consumer uses it to look at a control change. The wait returns true; `drain` may
+   * then find nothing.
+   */
+  interrupt(): void {
+    this.#interrupted = true;
+    Atomics.add(this.#ring.signal, SEQ, 1);
+    Atomics.notify(this.#ring.signal, SEQ);
   }
 
   #validate(view: DataView, bytes: Uint8Array, at: number, length: number): MalformedFrameCode | undefined {

@@ -65,6 +65,8 @@ export const FrameFlags = {
   RESPONSE: 1 << 1,
   /** The frame reports an error instead of a result (with {@link FrameFlags.RESPONSE}). */
   ERROR: 1 << 2,
+  /** The sender awaits a response (a `call`): on failure the kernel answers with an ERROR response. */
+  REQUEST: 1 << 3,
 } as const;
 
 /** The frame header layout table, from which the C header is generated. */

@@ -1,0 +1,95 @@
+import { ErrorCode } from './codes.js';
+import { RingKernelError } from './ringkernel-error.js';
+
+/** No kernel is defined, or launched, under the id. */
+export class KernelNotFoundError extends RingKernelError {
+  /** The id that was looked up. */
+  readonly kernelId: string;
+
+  constructor(kernelId: string, detail = 'no kernel is defined under this id') {
+    super(ErrorCode.KernelNotFound, `kernel '${kernelId}': ${detail}`);
+    this.kernelId = kernelId;
+  }
+}
+
+/** An operation that the kernel's lifecycle state does not allow, e.g. activating an Active kernel. */
+export class InvalidStateError extends RingKernelError {
+  readonly kernelId: string;
+  /** The state the kernel is in. */
+  readonly state: string;
+  /** The state the operation needs or would lead to. */
+  readonly target: string;
+  /** The operation that was refused. */
+  readonly operation: string;
+
+  constructor(kernelId: string, operation: string, state: string, target: string) {
+    super(
+      ErrorCode.InvalidState,
+      `cannot ${operation} kernel '${kernelId}': it is ${state}, and ${state} → ${target} is not a valid transition`,
+    );
+    this.kernelId = kernelId;
+    this.operation = operation;
+    this.state = state;
+    this.target = target;
+  }
+}
+
+/** The kernel's input queue is full and the send was told not to wait (`onFull: 'reject'`). Nothing was sent. */
+export class QueueFullError extends RingKernelError {
+  readonly kernelId: string;
+
+  constructor(kernelId: string) {
+    super(ErrorCode.QueueFull, `kernel '${kernelId}': input queue is full`);
+    this.kernelId = kernelId;
+  }
+}
+
+/** The backend asked for cannot run here; the message says why. */
+export class BackendUnavailableError extends RingKernelError {
+  readonly backend: string;
+
+  constructor(backend: string, reason: string) {
+    super(ErrorCode.BackendUnavailable, `backend '${backend}' is not available: ${reason}`);
+    this.backend = backend;
+  }
+}
+
+/** The kernel failed; every pending receive, call and send on it rejects with this, `cause` saying why. */
+export class KernelFailedError extends RingKernelError {
+  readonly kernelId: string;
+
+  constructor(kernelId: string, reason: string, options?: ErrorOptions) {
+    super(ErrorCode.KernelFailed, `kernel '${kernelId}' failed: ${reason}`, options);
+    this.kernelId = kernelId;
+  }
+}
+
+/** The kernel's handler threw on a call's request; `remote` carries what the handler threw. */
+export class HandlerFailedError extends RingKernelError {
+  readonly kernelId: string;
+  /** Name, message and stack of the error thrown in the worker. */
+  readonly remote: { readonly name: string; readonly message: string; readonly stack?: string | undefined };
+
+  constructor(kernelId: string, remote: HandlerFailedError['remote']) {
+    super(ErrorCode.HandlerFailed, `kernel '${kernelId}' handler threw: ${remote.name}: ${remote.message}`);
+    this.kernelId = kernelId;
+    this.remote = remote;
+  }
+}
+
+/** The runtime was shut down; nothing more can be launched or sent. */
+export class RuntimeShutDownError extends RingKernelError {
+  constructor(operation: string) {
+    super(ErrorCode.RuntimeShutDown, `cannot ${operation}: the runtime has been shut down`);
+  }
+}
+
+/** Two different kernel definitions claimed one id. */
+export class DuplicateKernelError extends RingKernelError {
+  readonly kernelId: string;
+
+  constructor(kernelId: string, first: string, second: string) {
+    super(ErrorCode.DuplicateKernel, `kernel '${kernelId}' is defined twice: in ${first} and in ${second}`);
+    this.kernelId = kernelId;
+  }
+}

@@ -1,0 +1,74 @@
+import { availableParallelism } from 'node:os';
+import { FrameHeader } from '../wire/frame-header.js';
+
+/**
+ * Runtime settings, with the seed's names and defaults.
+ *
+ * Memory: each kernel owns two rings (input and output) and a 128-byte ControlBlock. A ring holds
+ * `queueCapacity` frames of its message type — for a fixed-size schema that is exactly
+ * `queueCapacity × (96 + size, padded to 8)` bytes (4096 × 160 B = 640 KiB for a 64-byte message), not
+ * `queueCapacity × defaultMessageSize` (which would be 256 MiB). Only raw-bytes kernels (`BytesMessage`) use
+ * `defaultMessageSize`: their rings hold at least two maximum-size frames. Ring memory is reserved, not touched:
+ * pages become resident as the ring wraps through them, so 1000 idle kernels cost little RSS (see
+ * docs/benchmarks.md, `idle1000.rssMB`).
+ */
+export interface RuntimeConfig {
+  /** Frames each kernel queue holds (input and output alike), unless a launch says otherwise. Default 4096. */
+  readonly defaultQueueCapacity: number;
+  /** Largest frame, header included, for raw-bytes kernels, in bytes. Default 65792 (64 KiB + 256). */
+  readonly defaultMessageSize: number;
+  /**
+   * How often, in µs, a bridge that cannot be woken polls its rings. The CPU backend's `direct` strategy is woken
+   * through the rings' eventcounts and never polls; the native DMA mirror uses this. Default 100.
+   */
+  readonly bridgePollInterval: number;
+  /** How long, in ms, a kernel may take to terminate before it is forced (and marked Failed). Default 5000. */
+  readonly terminationTimeout: number;
+  /** Record telemetry (counters, latency histograms). Default true; when false, handler latency is not sampled. */
+  readonly enableTelemetry: boolean;
+  /** Worker threads hosting kernels. Default: the machine's cores (`os.availableParallelism()`). */
+  readonly workers: number;
+  /** Kernels one worker may host. Default 4096. */
+  readonly maxKernelsPerWorker: number;
+}
+
+/** The defaults, as the seed gives them. */
+export const DEFAULT_RUNTIME_CONFIG: RuntimeConfig = Object.freeze({
+  defaultQueueCapacity: 4096,
+  defaultMessageSize: 65_792,
+  bridgePollInterval: 100,
+  terminationTimeout: 5_000,
+  enableTelemetry: true,
+  workers: availableParallelism(),
+  maxKernelsPerWorker: 4096,
+});
+
+function integer(name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number') throw new TypeError(`config.${name} must be a number, got ${typeof value}`);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new RangeError(`config.${name} must be an integer in [${min}, ${max}], got ${value}`);
+  }
+  return value;
+}
+
+/**
+ * Merges a partial config over the defaults and validates every field.
+ * @throws {TypeError | RangeError} naming the field, on an unknown key or a bad value.
+ */
+export function resolveConfig(partial: Partial<RuntimeConfig> = {}): RuntimeConfig {
+  if (typeof partial !== 'object' || partial === null) throw new TypeError('config must be an object');
+  for (const key of Object.keys(partial)) {
+    if (!(key in DEFAULT_RUNTIME_CONFIG)) throw new TypeError(`config.${key} is not a runtime setting`);
+  }
+  const merged = { ...DEFAULT_RUNTIME_CONFIG, ...partial };
+  integer('defaultQueueCapacity', merged.defaultQueueCapacity, 1, 1 << 20);
+  integer('defaultMessageSize', merged.defaultMessageSize, FrameHeader.SIZE, 1 << 26);
+  integer('bridgePollInterval', merged.bridgePollInterval, 1, 10_000_000);
+  integer('terminationTimeout', merged.terminationTimeout, 1, 3_600_000);
+  integer('workers', merged.workers, 1, 1024);
+  integer('maxKernelsPerWorker', merged.maxKernelsPerWorker, 1, 1 << 20);
+  if (typeof merged.enableTelemetry !== 'boolean') {
+    throw new TypeError(`config.enableTelemetry must be a boolean, got ${typeof merged.enableTelemetry}`);
+  }
+  return Object.freeze(merged);
+}

@@ -1,0 +1,62 @@
+import { EventEmitter } from 'node:events';
+import type { DeadLetterReason, SerializedError } from '../worker/protocol.js';
+
+/** A message that could not be delivered or handled, with why. Nothing is dropped without one. */
+export interface DeadLetter {
+  /** The launched kernel's name. */
+  readonly kernel: string;
+  readonly reason: DeadLetterReason;
+  readonly error: SerializedError;
+  readonly messageId: number;
+  readonly correlationId: number;
+  readonly typeId: number;
+  /** A copy of the payload (for malformed frames, the raw bytes skipped). */
+  readonly payload: Uint8Array;
+  /** When the host learned of it. */
+  readonly at: Date;
+}
+
+/**
+ * The runtime's dead-letter stream: every message a kernel failed to handle, discarded on terminate, or found
+ * malformed. Listen with `on('deadLetter', …)`; counts per reason are always kept, and the most recent letters
+ * are retained for inspection.
+ *
+ * @example
+ * runtime.deadLetters.on('deadLetter', (letter) => log.warn(letter.kernel, letter.reason, letter.error.message));
+ */
+export class DeadLetterStream extends EventEmitter<{ deadLetter: [DeadLetter] }> {
+  /** How many recent letters {@link DeadLetterStream.recent} keeps. */
+  readonly retain: number;
+  readonly #recent: DeadLetter[] = [];
+  readonly #counts = new Map<DeadLetterReason, number>();
+  #total = 0;
+
+  constructor(retain = 1000) {
+    super();
+    this.retain = retain;
+  }
+
+  /** Every dead letter so far. */
+  get total(): number {
+    return this.#total;
+  }
+
+  /** Dead letters so far, by reason. */
+  counts(): Readonly<Partial<Record<DeadLetterReason, number>>> {
+    return Object.fromEntries(this.#counts);
+  }
+
+  /** The most recent letters, oldest first. */
+  recent(): readonly DeadLetter[] {
+    return [...this.#recent];
+  }
+
+  /** Records a letter and tells listeners. @internal */
+  publish(letter: DeadLetter): void {
+    this.#total++;
+    this.#counts.set(letter.reason, (this.#counts.get(letter.reason) ?? 0) + 1);
+    this.#recent.push(letter);
+    if (this.#recent.length > this.retain) this.#recent.shift();
+    this.emit('deadLetter', letter);
+  }
+}

@@ -1,0 +1,142 @@
+import { DuplicateKernelError, KernelNotFoundError } from '../errors/runtime-errors.js';
+import type { FrameView } from '../wire/frame-view.js';
+import type { HybridLogicalClock } from '../wire/hlc.js';
+import type { MessageCodec } from '../wire/message-schema.js';
+
+/**
+ * What a CPU handler gets besides its message: who it is, its persistent state, a way to emit outputs, the
+ * kernel's clock and the envelope of the message in hand.
+ */
+export interface KernelContext<OutIn, State> {
+  /** The kernel's definition id. */
+  readonly kernelId: string;
+  /** The runtime's numeric id of this launched kernel (what frames carry as source/destination). */
+  readonly instanceId: number;
+  /** Per-kernel state: starts as `init()` returned, lives as long as the kernel. Replace or mutate it freely. */
+  state: State;
+  /**
+   * Sends an output to the host (or, later, the next kernel). Never drops: when the output queue is full the
+   * message is held and the kernel stops taking input until it has been written.
+   */
+  emit(message: OutIn): void;
+  /** The kernel's hybrid logical clock, already advanced past the message in hand. */
+  readonly clock: HybridLogicalClock;
+  /** The envelope of the message in hand (ids, source, HLC, trace context). Valid only during the call. */
+  readonly envelope: FrameView;
+}
+
+/**
+ * A CPU kernel handler: ordinary TypeScript, called once per message with a zero-copy view of it. Whatever it
+ * returns (other than `undefined`) is sent back as the response, correlated with the message — that is what
+ * `handle.call` awaits.
+ */
+export type CpuHandler<InView, OutIn, State> = (
+  message: InView,
+  context: KernelContext<OutIn, State>,
+) => OutIn | undefined;
+
+/** What {@link defineKernel} takes. */
+export interface KernelSpec<InIn, InView, OutIn, OutView, State> {
+  /** The kernel's id, unique in the process: `runtime.launch(id, …)` uses it. */
+  readonly id: string;
+  /** The input message type (a `defineMessage` schema or `BytesMessage`). */
+  readonly input: MessageCodec<InIn, InView>;
+  /** The output message type. */
+  readonly output: MessageCodec<OutIn, OutView>;
+  /** The CPU handler. */
+  readonly cpu: CpuHandler<InView, OutIn, State>;
+  /** Creates the kernel's initial state, in its worker, at launch. Default: `undefined`. */
+  readonly init?: () => State;
+  /**
+   * The URL of the module that defines this kernel, which each worker imports to find it. Default: the module
+   * that called `defineKernel` (read from the call stack). The module must be importable on its own, without
+   * side effects such as starting a runtime: define kernels in modules of their own.
+   */
+  readonly module?: string | URL;
+}
+
+/** A defined kernel: its spec plus the module URL workers load it from. */
+export interface KernelDefinition<InIn = unknown, InView = unknown, OutIn = unknown, OutView = unknown, State = unknown>
+  extends Omit<KernelSpec<InIn, InView, OutIn, OutView, State>, 'module'> {
+  /** `file:` URL of the defining module. */
+  readonly moduleUrl: string;
+}
+
+/** Any kernel definition, whatever its message types. */
+// biome-ignore lint/suspicious/noExplicitAny: a registry holds definitions of every message type.
+export type AnyKernelDefinition = KernelDefinition<any, any, any, any, any>;
+
+const registry = new Map<string, AnyKernelDefinition>();
+const ID = /^[A-Za-z0-9_.:/-]{1,200}$/;
+
+function callerModuleUrl(): string {
+  const own = import.meta.url;
+  const stack = new Error().stack ?? '';
+  for (const match of stack.matchAll(/(file:\/\/[^\s)]+?):\d+:\d+/g)) {
+    const url = match[1] as string;
+    if (url !== own) return url;
+  }
+  throw new TypeError('defineKernel could not tell which module called it; pass `module: import.meta.url`');
+}
+
+/**
+ * Defines a kernel. Call it at the top level of a module of its own and export the result; the runtime's
+ * workers import that module to run the handler.
+ *
+ * @throws {TypeError} on a malformed spec. {@link DuplicateKernelError} when another module already defined the id.
+ * @example
+ * // kernels/averager.ts
+ * export const Averager = defineKernel({
+ *   id: 'averager',
+ *   input: Reading,
+ *   output: Average,
+ *   init: () => ({ sum: 0, n: 0 }),
+ *   cpu: (reading, ctx) => {
+ *     ctx.state.sum += reading.value;
+ *     ctx.state.n += 1;
+ *     return { mean: ctx.state.sum / ctx.state.n };
+ *   },
+ * });
+ */
+export function defineKernel<InIn, InView, OutIn, OutView, State = undefined>(
+  spec: KernelSpec<InIn, InView, OutIn, OutView, State>,
+): KernelDefinition<InIn, InView, OutIn, OutView, State> {
+  if (typeof spec !== 'object' || spec === null) throw new TypeError('defineKernel needs a spec object');
+  if (typeof spec.id !== 'string' || !ID.test(spec.id)) {
+    throw new TypeError(`kernel id must be 1-200 characters of [A-Za-z0-9_.:/-], got ${JSON.stringify(spec.id)}`);
+  }
+  for (const side of ['input', 'output'] as const) {
+    const codec = spec[side];
+    if (
+      typeof codec !== 'object' ||
+      codec === null ||
+      typeof codec.typeId !== 'number' ||
+      typeof codec.encodeInto !== 'function'
+    ) {
+      throw new TypeError(`kernel '${spec.id}': ${side} must be a message schema (defineMessage) or BytesMessage`);
+    }
+  }
+  if (typeof spec.cpu !== 'function') throw new TypeError(`kernel '${spec.id}': cpu must be a handler function`);
+  if (spec.init !== undefined && typeof spec.init !== 'function') {
+    throw new TypeError(`kernel '${spec.id}': init must be a function`);
+  }
+  const moduleUrl = spec.module === undefined ? callerModuleUrl() : new URL(String(spec.module)).href;
+  const existing = registry.get(spec.id);
+  if (existing !== undefined && existing.moduleUrl !== moduleUrl) {
+    throw new DuplicateKernelError(spec.id, existing.moduleUrl, moduleUrl);
+  }
+  const { module: _module, ...rest } = spec;
+  const definition = Object.freeze({ ...rest, moduleUrl });
+  registry.set(spec.id, definition);
+  return definition;
+}
+
+/**
+ * The kernel defined under `id` in this thread.
+ * @throws {KernelNotFoundError} when none is.
+ */
+export function findKernel(id: string): AnyKernelDefinition {
+  const definition = registry.get(id);
+  if (definition === undefined) throw new KernelNotFoundError(id);
+  return definition;
+}

@@ -1,0 +1,601 @@
+import type { MessagePort } from 'node:worker_threads';
+import { COMMAND_TARGET, type LifecycleCommand, lifecycleAccepts } from '../../machines/kernel-lifecycle.js';
+import { HandlerFailedError, InvalidStateError, KernelFailedError, QueueFullError } from '../errors/runtime-errors.js';
+import { TimeoutError } from '../errors/value-errors.js';
+import { type ControlBlock, ErrorCode, TERMINATE_FINISH, TERMINATE_NOW } from '../wire/control-block.js';
+import type { Envelope } from '../wire/envelope.js';
+import { FrameConsumer } from '../wire/frame-consumer.js';
+import { alignedFrameSize, FrameFlags } from '../wire/frame-header.js';
+import { FrameProducer } from '../wire/frame-producer.js';
+import type { FrameRingMemory } from '../wire/frame-ring.js';
+import type { FrameView } from '../wire/frame-view.js';
+import { KernelStatus, type KernelStatusName, kernelStatusName } from '../wire/kernel-status.js';
+import { BytesMessage, type MessageCodec } from '../wire/message-schema.js';
+import { ERROR_REPLY_TYPE_ID, type SerializedError, type WorkerReport } from '../worker/protocol.js';
+import type { DeadLetter } from './dead-letters.js';
+import type { AnyKernelDefinition } from './kernel-definition.js';
+import { type LatencySummary, summarizeLatency } from './latency-histogram.js';
+
+/** A grid or block size: a count, or up to three dimensions. */
+export type Dim3 = number | readonly [number, number?, number?];
+
+/** How a send behaves when the kernel's input queue is full. */
+export interface SendOptions {
+  /** `'wait'` (default): wait for room, in order. `'reject'`: fail at once with `QueueFullError`. */
+  readonly onFull?: 'wait' | 'reject';
+  /** Longest wait for room, in ms (default: no limit). */
+  readonly timeout?: number;
+  /** Cancels the wait for room. */
+  readonly signal?: AbortSignal;
+}
+
+/** Options of {@link KernelHandle.call}. */
+export interface CallOptions {
+  /** Longest wait for the response, in ms. Default 30 000. */
+  readonly timeout?: number;
+  /** Cancels the call. */
+  readonly signal?: AbortSignal;
+}
+
+/** Where a kernel's messages are, what it did with them, and how fast. Read without messaging the kernel. */
+export interface KernelMetrics {
+  readonly name: string;
+  readonly kernelId: string;
+  readonly instanceId: number;
+  readonly status: KernelStatusName;
+  /** Messages the host has sent (written into the input ring). */
+  readonly messagesSent: number;
+  /** Frames the kernel took off its input ring. */
+  readonly messagesReceived: number;
+  /** Handled without error. */
+  readonly messagesProcessed: number;
+  /** Handler threw (each dead-lettered). */
+  readonly messagesFailed: number;
+  /** Malformed, or discarded on terminate (each dead-lettered). */
+  readonly messagesDropped: number;
+  /** Frames waiting in the input ring. */
+  readonly inputQueueDepth: number;
+  /** Frames waiting in the output ring (not yet received by the host). */
+  readonly outputQueueDepth: number;
+  /** Sends waiting for room in a full input ring. */
+  readonly sendsWaiting: number;
+  /** Last error recorded by the kernel, or null. */
+  readonly lastError: { readonly code: number; readonly message: string | undefined } | null;
+  readonly errorCount: number;
+  readonly uptimeMs: number;
+  /** Handler latency (sampled one message in eight). */
+  readonly latency: LatencySummary;
+  /** How the rings reach the kernel: `direct` — the worker reads the host's SharedArrayBuffer rings. */
+  readonly transferStrategy: 'direct';
+  /** The worker thread hosting the kernel. */
+  readonly workerThreadId: number;
+  readonly gridSize: readonly [number, number, number];
+  readonly blockSize: readonly [number, number, number];
+}
+
+/** What a handle is built from. @internal */
+export interface KernelHandleInit {
+  readonly name: string;
+  readonly definition: AnyKernelDefinition;
+  readonly instanceId: number;
+  readonly control: ControlBlock;
+  readonly histogram: Uint32Array;
+  readonly input: FrameRingMemory;
+  readonly output: FrameRingMemory;
+  readonly port: MessagePort;
+  readonly threadId: number;
+  readonly gridSize: readonly [number, number, number];
+  readonly blockSize: readonly [number, number, number];
+  readonly onFull: 'wait' | 'reject';
+  readonly drainOnTerminate: boolean;
+  readonly terminationTimeout: number;
+  readonly onDeadLetter: (letter: DeadLetter) => void;
+  readonly onExit: (handle: KernelHandle) => void;
+  /** Called when the kernel's worker thread is seen to exit. */
+  readonly onWorkerExit: (threadId: number) => void;
+}
+
+interface PendingCall {
+  resolve(value: unknown): void;
+  reject(error: Error): void;
+  cleanup(): void;
+}
+
+interface PendingSend {
+  readonly codec: MessageCodec<Uint8Array, unknown>;
+  readonly bytes: Uint8Array;
+  readonly envelope: Envelope;
+  resolve(): void;
+  reject(error: Error): void;
+  cleanup(): void;
+}
+
+const RESOLVED = Promise.resolve();
+const SENDABLE: ReadonlySet<KernelStatusName> = new Set(['Launched', 'Active', 'Deactivated']);
+
+/**
+ * The host's end of one launched kernel. Sending writes straight into the kernel's input ring (no Promise
+ * unless the ring is full); outputs are read from its output ring, responses matched to calls by correlation id.
+ * Lifecycle commands go to the kernel's lifecycle actor in its worker; the status is read from the ControlBlock.
+ *
+ * @example
+ * await using handle = await runtime.launch('averager', 1, 1);
+ * await handle.activate();
+ * handle.trySend({ value: 3 });
+ * const { mean } = (await handle.call({ value: 5 })).toObject();
+ */
+export class KernelHandle<InIn = unknown, OutView = unknown> {
+  /** The launch's name (the kernel id unless the launch gave another). */
+  readonly name: string;
+  /** The definition's id. */
+  readonly kernelId: string;
+  /** Numeric id: frames' destination, the ControlBlock's kernel_id. */
+  readonly instanceId: number;
+  readonly #init: KernelHandleInit;
+  readonly #control: ControlBlock;
+  readonly #producer: FrameProducer;
+  readonly #consumer: FrameConsumer;
+  readonly #inputCodec: MessageCodec<InIn, unknown>;
+  readonly #outputCodec: MessageCodec<unknown, OutView>;
+  readonly #envelope: Envelope;
+  readonly #calls = new Map<number, PendingCall>();
+  readonly #received: OutView[] = [];
+  readonly #receivers: PendingCall[] = [];
+  readonly #sends: PendingSend[] = [];
+  readonly #replies = new Map<number, { resolve(): void; reject(error: Error): void }>();
+  readonly #launchedAt = performance.now();
+  readonly #exited: Promise<void>;
+  #markExited!: () => void;
+  #nextMessageId = 1;
+  #nextSeq = 1;
+  #sent = 0;
+  #pumping = false;
+  #sending = false;
+  #failure: Error | undefined;
+  #lastErrorMessage: string | undefined;
+  #exitStatus: 'Terminated' | 'Failed' | undefined;
+  readonly #onOutput = (frame: FrameView): void => this.#dispatch(frame);
+
+  /** @internal — handles come from `runtime.launch`. */
+  constructor(init: KernelHandleInit) {
+    this.#init = init;
+    this.name = init.name;
+    this.kernelId = init.definition.id;
+    this.instanceId = init.instanceId;
+    this.#control = init.control;
+    this.#inputCodec = init.definition.input;
+    this.#outputCodec = init.definition.output;
+    this.#producer = new FrameProducer(init.input);
+    this.#consumer = new FrameConsumer(init.output);
+    this.#envelope = { messageId: 0, destination: init.instanceId, flags: 0 };
+    this.#exited = new Promise((resolve) => {
+      this.#markExited = resolve;
+    });
+    init.port.on('message', (report: WorkerReport) => this.#report(report));
+    // The worker is gone without saying goodbye (process.exit in a handler, a native crash): the kernel failed.
+    init.port.on('close', () => {
+      if (this.#exitStatus === undefined) {
+        init.onWorkerExit(init.threadId);
+        this.#fail(new KernelFailedError(this.name, 'its worker thread exited'));
+      }
+    });
+    // An idle kernel must not keep the process alive; pending operations ref it while they wait.
+    init.port.unref();
+  }
+
+  /** The lifecycle state, read from the ControlBlock (no message). */
+  get status(): KernelStatusName {
+    return kernelStatusName(this.#control.status) ?? 'Failed';
+  }
+
+  /** Resolves when the kernel has left its worker (Terminated or Failed). */
+  get exited(): Promise<void> {
+    return this.#exited;
+  }
+
+  /** Activates the kernel: it starts (or resumes) taking input. */
+  activate(): Promise<void> {
+    return this.#command('ACTIVATE', 'activate');
+  }
+
+  /** Deactivates the kernel: it stays resident and stops taking input; what is sent meanwhile waits, in order. */
+  deactivate(): Promise<void> {
+    return this.#command('DEACTIVATE', 'deactivate');
+  }
+
+  /**
+   * Terminates the kernel: it finishes the message in hand, then handles (`drain: true`, the launch's default)
+   * or dead-letters (`drain: false`) what is still queued, and leaves its worker. Past `terminationTimeout` the
+   * kernel is forced: pending input is dead-lettered and it is marked Failed (`KernelFailedError` with code
+   * RK_TERMINATION_TIMEOUT as cause).
+   */
+  async terminate(options: { readonly drain?: boolean } = {}): Promise<void> {
+    const drain = options.drain ?? this.#init.drainOnTerminate;
+    const command = this.#command('TERMINATE', 'terminate', drain);
+    // The word stops a batch in progress after the message in hand; the command says what to do next.
+    this.#control.requestTermination(TERMINATE_FINISH);
+    await command;
+    const timeout = this.#init.terminationTimeout;
+    if (await this.#exitWithin(timeout)) return;
+    // Forced: the kernel stops after the message in hand and dead-letters the rest; if its worker never gets that
+    // far (a handler that never returns), the kernel is failed anyway.
+    this.#control.requestTermination(TERMINATE_NOW);
+    this.#post({ seq: this.#nextSeq++, command: 'ABORT' });
+    if (await this.#exitWithin(Math.min(1000, timeout))) return;
+    const error = new KernelFailedError(this.name, `did not terminate within ${timeout} ms`);
+    (error as { cause?: unknown }).cause = { code: ErrorCode.TerminationTimeout };
+    this.#fail(error);
+  }
+
+  /**
+   * Sends a message without waiting: true when it is in the kernel's queue, false when the queue is full
+   * (nothing sent). No Promise, no allocation: the hot path.
+   * @throws {InvalidStateError} when the kernel cannot take messages (Terminated, Failed…).
+   */
+  trySend(message: InIn): boolean {
+    this.#checkSendable('send');
+    if (this.#sends.length > 0) return false; // earlier sends are waiting: keep order
+    return this.#write(message, 0);
+  }
+
+  /**
+   * Sends a message. Resolves at once (a shared, already-resolved Promise) when the message is queued; when the
+   * queue is full, waits for room in order — or, with `onFull: 'reject'`, rejects with `QueueFullError`.
+   */
+  send(message: InIn, options: SendOptions = {}): Promise<void> {
+    try {
+      this.#checkSendable('send');
+      if (this.#sends.length === 0 && this.#write(message, 0)) return RESOLVED;
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#enqueue(message, 0, options);
+  }
+
+  /**
+   * Sends a request and resolves with the kernel's response (what its handler returned), matched by
+   * correlation id however many calls interleave. The response is a view over its own copy: keep it as long as
+   * you like.
+   * @throws {TimeoutError} after `timeout` ms (default 30 s); {@link HandlerFailedError} when the handler threw;
+   * {@link KernelFailedError} when the kernel failed meanwhile.
+   */
+  call(request: InIn, options: CallOptions = {}): Promise<OutView> {
+    const timeout = options.timeout ?? 30_000;
+    const messageId = this.#nextMessageId;
+    const response = this.#waitFor(this.#calls, messageId, timeout, options.signal, 'call');
+    try {
+      this.#checkSendable('call');
+      if (this.#sends.length === 0 && this.#write(request, FrameFlags.REQUEST)) {
+        this.#pump();
+        return response;
+      }
+      this.#enqueue(request, FrameFlags.REQUEST, {
+        timeout,
+        ...(options.signal ? { signal: options.signal } : {}),
+      }).then(
+        () => this.#pump(),
+        (error: Error) => this.#calls.get(messageId)?.reject(error),
+      );
+    } catch (error) {
+      this.#calls.get(messageId)?.reject(error as Error);
+    }
+    return response;
+  }
+
+  /** Takes the next output that is not a call's response, or `undefined` when there is none. */
+  tryReceive(): OutView | undefined {
+    if (this.#received.length === 0) this.#consumer.drain(this.#onOutput);
+    return this.#received.shift();
+  }
+
+  /**
+   * Waits for the next output that is not a call's response.
+   * @throws {TimeoutError} after `timeout` ms (default 30 s); {@link InvalidStateError} when the kernel has
+   * terminated and nothing is left; {@link KernelFailedError} when it failed.
+   */
+  receive(timeout = 30_000): Promise<OutView> {
+    const ready = this.tryReceive();
+    if (ready !== undefined) return Promise.resolve(ready);
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    if (this.#exitStatus === 'Terminated') {
+      return Promise.reject(new InvalidStateError(this.name, 'receive from', 'Terminated', 'Active'));
+    }
+    const id = this.#nextSeq++;
+    const waiting = new Map<number, PendingCall>();
+    const promise = this.#waitFor(waiting, id, timeout, undefined, 'receive');
+    this.#receivers.push(waiting.get(id) as PendingCall);
+    this.#pump();
+    return promise;
+  }
+
+  /** Counters, queue depths, latency, status: read from shared memory, no message to the kernel. */
+  metrics(): KernelMetrics {
+    const control = this.#control;
+    const lastCode = control.lastErrorCode;
+    return {
+      name: this.name,
+      kernelId: this.kernelId,
+      instanceId: this.instanceId,
+      status: this.status,
+      messagesSent: this.#sent,
+      messagesReceived: Number(control.messagesReceived),
+      messagesProcessed: Number(control.messagesProcessed),
+      messagesFailed: Number(control.messagesFailed),
+      messagesDropped: Number(control.messagesDropped),
+      inputQueueDepth: this.#producer.pendingFrames(),
+      outputQueueDepth: this.#consumer.availableReadFrames() + this.#received.length,
+      sendsWaiting: this.#sends.length,
+      lastError: lastCode === 0 ? null : { code: lastCode, message: this.#lastErrorMessage },
+      errorCount: control.errorCount,
+      uptimeMs: Math.round(performance.now() - this.#launchedAt),
+      latency: summarizeLatency(this.#init.histogram),
+      transferStrategy: 'direct',
+      workerThreadId: this.#init.threadId,
+      gridSize: this.#init.gridSize,
+      blockSize: this.#init.blockSize,
+    };
+  }
+
+  /** Terminates the kernel if it is still running (for `await using`). */
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.#exitStatus === undefined && this.#failure === undefined && lifecycleAccepts(this.status, 'TERMINATE')) {
+      await this.terminate();
+    }
+  }
+
+  /** Marks the kernel Failed from the host side (its worker is gone). @internal */
+  fail(reason: string): void {
+    this.#fail(new KernelFailedError(this.name, reason));
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+
+  #checkSendable(operation: string): void {
+    if (this.#failure !== undefined) throw this.#failure;
+    const status = this.status;
+    if (!SENDABLE.has(status)) throw new InvalidStateError(this.name, operation, status, 'Active');
+  }
+
+  #write(message: InIn, flags: number): boolean {
+    const envelope = this.#envelope;
+    envelope.messageId = this.#nextMessageId;
+    envelope.flags = flags;
+    if (!this.#producer.tryWrite(this.#inputCodec, message, envelope)) return false;
+    this.#nextMessageId++;
+    this.#sent++;
+    return true;
+  }
+
+  #enqueue(message: InIn, flags: number, options: SendOptions): Promise<void> {
+    if ((options.onFull ?? this.#init.onFull) === 'reject') return Promise.reject(new QueueFullError(this.name));
+    // Encode now: the caller may reuse its object, and the ring takes bytes in order later.
+    const codec = this.#inputCodec;
+    const bytes = new Uint8Array(codec.encodedSize(message));
+    codec.encodeInto(new DataView(bytes.buffer), bytes, 0, message);
+    const envelope: Envelope = { messageId: this.#nextMessageId++, destination: this.instanceId, flags };
+    return new Promise<void>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const onAbort = (): void => settle(options.signal?.reason ?? new Error('aborted'));
+      const pending: PendingSend = {
+        codec: { ...BytesMessage, name: codec.name, typeId: codec.typeId },
+        bytes,
+        envelope,
+        resolve: () => {
+          pending.cleanup();
+          this.#sent++;
+          resolve();
+        },
+        reject: (error) => settle(error),
+        cleanup: () => {
+          if (timer !== undefined) clearTimeout(timer);
+          options.signal?.removeEventListener('abort', onAbort);
+        },
+      };
+      const settle = (error: Error): void => {
+        pending.cleanup();
+        const at = this.#sends.indexOf(pending);
+        if (at >= 0) this.#sends.splice(at, 1);
+        reject(error);
+      };
+      if (options.timeout !== undefined) {
+        timer = setTimeout(
+          () => settle(new TimeoutError(`send to kernel '${this.name}'`, options.timeout as number)),
+          options.timeout,
+        );
+      }
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      this.#sends.push(pending);
+      void this.#flushSends();
+    });
+  }
+
+  async #flushSends(): Promise<void> {
+    if (this.#sending) return;
+    this.#sending = true;
+    try {
+      while (this.#sends.length > 0 && this.#failure === undefined) {
+        const head = this.#sends[0] as PendingSend;
+        if (this.#producer.tryWrite(head.codec, head.bytes, head.envelope)) {
+          this.#sends.shift();
+          head.resolve();
+          continue;
+        }
+        await this.#producer.waitForSpaceAsync(alignedFrameSize(head.bytes.length), 100);
+      }
+    } finally {
+      this.#sending = false;
+    }
+  }
+
+  /** Registers a waiter (call or receive) with its timeout and abort signal. */
+  #waitFor(
+    table: Map<number, PendingCall>,
+    id: number,
+    timeout: number,
+    signal: AbortSignal | undefined,
+    what: string,
+  ): Promise<OutView> {
+    return new Promise<OutView>((resolve, reject) => {
+      const timer = setTimeout(
+        () => pending.reject(new TimeoutError(`${what} on kernel '${this.name}'`, timeout)),
+        timeout,
+      );
+      const onAbort = (): void => pending.reject(signal?.reason ?? new Error('aborted'));
+      const pending: PendingCall = {
+        resolve: (value) => {
+          pending.cleanup();
+          resolve(value as OutView);
+        },
+        reject: (error) => {
+          pending.cleanup();
+          reject(error);
+        },
+        cleanup: () => {
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
+          table.delete(id);
+          const at = this.#receivers.indexOf(pending);
+          if (at >= 0) this.#receivers.splice(at, 1);
+        },
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      table.set(id, pending);
+    });
+  }
+
+  /**
+   * Reads outputs while anyone waits for one. Runs synchronously up to its first park, so a response that comes
+   * back within the spin is delivered without a trip through the event loop.
+   */
+  #pump(): void {
+    if (this.#pumping) return;
+    this.#pumping = true;
+    void (async () => {
+      try {
+        while ((this.#calls.size > 0 || this.#receivers.length > 0) && this.#failure === undefined) {
+          if (this.#consumer.drain(this.#onOutput) > 0) continue;
+          if (this.#exitStatus === 'Terminated') {
+            for (const receiver of [...this.#receivers]) {
+              receiver.reject(new InvalidStateError(this.name, 'receive from', 'Terminated', 'Active'));
+            }
+            for (const call of [...this.#calls.values()]) {
+              call.reject(new InvalidStateError(this.name, 'call', 'Terminated', 'Active'));
+            }
+            break;
+          }
+          await this.#consumer.waitForDataAsync(1000);
+        }
+      } finally {
+        this.#pumping = false;
+      }
+    })();
+  }
+
+  #dispatch(frame: FrameView): void {
+    const flags = frame.flags;
+    if (flags & FrameFlags.RESPONSE) {
+      const call = this.#calls.get(frame.correlationId);
+      if (call !== undefined) {
+        if (flags & FrameFlags.ERROR) call.reject(new HandlerFailedError(this.name, parseRemoteError(frame)));
+        else call.resolve(frame.copy().decode(this.#outputCodec));
+        return;
+      }
+      // An error answer to a call that already gave up: the failure itself was dead-lettered by the kernel.
+      if (flags & FrameFlags.ERROR || frame.typeId === ERROR_REPLY_TYPE_ID) return;
+    }
+    const output = frame.copy().decode(this.#outputCodec);
+    const receiver = this.#receivers[0];
+    if (receiver !== undefined) receiver.resolve(output);
+    else this.#received.push(output);
+  }
+
+  #command(command: LifecycleCommand, operation: string, drain = true): Promise<void> {
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    const status = this.status;
+    if (!lifecycleAccepts(status, command)) {
+      return Promise.reject(new InvalidStateError(this.name, operation, status, COMMAND_TARGET[command]));
+    }
+    const seq = this.#nextSeq++;
+    return new Promise<void>((resolve, reject) => {
+      this.#replies.set(seq, { resolve, reject });
+      this.#post(command === 'TERMINATE' ? { seq, command, drain } : { seq, command });
+    });
+  }
+
+  #post(message: object): void {
+    this.#init.port.ref(); // a command in flight keeps the process alive until its reply
+    this.#init.port.postMessage(message);
+  }
+
+  #report(report: WorkerReport): void {
+    switch (report.type) {
+      case 'reply': {
+        const waiter = this.#replies.get(report.seq);
+        this.#replies.delete(report.seq);
+        if (this.#replies.size === 0) this.#init.port.unref();
+        if (waiter === undefined) return;
+        if (report.ok) waiter.resolve();
+        else waiter.reject(new InvalidStateError(this.name, 'change the state of', report.state, report.target));
+        return;
+      }
+      case 'deadLetter': {
+        const letter = report.letter;
+        this.#lastErrorMessage = `${letter.error.name}: ${letter.error.message}`;
+        this.#init.onDeadLetter({ kernel: this.name, ...letter, at: new Date() });
+        return;
+      }
+      case 'exit':
+        this.#exitStatus = report.status;
+        if (report.status === 'Failed') this.#fail(new KernelFailedError(this.name, report.reason ?? 'unknown'));
+        else this.#settleExit();
+        return;
+    }
+  }
+
+  #settleExit(): void {
+    this.#init.port.unref();
+    this.#markExited();
+    this.#init.onExit(this);
+    // Wake the output pump so pending receivers learn the kernel is gone once its outputs are read.
+    this.#consumer.interrupt();
+  }
+
+  #fail(error: Error): void {
+    if (this.#failure !== undefined) return;
+    this.#failure = error;
+    if (this.#exitStatus === undefined) {
+      // The worker is gone or unresponsive: the host becomes the only writer of the status word.
+      this.#control.setActive(false);
+      this.#control.setStatus(KernelStatus.Failed);
+      this.#control.recordError(ErrorCode.KernelFailed);
+    }
+    this.#exitStatus = 'Failed';
+    this.#lastErrorMessage = error.message;
+    for (const call of [...this.#calls.values()]) call.reject(error);
+    for (const receiver of [...this.#receivers]) receiver.reject(error);
+    for (const send of [...this.#sends]) send.reject(error);
+    for (const waiter of this.#replies.values()) waiter.reject(error);
+    this.#replies.clear();
+    this.#settleExit();
+  }
+
+  async #exitWithin(ms: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), ms);
+    });
+    try {
+      return await Promise.race([this.#exited.then(() => true), timedOut]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+function parseRemoteError(frame: FrameView): SerializedError {
+  try {
+    return JSON.parse(new TextDecoder().decode(frame.payload)) as SerializedError;
+  } catch {
+    return { name: 'Error', message: 'the kernel handler failed (unreadable error report)' };
+  }
+}

@@ -1,0 +1,323 @@
+import { MessageChannel } from 'node:worker_threads';
+import { Piscina } from 'piscina';
+import type { BackendProbe, BackendType } from '../backends/backend-type.js';
+import { InvalidStateError, KernelNotFoundError, RuntimeShutDownError } from '../errors/runtime-errors.js';
+import { ControlBlock } from '../wire/control-block.js';
+import { alignedFrameSize, FrameHeader } from '../wire/frame-header.js';
+import { createFrameRing } from '../wire/frame-ring.js';
+import type { KernelStatusName } from '../wire/kernel-status.js';
+import type { MessageCodec } from '../wire/message-schema.js';
+import { type AttachResult, type AttachTask, ERROR_REPLY_MAX_BYTES } from '../worker/protocol.js';
+import { RuntimeBuilder } from './builder.js';
+import type { RuntimeConfig } from './config.js';
+import { DeadLetterStream } from './dead-letters.js';
+import { findKernel, type KernelDefinition } from './kernel-definition.js';
+import { type CallOptions, type Dim3, KernelHandle, type KernelMetrics, type SendOptions } from './kernel-handle.js';
+import { LATENCY_HISTOGRAM_BYTES } from './latency-histogram.js';
+
+/** Options of {@link RingKernelRuntime.launch}. */
+export interface LaunchOptions {
+  /** The launch's name, for the runtime's by-name methods. Default: the kernel id. Unique among live kernels. */
+  readonly name?: string;
+  /** Frames each of the kernel's queues holds. Default: `config.defaultQueueCapacity`. */
+  readonly queueCapacity?: number;
+  /** Activate right after launch. Default false: a launched kernel is resident but idle (the seed's semantics). */
+  readonly autoActivate?: boolean;
+  /** What `send` does when the input queue is full. Default `'wait'`. */
+  readonly onFull?: 'wait' | 'reject';
+  /** Handle what is still queued on terminate (true, default) or dead-letter it (false). */
+  readonly drainOnTerminate?: boolean;
+  /** Checksum every frame (CRC32-C) on both queues. Default false. */
+  readonly integrity?: boolean;
+}
+
+/** What {@link RingKernelRuntime.shutdown} reports. */
+export interface ShutdownReport {
+  readonly terminated: number;
+  readonly failed: number;
+  readonly deadLetters: number;
+  readonly durationMs: number;
+}
+
+/** Input to the runtime's constructor. @internal */
+export interface RuntimeInit {
+  readonly backend: BackendType;
+  readonly probes: readonly BackendProbe[];
+  readonly device: number;
+  readonly config: RuntimeConfig;
+}
+
+const KERNEL_HOST = new URL('../worker/kernel-host.js', import.meta.url).href;
+
+function dim3(name: string, value: Dim3): readonly [number, number, number] {
+  const parts = typeof value === 'number' ? [value] : [...value];
+  const dims = [parts[0] ?? 1, parts[1] ?? 1, parts[2] ?? 1] as const;
+  if (parts.length > 3 || !dims.every((d) => Number.isInteger(d) && d >= 1 && d <= 2 ** 31 - 1)) {
+    throw new RangeError(`${name} must be a positive integer or up to three of them, got ${JSON.stringify(value)}`);
+  }
+  return dims;
+}
+
+/**
+ * The ringkernel runtime: launches kernels, hosts them in a pool of worker threads (Piscina; many kernels per
+ * worker), and gives back a {@link KernelHandle} per launch. Build one with {@link RingKernelRuntime.builder}.
+ *
+ * @example
+ * await using runtime = await RingKernelRuntime.builder().backend('cpu').build();
+ * const averager = await runtime.launch('averager', 1, 1, { autoActivate: true });
+ * const mean = await averager.call({ value: 4 });
+ */
+export class RingKernelRuntime {
+  /** The backend in use. */
+  readonly backend: BackendType;
+  /** The device index on that backend. */
+  readonly device: number;
+  /** The effective configuration. */
+  readonly config: RuntimeConfig;
+  /** Why each backend was or was not chosen. */
+  readonly backendProbes: readonly BackendProbe[];
+  /** Every message that could not be handled or delivered. */
+  readonly deadLetters = new DeadLetterStream();
+  readonly #pool: Piscina<AttachTask, AttachResult>;
+  readonly #kernels = new Map<string, KernelHandle>();
+  /** Kernels hosted per worker thread, for placement. */
+  readonly #hosted = new Map<number, number>();
+  readonly #threadOf = new Map<KernelHandle, number>();
+  /** Worker threads known to have exited (a hosted kernel's control port closed). */
+  readonly #deadThreads = new Set<number>();
+  #nextInstanceId = 1;
+  #shutdown: Promise<ShutdownReport> | undefined;
+  #terminated = 0;
+  #failed = 0;
+
+  /** Starts a runtime builder. */
+  static builder(): RuntimeBuilder {
+    return new RuntimeBuilder();
+  }
+
+  /** @internal — use {@link RingKernelRuntime.builder}. */
+  constructor(init: RuntimeInit) {
+    this.backend = init.backend;
+    this.device = init.device;
+    this.config = init.config;
+    this.backendProbes = init.probes;
+    const workers = init.config.workers;
+    this.#pool = new Piscina<AttachTask, AttachResult>({
+      filename: KERNEL_HOST,
+      minThreads: workers,
+      maxThreads: workers,
+      idleTimeout: Number.POSITIVE_INFINITY,
+      concurrentTasksPerWorker: init.config.maxKernelsPerWorker,
+      // Kernels park with Atomics.waitAsync on the worker's event loop; Piscina's 'sync' atomics would freeze it.
+      atomics: 'disabled',
+      // Place each kernel on the worker hosting the fewest (attach tasks in flight count too).
+      loadBalancer: (_task, candidates) => {
+        let best = null;
+        let bestLoad = Number.POSITIVE_INFINITY;
+        for (const worker of candidates) {
+          // A thread whose kernels saw it die may not be marked destroyed by Piscina yet: never place on it.
+          if (worker.terminating || worker.destroyed || this.#deadThreads.has(worker.id)) continue;
+          const load = (this.#hosted.get(worker.id) ?? 0) + worker.currentUsage;
+          if (load < bestLoad && load < init.config.maxKernelsPerWorker) {
+            best = worker;
+            bestLoad = load;
+          }
+        }
+        return best;
+      },
+    });
+    // Without a listener, a worker error outside any task would crash the process. The kernels of a worker that
+    // dies learn it through their control ports; this only reports the event.
+    this.#pool.on('error', (error: Error) => {
+      process.emitWarning(`ringkernel: a worker thread failed: ${error.message}`, 'RingKernelWarning');
+    });
+  }
+
+  /**
+   * Launches a kernel: allocates its ControlBlock and rings, attaches it to a worker (which loads the kernel's
+   * module and starts its lifecycle actor) and resolves with its handle, status Launched — resident, not yet
+   * consuming (`activate()` it, or pass `autoActivate`).
+   *
+   * @throws {KernelNotFoundError} for an unknown kernel id; {@link InvalidStateError} when a live kernel already
+   * has the launch's name; `TypeError`/`RangeError` on bad sizes or options.
+   */
+  async launch<InIn, InView, OutIn, OutView, State>(
+    kernel: string | KernelDefinition<InIn, InView, OutIn, OutView, State>,
+    gridSize: Dim3 = 1,
+    blockSize: Dim3 = 1,
+    options: LaunchOptions = {},
+  ): Promise<KernelHandle<InIn, OutView>> {
+    if (this.#shutdown !== undefined) throw new RuntimeShutDownError('launch');
+    const definition = typeof kernel === 'string' ? findKernel(kernel) : kernel;
+    const name = options.name ?? definition.id;
+    if (typeof name !== 'string' || name.length === 0) throw new TypeError('options.name must be a non-empty string');
+    const existing = this.#kernels.get(name);
+    if (existing !== undefined) throw new InvalidStateError(name, 'launch', existing.status, 'Launched');
+    const grid = dim3('gridSize', gridSize);
+    const block = dim3('blockSize', blockSize);
+    const capacity = options.queueCapacity ?? this.config.defaultQueueCapacity;
+    if (!Number.isInteger(capacity) || capacity < 1 || capacity > 1 << 20) {
+      throw new RangeError(`options.queueCapacity must be an integer in [1, 1048576], got ${capacity}`);
+    }
+    const integrity = options.integrity ?? false;
+    const instanceId = this.#nextInstanceId++;
+    const control = ControlBlock.create(instanceId);
+    const histogram = new SharedArrayBuffer(LATENCY_HISTOGRAM_BYTES);
+    const input = this.#ring(definition.input, capacity, integrity, 0);
+    const output = this.#ring(definition.output, capacity, integrity, ERROR_REPLY_MAX_BYTES);
+    const { port1, port2 } = new MessageChannel();
+    // Reserve the name before the first await, so two concurrent launches cannot both take it.
+    const placeholder = { status: 'Created' } as KernelHandle;
+    this.#kernels.set(name, placeholder);
+    let attached: AttachResult;
+    try {
+      attached = await this.#pool.run(
+        {
+          kernelId: definition.id,
+          moduleUrl: definition.moduleUrl,
+          instanceId,
+          controlBlock: control.buffer,
+          histogram,
+          input,
+          output,
+          port: port2,
+          enableTelemetry: this.config.enableTelemetry,
+        },
+        { transferList: [port2] },
+      );
+    } catch (error) {
+      this.#kernels.delete(name);
+      port1.close();
+      throw error;
+    }
+    const handle = new KernelHandle<InIn, OutView>({
+      name,
+      definition,
+      instanceId,
+      control,
+      histogram: new Uint32Array(histogram),
+      input,
+      output,
+      port: port1,
+      threadId: attached.threadId,
+      gridSize: grid,
+      blockSize: block,
+      onFull: options.onFull ?? 'wait',
+      drainOnTerminate: options.drainOnTerminate ?? true,
+      terminationTimeout: this.config.terminationTimeout,
+      onDeadLetter: (letter) => this.deadLetters.publish(letter),
+      onExit: (exited) => this.#release(exited),
+      onWorkerExit: (threadId) => this.#deadThreads.add(threadId),
+    });
+    this.#kernels.set(name, handle as KernelHandle);
+    this.#threadOf.set(handle as KernelHandle, attached.threadId);
+    this.#hosted.set(attached.threadId, (this.#hosted.get(attached.threadId) ?? 0) + 1);
+    if (options.autoActivate) await handle.activate();
+    return handle;
+  }
+
+  /**
+   * A ring sized for `capacity` frames of the codec's message (fixed schemas) or of modest raw payloads (bytes,
+   * up to `defaultMessageSize`), plus room for one frame of `reserve` bytes (an output ring's error reply).
+   */
+  #ring(codec: MessageCodec<unknown, unknown>, capacity: number, integrity: boolean, reserve: number) {
+    const fixed = (codec as { size?: unknown }).size;
+    if (typeof fixed === 'number') {
+      const maxPayloadSize = Math.max(fixed, reserve);
+      const capacityBytes = capacity * alignedFrameSize(fixed) + (reserve > fixed ? alignedFrameSize(reserve) : 0) + 8;
+      return createFrameRing({ capacityBytes, maxPayloadSize, integrity });
+    }
+    const maxPayloadSize = this.config.defaultMessageSize - FrameHeader.SIZE;
+    // Raw bytes: room for `capacity` modest frames, and never less than two of the largest.
+    const capacityBytes = Math.max(capacity * alignedFrameSize(64), 2 * alignedFrameSize(maxPayloadSize) + 8);
+    return createFrameRing({ capacityBytes, maxPayloadSize, integrity });
+  }
+
+  #release(handle: KernelHandle): void {
+    if (this.#kernels.get(handle.name) === handle) this.#kernels.delete(handle.name);
+    const thread = this.#threadOf.get(handle);
+    this.#threadOf.delete(handle);
+    if (thread !== undefined) this.#hosted.set(thread, Math.max(0, (this.#hosted.get(thread) ?? 1) - 1));
+    if (handle.status === 'Failed') this.#failed++;
+    else this.#terminated++;
+  }
+
+  /** The live kernel launched under `name`. @throws {KernelNotFoundError} when there is none. */
+  kernel(name: string): KernelHandle {
+    const handle = this.#kernels.get(name);
+    if (handle === undefined || !(handle instanceof KernelHandle)) {
+      throw new KernelNotFoundError(name, 'no live kernel is launched under this name');
+    }
+    return handle;
+  }
+
+  /** Every live kernel. */
+  kernels(): KernelHandle[] {
+    return [...this.#kernels.values()].filter((handle) => handle instanceof KernelHandle);
+  }
+
+  /** {@link KernelHandle.activate} by name. */
+  activate(name: string): Promise<void> {
+    return this.kernel(name).activate();
+  }
+  /** {@link KernelHandle.deactivate} by name. */
+  deactivate(name: string): Promise<void> {
+    return this.kernel(name).deactivate();
+  }
+  /** {@link KernelHandle.terminate} by name. */
+  terminate(name: string, options?: { readonly drain?: boolean }): Promise<void> {
+    return this.kernel(name).terminate(options);
+  }
+  /** {@link KernelHandle.send} by name. */
+  send(name: string, message: unknown, options?: SendOptions): Promise<void> {
+    return this.kernel(name).send(message, options);
+  }
+  /** {@link KernelHandle.receive} by name. */
+  receive(name: string, timeout?: number): Promise<unknown> {
+    return this.kernel(name).receive(timeout);
+  }
+  /** {@link KernelHandle.call} by name. */
+  call(name: string, request: unknown, options?: CallOptions): Promise<unknown> {
+    return this.kernel(name).call(request, options);
+  }
+  /** {@link KernelHandle.status} by name. */
+  status(name: string): KernelStatusName {
+    return this.kernel(name).status;
+  }
+  /** {@link KernelHandle.metrics} by name. */
+  metrics(name: string): KernelMetrics {
+    return this.kernel(name).metrics();
+  }
+
+  /**
+   * Terminates every kernel (draining as each was launched to), then stops the worker pool. Idempotent. After
+   * it resolves no worker thread is left and the process can exit.
+   */
+  shutdown(): Promise<ShutdownReport> {
+    this.#shutdown ??= (async () => {
+      const started = performance.now();
+      await Promise.allSettled(
+        this.kernels().map(async (handle) => {
+          try {
+            await handle[Symbol.asyncDispose]();
+          } catch {
+            handle.fail('shut down while terminating');
+          }
+        }),
+      );
+      await this.#pool.destroy();
+      return {
+        terminated: this.#terminated,
+        failed: this.#failed,
+        deadLetters: this.deadLetters.total,
+        durationMs: Math.round(performance.now() - started),
+      };
+    })();
+    return this.#shutdown;
+  }
+
+  /** Shuts the runtime down (for `await using`). */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.shutdown();
+  }
+}

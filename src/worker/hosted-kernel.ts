@@ -1,0 +1,348 @@
+import type { MessagePort } from 'node:worker_threads';
+import { type Actor, createActor } from 'xstate';
+import { kernelLifecycle } from '../../machines/kernel-lifecycle.js';
+import { ErrorCode } from '../errors/codes.js';
+import type { MalformedFrameError } from '../errors/frame-errors.js';
+import type { AnyKernelDefinition, KernelContext } from '../runtime/kernel-definition.js';
+import { recordLatency } from '../runtime/latency-histogram.js';
+import { ControlBlock, TERMINATE_FINISH, TERMINATE_NOW } from '../wire/control-block.js';
+import type { Envelope } from '../wire/envelope.js';
+import { FrameConsumer } from '../wire/frame-consumer.js';
+import { alignedFrameSize, FrameFlags } from '../wire/frame-header.js';
+import { FrameProducer } from '../wire/frame-producer.js';
+import type { FrameView } from '../wire/frame-view.js';
+import { HybridLogicalClock, wallClockUs } from '../wire/hlc.js';
+import { BytesMessage, type MessageCodec } from '../wire/message-schema.js';
+import {
+  type AttachTask,
+  type ControlCommand,
+  type DeadLetterReason,
+  ERROR_REPLY_MAX_BYTES,
+  ERROR_REPLY_TYPE_ID,
+  serializeError,
+  type WorkerReport,
+} from './protocol.js';
+
+/** Frames handled per batch before the kernel yields its worker to other kernels and to control messages. */
+const BATCH = 256;
+/** Spin iterations before parking: short, because other kernels share this worker's event loop. */
+const SPIN = 2048;
+/** Handler latency is timed on one message in this many (timing costs two clock reads). */
+const SAMPLE_EVERY = 8;
+
+const ErrorReply: MessageCodec<Uint8Array, Uint8Array> = {
+  ...BytesMessage,
+  name: 'error-reply',
+  typeId: ERROR_REPLY_TYPE_ID,
+};
+const encoder = new TextEncoder();
+
+/** The error a handler threw, as JSON of at most {@link ERROR_REPLY_MAX_BYTES}: the stack goes first, then text. */
+function errorReplyBody(error: unknown): Uint8Array {
+  const { name, message, code, stack } = serializeError(error);
+  for (const candidate of [
+    { name, message, code, stack },
+    { name, message, code },
+  ]) {
+    const body = encoder.encode(JSON.stringify(candidate));
+    if (body.length <= ERROR_REPLY_MAX_BYTES) return body;
+  }
+  return encoder.encode(
+    JSON.stringify({ name: name.slice(0, 64), message: message.slice(0, ERROR_REPLY_MAX_BYTES / 4), code }),
+  );
+}
+const yieldTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** An output the ring had no room for, encoded and held in order until it does. */
+interface HeldOutput {
+  readonly codec: MessageCodec<Uint8Array, unknown>;
+  readonly bytes: Uint8Array;
+  readonly envelope: Envelope;
+}
+
+/**
+ * One kernel, resident in a worker: its lifecycle actor, its consumer loop and its handler. The loop drains the
+ * input ring in batches, calls the handler once per frame with a zero-copy view, publishes counters once per
+ * batch, and parks with `Atomics.waitAsync` when idle (no CPU, no timer wake-ups). Many HostedKernels share a
+ * worker; each yields the event loop after every full batch.
+ */
+export class HostedKernel {
+  readonly #definition: AnyKernelDefinition;
+  readonly #task: AttachTask;
+  readonly #port: MessagePort;
+  readonly #control: ControlBlock;
+  readonly #histogram: Uint32Array;
+  readonly #input: FrameConsumer;
+  readonly #output: FrameProducer;
+  readonly #actor: Actor<typeof kernelLifecycle>;
+  readonly #clock: HybridLogicalClock;
+  readonly #context: KernelContext<unknown, unknown>;
+  readonly #held: HeldOutput[] = [];
+  readonly #telemetry: boolean;
+  #wakeControl: (() => void) | undefined;
+  #aborted = false;
+  #received = 0;
+  #processed = 0;
+  #failed = 0;
+  #dropped = 0;
+  #sample = 0;
+  /** Handles one frame; ends the batch early (false) once the host has asked the kernel to stop. */
+  readonly #onFrame = (frame: FrameView): boolean => {
+    this.#handle(frame);
+    const request = this.#control.terminationRequest;
+    return request === 0 || (request === TERMINATE_FINISH && this.#draining);
+  };
+  #draining = false;
+  readonly #replyEnvelope: Envelope = { correlationId: 0, source: 0, flags: FrameFlags.RESPONSE };
+
+  constructor(definition: AnyKernelDefinition, task: AttachTask) {
+    this.#definition = definition;
+    this.#task = task;
+    this.#port = task.port;
+    this.#control = new ControlBlock(task.controlBlock);
+    this.#histogram = new Uint32Array(task.histogram);
+    this.#telemetry = task.enableTelemetry;
+    this.#clock = new HybridLogicalClock(task.instanceId);
+    this.#input = new FrameConsumer(task.input, { spin: SPIN, onMalformed: (error) => this.#malformed(error) });
+    this.#output = new FrameProducer(task.output, { clock: this.#clock, spin: SPIN });
+    this.#replyEnvelope.source = task.instanceId;
+    this.#actor = createActor(kernelLifecycle, { input: { controlBlock: this.#control } });
+    const kernel = this;
+    this.#context = {
+      kernelId: definition.id,
+      instanceId: task.instanceId,
+      state: definition.init?.(),
+      clock: this.#clock,
+      envelope: undefined as unknown as FrameView,
+      emit(message: unknown): void {
+        kernel.#emit(message, 0, 0);
+      },
+    };
+  }
+
+  /** Starts the lifecycle actor (Created → Launched) and the consumer loop. */
+  start(): void {
+    this.#actor.start();
+    this.#port.on('message', (command: ControlCommand) => this.#command(command));
+    this.#actor.send({ type: 'LAUNCHED' });
+    this.#control.beat(wallClockUs());
+    void this.#run();
+  }
+
+  #report(report: WorkerReport): void {
+    this.#port.postMessage(report);
+  }
+
+  #command(command: ControlCommand): void {
+    if (command.command === 'ABORT') {
+      this.#aborted = true;
+      this.#report({ type: 'reply', seq: command.seq, ok: true });
+    } else {
+      const event =
+        command.command === 'TERMINATE'
+          ? { type: 'TERMINATE' as const, drain: command.drain }
+          : { type: command.command };
+      const snapshot = this.#actor.getSnapshot();
+      if (!snapshot.can(event)) {
+        const target = { ACTIVATE: 'Active', DEACTIVATE: 'Deactivated', TERMINATE: 'Terminating' }[command.command];
+        this.#report({ type: 'reply', seq: command.seq, ok: false, state: String(snapshot.value), target });
+        return;
+      }
+      this.#actor.send(event);
+      this.#report({ type: 'reply', seq: command.seq, ok: true });
+    }
+    // Whatever the loop is parked on, make it look at the new state.
+    this.#input.interrupt();
+    this.#wakeControl?.();
+  }
+
+  async #run(): Promise<void> {
+    let reason: string | undefined;
+    try {
+      for (;;) {
+        const state = this.#actor.getSnapshot().value;
+        if (this.#aborted) {
+          this.#discardPending('termination was forced');
+          reason = 'termination was forced';
+          break;
+        }
+        if (state === 'Terminating') {
+          await this.#finish();
+          break;
+        }
+        if (state === 'Failed' || state === 'Terminated') break;
+        if (this.#control.terminationRequest === TERMINATE_NOW) {
+          this.#aborted = true;
+          continue;
+        }
+        if (state === 'Active' && this.#control.terminationRequest === 0) {
+          if (!this.#flushHeld()) {
+            await this.#output.waitForSpaceAsync(this.#heldSpace(), 50);
+            continue;
+          }
+          const handled = this.#input.drain(this.#onFrame, BATCH);
+          this.#publish();
+          if (handled === BATCH) await yieldTurn();
+          else if (handled === 0) await this.#input.waitForDataAsync();
+          continue;
+        }
+        // Launched or Deactivated (or a termination request whose command is on its way): input waits in its
+        // ring, in order, until the next command.
+        await new Promise<void>((resolve) => {
+          this.#wakeControl = resolve;
+        });
+        this.#wakeControl = undefined;
+      }
+    } catch (error) {
+      reason = `kernel loop failed: ${serializeError(error).message}`;
+    }
+    this.#publish();
+    this.#control.setInFlight(0);
+    if (reason === undefined) {
+      this.#control.markTerminated();
+      this.#report({ type: 'exit', status: 'Terminated' });
+    } else {
+      this.#actor.send({ type: 'FAIL', reason });
+      this.#control.markTerminated();
+      this.#report({ type: 'exit', status: 'Failed', reason });
+    }
+    this.#actor.stop();
+    this.#port.close();
+  }
+
+  /** Terminating: handle (drain) or dead-letter what is queued, then Terminated. */
+  async #finish(): Promise<void> {
+    const drain = this.#actor.getSnapshot().context.drain;
+    this.#draining = drain;
+    if (!drain) {
+      this.#discardPending('the kernel terminated without draining');
+    } else {
+      for (;;) {
+        if (this.#aborted || this.#control.terminationRequest === TERMINATE_NOW) {
+          this.#discardPending('termination was forced');
+          throw new Error('termination was forced');
+        }
+        if (!this.#flushHeld()) {
+          await this.#output.waitForSpaceAsync(this.#heldSpace(), 50);
+          continue;
+        }
+        const handled = this.#input.drain(this.#onFrame, BATCH);
+        this.#publish();
+        if (handled === 0 && this.#held.length === 0) break;
+        await yieldTurn();
+      }
+    }
+    this.#actor.send({ type: 'DRAINED' });
+  }
+
+  #discardPending(why: string): void {
+    this.#input.drain((frame) => {
+      this.#received++;
+      this.#dropped++;
+      this.#deadLetter('discarded-on-terminate', frame, new Error(why));
+    });
+    this.#publish();
+  }
+
+  #handle(frame: FrameView): void {
+    this.#received++;
+    const sample = this.#telemetry && ++this.#sample === SAMPLE_EVERY;
+    const started = sample ? performance.now() : 0;
+    try {
+      this.#clock.receive(frame.hlcPhysicalUs, frame.hlcLogical);
+      const message = frame.decode(this.#definition.input);
+      const context = this.#context as { envelope: FrameView };
+      context.envelope = frame;
+      const result = this.#definition.cpu(message, this.#context);
+      if (result !== undefined) this.#emit(result, frame.messageId, FrameFlags.RESPONSE);
+      this.#processed++;
+    } catch (error) {
+      this.#failed++;
+      this.#control.recordError(ErrorCode.HandlerFailed);
+      this.#deadLetter('handler-error', frame, error);
+      if (frame.flags & FrameFlags.REQUEST) {
+        // The caller is waiting: answer with the error, cut to fit the output ring's room for error replies.
+        this.#write(ErrorReply, errorReplyBody(error), frame.messageId, FrameFlags.RESPONSE | FrameFlags.ERROR);
+      }
+    }
+    if (sample) {
+      this.#sample = 0;
+      recordLatency(this.#histogram, (performance.now() - started) * 1e6);
+    }
+  }
+
+  #emit(message: unknown, correlationId: number, flags: number): void {
+    this.#write(this.#definition.output, message, correlationId, flags);
+  }
+
+  #write(codec: MessageCodec<unknown, unknown>, message: unknown, correlationId: number, flags: number): void {
+    const envelope = this.#replyEnvelope;
+    envelope.correlationId = correlationId;
+    envelope.flags = flags;
+    if (this.#held.length === 0 && this.#output.tryWrite(codec, message, envelope)) return;
+    // No room (or older outputs still waiting): hold an encoded copy, in order; the loop stops taking input
+    // until the held outputs are written. Nothing is dropped.
+    const size = codec.encodedSize(message);
+    const bytes = new Uint8Array(size);
+    codec.encodeInto(new DataView(bytes.buffer), bytes, 0, message);
+    this.#held.push({
+      codec: { ...BytesMessage, name: codec.name, typeId: codec.typeId },
+      bytes,
+      envelope: { correlationId, source: this.#task.instanceId, flags },
+    });
+  }
+
+  /** Writes held outputs while there is room; true when none are left. */
+  #flushHeld(): boolean {
+    const held = this.#held;
+    while (held.length > 0) {
+      const next = held[0] as HeldOutput;
+      if (!this.#output.tryWrite(next.codec, next.bytes, next.envelope)) return false;
+      held.shift();
+    }
+    return true;
+  }
+
+  #heldSpace(): number {
+    const next = this.#held[0];
+    return next === undefined ? 0 : alignedFrameSize(next.bytes.length);
+  }
+
+  #publish(): void {
+    const control = this.#control;
+    control.addBatch(this.#received, this.#processed, this.#failed, this.#dropped);
+    this.#received = this.#processed = this.#failed = this.#dropped = 0;
+    control.beat(wallClockUs());
+    control.publishHlc(this.#clock.physicalUs, this.#clock.logical);
+  }
+
+  #malformed(error: MalformedFrameError): void {
+    this.#dropped++;
+    this.#control.recordError(error.code);
+    this.#report({
+      type: 'deadLetter',
+      letter: {
+        reason: 'malformed-frame',
+        error: serializeError(error),
+        messageId: 0,
+        correlationId: 0,
+        typeId: 0,
+        payload: error.bytes,
+      },
+    });
+  }
+
+  #deadLetter(reason: DeadLetterReason, frame: FrameView, error: unknown): void {
+    this.#report({
+      type: 'deadLetter',
+      letter: {
+        reason,
+        error: serializeError(error),
+        messageId: frame.messageId,
+        correlationId: frame.correlationId,
+        typeId: frame.typeId,
+        payload: frame.payload.slice(),
+      },
+    });
+  }
+}

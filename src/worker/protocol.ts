@@ -1,0 +1,95 @@
+import type { MessagePort } from 'node:worker_threads';
+import type { FrameRingMemory } from '../wire/frame-ring.js';
+
+/**
+ * The control plane between the runtime (host) and the worker hosting a kernel: one Piscina task to attach the
+ * kernel, then one MessagePort per kernel. Messages only — never on the data path.
+ */
+
+/** The Piscina task that attaches a kernel to a worker. */
+export interface AttachTask {
+  readonly kernelId: string;
+  readonly moduleUrl: string;
+  /** Numeric id of this launch: frames' source/destination, the ControlBlock's kernel_id, the HLC node. */
+  readonly instanceId: number;
+  readonly controlBlock: SharedArrayBuffer;
+  /** Handler latency histogram ({@link LATENCY_HISTOGRAM_BYTES}). */
+  readonly histogram: SharedArrayBuffer;
+  readonly input: FrameRingMemory;
+  readonly output: FrameRingMemory;
+  /** The kernel's control port (transferred). */
+  readonly port: MessagePort;
+  readonly enableTelemetry: boolean;
+}
+
+/** What the attach task resolves with. */
+export interface AttachResult {
+  /** The worker thread now hosting the kernel. */
+  readonly threadId: number;
+}
+
+/** A lifecycle command from the host. ABORT is forced termination: stop now, dead-letter what is pending. */
+export type ControlCommand =
+  | { readonly seq: number; readonly command: 'ACTIVATE' | 'DEACTIVATE' }
+  | { readonly seq: number; readonly command: 'TERMINATE'; readonly drain: boolean }
+  | { readonly seq: number; readonly command: 'ABORT' };
+
+/** An error crossing the port. */
+export interface SerializedError {
+  readonly name: string;
+  readonly message: string;
+  readonly code?: string | undefined;
+  readonly stack?: string | undefined;
+}
+
+/** Why a message became a dead letter. */
+export type DeadLetterReason =
+  | 'handler-error'
+  | 'malformed-frame'
+  | 'undecodable'
+  | 'discarded-on-terminate'
+  | 'kernel-failed';
+
+/** A dead letter as the worker reports it. */
+export interface DeadLetterReport {
+  readonly reason: DeadLetterReason;
+  readonly error: SerializedError;
+  readonly messageId: number;
+  readonly correlationId: number;
+  readonly typeId: number;
+  /** A copy of the payload (or of the raw bytes, for a malformed frame). */
+  readonly payload: Uint8Array;
+}
+
+/** Messages from the worker to the host about one kernel. */
+export type WorkerReport =
+  | { readonly type: 'reply'; readonly seq: number; readonly ok: true }
+  | {
+      readonly type: 'reply';
+      readonly seq: number;
+      readonly ok: false;
+      readonly state: string;
+      readonly target: string;
+    }
+  | { readonly type: 'deadLetter'; readonly letter: DeadLetterReport }
+  | { readonly type: 'exit'; readonly status: 'Terminated' | 'Failed'; readonly reason?: string };
+
+/** Turns anything thrown into something a port can carry. */
+export function serializeError(error: unknown): SerializedError {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    return {
+      name: error.name,
+      message: error.message,
+      code: typeof code === 'string' ? code : undefined,
+      stack: error.stack,
+    };
+  }
+  return { name: 'Error', message: String(error) };
+}
+
+/** Type id of the error response a kernel sends when the handler of a call's request throws (JSON payload). */
+export const ERROR_REPLY_TYPE_ID = 2;
+
+/** Room every output ring keeps for an error response's payload, whatever the kernel's output type. */
+export const ERROR_REPLY_MAX_BYTES = 512;

@@ -1,0 +1,156 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import {
+  BackendUnavailableError,
+  ControlBlock,
+  ErrorCode,
+  InvalidStateError,
+  KernelNotFoundError,
+  KernelStatus,
+  RingKernelRuntime,
+  RuntimeShutDownError,
+} from '../src/index.js';
+import { Accumulator } from './fixtures/kernels.js';
+
+describe('RuntimeBuilder', () => {
+  it('validates settings with messages naming the field', () => {
+    const builder = RingKernelRuntime.builder();
+    assert.throws(
+      () => builder.config({ defaultQueueCapacity: 0 }),
+      /config.defaultQueueCapacity must be an integer in \[1, 1048576\], got 0/,
+    );
+    assert.throws(
+      () => builder.config({ terminationTimeout: '5s' as never }),
+      /config.terminationTimeout must be a number, got string/,
+    );
+    assert.throws(() => builder.config({ enableTelemetry: 1 as never }), /config.enableTelemetry must be a boolean/);
+    assert.throws(() => builder.config({ nonsense: 1 } as never), /config.nonsense is not a runtime setting/);
+    assert.throws(() => builder.backend('tpu' as never), /backend must be one of cpu, cuda, wgpu, metal, got "tpu"/);
+    assert.throws(() => builder.device(-1), /device must be a non-negative integer, got -1/);
+  });
+
+  it('fails build() with a typed error that says why a backend cannot run here', async () => {
+    for (const backend of ['cuda', 'wgpu', 'metal'] as const) {
+      await assert.rejects(
+        RingKernelRuntime.builder().backend(backend).build(),
+        (error: unknown) =>
+          error instanceof BackendUnavailableError &&
+          error.code === ErrorCode.BackendUnavailable &&
+          error.message.includes(backend),
+      );
+    }
+    await assert.rejects(RingKernelRuntime.builder().backend('metal').build(), /Metal needs macOS; this is linux/);
+    await assert.rejects(RingKernelRuntime.builder().backend('cpu').device(1).build(), /device 1 does not exist/);
+  });
+
+  it('auto-selects the best available backend and falls back to the CPU', async () => {
+    const runtime = await RingKernelRuntime.builder().config({ workers: 1 }).build();
+    try {
+      assert.equal(runtime.backend, 'cpu');
+      assert.equal(runtime.backendProbes.find((p) => p.backend === 'cuda')?.available, false);
+      assert.equal(runtime.config.defaultQueueCapacity, 4096);
+      assert.equal(runtime.config.defaultMessageSize, 65_792);
+      assert.equal(runtime.config.bridgePollInterval, 100);
+      assert.equal(runtime.config.terminationTimeout, 5_000);
+      assert.equal(runtime.config.enableTelemetry, true);
+    } finally {
+      await runtime.shutdown();
+    }
+  });
+});
+
+describe('kernel lifecycle', () => {
+  let runtime: RingKernelRuntime;
+  before(async () => {
+    runtime = await RingKernelRuntime.builder().backend('cpu').config({ workers: 2 }).build();
+  });
+  after(() => runtime.shutdown());
+
+  it('goes Launched → Active ⇄ Deactivated → Terminated, mirrored in the ControlBlock', async () => {
+    const handle = await runtime.launch(Accumulator, 1, 1, { name: 'life' });
+    assert.equal(handle.status, 'Launched');
+    await handle.activate();
+    assert.equal(handle.status, 'Active');
+    await handle.deactivate();
+    assert.equal(handle.status, 'Deactivated');
+    await handle.activate();
+    assert.equal(runtime.status('life'), 'Active');
+    await handle.terminate();
+    assert.equal(handle.status, 'Terminated');
+    assert.throws(() => runtime.kernel('life'), KernelNotFoundError);
+  });
+
+  it('refuses invalid transitions with a typed InvalidState error naming both states', async () => {
+    const handle = await runtime.launch(Accumulator, 1, 1, { name: 'invalid' });
+    await assert.rejects(handle.deactivate(), (error: unknown) => {
+      assert.ok(error instanceof InvalidStateError);
+      assert.equal(error.code, ErrorCode.InvalidState);
+      assert.equal(error.state, 'Launched');
+      assert.equal(error.target, 'Deactivated');
+      assert.match(error.message, /it is Launched, and Launched → Deactivated is not a valid transition/);
+      return true;
+    });
+    await handle.activate();
+    await assert.rejects(handle.activate(), /it is Active, and Active → Active/);
+    await assert.rejects(
+      runtime.launch(Accumulator, 1, 1, { name: 'invalid' }),
+      /cannot launch kernel 'invalid': it is Active/,
+    );
+    await handle.terminate();
+    assert.throws(() => handle.trySend({ sender: 0, seq: 0, value: 1 }), /it is Terminated, and Terminated → Active/);
+    await assert.rejects(handle.send({ sender: 0, seq: 0, value: 1 }), InvalidStateError);
+    await assert.rejects(handle.activate(), /it is Terminated/);
+    await assert.rejects(handle.call({ sender: 0, seq: 0, value: 1 }), InvalidStateError);
+    await assert.rejects(handle.receive(100), InvalidStateError);
+  });
+
+  it('a launched kernel holds its input until activated; an unknown kernel id is KernelNotFound', async () => {
+    await assert.rejects(
+      runtime.launch('no.such.kernel'),
+      (error: unknown) => error instanceof KernelNotFoundError && error.code === 'RK_KERNEL_NOT_FOUND',
+    );
+    assert.throws(() => runtime.status('nobody'), KernelNotFoundError);
+    const handle = await runtime.launch(Accumulator, [2, 2], [32], { name: 'held' });
+    assert.deepEqual(handle.metrics().gridSize, [2, 2, 1]);
+    for (let i = 0; i < 10; i++) assert.ok(handle.trySend({ sender: 1, seq: i, value: 1 }));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(handle.metrics().messagesReceived, 0, 'nothing consumed while Launched');
+    assert.equal(handle.metrics().inputQueueDepth, 10);
+    await handle.activate();
+    for (let i = 0; i < 10; i++) assert.equal((await handle.receive(2000)).seq, i);
+    await handle.terminate();
+  });
+
+  it('validates launch sizes and options', async () => {
+    await assert.rejects(
+      runtime.launch(Accumulator, 0),
+      /gridSize must be a positive integer or up to three of them, got 0/,
+    );
+    await assert.rejects(runtime.launch(Accumulator, 1, [1, 1, 1, 1] as never), /blockSize/);
+    await assert.rejects(
+      runtime.launch(Accumulator, 1, 1, { queueCapacity: 0 }),
+      /options.queueCapacity must be an integer/,
+    );
+  });
+
+  it('mirrors state into a ControlBlock any thread can read', async () => {
+    const handle = await runtime.launch(Accumulator, 1, 1, { name: 'mirror', autoActivate: true });
+    const metrics = handle.metrics();
+    assert.equal(metrics.status, 'Active');
+    assert.equal(metrics.transferStrategy, 'direct');
+    assert.ok(metrics.workerThreadId > 0);
+    await handle.terminate();
+    assert.equal(KernelStatus.Terminated, 5);
+    assert.equal(typeof ControlBlock, 'function');
+  });
+
+  it('after shutdown, refuses new launches with a typed error', async () => {
+    const other = await RingKernelRuntime.builder().config({ workers: 1 }).build();
+    await other.launch(Accumulator, 1, 1, { autoActivate: true });
+    const report = await other.shutdown();
+    assert.equal(report.terminated, 1);
+    assert.equal(report.failed, 0);
+    await assert.rejects(other.launch(Accumulator), (error: unknown) => error instanceof RuntimeShutDownError);
+    assert.deepEqual(await other.shutdown(), report, 'idempotent');
+  });
+});
