@@ -10,8 +10,10 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { dirname } from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { Piscina } from 'piscina';
 import { RingBuffer } from 'ringbuf.js';
-import { createFrameRing, FrameConsumer, FrameProducer } from '../src/index.js';
+import { createFrameRing, FrameConsumer, FrameProducer, RingKernelRuntime } from '../src/index.js';
+import { BenchEcho, BenchIdle, BenchSink } from './bench-kernels.js';
 import { type BenchJob, BenchMessages, type BenchSize } from './messages.js';
 
 interface CaseResult {
@@ -19,6 +21,9 @@ interface CaseResult {
   msgsPerSec: number;
   p50us: number;
   p99us: number;
+  /** For cases that are not a message rate (idle1000.*): the figure, in `unit`. */
+  value?: number;
+  unit?: string;
 }
 
 const args = process.argv.slice(2);
@@ -51,7 +56,7 @@ function percentiles(samples: number[]): { p50us: number; p99us: number } {
 
 const round = (x: number): number => Math.round(x * 100) / 100;
 
-async function postMessageCase(): Promise<CaseResult> {
+async function postMessageCase(): Promise<CaseResult[]> {
   const payload = new Uint8Array(64);
   const sink = startWorker({ kind: 'postMessage-sink', count: POST_N });
   await new Promise((resolve) => setTimeout(resolve, 50));
@@ -70,7 +75,12 @@ async function postMessageCase(): Promise<CaseResult> {
     if (i >= 200) rtts.push(((performance.now() - t0) * 1000) / 2);
   }
   await echo.terminate();
-  return { name: 'postMessage.oneway.64', msgsPerSec: Math.round(msgsPerSec), ...percentiles(rtts) };
+  const roundTrips = rtts.map((half) => half * 2);
+  const rttPerSec = 1e6 / (roundTrips.reduce((a, b) => a + b, 0) / roundTrips.length);
+  return [
+    { name: 'postMessage.oneway.64', msgsPerSec: Math.round(msgsPerSec), ...percentiles(rtts) },
+    { name: 'postMessage.rtt.64', msgsPerSec: Math.round(rttPerSec), ...percentiles(roundTrips) },
+  ];
 }
 
 async function ringbufCase(): Promise<CaseResult> {
@@ -147,23 +157,155 @@ async function framesCase(size: BenchSize): Promise<CaseResult> {
   return { name: `frames.oneway.${size}`, msgsPerSec: Math.round(msgsPerSec), ...percentiles(rtts) };
 }
 
+/** The sample message the kernel cases send: 64 bytes of payload. */
+function sample64() {
+  return { seq: 0, flags: 0, ts: 0, data: new Float64Array(6) };
+}
+
+async function piscinaCase(): Promise<CaseResult> {
+  const pool = new Piscina({
+    filename: new URL('./piscina-task.js', import.meta.url).href,
+    minThreads: 1,
+    maxThreads: 1,
+  });
+  const payload = new Uint8Array(64);
+  const n = quick ? 20_000 : 100_000;
+  for (let i = 0; i < 1000; i++) await pool.run(payload);
+  // Throughput: keep 256 tasks in flight.
+  const start = performance.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 256 }, async () => {
+      while (next++ < n) await pool.run(payload);
+    }),
+  );
+  const msgsPerSec = n / ((performance.now() - start) / 1000);
+  const latencies: number[] = [];
+  for (let i = 0; i < RTT_N / 2; i++) {
+    const t0 = performance.now();
+    await pool.run(payload);
+    latencies.push((performance.now() - t0) * 1000);
+  }
+  await pool.destroy();
+  return { name: 'piscina.run.64', msgsPerSec: Math.round(msgsPerSec), ...percentiles(latencies) };
+}
+
+async function kernelCases(): Promise<CaseResult[]> {
+  const runtime = await RingKernelRuntime.builder().backend('cpu').build();
+  const results: CaseResult[] = [];
+  try {
+    // kernel.send.64: one way into a sink kernel, counted when the kernel has processed them.
+    const sink = await runtime.launch(BenchSink, 1, 1, { autoActivate: true });
+    const sample = sample64();
+    const send = async (count: number): Promise<void> => {
+      for (let i = 0; i < count; i++) {
+        sample.seq = i;
+        if (!sink.trySend(sample)) await sink.send(sample);
+      }
+    };
+    const processed = (): number => sink.counters().processed;
+    const warm = Math.floor(THROUGHPUT_N / 5);
+    await send(warm);
+    while (processed() < warm) await new Promise((resolve) => setImmediate(resolve));
+    const start = performance.now();
+    await send(THROUGHPUT_N - warm);
+    while (processed() < THROUGHPUT_N) await new Promise((resolve) => setImmediate(resolve));
+    const sendRate = (THROUGHPUT_N - warm) / ((performance.now() - start) / 1000);
+    // One-way latency, unloaded: send one message, watch the ControlBlock until the kernel has processed it.
+    const oneWay: number[] = [];
+    for (let i = 0; i < RTT_N; i++) {
+      const before = processed();
+      const t0 = performance.now();
+      sink.trySend(sample);
+      while (processed() === before);
+      oneWay.push((performance.now() - t0) * 1000);
+    }
+    results.push({ name: 'kernel.send.64', msgsPerSec: Math.round(sendRate), ...percentiles(oneWay) });
+    await sink.terminate();
+
+    // kernel.call.64: request/response with a 64-byte message each way, one call at a time.
+    const echo = await runtime.launch(BenchEcho, 1, 1, { autoActivate: true });
+    for (let i = 0; i < 2_000; i++) await echo.call(sample);
+    const calls: number[] = [];
+    const callStart = performance.now();
+    for (let i = 0; i < RTT_N * 2; i++) {
+      sample.seq = i;
+      const t0 = performance.now();
+      await echo.call(sample);
+      calls.push((performance.now() - t0) * 1000);
+    }
+    const callRate = calls.length / ((performance.now() - callStart) / 1000);
+    results.push({ name: 'kernel.call.64', msgsPerSec: Math.round(callRate), ...percentiles(calls) });
+    await echo.terminate();
+
+    // idle1000: 1000 active kernels with nothing to do — CPU used by the whole process, and its RSS.
+    const idle = await Promise.all(
+      Array.from({ length: 1000 }, (_, i) =>
+        runtime.launch(BenchIdle, 1, 1, { name: `idle-${i}`, autoActivate: true }),
+      ),
+    );
+    await Promise.all(idle.map((handle) => handle.call(sample)));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const cpu0 = process.cpuUsage();
+    const wall0 = performance.now();
+    await new Promise((resolve) => setTimeout(resolve, quick ? 2_000 : 5_000));
+    const cpu = process.cpuUsage(cpu0);
+    const cpuPercent = ((cpu.user + cpu.system) / 1000 / (performance.now() - wall0)) * 100;
+    const rssMB = process.memoryUsage().rss / 2 ** 20;
+    results.push({
+      name: 'idle1000.cpuPercent',
+      msgsPerSec: 0,
+      p50us: 0,
+      p99us: 0,
+      value: round(cpuPercent),
+      unit: '% of one core',
+    });
+    results.push({ name: 'idle1000.rssMB', msgsPerSec: 0, p50us: 0, p99us: 0, value: round(rssMB), unit: 'MiB' });
+  } finally {
+    await runtime.shutdown();
+  }
+  return results;
+}
+
 const cases: CaseResult[] = [];
 const started = performance.now();
-for (const run of [postMessageCase, ringbufCase, () => framesCase(64), () => framesCase(256), () => framesCase(1024)]) {
-  const result = await run();
-  cases.push(result);
-  console.log(
-    `${result.name.padEnd(24)} ${String(result.msgsPerSec).padStart(10)} msg/s   p50 ${result.p50us.toFixed(2).padStart(7)} µs   p99 ${result.p99us.toFixed(2).padStart(7)} µs`,
-  );
+const runs: (() => Promise<CaseResult | CaseResult[]>)[] = [
+  postMessageCase,
+  ringbufCase,
+  () => framesCase(64),
+  () => framesCase(256),
+  () => framesCase(1024),
+  piscinaCase,
+  kernelCases,
+];
+for (const run of runs) {
+  const produced = await run();
+  for (const result of Array.isArray(produced) ? produced : [produced]) {
+    cases.push(result);
+    console.log(
+      result.value === undefined
+        ? `${result.name.padEnd(24)} ${String(result.msgsPerSec).padStart(10)} msg/s   p50 ${result.p50us.toFixed(2).padStart(7)} µs   p99 ${result.p99us.toFixed(2).padStart(7)} µs`
+        : `${result.name.padEnd(24)} ${String(result.value).padStart(10)} ${result.unit}`,
+    );
+  }
 }
 const by = (name: string): CaseResult => cases.find((c) => c.name === name) as CaseResult;
+const rate = (name: string): number => by(name).msgsPerSec;
 const ratios = {
-  'frames.oneway.64 / ringbuf.oneway.64': round(by('frames.oneway.64').msgsPerSec / by('ringbuf.oneway.64').msgsPerSec),
-  'frames.oneway.64 / postMessage.oneway.64': round(
-    by('frames.oneway.64').msgsPerSec / by('postMessage.oneway.64').msgsPerSec,
+  'frames.oneway.64 / ringbuf.oneway.64 (goal ≥ 0.6)': round(rate('frames.oneway.64') / rate('ringbuf.oneway.64')),
+  'frames.oneway.64 / postMessage.oneway.64 (goal ≥ 6)': round(
+    rate('frames.oneway.64') / rate('postMessage.oneway.64'),
   ),
+  'kernel.send.64 / postMessage.oneway.64 (goal ≥ 6)': round(rate('kernel.send.64') / rate('postMessage.oneway.64')),
+  'kernel.send.64 / ringbuf.oneway.64 (goal ≥ 0.5)': round(rate('kernel.send.64') / rate('ringbuf.oneway.64')),
+  'postMessage.rtt.64 p50 / kernel.call.64 p50 (goal ≥ 10)': round(
+    by('postMessage.rtt.64').p50us / by('kernel.call.64').p50us,
+  ),
+  'kernel.call.64 p50 µs (goal ≤ 5)': by('kernel.call.64').p50us,
+  'idle1000.cpuPercent (goal < 2)': by('idle1000.cpuPercent').value ?? 0,
 };
-console.log(`\nratios (goal ≥ 0.6 and ≥ 6): ${JSON.stringify(ratios)}`);
+console.log('\nratios and goals:');
+for (const [name, value] of Object.entries(ratios)) console.log(`  ${name.padEnd(58)} ${value}`);
 console.log(`took ${((performance.now() - started) / 1000).toFixed(1)} s`);
 if (jsonFile !== undefined) {
   mkdirSync(dirname(jsonFile), { recursive: true });

@@ -45,7 +45,8 @@ while (performance.now() < deadline) {
     reading.sensor = readings % SENSORS;
     reading.seq = readings;
     const phase = readings / 50_000;
-    reading.celsius = 40 + 15 * Math.sin(phase + reading.sensor) + (reading.sensor === 3 && Math.sin(phase / 3) > 0.9 ? 45 : 0);
+    reading.celsius =
+      40 + 15 * Math.sin(phase + reading.sensor) + (reading.sensor === 3 && Math.sin(phase / 3) > 0.9 ? 45 : 0);
     if (!stats.trySend(reading)) await stats.send(reading);
     readings++;
   }
@@ -64,9 +65,15 @@ const elapsed = (performance.now() - started) / 1000;
 callLatencies.sort((a, b) => a - b);
 const pct = (q: number): string => (callLatencies[Math.floor(q * (callLatencies.length - 1))] ?? 0).toFixed(1);
 console.log(`\nsummary`);
-console.log(`  readings sent     ${readings.toLocaleString('en')} in ${elapsed.toFixed(1)} s (${Math.round(readings / elapsed).toLocaleString('en')} msg/s)`);
-console.log(`  windows of ${WINDOW}     ${windows.toLocaleString('en')}   alerts: ${levels[0]} normal, ${levels[1]} warm, ${levels[2]} hot`);
-console.log(`  call latency      p50 ${pct(0.5)} µs   p99 ${pct(0.99)} µs   (${callLatencies.length.toLocaleString('en')} calls, stats → alerts)`);
+console.log(
+  `  readings sent     ${readings.toLocaleString('en')} in ${elapsed.toFixed(1)} s (${Math.round(readings / elapsed).toLocaleString('en')} msg/s)`,
+);
+console.log(
+  `  windows of ${WINDOW}     ${windows.toLocaleString('en')}   alerts: ${levels[0]} normal, ${levels[1]} warm, ${levels[2]} hot`,
+);
+console.log(
+  `  call latency      p50 ${pct(0.5)} µs   p99 ${pct(0.99)} µs   (${callLatencies.length.toLocaleString('en')} calls, stats → alerts)`,
+);
 for (const handle of [stats, alerts]) {
   const m = handle.metrics();
   console.log(
@@ -74,5 +81,7 @@ for (const handle of [stats, alerts]) {
   );
 }
 const shutdown = await runtime.shutdown();
-console.log(`  shutdown          ${shutdown.terminated} terminated, ${shutdown.failed} failed, ${shutdown.deadLetters} dead letters, ${shutdown.durationMs} ms`);
+console.log(
+  `  shutdown          ${shutdown.terminated} terminated, ${shutdown.failed} failed, ${shutdown.deadLetters} dead letters, ${shutdown.durationMs} ms`,
+);
 if (shutdown.failed !== 0 || windows === 0) process.exitCode = 1;

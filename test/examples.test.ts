@@ -33,6 +33,10 @@ describe('npm start demo', () => {
     assert.match(out, /shutdown +2 terminated, 0 failed, 0 dead letters/);
     const windows = Number(/windows of 64 +([\d,]+)/.exec(out)?.[1]?.replaceAll(',', ''));
     const readings = Number(/readings sent +([\d,]+)/.exec(out)?.[1]?.replaceAll(',', ''));
-    assert.equal(windows, Math.floor(readings / 16 / 64) * 16, 'every full window of every sensor became an alert verdict');
+    assert.equal(
+      windows,
+      Math.floor(readings / 16 / 64) * 16,
+      'every full window of every sensor became an alert verdict',
+    );
   });
 });

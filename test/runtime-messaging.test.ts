@@ -224,6 +224,19 @@ describe('messages through kernels', () => {
     await handle.terminate();
   });
 
+  it('rejects a call at once when the handler returns no response', async () => {
+    const handle = await runtime.launch(Sink, 1, 1, { name: 'silent', autoActivate: true });
+    const started = performance.now();
+    await assert.rejects(handle.call({ sender: 1, seq: 0, value: 1 }), (error: unknown) => {
+      assert.ok(error instanceof HandlerFailedError);
+      assert.equal(error.remote.name, 'NoResponse');
+      return true;
+    });
+    assert.ok(performance.now() - started < 5_000, 'well before the 30 s call timeout');
+    assert.equal(handle.metrics().messagesProcessed, 1, 'not a failure of the handler');
+    await handle.terminate();
+  });
+
   it('echoes raw bytes', async () => {
     const handle = await runtime.launch(Echo, 1, 1, { name: 'echo', autoActivate: true });
     const reply = await handle.call(new Uint8Array([1, 2, 3, 250]));

@@ -96,6 +96,8 @@ export interface KernelHandleInit {
 }
 
 interface PendingCall {
+  readonly deadline: number;
+  expire(): void;
   resolve(value: unknown): void;
   reject(error: Error): void;
   cleanup(): void;
@@ -111,7 +113,8 @@ interface PendingSend {
 }
 
 const RESOLVED = Promise.resolve();
-const SENDABLE: ReadonlySet<KernelStatusName> = new Set(['Launched', 'Active', 'Deactivated']);
+/** Iterations the host spins for a response before parking (about 10–20 µs). */
+const HOST_SPIN = 2048;
 
 /**
  * The host's end of one launched kernel. Sending writes straight into the kernel's input ring (no Promise
@@ -139,6 +142,10 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   readonly #outputCodec: MessageCodec<unknown, OutView>;
   readonly #envelope: Envelope;
   readonly #calls = new Map<number, PendingCall>();
+  /** Every call and receive waiting, for the shared deadline timer. */
+  readonly #deadlines = new Set<PendingCall>();
+  #timer: NodeJS.Timeout | undefined;
+  #timerAt = Number.POSITIVE_INFINITY;
   readonly #received: OutView[] = [];
   readonly #receivers: PendingCall[] = [];
   readonly #sends: PendingSend[] = [];
@@ -166,7 +173,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     this.#inputCodec = init.definition.input;
     this.#outputCodec = init.definition.output;
     this.#producer = new FrameProducer(init.input);
-    this.#consumer = new FrameConsumer(init.output);
+    this.#consumer = new FrameConsumer(init.output, { spin: 0 });
     this.#envelope = { messageId: 0, destination: init.instanceId, flags: 0 };
     this.#exited = new Promise((resolve) => {
       this.#markExited = resolve;
@@ -308,6 +315,25 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     return promise;
   }
 
+  /**
+   * The kernel's message counters, straight from its ControlBlock (published once per batch): cheap enough to
+   * poll, unlike {@link KernelHandle.metrics}, which also walks the queues and the latency histogram.
+   */
+  counters(): {
+    readonly received: number;
+    readonly processed: number;
+    readonly failed: number;
+    readonly dropped: number;
+  } {
+    const control = this.#control;
+    return {
+      received: Number(control.messagesReceived),
+      processed: Number(control.messagesProcessed),
+      failed: Number(control.messagesFailed),
+      dropped: Number(control.messagesDropped),
+    };
+  }
+
   /** Counters, queue depths, latency, status: read from shared memory, no message to the kernel. */
   metrics(): KernelMetrics {
     const control = this.#control;
@@ -351,9 +377,11 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   // ---------------------------------------------------------------------------------------------------------------
 
   #checkSendable(operation: string): void {
+    // One atomic load on the hot path: Launched, Active and Deactivated take messages.
+    const code = this.#control.status;
+    if (code >= KernelStatus.Launched && code <= KernelStatus.Deactivated && this.#failure === undefined) return;
     if (this.#failure !== undefined) throw this.#failure;
-    const status = this.status;
-    if (!SENDABLE.has(status)) throw new InvalidStateError(this.name, operation, status, 'Active');
+    throw new InvalidStateError(this.name, operation, this.status, 'Active');
   }
 
   #write(message: InIn, flags: number): boolean {
@@ -427,7 +455,11 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     }
   }
 
-  /** Registers a waiter (call or receive) with its timeout and abort signal. */
+  /**
+   * Registers a waiter (call or receive) with its timeout and abort signal. Timeouts share one timer per handle,
+   * armed for the earliest deadline, instead of a timer per call (a setTimeout/clearTimeout pair per call costs
+   * about as much as the call itself).
+   */
   #waitFor(
     table: Map<number, PendingCall>,
     id: number,
@@ -436,12 +468,10 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     what: string,
   ): Promise<OutView> {
     return new Promise<OutView>((resolve, reject) => {
-      const timer = setTimeout(
-        () => pending.reject(new TimeoutError(`${what} on kernel '${this.name}'`, timeout)),
-        timeout,
-      );
       const onAbort = (): void => pending.reject(signal?.reason ?? new Error('aborted'));
       const pending: PendingCall = {
+        deadline: performance.now() + timeout,
+        expire: () => pending.reject(new TimeoutError(`${what} on kernel '${this.name}'`, timeout)),
         resolve: (value) => {
           pending.cleanup();
           resolve(value as OutView);
@@ -451,16 +481,39 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
           reject(error);
         },
         cleanup: () => {
-          clearTimeout(timer);
-          signal?.removeEventListener('abort', onAbort);
+          this.#deadlines.delete(pending);
+          if (signal !== undefined) signal.removeEventListener('abort', onAbort);
           table.delete(id);
-          const at = this.#receivers.indexOf(pending);
-          if (at >= 0) this.#receivers.splice(at, 1);
+          if (table !== this.#calls) {
+            const at = this.#receivers.indexOf(pending);
+            if (at >= 0) this.#receivers.splice(at, 1);
+          }
         },
       };
-      signal?.addEventListener('abort', onAbort, { once: true });
+      if (signal !== undefined) signal.addEventListener('abort', onAbort, { once: true });
       table.set(id, pending);
+      this.#deadlines.add(pending);
+      if (pending.deadline < this.#timerAt) this.#armTimer(pending.deadline);
     });
+  }
+
+  #armTimer(at: number): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timerAt = at;
+    // Unref'd: waiting callers are kept alive by the output pump's park, not by their deadline.
+    this.#timer = setTimeout(() => this.#expire(), Math.max(0, at - performance.now())).unref();
+  }
+
+  #expire(): void {
+    this.#timer = undefined;
+    this.#timerAt = Number.POSITIVE_INFINITY;
+    const now = performance.now();
+    let next = Number.POSITIVE_INFINITY;
+    for (const pending of [...this.#deadlines]) {
+      if (pending.deadline <= now) pending.expire();
+      else next = Math.min(next, pending.deadline);
+    }
+    if (next !== Number.POSITIVE_INFINITY) this.#armTimer(next);
   }
 
   /**
@@ -483,12 +536,19 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
             }
             break;
           }
-          await this.#consumer.waitForDataAsync(1000);
+          // Spin first, synchronously: a response that comes back within the spin needs no event-loop turn.
+          if (!this.#spinForOutput()) await this.#consumer.waitForDataAsync(1000);
         }
       } finally {
         this.#pumping = false;
       }
     })();
+  }
+
+  #spinForOutput(): boolean {
+    const consumer = this.#consumer;
+    for (let i = 0; i < HOST_SPIN; i++) if (consumer.hasData()) return true;
+    return false;
   }
 
   #dispatch(frame: FrameView): void {

@@ -59,7 +59,8 @@ export class FrameConsumer {
   readonly #maxFrameLength: number;
   readonly #onMalformed: ((error: MalformedFrameError) => void) | undefined;
   readonly #requireChecksum: boolean;
-  readonly #hasData = (): boolean => this.#interrupted || Atomics.load(this.#ring.indices, WRITE) !== this.#read;
+  /** What a wait waits for: a published frame, or an {@link FrameConsumer.interrupt}. */
+  readonly #ready = (): boolean => this.#interrupted || Atomics.load(this.#ring.indices, WRITE) !== this.#read;
   #interrupted = false;
   /** Our own read index: we are its only writer, so it never needs reloading. */
   #read: number;
@@ -108,7 +109,7 @@ export class FrameConsumer {
 
   /** Whether at least one frame is published and unread. */
   hasData(): boolean {
-    return this.#hasData();
+    return Atomics.load(this.#ring.indices, WRITE) !== this.#read;
   }
 
   /**
@@ -210,13 +211,13 @@ export class FrameConsumer {
    */
   waitForData(timeoutMs = Number.POSITIVE_INFINITY): boolean {
     this.#interrupted = false;
-    return waitUntil(this.#ring.signal, SEQ, SLEEPING, this.#hasData, timeoutMs, this.#ring.spin);
+    return waitUntil(this.#ring.signal, SEQ, SLEEPING, this.#ready, timeoutMs, this.#ring.spin);
   }
 
   /** {@link FrameConsumer.waitForData} for event-loop threads, with `Atomics.waitAsync`: one Promise per park. */
   waitForDataAsync(timeoutMs = Number.POSITIVE_INFINITY, signal?: AbortSignal): Promise<boolean> {
     this.#interrupted = false;
-    return waitUntilAsync(this.#ring.signal, SEQ, SLEEPING, this.#hasData, timeoutMs, this.#ring.spin, signal);
+    return waitUntilAsync(this.#ring.signal, SEQ, SLEEPING, this.#ready, timeoutMs, this.#ring.spin, signal);
   }
 
   /**

@@ -99,9 +99,13 @@ export class HybridLogicalClock {
     return { physicalUs: this.physicalUs, logical: this.logical, node: this.node };
   }
 
-  /** {@link HybridLogicalClock.update} without allocating: reads the result from `physicalUs` / `logical`. */
-  receive(remotePhysicalUs: number, remoteLogical: number): void {
-    const wall = this.#now();
+  /**
+   * {@link HybridLogicalClock.update} without allocating: reads the result from `physicalUs` / `logical`.
+   * `wallUs` lets a caller that handles a batch read the wall clock once for the whole batch (the result is still
+   * after both the remote and every earlier local timestamp; only its physical part may lag by the batch).
+   */
+  receive(remotePhysicalUs: number, remoteLogical: number, wallUs: number = this.#now()): void {
+    const wall = wallUs;
     const skew = remotePhysicalUs - wall;
     if (skew > this.maxSkewUs) throw new ClockSkewError(skew, this.maxSkewUs);
     const local = this.physicalUs;

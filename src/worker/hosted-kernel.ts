@@ -37,6 +37,10 @@ const ErrorReply: MessageCodec<Uint8Array, Uint8Array> = {
 };
 const encoder = new TextEncoder();
 
+const NO_RESPONSE = encoder.encode(
+  JSON.stringify({ name: 'NoResponse', message: 'the handler returned nothing, so the call has no response' }),
+);
+
 /** The error a handler threw, as JSON of at most {@link ERROR_REPLY_MAX_BYTES}: the stack goes first, then text. */
 function errorReplyBody(error: unknown): Uint8Array {
   const { name, message, code, stack } = serializeError(error);
@@ -93,6 +97,9 @@ export class HostedKernel {
     return request === 0 || (request === TERMINATE_FINISH && this.#draining);
   };
   #draining = false;
+  /** Wall clock (µs) read once per batch: the HLC merges with it instead of reading the clock per message. */
+  #batchWallUs = wallClockUs();
+  #lastBeatUs = 0;
   readonly #replyEnvelope: Envelope = { correlationId: 0, source: 0, flags: FrameFlags.RESPONSE };
 
   constructor(definition: AnyKernelDefinition, task: AttachTask) {
@@ -103,7 +110,7 @@ export class HostedKernel {
     this.#histogram = new Uint32Array(task.histogram);
     this.#telemetry = task.enableTelemetry;
     this.#clock = new HybridLogicalClock(task.instanceId);
-    this.#input = new FrameConsumer(task.input, { spin: SPIN, onMalformed: (error) => this.#malformed(error) });
+    this.#input = new FrameConsumer(task.input, { spin: 0, onMalformed: (error) => this.#malformed(error) });
     this.#output = new FrameProducer(task.output, { clock: this.#clock, spin: SPIN });
     this.#replyEnvelope.source = task.instanceId;
     this.#actor = createActor(kernelLifecycle, { input: { controlBlock: this.#control } });
@@ -183,7 +190,7 @@ export class HostedKernel {
           const handled = this.#input.drain(this.#onFrame, BATCH);
           this.#publish();
           if (handled === BATCH) await yieldTurn();
-          else if (handled === 0) await this.#input.waitForDataAsync();
+          else if (handled === 0 && !this.#spinForData()) await this.#input.waitForDataAsync();
           continue;
         }
         // Launched or Deactivated (or a termination request whose command is on its way): input waits in its
@@ -196,6 +203,7 @@ export class HostedKernel {
     } catch (error) {
       reason = `kernel loop failed: ${serializeError(error).message}`;
     }
+    this.#lastBeatUs = 0;
     this.#publish();
     this.#control.setInFlight(0);
     if (reason === undefined) {
@@ -235,6 +243,16 @@ export class HostedKernel {
     this.#actor.send({ type: 'DRAINED' });
   }
 
+  /**
+   * Spins briefly, synchronously, for the next frame: a busy kernel then goes on without a Promise or an event
+   * loop turn. Only then does it park (the consumer itself does not spin again).
+   */
+  #spinForData(): boolean {
+    const input = this.#input;
+    for (let i = 0; i < SPIN; i++) if (input.hasData()) return true;
+    return false;
+  }
+
   #discardPending(why: string): void {
     this.#input.drain((frame) => {
       this.#received++;
@@ -249,12 +267,16 @@ export class HostedKernel {
     const sample = this.#telemetry && ++this.#sample === SAMPLE_EVERY;
     const started = sample ? performance.now() : 0;
     try {
-      this.#clock.receive(frame.hlcPhysicalUs, frame.hlcLogical);
+      this.#clock.receive(frame.hlcPhysicalUs, frame.hlcLogical, this.#batchWallUs);
       const message = frame.decode(this.#definition.input);
       const context = this.#context as { envelope: FrameView };
       context.envelope = frame;
       const result = this.#definition.cpu(message, this.#context);
       if (result !== undefined) this.#emit(result, frame.messageId, FrameFlags.RESPONSE);
+      else if (frame.flags & FrameFlags.REQUEST) {
+        // A call waits for an answer that will never come: say so now rather than at the caller's timeout.
+        this.#write(ErrorReply, NO_RESPONSE, frame.messageId, FrameFlags.RESPONSE | FrameFlags.ERROR);
+      }
       this.#processed++;
     } catch (error) {
       this.#failed++;
@@ -308,12 +330,21 @@ export class HostedKernel {
     return next === undefined ? 0 : alignedFrameSize(next.bytes.length);
   }
 
+  /**
+   * After each batch: publishes the batch's counters, and — at most once a millisecond, since each costs BigInt
+   * conversions — the heartbeat and the HLC. Also reads the wall clock the next batch stamps its messages with.
+   */
   #publish(): void {
     const control = this.#control;
     control.addBatch(this.#received, this.#processed, this.#failed, this.#dropped);
     this.#received = this.#processed = this.#failed = this.#dropped = 0;
-    control.beat(wallClockUs());
-    control.publishHlc(this.#clock.physicalUs, this.#clock.logical);
+    const now = wallClockUs();
+    this.#batchWallUs = now;
+    if (now - this.#lastBeatUs >= 1000) {
+      this.#lastBeatUs = now;
+      control.beat(now);
+      control.publishHlc(this.#clock.physicalUs, this.#clock.logical);
+    }
   }
 
   #malformed(error: MalformedFrameError): void {

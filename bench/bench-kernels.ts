@@ -1,0 +1,33 @@
+/** Kernels the benchmark launches; a module of its own so the runtime's workers can import it. */
+import { defineKernel } from '../src/index.js';
+import { BenchMessages } from './messages.js';
+
+const Sample64 = BenchMessages[64];
+
+/** Takes 64-byte messages and does nothing with them but read one field. */
+export const BenchSink = defineKernel({
+  id: 'bench.sink',
+  input: Sample64,
+  output: Sample64,
+  init: () => ({ checksum: 0 }),
+  cpu: (sample, ctx) => {
+    ctx.state.checksum += sample.seq;
+    return undefined;
+  },
+});
+
+/** Answers every 64-byte message with a 64-byte message. */
+export const BenchEcho = defineKernel({
+  id: 'bench.echo',
+  input: Sample64,
+  output: Sample64,
+  cpu: (sample) => ({ seq: sample.seq, flags: 1, ts: sample.ts, data: sample.data }),
+});
+
+/** Answers once, then idles: for the 1000-idle-kernels case. */
+export const BenchIdle = defineKernel({
+  id: 'bench.idle',
+  input: Sample64,
+  output: Sample64,
+  cpu: (sample) => sample.toObject(),
+});
