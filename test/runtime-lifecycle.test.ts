@@ -144,6 +144,20 @@ describe('kernel lifecycle', () => {
     assert.equal(typeof ControlBlock, 'function');
   });
 
+  it('terminates a handle and shuts a runtime down at the end of an `await using` block', async () => {
+    let handle: Awaited<ReturnType<RingKernelRuntime['launch']>> | undefined;
+    let inner: RingKernelRuntime | undefined;
+    {
+      await using scoped = await RingKernelRuntime.builder().config({ workers: 1 }).build();
+      inner = scoped;
+      await using launched = await scoped.launch(Accumulator, 1, 1, { autoActivate: true });
+      handle = launched;
+      assert.equal(launched.status, 'Active');
+    }
+    assert.equal(handle?.status, 'Terminated');
+    await assert.rejects(inner.launch(Accumulator), RuntimeShutDownError);
+  });
+
   it('after shutdown, refuses new launches with a typed error', async () => {
     const other = await RingKernelRuntime.builder().config({ workers: 1 }).build();
     await other.launch(Accumulator, 1, 1, { autoActivate: true });

@@ -113,8 +113,8 @@ interface PendingSend {
 }
 
 const RESOLVED = Promise.resolve();
-/** Iterations the host spins for a response before parking (about 10–20 µs). */
-const HOST_SPIN = 2048;
+/** How long the host spins for a response before parking, in ms: a kernel usually answers well within it. */
+const HOST_SPIN_MS = 0.05;
 
 /**
  * The host's end of one launched kernel. Sending writes straight into the kernel's input ring (no Promise
@@ -517,37 +517,54 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   }
 
   /**
-   * Reads outputs while anyone waits for one. Runs synchronously up to its first park, so a response that comes
-   * back within the spin is delivered without a trip through the event loop.
+   * Reads outputs while anyone waits for one. First synchronously — drain, spin, drain — so a response that
+   * comes back within the spin is delivered before `call` even returns, with no Promise or event-loop turn of the
+   * pump's own; only then as an async loop that parks on the output ring.
    */
   #pump(): void {
     if (this.#pumping) return;
-    this.#pumping = true;
-    void (async () => {
-      try {
-        while ((this.#calls.size > 0 || this.#receivers.length > 0) && this.#failure === undefined) {
-          if (this.#consumer.drain(this.#onOutput) > 0) continue;
-          if (this.#exitStatus === 'Terminated') {
-            for (const receiver of [...this.#receivers]) {
-              receiver.reject(new InvalidStateError(this.name, 'receive from', 'Terminated', 'Active'));
-            }
-            for (const call of [...this.#calls.values()]) {
-              call.reject(new InvalidStateError(this.name, 'call', 'Terminated', 'Active'));
-            }
-            break;
-          }
-          // Spin first, synchronously: a response that comes back within the spin needs no event-loop turn.
-          if (!this.#spinForOutput()) await this.#consumer.waitForDataAsync(1000);
-        }
-      } finally {
-        this.#pumping = false;
+    const until = performance.now() + HOST_SPIN_MS;
+    for (let spins = 0; this.#waiting(); ) {
+      if (this.#consumer.drain(this.#onOutput) > 0) continue;
+      if ((++spins & 63) === 0 && performance.now() >= until) {
+        this.#pumping = true;
+        void this.#pumpAsync();
+        return;
       }
-    })();
+    }
+  }
+
+  #waiting(): boolean {
+    return (this.#calls.size > 0 || this.#receivers.length > 0) && this.#failure === undefined;
+  }
+
+  async #pumpAsync(): Promise<void> {
+    try {
+      while (this.#waiting()) {
+        if (this.#consumer.drain(this.#onOutput) > 0) continue;
+        if (this.#exitStatus === 'Terminated') {
+          for (const receiver of [...this.#receivers]) {
+            receiver.reject(new InvalidStateError(this.name, 'receive from', 'Terminated', 'Active'));
+          }
+          for (const call of [...this.#calls.values()]) {
+            call.reject(new InvalidStateError(this.name, 'call', 'Terminated', 'Active'));
+          }
+          break;
+        }
+        // Spin first, synchronously: a response that comes back within the spin needs no event-loop turn.
+        if (!this.#spinForOutput()) await this.#consumer.waitForDataAsync(1000);
+      }
+    } finally {
+      this.#pumping = false;
+    }
   }
 
   #spinForOutput(): boolean {
     const consumer = this.#consumer;
-    for (let i = 0; i < HOST_SPIN; i++) if (consumer.hasData()) return true;
+    const until = performance.now() + HOST_SPIN_MS;
+    do {
+      for (let i = 0; i < 64; i++) if (consumer.hasData()) return true;
+    } while (performance.now() < until);
     return false;
   }
 
