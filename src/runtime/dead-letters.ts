@@ -1,17 +1,10 @@
 import { EventEmitter } from 'node:events';
-import type { DeadLetterReason, SerializedError } from '../worker/protocol.js';
+import type { DeadLetterReason, DeadLetterReport } from '../worker/protocol.js';
 
 /** A message that could not be delivered or handled, with why. Nothing is dropped without one. */
-export interface DeadLetter {
+export interface DeadLetter extends DeadLetterReport {
   /** The launched kernel's name. */
   readonly kernel: string;
-  readonly reason: DeadLetterReason;
-  readonly error: SerializedError;
-  readonly messageId: number;
-  readonly correlationId: number;
-  readonly typeId: number;
-  /** A copy of the payload (for malformed frames, the raw bytes skipped). */
-  readonly payload: Uint8Array;
   /** When the host learned of it. */
   readonly at: Date;
 }

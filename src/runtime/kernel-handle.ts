@@ -4,6 +4,7 @@ import { HandlerFailedError, InvalidStateError, KernelFailedError, QueueFullErro
 import { TimeoutError } from '../errors/value-errors.js';
 import { type ControlBlock, ErrorCode, TERMINATE_FINISH, TERMINATE_NOW } from '../wire/control-block.js';
 import type { Envelope } from '../wire/envelope.js';
+import { spinFor } from '../wire/eventcount.js';
 import { FrameConsumer } from '../wire/frame-consumer.js';
 import { alignedFrameSize, FrameFlags } from '../wire/frame-header.js';
 import { FrameProducer } from '../wire/frame-producer.js';
@@ -113,6 +114,8 @@ interface PendingSend {
 }
 
 const RESOLVED = Promise.resolve();
+/** How long a forced kernel gets to stop after the message in hand before the host marks it Failed itself. */
+const FORCE_GRACE_MS = 1000;
 /** How long the host spins for a response before parking, in ms: a kernel usually answers well within it. */
 const HOST_SPIN_MS = 0.05;
 
@@ -162,6 +165,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   #lastErrorMessage: string | undefined;
   #exitStatus: 'Terminated' | 'Failed' | undefined;
   readonly #onOutput = (frame: FrameView): void => this.#dispatch(frame);
+  readonly #hasOutput = (): boolean => this.#consumer.hasData();
 
   /** @internal — handles come from `runtime.launch`. */
   constructor(init: KernelHandleInit) {
@@ -228,7 +232,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     // far (a handler that never returns), the kernel is failed anyway.
     this.#control.requestTermination(TERMINATE_NOW);
     this.#post({ seq: this.#nextSeq++, command: 'ABORT' });
-    if (await this.#exitWithin(Math.min(1000, timeout))) return;
+    if (await this.#exitWithin(FORCE_GRACE_MS)) return;
     const error = new KernelFailedError(this.name, `did not terminate within ${timeout} ms`);
     (error as { cause?: unknown }).cause = { code: ErrorCode.TerminationTimeout };
     this.#fail(error);
@@ -560,12 +564,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   }
 
   #spinForOutput(): boolean {
-    const consumer = this.#consumer;
-    const until = performance.now() + HOST_SPIN_MS;
-    do {
-      for (let i = 0; i < 64; i++) if (consumer.hasData()) return true;
-    } while (performance.now() < until);
-    return false;
+    return spinFor(this.#hasOutput, HOST_SPIN_MS);
   }
 
   #dispatch(frame: FrameView): void {

@@ -44,6 +44,18 @@ function arm(
   return seq;
 }
 
+/**
+ * Spins on `ready()` for up to `ms` milliseconds of wall time (the clock is read every 64 checks). Returns
+ * whether it became ready. For callers that want a time-bounded spin before an async park.
+ */
+export function spinFor(ready: () => boolean, ms: number): boolean {
+  const until = performance.now() + ms;
+  do {
+    for (let i = 0; i < 64; i++) if (ready()) return true;
+  } while (performance.now() < until);
+  return false;
+}
+
 /** Waker side: call after publishing. Costs one atomic load when nobody sleeps. */
 export function wake(signal: Int32Array, seqIndex: number, sleepingIndex: number): void {
   if (Atomics.load(signal, sleepingIndex) !== 0) {

@@ -7,6 +7,7 @@ import type { AnyKernelDefinition, KernelContext } from '../runtime/kernel-defin
 import { recordLatency } from '../runtime/latency-histogram.js';
 import { ControlBlock, TERMINATE_FINISH, TERMINATE_NOW } from '../wire/control-block.js';
 import type { Envelope } from '../wire/envelope.js';
+import { spinFor } from '../wire/eventcount.js';
 import { FrameConsumer } from '../wire/frame-consumer.js';
 import { alignedFrameSize, FrameFlags } from '../wire/frame-header.js';
 import { FrameProducer } from '../wire/frame-producer.js';
@@ -101,6 +102,7 @@ export class HostedKernel {
     return request === 0 || (request === TERMINATE_FINISH && this.#draining);
   };
   #draining = false;
+  readonly #hasInput = (): boolean => this.#input.hasData();
   /** Wall clock (µs) read once per batch: the HLC merges with it instead of reading the clock per message. */
   #batchWallUs = wallClockUs();
   #lastBeatUs = 0;
@@ -252,12 +254,7 @@ export class HostedKernel {
    * loop turn. Only then does it park (the consumer itself does not spin again).
    */
   #spinForData(): boolean {
-    const input = this.#input;
-    const until = performance.now() + SPIN_MS;
-    do {
-      for (let i = 0; i < 64; i++) if (input.hasData()) return true;
-    } while (performance.now() < until);
-    return false;
+    return spinFor(this.#hasInput, SPIN_MS);
   }
 
   #discardPending(why: string): void {
