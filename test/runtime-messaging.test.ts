@@ -285,11 +285,28 @@ describe('messages through kernels', () => {
         'placed on different workers',
       );
       for (let seq = 0; seq < 100; seq++) doomed.trySend({ sender: 1, seq, value: 1 });
-      const pending = doomed.call({ sender: 1, seq: 101, value: KILL_WORKER }); // the handler calls process.exit
+      const pending = doomed.call({ sender: 1, seq: 100, value: KILL_WORKER }); // the handler calls process.exit
+      // Messages queued behind the fatal one: each is either refused at send, or dead-lettered by the host.
+      let refused = 0;
+      for (let seq = 101; seq < 151; seq++) {
+        try {
+          if (!doomed.trySend({ sender: 1, seq, value: 1 })) refused++;
+        } catch (error) {
+          assert.ok(error instanceof KernelFailedError);
+          refused++;
+        }
+      }
       await assert.rejects(
         pending,
         (error: unknown) => error instanceof KernelFailedError && /worker thread exited/.test(error.message),
       );
+      const salvaged = isolated.deadLetters
+        .recent()
+        .filter((l) => l.kernel === 'doomed' && l.reason === 'kernel-failed');
+      // The fatal message itself was in hand when the worker died: reported too. Those handled before it are not.
+      assert.deepEqual(salvaged[0]?.messageId, 101, 'the fatal call');
+      assert.equal(salvaged.length - 1 + refused, 50, 'every message behind the crash is accounted for, none twice');
+      assert.ok(salvaged.every((l) => l.payload.length === 16));
       assert.equal(doomed.status, 'Failed');
       // What the kernel produced before it died is still delivered; then receive rejects.
       for (let seq = 0; seq < 100; seq++) assert.equal((await doomed.receive(1000)).seq, seq);

@@ -152,7 +152,8 @@ typedef struct rk_control_block {
   uint32_t kernel_id; /* @84, writer: host. Numeric kernel id; set before sharing. */
   RK_ATOMIC(uint32_t) generation; /* @88, writer: lifecycle. Restarts so far. */
   uint32_t layout_version; /* @92, writer: host. RK_CONTROL_BLOCK_VERSION. */
-  uint8_t reserved[32]; /* @96, writer: host. Zero; room to grow. */
+  RK_ATOMIC(uint32_t) handled_cursor; /* @96, writer: executor. Input ring offset just past the last frame whose handler returned: where a host resumes if the executor dies mid-batch. */
+  uint8_t reserved[28]; /* @100, writer: host. Zero; room to grow. */
 } rk_control_block;
 #define RK_CONTROL_BLOCK_SIZE 128u
 #define RK_CONTROL_BLOCK_STATUS_OFFSET 0u
@@ -173,7 +174,8 @@ typedef struct rk_control_block {
 #define RK_CONTROL_BLOCK_KERNEL_ID_OFFSET 84u
 #define RK_CONTROL_BLOCK_GENERATION_OFFSET 88u
 #define RK_CONTROL_BLOCK_LAYOUT_VERSION_OFFSET 92u
-#define RK_CONTROL_BLOCK_RESERVED_OFFSET 96u
+#define RK_CONTROL_BLOCK_HANDLED_CURSOR_OFFSET 96u
+#define RK_CONTROL_BLOCK_RESERVED_OFFSET 100u
 RK_STATIC_ASSERT(sizeof(rk_control_block) == 128, "rk_control_block: size");
 RK_STATIC_ASSERT(RK_ALIGNOF(rk_control_block) == 8, "rk_control_block: alignment");
 RK_STATIC_ASSERT(offsetof(rk_control_block, status) == 0, "rk_control_block.status: offset");
@@ -194,7 +196,8 @@ RK_STATIC_ASSERT(offsetof(rk_control_block, error_count) == 80, "rk_control_bloc
 RK_STATIC_ASSERT(offsetof(rk_control_block, kernel_id) == 84, "rk_control_block.kernel_id: offset");
 RK_STATIC_ASSERT(offsetof(rk_control_block, generation) == 88, "rk_control_block.generation: offset");
 RK_STATIC_ASSERT(offsetof(rk_control_block, layout_version) == 92, "rk_control_block.layout_version: offset");
-RK_STATIC_ASSERT(offsetof(rk_control_block, reserved) == 96, "rk_control_block.reserved: offset");
+RK_STATIC_ASSERT(offsetof(rk_control_block, handled_cursor) == 96, "rk_control_block.handled_cursor: offset");
+RK_STATIC_ASSERT(offsetof(rk_control_block, reserved) == 100, "rk_control_block.reserved: offset");
 
 /* rk_ring_header: ringbuf.js 0.4 SPSC ring: this header, then storage_size data bytes (capacity + 1 slots). Indices wrap modulo storage_size; the ring is empty when they are equal and full when write + 1 == read (mod storage_size). Producer: copy, then release-store write_index. Consumer: acquire-load write_index, read, then release-store read_index. */
 typedef struct rk_ring_header {

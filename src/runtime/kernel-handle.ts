@@ -188,6 +188,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       if (this.#exitStatus === undefined) {
         init.onWorkerExit(init.threadId);
         this.#fail(new KernelFailedError(this.name, 'its worker thread exited'));
+        this.#salvageInput();
       }
     });
     // An idle kernel must not keep the process alive; pending operations ref it while they wait.
@@ -653,6 +654,31 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     for (const waiter of this.#replies.values()) waiter.reject(error);
     this.#replies.clear();
     this.#settleExit();
+  }
+
+  /**
+   * The worker is dead, so nobody consumes the input ring any more: the host takes over as its consumer and
+   * dead-letters what is left (reason `kernel-failed`), so nothing sent is lost without a word. It starts where
+   * the worker's handlers got to (the ControlBlock's handled cursor), not at the last published read index, so
+   * messages handled in the worker's last batch are not reported twice; the message whose handler was running
+   * (the one that killed the worker, say) is reported.
+   */
+  #salvageInput(): void {
+    const orphaned = new FrameConsumer(this.#init.input);
+    orphaned.resumeAt(this.#control.handledCursor);
+    const error = { name: 'KernelFailedError', message: `kernel '${this.name}' failed before handling this message` };
+    orphaned.drain((frame) => {
+      this.#init.onDeadLetter({
+        kernel: this.name,
+        reason: 'kernel-failed',
+        error,
+        messageId: frame.messageId,
+        correlationId: frame.correlationId,
+        typeId: frame.typeId,
+        payload: frame.payload.slice(),
+        at: new Date(),
+      });
+    });
   }
 
   async #exitWithin(ms: number): Promise<boolean> {

@@ -27,7 +27,8 @@ export const ControlBlockOffset = {
   KERNEL_ID: 84,
   GENERATION: 88,
   LAYOUT_VERSION: 92,
-  RESERVED: 96,
+  HANDLED_CURSOR: 96,
+  RESERVED: 100,
   SIZE: 128,
 } as const;
 
@@ -84,7 +85,15 @@ export const CONTROL_BLOCK_LAYOUT = defineStructLayout(
     ['kernel_id', 'u32', ControlBlockOffset.KERNEL_ID, 'host', 'Numeric kernel id; set before sharing.'],
     ['generation', 'u32', ControlBlockOffset.GENERATION, 'lifecycle', 'Restarts so far.', A()],
     ['layout_version', 'u32', ControlBlockOffset.LAYOUT_VERSION, 'host', 'RK_CONTROL_BLOCK_VERSION.'],
-    ['reserved', 'u8', ControlBlockOffset.RESERVED, 'host', 'Zero; room to grow.', { count: 32 }],
+    [
+      'handled_cursor',
+      'u32',
+      ControlBlockOffset.HANDLED_CURSOR,
+      'executor',
+      'Input ring offset just past the last frame whose handler returned: where a host resumes if the executor dies mid-batch.',
+      A(),
+    ],
+    ['reserved', 'u8', ControlBlockOffset.RESERVED, 'host', 'Zero; room to grow.', { count: 28 }],
   ],
 );
 
@@ -257,6 +266,14 @@ export class ControlBlock {
   /** The numeric kernel id. */
   get kernelId(): number {
     return this.#u32(ControlBlockOffset.KERNEL_ID);
+  }
+  /** Input ring offset just past the last frame whose handler returned. */
+  get handledCursor(): number {
+    return this.#u32(ControlBlockOffset.HANDLED_CURSOR);
+  }
+  /** Executor: a frame's handler returned; `cursor` is the ring offset just past it. One plain atomic store. */
+  setHandledCursor(cursor: number): void {
+    Atomics.store(this.#i32, I32(ControlBlockOffset.HANDLED_CURSOR), cursor);
   }
   /** Restarts so far. */
   get generation(): number {

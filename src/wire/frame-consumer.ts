@@ -64,6 +64,8 @@ export class FrameConsumer {
   #interrupted = false;
   /** Our own read index: we are its only writer, so it never needs reloading. */
   #read: number;
+  /** The ring offset just past the frame being handled (ahead of `#read` until the batch is published). */
+  #cursor = 0;
   #framesRead = 0;
   #malformedFrames = 0;
   #skippedBytes = 0;
@@ -181,6 +183,7 @@ export class FrameConsumer {
         }
         read = (read + frameSize) % size;
         handled++;
+        this.#cursor = read;
         if (onFrame(this.#frame.bind(frameView, frameBytes, frameAt)) === false) break;
       }
     } finally {
@@ -218,6 +221,26 @@ export class FrameConsumer {
   waitForDataAsync(timeoutMs = Number.POSITIVE_INFINITY, signal?: AbortSignal): Promise<boolean> {
     this.#interrupted = false;
     return waitUntilAsync(this.#ring.signal, SEQ, SLEEPING, this.#ready, timeoutMs, this.#ring.spin, signal);
+  }
+
+  /** Ring offset just past the frame handed out last: inside a `drain` callback, where this frame ends. */
+  get cursor(): number {
+    return this.#cursor;
+  }
+
+  /**
+   * Takes over a ring whose consumer died mid-batch: moves the read index to `cursor` (where the dead consumer had
+   * got to) when it lies within the published data, so frames already handled are not read again. Returns whether
+   * it moved.
+   */
+  resumeAt(cursor: number): boolean {
+    const size = this.#ring.storageSize;
+    const write = Atomics.load(this.#ring.indices, WRITE);
+    const ahead = (cursor - this.#read + size) % size;
+    if (cursor % 8 !== 0 || ahead === 0 || ahead > (write - this.#read + size) % size) return false;
+    this.#read = cursor;
+    Atomics.store(this.#ring.indices, READ, cursor);
+    return true;
   }
 
   /**

@@ -98,6 +98,8 @@ export class HostedKernel {
   /** Handles one frame; ends the batch early (false) once the host has asked the kernel to stop. */
   readonly #onFrame = (frame: FrameView): boolean => {
     this.#handle(frame);
+    // Where a host would resume if this worker died before the batch's read index is published.
+    this.#control.setHandledCursor(this.#input.cursor);
     const request = this.#control.terminationRequest;
     return request === 0 || (request === TERMINATE_FINISH && this.#draining);
   };
