@@ -2,11 +2,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
   BackendUnavailableError,
-  ControlBlock,
   ErrorCode,
   InvalidStateError,
   KernelNotFoundError,
-  KernelStatus,
   RingKernelRuntime,
   RuntimeShutDownError,
 } from '../src/index.js';
@@ -140,8 +138,17 @@ describe('kernel lifecycle', () => {
     assert.equal(metrics.transferStrategy, 'direct');
     assert.ok(metrics.workerThreadId > 0);
     await handle.terminate();
-    assert.equal(KernelStatus.Terminated, 5);
-    assert.equal(typeof ControlBlock, 'function');
+  });
+
+  it('refuses a second launch under a name whose first launch is still in progress', async () => {
+    const [first, second] = await Promise.allSettled([
+      runtime.launch(Accumulator, 1, 1, { name: 'twice' }),
+      runtime.launch(Accumulator, 1, 1, { name: 'twice' }),
+    ]);
+    assert.equal(first.status, 'fulfilled');
+    assert.equal(second.status, 'rejected');
+    assert.match(String((second as PromiseRejectedResult).reason), /cannot launch kernel 'twice': it is Created/);
+    if (first.status === 'fulfilled') await first.value.terminate();
   });
 
   it('terminates a handle and shuts a runtime down at the end of an `await using` block', async () => {

@@ -80,6 +80,8 @@ export class RingKernelRuntime {
   readonly deadLetters = new DeadLetterStream();
   readonly #pool: Piscina<AttachTask, AttachResult>;
   readonly #kernels = new Map<string, KernelHandle>();
+  /** Names whose launch is in progress. */
+  readonly #launching = new Set<string>();
   /** Kernels hosted per worker thread, for placement. */
   readonly #hosted = new Map<number, number>();
   readonly #threadOf = new Map<KernelHandle, number>();
@@ -153,6 +155,7 @@ export class RingKernelRuntime {
     if (typeof name !== 'string' || name.length === 0) throw new TypeError('options.name must be a non-empty string');
     const existing = this.#kernels.get(name);
     if (existing !== undefined) throw new InvalidStateError(name, 'launch', existing.status, 'Launched');
+    if (this.#launching.has(name)) throw new InvalidStateError(name, 'launch', 'Created', 'Launched');
     const grid = dim3('gridSize', gridSize);
     const block = dim3('blockSize', blockSize);
     const capacity = options.queueCapacity ?? this.config.defaultQueueCapacity;
@@ -167,8 +170,7 @@ export class RingKernelRuntime {
     const output = this.#ring(definition.output, capacity, integrity, ERROR_REPLY_MAX_BYTES);
     const { port1, port2 } = new MessageChannel();
     // Reserve the name before the first await, so two concurrent launches cannot both take it.
-    const placeholder = { status: 'Created' } as KernelHandle;
-    this.#kernels.set(name, placeholder);
+    this.#launching.add(name);
     let attached: AttachResult;
     try {
       attached = await this.#pool.run(
@@ -186,9 +188,10 @@ export class RingKernelRuntime {
         { transferList: [port2] },
       );
     } catch (error) {
-      this.#kernels.delete(name);
       port1.close();
       throw error;
+    } finally {
+      this.#launching.delete(name);
     }
     const handle = new KernelHandle<InIn, OutView>({
       name,
@@ -245,7 +248,7 @@ export class RingKernelRuntime {
   /** The live kernel launched under `name`. @throws {KernelNotFoundError} when there is none. */
   kernel(name: string): KernelHandle {
     const handle = this.#kernels.get(name);
-    if (handle === undefined || !(handle instanceof KernelHandle)) {
+    if (handle === undefined) {
       throw new KernelNotFoundError(name, 'no live kernel is launched under this name');
     }
     return handle;
@@ -253,7 +256,7 @@ export class RingKernelRuntime {
 
   /** Every live kernel. */
   kernels(): KernelHandle[] {
-    return [...this.#kernels.values()].filter((handle) => handle instanceof KernelHandle);
+    return [...this.#kernels.values()];
   }
 
   /** {@link KernelHandle.activate} by name. */
