@@ -9,6 +9,7 @@ import { findKernel } from '../runtime/kernel-definition.js';
 import { HostedKernel } from './hosted-kernel.js';
 import type { AttachResult, AttachTask } from './protocol.js';
 
+/** Piscina task: attaches one kernel to this worker and returns once it is resident (status Launched). */
 export default async function attach(task: AttachTask): Promise<AttachResult> {
   await import(task.moduleUrl);
   const definition = findKernel(task.kernelId);
