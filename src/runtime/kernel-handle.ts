@@ -574,16 +574,26 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       const call = this.#calls.get(frame.correlationId);
       if (call !== undefined) {
         if (flags & FrameFlags.ERROR) call.reject(new HandlerFailedError(this.name, parseRemoteError(frame)));
-        else call.resolve(frame.copy().decode(this.#outputCodec));
+        else call.resolve(this.#own(frame));
         return;
       }
       // An error answer to a call that already gave up: the failure itself was dead-lettered by the kernel.
       if (flags & FrameFlags.ERROR || frame.typeId === ERROR_REPLY_TYPE_ID) return;
     }
-    const output = frame.copy().decode(this.#outputCodec);
+    const output = this.#own(frame);
     const receiver = this.#receivers[0];
     if (receiver !== undefined) receiver.resolve(output);
     else this.#received.push(output);
+  }
+
+  /**
+   * An output the caller may keep: the payload copied out of the ring (one allocation and one copy, the header
+   * stays behind) and viewed through the output codec. Checks the type like `FrameView.decode`.
+   */
+  #own(frame: FrameView): OutView {
+    if (frame.typeId !== this.#outputCodec.typeId) return frame.copy().decode(this.#outputCodec); // throws the typed mismatch
+    const payload = frame.payload.slice();
+    return this.#outputCodec.view(new DataView(payload.buffer), payload, 0, payload.length);
   }
 
   #command(command: LifecycleCommand, operation: string, drain = true): Promise<void> {
