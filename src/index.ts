@@ -5,6 +5,15 @@
  * @packageDocumentation
  */
 
+export type {
+  FromKernelOptions,
+  KernelActorEvent,
+  KernelActorInput,
+  KernelActorOutputEvent,
+  KernelActorSnapshot,
+} from '../actors/from-kernel.js';
+// Actors
+export { fromKernel, isKernelActorOutput } from '../actors/from-kernel.js';
 export type { KernelLifecycleEvent, LifecycleCommand } from '../machines/kernel-lifecycle.js';
 export { kernelLifecycle, lifecycleAccepts } from '../machines/kernel-lifecycle.js';
 export type { BackendProbe, BackendType } from './backends/backend-type.js';

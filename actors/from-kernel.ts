@@ -1,0 +1,272 @@
+import type { ActorLogic, ActorSystem, AnyActorRef, EventObject, Snapshot } from 'xstate';
+
+/** Any actor system (xstate exports the generic, not its `any` form). */
+// biome-ignore lint/suspicious/noExplicitAny: matches xstate's own AnyActorSystem, which it does not export.
+type AnyActorSystem = ActorSystem<any>;
+
+import { KernelFailedError } from '../src/errors/runtime-errors.js';
+import type { AnyKernelDefinition, KernelDefinition } from '../src/runtime/kernel-definition.js';
+import type { Dim3, KernelHandle, KernelMetrics } from '../src/runtime/kernel-handle.js';
+import type { LaunchOptions, RingKernelRuntime } from '../src/runtime/runtime.js';
+import type { KernelStatusName } from '../src/wire/kernel-status.js';
+
+/** Events a kernel actor accepts. */
+export type KernelActorEvent<In = unknown> =
+  /** Sends a message to the kernel (waits for room in order; rejected sends fail the actor). */
+  | { type: 'kernel.send'; message: In }
+  /** Sends a request; the response comes back to the parent as `kernel.response` with the same `requestId`. */
+  | { type: 'kernel.call'; message: In; requestId: string | number; timeout?: number }
+  | { type: 'kernel.activate' }
+  | { type: 'kernel.deactivate' }
+  | { type: 'kernel.terminate'; drain?: boolean };
+
+/** Events a kernel actor delivers to its parent (and emits, for `actor.on(...)` listeners). */
+export type KernelActorOutputEvent<Out = unknown> =
+  /** An output the kernel produced that answers no call. */
+  | { type: 'kernel.output'; kernel: string; output: Out }
+  /** The response to a `kernel.call`. */
+  | { type: 'kernel.response'; kernel: string; requestId: string | number; output: Out }
+  /** A `kernel.call` that failed (the handler threw, it timed out, the kernel failed). */
+  | { type: 'kernel.callFailed'; kernel: string; requestId: string | number; error: Error }
+  /** The kernel's lifecycle state changed. */
+  | { type: 'kernel.status'; kernel: string; status: KernelStatusName };
+
+/** A kernel actor's snapshot: the kernel's status and metrics ride along. */
+export type KernelActorSnapshot<Out = unknown> = Snapshot<undefined> & {
+  /** The launch's name. */
+  readonly kernel: string;
+  readonly kernelStatus: KernelStatusName;
+  /** Metrics as of the last transition (outputs, responses and lifecycle changes refresh them). */
+  readonly metrics: KernelMetrics | undefined;
+  /** The handle, once launched: the data plane, for code that wants it (`trySend` in a tight loop). */
+  readonly handle: KernelHandle<unknown, Out> | undefined;
+};
+
+/** Options of {@link fromKernel}. */
+export interface FromKernelOptions {
+  /** The runtime to launch in (or pass `runtime` in the actor's input). */
+  readonly runtime?: RingKernelRuntime;
+  readonly gridSize?: Dim3;
+  readonly blockSize?: Dim3;
+  /** Launch options; `autoActivate` defaults to true here (an actor that is started is working). */
+  readonly launch?: LaunchOptions;
+  /** Where outputs go: the parent actor (as events), emitted (`actor.on`), or both (default). */
+  readonly deliver?: 'parent' | 'emit' | 'both';
+}
+
+/** Input a kernel actor may be given (overrides the options). */
+export interface KernelActorInput {
+  readonly runtime?: RingKernelRuntime;
+  /** The launch's name (default: the kernel id); unique among live kernels. */
+  readonly name?: string;
+}
+
+type Internal =
+  | { type: 'xstate.stop' }
+  | { type: 'kernel.$launched'; handle: KernelHandle }
+  | { type: 'kernel.$failed'; error: Error }
+  | { type: 'kernel.$refresh' };
+
+interface Instance {
+  handle: KernelHandle | undefined;
+  readonly queued: KernelActorEvent[];
+  stopped: boolean;
+}
+
+const instances = new WeakMap<AnyActorRef, Instance>();
+
+/**
+ * Actor logic that runs a ringkernel kernel as an XState actor, in the style of `fromPromise` and `fromCallback`:
+ * `spawn` or `invoke` it, give it a `systemId` to reach it through `system.get`. Starting the actor launches (and
+ * activates) the kernel; events become kernel messages or lifecycle commands; outputs come back to the parent as
+ * events (and are emitted); stopping the actor terminates the kernel; a kernel failure is the actor's error
+ * (`onError`). Messages sent before the kernel is up are queued, in order.
+ *
+ * @example
+ * const machine = setup({ actors: { averager: fromKernel(Averager, { runtime }) } }).createMachine({
+ *   invoke: { src: 'averager', systemId: 'averager', onError: '.failed' },
+ *   entry: sendTo('averager', { type: 'kernel.call', requestId: 1, message: { sensor: 1, celsius: 20 } }),
+ *   on: { 'kernel.response': { actions: ({ event }) => console.log(event.output.mean) } },
+ * });
+ */
+export function fromKernel<InIn, InView, OutIn, OutView, State>(
+  kernel: KernelDefinition<InIn, InView, OutIn, OutView, State> | string,
+  options: FromKernelOptions = {},
+): ActorLogic<
+  KernelActorSnapshot<OutView>,
+  KernelActorEvent<InIn>,
+  KernelActorInput | undefined,
+  AnyActorSystem,
+  KernelActorOutputEvent<OutView>
+> {
+  const deliver = options.deliver ?? 'both';
+  type Snap = KernelActorSnapshot<OutView>;
+  const logic: ActorLogic<
+    Snap,
+    KernelActorEvent<InIn>,
+    KernelActorInput | undefined,
+    AnyActorSystem,
+    KernelActorOutputEvent<OutView>
+  > = {
+    config: kernel,
+    getInitialSnapshot: (_scope, input) =>
+      ({
+        status: 'active',
+        output: undefined,
+        error: undefined,
+        kernel: input?.name ?? (typeof kernel === 'string' ? kernel : kernel.id),
+        kernelStatus: 'Created',
+        metrics: undefined,
+        handle: undefined,
+        input,
+      }) as Snap,
+    start: (snapshot, scope) => {
+      if (snapshot.status !== 'active') return;
+      const self = scope.self as AnyActorRef;
+      const instance: Instance = { handle: undefined, queued: [], stopped: false };
+      instances.set(self, instance);
+      const input = (snapshot as Snap & { input?: KernelActorInput }).input;
+      const runtime = input?.runtime ?? options.runtime;
+      const parent = (self as unknown as { _parent?: AnyActorRef })._parent;
+      const tell = (event: KernelActorOutputEvent<OutView>): void => {
+        if (deliver !== 'emit') parent?.send(event);
+        if (deliver !== 'parent') scope.emit(event);
+      };
+      if (runtime === undefined) {
+        self.send({
+          type: 'kernel.$failed',
+          error: new TypeError('fromKernel needs a runtime (options.runtime or input.runtime)'),
+        } as never);
+        return;
+      }
+      const definition = kernel as AnyKernelDefinition | string;
+      const launch = { autoActivate: true, ...options.launch, ...(input?.name ? { name: input.name } : {}) };
+      runtime.launch(definition as AnyKernelDefinition, options.gridSize ?? 1, options.blockSize ?? 1, launch).then(
+        (handle) => {
+          if (instance.stopped) {
+            void handle.terminate().catch(() => {});
+            return;
+          }
+          instance.handle = handle;
+          self.send({ type: 'kernel.$launched', handle } as never);
+          tell({ type: 'kernel.status', kernel: handle.name, status: handle.status });
+          for (const event of instance.queued.splice(0)) dispatch(instance, handle, event, tell, self);
+          // Outputs that answer no call, in order, until the kernel is gone.
+          void (async () => {
+            for (;;) {
+              let output: unknown;
+              try {
+                output = await handle.receive(60_000);
+              } catch (error) {
+                if ((error as { code?: string }).code === 'RK_TIMEOUT') continue;
+                break;
+              }
+              tell({ type: 'kernel.output', kernel: handle.name, output: output as OutView });
+              self.send({ type: 'kernel.$refresh' } as never);
+            }
+          })();
+          void handle.exited.then(() => {
+            if (instance.stopped) return;
+            if (handle.status === 'Failed') {
+              self.send({
+                type: 'kernel.$failed',
+                error: new KernelFailedError(handle.name, handle.metrics().lastError?.message ?? 'failed'),
+              } as never);
+            } else {
+              tell({ type: 'kernel.status', kernel: handle.name, status: handle.status });
+              self.send({ type: 'kernel.$refresh' } as never);
+            }
+          });
+        },
+        (error: Error) => self.send({ type: 'kernel.$failed', error } as never),
+      );
+    },
+    transition: (snapshot, event, scope) => {
+      if (snapshot.status !== 'active') return snapshot;
+      const self = scope.self as AnyActorRef;
+      const instance = instances.get(self);
+      const e = event as KernelActorEvent<InIn> | Internal;
+      switch (e.type) {
+        case 'xstate.stop': {
+          if (instance !== undefined) {
+            instance.stopped = true;
+            const handle = instance.handle;
+            // Stopping the actor terminates the kernel (draining, as launched).
+            if (handle !== undefined && handle.status !== 'Terminated' && handle.status !== 'Failed') {
+              scope.defer(() => void handle.terminate().catch(() => {}));
+            }
+          }
+          return { ...snapshot, status: 'stopped' } as Snap;
+        }
+        case 'kernel.$launched':
+          return refresh({ ...snapshot, handle: e.handle as KernelHandle<unknown, OutView> });
+        case 'kernel.$refresh':
+          return refresh(snapshot);
+        case 'kernel.$failed':
+          return { ...refresh(snapshot), status: 'error', error: e.error } as Snap;
+        default: {
+          if (instance === undefined) return snapshot;
+          const parent = (self as unknown as { _parent?: AnyActorRef })._parent;
+          const tell = (out: KernelActorOutputEvent<OutView>): void => {
+            if (deliver !== 'emit') parent?.send(out);
+            if (deliver !== 'parent') scope.emit(out);
+          };
+          const handle = instance.handle;
+          if (handle === undefined) instance.queued.push(e);
+          else scope.defer(() => dispatch(instance, handle, e, tell, self));
+          return snapshot;
+        }
+      }
+    },
+    getPersistedSnapshot: (snapshot) => ({ ...snapshot, handle: undefined, metrics: undefined }) as Snap,
+  };
+  return logic;
+}
+
+function refresh<S extends KernelActorSnapshot<unknown>>(snapshot: S): S {
+  const handle = snapshot.handle;
+  if (handle === undefined) return snapshot;
+  return { ...snapshot, kernelStatus: handle.status, metrics: handle.metrics() };
+}
+
+function dispatch<OutView>(
+  _instance: Instance,
+  handle: KernelHandle,
+  event: KernelActorEvent,
+  tell: (event: KernelActorOutputEvent<OutView>) => void,
+  self: AnyActorRef,
+): void {
+  const failed = (error: Error): void => self.send({ type: 'kernel.$failed', error } as never);
+  const changed = (): void => {
+    tell({ type: 'kernel.status', kernel: handle.name, status: handle.status });
+    self.send({ type: 'kernel.$refresh' } as never);
+  };
+  switch (event.type) {
+    case 'kernel.send':
+      handle.send(event.message).catch(failed);
+      return;
+    case 'kernel.call':
+      handle.call(event.message, event.timeout === undefined ? {} : { timeout: event.timeout }).then(
+        (output) => {
+          tell({ type: 'kernel.response', kernel: handle.name, requestId: event.requestId, output: output as OutView });
+          self.send({ type: 'kernel.$refresh' } as never);
+        },
+        (error: Error) => tell({ type: 'kernel.callFailed', kernel: handle.name, requestId: event.requestId, error }),
+      );
+      return;
+    case 'kernel.activate':
+      handle.activate().then(changed, failed);
+      return;
+    case 'kernel.deactivate':
+      handle.deactivate().then(changed, failed);
+      return;
+    case 'kernel.terminate':
+      handle.terminate(event.drain === undefined ? {} : { drain: event.drain }).then(changed, failed);
+      return;
+  }
+}
+
+/** Type guard for the events a kernel actor sends its parent. */
+export function isKernelActorOutput(event: EventObject): event is KernelActorOutputEvent {
+  return event.type.startsWith('kernel.') && 'kernel' in event;
+}
