@@ -374,6 +374,40 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     }
   }
 
+  /** The kernel's input ring memory (kernel-to-kernel links ring its doorbell). @internal */
+  get inputMemory(): FrameRingMemory {
+    return this.#init.input;
+  }
+
+  /** The kernel's output message type. @internal */
+  get outputCodec(): MessageCodec<unknown, OutView> {
+    return this.#outputCodec;
+  }
+
+  /** The kernel's input message type. @internal */
+  get inputCodec(): MessageCodec<InIn, unknown> {
+    return this.#inputCodec;
+  }
+
+  /** Sends a kernel-to-kernel wiring command to the kernel's worker and waits for it to be in place. @internal */
+  link(
+    command:
+      | { command: 'LINK_IN'; memory: FrameRingMemory }
+      | {
+          command: 'LINK_OUT';
+          memory: FrameRingMemory;
+          wake: SharedArrayBuffer;
+          types: readonly number[] | undefined;
+        },
+  ): Promise<void> {
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    const seq = this.#nextSeq++;
+    return new Promise<void>((resolve, reject) => {
+      this.#replies.set(seq, { resolve, reject });
+      this.#post({ seq, ...command });
+    });
+  }
+
   /** Marks the kernel Failed from the host side (its worker is gone). @internal */
   fail(reason: string): void {
     this.#fail(new KernelFailedError(this.name, reason));

@@ -18,6 +18,11 @@ export interface FrameProducerOptions {
   readonly integrity?: boolean;
   /** Iterations spent spinning before a blocking wait parks. Default {@link DEFAULT_SPIN}. */
   readonly spin?: number;
+  /**
+   * Another ring's doorbell to ring after each publish: a consumer that merges several rings (kernel-to-kernel
+   * fan-in) parks on its own input ring's doorbell, and producers of its other rings wake it there.
+   */
+  readonly alsoWake?: SharedArrayBuffer;
 }
 
 const WRITE = RingOffset.WRITE_INDEX >> 2;
@@ -56,6 +61,7 @@ export class FrameProducer {
   #write: number;
   /** The consumer's read index as last loaded; only ever behind the real one, so free space is never overstated. */
   #readCache: number;
+  readonly #alsoWake: Int32Array | undefined;
   #spaceNeeded = 0;
   #nextMessageId = 1;
   #framesWritten = 0;
@@ -66,6 +72,7 @@ export class FrameProducer {
     this.maxPayloadSize = memory.maxPayloadSize;
     this.#clock = options.clock;
     this.#integrity = memory.integrity || (options.integrity ?? false);
+    this.#alsoWake = options.alsoWake === undefined ? undefined : new Int32Array(options.alsoWake);
     this.#write = Atomics.load(this.#ring.indices, WRITE);
     this.#readCache = Atomics.load(this.#ring.indices, READ);
     this.#hasSpace = () => this.availableWriteBytes() >= this.#spaceNeeded;
@@ -138,6 +145,7 @@ export class FrameProducer {
     if (requested === undefined) this.#nextMessageId++;
     this.#framesWritten++;
     wake(this.#ring.signal, CONSUMER_SEQ, CONSUMER_SLEEPING);
+    if (this.#alsoWake !== undefined) wake(this.#alsoWake, CONSUMER_SEQ, CONSUMER_SLEEPING);
     return true;
   }
 

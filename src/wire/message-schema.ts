@@ -493,6 +493,7 @@ function compile(
       constructor(dv, bytes, o) { this.dv = dv; this.bytes = bytes; this.o = o; }
       ${getters.join('\n      ')}
       toObject() { return { ${copies.join(', ')} }; }
+      [Symbol.for('nodejs.util.inspect.custom')]() { return this.toObject(); }
     }
     return { encodeInto, View };`;
   const factory = new Function('c', source) as (c: unknown) => ReturnType<typeof compile>;

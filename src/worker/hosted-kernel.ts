@@ -7,13 +7,14 @@ import type { AnyKernelDefinition, KernelContext } from '../runtime/kernel-defin
 import { recordLatency } from '../runtime/latency-histogram.js';
 import { ControlBlock, TERMINATE_FINISH, TERMINATE_NOW } from '../wire/control-block.js';
 import type { Envelope } from '../wire/envelope.js';
-import { spinFor } from '../wire/eventcount.js';
+import { spinFor, waitUntilAsync } from '../wire/eventcount.js';
 import { FrameConsumer } from '../wire/frame-consumer.js';
 import { alignedFrameSize, FrameFlags } from '../wire/frame-header.js';
 import { FrameProducer } from '../wire/frame-producer.js';
 import type { FrameView } from '../wire/frame-view.js';
 import { HybridLogicalClock, wallClockUs } from '../wire/hlc.js';
 import { BytesMessage, type MessageCodec } from '../wire/message-schema.js';
+import { RingSignalOffset } from '../wire/ring-signal.js';
 import {
   type AttachTask,
   type ControlCommand,
@@ -60,13 +61,22 @@ function errorReplyBody(error: unknown): Uint8Array {
     JSON.stringify({ name: name.slice(0, 64), message: message.slice(0, ERROR_REPLY_MAX_BYTES / 4), code }),
   );
 }
+const DATA_SEQ = RingSignalOffset.DATA_SEQ >> 2;
+const CONSUMER_SLEEPING = RingSignalOffset.CONSUMER_SLEEPING >> 2;
 const yieldTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /** An output the ring had no room for, encoded and held in order until it does. */
 interface HeldOutput {
+  readonly target: FrameProducer;
   readonly codec: MessageCodec<Uint8Array, unknown>;
   readonly bytes: Uint8Array;
   readonly envelope: Envelope;
+}
+
+/** A kernel-to-kernel output: a ring into another kernel, and the message types routed to it. */
+interface OutputLink {
+  readonly producer: FrameProducer;
+  readonly types: ReadonlySet<number> | undefined;
 }
 
 /**
@@ -82,11 +92,30 @@ export class HostedKernel {
   readonly #control: ControlBlock;
   readonly #histogram: Uint32Array;
   readonly #input: FrameConsumer;
+  readonly #inputSignal: Int32Array;
   readonly #output: FrameProducer;
   readonly #actor: Actor<typeof kernelLifecycle>;
   readonly #clock: HybridLogicalClock;
   readonly #context: KernelContext<unknown, unknown>;
   readonly #held: HeldOutput[] = [];
+  /** Every ring this kernel consumes: its own input first, then kernel-to-kernel links, drained in turn. */
+  readonly #inputs: FrameConsumer[] = [];
+  readonly #links: OutputLink[] = [];
+  /** Which input the next batch starts with (fair merging of fan-in). */
+  #nextInput = 0;
+  /** Set by a control command, so a park ends and the loop looks at the new state. */
+  #kicked = false;
+  readonly #anyInput = (): boolean => {
+    if (this.#kicked) return true;
+    for (const input of this.#inputs) if (input.hasData()) return true;
+    return false;
+  };
+  /** Handles a frame from a kernel-to-kernel link (no handled cursor: the host only salvages its own ring). */
+  readonly #onLinkFrame = (frame: FrameView): boolean => {
+    this.#handle(frame);
+    const request = this.#control.terminationRequest;
+    return request === 0 || (request === TERMINATE_FINISH && this.#draining);
+  };
   readonly #telemetry: boolean;
   #wakeControl: (() => void) | undefined;
   #aborted = false;
@@ -104,7 +133,6 @@ export class HostedKernel {
     return request === 0 || (request === TERMINATE_FINISH && this.#draining);
   };
   #draining = false;
-  readonly #hasInput = (): boolean => this.#input.hasData();
   /** Wall clock (µs) read once per batch: the HLC merges with it instead of reading the clock per message. */
   #batchWallUs = wallClockUs();
   #lastBeatUs = 0;
@@ -120,6 +148,8 @@ export class HostedKernel {
     this.#clock = new HybridLogicalClock(task.instanceId);
     this.#input = new FrameConsumer(task.input, { spin: 0, onMalformed: (error) => this.#malformed(error) });
     this.#output = new FrameProducer(task.output, { clock: this.#clock, spin: 2048 });
+    this.#inputs.push(this.#input);
+    this.#inputSignal = new Int32Array(task.input.signal);
     this.#replyEnvelope.source = task.instanceId;
     this.#actor = createActor(kernelLifecycle, { input: { controlBlock: this.#control } });
     const kernel = this;
@@ -152,6 +182,13 @@ export class HostedKernel {
     if (command.command === 'ABORT') {
       this.#aborted = true;
       this.#report({ type: 'reply', seq: command.seq, ok: true });
+    } else if (command.command === 'LINK_IN') {
+      this.#inputs.push(new FrameConsumer(command.memory, { spin: 0, onMalformed: (error) => this.#malformed(error) }));
+      this.#report({ type: 'reply', seq: command.seq, ok: true });
+    } else if (command.command === 'LINK_OUT') {
+      const producer = new FrameProducer(command.memory, { clock: this.#clock, spin: 2048, alsoWake: command.wake });
+      this.#links.push({ producer, types: command.types === undefined ? undefined : new Set(command.types) });
+      this.#report({ type: 'reply', seq: command.seq, ok: true });
     } else {
       const event =
         command.command === 'TERMINATE'
@@ -167,6 +204,7 @@ export class HostedKernel {
       this.#report({ type: 'reply', seq: command.seq, ok: true });
     }
     // Whatever the loop is parked on, make it look at the new state.
+    this.#kicked = true;
     this.#input.interrupt();
     this.#wakeControl?.();
   }
@@ -175,6 +213,8 @@ export class HostedKernel {
     let reason: string | undefined;
     try {
       for (;;) {
+        // A command's kick has done its job once the loop is back here to look at the state.
+        this.#kicked = false;
         const state = this.#actor.getSnapshot().value;
         if (this.#aborted) {
           this.#discardPending('termination was forced');
@@ -192,13 +232,13 @@ export class HostedKernel {
         }
         if (state === 'Active' && this.#control.terminationRequest === 0) {
           if (!this.#flushHeld()) {
-            await this.#output.waitForSpaceAsync(this.#heldSpace(), 50);
+            await this.#waitForHeldRoom();
             continue;
           }
-          const handled = this.#input.drain(this.#onFrame, BATCH);
+          const handled = this.#drainInputs();
           this.#publish();
-          if (handled === BATCH) await yieldTurn();
-          else if (handled === 0 && !this.#spinForData()) await this.#input.waitForDataAsync();
+          if (handled >= BATCH) await yieldTurn();
+          else if (handled === 0 && !this.#spinForData()) await this.#park();
           continue;
         }
         // Launched or Deactivated (or a termination request whose command is on its way): input waits in its
@@ -239,10 +279,10 @@ export class HostedKernel {
           throw new Error('termination was forced');
         }
         if (!this.#flushHeld()) {
-          await this.#output.waitForSpaceAsync(this.#heldSpace(), 50);
+          await this.#waitForHeldRoom();
           continue;
         }
-        const handled = this.#input.drain(this.#onFrame, BATCH);
+        const handled = this.#drainInputs();
         this.#publish();
         if (handled === 0 && this.#held.length === 0) break;
         await yieldTurn();
@@ -256,15 +296,49 @@ export class HostedKernel {
    * loop turn. Only then does it park (the consumer itself does not spin again).
    */
   #spinForData(): boolean {
-    return spinFor(this.#hasInput, SPIN_MS);
+    return spinFor(this.#anyInput, SPIN_MS);
+  }
+
+  /**
+   * One batch over every input ring, starting with a different one each time (fair fan-in): up to BATCH frames
+   * shared between them. Returns how many frames were handled.
+   */
+  #drainInputs(): number {
+    const inputs = this.#inputs;
+    const count = inputs.length;
+    if (count === 1) return this.#input.drain(this.#onFrame, BATCH);
+    const share = Math.ceil(BATCH / count);
+    const first = this.#nextInput;
+    this.#nextInput = (first + 1) % count;
+    let handled = 0;
+    for (let k = 0; k < count; k++) {
+      const input = inputs[(first + k) % count] as FrameConsumer;
+      handled += input.drain(input === this.#input ? this.#onFrame : this.#onLinkFrame, share);
+      if (this.#held.length > 0) break; // an output is waiting for room: take no more input
+    }
+    return handled;
+  }
+
+  /** Parks on the own input ring's doorbell, which every link producer also rings; a command ends it too. */
+  async #park(): Promise<void> {
+    this.#kicked = false;
+    const signal = this.#inputSignal;
+    await waitUntilAsync(signal, DATA_SEQ, CONSUMER_SLEEPING, this.#anyInput, Number.POSITIVE_INFINITY, 0);
+  }
+
+  async #waitForHeldRoom(): Promise<void> {
+    const head = this.#held[0];
+    if (head !== undefined) await head.target.waitForSpaceAsync(alignedFrameSize(head.bytes.length), 50);
   }
 
   #discardPending(why: string): void {
-    this.#input.drain((frame) => {
-      this.#received++;
-      this.#dropped++;
-      this.#deadLetter('discarded-on-terminate', frame, new Error(why));
-    });
+    for (const input of this.#inputs) {
+      input.drain((frame) => {
+        this.#received++;
+        this.#dropped++;
+        this.#deadLetter('discarded-on-terminate', frame, new Error(why));
+      });
+    }
     this.#publish();
   }
 
@@ -278,8 +352,9 @@ export class HostedKernel {
       const context = this.#context as { envelope: FrameView };
       context.envelope = frame;
       const result = this.#definition.cpu(message, this.#context);
-      if (result !== undefined) this.#emit(result, frame.messageId, FrameFlags.RESPONSE);
-      else if (frame.flags & FrameFlags.REQUEST) {
+      if (result !== undefined) {
+        this.#emit(result, frame.messageId, FrameFlags.RESPONSE, (frame.flags & FrameFlags.REQUEST) !== 0);
+      } else if (frame.flags & FrameFlags.REQUEST) {
         // A call waits for an answer that will never come: say so now rather than at the caller's timeout.
         this.#write(ErrorReply, NO_RESPONSE, frame.messageId, FrameFlags.RESPONSE | FrameFlags.ERROR);
       }
@@ -299,21 +374,46 @@ export class HostedKernel {
     }
   }
 
-  #emit(message: unknown, correlationId: number, flags: number): void {
-    this.#write(this.#definition.output, message, correlationId, flags);
+  /**
+   * An output of the handler. Answers to a call go back to the host, whoever else is linked; other outputs go to
+   * the kernel-to-kernel links whose types match (every one of them: fan-out), or to the host when none does.
+   */
+  #emit(message: unknown, correlationId: number, flags: number, toHost = false): void {
+    const codec = this.#definition.output;
+    if (!toHost && this.#links.length > 0) {
+      let routed = false;
+      for (const link of this.#links) {
+        if (link.types !== undefined && !link.types.has(codec.typeId)) continue;
+        routed = true;
+        this.#writeTo(link.producer, codec, message, correlationId, flags);
+      }
+      if (routed) return;
+    }
+    this.#writeTo(this.#output, codec, message, correlationId, flags);
   }
 
   #write(codec: MessageCodec<unknown, unknown>, message: unknown, correlationId: number, flags: number): void {
+    this.#writeTo(this.#output, codec, message, correlationId, flags);
+  }
+
+  #writeTo(
+    target: FrameProducer,
+    codec: MessageCodec<unknown, unknown>,
+    message: unknown,
+    correlationId: number,
+    flags: number,
+  ): void {
     const envelope = this.#replyEnvelope;
     envelope.correlationId = correlationId;
     envelope.flags = flags;
-    if (this.#held.length === 0 && this.#output.tryWrite(codec, message, envelope)) return;
+    if (this.#held.length === 0 && target.tryWrite(codec, message, envelope)) return;
     // No room (or older outputs still waiting): hold an encoded copy, in order; the loop stops taking input
-    // until the held outputs are written. Nothing is dropped.
+    // until the held outputs are written. Nothing is dropped; backpressure reaches whoever feeds this kernel.
     const size = codec.encodedSize(message);
     const bytes = new Uint8Array(size);
     codec.encodeInto(new DataView(bytes.buffer), bytes, 0, message);
     this.#held.push({
+      target,
       codec: { ...BytesMessage, name: codec.name, typeId: codec.typeId },
       bytes,
       envelope: { correlationId, source: this.#task.instanceId, flags },
@@ -325,15 +425,10 @@ export class HostedKernel {
     const held = this.#held;
     while (held.length > 0) {
       const next = held[0] as HeldOutput;
-      if (!this.#output.tryWrite(next.codec, next.bytes, next.envelope)) return false;
+      if (!next.target.tryWrite(next.codec, next.bytes, next.envelope)) return false;
       held.shift();
     }
     return true;
-  }
-
-  #heldSpace(): number {
-    const next = this.#held[0];
-    return next === undefined ? 0 : alignedFrameSize(next.bytes.length);
   }
 
   /**

@@ -32,7 +32,20 @@ export interface AttachResult {
 export type ControlCommand =
   | { readonly seq: number; readonly command: 'ACTIVATE' | 'DEACTIVATE' }
   | { readonly seq: number; readonly command: 'TERMINATE'; readonly drain: boolean }
-  | { readonly seq: number; readonly command: 'ABORT' };
+  | { readonly seq: number; readonly command: 'ABORT' }
+  /** Kernel-to-kernel: also consume this ring (its producer is another kernel, in any worker). */
+  | { readonly seq: number; readonly command: 'LINK_IN'; readonly memory: FrameRingMemory }
+  /**
+   * Kernel-to-kernel: send outputs (of the given type ids, or all) to this ring instead of the host, and ring the
+   * consumer kernel's input doorbell (`wake`) after each frame.
+   */
+  | {
+      readonly seq: number;
+      readonly command: 'LINK_OUT';
+      readonly memory: FrameRingMemory;
+      readonly wake: SharedArrayBuffer;
+      readonly types: readonly number[] | undefined;
+    };
 
 /** An error crossing the port. */
 export interface SerializedError {
