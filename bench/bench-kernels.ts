@@ -31,3 +31,11 @@ export const BenchIdle = defineKernel({
   output: Sample64,
   cpu: (sample) => sample.toObject(),
 });
+
+/** A pipeline stage: 64-byte messages in and out, one field changed. */
+export const BenchStage = defineKernel({
+  id: 'bench.stage',
+  input: Sample64,
+  output: Sample64,
+  cpu: (sample) => ({ seq: sample.seq, flags: sample.flags + 1, ts: sample.ts, data: sample.data }),
+});

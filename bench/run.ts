@@ -13,7 +13,7 @@ import { Worker } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { RingBuffer } from 'ringbuf.js';
 import { createFrameRing, FrameConsumer, FrameProducer, RingKernelRuntime } from '../src/index.js';
-import { BenchEcho, BenchIdle, BenchSink } from './bench-kernels.js';
+import { BenchEcho, BenchIdle, BenchSink, BenchStage } from './bench-kernels.js';
 import { type BenchJob, BenchMessages, type BenchSize } from './messages.js';
 
 interface CaseResult {
@@ -267,6 +267,65 @@ async function kernelCases(): Promise<CaseResult[]> {
   return results;
 }
 
+/**
+ * pipeline3.64: stage → stage → sink, three CPU kernels. `k2k`: wired with runtime.connect, worker to worker.
+ * `host`: the same kernels, with the main thread moving every message from one stage to the next.
+ */
+async function pipelineCases(): Promise<CaseResult[]> {
+  const results: CaseResult[] = [];
+  for (const routing of ['k2k', 'host'] as const) {
+    const runtime = await RingKernelRuntime.builder().backend('cpu').build();
+    try {
+      const first = await runtime.launch(BenchStage, 1, 1, { name: 's1', autoActivate: true });
+      const second = await runtime.launch(BenchStage, 1, 1, { name: 's2', autoActivate: true });
+      const sink = await runtime.launch(BenchSink, 1, 1, { name: 'sink', autoActivate: true });
+      if (routing === 'k2k') {
+        await runtime.connect(first, second);
+        await runtime.connect(second, sink);
+      }
+      const n = routing === 'k2k' ? THROUGHPUT_N : THROUGHPUT_N / 4;
+      const sample = sample64();
+      const forward = (from: typeof first, to: typeof second): void => {
+        for (let out = from.tryReceive(); out !== undefined; out = from.tryReceive()) {
+          if (!to.trySend(out.toObject())) to.send(out.toObject()).catch(() => {});
+        }
+      };
+      const start = performance.now();
+      for (let i = 0; i < n; i++) {
+        sample.seq = i;
+        while (!first.trySend(sample)) {
+          if (routing === 'host') {
+            forward(first, second);
+            forward(second, sink);
+          }
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+        if (routing === 'host' && (i & 255) === 0) {
+          forward(first, second);
+          forward(second, sink);
+        }
+      }
+      while (sink.counters().processed < n) {
+        if (routing === 'host') {
+          forward(first, second);
+          forward(second, sink);
+        }
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      const rate = n / ((performance.now() - start) / 1000);
+      results.push({
+        name: routing === 'k2k' ? 'pipeline3.64' : 'pipeline3.host.64',
+        msgsPerSec: Math.round(rate),
+        p50us: 0,
+        p99us: 0,
+      });
+    } finally {
+      await runtime.shutdown();
+    }
+  }
+  return results;
+}
+
 const cases: CaseResult[] = [];
 const started = performance.now();
 const runs: (() => Promise<CaseResult | CaseResult[]>)[] = [
@@ -277,6 +336,7 @@ const runs: (() => Promise<CaseResult | CaseResult[]>)[] = [
   () => framesCase(1024),
   piscinaCase,
   kernelCases,
+  pipelineCases,
 ];
 for (const run of runs) {
   const produced = await run();
@@ -303,6 +363,8 @@ const ratios = {
   ),
   'kernel.call.64 p50 µs (goal ≤ 5)': by('kernel.call.64').p50us,
   'idle1000.cpuPercent (goal < 2)': by('idle1000.cpuPercent').value ?? 0,
+  'pipeline3.64 msg/s (goal ≥ 1 M)': rate('pipeline3.64'),
+  'pipeline3.64 / pipeline3.host.64 (goal ≥ 5)': round(rate('pipeline3.64') / rate('pipeline3.host.64')),
 };
 console.log('\nratios and goals:');
 for (const [name, value] of Object.entries(ratios)) console.log(`  ${name.padEnd(58)} ${value}`);
