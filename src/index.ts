@@ -14,6 +14,8 @@ export type {
 } from '../actors/from-kernel.js';
 // Actors
 export { fromKernel, isKernelActorOutput } from '../actors/from-kernel.js';
+export type { RegistryEvent } from '../actors/kernel-registry.js';
+export { KernelRegistry } from '../actors/kernel-registry.js';
 export type { KernelLifecycleEvent, LifecycleCommand } from '../machines/kernel-lifecycle.js';
 export { kernelLifecycle, lifecycleAccepts } from '../machines/kernel-lifecycle.js';
 export type { BackendProbe, BackendType } from './backends/backend-type.js';

@@ -1,5 +1,6 @@
 import { MessageChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
+import { KernelRegistry } from '../../actors/kernel-registry.js';
 import type { BackendProbe, BackendType } from '../backends/backend-type.js';
 import { InvalidStateError, KernelNotFoundError, RuntimeShutDownError } from '../errors/runtime-errors.js';
 import { ControlBlock } from '../wire/control-block.js';
@@ -78,6 +79,8 @@ export class RingKernelRuntime {
   readonly backendProbes: readonly BackendProbe[];
   /** Every message that could not be handled or delivered. */
   readonly deadLetters = new DeadLetterStream();
+  /** Kernels under hierarchical names, with wildcard lookup and watches. */
+  readonly registry = new KernelRegistry();
   readonly #pool: Piscina<AttachTask, AttachResult>;
   readonly #kernels = new Map<string, KernelHandle>();
   /** Names whose launch is in progress. */
