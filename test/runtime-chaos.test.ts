@@ -24,6 +24,7 @@ describe('chaos: random traffic, throwing handlers, pauses and dying workers', (
           ),
         );
         const accepted = handles.map(() => new Set<number>());
+        const refused = handles.map(() => new Set<number>());
         // Odd rounds kill a worker mid-stream (a handler calls process.exit), at a random point.
         const killAt = round % 2 === 1 ? random.int(OPS / 4, (3 * OPS) / 4) : -1;
         let killed = false;
@@ -42,6 +43,7 @@ describe('chaos: random traffic, throwing handlers, pauses and dying workers', (
             if (handle.trySend({ sender: k, seq: op, value })) accepted[k]?.add(op);
           } catch (error) {
             assert.ok(error instanceof KernelFailedError, `only a failed kernel refuses: ${String(error)}`);
+            if (roll >= 0.01) refused[k]?.add(op); // a refused send, not a refused pause or resume
           }
           if (op % 500 === 0) await new Promise((resolve) => setImmediate(resolve));
         }
@@ -63,7 +65,13 @@ describe('chaos: random traffic, throwing handlers, pauses and dying workers', (
         await eventually(() => {
           for (const [k, handle] of handles.entries()) {
             const seen = new Map<number, string>([...(answered[k] as Set<number>)].map((seq) => [seq, 'output']));
-            for (const letter of letters.filter((l) => l.kernel === handle.name)) {
+            const gone = letters.filter((l) => l.kernel === handle.name && l.reason === 'kernel-gone');
+            assert.deepEqual(
+              gone.map((l) => Numbers.decode(l.payload).seq),
+              [...(refused[k] as Set<number>)],
+              `kernel ${k}: every refused send is a dead letter too`,
+            );
+            for (const letter of letters.filter((l) => l.kernel === handle.name && l.reason !== 'kernel-gone')) {
               const { seq } = Numbers.decode(letter.payload);
               assert.ok(!seen.has(seq), `seq ${seq} both ${seen.get(seq)} and dead-lettered (${letter.reason})`);
               seen.set(seq, letter.reason);

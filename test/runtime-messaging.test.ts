@@ -4,12 +4,14 @@ import {
   type DeadLetter,
   ErrorCode,
   HandlerFailedError,
+  InvalidStateError,
   KernelFailedError,
+  KernelNotFoundError,
   QueueFullError,
   RingKernelRuntime,
   TimeoutError,
 } from '../src/index.js';
-import { Accumulator, Echo, KILL_WORKER, Sink, Slow, Splitter } from './fixtures/kernels.js';
+import { Accumulator, Echo, KILL_WORKER, Numbers, Sink, Slow, Splitter } from './fixtures/kernels.js';
 import { eventually } from './support/eventually.js';
 import { Random, TEST_SEED } from './support/random.js';
 
@@ -248,6 +250,27 @@ describe('messages through kernels', () => {
     await eventually(() => assert.equal(handle.metrics().messagesProcessed, 1, 'not a failure of the handler'));
     assert.equal(handle.metrics().messagesFailed, 0);
     await handle.terminate();
+  });
+
+  it('dead-letters messages to a terminated kernel and to no kernel at all, as well as refusing them', async () => {
+    const handle = await runtime.launch(Accumulator, 1, 1, { name: 'gone', autoActivate: true });
+    await handle.terminate();
+    const before = letters.length;
+    assert.throws(() => handle.trySend({ sender: 9, seq: 1, value: 1 }), InvalidStateError);
+    await assert.rejects(handle.send({ sender: 9, seq: 2, value: 1 }), InvalidStateError);
+    await assert.rejects(runtime.send('never-launched', new Uint8Array([1, 2])), KernelNotFoundError);
+    const mine = letters.slice(before);
+    assert.deepEqual(
+      mine.map((l) => [l.kernel, l.reason]),
+      [
+        ['gone', 'kernel-gone'],
+        ['gone', 'kernel-gone'],
+        ['never-launched', 'unknown-kernel'],
+      ],
+    );
+    assert.equal(Numbers.decode(mine[0]?.payload as Uint8Array).seq, 1, 'the refused message itself is kept');
+    assert.deepEqual([...(mine[2]?.payload ?? [])], [1, 2]);
+    assert.ok((runtime.deadLetters.counts()['kernel-gone'] ?? 0) >= 2);
   });
 
   it('echoes raw bytes', async () => {

@@ -245,7 +245,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    * @throws {InvalidStateError} when the kernel cannot take messages (Terminated, Failed…).
    */
   trySend(message: InIn): boolean {
-    this.#checkSendable('send');
+    this.#checkSendable('send', message);
     if (this.#sends.length > 0) return false; // earlier sends are waiting: keep order
     return this.#write(message, 0);
   }
@@ -256,7 +256,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    */
   send(message: InIn, options: SendOptions = {}): Promise<void> {
     try {
-      this.#checkSendable('send');
+      this.#checkSendable('send', message);
       if (this.#sends.length === 0 && this.#write(message, 0)) return RESOLVED;
     } catch (error) {
       return Promise.reject(error);
@@ -276,7 +276,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     const messageId = this.#nextMessageId;
     const response = this.#waitFor(this.#calls, messageId, timeout, options.signal, 'call');
     try {
-      this.#checkSendable('call');
+      this.#checkSendable('call', request);
       if (this.#sends.length === 0 && this.#write(request, FrameFlags.REQUEST)) {
         this.#pump();
         return response;
@@ -415,12 +415,23 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
 
   // ---------------------------------------------------------------------------------------------------------------
 
-  #checkSendable(operation: string): void {
+  #checkSendable(operation: string, message: InIn): void {
     // One atomic load on the hot path: Launched, Active and Deactivated take messages.
     const code = this.#control.status;
     if (code >= KernelStatus.Launched && code <= KernelStatus.Deactivated && this.#failure === undefined) return;
-    if (this.#failure !== undefined) throw this.#failure;
-    throw new InvalidStateError(this.name, operation, this.status, 'Active');
+    const error = this.#failure ?? new InvalidStateError(this.name, operation, this.status, 'Active');
+    // Refused, and recorded: a message to a kernel that is gone is a dead letter as well as an error.
+    this.#init.onDeadLetter({
+      kernel: this.name,
+      reason: 'kernel-gone',
+      error: { name: error.name, message: error.message, code: (error as { code?: string }).code },
+      messageId: 0,
+      correlationId: 0,
+      typeId: this.#inputCodec.typeId,
+      payload: encodeCopy(this.#inputCodec, message),
+      at: new Date(),
+    });
+    throw error;
   }
 
   #write(message: InIn, flags: number): boolean {
@@ -735,6 +746,17 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     } finally {
       clearTimeout(timer);
     }
+  }
+}
+
+/** The message as bytes, for a dead letter (an empty payload if it cannot even be encoded). */
+function encodeCopy<In>(codec: MessageCodec<In, unknown>, message: In): Uint8Array {
+  try {
+    const bytes = new Uint8Array(codec.encodedSize(message));
+    codec.encodeInto(new DataView(bytes.buffer), bytes, 0, message);
+    return bytes;
+  } catch {
+    return new Uint8Array(0);
   }
 }
 

@@ -314,7 +314,22 @@ export class RingKernelRuntime {
   }
   /** {@link KernelHandle.send} by name. */
   send(name: string, message: unknown, options?: SendOptions): Promise<void> {
-    return this.kernel(name).send(message, options);
+    const handle = this.#kernels.get(name);
+    if (handle === undefined) {
+      const error = new KernelNotFoundError(name, 'no live kernel is launched under this name');
+      this.deadLetters.publish({
+        kernel: name,
+        reason: 'unknown-kernel',
+        error: { name: error.name, message: error.message, code: error.code },
+        messageId: 0,
+        correlationId: 0,
+        typeId: 0,
+        payload: message instanceof Uint8Array ? message.slice() : new Uint8Array(0),
+        at: new Date(),
+      });
+      return Promise.reject(error);
+    }
+    return handle.send(message, options);
   }
   /** {@link KernelHandle.receive} by name. */
   receive(name: string, timeout?: number): Promise<unknown> {

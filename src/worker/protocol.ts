@@ -59,9 +59,12 @@ export interface SerializedError {
 export type DeadLetterReason =
   | 'handler-error'
   | 'malformed-frame'
-  | 'undecodable'
   | 'discarded-on-terminate'
-  | 'kernel-failed';
+  | 'kernel-failed'
+  /** Sent to a kernel that had terminated or failed: refused at the send, and recorded. */
+  | 'kernel-gone'
+  /** Sent by name to no kernel at all. */
+  | 'unknown-kernel';
 
 /** A dead letter as the worker reports it. */
 export interface DeadLetterReport {
