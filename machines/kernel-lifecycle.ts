@@ -24,6 +24,14 @@ interface KernelLifecycleContext {
   failure: string | undefined;
 }
 
+/** Every running state ends the same way: Terminating, remembering whether to drain. */
+const terminate = {
+  target: 'Terminating',
+  actions: assign<KernelLifecycleContext, KernelLifecycleEvent, undefined, KernelLifecycleEvent, never>({
+    drain: ({ event }) => (event.type === 'TERMINATE' ? event.drain : true),
+  }),
+} as const;
+
 /**
  * A kernel's lifecycle: Created → Launched → Active ⇄ Deactivated → Terminating → Terminated, and Failed from
  * any state that is not final. The actor runs in the worker that hosts the kernel; every state's entry mirrors
@@ -66,21 +74,21 @@ export const kernelLifecycle = setup({
       entry: { type: 'mirror', params: 'Launched' },
       on: {
         ACTIVATE: 'Active',
-        TERMINATE: { target: 'Terminating', actions: assign({ drain: ({ event }) => event.drain }) },
+        TERMINATE: terminate,
       },
     },
     Active: {
       entry: { type: 'mirror', params: 'Active' },
       on: {
         DEACTIVATE: 'Deactivated',
-        TERMINATE: { target: 'Terminating', actions: assign({ drain: ({ event }) => event.drain }) },
+        TERMINATE: terminate,
       },
     },
     Deactivated: {
       entry: { type: 'mirror', params: 'Deactivated' },
       on: {
         ACTIVATE: 'Active',
-        TERMINATE: { target: 'Terminating', actions: assign({ drain: ({ event }) => event.drain }) },
+        TERMINATE: terminate,
       },
     },
     Terminating: {
