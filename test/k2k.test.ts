@@ -82,6 +82,37 @@ describe('kernel-to-kernel links', () => {
     for (const handle of [a, b, merge, copy]) await handle.terminate();
   });
 
+  it('lose nothing when a blocked pipeline is forced down: every message is an output or a dead letter', async () => {
+    const quick = await RingKernelRuntime.builder().config({ workers: 2, terminationTimeout: 200 }).build();
+    try {
+      const a = await quick.launch(AddOne, 1, 1, { name: 'a', queueCapacity: 32, autoActivate: true });
+      const b = await quick.launch(Double, 1, 1, { name: 'b', queueCapacity: 32, autoActivate: true });
+      const c = await quick.launch(MinusThree, 1, 1, { name: 'c', queueCapacity: 32, autoActivate: true });
+      await quick.connect(a, b, { queueCapacity: 32 });
+      await quick.connect(b, c, { queueCapacity: 32 });
+      // Nobody reads c's outputs: c's output ring fills, then every stage holds an output and stops taking input.
+      let sent = 0;
+      for (let seq = 0; seq < 1000; seq++) {
+        if (a.trySend({ sender: 0, seq, value: seq })) sent++;
+        else await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+      assert.ok(sent < 1000, 'the pipeline backed up');
+      const report = await quick.shutdown();
+      assert.equal(report.failed, 3, 'draining was impossible, so termination was forced');
+      let outputs = 0;
+      while (c.tryReceive() !== undefined) outputs++;
+      const seqs = new Set(quick.deadLetters.recent().map((letter) => letter.payload.length));
+      assert.deepEqual([...seqs], [16], 'every dead letter carries a whole message');
+      assert.equal(
+        outputs + quick.deadLetters.total,
+        sent,
+        'each message sent is exactly one output or one dead letter',
+      );
+    } finally {
+      await quick.shutdown();
+    }
+  });
+
   it('refuse to connect kernels whose message types do not match', async () => {
     const add = await runtime.launch(AddOne, 1, 1, { name: 'type-a' });
     const acc = await runtime.launch(Accumulator, 1, 1, { name: 'type-b' });

@@ -332,6 +332,20 @@ export class HostedKernel {
   }
 
   #discardPending(why: string): void {
+    // Outputs still held for a full ring will never be written now: they are dead letters too.
+    for (const held of this.#held.splice(0)) {
+      this.#report({
+        type: 'deadLetter',
+        letter: {
+          reason: 'discarded-on-terminate',
+          error: serializeError(new Error(`${why}: an output of this kernel could not be delivered`)),
+          messageId: 0,
+          correlationId: held.envelope.correlationId ?? 0,
+          typeId: held.codec.typeId,
+          payload: held.bytes,
+        },
+      });
+    }
     for (const input of this.#inputs) {
       input.drain((frame) => {
         this.#received++;
