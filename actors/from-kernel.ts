@@ -80,7 +80,9 @@ const instances = new WeakMap<AnyActorRef, Instance>();
  * `spawn` or `invoke` it, give it a `systemId` to reach it through `system.get`. Starting the actor launches (and
  * activates) the kernel; events become kernel messages or lifecycle commands; outputs come back to the parent as
  * events (and are emitted); stopping the actor terminates the kernel; a kernel failure is the actor's error
- * (`onError`). Messages sent before the kernel is up are queued, in order.
+ * (`onError`). Messages sent before the kernel is up are queued, in order. A running kernel actor waits for
+ * its kernel's outputs, which keeps the process alive, as a running interval would: stop the actor (or its
+ * parent) to let the process exit.
  *
  * @example
  * const machine = setup({ actors: { averager: fromKernel(Averager, { runtime }) } }).createMachine({
