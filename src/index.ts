@@ -28,6 +28,7 @@ export { FrameTooLargeError, MalformedFrameError } from './errors/frame-errors.j
 export { RingKernelError } from './errors/ringkernel-error.js';
 export {
   BackendUnavailableError,
+  CircuitOpenError,
   DuplicateKernelError,
   HandlerFailedError,
   InvalidStateError,
@@ -44,6 +45,9 @@ export {
   TimeoutError,
   ValueOutOfRangeError,
 } from './errors/value-errors.js';
+export type { CircuitBreakerOptions, CircuitBreakerStats, CircuitState } from './operations/circuit-breaker.js';
+// Operations
+export { CircuitBreaker } from './operations/circuit-breaker.js';
 export { RuntimeBuilder } from './runtime/builder.js';
 export type { RuntimeConfig } from './runtime/config.js';
 export { DEFAULT_RUNTIME_CONFIG, resolveConfig } from './runtime/config.js';

@@ -64,6 +64,7 @@
 #define RK_E_RUNTIME_SHUT_DOWN 507u
 #define RK_E_DUPLICATE_KERNEL 508u
 #define RK_E_TERMINATION_TIMEOUT 509u
+#define RK_E_CIRCUIT_OPEN 510u
 
 /* rk_frame_header: Frame = this header, then payload_size bytes of payload, then zero to seven bytes of padding to the next 8-byte boundary. Written once by the producer before the ring publishes it; read-only afterwards. */
 typedef struct rk_frame_header {

@@ -51,6 +51,8 @@ export const ErrorCode = {
   DuplicateKernel: 'RK_DUPLICATE_KERNEL',
   /** A kernel did not finish terminating within `terminationTimeout`. */
   TerminationTimeout: 'RK_TERMINATION_TIMEOUT',
+  /** A circuit breaker is open: the operation was refused without being tried. */
+  CircuitOpen: 'RK_CIRCUIT_OPEN',
 } as const;
 
 /** The name of an error code, e.g. `'FrameTooLarge'`. */
@@ -85,6 +87,7 @@ export const ErrorNumber: Readonly<Record<ErrorCodeName, number>> = {
   RuntimeShutDown: 507,
   DuplicateKernel: 508,
   TerminationTimeout: 509,
+  CircuitOpen: 510,
 };
 
 const numberByCode = new Map<string, number>(

@@ -93,3 +93,14 @@ export class DuplicateKernelError extends RingKernelError {
     this.kernelId = kernelId;
   }
 }
+
+/** A circuit breaker refused an operation because it is open (or its half-open probes are all in use). */
+export class CircuitOpenError extends RingKernelError {
+  /** When the breaker will let a probe through, ms on the breaker's clock. */
+  readonly retryAt: number;
+
+  constructor(name: string, retryAt: number) {
+    super(ErrorCode.CircuitOpen, `circuit '${name}' is open: refused without trying`);
+    this.retryAt = retryAt;
+  }
+}
