@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { CircuitBreaker, CircuitOpenError, type CircuitState, ErrorCode } from '../src/index.js';
+import {
+  CircuitBreaker,
+  CircuitOpenError,
+  type CircuitState,
+  ErrorCode,
+  HandlerFailedError,
+  RingKernelRuntime,
+} from '../src/index.js';
+import { Accumulator } from './fixtures/kernels.js';
 import { Random, TEST_SEED } from './support/random.js';
 
 function clocked(options: ConstructorParameters<typeof CircuitBreaker>[0] = {}) {
@@ -113,5 +121,32 @@ describe('CircuitBreaker', () => {
     assert.equal(stats.successes + stats.failures, ran);
     assert.equal(stats.rejected, refused);
     assert.ok(stats.trips > 10 && refused > 100, `trips ${stats.trips}, refused ${refused}`);
+  });
+});
+
+describe('CircuitBreaker guarding kernel calls', () => {
+  it('opens after failing calls, refuses the next without sending it, and closes again after a good probe', async () => {
+    const runtime = await RingKernelRuntime.builder().config({ workers: 1 }).build();
+    try {
+      const handle = await runtime.launch(Accumulator, 1, 1, { autoActivate: true });
+      const breaker = runtime.circuitBreaker('accumulator', {
+        failureThreshold: 2,
+        windowMs: 60_000,
+        recoveryTimeoutMs: 50,
+      });
+      assert.equal(runtime.circuitBreaker('accumulator'), breaker, 'one breaker per name');
+      for (let seq = 0; seq < 2; seq++) {
+        await assert.rejects(handle.call({ sender: 0, seq, value: -1 }, { breaker }), HandlerFailedError);
+      }
+      assert.equal(breaker.state, 'Open');
+      const sentBefore = handle.metrics().messagesSent;
+      await assert.rejects(handle.call({ sender: 0, seq: 9, value: 1 }, { breaker }), CircuitOpenError);
+      assert.equal(handle.metrics().messagesSent, sentBefore, 'a refused call never reached the kernel');
+      await new Promise((resolve) => setTimeout(resolve, 60));
+      assert.equal((await handle.call({ sender: 0, seq: 10, value: 4 }, { breaker })).total, 4);
+      assert.equal(breaker.state, 'Closed');
+    } finally {
+      await runtime.shutdown();
+    }
   });
 });

@@ -2,6 +2,7 @@ import type { MessagePort } from 'node:worker_threads';
 import { COMMAND_TARGET, type LifecycleCommand, lifecycleAccepts } from '../../machines/kernel-lifecycle.js';
 import { HandlerFailedError, InvalidStateError, KernelFailedError, QueueFullError } from '../errors/runtime-errors.js';
 import { TimeoutError } from '../errors/value-errors.js';
+import type { CircuitBreaker } from '../operations/circuit-breaker.js';
 import { type ControlBlock, ErrorCode, TERMINATE_FINISH, TERMINATE_NOW } from '../wire/control-block.js';
 import type { Envelope } from '../wire/envelope.js';
 import { spinFor } from '../wire/eventcount.js';
@@ -32,6 +33,11 @@ export interface SendOptions {
 
 /** Options of {@link KernelHandle.call}. */
 export interface CallOptions {
+  /**
+   * Guards the call: refused at once with `CircuitOpenError` while the breaker is open; a failed call (handler
+   * error, timeout, kernel failure) counts against it.
+   */
+  readonly breaker?: CircuitBreaker;
   /** Longest wait for the response, in ms. Default 30 000. */
   readonly timeout?: number;
   /** Cancels the call. */
@@ -272,6 +278,11 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    * {@link KernelFailedError} when the kernel failed meanwhile.
    */
   call(request: InIn, options: CallOptions = {}): Promise<OutView> {
+    const breaker = options.breaker;
+    if (breaker !== undefined) {
+      const { breaker: _guarded, ...rest } = options;
+      return breaker.execute(() => this.call(request, rest));
+    }
     const timeout = options.timeout ?? 30_000;
     const messageId = this.#nextMessageId;
     const response = this.#waitFor(this.#calls, messageId, timeout, options.signal, 'call');

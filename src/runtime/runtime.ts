@@ -3,6 +3,7 @@ import { Piscina } from 'piscina';
 import { KernelRegistry } from '../../actors/kernel-registry.js';
 import type { BackendProbe, BackendType } from '../backends/backend-type.js';
 import { InvalidStateError, KernelNotFoundError, RuntimeShutDownError } from '../errors/runtime-errors.js';
+import { CircuitBreaker, type CircuitBreakerOptions } from '../operations/circuit-breaker.js';
 import { ControlBlock } from '../wire/control-block.js';
 import { alignedFrameSize, FrameHeader } from '../wire/frame-header.js';
 import { createFrameRing } from '../wire/frame-ring.js';
@@ -83,6 +84,7 @@ export class RingKernelRuntime {
   readonly registry = new KernelRegistry();
   readonly #pool: Piscina<AttachTask, AttachResult>;
   readonly #kernels = new Map<string, KernelHandle>();
+  readonly #breakers = new Map<string, CircuitBreaker>();
   /** Names whose launch is in progress. */
   readonly #launching = new Set<string>();
   /** Kernels hosted per worker thread, for placement. */
@@ -284,6 +286,23 @@ export class RingKernelRuntime {
     // Consumer first: frames may flow as soon as the producer has the ring.
     await target.link({ command: 'LINK_IN', memory });
     await source.link({ command: 'LINK_OUT', memory, wake: target.inputMemory.signal, types });
+  }
+
+  /**
+   * The runtime's circuit breaker named `name` (created with `options` on first use, then shared). Pass it to
+   * `call` / `send` as `breaker` to guard them.
+   *
+   * @example
+   * const breaker = runtime.circuitBreaker('scoring', { failureThreshold: 3, windowMs: 1000 });
+   * await handle.call(request, { breaker, timeout: 100 });
+   */
+  circuitBreaker(name = 'default', options: Omit<CircuitBreakerOptions, 'name'> = {}): CircuitBreaker {
+    let breaker = this.#breakers.get(name);
+    if (breaker === undefined) {
+      breaker = new CircuitBreaker({ ...options, name });
+      this.#breakers.set(name, breaker);
+    }
+    return breaker;
   }
 
   /** The live kernel launched under `name`. @throws {KernelNotFoundError} when there is none. */
