@@ -48,6 +48,8 @@ export {
 export type { CircuitBreakerOptions, CircuitBreakerStats, CircuitState } from './operations/circuit-breaker.js';
 // Operations
 export { CircuitBreaker } from './operations/circuit-breaker.js';
+export type { StaleKernel } from './operations/kernel-watchdog.js';
+export { KernelWatchdog } from './operations/kernel-watchdog.js';
 export { RuntimeBuilder } from './runtime/builder.js';
 export type { RuntimeConfig } from './runtime/config.js';
 export { DEFAULT_RUNTIME_CONFIG, resolveConfig } from './runtime/config.js';

@@ -206,6 +206,11 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     return kernelStatusName(this.#control.status) ?? 'Failed';
   }
 
+  /** The kernel's last heartbeat, µs since the epoch (it beats as it finishes batches; idle kernels do not). */
+  get heartbeatUs(): number {
+    return this.#control.heartbeatUs;
+  }
+
   /** Resolves when the kernel has left its worker (Terminated or Failed). */
   get exited(): Promise<void> {
     return this.#exited;

@@ -4,6 +4,7 @@ import { KernelRegistry } from '../../actors/kernel-registry.js';
 import type { BackendProbe, BackendType } from '../backends/backend-type.js';
 import { InvalidStateError, KernelNotFoundError, RuntimeShutDownError } from '../errors/runtime-errors.js';
 import { CircuitBreaker, type CircuitBreakerOptions } from '../operations/circuit-breaker.js';
+import { KernelWatchdog } from '../operations/kernel-watchdog.js';
 import { ControlBlock } from '../wire/control-block.js';
 import { alignedFrameSize, FrameHeader } from '../wire/frame-header.js';
 import { createFrameRing } from '../wire/frame-ring.js';
@@ -85,6 +86,7 @@ export class RingKernelRuntime {
   readonly #pool: Piscina<AttachTask, AttachResult>;
   readonly #kernels = new Map<string, KernelHandle>();
   readonly #breakers = new Map<string, CircuitBreaker>();
+  #watchdog: KernelWatchdog | undefined;
   /** Names whose launch is in progress. */
   readonly #launching = new Set<string>();
   /** Kernels hosted per worker thread, for placement. */
@@ -305,6 +307,12 @@ export class RingKernelRuntime {
     return breaker;
   }
 
+  /** The runtime's kernel watchdog (one per runtime): finds kernels whose input waits while they do not beat. */
+  kernelWatchdog(): KernelWatchdog {
+    this.#watchdog ??= new KernelWatchdog(() => this.kernels());
+    return this.#watchdog;
+  }
+
   /** The live kernel launched under `name`. @throws {KernelNotFoundError} when there is none. */
   kernel(name: string): KernelHandle {
     const handle = this.#kernels.get(name);
@@ -383,6 +391,7 @@ export class RingKernelRuntime {
           }
         }),
       );
+      this.#watchdog?.stop();
       await this.#pool.destroy();
       return {
         terminated: this.#terminated,
