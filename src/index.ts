@@ -48,6 +48,8 @@ export {
 export type { CircuitBreakerOptions, CircuitBreakerStats, CircuitState } from './operations/circuit-breaker.js';
 // Operations
 export { CircuitBreaker } from './operations/circuit-breaker.js';
+export type { HealthCheck, HealthLevel, HealthReport, HealthStatus } from './operations/health-checker.js';
+export { HealthChecker } from './operations/health-checker.js';
 export type { StaleKernel } from './operations/kernel-watchdog.js';
 export { KernelWatchdog } from './operations/kernel-watchdog.js';
 export { RuntimeBuilder } from './runtime/builder.js';

@@ -62,6 +62,8 @@ export interface KernelMetrics {
   readonly messagesDropped: number;
   /** Frames waiting in the input ring. */
   readonly inputQueueDepth: number;
+  /** Frames the input ring was sized for (`queueCapacity`). */
+  readonly inputQueueCapacity: number;
   /** Frames waiting in the output ring (not yet received by the host). */
   readonly outputQueueDepth: number;
   /** Sends waiting for room in a full input ring. */
@@ -94,6 +96,7 @@ export interface KernelHandleInit {
   readonly gridSize: readonly [number, number, number];
   readonly blockSize: readonly [number, number, number];
   readonly onFull: 'wait' | 'reject';
+  readonly queueCapacity: number;
   readonly drainOnTerminate: boolean;
   readonly terminationTimeout: number;
   readonly onDeadLetter: (letter: DeadLetter) => void;
@@ -370,6 +373,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       messagesFailed: Number(control.messagesFailed),
       messagesDropped: Number(control.messagesDropped),
       inputQueueDepth: this.#producer.pendingFrames(),
+      inputQueueCapacity: this.#init.queueCapacity,
       outputQueueDepth: this.#consumer.availableReadFrames() + this.#received.length,
       sendsWaiting: this.#sends.length,
       lastError: lastCode === 0 ? null : { code: lastCode, message: this.#lastErrorMessage },

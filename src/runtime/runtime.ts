@@ -4,6 +4,7 @@ import { KernelRegistry } from '../../actors/kernel-registry.js';
 import type { BackendProbe, BackendType } from '../backends/backend-type.js';
 import { InvalidStateError, KernelNotFoundError, RuntimeShutDownError } from '../errors/runtime-errors.js';
 import { CircuitBreaker, type CircuitBreakerOptions } from '../operations/circuit-breaker.js';
+import { HealthChecker } from '../operations/health-checker.js';
 import { KernelWatchdog } from '../operations/kernel-watchdog.js';
 import { ControlBlock } from '../wire/control-block.js';
 import { alignedFrameSize, FrameHeader } from '../wire/frame-header.js';
@@ -87,6 +88,9 @@ export class RingKernelRuntime {
   readonly #kernels = new Map<string, KernelHandle>();
   readonly #breakers = new Map<string, CircuitBreaker>();
   #watchdog: KernelWatchdog | undefined;
+  #health: HealthChecker | undefined;
+  /** When kernels failed, most recent last. */
+  readonly #failureTimes: number[] = [];
   /** Names whose launch is in progress. */
   readonly #launching = new Set<string>();
   /** Kernels hosted per worker thread, for placement. */
@@ -213,6 +217,7 @@ export class RingKernelRuntime {
       gridSize: grid,
       blockSize: block,
       onFull: options.onFull ?? 'wait',
+      queueCapacity: capacity,
       drainOnTerminate: options.drainOnTerminate ?? true,
       terminationTimeout: this.config.terminationTimeout,
       onDeadLetter: (letter) => this.deadLetters.publish(letter),
@@ -248,8 +253,25 @@ export class RingKernelRuntime {
     const thread = this.#threadOf.get(handle);
     this.#threadOf.delete(handle);
     if (thread !== undefined) this.#hosted.set(thread, Math.max(0, (this.#hosted.get(thread) ?? 1) - 1));
-    if (handle.status === 'Failed') this.#failed++;
-    else this.#terminated++;
+    if (handle.status === 'Failed') {
+      this.#failed++;
+      this.#failureTimes.push(performance.now());
+      if (this.#failureTimes.length > 1000) this.#failureTimes.shift();
+    } else {
+      this.#terminated++;
+    }
+  }
+
+  /** How many kernels failed in the last `ms` milliseconds (for health checks). */
+  recentFailures(ms: number): number {
+    const since = performance.now() - ms;
+    return this.#failureTimes.filter((at) => at >= since).length;
+  }
+
+  /** The runtime's health checker (one per runtime), with its built-in checks registered. */
+  healthChecker(): HealthChecker {
+    this.#health ??= new HealthChecker(this);
+    return this.#health;
   }
 
   /**
@@ -392,6 +414,7 @@ export class RingKernelRuntime {
         }),
       );
       this.#watchdog?.stop();
+      this.#health?.stop();
       await this.#pool.destroy();
       return {
         terminated: this.#terminated,

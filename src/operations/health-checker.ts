@@ -1,0 +1,194 @@
+import { EventEmitter } from 'node:events';
+import { freemem, totalmem } from 'node:os';
+import { getHeapStatistics } from 'node:v8';
+import type { RingKernelRuntime } from '../runtime/runtime.js';
+
+/** How healthy something is. */
+export type HealthLevel = 'Healthy' | 'Degraded' | 'Unhealthy';
+
+/** One check's verdict. */
+export type HealthStatus =
+  | { readonly status: 'Healthy' }
+  | { readonly status: 'Degraded'; readonly reason: string }
+  | { readonly status: 'Unhealthy'; readonly reason: string };
+
+/** A check to run: liveness (is it alive at all) or readiness (can it take work now). */
+export interface HealthCheck {
+  readonly name: string;
+  readonly kind: 'liveness' | 'readiness';
+  /** A check that takes longer is Unhealthy ("timed out"). Default 1000 ms. */
+  readonly timeoutMs?: number;
+  /** Returns a verdict; `true` = Healthy, `false` = Unhealthy; throwing = Unhealthy with the error's message. */
+  readonly check: () => HealthStatus | boolean | Promise<HealthStatus | boolean>;
+}
+
+/** The result of {@link HealthChecker.check}: the worst verdict, and every check's own. */
+export interface HealthReport {
+  readonly status: HealthLevel;
+  /** Why, when not Healthy: the reasons of the checks that are not. */
+  readonly reason?: string;
+  readonly checks: readonly {
+    readonly name: string;
+    readonly kind: 'liveness' | 'readiness';
+    readonly status: HealthLevel;
+    readonly reason?: string;
+    readonly durationMs: number;
+  }[];
+  readonly at: Date;
+}
+
+const RANK: Record<HealthLevel, number> = { Healthy: 0, Degraded: 1, Unhealthy: 2 };
+
+/** Kernels failing within this window degrade health. */
+const RECENT_FAILURE_MS = 60_000;
+
+/**
+ * The runtime's health: registered liveness and readiness checks (each with a timeout) plus built-in ones —
+ * recent kernel failures (workers dying, handlers stuck), queue pressure, memory pressure. `check()` runs them
+ * all and reports the worst; `start(interval)` runs them periodically and emits `change` when the level moves.
+ *
+ * @example
+ * const health = runtime.healthChecker();
+ * health.register({ name: 'db', kind: 'readiness', check: async () => (await db.ping()) === 'PONG' });
+ * const report = await health.check(); // { status: 'Healthy', checks: [...] }
+ */
+export class HealthChecker extends EventEmitter<{ change: [HealthReport, HealthLevel | undefined] }> {
+  readonly #checks = new Map<string, HealthCheck>();
+  #timer: NodeJS.Timeout | undefined;
+  #last: HealthReport | undefined;
+
+  /** @internal — use `runtime.healthChecker()`. */
+  constructor(runtime: RingKernelRuntime) {
+    super();
+    this.register({
+      name: 'kernels',
+      kind: 'liveness',
+      check: () => {
+        const failed = runtime.recentFailures(RECENT_FAILURE_MS);
+        return failed === 0
+          ? true
+          : { status: 'Degraded', reason: `${failed} kernel(s) failed in the last ${RECENT_FAILURE_MS / 1000} s` };
+      },
+    });
+    this.register({
+      name: 'queues',
+      kind: 'readiness',
+      check: () => {
+        const full = runtime.kernels().filter((handle) => {
+          const m = handle.metrics();
+          return m.inputQueueDepth >= 0.9 * m.inputQueueCapacity;
+        });
+        return full.length === 0
+          ? true
+          : { status: 'Degraded', reason: `input queue over 90 % full: ${full.map((h) => h.name).join(', ')}` };
+      },
+    });
+    this.register({
+      name: 'memory',
+      kind: 'liveness',
+      check: () => {
+        const heap = getHeapStatistics();
+        const heapUse = heap.used_heap_size / heap.heap_size_limit;
+        const systemUse = 1 - freemem() / totalmem();
+        const worst = Math.max(heapUse, systemUse);
+        const detail = `heap ${(heapUse * 100).toFixed(0)} % of its limit, system memory ${(systemUse * 100).toFixed(0)} % used`;
+        if (worst >= 0.98) return { status: 'Unhealthy', reason: detail };
+        if (worst >= 0.9) return { status: 'Degraded', reason: detail };
+        return true;
+      },
+    });
+  }
+
+  /** Adds a check. @throws {TypeError} on a malformed check or a name already registered. */
+  register(check: HealthCheck): void {
+    if (typeof check?.name !== 'string' || check.name.length === 0) throw new TypeError('a health check needs a name');
+    if (check.kind !== 'liveness' && check.kind !== 'readiness') {
+      throw new TypeError(`health check '${check.name}': kind must be 'liveness' or 'readiness'`);
+    }
+    if (typeof check.check !== 'function')
+      throw new TypeError(`health check '${check.name}': check must be a function`);
+    if (this.#checks.has(check.name)) throw new TypeError(`health check '${check.name}' is already registered`);
+    this.#checks.set(check.name, check);
+  }
+
+  /** Removes a check; returns whether it was there. */
+  unregister(name: string): boolean {
+    return this.#checks.delete(name);
+  }
+
+  /** The last report, if any check has run. */
+  get last(): HealthReport | undefined {
+    return this.#last;
+  }
+
+  /** Runs every check (concurrently, each under its timeout) and reports the worst. */
+  async check(): Promise<HealthReport> {
+    const results = await Promise.all(
+      [...this.#checks.values()].map(async (check) => {
+        const started = performance.now();
+        const verdict = await runCheck(check);
+        return {
+          name: check.name,
+          kind: check.kind,
+          status: verdict.status,
+          ...(verdict.status === 'Healthy' ? {} : { reason: verdict.reason }),
+          durationMs: Math.round((performance.now() - started) * 1000) / 1000,
+        };
+      }),
+    );
+    const status = results.reduce<HealthLevel>(
+      (worst, r) => (RANK[r.status] > RANK[worst] ? r.status : worst),
+      'Healthy',
+    );
+    const reasons = results.filter((r) => r.status !== 'Healthy').map((r) => `${r.name}: ${r.reason}`);
+    const report: HealthReport = {
+      status,
+      ...(reasons.length > 0 ? { reason: reasons.join('; ') } : {}),
+      checks: results,
+      at: new Date(),
+    };
+    const previous = this.#last?.status;
+    this.#last = report;
+    if (previous !== status) this.emit('change', report, previous);
+    return report;
+  }
+
+  /** Checks every `intervalMs` until {@link HealthChecker.stop}; the timer does not keep the process alive. */
+  start(intervalMs: number): void {
+    if (typeof intervalMs !== 'number' || !(intervalMs > 0)) {
+      throw new RangeError(`interval must be a positive number of ms, got ${intervalMs}`);
+    }
+    this.stop();
+    this.#timer = setInterval(() => void this.check(), intervalMs).unref();
+  }
+
+  /** Stops periodic checks. */
+  stop(): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+}
+
+async function runCheck(check: HealthCheck): Promise<HealthStatus> {
+  const timeoutMs = check.timeoutMs ?? 1000;
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<HealthStatus>((resolve) => {
+    timer = setTimeout(() => resolve({ status: 'Unhealthy', reason: `timed out after ${timeoutMs} ms` }), timeoutMs);
+  });
+  try {
+    const verdict = await Promise.race([
+      (async (): Promise<HealthStatus> => {
+        const result = await check.check();
+        if (result === true) return { status: 'Healthy' };
+        if (result === false) return { status: 'Unhealthy', reason: 'check failed' };
+        return result;
+      })(),
+      timedOut,
+    ]);
+    return verdict;
+  } catch (error) {
+    return { status: 'Unhealthy', reason: error instanceof Error ? error.message : String(error) };
+  } finally {
+    clearTimeout(timer);
+  }
+}
