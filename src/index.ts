@@ -52,6 +52,7 @@ export type { HealthCheck, HealthLevel, HealthReport, HealthStatus } from './ope
 export { HealthChecker } from './operations/health-checker.js';
 export type { StaleKernel } from './operations/kernel-watchdog.js';
 export { KernelWatchdog } from './operations/kernel-watchdog.js';
+export { PrometheusExporter } from './operations/prometheus-exporter.js';
 export { RuntimeBuilder } from './runtime/builder.js';
 export type { RuntimeConfig } from './runtime/config.js';
 export { DEFAULT_RUNTIME_CONFIG, resolveConfig } from './runtime/config.js';

@@ -6,6 +6,7 @@ import { InvalidStateError, KernelNotFoundError, RuntimeShutDownError } from '..
 import { CircuitBreaker, type CircuitBreakerOptions } from '../operations/circuit-breaker.js';
 import { HealthChecker } from '../operations/health-checker.js';
 import { KernelWatchdog } from '../operations/kernel-watchdog.js';
+import { PrometheusExporter } from '../operations/prometheus-exporter.js';
 import { ControlBlock } from '../wire/control-block.js';
 import { alignedFrameSize, FrameHeader } from '../wire/frame-header.js';
 import { createFrameRing } from '../wire/frame-ring.js';
@@ -89,6 +90,7 @@ export class RingKernelRuntime {
   readonly #breakers = new Map<string, CircuitBreaker>();
   #watchdog: KernelWatchdog | undefined;
   #health: HealthChecker | undefined;
+  #prometheus: PrometheusExporter | undefined;
   /** When kernels failed, most recent last. */
   readonly #failureTimes: number[] = [];
   /** Names whose launch is in progress. */
@@ -327,6 +329,17 @@ export class RingKernelRuntime {
       this.#breakers.set(name, breaker);
     }
     return breaker;
+  }
+
+  /** Every circuit breaker made with {@link RingKernelRuntime.circuitBreaker}. */
+  circuitBreakers(): CircuitBreaker[] {
+    return [...this.#breakers.values()];
+  }
+
+  /** The runtime's Prometheus exporter (one per runtime). */
+  prometheusExporter(): PrometheusExporter {
+    this.#prometheus ??= new PrometheusExporter(this);
+    return this.#prometheus;
   }
 
   /** The runtime's kernel watchdog (one per runtime): finds kernels whose input waits while they do not beat. */
