@@ -71,6 +71,8 @@ interface Instance {
   handle: KernelHandle | undefined;
   readonly queued: KernelActorEvent[];
   stopped: boolean;
+  /** Delivers an output event to the parent and/or emits it, as the logic's `deliver` option says. */
+  readonly tell: (event: KernelActorOutputEvent<unknown>) => void;
 }
 
 const instances = new WeakMap<AnyActorRef, Instance>();
@@ -125,15 +127,15 @@ export function fromKernel<InIn, InView, OutIn, OutView, State>(
     start: (snapshot, scope) => {
       if (snapshot.status !== 'active') return;
       const self = scope.self as AnyActorRef;
-      const instance: Instance = { handle: undefined, queued: [], stopped: false };
-      instances.set(self, instance);
-      const input = (snapshot as Snap & { input?: KernelActorInput }).input;
-      const runtime = input?.runtime ?? options.runtime;
       const parent = (self as unknown as { _parent?: AnyActorRef })._parent;
       const tell = (event: KernelActorOutputEvent<OutView>): void => {
         if (deliver !== 'emit') parent?.send(event);
         if (deliver !== 'parent') scope.emit(event);
       };
+      const instance: Instance = { handle: undefined, queued: [], stopped: false, tell: tell as Instance['tell'] };
+      instances.set(self, instance);
+      const input = (snapshot as Snap & { input?: KernelActorInput }).input;
+      const runtime = input?.runtime ?? options.runtime;
       if (runtime === undefined) {
         self.send({
           type: 'kernel.$failed',
@@ -152,7 +154,7 @@ export function fromKernel<InIn, InView, OutIn, OutView, State>(
           instance.handle = handle;
           self.send({ type: 'kernel.$launched', handle } as never);
           tell({ type: 'kernel.status', kernel: handle.name, status: handle.status });
-          for (const event of instance.queued.splice(0)) dispatch(instance, handle, event, tell, self);
+          for (const event of instance.queued.splice(0)) dispatch(handle, event, tell, self);
           // Outputs that answer no call, in order, until the kernel is gone.
           void (async () => {
             for (;;) {
@@ -208,14 +210,9 @@ export function fromKernel<InIn, InView, OutIn, OutView, State>(
           return { ...refresh(snapshot), status: 'error', error: e.error } as Snap;
         default: {
           if (instance === undefined) return snapshot;
-          const parent = (self as unknown as { _parent?: AnyActorRef })._parent;
-          const tell = (out: KernelActorOutputEvent<OutView>): void => {
-            if (deliver !== 'emit') parent?.send(out);
-            if (deliver !== 'parent') scope.emit(out);
-          };
           const handle = instance.handle;
           if (handle === undefined) instance.queued.push(e);
-          else scope.defer(() => dispatch(instance, handle, e, tell, self));
+          else scope.defer(() => dispatch(handle, e, instance.tell, self));
           return snapshot;
         }
       }
@@ -232,7 +229,6 @@ function refresh<S extends KernelActorSnapshot<unknown>>(snapshot: S): S {
 }
 
 function dispatch<OutView>(
-  _instance: Instance,
   handle: KernelHandle,
   event: KernelActorEvent,
   tell: (event: KernelActorOutputEvent<OutView>) => void,

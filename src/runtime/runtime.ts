@@ -278,12 +278,12 @@ export class RingKernelRuntime {
 
   /**
    * Kernel-to-kernel: wires `from`'s outputs straight into `to`'s input over a ring of their own — worker to
-   * worker, never through this thread. Call it more than once for fan-out (every link whose types match gets each
+   * worker, never through this thread. Call it more than once for fan-out (every link gets each
    * output) and fan-in (`to` merges its input and all its links fairly, batch by batch). Backpressure runs
    * upstream: when a link is full, `from` holds its output and stops taking input. Answers to `call`s still go
    * back to the caller.
    *
-   * @throws {TypeError} when `from`'s output type is not `to`'s input type (or not among `types`).
+   * @throws {TypeError} when `from`'s output type is not `to`'s input type.
    * @example
    * await runtime.connect('parse', 'enrich');
    * await runtime.connect('enrich', 'store');
@@ -291,18 +291,14 @@ export class RingKernelRuntime {
   async connect(
     from: string | KernelHandle,
     to: string | KernelHandle,
-    options: { readonly types?: readonly MessageCodec<unknown, unknown>[]; readonly queueCapacity?: number } = {},
+    options: { readonly queueCapacity?: number } = {},
   ): Promise<void> {
     const source = typeof from === 'string' ? this.kernel(from) : from;
     const target = typeof to === 'string' ? this.kernel(to) : to;
     if (source === target) throw new TypeError(`kernel '${source.name}' cannot be connected to itself`);
     const produced = source.outputCodec;
     const accepted = target.inputCodec;
-    const types = options.types?.map((codec) => codec.typeId);
-    if (
-      (types ?? [produced.typeId]).some((typeId) => typeId !== accepted.typeId) ||
-      produced.typeId !== accepted.typeId
-    ) {
+    if (produced.typeId !== accepted.typeId) {
       throw new TypeError(
         `cannot connect '${source.name}' to '${target.name}': it outputs ${produced.name} and '${target.name}' takes ${accepted.name}`,
       );
@@ -311,7 +307,7 @@ export class RingKernelRuntime {
     const memory = this.#ring(produced, capacity, target.inputMemory.integrity, 0);
     // Consumer first: frames may flow as soon as the producer has the ring.
     await target.link({ command: 'LINK_IN', memory });
-    await source.link({ command: 'LINK_OUT', memory, wake: target.inputMemory.signal, types });
+    await source.link({ command: 'LINK_OUT', memory, wake: target.inputMemory.signal, types: undefined });
   }
 
   /**

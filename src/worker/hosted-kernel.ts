@@ -113,8 +113,7 @@ export class HostedKernel {
   /** Handles a frame from a kernel-to-kernel link (no handled cursor: the host only salvages its own ring). */
   readonly #onLinkFrame = (frame: FrameView): boolean => {
     this.#handle(frame);
-    const request = this.#control.terminationRequest;
-    return request === 0 || (request === TERMINATE_FINISH && this.#draining);
+    return this.#batchGoesOn();
   };
   readonly #telemetry: boolean;
   #wakeControl: (() => void) | undefined;
@@ -129,9 +128,14 @@ export class HostedKernel {
     this.#handle(frame);
     // Where a host would resume if this worker died before the batch's read index is published.
     this.#control.setHandledCursor(this.#input.cursor);
+    return this.#batchGoesOn();
+  };
+
+  /** False once the host has asked the kernel to stop (between messages, so a batch in progress ends early). */
+  #batchGoesOn(): boolean {
     const request = this.#control.terminationRequest;
     return request === 0 || (request === TERMINATE_FINISH && this.#draining);
-  };
+  }
   #draining = false;
   /** Wall clock (µs) read once per batch: the HLC merges with it instead of reading the clock per message. */
   #batchWallUs = wallClockUs();
