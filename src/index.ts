@@ -16,6 +16,13 @@ export type {
 export { fromKernel, isKernelActorOutput } from '../actors/from-kernel.js';
 export type { RegistryEvent } from '../actors/kernel-registry.js';
 export { KernelRegistry } from '../actors/kernel-registry.js';
+export type {
+  BackoffOptions,
+  SupervisorEvent,
+  SupervisorOptions,
+  SupervisorStatus,
+} from '../actors/supervisor.js';
+export { RestartStrategy, Supervisor } from '../actors/supervisor.js';
 export type { KernelLifecycleEvent, LifecycleCommand } from '../machines/kernel-lifecycle.js';
 export { kernelLifecycle, lifecycleAccepts } from '../machines/kernel-lifecycle.js';
 export type { BackendProbe, BackendType } from './backends/backend-type.js';
@@ -35,6 +42,7 @@ export {
   KernelFailedError,
   KernelNotFoundError,
   QueueFullError,
+  RestartLimitError,
   RuntimeShutDownError,
 } from './errors/runtime-errors.js';
 export {

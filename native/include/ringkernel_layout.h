@@ -65,6 +65,7 @@
 #define RK_E_DUPLICATE_KERNEL 508u
 #define RK_E_TERMINATION_TIMEOUT 509u
 #define RK_E_CIRCUIT_OPEN 510u
+#define RK_E_RESTART_LIMIT 511u
 
 /* rk_frame_header: Frame = this header, then payload_size bytes of payload, then zero to seven bytes of padding to the next 8-byte boundary. Written once by the producer before the ring publishes it; read-only afterwards. */
 typedef struct rk_frame_header {
@@ -151,10 +152,11 @@ typedef struct rk_control_block {
   RK_ATOMIC(uint32_t) last_error_code; /* @76, writer: executor. RK_E_* of the last error; 0 = none. */
   RK_ATOMIC(uint32_t) error_count; /* @80, writer: executor. Errors recorded so far. */
   uint32_t kernel_id; /* @84, writer: host. Numeric kernel id; set before sharing. */
-  RK_ATOMIC(uint32_t) generation; /* @88, writer: lifecycle. Restarts so far. */
+  RK_ATOMIC(uint32_t) generation; /* @88, writer: host. Restarts so far; bumped between two executors. */
   uint32_t layout_version; /* @92, writer: host. RK_CONTROL_BLOCK_VERSION. */
   RK_ATOMIC(uint32_t) handled_cursor; /* @96, writer: executor. Input ring offset just past the last frame whose handler returned: where a host resumes if the executor dies mid-batch. */
-  uint8_t reserved[28]; /* @100, writer: host. Zero; room to grow. */
+  RK_ATOMIC(uint32_t) draining_input; /* @100, writer: executor. Which input a batch is draining: 0 = none, 1 = the own input ring, 2 + k = kernel-to-kernel link k. If the executor dies, the frame in hand is the one at that ring's handled cursor. */
+  uint8_t reserved[24]; /* @104, writer: host. Zero; room to grow. */
 } rk_control_block;
 #define RK_CONTROL_BLOCK_SIZE 128u
 #define RK_CONTROL_BLOCK_STATUS_OFFSET 0u
@@ -176,7 +178,8 @@ typedef struct rk_control_block {
 #define RK_CONTROL_BLOCK_GENERATION_OFFSET 88u
 #define RK_CONTROL_BLOCK_LAYOUT_VERSION_OFFSET 92u
 #define RK_CONTROL_BLOCK_HANDLED_CURSOR_OFFSET 96u
-#define RK_CONTROL_BLOCK_RESERVED_OFFSET 100u
+#define RK_CONTROL_BLOCK_DRAINING_INPUT_OFFSET 100u
+#define RK_CONTROL_BLOCK_RESERVED_OFFSET 104u
 RK_STATIC_ASSERT(sizeof(rk_control_block) == 128, "rk_control_block: size");
 RK_STATIC_ASSERT(RK_ALIGNOF(rk_control_block) == 8, "rk_control_block: alignment");
 RK_STATIC_ASSERT(offsetof(rk_control_block, status) == 0, "rk_control_block.status: offset");
@@ -198,7 +201,8 @@ RK_STATIC_ASSERT(offsetof(rk_control_block, kernel_id) == 84, "rk_control_block.
 RK_STATIC_ASSERT(offsetof(rk_control_block, generation) == 88, "rk_control_block.generation: offset");
 RK_STATIC_ASSERT(offsetof(rk_control_block, layout_version) == 92, "rk_control_block.layout_version: offset");
 RK_STATIC_ASSERT(offsetof(rk_control_block, handled_cursor) == 96, "rk_control_block.handled_cursor: offset");
-RK_STATIC_ASSERT(offsetof(rk_control_block, reserved) == 100, "rk_control_block.reserved: offset");
+RK_STATIC_ASSERT(offsetof(rk_control_block, draining_input) == 100, "rk_control_block.draining_input: offset");
+RK_STATIC_ASSERT(offsetof(rk_control_block, reserved) == 104, "rk_control_block.reserved: offset");
 
 /* rk_ring_header: ringbuf.js 0.4 SPSC ring: this header, then storage_size data bytes (capacity + 1 slots). Indices wrap modulo storage_size; the ring is empty when they are equal and full when write + 1 == read (mod storage_size). Producer: copy, then release-store write_index. Consumer: acquire-load write_index, read, then release-store read_index. */
 typedef struct rk_ring_header {
@@ -217,7 +221,8 @@ RK_STATIC_ASSERT(offsetof(rk_ring_header, read_index) == 4, "rk_ring_header.read
 typedef struct rk_ring_signal {
   RK_ATOMIC(int32_t) data_seq; /* @0, writer: producer. Eventcount the consumer parks on. */
   RK_ATOMIC(int32_t) consumer_sleeping; /* @4, writer: consumer. 1 while parked. */
-  uint8_t pad0[56]; /* @8, writer: host. Cache-line padding. */
+  RK_ATOMIC(uint32_t) handled_cursor; /* @8, writer: consumer. Ring offset just past the last frame whose handling finished. */
+  uint8_t pad0[52]; /* @12, writer: host. Cache-line padding. */
   RK_ATOMIC(int32_t) space_seq; /* @64, writer: consumer. Eventcount the producer parks on. */
   RK_ATOMIC(int32_t) producer_sleeping; /* @68, writer: producer. 1 while waiting. */
   uint8_t pad1[56]; /* @72, writer: host. Cache-line padding. */
@@ -225,7 +230,8 @@ typedef struct rk_ring_signal {
 #define RK_RING_SIGNAL_SIZE 128u
 #define RK_RING_SIGNAL_DATA_SEQ_OFFSET 0u
 #define RK_RING_SIGNAL_CONSUMER_SLEEPING_OFFSET 4u
-#define RK_RING_SIGNAL_PAD0_OFFSET 8u
+#define RK_RING_SIGNAL_HANDLED_CURSOR_OFFSET 8u
+#define RK_RING_SIGNAL_PAD0_OFFSET 12u
 #define RK_RING_SIGNAL_SPACE_SEQ_OFFSET 64u
 #define RK_RING_SIGNAL_PRODUCER_SLEEPING_OFFSET 68u
 #define RK_RING_SIGNAL_PAD1_OFFSET 72u
@@ -233,7 +239,8 @@ RK_STATIC_ASSERT(sizeof(rk_ring_signal) == 128, "rk_ring_signal: size");
 RK_STATIC_ASSERT(RK_ALIGNOF(rk_ring_signal) == 4, "rk_ring_signal: alignment");
 RK_STATIC_ASSERT(offsetof(rk_ring_signal, data_seq) == 0, "rk_ring_signal.data_seq: offset");
 RK_STATIC_ASSERT(offsetof(rk_ring_signal, consumer_sleeping) == 4, "rk_ring_signal.consumer_sleeping: offset");
-RK_STATIC_ASSERT(offsetof(rk_ring_signal, pad0) == 8, "rk_ring_signal.pad0: offset");
+RK_STATIC_ASSERT(offsetof(rk_ring_signal, handled_cursor) == 8, "rk_ring_signal.handled_cursor: offset");
+RK_STATIC_ASSERT(offsetof(rk_ring_signal, pad0) == 12, "rk_ring_signal.pad0: offset");
 RK_STATIC_ASSERT(offsetof(rk_ring_signal, space_seq) == 64, "rk_ring_signal.space_seq: offset");
 RK_STATIC_ASSERT(offsetof(rk_ring_signal, producer_sleeping) == 68, "rk_ring_signal.producer_sleeping: offset");
 RK_STATIC_ASSERT(offsetof(rk_ring_signal, pad1) == 72, "rk_ring_signal.pad1: offset");

@@ -53,6 +53,8 @@ export const ErrorCode = {
   TerminationTimeout: 'RK_TERMINATION_TIMEOUT',
   /** A circuit breaker is open: the operation was refused without being tried. */
   CircuitOpen: 'RK_CIRCUIT_OPEN',
+  /** A supervisor restarted its kernels more than `maxRestarts` times within `windowMs`. */
+  RestartLimit: 'RK_RESTART_LIMIT',
 } as const;
 
 /** The name of an error code, e.g. `'FrameTooLarge'`. */
@@ -88,6 +90,7 @@ export const ErrorNumber: Readonly<Record<ErrorCodeName, number>> = {
   DuplicateKernel: 508,
   TerminationTimeout: 509,
   CircuitOpen: 510,
+  RestartLimit: 511,
 };
 
 const numberByCode = new Map<string, number>(

@@ -104,3 +104,21 @@ export class CircuitOpenError extends RingKernelError {
     this.retryAt = retryAt;
   }
 }
+
+/**
+ * A supervisor spent its restart budget: more than `maxRestarts` restarts within `windowMs`. It escalates to its
+ * parent supervisor, or — at the top — gives its kernels up.
+ */
+export class RestartLimitError extends RingKernelError {
+  /** The supervisor's name. */
+  readonly supervisor: string;
+
+  constructor(supervisor: string, maxRestarts: number, windowMs: number, cause: Error) {
+    super(
+      ErrorCode.RestartLimit,
+      `supervisor '${supervisor}' spent its budget of ${maxRestarts} restarts within ${windowMs} ms (last failure: ${cause.message})`,
+      { cause },
+    );
+    this.supervisor = supervisor;
+  }
+}

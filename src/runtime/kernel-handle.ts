@@ -1,4 +1,4 @@
-import type { MessagePort } from 'node:worker_threads';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { COMMAND_TARGET, type LifecycleCommand, lifecycleAccepts } from '../../machines/kernel-lifecycle.js';
 import { HandlerFailedError, InvalidStateError, KernelFailedError, QueueFullError } from '../errors/runtime-errors.js';
 import { TimeoutError } from '../errors/value-errors.js';
@@ -13,6 +13,7 @@ import type { FrameRingMemory } from '../wire/frame-ring.js';
 import type { FrameView } from '../wire/frame-view.js';
 import { KernelStatus, type KernelStatusName, kernelStatusName } from '../wire/kernel-status.js';
 import { BytesMessage, type MessageCodec } from '../wire/message-schema.js';
+import { RingSignalOffset } from '../wire/ring-signal.js';
 import { ERROR_REPLY_TYPE_ID, type SerializedError, type WorkerReport } from '../worker/protocol.js';
 import type { DeadLetter } from './dead-letters.js';
 import type { AnyKernelDefinition } from './kernel-definition.js';
@@ -78,6 +79,8 @@ export interface KernelMetrics {
   readonly transferStrategy: 'direct';
   /** The worker thread hosting the kernel. */
   readonly workerThreadId: number;
+  /** Times a supervisor restarted the kernel. */
+  readonly restarts: number;
   readonly gridSize: readonly [number, number, number];
   readonly blockSize: readonly [number, number, number];
 }
@@ -103,7 +106,29 @@ export interface KernelHandleInit {
   readonly onExit: (handle: KernelHandle) => void;
   /** Called when the kernel's worker thread is seen to exit. */
   readonly onWorkerExit: (threadId: number) => void;
+  /** Called when a supervised kernel's instance failed and its supervisor will decide what happens next. */
+  readonly onInterrupted: (handle: KernelHandle) => void;
+  /**
+   * Attaches a new instance of the kernel — same ControlBlock, same rings — to a worker, on the given control
+   * port; resolves with the worker's thread id (a supervisor's restart).
+   */
+  readonly reattach: (handle: KernelHandle, port: MessagePort) => Promise<number>;
+  /** A handler that throws fails the kernel (for a supervisor to restart) instead of only its message. */
+  readonly failOnHandlerError: boolean;
 }
+
+/** A kernel-to-kernel wiring command, kept so a restarted kernel is wired again. */
+type LinkCommand =
+  | { command: 'LINK_IN'; memory: FrameRingMemory }
+  | {
+      command: 'LINK_OUT';
+      memory: FrameRingMemory;
+      wake: SharedArrayBuffer;
+      types: readonly number[] | undefined;
+    };
+
+/** What a supervisor is told when the instance of a kernel it supervises fails. @internal */
+export type KernelFailureListener = (handle: KernelHandle, error: Error) => void;
 
 interface PendingCall {
   readonly deadline: number;
@@ -173,6 +198,19 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   #failure: Error | undefined;
   #lastErrorMessage: string | undefined;
   #exitStatus: 'Terminated' | 'Failed' | undefined;
+  /** The current instance's control port and worker thread (both change when a supervisor restarts the kernel). */
+  #port!: MessagePort;
+  #threadId = 0;
+  /** Kernel-to-kernel links, replayed into a restarted instance. */
+  readonly #links: LinkCommand[] = [];
+  /** The supervisor's failure listener; while set, a failure suspends the kernel instead of ending it. */
+  #supervisor: KernelFailureListener | undefined;
+  /** The instance has left its worker and the handle waits for a restart (or to be given up). */
+  #suspended = false;
+  /** Whether the user last activated (not deactivated) the kernel, so a restarted instance is activated too. */
+  #activeWanted = false;
+  /** Settles the wait for a graceful stop-for-restart. */
+  #onInstanceExit: (() => void) | undefined;
   readonly #onOutput = (frame: FrameView): void => this.#dispatch(frame);
   readonly #hasOutput = (): boolean => this.#consumer.hasData();
 
@@ -191,17 +229,28 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     this.#exited = new Promise((resolve) => {
       this.#markExited = resolve;
     });
-    init.port.on('message', (report: WorkerReport) => this.#report(report));
+    this.#bind(init.port, init.threadId);
+  }
+
+  /** Listens to an instance's control port. Reports from an earlier instance's port are ignored. */
+  #bind(port: MessagePort, threadId: number): void {
+    this.#port = port;
+    this.#threadId = threadId;
+    port.on('message', (report: WorkerReport) => {
+      if (this.#port === port) this.#report(report);
+    });
     // The worker is gone without saying goodbye (process.exit in a handler, a native crash): the kernel failed.
-    init.port.on('close', () => {
-      if (this.#exitStatus === undefined) {
-        init.onWorkerExit(init.threadId);
-        this.#fail(new KernelFailedError(this.name, 'its worker thread exited'));
-        this.#salvageInput();
+    port.on('close', () => {
+      if (this.#port !== port || this.#exitStatus !== undefined) return;
+      if (this.#suspended) {
+        this.#onInstanceExit?.(); // died while stopping for a restart: stopped all the same
+        return;
       }
+      this.#init.onWorkerExit(threadId);
+      this.#fail(new KernelFailedError(this.name, 'its worker thread exited'), true);
     });
     // An idle kernel must not keep the process alive; pending operations ref it while they wait.
-    init.port.unref();
+    port.unref();
   }
 
   /** The lifecycle state, read from the ControlBlock (no message). */
@@ -237,6 +286,12 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    */
   async terminate(options: { readonly drain?: boolean } = {}): Promise<void> {
     const drain = options.drain ?? this.#init.drainOnTerminate;
+    // A kernel the user terminates has ended on purpose: no supervisor restarts it.
+    this.#supervisor = undefined;
+    if (this.#suspended) {
+      this.abandon(new KernelFailedError(this.name, 'terminated while waiting for its supervisor to restart it'), true);
+      return;
+    }
     const command = this.#command('TERMINATE', 'terminate', drain);
     // The word stops a batch in progress after the message in hand; the command says what to do next.
     this.#control.requestTermination(TERMINATE_FINISH);
@@ -381,7 +436,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       uptimeMs: Math.round(performance.now() - this.#launchedAt),
       latency: summarizeLatency(this.#init.histogram),
       transferStrategy: 'direct',
-      workerThreadId: this.#init.threadId,
+      workerThreadId: this.#threadId,
+      restarts: control.generation,
       gridSize: this.#init.gridSize,
       blockSize: this.#init.blockSize,
     };
@@ -409,23 +465,124 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     return this.#inputCodec;
   }
 
-  /** Sends a kernel-to-kernel wiring command to the kernel's worker and waits for it to be in place. @internal */
-  link(
-    command:
-      | { command: 'LINK_IN'; memory: FrameRingMemory }
-      | {
-          command: 'LINK_OUT';
-          memory: FrameRingMemory;
-          wake: SharedArrayBuffer;
-          types: readonly number[] | undefined;
-        },
-  ): Promise<void> {
+  /**
+   * Sends a kernel-to-kernel wiring command to the kernel's worker and waits for it to be in place; the link is
+   * kept and wired again into every restarted instance. @internal
+   */
+  async link(command: LinkCommand): Promise<void> {
+    if (this.#suspended) {
+      this.#links.push(command); // wired when the supervisor restarts the kernel
+      return;
+    }
+    await this.#sendLink(command);
+    this.#links.push(command);
+  }
+
+  #sendLink(command: LinkCommand): Promise<void> {
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
     const seq = this.#nextSeq++;
     return new Promise<void>((resolve, reject) => {
       this.#replies.set(seq, { resolve, reject });
       this.#post({ seq, ...command });
     });
+  }
+
+  /** Times a supervisor restarted this kernel (the ControlBlock's generation). */
+  get restarts(): number {
+    return this.#control.generation;
+  }
+
+  /** Whether the kernel's instance has stopped and its supervisor has yet to restart it (or give it up). */
+  get awaitingRestart(): boolean {
+    return this.#suspended;
+  }
+
+  /**
+   * Puts the kernel under a supervisor (or takes it out, with `undefined`): from now on a failure of its instance
+   * suspends the handle — queued input kept, calls and receives still waiting — and calls `listener`, which must
+   * answer with {@link KernelHandle.restart} or {@link KernelHandle.abandon}. @internal
+   */
+  superviseWith(listener: KernelFailureListener | undefined): void {
+    this.#supervisor = listener;
+  }
+
+  /**
+   * Stops the kernel's instance for a restart of its supervisor's group: it finishes the message in hand and
+   * writes the outputs it made, then leaves its worker; its queued input stays in the rings for the next
+   * instance. Resolves once it has left (at once when it already has). @internal
+   */
+  async stopForRestart(): Promise<void> {
+    if (this.#suspended || this.#failure !== undefined || this.#exitStatus !== undefined) return;
+    this.#suspended = true;
+    const exited = new Promise<void>((resolve) => {
+      this.#onInstanceExit = resolve;
+    });
+    const seq = this.#nextSeq++;
+    this.#post({ seq, command: 'TERMINATE', drain: false, keep: true });
+    this.#control.requestTermination(TERMINATE_FINISH);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), this.#init.terminationTimeout);
+    });
+    try {
+      if (await Promise.race([exited.then(() => true), timedOut])) return;
+    } finally {
+      clearTimeout(timer);
+      this.#onInstanceExit = undefined;
+    }
+    // The instance does not stop (a handler that never returns): it cannot be restarted, only given up.
+    const error = new KernelFailedError(
+      this.name,
+      `did not stop for a restart within ${this.#init.terminationTimeout} ms`,
+    );
+    (error as { cause?: unknown }).cause = { code: ErrorCode.TerminationTimeout };
+    this.#control.requestTermination(TERMINATE_NOW);
+    this.#post({ seq: this.#nextSeq++, command: 'ABORT' });
+    this.abandon(error);
+    throw error;
+  }
+
+  /**
+   * Attaches a fresh instance of the suspended kernel: fresh state (the definition's `init`), the same rings
+   * and ControlBlock, resuming where the last instance's handlers got to, wired again to its links, and
+   * activated again if it was active. What was queued meanwhile is handled by the new instance; calls still
+   * waiting get their responses from it. @internal
+   */
+  async restart(): Promise<void> {
+    if (!this.#suspended || this.#failure !== undefined) {
+      throw new InvalidStateError(this.name, 'restart', this.status, 'Launched');
+    }
+    this.#recoverInputs();
+    this.#control.resetForRestart();
+    const { port1, port2 } = new MessageChannel();
+    let threadId: number;
+    try {
+      threadId = await this.#init.reattach(this, port2);
+    } catch (error) {
+      port1.close();
+      throw error;
+    }
+    this.#bind(port1, threadId);
+    this.#exitStatus = undefined;
+    this.#suspended = false;
+    for (const link of this.#links) await this.#sendLink(link);
+    if (this.#activeWanted) await this.#command('ACTIVATE', 'activate');
+    if (this.#sends.length > 0) void this.#flushSends();
+    if (this.#waiting()) this.#pump();
+  }
+
+  /**
+   * Gives the suspended kernel up: it becomes Failed for good, its waiting calls, receives and sends reject, and
+   * what is still queued for it is dead-lettered (reason `kernel-failed`), or — `quiet` — dropped as the user's
+   * own terminate without drain would. @internal
+   */
+  abandon(error: Error, quiet = false): void {
+    this.#supervisor = undefined;
+    if (this.#failure !== undefined) return;
+    const wasSuspended = this.#suspended;
+    this.#suspended = false;
+    this.#fail(error);
+    if (wasSuspended) this.#salvageInput(quiet ? 'discarded-on-terminate' : 'kernel-failed');
   }
 
   /** Marks the kernel Failed from the host side (its worker is gone). @internal */
@@ -439,6 +596,10 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     // One atomic load on the hot path: Launched, Active and Deactivated take messages.
     const code = this.#control.status;
     if (code >= KernelStatus.Launched && code <= KernelStatus.Deactivated && this.#failure === undefined) return;
+    // Supervised and not given up: the instance may be failing, stopped or restarting, and the host may not know
+    // it yet (the status word is written before the exit report arrives). Messages queue in the ring for the
+    // restarted instance; should the supervisor give the kernel up, they are dead-lettered, not lost.
+    if ((this.#suspended || this.#supervisor !== undefined) && this.#failure === undefined) return;
     const error = this.#failure ?? new InvalidStateError(this.name, operation, this.status, 'Active');
     // Refused, and recorded: a message to a kernel that is gone is a dead letter as well as an error.
     this.#init.onDeadLetter({
@@ -669,14 +830,18 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     }
     const seq = this.#nextSeq++;
     return new Promise<void>((resolve, reject) => {
-      this.#replies.set(seq, { resolve, reject });
-      this.#post(command === 'TERMINATE' ? { seq, command, drain } : { seq, command });
+      const done = (): void => {
+        if (command !== 'TERMINATE') this.#activeWanted = command === 'ACTIVATE';
+        resolve();
+      };
+      this.#replies.set(seq, { resolve: done, reject });
+      this.#post(command === 'TERMINATE' ? { seq, command, drain, keep: false } : { seq, command });
     });
   }
 
   #post(message: object): void {
-    this.#init.port.ref(); // a command in flight keeps the process alive until its reply
-    this.#init.port.postMessage(message);
+    this.#port.ref(); // a command in flight keeps the process alive until its reply
+    this.#port.postMessage(message);
   }
 
   #report(report: WorkerReport): void {
@@ -684,7 +849,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       case 'reply': {
         const waiter = this.#replies.get(report.seq);
         this.#replies.delete(report.seq);
-        if (this.#replies.size === 0) this.#init.port.unref();
+        if (this.#replies.size === 0) this.#port.unref();
         if (waiter === undefined) return;
         if (report.ok) waiter.resolve();
         else waiter.reject(new InvalidStateError(this.name, 'change the state of', report.state, report.target));
@@ -697,23 +862,40 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
         return;
       }
       case 'exit':
+        if (this.#suspended) {
+          // Stopped for a restart: the handle lives on, waiting for the next instance.
+          this.#port.unref();
+          this.#onInstanceExit?.();
+          return;
+        }
+        if (report.status === 'Failed') {
+          this.#fail(new KernelFailedError(this.name, report.reason ?? 'unknown'));
+          return;
+        }
         this.#exitStatus = report.status;
-        if (report.status === 'Failed') this.#fail(new KernelFailedError(this.name, report.reason ?? 'unknown'));
-        else this.#settleExit();
+        this.#settleExit();
         return;
     }
   }
 
   #settleExit(): void {
-    this.#init.port.unref();
+    this.#port.unref();
     this.#markExited();
     this.#init.onExit(this);
     // Wake the output pump so pending receivers learn the kernel is gone once its outputs are read.
     this.#consumer.interrupt();
   }
 
-  #fail(error: Error): void {
+  /**
+   * The kernel's instance failed (`crashed`: its worker died under it). Supervised, the handle is suspended for
+   * the supervisor to decide; otherwise the kernel is Failed for good, and a crashed one's queue dead-lettered.
+   */
+  #fail(error: Error, crashed = false): void {
     if (this.#failure !== undefined) return;
+    if (this.#supervisor !== undefined && !this.#suspended) {
+      this.#suspend(error);
+      return;
+    }
     this.#failure = error;
     if (this.#exitStatus === undefined) {
       // The worker is gone or unresponsive: the host becomes the only writer of the status word.
@@ -729,6 +911,60 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     for (const waiter of this.#replies.values()) waiter.reject(error);
     this.#replies.clear();
     this.#settleExit();
+    if (crashed) this.#salvageInput('kernel-failed');
+  }
+
+  #suspend(error: Error): void {
+    this.#suspended = true;
+    // The instance is gone: the host is the only writer of the status word until the next one attaches.
+    this.#control.setActive(false);
+    this.#control.setStatus(KernelStatus.Failed);
+    this.#control.recordError(ErrorCode.KernelFailed);
+    this.#lastErrorMessage = error.message;
+    // Commands in flight will never be answered by that instance.
+    for (const waiter of this.#replies.values()) waiter.reject(error);
+    this.#replies.clear();
+    this.#port.unref();
+    this.#init.onInterrupted(this);
+    (this.#supervisor as KernelFailureListener)(this, error);
+  }
+
+  /**
+   * Before a restart: each input ring is taken over where the dead instance's handlers got to (its handled
+   * cursor), so nothing handled is handled again; and if the instance died inside a handler (its worker
+   * crashed), that one message is dead-lettered rather than retried, so a poison message cannot crash every
+   * restart in turn.
+   */
+  #recoverInputs(): void {
+    const control = this.#control;
+    const draining = control.drainingInput;
+    const rings: { memory: FrameRingMemory; cursor: number }[] = [
+      { memory: this.#init.input, cursor: control.handledCursor },
+    ];
+    for (const link of this.#links) {
+      if (link.command !== 'LINK_IN') continue;
+      const signal = new Int32Array(link.memory.signal);
+      rings.push({ memory: link.memory, cursor: Atomics.load(signal, RingSignalOffset.HANDLED_CURSOR >> 2) >>> 0 });
+    }
+    rings.forEach(({ memory, cursor }, index) => {
+      const taken = new FrameConsumer(memory);
+      taken.resumeAt(cursor);
+      if (draining !== index + 1) return;
+      const error = new KernelFailedError(this.name, 'its instance died while handling this message');
+      taken.drain((frame) => {
+        this.#init.onDeadLetter({
+          kernel: this.name,
+          reason: 'kernel-failed',
+          error: { name: error.name, message: error.message, code: error.code },
+          messageId: frame.messageId,
+          correlationId: frame.correlationId,
+          typeId: frame.typeId,
+          payload: frame.payload.slice(),
+          at: new Date(),
+        });
+        if (index === 0 && frame.flags & FrameFlags.REQUEST) this.#calls.get(frame.messageId)?.reject(error);
+      }, 1);
+    });
   }
 
   /**
@@ -738,14 +974,14 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    * messages handled in the worker's last batch are not reported twice; the message whose handler was running
    * (the one that killed the worker, say) is reported.
    */
-  #salvageInput(): void {
+  #salvageInput(reason: 'kernel-failed' | 'discarded-on-terminate'): void {
     const orphaned = new FrameConsumer(this.#init.input);
     orphaned.resumeAt(this.#control.handledCursor);
     const error = { name: 'KernelFailedError', message: `kernel '${this.name}' failed before handling this message` };
     orphaned.drain((frame) => {
       this.#init.onDeadLetter({
         kernel: this.name,
-        reason: 'kernel-failed',
+        reason,
         error,
         messageId: frame.messageId,
         correlationId: frame.correlationId,

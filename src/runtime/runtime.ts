@@ -1,6 +1,7 @@
-import { MessageChannel } from 'node:worker_threads';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { KernelRegistry } from '../../actors/kernel-registry.js';
+import { Supervisor, type SupervisorOptions } from '../../actors/supervisor.js';
 import type { BackendProbe, BackendType } from '../backends/backend-type.js';
 import { InvalidStateError, KernelNotFoundError, RuntimeShutDownError } from '../errors/runtime-errors.js';
 import { CircuitBreaker, type CircuitBreakerOptions } from '../operations/circuit-breaker.js';
@@ -34,12 +35,20 @@ export interface LaunchOptions {
   readonly drainOnTerminate?: boolean;
   /** Checksum every frame (CRC32-C) on both queues. Default false. */
   readonly integrity?: boolean;
+  /**
+   * What a handler that throws does to its kernel. `'dead-letter'` (default): the message is dead-lettered (and a
+   * call answered with the error) and the kernel goes on. `'fail'`: the same, then the kernel fails — let it
+   * crash, for a {@link Supervisor} to restart with fresh state.
+   */
+  readonly onHandlerError?: 'dead-letter' | 'fail';
 }
 
 /** What {@link RingKernelRuntime.shutdown} reports. */
 export interface ShutdownReport {
   readonly terminated: number;
   readonly failed: number;
+  /** Kernel restarts by supervisors. */
+  readonly restarts: number;
   readonly deadLetters: number;
   readonly durationMs: number;
 }
@@ -104,6 +113,8 @@ export class RingKernelRuntime {
   #shutdown: Promise<ShutdownReport> | undefined;
   #terminated = 0;
   #failed = 0;
+  #restarts = 0;
+  readonly #supervisors = new Set<Supervisor>();
 
   /** Starts a runtime builder. */
   static builder(): RuntimeBuilder {
@@ -176,6 +187,13 @@ export class RingKernelRuntime {
       throw new RangeError(`options.queueCapacity must be an integer in [1, 1048576], got ${capacity}`);
     }
     const integrity = options.integrity ?? false;
+    const onHandlerError = options.onHandlerError ?? 'dead-letter';
+    if (onHandlerError !== 'dead-letter' && onHandlerError !== 'fail') {
+      throw new TypeError(
+        `options.onHandlerError must be 'dead-letter' or 'fail', got ${JSON.stringify(onHandlerError)}`,
+      );
+    }
+    const failOnHandlerError = onHandlerError === 'fail';
     const instanceId = this.#nextInstanceId++;
     const control = ControlBlock.create(instanceId);
     const histogram = new SharedArrayBuffer(LATENCY_HISTOGRAM_BYTES);
@@ -185,21 +203,20 @@ export class RingKernelRuntime {
     // Reserve the name before the first await, so two concurrent launches cannot both take it.
     this.#launching.add(name);
     let attached: AttachResult;
+    const task = (port: MessagePort): AttachTask => ({
+      kernelId: definition.id,
+      moduleUrl: definition.moduleUrl,
+      instanceId,
+      controlBlock: control.buffer,
+      histogram,
+      input,
+      output,
+      port,
+      enableTelemetry: this.config.enableTelemetry,
+      failOnHandlerError,
+    });
     try {
-      attached = await this.#pool.run(
-        {
-          kernelId: definition.id,
-          moduleUrl: definition.moduleUrl,
-          instanceId,
-          controlBlock: control.buffer,
-          histogram,
-          input,
-          output,
-          port: port2,
-          enableTelemetry: this.config.enableTelemetry,
-        },
-        { transferList: [port2] },
-      );
+      attached = await this.#pool.run(task(port2), { transferList: [port2] });
     } catch (error) {
       port1.close();
       throw error;
@@ -225,6 +242,9 @@ export class RingKernelRuntime {
       onDeadLetter: (letter) => this.deadLetters.publish(letter),
       onExit: (exited) => this.#release(exited),
       onWorkerExit: (threadId) => this.#deadThreads.add(threadId),
+      onInterrupted: (interrupted) => this.#interrupted(interrupted),
+      reattach: (restarted, port) => this.#reattach(restarted, task(port), port),
+      failOnHandlerError,
     });
     this.#kernels.set(name, handle as KernelHandle);
     this.#threadOf.set(handle as KernelHandle, attached.threadId);
@@ -248,6 +268,40 @@ export class RingKernelRuntime {
     // Raw bytes: room for `capacity` modest frames, and never less than two of the largest.
     const capacityBytes = Math.max(capacity * alignedFrameSize(64), 2 * alignedFrameSize(maxPayloadSize) + 8);
     return createFrameRing({ capacityBytes, maxPayloadSize, integrity });
+  }
+
+  /** A supervised kernel's instance failed: it leaves its worker, and counts as a failure for health checks. */
+  #interrupted(handle: KernelHandle): void {
+    const thread = this.#threadOf.get(handle);
+    this.#threadOf.delete(handle);
+    if (thread !== undefined) this.#hosted.set(thread, Math.max(0, (this.#hosted.get(thread) ?? 1) - 1));
+    this.#failureTimes.push(performance.now());
+    if (this.#failureTimes.length > 1000) this.#failureTimes.shift();
+  }
+
+  /** A supervisor restarts a kernel: a new instance on the least loaded live worker. */
+  async #reattach(handle: KernelHandle, task: AttachTask, port: MessagePort): Promise<number> {
+    if (this.#shutdown !== undefined) throw new RuntimeShutDownError('restart');
+    const { threadId } = await this.#pool.run(task, { transferList: [port] });
+    this.#threadOf.set(handle, threadId);
+    this.#hosted.set(threadId, (this.#hosted.get(threadId) ?? 0) + 1);
+    this.#restarts++;
+    return threadId;
+  }
+
+  /**
+   * A new top-level supervisor of this runtime: kernels launched through it are restarted by its strategy when
+   * they fail. Nest supervisors with {@link Supervisor.supervisor}.
+   *
+   * @example
+   * const supervisor = runtime.supervisor({ strategy: RestartStrategy.OneForOne, maxRestarts: 3, windowMs: 5000 });
+   * const parser = await supervisor.launch('parse', 1, 1, { autoActivate: true, onHandlerError: 'fail' });
+   */
+  supervisor(options: SupervisorOptions = {}): Supervisor {
+    if (this.#shutdown !== undefined) throw new RuntimeShutDownError('supervisor');
+    const supervisor = new Supervisor(this, options);
+    this.#supervisors.add(supervisor);
+    return supervisor;
   }
 
   #release(handle: KernelHandle): void {
@@ -413,6 +467,8 @@ export class RingKernelRuntime {
   shutdown(): Promise<ShutdownReport> {
     this.#shutdown ??= (async () => {
       const started = performance.now();
+      // No restarts from here on: a kernel that fails while shutting down stays failed.
+      for (const supervisor of this.#supervisors) supervisor.retire();
       await Promise.allSettled(
         this.kernels().map(async (handle) => {
           try {
@@ -428,6 +484,7 @@ export class RingKernelRuntime {
       return {
         terminated: this.#terminated,
         failed: this.#failed,
+        restarts: this.#restarts,
         deadLetters: this.deadLetters.total,
         durationMs: Math.round(performance.now() - started),
       };

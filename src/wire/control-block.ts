@@ -28,7 +28,8 @@ export const ControlBlockOffset = {
   GENERATION: 88,
   LAYOUT_VERSION: 92,
   HANDLED_CURSOR: 96,
-  RESERVED: 100,
+  DRAINING_INPUT: 100,
+  RESERVED: 104,
   SIZE: 128,
 } as const;
 
@@ -83,7 +84,7 @@ export const CONTROL_BLOCK_LAYOUT = defineStructLayout(
     ],
     ['error_count', 'u32', ControlBlockOffset.ERROR_COUNT, 'executor', 'Errors recorded so far.', A()],
     ['kernel_id', 'u32', ControlBlockOffset.KERNEL_ID, 'host', 'Numeric kernel id; set before sharing.'],
-    ['generation', 'u32', ControlBlockOffset.GENERATION, 'lifecycle', 'Restarts so far.', A()],
+    ['generation', 'u32', ControlBlockOffset.GENERATION, 'host', 'Restarts so far; bumped between two executors.', A()],
     ['layout_version', 'u32', ControlBlockOffset.LAYOUT_VERSION, 'host', 'RK_CONTROL_BLOCK_VERSION.'],
     [
       'handled_cursor',
@@ -93,7 +94,15 @@ export const CONTROL_BLOCK_LAYOUT = defineStructLayout(
       'Input ring offset just past the last frame whose handler returned: where a host resumes if the executor dies mid-batch.',
       A(),
     ],
-    ['reserved', 'u8', ControlBlockOffset.RESERVED, 'host', 'Zero; room to grow.', { count: 28 }],
+    [
+      'draining_input',
+      'u32',
+      ControlBlockOffset.DRAINING_INPUT,
+      'executor',
+      "Which input a batch is draining: 0 = none, 1 = the own input ring, 2 + k = kernel-to-kernel link k. If the executor dies, the frame in hand is the one at that ring's handled cursor.",
+      A(),
+    ],
+    ['reserved', 'u8', ControlBlockOffset.RESERVED, 'host', 'Zero; room to grow.', { count: 24 }],
   ],
 );
 
@@ -275,11 +284,38 @@ export class ControlBlock {
   setHandledCursor(cursor: number): void {
     Atomics.store(this.#i32, I32(ControlBlockOffset.HANDLED_CURSOR), cursor);
   }
+  /** Which input the executor's batch is draining: 0 none, 1 the own input, 2 + k link k. */
+  get drainingInput(): number {
+    return this.#u32(ControlBlockOffset.DRAINING_INPUT);
+  }
+  /**
+   * Executor: marks the input a batch is about to drain (and 0 after it). Two stores per batch, so a host that
+   * finds the executor dead knows which ring holds the frame whose handler was running.
+   */
+  setDrainingInput(input: number): void {
+    Atomics.store(this.#i32, I32(ControlBlockOffset.DRAINING_INPUT), input);
+  }
+  /**
+   * Host, only between two executors (the last one has exited or died, the next is not attached): readies the
+   * block for a restarted kernel. Status back to Created, not active, no termination request, loop not exited,
+   * nothing in flight or draining, and one more generation. Counters, errors, the handled cursor and the HLC
+   * carry on: they describe the kernel across its restarts.
+   */
+  resetForRestart(): number {
+    const i32 = this.#i32;
+    Atomics.store(i32, I32(ControlBlockOffset.IS_ACTIVE), 0);
+    Atomics.store(i32, I32(ControlBlockOffset.SHOULD_TERMINATE), 0);
+    Atomics.store(i32, I32(ControlBlockOffset.HAS_TERMINATED), 0);
+    Atomics.store(i32, I32(ControlBlockOffset.MESSAGES_IN_FLIGHT), 0);
+    Atomics.store(i32, I32(ControlBlockOffset.DRAINING_INPUT), 0);
+    Atomics.store(i32, I32(ControlBlockOffset.STATUS), KernelStatus.Created);
+    return this.bumpGeneration();
+  }
   /** Restarts so far. */
   get generation(): number {
     return this.#u32(ControlBlockOffset.GENERATION);
   }
-  /** Lifecycle actor: counts a restart. */
+  /** Host, between two executors: counts a restart. */
   bumpGeneration(): number {
     return Atomics.add(this.#i32, I32(ControlBlockOffset.GENERATION), 1) + 1;
   }

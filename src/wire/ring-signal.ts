@@ -11,6 +11,11 @@ export const RingSignalOffset = {
   DATA_SEQ: 0,
   /** i32, consumer: 1 while the consumer is parked (or about to park), else 0. */
   CONSUMER_SLEEPING: 4,
+  /**
+   * u32, consumer: ring offset just past the last frame it finished handling (stored per frame). A consumer that
+   * takes over a ring whose consumer died resumes there instead of at the last published read index.
+   */
+  HANDLED_CURSOR: 8,
   /** i32, consumer: bumped when the consumer frees space while the producer sleeps. The producer waits on it. */
   SPACE_SEQ: 64,
   /** i32, producer: 1 while the producer waits for room, else 0. */
@@ -27,7 +32,15 @@ export const RING_SIGNAL_LAYOUT = defineStructLayout(
   [
     ['data_seq', 'i32', RingSignalOffset.DATA_SEQ, 'producer', 'Eventcount the consumer parks on.', { atomic: true }],
     ['consumer_sleeping', 'i32', RingSignalOffset.CONSUMER_SLEEPING, 'consumer', '1 while parked.', { atomic: true }],
-    ['pad0', 'u8', 8, 'host', 'Cache-line padding.', { count: 56 }],
+    [
+      'handled_cursor',
+      'u32',
+      RingSignalOffset.HANDLED_CURSOR,
+      'consumer',
+      'Ring offset just past the last frame whose handling finished.',
+      { atomic: true },
+    ],
+    ['pad0', 'u8', 12, 'host', 'Cache-line padding.', { count: 52 }],
     ['space_seq', 'i32', RingSignalOffset.SPACE_SEQ, 'consumer', 'Eventcount the producer parks on.', { atomic: true }],
     ['producer_sleeping', 'i32', RingSignalOffset.PRODUCER_SLEEPING, 'producer', '1 while waiting.', { atomic: true }],
     ['pad1', 'u8', 72, 'host', 'Cache-line padding.', { count: 56 }],

@@ -63,6 +63,7 @@ function errorReplyBody(error: unknown): Uint8Array {
 }
 const DATA_SEQ = RingSignalOffset.DATA_SEQ >> 2;
 const CONSUMER_SLEEPING = RingSignalOffset.CONSUMER_SLEEPING >> 2;
+const HANDLED_CURSOR = RingSignalOffset.HANDLED_CURSOR >> 2;
 const yieldTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /** An output the ring had no room for, encoded and held in order until it does. */
@@ -110,11 +111,33 @@ export class HostedKernel {
     for (const input of this.#inputs) if (input.hasData()) return true;
     return false;
   };
-  /** Handles a frame from a kernel-to-kernel link (no handled cursor: the host only salvages its own ring). */
+  /** The handled-cursor word of each input ring's doorbell, index for index with {@link HostedKernel.#inputs}. */
+  readonly #handledCursors: Int32Array[] = [];
+  /** The link ring being drained and its handled-cursor word (set before each link's share of a batch). */
+  #linkInput: FrameConsumer | undefined;
+  #linkCursor: Int32Array = new Int32Array(new SharedArrayBuffer(4));
+  /** Handles a frame from a kernel-to-kernel link, then records how far that link's handling got. */
   readonly #onLinkFrame = (frame: FrameView): boolean => {
     this.#handle(frame);
+    const cursor = (this.#linkInput as FrameConsumer).cursor;
+    if (this.#held.length > 0) {
+      this.#heldCursor = { word: this.#linkCursor, cursor };
+      return false;
+    }
+    // Release store, read by a host that takes the ring over if this worker dies (see RingSignal HANDLED_CURSOR).
+    Atomics.store(this.#linkCursor, HANDLED_CURSOR, cursor);
     return this.#batchGoesOn();
   };
+  /**
+   * A frame counts as handled once its outputs are in their rings, not while they are held for room: if the
+   * worker died meanwhile, the next instance handles the frame again rather than its outputs being lost. So the
+   * batch stops at the first frame whose output is held, and its cursor is stored when the held outputs are out.
+   */
+  #heldCursor: { readonly word: Int32Array | undefined; readonly cursor: number } | undefined;
+  /** The error of a handler that threw when the kernel fails on handler errors; ends the kernel's loop. */
+  #crash: { readonly error: unknown } | undefined;
+  /** A TERMINATE that leaves queued input in the rings for the kernel's next instance (a supervisor restart). */
+  #keepQueued = false;
   readonly #telemetry: boolean;
   #wakeControl: (() => void) | undefined;
   #aborted = false;
@@ -126,6 +149,10 @@ export class HostedKernel {
   /** Handles one frame; ends the batch early (false) once the host has asked the kernel to stop. */
   readonly #onFrame = (frame: FrameView): boolean => {
     this.#handle(frame);
+    if (this.#held.length > 0) {
+      this.#heldCursor = { word: undefined, cursor: this.#input.cursor };
+      return false;
+    }
     // Where a host would resume if this worker died before the batch's read index is published.
     this.#control.setHandledCursor(this.#input.cursor);
     return this.#batchGoesOn();
@@ -133,6 +160,7 @@ export class HostedKernel {
 
   /** False once the host has asked the kernel to stop (between messages, so a batch in progress ends early). */
   #batchGoesOn(): boolean {
+    if (this.#crash !== undefined) return false;
     const request = this.#control.terminationRequest;
     return request === 0 || (request === TERMINATE_FINISH && this.#draining);
   }
@@ -154,6 +182,7 @@ export class HostedKernel {
     this.#output = new FrameProducer(task.output, { clock: this.#clock, spin: 2048 });
     this.#inputs.push(this.#input);
     this.#inputSignal = new Int32Array(task.input.signal);
+    this.#handledCursors.push(this.#inputSignal);
     this.#replyEnvelope.source = task.instanceId;
     this.#actor = createActor(kernelLifecycle, { input: { controlBlock: this.#control } });
     const kernel = this;
@@ -188,6 +217,7 @@ export class HostedKernel {
       this.#report({ type: 'reply', seq: command.seq, ok: true });
     } else if (command.command === 'LINK_IN') {
       this.#inputs.push(new FrameConsumer(command.memory, { spin: 0, onMalformed: (error) => this.#malformed(error) }));
+      this.#handledCursors.push(new Int32Array(command.memory.signal));
       this.#report({ type: 'reply', seq: command.seq, ok: true });
     } else if (command.command === 'LINK_OUT') {
       const producer = new FrameProducer(command.memory, { clock: this.#clock, spin: 2048, alsoWake: command.wake });
@@ -196,7 +226,7 @@ export class HostedKernel {
     } else {
       const event =
         command.command === 'TERMINATE'
-          ? { type: 'TERMINATE' as const, drain: command.drain }
+          ? { type: 'TERMINATE' as const, drain: command.drain && !command.keep }
           : { type: command.command };
       const snapshot = this.#actor.getSnapshot();
       if (!snapshot.can(event)) {
@@ -204,6 +234,7 @@ export class HostedKernel {
         this.#report({ type: 'reply', seq: command.seq, ok: false, state: String(snapshot.value), target });
         return;
       }
+      if (command.command === 'TERMINATE') this.#keepQueued = command.keep;
       this.#actor.send(event);
       this.#report({ type: 'reply', seq: command.seq, ok: true });
     }
@@ -220,6 +251,10 @@ export class HostedKernel {
         // A command's kick has done its job once the loop is back here to look at the state.
         this.#kicked = false;
         const state = this.#actor.getSnapshot().value;
+        if (this.#crash !== undefined) {
+          reason = `its handler failed: ${serializeError(this.#crash.error).message}`;
+          break;
+        }
         if (this.#aborted) {
           this.#discardPending('termination was forced');
           reason = 'termination was forced';
@@ -274,7 +309,16 @@ export class HostedKernel {
   async #finish(): Promise<void> {
     const drain = this.#actor.getSnapshot().context.drain;
     this.#draining = drain;
-    if (!drain) {
+    if (this.#keepQueued) {
+      // A restart: the queued input stays for the next instance; outputs already made must still go out.
+      while (!this.#flushHeld()) {
+        if (this.#aborted || this.#control.terminationRequest === TERMINATE_NOW) {
+          this.#discardPending('termination was forced');
+          throw new Error('termination was forced');
+        }
+        await this.#waitForHeldRoom();
+      }
+    } else if (!drain) {
       this.#discardPending('the kernel terminated without draining');
     } else {
       for (;;) {
@@ -288,6 +332,7 @@ export class HostedKernel {
         }
         const handled = this.#drainInputs();
         this.#publish();
+        if (this.#crash !== undefined) throw this.#crash.error;
         if (handled === 0 && this.#held.length === 0) break;
         await yieldTurn();
       }
@@ -310,16 +355,32 @@ export class HostedKernel {
   #drainInputs(): number {
     const inputs = this.#inputs;
     const count = inputs.length;
-    if (count === 1) return this.#input.drain(this.#onFrame, BATCH);
+    const control = this.#control;
+    if (count === 1) {
+      control.setDrainingInput(1);
+      const handled = this.#input.drain(this.#onFrame, BATCH);
+      control.setDrainingInput(0);
+      return handled;
+    }
     const share = Math.ceil(BATCH / count);
     const first = this.#nextInput;
     this.#nextInput = (first + 1) % count;
     let handled = 0;
     for (let k = 0; k < count; k++) {
-      const input = inputs[(first + k) % count] as FrameConsumer;
-      handled += input.drain(input === this.#input ? this.#onFrame : this.#onLinkFrame, share);
-      if (this.#held.length > 0) break; // an output is waiting for room: take no more input
+      const index = (first + k) % count;
+      const input = inputs[index] as FrameConsumer;
+      control.setDrainingInput(index + 1);
+      if (index === 0) {
+        handled += input.drain(this.#onFrame, share);
+      } else {
+        this.#linkInput = input;
+        this.#linkCursor = this.#handledCursors[index] as Int32Array;
+        handled += input.drain(this.#onLinkFrame, share);
+      }
+      // An output is waiting for room (take no more input), or the kernel is stopping.
+      if (this.#held.length > 0 || !this.#batchGoesOn()) break;
     }
+    control.setDrainingInput(0);
     return handled;
   }
 
@@ -381,6 +442,8 @@ export class HostedKernel {
       this.#failed++;
       this.#control.recordError(ErrorCode.HandlerFailed);
       this.#deadLetter('handler-error', frame, error);
+      // Let it crash: the message is a dead letter already; the kernel stops after it, for a supervisor to restart.
+      if (this.#task.failOnHandlerError) this.#crash ??= { error };
       if (frame.flags & FrameFlags.REQUEST) {
         // The caller is waiting: answer with the error, cut to fit the output ring's room for error replies.
         this.#write(ErrorReply, errorReplyBody(error), frame.messageId, FrameFlags.RESPONSE | FrameFlags.ERROR);
@@ -445,6 +508,13 @@ export class HostedKernel {
       const next = held[0] as HeldOutput;
       if (!next.target.tryWrite(next.codec, next.bytes, next.envelope)) return false;
       held.shift();
+    }
+    const pending = this.#heldCursor;
+    if (pending !== undefined) {
+      // Its outputs are out: the frame that made them is handled now.
+      this.#heldCursor = undefined;
+      if (pending.word === undefined) this.#control.setHandledCursor(pending.cursor);
+      else Atomics.store(pending.word, HANDLED_CURSOR, pending.cursor);
     }
     return true;
   }

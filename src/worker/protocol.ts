@@ -20,6 +20,8 @@ export interface AttachTask {
   /** The kernel's control port (transferred). */
   readonly port: MessagePort;
   readonly enableTelemetry: boolean;
+  /** A handler that throws fails the kernel (after dead-lettering the message) instead of only the message. */
+  readonly failOnHandlerError: boolean;
 }
 
 /** What the attach task resolves with. */
@@ -31,7 +33,11 @@ export interface AttachResult {
 /** A lifecycle command from the host. ABORT is forced termination: stop now, dead-letter what is pending. */
 export type ControlCommand =
   | { readonly seq: number; readonly command: 'ACTIVATE' | 'DEACTIVATE' }
-  | { readonly seq: number; readonly command: 'TERMINATE'; readonly drain: boolean }
+  /**
+   * Terminate after the message in hand: then handle what is queued (`drain`), dead-letter it, or — `keep`, for a
+   * supervisor's restart — leave it in the rings for the kernel's next instance.
+   */
+  | { readonly seq: number; readonly command: 'TERMINATE'; readonly drain: boolean; readonly keep: boolean }
   | { readonly seq: number; readonly command: 'ABORT' }
   /** Kernel-to-kernel: also consume this ring (its producer is another kernel, in any worker). */
   | { readonly seq: number; readonly command: 'LINK_IN'; readonly memory: FrameRingMemory }
