@@ -9,6 +9,7 @@ import type { AnyKernelDefinition, KernelDefinition } from '../src/runtime/kerne
 import type { Dim3, KernelHandle, KernelMetrics } from '../src/runtime/kernel-handle.js';
 import type { LaunchOptions, RingKernelRuntime } from '../src/runtime/runtime.js';
 import type { KernelStatusName } from '../src/wire/kernel-status.js';
+import type { Supervisor } from './supervisor.js';
 
 /** Events a kernel actor accepts. */
 export type KernelActorEvent<In = unknown> =
@@ -50,6 +51,11 @@ export interface FromKernelOptions {
   readonly blockSize?: Dim3;
   /** Launch options; `autoActivate` defaults to true here (an actor that is started is working). */
   readonly launch?: LaunchOptions;
+  /**
+   * Launch the kernel under this supervisor: a failure is then restarted (the actor keeps running, its kernel
+   * keeps its queue) and becomes the actor's error only once the supervisor gives the kernel up.
+   */
+  readonly supervisor?: Supervisor;
   /** Where outputs go: the parent actor (as events), emitted (`actor.on`), or both (default). */
   readonly deliver?: 'parent' | 'emit' | 'both';
 }
@@ -145,7 +151,8 @@ export function fromKernel<InIn, InView, OutIn, OutView, State>(
       }
       const definition = kernel as AnyKernelDefinition | string;
       const launch = { autoActivate: true, ...options.launch, ...(input?.name ? { name: input.name } : {}) };
-      runtime.launch(definition as AnyKernelDefinition, options.gridSize ?? 1, options.blockSize ?? 1, launch).then(
+      const launcher = options.supervisor ?? runtime;
+      launcher.launch(definition as AnyKernelDefinition, options.gridSize ?? 1, options.blockSize ?? 1, launch).then(
         (handle) => {
           if (instance.stopped) {
             void handle.terminate().catch(() => {});

@@ -63,13 +63,23 @@ export const Stats = defineKernel({
   },
 });
 
-/** Threshold alerts over window statistics; answers every window with its verdict. */
+/** Sensor id of the latency probes the demo sends the alerts kernel directly (not a real sensor). */
+export const PROBE_SENSOR = 0xffff;
+
+/**
+ * Threshold alerts over window statistics: a hot window (mean above 75 °C or a reading above 95 °C) becomes an
+ * Alert output; warm and normal windows produce nothing. A call (the demo's latency probe) is always answered
+ * with its verdict. A window whose mean is not a number — a sensor sent garbage — makes the handler throw: the
+ * demo launches this kernel with `onHandlerError: 'fail'` under a supervisor, which restarts it.
+ */
 export const Alerts = defineKernel({
   id: 'demo.alerts',
   input: WindowStats,
   output: Alert,
   cpu: (stats) => {
+    if (Number.isNaN(stats.mean)) throw new RangeError(`sensor ${stats.sensor} sent a reading that is not a number`);
     const level = stats.mean > 75 || stats.max > 95 ? 2 : stats.mean > 52 ? 1 : 0;
-    return { sensor: stats.sensor, window: stats.window, level, mean: stats.mean };
+    const verdict = { sensor: stats.sensor, window: stats.window, level, mean: stats.mean };
+    return stats.sensor === PROBE_SENSOR || level === 2 ? verdict : undefined;
   },
 });

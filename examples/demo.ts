@@ -1,87 +1,259 @@
 /**
- * `npm start`: a stream of sensor readings through two kernels on the CPU backend — windowed statistics, then
- * threshold alerts — with a live progress line and a summary. Runs about 20 s (DEMO_SECONDS to change).
+ * `npm start`: an XState machine that runs a small actor system on the CPU backend. It spawns two kernels with
+ * `fromKernel` under a supervisor — windowed statistics over sensor readings, then threshold alerts — wires them
+ * kernel-to-kernel (worker to worker, no hop through this thread) and streams readings through them. Now and
+ * then a sensor sends garbage: the alerts kernel fails on purpose, the supervisor restarts it, and nothing queued
+ * for it is lost. Live progress, then a summary. Runs about 20 s (DEMO_SECONDS to change).
  */
-import { RingKernelRuntime } from '../src/index.js';
-import { Alerts, Stats, WINDOW } from './demo-kernels.js';
+import { assign, createActor, fromCallback, fromPromise, setup, toPromise } from 'xstate';
+import {
+  fromKernel,
+  type KernelActorOutputEvent,
+  type KernelActorSnapshot,
+  type KernelHandle,
+  RestartStrategy,
+  RingKernelRuntime,
+  type SupervisorEvent,
+} from '../src/index.js';
+import { Alerts, PROBE_SENSOR, Reading, Stats, WINDOW } from './demo-kernels.js';
 
 const seconds = Number(process.env.DEMO_SECONDS ?? 20);
 const SENSORS = 16;
+/** The sensor whose garbage readings fail the alerts kernel. */
+const FAULTY_SENSOR = 7;
 
 await using runtime = await RingKernelRuntime.builder().backend('cpu').build();
-console.log(`ringkernel demo: backend ${runtime.backend}, ${runtime.config.workers} worker threads, ${seconds} s`);
-const stats = await runtime.launch(Stats, 1, 1, { autoActivate: true });
-const alerts = await runtime.launch(Alerts, 1, 1, { autoActivate: true });
+const supervisor = runtime.supervisor({
+  name: 'demo',
+  strategy: RestartStrategy.OneForOne,
+  maxRestarts: 5,
+  windowMs: 10_000,
+  backoff: { initialMs: 20, maxMs: 500 },
+});
+console.log(
+  `ringkernel demo: backend ${runtime.backend}, ${runtime.config.workers} worker threads, ${seconds} s, supervisor '${supervisor.name}' (${supervisor.strategy})`,
+);
 
-const callLatencies: number[] = [];
-const levels = [0, 0, 0];
-let readings = 0;
-let windows = 0;
-const started = performance.now();
-const deadline = started + seconds * 1000;
-let nextReport = started + 500;
-const reading = { sensor: 0, seq: 0, celsius: 0 };
-
-/** Moves window statistics from the stats kernel to the alerts kernel, timing each call. */
-async function forwardWindows(): Promise<void> {
-  for (let stat = stats.tryReceive(); stat !== undefined; stat = stats.tryReceive()) {
-    windows++;
-    const t0 = performance.now();
-    const alert = await alerts.call(stat.toObject());
-    callLatencies.push((performance.now() - t0) * 1000);
-    levels[alert.level] = (levels[alert.level] ?? 0) + 1;
-  }
+/** What the stream did: the pump's figures. */
+interface StreamFigures {
+  readings: number;
+  readingsPerSensor: number[];
+  faults: number;
+  probes: number;
+  callLatenciesUs: number[];
+  started: number;
 }
+const figures: StreamFigures = {
+  readings: 0,
+  readingsPerSensor: Array(SENSORS).fill(0),
+  faults: 0,
+  probes: 0,
+  callLatenciesUs: [],
+  started: 0,
+};
 
+type DemoEvent =
+  | KernelActorOutputEvent<{ readonly sensor: number; readonly level: number }>
+  | { type: 'supervisor'; event: SupervisorEvent }
+  | { type: 'stream.done' };
+
+/** The kernels' handles, once the machine has them. */
+const kernels: { stats?: KernelHandle; alerts?: KernelHandle } = {};
+
+const handleOf = (snapshot: unknown): KernelHandle => {
+  const handle = (snapshot as KernelActorSnapshot | undefined)?.handle;
+  if (handle === undefined) throw new Error('kernel not launched');
+  return handle;
+};
+
+/**
+ * The readings stream: writes straight into the stats kernel's ring (the data plane: `trySend`, no XState event
+ * per message), probes the alerts kernel's call latency, and makes sensor 7 send garbage now and then.
+ */
+const stream = fromCallback<{ type: 'noop' }, { stats: KernelHandle; alerts: KernelHandle }>(({ input, sendBack }) => {
+  let stopped = false;
+  const { stats, alerts } = input;
+  const reading = { sensor: 0, seq: 0, celsius: 0 };
+  const probe = { sensor: PROBE_SENSOR, window: 0, count: WINDOW, mean: 20, stddev: 1, min: 19, max: 21 };
+  figures.started = performance.now();
+  const deadline = figures.started + seconds * 1000;
+  let nextFault = figures.started + Math.min(1000, (seconds * 1000) / 4);
+  let nextReport = figures.started + 500;
+  void (async () => {
+    while (!stopped && performance.now() < deadline) {
+      // A burst of readings: each sensor drifts, and sensor 3 overheats now and then.
+      for (let i = 0; i < 4096; i++) {
+        const n = figures.readings;
+        reading.sensor = n % SENSORS;
+        reading.seq = n;
+        const phase = n / 50_000;
+        reading.celsius =
+          40 + 15 * Math.sin(phase + reading.sensor) + (reading.sensor === 3 && Math.sin(phase / 3) > 0.9 ? 45 : 0);
+        if (reading.sensor === FAULTY_SENSOR && performance.now() >= nextFault) {
+          reading.celsius = Number.NaN;
+          figures.faults++;
+          nextFault += 5000;
+        }
+        if (!stats.trySend(reading)) await stats.send(reading);
+        figures.readings++;
+        figures.readingsPerSensor[reading.sensor] = (figures.readingsPerSensor[reading.sensor] ?? 0) + 1;
+      }
+      const t0 = performance.now();
+      figures.probes++;
+      try {
+        await alerts.call(probe, { timeout: 5000 });
+        figures.callLatenciesUs.push((performance.now() - t0) * 1000);
+      } catch {
+        // Timed out while the alerts kernel restarted: nothing to time (the kernel still takes the probe in).
+      }
+      if (performance.now() >= nextReport) {
+        report(false);
+        nextReport += 500;
+      }
+    }
+    sendBack({ type: 'stream.done' } as never);
+  })();
+  return () => {
+    stopped = true;
+  };
+});
+
+let hot = 0;
+let restarts = 0;
 function report(final: boolean): void {
-  const elapsed = (performance.now() - started) / 1000;
-  const line = `${readings.toLocaleString('en')} readings  ${Math.round(readings / elapsed).toLocaleString('en')} msg/s  ${windows.toLocaleString('en')} windows  alerts: ${levels[1]} warm, ${levels[2]} hot`;
+  const elapsed = (performance.now() - figures.started) / 1000;
+  const line = `${figures.readings.toLocaleString('en')} readings  ${Math.round(figures.readings / elapsed).toLocaleString('en')} msg/s  hot alerts ${hot}  faults ${figures.faults}  restarts ${restarts}`;
   process.stdout.write(final ? `\r${line}\n` : `\r${line}`);
 }
 
-while (performance.now() < deadline) {
-  // A burst of readings: each sensor drifts, and sensor 3 overheats now and then.
-  for (let i = 0; i < 4096; i++) {
-    reading.sensor = readings % SENSORS;
-    reading.seq = readings;
-    const phase = readings / 50_000;
-    reading.celsius =
-      40 + 15 * Math.sin(phase + reading.sensor) + (reading.sensor === 3 && Math.sin(phase / 3) > 0.9 ? 45 : 0);
-    if (!stats.trySend(reading)) await stats.send(reading);
-    readings++;
-  }
-  await forwardWindows();
-  if (performance.now() >= nextReport) {
-    report(false);
-    nextReport += 500;
-  }
-}
-// Let the last readings through the stats kernel, and their windows through the alerts kernel.
-while (stats.metrics().messagesProcessed < readings) await new Promise((resolve) => setTimeout(resolve, 1));
-await forwardWindows();
-report(true);
+/** Every full window of every sensor, which the alerts kernel must have taken in (handled or failed on). */
+const expectedWindows = (): number => figures.readingsPerSensor.reduce((sum, n) => sum + Math.floor(n / WINDOW), 0);
 
-const elapsed = (performance.now() - started) / 1000;
-callLatencies.sort((a, b) => a - b);
-const pct = (q: number): string => (callLatencies[Math.floor(q * (callLatencies.length - 1))] ?? 0).toFixed(1);
-console.log(`\nsummary`);
+interface DemoContext {
+  hotBySensor: Record<number, number>;
+  /** Kernels whose actors have reported their launch. */
+  launched: string[];
+  ok: boolean;
+}
+
+const demo = setup({
+  types: {
+    events: {} as DemoEvent,
+    context: {} as DemoContext,
+    output: {} as { ok: boolean; hotBySensor: Record<number, number> },
+  },
+  actors: {
+    stats: fromKernel(Stats, { runtime, supervisor }),
+    alerts: fromKernel(Alerts, { runtime, supervisor, launch: { onHandlerError: 'fail' } }),
+    wire: fromPromise(() => runtime.connect('demo.stats', 'demo.alerts')),
+    stream,
+    settle: fromPromise<void, { alerts: KernelHandle }>(async ({ input }) => {
+      // The last readings through the stats kernel, and their windows through the alerts kernel.
+      const deadline = performance.now() + 10_000;
+      while (input.alerts.counters().received < expectedWindows() + figures.probes) {
+        if (performance.now() > deadline) throw new Error('the alerts kernel did not receive every window');
+        await new Promise((resolve) => setTimeout(resolve, 2));
+      }
+    }),
+  },
+}).createMachine({
+  id: 'demo',
+  context: { hotBySensor: {}, launched: [], ok: false },
+  invoke: [
+    { src: 'stats', id: 'stats', systemId: 'stats', onError: '.failed' },
+    { src: 'alerts', id: 'alerts', systemId: 'alerts', onError: '.failed' },
+  ],
+  on: {
+    'kernel.output': {
+      actions: assign(({ context, event }) => {
+        hot++;
+        const sensor = event.output.sensor;
+        return { hotBySensor: { ...context.hotBySensor, [sensor]: (context.hotBySensor[sensor] ?? 0) + 1 } };
+      }),
+    },
+    supervisor: {
+      actions: ({ event }) => {
+        if (event.event.type === 'restarted') restarts++;
+      },
+    },
+  },
+  initial: 'launching',
+  states: {
+    launching: {
+      // Both kernels are up once each actor has reported its kernel's first status.
+      on: {
+        'kernel.status': {
+          actions: assign({ launched: ({ context, event }) => [...new Set([...context.launched, event.kernel])] }),
+        },
+      },
+      always: { guard: ({ context }) => context.launched.length === 2, target: 'wiring' },
+    },
+    wiring: { invoke: { src: 'wire', onDone: 'streaming', onError: 'failed' } },
+    streaming: {
+      invoke: {
+        src: 'stream',
+        input: ({ self }) => {
+          kernels.stats = handleOf(self.system.get('stats')?.getSnapshot());
+          kernels.alerts = handleOf(self.system.get('alerts')?.getSnapshot());
+          return kernels as { stats: KernelHandle; alerts: KernelHandle };
+        },
+      },
+      on: { 'stream.done': 'settling' },
+    },
+    settling: {
+      invoke: {
+        src: 'settle',
+        input: ({ self }) => ({ alerts: handleOf(self.system.get('alerts')?.getSnapshot()) }),
+        onDone: 'done',
+        onError: 'failed',
+      },
+    },
+    done: { type: 'final', entry: assign({ ok: true }) },
+    failed: { type: 'final' },
+  },
+  output: ({ context }) => ({ ok: context.ok, hotBySensor: context.hotBySensor }),
+});
+
+const actor = createActor(demo);
+// The supervisor's events become the machine's events (control plane: a handful per run).
+supervisor.on((event) => actor.send({ type: 'supervisor', event }));
+actor.start();
+const result = await toPromise(actor);
+report(true);
+// The machine is final: its kernel actors stopped, which terminates their kernels (draining).
+const { stats, alerts } = kernels;
+if (stats === undefined || alerts === undefined) throw new Error('the demo never got to stream');
+await Promise.all([stats.exited, alerts.exited]);
+
+const elapsed = (performance.now() - figures.started) / 1000;
+const latencies = figures.callLatenciesUs.sort((a, b) => a - b);
+const pct = (q: number): string => (latencies[Math.floor(q * (latencies.length - 1))] ?? 0).toFixed(1);
+const failedWindows = runtime.deadLetters.counts()['handler-error'] ?? 0;
+console.log(`\nsummary (the machine ended in '${result.ok ? 'done' : 'failed'}')`);
 console.log(
-  `  readings sent     ${readings.toLocaleString('en')} in ${elapsed.toFixed(1)} s (${Math.round(readings / elapsed).toLocaleString('en')} msg/s)`,
+  `  readings sent     ${figures.readings.toLocaleString('en')} in ${elapsed.toFixed(1)} s (${Math.round(figures.readings / elapsed).toLocaleString('en')} msg/s), stats → alerts kernel-to-kernel`,
 );
 console.log(
-  `  windows of ${WINDOW}     ${windows.toLocaleString('en')}   alerts: ${levels[0]} normal, ${levels[1]} warm, ${levels[2]} hot`,
+  `  windows of ${WINDOW}     ${expectedWindows().toLocaleString('en')}: ${(expectedWindows() - failedWindows).toLocaleString('en')} judged, ${failedWindows} failed on purpose (dead letters), hot alerts ${hot} (${Object.entries(
+    result.hotBySensor,
+  )
+    .map(([sensor, n]) => `sensor ${sensor}: ${n}`)
+    .join(', ')})`,
 );
 console.log(
-  `  call latency      p50 ${pct(0.5)} µs   p99 ${pct(0.99)} µs   (${callLatencies.length.toLocaleString('en')} calls, stats → alerts)`,
+  `  supervision       ${figures.faults} garbage readings, ${alerts.restarts} restarts of demo.alerts, supervisor ${supervisor.status}`,
+);
+console.log(
+  `  call latency      p50 ${pct(0.5)} µs   p99 ${pct(0.99)} µs   (${latencies.length.toLocaleString('en')} probe calls to demo.alerts)`,
 );
 for (const handle of [stats, alerts]) {
   const m = handle.metrics();
   console.log(
-    `  ${m.name.padEnd(12)} ${m.status.padEnd(10)} received ${m.messagesReceived.toLocaleString('en')}, processed ${m.messagesProcessed.toLocaleString('en')}, failed ${m.messagesFailed}, dropped ${m.messagesDropped}, handler p50 ${m.latency.p50us} µs p99 ${m.latency.p99us} µs, worker ${m.workerThreadId}`,
+    `  ${m.name.padEnd(12)} ${m.status.padEnd(10)} received ${m.messagesReceived.toLocaleString('en')}, processed ${m.messagesProcessed.toLocaleString('en')}, failed ${m.messagesFailed}, dropped ${m.messagesDropped}, restarts ${m.restarts}, handler p50 ${m.latency.p50us} µs p99 ${m.latency.p99us} µs`,
   );
 }
 const shutdown = await runtime.shutdown();
 console.log(
-  `  shutdown          ${shutdown.terminated} terminated, ${shutdown.failed} failed, ${shutdown.deadLetters} dead letters, ${shutdown.durationMs} ms`,
+  `  shutdown          ${shutdown.terminated} terminated, ${shutdown.failed} failed, ${shutdown.restarts} restarts, ${shutdown.deadLetters} dead letters, ${shutdown.durationMs} ms`,
 );
-if (shutdown.failed !== 0 || windows === 0) process.exitCode = 1;
+if (!result.ok || shutdown.failed !== 0 || alerts.restarts !== figures.faults) process.exitCode = 1;

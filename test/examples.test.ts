@@ -19,24 +19,42 @@ describe('examples', () => {
 });
 
 describe('npm start demo', () => {
-  it('streams readings through two kernels and prints a summary with every kernel healthy', () => {
+  it('runs an XState machine of supervised kernels wired kernel-to-kernel: restarts, loses nothing, sums up', () => {
     const script = fileURLToPath(new URL('../examples/demo.js', import.meta.url));
     const out = execFileSync(process.execPath, [script], {
       encoding: 'utf8',
-      env: { ...process.env, DEMO_SECONDS: '2' },
+      env: { ...process.env, DEMO_SECONDS: '3' },
       timeout: 60_000,
     });
-    assert.match(out, /readings sent +[\d,]+ in [\d.]+ s \([\d,]+ msg\/s\)/);
+    assert.match(out, /summary \(the machine ended in 'done'\)/);
+    assert.match(out, /readings sent +[\d,]+ in [\d.]+ s \([\d,]+ msg\/s\), stats → alerts kernel-to-kernel/);
     assert.match(out, /call latency +p50 [\d.]+ µs +p99 [\d.]+ µs/);
-    assert.match(out, /demo\.stats +Active +received ([\d,]+), processed \1, failed 0, dropped 0/);
-    assert.match(out, /demo\.alerts +Active +received ([\d,]+), processed \1, failed 0, dropped 0/);
-    assert.match(out, /shutdown +2 terminated, 0 failed, 0 dead letters/);
-    const windows = Number(/windows of 64 +([\d,]+)/.exec(out)?.[1]?.replaceAll(',', ''));
-    const readings = Number(/readings sent +([\d,]+)/.exec(out)?.[1]?.replaceAll(',', ''));
-    assert.equal(
-      windows,
-      Math.floor(readings / 16 / 64) * 16,
-      'every full window of every sensor became an alert verdict',
+    const num = (pattern: RegExp): number => Number(pattern.exec(out)?.[1]?.replaceAll(',', ''));
+    const readings = num(/readings sent +([\d,]+)/);
+    const faults = num(/supervision +(\d+) garbage readings/);
+    assert.ok(faults >= 1, 'the demo injects at least one fault');
+    assert.match(out, new RegExp(`supervision +${faults} garbage readings, ${faults} restarts of demo\\.alerts`));
+    // The stats kernel handled every reading; the alerts kernel took in every full window (and the probes):
+    // judged, or failed on purpose and dead-lettered — none lost across the restarts.
+    assert.match(
+      out,
+      new RegExp(
+        `demo\\.stats +Terminated +received ${readings.toLocaleString('en')}, processed ${readings.toLocaleString('en')}, failed 0, dropped 0, restarts 0`,
+      ),
     );
+    const windows = num(/windows of 64 +([\d,]+):/);
+    assert.equal(num(/windows of 64 +[\d,]+: [\d,]+ judged, (\d+) failed on purpose/), faults);
+    const probes = num(/\(([\d,]+) probe calls/);
+    const alertsReceived = num(/demo\.alerts +Terminated +received ([\d,]+)/);
+    assert.equal(alertsReceived, windows + probes, 'every full window and every probe, exactly once');
+    assert.match(
+      out,
+      new RegExp(
+        `demo\\.alerts +Terminated +received [\\d,]+, processed [\\d,]+, failed ${faults}, dropped 0, restarts ${faults}`,
+      ),
+    );
+    assert.match(out, new RegExp(`shutdown +2 terminated, 0 failed, ${faults} restarts, ${faults} dead letters`));
+    // Sensor 16 readings round-robin: full windows per sensor.
+    assert.ok(windows >= Math.floor(readings / 16 / 64) * 16 - 16 && windows <= Math.ceil(readings / 64));
   });
 });
