@@ -11,6 +11,7 @@ import {
   RingKernelRuntime,
   TimeoutError,
 } from '../src/index.js';
+import { FrameHeader } from '../src/wire/frame-header.js';
 import { Accumulator, Echo, KILL_WORKER, Numbers, Sink, Slow, Splitter } from './fixtures/kernels.js';
 import { eventually } from './support/eventually.js';
 import { Random, TEST_SEED } from './support/random.js';
@@ -271,6 +272,40 @@ describe('messages through kernels', () => {
     assert.equal(Numbers.decode(mine[0]?.payload as Uint8Array).seq, 1, 'the refused message itself is kept');
     assert.deepEqual([...(mine[2]?.payload ?? [])], [1, 2]);
     assert.ok((runtime.deadLetters.counts()['kernel-gone'] ?? 0) >= 2);
+  });
+
+  it('dead-letters frames corrupted in shared memory (bad magic; a flipped payload bit under integrity) and goes on', async () => {
+    for (const integrity of [false, true]) {
+      const name = `corrupt-${integrity}`;
+      const handle = await runtime.launch(Accumulator, 1, 1, { name, integrity });
+      // Launched, not active: the frames wait in the ring, where a stray write corrupts one of them.
+      for (let seq = 0; seq < 3; seq++) assert.ok(handle.trySend({ sender: 7, seq, value: 1 }));
+      const ring = new DataView(handle.inputMemory.ring);
+      const frameSize = (ring.getUint32(8, true) + 7) & ~7; // the first frame's length, padded
+      const second = 8 + frameSize; // ring data starts after the two u32 indices
+      if (integrity) ring.setUint8(second + FrameHeader.SIZE, ring.getUint8(second + FrameHeader.SIZE) ^ 0x10);
+      else ring.setUint32(second + FrameHeader.MAGIC, 0xbad0_bad0, true);
+      const before = letters.length;
+      await handle.activate();
+      const outputs = [await handle.receive(5_000)];
+      await eventually(() => assert.equal(letters.length - before, 1));
+      const [letter] = letters.slice(before);
+      assert.equal(letter?.kernel, name);
+      assert.equal(letter?.reason, 'malformed-frame');
+      assert.equal(letter?.error.code, integrity ? ErrorCode.FrameBadChecksum : ErrorCode.FrameBadMagic);
+      assert.ok((letter?.payload.length ?? 0) > 0, 'the bad bytes are kept for inspection');
+      // A bad magic loses the ring's framing: what follows in that batch is skipped with it. A bad checksum
+      // costs only its own frame.
+      if (integrity) outputs.push(await handle.receive(5_000));
+      assert.deepEqual(
+        outputs.map((o) => o.seq),
+        integrity ? [0, 2] : [0],
+      );
+      await eventually(() => assert.equal(handle.metrics().messagesDropped, 1));
+      // The ring is usable afterwards.
+      assert.equal((await handle.call({ sender: 7, seq: 3, value: 1 })).seq, 3);
+      await handle.terminate();
+    }
   });
 
   it('echoes raw bytes', async () => {
