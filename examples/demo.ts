@@ -15,7 +15,7 @@ import {
   RingKernelRuntime,
   type SupervisorEvent,
 } from '../src/index.js';
-import { Alerts, PROBE_SENSOR, Reading, Stats, WINDOW } from './demo-kernels.js';
+import { Alerts, PROBE_SENSOR, Stats, WINDOW } from './demo-kernels.js';
 
 const seconds = Number(process.env.DEMO_SECONDS ?? 20);
 const SENSORS = 16;

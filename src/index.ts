@@ -58,7 +58,7 @@ export type { CircuitBreakerOptions, CircuitBreakerStats, CircuitState } from '.
 export { CircuitBreaker } from './operations/circuit-breaker.js';
 export type { HealthCheck, HealthLevel, HealthReport, HealthStatus } from './operations/health-checker.js';
 export { HealthChecker } from './operations/health-checker.js';
-export type { StaleKernel } from './operations/kernel-watchdog.js';
+export type { StaleKernel, WatchdogPolicy, WatchdogRecovery } from './operations/kernel-watchdog.js';
 export { KernelWatchdog } from './operations/kernel-watchdog.js';
 export { PrometheusExporter } from './operations/prometheus-exporter.js';
 export { RuntimeBuilder } from './runtime/builder.js';

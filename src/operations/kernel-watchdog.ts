@@ -1,6 +1,31 @@
 import { EventEmitter } from 'node:events';
 import type { KernelHandle } from '../runtime/kernel-handle.js';
 
+/**
+ * What the watchdog does with a stale kernel. `'report'`: emit `stale`, nothing more. `'restart'`: replace the
+ * kernel's worker thread (a handler that never returns can be stopped no other way) and restart the kernel on a
+ * live worker with fresh state; its stuck message is dead-lettered, the rest of its queue kept. `'fail'`: the
+ * same, but the stale kernel stays Failed (its queue dead-lettered). Under both, the worker's other kernels did
+ * nothing wrong: they are moved — restarted on another worker, queues kept.
+ */
+export type WatchdogPolicy = 'report' | 'restart' | 'fail';
+
+/** What the watchdog did about a stale kernel. */
+export interface WatchdogRecovery {
+  readonly kernel: string;
+  readonly policy: Exclude<WatchdogPolicy, 'report'>;
+  /** The worker thread that was replaced. */
+  readonly threadId: number;
+  /** The other kernels of that worker, restarted elsewhere. */
+  readonly moved: readonly string[];
+}
+
+/** Replaces a stale kernel's worker under a policy (the runtime provides it). @internal */
+export type StaleRecovery = (
+  stale: StaleKernel,
+  policy: Exclude<WatchdogPolicy, 'report'>,
+) => Promise<WatchdogRecovery | undefined>;
+
 /** A kernel the watchdog found stuck. */
 export interface StaleKernel {
   readonly handle: KernelHandle;
@@ -22,27 +47,66 @@ interface Observation {
  * of continuous observation. Scan periodically (`start`), or call {@link KernelWatchdog.scanStaleKernels} yourself:
  * a kernel must be seen stalled on two scans at least `heartbeatTimeout` apart.
  *
- * Not yet: a policy that restarts or fails stale kernels (a stuck CPU handler can only be stopped by replacing
- * its worker).
+ * With a {@link WatchdogPolicy} other than `'report'` it also acts: see {@link KernelWatchdog.setPolicy}.
  *
  * @example
  * const watchdog = runtime.kernelWatchdog();
  * watchdog.setHeartbeatTimeout(5_000);
+ * watchdog.setPolicy('restart');
  * watchdog.on('stale', (stale) => log.error(`${stale.handle.name} stuck for ${stale.stalledMs} ms`));
+ * watchdog.on('recovered', (r) => log.warn(`replaced worker ${r.threadId}; moved ${r.moved.join(', ')}`));
  * watchdog.start(1_000);
  */
-export class KernelWatchdog extends EventEmitter<{ stale: [StaleKernel] }> {
+export class KernelWatchdog extends EventEmitter<{
+  stale: [StaleKernel];
+  recovered: [WatchdogRecovery];
+  recoveryFailed: [StaleKernel, Error];
+}> {
   readonly #kernels: () => readonly KernelHandle[];
   readonly #now: () => number;
+  readonly #recover: StaleRecovery | undefined;
   readonly #observations = new WeakMap<KernelHandle, Observation>();
+  /** Kernels whose recovery is under way: not acted on twice. */
+  readonly #recovering = new WeakSet<KernelHandle>();
   #timeoutMs = 30_000;
+  #policy: WatchdogPolicy = 'report';
   #timer: NodeJS.Timeout | undefined;
+  #recoveries = 0;
 
   /** @internal — use `runtime.kernelWatchdog()`. */
-  constructor(kernels: () => readonly KernelHandle[], now: () => number = () => performance.now()) {
+  constructor(
+    kernels: () => readonly KernelHandle[],
+    now: () => number = () => performance.now(),
+    recover?: StaleRecovery,
+  ) {
     super();
     this.#kernels = kernels;
     this.#now = now;
+    this.#recover = recover;
+  }
+
+  /** What the watchdog does with stale kernels. Default `'report'`. */
+  get policy(): WatchdogPolicy {
+    return this.#policy;
+  }
+
+  /** How many stale kernels the policy has acted on. */
+  get recoveries(): number {
+    return this.#recoveries;
+  }
+
+  /**
+   * Sets the policy for stale kernels (see {@link WatchdogPolicy}).
+   * @throws {TypeError} for an unknown policy, or one that acts on a watchdog without a runtime.
+   */
+  setPolicy(policy: WatchdogPolicy): void {
+    if (policy !== 'report' && policy !== 'restart' && policy !== 'fail') {
+      throw new TypeError(`watchdog policy must be 'report', 'restart' or 'fail', got ${JSON.stringify(policy)}`);
+    }
+    if (policy !== 'report' && this.#recover === undefined) {
+      throw new TypeError(`watchdog policy '${policy}' needs a runtime: use runtime.kernelWatchdog()`);
+    }
+    this.#policy = policy;
   }
 
   /** How long input may wait without a heartbeat before a kernel is stale, ms. */
@@ -77,8 +141,31 @@ export class KernelWatchdog extends EventEmitter<{ stale: [StaleKernel] }> {
       const stalledMs = now - seen.since;
       if (stalledMs >= this.#timeoutMs) stale.push({ handle, stalledMs, pending: metrics.inputQueueDepth });
     }
-    for (const entry of stale) this.emit('stale', entry);
+    for (const entry of stale) {
+      this.emit('stale', entry);
+      this.#act(entry);
+    }
     return stale;
+  }
+
+  #act(stale: StaleKernel): void {
+    const policy = this.#policy;
+    const recover = this.#recover;
+    if (policy === 'report' || recover === undefined || this.#recovering.has(stale.handle)) return;
+    this.#recovering.add(stale.handle);
+    this.#observations.delete(stale.handle);
+    recover(stale, policy).then(
+      (recovery) => {
+        this.#recovering.delete(stale.handle);
+        if (recovery === undefined) return;
+        this.#recoveries++;
+        this.emit('recovered', recovery);
+      },
+      (error: Error) => {
+        this.#recovering.delete(stale.handle);
+        this.emit('recoveryFailed', stale, error);
+      },
+    );
   }
 
   /** Scans every `intervalMs` until {@link KernelWatchdog.stop}. The timer does not keep the process alive. */

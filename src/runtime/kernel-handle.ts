@@ -209,6 +209,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   #suspended = false;
   /** Whether the user last activated (not deactivated) the kernel, so a restarted instance is activated too. */
   #activeWanted = false;
+  /** Settles when a suspended kernel is restarted (or rejects when it is given up): commands wait for it. */
+  #resumed: { promise: Promise<void>; resolve(): void; reject(error: Error): void } | undefined;
   /** Settles the wait for a graceful stop-for-restart. */
   #onInstanceExit: (() => void) | undefined;
   readonly #onOutput = (frame: FrameView): void => this.#dispatch(frame);
@@ -492,6 +494,16 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     return this.#control.generation;
   }
 
+  /** Whether the kernel's worker is inside one of its batches (a stuck handler is the one that is). @internal */
+  get inBatch(): boolean {
+    return this.#control.drainingInput !== 0;
+  }
+
+  /** Whether a supervisor watches this kernel (restarts it when its instance fails). @internal */
+  get supervised(): boolean {
+    return this.#supervisor !== undefined;
+  }
+
   /** Whether the kernel's instance has stopped and its supervisor has yet to restart it (or give it up). */
   get awaitingRestart(): boolean {
     return this.#suspended;
@@ -513,7 +525,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    */
   async stopForRestart(): Promise<void> {
     if (this.#suspended || this.#failure !== undefined || this.#exitStatus !== undefined) return;
-    this.#suspended = true;
+    this.#enterSuspension();
     const exited = new Promise<void>((resolve) => {
       this.#onInstanceExit = resolve;
     });
@@ -565,10 +577,13 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     this.#bind(port1, threadId);
     this.#exitStatus = undefined;
     this.#suspended = false;
+    const resumed = this.#resumed;
+    this.#resumed = undefined;
     for (const link of this.#links) await this.#sendLink(link);
     if (this.#activeWanted) await this.#command('ACTIVATE', 'activate');
     if (this.#sends.length > 0) void this.#flushSends();
     if (this.#waiting()) this.#pump();
+    resumed?.resolve();
   }
 
   /**
@@ -581,6 +596,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     if (this.#failure !== undefined) return;
     const wasSuspended = this.#suspended;
     this.#suspended = false;
+    this.#resumed?.reject(error);
+    this.#resumed = undefined;
     this.#fail(error);
     if (wasSuspended) this.#salvageInput(quiet ? 'discarded-on-terminate' : 'kernel-failed');
   }
@@ -824,6 +841,11 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
 
   #command(command: LifecycleCommand, operation: string, drain = true): Promise<void> {
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    // Between two instances: the command goes to the next one, once it is attached.
+    const resumed = this.#resumed;
+    if (this.#suspended && resumed !== undefined) {
+      return resumed.promise.then(() => this.#command(command, operation, drain));
+    }
     const status = this.status;
     if (!lifecycleAccepts(status, command)) {
       return Promise.reject(new InvalidStateError(this.name, operation, status, COMMAND_TARGET[command]));
@@ -914,8 +936,21 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     if (crashed) this.#salvageInput('kernel-failed');
   }
 
-  #suspend(error: Error): void {
+  /** From now on the instance is gone (or going) and the handle waits for the next one. */
+  #enterSuspension(): void {
     this.#suspended = true;
+    let resolve!: () => void;
+    let reject!: (error: Error) => void;
+    const promise = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    promise.catch(() => {}); // nobody need be waiting
+    this.#resumed = { promise, resolve, reject };
+  }
+
+  #suspend(error: Error): void {
+    this.#enterSuspension();
     // The instance is gone: the host is the only writer of the status word until the next one attaches.
     this.#control.setActive(false);
     this.#control.setStatus(KernelStatus.Failed);

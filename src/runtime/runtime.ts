@@ -6,7 +6,7 @@ import type { BackendProbe, BackendType } from '../backends/backend-type.js';
 import { InvalidStateError, KernelNotFoundError, RuntimeShutDownError } from '../errors/runtime-errors.js';
 import { CircuitBreaker, type CircuitBreakerOptions } from '../operations/circuit-breaker.js';
 import { HealthChecker } from '../operations/health-checker.js';
-import { KernelWatchdog } from '../operations/kernel-watchdog.js';
+import { KernelWatchdog, type WatchdogRecovery } from '../operations/kernel-watchdog.js';
 import { PrometheusExporter } from '../operations/prometheus-exporter.js';
 import { ControlBlock } from '../wire/control-block.js';
 import { alignedFrameSize, FrameHeader } from '../wire/frame-header.js';
@@ -98,6 +98,8 @@ export class RingKernelRuntime {
   readonly #kernels = new Map<string, KernelHandle>();
   readonly #breakers = new Map<string, CircuitBreaker>();
   #watchdog: KernelWatchdog | undefined;
+  /** Supervises the kernels the watchdog moves off a replaced worker. */
+  #watchdogSupervisor: Supervisor | undefined;
   #health: HealthChecker | undefined;
   #prometheus: PrometheusExporter | undefined;
   /** When kernels failed, most recent last. */
@@ -394,8 +396,41 @@ export class RingKernelRuntime {
 
   /** The runtime's kernel watchdog (one per runtime): finds kernels whose input waits while they do not beat. */
   kernelWatchdog(): KernelWatchdog {
-    this.#watchdog ??= new KernelWatchdog(() => this.kernels());
+    this.#watchdog ??= new KernelWatchdog(
+      () => this.kernels(),
+      undefined,
+      (stale, policy) => this.#recoverStale(stale.handle, policy),
+    );
     return this.#watchdog;
+  }
+
+  /**
+   * A kernel's handler never returns: only replacing its worker thread stops it. The worker's other kernels are
+   * put under the runtime's watchdog supervisor first (unless supervised already), so they restart on a live
+   * worker with their queues; the stuck kernel restarts too, or, under `'fail'`, stays Failed.
+   */
+  async #recoverStale(stale: KernelHandle, policy: 'restart' | 'fail'): Promise<WatchdogRecovery | undefined> {
+    const threadId = this.#threadOf.get(stale);
+    const worker = this.#pool.threads.find((thread) => thread.threadId === threadId);
+    // Already being replaced (every kernel of a stuck worker looks stale: one recovery covers them all).
+    if (threadId === undefined || worker === undefined || this.#deadThreads.has(threadId)) return undefined;
+    if (this.#shutdown !== undefined) return undefined;
+    const hosted = [...this.#threadOf].flatMap(([kernel, thread]) => (thread === threadId ? [kernel] : []));
+    // The kernel whose handler is stuck is the one inside a batch; the others only wait for the worker.
+    const handle = hosted.find((kernel) => kernel.inBatch) ?? stale;
+    const moved = hosted.filter((kernel) => kernel !== handle);
+    this.#watchdogSupervisor ??= this.supervisor({
+      name: 'watchdog',
+      maxRestarts: 1000,
+      windowMs: 60_000,
+      backoff: { initialMs: 0 },
+    });
+    for (const other of moved) if (!other.supervised) this.#watchdogSupervisor.supervise(other);
+    if (policy === 'fail') handle.superviseWith(undefined);
+    else if (!handle.supervised) this.#watchdogSupervisor.supervise(handle);
+    this.#deadThreads.add(threadId);
+    await worker.terminate();
+    return { kernel: handle.name, policy, threadId, moved: moved.map((other) => other.name) };
   }
 
   /** The live kernel launched under `name`. @throws {KernelNotFoundError} when there is none. */
