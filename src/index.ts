@@ -25,6 +25,8 @@ export type {
 export { RestartStrategy, Supervisor } from '../actors/supervisor.js';
 export type { KernelLifecycleEvent, LifecycleCommand } from '../machines/kernel-lifecycle.js';
 export { kernelLifecycle, lifecycleAccepts } from '../machines/kernel-lifecycle.js';
+export type { RuntimeLifecycleEvent, RuntimeLifecycleState } from '../machines/runtime-lifecycle.js';
+export { runtimeLifecycle } from '../machines/runtime-lifecycle.js';
 export type { BackendProbe, BackendType } from './backends/backend-type.js';
 export { BACKEND_TYPES, probeBackend } from './backends/backend-type.js';
 export type { ErrorCodeName, ErrorCodeString } from './errors/codes.js';
@@ -41,6 +43,8 @@ export {
   InvalidStateError,
   KernelFailedError,
   KernelNotFoundError,
+  LoadShedError,
+  NotAcceptingWorkError,
   QueueFullError,
   RestartLimitError,
   RuntimeShutDownError,
@@ -77,7 +81,8 @@ export { defineKernel, findKernel } from './runtime/kernel-definition.js';
 export type { CallOptions, Dim3, KernelMetrics, SendOptions } from './runtime/kernel-handle.js';
 export { KernelHandle } from './runtime/kernel-handle.js';
 export type { LatencySummary } from './runtime/latency-histogram.js';
-export type { LaunchOptions, ShutdownReport } from './runtime/runtime.js';
+export { Priority } from './runtime/priority.js';
+export type { DrainReport, LaunchOptions, RuntimeState, ShutdownReport } from './runtime/runtime.js';
 // Runtime
 export { RingKernelRuntime } from './runtime/runtime.js';
 export { LAYOUT_HEADER_PATH, NATIVE_LAYOUTS, renderLayoutHeader, renderMessagesHeader } from './wire/c-header.js';

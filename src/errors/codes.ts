@@ -55,6 +55,10 @@ export const ErrorCode = {
   CircuitOpen: 'RK_CIRCUIT_OPEN',
   /** A supervisor restarted its kernels more than `maxRestarts` times within `windowMs`. */
   RestartLimit: 'RK_RESTART_LIMIT',
+  /** The runtime is not accepting new work (not started yet, or draining). */
+  NotAcceptingWork: 'RK_NOT_ACCEPTING_WORK',
+  /** Load shedding refused a message of too low a priority for the current degradation level. */
+  LoadShed: 'RK_LOAD_SHED',
 } as const;
 
 /** The name of an error code, e.g. `'FrameTooLarge'`. */
@@ -91,6 +95,8 @@ export const ErrorNumber: Readonly<Record<ErrorCodeName, number>> = {
   TerminationTimeout: 509,
   CircuitOpen: 510,
   RestartLimit: 511,
+  NotAcceptingWork: 512,
+  LoadShed: 513,
 };
 
 const numberByCode = new Map<string, number>(

@@ -122,3 +122,37 @@ export class RestartLimitError extends RingKernelError {
     this.supervisor = supervisor;
   }
 }
+
+/**
+ * The runtime refused new work: it has not been started yet, or it is draining (existing work completes, new work
+ * is refused). A runtime that is shutting down or stopped refuses with {@link RuntimeShutDownError} instead.
+ */
+export class NotAcceptingWorkError extends RingKernelError {
+  /** The runtime's lifecycle state. */
+  readonly state: string;
+
+  constructor(operation: string, state: string) {
+    super(ErrorCode.NotAcceptingWork, `cannot ${operation}: the runtime is ${state} and accepts no new work`);
+    this.state = state;
+  }
+}
+
+/** Load shedding refused a message: its priority is below what the current degradation level admits. */
+export class LoadShedError extends RingKernelError {
+  /** The message's priority. */
+  readonly priority: number;
+  /** The lowest priority admitted at this level. */
+  readonly minPriority: number;
+  /** The degradation level. */
+  readonly level: string;
+
+  constructor(kernel: string, priority: number, minPriority: number, level: string) {
+    super(
+      ErrorCode.LoadShed,
+      `message to kernel '${kernel}' shed: priority ${priority} is below ${minPriority}, the lowest admitted at degradation level ${level}`,
+    );
+    this.priority = priority;
+    this.minPriority = minPriority;
+    this.level = level;
+  }
+}

@@ -54,6 +54,7 @@ const RECENT_FAILURE_MS = 60_000;
  */
 export class HealthChecker extends EventEmitter<{ change: [HealthReport, HealthLevel | undefined] }> {
   readonly #checks = new Map<string, HealthCheck>();
+  #runs = 0;
   #timer: NodeJS.Timeout | undefined;
   #last: HealthReport | undefined;
 
@@ -121,8 +122,14 @@ export class HealthChecker extends EventEmitter<{ change: [HealthReport, HealthL
     return this.#last;
   }
 
+  /** How many times {@link HealthChecker.check} has run (periodic checks included). */
+  get checksRun(): number {
+    return this.#runs;
+  }
+
   /** Runs every check (concurrently, each under its timeout) and reports the worst. */
   async check(): Promise<HealthReport> {
+    this.#runs++;
     const results = await Promise.all(
       [...this.#checks.values()].map(async (check) => {
         const started = performance.now();

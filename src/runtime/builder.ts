@@ -14,6 +14,13 @@ export class RuntimeBuilder {
   #backend: BackendType | undefined;
   #device = 0;
   #config: Partial<RuntimeConfig> = {};
+  #start = true;
+
+  /** `build()` leaves the runtime Initializing: it accepts no work until `runtime.start()`. */
+  deferStart(): this {
+    this.#start = false;
+    return this;
+  }
 
   /** Asks for a backend; `build()` fails with `BackendUnavailableError` if it cannot run here. */
   backend(type: BackendType): this {
@@ -38,13 +45,13 @@ export class RuntimeBuilder {
     return this;
   }
 
-  /** Starts the runtime (its worker pool). */
+  /** Builds the runtime (its worker pool) and starts it (Running), unless {@link RuntimeBuilder.deferStart}. */
   async build(): Promise<RingKernelRuntime> {
     const config = resolveConfig(this.#config);
     const { backend, probes } = selectBackend(this.#backend);
     if (backend === 'cpu' && this.#device !== 0) {
       throw new BackendUnavailableError('cpu', `device ${this.#device} does not exist; the CPU backend has device 0`);
     }
-    return new RingKernelRuntime({ backend, probes, device: this.#device, config });
+    return new RingKernelRuntime({ backend, probes, device: this.#device, config, start: this.#start });
   }
 }

@@ -14,10 +14,16 @@ import type { FrameView } from '../wire/frame-view.js';
 import { KernelStatus, type KernelStatusName, kernelStatusName } from '../wire/kernel-status.js';
 import { BytesMessage, type MessageCodec } from '../wire/message-schema.js';
 import { RingSignalOffset } from '../wire/ring-signal.js';
-import { ERROR_REPLY_TYPE_ID, type SerializedError, type WorkerReport } from '../worker/protocol.js';
+import {
+  type DeadLetterReason,
+  ERROR_REPLY_TYPE_ID,
+  type SerializedError,
+  type WorkerReport,
+} from '../worker/protocol.js';
 import type { DeadLetter } from './dead-letters.js';
 import type { AnyKernelDefinition } from './kernel-definition.js';
 import { type LatencySummary, summarizeLatency } from './latency-histogram.js';
+import { checkPriority, Priority } from './priority.js';
 
 /** A grid or block size: a count, or up to three dimensions. */
 export type Dim3 = number | readonly [number, number?, number?];
@@ -30,6 +36,8 @@ export interface SendOptions {
   readonly timeout?: number;
   /** Cancels the wait for room. */
   readonly signal?: AbortSignal;
+  /** The message's priority, 0…255 (default {@link Priority.Normal}): load shedding refuses the lowest first. */
+  readonly priority?: number;
 }
 
 /** Options of {@link KernelHandle.call}. */
@@ -43,7 +51,12 @@ export interface CallOptions {
   readonly timeout?: number;
   /** Cancels the call. */
   readonly signal?: AbortSignal;
+  /** The request's priority, 0…255 (default {@link Priority.Normal}). */
+  readonly priority?: number;
 }
+
+/** Why a kernel refuses messages below its admitted priority, built when one is refused. @internal */
+export type Refusal = (kernel: string, priority: number) => { error: Error; reason: DeadLetterReason };
 
 /** Where a kernel's messages are, what it did with them, and how fast. Read without messaging the kernel. */
 export interface KernelMetrics {
@@ -209,6 +222,12 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   #suspended = false;
   /** Whether the user last activated (not deactivated) the kernel, so a restarted instance is activated too. */
   #activeWanted = false;
+  /**
+   * The lowest priority the kernel admits now: 0 (everything) normally, raised by load shedding, above 255
+   * (nothing) while the runtime accepts no work. One compare on the send path.
+   */
+  #minPriority = 0;
+  #refusal: Refusal | undefined;
   /** Settles when a suspended kernel is restarted (or rejects when it is given up): commands wait for it. */
   #resumed: { promise: Promise<void>; resolve(): void; reject(error: Error): void } | undefined;
   /** Settles the wait for a graceful stop-for-restart. */
@@ -315,10 +334,10 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    * (nothing sent). No Promise, no allocation: the hot path.
    * @throws {InvalidStateError} when the kernel cannot take messages (Terminated, Failed…).
    */
-  trySend(message: InIn): boolean {
-    this.#checkSendable('send', message);
+  trySend(message: InIn, priority: number = Priority.Normal): boolean {
+    this.#checkSendable('send', message, priority);
     if (this.#sends.length > 0) return false; // earlier sends are waiting: keep order
-    return this.#write(message, 0);
+    return this.#write(message, 0, priority);
   }
 
   /**
@@ -327,8 +346,9 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    */
   send(message: InIn, options: SendOptions = {}): Promise<void> {
     try {
-      this.#checkSendable('send', message);
-      if (this.#sends.length === 0 && this.#write(message, 0)) return RESOLVED;
+      const priority = options.priority === undefined ? Priority.Normal : checkPriority(options.priority);
+      this.#checkSendable('send', message, priority);
+      if (this.#sends.length === 0 && this.#write(message, 0, priority)) return RESOLVED;
     } catch (error) {
       return Promise.reject(error);
     }
@@ -352,14 +372,16 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     const messageId = this.#nextMessageId;
     const response = this.#waitFor(this.#calls, messageId, timeout, options.signal, 'call');
     try {
-      this.#checkSendable('call', request);
-      if (this.#sends.length === 0 && this.#write(request, FrameFlags.REQUEST)) {
+      const priority = options.priority === undefined ? Priority.Normal : checkPriority(options.priority);
+      this.#checkSendable('call', request, priority);
+      if (this.#sends.length === 0 && this.#write(request, FrameFlags.REQUEST, priority)) {
         this.#pump();
         return response;
       }
       this.#enqueue(request, FrameFlags.REQUEST, {
         timeout,
         ...(options.signal ? { signal: options.signal } : {}),
+        ...(options.priority === undefined ? {} : { priority: options.priority }),
       }).then(
         () => this.#pump(),
         (error: Error) => this.#calls.get(messageId)?.reject(error),
@@ -609,19 +631,33 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
 
   // ---------------------------------------------------------------------------------------------------------------
 
-  #checkSendable(operation: string, message: InIn): void {
-    // One atomic load on the hot path: Launched, Active and Deactivated take messages.
+  #checkSendable(operation: string, message: InIn, priority: number): void {
+    // One atomic load and one compare on the hot path: Launched, Active and Deactivated take messages, of an
+    // admitted priority.
     const code = this.#control.status;
-    if (code >= KernelStatus.Launched && code <= KernelStatus.Deactivated && this.#failure === undefined) return;
+    const admitted = priority >= this.#minPriority;
+    if (admitted && code >= KernelStatus.Launched && code <= KernelStatus.Deactivated && this.#failure === undefined) {
+      return;
+    }
+    if (!admitted && this.#failure === undefined && this.#refusal !== undefined) {
+      const { error, reason } = this.#refusal(this.name, priority);
+      this.#refuse(reason, error, message);
+      throw error;
+    }
     // Supervised and not given up: the instance may be failing, stopped or restarting, and the host may not know
     // it yet (the status word is written before the exit report arrives). Messages queue in the ring for the
     // restarted instance; should the supervisor give the kernel up, they are dead-lettered, not lost.
     if ((this.#suspended || this.#supervisor !== undefined) && this.#failure === undefined) return;
     const error = this.#failure ?? new InvalidStateError(this.name, operation, this.status, 'Active');
-    // Refused, and recorded: a message to a kernel that is gone is a dead letter as well as an error.
+    this.#refuse('kernel-gone', error, message);
+    throw error;
+  }
+
+  /** A refused message is recorded: a dead letter as well as the caller's error. */
+  #refuse(reason: DeadLetterReason, error: Error, message: InIn): void {
     this.#init.onDeadLetter({
       kernel: this.name,
-      reason: 'kernel-gone',
+      reason,
       error: { name: error.name, message: error.message, code: (error as { code?: string }).code },
       messageId: 0,
       correlationId: 0,
@@ -629,13 +665,37 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       payload: encodeCopy(this.#inputCodec, message),
       at: new Date(),
     });
-    throw error;
   }
 
-  #write(message: InIn, flags: number): boolean {
+  /**
+   * Sets the lowest priority the kernel admits, and how a refused message is reported (the runtime's drain and
+   * load shedding). @internal
+   */
+  admit(minPriority: number, refusal: Refusal | undefined): void {
+    this.#minPriority = minPriority;
+    this.#refusal = refusal;
+  }
+
+  /**
+   * Work not yet done: frames queued in the input ring, sends waiting for room, calls awaiting answers, and one
+   * for each kernel-to-kernel input ring that is not empty. @internal
+   */
+  get pendingWork(): number {
+    let pending = this.#producer.pendingFrames() + this.#sends.length + this.#calls.size;
+    for (const link of this.#links) {
+      if (link.command !== 'LINK_IN') continue;
+      const indices = new Uint32Array(link.memory.ring, 0, 2);
+      // Acquire loads of the link's write and read indices (its producer and consumer are other threads).
+      if (Atomics.load(indices, 0) !== Atomics.load(indices, 1)) pending++;
+    }
+    return pending;
+  }
+
+  #write(message: InIn, flags: number, priority: number): boolean {
     const envelope = this.#envelope;
     envelope.messageId = this.#nextMessageId;
     envelope.flags = flags;
+    envelope.priority = priority;
     if (!this.#producer.tryWrite(this.#inputCodec, message, envelope)) return false;
     this.#nextMessageId++;
     this.#sent++;
@@ -648,7 +708,12 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     const codec = this.#inputCodec;
     const bytes = new Uint8Array(codec.encodedSize(message));
     codec.encodeInto(new DataView(bytes.buffer), bytes, 0, message);
-    const envelope: Envelope = { messageId: this.#nextMessageId++, destination: this.instanceId, flags };
+    const envelope: Envelope = {
+      messageId: this.#nextMessageId++,
+      destination: this.instanceId,
+      flags,
+      priority: options.priority ?? Priority.Normal,
+    };
     return new Promise<void>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
       const onAbort = (): void => settle(options.signal?.reason ?? new Error('aborted'));

@@ -1,9 +1,16 @@
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
+import { createActor } from 'xstate';
 import { KernelRegistry } from '../../actors/kernel-registry.js';
 import { Supervisor, type SupervisorOptions } from '../../actors/supervisor.js';
+import { type RuntimeLifecycleState, runtimeLifecycle } from '../../machines/runtime-lifecycle.js';
 import type { BackendProbe, BackendType } from '../backends/backend-type.js';
-import { InvalidStateError, KernelNotFoundError, RuntimeShutDownError } from '../errors/runtime-errors.js';
+import {
+  InvalidStateError,
+  KernelNotFoundError,
+  NotAcceptingWorkError,
+  RuntimeShutDownError,
+} from '../errors/runtime-errors.js';
 import { CircuitBreaker, type CircuitBreakerOptions } from '../operations/circuit-breaker.js';
 import { HealthChecker } from '../operations/health-checker.js';
 import { KernelWatchdog, type WatchdogRecovery } from '../operations/kernel-watchdog.js';
@@ -13,12 +20,24 @@ import { alignedFrameSize, FrameHeader } from '../wire/frame-header.js';
 import { createFrameRing } from '../wire/frame-ring.js';
 import type { KernelStatusName } from '../wire/kernel-status.js';
 import type { MessageCodec } from '../wire/message-schema.js';
-import { type AttachResult, type AttachTask, ERROR_REPLY_MAX_BYTES } from '../worker/protocol.js';
+import {
+  type AttachResult,
+  type AttachTask,
+  type DeadLetterReason,
+  ERROR_REPLY_MAX_BYTES,
+} from '../worker/protocol.js';
 import { RuntimeBuilder } from './builder.js';
 import type { RuntimeConfig } from './config.js';
 import { DeadLetterStream } from './dead-letters.js';
 import { findKernel, type KernelDefinition } from './kernel-definition.js';
-import { type CallOptions, type Dim3, KernelHandle, type KernelMetrics, type SendOptions } from './kernel-handle.js';
+import {
+  type CallOptions,
+  type Dim3,
+  KernelHandle,
+  type KernelMetrics,
+  type Refusal,
+  type SendOptions,
+} from './kernel-handle.js';
 import { LATENCY_HISTOGRAM_BYTES } from './latency-histogram.js';
 
 /** Options of {@link RingKernelRuntime.launch}. */
@@ -43,18 +62,66 @@ export interface LaunchOptions {
   readonly onHandlerError?: 'dead-letter' | 'fail';
 }
 
-/** What {@link RingKernelRuntime.shutdown} reports. */
+/** What {@link RingKernelRuntime.shutdown} (or `completeShutdown`) reports: the runtime's whole life in figures. */
 export interface ShutdownReport {
+  /** From build to Stopped, ms. */
+  readonly uptimeMs: number;
+  /** Kernels launched over the runtime's life. */
+  readonly kernelsLaunched: number;
+  /** Kernels that ended Terminated / Failed. */
   readonly terminated: number;
   readonly failed: number;
-  /** Kernel restarts by supervisors. */
+  /** Kernel restarts by supervisors (and the watchdog). */
   readonly restarts: number;
+  /** Messages the kernels handled without error, whose handler threw, and dropped (malformed, discarded). */
+  readonly messagesProcessed: number;
+  readonly messagesFailed: number;
+  readonly messagesDropped: number;
+  /** Every message dead-lettered, and by reason. */
   readonly deadLetters: number;
+  readonly deadLettersByReason: Readonly<Partial<Record<DeadLetterReason, number>>>;
+  /** Messages refused by load shedding. */
+  readonly shedMessages: number;
+  /** Times a circuit breaker opened. */
+  readonly circuitTrips: number;
+  /** Health checks run. */
+  readonly healthChecks: number;
+  /** Stale kernels the watchdog acted on. */
+  readonly watchdogRecoveries: number;
+  /** Kernels moved between devices, and checkpoints taken (no migration yet: always 0). */
+  readonly migratedKernels: number;
+  readonly checkpoints: number;
+  /** Whether a drain finished with no work left (undefined: no drain was asked for). */
+  readonly drained: boolean | undefined;
+  /** How long the shutdown itself took, ms. */
   readonly durationMs: number;
+}
+
+/** What {@link RingKernelRuntime.drain} reports. */
+export interface DrainReport {
+  /** True when all work completed within the timeout. */
+  readonly drained: boolean;
+  /** Work left when the drain returned (see `KernelHandle.pendingWork`). */
+  readonly pendingWork: number;
+  readonly waitedMs: number;
+}
+
+/**
+ * The runtime's lifecycle state (the seed's `LifecycleState`).
+ *
+ * @example
+ * if (!runtime.state().isAcceptingWork()) return reply(503);
+ */
+export interface RuntimeState {
+  readonly value: RuntimeLifecycleState;
+  /** Only a Running runtime takes new work (launches, sends, calls). */
+  isAcceptingWork(): boolean;
 }
 
 /** Input to the runtime's constructor. @internal */
 export interface RuntimeInit {
+  /** Start at once (Initializing → Running); default true. */
+  readonly start?: boolean;
   readonly backend: BackendType;
   readonly probes: readonly BackendProbe[];
   readonly device: number;
@@ -116,6 +183,18 @@ export class RingKernelRuntime {
   #terminated = 0;
   #failed = 0;
   #restarts = 0;
+  readonly #builtAt = performance.now();
+  readonly #lifecycle = createActor(runtimeLifecycle).start();
+  #launched = 0;
+  /** Counters of kernels that have ended, added up as each one leaves. */
+  readonly #ended = { processed: 0, failed: 0, dropped: 0 };
+  #drained: boolean | undefined;
+  /** What every kernel admits: the lowest priority, and how a refusal is reported (drain, load shedding). */
+  #admission: { minPriority: number; refusal: Refusal | undefined } = { minPriority: 0, refusal: undefined };
+  /** Load shedding's floor, kept apart so a drain's "nothing" does not forget it. */
+  #shedding: { minPriority: number; refusal: Refusal | undefined } = { minPriority: 0, refusal: undefined };
+  #shed = 0;
+  #signalHandlers: (() => void) | undefined;
   readonly #supervisors = new Set<Supervisor>();
 
   /** Starts a runtime builder. */
@@ -159,6 +238,91 @@ export class RingKernelRuntime {
     this.#pool.on('error', (error: Error) => {
       process.emitWarning(`ringkernel: a worker thread failed: ${error.message}`, 'RingKernelWarning');
     });
+    if (init.start !== false) this.#lifecycle.send({ type: 'START' });
+  }
+
+  /** The lifecycle state, and whether new work is accepted. */
+  state(): RuntimeState {
+    const value = this.#lifecycle.getSnapshot().value as RuntimeLifecycleState;
+    return { value, isAcceptingWork: () => value === 'Running' };
+  }
+
+  /**
+   * Initializing → Running (a runtime built with `deferStart()`); a Running runtime stays Running.
+   * @throws {RuntimeShutDownError} once it is stopping; {@link NotAcceptingWorkError} while draining.
+   */
+  start(): void {
+    const state = this.state().value;
+    if (state === 'Initializing') this.#lifecycle.send({ type: 'START' });
+    else if (state === 'Stopping' || state === 'Stopped') throw new RuntimeShutDownError('start');
+    else if (state === 'Draining') throw new NotAcceptingWorkError('start', state);
+  }
+
+  #checkAccepting(operation: string): void {
+    const state = this.state().value;
+    if (state === 'Running') return;
+    if (state === 'Stopping' || state === 'Stopped' || this.#shutdown !== undefined) {
+      throw new RuntimeShutDownError(operation);
+    }
+    throw new NotAcceptingWorkError(operation, state);
+  }
+
+  /**
+   * Running → Draining: new work is refused with {@link NotAcceptingWorkError} (launches, sends, calls; each
+   * refused message dead-lettered as `not-accepting-work`), and existing work completes — queued messages are
+   * handled, calls answered, kernel-to-kernel pipelines emptied. Resolves when nothing is left or after
+   * `timeoutMs`, saying which. Then call {@link RingKernelRuntime.completeShutdown}.
+   *
+   * @example
+   * const { drained } = await runtime.drain(30_000);
+   * const report = await runtime.completeShutdown();
+   */
+  async drain(timeoutMs = 30_000): Promise<DrainReport> {
+    if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0)) {
+      throw new RangeError(`drain timeout must be a non-negative number of ms, got ${timeoutMs}`);
+    }
+    const state = this.state().value;
+    if (state === 'Stopping' || state === 'Stopped') throw new RuntimeShutDownError('drain');
+    if (state !== 'Draining') this.#lifecycle.send({ type: 'DRAIN' });
+    this.#applyAdmission();
+    const started = performance.now();
+    let pendingWork = 0;
+    for (;;) {
+      pendingWork = this.kernels().reduce((sum, handle) => sum + handle.pendingWork, 0);
+      if (pendingWork === 0 || performance.now() - started >= timeoutMs) break;
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    this.#drained = pendingWork === 0;
+    return { drained: this.#drained, pendingWork, waitedMs: Math.round(performance.now() - started) };
+  }
+
+  /**
+   * Sets the lowest priority every kernel admits (load shedding; see `DegradationManager`), and how refusals
+   * are reported. @internal
+   */
+  shedBelow(minPriority: number, refusal: Refusal | undefined): void {
+    this.#shedding = { minPriority, refusal };
+    this.#applyAdmission();
+  }
+
+  /** Counts a message refused by load shedding. @internal */
+  countShed(): void {
+    this.#shed++;
+  }
+
+  #applyAdmission(): void {
+    const state = this.state().value;
+    this.#admission =
+      state === 'Running'
+        ? this.#shedding
+        : {
+            minPriority: 256,
+            refusal: (kernel) => ({
+              error: new NotAcceptingWorkError(`send to kernel '${kernel}'`, this.state().value),
+              reason: 'not-accepting-work',
+            }),
+          };
+    for (const handle of this.#kernels.values()) handle.admit(this.#admission.minPriority, this.#admission.refusal);
   }
 
   /**
@@ -175,7 +339,7 @@ export class RingKernelRuntime {
     blockSize: Dim3 = 1,
     options: LaunchOptions = {},
   ): Promise<KernelHandle<InIn, OutView>> {
-    if (this.#shutdown !== undefined) throw new RuntimeShutDownError('launch');
+    this.#checkAccepting('launch');
     const definition = typeof kernel === 'string' ? findKernel(kernel) : kernel;
     const name = options.name ?? definition.id;
     if (typeof name !== 'string' || name.length === 0) throw new TypeError('options.name must be a non-empty string');
@@ -248,6 +412,8 @@ export class RingKernelRuntime {
       reattach: (restarted, port) => this.#reattach(restarted, task(port), port),
       failOnHandlerError,
     });
+    handle.admit(this.#admission.minPriority, this.#admission.refusal);
+    this.#launched++;
     this.#kernels.set(name, handle as KernelHandle);
     this.#threadOf.set(handle as KernelHandle, attached.threadId);
     this.#hosted.set(attached.threadId, (this.#hosted.get(attached.threadId) ?? 0) + 1);
@@ -308,6 +474,10 @@ export class RingKernelRuntime {
 
   #release(handle: KernelHandle): void {
     if (this.#kernels.get(handle.name) === handle) this.#kernels.delete(handle.name);
+    const counters = handle.counters();
+    this.#ended.processed += counters.processed;
+    this.#ended.failed += counters.failed;
+    this.#ended.dropped += counters.dropped;
     const thread = this.#threadOf.get(handle);
     this.#threadOf.delete(handle);
     if (thread !== undefined) this.#hosted.set(thread, Math.max(0, (this.#hosted.get(thread) ?? 1) - 1));
@@ -496,14 +666,20 @@ export class RingKernelRuntime {
   }
 
   /**
-   * Terminates every kernel (draining as each was launched to), then stops the worker pool. Idempotent. After
-   * it resolves no worker thread is left and the process can exit.
+   * Shuts down (→ Stopping → Stopped): terminates every kernel (handling what is queued, as each was launched
+   * to), then stops the worker pool, and reports the runtime's life in figures. Idempotent. After it resolves no
+   * worker thread is left and the process can exit. For a graceful stop, {@link RingKernelRuntime.drain} first.
    */
   shutdown(): Promise<ShutdownReport> {
     this.#shutdown ??= (async () => {
       const started = performance.now();
+      this.#lifecycle.send({ type: 'STOP' });
+      this.#applyAdmission();
+      this.#signalHandlers?.();
       // No restarts from here on: a kernel that fails while shutting down stays failed.
       for (const supervisor of this.#supervisors) supervisor.retire();
+      // A restart under way finishes (or, waiting out its backoff, gives up) before the kernels are terminated.
+      await Promise.all([...this.#supervisors].map((supervisor) => supervisor.settled()));
       await Promise.allSettled(
         this.kernels().map(async (handle) => {
           try {
@@ -516,15 +692,76 @@ export class RingKernelRuntime {
       this.#watchdog?.stop();
       this.#health?.stop();
       await this.#pool.destroy();
+      this.#lifecycle.send({ type: 'STOPPED' });
+      this.#lifecycle.stop();
+      const now = performance.now();
       return {
+        uptimeMs: Math.round(now - this.#builtAt),
+        kernelsLaunched: this.#launched,
         terminated: this.#terminated,
         failed: this.#failed,
         restarts: this.#restarts,
+        messagesProcessed: this.#ended.processed,
+        messagesFailed: this.#ended.failed,
+        messagesDropped: this.#ended.dropped,
         deadLetters: this.deadLetters.total,
-        durationMs: Math.round(performance.now() - started),
+        deadLettersByReason: this.deadLetters.counts(),
+        shedMessages: this.#shed,
+        circuitTrips: this.circuitBreakers().reduce((sum, breaker) => sum + breaker.stats().trips, 0),
+        healthChecks: this.#health?.checksRun ?? 0,
+        watchdogRecoveries: this.#watchdog?.recoveries ?? 0,
+        migratedKernels: 0,
+        checkpoints: 0,
+        drained: this.#drained,
+        durationMs: Math.round(now - started),
       };
     })();
     return this.#shutdown;
+  }
+
+  /** Draining → Stopping → Stopped (the seed's name for {@link RingKernelRuntime.shutdown}). */
+  completeShutdown(): Promise<ShutdownReport> {
+    return this.shutdown();
+  }
+
+  /**
+   * Opt-in graceful stop on SIGINT / SIGTERM: the first signal drains (up to `drainTimeoutMs`), then completes
+   * the shutdown and hands the report to `onReport`; the process then exits when nothing else keeps it alive.
+   * Returns a function that removes the handlers (removed by shutdown too).
+   *
+   * @example
+   * runtime.shutdownOnSignals({ drainTimeoutMs: 10_000, onReport: (report) => console.log(report) });
+   */
+  shutdownOnSignals(
+    options: {
+      readonly signals?: readonly NodeJS.Signals[];
+      readonly drainTimeoutMs?: number;
+      readonly onReport?: (report: ShutdownReport) => void;
+    } = {},
+  ): () => void {
+    const signals = options.signals ?? ['SIGINT', 'SIGTERM'];
+    const drainTimeoutMs = options.drainTimeoutMs ?? 10_000;
+    if (!Array.isArray(signals) || signals.length === 0)
+      throw new TypeError('options.signals must be a non-empty array');
+    if (typeof drainTimeoutMs !== 'number' || !(drainTimeoutMs >= 0)) {
+      throw new RangeError(`options.drainTimeoutMs must be a non-negative number, got ${drainTimeoutMs}`);
+    }
+    this.#signalHandlers?.();
+    const onSignal = (): void => {
+      remove();
+      void (async () => {
+        if (this.state().value === 'Running' || this.state().value === 'Draining') await this.drain(drainTimeoutMs);
+        const report = await this.completeShutdown();
+        options.onReport?.(report);
+      })();
+    };
+    const remove = (): void => {
+      for (const signal of signals) process.off(signal, onSignal);
+      if (this.#signalHandlers === remove) this.#signalHandlers = undefined;
+    };
+    for (const signal of signals) process.on(signal, onSignal);
+    this.#signalHandlers = remove;
+    return remove;
   }
 
   /** Shuts the runtime down (for `await using`). */

@@ -70,7 +70,11 @@ export type DeadLetterReason =
   /** Sent to a kernel that had terminated or failed: refused at the send, and recorded. */
   | 'kernel-gone'
   /** Sent by name to no kernel at all. */
-  | 'unknown-kernel';
+  | 'unknown-kernel'
+  /** Refused because the runtime was not accepting work (draining, or not started). */
+  | 'not-accepting-work'
+  /** Refused by load shedding: below the priority the degradation level admits. */
+  | 'load-shed';
 
 /** A dead letter as the worker reports it. */
 export interface DeadLetterReport {
