@@ -60,10 +60,25 @@ export {
 export type { CircuitBreakerOptions, CircuitBreakerStats, CircuitState } from './operations/circuit-breaker.js';
 // Operations
 export { CircuitBreaker } from './operations/circuit-breaker.js';
+export type {
+  DegradationChange,
+  DegradationOptions,
+  DegradationSignals,
+  DegradationThresholds,
+} from './operations/degradation-manager.js';
+export { DEFAULT_DEGRADATION, DegradationLevel, DegradationManager } from './operations/degradation-manager.js';
 export type { HealthCheck, HealthLevel, HealthReport, HealthStatus } from './operations/health-checker.js';
 export { HealthChecker } from './operations/health-checker.js';
 export type { StaleKernel, WatchdogPolicy, WatchdogRecovery } from './operations/kernel-watchdog.js';
 export { KernelWatchdog } from './operations/kernel-watchdog.js';
+export type {
+  MemoryAlertEvent,
+  MemoryAllocation,
+  MemoryKind,
+  MemoryPressureAlert,
+  MemoryPressureLevel,
+} from './operations/memory-dashboard.js';
+export { GpuMemoryDashboard } from './operations/memory-dashboard.js';
 export { PrometheusExporter } from './operations/prometheus-exporter.js';
 export { RuntimeBuilder } from './runtime/builder.js';
 export type { RuntimeConfig } from './runtime/config.js';

@@ -42,6 +42,10 @@ describe('PrometheusExporter', () => {
       assert.equal(sample(text, 'ringkernel_kernels', { status: 'Active' }), 1);
       assert.equal(sample(text, 'ringkernel_dead_letters_total', { reason: 'handler-error' }), 1);
       assert.equal(sample(text, 'ringkernel_circuit_breaker_state', { name: 'guard' }), 0);
+      assert.equal(sample(text, 'ringkernel_kernel_restarts', { kernel: 'metered' }), 0);
+      assert.equal(sample(text, 'ringkernel_degradation_level', {}), 0);
+      assert.ok((sample(text, 'ringkernel_memory_bytes', { kind: 'ring' }) ?? 0) > 0);
+      assert.equal(sample(text, 'ringkernel_memory_bytes', { kind: 'device-buffer' }), 0);
 
       const server = await runtime.prometheusExporter().serve(0);
       try {

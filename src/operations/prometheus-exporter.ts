@@ -2,7 +2,9 @@ import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { RingKernelRuntime } from '../runtime/runtime.js';
 import type { CircuitState } from './circuit-breaker.js';
+import type { DegradationLevel } from './degradation-manager.js';
 
+const DEGRADATION_ORDER: readonly DegradationLevel[] = ['Normal', 'Light', 'Moderate', 'Severe', 'Critical'];
 const CIRCUIT_LEVEL: Record<CircuitState, number> = { Closed: 0, HalfOpen: 1, Open: 2 };
 
 /**
@@ -94,6 +96,35 @@ export class PrometheusExporter {
       collect() {
         this.reset();
         for (const breaker of runtime.circuitBreakers()) this.set({ name: breaker.name }, CIRCUIT_LEVEL[breaker.state]);
+      },
+    });
+    new Gauge({
+      name: 'ringkernel_kernel_restarts',
+      help: 'Times a supervisor (or the watchdog) restarted each live kernel.',
+      labelNames: ['kernel'],
+      registers,
+      collect() {
+        this.reset();
+        for (const handle of runtime.kernels()) this.set({ kernel: handle.name }, handle.restarts);
+      },
+    });
+    new Gauge({
+      name: 'ringkernel_degradation_level',
+      help: 'Degradation level: 0 Normal, 1 Light, 2 Moderate, 3 Severe, 4 Critical.',
+      registers,
+      collect() {
+        this.set(DEGRADATION_ORDER.indexOf(runtime.degradationLevel()));
+      },
+    });
+    new Gauge({
+      name: 'ringkernel_memory_bytes',
+      help: 'Memory the runtime allocated, by kind (rings, control blocks, telemetry, device buffers).',
+      labelNames: ['kind'],
+      registers,
+      collect() {
+        this.reset();
+        const { total: _total, ...byKind } = runtime.gpuMemoryDashboard().totals();
+        for (const [kind, bytes] of Object.entries(byKind)) this.set({ kind }, bytes);
       },
     });
   }

@@ -12,12 +12,19 @@ import {
   RuntimeShutDownError,
 } from '../errors/runtime-errors.js';
 import { CircuitBreaker, type CircuitBreakerOptions } from '../operations/circuit-breaker.js';
+import {
+  type DegradationLevel,
+  DegradationManager,
+  type DegradationOptions,
+  type DegradationSignals,
+} from '../operations/degradation-manager.js';
 import { HealthChecker } from '../operations/health-checker.js';
 import { KernelWatchdog, type WatchdogRecovery } from '../operations/kernel-watchdog.js';
+import { GpuMemoryDashboard } from '../operations/memory-dashboard.js';
 import { PrometheusExporter } from '../operations/prometheus-exporter.js';
 import { ControlBlock } from '../wire/control-block.js';
 import { alignedFrameSize, FrameHeader } from '../wire/frame-header.js';
-import { createFrameRing } from '../wire/frame-ring.js';
+import { createFrameRing, type FrameRingMemory } from '../wire/frame-ring.js';
 import type { KernelStatusName } from '../wire/kernel-status.js';
 import type { MessageCodec } from '../wire/message-schema.js';
 import {
@@ -130,6 +137,10 @@ export interface RuntimeInit {
 
 const KERNEL_HOST = new URL('../worker/kernel-host.js', import.meta.url).href;
 
+function ringBytes(memory: FrameRingMemory): number {
+  return memory.ring.byteLength + memory.signal.byteLength;
+}
+
 function dim3(name: string, value: Dim3): readonly [number, number, number] {
   const parts = typeof value === 'number' ? [value] : [...value];
   const dims = [parts[0] ?? 1, parts[1] ?? 1, parts[2] ?? 1] as const;
@@ -194,6 +205,9 @@ export class RingKernelRuntime {
   /** Load shedding's floor, kept apart so a drain's "nothing" does not forget it. */
   #shedding: { minPriority: number; refusal: Refusal | undefined } = { minPriority: 0, refusal: undefined };
   #shed = 0;
+  #degradation: DegradationManager | undefined;
+  #lastLoad = { processed: 0, failed: 0 };
+  readonly #memory = new GpuMemoryDashboard();
   #signalHandlers: (() => void) | undefined;
   readonly #supervisors = new Set<Supervisor>();
 
@@ -297,17 +311,65 @@ export class RingKernelRuntime {
   }
 
   /**
-   * Sets the lowest priority every kernel admits (load shedding; see `DegradationManager`), and how refusals
-   * are reported. @internal
+   * The runtime's degradation manager (one per runtime, made with `options` on first use): a level from Normal
+   * to Critical driven by queue pressure, memory pressure, error rate and open breakers, shedding messages by
+   * priority.
    */
-  shedBelow(minPriority: number, refusal: Refusal | undefined): void {
-    this.#shedding = { minPriority, refusal };
-    this.#applyAdmission();
+  degradationManager(options: DegradationOptions = {}): DegradationManager {
+    this.#degradation ??= new DegradationManager(
+      {
+        measure: () => this.#measureLoad(),
+        shedBelow: (minPriority, refuse) => {
+          this.#shedding = {
+            minPriority,
+            refusal:
+              refuse === undefined
+                ? undefined
+                : (kernel, priority) => {
+                    this.#shed++;
+                    return { error: refuse(kernel, priority), reason: 'load-shed' };
+                  },
+          };
+          this.#applyAdmission();
+        },
+      },
+      options,
+    );
+    return this.#degradation;
   }
 
-  /** Counts a message refused by load shedding. @internal */
-  countShed(): void {
-    this.#shed++;
+  /** The degradation level: the manager's, or Normal when there is none. */
+  degradationLevel(): DegradationLevel {
+    return this.#degradation?.level() ?? 'Normal';
+  }
+
+  /** The degradation signals, measured now. */
+  #measureLoad(): DegradationSignals {
+    let queuePressure = 0;
+    let processed = 0;
+    let failed = 0;
+    for (const handle of this.#kernels.values()) {
+      const metrics = handle.metrics();
+      queuePressure = Math.max(queuePressure, metrics.inputQueueDepth / metrics.inputQueueCapacity);
+      processed += metrics.messagesProcessed;
+      failed += metrics.messagesFailed;
+    }
+    const handled = processed - this.#lastLoad.processed + (failed - this.#lastLoad.failed);
+    const errorRate = handled > 0 ? Math.max(0, failed - this.#lastLoad.failed) / handled : 0;
+    this.#lastLoad = { processed, failed };
+    const breakers = this.circuitBreakers();
+    const open = breakers.filter((breaker) => breaker.state !== 'Closed').length;
+    return {
+      queuePressure: Math.min(1, queuePressure),
+      memoryPressure: this.gpuMemoryDashboard().memoryPressure(),
+      errorRate,
+      openBreakers: breakers.length === 0 ? 0 : open / breakers.length,
+    };
+  }
+
+  /** The runtime's memory dashboard (one per runtime): its rings and control blocks by kind, and pressure. */
+  gpuMemoryDashboard(): GpuMemoryDashboard {
+    return this.#memory;
   }
 
   #applyAdmission(): void {
@@ -414,6 +476,10 @@ export class RingKernelRuntime {
     });
     handle.admit(this.#admission.minPriority, this.#admission.refusal);
     this.#launched++;
+    this.#memory.record(handle, [
+      { kind: 'control-block', owner: name, bytes: control.buffer.byteLength + histogram.byteLength },
+      { kind: 'ring', owner: name, bytes: ringBytes(input) + ringBytes(output) },
+    ]);
     this.#kernels.set(name, handle as KernelHandle);
     this.#threadOf.set(handle as KernelHandle, attached.threadId);
     this.#hosted.set(attached.threadId, (this.#hosted.get(attached.threadId) ?? 0) + 1);
@@ -474,6 +540,7 @@ export class RingKernelRuntime {
 
   #release(handle: KernelHandle): void {
     if (this.#kernels.get(handle.name) === handle) this.#kernels.delete(handle.name);
+    this.#memory.release(handle);
     const counters = handle.counters();
     this.#ended.processed += counters.processed;
     this.#ended.failed += counters.failed;
@@ -531,6 +598,8 @@ export class RingKernelRuntime {
     }
     const capacity = options.queueCapacity ?? this.config.defaultQueueCapacity;
     const memory = this.#ring(produced, capacity, target.inputMemory.integrity, 0);
+    // The link's ring lives as long as its consumer.
+    this.#memory.record(target, [{ kind: 'ring', owner: `${source.name}→${target.name}`, bytes: ringBytes(memory) }]);
     // Consumer first: frames may flow as soon as the producer has the ring.
     await target.link({ command: 'LINK_IN', memory });
     await source.link({ command: 'LINK_OUT', memory, wake: target.inputMemory.signal, types: undefined });
@@ -691,6 +760,7 @@ export class RingKernelRuntime {
       );
       this.#watchdog?.stop();
       this.#health?.stop();
+      this.#degradation?.stop();
       await this.#pool.destroy();
       this.#lifecycle.send({ type: 'STOPPED' });
       this.#lifecycle.stop();
