@@ -18,6 +18,13 @@ import {
 import { Alerts, PROBE_SENSOR, Stats, WINDOW } from './demo-kernels.js';
 
 const seconds = Number(process.env.DEMO_SECONDS ?? 20);
+/** `npm start -- --metrics-port 9464` serves Prometheus metrics while the demo runs (0: any free port). */
+const metricsArg = process.argv.indexOf('--metrics-port');
+const metricsPort = metricsArg >= 0 ? Number(process.argv[metricsArg + 1]) : undefined;
+if (metricsPort !== undefined && !(Number.isInteger(metricsPort) && metricsPort >= 0 && metricsPort < 65_536)) {
+  console.error(`--metrics-port must be a port number, got ${process.argv[metricsArg + 1]}`);
+  process.exit(2);
+}
 const SENSORS = 16;
 /** The sensor whose garbage readings fail the alerts kernel. */
 const FAULTY_SENSOR = 7;
@@ -30,6 +37,7 @@ const supervisor = runtime.supervisor({
   windowMs: 10_000,
   backoff: { initialMs: 20, maxMs: 500 },
 });
+const metrics = metricsPort === undefined ? undefined : await runtime.prometheusExporter().serve(metricsPort);
 console.log(
   `ringkernel demo: backend ${runtime.backend}, ${runtime.config.workers} worker threads, ${seconds} s, supervisor '${supervisor.name}' (${supervisor.strategy})`,
 );
@@ -214,6 +222,7 @@ const demo = setup({
   output: ({ context }) => ({ ok: context.ok, hotBySensor: context.hotBySensor }),
 });
 
+if (metrics !== undefined) console.log(`metrics at http://127.0.0.1:${metrics.port}/metrics`);
 const actor = createActor(demo);
 // The supervisor's events become the machine's events (control plane: a handful per run).
 supervisor.on((event) => actor.send({ type: 'supervisor', event }));
@@ -252,6 +261,7 @@ for (const handle of [stats, alerts]) {
     `  ${m.name.padEnd(12)} ${m.status.padEnd(10)} received ${m.messagesReceived.toLocaleString('en')}, processed ${m.messagesProcessed.toLocaleString('en')}, failed ${m.messagesFailed}, dropped ${m.messagesDropped}, restarts ${m.restarts}, handler p50 ${m.latency.p50us} µs p99 ${m.latency.p99us} µs`,
   );
 }
+await metrics?.close();
 const shutdown = await runtime.shutdown();
 console.log(
   `  shutdown          ${shutdown.terminated} terminated, ${shutdown.failed} failed, ${shutdown.restarts} restarts, ${shutdown.deadLetters} dead letters, ${shutdown.durationMs} ms`,

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import parsePrometheusTextFormat from 'parse-prometheus-text-format';
+import { eventually } from './support/eventually.js';
 
 describe('examples', () => {
   it('frames-between-workers runs, delivers everything in order and exits 0', () => {
@@ -56,5 +58,35 @@ describe('npm start demo', () => {
     assert.match(out, new RegExp(`shutdown +2 terminated, 0 failed, ${faults} restarts, ${faults} dead letters`));
     // Sensor 16 readings round-robin: full windows per sensor.
     assert.ok(windows >= Math.floor(readings / 16 / 64) * 16 - 16 && windows <= Math.ceil(readings / 64));
+  });
+
+  it('serves Prometheus metrics while it runs with --metrics-port', async () => {
+    const script = fileURLToPath(new URL('../examples/demo.js', import.meta.url));
+    const child = spawn(process.execPath, [script, '--metrics-port', '0'], {
+      env: { ...process.env, DEMO_SECONDS: '3' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      out += chunk;
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    const url = await eventually(() => {
+      const found = /metrics at (http:\/\/127\.0\.0\.1:\d+\/metrics)/.exec(out)?.[1];
+      assert.ok(found, 'the demo says where its metrics are');
+      return found;
+    }, 20_000);
+    // Once readings flow, the stats kernel's counters show in the scrape.
+    const processed = await eventually(async () => {
+      const text = await (await fetch(url)).text();
+      const family = parsePrometheusTextFormat(text).find((f) => f.name === 'ringkernel_kernel_messages_total');
+      const sample = family?.metrics.find(
+        (m) => m.labels?.kernel === 'demo.stats' && m.labels?.outcome === 'processed',
+      );
+      assert.ok(Number(sample?.value) > 0, 'demo.stats has processed readings');
+      return Number(sample?.value);
+    }, 20_000);
+    assert.ok(processed > 0);
+    assert.equal(await exited, 0);
   });
 });
