@@ -1,7 +1,16 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { RingKernelRuntime } from '../src/index.js';
-import { Accumulator, AddOne, Double, MinusThree } from './fixtures/kernels.js';
+import { defineKernel, RingKernelRuntime } from '../src/index.js';
+import {
+  Accumulator,
+  AddOne,
+  Classifier,
+  Double,
+  Echo,
+  MinusThree,
+  Numbers,
+  TotalsToNumbers,
+} from './fixtures/kernels.js';
 import { Random, TEST_SEED } from './support/random.js';
 
 describe('kernel-to-kernel links', () => {
@@ -111,6 +120,47 @@ describe('kernel-to-kernel links', () => {
     } finally {
       await quick.shutdown();
     }
+  });
+
+  it('route by message type: each link takes its consumer type, a type no link takes goes to the host', async () => {
+    assert.throws(
+      () =>
+        defineKernel({ id: 'test.badEmits', input: Numbers, output: Numbers, emits: [Numbers], cpu: () => undefined }),
+      /kernel 'test.badEmits': emits lists type test.Numbers twice \(or the output type again\)/,
+    );
+    const classifier = await runtime.launch(Classifier, 1, 1, { name: 'route-src', autoActivate: true });
+    const evens = await runtime.launch(AddOne, 1, 1, { name: 'route-evens', autoActivate: true });
+    await runtime.connect(classifier, evens); // Numbers only
+    for (let seq = 0; seq < 200; seq++) await classifier.send({ sender: 7, seq, value: seq });
+    // Evens went down the Numbers link; odds (Total) have no link yet, so they come to the host, typed.
+    const atHost = [];
+    for (let k = 0; k < 100; k++) atHost.push(await classifier.receive(5_000));
+    assert.deepEqual(
+      atHost.map((t) => [(t as unknown as { total: number }).total, (t as unknown as { count: number }).count]),
+      Array.from({ length: 100 }, (_, k) => [2 * k + 1, 1]),
+    );
+    const odds = await runtime.launch(TotalsToNumbers, 1, 1, { name: 'route-odds', autoActivate: true });
+    await runtime.connect(classifier, odds); // Total only
+    for (let seq = 200; seq < 400; seq++) await classifier.send({ sender: 7, seq, value: seq });
+    const fromEvens = [];
+    for (let k = 0; k < 200; k++) fromEvens.push((await evens.receive(5_000)).value);
+    assert.deepEqual(
+      fromEvens,
+      Array.from({ length: 200 }, (_, k) => 2 * k + 1), // every even value 0…398, plus one
+    );
+    const fromOdds = [];
+    for (let k = 0; k < 100; k++) fromOdds.push((await odds.receive(5_000)).value);
+    assert.deepEqual(
+      fromOdds,
+      Array.from({ length: 100 }, (_, k) => (201 + 2 * k) * 10),
+    );
+    assert.equal(classifier.tryReceive(), undefined, 'nothing else reached the host');
+    const echo = await runtime.launch(Echo, 1, 1, { name: 'route-none' });
+    await assert.rejects(
+      runtime.connect(classifier, echo),
+      /cannot connect 'route-src' to 'route-none': it outputs test.Numbers, test.Total and 'route-none' takes /,
+    );
+    for (const handle of [classifier, evens, odds, echo]) await handle.terminate();
   });
 
   it('refuse to connect kernels whose message types do not match', async () => {

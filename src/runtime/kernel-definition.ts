@@ -15,10 +15,13 @@ export interface KernelContext<OutIn, State> {
   /** Per-kernel state: starts as `init()` returned, lives as long as the kernel. Replace or mutate it freely. */
   state: State;
   /**
-   * Sends an output to the host (or, later, the next kernel). Never drops: when the output queue is full the
-   * message is held and the kernel stops taking input until it has been written.
+   * Sends an output: to the kernels linked to this one (`runtime.connect`) that take its type, else to the host.
+   * Never drops: when the output queue is full the message is held and the kernel stops taking input until it
+   * has been written. Pass `as` to emit one of the spec's other output types (`emits`) instead: outputs are
+   * routed by message type.
    */
   emit(message: OutIn): void;
+  emit<T>(message: T, as: MessageCodec<T, unknown>): void;
   /** The kernel's hybrid logical clock, already advanced past the message in hand. */
   readonly clock: HybridLogicalClock;
   /** The envelope of the message in hand (ids, source, HLC, trace context). Valid only during the call. */
@@ -45,6 +48,12 @@ export interface KernelSpec<InIn, InView, OutIn, OutView, State> {
   readonly output: MessageCodec<OutIn, OutView>;
   /** The CPU handler. */
   readonly cpu: CpuHandler<InView, OutIn, State>;
+  /**
+   * Other message types the kernel may `emit` besides `output`. `runtime.connect(kernel, consumer)` routes each
+   * output to the consumers that take its type; outputs of a type no link takes go to the host.
+   */
+  // biome-ignore lint/suspicious/noExplicitAny: a kernel may emit messages of any schema.
+  readonly emits?: readonly MessageCodec<any, any>[];
   /** Creates the kernel's initial state, in its worker, at launch. Default: `undefined`. */
   readonly init?: () => State;
   /**
@@ -117,6 +126,20 @@ export function defineKernel<InIn, InView, OutIn, OutView, State = undefined>(
     }
   }
   if (typeof spec.cpu !== 'function') throw new TypeError(`kernel '${spec.id}': cpu must be a handler function`);
+  if (spec.emits !== undefined) {
+    if (!Array.isArray(spec.emits))
+      throw new TypeError(`kernel '${spec.id}': emits must be an array of message schemas`);
+    const typeIds = new Set([spec.output.typeId]);
+    for (const codec of spec.emits) {
+      if (typeof codec !== 'object' || codec === null || typeof codec.typeId !== 'number') {
+        throw new TypeError(`kernel '${spec.id}': emits must be an array of message schemas`);
+      }
+      if (typeIds.has(codec.typeId)) {
+        throw new TypeError(`kernel '${spec.id}': emits lists type ${codec.name} twice (or the output type again)`);
+      }
+      typeIds.add(codec.typeId);
+    }
+  }
   if (spec.init !== undefined && typeof spec.init !== 'function') {
     throw new TypeError(`kernel '${spec.id}': init must be a function`);
   }

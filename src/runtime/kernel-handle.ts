@@ -484,6 +484,11 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     return this.#outputCodec;
   }
 
+  /** The other message types the kernel may emit (its definition's `emits`). @internal */
+  get emittedCodecs(): readonly MessageCodec<unknown, unknown>[] | undefined {
+    return this.#init.definition.emits;
+  }
+
   /** The kernel's input message type. @internal */
   get inputCodec(): MessageCodec<InIn, unknown> {
     return this.#inputCodec;
@@ -899,9 +904,15 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    * stays behind) and viewed through the output codec. Checks the type like `FrameView.decode`.
    */
   #own(frame: FrameView): OutView {
-    if (frame.typeId !== this.#outputCodec.typeId) return frame.copy().decode(this.#outputCodec); // throws the typed mismatch
+    let codec = this.#outputCodec as MessageCodec<unknown, unknown>;
+    if (frame.typeId !== codec.typeId) {
+      // One of the other types the kernel emits (`emits`), or else the typed mismatch.
+      const other = this.#init.definition.emits?.find((emitted) => emitted.typeId === frame.typeId);
+      if (other === undefined) return frame.copy().decode(this.#outputCodec);
+      codec = other;
+    }
     const payload = frame.payload.slice();
-    return this.#outputCodec.view(new DataView(payload.buffer), payload, 0, payload.length);
+    return codec.view(new DataView(payload.buffer), payload, 0, payload.length) as OutView;
   }
 
   #command(command: LifecycleCommand, operation: string, drain = true): Promise<void> {

@@ -426,7 +426,12 @@ export class RingKernelRuntime {
     const control = ControlBlock.create(instanceId);
     const histogram = new SharedArrayBuffer(LATENCY_HISTOGRAM_BYTES);
     const input = this.#ring(definition.input, capacity, integrity, 0);
-    const output = this.#ring(definition.output, capacity, integrity, ERROR_REPLY_MAX_BYTES);
+    const output = this.#ring(
+      [definition.output, ...(definition.emits ?? [])],
+      capacity,
+      integrity,
+      ERROR_REPLY_MAX_BYTES,
+    );
     const { port1, port2 } = new MessageChannel();
     // Reserve the name before the first await, so two concurrent launches cannot both take it.
     this.#launching.add(name);
@@ -491,9 +496,16 @@ export class RingKernelRuntime {
    * A ring sized for `capacity` frames of the codec's message (fixed schemas) or of modest raw payloads (bytes,
    * up to `defaultMessageSize`), plus room for one frame of `reserve` bytes (an output ring's error reply).
    */
-  #ring(codec: MessageCodec<unknown, unknown>, capacity: number, integrity: boolean, reserve: number) {
-    const fixed = (codec as { size?: unknown }).size;
-    if (typeof fixed === 'number') {
+  #ring(
+    codec: MessageCodec<unknown, unknown> | readonly MessageCodec<unknown, unknown>[],
+    capacity: number,
+    integrity: boolean,
+    reserve: number,
+  ) {
+    // A kernel that emits several types: room for the largest of them.
+    const sizes = (Array.isArray(codec) ? codec : [codec]).map((c) => (c as { size?: unknown }).size);
+    const fixed = sizes.every((size) => typeof size === 'number') ? Math.max(...(sizes as number[])) : undefined;
+    if (fixed !== undefined) {
       const maxPayloadSize = Math.max(fixed, reserve);
       const capacityBytes = capacity * alignedFrameSize(fixed) + (reserve > fixed ? alignedFrameSize(reserve) : 0) + 8;
       return createFrameRing({ capacityBytes, maxPayloadSize, integrity });
@@ -589,20 +601,23 @@ export class RingKernelRuntime {
     const source = typeof from === 'string' ? this.kernel(from) : from;
     const target = typeof to === 'string' ? this.kernel(to) : to;
     if (source === target) throw new TypeError(`kernel '${source.name}' cannot be connected to itself`);
-    const produced = source.outputCodec;
     const accepted = target.inputCodec;
-    if (produced.typeId !== accepted.typeId) {
+    const emitted = [source.outputCodec, ...(source.emittedCodecs ?? [])];
+    const produced = emitted.find((codec) => codec.typeId === accepted.typeId);
+    if (produced === undefined) {
       throw new TypeError(
-        `cannot connect '${source.name}' to '${target.name}': it outputs ${produced.name} and '${target.name}' takes ${accepted.name}`,
+        `cannot connect '${source.name}' to '${target.name}': it outputs ${emitted.map((codec) => codec.name).join(', ')} and '${target.name}' takes ${accepted.name}`,
       );
     }
+    // A kernel that emits several types: the link takes only the consumer's (routing by message type).
+    const types = emitted.length > 1 ? [accepted.typeId] : undefined;
     const capacity = options.queueCapacity ?? this.config.defaultQueueCapacity;
     const memory = this.#ring(produced, capacity, target.inputMemory.integrity, 0);
     // The link's ring lives as long as its consumer.
     this.#memory.record(target, [{ kind: 'ring', owner: `${source.name}→${target.name}`, bytes: ringBytes(memory) }]);
     // Consumer first: frames may flow as soon as the producer has the ring.
     await target.link({ command: 'LINK_IN', memory });
-    await source.link({ command: 'LINK_OUT', memory, wake: target.inputMemory.signal, types: undefined });
+    await source.link({ command: 'LINK_OUT', memory, wake: target.inputMemory.signal, types });
   }
 
   /**

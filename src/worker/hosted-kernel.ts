@@ -192,8 +192,8 @@ export class HostedKernel {
       state: definition.init?.(),
       clock: this.#clock,
       envelope: undefined as unknown as FrameView,
-      emit(message: unknown): void {
-        kernel.#emit(message, 0, 0);
+      emit(message: unknown, as?: MessageCodec<unknown, unknown>): void {
+        kernel.#emit(message, 0, 0, false, as === undefined ? definition.output : kernel.#emittable(as));
       },
     };
   }
@@ -459,8 +459,21 @@ export class HostedKernel {
    * An output of the handler. Answers to a call go back to the host, whoever else is linked; other outputs go to
    * the kernel-to-kernel links whose types match (every one of them: fan-out), or to the host when none does.
    */
-  #emit(message: unknown, correlationId: number, flags: number, toHost = false): void {
-    const codec = this.#definition.output;
+  /** A codec the handler may emit with: the output type or one of `emits`. */
+  #emittable(codec: MessageCodec<unknown, unknown>): MessageCodec<unknown, unknown> {
+    if (codec === this.#definition.output || this.#definition.emits?.includes(codec)) return codec;
+    throw new TypeError(
+      `kernel '${this.#definition.id}' cannot emit ${codec?.name}: it is neither its output type nor listed in emits`,
+    );
+  }
+
+  #emit(
+    message: unknown,
+    correlationId: number,
+    flags: number,
+    toHost = false,
+    codec: MessageCodec<unknown, unknown> = this.#definition.output,
+  ): void {
     if (!toHost && this.#links.length > 0) {
       let routed = false;
       for (const link of this.#links) {
