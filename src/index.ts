@@ -96,6 +96,10 @@ export { defineKernel, findKernel } from './runtime/kernel-definition.js';
 export type { CallOptions, Dim3, KernelMetrics, SendOptions } from './runtime/kernel-handle.js';
 export { KernelHandle } from './runtime/kernel-handle.js';
 export type { LatencySummary } from './runtime/latency-histogram.js';
+export type { LogLevel, RuntimeLogger } from './runtime/logger.js';
+export { createLogger, LOG_LEVELS } from './runtime/logger.js';
+export type { PresetName, PresetSettings } from './runtime/presets.js';
+export { PRESETS } from './runtime/presets.js';
 export { Priority } from './runtime/priority.js';
 export type { DrainReport, LaunchOptions, RuntimeState, ShutdownReport } from './runtime/runtime.js';
 // Runtime

@@ -126,6 +126,7 @@ export class DegradationManager extends EventEmitter<{ change: [DegradationChang
   #level: DegradationLevel = 'Normal';
   #signals: DegradationSignals = { queuePressure: 0, memoryPressure: 0, errorRate: 0, openBreakers: 0 };
   #timer: NodeJS.Timeout | undefined;
+  #intervalMs: number | undefined;
 
   /** @internal — use `runtime.degradationManager()`. */
   constructor(host: DegradationHost, options: DegradationOptions = {}) {
@@ -181,12 +182,18 @@ export class DegradationManager extends EventEmitter<{ change: [DegradationChang
     return to;
   }
 
+  /** The interval it evaluates on, ms, while started; undefined when stopped. */
+  get intervalMs(): number | undefined {
+    return this.#intervalMs;
+  }
+
   /** Evaluates every `intervalMs` until {@link DegradationManager.stop}. The timer does not keep the process alive. */
   start(intervalMs: number): void {
     if (typeof intervalMs !== 'number' || !(intervalMs > 0)) {
       throw new RangeError(`interval must be a positive number of ms, got ${intervalMs}`);
     }
     this.stop();
+    this.#intervalMs = intervalMs;
     this.#timer = setInterval(() => this.evaluate(), intervalMs).unref();
   }
 
@@ -194,6 +201,7 @@ export class DegradationManager extends EventEmitter<{ change: [DegradationChang
   stop(): void {
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
+    this.#intervalMs = undefined;
   }
 
   /** The highest level any signal reaches, with thresholds scaled by `scale`. */

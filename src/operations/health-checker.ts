@@ -56,6 +56,7 @@ export class HealthChecker extends EventEmitter<{ change: [HealthReport, HealthL
   readonly #checks = new Map<string, HealthCheck>();
   #runs = 0;
   #timer: NodeJS.Timeout | undefined;
+  #intervalMs: number | undefined;
   #last: HealthReport | undefined;
 
   /** @internal — use `runtime.healthChecker()`. */
@@ -160,12 +161,18 @@ export class HealthChecker extends EventEmitter<{ change: [HealthReport, HealthL
     return report;
   }
 
+  /** The interval it runs its checks on, ms, while started; undefined when stopped. */
+  get intervalMs(): number | undefined {
+    return this.#intervalMs;
+  }
+
   /** Checks every `intervalMs` until {@link HealthChecker.stop}; the timer does not keep the process alive. */
   start(intervalMs: number): void {
     if (typeof intervalMs !== 'number' || !(intervalMs > 0)) {
       throw new RangeError(`interval must be a positive number of ms, got ${intervalMs}`);
     }
     this.stop();
+    this.#intervalMs = intervalMs;
     this.#timer = setInterval(() => void this.check(), intervalMs).unref();
   }
 
@@ -173,6 +180,7 @@ export class HealthChecker extends EventEmitter<{ change: [HealthReport, HealthL
   stop(): void {
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
+    this.#intervalMs = undefined;
   }
 }
 

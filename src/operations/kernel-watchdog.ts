@@ -71,6 +71,7 @@ export class KernelWatchdog extends EventEmitter<{
   #timeoutMs = 30_000;
   #policy: WatchdogPolicy = 'report';
   #timer: NodeJS.Timeout | undefined;
+  #intervalMs: number | undefined;
   #recoveries = 0;
 
   /** @internal — use `runtime.kernelWatchdog()`. */
@@ -168,12 +169,18 @@ export class KernelWatchdog extends EventEmitter<{
     );
   }
 
+  /** The interval it scans on, ms, while started; undefined when stopped. */
+  get intervalMs(): number | undefined {
+    return this.#intervalMs;
+  }
+
   /** Scans every `intervalMs` until {@link KernelWatchdog.stop}. The timer does not keep the process alive. */
   start(intervalMs: number): void {
     if (typeof intervalMs !== 'number' || !(intervalMs > 0)) {
       throw new RangeError(`interval must be a positive number of ms, got ${intervalMs}`);
     }
     this.stop();
+    this.#intervalMs = intervalMs;
     this.#timer = setInterval(() => this.scanStaleKernels(), intervalMs).unref();
   }
 
@@ -181,5 +188,6 @@ export class KernelWatchdog extends EventEmitter<{
   stop(): void {
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
+    this.#intervalMs = undefined;
   }
 }

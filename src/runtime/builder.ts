@@ -1,6 +1,7 @@
 import { BACKEND_TYPES, type BackendType, selectBackend } from '../backends/backend-type.js';
 import { BackendUnavailableError } from '../errors/runtime-errors.js';
 import { type RuntimeConfig, resolveConfig } from './config.js';
+import { PRESETS, type PresetSettings } from './presets.js';
 import { RingKernelRuntime } from './runtime.js';
 
 /**
@@ -15,6 +16,25 @@ export class RuntimeBuilder {
   #device = 0;
   #config: Partial<RuntimeConfig> = {};
   #start = true;
+  #preset: PresetSettings | undefined;
+
+  /** The development preset: fast start, verbose logs (see {@link PRESETS} for its exact settings). */
+  development(): this {
+    this.#preset = PRESETS.development;
+    return this;
+  }
+
+  /** The production preset: health checks, a restarting watchdog, load shedding, graceful shutdown ({@link PRESETS}). */
+  production(): this {
+    this.#preset = PRESETS.production;
+    return this;
+  }
+
+  /** The high-performance preset: maximum throughput, minimal overhead ({@link PRESETS}). */
+  highPerformance(): this {
+    this.#preset = PRESETS.highPerformance;
+    return this;
+  }
 
   /** `build()` leaves the runtime Initializing: it accepts no work until `runtime.start()`. */
   deferStart(): this {
@@ -47,11 +67,37 @@ export class RuntimeBuilder {
 
   /** Builds the runtime (its worker pool) and starts it (Running), unless {@link RuntimeBuilder.deferStart}. */
   async build(): Promise<RingKernelRuntime> {
-    const config = resolveConfig(this.#config);
+    // Explicit settings override the preset's, whichever was called first.
+    const config = resolveConfig({ ...this.#preset?.config, ...this.#config });
     const { backend, probes } = selectBackend(this.#backend);
     if (backend === 'cpu' && this.#device !== 0) {
       throw new BackendUnavailableError('cpu', `device ${this.#device} does not exist; the CPU backend has device 0`);
     }
-    return new RingKernelRuntime({ backend, probes, device: this.#device, config, start: this.#start });
+    const runtime = new RingKernelRuntime({
+      backend,
+      probes,
+      device: this.#device,
+      config,
+      start: this.#start,
+      preset: this.#preset?.name,
+    });
+    const preset = this.#preset;
+    if (preset !== undefined) applyPreset(runtime, preset);
+    return runtime;
+  }
+}
+
+/** Starts the operations a preset asks for. */
+function applyPreset(runtime: RingKernelRuntime, preset: PresetSettings): void {
+  if (preset.healthCheckIntervalMs !== undefined) runtime.healthChecker().start(preset.healthCheckIntervalMs);
+  if (preset.watchdog !== undefined) {
+    const watchdog = runtime.kernelWatchdog();
+    watchdog.setHeartbeatTimeout(preset.watchdog.heartbeatTimeoutMs);
+    watchdog.setPolicy(preset.watchdog.policy);
+    watchdog.start(preset.watchdog.intervalMs);
+  }
+  if (preset.degradationIntervalMs !== undefined) runtime.degradationManager().start(preset.degradationIntervalMs);
+  if (preset.gracefulShutdownDrainMs !== undefined) {
+    runtime.shutdownOnSignals({ drainTimeoutMs: preset.gracefulShutdownDrainMs });
   }
 }

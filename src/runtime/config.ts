@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { FrameHeader } from '../wire/frame-header.js';
+import { LOG_LEVELS, type LogLevel } from './logger.js';
 
 /**
  * Runtime settings, with the seed's names and defaults.
@@ -30,6 +31,8 @@ export interface RuntimeConfig {
   readonly workers: number;
   /** Kernels one worker may host. Default 4096. */
   readonly maxKernelsPerWorker: number;
+  /** What the runtime logs to stderr (control-plane events only). Default `'warn'`. */
+  readonly logLevel: LogLevel;
 }
 
 /** The defaults, as the seed gives them. */
@@ -41,6 +44,7 @@ export const DEFAULT_RUNTIME_CONFIG: RuntimeConfig = Object.freeze({
   enableTelemetry: true,
   workers: availableParallelism(),
   maxKernelsPerWorker: 4096,
+  logLevel: 'warn',
 });
 
 function integer(name: string, value: unknown, min: number, max: number): number {
@@ -67,6 +71,11 @@ export function resolveConfig(partial: Partial<RuntimeConfig> = {}): RuntimeConf
   integer('terminationTimeout', merged.terminationTimeout, 1, 3_600_000);
   integer('workers', merged.workers, 1, 1024);
   integer('maxKernelsPerWorker', merged.maxKernelsPerWorker, 1, 1 << 20);
+  if (!LOG_LEVELS.includes(merged.logLevel)) {
+    throw new TypeError(
+      `config.logLevel must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(merged.logLevel)}`,
+    );
+  }
   if (typeof merged.enableTelemetry !== 'boolean') {
     throw new TypeError(`config.enableTelemetry must be a boolean, got ${typeof merged.enableTelemetry}`);
   }

@@ -46,6 +46,8 @@ import {
   type SendOptions,
 } from './kernel-handle.js';
 import { LATENCY_HISTOGRAM_BYTES } from './latency-histogram.js';
+import { createLogger, type RuntimeLogger } from './logger.js';
+import type { PresetName } from './presets.js';
 
 /** Options of {@link RingKernelRuntime.launch}. */
 export interface LaunchOptions {
@@ -129,6 +131,8 @@ export interface RuntimeState {
 export interface RuntimeInit {
   /** Start at once (Initializing → Running); default true. */
   readonly start?: boolean;
+  /** The builder preset applied, if any. */
+  readonly preset?: PresetName | undefined;
   readonly backend: BackendType;
   readonly probes: readonly BackendProbe[];
   readonly device: number;
@@ -168,6 +172,10 @@ export class RingKernelRuntime {
   readonly config: RuntimeConfig;
   /** Why each backend was or was not chosen. */
   readonly backendProbes: readonly BackendProbe[];
+  /** The builder preset this runtime was built with, if any. */
+  readonly preset: PresetName | undefined;
+  /** The runtime's log (control-plane events, at `config.logLevel`). */
+  readonly log: RuntimeLogger;
   /** Every message that could not be handled or delivered. */
   readonly deadLetters = new DeadLetterStream();
   /** Kernels under hierarchical names, with wildcard lookup and watches. */
@@ -222,6 +230,11 @@ export class RingKernelRuntime {
     this.device = init.device;
     this.config = init.config;
     this.backendProbes = init.probes;
+    this.preset = init.preset;
+    this.log = createLogger(init.config.logLevel);
+    this.deadLetters.on('deadLetter', (letter) =>
+      this.log.debug(`dead letter from '${letter.kernel}' (${letter.reason}): ${letter.error.message}`),
+    );
     const workers = init.config.workers;
     this.#pool = new Piscina<AttachTask, AttachResult>({
       filename: KERNEL_HOST,
@@ -335,6 +348,7 @@ export class RingKernelRuntime {
       },
       options,
     );
+    this.#degradation.on('change', ({ from, to }) => this.log.warn(`degradation ${from} → ${to}`));
     return this.#degradation;
   }
 
@@ -488,6 +502,7 @@ export class RingKernelRuntime {
     this.#kernels.set(name, handle as KernelHandle);
     this.#threadOf.set(handle as KernelHandle, attached.threadId);
     this.#hosted.set(attached.threadId, (this.#hosted.get(attached.threadId) ?? 0) + 1);
+    this.log.debug(`launched kernel '${name}' (${definition.id}) on worker ${attached.threadId}`);
     if (options.autoActivate) await handle.activate();
     return handle;
   }
@@ -518,6 +533,9 @@ export class RingKernelRuntime {
 
   /** A supervised kernel's instance failed: it leaves its worker, and counts as a failure for health checks. */
   #interrupted(handle: KernelHandle): void {
+    this.log.warn(
+      `kernel '${handle.name}' failed (${handle.metrics().lastError?.message ?? 'unknown'}); its supervisor decides`,
+    );
     const thread = this.#threadOf.get(handle);
     this.#threadOf.delete(handle);
     if (thread !== undefined) this.#hosted.set(thread, Math.max(0, (this.#hosted.get(thread) ?? 1) - 1));
@@ -532,6 +550,7 @@ export class RingKernelRuntime {
     this.#threadOf.set(handle, threadId);
     this.#hosted.set(threadId, (this.#hosted.get(threadId) ?? 0) + 1);
     this.#restarts++;
+    this.log.info(`kernel '${handle.name}' restarted on worker ${threadId} (restart ${handle.restarts})`);
     return threadId;
   }
 
@@ -561,6 +580,7 @@ export class RingKernelRuntime {
     this.#threadOf.delete(handle);
     if (thread !== undefined) this.#hosted.set(thread, Math.max(0, (this.#hosted.get(thread) ?? 1) - 1));
     if (handle.status === 'Failed') {
+      this.log.error(`kernel '${handle.name}' failed: ${handle.metrics().lastError?.message ?? 'unknown'}`);
       this.#failed++;
       this.#failureTimes.push(performance.now());
       if (this.#failureTimes.length > 1000) this.#failureTimes.shift();
@@ -654,6 +674,11 @@ export class RingKernelRuntime {
       () => this.kernels(),
       undefined,
       (stale, policy) => this.#recoverStale(stale.handle, policy),
+    );
+    this.#watchdog.on('recovered', (r) =>
+      this.log.warn(
+        `watchdog replaced worker ${r.threadId}: '${r.kernel}' (${r.policy}); moved ${r.moved.length} kernels`,
+      ),
     );
     return this.#watchdog;
   }
