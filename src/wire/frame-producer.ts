@@ -23,6 +23,13 @@ export interface FrameProducerOptions {
    * fan-in) parks on its own input ring's doorbell, and producers of its other rings wake it there.
    */
   readonly alsoWake?: SharedArrayBuffer;
+  /**
+   * Do not wake the consumer after each frame: the owner calls {@link FrameProducer.wakeConsumer} after a batch.
+   * A producer that writes bursts (a kernel's outputs) then pays one wake-up check — and at most one
+   * `Atomics.notify` — per batch instead of per frame, while a consumer that keeps finding the ring empty and
+   * parking would otherwise be notified once per frame. Frames are still published one by one.
+   */
+  readonly deferWake?: boolean;
 }
 
 const WRITE = RingOffset.WRITE_INDEX >> 2;
@@ -65,6 +72,9 @@ export class FrameProducer {
   #spaceNeeded = 0;
   #nextMessageId = 1;
   #framesWritten = 0;
+  readonly #deferWake: boolean;
+  /** Frames published since the consumer was last woken (deferred wakes only). */
+  #unwoken = 0;
 
   constructor(memory: FrameRingMemory, options: FrameProducerOptions = {}) {
     const ring = openRing(memory, options.spin);
@@ -73,6 +83,7 @@ export class FrameProducer {
     this.#clock = options.clock;
     this.#integrity = memory.integrity || (options.integrity ?? false);
     this.#alsoWake = options.alsoWake === undefined ? undefined : new Int32Array(options.alsoWake);
+    this.#deferWake = options.deferWake ?? false;
     this.#write = Atomics.load(this.#ring.indices, WRITE);
     this.#readCache = Atomics.load(this.#ring.indices, READ);
     this.#hasSpace = () => this.availableWriteBytes() >= this.#spaceNeeded;
@@ -144,9 +155,25 @@ export class FrameProducer {
     Atomics.store(this.#ring.indices, WRITE, this.#write);
     if (requested === undefined) this.#nextMessageId++;
     this.#framesWritten++;
+    if (this.#deferWake) this.#unwoken++;
+    else this.#wake();
+    return true;
+  }
+
+  /**
+   * Wakes the consumer if it sleeps and frames were published since the last wake (a producer with `deferWake`
+   * calls this after each batch). Ordering: the frames' publishes come before this load of the consumer's
+   * sleeping flag, so a consumer that set the flag and then found the ring empty is notified.
+   */
+  wakeConsumer(): void {
+    if (this.#unwoken === 0) return;
+    this.#unwoken = 0;
+    this.#wake();
+  }
+
+  #wake(): void {
     wake(this.#ring.signal, CONSUMER_SEQ, CONSUMER_SLEEPING);
     if (this.#alsoWake !== undefined) wake(this.#alsoWake, CONSUMER_SEQ, CONSUMER_SLEEPING);
-    return true;
   }
 
   /**

@@ -177,9 +177,11 @@ export class HostedKernel {
     this.#control = new ControlBlock(task.controlBlock);
     this.#histogram = new Uint32Array(task.histogram);
     this.#telemetry = task.enableTelemetry;
-    this.#clock = new HybridLogicalClock(task.instanceId);
+    // Outputs are stamped with the wall clock read once per batch (like receives), not once per frame: the HLC
+    // stays monotone and causal (its logical counter orders a batch), and the clock read leaves the hot path.
+    this.#clock = new HybridLogicalClock(task.instanceId, { now: () => this.#batchWallUs });
     this.#input = new FrameConsumer(task.input, { spin: 0, onMalformed: (error) => this.#malformed(error) });
-    this.#output = new FrameProducer(task.output, { clock: this.#clock, spin: 2048 });
+    this.#output = new FrameProducer(task.output, { clock: this.#clock, spin: 2048, deferWake: true });
     this.#inputs.push(this.#input);
     this.#inputSignal = new Int32Array(task.input.signal);
     this.#handledCursors.push(this.#inputSignal);
@@ -220,7 +222,12 @@ export class HostedKernel {
       this.#handledCursors.push(new Int32Array(command.memory.signal));
       this.#report({ type: 'reply', seq: command.seq, ok: true });
     } else if (command.command === 'LINK_OUT') {
-      const producer = new FrameProducer(command.memory, { clock: this.#clock, spin: 2048, alsoWake: command.wake });
+      const producer = new FrameProducer(command.memory, {
+        clock: this.#clock,
+        spin: 2048,
+        alsoWake: command.wake,
+        deferWake: true,
+      });
       this.#links.push({ producer, types: command.types === undefined ? undefined : new Set(command.types) });
       this.#report({ type: 'reply', seq: command.seq, ok: true });
     } else {
@@ -389,6 +396,8 @@ export class HostedKernel {
     this.#kicked = false;
     const signal = this.#inputSignal;
     await waitUntilAsync(signal, DATA_SEQ, CONSUMER_SLEEPING, this.#anyInput, Number.POSITIVE_INFINITY, 0);
+    // The batch wall clock went stale while parked.
+    this.#batchWallUs = wallClockUs();
   }
 
   async #waitForHeldRoom(): Promise<void> {
@@ -515,11 +524,20 @@ export class HostedKernel {
   }
 
   /** Writes held outputs while there is room; true when none are left. */
+  /** Wakes the consumers of this kernel's outputs (the host, linked kernels) that sleep: once per batch. */
+  #wakeConsumers(): void {
+    this.#output.wakeConsumer();
+    for (const link of this.#links) link.producer.wakeConsumer();
+  }
+
   #flushHeld(): boolean {
     const held = this.#held;
     while (held.length > 0) {
       const next = held[0] as HeldOutput;
-      if (!next.target.tryWrite(next.codec, next.bytes, next.envelope)) return false;
+      if (!next.target.tryWrite(next.codec, next.bytes, next.envelope)) {
+        this.#wakeConsumers(); // what did go out must be read for room to come
+        return false;
+      }
       held.shift();
     }
     const pending = this.#heldCursor;
@@ -537,6 +555,7 @@ export class HostedKernel {
    * conversions — the heartbeat and the HLC. Also reads the wall clock the next batch stamps its messages with.
    */
   #publish(): void {
+    this.#wakeConsumers();
     const control = this.#control;
     control.addBatch(this.#received, this.#processed, this.#failed, this.#dropped);
     this.#received = this.#processed = this.#failed = this.#dropped = 0;
