@@ -30,6 +30,27 @@ describe('eventcount wake-ups', () => {
     assert.equal(Atomics.load(signal, SPACE_SEQ), 0, 'the consumer never bumped the producer doorbell');
   });
 
+  it('a deferWake producer wakes a sleeping consumer once per batch, when it calls wakeConsumer', () => {
+    const memory = createFrameRing({ capacityBytes: 1 << 16 });
+    const signal = new Int32Array(memory.signal);
+    const CONSUMER_SLEEPING = RingSignalOffset.CONSUMER_SLEEPING >> 2;
+    Atomics.store(signal, CONSUMER_SLEEPING, 1); // the consumer has parked
+    const batched = new FrameProducer(memory, { deferWake: true });
+    for (let i = 0; i < 100; i++) assert.ok(batched.tryWrite(BytesMessage, new Uint8Array(8)));
+    assert.equal(Atomics.load(signal, DATA_SEQ), 0, 'no wake per frame');
+    batched.wakeConsumer();
+    assert.equal(Atomics.load(signal, DATA_SEQ), 1, 'one wake for the batch');
+    batched.wakeConsumer();
+    assert.equal(Atomics.load(signal, DATA_SEQ), 1, 'nothing new: no wake');
+    // Without deferWake, a producer wakes a sleeping consumer after every frame.
+    const eagerMemory = createFrameRing({ capacityBytes: 1 << 16 });
+    const eagerSignal = new Int32Array(eagerMemory.signal);
+    Atomics.store(eagerSignal, CONSUMER_SLEEPING, 1);
+    const eager = new FrameProducer(eagerMemory);
+    for (let i = 0; i < 3; i++) eager.tryWrite(BytesMessage, new Uint8Array(8));
+    assert.equal(Atomics.load(eagerSignal, DATA_SEQ), 3);
+  });
+
   for (const mode of ['sync', 'async'] as const) {
     it(`wake a consumer parked with ${mode === 'sync' ? 'Atomics.wait' : 'Atomics.waitAsync'} in a worker, once per park`, async () => {
       const input = createFrameRing({ capacityBytes: 4096 });
