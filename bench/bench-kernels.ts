@@ -39,3 +39,14 @@ export const BenchStage = defineKernel({
   output: Sample64,
   cpu: (sample) => ({ seq: sample.seq, flags: sample.flags + 1, ts: sample.ts, data: sample.data }),
 });
+
+/** Answers like BenchEcho, but throws on a message whose flags are 0xdead: for the restart benchmark. */
+export const BenchFragile = defineKernel({
+  id: 'bench.fragile',
+  input: Sample64,
+  output: Sample64,
+  cpu: (sample) => {
+    if (sample.flags === 0xdead) throw new Error('poison');
+    return { seq: sample.seq, flags: 1, ts: sample.ts, data: sample.data };
+  },
+});

@@ -13,7 +13,7 @@ import { Worker } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { RingBuffer } from 'ringbuf.js';
 import { createFrameRing, FrameConsumer, FrameProducer, RingKernelRuntime } from '../src/index.js';
-import { BenchEcho, BenchIdle, BenchSink, BenchStage } from './bench-kernels.js';
+import { BenchEcho, BenchFragile, BenchIdle, BenchSink, BenchStage } from './bench-kernels.js';
 import { type BenchJob, BenchMessages, type BenchSize } from './messages.js';
 
 interface CaseResult {
@@ -326,6 +326,46 @@ async function pipelineCases(): Promise<CaseResult[]> {
   return results;
 }
 
+/**
+ * restart.ms: a supervised kernel fails (its handler throws, `onHandlerError: 'fail'`); from the poison message's
+ * send to the restarted instance answering the next call (no backoff). launch.ms: a fresh launch, activation and
+ * first call of the same kernel — what a supervisor's restart competes with (it keeps the rings, the handle and
+ * the queue; a new launch allocates and attaches everything).
+ */
+async function supervisionCases(): Promise<CaseResult[]> {
+  const rounds = quick ? 10 : 40;
+  const runtime = await RingKernelRuntime.builder().backend('cpu').build();
+  const restarts: number[] = [];
+  const launches: number[] = [];
+  try {
+    const supervisor = runtime.supervisor({ maxRestarts: rounds + 1, windowMs: 600_000, backoff: { initialMs: 0 } });
+    const fragile = await supervisor.launch(BenchFragile, 1, 1, { autoActivate: true, onHandlerError: 'fail' });
+    const sample = sample64();
+    for (let round = 0; round < rounds; round++) {
+      sample.flags = 0xdead;
+      const t0 = performance.now();
+      fragile.trySend(sample);
+      sample.flags = 0;
+      await fragile.call(sample);
+      restarts.push(performance.now() - t0);
+    }
+    for (let round = 0; round < rounds; round++) {
+      const t0 = performance.now();
+      const fresh = await runtime.launch(BenchFragile, 1, 1, { name: `fresh-${round}`, autoActivate: true });
+      await fresh.call(sample);
+      launches.push(performance.now() - t0);
+      await fresh.terminate();
+    }
+  } finally {
+    await runtime.shutdown();
+  }
+  const median = (xs: number[]) => round([...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number);
+  return [
+    { name: 'restart.ms', msgsPerSec: 0, p50us: 0, p99us: 0, value: median(restarts), unit: 'ms (median)' },
+    { name: 'launch.ms', msgsPerSec: 0, p50us: 0, p99us: 0, value: median(launches), unit: 'ms (median)' },
+  ];
+}
+
 const cases: CaseResult[] = [];
 const started = performance.now();
 const runs: (() => Promise<CaseResult | CaseResult[]>)[] = [
@@ -337,6 +377,7 @@ const runs: (() => Promise<CaseResult | CaseResult[]>)[] = [
   piscinaCase,
   kernelCases,
   pipelineCases,
+  supervisionCases,
 ];
 for (const run of runs) {
   const produced = await run();
@@ -365,6 +406,7 @@ const ratios = {
   'idle1000.cpuPercent (goal < 2)': by('idle1000.cpuPercent').value ?? 0,
   'pipeline3.64 msg/s (goal ≥ 1 M)': rate('pipeline3.64'),
   'pipeline3.64 / pipeline3.host.64 (goal ≥ 5)': round(rate('pipeline3.64') / rate('pipeline3.host.64')),
+  'restart.ms / launch.ms': round((by('restart.ms').value ?? 0) / (by('launch.ms').value ?? 1)),
 };
 console.log('\nratios and goals:');
 for (const [name, value] of Object.entries(ratios)) console.log(`  ${name.padEnd(58)} ${value}`);

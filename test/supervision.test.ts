@@ -378,7 +378,22 @@ describe('supervision', () => {
       // Outputs are read while sending (small rings: a kernel whose output ring is full stops taking input).
       const outputs: number[] = [];
       const reading = (async () => {
-        while (outputs.length < expectedOutputs) outputs.push((await handle.receive(20_000)).seq);
+        while (outputs.length < expectedOutputs) {
+          try {
+            outputs.push((await handle.receive(20_000)).seq);
+          } catch (error) {
+            // Say what is missing, so a failure can be diagnosed from the log.
+            const seen = new Set([...outputs, ...lettersOf(name).map((l) => Numbers.decode(l.payload).seq)]);
+            const missing = plan.flatMap((p, seq) => (!p.call && !seen.has(seq) ? [seq] : []));
+            throw new Error(
+              `seed ${seed}: ${outputs.length} of ${expectedOutputs} outputs; missing ${missing.slice(0, 10).join(', ')}; ` +
+                `plan near: ${JSON.stringify(plan.slice(Math.max(0, (missing[0] ?? 0) - 4), (missing[0] ?? 0) + 3))}; ` +
+                `letters: ${JSON.stringify(lettersOf(name).map((l) => [l.reason, Numbers.decode(l.payload).seq]))}; ` +
+                `metrics: ${JSON.stringify(handle.metrics())}`,
+              { cause: error },
+            );
+          }
+        }
       })();
       const calls: Promise<unknown>[] = [];
       const called = new Set<number>();

@@ -533,7 +533,7 @@ export class RingKernelRuntime {
 
   /** A supervised kernel's instance failed: it leaves its worker, and counts as a failure for health checks. */
   #interrupted(handle: KernelHandle): void {
-    this.log.warn(
+    this.log.info(
       `kernel '${handle.name}' failed (${handle.metrics().lastError?.message ?? 'unknown'}); its supervisor decides`,
     );
     const thread = this.#threadOf.get(handle);
