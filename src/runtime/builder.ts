@@ -1,5 +1,7 @@
 import { BACKEND_TYPES, type BackendType, selectBackend } from '../backends/backend-type.js';
 import { BackendUnavailableError } from '../errors/runtime-errors.js';
+import { RuntimeTracing } from '../telemetry/runtime-tracing.js';
+import { resolveTracingOptions, type TracingOptions } from '../telemetry/tracing-options.js';
 import { type RuntimeConfig, resolveConfig } from './config.js';
 import { RingKernelRuntime } from './runtime.js';
 
@@ -14,6 +16,7 @@ export class RuntimeBuilder {
   #backend: BackendType | undefined;
   #device = 0;
   #config: Partial<RuntimeConfig> = {};
+  #tracing: TracingOptions | undefined;
 
   /** Asks for a backend; `build()` fails with `BackendUnavailableError` if it cannot run here. */
   backend(type: BackendType): this {
@@ -38,6 +41,20 @@ export class RuntimeBuilder {
     return this;
   }
 
+  /**
+   * Turns on OpenTelemetry tracing: a span around every sampled message (send/call on the host, processing in the
+   * kernel, each kernel-to-kernel hop, receive) and every lifecycle transition, exported over OTLP/HTTP by default.
+   * Unset options come from the `OTEL_*` environment; `OTEL_TRACES_EXPORTER=none` leaves tracing off.
+   *
+   * @example
+   * const runtime = await RingKernelRuntime.builder().tracing({ serviceName: 'checkout' }).build();
+   */
+  tracing(options: TracingOptions = {}): this {
+    resolveTracingOptions(options);
+    this.#tracing = options;
+    return this;
+  }
+
   /** Starts the runtime (its worker pool). */
   async build(): Promise<RingKernelRuntime> {
     const config = resolveConfig(this.#config);
@@ -45,6 +62,7 @@ export class RuntimeBuilder {
     if (backend === 'cpu' && this.#device !== 0) {
       throw new BackendUnavailableError('cpu', `device ${this.#device} does not exist; the CPU backend has device 0`);
     }
-    return new RingKernelRuntime({ backend, probes, device: this.#device, config });
+    const tracing = this.#tracing === undefined ? undefined : RuntimeTracing.create(this.#tracing);
+    return new RingKernelRuntime({ backend, probes, device: this.#device, config, tracing });
   }
 }

@@ -1,8 +1,11 @@
 import type { MessagePort } from 'node:worker_threads';
 import { COMMAND_TARGET, type LifecycleCommand, lifecycleAccepts } from '../../machines/kernel-lifecycle.js';
+import { type ErrorCodeString, ErrorNumber, errorNumberOf } from '../errors/codes.js';
 import { HandlerFailedError, InvalidStateError, KernelFailedError, QueueFullError } from '../errors/runtime-errors.js';
 import { TimeoutError } from '../errors/value-errors.js';
 import type { CircuitBreaker } from '../operations/circuit-breaker.js';
+import type { DetachedSpan, HostSpanWriter } from '../telemetry/host-span-writer.js';
+import { LifecycleTransition, SpanRecordKind } from '../telemetry/span-record.js';
 import { type ControlBlock, ErrorCode, TERMINATE_FINISH, TERMINATE_NOW } from '../wire/control-block.js';
 import type { Envelope } from '../wire/envelope.js';
 import { spinFor } from '../wire/eventcount.js';
@@ -103,6 +106,8 @@ export interface KernelHandleInit {
   readonly onExit: (handle: KernelHandle) => void;
   /** Called when the kernel's worker thread is seen to exit. */
   readonly onWorkerExit: (threadId: number) => void;
+  /** Tracing on: where the host's spans of this kernel's messages begin. */
+  readonly tracer?: HostSpanWriter | undefined;
 }
 
 interface PendingCall {
@@ -153,6 +158,10 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   readonly #inputCodec: MessageCodec<InIn, unknown>;
   readonly #outputCodec: MessageCodec<unknown, OutView>;
   readonly #envelope: Envelope;
+  /** Undefined when tracing is off: the hot paths test it once. */
+  readonly #tracer: HostSpanWriter | undefined;
+  /** The span of the request `#write`/`#enqueue` just sent, for `call` to end when the response comes. */
+  #requestSpan: DetachedSpan | undefined;
   readonly #calls = new Map<number, PendingCall>();
   /** Every call and receive waiting, for the shared deadline timer. */
   readonly #deadlines = new Set<PendingCall>();
@@ -188,6 +197,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     this.#producer = new FrameProducer(init.input);
     this.#consumer = new FrameConsumer(init.output, { spin: 0 });
     this.#envelope = { messageId: 0, destination: init.instanceId, flags: 0 };
+    this.#tracer = init.tracer;
     this.#exited = new Promise((resolve) => {
       this.#markExited = resolve;
     });
@@ -236,6 +246,18 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    * RK_TERMINATION_TIMEOUT as cause).
    */
   async terminate(options: { readonly drain?: boolean } = {}): Promise<void> {
+    const span = this.#tracer?.beginLifecycle();
+    if (span === undefined) return this.#terminate(options);
+    try {
+      await this.#terminate(options);
+      this.#tracer?.endLifecycle(span, LifecycleTransition.TERMINATE, this.instanceId, 0);
+    } catch (error) {
+      this.#tracer?.endLifecycle(span, LifecycleTransition.TERMINATE, this.instanceId, errorNumberFrom(error));
+      throw error;
+    }
+  }
+
+  async #terminate(options: { readonly drain?: boolean }): Promise<void> {
     const drain = options.drain ?? this.#init.drainOnTerminate;
     const command = this.#command('TERMINATE', 'terminate', drain);
     // The word stops a batch in progress after the message in hand; the command says what to do next.
@@ -297,6 +319,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     try {
       this.#checkSendable('call', request);
       if (this.#sends.length === 0 && this.#write(request, FrameFlags.REQUEST)) {
+        this.#traceCall(response, messageId, request);
         this.#pump();
         return response;
       }
@@ -307,6 +330,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
         () => this.#pump(),
         (error: Error) => this.#calls.get(messageId)?.reject(error),
       );
+      this.#traceCall(response, messageId, request);
     } catch (error) {
       this.#calls.get(messageId)?.reject(error as Error);
     }
@@ -458,10 +482,45 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     const envelope = this.#envelope;
     envelope.messageId = this.#nextMessageId;
     envelope.flags = flags;
+    const tracer = this.#tracer;
+    if (tracer !== undefined) return this.#writeTraced(tracer, message, flags);
     if (!this.#producer.tryWrite(this.#inputCodec, message, envelope)) return false;
     this.#nextMessageId++;
     this.#sent++;
     return true;
+  }
+
+  /** `#write` with tracing on: the sampling decision, then the send span (or, for a request, the call's). */
+  #writeTraced(tracer: HostSpanWriter, message: InIn, flags: number): boolean {
+    const envelope = this.#envelope;
+    const startNs = tracer.beginMessage(envelope);
+    if (!this.#producer.tryWrite(this.#inputCodec, message, envelope)) return false;
+    const messageId = this.#nextMessageId++;
+    this.#sent++;
+    if (startNs >= 0) {
+      if (flags & FrameFlags.REQUEST) this.#requestSpan = tracer.detach(startNs);
+      else {
+        const codec = this.#inputCodec;
+        tracer.endSend(startNs, messageId, this.instanceId, codec.typeId, codec.encodedSize(message));
+      }
+    }
+    return true;
+  }
+
+  /** Ends the span of the request just sent (if sampled) when its call settles. Sampled calls only. */
+  #traceCall(response: Promise<OutView>, messageId: number, request: InIn): void {
+    const span = this.#requestSpan;
+    const tracer = this.#tracer;
+    if (span === undefined || tracer === undefined) return;
+    this.#requestSpan = undefined;
+    const codec = this.#inputCodec;
+    const size = codec.encodedSize(request);
+    const end = (errorCode: number): void =>
+      tracer.endDetached(span, SpanRecordKind.CALL, messageId, this.instanceId, codec.typeId, size, errorCode);
+    response.then(
+      () => end(0),
+      (error: unknown) => end(errorNumberFrom(error)),
+    );
   }
 
   #enqueue(message: InIn, flags: number, options: SendOptions): Promise<void> {
@@ -471,6 +530,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     const bytes = new Uint8Array(codec.encodedSize(message));
     codec.encodeInto(new DataView(bytes.buffer), bytes, 0, message);
     const envelope: Envelope = { messageId: this.#nextMessageId++, destination: this.instanceId, flags };
+    const span = this.#traceQueued(envelope);
     return new Promise<void>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
       const onAbort = (): void => settle(options.signal?.reason ?? new Error('aborted'));
@@ -481,6 +541,10 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
         resolve: () => {
           pending.cleanup();
           this.#sent++;
+          if (span !== undefined && !(flags & FrameFlags.REQUEST)) {
+            const id = envelope.messageId ?? 0;
+            this.#tracer?.endDetached(span, SpanRecordKind.SEND, id, this.instanceId, codec.typeId, bytes.length, 0);
+          }
           resolve();
         },
         reject: (error) => settle(error),
@@ -505,6 +569,22 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       this.#sends.push(pending);
       void this.#flushSends();
     });
+  }
+
+  /**
+   * Tracing on: the sampling decision for a message that waits for room. Its span outlives the scratch context,
+   * so the envelope gets a copy; a request's span is left for `call` to end.
+   */
+  #traceQueued(envelope: Envelope): DetachedSpan | undefined {
+    const tracer = this.#tracer;
+    if (tracer === undefined) return undefined;
+    const startNs = tracer.beginMessage(envelope);
+    if (startNs < 0) return undefined;
+    const span = tracer.detach(startNs);
+    envelope.traceId = span.traceId;
+    envelope.spanId = span.spanId;
+    if ((envelope.flags ?? 0) & FrameFlags.REQUEST) this.#requestSpan = span;
+    return span;
   }
 
   async #flushSends(): Promise<void> {
@@ -634,6 +714,17 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   }
 
   #dispatch(frame: FrameView): void {
+    const tracer = this.#tracer;
+    if (tracer === undefined || (frame.traceFlags & 1) === 0) {
+      this.#deliver(frame);
+      return;
+    }
+    const startNs = tracer.nowNs();
+    this.#deliver(frame);
+    tracer.receive(frame, startNs, this.instanceId);
+  }
+
+  #deliver(frame: FrameView): void {
     const flags = frame.flags;
     if (flags & FrameFlags.RESPONSE) {
       const call = this.#calls.get(frame.correlationId);
@@ -668,10 +759,23 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       return Promise.reject(new InvalidStateError(this.name, operation, status, COMMAND_TARGET[command]));
     }
     const seq = this.#nextSeq++;
-    return new Promise<void>((resolve, reject) => {
+    const done = new Promise<void>((resolve, reject) => {
       this.#replies.set(seq, { resolve, reject });
       this.#post(command === 'TERMINATE' ? { seq, command, drain } : { seq, command });
     });
+    // Activate and deactivate are lifecycle spans of their own; terminate's span covers the whole of terminate().
+    const tracer = this.#tracer;
+    if (tracer !== undefined && command !== 'TERMINATE') {
+      const span = tracer.beginLifecycle();
+      const transition = command === 'ACTIVATE' ? LifecycleTransition.ACTIVATE : LifecycleTransition.DEACTIVATE;
+      if (span !== undefined) {
+        done.then(
+          () => tracer.endLifecycle(span, transition, this.instanceId, 0),
+          (error: unknown) => tracer.endLifecycle(span, transition, this.instanceId, errorNumberFrom(error)),
+        );
+      }
+    }
+    return done;
   }
 
   #post(message: object): void {
@@ -715,6 +819,9 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   #fail(error: Error): void {
     if (this.#failure !== undefined) return;
     this.#failure = error;
+    const span = this.#tracer?.beginLifecycle();
+    if (span !== undefined)
+      this.#tracer?.endLifecycle(span, LifecycleTransition.FAIL, this.instanceId, ErrorNumber.KernelFailed);
     if (this.#exitStatus === undefined) {
       // The worker is gone or unresponsive: the host becomes the only writer of the status word.
       this.#control.setActive(false);
@@ -767,6 +874,13 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       clearTimeout(timer);
     }
   }
+}
+
+/** The numeric code of an error, for a span record (HandlerFailed for errors without a ringkernel code). */
+function errorNumberFrom(error: unknown): number {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  const number = typeof code === 'string' ? errorNumberOf(code as ErrorCodeString) : 0;
+  return number === 0 ? ErrorNumber.HandlerFailed : number;
 }
 
 /** The message as bytes, for a dead letter (an empty payload if it cannot even be encoded). */

@@ -2,11 +2,14 @@ import { MessageChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { KernelRegistry } from '../../actors/kernel-registry.js';
 import type { BackendProbe, BackendType } from '../backends/backend-type.js';
+import { ErrorNumber } from '../errors/codes.js';
 import { InvalidStateError, KernelNotFoundError, RuntimeShutDownError } from '../errors/runtime-errors.js';
 import { CircuitBreaker, type CircuitBreakerOptions } from '../operations/circuit-breaker.js';
 import { HealthChecker } from '../operations/health-checker.js';
 import { KernelWatchdog } from '../operations/kernel-watchdog.js';
 import { PrometheusExporter } from '../operations/prometheus-exporter.js';
+import type { RuntimeTracing } from '../telemetry/runtime-tracing.js';
+import { LifecycleTransition } from '../telemetry/span-record.js';
 import { ControlBlock } from '../wire/control-block.js';
 import { alignedFrameSize, FrameHeader } from '../wire/frame-header.js';
 import { createFrameRing } from '../wire/frame-ring.js';
@@ -50,6 +53,8 @@ export interface RuntimeInit {
   readonly probes: readonly BackendProbe[];
   readonly device: number;
   readonly config: RuntimeConfig;
+  /** Tracing, when the builder turned it on. */
+  readonly tracing?: RuntimeTracing | undefined;
 }
 
 const KERNEL_HOST = new URL('../worker/kernel-host.js', import.meta.url).href;
@@ -85,6 +90,8 @@ export class RingKernelRuntime {
   readonly deadLetters = new DeadLetterStream();
   /** Kernels under hierarchical names, with wildcard lookup and watches. */
   readonly registry = new KernelRegistry();
+  /** OpenTelemetry tracing (`builder().tracing()`): `flush()`, `stats()`. Undefined when tracing is off. */
+  readonly tracing: RuntimeTracing | undefined;
   readonly #pool: Piscina<AttachTask, AttachResult>;
   readonly #kernels = new Map<string, KernelHandle>();
   readonly #breakers = new Map<string, CircuitBreaker>();
@@ -116,6 +123,7 @@ export class RingKernelRuntime {
     this.device = init.device;
     this.config = init.config;
     this.backendProbes = init.probes;
+    this.tracing = init.tracing;
     const workers = init.config.workers;
     this.#pool = new Piscina<AttachTask, AttachResult>({
       filename: KERNEL_HOST,
@@ -182,6 +190,9 @@ export class RingKernelRuntime {
     const input = this.#ring(definition.input, capacity, integrity, 0);
     const output = this.#ring(definition.output, capacity, integrity, ERROR_REPLY_MAX_BYTES);
     const { port1, port2 } = new MessageChannel();
+    const tracing = this.tracing;
+    const launchSpan = tracing?.host.beginLifecycle();
+    const telemetry = tracing?.attachKernel(instanceId, name, definition.id);
     // Reserve the name before the first await, so two concurrent launches cannot both take it.
     this.#launching.add(name);
     let attached: AttachResult;
@@ -197,11 +208,16 @@ export class RingKernelRuntime {
           output,
           port: port2,
           enableTelemetry: this.config.enableTelemetry,
+          tracing: telemetry,
         },
         { transferList: [port2] },
       );
     } catch (error) {
       port1.close();
+      if (launchSpan !== undefined) {
+        tracing?.host.endLifecycle(launchSpan, LifecycleTransition.LAUNCH, instanceId, ErrorNumber.KernelFailed);
+      }
+      tracing?.detachKernel(instanceId);
       throw error;
     } finally {
       this.#launching.delete(name);
@@ -225,7 +241,9 @@ export class RingKernelRuntime {
       onDeadLetter: (letter) => this.deadLetters.publish(letter),
       onExit: (exited) => this.#release(exited),
       onWorkerExit: (threadId) => this.#deadThreads.add(threadId),
+      tracer: tracing?.host,
     });
+    if (launchSpan !== undefined) tracing?.host.endLifecycle(launchSpan, LifecycleTransition.LAUNCH, instanceId, 0);
     this.#kernels.set(name, handle as KernelHandle);
     this.#threadOf.set(handle as KernelHandle, attached.threadId);
     this.#hosted.set(attached.threadId, (this.#hosted.get(attached.threadId) ?? 0) + 1);
@@ -252,6 +270,7 @@ export class RingKernelRuntime {
 
   #release(handle: KernelHandle): void {
     if (this.#kernels.get(handle.name) === handle) this.#kernels.delete(handle.name);
+    this.tracing?.detachKernel(handle.instanceId);
     const thread = this.#threadOf.get(handle);
     this.#threadOf.delete(handle);
     if (thread !== undefined) this.#hosted.set(thread, Math.max(0, (this.#hosted.get(thread) ?? 1) - 1));
@@ -425,6 +444,7 @@ export class RingKernelRuntime {
       this.#watchdog?.stop();
       this.#health?.stop();
       await this.#pool.destroy();
+      await this.tracing?.shutdown();
       return {
         terminated: this.#terminated,
         failed: this.#failed,

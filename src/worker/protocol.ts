@@ -1,4 +1,5 @@
 import type { MessagePort } from 'node:worker_threads';
+import type { KernelTelemetry } from '../telemetry/kernel-span-writer.js';
 import type { FrameRingMemory } from '../wire/frame-ring.js';
 
 /**
@@ -20,6 +21,8 @@ export interface AttachTask {
   /** The kernel's control port (transferred). */
   readonly port: MessagePort;
   readonly enableTelemetry: boolean;
+  /** Tracing on: the kernel's telemetry ring, for its processing spans. Absent when tracing is off. */
+  readonly tracing?: KernelTelemetry | undefined;
 }
 
 /** What the attach task resolves with. */
