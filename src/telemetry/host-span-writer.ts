@@ -34,6 +34,8 @@ export class HostSpanWriter {
   readonly #spanView = new DataView(this.#spanId.buffer);
   readonly #receiveId = new Uint8Array(8);
   readonly #receiveView = new DataView(this.#receiveId.buffer);
+  /** A received frame's trace id (0–15) and parent span id (16–23). */
+  readonly #received = new Uint8Array(24);
   #hasParent = false;
   /** The last parent span parsed from hex: a burst of sends inside one span parses it once. */
   #parentHex = '';
@@ -159,13 +161,14 @@ export class HostSpanWriter {
   /** Records the host taking a sampled output of `kernel` off its output ring, from `startNs` to now. */
   receive(frame: FrameView, startNs: number, kernel: number): void {
     fillRandomId(this.#receiveView, 0, 8);
+    frame.copyTraceContext(this.#received, 0);
     this.#recorder.record(
-      frame.traceId,
+      this.#received,
       0,
       this.#receiveId,
       0,
-      frame.spanId,
-      0,
+      this.#received,
+      16,
       startNs,
       this.#clock.nowNs(),
       frame.messageId,

@@ -22,7 +22,9 @@ export class KernelSpanWriter {
   readonly #recorder: SpanRecorder;
   readonly #clock: TelemetryClock;
   readonly #kernel: number;
-  readonly #traceId = new Uint8Array(16);
+  /** The frame's trace id (bytes 0–15) and parent span id (16–23), copied in place. */
+  readonly #context = new Uint8Array(24);
+  readonly #traceId = this.#context.subarray(0, 16);
   readonly #spanId = new Uint8Array(8);
   readonly #spanView = new DataView(this.#spanId.buffer);
   #startNs = 0;
@@ -41,7 +43,7 @@ export class KernelSpanWriter {
    */
   begin(frame: FrameView, outputs: Envelope): boolean {
     if ((frame.traceFlags & 1) === 0) return false;
-    this.#traceId.set(frame.traceId);
+    frame.copyTraceContext(this.#context, 0);
     fillRandomId(this.#spanView, 0, 8);
     outputs.traceId = this.#traceId;
     outputs.spanId = this.#spanId;
@@ -70,8 +72,8 @@ export class KernelSpanWriter {
       0,
       this.#spanId,
       0,
-      frame.spanId,
-      0,
+      this.#context,
+      16,
       this.#startNs,
       endNs,
       frame.messageId,

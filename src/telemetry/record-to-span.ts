@@ -92,7 +92,6 @@ export function spanFromRecord(
     const operation = OPERATION[kind] ?? 'unknown';
     name = `${operation} ${kernelName}`;
     attributes['messaging.operation'] = operation;
-    attributes['messaging.operation.name'] = operation;
     attributes['messaging.operation.type'] = OPERATION_TYPE[kind] ?? operation;
     attributes['messaging.message.id'] = String(getU53(view, at + SpanRecordOffset.MESSAGE_ID));
     attributes['messaging.message.body.size'] = view.getUint32(at + SpanRecordOffset.PAYLOAD_SIZE, true);

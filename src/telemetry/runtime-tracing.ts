@@ -1,6 +1,7 @@
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
 import { ConsoleSpanExporter } from '@opentelemetry/sdk-trace-base';
+import { ExporterThread } from './exporter-thread.js';
 import { HostSpanWriter } from './host-span-writer.js';
 import type { KernelTelemetry } from './kernel-span-writer.js';
 import { OriginSampler } from './origin-sampler.js';
@@ -26,7 +27,8 @@ export class RuntimeTracing {
   readonly options: ResolvedTracingOptions;
   /** Where send/call/receive/lifecycle spans begin. @internal */
   readonly host: HostSpanWriter;
-  readonly #exporter: TelemetryExporter;
+  /** In a thread of its own for the built-in exporters; on this thread for a user's exporter or processor. */
+  readonly #exporter: TelemetryExporter | ExporterThread;
   readonly #epochUnixMs: number;
   readonly #kernelRings = new Map<number, SharedArrayBuffer>();
 
@@ -37,22 +39,41 @@ export class RuntimeTracing {
     const hostRing = createTelemetryRing(options.hostRingCapacity, this.#epochUnixMs);
     const sampler = new OriginSampler(options.sampler, options.samplerRatio);
     this.host = new HostSpanWriter(new SpanRecorder(hostRing), new TelemetryClock(this.#epochUnixMs), sampler);
-    const resource =
-      options.resource ?? defaultResource().merge(resourceFromAttributes({ 'service.name': options.serviceName }));
-    this.#exporter = new TelemetryExporter({
-      sink: sinkOf(options),
-      resource,
-      exportIntervalMs: options.exportIntervalMs,
-      maxExportBatchSize: options.maxExportBatchSize,
-      onFirstFailure: (error) => {
-        const where =
-          options.spanProcessor === undefined && options.exporter === 'otlp' ? ` to ${options.endpoint}` : '';
-        process.emitWarning(
-          `ringkernel: traces could not be delivered${where} (${error?.message ?? 'export failed'}); further failures are only counted (runtime.tracing.stats())`,
-          'RingKernelWarning',
-        );
-      },
-    });
+    const onFirstFailure = (message: string): void => {
+      const where = options.spanProcessor === undefined && options.exporter === 'otlp' ? ` to ${options.endpoint}` : '';
+      process.emitWarning(
+        `ringkernel: traces could not be delivered${where} (${message}); further failures are only counted (runtime.tracing.stats())`,
+        'RingKernelWarning',
+      );
+    };
+    const exporter = options.exporter;
+    if (
+      options.spanProcessor === undefined &&
+      (exporter === 'otlp' || exporter === 'console') &&
+      options.exportThread
+    ) {
+      this.#exporter = new ExporterThread(
+        {
+          exporter,
+          endpoint: options.endpoint,
+          serviceName: options.serviceName,
+          exportIntervalMs: options.exportIntervalMs,
+          maxExportBatchSize: options.maxExportBatchSize,
+          exportTimeoutMs: options.exportTimeoutMs,
+        },
+        onFirstFailure,
+      );
+    } else {
+      const resource =
+        options.resource ?? defaultResource().merge(resourceFromAttributes({ 'service.name': options.serviceName }));
+      this.#exporter = new TelemetryExporter({
+        sink: sinkOf(options),
+        resource,
+        exportIntervalMs: options.exportIntervalMs,
+        maxExportBatchSize: options.maxExportBatchSize,
+        onFirstFailure: (error) => onFirstFailure(error?.message ?? 'export failed'),
+      });
+    }
     this.#exporter.addRing(hostRing);
   }
 

@@ -31,7 +31,15 @@ export interface TelemetryExporterOptions {
   readonly maxExportBatchSize: number;
   /** Called once, on the first failed export (the demo prints it; the runtime emits a warning). */
   readonly onFirstFailure?: (error: Error | undefined) => void;
+  /**
+   * Where to publish `spansExported`, `spansFailed`, `exportsFailed` (slots 0–2, release stores) for another
+   * thread to read: the exporter thread's counters, read by the runtime's `stats()`.
+   */
+  readonly counters?: BigInt64Array;
 }
+
+/** The exporter's counters slots in {@link TelemetryExporterOptions.counters}. */
+export const ExporterCounter = { EXPORTED: 0, FAILED: 1, EXPORTS_FAILED: 2, SIZE: 3 } as const;
 
 const SCOPE: InstrumentationScope = { name: 'ringkernel', version: '0.1.0' };
 
@@ -74,6 +82,7 @@ export class TelemetryExporter {
     this.#resource = options.resource;
     this.#maxBatch = options.maxExportBatchSize;
     this.#onFirstFailure = options.onFirstFailure;
+    this.#counters = options.counters;
     this.#timer = setInterval(() => this.#tick(), options.exportIntervalMs).unref();
   }
 
@@ -141,6 +150,7 @@ export class TelemetryExporter {
     if (outcome === 'timeout') {
       const pending = this.stats().recordsPending + this.#inFlightCount;
       if (pending > 0) this.#fail(pending, new Error(`${pending} spans were still undelivered at shutdown`));
+      this.#publishCounters();
     }
     const sink = this.#sink;
     const done = sink.exporter !== undefined ? sink.exporter.shutdown() : sink.processor.shutdown();
@@ -148,6 +158,16 @@ export class TelemetryExporter {
   }
 
   #inFlightCount = 0;
+  readonly #counters: BigInt64Array | undefined;
+
+  /** Publishes the counters for another thread (only this exporter writes them). */
+  #publishCounters(): void {
+    const counters = this.#counters;
+    if (counters === undefined) return;
+    Atomics.store(counters, ExporterCounter.EXPORTED, BigInt(this.#exported));
+    Atomics.store(counters, ExporterCounter.FAILED, BigInt(this.#failed));
+    Atomics.store(counters, ExporterCounter.EXPORTS_FAILED, BigInt(this.#exportsFailed));
+  }
 
   #tick(): void {
     if (this.#stopped) return;
@@ -188,6 +208,7 @@ export class TelemetryExporter {
     if (processor !== undefined) {
       for (const span of spans) processor.onEnd(span);
       this.#exported += spans.length;
+      this.#publishCounters();
       return true;
     }
     const exporter = this.#sink.exporter as SpanExporter;
@@ -202,6 +223,7 @@ export class TelemetryExporter {
         }
         if (result.code === ExportResultCode.SUCCESS) this.#exported += spans.length;
         else this.#fail(spans.length, result.error);
+        this.#publishCounters();
         resolve();
         // More waiting: go on at once rather than at the next tick (the rings are the queue).
         if (this.stats().recordsPending > 0) setImmediate(() => this.#tick());

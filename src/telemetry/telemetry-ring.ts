@@ -68,6 +68,15 @@ export function telemetryRingEpoch(buffer: SharedArrayBuffer): number {
   );
 }
 
+/** A ring's backlog as seen from any thread: records dropped so far, and records published but not yet read. */
+export function telemetryRingBacklog(buffer: SharedArrayBuffer): { dropped: number; pending: number } {
+  const counts = new Uint32Array(buffer, 0, 4);
+  return {
+    dropped: Atomics.load(counts, DROPPED),
+    pending: (Atomics.load(counts, WRITE) - Atomics.load(counts, READ)) >>> 0,
+  };
+}
+
 /**
  * The producer's end of a telemetry ring. `begin()` returns where to write the next record (or −1 when the ring is
  * full: the record is counted as dropped and must not be written); the caller fills the record through `view` /

@@ -56,6 +56,13 @@ export interface TracingOptions {
    * `OTEL_EXPORTER_OTLP_TIMEOUT` (read by the exporter); default 10 000.
    */
   readonly exportTimeoutMs?: number;
+  /**
+   * Export from a worker thread of its own (default true): spans are built, encoded and sent there, reading the
+   * telemetry rings in shared memory, so the thread that sends messages only writes records. Applies to the
+   * built-in `'otlp'` and `'console'` exporters; a `SpanExporter`, `spanProcessor` or `tracerProvider` of yours
+   * lives on your thread, so their spans are exported from the main thread.
+   */
+  readonly exportThread?: boolean;
 }
 
 /** {@link TracingOptions} with the environment and defaults applied. @internal */
@@ -74,6 +81,7 @@ export interface ResolvedTracingOptions {
   readonly maxExportBatchSize: number;
   readonly shutdownTimeoutMs: number;
   readonly exportTimeoutMs: number | undefined;
+  readonly exportThread: boolean;
 }
 
 /** The default OTLP/HTTP traces endpoint: Jaeger v2 (and any OpenTelemetry Collector) receives OTLP here. */
@@ -93,6 +101,7 @@ const OPTION_KEYS = new Set([
   'maxExportBatchSize',
   'shutdownTimeoutMs',
   'exportTimeoutMs',
+  'exportThread',
 ]);
 
 function powerOfTwo(name: string, value: unknown, fallback: number): number {
@@ -110,6 +119,12 @@ function integer(name: string, value: unknown, fallback: number, min: number, ma
   if (!Number.isInteger(value) || value < min || value > max) {
     throw new RangeError(`tracing.${name} must be an integer in [${min}, ${max}], got ${value}`);
   }
+  return value;
+}
+
+function boolean(name: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw new TypeError(`tracing.${name} must be a boolean, got ${typeof value}`);
   return value;
 }
 
@@ -203,6 +218,7 @@ export function resolveTracingOptions(
     exportIntervalMs: integer('exportIntervalMs', options.exportIntervalMs, 100, 1, 60_000),
     maxExportBatchSize: integer('maxExportBatchSize', options.maxExportBatchSize, 4096, 1, 1 << 20),
     shutdownTimeoutMs: integer('shutdownTimeoutMs', options.shutdownTimeoutMs, 3000, 0, 600_000),
+    exportThread: boolean('exportThread', options.exportThread, true),
     exportTimeoutMs:
       options.exportTimeoutMs === undefined
         ? undefined
