@@ -1,6 +1,12 @@
 /**
  * `npm start`: a stream of sensor readings through two kernels on the CPU backend — windowed statistics, then
  * threshold alerts — with a live progress line and a summary. Runs about 20 s (DEMO_SECONDS to change).
+ *
+ * Traced with OpenTelemetry, honouring the standard variables: spans go over OTLP/HTTP to
+ * `http://localhost:4318/v1/traces` (Jaeger, see README "Trace in Jaeger") unless `OTEL_EXPORTER_OTLP_ENDPOINT` /
+ * `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` say otherwise; `OTEL_TRACES_EXPORTER=none` turns tracing off. Without
+ * `OTEL_TRACES_SAMPLER`, one message in a thousand is traced (the demo sends millions). With no
+ * collector listening the demo runs the same and says once that traces could not be delivered.
  */
 import { RingKernelRuntime } from '../src/index.js';
 import { Alerts, Stats, WINDOW } from './demo-kernels.js';
@@ -8,8 +14,23 @@ import { Alerts, Stats, WINDOW } from './demo-kernels.js';
 const seconds = Number(process.env.DEMO_SECONDS ?? 20);
 const SENSORS = 16;
 
-await using runtime = await RingKernelRuntime.builder().backend('cpu').build();
+const sampled = (process.env.OTEL_TRACES_SAMPLER ?? '') === '';
+await using runtime = await RingKernelRuntime.builder()
+  .backend('cpu')
+  .tracing({
+    serviceName: process.env.OTEL_SERVICE_NAME ?? 'ringkernel-demo',
+    // At exit, wait at most a second for a collector that does not answer.
+    shutdownTimeoutMs: 1000,
+    ...(sampled ? { sampler: 'parentbased_traceidratio', samplerRatio: 0.001 } : {}),
+  })
+  .build();
 console.log(`ringkernel demo: backend ${runtime.backend}, ${runtime.config.workers} worker threads, ${seconds} s`);
+const tracing = runtime.tracing;
+console.log(
+  tracing === undefined
+    ? 'tracing: off (OTEL_TRACES_EXPORTER=none)'
+    : `tracing: ${tracing.options.sampler}${tracing.options.sampler.endsWith('ratio') ? ` ${tracing.options.samplerRatio}` : ''} → ${tracing.options.exporter === 'otlp' ? tracing.options.endpoint : tracing.options.exporter}`,
+);
 const stats = await runtime.launch(Stats, 1, 1, { autoActivate: true });
 const alerts = await runtime.launch(Alerts, 1, 1, { autoActivate: true });
 
@@ -84,4 +105,10 @@ const shutdown = await runtime.shutdown();
 console.log(
   `  shutdown          ${shutdown.terminated} terminated, ${shutdown.failed} failed, ${shutdown.deadLetters} dead letters, ${shutdown.durationMs} ms`,
 );
+if (tracing !== undefined) {
+  const t = tracing.stats();
+  console.log(
+    `  traces            ${t.spansExported.toLocaleString('en')} spans exported, ${t.spansFailed.toLocaleString('en')} not delivered, ${t.recordsDropped.toLocaleString('en')} dropped (telemetry rings full)`,
+  );
+}
 if (shutdown.failed !== 0 || windows === 0) process.exitCode = 1;
