@@ -4,13 +4,20 @@
  *   `kernel.send.64` loop (one way into a sink kernel, counted when the kernel has processed them) with tracing off,
  *   at 1 %, and on for every message, exporting over OTLP/HTTP protobuf to a local sink in another thread. Records
  *   may queue for export (or, past the rings' capacity, be dropped and counted): this measures the data path.
+ * - `tracing.host.ratio01.ns` / `tracing.host.all.ns`: what tracing adds to one send on the sending thread, in ns
+ *   — the origin's sampling decision and envelope context, plus the send span's record when sampled — timed in a
+ *   single-thread loop (no ring, no worker), so scheduling noise on a shared machine does not blur it.
  * - `tracing.export`: the exporter's own rate, spans/s — records already in the rings turned into OTLP spans,
  *   encoded and POSTed to the sink until all are delivered.
  * Modes alternate over two rounds and each keeps its best, so a noisy moment hurts no mode alone.
  */
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
-import { RingKernelRuntime, type TracingOptions } from '../src/index.js';
+import { OriginSampler, RingKernelRuntime, type TracingOptions } from '../src/index.js';
+import { HostSpanWriter } from '../src/telemetry/host-span-writer.js';
+import { SpanRecorder } from '../src/telemetry/span-recorder.js';
+import { TelemetryClock } from '../src/telemetry/telemetry-clock.js';
+import { createTelemetryRing, SpanRecordReader } from '../src/telemetry/telemetry-ring.js';
 import { BenchSink } from './bench-kernels.js';
 
 /** One result row, as bench/run.ts prints and stores it. */
@@ -87,6 +94,34 @@ async function exportRate(url: string, n: number): Promise<number> {
   }
 }
 
+/** ns per message that tracing adds on the sending thread, at `ratio`: decide, set the envelope, record if sampled. */
+function hostCostNs(ratio: number, n: number): number {
+  const epoch = TelemetryClock.epochNow();
+  const ring = createTelemetryRing(1 << 16, epoch);
+  const reader = new SpanRecordReader(ring);
+  const writer = new HostSpanWriter(
+    new SpanRecorder(ring),
+    new TelemetryClock(epoch),
+    new OriginSampler('parentbased_traceidratio', ratio),
+  );
+  const envelope = { messageId: 0, destination: 1, flags: 0 };
+  const discard = (): void => {};
+  let best = Number.POSITIVE_INFINITY;
+  // Round 0 warms the JIT up and is not counted.
+  for (let round = 0; round < 4; round++) {
+    const start = performance.now();
+    for (let i = 0; i < n; i++) {
+      envelope.messageId = i;
+      const startNs = writer.beginMessage(envelope);
+      if (startNs >= 0) writer.endSend(startNs, i, 1, 7, 64);
+      // Keep the ring from filling (a full ring would measure the cheaper drop path).
+      if ((i & 0x3fff) === 0) reader.drain(discard);
+    }
+    if (round > 0) best = Math.min(best, ((performance.now() - start) * 1e6) / n);
+  }
+  return Math.round(best * 10) / 10;
+}
+
 /** Runs the tracing cases with `n` messages per send case. */
 export async function tracingCases(n: number, quick: boolean): Promise<TracingCaseResult[]> {
   const otlpSink = new Worker(new URL('./otlp-sink-worker.js', import.meta.url));
@@ -120,6 +155,19 @@ export async function tracingCases(n: number, quick: boolean): Promise<TracingCa
       value: droppedAll,
       unit: `records of ${2 * n} (rings full: dropped and counted)`,
     });
+    for (const [name, ratio] of [
+      ['tracing.host.ratio01.ns', 0.01],
+      ['tracing.host.all.ns', 1],
+    ] as const) {
+      results.push({
+        name,
+        msgsPerSec: 0,
+        p50us: 0,
+        p99us: 0,
+        value: hostCostNs(ratio, 1_000_000),
+        unit: 'ns added per send on the sending thread',
+      });
+    }
     const spansPerSec = await exportRate(url, quick ? 50_000 : 200_000);
     results.push({
       name: 'tracing.export',

@@ -1,6 +1,7 @@
-import { context, type SpanContext, TraceFlags, trace } from '@opentelemetry/api';
+import { type SpanContext, TraceFlags } from '@opentelemetry/api';
 import type { Envelope } from '../wire/envelope.js';
 import type { FrameView } from '../wire/frame-view.js';
+import { activeParent } from './active-parent.js';
 import type { OriginSampler } from './origin-sampler.js';
 import { SpanRecordKind } from './span-record.js';
 import type { SpanRecorder } from './span-recorder.js';
@@ -72,8 +73,8 @@ export class HostSpanWriter {
 
   /** Samples and fills the scratch context; false when not sampled. */
   #begin(): boolean {
-    const parent = trace.getSpanContext(context.active());
-    if (parent !== undefined && trace.isSpanContextValid(parent)) {
+    const parent = activeParent();
+    if (parent !== undefined) {
       if (!this.#sampler.sampleChild((parent.traceFlags & TraceFlags.SAMPLED) !== 0)) return false;
       this.#adoptParent(parent);
     } else {
@@ -188,8 +189,8 @@ export class HostSpanWriter {
    * unsampled parent it is not. Returns undefined when not recorded.
    */
   beginLifecycle(): DetachedSpan | undefined {
-    const parent = trace.getSpanContext(context.active());
-    if (parent !== undefined && trace.isSpanContextValid(parent)) {
+    const parent = activeParent();
+    if (parent !== undefined) {
       if ((parent.traceFlags & TraceFlags.SAMPLED) === 0) return undefined;
       this.#adoptParent(parent);
     } else {

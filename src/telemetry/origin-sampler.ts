@@ -15,16 +15,21 @@ export type SamplerName = (typeof SAMPLER_NAMES)[number];
  * Decides, once, at a message's origin, whether it is traced: the host's `send`/`call` asks; everything downstream
  * (the kernel's processing, kernel-to-kernel hops, the response) follows the sampled flag the envelope carries and
  * decides nothing. Parent-based samplers follow the caller's active span when there is one; the root decision is
- * `always_on`, `always_off` or a ratio. The ratio draws `Math.random()` (before any id exists, so an unsampled
- * message costs no id generation) rather than hashing the trace id as the SDK's TraceIdRatioBased sampler does:
+ * `always_on`, `always_off` or a ratio. The ratio is a countdown: the number of roots to skip before the next
+ * sampled one is drawn from the geometric distribution, which gives every message the same independent odds as a
+ * draw per message, at the cost of one decrement per unsampled message. It is decided before any id exists (an
+ * unsampled message costs no id generation), unlike the SDK's TraceIdRatioBased sampler, which hashes the trace id:
  * the fraction is the same; only the cross-process consistency of a trace-id hash is lost, which no consumer of
- * these ids needs (every downstream hop obeys the flag).
+ * these ids needs (every downstream hop obeys the envelope's sampled flag).
  */
 export class OriginSampler {
   readonly name: SamplerName;
   /** The root ratio in [0, 1]: 1 for always_on, 0 for always_off. */
   readonly ratio: number;
   readonly #parentBased: boolean;
+  /** Roots to let pass before the next sampled one (a geometric draw: the same odds as a draw per message). */
+  #skip = 0;
+  readonly #logMiss: number;
 
   /**
    * @throws {RangeError} when `ratio` is outside [0, 1].
@@ -42,6 +47,16 @@ export class OriginSampler {
     this.#parentBased = name.startsWith('parentbased_');
     const root = this.#parentBased ? name.slice('parentbased_'.length) : name;
     this.ratio = root === 'always_on' ? 1 : root === 'always_off' ? 0 : ratio;
+    this.#logMiss = Math.log1p(-this.ratio);
+    this.#skip = this.#nextSkip();
+  }
+
+  /** Failures before the next success of a Bernoulli(ratio) sequence: Geometric(ratio), by inversion. */
+  #nextSkip(): number {
+    const ratio = this.ratio;
+    if (ratio >= 1) return 0;
+    if (ratio <= 0) return Number.POSITIVE_INFINITY;
+    return Math.floor(Math.log(1 - Math.random()) / this.#logMiss);
   }
 
   /** True when nothing can ever be sampled (tracing may as well be off). */
@@ -51,8 +66,13 @@ export class OriginSampler {
 
   /** A message with no active parent span: sampled? */
   sampleRoot(): boolean {
-    const ratio = this.ratio;
-    return ratio >= 1 || (ratio > 0 && Math.random() < ratio);
+    // A countdown instead of a random draw per message: one decrement on the unsampled path.
+    if (this.#skip > 0) {
+      this.#skip--;
+      return false;
+    }
+    this.#skip = this.#nextSkip();
+    return this.ratio > 0;
   }
 
   /** A message sent inside a valid parent span whose sampled flag is `parentSampled`: sampled? */

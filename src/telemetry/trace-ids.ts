@@ -1,17 +1,39 @@
+import { randomFillSync } from 'node:crypto';
+
 /**
  * W3C trace and span ids, made without the OpenTelemetry SDK: random 32-bit words written straight into the
- * buffer that will carry them (an envelope's scratch id, a span record). `Math.random` is enough — the ids only
- * need to be unique, not secret, and every thread's generator is seeded on its own — and costs a few ns a word,
- * where `crypto.getRandomValues` costs a call into C++ per id.
+ * buffer that will carry them (an envelope's scratch id, a span record). The words come from xorshift128
+ * (Marsaglia), seeded once per thread from the operating system's random source: ids must be unique, not secret,
+ * and a word costs a few shifts instead of a `Math.random()` call (or a call into C++ per id for
+ * `crypto.getRandomValues`).
  */
 
-const TWO_32 = 0x1_0000_0000;
+const state = new Uint32Array(4);
+do randomFillSync(state);
+while (state.every((word) => word === 0));
+let s0 = state[0] as number;
+let s1 = state[1] as number;
+let s2 = state[2] as number;
+let s3 = state[3] as number;
+
+/** The next 32 random bits (xorshift128: period 2^128 − 1). */
+function nextWord(): number {
+  let t = s3;
+  const s = s0;
+  s3 = s2;
+  s2 = s1;
+  s1 = s;
+  t ^= t << 11;
+  t ^= t >>> 8;
+  s0 = (t ^ s ^ (s >>> 19)) >>> 0;
+  return s0;
+}
 
 /** Fills `length` bytes (a multiple of 4) at `at` with a random id that is not all zero (W3C: invalid). */
 export function fillRandomId(view: DataView, at: number, length: 8 | 16): void {
   let any = 0;
   for (let i = 0; i < length; i += 4) {
-    const word = (Math.random() * TWO_32) >>> 0;
+    const word = nextWord();
     any |= word;
     view.setUint32(at + i, word, true);
   }
