@@ -132,10 +132,12 @@ describe('tracing: OTLP/HTTP to a real receiver', () => {
       const first = await runtime.launch(AddOne, 1, 1, { name: 'p1', autoActivate: true });
       const second = await runtime.launch(Double, 1, 1, { name: 'p2', autoActivate: true });
       const third = await runtime.launch(MinusThree, 1, 1, { name: 'p3', autoActivate: true });
-      await runtime.connect(first, second);
-      await runtime.connect(second, third);
-      const n = 50;
-      for (let seq = 0; seq < n; seq++) await first.send({ sender: 1, seq, value: seq });
+      // Links of 4 frames: stages hold outputs for room (backpressure), and held outputs keep their trace context.
+      await runtime.connect(first, second, { queueCapacity: 4 });
+      await runtime.connect(second, third, { queueCapacity: 4 });
+      const n = 200;
+      for (let seq = 0; seq < n; seq++)
+        if (!first.trySend({ sender: 1, seq, value: seq })) await first.send({ sender: 1, seq, value: seq });
       for (let seq = 0; seq < n; seq++) assert.equal((await third.receive(5_000)).value, (seq + 1) * 2 - 3);
       await flushUntil(runtime, () => {
         assert.equal(receiver.named('receive p3').length, n);

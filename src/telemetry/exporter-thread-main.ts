@@ -4,24 +4,49 @@
  * sending spans never takes the time of the thread that sends messages.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
+import { OTLPExporterBase } from '@opentelemetry/otlp-exporter-base';
+import { convertLegacyHttpOptions, createOtlpHttpExportDelegate } from '@opentelemetry/otlp-exporter-base/node-http';
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
 import { ConsoleSpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { ExporterThreadInit, ExporterThreadReport, ExporterThreadRequest } from './exporter-thread-protocol.js';
-import { TelemetryExporter } from './telemetry-exporter.js';
+import { OtlpRecordEncoder } from './otlp-record-encoder.js';
+import { type EncodedSpans, TelemetryExporter, type TelemetrySink } from './telemetry-exporter.js';
 
 const port = parentPort;
 if (port === null) throw new Error('the exporter thread must run in a worker thread');
 const init = workerData as ExporterThreadInit;
 const timeout = init.exportTimeoutMs;
-const exporter = new TelemetryExporter({
-  sink: {
-    exporter:
-      init.exporter === 'console'
-        ? new ConsoleSpanExporter()
-        : new OTLPTraceExporter({ url: init.endpoint, ...(timeout === undefined ? {} : { timeoutMillis: timeout }) }),
-  },
-  resource: defaultResource().merge(resourceFromAttributes({ 'service.name': init.serviceName })),
+const resource = defaultResource().merge(resourceFromAttributes({ 'service.name': init.serviceName }));
+
+/**
+ * The OTLP path: records are encoded straight into the protobuf request, then sent with the OTLP exporter's own
+ * HTTP transport (so endpoint, headers, timeout, retries, compression and TLS follow the same OTEL_* variables).
+ */
+function otlpSink(): TelemetrySink {
+  const encoder = new OtlpRecordEncoder(resource.attributes, (instance) => exporter.kernelNames(instance), '0.1.0');
+  const passThrough = {
+    serializeRequest: (batch: EncodedSpans): Uint8Array => batch.body,
+    deserializeResponse: (): Record<string, never> => ({}),
+  };
+  const delegate = createOtlpHttpExportDelegate(
+    convertLegacyHttpOptions(
+      { url: init.endpoint, ...(timeout === undefined ? {} : { timeoutMillis: timeout }) },
+      'TRACES',
+      'v1/traces',
+      { 'Content-Type': 'application/x-protobuf' },
+    ),
+    passThrough,
+    'otlp_http_span_exporter',
+    { name: 'span', countItems: (batch: EncodedSpans) => batch.spans },
+    undefined,
+  );
+  const transport = new OTLPExporterBase<EncodedSpans>(delegate);
+  return { encoder, transport };
+}
+
+const exporter: TelemetryExporter = new TelemetryExporter({
+  sink: init.exporter === 'console' ? { exporter: new ConsoleSpanExporter() } : otlpSink(),
+  resource,
   exportIntervalMs: init.exportIntervalMs,
   maxExportBatchSize: init.maxExportBatchSize,
   counters: new BigInt64Array(init.counters),

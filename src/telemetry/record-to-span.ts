@@ -77,12 +77,12 @@ export function spanFromRecord(
   const errorNumber = view.getUint32(at + SpanRecordOffset.ERROR_CODE, true);
   const startTime = epochNsToHrTime(epochUnixMs, getU53(view, at + SpanRecordOffset.START_NS));
   const endTime = epochNsToHrTime(epochUnixMs, getU53(view, at + SpanRecordOffset.END_NS));
+  // Few attributes: each costs the exporter a string to encode, per span (see docs/benchmarks.md, tracing.export).
   const attributes: Attributes = {
     'messaging.system': 'ringkernel',
     'messaging.destination.name': kernelName,
-    'ringkernel.kernel.instance': instance,
   };
-  if (names !== undefined) attributes['ringkernel.kernel.id'] = names.kernelId;
+  if (names !== undefined && names.kernelId !== names.name) attributes['ringkernel.kernel.id'] = names.kernelId;
   let name: string;
   if (kind === SpanRecordKind.LIFECYCLE) {
     const transition = LIFECYCLE_TRANSITION_NAMES[view.getUint8(at + SpanRecordOffset.DETAIL)] ?? 'transition';
@@ -95,7 +95,6 @@ export function spanFromRecord(
     attributes['messaging.operation.type'] = OPERATION_TYPE[kind] ?? operation;
     attributes['messaging.message.id'] = String(getU53(view, at + SpanRecordOffset.MESSAGE_ID));
     attributes['messaging.message.body.size'] = view.getUint32(at + SpanRecordOffset.PAYLOAD_SIZE, true);
-    attributes['ringkernel.message.type_id'] = view.getUint32(at + SpanRecordOffset.TYPE_ID, true);
     const peer = view.getUint32(at + SpanRecordOffset.PEER_KERNEL, true);
     if (peer !== 0) attributes['ringkernel.source.kernel'] = kernelNames(peer)?.name ?? `kernel-${peer}`;
   }

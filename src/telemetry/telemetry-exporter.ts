@@ -1,6 +1,7 @@
 import { type ExportResult, ExportResultCode, type InstrumentationScope } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import type { OtlpRecordEncoder } from './otlp-record-encoder.js';
 import { type KernelNames, spanFromRecord } from './record-to-span.js';
 import { SpanRecordReader } from './telemetry-ring.js';
 
@@ -18,10 +19,41 @@ export interface TelemetryStats {
   readonly recordsPending: number;
 }
 
-/** Where the exporter sends spans: an exporter it batches for itself, or a span processor that batches. */
+/** An OTLP request body encoded from records, and how many spans it holds. */
+export interface EncodedSpans {
+  readonly body: Uint8Array;
+  readonly spans: number;
+}
+
+/** Sends encoded OTLP requests (the OTLP exporter's HTTP transport). */
+export interface EncodedSpansTransport {
+  export(batch: EncodedSpans, done: (result: ExportResult) => void): void;
+  shutdown(): Promise<void>;
+}
+
+/**
+ * Where the exporter sends spans: an exporter it batches for itself, a span processor that batches, or — the
+ * exporter thread's OTLP path — records encoded straight into OTLP protobuf and an HTTP transport.
+ */
 export type TelemetrySink =
-  | { readonly exporter: SpanExporter; readonly processor?: undefined }
-  | { readonly processor: SpanProcessor; readonly exporter?: undefined };
+  | {
+      readonly exporter: SpanExporter;
+      readonly processor?: undefined;
+      readonly encoder?: undefined;
+      readonly transport?: undefined;
+    }
+  | {
+      readonly processor: SpanProcessor;
+      readonly exporter?: undefined;
+      readonly encoder?: undefined;
+      readonly transport?: undefined;
+    }
+  | {
+      readonly encoder: OtlpRecordEncoder;
+      readonly transport: EncodedSpansTransport;
+      readonly exporter?: undefined;
+      readonly processor?: undefined;
+    };
 
 /** Options of {@link TelemetryExporter}. */
 export interface TelemetryExporterOptions {
@@ -96,6 +128,11 @@ export class TelemetryExporter {
     for (const entry of this.#rings) if (entry.reader.view.buffer === ring) entry.retiring = true;
   }
 
+  /** The names kernel instance `instance` was given, if any. */
+  kernelNames(instance: number): KernelNames | undefined {
+    return this.#names.get(instance);
+  }
+
   /** Names the kernel instance `instance` for its spans. */
   nameKernel(instance: number, names: KernelNames): void {
     this.#names.set(instance, names);
@@ -153,7 +190,12 @@ export class TelemetryExporter {
       this.#publishCounters();
     }
     const sink = this.#sink;
-    const done = sink.exporter !== undefined ? sink.exporter.shutdown() : sink.processor.shutdown();
+    const done =
+      sink.exporter !== undefined
+        ? sink.exporter.shutdown()
+        : sink.processor !== undefined
+          ? sink.processor.shutdown()
+          : sink.transport.shutdown();
     await Promise.race([done.catch(() => {}), new Promise((resolve) => setTimeout(resolve, 200).unref())]);
   }
 
@@ -181,20 +223,29 @@ export class TelemetryExporter {
   /** Takes up to one batch of records off the rings and hands it on; false when there were none. */
   #exportBatch(): boolean {
     if (this.#stopped) return false;
+    const encoder = this.#sink.encoder;
     const spans: ReadableSpan[] = [];
+    let taken = 0;
     const max = this.#maxBatch;
-    const toSpan = (view: DataView, at: number): void => {
-      spans.push(spanFromRecord(view, at, epoch, this.#kernelNames, this.#resource, SCOPE));
-    };
     let epoch = 0;
+    const take =
+      encoder !== undefined
+        ? (view: DataView, at: number): void => {
+            encoder.add(view, at, epoch);
+            taken++;
+          }
+        : (view: DataView, at: number): void => {
+            spans.push(spanFromRecord(view, at, epoch, this.#kernelNames, this.#resource, SCOPE));
+            taken++;
+          };
     const rings = this.#rings;
     const count = rings.length;
     const first = count === 0 ? 0 : this.#nextRing % count;
     this.#nextRing = first + 1;
-    for (let k = 0; k < count && spans.length < max; k++) {
+    for (let k = 0; k < count && taken < max; k++) {
       const entry = rings[(first + k) % count] as RingEntry;
       epoch = entry.reader.epochUnixMs;
-      entry.reader.drain(toSpan, max - spans.length);
+      entry.reader.drain(take, max - taken);
     }
     for (let i = rings.length - 1; i >= 0; i--) {
       const entry = rings[i] as RingEntry;
@@ -203,26 +254,30 @@ export class TelemetryExporter {
         rings.splice(i, 1);
       }
     }
-    if (spans.length === 0) return false;
+    if (taken === 0) return false;
     const processor = this.#sink.processor;
     if (processor !== undefined) {
       for (const span of spans) processor.onEnd(span);
-      this.#exported += spans.length;
+      this.#exported += taken;
       this.#publishCounters();
       return true;
     }
-    const exporter = this.#sink.exporter as SpanExporter;
-    this.#inFlightCount = spans.length;
+    const send =
+      encoder !== undefined
+        ? (done: (result: ExportResult) => void) =>
+            this.#sink.transport?.export({ body: encoder.finish().slice(), spans: taken }, done)
+        : (done: (result: ExportResult) => void) => (this.#sink.exporter as SpanExporter).export(spans, done);
+    this.#inFlightCount = taken;
     this.#inFlight = new Promise<void>((resolve) => {
-      exporter.export(spans, (result: ExportResult) => {
+      send((result: ExportResult) => {
         this.#inFlight = undefined;
         this.#inFlightCount = 0;
         if (this.#stopped) {
           resolve();
           return;
         }
-        if (result.code === ExportResultCode.SUCCESS) this.#exported += spans.length;
-        else this.#fail(spans.length, result.error);
+        if (result.code === ExportResultCode.SUCCESS) this.#exported += taken;
+        else this.#fail(taken, result.error);
         this.#publishCounters();
         resolve();
         // More waiting: go on at once rather than at the next tick (the rings are the queue).
