@@ -3,7 +3,9 @@
  * 127.0.0.1 (test/support/otlp-receiver.ts) decoding what arrives.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { context, ROOT_CONTEXT, TraceFlags, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
@@ -329,6 +331,23 @@ describe('tracing: OTLP/HTTP to a real receiver', () => {
       await runtime.shutdown();
     }
   });
+
+  for (const mode of ['shutdown', 'forgotten'] as const) {
+    it(`a traced runtime whose collector is down lets node exit promptly when ${mode === 'shutdown' ? 'shut down' : 'forgotten'}`, async () => {
+      const down = await OtlpReceiver.start();
+      const url = down.url;
+      await down.close();
+      const script = fileURLToPath(new URL('./fixtures/forgotten-traced-runtime.js', import.meta.url));
+      const started = performance.now();
+      const result = spawnSync(process.execPath, [script, mode, url], { encoding: 'utf8', timeout: 20_000 });
+      const seconds = (performance.now() - started) / 1000;
+      assert.equal(result.signal, null, `killed after ${seconds.toFixed(1)} s: the process did not exit by itself`);
+      assert.equal(result.status, 0, result.stderr);
+      assert.match(result.stdout, mode === 'shutdown' ? /shutdown \{"terminated":1,"failed":0/ : /forgotten/);
+      if (mode === 'shutdown') assert.match(result.stdout, /"spansExported":0,"spansFailed":[1-9]/);
+      assert.ok(seconds < 10, `exited after ${seconds.toFixed(1)} s`);
+    });
+  }
 
   it('a TracerProvider passed in receives the spans through its own span processor', async () => {
     const memory = new InMemorySpanExporter();

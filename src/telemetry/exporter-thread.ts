@@ -27,7 +27,6 @@ export class ExporterThread {
     this.#counters = new BigInt64Array(counters);
     const workerData: ExporterThreadInit = { ...init, counters };
     this.#worker = new Worker(ENTRY, { workerData, name: 'ringkernel-exporter' });
-    this.#worker.unref();
     this.#worker.on('message', (report: ExporterThreadReport) => {
       if (report.type === 'firstFailure') onFirstFailure(report.message);
       else this.#settle(report.seq);
@@ -39,6 +38,8 @@ export class ExporterThread {
       this.#exited = true;
       for (const seq of [...this.#waiting.keys()]) this.#settle(seq);
     });
+    // After the listeners: adding a 'message' listener refs the worker's port again.
+    this.#worker.unref();
   }
 
   addRing(ring: SharedArrayBuffer): void {

@@ -21,8 +21,14 @@ export type SamplerName = (typeof SAMPLER_NAMES)[number];
  * unsampled message costs no id generation), unlike the SDK's TraceIdRatioBased sampler, which hashes the trace id:
  * the fraction is the same; only the cross-process consistency of a trace-id hash is lost, which no consumer of
  * these ids needs (every downstream hop obeys the envelope's sampled flag).
+ *
+ * @example
+ * const sampler = new OriginSampler('parentbased_traceidratio', 0.01);
+ * sampler.sampleRoot(); // true about once in 100
+ * sampler.sampleChild(true); // true: a sampled parent's children are sampled
  */
 export class OriginSampler {
+  /** The sampler's `OTEL_TRACES_SAMPLER` name. */
   readonly name: SamplerName;
   /** The root ratio in [0, 1]: 1 for always_on, 0 for always_off. */
   readonly ratio: number;
@@ -31,11 +37,7 @@ export class OriginSampler {
   #skip = 0;
   readonly #logMiss: number;
 
-  /**
-   * @throws {RangeError} when `ratio` is outside [0, 1].
-   * @example
-   * new OriginSampler('parentbased_traceidratio', 0.01).sampleRoot(); // true about once in 100
-   */
+  /** @throws {RangeError} when `ratio` is outside [0, 1]; {@link TypeError} for an unknown sampler. */
   constructor(name: SamplerName, ratio = 1) {
     if (!SAMPLER_NAMES.includes(name)) {
       throw new TypeError(`sampler must be one of ${SAMPLER_NAMES.join(', ')}, got ${JSON.stringify(name)}`);

@@ -46,6 +46,8 @@ const TWO_32 = 0x1_0000_0000;
 /**
  * Allocates a telemetry ring of `capacity` records (a power of two) whose record times count from `epochUnixMs`.
  * @throws {RangeError} when `capacity` is not a power of two in [2, 2^24].
+ * @example
+ * const ring = createTelemetryRing(8192, Math.floor(performance.timeOrigin)); // 24 + 8192 × 80 bytes
  */
 export function createTelemetryRing(capacity: number, epochUnixMs: number): SharedArrayBuffer {
   if (!Number.isInteger(capacity) || capacity < 2 || capacity > 1 << 24 || (capacity & (capacity - 1)) !== 0) {
@@ -81,6 +83,14 @@ export function telemetryRingBacklog(buffer: SharedArrayBuffer): { dropped: numb
  * The producer's end of a telemetry ring. `begin()` returns where to write the next record (or −1 when the ring is
  * full: the record is counted as dropped and must not be written); the caller fills the record through `view` /
  * `bytes`, then `commit()` publishes it. Never blocks, never allocates.
+ *
+ * @example
+ * const writer = new SpanRecordWriter(ring);
+ * const at = writer.begin();
+ * if (at >= 0) {
+ *   writer.view.setUint8(at + SpanRecordOffset.KIND, SpanRecordKind.PROCESS); // … and the other fields
+ *   writer.commit();
+ * }
  */
 export class SpanRecordWriter {
   /** The ring's memory, for filling records. */
@@ -130,7 +140,14 @@ export class SpanRecordWriter {
   }
 }
 
-/** The consumer's end of a telemetry ring (the exporter's). */
+/**
+ * The consumer's end of a telemetry ring (the exporter's).
+ *
+ * @example
+ * const reader = new SpanRecordReader(ring);
+ * reader.drain((view, at) => console.log(view.getUint32(at + SpanRecordOffset.KERNEL, true)));
+ * console.log(reader.dropped); // records lost to a full ring
+ */
 export class SpanRecordReader {
   readonly view: DataView;
   readonly bytes: Uint8Array;

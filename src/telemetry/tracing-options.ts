@@ -149,6 +149,9 @@ function fromProvider(provider: TracerProvider): { processor: SpanProcessor; res
 /**
  * Applies the environment and the defaults to `options`, and validates them.
  * @throws {TypeError | RangeError} naming the option (or variable) on a bad value.
+ * @example
+ * resolveTracingOptions({}, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' }).endpoint;
+ * // 'http://collector:4318/v1/traces'
  */
 export function resolveTracingOptions(
   options: TracingOptions = {},
