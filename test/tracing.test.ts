@@ -349,6 +349,31 @@ describe('tracing: OTLP/HTTP to a real receiver', () => {
     });
   }
 
+  it('a SpanExporter passed in gets ReadableSpans with the same ids, parents and attributes', async () => {
+    const memory = new InMemorySpanExporter();
+    const runtime = await tracedRuntime({ exporter: memory, sampler: 'always_on', serviceName: 'in-memory' });
+    try {
+      const kernel = await runtime.launch(Accumulator, 1, 1, { name: 'acc', autoActivate: true });
+      await kernel.call({ sender: 1, seq: 1, value: 2 });
+      await flushUntil(runtime, () => assert.equal(memory.getFinishedSpans().length, 5));
+      const spans = memory.getFinishedSpans();
+      const call = spans.find((s) => s.name === 'call acc');
+      const process = spans.find((s) => s.name === 'process acc');
+      const receive = spans.find((s) => s.name === 'receive acc');
+      assert.ok(call && process && receive);
+      assert.equal(call.parentSpanContext, undefined);
+      assert.equal(process.spanContext().traceId, call.spanContext().traceId);
+      assert.equal(process.parentSpanContext?.spanId, call.spanContext().spanId);
+      assert.equal(receive.parentSpanContext?.spanId, process.spanContext().spanId);
+      assert.equal(process.attributes['messaging.destination.name'], 'acc');
+      assert.equal(process.attributes['messaging.message.body.size'], 16);
+      assert.equal(process.resource.attributes['service.name'], 'in-memory');
+      assert.ok(process.duration[0] >= 0 && process.duration[1] >= 0);
+    } finally {
+      await runtime.shutdown();
+    }
+  });
+
   it('a TracerProvider passed in receives the spans through its own span processor', async () => {
     const memory = new InMemorySpanExporter();
     const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(memory)] });
