@@ -160,12 +160,17 @@ export class TelemetryExporter {
    * also flushes the processor.
    */
   async flush(): Promise<void> {
+    // What was written before the flush began, at most: producers that go on writing cannot keep it going forever.
+    let budget = this.stats().recordsPending;
     for (;;) {
       if (this.#inFlight !== undefined) {
         await this.#inFlight;
         continue;
       }
-      if (!this.#exportBatch()) break;
+      if (budget <= 0) break;
+      const taken = this.#exportBatch();
+      if (taken === 0) break;
+      budget -= taken;
     }
     await this.#sink.processor?.forceFlush();
   }
@@ -214,15 +219,15 @@ export class TelemetryExporter {
   #tick(): void {
     if (this.#stopped) return;
     if (this.#sink.processor !== undefined) {
-      while (this.#exportBatch());
+      while (this.#exportBatch() > 0);
       return;
     }
     if (this.#inFlight === undefined) this.#exportBatch();
   }
 
-  /** Takes up to one batch of records off the rings and hands it on; false when there were none. */
-  #exportBatch(): boolean {
-    if (this.#stopped) return false;
+  /** Takes up to one batch of records off the rings and hands it on; returns how many (0: there were none). */
+  #exportBatch(): number {
+    if (this.#stopped) return 0;
     const encoder = this.#sink.encoder;
     const spans: ReadableSpan[] = [];
     let taken = 0;
@@ -254,13 +259,13 @@ export class TelemetryExporter {
         rings.splice(i, 1);
       }
     }
-    if (taken === 0) return false;
+    if (taken === 0) return 0;
     const processor = this.#sink.processor;
     if (processor !== undefined) {
       for (const span of spans) processor.onEnd(span);
       this.#exported += taken;
       this.#publishCounters();
-      return true;
+      return taken;
     }
     const send =
       encoder !== undefined
@@ -284,7 +289,7 @@ export class TelemetryExporter {
         if (this.stats().recordsPending > 0) setImmediate(() => this.#tick());
       });
     });
-    return true;
+    return taken;
   }
 
   #fail(spans: number, error: Error | undefined): void {
