@@ -19,7 +19,7 @@ import {
   SpanRecordWriter,
   type TracingOptions,
 } from '../src/index.js';
-import { Accumulator, AddOne, Double, MinusThree, Sink } from './fixtures/kernels.js';
+import { Accumulator, AddOne, Double, KILL_WORKER, MinusThree, Sink } from './fixtures/kernels.js';
 import { eventually } from './support/eventually.js';
 import { OtlpReceiver, type ReceivedSpan } from './support/otlp-receiver.js';
 
@@ -275,6 +275,25 @@ describe('tracing: OTLP/HTTP to a real receiver', () => {
         assert.equal(spans[0]?.kind, 1, 'INTERNAL');
         assert.ok((spans[0]?.endNs ?? 0n) >= (spans[0]?.startNs ?? 1n));
       }
+    } finally {
+      await runtime.shutdown();
+    }
+  });
+
+  it('a kernel that fails is a fail span, an error with RK_KERNEL_FAILED', async () => {
+    receiver.clear();
+    const runtime = await tracedRuntime({ endpoint: receiver.url });
+    try {
+      const kernel = await runtime.launch(Accumulator, 1, 1, { name: 'doomed', autoActivate: true });
+      // The handler calls process.exit: the worker dies under the kernel.
+      await assert.rejects(kernel.call({ sender: 1, seq: 1, value: KILL_WORKER }), { code: 'RK_KERNEL_FAILED' });
+      await flushUntil(runtime, () => assert.equal(receiver.named('fail doomed').length, 1));
+      const fail = receiver.named('fail doomed')[0] as ReceivedSpan;
+      assert.equal(fail.statusCode, 2);
+      assert.equal(fail.attributes['error.type'], 'RK_KERNEL_FAILED');
+      assert.equal(fail.attributes['ringkernel.lifecycle.transition'], 'fail');
+      const call = receiver.named('call doomed')[0];
+      assert.equal(call?.attributes['error.type'], 'RK_KERNEL_FAILED', 'the call that died with it is an error too');
     } finally {
       await runtime.shutdown();
     }
