@@ -93,7 +93,7 @@ export {
   TELEMETRY_RING_LAYOUT,
   TelemetryRingOffset,
 } from './telemetry/telemetry-ring.js';
-export type { TracingOptions } from './telemetry/tracing-options.js';
+export type { ResolvedTracingOptions, TracingOptions } from './telemetry/tracing-options.js';
 export { DEFAULT_OTLP_TRACES_ENDPOINT, resolveTracingOptions } from './telemetry/tracing-options.js';
 export { LAYOUT_HEADER_PATH, NATIVE_LAYOUTS, renderLayoutHeader, renderMessagesHeader } from './wire/c-header.js';
 export { CONTROL_BLOCK_LAYOUT, CONTROL_BLOCK_VERSION, ControlBlock, ControlBlockOffset } from './wire/control-block.js';

@@ -65,7 +65,7 @@ export interface TracingOptions {
   readonly exportThread?: boolean;
 }
 
-/** {@link TracingOptions} with the environment and defaults applied. @internal */
+/** {@link TracingOptions} with the environment and defaults applied: what `runtime.tracing.options` holds. */
 export interface ResolvedTracingOptions {
   readonly enabled: boolean;
   readonly sampler: SamplerName;
