@@ -15,6 +15,7 @@ import { RingBuffer } from 'ringbuf.js';
 import { createFrameRing, FrameConsumer, FrameProducer, RingKernelRuntime } from '../src/index.js';
 import { BenchEcho, BenchFragile, BenchIdle, BenchSink, BenchStage } from './bench-kernels.js';
 import { type BenchJob, BenchMessages, type BenchSize } from './messages.js';
+import { tracingCases } from './tracing-cases.js';
 
 interface CaseResult {
   name: string;
@@ -378,6 +379,7 @@ const runs: (() => Promise<CaseResult | CaseResult[]>)[] = [
   kernelCases,
   pipelineCases,
   supervisionCases,
+  () => tracingCases(THROUGHPUT_N, quick),
 ];
 for (const run of runs) {
   const produced = await run();
@@ -407,6 +409,9 @@ const ratios = {
   'pipeline3.64 msg/s (goal ≥ 1 M)': rate('pipeline3.64'),
   'pipeline3.64 / pipeline3.host.64 (goal ≥ 5)': round(rate('pipeline3.64') / rate('pipeline3.host.64')),
   'restart.ms / launch.ms': round((by('restart.ms').value ?? 0) / (by('launch.ms').value ?? 1)),
+  'tracing.ratio01.64 / tracing.off.64 (goal ≥ 0.9)': round(rate('tracing.ratio01.64') / rate('tracing.off.64')),
+  'tracing.all.64 msg/s (goal ≥ 500 k)': rate('tracing.all.64'),
+  'tracing.export spans/s': by('tracing.export').value ?? 0,
 };
 console.log('\nratios and goals:');
 for (const [name, value] of Object.entries(ratios)) console.log(`  ${name.padEnd(58)} ${value}`);

@@ -3,7 +3,14 @@
  * `fromKernel` under a supervisor — windowed statistics over sensor readings, then threshold alerts — wires them
  * kernel-to-kernel (worker to worker, no hop through this thread) and streams readings through them. Now and
  * then a sensor sends garbage: the alerts kernel fails on purpose, the supervisor restarts it, and nothing queued
- * for it is lost. Live progress, then a summary. Runs about 20 s (DEMO_SECONDS to change).
+ * for it is lost. Live progress, then a summary. Runs about 20 s (DEMO_SECONDS to change); `--metrics-port N`
+ * serves Prometheus metrics meanwhile.
+ *
+ * Traced with OpenTelemetry, honouring the standard variables: spans go over OTLP/HTTP to
+ * `http://localhost:4318/v1/traces` (Jaeger, see README "Trace in Jaeger") unless `OTEL_EXPORTER_OTLP_ENDPOINT` /
+ * `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` say otherwise; `OTEL_TRACES_EXPORTER=none` turns tracing off. Without
+ * `OTEL_TRACES_SAMPLER`, one message in a thousand is traced (the demo sends millions). With no
+ * collector listening the demo runs the same and says once that traces could not be delivered.
  */
 import { assign, createActor, fromCallback, fromPromise, setup, toPromise } from 'xstate';
 import {
@@ -29,7 +36,16 @@ const SENSORS = 16;
 /** The sensor whose garbage readings fail the alerts kernel. */
 const FAULTY_SENSOR = 7;
 
-await using runtime = await RingKernelRuntime.builder().backend('cpu').build();
+const sampled = (process.env.OTEL_TRACES_SAMPLER ?? '') === '';
+await using runtime = await RingKernelRuntime.builder()
+  .backend('cpu')
+  .tracing({
+    serviceName: process.env.OTEL_SERVICE_NAME ?? 'ringkernel-demo',
+    // At exit, wait at most a second for a collector that does not answer.
+    shutdownTimeoutMs: 1000,
+    ...(sampled ? { sampler: 'parentbased_traceidratio', samplerRatio: 0.001 } : {}),
+  })
+  .build();
 const supervisor = runtime.supervisor({
   name: 'demo',
   strategy: RestartStrategy.OneForOne,
@@ -40,6 +56,12 @@ const supervisor = runtime.supervisor({
 const metrics = metricsPort === undefined ? undefined : await runtime.prometheusExporter().serve(metricsPort);
 console.log(
   `ringkernel demo: backend ${runtime.backend}, ${runtime.config.workers} worker threads, ${seconds} s, supervisor '${supervisor.name}' (${supervisor.strategy})`,
+);
+const tracing = runtime.tracing;
+console.log(
+  tracing === undefined
+    ? 'tracing: off (OTEL_TRACES_EXPORTER=none)'
+    : `tracing: ${tracing.options.sampler}${tracing.options.sampler.endsWith('ratio') ? ` ${tracing.options.samplerRatio}` : ''} → ${tracing.options.exporter === 'otlp' ? tracing.options.endpoint : tracing.options.exporter}`,
 );
 
 /** What the stream did: the pump's figures. */
@@ -266,4 +288,10 @@ const shutdown = await runtime.shutdown();
 console.log(
   `  shutdown          ${shutdown.terminated} terminated, ${shutdown.failed} failed, ${shutdown.restarts} restarts, ${shutdown.deadLetters} dead letters, ${shutdown.durationMs} ms`,
 );
+if (tracing !== undefined) {
+  const t = tracing.stats();
+  console.log(
+    `  traces            ${t.spansExported.toLocaleString('en')} spans exported, ${t.spansFailed.toLocaleString('en')} not delivered, ${t.recordsDropped.toLocaleString('en')} dropped (telemetry rings full)`,
+  );
+}
 if (!result.ok || shutdown.failed !== 0 || alerts.restarts !== figures.faults) process.exitCode = 1;

@@ -104,6 +104,29 @@ export { Priority } from './runtime/priority.js';
 export type { DrainReport, LaunchOptions, RuntimeState, ShutdownReport } from './runtime/runtime.js';
 // Runtime
 export { RingKernelRuntime } from './runtime/runtime.js';
+// Tracing
+export type { KernelTelemetry } from './telemetry/kernel-span-writer.js';
+export type { SamplerName } from './telemetry/origin-sampler.js';
+export { OriginSampler, SAMPLER_NAMES } from './telemetry/origin-sampler.js';
+export { RuntimeTracing } from './telemetry/runtime-tracing.js';
+export {
+  LIFECYCLE_TRANSITION_NAMES,
+  LifecycleTransition,
+  SPAN_RECORD_LAYOUT,
+  SpanRecordKind,
+  SpanRecordOffset,
+  SpanRecordStatus,
+} from './telemetry/span-record.js';
+export type { TelemetryStats } from './telemetry/telemetry-exporter.js';
+export {
+  createTelemetryRing,
+  SpanRecordReader,
+  SpanRecordWriter,
+  TELEMETRY_RING_LAYOUT,
+  TelemetryRingOffset,
+} from './telemetry/telemetry-ring.js';
+export type { ResolvedTracingOptions, TracingOptions } from './telemetry/tracing-options.js';
+export { DEFAULT_OTLP_TRACES_ENDPOINT, resolveTracingOptions } from './telemetry/tracing-options.js';
 export { LAYOUT_HEADER_PATH, NATIVE_LAYOUTS, renderLayoutHeader, renderMessagesHeader } from './wire/c-header.js';
 export { CONTROL_BLOCK_LAYOUT, CONTROL_BLOCK_VERSION, ControlBlock, ControlBlockOffset } from './wire/control-block.js';
 export { CRC32C_INIT, crc32c, crc32cFinish, crc32cUpdate } from './wire/crc32c.js';

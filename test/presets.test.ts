@@ -14,6 +14,7 @@ describe('builder presets', () => {
       assert.ok(runtime.config.workers <= 2);
       assert.equal(runtime.config.logLevel, 'debug');
       assert.equal(runtime.config.terminationTimeout, 2_000);
+      assert.equal(runtime.tracing?.options.sampler, 'parentbased_always_on', 'everything traced');
       const watchdog = runtime.kernelWatchdog();
       assert.equal(watchdog.policy, 'report');
       assert.equal(watchdog.heartbeatTimeout, 5_000);
@@ -39,6 +40,8 @@ describe('builder presets', () => {
       assert.equal(runtime.preset, 'production');
       assert.equal(runtime.config.logLevel, 'silent', 'an explicit setting overrides the preset');
       assert.equal(runtime.config.terminationTimeout, 10_000);
+      assert.equal(runtime.tracing?.options.sampler, 'parentbased_traceidratio');
+      assert.equal(runtime.tracing?.options.samplerRatio, 0.1, '10 % of messages traced');
       assert.equal(runtime.healthChecker().intervalMs, 5_000);
       const watchdog = runtime.kernelWatchdog();
       assert.equal(watchdog.policy, 'restart');
@@ -61,6 +64,7 @@ describe('builder presets', () => {
     try {
       assert.equal(runtime.preset, 'highPerformance');
       assert.equal(runtime.config.enableTelemetry, false);
+      assert.equal(runtime.tracing, undefined, 'tracing off');
       assert.equal(runtime.config.defaultQueueCapacity, 1024, 'set before the preset, still wins');
       assert.equal(runtime.config.workers, 1);
       assert.equal(runtime.config.logLevel, 'error');

@@ -69,6 +69,21 @@
 #define RK_E_NOT_ACCEPTING_WORK 512u
 #define RK_E_LOAD_SHED 513u
 
+/* Span records (telemetry rings). */
+#define RK_SPAN_KIND_SEND 1u
+#define RK_SPAN_KIND_CALL 2u
+#define RK_SPAN_KIND_PROCESS 3u
+#define RK_SPAN_KIND_RECEIVE 4u
+#define RK_SPAN_KIND_LIFECYCLE 5u
+#define RK_SPAN_STATUS_OK 0u
+#define RK_SPAN_STATUS_ERROR 2u
+#define RK_LIFECYCLE_LAUNCH 1u
+#define RK_LIFECYCLE_ACTIVATE 2u
+#define RK_LIFECYCLE_DEACTIVATE 3u
+#define RK_LIFECYCLE_TERMINATE 4u
+#define RK_LIFECYCLE_RESTART 5u
+#define RK_LIFECYCLE_FAIL 6u
+
 /* rk_frame_header: Frame = this header, then payload_size bytes of payload, then zero to seven bytes of padding to the next 8-byte boundary. Written once by the producer before the ring publishes it; read-only afterwards. */
 typedef struct rk_frame_header {
   uint32_t length; /* @0, writer: frame. Header + payload bytes, excluding padding. */
@@ -246,5 +261,79 @@ RK_STATIC_ASSERT(offsetof(rk_ring_signal, pad0) == 12, "rk_ring_signal.pad0: off
 RK_STATIC_ASSERT(offsetof(rk_ring_signal, space_seq) == 64, "rk_ring_signal.space_seq: offset");
 RK_STATIC_ASSERT(offsetof(rk_ring_signal, producer_sleeping) == 68, "rk_ring_signal.producer_sleeping: offset");
 RK_STATIC_ASSERT(offsetof(rk_ring_signal, pad1) == 72, "rk_ring_signal.pad1: offset");
+
+/* rk_telemetry_ring: SPSC ring of rk_span_record, which follow this header (capacity of them). Producer: if write_count - read_count == capacity, bump dropped and discard; else fill record[write_count % capacity], then release-store write_count + 1. Consumer: acquire-load write_count, read, release-store read_count. Counts wrap at 2^32; capacity is a power of two. */
+typedef struct rk_telemetry_ring {
+  RK_ATOMIC(uint32_t) write_count; /* @0, writer: producer. Records published. */
+  RK_ATOMIC(uint32_t) read_count; /* @4, writer: consumer. Records consumed. */
+  RK_ATOMIC(uint32_t) dropped; /* @8, writer: producer. Records dropped: ring full. */
+  uint32_t capacity; /* @12, writer: host. Records the ring holds; a power of two. */
+  uint64_t epoch_unix_ms; /* @16, writer: host. Unix time (ms) of record time 0. */
+} rk_telemetry_ring;
+#define RK_TELEMETRY_RING_SIZE 24u
+#define RK_TELEMETRY_RING_WRITE_COUNT_OFFSET 0u
+#define RK_TELEMETRY_RING_READ_COUNT_OFFSET 4u
+#define RK_TELEMETRY_RING_DROPPED_OFFSET 8u
+#define RK_TELEMETRY_RING_CAPACITY_OFFSET 12u
+#define RK_TELEMETRY_RING_EPOCH_UNIX_MS_OFFSET 16u
+RK_STATIC_ASSERT(sizeof(rk_telemetry_ring) == 24, "rk_telemetry_ring: size");
+RK_STATIC_ASSERT(RK_ALIGNOF(rk_telemetry_ring) == 8, "rk_telemetry_ring: alignment");
+RK_STATIC_ASSERT(offsetof(rk_telemetry_ring, write_count) == 0, "rk_telemetry_ring.write_count: offset");
+RK_STATIC_ASSERT(offsetof(rk_telemetry_ring, read_count) == 4, "rk_telemetry_ring.read_count: offset");
+RK_STATIC_ASSERT(offsetof(rk_telemetry_ring, dropped) == 8, "rk_telemetry_ring.dropped: offset");
+RK_STATIC_ASSERT(offsetof(rk_telemetry_ring, capacity) == 12, "rk_telemetry_ring.capacity: offset");
+RK_STATIC_ASSERT(offsetof(rk_telemetry_ring, epoch_unix_ms) == 16, "rk_telemetry_ring.epoch_unix_ms: offset");
+
+/* rk_span_record: One finished span in a telemetry ring. The executor (worker thread, later the GPU) writes processing spans; the host writes send/call/receive/lifecycle spans into its own ring. Written completely before the ring's write index publishes it; the exporter turns it into an OpenTelemetry span. Times are ns since the telemetry epoch (the ring header's epoch_unix_ms). */
+typedef struct rk_span_record {
+  uint8_t trace_id[16]; /* @0, writer: producer. W3C trace id. */
+  uint8_t span_id[8]; /* @16, writer: producer. This span's id. */
+  uint8_t parent_span_id[8]; /* @24, writer: producer. Parent span id; zero = root. */
+  uint64_t start_ns; /* @32, writer: producer. Start, ns since the epoch. */
+  uint64_t end_ns; /* @40, writer: producer. End, ns since the epoch. */
+  uint64_t message_id; /* @48, writer: producer. Message id; 0 for lifecycle spans. */
+  uint32_t kernel; /* @56, writer: producer. Kernel instance id. */
+  uint32_t type_id; /* @60, writer: producer. Message type id. */
+  uint32_t payload_size; /* @64, writer: producer. Message body bytes. */
+  uint32_t error_code; /* @68, writer: producer. RK_E_* when failed, else 0. */
+  uint8_t kind; /* @72, writer: producer. RK_SPAN_KIND_*: 1 send, 2 call, 3 process, 4 receive, 5 lifecycle. */
+  uint8_t status; /* @73, writer: producer. 0 ok, 2 error. */
+  uint8_t trace_flags; /* @74, writer: producer. W3C trace flags; bit 0 set. */
+  uint8_t detail; /* @75, writer: producer. Lifecycle transition for kind 5, else 0. */
+  uint32_t peer_kernel; /* @76, writer: producer. Kernel the message came from; 0 = host. */
+} rk_span_record;
+#define RK_SPAN_RECORD_SIZE 80u
+#define RK_SPAN_RECORD_TRACE_ID_OFFSET 0u
+#define RK_SPAN_RECORD_SPAN_ID_OFFSET 16u
+#define RK_SPAN_RECORD_PARENT_SPAN_ID_OFFSET 24u
+#define RK_SPAN_RECORD_START_NS_OFFSET 32u
+#define RK_SPAN_RECORD_END_NS_OFFSET 40u
+#define RK_SPAN_RECORD_MESSAGE_ID_OFFSET 48u
+#define RK_SPAN_RECORD_KERNEL_OFFSET 56u
+#define RK_SPAN_RECORD_TYPE_ID_OFFSET 60u
+#define RK_SPAN_RECORD_PAYLOAD_SIZE_OFFSET 64u
+#define RK_SPAN_RECORD_ERROR_CODE_OFFSET 68u
+#define RK_SPAN_RECORD_KIND_OFFSET 72u
+#define RK_SPAN_RECORD_STATUS_OFFSET 73u
+#define RK_SPAN_RECORD_TRACE_FLAGS_OFFSET 74u
+#define RK_SPAN_RECORD_DETAIL_OFFSET 75u
+#define RK_SPAN_RECORD_PEER_KERNEL_OFFSET 76u
+RK_STATIC_ASSERT(sizeof(rk_span_record) == 80, "rk_span_record: size");
+RK_STATIC_ASSERT(RK_ALIGNOF(rk_span_record) == 8, "rk_span_record: alignment");
+RK_STATIC_ASSERT(offsetof(rk_span_record, trace_id) == 0, "rk_span_record.trace_id: offset");
+RK_STATIC_ASSERT(offsetof(rk_span_record, span_id) == 16, "rk_span_record.span_id: offset");
+RK_STATIC_ASSERT(offsetof(rk_span_record, parent_span_id) == 24, "rk_span_record.parent_span_id: offset");
+RK_STATIC_ASSERT(offsetof(rk_span_record, start_ns) == 32, "rk_span_record.start_ns: offset");
+RK_STATIC_ASSERT(offsetof(rk_span_record, end_ns) == 40, "rk_span_record.end_ns: offset");
+RK_STATIC_ASSERT(offsetof(rk_span_record, message_id) == 48, "rk_span_record.message_id: offset");
+RK_STATIC_ASSERT(offsetof(rk_span_record, kernel) == 56, "rk_span_record.kernel: offset");
+RK_STATIC_ASSERT(offsetof(rk_span_record, type_id) == 60, "rk_span_record.type_id: offset");
+RK_STATIC_ASSERT(offsetof(rk_span_record, payload_size) == 64, "rk_span_record.payload_size: offset");
+RK_STATIC_ASSERT(offsetof(rk_span_record, error_code) == 68, "rk_span_record.error_code: offset");
+RK_STATIC_ASSERT(offsetof(rk_span_record, kind) == 72, "rk_span_record.kind: offset");
+RK_STATIC_ASSERT(offsetof(rk_span_record, status) == 73, "rk_span_record.status: offset");
+RK_STATIC_ASSERT(offsetof(rk_span_record, trace_flags) == 74, "rk_span_record.trace_flags: offset");
+RK_STATIC_ASSERT(offsetof(rk_span_record, detail) == 75, "rk_span_record.detail: offset");
+RK_STATIC_ASSERT(offsetof(rk_span_record, peer_kernel) == 76, "rk_span_record.peer_kernel: offset");
 
 #endif /* RINGKERNEL_LAYOUT_H */

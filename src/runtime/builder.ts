@@ -1,5 +1,7 @@
 import { BACKEND_TYPES, type BackendType, selectBackend } from '../backends/backend-type.js';
 import { BackendUnavailableError } from '../errors/runtime-errors.js';
+import { RuntimeTracing } from '../telemetry/runtime-tracing.js';
+import { resolveTracingOptions, type TracingOptions } from '../telemetry/tracing-options.js';
 import { type RuntimeConfig, resolveConfig } from './config.js';
 import { PRESETS, type PresetSettings } from './presets.js';
 import { RingKernelRuntime } from './runtime.js';
@@ -17,20 +19,24 @@ export class RuntimeBuilder {
   #config: Partial<RuntimeConfig> = {};
   #start = true;
   #preset: PresetSettings | undefined;
+  #tracing: TracingOptions | undefined;
 
-  /** The development preset: fast start, verbose logs (see {@link PRESETS} for its exact settings). */
+  /** The development preset: fast start, verbose logs, everything traced (see {@link PRESETS}). */
   development(): this {
     this.#preset = PRESETS.development;
     return this;
   }
 
-  /** The production preset: health checks, a restarting watchdog, load shedding, graceful shutdown ({@link PRESETS}). */
+  /**
+   * The production preset: health checks, a restarting watchdog, load shedding, 10 % trace sampling, graceful
+   * shutdown ({@link PRESETS}).
+   */
   production(): this {
     this.#preset = PRESETS.production;
     return this;
   }
 
-  /** The high-performance preset: maximum throughput, minimal overhead ({@link PRESETS}). */
+  /** The high-performance preset: maximum throughput, minimal overhead, tracing off ({@link PRESETS}). */
   highPerformance(): this {
     this.#preset = PRESETS.highPerformance;
     return this;
@@ -65,6 +71,21 @@ export class RuntimeBuilder {
     return this;
   }
 
+  /**
+   * Turns on OpenTelemetry tracing: a span around every sampled message (send/call on the host, processing in the
+   * kernel, each kernel-to-kernel hop, receive) and every lifecycle transition, exported over OTLP/HTTP by default.
+   * Unset options come from the `OTEL_*` environment; `OTEL_TRACES_EXPORTER=none` leaves tracing off. Overrides
+   * a preset's tracing.
+   *
+   * @example
+   * const runtime = await RingKernelRuntime.builder().tracing({ serviceName: 'checkout' }).build();
+   */
+  tracing(options: TracingOptions = {}): this {
+    resolveTracingOptions(options);
+    this.#tracing = options;
+    return this;
+  }
+
   /** Builds the runtime (its worker pool) and starts it (Running), unless {@link RuntimeBuilder.deferStart}. */
   async build(): Promise<RingKernelRuntime> {
     // Explicit settings override the preset's, whichever was called first.
@@ -73,11 +94,14 @@ export class RuntimeBuilder {
     if (backend === 'cpu' && this.#device !== 0) {
       throw new BackendUnavailableError('cpu', `device ${this.#device} does not exist; the CPU backend has device 0`);
     }
+    const tracingOptions = this.#tracing ?? presetTracing(this.#preset);
+    const tracing = tracingOptions === undefined ? undefined : RuntimeTracing.create(tracingOptions);
     const runtime = new RingKernelRuntime({
       backend,
       probes,
       device: this.#device,
       config,
+      tracing,
       start: this.#start,
       preset: this.#preset?.name,
     });
@@ -85,6 +109,13 @@ export class RuntimeBuilder {
     if (preset !== undefined) applyPreset(runtime, preset);
     return runtime;
   }
+}
+
+/** A preset's tracing; the `OTEL_TRACES_SAMPLER*` variables, when set, choose the sampler instead. */
+function presetTracing(preset: PresetSettings | undefined): TracingOptions | undefined {
+  if (preset?.tracing === undefined) return undefined;
+  if (process.env.OTEL_TRACES_SAMPLER !== undefined) return {};
+  return preset.tracing;
 }
 
 /** Starts the operations a preset asks for. */

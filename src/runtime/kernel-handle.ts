@@ -1,8 +1,11 @@
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { COMMAND_TARGET, type LifecycleCommand, lifecycleAccepts } from '../../machines/kernel-lifecycle.js';
+import { type ErrorCodeString, ErrorNumber, errorNumberOf } from '../errors/codes.js';
 import { HandlerFailedError, InvalidStateError, KernelFailedError, QueueFullError } from '../errors/runtime-errors.js';
 import { TimeoutError } from '../errors/value-errors.js';
 import type { CircuitBreaker } from '../operations/circuit-breaker.js';
+import type { DetachedSpan, HostSpanWriter } from '../telemetry/host-span-writer.js';
+import { LifecycleTransition, SpanRecordKind } from '../telemetry/span-record.js';
 import { type ControlBlock, ErrorCode, TERMINATE_FINISH, TERMINATE_NOW } from '../wire/control-block.js';
 import type { Envelope } from '../wire/envelope.js';
 import { spinFor } from '../wire/eventcount.js';
@@ -128,6 +131,8 @@ export interface KernelHandleInit {
   readonly reattach: (handle: KernelHandle, port: MessagePort) => Promise<number>;
   /** A handler that throws fails the kernel (for a supervisor to restart) instead of only its message. */
   readonly failOnHandlerError: boolean;
+  /** Tracing on: where the host's spans of this kernel's messages begin. */
+  readonly tracer?: HostSpanWriter | undefined;
 }
 
 /** A kernel-to-kernel wiring command, kept so a restarted kernel is wired again. */
@@ -191,6 +196,10 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   readonly #inputCodec: MessageCodec<InIn, unknown>;
   readonly #outputCodec: MessageCodec<unknown, OutView>;
   readonly #envelope: Envelope;
+  /** Undefined when tracing is off: the hot paths test it once. */
+  readonly #tracer: HostSpanWriter | undefined;
+  /** The span of the request `#write`/`#enqueue` just sent, for `call` to end when the response comes. */
+  #requestSpan: DetachedSpan | undefined;
   readonly #calls = new Map<number, PendingCall>();
   /** Every call and receive waiting, for the shared deadline timer. */
   readonly #deadlines = new Set<PendingCall>();
@@ -247,6 +256,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     this.#producer = new FrameProducer(init.input);
     this.#consumer = new FrameConsumer(init.output, { spin: 0 });
     this.#envelope = { messageId: 0, destination: init.instanceId, flags: 0 };
+    this.#tracer = init.tracer;
     this.#exited = new Promise((resolve) => {
       this.#markExited = resolve;
     });
@@ -306,6 +316,18 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    * RK_TERMINATION_TIMEOUT as cause).
    */
   async terminate(options: { readonly drain?: boolean } = {}): Promise<void> {
+    const span = this.#tracer?.beginLifecycle();
+    if (span === undefined) return this.#terminate(options);
+    try {
+      await this.#terminate(options);
+      this.#tracer?.endLifecycle(span, LifecycleTransition.TERMINATE, this.instanceId, 0);
+    } catch (error) {
+      this.#tracer?.endLifecycle(span, LifecycleTransition.TERMINATE, this.instanceId, errorNumberFrom(error));
+      throw error;
+    }
+  }
+
+  async #terminate(options: { readonly drain?: boolean }): Promise<void> {
     const drain = options.drain ?? this.#init.drainOnTerminate;
     // A kernel the user terminates has ended on purpose: no supervisor restarts it.
     this.#supervisor = undefined;
@@ -375,6 +397,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       const priority = options.priority === undefined ? Priority.Normal : checkPriority(options.priority);
       this.#checkSendable('call', request, priority);
       if (this.#sends.length === 0 && this.#write(request, FrameFlags.REQUEST, priority)) {
+        this.#traceCall(response, messageId, request);
         this.#pump();
         return response;
       }
@@ -386,6 +409,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
         () => this.#pump(),
         (error: Error) => this.#calls.get(messageId)?.reject(error),
       );
+      this.#traceCall(response, messageId, request);
     } catch (error) {
       this.#calls.get(messageId)?.reject(error as Error);
     }
@@ -701,10 +725,45 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     envelope.messageId = this.#nextMessageId;
     envelope.flags = flags;
     envelope.priority = priority;
+    const tracer = this.#tracer;
+    if (tracer !== undefined) return this.#writeTraced(tracer, message, flags);
     if (!this.#producer.tryWrite(this.#inputCodec, message, envelope)) return false;
     this.#nextMessageId++;
     this.#sent++;
     return true;
+  }
+
+  /** `#write` with tracing on: the sampling decision, then the send span (or, for a request, the call's). */
+  #writeTraced(tracer: HostSpanWriter, message: InIn, flags: number): boolean {
+    const envelope = this.#envelope;
+    const startNs = tracer.beginMessage(envelope);
+    if (!this.#producer.tryWrite(this.#inputCodec, message, envelope)) return false;
+    const messageId = this.#nextMessageId++;
+    this.#sent++;
+    if (startNs >= 0) {
+      if (flags & FrameFlags.REQUEST) this.#requestSpan = tracer.detach(startNs);
+      else {
+        const codec = this.#inputCodec;
+        tracer.endSend(startNs, messageId, this.instanceId, codec.typeId, codec.encodedSize(message));
+      }
+    }
+    return true;
+  }
+
+  /** Ends the span of the request just sent (if sampled) when its call settles. Sampled calls only. */
+  #traceCall(response: Promise<OutView>, messageId: number, request: InIn): void {
+    const span = this.#requestSpan;
+    const tracer = this.#tracer;
+    if (span === undefined || tracer === undefined) return;
+    this.#requestSpan = undefined;
+    const codec = this.#inputCodec;
+    const size = codec.encodedSize(request);
+    const end = (errorCode: number): void =>
+      tracer.endDetached(span, SpanRecordKind.CALL, messageId, this.instanceId, codec.typeId, size, errorCode);
+    response.then(
+      () => end(0),
+      (error: unknown) => end(errorNumberFrom(error)),
+    );
   }
 
   #enqueue(message: InIn, flags: number, options: SendOptions): Promise<void> {
@@ -719,6 +778,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       flags,
       priority: options.priority ?? Priority.Normal,
     };
+    const span = this.#traceQueued(envelope);
     return new Promise<void>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
       const onAbort = (): void => settle(options.signal?.reason ?? new Error('aborted'));
@@ -729,6 +789,10 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
         resolve: () => {
           pending.cleanup();
           this.#sent++;
+          if (span !== undefined && !(flags & FrameFlags.REQUEST)) {
+            const id = envelope.messageId ?? 0;
+            this.#tracer?.endDetached(span, SpanRecordKind.SEND, id, this.instanceId, codec.typeId, bytes.length, 0);
+          }
           resolve();
         },
         reject: (error) => settle(error),
@@ -753,6 +817,22 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       this.#sends.push(pending);
       void this.#flushSends();
     });
+  }
+
+  /**
+   * Tracing on: the sampling decision for a message that waits for room. Its span outlives the scratch context,
+   * so the envelope gets a copy; a request's span is left for `call` to end.
+   */
+  #traceQueued(envelope: Envelope): DetachedSpan | undefined {
+    const tracer = this.#tracer;
+    if (tracer === undefined) return undefined;
+    const startNs = tracer.beginMessage(envelope);
+    if (startNs < 0) return undefined;
+    const span = tracer.detach(startNs);
+    envelope.traceId = span.traceId;
+    envelope.spanId = span.spanId;
+    if ((envelope.flags ?? 0) & FrameFlags.REQUEST) this.#requestSpan = span;
+    return span;
   }
 
   async #flushSends(): Promise<void> {
@@ -882,6 +962,17 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   }
 
   #dispatch(frame: FrameView): void {
+    const tracer = this.#tracer;
+    if (tracer === undefined || (frame.traceFlags & 1) === 0) {
+      this.#deliver(frame);
+      return;
+    }
+    const startNs = tracer.nowNs();
+    this.#deliver(frame);
+    tracer.receive(frame, startNs, this.instanceId);
+  }
+
+  #deliver(frame: FrameView): void {
     const flags = frame.flags;
     if (flags & FrameFlags.RESPONSE) {
       const call = this.#calls.get(frame.correlationId);
@@ -927,14 +1018,27 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       return Promise.reject(new InvalidStateError(this.name, operation, status, COMMAND_TARGET[command]));
     }
     const seq = this.#nextSeq++;
-    return new Promise<void>((resolve, reject) => {
-      const done = (): void => {
+    const done = new Promise<void>((resolve, reject) => {
+      const settle = (): void => {
         if (command !== 'TERMINATE') this.#activeWanted = command === 'ACTIVATE';
         resolve();
       };
-      this.#replies.set(seq, { resolve: done, reject });
+      this.#replies.set(seq, { resolve: settle, reject });
       this.#post(command === 'TERMINATE' ? { seq, command, drain, keep: false } : { seq, command });
     });
+    // Activate and deactivate are lifecycle spans of their own; terminate's span covers the whole of terminate().
+    const tracer = this.#tracer;
+    if (tracer !== undefined && command !== 'TERMINATE') {
+      const span = tracer.beginLifecycle();
+      const transition = command === 'ACTIVATE' ? LifecycleTransition.ACTIVATE : LifecycleTransition.DEACTIVATE;
+      if (span !== undefined) {
+        done.then(
+          () => tracer.endLifecycle(span, transition, this.instanceId, 0),
+          (error: unknown) => tracer.endLifecycle(span, transition, this.instanceId, errorNumberFrom(error)),
+        );
+      }
+    }
+    return done;
   }
 
   #post(message: object): void {
@@ -990,6 +1094,11 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    */
   #fail(error: Error, crashed = false): void {
     if (this.#failure !== undefined) return;
+    // The instance failed: a fail span either way (a supervised kernel's restart is a span of its own).
+    const span = this.#tracer?.beginLifecycle();
+    if (span !== undefined && !this.#suspended) {
+      this.#tracer?.endLifecycle(span, LifecycleTransition.FAIL, this.instanceId, ErrorNumber.KernelFailed);
+    }
     if (this.#supervisor !== undefined && !this.#suspended) {
       this.#suspend(error);
       return;
@@ -1114,6 +1223,13 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       clearTimeout(timer);
     }
   }
+}
+
+/** The numeric code of an error, for a span record (HandlerFailed for errors without a ringkernel code). */
+function errorNumberFrom(error: unknown): number {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  const number = typeof code === 'string' ? errorNumberOf(code as ErrorCodeString) : 0;
+  return number === 0 ? ErrorNumber.HandlerFailed : number;
 }
 
 /** The message as bytes, for a dead letter (an empty payload if it cannot even be encoded). */

@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import type { WatchdogPolicy } from '../operations/kernel-watchdog.js';
+import type { TracingOptions } from '../telemetry/tracing-options.js';
 import type { RuntimeConfig } from './config.js';
 
 /** A preset's name, as the builder method that applies it. */
@@ -24,6 +25,11 @@ export interface PresetSettings {
   readonly degradationIntervalMs?: number;
   /** Drain and shut down gracefully on SIGINT / SIGTERM, with this drain timeout, ms. */
   readonly gracefulShutdownDrainMs?: number;
+  /**
+   * Tracing, as `builder.tracing(options)` would turn it on (an explicit `.tracing()` replaces it; the
+   * `OTEL_TRACES_SAMPLER*` variables, when set, choose the sampler). Absent: tracing off.
+   */
+  readonly tracing?: TracingOptions;
 }
 
 /**
@@ -31,13 +37,14 @@ export interface PresetSettings {
  * settings it applies.
  *
  * - **development**: fast start and verbose logs — two workers, `logLevel: 'debug'` (launches, failures,
- *   restarts, degradation, every dead letter), a short 2 s termination timeout, handler latency sampled, the
- *   watchdog reporting stale kernels after 5 s (report only: a developer wants to see the stuck handler, not have
- *   it replaced).
- * - **production**: `logLevel: 'info'`; health checks every 5 s; the watchdog every second, restarting kernels
- *   stale for 30 s (`'restart'`); the degradation manager every second, shedding by priority; a graceful drain of
- *   up to 30 s on SIGINT / SIGTERM; termination timeout 10 s.
- * - **highPerformance**: maximum throughput, minimal overhead — handler latency not sampled
+ *   restarts, degradation, every dead letter), a short 2 s termination timeout, handler latency sampled, every
+ *   message traced (`parentbased_always_on`, OTLP to the default endpoint), the watchdog reporting stale kernels
+ *   after 5 s (report only: a developer wants to see the stuck handler, not have it replaced).
+ * - **production**: `logLevel: 'info'`; 10 % of messages traced (`parentbased_traceidratio`, 0.1); health checks
+ *   every 5 s; the watchdog every second, restarting kernels stale for 30 s (`'restart'`); the degradation
+ *   manager every second, shedding by priority; a graceful drain of up to 30 s on SIGINT / SIGTERM; termination
+ *   timeout 10 s.
+ * - **highPerformance**: maximum throughput, minimal overhead — tracing off, handler latency not sampled
  *   (`enableTelemetry: false`), deeper queues (16 384 frames), `logLevel: 'error'`, no periodic monitors.
  */
 export const PRESETS: Readonly<Record<PresetName, PresetSettings>> = Object.freeze({
@@ -50,6 +57,7 @@ export const PRESETS: Readonly<Record<PresetName, PresetSettings>> = Object.free
       enableTelemetry: true,
     },
     watchdog: { intervalMs: 1_000, heartbeatTimeoutMs: 5_000, policy: 'report' },
+    tracing: { sampler: 'parentbased_always_on', shutdownTimeoutMs: 1_000 },
   },
   production: {
     name: 'production',
@@ -58,6 +66,7 @@ export const PRESETS: Readonly<Record<PresetName, PresetSettings>> = Object.free
     watchdog: { intervalMs: 1_000, heartbeatTimeoutMs: 30_000, policy: 'restart' },
     degradationIntervalMs: 1_000,
     gracefulShutdownDrainMs: 30_000,
+    tracing: { sampler: 'parentbased_traceidratio', samplerRatio: 0.1 },
   },
   highPerformance: {
     name: 'highPerformance',

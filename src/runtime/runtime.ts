@@ -5,6 +5,7 @@ import { KernelRegistry } from '../../actors/kernel-registry.js';
 import { Supervisor, type SupervisorOptions } from '../../actors/supervisor.js';
 import { type RuntimeLifecycleState, runtimeLifecycle } from '../../machines/runtime-lifecycle.js';
 import type { BackendProbe, BackendType } from '../backends/backend-type.js';
+import { ErrorNumber } from '../errors/codes.js';
 import {
   InvalidStateError,
   KernelNotFoundError,
@@ -22,6 +23,8 @@ import { HealthChecker } from '../operations/health-checker.js';
 import { KernelWatchdog, type WatchdogRecovery } from '../operations/kernel-watchdog.js';
 import { GpuMemoryDashboard } from '../operations/memory-dashboard.js';
 import { PrometheusExporter } from '../operations/prometheus-exporter.js';
+import type { RuntimeTracing } from '../telemetry/runtime-tracing.js';
+import { LifecycleTransition } from '../telemetry/span-record.js';
 import { ControlBlock } from '../wire/control-block.js';
 import { alignedFrameSize, FrameHeader } from '../wire/frame-header.js';
 import { createFrameRing, type FrameRingMemory } from '../wire/frame-ring.js';
@@ -137,6 +140,8 @@ export interface RuntimeInit {
   readonly probes: readonly BackendProbe[];
   readonly device: number;
   readonly config: RuntimeConfig;
+  /** Tracing, when the builder turned it on. */
+  readonly tracing?: RuntimeTracing | undefined;
 }
 
 const KERNEL_HOST = new URL('../worker/kernel-host.js', import.meta.url).href;
@@ -180,6 +185,8 @@ export class RingKernelRuntime {
   readonly deadLetters = new DeadLetterStream();
   /** Kernels under hierarchical names, with wildcard lookup and watches. */
   readonly registry = new KernelRegistry();
+  /** OpenTelemetry tracing (`builder().tracing()`): `flush()`, `stats()`. Undefined when tracing is off. */
+  readonly tracing: RuntimeTracing | undefined;
   readonly #pool: Piscina<AttachTask, AttachResult>;
   readonly #kernels = new Map<string, KernelHandle>();
   readonly #breakers = new Map<string, CircuitBreaker>();
@@ -235,6 +242,7 @@ export class RingKernelRuntime {
     this.deadLetters.on('deadLetter', (letter) =>
       this.log.debug(`dead letter from '${letter.kernel}' (${letter.reason}): ${letter.error.message}`),
     );
+    this.tracing = init.tracing;
     const workers = init.config.workers;
     this.#pool = new Piscina<AttachTask, AttachResult>({
       filename: KERNEL_HOST,
@@ -447,6 +455,9 @@ export class RingKernelRuntime {
       ERROR_REPLY_MAX_BYTES,
     );
     const { port1, port2 } = new MessageChannel();
+    const tracing = this.tracing;
+    const launchSpan = tracing?.host.beginLifecycle();
+    const telemetry = tracing?.attachKernel(instanceId, name, definition.id);
     // Reserve the name before the first await, so two concurrent launches cannot both take it.
     this.#launching.add(name);
     let attached: AttachResult;
@@ -461,11 +472,17 @@ export class RingKernelRuntime {
       port,
       enableTelemetry: this.config.enableTelemetry,
       failOnHandlerError,
+      // The kernel's telemetry ring outlives its instances: a restarted instance writes to the same one.
+      tracing: telemetry,
     });
     try {
       attached = await this.#pool.run(task(port2), { transferList: [port2] });
     } catch (error) {
       port1.close();
+      if (launchSpan !== undefined) {
+        tracing?.host.endLifecycle(launchSpan, LifecycleTransition.LAUNCH, instanceId, ErrorNumber.KernelFailed);
+      }
+      tracing?.detachKernel(instanceId);
       throw error;
     } finally {
       this.#launching.delete(name);
@@ -492,7 +509,9 @@ export class RingKernelRuntime {
       onInterrupted: (interrupted) => this.#interrupted(interrupted),
       reattach: (restarted, port) => this.#reattach(restarted, task(port), port),
       failOnHandlerError,
+      tracer: tracing?.host,
     });
+    if (launchSpan !== undefined) tracing?.host.endLifecycle(launchSpan, LifecycleTransition.LAUNCH, instanceId, 0);
     handle.admit(this.#admission.minPriority, this.#admission.refusal);
     this.#launched++;
     this.#memory.record(handle, [
@@ -546,7 +565,11 @@ export class RingKernelRuntime {
   /** A supervisor restarts a kernel: a new instance on the least loaded live worker. */
   async #reattach(handle: KernelHandle, task: AttachTask, port: MessagePort): Promise<number> {
     if (this.#shutdown !== undefined) throw new RuntimeShutDownError('restart');
+    const restartSpan = this.tracing?.host.beginLifecycle();
     const { threadId } = await this.#pool.run(task, { transferList: [port] });
+    if (restartSpan !== undefined) {
+      this.tracing?.host.endLifecycle(restartSpan, LifecycleTransition.RESTART, handle.instanceId, 0);
+    }
     this.#threadOf.set(handle, threadId);
     this.#hosted.set(threadId, (this.#hosted.get(threadId) ?? 0) + 1);
     this.#restarts++;
@@ -576,6 +599,7 @@ export class RingKernelRuntime {
     this.#ended.processed += counters.processed;
     this.#ended.failed += counters.failed;
     this.#ended.dropped += counters.dropped;
+    this.tracing?.detachKernel(handle.instanceId);
     const thread = this.#threadOf.get(handle);
     this.#threadOf.delete(handle);
     if (thread !== undefined) this.#hosted.set(thread, Math.max(0, (this.#hosted.get(thread) ?? 1) - 1));
@@ -802,6 +826,7 @@ export class RingKernelRuntime {
       this.#health?.stop();
       this.#degradation?.stop();
       await this.#pool.destroy();
+      await this.tracing?.shutdown();
       this.#lifecycle.send({ type: 'STOPPED' });
       this.#lifecycle.stop();
       const now = performance.now();

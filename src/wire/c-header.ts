@@ -1,4 +1,6 @@
 import { ErrorNumber } from '../errors/codes.js';
+import { LifecycleTransition, SPAN_RECORD_LAYOUT, SpanRecordKind, SpanRecordStatus } from '../telemetry/span-record.js';
+import { TELEMETRY_RING_LAYOUT } from '../telemetry/telemetry-ring.js';
 import { CONTROL_BLOCK_LAYOUT, CONTROL_BLOCK_VERSION } from './control-block.js';
 import { FRAME_ALIGN, FRAME_HEADER_LAYOUT, FRAME_MAGIC, FRAME_VERSION, FrameFlags } from './frame-header.js';
 import { KernelStatus } from './kernel-status.js';
@@ -12,6 +14,8 @@ export const NATIVE_LAYOUTS: readonly StructLayout[] = [
   CONTROL_BLOCK_LAYOUT,
   RING_HEADER_LAYOUT,
   RING_SIGNAL_LAYOUT,
+  TELEMETRY_RING_LAYOUT,
+  SPAN_RECORD_LAYOUT,
 ];
 
 /** Where the generated layout header lives, relative to the project root. */
@@ -94,6 +98,13 @@ export function renderLayoutHeader(): string {
     `/* Error codes (ControlBlock.last_error_code). */\n#define RK_E_NONE 0u\n${Object.entries(ErrorNumber)
       .map(([name, code]) => `#define RK_E_${upperSnake(name)} ${code}u`)
       .join('\n')}`,
+  );
+  parts.push(
+    `/* Span records (telemetry rings). */\n${[
+      ...Object.entries(SpanRecordKind).map(([name, code]) => `#define RK_SPAN_KIND_${name} ${code}u`),
+      ...Object.entries(SpanRecordStatus).map(([name, code]) => `#define RK_SPAN_STATUS_${name} ${code}u`),
+      ...Object.entries(LifecycleTransition).map(([name, code]) => `#define RK_LIFECYCLE_${name} ${code}u`),
+    ].join('\n')}`,
   );
   for (const layout of NATIVE_LAYOUTS) parts.push(renderStruct(layout));
   parts.push('#endif /* RINGKERNEL_LAYOUT_H */');

@@ -1,10 +1,11 @@
 import type { MessagePort } from 'node:worker_threads';
 import { type Actor, createActor } from 'xstate';
 import { kernelLifecycle } from '../../machines/kernel-lifecycle.js';
-import { ErrorCode } from '../errors/codes.js';
+import { ErrorCode, ErrorNumber } from '../errors/codes.js';
 import type { MalformedFrameError } from '../errors/frame-errors.js';
 import type { AnyKernelDefinition, KernelContext } from '../runtime/kernel-definition.js';
 import { recordLatency } from '../runtime/latency-histogram.js';
+import { KernelSpanWriter } from '../telemetry/kernel-span-writer.js';
 import { ControlBlock, TERMINATE_FINISH, TERMINATE_NOW } from '../wire/control-block.js';
 import type { Envelope } from '../wire/envelope.js';
 import { spinFor, waitUntilAsync } from '../wire/eventcount.js';
@@ -139,6 +140,8 @@ export class HostedKernel {
   /** A TERMINATE that leaves queued input in the rings for the kernel's next instance (a supervisor restart). */
   #keepQueued = false;
   readonly #telemetry: boolean;
+  /** Processing spans of sampled messages; undefined when tracing is off (one check per message). */
+  readonly #spans: KernelSpanWriter | undefined;
   #wakeControl: (() => void) | undefined;
   #aborted = false;
   #received = 0;
@@ -177,6 +180,7 @@ export class HostedKernel {
     this.#control = new ControlBlock(task.controlBlock);
     this.#histogram = new Uint32Array(task.histogram);
     this.#telemetry = task.enableTelemetry;
+    this.#spans = task.tracing === undefined ? undefined : new KernelSpanWriter(task.tracing, task.instanceId);
     // Outputs are stamped with the wall clock read once per batch (like receives), not once per frame: the HLC
     // stays monotone and causal (its logical counter orders a batch), and the clock read leaves the hot path.
     this.#clock = new HybridLogicalClock(task.instanceId, { now: () => this.#batchWallUs });
@@ -434,12 +438,17 @@ export class HostedKernel {
     this.#received++;
     const sample = this.#telemetry && ++this.#sample === SAMPLE_EVERY;
     const started = sample ? performance.now() : 0;
+    // Sampled (tracing on and the frame's sampled flag set): outputs written meanwhile carry this span's context.
+    const spans = this.#spans;
+    const traced = spans?.begin(frame, this.#replyEnvelope) === true;
+    let errorNumber = 0;
     try {
       this.#clock.receive(frame.hlcPhysicalUs, frame.hlcLogical, this.#batchWallUs);
       const message = frame.decode(this.#definition.input);
       const context = this.#context as { envelope: FrameView };
       context.envelope = frame;
       const result = this.#definition.cpu(message, this.#context);
+      if (traced) spans?.stop();
       if (result !== undefined) {
         this.#emit(result, frame.messageId, FrameFlags.RESPONSE, (frame.flags & FrameFlags.REQUEST) !== 0);
       } else if (frame.flags & FrameFlags.REQUEST) {
@@ -449,6 +458,7 @@ export class HostedKernel {
       this.#processed++;
     } catch (error) {
       this.#failed++;
+      errorNumber = ErrorNumber.HandlerFailed;
       this.#control.recordError(ErrorCode.HandlerFailed);
       this.#deadLetter('handler-error', frame, error);
       // Let it crash: the message is a dead letter already; the kernel stops after it, for a supervisor to restart.
@@ -458,6 +468,7 @@ export class HostedKernel {
         this.#write(ErrorReply, errorReplyBody(error), frame.messageId, FrameFlags.RESPONSE | FrameFlags.ERROR);
       }
     }
+    if (traced) spans?.end(frame, this.#replyEnvelope, errorNumber);
     if (sample) {
       this.#sample = 0;
       recordLatency(this.#histogram, (performance.now() - started) * 1e6);
@@ -519,7 +530,15 @@ export class HostedKernel {
       target,
       codec: { ...BytesMessage, name: codec.name, typeId: codec.typeId },
       bytes,
-      envelope: { correlationId, source: this.#task.instanceId, flags },
+      envelope: {
+        correlationId,
+        source: this.#task.instanceId,
+        flags,
+        // The trace context is the handler's scratch: keep a copy for the held frame.
+        traceId: envelope.traceId?.slice(),
+        spanId: envelope.spanId?.slice(),
+        traceFlags: envelope.traceFlags ?? 0,
+      },
     });
   }
 

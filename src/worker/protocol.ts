@@ -1,4 +1,5 @@
 import type { MessagePort } from 'node:worker_threads';
+import type { KernelTelemetry } from '../telemetry/kernel-span-writer.js';
 import type { FrameRingMemory } from '../wire/frame-ring.js';
 
 /**
@@ -22,6 +23,8 @@ export interface AttachTask {
   readonly enableTelemetry: boolean;
   /** A handler that throws fails the kernel (after dead-lettering the message) instead of only the message. */
   readonly failOnHandlerError: boolean;
+  /** Tracing on: the kernel's telemetry ring, for its processing spans. Absent when tracing is off. */
+  readonly tracing?: KernelTelemetry | undefined;
 }
 
 /** What the attach task resolves with. */

@@ -1,0 +1,78 @@
+/**
+ * The exporter thread's entry point: a {@link TelemetryExporter} that drains the runtime's telemetry rings (shared
+ * memory, so no record crosses a port) and exports OTLP/HTTP (or console) spans, so that building, encoding and
+ * sending spans never takes the time of the thread that sends messages.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { OTLPExporterBase } from '@opentelemetry/otlp-exporter-base';
+import { convertLegacyHttpOptions, createOtlpHttpExportDelegate } from '@opentelemetry/otlp-exporter-base/node-http';
+import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
+import { ConsoleSpanExporter } from '@opentelemetry/sdk-trace-base';
+import type { ExporterThreadInit, ExporterThreadReport, ExporterThreadRequest } from './exporter-thread-protocol.js';
+import { OtlpRecordEncoder } from './otlp-record-encoder.js';
+import { type EncodedSpans, TelemetryExporter, type TelemetrySink } from './telemetry-exporter.js';
+
+const port = parentPort;
+if (port === null) throw new Error('the exporter thread must run in a worker thread');
+const init = workerData as ExporterThreadInit;
+const timeout = init.exportTimeoutMs;
+const resource = defaultResource().merge(resourceFromAttributes({ 'service.name': init.serviceName }));
+
+/**
+ * The OTLP path: records are encoded straight into the protobuf request, then sent with the OTLP exporter's own
+ * HTTP transport (so endpoint, headers, timeout, retries, compression and TLS follow the same OTEL_* variables).
+ */
+function otlpSink(): TelemetrySink {
+  const encoder = new OtlpRecordEncoder(resource.attributes, (instance) => exporter.kernelNames(instance), '0.1.0');
+  const passThrough = {
+    serializeRequest: (batch: EncodedSpans): Uint8Array => batch.body,
+    deserializeResponse: (): Record<string, never> => ({}),
+  };
+  const delegate = createOtlpHttpExportDelegate(
+    convertLegacyHttpOptions(
+      { url: init.endpoint, ...(timeout === undefined ? {} : { timeoutMillis: timeout }) },
+      'TRACES',
+      'v1/traces',
+      { 'Content-Type': 'application/x-protobuf' },
+    ),
+    passThrough,
+    'otlp_http_span_exporter',
+    { name: 'span', countItems: (batch: EncodedSpans) => batch.spans },
+    undefined,
+  );
+  const transport = new OTLPExporterBase<EncodedSpans>(delegate);
+  return { encoder, transport };
+}
+
+const exporter: TelemetryExporter = new TelemetryExporter({
+  sink: init.exporter === 'console' ? { exporter: new ConsoleSpanExporter() } : otlpSink(),
+  resource,
+  exportIntervalMs: init.exportIntervalMs,
+  maxExportBatchSize: init.maxExportBatchSize,
+  counters: new BigInt64Array(init.counters),
+  onFirstFailure: (error) => report({ type: 'firstFailure', message: error?.message ?? 'export failed' }),
+});
+
+function report(message: ExporterThreadReport): void {
+  port?.postMessage(message);
+}
+
+port.on('message', (request: ExporterThreadRequest) => {
+  switch (request.type) {
+    case 'addRing':
+      exporter.addRing(request.ring);
+      return;
+    case 'retireRing':
+      exporter.retireRing(request.ring);
+      return;
+    case 'nameKernel':
+      exporter.nameKernel(request.instance, request.names);
+      return;
+    case 'flush':
+      void exporter.flush().finally(() => report({ type: 'done', seq: request.seq }));
+      return;
+    case 'shutdown':
+      void exporter.shutdown(request.timeoutMs).finally(() => report({ type: 'done', seq: request.seq }));
+      return;
+  }
+});

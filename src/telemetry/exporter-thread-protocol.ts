@@ -1,0 +1,26 @@
+import type { KernelNames } from './record-to-span.js';
+
+/** What the exporter thread is started with (its `workerData`). @internal */
+export interface ExporterThreadInit {
+  readonly exporter: 'otlp' | 'console';
+  readonly endpoint: string;
+  readonly serviceName: string;
+  readonly exportIntervalMs: number;
+  readonly maxExportBatchSize: number;
+  readonly exportTimeoutMs: number | undefined;
+  /** {@link ExporterCounter} slots the thread publishes its counts in. */
+  readonly counters: SharedArrayBuffer;
+}
+
+/** Requests from the runtime to its exporter thread. @internal */
+export type ExporterThreadRequest =
+  | { readonly type: 'addRing'; readonly ring: SharedArrayBuffer }
+  | { readonly type: 'retireRing'; readonly ring: SharedArrayBuffer }
+  | { readonly type: 'nameKernel'; readonly instance: number; readonly names: KernelNames }
+  | { readonly type: 'flush'; readonly seq: number }
+  | { readonly type: 'shutdown'; readonly seq: number; readonly timeoutMs: number };
+
+/** Reports from the exporter thread. @internal */
+export type ExporterThreadReport =
+  | { readonly type: 'done'; readonly seq: number }
+  | { readonly type: 'firstFailure'; readonly message: string };

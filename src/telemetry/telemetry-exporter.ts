@@ -1,0 +1,303 @@
+import { type ExportResult, ExportResultCode, type InstrumentationScope } from '@opentelemetry/core';
+import type { Resource } from '@opentelemetry/resources';
+import type { ReadableSpan, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import type { OtlpRecordEncoder } from './otlp-record-encoder.js';
+import { type KernelNames, spanFromRecord } from './record-to-span.js';
+import { SpanRecordReader } from './telemetry-ring.js';
+
+/** What the exporter has done so far. */
+export interface TelemetryStats {
+  /** Spans the exporter (or span processor) accepted. */
+  readonly spansExported: number;
+  /** Spans in exports that failed (collector down, refused, timed out), or abandoned at shutdown. */
+  readonly spansFailed: number;
+  /** Failed export requests. */
+  readonly exportsFailed: number;
+  /** Span records dropped at the source because a telemetry ring was full (never blocking the data path). */
+  readonly recordsDropped: number;
+  /** Span records waiting in the rings. */
+  readonly recordsPending: number;
+}
+
+/** An OTLP request body encoded from records, and how many spans it holds. */
+export interface EncodedSpans {
+  readonly body: Uint8Array;
+  readonly spans: number;
+}
+
+/** Sends encoded OTLP requests (the OTLP exporter's HTTP transport). */
+export interface EncodedSpansTransport {
+  export(batch: EncodedSpans, done: (result: ExportResult) => void): void;
+  shutdown(): Promise<void>;
+}
+
+/**
+ * Where the exporter sends spans: an exporter it batches for itself, a span processor that batches, or — the
+ * exporter thread's OTLP path — records encoded straight into OTLP protobuf and an HTTP transport.
+ */
+export type TelemetrySink =
+  | {
+      readonly exporter: SpanExporter;
+      readonly processor?: undefined;
+      readonly encoder?: undefined;
+      readonly transport?: undefined;
+    }
+  | {
+      readonly processor: SpanProcessor;
+      readonly exporter?: undefined;
+      readonly encoder?: undefined;
+      readonly transport?: undefined;
+    }
+  | {
+      readonly encoder: OtlpRecordEncoder;
+      readonly transport: EncodedSpansTransport;
+      readonly exporter?: undefined;
+      readonly processor?: undefined;
+    };
+
+/** Options of {@link TelemetryExporter}. */
+export interface TelemetryExporterOptions {
+  readonly sink: TelemetrySink;
+  readonly resource: Resource;
+  readonly exportIntervalMs: number;
+  readonly maxExportBatchSize: number;
+  /** Called once, on the first failed export (the demo prints it; the runtime emits a warning). */
+  readonly onFirstFailure?: (error: Error | undefined) => void;
+  /**
+   * Where to publish `spansExported`, `spansFailed`, `exportsFailed` (slots 0–2, release stores) for another
+   * thread to read: the exporter thread's counters, read by the runtime's `stats()`.
+   */
+  readonly counters?: BigInt64Array;
+}
+
+/** The exporter's counters slots in {@link TelemetryExporterOptions.counters}. */
+export const ExporterCounter = { EXPORTED: 0, FAILED: 1, EXPORTS_FAILED: 2, SIZE: 3 } as const;
+
+const SCOPE: InstrumentationScope = { name: 'ringkernel', version: '0.1.0' };
+
+interface RingEntry {
+  readonly reader: SpanRecordReader;
+  /** Drain once more, then forget the ring (its kernel has exited). */
+  retiring: boolean;
+}
+
+/**
+ * Turns span records into OpenTelemetry spans, off the hot path: every `exportIntervalMs` (an unref'd timer, so
+ * it never keeps the process alive) it drains the telemetry rings — the host's and each kernel's — into
+ * {@link ReadableSpan}s with their true ids and timestamps and hands them on. With an exporter of its own it sends
+ * one batch at a time and drains the next when that one is done, so the rings are the queue and nothing is
+ * dropped silently: a full ring drops at the source and counts it (`recordsDropped`), a failed export counts its
+ * spans (`spansFailed`). With a span processor, each span goes to `onEnd` and the processor's own queue applies.
+ */
+export class TelemetryExporter {
+  readonly #sink: TelemetrySink;
+  readonly #resource: Resource;
+  readonly #maxBatch: number;
+  readonly #rings: RingEntry[] = [];
+  readonly #names = new Map<number, KernelNames>();
+  readonly #kernelNames = (instance: number): KernelNames | undefined => this.#names.get(instance);
+  readonly #onFirstFailure: ((error: Error | undefined) => void) | undefined;
+  readonly #timer: NodeJS.Timeout;
+  #inFlight: Promise<void> | undefined;
+  /** The ring the next batch starts with, so a busy ring cannot starve the others. */
+  #nextRing = 0;
+  #exported = 0;
+  #failed = 0;
+  #exportsFailed = 0;
+  /** Drops of rings already forgotten. */
+  #droppedRetired = 0;
+  #warned = false;
+  #stopped = false;
+
+  constructor(options: TelemetryExporterOptions) {
+    this.#sink = options.sink;
+    this.#resource = options.resource;
+    this.#maxBatch = options.maxExportBatchSize;
+    this.#onFirstFailure = options.onFirstFailure;
+    this.#counters = options.counters;
+    this.#timer = setInterval(() => this.#tick(), options.exportIntervalMs).unref();
+  }
+
+  /** Drains this ring from now on. */
+  addRing(ring: SharedArrayBuffer): void {
+    this.#rings.push({ reader: new SpanRecordReader(ring), retiring: false });
+  }
+
+  /** Drains this ring once more (its producer is gone), then forgets it. */
+  retireRing(ring: SharedArrayBuffer): void {
+    for (const entry of this.#rings) if (entry.reader.view.buffer === ring) entry.retiring = true;
+  }
+
+  /** The names kernel instance `instance` was given, if any. */
+  kernelNames(instance: number): KernelNames | undefined {
+    return this.#names.get(instance);
+  }
+
+  /** Names the kernel instance `instance` for its spans. */
+  nameKernel(instance: number, names: KernelNames): void {
+    this.#names.set(instance, names);
+  }
+
+  /** Counts so far. */
+  stats(): TelemetryStats {
+    let dropped = this.#droppedRetired;
+    let pending = 0;
+    for (const { reader } of this.#rings) {
+      dropped += reader.dropped;
+      pending += reader.pending;
+    }
+    return {
+      spansExported: this.#exported,
+      spansFailed: this.#failed,
+      exportsFailed: this.#exportsFailed,
+      recordsDropped: dropped,
+      recordsPending: pending,
+    };
+  }
+
+  /**
+   * Exports every record written so far and waits for it to be delivered (or to fail). With a span processor,
+   * also flushes the processor.
+   */
+  async flush(): Promise<void> {
+    // What was written before the flush began, at most: producers that go on writing cannot keep it going forever.
+    let budget = this.stats().recordsPending;
+    for (;;) {
+      if (this.#inFlight !== undefined) {
+        await this.#inFlight;
+        continue;
+      }
+      if (budget <= 0) break;
+      const taken = this.#exportBatch();
+      if (taken === 0) break;
+      budget -= taken;
+    }
+    await this.#sink.processor?.forceFlush();
+  }
+
+  /**
+   * Flushes (waiting at most `timeoutMs` for delivery; what is still undelivered then counts as failed) and shuts
+   * the exporter or span processor down. Further records are not exported.
+   */
+  async shutdown(timeoutMs: number): Promise<void> {
+    if (this.#stopped) return;
+    clearInterval(this.#timer);
+    let timer: NodeJS.Timeout | undefined;
+    const gaveUp = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), timeoutMs);
+    });
+    const outcome = await Promise.race([this.flush().then(() => 'done' as const), gaveUp]);
+    clearTimeout(timer);
+    this.#stopped = true;
+    if (outcome === 'timeout') {
+      const pending = this.stats().recordsPending + this.#inFlightCount;
+      if (pending > 0) this.#fail(pending, new Error(`${pending} spans were still undelivered at shutdown`));
+      this.#publishCounters();
+    }
+    const sink = this.#sink;
+    const done =
+      sink.exporter !== undefined
+        ? sink.exporter.shutdown()
+        : sink.processor !== undefined
+          ? sink.processor.shutdown()
+          : sink.transport.shutdown();
+    await Promise.race([done.catch(() => {}), new Promise((resolve) => setTimeout(resolve, 200).unref())]);
+  }
+
+  #inFlightCount = 0;
+  readonly #counters: BigInt64Array | undefined;
+
+  /** Publishes the counters for another thread (only this exporter writes them). */
+  #publishCounters(): void {
+    const counters = this.#counters;
+    if (counters === undefined) return;
+    Atomics.store(counters, ExporterCounter.EXPORTED, BigInt(this.#exported));
+    Atomics.store(counters, ExporterCounter.FAILED, BigInt(this.#failed));
+    Atomics.store(counters, ExporterCounter.EXPORTS_FAILED, BigInt(this.#exportsFailed));
+  }
+
+  #tick(): void {
+    if (this.#stopped) return;
+    if (this.#sink.processor !== undefined) {
+      while (this.#exportBatch() > 0);
+      return;
+    }
+    if (this.#inFlight === undefined) this.#exportBatch();
+  }
+
+  /** Takes up to one batch of records off the rings and hands it on; returns how many (0: there were none). */
+  #exportBatch(): number {
+    if (this.#stopped) return 0;
+    const encoder = this.#sink.encoder;
+    const spans: ReadableSpan[] = [];
+    let taken = 0;
+    const max = this.#maxBatch;
+    let epoch = 0;
+    const take =
+      encoder !== undefined
+        ? (view: DataView, at: number): void => {
+            encoder.add(view, at, epoch);
+            taken++;
+          }
+        : (view: DataView, at: number): void => {
+            spans.push(spanFromRecord(view, at, epoch, this.#kernelNames, this.#resource, SCOPE));
+            taken++;
+          };
+    const rings = this.#rings;
+    const count = rings.length;
+    const first = count === 0 ? 0 : this.#nextRing % count;
+    this.#nextRing = first + 1;
+    for (let k = 0; k < count && taken < max; k++) {
+      const entry = rings[(first + k) % count] as RingEntry;
+      epoch = entry.reader.epochUnixMs;
+      entry.reader.drain(take, max - taken);
+    }
+    for (let i = rings.length - 1; i >= 0; i--) {
+      const entry = rings[i] as RingEntry;
+      if (entry.retiring && entry.reader.pending === 0) {
+        this.#droppedRetired += entry.reader.dropped;
+        rings.splice(i, 1);
+      }
+    }
+    if (taken === 0) return 0;
+    const processor = this.#sink.processor;
+    if (processor !== undefined) {
+      for (const span of spans) processor.onEnd(span);
+      this.#exported += taken;
+      this.#publishCounters();
+      return taken;
+    }
+    const send =
+      encoder !== undefined
+        ? (done: (result: ExportResult) => void) =>
+            this.#sink.transport?.export({ body: encoder.finish().slice(), spans: taken }, done)
+        : (done: (result: ExportResult) => void) => (this.#sink.exporter as SpanExporter).export(spans, done);
+    this.#inFlightCount = taken;
+    this.#inFlight = new Promise<void>((resolve) => {
+      send((result: ExportResult) => {
+        this.#inFlight = undefined;
+        this.#inFlightCount = 0;
+        if (this.#stopped) {
+          resolve();
+          return;
+        }
+        if (result.code === ExportResultCode.SUCCESS) this.#exported += taken;
+        else this.#fail(taken, result.error);
+        this.#publishCounters();
+        resolve();
+        // More waiting: go on at once rather than at the next tick (the rings are the queue).
+        if (this.stats().recordsPending > 0) setImmediate(() => this.#tick());
+      });
+    });
+    return taken;
+  }
+
+  #fail(spans: number, error: Error | undefined): void {
+    this.#failed += spans;
+    this.#exportsFailed++;
+    if (!this.#warned) {
+      this.#warned = true;
+      this.#onFirstFailure?.(error);
+    }
+  }
+}
