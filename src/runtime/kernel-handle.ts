@@ -1,5 +1,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import { COMMAND_TARGET, type LifecycleCommand, lifecycleAccepts } from '../../machines/kernel-lifecycle.js';
+import type { KernelTransfer, KernelTransferStats } from '../bridge/transfer-bridge.js';
+import type { TransferStrategy } from '../bridge/transfer-strategy.js';
 import { HandlerFailedError, InvalidStateError, KernelFailedError, QueueFullError } from '../errors/runtime-errors.js';
 import { TimeoutError } from '../errors/value-errors.js';
 import type { CircuitBreaker } from '../operations/circuit-breaker.js';
@@ -74,8 +76,13 @@ export interface KernelMetrics {
   readonly uptimeMs: number;
   /** Handler latency (sampled one message in eight). */
   readonly latency: LatencySummary;
-  /** How the rings reach the kernel: `direct` — the worker reads the host's SharedArrayBuffer rings. */
-  readonly transferStrategy: 'direct';
+  /**
+   * How the rings reach the kernel: `direct` — the worker reads the host's SharedArrayBuffer rings; `dma` — the
+   * native mirror thread copies them to replicas the worker reads.
+   */
+  readonly transferStrategy: TransferStrategy;
+  /** What the DMA mirror moved for this kernel, per direction (null unless `dma`). */
+  readonly transfer: KernelTransferStats | null;
   /** The worker thread hosting the kernel. */
   readonly workerThreadId: number;
   readonly gridSize: readonly [number, number, number];
@@ -91,6 +98,8 @@ export interface KernelHandleInit {
   readonly histogram: Uint32Array;
   readonly input: FrameRingMemory;
   readonly output: FrameRingMemory;
+  /** How the rings reach the kernel (the kernel's own ends, the mirror's kick). */
+  readonly transfer: KernelTransfer;
   readonly port: MessagePort;
   readonly threadId: number;
   readonly gridSize: readonly [number, number, number];
@@ -153,6 +162,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   readonly #inputCodec: MessageCodec<InIn, unknown>;
   readonly #outputCodec: MessageCodec<unknown, OutView>;
   readonly #envelope: Envelope;
+  /** Kicks the DMA mirror after an input frame is published (undefined for `direct`). */
+  readonly #afterWrite: (() => void) | undefined;
   readonly #calls = new Map<number, PendingCall>();
   /** Every call and receive waiting, for the shared deadline timer. */
   readonly #deadlines = new Set<PendingCall>();
@@ -188,6 +199,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     this.#producer = new FrameProducer(init.input);
     this.#consumer = new FrameConsumer(init.output, { spin: 0 });
     this.#envelope = { messageId: 0, destination: init.instanceId, flags: 0 };
+    this.#afterWrite = init.transfer.afterInputWrite;
     this.#exited = new Promise((resolve) => {
       this.#markExited = resolve;
     });
@@ -380,7 +392,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       errorCount: control.errorCount,
       uptimeMs: Math.round(performance.now() - this.#launchedAt),
       latency: summarizeLatency(this.#init.histogram),
-      transferStrategy: 'direct',
+      transferStrategy: this.#init.transfer.strategy,
+      transfer: this.#init.transfer.stats(),
       workerThreadId: this.#init.threadId,
       gridSize: this.#init.gridSize,
       blockSize: this.#init.blockSize,
@@ -392,6 +405,11 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     if (this.#exitStatus === undefined && this.#failure === undefined && lifecycleAccepts(this.status, 'TERMINATE')) {
       await this.terminate();
     }
+  }
+
+  /** How the kernel's rings reach it (kernel-to-kernel links ring the doorbell of its own input end). @internal */
+  get transfer(): KernelTransfer {
+    return this.#init.transfer;
   }
 
   /** The kernel's input ring memory (kernel-to-kernel links ring its doorbell). @internal */
@@ -459,6 +477,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     envelope.messageId = this.#nextMessageId;
     envelope.flags = flags;
     if (!this.#producer.tryWrite(this.#inputCodec, message, envelope)) return false;
+    this.#afterWrite?.();
     this.#nextMessageId++;
     this.#sent++;
     return true;
@@ -514,6 +533,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       while (this.#sends.length > 0 && this.#failure === undefined) {
         const head = this.#sends[0] as PendingSend;
         if (this.#producer.tryWrite(head.codec, head.bytes, head.envelope)) {
+          this.#afterWrite?.();
           this.#sends.shift();
           head.resolve();
           continue;

@@ -2,6 +2,9 @@ import { MessageChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { KernelRegistry } from '../../actors/kernel-registry.js';
 import type { BackendProbe, BackendType } from '../backends/backend-type.js';
+import type { MirrorStats } from '../bridge/dma-mirror.js';
+import { TransferBridge } from '../bridge/transfer-bridge.js';
+import type { TransferStrategy, TransferStrategyChoice } from '../bridge/transfer-strategy.js';
 import { InvalidStateError, KernelNotFoundError, RuntimeShutDownError } from '../errors/runtime-errors.js';
 import { CircuitBreaker, type CircuitBreakerOptions } from '../operations/circuit-breaker.js';
 import { HealthChecker } from '../operations/health-checker.js';
@@ -34,6 +37,12 @@ export interface LaunchOptions {
   readonly drainOnTerminate?: boolean;
   /** Checksum every frame (CRC32-C) on both queues. Default false. */
   readonly integrity?: boolean;
+  /**
+   * How the kernel's rings reach it: `direct`, `dma` (the native mirror thread) or `mapped` (reserved for CUDA).
+   * Default: {@link RingKernelRuntime.transferStrategy}, detected for the backend. When `dma` is asked for and the
+   * native library is missing, ringkernel says so once on stderr and the kernel runs `direct` (see its metrics).
+   */
+  readonly transferStrategy?: TransferStrategy;
 }
 
 /** What {@link RingKernelRuntime.shutdown} reports. */
@@ -86,6 +95,8 @@ export class RingKernelRuntime {
   /** Kernels under hierarchical names, with wildcard lookup and watches. */
   readonly registry = new KernelRegistry();
   readonly #pool: Piscina<AttachTask, AttachResult>;
+  /** Transfer strategies and the runtime's one DMA mirror thread. */
+  readonly #bridge: TransferBridge;
   readonly #kernels = new Map<string, KernelHandle>();
   readonly #breakers = new Map<string, CircuitBreaker>();
   #watchdog: KernelWatchdog | undefined;
@@ -105,6 +116,16 @@ export class RingKernelRuntime {
   #terminated = 0;
   #failed = 0;
 
+  /** The transfer strategy launches use unless they ask for another, and why (per backend). */
+  get transferStrategy(): TransferStrategyChoice {
+    return this.#bridge.detected;
+  }
+
+  /** The DMA mirror thread's counters (passes, sleeps, wake-up callbacks, rings), or null before any `dma` launch. */
+  mirrorStats(): MirrorStats | null {
+    return this.#bridge.mirrorStats();
+  }
+
   /** Starts a runtime builder. */
   static builder(): RuntimeBuilder {
     return new RuntimeBuilder();
@@ -116,6 +137,7 @@ export class RingKernelRuntime {
     this.device = init.device;
     this.config = init.config;
     this.backendProbes = init.probes;
+    this.#bridge = new TransferBridge(init.backend, init.config.bridgePollInterval);
     const workers = init.config.workers;
     this.#pool = new Piscina<AttachTask, AttachResult>({
       filename: KERNEL_HOST,
@@ -181,6 +203,7 @@ export class RingKernelRuntime {
     const histogram = new SharedArrayBuffer(LATENCY_HISTOGRAM_BYTES);
     const input = this.#ring(definition.input, capacity, integrity, 0);
     const output = this.#ring(definition.output, capacity, integrity, ERROR_REPLY_MAX_BYTES);
+    const transfer = this.#bridge.open(input, output, options.transferStrategy);
     const { port1, port2 } = new MessageChannel();
     // Reserve the name before the first await, so two concurrent launches cannot both take it.
     this.#launching.add(name);
@@ -193,8 +216,8 @@ export class RingKernelRuntime {
           instanceId,
           controlBlock: control.buffer,
           histogram,
-          input,
-          output,
+          input: transfer.kernelInput,
+          output: transfer.kernelOutput,
           port: port2,
           enableTelemetry: this.config.enableTelemetry,
         },
@@ -202,6 +225,7 @@ export class RingKernelRuntime {
       );
     } catch (error) {
       port1.close();
+      transfer.release();
       throw error;
     } finally {
       this.#launching.delete(name);
@@ -214,6 +238,7 @@ export class RingKernelRuntime {
       histogram: new Uint32Array(histogram),
       input,
       output,
+      transfer,
       port: port1,
       threadId: attached.threadId,
       gridSize: grid,
@@ -251,6 +276,8 @@ export class RingKernelRuntime {
   }
 
   #release(handle: KernelHandle): void {
+    // The mirror's final copy brings the kernel's last outputs to the host ring, then it lets go of the rings.
+    handle.transfer.release();
     if (this.#kernels.get(handle.name) === handle) this.#kernels.delete(handle.name);
     const thread = this.#threadOf.get(handle);
     this.#threadOf.delete(handle);
@@ -307,7 +334,7 @@ export class RingKernelRuntime {
     const memory = this.#ring(produced, capacity, target.inputMemory.integrity, 0);
     // Consumer first: frames may flow as soon as the producer has the ring.
     await target.link({ command: 'LINK_IN', memory });
-    await source.link({ command: 'LINK_OUT', memory, wake: target.inputMemory.signal, types: undefined });
+    await source.link({ command: 'LINK_OUT', memory, wake: target.transfer.kernelInput.signal, types: undefined });
   }
 
   /**
@@ -425,6 +452,7 @@ export class RingKernelRuntime {
       this.#watchdog?.stop();
       this.#health?.stop();
       await this.#pool.destroy();
+      await this.#bridge.close();
       return {
         terminated: this.#terminated,
         failed: this.#failed,

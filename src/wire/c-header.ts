@@ -1,3 +1,4 @@
+import { MIRROR_CHANNEL_LAYOUT, MIRROR_STATE_LAYOUT } from '../bridge/mirror-layout.js';
 import { ErrorNumber } from '../errors/codes.js';
 import { CONTROL_BLOCK_LAYOUT, CONTROL_BLOCK_VERSION } from './control-block.js';
 import { FRAME_ALIGN, FRAME_HEADER_LAYOUT, FRAME_MAGIC, FRAME_VERSION, FrameFlags } from './frame-header.js';
@@ -12,6 +13,8 @@ export const NATIVE_LAYOUTS: readonly StructLayout[] = [
   CONTROL_BLOCK_LAYOUT,
   RING_HEADER_LAYOUT,
   RING_SIGNAL_LAYOUT,
+  MIRROR_STATE_LAYOUT,
+  MIRROR_CHANNEL_LAYOUT,
 ];
 
 /** Where the generated layout header lives, relative to the project root. */
