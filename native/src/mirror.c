@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -138,8 +139,9 @@ static uint64_t count_frames(const uint8_t *data, uint32_t storage, uint32_t fro
   return frames;
 }
 
-/* One channel, one step. Returns the bytes copied; sets *wake when a JS waiter must be notified. */
-static uint32_t mirror_channel(const rk_copy_ops *ops, channel *c, bool *wake) {
+/* One channel, one step. Returns the bytes copied; sets *wake when a JS waiter must be notified and *pending when
+   the destination still holds bytes its consumer has not freed (its read index will move soon). */
+static uint32_t mirror_channel(const rk_copy_ops *ops, channel *c, bool *wake, bool *pending) {
   uint32_t storage = c->storage;
   uint32_t moved = 0;
   bool to_device = c->direction == RK_MIRROR_HOST_TO_DEVICE;
@@ -208,6 +210,7 @@ static uint32_t mirror_channel(const rk_copy_ops *ops, channel *c, bool *wake) {
     atomic_fetch_add_explicit(&c->stats->wake_seq, 1, memory_order_seq_cst);
     *wake = true;
   }
+  if (consumer_read != c->copied) *pending = true;
   return moved;
 }
 
@@ -216,8 +219,9 @@ static void request_wake(rk_mirror *m) {
   if (atomic_exchange_explicit(&m->wake_word, 1, memory_order_seq_cst) == 0) futex_wake(&m->wake_word);
 }
 
-/* One pass over every channel. Returns whether anything moved (bytes or a read index). */
-static bool mirror_pass(rk_mirror *m) {
+/* One pass over every channel. Returns whether anything moved (bytes or a read index); sets *pending when some
+   consumer has yet to free what it was given. */
+static bool mirror_pass(rk_mirror *m, bool *pending) {
   bool wake = false;
   uint64_t moved = 0;
   pthread_mutex_lock(&m->lock);
@@ -225,7 +229,7 @@ static bool mirror_pass(rk_mirror *m) {
     channel *c = &m->channels[i];
     if (!c->used) continue;
     uint32_t read_before = c->mirrored_read;
-    moved += mirror_channel(m->ops, c, &wake);
+    moved += mirror_channel(m->ops, c, &wake, pending);
     if (c->mirrored_read != read_before) moved++;
   }
   pthread_mutex_unlock(&m->lock);
@@ -237,12 +241,17 @@ static bool mirror_pass(rk_mirror *m) {
 /* Idle sleeps grow from poll_us to DEEP_IDLE_SLEEP_NS after DEEP_IDLE_AFTER_NS without traffic. */
 #define DEEP_IDLE_AFTER_NS 200000000ull
 #define DEEP_IDLE_SLEEP_NS 10000000ull
+/* While a consumer still holds bytes it was given, its read index will move soon and only this thread can carry
+   it back (a worker cannot kick it): keep scanning, yielding the core, for up to this long without movement. A
+   paused kernel with a full queue therefore costs at most this much scanning before the thread sleeps. */
+#define PENDING_SPIN_NS 1000000ull
 
 static void *copier_main(void *arg) {
   rk_mirror *m = arg;
   uint64_t idle_since = now_ns();
   while (!atomic_load_explicit(&m->stop, memory_order_acquire)) {
-    if (mirror_pass(m)) {
+    bool pending = false;
+    if (mirror_pass(m, &pending)) {
       idle_since = now_ns();
       continue;
     }
@@ -251,10 +260,14 @@ static void *copier_main(void *arg) {
       for (int i = 0; i < 32; i++) cpu_relax();
       continue;
     }
+    if (pending && now - idle_since < PENDING_SPIN_NS) {
+      sched_yield();
+      continue;
+    }
     /* Sleep, eventcount style: announce it, re-check, then wait on the kick word. */
     uint32_t seen = atomic_load_explicit(&m->kick_word, memory_order_acquire);
     atomic_store_explicit(&m->state->sleeping, 1, memory_order_seq_cst);
-    if (mirror_pass(m) || atomic_load_explicit(&m->stop, memory_order_acquire)) {
+    if (mirror_pass(m, &pending) || atomic_load_explicit(&m->stop, memory_order_acquire)) {
       atomic_store_explicit(&m->state->sleeping, 0, memory_order_seq_cst);
       idle_since = now_ns();
       continue;
@@ -387,9 +400,9 @@ int64_t rk_mirror_detach(rk_mirror *m, int32_t id) {
     pthread_mutex_unlock(&m->lock);
     return -1;
   }
-  bool wake = false;
+  bool wake = false, pending = false;
   channel *c = &m->channels[id];
-  int64_t moved = mirror_channel(m->ops, c, &wake);
+  int64_t moved = mirror_channel(m->ops, c, &wake, &pending);
   c->used = false;
   atomic_store_explicit(&m->state->channels, atomic_load_explicit(&m->state->channels, memory_order_relaxed) - 1,
                         memory_order_relaxed);

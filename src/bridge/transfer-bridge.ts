@@ -1,5 +1,6 @@
 import type { BackendType } from '../backends/backend-type.js';
 import type { FrameRingMemory } from '../wire/frame-ring.js';
+import { RingOffset, RingSignalOffset } from '../wire/ring-signal.js';
 import { DmaMirror, type MirrorChannelStats, type MirroredRing, type MirrorStats } from './dma-mirror.js';
 import { MirrorDirection } from './mirror-layout.js';
 import { loadMirrorLibrary } from './native-mirror-library.js';
@@ -27,6 +28,8 @@ export interface KernelTransfer {
   readonly kernelOutput: FrameRingMemory;
   /** Call after the host publishes on the input ring (kicks a sleeping mirror); undefined for `direct`. */
   readonly afterInputWrite: (() => void) | undefined;
+  /** Call while spinning synchronously for output: wakes the kernel if it sleeps on input it has not seen. */
+  readonly nudgeKernel: (() => void) | undefined;
   /** What the mirror moved (null for `direct`). */
   stats(): KernelTransferStats | null;
   /** Final copy, then the mirror lets go of the rings. Idempotent; nothing to do for `direct`. */
@@ -34,6 +37,10 @@ export interface KernelTransfer {
 }
 
 let fallbackNoticeGiven = false;
+const DATA_SEQ = RingSignalOffset.DATA_SEQ >> 2;
+const CONSUMER_SLEEPING = RingSignalOffset.CONSUMER_SLEEPING >> 2;
+const WRITE = RingOffset.WRITE_INDEX >> 2;
+const READ = RingOffset.READ_INDEX >> 2;
 
 /**
  * The runtime's side of the transfer strategies: which one a backend uses, and the one DMA mirror thread shared
@@ -72,11 +79,23 @@ export class TransferBridge {
       mirror.detach(mirroredInput);
       throw error;
     }
+    const kernelSignal = new Int32Array(mirroredInput.device.signal);
+    const kernelIndices = new Uint32Array(mirroredInput.device.ring, 0, 2);
     return {
       strategy: 'dma',
       kernelInput: mirroredInput.device,
       kernelOutput: mirroredOutput.device,
       afterInputWrite: mirror.afterHostWrite,
+      // The mirror wakes a kernel parked on its replica through the koffi callback, which runs on this thread's
+      // event loop: while this thread spins synchronously for a response, it does the callback's job itself.
+      nudgeKernel: () => {
+        if (
+          Atomics.load(kernelSignal, CONSUMER_SLEEPING) !== 0 &&
+          Atomics.load(kernelIndices, WRITE) !== Atomics.load(kernelIndices, READ)
+        ) {
+          Atomics.notify(kernelSignal, DATA_SEQ);
+        }
+      },
       stats: () => ({ input: mirror.channelStats(mirroredInput), output: mirror.channelStats(mirroredOutput) }),
       release: () => {
         mirror.detach(mirroredInput);
@@ -122,6 +141,7 @@ function directTransfer(input: FrameRingMemory, output: FrameRingMemory): Kernel
     kernelInput: input,
     kernelOutput: output,
     afterInputWrite: undefined,
+    nudgeKernel: undefined,
     stats: () => null,
     release: () => {},
   };

@@ -136,6 +136,8 @@ const RESOLVED = Promise.resolve();
 const FORCE_GRACE_MS = 1000;
 /** How long the host spins for a response before parking, in ms: a kernel usually answers well within it. */
 const HOST_SPIN_MS = 0.05;
+/** The same through the DMA mirror, whose two copies and kernel wake-up take longer than a direct answer. */
+const HOST_SPIN_DMA_MS = 0.2;
 
 /**
  * The host's end of one launched kernel. Sending writes straight into the kernel's input ring (no Promise
@@ -164,6 +166,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   readonly #envelope: Envelope;
   /** Kicks the DMA mirror after an input frame is published (undefined for `direct`). */
   readonly #afterWrite: (() => void) | undefined;
+  /** How long the pump spins for output before it parks, ms. */
+  readonly #spinMs: number;
   readonly #calls = new Map<number, PendingCall>();
   /** Every call and receive waiting, for the shared deadline timer. */
   readonly #deadlines = new Set<PendingCall>();
@@ -185,7 +189,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   #lastErrorMessage: string | undefined;
   #exitStatus: 'Terminated' | 'Failed' | undefined;
   readonly #onOutput = (frame: FrameView): void => this.#dispatch(frame);
-  readonly #hasOutput = (): boolean => this.#consumer.hasData();
+  #hasOutput = (): boolean => this.#consumer.hasData();
 
   /** @internal — handles come from `runtime.launch`. */
   constructor(init: KernelHandleInit) {
@@ -200,6 +204,14 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     this.#consumer = new FrameConsumer(init.output, { spin: 0 });
     this.#envelope = { messageId: 0, destination: init.instanceId, flags: 0 };
     this.#afterWrite = init.transfer.afterInputWrite;
+    this.#spinMs = init.transfer.strategy === 'dma' ? HOST_SPIN_DMA_MS : HOST_SPIN_MS;
+    const nudge = init.transfer.nudgeKernel;
+    if (nudge !== undefined) {
+      this.#hasOutput = () => {
+        nudge();
+        return this.#consumer.hasData();
+      };
+    }
     this.#exited = new Promise((resolve) => {
       this.#markExited = resolve;
     });
@@ -613,9 +625,9 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    */
   #pump(): void {
     if (this.#pumping) return;
-    const until = performance.now() + HOST_SPIN_MS;
+    const until = performance.now() + this.#spinMs;
     for (let spins = 0; this.#waiting(); ) {
-      if (this.#consumer.drain(this.#onOutput) > 0) continue;
+      if (this.#consumer.drain(this.#onOutput) > 0 || this.#hasOutput()) continue;
       if ((++spins & 63) === 0 && performance.now() >= until) {
         this.#pumping = true;
         void this.#pumpAsync();
@@ -650,7 +662,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   }
 
   #spinForOutput(): boolean {
-    return spinFor(this.#hasOutput, HOST_SPIN_MS);
+    return spinFor(this.#hasOutput, this.#spinMs);
   }
 
   #dispatch(frame: FrameView): void {
