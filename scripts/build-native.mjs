@@ -45,6 +45,7 @@ const args = [
   '-I',
   join(root, 'native', 'include'),
   join(root, 'native', 'src', 'mirror.c'),
+  join(root, 'native', 'src', 'node_hook.c'),
   '-o',
   output,
 ];

@@ -157,7 +157,9 @@ describe('the DMA mirror thread', { skip: skipReason }, () => {
     assert.equal(second.metrics().transfer?.output.frames, 50);
   });
 
-  for (const mode of ['shutdown', 'forgotten', 'worker-forgotten'] as const) {
+  // worker-terminated: the main thread exits while a worker's mirror copies; without the library's env cleanup
+  // hook (native/src/node_hook.c) the mirror read the worker's freed rings and the process died with SIGSEGV.
+  for (const mode of ['shutdown', 'forgotten', 'worker-forgotten', 'worker-terminated', 'worker-terminated'] as const) {
     it(`lets node exit promptly: ${mode}`, () => {
       const started = performance.now();
       const result = spawnSync(process.execPath, [EXIT_FIXTURE, mode], { encoding: 'utf8', timeout: 20_000 });
@@ -170,6 +172,7 @@ describe('the DMA mirror thread', { skip: skipReason }, () => {
       );
       if (mode === 'shutdown') assert.match(result.stdout, /"channels":0/);
       if (mode === 'worker-forgotten') assert.match(result.stdout, /worker exited 0/);
+      if (mode === 'worker-terminated') assert.match(result.stdout, /worker: worker-terminated dma,dma,dma/);
       assert.ok(seconds < 10, `exited after ${seconds.toFixed(1)} s`);
     });
   }

@@ -67,6 +67,9 @@ RK_EXPORT void rk_mirror_kick(rk_mirror *mirror);
 RK_EXPORT void rk_mirror_stop(rk_mirror *mirror);
 /* 1 once the waker thread has returned (or there is none). */
 RK_EXPORT int32_t rk_mirror_waker_exited(rk_mirror *mirror);
+/* Stops (joins the copy thread of) every mirror the calling thread created and has not destroyed: for a
+   JavaScript thread being torn down, whose memory is about to go. Returns how many it stopped. */
+RK_EXPORT int32_t rk_mirror_stop_thread_mirrors(void);
 /* Joins the waker (call once rk_mirror_waker_exited is 1, or when the callback can no longer be pending) and
    frees the mirror. Stops it first if needed. */
 RK_EXPORT void rk_mirror_destroy(rk_mirror *mirror);

@@ -94,7 +94,14 @@ struct rk_mirror {
   _Atomic uint32_t kick_word;
   _Atomic uint32_t wake_word;
   _Atomic int waker_exited;
+  /* The JavaScript thread that created the mirror, and the process-wide list of live mirrors (see
+     rk_mirror_stop_thread_mirrors: a worker thread torn down from outside stops its mirrors on the way). */
+  pthread_t owner;
+  struct rk_mirror *next_live;
 };
+
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static rk_mirror *live_mirrors;
 
 static uint64_t now_ns(void) {
   struct timespec ts;
@@ -335,6 +342,11 @@ rk_mirror *rk_mirror_create(const char *device, uint32_t poll_us, uint32_t spin_
     }
     m->has_waker = true;
   }
+  m->owner = pthread_self();
+  pthread_mutex_lock(&live_lock);
+  m->next_live = live_mirrors;
+  live_mirrors = m;
+  pthread_mutex_unlock(&live_lock);
   return m;
 }
 
@@ -432,8 +444,29 @@ int32_t rk_mirror_waker_exited(rk_mirror *m) {
   return m == NULL ? 1 : atomic_load_explicit(&m->waker_exited, memory_order_acquire);
 }
 
+int32_t rk_mirror_stop_thread_mirrors(void) {
+  int32_t stopped = 0;
+  pthread_t self = pthread_self();
+  pthread_mutex_lock(&live_lock);
+  for (rk_mirror *m = live_mirrors; m != NULL; m = m->next_live) {
+    if (!pthread_equal(m->owner, self) || m->copier_joined) continue;
+    rk_mirror_stop(m);
+    stopped++;
+  }
+  pthread_mutex_unlock(&live_lock);
+  return stopped;
+}
+
 void rk_mirror_destroy(rk_mirror *m) {
   if (m == NULL) return;
+  pthread_mutex_lock(&live_lock);
+  for (rk_mirror **link = &live_mirrors; *link != NULL; link = &(*link)->next_live) {
+    if (*link == m) {
+      *link = m->next_live;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&live_lock);
   rk_mirror_stop(m);
   if (m->has_waker && !m->waker_joined) {
     pthread_join(m->waker, NULL);

@@ -81,7 +81,9 @@ interface Channel extends MirroredRing {
  *
  * Lifetime: every SharedArrayBuffer the thread touches stays referenced here until {@link DmaMirror.detach} (or
  * {@link DmaMirror.close}) has returned, and by then the thread has let go of it. `close()` stops and joins both
- * threads; a process that never calls it still exits: an `exit` hook stops the threads synchronously.
+ * threads; a process that never calls it still exits: an `exit` hook stops the threads synchronously. A worker
+ * thread terminated from outside runs no JavaScript, so the library's Node-API env cleanup hook stops its copy
+ * threads instead, before the worker's memory is freed (native/src/node_hook.c).
  *
  * @example
  * const mirror = DmaMirror.open(100);

@@ -9,6 +9,11 @@ type KoffiFunction = ReturnType<ReturnType<Koffi['load']>['func']>;
 /** The C functions of native/src/mirror.c, bound with koffi. Pointers are BigInt; ring memory goes as TypedArrays. */
 export interface MirrorLibrary {
   readonly path: string;
+  /**
+   * Whether this thread's teardown stops its mirrors (the library's Node-API cleanup hook, loaded with
+   * `process.dlopen`): what keeps a worker thread terminated from outside from freeing memory under the mirror.
+   */
+  readonly teardownHook: boolean;
   readonly koffi: Koffi;
   /** The `rk_wake_fn *` callback type, for `koffi.register`. */
   readonly wakeCallbackType: ReturnType<Koffi['pointer']>;
@@ -68,10 +73,18 @@ function tryLoad(): MirrorLibraryLoad {
       };
     }
     const wakeProto = koffi.proto('void rk_wake_fn(void)');
+    let teardownHook = true;
+    try {
+      // The same file as a Node-API addon: it registers an env cleanup hook for this thread (native/src/node_hook.c).
+      process.dlopen({ exports: {} }, path);
+    } catch {
+      teardownHook = false;
+    }
     return {
       available: true,
       library: {
         path,
+        teardownHook,
         koffi,
         wakeCallbackType: koffi.pointer(wakeProto),
         create: lib.func(
