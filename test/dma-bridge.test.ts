@@ -9,8 +9,14 @@ import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { loadMirrorLibrary } from '../src/bridge/native-mirror-library.js';
-import { detectTransferStrategy, type KernelHandle, RingKernelRuntime, TRANSFER_STRATEGIES } from '../src/index.js';
-import { Accumulator, AddOne, Echo } from './fixtures/kernels.js';
+import {
+  detectTransferStrategy,
+  KernelFailedError,
+  type KernelHandle,
+  RingKernelRuntime,
+  TRANSFER_STRATEGIES,
+} from '../src/index.js';
+import { Accumulator, AddOne, Echo, KILL_WORKER } from './fixtures/kernels.js';
 import { Random, TEST_SEED } from './support/random.js';
 
 const native = loadMirrorLibrary();
@@ -141,6 +147,35 @@ describe('the DMA mirror thread', { skip: skipReason }, () => {
     );
     assert.equal(runtime.mirrorStats()?.channels, 0);
     assert.ok(handles.every((handle) => handle.status === 'Terminated'));
+  });
+
+  it('delivers what a dying kernel produced and dead-letters what it had not handled, exactly once', async () => {
+    await using runtime = await RingKernelRuntime.builder().config({ workers: 2 }).build();
+    const doomed = await runtime.launch(Accumulator, 1, 1, {
+      name: 'doomed',
+      autoActivate: true,
+      transferStrategy: 'dma',
+    });
+    for (let seq = 0; seq < 100; seq++) assert.ok(doomed.trySend({ sender: 1, seq, value: 1 }));
+    const fatal = doomed.call({ sender: 1, seq: 100, value: KILL_WORKER }); // its handler calls process.exit
+    let refused = 0;
+    for (let seq = 101; seq < 151; seq++) {
+      try {
+        if (!doomed.trySend({ sender: 1, seq, value: 1 })) refused++;
+      } catch (error) {
+        assert.ok(error instanceof KernelFailedError);
+        refused++;
+      }
+    }
+    await assert.rejects(fatal, KernelFailedError);
+    // The host salvages its own ring from the handled cursor the worker kept for the replica: same offsets.
+    const salvaged = runtime.deadLetters.recent().filter((l) => l.kernel === 'doomed' && l.reason === 'kernel-failed');
+    assert.equal(salvaged[0]?.messageId, 101, 'the fatal call first; nothing handled before it');
+    assert.equal(salvaged.length - 1 + refused, 50, 'every message behind the crash accounted for, none twice');
+    // The mirror's final copy brought the outputs still in the replica to the host.
+    for (let seq = 0; seq < 100; seq++) assert.equal((await doomed.receive(1000)).seq, seq);
+    await assert.rejects(doomed.receive(100), KernelFailedError);
+    assert.equal(runtime.mirrorStats()?.channels, 0, 'the failed kernel released its rings');
   });
 
   it('carries kernel-to-kernel traffic into a dma kernel (its link wakes the replica it parks on)', async () => {
