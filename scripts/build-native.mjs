@@ -40,6 +40,9 @@ const args = [
   '-fPIC',
   '-shared',
   '-fvisibility=hidden',
+  // Never unmapped: koffi dlcloses the library when a worker thread that loaded it is torn down, while the
+  // mirror's threads may still have to run their way out of its code (a SIGSEGV at exit before this flag).
+  '-Wl,-z,nodelete',
   '-Wall',
   '-Wextra',
   '-I',

@@ -6,6 +6,8 @@
  * mirror that thread created, so the mirror never touches freed ring memory. Node exports these symbols from its
  * own binary; the few declarations below are the stable Node-API ABI, so no Node headers are needed to build.
  */
+#define _GNU_SOURCE
+#include <dlfcn.h>
 #include <stdint.h>
 
 #include "ringkernel_mirror.h"
@@ -21,6 +23,14 @@ static void stop_thread_mirrors(void *arg) {
 }
 
 RK_EXPORT int32_t node_api_module_get_api_version_v1(void) { return 8; }
+
+/* Keeps an already loaded library mapped for the life of the process. Node dlcloses a worker's addons (koffi.node
+   among them) when the worker's environment is destroyed, and the mirror's waker thread may still be inside
+   koffi's callback relay then (it returns from it once Node tears the relay down): unmapped code under a running
+   thread is a SIGSEGV. This library itself is linked with -z nodelete for the same reason. Returns 1 when pinned. */
+RK_EXPORT int32_t rk_pin_loaded_library(const char *path) {
+  return dlopen(path, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE) != NULL ? 1 : 0;
+}
 
 RK_EXPORT napi_value napi_register_module_v1(napi_env env, napi_value exports) {
   /* Registered on the thread that loads the addon, which is the thread whose mirrors it stops. */

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
@@ -77,6 +77,9 @@ function tryLoad(): MirrorLibraryLoad {
     try {
       // The same file as a Node-API addon: it registers an env cleanup hook for this thread (native/src/node_hook.c).
       process.dlopen({ exports: {} }, path);
+      // And koffi's own addon stays mapped after this thread is gone: the waker thread may still be in its code.
+      const pin = lib.func('int32_t rk_pin_loaded_library(const char *path)');
+      for (const addon of loadedKoffiAddons()) if (pin(addon) !== 1) teardownHook = false;
     } catch {
       teardownHook = false;
     }
@@ -103,4 +106,14 @@ function tryLoad(): MirrorLibraryLoad {
   } catch (error) {
     return { available: false, reason: `${path} could not be loaded: ${(error as Error).message}` };
   }
+}
+
+/** The paths of koffi's native addon(s) mapped into this process (Linux: /proc/self/maps). */
+function loadedKoffiAddons(): string[] {
+  const paths = new Set<string>();
+  for (const line of readFileSync('/proc/self/maps', 'utf8').split('\n')) {
+    const path = line.slice(line.indexOf('/'));
+    if (line.includes('/') && /koffi[^/]*\.node$/.test(path)) paths.add(path);
+  }
+  return [...paths];
 }
