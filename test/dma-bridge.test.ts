@@ -21,6 +21,8 @@ import { Random, TEST_SEED } from './support/random.js';
 
 const native = loadMirrorLibrary();
 const skipReason = native.available ? false : `skipped: native mirror library unavailable (${native.reason})`;
+/** Mirrors in this process whose threads are not yet joined (the C library's own count). */
+const liveMirrors = (): number => (native.available ? (native.library.liveCount() as number) : 0);
 const EXIT_FIXTURE = fileURLToPath(new URL('./fixtures/dma-exit.js', import.meta.url));
 
 describe('transfer strategies', () => {
@@ -92,9 +94,11 @@ describe('the DMA mirror thread', { skip: skipReason }, () => {
     );
     const stats = runtime.mirrorStats();
     assert.ok(stats !== null && stats.passes > 0 && stats.wakeCalls > 0, 'the mirror copied and woke JS waiters');
+    assert.equal(liveMirrors(), 1, 'one mirror (one copy thread, one waker) for 64 kernels');
     const report = await runtime.shutdown();
     assert.equal(report.terminated, kernels);
     assert.equal(runtime.mirrorStats()?.channels, 0, 'every ring was let go');
+    assert.equal(liveMirrors(), 0, 'shutdown joined the mirror threads');
   });
 
   it('survives kernels terminating and the runtime shutting down while it copies', async () => {

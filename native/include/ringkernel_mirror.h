@@ -70,6 +70,9 @@ RK_EXPORT int32_t rk_mirror_waker_exited(rk_mirror *mirror);
 /* Stops (joins the copy thread of) every mirror the calling thread created and has not destroyed: for a
    JavaScript thread being torn down, whose memory is about to go. Returns how many it stopped. */
 RK_EXPORT int32_t rk_mirror_stop_thread_mirrors(void);
+/* Mirrors created and not yet destroyed, in the whole process: each has a copy thread (and a waker) that
+   rk_mirror_destroy joins. For tests: 0 means no mirror thread is left. */
+RK_EXPORT int32_t rk_mirror_live_count(void);
 /* Joins the waker (call once rk_mirror_waker_exited is 1, or when the callback can no longer be pending) and
    frees the mirror. Stops it first if needed. */
 RK_EXPORT void rk_mirror_destroy(rk_mirror *mirror);

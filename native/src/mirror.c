@@ -457,6 +457,14 @@ int32_t rk_mirror_stop_thread_mirrors(void) {
   return stopped;
 }
 
+int32_t rk_mirror_live_count(void) {
+  int32_t live = 0;
+  pthread_mutex_lock(&live_lock);
+  for (rk_mirror *m = live_mirrors; m != NULL; m = m->next_live) live++;
+  pthread_mutex_unlock(&live_lock);
+  return live;
+}
+
 void rk_mirror_destroy(rk_mirror *m) {
   if (m == NULL) return;
   pthread_mutex_lock(&live_lock);

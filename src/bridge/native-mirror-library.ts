@@ -24,6 +24,8 @@ export interface MirrorLibrary {
   readonly stop: KoffiFunction;
   readonly wakerExited: KoffiFunction;
   readonly destroy: KoffiFunction;
+  /** Mirrors not yet destroyed in this process (their threads not yet joined). */
+  readonly liveCount: KoffiFunction;
 }
 
 /** The library, or why it cannot be used. */
@@ -101,6 +103,7 @@ function tryLoad(): MirrorLibraryLoad {
         stop: lib.func('void rk_mirror_stop(void *mirror)'),
         wakerExited: lib.func('int32_t rk_mirror_waker_exited(void *mirror)'),
         destroy: lib.func('void rk_mirror_destroy(void *mirror)'),
+        liveCount: lib.func('int32_t rk_mirror_live_count(void)'),
       },
     };
   } catch (error) {
