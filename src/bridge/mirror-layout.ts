@@ -19,7 +19,11 @@ export const MirrorStateOffset = {
   SIZE: 64,
 } as const;
 
-/** The mirror state block layout, from which the C header is generated. */
+/**
+ * The mirror state block layout, from which the C header is generated.
+ * @example
+ * const passes = Atomics.load(new BigUint64Array(stateBlock), layoutField(MIRROR_STATE_LAYOUT, 'passes').offset / 8);
+ */
 export const MIRROR_STATE_LAYOUT = defineStructLayout(
   'rk_mirror_state',
   'One per mirror thread, in a SharedArrayBuffer the host reads. Written only by the mirror thread (seq_cst for the sleeping flag: it pairs with the host producer publishing then loading it, Dekker style; relaxed for the counters).',
@@ -42,7 +46,11 @@ export const MIRROR_STATE_LAYOUT = defineStructLayout(
   ],
 );
 
-/** Directions of a mirrored ring. */
+/**
+ * Directions of a mirrored ring (rk_mirror_channel.direction; RK_MIRROR_HOST_TO_DEVICE / _DEVICE_TO_HOST in C).
+ * @example
+ * const outputs = new Int32Array(channelBlock)[MirrorChannelOffset.DIRECTION >> 2] === MirrorDirection.DEVICE_TO_HOST;
+ */
 export const MirrorDirection = {
   /** An input ring: the host produces, the device replica's consumer (the kernel) reads. */
   HOST_TO_DEVICE: 0,
@@ -71,7 +79,11 @@ export const MirrorChannelOffset = {
   SIZE: 64,
 } as const;
 
-/** The mirror channel block layout, from which the C header is generated. */
+/**
+ * The mirror channel block layout, from which the C header is generated.
+ * @example
+ * const frames = Atomics.load(new BigUint64Array(channelBlock), layoutField(MIRROR_CHANNEL_LAYOUT, 'frames').offset / 8);
+ */
 export const MIRROR_CHANNEL_LAYOUT = defineStructLayout(
   'rk_mirror_channel',
   'One per mirrored ring (a kernel on the dma strategy has two: input, host to device; output, device to host). Statistics and the wake request word; relaxed counters, seq_cst wake_seq.',

@@ -9,7 +9,11 @@ import type { BackendType } from '../backends/backend-type.js';
  */
 export type TransferStrategy = 'direct' | 'dma' | 'mapped';
 
-/** Every transfer strategy name, for validation. */
+/**
+ * Every transfer strategy name, for validation.
+ * @example
+ * if (!TRANSFER_STRATEGIES.includes(option)) throw new TypeError(`unknown strategy ${option}`);
+ */
 export const TRANSFER_STRATEGIES: readonly TransferStrategy[] = ['direct', 'dma', 'mapped'];
 
 /** A strategy and why it was picked. */
