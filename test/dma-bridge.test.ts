@@ -218,6 +218,20 @@ describe('the DMA mirror thread', { skip: skipReason }, () => {
 });
 
 describe('without the native library', () => {
+  it('installs anyway when there is no C compiler: the build says why, in one line, and exits 0', () => {
+    const script = fileURLToPath(new URL('../../scripts/build-native.mjs', import.meta.url));
+    const result = spawnSync(process.execPath, [script], {
+      encoding: 'utf8',
+      timeout: 20_000,
+      env: { ...process.env, CC: 'no-such-cc' },
+    });
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(
+      result.stdout,
+      /^ringkernel: native DMA mirror not built: no-such-cc could not run \(spawnSync no-such-cc ENOENT\); the dma strategy will fall back to direct$/m,
+    );
+  });
+
   it('says so once, in one line, and runs dma kernels direct', () => {
     const result = spawnSync(process.execPath, [EXIT_FIXTURE, 'fallback'], {
       encoding: 'utf8',
