@@ -205,6 +205,12 @@ export class Supervisor {
     if (status === 'Terminated' || status === 'Failed' || status === 'Terminating') {
       throw new TypeError(`kernel '${handle.name}' is ${status}: only a running kernel can be supervised`);
     }
+    if (handle.transfer.strategy !== 'direct') {
+      // A restart re-attaches the same rings to a new instance; a dma kernel's mirror replica cannot be yet.
+      throw new TypeError(
+        `kernel '${handle.name}' uses the ${handle.transfer.strategy} transfer strategy: supervision restarts direct kernels only, for now`,
+      );
+    }
     const child: Child = { kind: 'kernel', handle };
     handle.superviseWith((_failed, error) => this.#childFailed(child, error));
     this.#children.push(child);

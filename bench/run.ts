@@ -14,6 +14,7 @@ import { Piscina } from 'piscina';
 import { RingBuffer } from 'ringbuf.js';
 import { createFrameRing, FrameConsumer, FrameProducer, RingKernelRuntime } from '../src/index.js';
 import { BenchEcho, BenchFragile, BenchIdle, BenchSink, BenchStage } from './bench-kernels.js';
+import { dmaCases } from './dma-cases.js';
 import { type BenchJob, BenchMessages, type BenchSize } from './messages.js';
 import { tracingCases } from './tracing-cases.js';
 
@@ -377,6 +378,7 @@ const runs: (() => Promise<CaseResult | CaseResult[]>)[] = [
   () => framesCase(1024),
   piscinaCase,
   kernelCases,
+  () => dmaCases(THROUGHPUT_N, RTT_N, percentiles),
   pipelineCases,
   supervisionCases,
   () => tracingCases(THROUGHPUT_N, quick),
@@ -394,6 +396,8 @@ for (const run of runs) {
 }
 const by = (name: string): CaseResult => cases.find((c) => c.name === name) as CaseResult;
 const rate = (name: string): number => by(name).msgsPerSec;
+/** The dma cases are absent when the native mirror library is not built. */
+const dmaRan = cases.some((c) => c.name === 'dma.oneway.64');
 const ratios = {
   'frames.oneway.64 / ringbuf.oneway.64 (goal ≥ 0.6)': round(rate('frames.oneway.64') / rate('ringbuf.oneway.64')),
   'frames.oneway.64 / postMessage.oneway.64 (goal ≥ 6)': round(
@@ -407,6 +411,12 @@ const ratios = {
   'kernel.call.64 p50 µs (goal ≤ 5)': by('kernel.call.64').p50us,
   'idle1000.cpuPercent (goal < 2)': by('idle1000.cpuPercent').value ?? 0,
   'pipeline3.64 msg/s (goal ≥ 1 M)': rate('pipeline3.64'),
+  ...(dmaRan
+    ? {
+        'dma.oneway.64 / kernel.send.64 (goal ≥ 0.7)': round(rate('dma.oneway.64') / rate('kernel.send.64')),
+        'kernel.call.64 p50 / dma.call.64 p50': round(by('kernel.call.64').p50us / by('dma.call.64').p50us),
+      }
+    : {}),
   'pipeline3.64 / pipeline3.host.64 (goal ≥ 5)': round(rate('pipeline3.64') / rate('pipeline3.host.64')),
   'restart.ms / launch.ms': round((by('restart.ms').value ?? 0) / (by('launch.ms').value ?? 1)),
   'tracing.ratio01.64 / tracing.off.64 (goal ≥ 0.9)': round(rate('tracing.ratio01.64') / rate('tracing.off.64')),

@@ -29,6 +29,12 @@ export type { RuntimeLifecycleEvent, RuntimeLifecycleState } from '../machines/r
 export { runtimeLifecycle } from '../machines/runtime-lifecycle.js';
 export type { BackendProbe, BackendType } from './backends/backend-type.js';
 export { BACKEND_TYPES, probeBackend } from './backends/backend-type.js';
+// Transfer strategies (src/bridge)
+export type { MirrorChannelStats, MirrorStats } from './bridge/dma-mirror.js';
+export { MIRROR_CHANNEL_LAYOUT, MIRROR_STATE_LAYOUT, MirrorDirection } from './bridge/mirror-layout.js';
+export type { KernelTransferStats } from './bridge/transfer-bridge.js';
+export type { TransferStrategy, TransferStrategyChoice } from './bridge/transfer-strategy.js';
+export { detectTransferStrategy, TRANSFER_STRATEGIES } from './bridge/transfer-strategy.js';
 export type { ErrorCodeName, ErrorCodeString } from './errors/codes.js';
 // Errors
 export { ErrorCode, ErrorNumber, errorNumberOf } from './errors/codes.js';

@@ -336,4 +336,66 @@ RK_STATIC_ASSERT(offsetof(rk_span_record, trace_flags) == 74, "rk_span_record.tr
 RK_STATIC_ASSERT(offsetof(rk_span_record, detail) == 75, "rk_span_record.detail: offset");
 RK_STATIC_ASSERT(offsetof(rk_span_record, peer_kernel) == 76, "rk_span_record.peer_kernel: offset");
 
+/* rk_mirror_state: One per mirror thread, in a SharedArrayBuffer the host reads. Written only by the mirror thread (seq_cst for the sleeping flag: it pairs with the host producer publishing then loading it, Dekker style; relaxed for the counters). */
+typedef struct rk_mirror_state {
+  RK_ATOMIC(int32_t) sleeping; /* @0, writer: mirror. 1 while the thread sleeps; host producers kick it. */
+  uint32_t reserved0; /* @4, writer: mirror. Zero. */
+  RK_ATOMIC(uint64_t) passes; /* @8, writer: mirror. Passes over the channel table. */
+  RK_ATOMIC(uint64_t) sleeps; /* @16, writer: mirror. Times the thread slept, idle. */
+  RK_ATOMIC(uint64_t) wake_calls; /* @24, writer: mirror. Wake-up callbacks into JS. */
+  RK_ATOMIC(uint32_t) channels; /* @32, writer: mirror. Channels attached. */
+  uint8_t reserved1[28]; /* @36, writer: mirror. Zero; room to grow. */
+} rk_mirror_state;
+#define RK_MIRROR_STATE_SIZE 64u
+#define RK_MIRROR_STATE_SLEEPING_OFFSET 0u
+#define RK_MIRROR_STATE_RESERVED0_OFFSET 4u
+#define RK_MIRROR_STATE_PASSES_OFFSET 8u
+#define RK_MIRROR_STATE_SLEEPS_OFFSET 16u
+#define RK_MIRROR_STATE_WAKE_CALLS_OFFSET 24u
+#define RK_MIRROR_STATE_CHANNELS_OFFSET 32u
+#define RK_MIRROR_STATE_RESERVED1_OFFSET 36u
+RK_STATIC_ASSERT(sizeof(rk_mirror_state) == 64, "rk_mirror_state: size");
+RK_STATIC_ASSERT(RK_ALIGNOF(rk_mirror_state) == 8, "rk_mirror_state: alignment");
+RK_STATIC_ASSERT(offsetof(rk_mirror_state, sleeping) == 0, "rk_mirror_state.sleeping: offset");
+RK_STATIC_ASSERT(offsetof(rk_mirror_state, reserved0) == 4, "rk_mirror_state.reserved0: offset");
+RK_STATIC_ASSERT(offsetof(rk_mirror_state, passes) == 8, "rk_mirror_state.passes: offset");
+RK_STATIC_ASSERT(offsetof(rk_mirror_state, sleeps) == 16, "rk_mirror_state.sleeps: offset");
+RK_STATIC_ASSERT(offsetof(rk_mirror_state, wake_calls) == 24, "rk_mirror_state.wake_calls: offset");
+RK_STATIC_ASSERT(offsetof(rk_mirror_state, channels) == 32, "rk_mirror_state.channels: offset");
+RK_STATIC_ASSERT(offsetof(rk_mirror_state, reserved1) == 36, "rk_mirror_state.reserved1: offset");
+
+/* rk_mirror_channel: One per mirrored ring (a kernel on the dma strategy has two: input, host to device; output, device to host). Statistics and the wake request word; relaxed counters, seq_cst wake_seq. */
+typedef struct rk_mirror_channel {
+  RK_ATOMIC(uint64_t) bytes; /* @0, writer: mirror. Bytes copied, padding included. */
+  RK_ATOMIC(uint64_t) frames; /* @8, writer: mirror. Frames copied. */
+  RK_ATOMIC(uint64_t) batches; /* @16, writer: mirror. Copy batches. */
+  RK_ATOMIC(uint64_t) copy_ns; /* @24, writer: mirror. Nanoseconds spent copying. */
+  RK_ATOMIC(uint32_t) lag_bytes; /* @32, writer: mirror. Bytes behind at the last batch. */
+  RK_ATOMIC(uint32_t) max_lag_bytes; /* @36, writer: mirror. Largest lag seen. */
+  RK_ATOMIC(int32_t) wake_seq; /* @40, writer: mirror. Bumped to ask JS to notify waiters. */
+  uint32_t direction; /* @44, writer: host. 0 host to device, 1 device to host. */
+  uint8_t reserved[16]; /* @48, writer: host. Zero; room to grow. */
+} rk_mirror_channel;
+#define RK_MIRROR_CHANNEL_SIZE 64u
+#define RK_MIRROR_CHANNEL_BYTES_OFFSET 0u
+#define RK_MIRROR_CHANNEL_FRAMES_OFFSET 8u
+#define RK_MIRROR_CHANNEL_BATCHES_OFFSET 16u
+#define RK_MIRROR_CHANNEL_COPY_NS_OFFSET 24u
+#define RK_MIRROR_CHANNEL_LAG_BYTES_OFFSET 32u
+#define RK_MIRROR_CHANNEL_MAX_LAG_BYTES_OFFSET 36u
+#define RK_MIRROR_CHANNEL_WAKE_SEQ_OFFSET 40u
+#define RK_MIRROR_CHANNEL_DIRECTION_OFFSET 44u
+#define RK_MIRROR_CHANNEL_RESERVED_OFFSET 48u
+RK_STATIC_ASSERT(sizeof(rk_mirror_channel) == 64, "rk_mirror_channel: size");
+RK_STATIC_ASSERT(RK_ALIGNOF(rk_mirror_channel) == 8, "rk_mirror_channel: alignment");
+RK_STATIC_ASSERT(offsetof(rk_mirror_channel, bytes) == 0, "rk_mirror_channel.bytes: offset");
+RK_STATIC_ASSERT(offsetof(rk_mirror_channel, frames) == 8, "rk_mirror_channel.frames: offset");
+RK_STATIC_ASSERT(offsetof(rk_mirror_channel, batches) == 16, "rk_mirror_channel.batches: offset");
+RK_STATIC_ASSERT(offsetof(rk_mirror_channel, copy_ns) == 24, "rk_mirror_channel.copy_ns: offset");
+RK_STATIC_ASSERT(offsetof(rk_mirror_channel, lag_bytes) == 32, "rk_mirror_channel.lag_bytes: offset");
+RK_STATIC_ASSERT(offsetof(rk_mirror_channel, max_lag_bytes) == 36, "rk_mirror_channel.max_lag_bytes: offset");
+RK_STATIC_ASSERT(offsetof(rk_mirror_channel, wake_seq) == 40, "rk_mirror_channel.wake_seq: offset");
+RK_STATIC_ASSERT(offsetof(rk_mirror_channel, direction) == 44, "rk_mirror_channel.direction: offset");
+RK_STATIC_ASSERT(offsetof(rk_mirror_channel, reserved) == 48, "rk_mirror_channel.reserved: offset");
+
 #endif /* RINGKERNEL_LAYOUT_H */

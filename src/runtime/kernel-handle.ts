@@ -1,5 +1,7 @@
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { COMMAND_TARGET, type LifecycleCommand, lifecycleAccepts } from '../../machines/kernel-lifecycle.js';
+import type { KernelTransfer, KernelTransferStats } from '../bridge/transfer-bridge.js';
+import type { TransferStrategy } from '../bridge/transfer-strategy.js';
 import { type ErrorCodeString, ErrorNumber, errorNumberOf } from '../errors/codes.js';
 import { HandlerFailedError, InvalidStateError, KernelFailedError, QueueFullError } from '../errors/runtime-errors.js';
 import { TimeoutError } from '../errors/value-errors.js';
@@ -91,8 +93,13 @@ export interface KernelMetrics {
   readonly uptimeMs: number;
   /** Handler latency (sampled one message in eight). */
   readonly latency: LatencySummary;
-  /** How the rings reach the kernel: `direct` — the worker reads the host's SharedArrayBuffer rings. */
-  readonly transferStrategy: 'direct';
+  /**
+   * How the rings reach the kernel: `direct` — the worker reads the host's SharedArrayBuffer rings; `dma` — the
+   * native mirror thread copies them to replicas the worker reads.
+   */
+  readonly transferStrategy: TransferStrategy;
+  /** What the DMA mirror moved for this kernel, per direction (null unless `dma`). */
+  readonly transfer: KernelTransferStats | null;
   /** The worker thread hosting the kernel. */
   readonly workerThreadId: number;
   /** Times a supervisor restarted the kernel. */
@@ -110,6 +117,8 @@ export interface KernelHandleInit {
   readonly histogram: Uint32Array;
   readonly input: FrameRingMemory;
   readonly output: FrameRingMemory;
+  /** How the rings reach the kernel (the kernel's own ends, the mirror's kick). */
+  readonly transfer: KernelTransfer;
   readonly port: MessagePort;
   readonly threadId: number;
   readonly gridSize: readonly [number, number, number];
@@ -170,6 +179,8 @@ const RESOLVED = Promise.resolve();
 const FORCE_GRACE_MS = 1000;
 /** How long the host spins for a response before parking, in ms: a kernel usually answers well within it. */
 const HOST_SPIN_MS = 0.05;
+/** The same through the DMA mirror, whose two copies and kernel wake-up take longer than a direct answer. */
+const HOST_SPIN_DMA_MS = 0.2;
 
 /**
  * The host's end of one launched kernel. Sending writes straight into the kernel's input ring (no Promise
@@ -200,6 +211,10 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   readonly #tracer: HostSpanWriter | undefined;
   /** The span of the request `#write`/`#enqueue` just sent, for `call` to end when the response comes. */
   #requestSpan: DetachedSpan | undefined;
+  /** Kicks the DMA mirror after an input frame is published (undefined for `direct`). */
+  readonly #afterWrite: (() => void) | undefined;
+  /** How long the pump spins for output before it parks, ms. */
+  readonly #spinMs: number;
   readonly #calls = new Map<number, PendingCall>();
   /** Every call and receive waiting, for the shared deadline timer. */
   readonly #deadlines = new Set<PendingCall>();
@@ -242,7 +257,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   /** Settles the wait for a graceful stop-for-restart. */
   #onInstanceExit: (() => void) | undefined;
   readonly #onOutput = (frame: FrameView): void => this.#dispatch(frame);
-  readonly #hasOutput = (): boolean => this.#consumer.hasData();
+  #hasOutput = (): boolean => this.#consumer.hasData();
 
   /** @internal — handles come from `runtime.launch`. */
   constructor(init: KernelHandleInit) {
@@ -257,6 +272,15 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     this.#consumer = new FrameConsumer(init.output, { spin: 0 });
     this.#envelope = { messageId: 0, destination: init.instanceId, flags: 0 };
     this.#tracer = init.tracer;
+    this.#afterWrite = init.transfer.afterInputWrite;
+    this.#spinMs = init.transfer.strategy === 'dma' ? HOST_SPIN_DMA_MS : HOST_SPIN_MS;
+    const nudge = init.transfer.nudgeKernel;
+    if (nudge !== undefined) {
+      this.#hasOutput = () => {
+        nudge();
+        return this.#consumer.hasData();
+      };
+    }
     this.#exited = new Promise((resolve) => {
       this.#markExited = resolve;
     });
@@ -483,7 +507,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       errorCount: control.errorCount,
       uptimeMs: Math.round(performance.now() - this.#launchedAt),
       latency: summarizeLatency(this.#init.histogram),
-      transferStrategy: 'direct',
+      transferStrategy: this.#init.transfer.strategy,
+      transfer: this.#init.transfer.stats(),
       workerThreadId: this.#threadId,
       restarts: control.generation,
       gridSize: this.#init.gridSize,
@@ -496,6 +521,11 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     if (this.#exitStatus === undefined && this.#failure === undefined && lifecycleAccepts(this.status, 'TERMINATE')) {
       await this.terminate();
     }
+  }
+
+  /** How the kernel's rings reach it (kernel-to-kernel links ring the doorbell of its own input end). @internal */
+  get transfer(): KernelTransfer {
+    return this.#init.transfer;
   }
 
   /** The kernel's input ring memory (kernel-to-kernel links ring its doorbell). @internal */
@@ -728,6 +758,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     const tracer = this.#tracer;
     if (tracer !== undefined) return this.#writeTraced(tracer, message, flags);
     if (!this.#producer.tryWrite(this.#inputCodec, message, envelope)) return false;
+    this.#afterWrite?.();
     this.#nextMessageId++;
     this.#sent++;
     return true;
@@ -842,6 +873,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       while (this.#sends.length > 0 && this.#failure === undefined) {
         const head = this.#sends[0] as PendingSend;
         if (this.#producer.tryWrite(head.codec, head.bytes, head.envelope)) {
+          this.#afterWrite?.();
           this.#sends.shift();
           head.resolve();
           continue;
@@ -921,9 +953,9 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    */
   #pump(): void {
     if (this.#pumping) return;
-    const until = performance.now() + HOST_SPIN_MS;
+    const until = performance.now() + this.#spinMs;
     for (let spins = 0; this.#waiting(); ) {
-      if (this.#consumer.drain(this.#onOutput) > 0) continue;
+      if (this.#consumer.drain(this.#onOutput) > 0 || this.#hasOutput()) continue;
       if ((++spins & 63) === 0 && performance.now() >= until) {
         this.#pumping = true;
         void this.#pumpAsync();
@@ -958,7 +990,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   }
 
   #spinForOutput(): boolean {
-    return spinFor(this.#hasOutput, HOST_SPIN_MS);
+    return spinFor(this.#hasOutput, this.#spinMs);
   }
 
   #dispatch(frame: FrameView): void {

@@ -5,6 +5,9 @@ import { KernelRegistry } from '../../actors/kernel-registry.js';
 import { Supervisor, type SupervisorOptions } from '../../actors/supervisor.js';
 import { type RuntimeLifecycleState, runtimeLifecycle } from '../../machines/runtime-lifecycle.js';
 import type { BackendProbe, BackendType } from '../backends/backend-type.js';
+import type { MirrorStats } from '../bridge/dma-mirror.js';
+import { TransferBridge } from '../bridge/transfer-bridge.js';
+import type { TransferStrategy, TransferStrategyChoice } from '../bridge/transfer-strategy.js';
 import { ErrorNumber } from '../errors/codes.js';
 import {
   InvalidStateError,
@@ -72,6 +75,12 @@ export interface LaunchOptions {
    * crash, for a {@link Supervisor} to restart with fresh state.
    */
   readonly onHandlerError?: 'dead-letter' | 'fail';
+  /**
+   * How the kernel's rings reach it: `direct`, `dma` (the native mirror thread) or `mapped` (reserved for CUDA).
+   * Default: {@link RingKernelRuntime.transferStrategy}, detected for the backend. When `dma` is asked for and the
+   * native library is missing, ringkernel says so once on stderr and the kernel runs `direct` (see its metrics).
+   */
+  readonly transferStrategy?: TransferStrategy;
 }
 
 /** What {@link RingKernelRuntime.shutdown} (or `completeShutdown`) reports: the runtime's whole life in figures. */
@@ -188,6 +197,8 @@ export class RingKernelRuntime {
   /** OpenTelemetry tracing (`builder().tracing()`): `flush()`, `stats()`. Undefined when tracing is off. */
   readonly tracing: RuntimeTracing | undefined;
   readonly #pool: Piscina<AttachTask, AttachResult>;
+  /** Transfer strategies and the runtime's one DMA mirror thread. */
+  readonly #bridge: TransferBridge;
   readonly #kernels = new Map<string, KernelHandle>();
   readonly #breakers = new Map<string, CircuitBreaker>();
   #watchdog: KernelWatchdog | undefined;
@@ -226,6 +237,16 @@ export class RingKernelRuntime {
   #signalHandlers: (() => void) | undefined;
   readonly #supervisors = new Set<Supervisor>();
 
+  /** The transfer strategy launches use unless they ask for another, and why (per backend). */
+  get transferStrategy(): TransferStrategyChoice {
+    return this.#bridge.detected;
+  }
+
+  /** The DMA mirror thread's counters (passes, sleeps, wake-up callbacks, rings), or null before any `dma` launch. */
+  mirrorStats(): MirrorStats | null {
+    return this.#bridge.mirrorStats();
+  }
+
   /** Starts a runtime builder. */
   static builder(): RuntimeBuilder {
     return new RuntimeBuilder();
@@ -243,6 +264,7 @@ export class RingKernelRuntime {
       this.log.debug(`dead letter from '${letter.kernel}' (${letter.reason}): ${letter.error.message}`),
     );
     this.tracing = init.tracing;
+    this.#bridge = new TransferBridge(init.backend, init.config.bridgePollInterval);
     const workers = init.config.workers;
     this.#pool = new Piscina<AttachTask, AttachResult>({
       filename: KERNEL_HOST,
@@ -454,6 +476,7 @@ export class RingKernelRuntime {
       integrity,
       ERROR_REPLY_MAX_BYTES,
     );
+    const transfer = this.#bridge.open(input, output, options.transferStrategy);
     const { port1, port2 } = new MessageChannel();
     const tracing = this.tracing;
     const launchSpan = tracing?.host.beginLifecycle();
@@ -467,8 +490,9 @@ export class RingKernelRuntime {
       instanceId,
       controlBlock: control.buffer,
       histogram,
-      input,
-      output,
+      // The rings the worker reads: the host's own (direct), or the mirror's replicas (dma).
+      input: transfer.kernelInput,
+      output: transfer.kernelOutput,
       port,
       enableTelemetry: this.config.enableTelemetry,
       failOnHandlerError,
@@ -479,6 +503,7 @@ export class RingKernelRuntime {
       attached = await this.#pool.run(task(port2), { transferList: [port2] });
     } catch (error) {
       port1.close();
+      transfer.release();
       if (launchSpan !== undefined) {
         tracing?.host.endLifecycle(launchSpan, LifecycleTransition.LAUNCH, instanceId, ErrorNumber.KernelFailed);
       }
@@ -495,6 +520,7 @@ export class RingKernelRuntime {
       histogram: new Uint32Array(histogram),
       input,
       output,
+      transfer,
       port: port1,
       threadId: attached.threadId,
       gridSize: grid,
@@ -593,6 +619,8 @@ export class RingKernelRuntime {
   }
 
   #release(handle: KernelHandle): void {
+    // The mirror's final copy brings the kernel's last outputs to the host ring, then it lets go of the rings.
+    handle.transfer.release();
     if (this.#kernels.get(handle.name) === handle) this.#kernels.delete(handle.name);
     this.#memory.release(handle);
     const counters = handle.counters();
@@ -661,7 +689,7 @@ export class RingKernelRuntime {
     this.#memory.record(target, [{ kind: 'ring', owner: `${source.name}→${target.name}`, bytes: ringBytes(memory) }]);
     // Consumer first: frames may flow as soon as the producer has the ring.
     await target.link({ command: 'LINK_IN', memory });
-    await source.link({ command: 'LINK_OUT', memory, wake: target.inputMemory.signal, types });
+    await source.link({ command: 'LINK_OUT', memory, wake: target.transfer.kernelInput.signal, types });
   }
 
   /**
@@ -728,8 +756,10 @@ export class RingKernelRuntime {
       windowMs: 60_000,
       backoff: { initialMs: 0 },
     });
-    for (const other of moved) if (!other.supervised) this.#watchdogSupervisor.supervise(other);
-    if (policy === 'fail') handle.superviseWith(undefined);
+    // Direct kernels move (restart elsewhere); dma kernels cannot be restarted yet, so they fail with the worker.
+    const movable = (kernel: KernelHandle): boolean => kernel.transfer.strategy === 'direct';
+    for (const other of moved) if (!other.supervised && movable(other)) this.#watchdogSupervisor.supervise(other);
+    if (policy === 'fail' || !movable(handle)) handle.superviseWith(undefined);
     else if (!handle.supervised) this.#watchdogSupervisor.supervise(handle);
     this.#deadThreads.add(threadId);
     await worker.terminate();
@@ -827,6 +857,7 @@ export class RingKernelRuntime {
       this.#degradation?.stop();
       await this.#pool.destroy();
       await this.tracing?.shutdown();
+      await this.#bridge.close();
       this.#lifecycle.send({ type: 'STOPPED' });
       this.#lifecycle.stop();
       const now = performance.now();

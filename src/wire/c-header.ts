@@ -1,3 +1,4 @@
+import { MIRROR_CHANNEL_LAYOUT, MIRROR_STATE_LAYOUT } from '../bridge/mirror-layout.js';
 import { ErrorNumber } from '../errors/codes.js';
 import { LifecycleTransition, SPAN_RECORD_LAYOUT, SpanRecordKind, SpanRecordStatus } from '../telemetry/span-record.js';
 import { TELEMETRY_RING_LAYOUT } from '../telemetry/telemetry-ring.js';
@@ -16,6 +17,8 @@ export const NATIVE_LAYOUTS: readonly StructLayout[] = [
   RING_SIGNAL_LAYOUT,
   TELEMETRY_RING_LAYOUT,
   SPAN_RECORD_LAYOUT,
+  MIRROR_STATE_LAYOUT,
+  MIRROR_CHANNEL_LAYOUT,
 ];
 
 /** Where the generated layout header lives, relative to the project root. */

@@ -46,8 +46,9 @@ export const SCALAR_C_TYPE: Readonly<Record<ScalarKind, string>> = {
  * - `executor`: the loop that consumes the kernel's messages: the worker thread on the CPU backend, the GPU on CUDA.
  * - `producer` / `consumer`: the two ends of one ring.
  * - `frame`: part of a message, written once by whoever encodes it, before it is published.
+ * - `mirror`: the native DMA mirror thread (src/bridge, native/src/mirror.c).
  */
-export type FieldWriter = 'host' | 'lifecycle' | 'executor' | 'producer' | 'consumer' | 'frame';
+export type FieldWriter = 'host' | 'lifecycle' | 'executor' | 'producer' | 'consumer' | 'frame' | 'mirror';
 
 /** One field of a {@link StructLayout}. */
 export interface LayoutField {

@@ -1,0 +1,78 @@
+/**
+ * The `dma` transfer strategy's cases, twins of kernel.send.64 and kernel.call.64 (which run `direct`): the same
+ * kernels and messages, with the native mirror thread copying every frame to a replica ring and back.
+ * - dma.oneway.64: one way into a sink kernel, counted when the kernel has processed them.
+ * - dma.call.64: request/response, one call at a time.
+ */
+import { RingKernelRuntime } from '../src/index.js';
+import { BenchEcho, BenchSink } from './bench-kernels.js';
+
+/** What a case reports (bench/run.ts's CaseResult). */
+export interface DmaCaseResult {
+  name: string;
+  msgsPerSec: number;
+  p50us: number;
+  p99us: number;
+}
+
+/** Runs both cases; `percentiles` is run.ts's, so the figures are computed the same way as their twins'. */
+export async function dmaCases(
+  throughputN: number,
+  rttN: number,
+  percentiles: (samples: number[]) => { p50us: number; p99us: number },
+): Promise<DmaCaseResult[]> {
+  const runtime = await RingKernelRuntime.builder().backend('cpu').build();
+  const results: DmaCaseResult[] = [];
+  try {
+    const sink = await runtime.launch(BenchSink, 1, 1, { autoActivate: true, transferStrategy: 'dma' });
+    if (sink.metrics().transferStrategy !== 'dma') {
+      console.log('dma.*: skipped, the native mirror library is not available');
+      return [];
+    }
+    const sample = { seq: 0, flags: 0, ts: 0, data: new Float64Array(6) };
+    const send = async (count: number): Promise<void> => {
+      for (let i = 0; i < count; i++) {
+        sample.seq = i;
+        if (!sink.trySend(sample)) await sink.send(sample);
+      }
+    };
+    const processed = (): number => sink.counters().processed;
+    const yieldTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+    const warm = Math.floor(throughputN / 5);
+    await send(warm);
+    while (processed() < warm) await yieldTurn();
+    const start = performance.now();
+    await send(throughputN - warm);
+    while (processed() < throughputN) await yieldTurn();
+    const sendRate = (throughputN - warm) / ((performance.now() - start) / 1000);
+    // One-way latency, unloaded, as for kernel.send.64 — except that after 200 µs of spinning the wait yields to
+    // the event loop, where the mirror's wake-up callback for a parked kernel runs (a pure spin would starve it).
+    const oneWay: number[] = [];
+    for (let i = 0; i < rttN; i++) {
+      const before = processed();
+      const t0 = performance.now();
+      sink.trySend(sample);
+      while (processed() === before) if (performance.now() - t0 > 0.2) await yieldTurn();
+      oneWay.push((performance.now() - t0) * 1000);
+    }
+    results.push({ name: 'dma.oneway.64', msgsPerSec: Math.round(sendRate), ...percentiles(oneWay) });
+    await sink.terminate();
+
+    const echo = await runtime.launch(BenchEcho, 1, 1, { autoActivate: true, transferStrategy: 'dma' });
+    for (let i = 0; i < 2_000; i++) await echo.call(sample);
+    const calls: number[] = [];
+    const callStart = performance.now();
+    for (let i = 0; i < rttN * 2; i++) {
+      sample.seq = i;
+      const t0 = performance.now();
+      await echo.call(sample);
+      calls.push((performance.now() - t0) * 1000);
+    }
+    const callRate = calls.length / ((performance.now() - callStart) / 1000);
+    results.push({ name: 'dma.call.64', msgsPerSec: Math.round(callRate), ...percentiles(calls) });
+    await echo.terminate();
+  } finally {
+    await runtime.shutdown();
+  }
+  return results;
+}

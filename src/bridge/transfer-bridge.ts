@@ -1,0 +1,148 @@
+import type { BackendType } from '../backends/backend-type.js';
+import type { FrameRingMemory } from '../wire/frame-ring.js';
+import { RingOffset, RingSignalOffset } from '../wire/ring-signal.js';
+import { DmaMirror, type MirrorChannelStats, type MirroredRing, type MirrorStats } from './dma-mirror.js';
+import { MirrorDirection } from './mirror-layout.js';
+import { loadMirrorLibrary } from './native-mirror-library.js';
+import {
+  checkTransferStrategy,
+  detectTransferStrategy,
+  type TransferStrategy,
+  type TransferStrategyChoice,
+} from './transfer-strategy.js';
+
+/** What the DMA mirror moved for one kernel, per direction. */
+export interface KernelTransferStats {
+  /** Host → device: the input ring. */
+  readonly input: MirrorChannelStats;
+  /** Device → host: the output ring. */
+  readonly output: MirrorChannelStats;
+}
+
+/** How one kernel's rings reach it. @internal */
+export interface KernelTransfer {
+  /** The strategy in use (after any fallback). */
+  readonly strategy: TransferStrategy;
+  /** The rings the kernel's executor reads and writes: the host's own (`direct`) or the mirror's replicas. */
+  readonly kernelInput: FrameRingMemory;
+  readonly kernelOutput: FrameRingMemory;
+  /** Call after the host publishes on the input ring (kicks a sleeping mirror); undefined for `direct`. */
+  readonly afterInputWrite: (() => void) | undefined;
+  /** Call while spinning synchronously for output: wakes the kernel if it sleeps on input it has not seen. */
+  readonly nudgeKernel: (() => void) | undefined;
+  /** What the mirror moved (null for `direct`). */
+  stats(): KernelTransferStats | null;
+  /** Final copy, then the mirror lets go of the rings. Idempotent; nothing to do for `direct`. */
+  release(): void;
+}
+
+let fallbackNoticeGiven = false;
+const DATA_SEQ = RingSignalOffset.DATA_SEQ >> 2;
+const CONSUMER_SLEEPING = RingSignalOffset.CONSUMER_SLEEPING >> 2;
+const WRITE = RingOffset.WRITE_INDEX >> 2;
+const READ = RingOffset.READ_INDEX >> 2;
+
+/**
+ * The runtime's side of the transfer strategies: which one a backend uses, and the one DMA mirror thread shared
+ * by every kernel on `dma` (started at the first such launch). When the native library is missing or will not
+ * load, the first `dma` launch says so in one line on stderr (once per process) and the kernel runs `direct`.
+ * @internal
+ */
+export class TransferBridge {
+  /** What `detectTransferStrategy` says for this runtime's backend (the default of every launch). */
+  readonly detected: TransferStrategyChoice;
+  /** Why `dma` fell back to `direct`, once it has. */
+  fallbackReason: string | undefined;
+  readonly #backend: BackendType;
+  readonly #pollIntervalUs: number;
+  #mirror: DmaMirror | undefined;
+
+  constructor(backend: BackendType, pollIntervalUs: number) {
+    this.#backend = backend;
+    this.#pollIntervalUs = pollIntervalUs;
+    this.detected = detectTransferStrategy(backend);
+  }
+
+  /**
+   * Sets up a kernel's rings for the requested (or detected) strategy.
+   * @throws {TypeError | RangeError} for a strategy that is not one, or `mapped` off CUDA.
+   */
+  open(input: FrameRingMemory, output: FrameRingMemory, requested: unknown): KernelTransfer {
+    const strategy = checkTransferStrategy(requested, this.#backend) ?? this.detected.strategy;
+    const mirror = strategy === 'dma' ? this.#dmaMirror() : undefined;
+    if (mirror === undefined) return directTransfer(input, output);
+    const mirroredInput = mirror.attach(input, MirrorDirection.HOST_TO_DEVICE);
+    let mirroredOutput: MirroredRing;
+    try {
+      mirroredOutput = mirror.attach(output, MirrorDirection.DEVICE_TO_HOST);
+    } catch (error) {
+      mirror.detach(mirroredInput);
+      throw error;
+    }
+    const kernelSignal = new Int32Array(mirroredInput.device.signal);
+    const kernelIndices = new Uint32Array(mirroredInput.device.ring, 0, 2);
+    return {
+      strategy: 'dma',
+      kernelInput: mirroredInput.device,
+      kernelOutput: mirroredOutput.device,
+      afterInputWrite: mirror.afterHostWrite,
+      // The mirror wakes a kernel parked on its replica through the koffi callback, which runs on this thread's
+      // event loop: while this thread spins synchronously for a response, it does the callback's job itself.
+      nudgeKernel: () => {
+        if (
+          Atomics.load(kernelSignal, CONSUMER_SLEEPING) !== 0 &&
+          Atomics.load(kernelIndices, WRITE) !== Atomics.load(kernelIndices, READ)
+        ) {
+          Atomics.notify(kernelSignal, DATA_SEQ);
+        }
+      },
+      stats: () => ({ input: mirror.channelStats(mirroredInput), output: mirror.channelStats(mirroredOutput) }),
+      release: () => {
+        mirror.detach(mirroredInput);
+        mirror.detach(mirroredOutput);
+      },
+    };
+  }
+
+  /** The mirror thread's counters, or null when no kernel has used `dma`. */
+  mirrorStats(): MirrorStats | null {
+    return this.#mirror?.stats() ?? null;
+  }
+
+  /** Stops and joins the mirror thread (after every kernel has released its rings). */
+  async close(): Promise<void> {
+    await this.#mirror?.close();
+  }
+
+  #dmaMirror(): DmaMirror | undefined {
+    if (this.#mirror !== undefined && !this.#mirror.closed) return this.#mirror;
+    if (this.fallbackReason !== undefined) return undefined;
+    const load = loadMirrorLibrary();
+    try {
+      if (!load.available) throw new Error(load.reason);
+      this.#mirror = DmaMirror.open(this.#pollIntervalUs);
+      return this.#mirror;
+    } catch (error) {
+      this.fallbackReason = error instanceof Error ? error.message : String(error);
+      if (!fallbackNoticeGiven) {
+        fallbackNoticeGiven = true;
+        console.warn(
+          `ringkernel: the native DMA mirror is unavailable, so kernels asking for 'dma' run 'direct': ${this.fallbackReason}`,
+        );
+      }
+      return undefined;
+    }
+  }
+}
+
+function directTransfer(input: FrameRingMemory, output: FrameRingMemory): KernelTransfer {
+  return {
+    strategy: 'direct',
+    kernelInput: input,
+    kernelOutput: output,
+    afterInputWrite: undefined,
+    nudgeKernel: undefined,
+    stats: () => null,
+    release: () => {},
+  };
+}
