@@ -39,3 +39,15 @@ export const BenchStage = defineKernel({
   output: Sample64,
   cpu: (sample) => ({ seq: sample.seq, flags: sample.flags + 1, ts: sample.ts, data: sample.data }),
 });
+
+/** A sink carrying 1 MiB of state: what a migration must checkpoint and move (`migrate.pauseMs`). */
+export const BenchHeavyState = defineKernel({
+  id: 'bench.heavyState',
+  input: Sample64,
+  output: Sample64,
+  init: () => ({ blob: new Uint8Array(1 << 20).fill(7), checksum: 0 }),
+  cpu: (sample, ctx) => {
+    ctx.state.checksum += sample.seq;
+    return undefined;
+  },
+});

@@ -68,6 +68,9 @@
 #define RK_E_RESTART_LIMIT 511u
 #define RK_E_NOT_ACCEPTING_WORK 512u
 #define RK_E_LOAD_SHED 513u
+#define RK_E_STATE_SNAPSHOT_FAILED 514u
+#define RK_E_MIGRATION_FAILED 515u
+#define RK_E_PLACEMENT_FAILED 516u
 
 /* rk_frame_header: Frame = this header, then payload_size bytes of payload, then zero to seven bytes of padding to the next 8-byte boundary. Written once by the producer before the ring publishes it; read-only afterwards. */
 typedef struct rk_frame_header {

@@ -1,5 +1,7 @@
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { COMMAND_TARGET, type LifecycleCommand, lifecycleAccepts } from '../../machines/kernel-lifecycle.js';
+import { copyQueuedFrames, type KernelCheckpoint } from '../devices/checkpoint.js';
+import { StateSnapshotError } from '../errors/device-errors.js';
 import { HandlerFailedError, InvalidStateError, KernelFailedError, QueueFullError } from '../errors/runtime-errors.js';
 import { TimeoutError } from '../errors/value-errors.js';
 import type { CircuitBreaker } from '../operations/circuit-breaker.js';
@@ -94,6 +96,10 @@ export interface KernelMetrics {
   readonly workerThreadId: number;
   /** Times a supervisor restarted the kernel. */
   readonly restarts: number;
+  /** The (virtual) device hosting the kernel; it changes when the kernel is migrated. */
+  readonly device: number;
+  /** Times the kernel was migrated between devices. */
+  readonly migrations: number;
   readonly gridSize: readonly [number, number, number];
   readonly blockSize: readonly [number, number, number];
 }
@@ -128,6 +134,29 @@ export interface KernelHandleInit {
   readonly reattach: (handle: KernelHandle, port: MessagePort) => Promise<number>;
   /** A handler that throws fails the kernel (for a supervisor to restart) instead of only its message. */
   readonly failOnHandlerError: boolean;
+  /** The device the kernel was placed on. */
+  readonly device: number;
+  /** The first message id the handle uses (past those of frames a checkpoint restored into the input ring). */
+  readonly firstMessageId?: number;
+  /**
+   * Attaches a dormant instance (a migration's) on `device`, with the given state, on `port`; resolves with its
+   * worker's thread id. It takes nothing over until START.
+   */
+  readonly attachDormant: (
+    handle: KernelHandle,
+    port: MessagePort,
+    device: number,
+    state: Uint8Array,
+  ) => Promise<number>;
+  /** A checkpoint of the kernel was taken. */
+  readonly onCheckpoint: () => void;
+}
+
+/** A migration's new instance, attached dormant on its target device. @internal */
+export interface DormantInstance {
+  readonly port: MessagePort;
+  readonly threadId: number;
+  readonly device: number;
 }
 
 /** A kernel-to-kernel wiring command, kept so a restarted kernel is wired again. */
@@ -203,7 +232,12 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   readonly #launchedAt = performance.now();
   readonly #exited: Promise<void>;
   #markExited!: () => void;
-  #nextMessageId = 1;
+  #nextMessageId: number;
+  /** The device hosting the current instance. */
+  #device: number;
+  #migrations = 0;
+  /** SNAPSHOT requests waiting for their answer. */
+  readonly #snapshots = new Map<number, { resolve(bytes: Uint8Array): void; reject(error: Error): void }>();
   #nextSeq = 1;
   #sent = 0;
   #pumping = false;
@@ -247,6 +281,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     this.#producer = new FrameProducer(init.input);
     this.#consumer = new FrameConsumer(init.output, { spin: 0 });
     this.#envelope = { messageId: 0, destination: init.instanceId, flags: 0 };
+    this.#nextMessageId = init.firstMessageId ?? 1;
+    this.#device = init.device;
     this.#exited = new Promise((resolve) => {
       this.#markExited = resolve;
     });
@@ -462,6 +498,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       transferStrategy: 'direct',
       workerThreadId: this.#threadId,
       restarts: control.generation,
+      device: this.#device,
+      migrations: this.#migrations,
       gridSize: this.#init.gridSize,
       blockSize: this.#init.blockSize,
     };
@@ -627,6 +665,130 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     this.#resumed = undefined;
     this.#fail(error);
     if (wasSuspended) this.#salvageInput(quiet ? 'discarded-on-terminate' : 'kernel-failed');
+  }
+
+  /** The (virtual) device hosting the kernel now. */
+  get device(): number {
+    return this.#device;
+  }
+
+  /**
+   * Takes a checkpoint: the kernel is paused between batches (deactivated, if it was active — senders keep
+   * writing into its queue meanwhile), its state taken through its `snapshot` hook (default: v8 serialization)
+   * and a copy made of the frames still queued in its input ring; then it is re-activated. Launch a new kernel
+   * from it with `runtime.launch(…, { restore: checkpoint })`. Kernel-to-kernel link rings are not copied.
+   *
+   * @throws {StateSnapshotError} when the state cannot be taken (the kernel runs on, unchanged).
+   * @example
+   * const saved = await counter.checkpoint();
+   * const twin = await runtime.launch('counter', 1, 1, { name: 'counter-2', restore: saved, autoActivate: true });
+   */
+  async checkpoint(): Promise<KernelCheckpoint> {
+    const wasActive = await this.quiesce();
+    try {
+      const state = await this.snapshotState();
+      const queued = copyQueuedFrames(this.#init.input);
+      this.#init.onCheckpoint();
+      return Object.freeze({
+        kernelId: this.kernelId,
+        name: this.name,
+        takenAt: new Date(),
+        state,
+        queued,
+      });
+    } finally {
+      if (wasActive) await this.resumeAfterQuiesce();
+    }
+  }
+
+  /**
+   * Pauses an active kernel between batches without changing what the user asked for (a migration's or a
+   * checkpoint's pause): it finishes the batch in hand and takes no more input. Returns whether it was active.
+   * @internal
+   */
+  async quiesce(): Promise<boolean> {
+    if (this.status !== 'Active') return false;
+    await this.#command('DEACTIVATE', 'quiesce', true, false);
+    return true;
+  }
+
+  /** Ends a {@link KernelHandle.quiesce}: activates the kernel again if the user still wants it active. @internal */
+  async resumeAfterQuiesce(): Promise<void> {
+    if (this.#activeWanted && this.status !== 'Active') await this.#command('ACTIVATE', 'resume', true, false);
+  }
+
+  /** Asks the instance for its state's bytes (between batches). @throws {StateSnapshotError} @internal */
+  snapshotState(): Promise<Uint8Array> {
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    const seq = this.#nextSeq++;
+    return new Promise<Uint8Array>((resolve, reject) => {
+      this.#snapshots.set(seq, { resolve, reject });
+      this.#post({ seq, command: 'SNAPSHOT' });
+    });
+  }
+
+  /** Attaches a migration's new instance, dormant, on `device` with `state`. @internal */
+  async prepareMove(device: number, state: Uint8Array): Promise<DormantInstance> {
+    const { port1, port2 } = new MessageChannel();
+    try {
+      const threadId = await this.#init.attachDormant(this, port2, device, state);
+      return { port: port1, threadId, device };
+    } catch (error) {
+      port1.close();
+      throw error;
+    }
+  }
+
+  /** Drops a dormant instance that will not be used (a migration rolling back). @internal */
+  discardMove(dormant: DormantInstance): void {
+    dormant.port.postMessage({ seq: 0, command: 'DISCARD' });
+    dormant.port.close();
+  }
+
+  /**
+   * The migration's swap: the old instance stops after the batch in hand, writing out the outputs it made and
+   * leaving the queue in the rings (as for a restart); the dormant instance then takes the same rings and
+   * ControlBlock over where the old one's handlers got to, and is wired to the kernel's links again. Senders and
+   * kernel-to-kernel producers keep writing into the same rings, so they now reach the new instance. Not
+   * activated here (see {@link KernelHandle.resumeAfterQuiesce}). Frames in the rings at the swap are returned:
+   * they were carried in place. @internal
+   */
+  async completeMove(dormant: DormantInstance): Promise<{ frames: number; bytes: number }> {
+    await this.stopForRestart(); // throws (kernel Failed) when the old instance will not stop
+    this.#recoverInputs();
+    const carried = this.queuedInPlace();
+    this.#control.resetForRestart(false);
+    this.#bind(dormant.port, dormant.threadId);
+    this.#device = dormant.device;
+    this.#migrations++;
+    const seq = this.#nextSeq++;
+    await new Promise<void>((resolve, reject) => {
+      this.#replies.set(seq, { resolve, reject });
+      this.#post({ seq, command: 'START' });
+    });
+    this.#exitStatus = undefined;
+    this.#suspended = false;
+    const resumed = this.#resumed;
+    this.#resumed = undefined;
+    for (const link of this.#links) await this.#sendLink(link);
+    if (this.#sends.length > 0) void this.#flushSends();
+    if (this.#waiting()) this.#pump();
+    resumed?.resolve();
+    return carried;
+  }
+
+  /** Frames (and their bytes) queued now in the input ring and every kernel-to-kernel input ring. @internal */
+  queuedInPlace(): { frames: number; bytes: number } {
+    let frames = 0;
+    let bytes = 0;
+    const rings = [this.#init.input];
+    for (const link of this.#links) if (link.command === 'LINK_IN') rings.push(link.memory);
+    for (const memory of rings) {
+      const reader = new FrameConsumer(memory); // reads indices only; never drained
+      frames += reader.availableReadFrames();
+      bytes += reader.availableReadBytes();
+    }
+    return { frames, bytes };
   }
 
   /** Marks the kernel Failed from the host side (its worker is gone). @internal */
@@ -915,12 +1077,12 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     return codec.view(new DataView(payload.buffer), payload, 0, payload.length) as OutView;
   }
 
-  #command(command: LifecycleCommand, operation: string, drain = true): Promise<void> {
+  #command(command: LifecycleCommand, operation: string, drain = true, wanted = true): Promise<void> {
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
     // Between two instances: the command goes to the next one, once it is attached.
     const resumed = this.#resumed;
     if (this.#suspended && resumed !== undefined) {
-      return resumed.promise.then(() => this.#command(command, operation, drain));
+      return resumed.promise.then(() => this.#command(command, operation, drain, wanted));
     }
     const status = this.status;
     if (!lifecycleAccepts(status, command)) {
@@ -929,7 +1091,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     const seq = this.#nextSeq++;
     return new Promise<void>((resolve, reject) => {
       const done = (): void => {
-        if (command !== 'TERMINATE') this.#activeWanted = command === 'ACTIVATE';
+        if (command !== 'TERMINATE' && wanted) this.#activeWanted = command === 'ACTIVATE';
         resolve();
       };
       this.#replies.set(seq, { resolve: done, reject });
@@ -951,6 +1113,16 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
         if (waiter === undefined) return;
         if (report.ok) waiter.resolve();
         else waiter.reject(new InvalidStateError(this.name, 'change the state of', report.state, report.target));
+        return;
+      }
+      case 'snapshot': {
+        const waiter = this.#snapshots.get(report.seq);
+        this.#snapshots.delete(report.seq);
+        if (this.#replies.size === 0 && this.#snapshots.size === 0) this.#port.unref();
+        if (waiter === undefined) return;
+        if ('bytes' in report) waiter.resolve(report.bytes);
+        else
+          waiter.reject(new StateSnapshotError(this.name, 'snapshot', `${report.error.name}: ${report.error.message}`));
         return;
       }
       case 'deadLetter': {
@@ -1008,6 +1180,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     for (const send of [...this.#sends]) send.reject(error);
     for (const waiter of this.#replies.values()) waiter.reject(error);
     this.#replies.clear();
+    for (const waiter of this.#snapshots.values()) waiter.reject(error);
+    this.#snapshots.clear();
     this.#settleExit();
     if (crashed) this.#salvageInput('kernel-failed');
   }

@@ -22,6 +22,19 @@ export interface AttachTask {
   readonly enableTelemetry: boolean;
   /** A handler that throws fails the kernel (after dead-lettering the message) instead of only the message. */
   readonly failOnHandlerError: boolean;
+  /** The (virtual) device whose worker hosts the kernel. */
+  readonly device?: number;
+  /**
+   * The kernel's state as a checkpoint took it (`snapshot` hook or v8 serialization): the new instance starts from
+   * it (through the `restore` hook) instead of `init()`. A restore that throws fails the attach task.
+   */
+  readonly restoreState?: Uint8Array | undefined;
+  /**
+   * Attach dormant (a migration's new instance): load the module and restore the state, but do not touch the
+   * ControlBlock or the rings — the old instance still owns them — until a START command arrives on the port (or
+   * DISCARD, which drops it).
+   */
+  readonly dormant?: boolean;
 }
 
 /** What the attach task resolves with. */
@@ -39,6 +52,10 @@ export type ControlCommand =
    */
   | { readonly seq: number; readonly command: 'TERMINATE'; readonly drain: boolean; readonly keep: boolean }
   | { readonly seq: number; readonly command: 'ABORT' }
+  /** Checkpoint: answer with the kernel's state as bytes (a `snapshot` report). Between batches, so consistent. */
+  | { readonly seq: number; readonly command: 'SNAPSHOT' }
+  /** A dormant instance (migration): take the rings and ControlBlock over now (START), or drop out (DISCARD). */
+  | { readonly seq: number; readonly command: 'START' | 'DISCARD' }
   /** Kernel-to-kernel: also consume this ring (its producer is another kernel, in any worker). */
   | { readonly seq: number; readonly command: 'LINK_IN'; readonly memory: FrameRingMemory }
   /**
@@ -98,6 +115,9 @@ export type WorkerReport =
       readonly target: string;
     }
   | { readonly type: 'deadLetter'; readonly letter: DeadLetterReport }
+  /** The answer to SNAPSHOT: the state's bytes, or why it could not be taken. */
+  | { readonly type: 'snapshot'; readonly seq: number; readonly bytes: Uint8Array }
+  | { readonly type: 'snapshot'; readonly seq: number; readonly error: SerializedError }
   | { readonly type: 'exit'; readonly status: 'Terminated' | 'Failed'; readonly reason?: string };
 
 /** Turns anything thrown into something a port can carry. */

@@ -1,0 +1,209 @@
+import { MigrationError, type MigrationPhase, PlacementError } from '../errors/device-errors.js';
+import type { DormantInstance, KernelHandle } from '../runtime/kernel-handle.js';
+
+/** Options of {@link KernelMigrator.migrateKernel}. */
+export interface MigrationOptions {
+  /**
+   * **Test-only fault injection**: throw at the end of this phase (`swap`: at its start, before the old instance
+   * stops; `resume`: after it, so the kernel is already on the target), to exercise the rollback (real failures — a
+   * `snapshot` or `restore` hook that throws, a target without room — roll back the same way). Not for production.
+   */
+  readonly failAt?: MigrationPhase;
+}
+
+/** What a migration did, and what it cost. */
+export interface MigrationReport {
+  readonly kernel: string;
+  readonly from: number;
+  readonly to: number;
+  /** The state's bytes (the kernel's `snapshot` hook or v8 serialization): what was actually moved. */
+  readonly stateBytes: number;
+  /** Bytes moved between devices: the state (queued frames stay where they are, see `bytesCarried`). */
+  readonly bytesMoved: number;
+  /**
+   * Frames queued for the kernel at the swap (its input ring and its kernel-to-kernel input rings), handed to the
+   * new instance. On the CPU backend every device shares host memory, so they are carried *in place*: the new
+   * instance consumes the same rings, nothing is copied. A GPU backend would copy them (and count them in
+   * `bytesMoved`).
+   */
+  readonly messagesCarried: number;
+  readonly bytesCarried: number;
+  /** How long the kernel took no input: from the quiesce to the resume (the new instance active), ms. */
+  readonly pauseMs: number;
+  /** Time spent in each phase, ms. */
+  readonly phases: Readonly<Record<MigrationPhase, number>>;
+  /** Whether the kernel was active (and so was re-activated on the target). */
+  readonly wasActive: boolean;
+}
+
+/** The runtime's side of a migration. @internal */
+export interface MigrationHost {
+  /** @throws unless the runtime is Running (no migrations while draining or shutting down). */
+  checkAccepting(operation: string): void;
+  kernel(name: string): KernelHandle;
+  deviceCount(): number;
+  /** Free memory budget on a device, bytes. */
+  freeBytes(device: number): number;
+  /** Bytes the kernel owns (rings, control block), which move with it. */
+  bytesOf(handle: KernelHandle): number;
+  /** The kernel now runs on `dormant`'s worker (bookkeeping: hosted counts, migrations, checkpoints, the log). */
+  migrated(handle: KernelHandle, from: number, dormant: DormantInstance, report: MigrationReport): void;
+}
+
+const PHASES: readonly MigrationPhase[] = ['quiesce', 'checkpoint', 'transfer', 'restore', 'swap', 'resume'];
+
+/**
+ * Moves live kernels between devices: quiesce (the kernel finishes its batch and takes no more input; senders
+ * keep writing into its queue), checkpoint (its state, between batches), transfer (the target's memory budget is
+ * checked and the state staged for it), restore (a new, dormant instance attached on the target with that state),
+ * swap (the old instance stops after writing its outputs; the new one takes over the same rings where the old
+ * one's handlers got to, and the kernel's links are wired to it — so senders and kernel-to-kernel producers now
+ * reach the new home), resume (re-activated if it was active). Nothing is lost or handled twice and order is
+ * kept, because the queue never moves and the state is taken exactly at the handled cursor.
+ *
+ * A failure before the swap rolls back: the dormant instance is discarded and the kernel re-activated where it
+ * was, with its state and queue ({@link MigrationError}, `rolledBack: true`). Once the old instance has stopped
+ * (the swap) the migration is committed.
+ *
+ * @example
+ * const report = await runtime.kernelMigrator().migrateKernel('scorer', 0, 3);
+ * console.log(`moved ${report.bytesMoved} B, carried ${report.messagesCarried} messages, paused ${report.pauseMs} ms`);
+ */
+export class KernelMigrator {
+  readonly #host: MigrationHost;
+  /** Kernels being migrated: one migration per kernel at a time. */
+  readonly #moving = new Set<KernelHandle>();
+
+  /** @internal — use `runtime.kernelMigrator()`. */
+  constructor(host: MigrationHost) {
+    this.#host = host;
+  }
+
+  /**
+   * Migrates the kernel `kernel` (launch name or handle) from device `source` to device `target`.
+   * @throws {PlacementError} when the kernel is not on `source` or `target` is not a device (nothing was done);
+   * `RuntimeShutDownError` / `NotAcceptingWorkError` unless the runtime is Running.
+   * @throws {MigrationError} when a phase failed: rolled back unless the failure came at the swap.
+   */
+  async migrateKernel(
+    kernel: string | KernelHandle,
+    source: number,
+    target: number,
+    options: MigrationOptions = {},
+  ): Promise<MigrationReport> {
+    this.#host.checkAccepting('migrate a kernel');
+    const handle = typeof kernel === 'string' ? this.#host.kernel(kernel) : kernel;
+    const devices = this.#host.deviceCount();
+    for (const [what, id] of [
+      ['source', source],
+      ['target', target],
+    ] as const) {
+      if (!Number.isInteger(id) || id < 0 || id >= devices) {
+        throw new PlacementError(`${what} device ${id} does not exist (devices 0…${devices - 1})`);
+      }
+    }
+    if (handle.device !== source) {
+      throw new PlacementError(`kernel '${handle.name}' runs on device ${handle.device}, not ${source}`);
+    }
+    if (source === target) throw new PlacementError(`kernel '${handle.name}' is already on device ${target}`);
+    if (options.failAt !== undefined && !PHASES.includes(options.failAt)) {
+      throw new TypeError(`options.failAt must be one of ${PHASES.join(', ')}, got ${JSON.stringify(options.failAt)}`);
+    }
+    if (this.#moving.has(handle)) throw new PlacementError(`kernel '${handle.name}' is already being migrated`);
+    this.#moving.add(handle);
+    try {
+      return await this.#migrate(handle, source, target, options.failAt);
+    } finally {
+      this.#moving.delete(handle);
+    }
+  }
+
+  async #migrate(
+    handle: KernelHandle,
+    source: number,
+    target: number,
+    failAt: MigrationPhase | undefined,
+  ): Promise<MigrationReport> {
+    const phases: Record<MigrationPhase, number> = {
+      quiesce: 0,
+      checkpoint: 0,
+      transfer: 0,
+      restore: 0,
+      swap: 0,
+      resume: 0,
+    };
+    let phase: MigrationPhase = 'quiesce';
+    let mark = performance.now();
+    const paused = mark;
+    const done = (next: MigrationPhase): void => {
+      if (failAt === phase) throw new Error(`fault injected at the end of phase ${phase} (test only)`);
+      const now = performance.now();
+      phases[phase] = now - mark;
+      mark = now;
+      phase = next;
+    };
+    let wasActive = false;
+    let dormant: DormantInstance | undefined;
+    let state: Uint8Array;
+    let carried: { frames: number; bytes: number };
+    try {
+      wasActive = await handle.quiesce();
+      done('checkpoint');
+      state = await handle.snapshotState();
+      done('transfer');
+      const needed = this.#host.bytesOf(handle);
+      const free = this.#host.freeBytes(target);
+      if (needed > free) {
+        throw new PlacementError(`device ${target} has ${free} bytes of budget free, the kernel needs ${needed}`);
+      }
+      // On the CPU backend devices share host memory: the state is staged as its own buffer, handed to the target
+      // worker with the attach (a GPU backend copies it, and the queue, to device memory here).
+      state = state.slice();
+      done('restore');
+      dormant = await handle.prepareMove(target, state);
+      done('swap');
+      // The swap's fault is injected before its commit point (past it, there is nothing left to roll back to).
+      if (failAt === 'swap') throw new Error('fault injected at the start of phase swap (test only)');
+    } catch (error) {
+      if (dormant !== undefined) handle.discardMove(dormant);
+      let rolledBack = true;
+      try {
+        if (wasActive) await handle.resumeAfterQuiesce();
+      } catch {
+        rolledBack = false; // the source failed meanwhile: nothing to go back to
+      }
+      throw new MigrationError(handle.name, phase, error, rolledBack);
+    }
+    // The commit point: the old instance stops. If it will not (a handler that never returns), the kernel fails.
+    try {
+      carried = await handle.completeMove(dormant);
+      phases.swap = performance.now() - mark;
+      mark = performance.now();
+      phase = 'resume';
+    } catch (error) {
+      throw new MigrationError(handle.name, phase, error, false);
+    }
+    try {
+      if (wasActive) await handle.resumeAfterQuiesce();
+      if (failAt === 'resume') throw new Error('fault injected at the end of phase resume (test only)');
+    } catch (error) {
+      throw new MigrationError(handle.name, 'resume', error, false);
+    }
+    const now = performance.now();
+    phases.resume = now - mark;
+    const report: MigrationReport = {
+      kernel: handle.name,
+      from: source,
+      to: target,
+      stateBytes: state.byteLength,
+      bytesMoved: state.byteLength,
+      messagesCarried: carried.frames,
+      bytesCarried: carried.bytes,
+      pauseMs: now - paused,
+      phases,
+      wasActive,
+    };
+    this.#host.migrated(handle, source, dormant, report);
+    return report;
+  }
+}
