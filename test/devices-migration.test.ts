@@ -128,7 +128,7 @@ describe('kernel migration between virtual devices', () => {
     await acc.terminate();
   });
 
-  for (const phase of ['quiesce', 'checkpoint', 'transfer', 'restore', 'swap'] as const) {
+  for (const phase of ['prepare', 'quiesce', 'checkpoint', 'transfer', 'restore', 'swap'] as const) {
     it(`a fault injected in phase ${phase} rolls back: the kernel runs on at its source with its state`, async () => {
       const acc = await runtime.launch(Accumulator, 1, 1, { name: `rollback-${phase}`, device: 1, autoActivate: true });
       for (let i = 0; i < 10; i++) await acc.call({ sender: 3, seq: i, value: 2 });

@@ -1,8 +1,17 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { LoadBalancingStrategy, PlacementError, RingKernelRuntime, StateSnapshotError } from '../src/index.js';
+import { copyQueuedFrames, preloadQueuedFrames } from '../src/devices/checkpoint.js';
+import {
+  createFrameRing,
+  FrameConsumer,
+  FrameProducer,
+  LoadBalancingStrategy,
+  PlacementError,
+  RingKernelRuntime,
+  StateSnapshotError,
+} from '../src/index.js';
 import { Unserializable } from './fixtures/device-kernels.js';
-import { Accumulator, Sink, Slow } from './fixtures/kernels.js';
+import { Accumulator, Numbers, Sink, Slow } from './fixtures/kernels.js';
 
 const idle = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -217,5 +226,31 @@ describe('checkpoints', () => {
     const report = await runtime.shutdown();
     assert.equal(report.migratedKernels, 2);
     assert.equal(report.checkpoints, 3);
+  });
+});
+
+describe('queued-frame copies', () => {
+  it('copy frames that wrap around the end of a ring, in order, and preload them into a fresh ring', () => {
+    const memory = createFrameRing({ capacityBytes: 4096, maxPayloadSize: 64 });
+    const producer = new FrameProducer(memory);
+    const consumer = new FrameConsumer(memory);
+    // Move the indices near the end, so the next frames wrap.
+    let next = 0;
+    while (producer.availableWriteBytes() > 600) producer.tryWrite(Numbers, { sender: 1, seq: next++, value: 0 });
+    consumer.drain(() => {});
+    const first = next;
+    for (let i = 0; i < 30; i++) assert.ok(producer.tryWrite(Numbers, { sender: 1, seq: next++, value: i }));
+    const copy = copyQueuedFrames(memory);
+    assert.equal(copy.frames, 30);
+    assert.equal(copy.maxMessageId, next, 'message ids are numbered from 1 by this producer');
+    const fresh = createFrameRing({ capacityBytes: 4096, maxPayloadSize: 64 });
+    preloadQueuedFrames(fresh, copy.bytes);
+    const seqs: number[] = [];
+    new FrameConsumer(fresh).drain((frame) => seqs.push(frame.decode(Numbers).seq));
+    assert.deepEqual(
+      seqs,
+      Array.from({ length: 30 }, (_, i) => first + i),
+    );
+    assert.throws(() => preloadQueuedFrames(fresh, new Uint8Array(8192)), RangeError);
   });
 });

@@ -1,4 +1,5 @@
 import { MigrationError, type MigrationPhase, PlacementError } from '../errors/device-errors.js';
+import { InvalidStateError } from '../errors/runtime-errors.js';
 import type { DormantInstance, KernelHandle } from '../runtime/kernel-handle.js';
 
 /** Options of {@link KernelMigrator.migrateKernel}. */
@@ -28,7 +29,10 @@ export interface MigrationReport {
    */
   readonly messagesCarried: number;
   readonly bytesCarried: number;
-  /** How long the kernel took no input: from the quiesce to the resume (the new instance active), ms. */
+  /**
+   * How long the kernel took no input: from the quiesce to the resume (the new instance active), ms. `prepare`
+   * comes before it.
+   */
   readonly pauseMs: number;
   /** Time spent in each phase, ms. */
   readonly phases: Readonly<Record<MigrationPhase, number>>;
@@ -50,13 +54,14 @@ export interface MigrationHost {
   migrated(handle: KernelHandle, from: number, dormant: DormantInstance, report: MigrationReport): void;
 }
 
-const PHASES: readonly MigrationPhase[] = ['quiesce', 'checkpoint', 'transfer', 'restore', 'swap', 'resume'];
+const PHASES: readonly MigrationPhase[] = ['prepare', 'quiesce', 'checkpoint', 'transfer', 'restore', 'swap', 'resume'];
 
 /**
- * Moves live kernels between devices: quiesce (the kernel finishes its batch and takes no more input; senders
- * keep writing into its queue), checkpoint (its state, between batches), transfer (the target's memory budget is
- * checked and the state staged for it), restore (a new, dormant instance attached on the target with that state),
- * swap (the old instance stops after writing its outputs; the new one takes over the same rings where the old
+ * Moves live kernels between devices: prepare (before the kernel pauses: a new instance attached on the target,
+ * dormant — its worker loads the kernel's module — touching neither rings nor ControlBlock), quiesce (the kernel
+ * finishes its batch and takes no more input; senders keep writing into its queue), checkpoint (its state, between
+ * batches), transfer (the target's memory budget checked, the state handed to the target's worker), restore (the
+ * dormant instance rebuilds the state), swap (the old instance stops after writing its outputs; the new one takes over the same rings where the old
  * one's handlers got to, and the kernel's links are wired to it — so senders and kernel-to-kernel producers now
  * reach the new home), resume (re-activated if it was active). Nothing is lost or handled twice and order is
  * kept, because the queue never moves and the state is taken exactly at the handled cursor.
@@ -82,7 +87,8 @@ export class KernelMigrator {
   /**
    * Migrates the kernel `kernel` (launch name or handle) from device `source` to device `target`.
    * @throws {PlacementError} when the kernel is not on `source` or `target` is not a device (nothing was done);
-   * `RuntimeShutDownError` / `NotAcceptingWorkError` unless the runtime is Running.
+   * `RuntimeShutDownError` / `NotAcceptingWorkError` unless the runtime is Running; {@link InvalidStateError}
+   * unless the kernel is Launched, Active or Deactivated (not waiting for its supervisor to restart it).
    * @throws {MigrationError} when a phase failed: rolled back unless the failure came at the swap.
    */
   async migrateKernel(
@@ -106,6 +112,10 @@ export class KernelMigrator {
       throw new PlacementError(`kernel '${handle.name}' runs on device ${handle.device}, not ${source}`);
     }
     if (source === target) throw new PlacementError(`kernel '${handle.name}' is already on device ${target}`);
+    const status = handle.status;
+    if (handle.awaitingRestart || (status !== 'Launched' && status !== 'Active' && status !== 'Deactivated')) {
+      throw new InvalidStateError(handle.name, 'migrate', handle.awaitingRestart ? 'Failed' : status, 'Active');
+    }
     if (options.failAt !== undefined && !PHASES.includes(options.failAt)) {
       throw new TypeError(`options.failAt must be one of ${PHASES.join(', ')}, got ${JSON.stringify(options.failAt)}`);
     }
@@ -125,6 +135,7 @@ export class KernelMigrator {
     failAt: MigrationPhase | undefined,
   ): Promise<MigrationReport> {
     const phases: Record<MigrationPhase, number> = {
+      prepare: 0,
       quiesce: 0,
       checkpoint: 0,
       transfer: 0,
@@ -132,9 +143,9 @@ export class KernelMigrator {
       swap: 0,
       resume: 0,
     };
-    let phase: MigrationPhase = 'quiesce';
+    let phase: MigrationPhase = 'prepare';
     let mark = performance.now();
-    const paused = mark;
+    let paused = mark;
     const done = (next: MigrationPhase): void => {
       if (failAt === phase) throw new Error(`fault injected at the end of phase ${phase} (test only)`);
       const now = performance.now();
@@ -144,23 +155,27 @@ export class KernelMigrator {
     };
     let wasActive = false;
     let dormant: DormantInstance | undefined;
-    let state: Uint8Array;
-    let carried: { frames: number; bytes: number };
+    let stateBytes = 0;
     try {
+      // Before the pause: the target's worker loads the kernel's module, and the instance waits there, dormant.
+      dormant = await handle.prepareMove(target);
+      done('quiesce');
+      paused = performance.now();
       wasActive = await handle.quiesce();
       done('checkpoint');
-      state = await handle.snapshotState();
+      const state = await handle.snapshotState();
+      stateBytes = state.byteLength;
       done('transfer');
       const needed = this.#host.bytesOf(handle);
       const free = this.#host.freeBytes(target);
       if (needed > free) {
         throw new PlacementError(`device ${target} has ${free} bytes of budget free, the kernel needs ${needed}`);
       }
-      // On the CPU backend devices share host memory: the state is staged as its own buffer, handed to the target
-      // worker with the attach (a GPU backend copies it, and the queue, to device memory here).
-      state = state.slice();
+      // The state goes to the target's worker (transferred, on the CPU: the devices share memory; a GPU backend
+      // copies it, and the queue, into device memory here).
+      const { restored } = handle.transferState(dormant, state);
       done('restore');
-      dormant = await handle.prepareMove(target, state);
+      await restored;
       done('swap');
       // The swap's fault is injected before its commit point (past it, there is nothing left to roll back to).
       if (failAt === 'swap') throw new Error('fault injected at the start of phase swap (test only)');
@@ -175,19 +190,16 @@ export class KernelMigrator {
       throw new MigrationError(handle.name, phase, error, rolledBack);
     }
     // The commit point: the old instance stops. If it will not (a handler that never returns), the kernel fails.
+    let carried: { frames: number; bytes: number };
     try {
       carried = await handle.completeMove(dormant);
       phases.swap = performance.now() - mark;
       mark = performance.now();
       phase = 'resume';
-    } catch (error) {
-      throw new MigrationError(handle.name, phase, error, false);
-    }
-    try {
       if (wasActive) await handle.resumeAfterQuiesce();
       if (failAt === 'resume') throw new Error('fault injected at the end of phase resume (test only)');
     } catch (error) {
-      throw new MigrationError(handle.name, 'resume', error, false);
+      throw new MigrationError(handle.name, phase, error, false);
     }
     const now = performance.now();
     phases.resume = now - mark;
@@ -195,8 +207,8 @@ export class KernelMigrator {
       kernel: handle.name,
       from: source,
       to: target,
-      stateBytes: state.byteLength,
-      bytesMoved: state.byteLength,
+      stateBytes,
+      bytesMoved: stateBytes,
       messagesCarried: carried.frames,
       bytesCarried: carried.bytes,
       pauseMs: now - paused,

@@ -21,8 +21,11 @@ export class StateSnapshotError extends RingKernelError {
   }
 }
 
-/** The phases of a migration, in order. Failures before `resume` roll back; `resume` runs past the commit point. */
-export type MigrationPhase = 'quiesce' | 'checkpoint' | 'transfer' | 'restore' | 'swap' | 'resume';
+/**
+ * The phases of a migration, in order. `prepare` (the target instance attached, dormant) comes before the kernel
+ * pauses. Failures up to the start of `swap` roll back; the rest of `swap` and `resume` are past the commit point.
+ */
+export type MigrationPhase = 'prepare' | 'quiesce' | 'checkpoint' | 'transfer' | 'restore' | 'swap' | 'resume';
 
 /**
  * A migration failed in `phase` and was rolled back: the new instance was discarded and the kernel runs on at its

@@ -142,12 +142,7 @@ export interface KernelHandleInit {
    * Attaches a dormant instance (a migration's) on `device`, with the given state, on `port`; resolves with its
    * worker's thread id. It takes nothing over until START.
    */
-  readonly attachDormant: (
-    handle: KernelHandle,
-    port: MessagePort,
-    device: number,
-    state: Uint8Array,
-  ) => Promise<number>;
+  readonly attachDormant: (handle: KernelHandle, port: MessagePort, device: number) => Promise<number>;
   /** A checkpoint of the kernel was taken. */
   readonly onCheckpoint: () => void;
 }
@@ -720,6 +715,9 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   /** Asks the instance for its state's bytes (between batches). @throws {StateSnapshotError} @internal */
   snapshotState(): Promise<Uint8Array> {
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    if (this.#exitStatus !== undefined || this.#suspended) {
+      return Promise.reject(new InvalidStateError(this.name, 'checkpoint', this.status, 'Active'));
+    }
     const seq = this.#nextSeq++;
     return new Promise<Uint8Array>((resolve, reject) => {
       this.#snapshots.set(seq, { resolve, reject });
@@ -727,16 +725,41 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     });
   }
 
-  /** Attaches a migration's new instance, dormant, on `device` with `state`. @internal */
-  async prepareMove(device: number, state: Uint8Array): Promise<DormantInstance> {
+  /**
+   * Attaches a migration's new instance, dormant, on `device`: its worker loads the kernel's module now, before
+   * the kernel pauses. @internal
+   */
+  async prepareMove(device: number): Promise<DormantInstance> {
     const { port1, port2 } = new MessageChannel();
     try {
-      const threadId = await this.#init.attachDormant(this, port2, device, state);
+      const threadId = await this.#init.attachDormant(this, port2, device);
       return { port: port1, threadId, device };
     } catch (error) {
       port1.close();
       throw error;
     }
+  }
+
+  /**
+   * Hands the state to the dormant instance (the buffer is transferred, not copied); `restored` resolves once its
+   * worker has rebuilt the state, or rejects with {@link StateSnapshotError} when the `restore` hook (or v8) could
+   * not. @internal
+   */
+  transferState(dormant: DormantInstance, state: Uint8Array): { restored: Promise<void> } {
+    const restored = new Promise<void>((resolve, reject) => {
+      dormant.port.once('message', (report: WorkerReport) => {
+        if (report.type !== 'restored') {
+          reject(new Error(`unexpected report from the dormant instance: ${report.type}`));
+        } else if (report.error === undefined) {
+          resolve();
+        } else {
+          reject(new StateSnapshotError(this.name, 'restore', `${report.error.name}: ${report.error.message}`));
+        }
+      });
+    });
+    restored.catch(() => {}); // a migration that rolls back first need not wait for it
+    dormant.port.postMessage({ seq: 0, command: 'RESTORE', bytes: state }, [state.buffer as ArrayBuffer]);
+    return { restored };
   }
 
   /** Drops a dormant instance that will not be used (a migration rolling back). @internal */

@@ -556,8 +556,8 @@ export class RingKernelRuntime {
       failOnHandlerError,
       device,
       firstMessageId: (restore?.queued.maxMessageId ?? 0) + 1,
-      attachDormant: async (_moving, port, on, state) => {
-        const { threadId } = await this.#pool(on).run(task(port, on, state, true), { transferList: [port] });
+      attachDormant: async (_moving, port, on) => {
+        const { threadId } = await this.#pool(on).run(task(port, on, undefined, true), { transferList: [port] });
         return threadId;
       },
       onCheckpoint: () => this.#checkpoints++,

@@ -225,7 +225,8 @@ export class HostedKernel {
       this.#port.postMessage(report, 'bytes' in report ? [report.bytes.buffer as ArrayBuffer] : []);
       return;
     }
-    if (command.command === 'START' || command.command === 'DISCARD') return; // for dormant instances only
+    // For dormant instances only (kernel-host.ts).
+    if (command.command === 'START' || command.command === 'DISCARD' || command.command === 'RESTORE') return;
     if (command.command === 'ABORT') {
       this.#aborted = true;
       this.#report({ type: 'reply', seq: command.seq, ok: true });

@@ -30,9 +30,9 @@ export interface AttachTask {
    */
   readonly restoreState?: Uint8Array | undefined;
   /**
-   * Attach dormant (a migration's new instance): load the module and restore the state, but do not touch the
-   * ControlBlock or the rings — the old instance still owns them — until a START command arrives on the port (or
-   * DISCARD, which drops it).
+   * Attach dormant (a migration's new instance, attached before the kernel pauses): load the module, but do not
+   * touch the ControlBlock or the rings — the old instance still owns them. Then RESTORE gives it the state, START
+   * makes it take over, DISCARD drops it.
    */
   readonly dormant?: boolean;
 }
@@ -56,6 +56,8 @@ export type ControlCommand =
   | { readonly seq: number; readonly command: 'SNAPSHOT' }
   /** A dormant instance (migration): take the rings and ControlBlock over now (START), or drop out (DISCARD). */
   | { readonly seq: number; readonly command: 'START' | 'DISCARD' }
+  /** A dormant instance: rebuild the state from these bytes (answered by a `restored` report). */
+  | { readonly seq: number; readonly command: 'RESTORE'; readonly bytes: Uint8Array }
   /** Kernel-to-kernel: also consume this ring (its producer is another kernel, in any worker). */
   | { readonly seq: number; readonly command: 'LINK_IN'; readonly memory: FrameRingMemory }
   /**
@@ -118,6 +120,8 @@ export type WorkerReport =
   /** The answer to SNAPSHOT: the state's bytes, or why it could not be taken. */
   | { readonly type: 'snapshot'; readonly seq: number; readonly bytes: Uint8Array }
   | { readonly type: 'snapshot'; readonly seq: number; readonly error: SerializedError }
+  /** The answer to RESTORE: done, or why not. */
+  | { readonly type: 'restored'; readonly seq: number; readonly error?: SerializedError }
   | { readonly type: 'exit'; readonly status: 'Terminated' | 'Failed'; readonly reason?: string };
 
 /** Turns anything thrown into something a port can carry. */
