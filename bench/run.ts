@@ -328,8 +328,8 @@ async function pipelineCases(): Promise<CaseResult[]> {
 
 /**
  * `migrate.pauseMs`: how long a kernel takes no input while it migrates between two CPU virtual devices — from
- * its quiesce to its resume on the target — with 1 MiB of state and a full input queue (a sender keeps the
- * 4096-frame queue topped up throughout, so the queue is full at the swap). Median and worst of the runs, against
+ * its quiesce to its resume on the target — with 1 MiB of state and a full input queue (a sender tops the
+ * 4096-frame queue up every millisecond throughout, so the queue is full at the swap). Median and worst of the runs, against
  * the same kernel with a few bytes of state (`migrate.pauseMs.smallState`) and a cold launch + activate of a new
  * instance (`launch.ms`), the alternative a migration replaces.
  */
@@ -351,7 +351,9 @@ async function migrationCases(): Promise<CaseResult[]> {
         const topUp = (async () => {
           while (sending) {
             while (handle.trySend(sample)) sample.seq++;
-            await new Promise((resolve) => setImmediate(resolve));
+            // Each millisecond: the paused kernel drains nothing, so this keeps the queue full without taking a
+            // core away from the migration on a two-core machine.
+            await new Promise((resolve) => setTimeout(resolve, 1));
           }
         })();
         while (handle.trySend(sample)) sample.seq++; // full before the migration starts

@@ -219,10 +219,13 @@ describe('checkpoints', () => {
     const runtime = await RingKernelRuntime.builder().config({ workers: 2, devices: 2 }).build();
     const acc = await runtime.launch(Accumulator, 1, 1, { device: 0, autoActivate: true });
     await acc.call({ sender: 1, seq: 0, value: 1 });
+    // A call made just before the migration is answered by whichever instance handles it, exactly once.
+    const during = acc.call({ sender: 1, seq: 100, value: 1 });
     await runtime.kernelMigrator().migrateKernel(acc, 0, 1);
+    assert.equal((await during).count, 2);
     await runtime.kernelMigrator().migrateKernel(acc, 1, 0);
     await acc.checkpoint();
-    assert.equal((await acc.call({ sender: 1, seq: 1, value: 1 })).count, 2);
+    assert.equal((await acc.call({ sender: 1, seq: 1, value: 1 })).count, 3);
     const report = await runtime.shutdown();
     assert.equal(report.migratedKernels, 2);
     assert.equal(report.checkpoints, 3);
