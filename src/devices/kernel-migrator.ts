@@ -161,9 +161,13 @@ export class KernelMigrator {
       dormant = await handle.prepareMove(target);
       done('quiesce');
       paused = performance.now();
-      wasActive = await handle.quiesce();
+      // Pipelined: the port keeps order, so the snapshot is taken once the kernel has stopped taking input.
+      const quiesced = handle.quiesce();
+      const snapshot = handle.snapshotState();
+      snapshot.catch(() => {}); // awaited below, unless the quiesce fails first
+      wasActive = await quiesced;
       done('checkpoint');
-      const state = await handle.snapshotState();
+      const state = await snapshot;
       stateBytes = state.byteLength;
       done('transfer');
       const needed = this.#host.bytesOf(handle);
@@ -192,11 +196,12 @@ export class KernelMigrator {
     // The commit point: the old instance stops. If it will not (a handler that never returns), the kernel fails.
     let carried: { frames: number; bytes: number };
     try {
-      carried = await handle.completeMove(dormant);
+      const moved = await handle.completeMove(dormant, wasActive);
+      carried = moved.carried;
       phases.swap = performance.now() - mark;
       mark = performance.now();
       phase = 'resume';
-      if (wasActive) await handle.resumeAfterQuiesce();
+      await moved.activated;
       if (failAt === 'resume') throw new Error('fault injected at the end of phase resume (test only)');
     } catch (error) {
       throw new MigrationError(handle.name, phase, error, false);

@@ -772,11 +772,14 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    * The migration's swap: the old instance stops after the batch in hand, writing out the outputs it made and
    * leaving the queue in the rings (as for a restart); the dormant instance then takes the same rings and
    * ControlBlock over where the old one's handlers got to, and is wired to the kernel's links again. Senders and
-   * kernel-to-kernel producers keep writing into the same rings, so they now reach the new instance. Not
-   * activated here (see {@link KernelHandle.resumeAfterQuiesce}). Frames in the rings at the swap are returned:
-   * they were carried in place. @internal
+   * kernel-to-kernel producers keep writing into the same rings, so they now reach the new instance. With
+   * `resume`, it is activated too if the user wants it active (`activated` settles then). Frames in the rings at
+   * the swap are returned: they were carried in place. @internal
    */
-  async completeMove(dormant: DormantInstance): Promise<{ frames: number; bytes: number }> {
+  async completeMove(
+    dormant: DormantInstance,
+    resume: boolean,
+  ): Promise<{ carried: { frames: number; bytes: number }; activated: Promise<void> }> {
     await this.stopForRestart(); // throws (kernel Failed) when the old instance will not stop
     this.#recoverInputs();
     const carried = this.queuedInPlace();
@@ -784,20 +787,29 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     this.#bind(dormant.port, dormant.threadId);
     this.#device = dormant.device;
     this.#migrations++;
-    const seq = this.#nextSeq++;
-    await new Promise<void>((resolve, reject) => {
-      this.#replies.set(seq, { resolve, reject });
-      this.#post({ seq, command: 'START' });
-    });
+    const request = (message: object): Promise<void> => {
+      const seq = this.#nextSeq++;
+      return new Promise<void>((resolve, reject) => {
+        this.#replies.set(seq, { resolve, reject });
+        this.#post({ seq, ...message });
+      });
+    };
+    // Pipelined, one round trip in all: the port keeps order, so the links are in place before the activation
+    // lets the new instance take input.
+    const started = request({ command: 'START' });
+    const wired = this.#links.map((link) => request(link));
+    const activated = resume && this.#activeWanted ? request({ command: 'ACTIVATE' }) : Promise.resolve();
+    activated.catch(() => {}); // awaited by the caller
+    await started;
+    await Promise.all(wired);
     this.#exitStatus = undefined;
     this.#suspended = false;
     const resumed = this.#resumed;
     this.#resumed = undefined;
-    for (const link of this.#links) await this.#sendLink(link);
     if (this.#sends.length > 0) void this.#flushSends();
     if (this.#waiting()) this.#pump();
     resumed?.resolve();
-    return carried;
+    return { carried, activated };
   }
 
   /** Frames (and their bytes) queued now in the input ring and every kernel-to-kernel input ring. @internal */
@@ -1132,7 +1144,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       case 'reply': {
         const waiter = this.#replies.get(report.seq);
         this.#replies.delete(report.seq);
-        if (this.#replies.size === 0) this.#port.unref();
+        if (this.#replies.size === 0 && this.#snapshots.size === 0) this.#port.unref();
         if (waiter === undefined) return;
         if (report.ok) waiter.resolve();
         else waiter.reject(new InvalidStateError(this.name, 'change the state of', report.state, report.target));
