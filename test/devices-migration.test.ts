@@ -1,14 +1,16 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
+  InvalidStateError,
   type KernelHandle,
   MigrationError,
   type MigrationPhase,
   type MigrationReport,
+  PlacementError,
   RingKernelRuntime,
   StateSnapshotError,
 } from '../src/index.js';
-import { Fussy, REFUSE_RESTORE, REFUSE_SNAPSHOT, Unserializable } from './fixtures/device-kernels.js';
+import { CRASH_ON_RESTORE, Fussy, REFUSE_RESTORE, REFUSE_SNAPSHOT, Unserializable } from './fixtures/device-kernels.js';
 import { Accumulator, AddOne } from './fixtures/kernels.js';
 import { Random, TEST_SEED } from './support/random.js';
 
@@ -128,6 +130,27 @@ describe('kernel migration between virtual devices', () => {
     await acc.terminate();
   });
 
+  it('migrate a deactivated kernel: it stays deactivated on the target, its queue carried; bad requests refused', async () => {
+    const acc = await runtime.launch(Accumulator, 1, 1, { name: 'idle-move', device: 0, autoActivate: true });
+    await acc.call({ sender: 6, seq: 0, value: 1 });
+    await acc.deactivate();
+    for (let i = 1; i <= 20; i++) await acc.send({ sender: 6, seq: i, value: 1 });
+    const report = await runtime.kernelMigrator().migrateKernel('idle-move', 0, 1);
+    assert.deepEqual([report.wasActive, report.messagesCarried, acc.status, acc.device], [false, 20, 'Launched', 1]);
+    await acc.activate();
+    for (let i = 1; i <= 20; i++) {
+      const out = await acc.receive(5000);
+      assert.deepEqual([out.seq, out.count], [i, i + 1]);
+    }
+    const migrator = runtime.kernelMigrator();
+    await assert.rejects(migrator.migrateKernel(acc, 0, 1), PlacementError, 'not on device 0');
+    await assert.rejects(migrator.migrateKernel(acc, 1, 1), PlacementError, 'already there');
+    await assert.rejects(migrator.migrateKernel(acc, 1, 5), PlacementError, 'no such device');
+    await assert.rejects(migrator.migrateKernel(acc, 1, 0, { failAt: 'later' as MigrationPhase }), TypeError);
+    await acc.terminate();
+    await assert.rejects(migrator.migrateKernel(acc, 1, 0), InvalidStateError);
+  });
+
   for (const phase of ['prepare', 'quiesce', 'checkpoint', 'transfer', 'restore', 'swap'] as const) {
     it(`a fault injected in phase ${phase} rolls back: the kernel runs on at its source with its state`, async () => {
       const acc = await runtime.launch(Accumulator, 1, 1, { name: `rollback-${phase}`, device: 1, autoActivate: true });
@@ -164,12 +187,25 @@ describe('kernel migration between virtual devices', () => {
     await acc.terminate();
   });
 
-  const realFailures: { what: string; poison?: number; kernel: string; phase: MigrationPhase }[] = [
+  const realFailures: { what: string; poison?: number; kernel: string; phase: MigrationPhase; cause?: RegExp }[] = [
     { what: "the kernel's snapshot hook throws", poison: REFUSE_SNAPSHOT, kernel: Fussy.id, phase: 'checkpoint' },
-    { what: "the kernel's restore hook throws", poison: REFUSE_RESTORE, kernel: Fussy.id, phase: 'restore' },
+    {
+      what: "the kernel's restore hook throws",
+      poison: REFUSE_RESTORE,
+      kernel: Fussy.id,
+      phase: 'restore',
+      cause: /refuses to be restored/,
+    },
+    {
+      what: "the target's worker dies in the restore",
+      poison: CRASH_ON_RESTORE,
+      kernel: Fussy.id,
+      phase: 'restore',
+      cause: /exited during the restore/,
+    },
     { what: 'the state is not serializable (no hooks)', kernel: Unserializable.id, phase: 'checkpoint' },
   ];
-  for (const { what, poison, kernel, phase } of realFailures) {
+  for (const { what, poison, kernel, phase, cause } of realFailures) {
     it(`a real failure rolls back too: ${what} (phase ${phase})`, async () => {
       const handle = (await runtime.launch(kernel, 1, 1, {
         name: `real-${phase}-${what.length}`,
@@ -180,8 +216,9 @@ describe('kernel migration between virtual devices', () => {
       if (poison !== undefined) await handle.call({ sender: 5, seq: 1, value: poison });
       await assert.rejects(runtime.kernelMigrator().migrateKernel(handle, 0, 1), (error) => {
         assert.ok(error instanceof MigrationError);
-        assert.deepEqual([error.phase, error.rolledBack], [phase, true]);
+        assert.deepEqual([error.phase, error.rolledBack], [phase, true], String(error.cause));
         if (phase === 'checkpoint') assert.ok(error.cause instanceof StateSnapshotError);
+        if (cause !== undefined) assert.match((error.cause as Error).message, cause);
         return true;
       });
       assert.equal(handle.device, 0);

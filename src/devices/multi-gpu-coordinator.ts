@@ -1,7 +1,12 @@
 import { PlacementError } from '../errors/device-errors.js';
 import type { DeviceInfo } from './topology.js';
 
-/** How {@link MultiGpuCoordinator} picks a device among those that satisfy a placement's requirements. */
+/**
+ * How {@link MultiGpuCoordinator} picks a device among those that satisfy a placement's requirements.
+ *
+ * @example
+ * runtime.multiGpuCoordinator().setStrategy(LoadBalancingStrategy.ComputeCapability);
+ */
 export const LoadBalancingStrategy = {
   /** The lowest-numbered device that fits. */
   FirstAvailable: 'FirstAvailable',

@@ -53,6 +53,9 @@ let hostLink: { readonly bandwidthGBps: number; readonly latencyUs: number } | u
  * median cost of copying one 64-byte frame into shared memory and publishing it with a release store — what a
  * producer pays per message. The cross-thread wake-up a consumer adds is not in it (the benchmark measures ring
  * round trips: `docs/benchmarks.md`).
+ *
+ * @example
+ * const { bandwidthGBps, latencyUs } = measureHostLink();
  */
 export function measureHostLink(): { readonly bandwidthGBps: number; readonly latencyUs: number } {
   if (hostLink !== undefined) return hostLink;

@@ -231,6 +231,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   /** The device hosting the current instance. */
   #device: number;
   #migrations = 0;
+  /** Dormant instances dropped on purpose (their port's close is not a worker's death). */
+  readonly #discarded = new WeakSet<DormantInstance>();
   /** SNAPSHOT requests waiting for their answer. */
   readonly #snapshots = new Map<number, { resolve(bytes: Uint8Array): void; reject(error: Error): void }>();
   #nextSeq = 1;
@@ -747,7 +749,15 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    */
   transferState(dormant: DormantInstance, state: Uint8Array): { restored: Promise<void> } {
     const restored = new Promise<void>((resolve, reject) => {
+      // The target's worker died (a restore hook that kills it, say): the migration rolls back.
+      const onClose = (): void => {
+        if (this.#discarded.has(dormant)) return; // closed on purpose: the migration rolled back
+        this.#init.onWorkerExit(dormant.threadId); // never place on it again
+        reject(new KernelFailedError(this.name, 'the worker of its new instance exited during the restore'));
+      };
+      dormant.port.once('close', onClose);
       dormant.port.once('message', (report: WorkerReport) => {
+        dormant.port.off('close', onClose);
         if (report.type !== 'restored') {
           reject(new Error(`unexpected report from the dormant instance: ${report.type}`));
         } else if (report.error === undefined) {
@@ -764,6 +774,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
 
   /** Drops a dormant instance that will not be used (a migration rolling back). @internal */
   discardMove(dormant: DormantInstance): void {
+    this.#discarded.add(dormant);
     dormant.port.postMessage({ seq: 0, command: 'DISCARD' });
     dormant.port.close();
   }
@@ -796,11 +807,28 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     };
     // Pipelined, one round trip in all: the port keeps order, so the links are in place before the activation
     // lets the new instance take input.
-    const started = request({ command: 'START' });
+    // The new instance's worker may die before it answers: then the kernel has no instance left and fails (its
+    // queue dead-lettered, nothing lost silently).
+    const started = new Promise<void>((resolve, reject) => {
+      const onClose = (): void => {
+        this.#init.onWorkerExit(dormant.threadId);
+        reject(new KernelFailedError(this.name, 'its new instance exited before it started'));
+      };
+      dormant.port.once('close', onClose);
+      request({ command: 'START' }).then(() => {
+        dormant.port.off('close', onClose);
+        resolve();
+      }, reject);
+    });
     const wired = this.#links.map((link) => request(link));
     const activated = resume && this.#activeWanted ? request({ command: 'ACTIVATE' }) : Promise.resolve();
     activated.catch(() => {}); // awaited by the caller
-    await started;
+    try {
+      await started;
+    } catch (error) {
+      this.abandon(error as Error);
+      throw error;
+    }
     await Promise.all(wired);
     this.#exitStatus = undefined;
     this.#suspended = false;
