@@ -9,9 +9,10 @@ import {
   PlacementError,
   RingKernelRuntime,
   StateSnapshotError,
+  TimeoutError,
 } from '../src/index.js';
 import { CRASH_ON_RESTORE, Fussy, REFUSE_RESTORE, REFUSE_SNAPSHOT, Unserializable } from './fixtures/device-kernels.js';
-import { Accumulator, AddOne } from './fixtures/kernels.js';
+import { Accumulator, AddOne, Slow } from './fixtures/kernels.js';
 import { Random, TEST_SEED } from './support/random.js';
 
 describe('kernel migration between virtual devices', () => {
@@ -149,6 +150,43 @@ describe('kernel migration between virtual devices', () => {
     await assert.rejects(migrator.migrateKernel(acc, 1, 0, { failAt: 'later' as MigrationPhase }), TypeError);
     await acc.terminate();
     await assert.rejects(migrator.migrateKernel(acc, 1, 0), InvalidStateError);
+  });
+
+  it('a supervised kernel migrates, and its supervisor restarts it on its new device when it fails there', async () => {
+    const supervisor = runtime.supervisor({ name: 'mig', maxRestarts: 3, windowMs: 10_000, backoff: { initialMs: 0 } });
+    const acc = await supervisor.launch(Accumulator, 1, 1, {
+      name: 'supervised-move',
+      device: 0,
+      autoActivate: true,
+      onHandlerError: 'fail',
+    });
+    await acc.call({ sender: 7, seq: 0, value: 4 });
+    await runtime.kernelMigrator().migrateKernel(acc, 0, 1);
+    assert.equal((await acc.call({ sender: 7, seq: 1, value: 4 })).count, 2, 'state carried');
+    await assert.rejects(acc.call({ sender: 7, seq: 2, value: -1 })); // the handler throws: the kernel fails
+    // Restarted (fresh state, as a restart is) on the device it had moved to.
+    const after = await acc.call({ sender: 7, seq: 3, value: 4 }, { timeout: 10_000 });
+    assert.equal(after.count, 1);
+    assert.deepEqual([acc.restarts, acc.device, acc.metrics().migrations], [1, 1, 1]);
+    await acc.terminate();
+  });
+
+  it('a kernel busy past the timeout cannot be quiesced: the migration times out, and the kernel resumes where it was', async () => {
+    const slow = await runtime.launch(Slow, 1, 1, { name: 'busy-move', device: 0, autoActivate: true });
+    const first = slow.call({ sender: 8, seq: 0, value: 300 }); // its handler is busy for 300 ms
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await assert.rejects(runtime.kernelMigrator().migrateKernel(slow, 0, 1, { timeoutMs: 50 }), (error) => {
+      assert.ok(error instanceof MigrationError);
+      assert.deepEqual([error.phase, error.rolledBack], ['quiesce', true]);
+      assert.ok(error.cause instanceof TimeoutError);
+      return true;
+    });
+    assert.equal((await first).seq, 0);
+    // Re-activated at its source once its worker got to the quiesce: it goes on taking input.
+    assert.equal((await slow.call({ sender: 8, seq: 1, value: 0 }, { timeout: 5000 })).seq, 1);
+    assert.equal(slow.status, 'Active');
+    assert.equal(slow.device, 0);
+    await slow.terminate();
   });
 
   for (const phase of ['prepare', 'quiesce', 'checkpoint', 'transfer', 'restore', 'swap'] as const) {

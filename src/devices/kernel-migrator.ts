@@ -1,5 +1,6 @@
 import { MigrationError, type MigrationPhase, PlacementError } from '../errors/device-errors.js';
 import { InvalidStateError } from '../errors/runtime-errors.js';
+import { TimeoutError } from '../errors/value-errors.js';
 import type { DormantInstance, KernelHandle } from '../runtime/kernel-handle.js';
 
 /** Options of {@link KernelMigrator.migrateKernel}. */
@@ -10,6 +11,12 @@ export interface MigrationOptions {
    * `snapshot` or `restore` hook that throws, a target without room — roll back the same way). Not for production.
    */
   readonly failAt?: MigrationPhase;
+  /**
+   * Longest wait, ms, for the kernel's worker to answer the quiesce and the checkpoint (a handler or a `snapshot`
+   * hook that runs long). Past it the migration fails with a `TimeoutError` as cause and rolls back: the kernel is
+   * re-activated at its source as soon as its worker gets to it. Default: the runtime's `terminationTimeout`.
+   */
+  readonly timeoutMs?: number;
 }
 
 /** What a migration did, and what it cost. */
@@ -42,6 +49,8 @@ export interface MigrationReport {
 
 /** The runtime's side of a migration. @internal */
 export interface MigrationHost {
+  /** The default of {@link MigrationOptions.timeoutMs}. */
+  readonly defaultTimeoutMs: number;
   /** @throws unless the runtime is Running (no migrations while draining or shutting down). */
   checkAccepting(operation: string): void;
   kernel(name: string): KernelHandle;
@@ -119,10 +128,14 @@ export class KernelMigrator {
     if (options.failAt !== undefined && !PHASES.includes(options.failAt)) {
       throw new TypeError(`options.failAt must be one of ${PHASES.join(', ')}, got ${JSON.stringify(options.failAt)}`);
     }
+    const timeoutMs = options.timeoutMs ?? this.#host.defaultTimeoutMs;
+    if (typeof timeoutMs !== 'number' || !(timeoutMs > 0)) {
+      throw new RangeError(`options.timeoutMs must be a positive number of ms, got ${timeoutMs}`);
+    }
     if (this.#moving.has(handle)) throw new PlacementError(`kernel '${handle.name}' is already being migrated`);
     this.#moving.add(handle);
     try {
-      return await this.#migrate(handle, source, target, options.failAt);
+      return await this.#migrate(handle, source, target, options.failAt, timeoutMs);
     } finally {
       this.#moving.delete(handle);
     }
@@ -133,6 +146,7 @@ export class KernelMigrator {
     source: number,
     target: number,
     failAt: MigrationPhase | undefined,
+    timeoutMs: number,
   ): Promise<MigrationReport> {
     const phases: Record<MigrationPhase, number> = {
       prepare: 0,
@@ -154,6 +168,22 @@ export class KernelMigrator {
       phase = next;
     };
     let wasActive = false;
+    let quiesced: Promise<boolean> | undefined;
+    let timedOut = false;
+    const within = async <T>(promise: Promise<T>): Promise<T> => {
+      let timer: NodeJS.Timeout | undefined;
+      const expired = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          timedOut = true;
+          reject(new TimeoutError(`the ${phase} of kernel '${handle.name}' for its migration`, timeoutMs));
+        }, timeoutMs);
+      });
+      try {
+        return await Promise.race([promise, expired]);
+      } finally {
+        clearTimeout(timer);
+      }
+    };
     let dormant: DormantInstance | undefined;
     let stateBytes = 0;
     try {
@@ -162,12 +192,13 @@ export class KernelMigrator {
       done('quiesce');
       paused = performance.now();
       // Pipelined: the port keeps order, so the snapshot is taken once the kernel has stopped taking input.
-      const quiesced = handle.quiesce();
+      quiesced = handle.quiesce();
+      quiesced.catch(() => {});
       const snapshot = handle.snapshotState();
       snapshot.catch(() => {}); // awaited below, unless the quiesce fails first
-      wasActive = await quiesced;
+      wasActive = await within(quiesced);
       done('checkpoint');
-      const state = await snapshot;
+      const state = await within(snapshot);
       stateBytes = state.byteLength;
       done('transfer');
       const needed = this.#host.bytesOf(handle);
@@ -186,10 +217,15 @@ export class KernelMigrator {
     } catch (error) {
       if (dormant !== undefined) handle.discardMove(dormant);
       let rolledBack = true;
-      try {
-        if (wasActive) await handle.resumeAfterQuiesce();
-      } catch {
-        rolledBack = false; // the source failed meanwhile: nothing to go back to
+      if (timedOut) {
+        // The worker is still busy with the kernel's handler (or hook): it re-activates when it gets to it.
+        void quiesced?.then((active) => (active ? handle.resumeAfterQuiesce() : undefined)).catch(() => {});
+      } else {
+        try {
+          if (wasActive) await handle.resumeAfterQuiesce();
+        } catch {
+          rolledBack = false; // the source failed meanwhile: nothing to go back to
+        }
       }
       throw new MigrationError(handle.name, phase, error, rolledBack);
     }

@@ -722,6 +722,7 @@ export class RingKernelRuntime {
    */
   kernelMigrator(): KernelMigrator {
     this.#migrator ??= new KernelMigrator({
+      defaultTimeoutMs: this.config.terminationTimeout,
       checkAccepting: (operation) => this.#checkAccepting(operation),
       kernel: (name) => this.kernel(name),
       deviceCount: () => this.#devices.length,
