@@ -286,13 +286,12 @@ export class RingKernelRuntime {
   }
 
   #createPool(config: RuntimeConfig, workers: number): Piscina<AttachTask, AttachResult> {
-    const init = { config };
     const pool = new Piscina<AttachTask, AttachResult>({
       filename: KERNEL_HOST,
       minThreads: workers,
       maxThreads: workers,
       idleTimeout: Number.POSITIVE_INFINITY,
-      concurrentTasksPerWorker: init.config.maxKernelsPerWorker,
+      concurrentTasksPerWorker: config.maxKernelsPerWorker,
       // Kernels park with Atomics.waitAsync on the worker's event loop; Piscina's 'sync' atomics would freeze it.
       atomics: 'disabled',
       // Place each kernel on the worker hosting the fewest (attach tasks in flight count too).
@@ -303,7 +302,7 @@ export class RingKernelRuntime {
           // A thread whose kernels saw it die may not be marked destroyed by Piscina yet: never place on it.
           if (worker.terminating || worker.destroyed || this.#deadThreads.has(worker.id)) continue;
           const load = (this.#hosted.get(worker.id) ?? 0) + worker.currentUsage;
-          if (load < bestLoad && load < init.config.maxKernelsPerWorker) {
+          if (load < bestLoad && load < config.maxKernelsPerWorker) {
             best = worker;
             bestLoad = load;
           }
