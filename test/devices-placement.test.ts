@@ -42,6 +42,10 @@ describe('virtual devices: topology', () => {
     const sink = await runtime.launch(Sink, 1, 1, { device: 2 });
     assert.ok(devices[2]?.workerThreadIds.includes(sink.metrics().workerThreadId));
     assert.equal(sink.metrics().device, 2);
+    await runtime.kernelMigrator().migrateKernel(sink, 2, 3);
+    const text = await runtime.prometheusExporter().gather();
+    assert.match(text, /^ringkernel_kernel_device\{kernel="test\.sink"\} 3$/m);
+    assert.match(text, /^ringkernel_kernel_migrations\{kernel="test\.sink"\} 1$/m);
   });
 
   it('reject configurations with fewer workers than devices, and bad device options', async () => {

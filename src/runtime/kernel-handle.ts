@@ -669,6 +669,11 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     return this.#device;
   }
 
+  /** Times the kernel was migrated between devices. */
+  get migrations(): number {
+    return this.#migrations;
+  }
+
   /**
    * Takes a checkpoint: the kernel is paused between batches (deactivated, if it was active — senders keep
    * writing into its queue meanwhile), its state taken through its `snapshot` hook (default: v8 serialization)
