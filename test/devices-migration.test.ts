@@ -116,6 +116,9 @@ describe('kernel migration between virtual devices', () => {
       await migrator.migrateKernel('k2k-add', 0, 1); // the producer: its link output is wired again
       while (received < (3 * total) / 5) await new Promise((resolve) => setTimeout(resolve, 1));
       await migrator.migrateKernel('k2k-acc', 1, 0);
+      // Both ends at once, crossing over.
+      while (received < (4 * total) / 5) await new Promise((resolve) => setTimeout(resolve, 1));
+      await Promise.all([migrator.migrateKernel('k2k-add', 1, 0), migrator.migrateKernel('k2k-acc', 0, 1)]);
     })();
     const message = { sender: 2, seq: 0, value: 0 };
     for (let seq = 0; seq < total; seq++) {
@@ -126,7 +129,7 @@ describe('kernel migration between virtual devices', () => {
     await Promise.all([receiving, migrating]);
     assert.equal(received, total);
     assert.equal(first.metrics().outputQueueDepth, 0, 'no output of the producer leaked to the host');
-    assert.deepEqual([first.device, acc.device], [1, 0]);
+    assert.deepEqual([first.device, acc.device], [0, 1]);
     await first.terminate();
     await acc.terminate();
   });
