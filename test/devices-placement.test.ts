@@ -201,6 +201,14 @@ describe('checkpoints', () => {
     await acc.activate();
     for (let i = 5; i < 15; i++) assert.equal((await acc.receive(5000)).seq, i);
     await assert.rejects(runtime.launch(Sink, 1, 1, { name: 'wrong', restore: saved }), TypeError);
+    await assert.rejects(
+      runtime.launch(Accumulator, 1, 1, { name: 'checked', restore: saved, integrity: true }),
+      /integrity/,
+    );
+    await assert.rejects(
+      runtime.launch(Accumulator, 1, 1, { name: 'cramped', restore: saved, queueCapacity: 4 }),
+      RangeError,
+    );
     const report = await runtime.shutdown();
     assert.equal(report.checkpoints, 1);
     assert.equal(report.migratedKernels, 0);

@@ -27,6 +27,8 @@ export interface QueuedFrames {
   readonly bytes: Uint8Array;
   /** The largest message id among them (0 for none): a restored handle numbers its messages past it. */
   readonly maxMessageId: number;
+  /** Whether they were written to an integrity (CRC32-C) ring: they restore only into a launch that matches. */
+  readonly integrity: boolean;
 }
 
 /**
@@ -58,7 +60,7 @@ export function copyQueuedFrames(memory: FrameRingMemory): QueuedFrames {
       maxMessageId = Math.max(maxMessageId, frame.messageId);
     });
   }
-  return { frames, bytes, maxMessageId };
+  return { frames, bytes, maxMessageId, integrity: memory.integrity };
 }
 
 /**

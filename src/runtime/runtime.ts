@@ -90,7 +90,8 @@ export interface LaunchOptions {
   readonly colocateWith?: string;
   /**
    * Start from a checkpoint (`handle.checkpoint()` of a kernel of the same definition): its state instead of
-   * `init()`, and the messages it had queued, first in the new input queue, in order.
+   * `init()`, and the messages it had queued, first in the new input queue, in order. The queue must hold them
+   * (`RangeError` otherwise) and match the checkpoint's `integrity` (`TypeError`).
    */
   readonly restore?: KernelCheckpoint;
 }
@@ -489,6 +490,11 @@ export class RingKernelRuntime {
     const restore = options.restore;
     if (restore !== undefined && restore.kernelId !== definition.id) {
       throw new TypeError(`options.restore is a checkpoint of kernel '${restore.kernelId}', not '${definition.id}'`);
+    }
+    if (restore !== undefined && restore.queued.frames > 0 && restore.queued.integrity !== integrity) {
+      throw new TypeError(
+        `options.restore carries frames from a ring ${restore.queued.integrity ? 'with' : 'without'} integrity checksums: launch with integrity: ${restore.queued.integrity}`,
+      );
     }
     const instanceId = this.#nextInstanceId++;
     const control = ControlBlock.create(instanceId);
