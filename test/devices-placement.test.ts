@@ -10,7 +10,7 @@ import {
   RingKernelRuntime,
   StateSnapshotError,
 } from '../src/index.js';
-import { Unserializable } from './fixtures/device-kernels.js';
+import { Fussy, REFUSE_RESTORE, Unserializable } from './fixtures/device-kernels.js';
 import { Accumulator, Numbers, Sink, Slow } from './fixtures/kernels.js';
 
 const idle = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -212,6 +212,20 @@ describe('checkpoints', () => {
     const report = await runtime.shutdown();
     assert.equal(report.checkpoints, 1);
     assert.equal(report.migratedKernels, 0);
+  });
+
+  it('a checkpoint whose restore hook throws fails the launch with a typed error', async () => {
+    await using runtime = await RingKernelRuntime.builder().config({ workers: 1 }).build();
+    const fussy = await runtime.launch(Fussy, 1, 1, { autoActivate: true });
+    await fussy.call({ sender: 1, seq: 0, value: REFUSE_RESTORE });
+    const saved = await fussy.checkpoint();
+    await assert.rejects(runtime.launch(Fussy, 1, 1, { name: 'fussy-2', restore: saved }), (error) => {
+      assert.ok(error instanceof StateSnapshotError);
+      assert.equal(error.step, 'restore');
+      assert.match(error.message, /refuses to be restored/);
+      return true;
+    });
+    assert.throws(() => runtime.kernel('fussy-2'));
   });
 
   it('an unserializable state is a typed error, and the kernel runs on', async () => {

@@ -15,8 +15,9 @@ import {
   type LoadBalancingStrategy,
   MultiGpuCoordinator,
 } from '../devices/multi-gpu-coordinator.js';
+import { RESTORE_FAILED } from '../devices/state-codec.js';
 import { type DeviceInfo, type GpuTopology, measureHostLink } from '../devices/topology.js';
-import { PlacementError } from '../errors/device-errors.js';
+import { PlacementError, StateSnapshotError } from '../errors/device-errors.js';
 import {
   InvalidStateError,
   KernelNotFoundError,
@@ -533,6 +534,11 @@ export class RingKernelRuntime {
       attached = await this.#pool(device).run(task(port2, device, restore?.state), { transferList: [port2] });
     } catch (error) {
       port1.close();
+      const message = error instanceof Error ? error.message : String(error);
+      // The worker's restore of the checkpoint's state failed (errors cross threads by message).
+      if (restore !== undefined && message.startsWith(RESTORE_FAILED)) {
+        throw new StateSnapshotError(name, 'restore', message.slice(RESTORE_FAILED.length));
+      }
       throw error;
     } finally {
       this.#launching.delete(name);
