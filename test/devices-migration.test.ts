@@ -13,6 +13,7 @@ import {
 } from '../src/index.js';
 import { CRASH_ON_RESTORE, Fussy, REFUSE_RESTORE, REFUSE_SNAPSHOT, Unserializable } from './fixtures/device-kernels.js';
 import { Accumulator, AddOne, Slow } from './fixtures/kernels.js';
+import { eventually } from './support/eventually.js';
 import { Random, TEST_SEED } from './support/random.js';
 
 describe('kernel migration between virtual devices', () => {
@@ -176,18 +177,21 @@ describe('kernel migration between virtual devices', () => {
 
   it('a kernel busy past the timeout cannot be quiesced: the migration times out, and the kernel resumes where it was', async () => {
     const slow = await runtime.launch(Slow, 1, 1, { name: 'busy-move', device: 0, autoActivate: true });
-    const first = slow.call({ sender: 8, seq: 0, value: 300 }); // its handler is busy for 300 ms
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    await assert.rejects(runtime.kernelMigrator().migrateKernel(slow, 0, 1, { timeoutMs: 50 }), (error) => {
+    const first = slow.call({ sender: 8, seq: 0, value: 1000 }, { timeout: 10_000 }); // its handler: busy 1 s
+    while (!slow.inBatch) await new Promise((resolve) => setTimeout(resolve, 1)); // it is in the handler now
+    await assert.rejects(runtime.kernelMigrator().migrateKernel(slow, 0, 1, { timeoutMs: 100 }), (error) => {
       assert.ok(error instanceof MigrationError);
       assert.deepEqual([error.phase, error.rolledBack], ['quiesce', true]);
       assert.ok(error.cause instanceof TimeoutError);
       return true;
     });
     assert.equal((await first).seq, 0);
-    // Re-activated at its source once its worker got to the quiesce: it goes on taking input.
+    // Re-activated at its source once its worker got to the quiesce: it goes on taking input. (The deactivation
+    // is applied after the busy batch ends and the re-activation follows its reply: give the worker a moment.)
     assert.equal((await slow.call({ sender: 8, seq: 1, value: 0 }, { timeout: 5000 })).seq, 1);
-    assert.equal(slow.status, 'Active');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await eventually(() => assert.equal(slow.status, 'Active'));
+    assert.equal((await slow.call({ sender: 8, seq: 2, value: 0 }, { timeout: 5000 })).seq, 2);
     assert.equal(slow.device, 0);
     await slow.terminate();
   });
