@@ -50,3 +50,15 @@ export const BenchFragile = defineKernel({
     return { seq: sample.seq, flags: 1, ts: sample.ts, data: sample.data };
   },
 });
+
+/** A sink carrying 1 MiB of state: what a migration must checkpoint and move (`migrate.pauseMs`). */
+export const BenchHeavyState = defineKernel({
+  id: 'bench.heavyState',
+  input: Sample64,
+  output: Sample64,
+  init: () => ({ blob: new Uint8Array(1 << 20).fill(7), checksum: 0 }),
+  cpu: (sample, ctx) => {
+    ctx.state.checksum += sample.seq;
+    return undefined;
+  },
+});

@@ -35,9 +35,19 @@ export { MIRROR_CHANNEL_LAYOUT, MIRROR_STATE_LAYOUT, MirrorDirection } from './b
 export type { KernelTransferStats } from './bridge/transfer-bridge.js';
 export type { TransferStrategy, TransferStrategyChoice } from './bridge/transfer-strategy.js';
 export { detectTransferStrategy, TRANSFER_STRATEGIES } from './bridge/transfer-strategy.js';
+// Devices: topology, placement, migration, checkpoints
+export type { KernelCheckpoint, QueuedFrames } from './devices/checkpoint.js';
+export type { MigrationOptions, MigrationReport } from './devices/kernel-migrator.js';
+export { KernelMigrator } from './devices/kernel-migrator.js';
+export type { DeviceLoad, DeviceSelector, PlacementRequirements } from './devices/multi-gpu-coordinator.js';
+export { LoadBalancingStrategy, MultiGpuCoordinator } from './devices/multi-gpu-coordinator.js';
+export type { DeviceInfo, DeviceKind, DeviceLink, DeviceLinkKind, GpuTopology } from './devices/topology.js';
+export { measureHostLink } from './devices/topology.js';
 export type { ErrorCodeName, ErrorCodeString } from './errors/codes.js';
 // Errors
 export { ErrorCode, ErrorNumber, errorNumberOf } from './errors/codes.js';
+export type { MigrationPhase } from './errors/device-errors.js';
+export { MigrationError, PlacementError, StateSnapshotError } from './errors/device-errors.js';
 export type { MalformedFrameCode } from './errors/frame-errors.js';
 export { FrameTooLargeError, MalformedFrameError } from './errors/frame-errors.js';
 export { RingKernelError } from './errors/ringkernel-error.js';

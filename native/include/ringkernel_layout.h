@@ -68,6 +68,9 @@
 #define RK_E_RESTART_LIMIT 511u
 #define RK_E_NOT_ACCEPTING_WORK 512u
 #define RK_E_LOAD_SHED 513u
+#define RK_E_STATE_SNAPSHOT_FAILED 514u
+#define RK_E_MIGRATION_FAILED 515u
+#define RK_E_PLACEMENT_FAILED 516u
 
 /* Span records (telemetry rings). */
 #define RK_SPAN_KIND_SEND 1u

@@ -59,6 +59,12 @@ export const ErrorCode = {
   NotAcceptingWork: 'RK_NOT_ACCEPTING_WORK',
   /** Load shedding refused a message of too low a priority for the current degradation level. */
   LoadShed: 'RK_LOAD_SHED',
+  /** A kernel's state could not be checkpointed or restored (its snapshot/restore hook threw, or it is unserializable). */
+  StateSnapshotFailed: 'RK_STATE_SNAPSHOT_FAILED',
+  /** A kernel migration failed and was rolled back: the kernel runs on at its source device. */
+  MigrationFailed: 'RK_MIGRATION_FAILED',
+  /** No device satisfies a placement's requirements (unknown device, not enough memory or compute units). */
+  PlacementFailed: 'RK_PLACEMENT_FAILED',
 } as const;
 
 /** The name of an error code, e.g. `'FrameTooLarge'`. */
@@ -97,6 +103,9 @@ export const ErrorNumber: Readonly<Record<ErrorCodeName, number>> = {
   RestartLimit: 511,
   NotAcceptingWork: 512,
   LoadShed: 513,
+  StateSnapshotFailed: 514,
+  MigrationFailed: 515,
+  PlacementFailed: 516,
 };
 
 const numberByCode = new Map<string, number>(

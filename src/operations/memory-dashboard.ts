@@ -63,6 +63,13 @@ export class GpuMemoryDashboard extends EventEmitter<{ alert: [MemoryAlertEvent]
     this.#allocations.delete(owner);
   }
 
+  /** Bytes an owner (a kernel handle) has allocated now: for per-device budgets. */
+  bytesOf(owner: object): number {
+    let bytes = 0;
+    for (const allocation of this.#allocations.get(owner) ?? []) bytes += allocation.bytes;
+    return bytes;
+  }
+
   /** Every live allocation. */
   allocations(): MemoryAllocation[] {
     return [...this.#allocations.values()].flat();

@@ -109,6 +109,26 @@ export class PrometheusExporter {
       },
     });
     new Gauge({
+      name: 'ringkernel_kernel_device',
+      help: 'The (virtual) device hosting each live kernel.',
+      labelNames: ['kernel'],
+      registers,
+      collect() {
+        this.reset();
+        for (const handle of runtime.kernels()) this.set({ kernel: handle.name }, handle.device);
+      },
+    });
+    new Gauge({
+      name: 'ringkernel_kernel_migrations',
+      help: 'Times each live kernel was migrated between devices.',
+      labelNames: ['kernel'],
+      registers,
+      collect() {
+        this.reset();
+        for (const handle of runtime.kernels()) this.set({ kernel: handle.name }, handle.migrations);
+      },
+    });
+    new Gauge({
       name: 'ringkernel_degradation_level',
       help: 'Degradation level: 0 Normal, 1 Light, 2 Moderate, 3 Severe, 4 Critical.',
       registers,

@@ -33,6 +33,17 @@ export interface RuntimeConfig {
   readonly maxKernelsPerWorker: number;
   /** What the runtime logs to stderr (control-plane events only). Default `'warn'`. */
   readonly logLevel: LogLevel;
+  /**
+   * Devices the runtime exposes. On the CPU backend each is a *virtual device*: a group of the `workers` (split
+   * as evenly as can be, so `workers` must be at least `devices`) with its own worker pool and memory budget, for
+   * placement and migration (see `runtime.gpuTopology()`). Default 1.
+   */
+  readonly devices: number;
+  /**
+   * Each device's memory budget in MiB, against which its kernels' rings and control blocks are counted. Default 0:
+   * the machine's memory divided evenly among the devices.
+   */
+  readonly deviceMemoryMB: number;
 }
 
 /** The defaults, as the seed gives them. */
@@ -45,6 +56,8 @@ export const DEFAULT_RUNTIME_CONFIG: RuntimeConfig = Object.freeze({
   workers: availableParallelism(),
   maxKernelsPerWorker: 4096,
   logLevel: 'warn',
+  devices: 1,
+  deviceMemoryMB: 0,
 });
 
 function integer(name: string, value: unknown, min: number, max: number): number {
@@ -71,6 +84,13 @@ export function resolveConfig(partial: Partial<RuntimeConfig> = {}): RuntimeConf
   integer('terminationTimeout', merged.terminationTimeout, 1, 3_600_000);
   integer('workers', merged.workers, 1, 1024);
   integer('maxKernelsPerWorker', merged.maxKernelsPerWorker, 1, 1 << 20);
+  integer('devices', merged.devices, 1, 64);
+  integer('deviceMemoryMB', merged.deviceMemoryMB, 0, 1 << 30);
+  if (merged.workers < merged.devices) {
+    throw new RangeError(
+      `config.workers (${merged.workers}) must be at least config.devices (${merged.devices}): each device needs a worker`,
+    );
+  }
   if (!LOG_LEVELS.includes(merged.logLevel)) {
     throw new TypeError(
       `config.logLevel must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(merged.logLevel)}`,

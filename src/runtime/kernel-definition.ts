@@ -57,6 +57,14 @@ export interface KernelSpec<InIn, InView, OutIn, OutView, State> {
   /** Creates the kernel's initial state, in its worker, at launch. Default: `undefined`. */
   readonly init?: () => State;
   /**
+   * Turns the state into bytes for a checkpoint or a migration (`handle.checkpoint()`, `migrateKernel`). Default:
+   * v8 structured serialization (`v8.serialize`), which handles plain objects, arrays, typed arrays, Maps, Sets,
+   * Dates…; a state it cannot serialize (functions, class instances that must keep their prototype) needs this hook.
+   */
+  readonly snapshot?: (state: State) => Uint8Array;
+  /** Rebuilds the state from `snapshot`'s bytes, in the new instance's worker. Default: `v8.deserialize`. */
+  readonly restore?: (bytes: Uint8Array) => State;
+  /**
    * The URL of the module that defines this kernel, which each worker imports to find it. Default: the module
    * that called `defineKernel` (read from the call stack). The module must be importable on its own, without
    * side effects such as starting a runtime: define kernels in modules of their own.
@@ -140,8 +148,10 @@ export function defineKernel<InIn, InView, OutIn, OutView, State = undefined>(
       typeIds.add(codec.typeId);
     }
   }
-  if (spec.init !== undefined && typeof spec.init !== 'function') {
-    throw new TypeError(`kernel '${spec.id}': init must be a function`);
+  for (const hook of ['init', 'snapshot', 'restore'] as const) {
+    if (spec[hook] !== undefined && typeof spec[hook] !== 'function') {
+      throw new TypeError(`kernel '${spec.id}': ${hook} must be a function`);
+    }
   }
   const moduleUrl = spec.module === undefined ? callerModuleUrl() : new URL(String(spec.module)).href;
   const existing = registry.get(spec.id);

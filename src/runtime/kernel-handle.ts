@@ -2,7 +2,9 @@ import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { COMMAND_TARGET, type LifecycleCommand, lifecycleAccepts } from '../../machines/kernel-lifecycle.js';
 import type { KernelTransfer, KernelTransferStats } from '../bridge/transfer-bridge.js';
 import type { TransferStrategy } from '../bridge/transfer-strategy.js';
+import { copyQueuedFrames, type KernelCheckpoint } from '../devices/checkpoint.js';
 import { type ErrorCodeString, ErrorNumber, errorNumberOf } from '../errors/codes.js';
+import { StateSnapshotError } from '../errors/device-errors.js';
 import { HandlerFailedError, InvalidStateError, KernelFailedError, QueueFullError } from '../errors/runtime-errors.js';
 import { TimeoutError } from '../errors/value-errors.js';
 import type { CircuitBreaker } from '../operations/circuit-breaker.js';
@@ -104,6 +106,10 @@ export interface KernelMetrics {
   readonly workerThreadId: number;
   /** Times a supervisor restarted the kernel. */
   readonly restarts: number;
+  /** The (virtual) device hosting the kernel; it changes when the kernel is migrated. */
+  readonly device: number;
+  /** Times the kernel was migrated between devices. */
+  readonly migrations: number;
   readonly gridSize: readonly [number, number, number];
   readonly blockSize: readonly [number, number, number];
 }
@@ -142,6 +148,24 @@ export interface KernelHandleInit {
   readonly failOnHandlerError: boolean;
   /** Tracing on: where the host's spans of this kernel's messages begin. */
   readonly tracer?: HostSpanWriter | undefined;
+  /** The device the kernel was placed on. */
+  readonly device: number;
+  /** The first message id the handle uses (past those of frames a checkpoint restored into the input ring). */
+  readonly firstMessageId?: number;
+  /**
+   * Attaches a dormant instance (a migration's) on `device`, with the given state, on `port`; resolves with its
+   * worker's thread id. It takes nothing over until START.
+   */
+  readonly attachDormant: (handle: KernelHandle, port: MessagePort, device: number) => Promise<number>;
+  /** A checkpoint of the kernel was taken. */
+  readonly onCheckpoint: () => void;
+}
+
+/** A migration's new instance, attached dormant on its target device. @internal */
+export interface DormantInstance {
+  readonly port: MessagePort;
+  readonly threadId: number;
+  readonly device: number;
 }
 
 /** A kernel-to-kernel wiring command, kept so a restarted kernel is wired again. */
@@ -227,7 +251,14 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   readonly #launchedAt = performance.now();
   readonly #exited: Promise<void>;
   #markExited!: () => void;
-  #nextMessageId = 1;
+  #nextMessageId: number;
+  /** The device hosting the current instance. */
+  #device: number;
+  #migrations = 0;
+  /** Dormant instances dropped on purpose (their port's close is not a worker's death). */
+  readonly #discarded = new WeakSet<DormantInstance>();
+  /** SNAPSHOT requests waiting for their answer. */
+  readonly #snapshots = new Map<number, { resolve(bytes: Uint8Array): void; reject(error: Error): void }>();
   #nextSeq = 1;
   #sent = 0;
   #pumping = false;
@@ -281,6 +312,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
         return this.#consumer.hasData();
       };
     }
+    this.#nextMessageId = init.firstMessageId ?? 1;
+    this.#device = init.device;
     this.#exited = new Promise((resolve) => {
       this.#markExited = resolve;
     });
@@ -511,6 +544,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       transfer: this.#init.transfer.stats(),
       workerThreadId: this.#threadId,
       restarts: control.generation,
+      device: this.#device,
+      migrations: this.#migrations,
       gridSize: this.#init.gridSize,
       blockSize: this.#init.blockSize,
     };
@@ -681,6 +716,201 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     this.#resumed = undefined;
     this.#fail(error);
     if (wasSuspended) this.#salvageInput(quiet ? 'discarded-on-terminate' : 'kernel-failed');
+  }
+
+  /** The (virtual) device hosting the kernel now. */
+  get device(): number {
+    return this.#device;
+  }
+
+  /** Times the kernel was migrated between devices. */
+  get migrations(): number {
+    return this.#migrations;
+  }
+
+  /**
+   * Takes a checkpoint: the kernel is paused between batches (deactivated, if it was active — senders keep
+   * writing into its queue meanwhile), its state taken through its `snapshot` hook (default: v8 serialization)
+   * and a copy made of the frames still queued in its input ring; then it is re-activated. Launch a new kernel
+   * from it with `runtime.launch(…, { restore: checkpoint })`. Kernel-to-kernel link rings are not copied.
+   *
+   * @throws {StateSnapshotError} when the state cannot be taken (the kernel runs on, unchanged).
+   * @example
+   * const saved = await counter.checkpoint();
+   * const twin = await runtime.launch('counter', 1, 1, { name: 'counter-2', restore: saved, autoActivate: true });
+   */
+  async checkpoint(): Promise<KernelCheckpoint> {
+    const wasActive = await this.quiesce();
+    try {
+      const state = await this.snapshotState();
+      const queued = copyQueuedFrames(this.#init.input);
+      this.#init.onCheckpoint();
+      return Object.freeze({
+        kernelId: this.kernelId,
+        name: this.name,
+        takenAt: new Date(),
+        state,
+        queued,
+      });
+    } finally {
+      if (wasActive) await this.resumeAfterQuiesce();
+    }
+  }
+
+  /**
+   * Pauses an active kernel between batches without changing what the user asked for (a migration's or a
+   * checkpoint's pause): it finishes the batch in hand and takes no more input. Returns whether it was active.
+   * @internal
+   */
+  async quiesce(): Promise<boolean> {
+    if (this.status !== 'Active') return false;
+    await this.#command('DEACTIVATE', 'quiesce', true, false);
+    return true;
+  }
+
+  /** Ends a {@link KernelHandle.quiesce}: activates the kernel again if the user still wants it active. @internal */
+  async resumeAfterQuiesce(): Promise<void> {
+    if (this.#activeWanted && this.status !== 'Active') await this.#command('ACTIVATE', 'resume', true, false);
+  }
+
+  /** Asks the instance for its state's bytes (between batches). @throws {StateSnapshotError} @internal */
+  snapshotState(): Promise<Uint8Array> {
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    if (this.#exitStatus !== undefined || this.#suspended) {
+      return Promise.reject(new InvalidStateError(this.name, 'checkpoint', this.status, 'Active'));
+    }
+    const seq = this.#nextSeq++;
+    return new Promise<Uint8Array>((resolve, reject) => {
+      this.#snapshots.set(seq, { resolve, reject });
+      this.#post({ seq, command: 'SNAPSHOT' });
+    });
+  }
+
+  /**
+   * Attaches a migration's new instance, dormant, on `device`: its worker loads the kernel's module now, before
+   * the kernel pauses. @internal
+   */
+  async prepareMove(device: number): Promise<DormantInstance> {
+    const { port1, port2 } = new MessageChannel();
+    try {
+      const threadId = await this.#init.attachDormant(this, port2, device);
+      return { port: port1, threadId, device };
+    } catch (error) {
+      port1.close();
+      throw error;
+    }
+  }
+
+  /**
+   * Hands the state to the dormant instance (the buffer is transferred, not copied); `restored` resolves once its
+   * worker has rebuilt the state, or rejects with {@link StateSnapshotError} when the `restore` hook (or v8) could
+   * not. @internal
+   */
+  transferState(dormant: DormantInstance, state: Uint8Array): { restored: Promise<void> } {
+    const restored = new Promise<void>((resolve, reject) => {
+      // The target's worker died (a restore hook that kills it, say): the migration rolls back.
+      const onClose = (): void => {
+        if (this.#discarded.has(dormant)) return; // closed on purpose: the migration rolled back
+        this.#init.onWorkerExit(dormant.threadId); // never place on it again
+        reject(new KernelFailedError(this.name, 'the worker of its new instance exited during the restore'));
+      };
+      dormant.port.once('close', onClose);
+      dormant.port.once('message', (report: WorkerReport) => {
+        dormant.port.off('close', onClose);
+        if (report.type !== 'restored') {
+          reject(new Error(`unexpected report from the dormant instance: ${report.type}`));
+        } else if (report.error === undefined) {
+          resolve();
+        } else {
+          reject(new StateSnapshotError(this.name, 'restore', `${report.error.name}: ${report.error.message}`));
+        }
+      });
+    });
+    restored.catch(() => {}); // a migration that rolls back first need not wait for it
+    dormant.port.postMessage({ seq: 0, command: 'RESTORE', bytes: state }, [state.buffer as ArrayBuffer]);
+    return { restored };
+  }
+
+  /** Drops a dormant instance that will not be used (a migration rolling back). @internal */
+  discardMove(dormant: DormantInstance): void {
+    this.#discarded.add(dormant);
+    dormant.port.postMessage({ seq: 0, command: 'DISCARD' });
+    dormant.port.close();
+  }
+
+  /**
+   * The migration's swap: the old instance stops after the batch in hand, writing out the outputs it made and
+   * leaving the queue in the rings (as for a restart); the dormant instance then takes the same rings and
+   * ControlBlock over where the old one's handlers got to, and is wired to the kernel's links again. Senders and
+   * kernel-to-kernel producers keep writing into the same rings, so they now reach the new instance. With
+   * `resume`, it is activated too if the user wants it active (`activated` settles then). Frames in the rings at
+   * the swap are returned: they were carried in place. @internal
+   */
+  async completeMove(
+    dormant: DormantInstance,
+    resume: boolean,
+  ): Promise<{ carried: { frames: number; bytes: number }; activated: Promise<void> }> {
+    await this.stopForRestart(); // throws (kernel Failed) when the old instance will not stop
+    this.#recoverInputs();
+    const carried = this.queuedInPlace();
+    this.#control.resetForRestart(false);
+    this.#bind(dormant.port, dormant.threadId);
+    this.#device = dormant.device;
+    this.#migrations++;
+    const request = (message: object): Promise<void> => {
+      const seq = this.#nextSeq++;
+      return new Promise<void>((resolve, reject) => {
+        this.#replies.set(seq, { resolve, reject });
+        this.#post({ seq, ...message });
+      });
+    };
+    // Pipelined, one round trip in all: the port keeps order, so the links are in place before the activation
+    // lets the new instance take input.
+    // The new instance's worker may die before it answers: then the kernel has no instance left and fails (its
+    // queue dead-lettered, nothing lost silently).
+    const started = new Promise<void>((resolve, reject) => {
+      const onClose = (): void => {
+        this.#init.onWorkerExit(dormant.threadId);
+        reject(new KernelFailedError(this.name, 'its new instance exited before it started'));
+      };
+      dormant.port.once('close', onClose);
+      request({ command: 'START' }).then(() => {
+        dormant.port.off('close', onClose);
+        resolve();
+      }, reject);
+    });
+    const wired = this.#links.map((link) => request(link));
+    const activated = resume && this.#activeWanted ? request({ command: 'ACTIVATE' }) : Promise.resolve();
+    activated.catch(() => {}); // awaited by the caller
+    try {
+      await started;
+    } catch (error) {
+      this.abandon(error as Error);
+      throw error;
+    }
+    await Promise.all(wired);
+    this.#exitStatus = undefined;
+    this.#suspended = false;
+    const resumed = this.#resumed;
+    this.#resumed = undefined;
+    if (this.#sends.length > 0) void this.#flushSends();
+    if (this.#waiting()) this.#pump();
+    resumed?.resolve();
+    return { carried, activated };
+  }
+
+  /** Frames (and their bytes) queued now in the input ring and every kernel-to-kernel input ring. @internal */
+  queuedInPlace(): { frames: number; bytes: number } {
+    let frames = 0;
+    let bytes = 0;
+    const rings = [this.#init.input];
+    for (const link of this.#links) if (link.command === 'LINK_IN') rings.push(link.memory);
+    for (const memory of rings) {
+      const reader = new FrameConsumer(memory); // reads indices only; never drained
+      frames += reader.availableReadFrames();
+      bytes += reader.availableReadBytes();
+    }
+    return { frames, bytes };
   }
 
   /** Marks the kernel Failed from the host side (its worker is gone). @internal */
@@ -1038,12 +1268,12 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     return codec.view(new DataView(payload.buffer), payload, 0, payload.length) as OutView;
   }
 
-  #command(command: LifecycleCommand, operation: string, drain = true): Promise<void> {
+  #command(command: LifecycleCommand, operation: string, drain = true, wanted = true): Promise<void> {
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
     // Between two instances: the command goes to the next one, once it is attached.
     const resumed = this.#resumed;
     if (this.#suspended && resumed !== undefined) {
-      return resumed.promise.then(() => this.#command(command, operation, drain));
+      return resumed.promise.then(() => this.#command(command, operation, drain, wanted));
     }
     const status = this.status;
     if (!lifecycleAccepts(status, command)) {
@@ -1052,7 +1282,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     const seq = this.#nextSeq++;
     const done = new Promise<void>((resolve, reject) => {
       const settle = (): void => {
-        if (command !== 'TERMINATE') this.#activeWanted = command === 'ACTIVATE';
+        if (command !== 'TERMINATE' && wanted) this.#activeWanted = command === 'ACTIVATE';
         resolve();
       };
       this.#replies.set(seq, { resolve: settle, reject });
@@ -1083,10 +1313,20 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       case 'reply': {
         const waiter = this.#replies.get(report.seq);
         this.#replies.delete(report.seq);
-        if (this.#replies.size === 0) this.#port.unref();
+        if (this.#replies.size === 0 && this.#snapshots.size === 0) this.#port.unref();
         if (waiter === undefined) return;
         if (report.ok) waiter.resolve();
         else waiter.reject(new InvalidStateError(this.name, 'change the state of', report.state, report.target));
+        return;
+      }
+      case 'snapshot': {
+        const waiter = this.#snapshots.get(report.seq);
+        this.#snapshots.delete(report.seq);
+        if (this.#replies.size === 0 && this.#snapshots.size === 0) this.#port.unref();
+        if (waiter === undefined) return;
+        if ('bytes' in report) waiter.resolve(report.bytes);
+        else
+          waiter.reject(new StateSnapshotError(this.name, 'snapshot', `${report.error.name}: ${report.error.message}`));
         return;
       }
       case 'deadLetter': {
@@ -1149,6 +1389,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     for (const send of [...this.#sends]) send.reject(error);
     for (const waiter of this.#replies.values()) waiter.reject(error);
     this.#replies.clear();
+    for (const waiter of this.#snapshots.values()) waiter.reject(error);
+    this.#snapshots.clear();
     this.#settleExit();
     if (crashed) this.#salvageInput('kernel-failed');
   }

@@ -1,3 +1,5 @@
+import { totalmem } from 'node:os';
+import type { EventLoopUtilization } from 'node:perf_hooks';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { createActor } from 'xstate';
@@ -8,7 +10,18 @@ import type { BackendProbe, BackendType } from '../backends/backend-type.js';
 import type { MirrorStats } from '../bridge/dma-mirror.js';
 import { TransferBridge } from '../bridge/transfer-bridge.js';
 import type { TransferStrategy, TransferStrategyChoice } from '../bridge/transfer-strategy.js';
+import { type KernelCheckpoint, preloadQueuedFrames } from '../devices/checkpoint.js';
+import { KernelMigrator, type MigrationReport } from '../devices/kernel-migrator.js';
+import {
+  type DeviceLoad,
+  type DeviceSelector,
+  type LoadBalancingStrategy,
+  MultiGpuCoordinator,
+} from '../devices/multi-gpu-coordinator.js';
+import { RESTORE_FAILED } from '../devices/state-codec.js';
+import { type DeviceInfo, type GpuTopology, measureHostLink } from '../devices/topology.js';
 import { ErrorNumber } from '../errors/codes.js';
+import { PlacementError, StateSnapshotError } from '../errors/device-errors.js';
 import {
   InvalidStateError,
   KernelNotFoundError,
@@ -81,6 +94,19 @@ export interface LaunchOptions {
    * native library is missing, ringkernel says so once on stderr and the kernel runs `direct` (see its metrics).
    */
   readonly transferStrategy?: TransferStrategy;
+  /**
+   * The device to place the kernel on (`0 … config.devices − 1`). Default: the runtime's
+   * {@link MultiGpuCoordinator} picks one (its strategy, default LeastLoaded; see `colocateWith`).
+   */
+  readonly device?: number;
+  /** Place the kernel on the device of this live kernel (when no `device` is given). */
+  readonly colocateWith?: string;
+  /**
+   * Start from a checkpoint (`handle.checkpoint()` of a kernel of the same definition): its state instead of
+   * `init()`, and the messages it had queued, first in the new input queue, in order. The queue must hold them
+   * (`RangeError` otherwise) and match the checkpoint's `integrity` (`TypeError`).
+   */
+  readonly restore?: KernelCheckpoint;
 }
 
 /** What {@link RingKernelRuntime.shutdown} (or `completeShutdown`) reports: the runtime's whole life in figures. */
@@ -109,7 +135,7 @@ export interface ShutdownReport {
   readonly healthChecks: number;
   /** Stale kernels the watchdog acted on. */
   readonly watchdogRecoveries: number;
-  /** Kernels moved between devices, and checkpoints taken (no migration yet: always 0). */
+  /** Kernels moved between devices, and checkpoints taken (by `handle.checkpoint()` and by migrations). */
   readonly migratedKernels: number;
   readonly checkpoints: number;
   /** Whether a drain finished with no work left (undefined: no drain was asked for). */
@@ -196,9 +222,17 @@ export class RingKernelRuntime {
   readonly registry = new KernelRegistry();
   /** OpenTelemetry tracing (`builder().tracing()`): `flush()`, `stats()`. Undefined when tracing is off. */
   readonly tracing: RuntimeTracing | undefined;
-  readonly #pool: Piscina<AttachTask, AttachResult>;
   /** Transfer strategies and the runtime's one DMA mirror thread. */
   readonly #bridge: TransferBridge;
+  /** One worker pool per device (CPU virtual devices: each a group of the workers). */
+  readonly #pools: Piscina<AttachTask, AttachResult>[] = [];
+  readonly #devices: DeviceInfo[] = [];
+  /** Each worker's event-loop utilization at the previous load measurement. */
+  readonly #elu = new Map<number, EventLoopUtilization>();
+  #coordinator: MultiGpuCoordinator | undefined;
+  #migrator: KernelMigrator | undefined;
+  #migrations = 0;
+  #checkpoints = 0;
   readonly #kernels = new Map<string, KernelHandle>();
   readonly #breakers = new Map<string, CircuitBreaker>();
   #watchdog: KernelWatchdog | undefined;
@@ -265,13 +299,31 @@ export class RingKernelRuntime {
     );
     this.tracing = init.tracing;
     this.#bridge = new TransferBridge(init.backend, init.config.bridgePollInterval);
-    const workers = init.config.workers;
-    this.#pool = new Piscina<AttachTask, AttachResult>({
+    const { devices } = init.config;
+    const budgetMB = init.config.deviceMemoryMB || Math.floor(totalmem() / 2 ** 20 / devices);
+    for (let device = 0; device < devices; device++) {
+      // The workers split as evenly as can be: the first `workers % devices` devices get one more.
+      const workers = Math.floor(init.config.workers / devices) + (device < init.config.workers % devices ? 1 : 0);
+      this.#pools.push(this.#createPool(init.config, workers));
+      this.#devices.push({
+        id: device,
+        name: `cpu:${device}`,
+        kind: 'cpu',
+        memoryMB: budgetMB,
+        computeUnits: workers,
+        workerThreadIds: [],
+      });
+    }
+    if (init.start !== false) this.#lifecycle.send({ type: 'START' });
+  }
+
+  #createPool(config: RuntimeConfig, workers: number): Piscina<AttachTask, AttachResult> {
+    const pool = new Piscina<AttachTask, AttachResult>({
       filename: KERNEL_HOST,
       minThreads: workers,
       maxThreads: workers,
       idleTimeout: Number.POSITIVE_INFINITY,
-      concurrentTasksPerWorker: init.config.maxKernelsPerWorker,
+      concurrentTasksPerWorker: config.maxKernelsPerWorker,
       // Kernels park with Atomics.waitAsync on the worker's event loop; Piscina's 'sync' atomics would freeze it.
       atomics: 'disabled',
       // Place each kernel on the worker hosting the fewest (attach tasks in flight count too).
@@ -282,7 +334,7 @@ export class RingKernelRuntime {
           // A thread whose kernels saw it die may not be marked destroyed by Piscina yet: never place on it.
           if (worker.terminating || worker.destroyed || this.#deadThreads.has(worker.id)) continue;
           const load = (this.#hosted.get(worker.id) ?? 0) + worker.currentUsage;
-          if (load < bestLoad && load < init.config.maxKernelsPerWorker) {
+          if (load < bestLoad && load < config.maxKernelsPerWorker) {
             best = worker;
             bestLoad = load;
           }
@@ -292,10 +344,10 @@ export class RingKernelRuntime {
     });
     // Without a listener, a worker error outside any task would crash the process. The kernels of a worker that
     // dies learn it through their control ports; this only reports the event.
-    this.#pool.on('error', (error: Error) => {
+    pool.on('error', (error: Error) => {
       process.emitWarning(`ringkernel: a worker thread failed: ${error.message}`, 'RingKernelWarning');
     });
-    if (init.start !== false) this.#lifecycle.send({ type: 'START' });
+    return pool;
   }
 
   /** The lifecycle state, and whether new work is accepted. */
@@ -466,6 +518,15 @@ export class RingKernelRuntime {
       );
     }
     const failOnHandlerError = onHandlerError === 'fail';
+    const restore = options.restore;
+    if (restore !== undefined && restore.kernelId !== definition.id) {
+      throw new TypeError(`options.restore is a checkpoint of kernel '${restore.kernelId}', not '${definition.id}'`);
+    }
+    if (restore !== undefined && restore.queued.frames > 0 && restore.queued.integrity !== integrity) {
+      throw new TypeError(
+        `options.restore carries frames from a ring ${restore.queued.integrity ? 'with' : 'without'} integrity checksums: launch with integrity: ${restore.queued.integrity}`,
+      );
+    }
     const instanceId = this.#nextInstanceId++;
     const control = ControlBlock.create(instanceId);
     const histogram = new SharedArrayBuffer(LATENCY_HISTOGRAM_BYTES);
@@ -476,6 +537,10 @@ export class RingKernelRuntime {
       integrity,
       ERROR_REPLY_MAX_BYTES,
     );
+    // Its queued messages go first into the new input ring, before anyone can send (RangeError if they don't fit).
+    if (restore !== undefined) preloadQueuedFrames(input, restore.queued.bytes);
+    const kernelBytes = control.buffer.byteLength + histogram.byteLength + ringBytes(input) + ringBytes(output);
+    const device = this.#placeLaunch(options, kernelBytes);
     const transfer = this.#bridge.open(input, output, options.transferStrategy);
     const { port1, port2 } = new MessageChannel();
     const tracing = this.tracing;
@@ -484,7 +549,7 @@ export class RingKernelRuntime {
     // Reserve the name before the first await, so two concurrent launches cannot both take it.
     this.#launching.add(name);
     let attached: AttachResult;
-    const task = (port: MessagePort): AttachTask => ({
+    const task = (port: MessagePort, on: number, state?: Uint8Array, dormant = false): AttachTask => ({
       kernelId: definition.id,
       moduleUrl: definition.moduleUrl,
       instanceId,
@@ -498,9 +563,12 @@ export class RingKernelRuntime {
       failOnHandlerError,
       // The kernel's telemetry ring outlives its instances: a restarted instance writes to the same one.
       tracing: telemetry,
+      device: on,
+      restoreState: state,
+      dormant,
     });
     try {
-      attached = await this.#pool.run(task(port2), { transferList: [port2] });
+      attached = await this.#pool(device).run(task(port2, device, restore?.state), { transferList: [port2] });
     } catch (error) {
       port1.close();
       transfer.release();
@@ -508,6 +576,11 @@ export class RingKernelRuntime {
         tracing?.host.endLifecycle(launchSpan, LifecycleTransition.LAUNCH, instanceId, ErrorNumber.KernelFailed);
       }
       tracing?.detachKernel(instanceId);
+      const message = error instanceof Error ? error.message : String(error);
+      // The worker's restore of the checkpoint's state failed (errors cross threads by message).
+      if (restore !== undefined && message.startsWith(RESTORE_FAILED)) {
+        throw new StateSnapshotError(name, 'restore', message.slice(RESTORE_FAILED.length));
+      }
       throw error;
     } finally {
       this.#launching.delete(name);
@@ -533,9 +606,16 @@ export class RingKernelRuntime {
       onExit: (exited) => this.#release(exited),
       onWorkerExit: (threadId) => this.#deadThreads.add(threadId),
       onInterrupted: (interrupted) => this.#interrupted(interrupted),
-      reattach: (restarted, port) => this.#reattach(restarted, task(port), port),
+      reattach: (restarted, port) => this.#reattach(restarted, task(port, restarted.device), port),
       failOnHandlerError,
       tracer: tracing?.host,
+      device,
+      firstMessageId: (restore?.queued.maxMessageId ?? 0) + 1,
+      attachDormant: async (_moving, port, on) => {
+        const { threadId } = await this.#pool(on).run(task(port, on, undefined, true), { transferList: [port] });
+        return threadId;
+      },
+      onCheckpoint: () => this.#checkpoints++,
     });
     if (launchSpan !== undefined) tracing?.host.endLifecycle(launchSpan, LifecycleTransition.LAUNCH, instanceId, 0);
     handle.admit(this.#admission.minPriority, this.#admission.refusal);
@@ -547,7 +627,8 @@ export class RingKernelRuntime {
     this.#kernels.set(name, handle as KernelHandle);
     this.#threadOf.set(handle as KernelHandle, attached.threadId);
     this.#hosted.set(attached.threadId, (this.#hosted.get(attached.threadId) ?? 0) + 1);
-    this.log.debug(`launched kernel '${name}' (${definition.id}) on worker ${attached.threadId}`);
+    const on = this.#devices.length > 1 ? ` of device ${device}` : '';
+    this.log.debug(`launched kernel '${name}' (${definition.id}) on worker ${attached.threadId}${on}`);
     if (options.autoActivate) await handle.activate();
     return handle;
   }
@@ -576,6 +657,150 @@ export class RingKernelRuntime {
     return createFrameRing({ capacityBytes, maxPayloadSize, integrity });
   }
 
+  #pool(device: number): Piscina<AttachTask, AttachResult> {
+    return this.#pools[device] as Piscina<AttachTask, AttachResult>;
+  }
+
+  /** The launch's device: the one it names, or the coordinator's choice. @throws {PlacementError} */
+  #placeLaunch(options: LaunchOptions, memoryBytes: number): number {
+    const device = options.device;
+    // One device: nothing to choose (and no load to measure on every launch).
+    if (device === undefined && this.#devices.length === 1) return 0;
+    if (device === undefined) {
+      const requirements =
+        options.colocateWith === undefined ? { memoryBytes } : { memoryBytes, colocateWith: options.colocateWith };
+      return this.multiGpuCoordinator().selectDevice(requirements);
+    }
+    if (!Number.isInteger(device) || device < 0 || device >= this.#devices.length) {
+      throw new PlacementError(`device ${device} does not exist (devices 0…${this.#devices.length - 1})`);
+    }
+    const free = this.#freeBytes(device);
+    if (memoryBytes > free) {
+      throw new PlacementError(`device ${device} has ${free} bytes of budget free, the kernel needs ${memoryBytes}`);
+    }
+    return device;
+  }
+
+  #freeBytes(device: number): number {
+    const info = this.#devices[device] as DeviceInfo;
+    let used = 0;
+    for (const handle of this.#kernels.values()) if (handle.device === device) used += this.#memory.bytesOf(handle);
+    return info.memoryMB * 2 ** 20 - used;
+  }
+
+  /**
+   * The runtime's devices and the links between them. On the CPU backend: `config.devices` virtual devices, each a
+   * group of worker threads (its compute units) with a memory budget; every pair linked through host memory, with
+   * a bandwidth and latency measured once (see {@link measureHostLink}).
+   *
+   * @example
+   * const { devices, links } = runtime.gpuTopology();
+   * console.log(devices.map((d) => `${d.name}: ${d.computeUnits} workers, ${d.memoryMB} MiB`));
+   */
+  gpuTopology(): GpuTopology {
+    const devices = this.#devices.map((device) => ({
+      ...device,
+      workerThreadIds: this.#pool(device.id).threads.map((thread) => thread.threadId),
+    }));
+    const { bandwidthGBps, latencyUs } = measureHostLink();
+    const links = [];
+    for (let from = 0; from < devices.length; from++) {
+      for (let to = from + 1; to < devices.length; to++) {
+        links.push({ from, to, kind: 'host' as const, bandwidthGBps, latencyUs });
+      }
+    }
+    return { devices, links };
+  }
+
+  /** Every device's load, measured now (event-loop utilization since the last measurement). */
+  #deviceLoads(): DeviceLoad[] {
+    return this.#devices.map((device) => {
+      let utilization = 0;
+      const threads = this.#pool(device.id).threads;
+      for (const thread of threads) {
+        const previous = this.#elu.get(thread.threadId);
+        const now = thread.performance.eventLoopUtilization();
+        utilization += (previous === undefined ? now : thread.performance.eventLoopUtilization(now, previous))
+          .utilization;
+        this.#elu.set(thread.threadId, now);
+      }
+      utilization = threads.length === 0 ? 0 : utilization / threads.length;
+      let kernels = 0;
+      let queuedFrames = 0;
+      let queueCapacity = 0;
+      let memoryUsedBytes = 0;
+      for (const handle of this.#kernels.values()) {
+        if (handle.device !== device.id) continue;
+        const metrics = handle.metrics();
+        kernels++;
+        queuedFrames += metrics.inputQueueDepth;
+        queueCapacity += metrics.inputQueueCapacity;
+        memoryUsedBytes += this.#memory.bytesOf(handle);
+      }
+      const queuePressure = queueCapacity === 0 ? 0 : queuedFrames / queueCapacity;
+      return {
+        device: { ...device, workerThreadIds: threads.map((thread) => thread.threadId) },
+        kernels,
+        queuedFrames,
+        queueCapacity,
+        utilization,
+        memoryUsedBytes,
+        memoryBudgetBytes: device.memoryMB * 2 ** 20,
+        score: utilization + queuePressure + (0.01 * kernels) / Math.max(1, device.computeUnits),
+      };
+    });
+  }
+
+  /**
+   * The runtime's multi-device coordinator (one per runtime; `strategy` applies on first use): places launches
+   * that name no device.
+   *
+   * @example
+   * runtime.multiGpuCoordinator().setStrategy(LoadBalancingStrategy.RoundRobin);
+   */
+  multiGpuCoordinator(strategy?: LoadBalancingStrategy | DeviceSelector): MultiGpuCoordinator {
+    this.#coordinator ??= new MultiGpuCoordinator(
+      {
+        loads: () => this.#deviceLoads(),
+        deviceOfKernel: (name) => this.kernel(name).device,
+      },
+      strategy,
+    );
+    return this.#coordinator;
+  }
+
+  /**
+   * The runtime's kernel migrator (one per runtime): moves live kernels between devices with their state and
+   * queue, nothing lost, rolled back on failure.
+   *
+   * @example
+   * const report = await runtime.kernelMigrator().migrateKernel('scorer', 0, 1);
+   */
+  kernelMigrator(): KernelMigrator {
+    this.#migrator ??= new KernelMigrator({
+      defaultTimeoutMs: this.config.terminationTimeout,
+      checkAccepting: (operation) => this.#checkAccepting(operation),
+      kernel: (name) => this.kernel(name),
+      deviceCount: () => this.#devices.length,
+      freeBytes: (device) => this.#freeBytes(device),
+      bytesOf: (handle) => this.#memory.bytesOf(handle),
+      migrated: (handle, from, dormant, report) => this.#migrated(handle, from, dormant.threadId, report),
+    });
+    return this.#migrator;
+  }
+
+  #migrated(handle: KernelHandle, from: number, threadId: number, report: MigrationReport): void {
+    const previous = this.#threadOf.get(handle);
+    if (previous !== undefined) this.#hosted.set(previous, Math.max(0, (this.#hosted.get(previous) ?? 1) - 1));
+    this.#threadOf.set(handle, threadId);
+    this.#hosted.set(threadId, (this.#hosted.get(threadId) ?? 0) + 1);
+    this.#migrations++;
+    this.#checkpoints++;
+    this.log.info(
+      `kernel '${handle.name}' migrated from device ${from} to ${report.to} (worker ${threadId}): ${report.bytesMoved} B moved, ${report.messagesCarried} messages carried, paused ${report.pauseMs.toFixed(2)} ms`,
+    );
+  }
+
   /** A supervised kernel's instance failed: it leaves its worker, and counts as a failure for health checks. */
   #interrupted(handle: KernelHandle): void {
     this.log.info(
@@ -592,7 +817,7 @@ export class RingKernelRuntime {
   async #reattach(handle: KernelHandle, task: AttachTask, port: MessagePort): Promise<number> {
     if (this.#shutdown !== undefined) throw new RuntimeShutDownError('restart');
     const restartSpan = this.tracing?.host.beginLifecycle();
-    const { threadId } = await this.#pool.run(task, { transferList: [port] });
+    const { threadId } = await this.#pool(handle.device).run(task, { transferList: [port] });
     if (restartSpan !== undefined) {
       this.tracing?.host.endLifecycle(restartSpan, LifecycleTransition.RESTART, handle.instanceId, 0);
     }
@@ -742,7 +967,7 @@ export class RingKernelRuntime {
    */
   async #recoverStale(stale: KernelHandle, policy: 'restart' | 'fail'): Promise<WatchdogRecovery | undefined> {
     const threadId = this.#threadOf.get(stale);
-    const worker = this.#pool.threads.find((thread) => thread.threadId === threadId);
+    const worker = this.#pools.flatMap((pool) => pool.threads).find((thread) => thread.threadId === threadId);
     // Already being replaced (every kernel of a stuck worker looks stale: one recovery covers them all).
     if (threadId === undefined || worker === undefined || this.#deadThreads.has(threadId)) return undefined;
     if (this.#shutdown !== undefined) return undefined;
@@ -855,7 +1080,7 @@ export class RingKernelRuntime {
       this.#watchdog?.stop();
       this.#health?.stop();
       this.#degradation?.stop();
-      await this.#pool.destroy();
+      await Promise.all(this.#pools.map((pool) => pool.destroy()));
       await this.tracing?.shutdown();
       await this.#bridge.close();
       this.#lifecycle.send({ type: 'STOPPED' });
@@ -876,8 +1101,8 @@ export class RingKernelRuntime {
         circuitTrips: this.circuitBreakers().reduce((sum, breaker) => sum + breaker.stats().trips, 0),
         healthChecks: this.#health?.checksRun ?? 0,
         watchdogRecoveries: this.#watchdog?.recoveries ?? 0,
-        migratedKernels: 0,
-        checkpoints: 0,
+        migratedKernels: this.#migrations,
+        checkpoints: this.#checkpoints,
         drained: this.#drained,
         durationMs: Math.round(now - started),
       };

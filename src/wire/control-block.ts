@@ -301,7 +301,7 @@ export class ControlBlock {
    * nothing in flight or draining, and one more generation. Counters, errors, the handled cursor and the HLC
    * carry on: they describe the kernel across its restarts.
    */
-  resetForRestart(): number {
+  resetForRestart(countRestart = true): number {
     const i32 = this.#i32;
     Atomics.store(i32, I32(ControlBlockOffset.IS_ACTIVE), 0);
     Atomics.store(i32, I32(ControlBlockOffset.SHOULD_TERMINATE), 0);
@@ -309,7 +309,8 @@ export class ControlBlock {
     Atomics.store(i32, I32(ControlBlockOffset.MESSAGES_IN_FLIGHT), 0);
     Atomics.store(i32, I32(ControlBlockOffset.DRAINING_INPUT), 0);
     Atomics.store(i32, I32(ControlBlockOffset.STATUS), KernelStatus.Created);
-    return this.bumpGeneration();
+    // A migration hands the block to a new instance too, but is not a restart.
+    return countRestart ? this.bumpGeneration() : this.generation;
   }
   /** Restarts so far. */
   get generation(): number {

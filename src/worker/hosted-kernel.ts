@@ -1,6 +1,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import { type Actor, createActor } from 'xstate';
 import { kernelLifecycle } from '../../machines/kernel-lifecycle.js';
+import { snapshotState } from '../devices/state-codec.js';
 import { ErrorCode, ErrorNumber } from '../errors/codes.js';
 import type { MalformedFrameError } from '../errors/frame-errors.js';
 import type { AnyKernelDefinition, KernelContext } from '../runtime/kernel-definition.js';
@@ -173,7 +174,8 @@ export class HostedKernel {
   #lastBeatUs = 0;
   readonly #replyEnvelope: Envelope = { correlationId: 0, source: 0, flags: FrameFlags.RESPONSE };
 
-  constructor(definition: AnyKernelDefinition, task: AttachTask) {
+  /** `restored`: the state a checkpoint carried, used instead of the definition's `init()`. */
+  constructor(definition: AnyKernelDefinition, task: AttachTask, restored?: { readonly state: unknown }) {
     this.#definition = definition;
     this.#task = task;
     this.#port = task.port;
@@ -195,7 +197,7 @@ export class HostedKernel {
     this.#context = {
       kernelId: definition.id,
       instanceId: task.instanceId,
-      state: definition.init?.(),
+      state: restored === undefined ? definition.init?.() : restored.state,
       clock: this.#clock,
       envelope: undefined as unknown as FrameView,
       emit(message: unknown, as?: MessageCodec<unknown, unknown>): void {
@@ -218,6 +220,19 @@ export class HostedKernel {
   }
 
   #command(command: ControlCommand): void {
+    if (command.command === 'SNAPSHOT') {
+      // Between batches (commands arrive on the event loop): the state matches the handled cursors exactly.
+      let report: WorkerReport;
+      try {
+        report = { type: 'snapshot', seq: command.seq, bytes: snapshotState(this.#definition, this.#context.state) };
+      } catch (error) {
+        report = { type: 'snapshot', seq: command.seq, error: serializeError(error) };
+      }
+      this.#port.postMessage(report, 'bytes' in report ? [report.bytes.buffer as ArrayBuffer] : []);
+      return;
+    }
+    // For dormant instances only (kernel-host.ts).
+    if (command.command === 'START' || command.command === 'DISCARD' || command.command === 'RESTORE') return;
     if (command.command === 'ABORT') {
       this.#aborted = true;
       this.#report({ type: 'reply', seq: command.seq, ok: true });

@@ -25,6 +25,19 @@ export interface AttachTask {
   readonly failOnHandlerError: boolean;
   /** Tracing on: the kernel's telemetry ring, for its processing spans. Absent when tracing is off. */
   readonly tracing?: KernelTelemetry | undefined;
+  /** The (virtual) device whose worker hosts the kernel. */
+  readonly device?: number;
+  /**
+   * The kernel's state as a checkpoint took it (`snapshot` hook or v8 serialization): the new instance starts from
+   * it (through the `restore` hook) instead of `init()`. A restore that throws fails the attach task.
+   */
+  readonly restoreState?: Uint8Array | undefined;
+  /**
+   * Attach dormant (a migration's new instance, attached before the kernel pauses): load the module, but do not
+   * touch the ControlBlock or the rings — the old instance still owns them. Then RESTORE gives it the state, START
+   * makes it take over, DISCARD drops it.
+   */
+  readonly dormant?: boolean;
 }
 
 /** What the attach task resolves with. */
@@ -42,6 +55,12 @@ export type ControlCommand =
    */
   | { readonly seq: number; readonly command: 'TERMINATE'; readonly drain: boolean; readonly keep: boolean }
   | { readonly seq: number; readonly command: 'ABORT' }
+  /** Checkpoint: answer with the kernel's state as bytes (a `snapshot` report). Between batches, so consistent. */
+  | { readonly seq: number; readonly command: 'SNAPSHOT' }
+  /** A dormant instance (migration): take the rings and ControlBlock over now (START), or drop out (DISCARD). */
+  | { readonly seq: number; readonly command: 'START' | 'DISCARD' }
+  /** A dormant instance: rebuild the state from these bytes (answered by a `restored` report). */
+  | { readonly seq: number; readonly command: 'RESTORE'; readonly bytes: Uint8Array }
   /** Kernel-to-kernel: also consume this ring (its producer is another kernel, in any worker). */
   | { readonly seq: number; readonly command: 'LINK_IN'; readonly memory: FrameRingMemory }
   /**
@@ -101,6 +120,11 @@ export type WorkerReport =
       readonly target: string;
     }
   | { readonly type: 'deadLetter'; readonly letter: DeadLetterReport }
+  /** The answer to SNAPSHOT: the state's bytes, or why it could not be taken. */
+  | { readonly type: 'snapshot'; readonly seq: number; readonly bytes: Uint8Array }
+  | { readonly type: 'snapshot'; readonly seq: number; readonly error: SerializedError }
+  /** The answer to RESTORE: done, or why not. */
+  | { readonly type: 'restored'; readonly seq: number; readonly error?: SerializedError }
   | { readonly type: 'exit'; readonly status: 'Terminated' | 'Failed'; readonly reason?: string };
 
 /** Turns anything thrown into something a port can carry. */
