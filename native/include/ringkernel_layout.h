@@ -68,6 +68,7 @@
 #define RK_E_RESTART_LIMIT 511u
 #define RK_E_NOT_ACCEPTING_WORK 512u
 #define RK_E_LOAD_SHED 513u
+#define RK_E_CUDA_ERROR 514u
 
 /* Span records (telemetry rings). */
 #define RK_SPAN_KIND_SEND 1u

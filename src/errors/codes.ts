@@ -59,6 +59,8 @@ export const ErrorCode = {
   NotAcceptingWork: 'RK_NOT_ACCEPTING_WORK',
   /** Load shedding refused a message of too low a priority for the current degradation level. */
   LoadShed: 'RK_LOAD_SHED',
+  /** A CUDA driver-API call returned an error; the error carries the CUDA error name and number. */
+  CudaError: 'RK_CUDA_ERROR',
 } as const;
 
 /** The name of an error code, e.g. `'FrameTooLarge'`. */
@@ -97,6 +99,7 @@ export const ErrorNumber: Readonly<Record<ErrorCodeName, number>> = {
   RestartLimit: 511,
   NotAcceptingWork: 512,
   LoadShed: 513,
+  CudaError: 514,
 };
 
 const numberByCode = new Map<string, number>(
