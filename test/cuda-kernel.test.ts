@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { before, describe, it } from 'node:test';
 import {
   addOneHandlerPath,
+  assemblePersistentKernel,
   compilePersistentKernel,
   hasNvcc,
   type PtxBuild,
@@ -55,6 +56,18 @@ describe('CUDA persistent kernel template', () => {
     assert.match(ptx, /st\.release\.sys\.(?:b64|u64)/, 'release stores of 64-bit counters');
     assert.match(ptx, /%globaltimer/);
     assert.match(ptx, /nanosleep/, 'idle back-off instead of a hot spin');
+  });
+
+  it('assembles with ptxas for sm_90 without register spills', (t) => {
+    if (!hasNvcc) return t.skip(NVCC_MISSING);
+    const cubin = assemblePersistentKernel(addOneHandlerPath);
+    assert.ok(cubin.ok, cubin.ok ? '' : cubin.stderr);
+    const report = cubin.ptx;
+    assert.match(report, /Compiling entry function 'rk_persistent_kernel' for 'sm_90'/);
+    assert.match(report, /0 bytes spill stores, 0 bytes spill loads/);
+    const registers = Number(/Used (\d+) registers/.exec(report)?.[1]);
+    // 128 threads per block, one block per SM for the cooperative launch: 65 536 registers per SM allow 512.
+    assert.ok(registers > 0 && registers <= 255, `${registers} registers`);
   });
 
   it('refuses to compile without a handler, saying how to provide one', (t) => {

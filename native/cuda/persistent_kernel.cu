@@ -75,6 +75,10 @@ typedef struct rk_frame_slot {
   uint64_t end_ns;
 } rk_frame_slot;
 
+static_assert(sizeof(rk_batch_plan) <= 64, "rk_batch_plan must fit the scratch area's first 64 bytes");
+/* The host sizes scratch with this (test/cuda-gpu.test.ts FRAME_SLOT_BYTES). */
+static_assert(sizeof(rk_frame_slot) == 48, "rk_frame_slot: size");
+
 __host__ __device__ constexpr uint32_t rk_align8(uint32_t n) { return (n + 7u) & ~7u; }
 
 /* Scratch bytes the host must allocate (device memory) for the given maximum frame length and batch size:

@@ -48,3 +48,18 @@ export function compilePersistentKernel(handler: string | undefined, arch = 'sm_
     rmSync(work, { recursive: true, force: true });
   }
 }
+
+/** Assembles the template with `handler` to a cubin (ptxas checks the PTX); returns ptxas's `-v` report. */
+export function assemblePersistentKernel(handler: string, arch = 'sm_90'): PtxBuild {
+  const work = mkdtempSync(join(tmpdir(), 'ringkernel-cubin-'));
+  try {
+    const args = ['-std=c++17', '-cubin', `-arch=${arch}`, '-Xptxas', '-v', '-I', join(repoRoot, 'native/include')];
+    args.push('-I', join(repoRoot, 'native/cuda'), '--pre-include', handler, templatePath, '-o', join(work, 'k.cubin'));
+    const result = spawnSync('nvcc', args, { encoding: 'utf8' });
+    return result.status === 0
+      ? { ok: true, ptx: `${result.stdout}${result.stderr}` }
+      : { ok: false, stderr: `${result.stdout}${result.stderr}` };
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}

@@ -6,7 +6,12 @@ import { CU_RESULT_NAMES } from './cu-result.js';
 type Koffi = typeof import('koffi');
 type KoffiFunction = ReturnType<ReturnType<Koffi['load']>['func']>;
 
-/** Device attributes ringkernel reads (`CUdevice_attribute` numbers from cuda.h; checked against it in the tests). */
+/**
+ * Device attributes ringkernel reads (`CUdevice_attribute` numbers from cuda.h; checked against it in the tests).
+ *
+ * @example
+ * driver.deviceAttribute(driver.device(0), CuDeviceAttribute.MultiprocessorCount); // 132 on an H100 SXM
+ */
 export const CuDeviceAttribute = {
   MultiprocessorCount: 16,
   CanMapHostMemory: 19,
@@ -16,7 +21,12 @@ export const CuDeviceAttribute = {
   CooperativeLaunch: 95,
 } as const;
 
-/** `cuMemHostRegister` flags (cuda.h `CU_MEMHOSTREGISTER_*`). */
+/**
+ * `cuMemHostRegister` flags (cuda.h `CU_MEMHOSTREGISTER_*`).
+ *
+ * @example
+ * const devicePointer = driver.memHostRegister(new Uint8Array(sab), CuMemHostRegisterFlag.DeviceMap);
+ */
 export const CuMemHostRegisterFlag = { Portable: 0x01, DeviceMap: 0x02 } as const;
 
 /** What one CUDA device is. */
