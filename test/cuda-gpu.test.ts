@@ -15,11 +15,14 @@ import {
   type CudaDeviceInfo,
   type CudaDriver,
   createFrameRing,
+  createTelemetryRing,
   FrameConsumer,
   FrameProducer,
   type MessageCodec,
   probeCuda,
   requireCudaDriver,
+  SpanRecordOffset,
+  SpanRecordReader,
 } from '../src/index.js';
 import { addOneHandlerPath, compilePersistentKernel, hasNvcc } from './support/cuda-ptx.js';
 import { Random, TEST_SEED } from './support/random.js';
@@ -133,6 +136,10 @@ describe('CUDA on a real device', () => {
     const controlPtr = driver.memHostRegister(controlBytes);
     const inputPtr = driver.memHostRegister(inputBytes);
     const outputPtr = driver.memHostRegister(outputBytes);
+    const epochUnixMs = Date.now();
+    const telemetry = createTelemetryRing(1024, epochUnixMs);
+    const telemetryBytes = new Uint8Array(telemetry);
+    const telemetryPtr = driver.memHostRegister(telemetryBytes);
     control.setActive(true);
     const cooperative = info.cooperativeLaunch;
     driver.launchKernel(
@@ -144,12 +151,13 @@ describe('CUDA on a real device', () => {
         { type: 'u32', value: inputBytes.length - 8 },
         { type: 'pointer', value: outputPtr },
         { type: 'u32', value: outputBytes.length - 8 },
-        { type: 'pointer', value: 0n },
+        { type: 'pointer', value: telemetryPtr },
         { type: 'pointer', value: scratch },
         { type: 'u32', value: maxFrameLength },
         { type: 'u32', value: batchMax },
+        // %globaltimer is driver-synchronised Unix time on Linux: no offset to Unix ns, minus the epoch for spans.
         { type: 'i64', value: 0n },
-        { type: 'i64', value: 0n },
+        { type: 'i64', value: -BigInt(epochUnixMs) * 1_000_000n },
         { type: 'pointer', value: 0n },
       ],
     );
@@ -230,7 +238,44 @@ describe('CUDA on a real device', () => {
         Array.from({ length: written }, (_, i) => i + 1),
       );
 
-      // 5. Terminate: finish, then exit.
+      // 5. Sampled frames get a process span record with GPU times; the unsampled ones above wrote none.
+      const spans = new SpanRecordReader(telemetry);
+      assert.equal(spans.pending, 0, 'no span for unsampled frames');
+      const traceId = Uint8Array.from({ length: 16 }, (_, i) => i + 1);
+      const spanIds = Array.from({ length: 5 }, (_, k) => Uint8Array.from({ length: 8 }, (_, i) => 0x10 * (k + 1) + i));
+      received.length = 0;
+      for (const spanId of spanIds) {
+        assert.ok(producer.tryWrite(Words, Uint32Array.of(1), { traceId, spanId, traceFlags: 1 }));
+      }
+      await until('traced outputs', () => {
+        drain();
+        return received.length === spanIds.length;
+      });
+      const records: { parent: string; trace: string; kind: number; kernel: number; start: bigint; end: bigint }[] = [];
+      spans.drain((view, at) => {
+        const bytes = new Uint8Array(view.buffer, at, SpanRecordOffset.SIZE);
+        records.push({
+          trace: Buffer.from(bytes.subarray(0, 16)).toString('hex'),
+          parent: Buffer.from(
+            bytes.subarray(SpanRecordOffset.PARENT_SPAN_ID, SpanRecordOffset.PARENT_SPAN_ID + 8),
+          ).toString('hex'),
+          kind: view.getUint8(at + SpanRecordOffset.KIND),
+          kernel: view.getUint32(at + SpanRecordOffset.KERNEL, true),
+          start: view.getBigUint64(at + SpanRecordOffset.START_NS, true),
+          end: view.getBigUint64(at + SpanRecordOffset.END_NS, true),
+        });
+      });
+      assert.deepEqual(
+        records.map((r) => [r.trace, r.parent, r.kind, r.kernel]),
+        spanIds.map((id) => [Buffer.from(traceId).toString('hex'), Buffer.from(id).toString('hex'), 3, 7]),
+      );
+      for (const r of records) {
+        assert.ok(r.end >= r.start, 'end after start');
+        // Times are ns since the ring's epoch: within the last minute.
+        assert.ok(r.start < 60_000_000_000n, `start ${r.start} ns after the epoch`);
+      }
+
+      // 6. Terminate: finish, then exit.
       control.requestTermination(1);
       await until('has_terminated', () => control.hasTerminated, 5_000);
       driver.streamSynchronize(stream);
@@ -241,6 +286,7 @@ describe('CUDA on a real device', () => {
       driver.memHostUnregister(controlBytes);
       driver.memHostUnregister(inputBytes);
       driver.memHostUnregister(outputBytes);
+      driver.memHostUnregister(telemetryBytes);
       driver.memFree(scratch);
       driver.moduleUnload(module);
     }
