@@ -147,7 +147,14 @@ describe('CUDA driver: CUresult names', () => {
     }
     assert.match(header, new RegExp(`CU_MEMHOSTREGISTER_PORTABLE\\s+0x0${CuMemHostRegisterFlag.Portable}\\b`));
     assert.match(header, new RegExp(`CU_MEMHOSTREGISTER_DEVICEMAP\\s+0x0${CuMemHostRegisterFlag.DeviceMap}\\b`));
-    for (const versioned of ['cuMemAlloc_v2', 'cuMemFree_v2', 'cuDeviceTotalMem_v2', 'cuMemHostRegister_v2']) {
+    for (const versioned of [
+      'cuMemAlloc_v2',
+      'cuMemFree_v2',
+      'cuDeviceTotalMem_v2',
+      'cuMemHostRegister_v2',
+      'cuEventDestroy_v2',
+      'cuEventElapsedTime_v2',
+    ]) {
       assert.match(header, new RegExp(`#define ${versioned.replace('_v2', '')}\\s+${versioned}`));
     }
   });
@@ -346,6 +353,24 @@ describe('CUDA driver: bindings against a stand-in libcuda (no GPU here)', () =>
     assert.throws(() => driver.launchKernel(fn, { grid: [1, 1, 1], block: [64, 32, 1] }, args), {
       message: 'block must have at most 1024 threads, got 2048',
     });
+    assert.equal(driver.maxActiveBlocksPerMultiprocessor(fn, 256), 8);
+    assert.equal(driver.maxActiveBlocksPerMultiprocessor(fn, 128, 1024), 15);
+    assert.throws(() => driver.maxActiveBlocksPerMultiprocessor(fn, 2048), {
+      message: 'blockSize must be between 1 and 1024, got 2048',
+    });
+    const start = driver.eventCreate();
+    const end = driver.eventCreate();
+    driver.eventRecord(start, stream);
+    driver.eventRecord(end, stream);
+    driver.eventSynchronize(end);
+    assert.equal(driver.eventElapsedMs(start, end), 1.5);
+    assert.throws(
+      () => driver.eventElapsedMs(start, 1n),
+      (error: unknown) =>
+        error instanceof CudaError && error.message === 'cuEventElapsedTime_v2 failed: CUDA_ERROR_INVALID_HANDLE (400)',
+    );
+    driver.eventDestroy(start);
+    driver.eventDestroy(end);
     assert.throws(() => driver.launchKernel(fn, { grid: [1, 1] as never, block: [1, 1, 1] }, args), {
       message: 'grid must be [x, y, z]',
     });

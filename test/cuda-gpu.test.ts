@@ -142,6 +142,8 @@ describe('CUDA on a real device', () => {
     const telemetryPtr = driver.memHostRegister(telemetryBytes);
     control.setActive(true);
     const cooperative = info.cooperativeLaunch;
+    // One block per SM must fit for the cooperative launch (all blocks co-resident).
+    assert.ok(driver.maxActiveBlocksPerMultiprocessor(fn, 128) >= 1, 'a 128-thread block fits on an SM');
     driver.launchKernel(
       fn,
       { grid: [cooperative ? info.multiprocessorCount : 1, 1, 1], block: [128, 1, 1], stream, cooperative },

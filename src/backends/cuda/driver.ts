@@ -381,6 +381,54 @@ export class CudaDriver {
     this.#call('cuStreamDestroy_v2', checkPointer('stream', stream));
   }
 
+  /** `cuEventCreate` (flags: 0 = default, 2 = disable timing). */
+  eventCreate(flags = 0): bigint {
+    checkCount('flags', flags, 0, 0x0f);
+    const out = new BigUint64Array(1);
+    this.#call('cuEventCreate', out, flags);
+    return out[0] as bigint;
+  }
+
+  /** `cuEventRecord` on a stream. */
+  eventRecord(event: bigint, stream: bigint): void {
+    this.#call('cuEventRecord', checkPointer('event', event), checkPointer('stream', stream));
+  }
+
+  /** `cuEventSynchronize`. */
+  eventSynchronize(event: bigint): void {
+    this.#call('cuEventSynchronize', checkPointer('event', event));
+  }
+
+  /** `cuEventElapsedTime_v2`: milliseconds between two recorded events (about 0.5 µs resolution). */
+  eventElapsedMs(start: bigint, end: bigint): number {
+    const out = new Float32Array(1);
+    this.#call('cuEventElapsedTime_v2', out, checkPointer('start', start), checkPointer('end', end));
+    return out[0] as number;
+  }
+
+  /** `cuEventDestroy_v2`. */
+  eventDestroy(event: bigint): void {
+    this.#call('cuEventDestroy_v2', checkPointer('event', event));
+  }
+
+  /**
+   * `cuOccupancyMaxActiveBlocksPerMultiprocessor`: how many blocks of `blockSize` threads fit on one SM at once.
+   * A cooperative launch must not exceed this times the SM count (else CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE).
+   */
+  maxActiveBlocksPerMultiprocessor(fn: bigint, blockSize: number, sharedMemBytes = 0): number {
+    checkCount('blockSize', blockSize, 1, 1024);
+    checkCount('sharedMemBytes', sharedMemBytes, 0, INT32_MAX);
+    const out = [0];
+    this.#call(
+      'cuOccupancyMaxActiveBlocksPerMultiprocessor',
+      out,
+      checkPointer('function', fn),
+      blockSize,
+      sharedMemBytes,
+    );
+    return out[0] as number;
+  }
+
   /** `cuMemcpyHtoDAsync_v2`: copies `source` to device memory on `stream`. Keep `source` alive until the sync. */
   memcpyHtoDAsync(destination: bigint, source: Uint8Array, stream: bigint): void {
     if (!(source instanceof Uint8Array)) throw new TypeError('source must be a Uint8Array');
@@ -439,6 +487,12 @@ const PROTOTYPES = [
   'int cuStreamCreate(_Out_ uint64_t *stream, uint32_t flags)',
   'int cuStreamSynchronize(uint64_t stream)',
   'int cuStreamDestroy_v2(uint64_t stream)',
+  'int cuEventCreate(_Out_ uint64_t *event, uint32_t flags)',
+  'int cuEventRecord(uint64_t event, uint64_t stream)',
+  'int cuEventSynchronize(uint64_t event)',
+  'int cuEventElapsedTime_v2(_Out_ float *milliseconds, uint64_t start, uint64_t end)',
+  'int cuEventDestroy_v2(uint64_t event)',
+  'int cuOccupancyMaxActiveBlocksPerMultiprocessor(_Out_ int *blocks, uint64_t fn, int blockSize, size_t sharedBytes)',
   'int cuMemcpyHtoDAsync_v2(uint64_t destination, const void *source, size_t bytes, uint64_t stream)',
   'int cuMemcpyDtoHAsync_v2(void *destination, uint64_t source, size_t bytes, uint64_t stream)',
 ] as const;
