@@ -29,6 +29,23 @@ export type { RuntimeLifecycleEvent, RuntimeLifecycleState } from '../machines/r
 export { runtimeLifecycle } from '../machines/runtime-lifecycle.js';
 export type { BackendProbe, BackendType } from './backends/backend-type.js';
 export { BACKEND_TYPES, probeBackend } from './backends/backend-type.js';
+// CUDA driver API (src/backends/cuda)
+export type {
+  CudaDeviceInfo,
+  CudaDriverLoad,
+  CudaKernelArg,
+  CudaLaunchConfig,
+  CudaProbe,
+} from './backends/cuda/driver.js';
+export {
+  CuDeviceAttribute,
+  CudaDriver,
+  CuMemHostRegisterFlag,
+  cudaErrorName,
+  loadCudaDriver,
+  probeCuda,
+  requireCudaDriver,
+} from './backends/cuda/driver.js';
 // Transfer strategies (src/bridge)
 export type { MirrorChannelStats, MirrorStats } from './bridge/dma-mirror.js';
 export { MIRROR_CHANNEL_LAYOUT, MIRROR_STATE_LAYOUT, MirrorDirection } from './bridge/mirror-layout.js';
@@ -46,6 +63,7 @@ export { measureHostLink } from './devices/topology.js';
 export type { ErrorCodeName, ErrorCodeString } from './errors/codes.js';
 // Errors
 export { ErrorCode, ErrorNumber, errorNumberOf } from './errors/codes.js';
+export { CudaError } from './errors/cuda-errors.js';
 export type { MigrationPhase } from './errors/device-errors.js';
 export { MigrationError, PlacementError, StateSnapshotError } from './errors/device-errors.js';
 export type { MalformedFrameCode } from './errors/frame-errors.js';

@@ -179,6 +179,38 @@ describe('generated C header', () => {
       stdio: 'pipe',
     });
     assert.match(readFileSync(join(work, 'layout.ptx'), 'utf8'), /\.entry/);
+    // For the CUDA template's architecture, warnings as errors.
+    execFileSync(
+      'nvcc',
+      [
+        '-std=c++17',
+        '-arch=sm_90',
+        '-Werror',
+        'all-warnings',
+        '-I',
+        include,
+        '--ptx',
+        file,
+        '-o',
+        join(work, 'l90.ptx'),
+      ],
+      { stdio: 'pipe' },
+    );
+    assert.match(readFileSync(join(work, 'l90.ptx'), 'utf8'), /^\.target sm_90$/m);
+    // And nvcc, like cc, refuses a header whose offsets are wrong.
+    const dir = mkdtempSync(join(work, 'broken-nvcc-'));
+    writeFileSync(
+      join(dir, 'ringkernel_layout.h'),
+      renderLayoutHeader().replace(
+        'RK_STATIC_ASSERT(offsetof(rk_control_block, heartbeat_us) == 48',
+        'RK_STATIC_ASSERT(offsetof(rk_control_block, heartbeat_us) == 40',
+      ),
+    );
+    const broken = spawnSync('nvcc', ['-std=c++17', '-I', dir, '--ptx', file, '-o', join(dir, 'x.ptx')], {
+      encoding: 'utf8',
+    });
+    assert.notEqual(broken.status, 0);
+    assert.match(`${broken.stdout}${broken.stderr}`, /rk_control_block\.heartbeat_us: offset/);
   });
 });
 

@@ -71,6 +71,7 @@
 #define RK_E_STATE_SNAPSHOT_FAILED 514u
 #define RK_E_MIGRATION_FAILED 515u
 #define RK_E_PLACEMENT_FAILED 516u
+#define RK_E_CUDA_ERROR 517u
 
 /* Span records (telemetry rings). */
 #define RK_SPAN_KIND_SEND 1u

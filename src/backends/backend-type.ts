@@ -1,5 +1,5 @@
-import { existsSync } from 'node:fs';
 import { BackendUnavailableError } from '../errors/runtime-errors.js';
+import { probeCuda } from './cuda/driver.js';
 
 /** The backends ringkernel knows. */
 export type BackendType = 'cpu' | 'cuda' | 'wgpu' | 'metal';
@@ -14,24 +14,21 @@ export interface BackendProbe {
   readonly reason: string;
 }
 
-const LIBCUDA_PATHS = [
-  '/usr/lib/x86_64-linux-gnu/libcuda.so.1',
-  '/usr/lib64/libcuda.so.1',
-  '/usr/lib/libcuda.so.1',
-  '/usr/local/cuda/compat/libcuda.so.1',
-  '/usr/lib/wsl/lib/libcuda.so.1',
-];
-
-/** Checks, without loading anything, whether a backend can run on this machine, and says why not. */
+/**
+ * Checks whether a backend can run on this machine, and says why not. For CUDA it loads libcuda (lazily, once) and
+ * calls `cuInit` and `cuDeviceGetCount`.
+ */
 export function probeBackend(backend: BackendType): BackendProbe {
   switch (backend) {
     case 'cpu':
       return { backend, available: true, reason: 'worker threads are always available' };
     case 'cuda': {
-      const driver = LIBCUDA_PATHS.find((path) => existsSync(path));
-      return driver === undefined
-        ? { backend, available: false, reason: 'libcuda.so.1 was not found: no NVIDIA driver on this machine' }
-        : { backend, available: false, reason: `found ${driver}, but this build has no CUDA backend yet` };
+      const cuda = probeCuda();
+      // A working driver is not yet enough: kernels cannot be launched on it until the CUDA launch path
+      // (transfer strategies, defineKernel's cuda option) lands, so the runtime must not select it.
+      return cuda.available
+        ? { backend, available: false, reason: `${cuda.reason}, but this build cannot launch kernels on CUDA yet` }
+        : { backend, available: false, reason: cuda.reason };
     }
     case 'wgpu':
       return { backend, available: false, reason: 'this build has no WebGPU backend yet' };

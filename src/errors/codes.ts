@@ -65,6 +65,8 @@ export const ErrorCode = {
   MigrationFailed: 'RK_MIGRATION_FAILED',
   /** No device satisfies a placement's requirements (unknown device, not enough memory or compute units). */
   PlacementFailed: 'RK_PLACEMENT_FAILED',
+  /** A CUDA driver-API call returned an error; the error carries the CUDA error name and number. */
+  CudaError: 'RK_CUDA_ERROR',
 } as const;
 
 /** The name of an error code, e.g. `'FrameTooLarge'`. */
@@ -106,6 +108,7 @@ export const ErrorNumber: Readonly<Record<ErrorCodeName, number>> = {
   StateSnapshotFailed: 514,
   MigrationFailed: 515,
   PlacementFailed: 516,
+  CudaError: 517,
 };
 
 const numberByCode = new Map<string, number>(

@@ -1,0 +1,460 @@
+/* ringkernel persistent kernel template (CUDA C++17, sm_75 and newer: the oldest target of nvcc 13).
+ *
+ * Launched once and resident until told to stop: the grid polls the kernel's input ring, runs the user's device
+ * handler (rk_handle, pre-included: `nvcc --pre-include handler.cu persistent_kernel.cu`) on each frame, writes
+ * outputs to the output ring and keeps the kernel's control block up to date. All binary layouts come from the
+ * generated header (native/include/ringkernel_layout.h), so host, worker and device agree on every offset.
+ *
+ * Roles. Thread 0 of block 0 (the "leader") is the only consumer of the input ring, the only producer of the
+ * output and telemetry rings and the only device writer of the control block: every ring stays single-producer
+ * single-consumer and every control-block field keeps exactly one writer, as the layout's contract says. Each
+ * round, the leader plans a batch (frame offsets in the input ring), the grid synchronises, every thread handles
+ * frames (one thread per frame, strided over the grid), the grid synchronises again, and the leader writes the
+ * outputs in input order, the span records and the counters, then releases the input room.
+ *
+ * Grid-wide synchronisation needs a cooperative launch (cuLaunchCooperativeKernel); a non-cooperative launch must
+ * use one block (the template refuses more, reporting RK_E_INVALID_STATE and terminating).
+ *
+ * Memory ordering. Rings and the control block may live in host memory mapped into the device (the `mapped`
+ * strategy) or in device memory (the `dma` strategy), so shared words are accessed with system-scope atomics:
+ * acquire loads of the other side's index, release stores of our own after the bytes they publish. Plain loads
+ * and stores move frame bytes between those.
+ *
+ * Control. is_active = 0 pauses consumption without exiting (the kernel stays resident; heartbeat continues).
+ * should_terminate = 1 drains the input ring, then exits; 2 exits after the batch in hand. The leader sets
+ * has_terminated = 1 as the very last store. The status word belongs to the host's lifecycle machine; the kernel
+ * never writes it.
+ *
+ * Output ring full: the leader holds the output and retries (never overwrites unread frames); while holding it
+ * keeps the heartbeat and stops only on should_terminate = 2, counting the outputs it could not deliver as dropped
+ * (RK_E_QUEUE_FULL). */
+#include <cooperative_groups.h>
+
+#include <cuda/atomic>
+#include <cuda/std/type_traits>
+
+#include "ringkernel_layout.h"
+#include "rk_handler.cuh"
+
+#ifndef RK_HANDLER_DEFINED
+#error "persistent_kernel.cu needs a handler: compile with --pre-include <handler.cu> (it defines rk_handle and RK_HANDLER_DEFINED)"
+#endif
+
+namespace cg = cooperative_groups;
+
+/* The reply type id of an error reply (src/worker/protocol.ts ERROR_REPLY_TYPE_ID). */
+#define RK_ERROR_REPLY_TYPE_ID 2u
+/* How often the leader refreshes heartbeat_us while idle or holding, ns. */
+#define RK_HEARTBEAT_INTERVAL_NS 1000000ull
+/* Idle back-off between polls of an empty (or paused) input ring, ns. */
+#define RK_IDLE_SLEEP_NS 200u
+
+enum rk_action : uint32_t { RK_ACTION_IDLE = 0, RK_ACTION_BATCH = 1, RK_ACTION_EXIT = 2 };
+
+/* What the leader decided this round; read by every thread after the grid sync. Lives in scratch memory. */
+typedef struct rk_batch_plan {
+  uint32_t action;
+  uint32_t count;      /* frames in the batch */
+  uint32_t read_end;   /* input ring offset just past the batch */
+  uint32_t reserved;
+  uint64_t next_message_id; /* the leader's output message-id counter, kept across rounds */
+  uint64_t last_heartbeat_ns;
+} rk_batch_plan;
+
+/* One frame of the batch: where it is, and what its handler did. */
+typedef struct rk_frame_slot {
+  uint32_t ring_offset; /* where the frame starts in the input ring's data area */
+  uint32_t length;      /* header + payload bytes */
+  uint32_t result;      /* RK_E_* (0 = handled) */
+  uint32_t dropped;     /* 1 = malformed: counted as dropped, no handler call */
+  uint32_t emit;
+  uint32_t out_type_id;
+  uint32_t out_payload_size;
+  uint32_t reserved;
+  uint64_t start_ns; /* %globaltimer around the handler call, for the span record */
+  uint64_t end_ns;
+} rk_frame_slot;
+
+static_assert(sizeof(rk_batch_plan) <= 64, "rk_batch_plan must fit the scratch area's first 64 bytes");
+/* The host sizes scratch with this (test/cuda-gpu.test.ts FRAME_SLOT_BYTES). */
+static_assert(sizeof(rk_frame_slot) == 48, "rk_frame_slot: size");
+
+__host__ __device__ constexpr uint32_t rk_align8(uint32_t n) { return (n + 7u) & ~7u; }
+
+/* Scratch bytes the host must allocate (device memory) for the given maximum frame length and batch size:
+ * the plan, the slots, a contiguous copy of each input frame and each output payload. */
+__host__ __device__ constexpr uint64_t rk_persistent_scratch_bytes(uint32_t max_frame_length, uint32_t batch_max) {
+  return 64ull + (uint64_t)batch_max * (sizeof(rk_frame_slot) + 2ull * rk_align8(max_frame_length));
+}
+
+template <typename T>
+__device__ __forceinline__ T rk_load_acquire(T *word) {
+  return cuda::atomic_ref<T, cuda::thread_scope_system>(*word).load(cuda::std::memory_order_acquire);
+}
+template <typename T>
+__device__ __forceinline__ void rk_store_release(T *word, cuda::std::type_identity_t<T> value) {
+  cuda::atomic_ref<T, cuda::thread_scope_system>(*word).store(value, cuda::std::memory_order_release);
+}
+template <typename T>
+__device__ __forceinline__ T rk_load_relaxed(T *word) {
+  return cuda::atomic_ref<T, cuda::thread_scope_system>(*word).load(cuda::std::memory_order_relaxed);
+}
+
+__device__ __forceinline__ uint64_t rk_globaltimer() {
+  uint64_t ns;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(ns));
+  return ns;
+}
+
+/* splitmix64: span ids from (kernel, generation, message id); never zero (W3C forbids an all-zero span id). */
+__device__ __forceinline__ uint64_t rk_span_id(uint32_t kernel, uint32_t generation, uint64_t message_id) {
+  uint64_t z = message_id + ((uint64_t)kernel << 32 | generation) * 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  z ^= z >> 31;
+  return z == 0 ? 1 : z;
+}
+
+/* Copies `bytes` (a multiple of 8) out of a ring's data area starting at `offset`, wrapping at `storage`. Frames
+ * start 8-aligned and the storage is a multiple of 8, so a wrap never splits a word. */
+__device__ void rk_ring_copy_out(uint64_t *to, const uint8_t *data, uint32_t storage, uint32_t offset,
+                                 uint32_t bytes) {
+  for (uint32_t i = 0; i < bytes; i += 8) {
+    to[i / 8] = *reinterpret_cast<const uint64_t *>(data + (offset + i) % storage);
+  }
+}
+__device__ void rk_ring_copy_in(uint8_t *data, uint32_t storage, uint32_t offset, const uint64_t *from,
+                                uint32_t bytes) {
+  for (uint32_t i = 0; i < bytes; i += 8) {
+    *reinterpret_cast<uint64_t *>(data + (offset + i) % storage) = from[i / 8];
+  }
+}
+
+/* Records an error in the control block (leader only: it is the single device writer of these fields). */
+__device__ void rk_record_error(rk_control_block *control, uint32_t code) {
+  rk_store_release(&control->last_error_code, code);
+  rk_store_release(&control->error_count, rk_load_relaxed(&control->error_count) + 1u);
+}
+
+__device__ void rk_add_u64(uint64_t *counter, uint64_t delta) {
+  if (delta != 0) rk_store_release(counter, rk_load_relaxed(counter) + delta);
+}
+
+/* Writes one span record if the telemetry ring has room, else counts it as dropped (the telemetry contract). */
+__device__ void rk_write_span(rk_telemetry_ring *ring, const rk_frame_header *in, const rk_frame_slot *slot,
+                              uint32_t kernel, uint32_t generation, int64_t to_epoch_ns) {
+  rk_span_record *records = reinterpret_cast<rk_span_record *>(reinterpret_cast<uint8_t *>(ring) +
+                                                                RK_TELEMETRY_RING_SIZE);
+  const uint32_t write = rk_load_relaxed(&ring->write_count);
+  const uint32_t read = rk_load_acquire(&ring->read_count);
+  if (write - read >= ring->capacity) {
+    rk_store_release(&ring->dropped, rk_load_relaxed(&ring->dropped) + 1u);
+    return;
+  }
+  rk_span_record *r = &records[write & (ring->capacity - 1u)];
+  for (int i = 0; i < 16; i++) r->trace_id[i] = in->trace_id[i];
+  const uint64_t span = rk_span_id(kernel, generation, in->message_id);
+  for (int i = 0; i < 8; i++) {
+    r->span_id[i] = (uint8_t)(span >> (56 - 8 * i));
+    r->parent_span_id[i] = in->span_id[i];
+  }
+  r->start_ns = (uint64_t)((int64_t)slot->start_ns + to_epoch_ns);
+  r->end_ns = (uint64_t)((int64_t)slot->end_ns + to_epoch_ns);
+  r->message_id = in->message_id;
+  r->kernel = kernel;
+  r->type_id = in->type_id;
+  r->payload_size = in->payload_size;
+  r->error_code = slot->result;
+  r->kind = RK_SPAN_KIND_PROCESS;
+  r->status = slot->result == RK_E_NONE ? RK_SPAN_STATUS_OK : RK_SPAN_STATUS_ERROR;
+  r->trace_flags = in->trace_flags;
+  r->detail = 0;
+  r->peer_kernel = in->source_kernel;
+  /* Release: the record's bytes are visible before the exporter sees the count that covers them. */
+  rk_store_release(&ring->write_count, write + 1u);
+}
+
+/* An error reply body, like the CPU executor's: {"name":...,"message":...,"code":"RK_HANDLER_FAILED"}. */
+__device__ uint32_t rk_error_reply_body(uint8_t *out, uint32_t capacity, uint32_t code) {
+  const char head[] = "{\"name\":\"CudaHandlerError\",\"message\":\"the CUDA handler returned error ";
+  const char tail[] = "\",\"code\":\"RK_HANDLER_FAILED\"}";
+  char digits[10];
+  uint32_t n = 0;
+  do {
+    digits[n++] = (char)('0' + code % 10u);
+    code /= 10u;
+  } while (code != 0 && n < 10);
+  const uint32_t size = (uint32_t)(sizeof head - 1 + n + sizeof tail - 1);
+  if (size > capacity) return 0;
+  uint32_t at = 0;
+  for (uint32_t i = 0; i < sizeof head - 1; i++) out[at++] = (uint8_t)head[i];
+  while (n > 0) out[at++] = (uint8_t)digits[--n];
+  for (uint32_t i = 0; i < sizeof tail - 1; i++) out[at++] = (uint8_t)tail[i];
+  return size;
+}
+
+/**
+ * The persistent loop. Arguments (each 8 bytes or less, as CudaDriver.launchKernel packs them):
+ *   control           the kernel's rk_control_block (mapped host memory or device memory)
+ *   input, output     ring headers (rk_ring_header) followed by their data areas of *_storage bytes (multiples of 8)
+ *   telemetry         an rk_telemetry_ring followed by its records, or null (tracing off)
+ *   scratch           device memory of rk_persistent_scratch_bytes(max_frame_length, batch_max) bytes, zeroed
+ *   max_frame_length  header + largest payload, as the host's FrameConsumer allows
+ *   batch_max         frames per round (at least 1)
+ *   to_unix_ns        add to %globaltimer for Unix-epoch ns (the host measures it at launch)
+ *   to_epoch_ns       add to %globaltimer for ns since the telemetry ring's epoch
+ *   user_state        passed to every rk_handle call
+ */
+extern "C" __global__ void rk_persistent_kernel(rk_control_block *control, uint8_t *input, uint32_t input_storage,
+                                                uint8_t *output, uint32_t output_storage,
+                                                rk_telemetry_ring *telemetry, uint8_t *scratch,
+                                                uint32_t max_frame_length, uint32_t batch_max, int64_t to_unix_ns,
+                                                int64_t to_epoch_ns, void *user_state) {
+  cg::grid_group grid = cg::this_grid();
+  const bool leader = blockIdx.x == 0 && threadIdx.x == 0;
+  if (!grid.is_valid() && gridDim.x > 1) {
+    if (leader) {
+      rk_record_error(control, RK_E_INVALID_STATE);
+      rk_store_release(&control->has_terminated, 1u);
+    }
+    return;
+  }
+  auto sync = [&]() {
+    if (grid.is_valid())
+      grid.sync();
+    else
+      __syncthreads();
+  };
+
+  rk_ring_header *in_ring = reinterpret_cast<rk_ring_header *>(input);
+  rk_ring_header *out_ring = reinterpret_cast<rk_ring_header *>(output);
+  uint8_t *in_data = input + RK_RING_HEADER_SIZE;
+  uint8_t *out_data = output + RK_RING_HEADER_SIZE;
+  rk_batch_plan *plan = reinterpret_cast<rk_batch_plan *>(scratch);
+  rk_frame_slot *slots = reinterpret_cast<rk_frame_slot *>(scratch + 64);
+  const uint32_t stride = rk_align8(max_frame_length);
+  uint8_t *in_frames = scratch + 64 + (uint64_t)batch_max * sizeof(rk_frame_slot);
+  uint8_t *out_payloads = in_frames + (uint64_t)batch_max * stride;
+  const uint32_t kernel = control->kernel_id;
+  const uint32_t max_payload = max_frame_length - RK_FRAME_HEADER_SIZE;
+  const uint32_t global_thread = blockIdx.x * blockDim.x + threadIdx.x;
+  const uint32_t grid_threads = gridDim.x * blockDim.x;
+
+  if (leader) {
+    plan->next_message_id = 1;
+    plan->last_heartbeat_ns = 0;
+  }
+
+  for (;;) {
+    /* ---- plan (leader) ---- */
+    if (leader) {
+      const uint64_t now = rk_globaltimer();
+      if (now - plan->last_heartbeat_ns >= RK_HEARTBEAT_INTERVAL_NS) {
+        rk_store_release(&control->heartbeat_us, (uint64_t)((int64_t)now + to_unix_ns) / 1000u);
+        plan->last_heartbeat_ns = now;
+      }
+      const uint32_t terminate = rk_load_acquire(&control->should_terminate);
+      const uint32_t active = rk_load_acquire(&control->is_active);
+      const uint32_t read = rk_load_relaxed(&in_ring->read_index); /* our own word */
+      /* Acquire: every byte of every frame before `write` is visible from here on. */
+      const uint32_t write = rk_load_acquire(&in_ring->write_index);
+      uint32_t count = 0;
+      uint32_t at = read;
+      if (terminate != 2 && (active != 0 || terminate == 1)) {
+        while (at != write && count < batch_max) {
+          const uint32_t available = (write - at + input_storage) % input_storage;
+          const uint32_t length = *reinterpret_cast<const uint32_t *>(in_data + at);
+          const uint32_t size = rk_align8(length);
+          if (length < RK_FRAME_HEADER_SIZE || length > max_frame_length || size > available) {
+            /* A bad length poisons everything after it (no way to find the next frame): drop to `write`, as the
+               CPU consumer does. */
+            rk_add_u64(&control->messages_dropped, 1);
+            rk_record_error(control, RK_E_FRAME_BAD_LENGTH);
+            at = write;
+            break;
+          }
+          slots[count].ring_offset = at;
+          slots[count].length = length;
+          count++;
+          at = (at + size) % input_storage;
+        }
+      }
+      plan->count = count;
+      plan->read_end = at;
+      if (count > 0) {
+        plan->action = RK_ACTION_BATCH;
+        rk_add_u64(&control->messages_received, count);
+        rk_store_release(&control->messages_in_flight, count);
+        rk_store_release(&control->draining_input, 1u);
+      } else if (terminate == 2 || (terminate == 1 && at == write)) {
+        plan->action = RK_ACTION_EXIT;
+      } else {
+        plan->action = RK_ACTION_IDLE;
+        if (at != read) {
+          /* Only dropped bytes: release them. */
+          rk_store_release(&in_ring->read_index, at);
+          rk_store_release(&control->handled_cursor, at);
+        }
+      }
+    }
+    sync();
+    const uint32_t action = plan->action;
+    if (action == RK_ACTION_EXIT) break;
+    if (action == RK_ACTION_IDLE) {
+      if (leader) __nanosleep(RK_IDLE_SLEEP_NS);
+      sync();
+      continue;
+    }
+
+    /* ---- handle (every thread, one frame each, strided) ---- */
+    const uint32_t count = plan->count;
+    for (uint32_t i = global_thread; i < count; i += grid_threads) {
+      rk_frame_slot *slot = &slots[i];
+      uint8_t *frame = in_frames + (uint64_t)i * stride;
+      rk_ring_copy_out(reinterpret_cast<uint64_t *>(frame), in_data, input_storage, slot->ring_offset,
+                       rk_align8(slot->length));
+      const rk_frame_header *header = reinterpret_cast<const rk_frame_header *>(frame);
+      slot->result = RK_E_NONE;
+      slot->dropped = 0;
+      slot->emit = 0;
+      if (header->magic != RK_FRAME_MAGIC) {
+        slot->result = RK_E_FRAME_BAD_MAGIC;
+      } else if (header->version != RK_FRAME_VERSION) {
+        slot->result = RK_E_FRAME_BAD_VERSION;
+      } else if (header->payload_size != slot->length - RK_FRAME_HEADER_SIZE) {
+        slot->result = RK_E_FRAME_PAYLOAD_SIZE_MISMATCH;
+      }
+      if (slot->result != RK_E_NONE) {
+        slot->dropped = 1;
+        continue;
+      }
+      const bool request = (header->flags & RK_FRAME_FLAG_REQUEST) != 0;
+      rk_handler_output out;
+      out.payload = out_payloads + (uint64_t)i * stride;
+      out.capacity = max_payload;
+      out.payload_size = 0;
+      out.type_id = header->type_id;
+      out.emit = request ? 1u : 0u;
+      slot->start_ns = rk_globaltimer();
+      slot->result = rk_handle(header, frame + RK_FRAME_HEADER_SIZE, &out, user_state);
+      slot->end_ns = rk_globaltimer();
+      if (slot->result != RK_E_NONE) {
+        slot->emit = request ? 1u : 0u;
+        slot->out_type_id = RK_ERROR_REPLY_TYPE_ID;
+        slot->out_payload_size = request ? rk_error_reply_body(out.payload, max_payload, slot->result) : 0u;
+      } else if (out.payload_size > max_payload) {
+        slot->result = RK_E_FRAME_TOO_LARGE;
+        slot->emit = 0;
+      } else {
+        slot->emit = out.emit;
+        slot->out_type_id = out.type_id;
+        slot->out_payload_size = out.payload_size;
+      }
+    }
+    sync();
+
+    /* ---- publish (leader): outputs in input order, spans, counters, then the input room ---- */
+    if (leader) {
+      uint64_t processed = 0, failed = 0, dropped = 0;
+      bool abandon = false;
+      for (uint32_t i = 0; i < count; i++) {
+        const rk_frame_slot *slot = &slots[i];
+        const rk_frame_header *in = reinterpret_cast<const rk_frame_header *>(in_frames + (uint64_t)i * stride);
+        if (slot->dropped) {
+          dropped++;
+          rk_record_error(control, slot->result);
+          continue;
+        }
+        if (slot->result == RK_E_NONE) {
+          processed++;
+        } else {
+          failed++;
+          rk_record_error(control, slot->result);
+        }
+        if (telemetry != nullptr && (in->trace_flags & 1u) != 0) {
+          rk_write_span(telemetry, in, slot, kernel, control->generation, to_epoch_ns);
+        }
+        if (!slot->emit) continue;
+        if (abandon) {
+          dropped++;
+          continue;
+        }
+        const uint32_t length = RK_FRAME_HEADER_SIZE + slot->out_payload_size;
+        const uint32_t size = rk_align8(length);
+        /* Hold until the output ring has room; never overwrite unread frames. */
+        for (;;) {
+          const uint32_t write = rk_load_relaxed(&out_ring->write_index);
+          const uint32_t read = rk_load_acquire(&out_ring->read_index);
+          const uint32_t used = (write - read + output_storage) % output_storage;
+          if (output_storage - 1u - used >= size) break;
+          const uint64_t now = rk_globaltimer();
+          if (now - plan->last_heartbeat_ns >= RK_HEARTBEAT_INTERVAL_NS) {
+            rk_store_release(&control->heartbeat_us, (uint64_t)((int64_t)now + to_unix_ns) / 1000u);
+            plan->last_heartbeat_ns = now;
+          }
+          if (rk_load_acquire(&control->should_terminate) == 2u) {
+            abandon = true;
+            break;
+          }
+          __nanosleep(RK_IDLE_SLEEP_NS);
+        }
+        if (abandon) {
+          dropped++;
+          rk_record_error(control, RK_E_QUEUE_FULL);
+          continue;
+        }
+        union {
+          rk_frame_header header;
+          uint64_t words[RK_FRAME_HEADER_SIZE / 8];
+        } out = {};
+        const bool request = (in->flags & RK_FRAME_FLAG_REQUEST) != 0;
+        out.header.length = length;
+        out.header.magic = RK_FRAME_MAGIC;
+        out.header.version = RK_FRAME_VERSION;
+        out.header.flags = (uint16_t)((request ? RK_FRAME_FLAG_RESPONSE : 0u) |
+                                      (slot->result != RK_E_NONE ? RK_FRAME_FLAG_ERROR : 0u));
+        out.header.type_id = slot->out_type_id;
+        out.header.message_id = plan->next_message_id++;
+        out.header.correlation_id = request ? in->message_id : 0ull;
+        out.header.source_kernel = kernel;
+        out.header.destination_kernel = in->source_kernel;
+        out.header.payload_size = slot->out_payload_size;
+        out.header.hlc_physical_us = (uint64_t)((int64_t)slot->end_ns + to_unix_ns) / 1000ull;
+        out.header.hlc_node = control->hlc_node;
+        for (int b = 0; b < 16; b++) out.header.trace_id[b] = in->trace_id[b];
+        const uint64_t span = rk_span_id(kernel, control->generation, in->message_id);
+        for (int b = 0; b < 8; b++) out.header.span_id[b] = (uint8_t)(span >> (56 - 8 * b));
+        out.header.priority = in->priority;
+        out.header.trace_flags = in->trace_flags;
+        const uint32_t write = rk_load_relaxed(&out_ring->write_index);
+        rk_ring_copy_in(out_data, output_storage, write, out.words, RK_FRAME_HEADER_SIZE);
+        /* Zero the padding so the host never reads stale bytes. */
+        uint64_t *payload = reinterpret_cast<uint64_t *>(out_payloads + (uint64_t)i * stride);
+        if (size > length) {
+          uint8_t *tail = out_payloads + (uint64_t)i * stride + slot->out_payload_size;
+          for (uint32_t b = 0; b < size - length; b++) tail[b] = 0;
+        }
+        rk_ring_copy_in(out_data, output_storage, (write + RK_FRAME_HEADER_SIZE) % output_storage, payload,
+                        size - RK_FRAME_HEADER_SIZE);
+        /* Release: the frame's bytes are visible before the host sees the index that covers them. */
+        rk_store_release(&out_ring->write_index, (write + size) % output_storage);
+      }
+      rk_add_u64(&control->messages_processed, processed);
+      rk_add_u64(&control->messages_failed, failed);
+      rk_add_u64(&control->messages_dropped, dropped);
+      rk_store_release(&control->messages_in_flight, 0u);
+      rk_store_release(&control->draining_input, 0u);
+      rk_store_release(&control->handled_cursor, plan->read_end);
+      /* Release: we are done reading the batch's bytes; the host producer may reuse the room. */
+      rk_store_release(&in_ring->read_index, plan->read_end);
+    }
+    sync();
+  }
+
+  if (leader) {
+    rk_store_release(&control->messages_in_flight, 0u);
+    rk_store_release(&control->heartbeat_us, (uint64_t)((int64_t)rk_globaltimer() + to_unix_ns) / 1000u);
+    /* Last store: the host may free the rings once it sees this. */
+    rk_store_release(&control->has_terminated, 1u);
+  }
+}
