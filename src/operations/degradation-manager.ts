@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { LoadShedError } from '../errors/runtime-errors.js';
 import { Priority } from '../runtime/priority.js';
+import { PeriodicTask } from './periodic-task.js';
 
 /** Degradation levels, from full service to emergency (the seed's `DegradationLevel`). */
 export const DegradationLevel = {
@@ -125,8 +126,7 @@ export class DegradationManager extends EventEmitter<{ change: [DegradationChang
   readonly #shed: Record<DegradationLevel, number> = { Normal: 0, Light: 0, Moderate: 0, Severe: 0, Critical: 0 };
   #level: DegradationLevel = 'Normal';
   #signals: DegradationSignals = { queuePressure: 0, memoryPressure: 0, errorRate: 0, openBreakers: 0 };
-  #timer: NodeJS.Timeout | undefined;
-  #intervalMs: number | undefined;
+  readonly #periodic = new PeriodicTask(() => this.evaluate());
 
   /** @internal — use `runtime.degradationManager()`. */
   constructor(host: DegradationHost, options: DegradationOptions = {}) {
@@ -184,24 +184,17 @@ export class DegradationManager extends EventEmitter<{ change: [DegradationChang
 
   /** The interval it evaluates on, ms, while started; undefined when stopped. */
   get intervalMs(): number | undefined {
-    return this.#intervalMs;
+    return this.#periodic.intervalMs;
   }
 
   /** Evaluates every `intervalMs` until {@link DegradationManager.stop}. The timer does not keep the process alive. */
   start(intervalMs: number): void {
-    if (typeof intervalMs !== 'number' || !(intervalMs > 0)) {
-      throw new RangeError(`interval must be a positive number of ms, got ${intervalMs}`);
-    }
-    this.stop();
-    this.#intervalMs = intervalMs;
-    this.#timer = setInterval(() => this.evaluate(), intervalMs).unref();
+    this.#periodic.start(intervalMs);
   }
 
   /** Stops periodic evaluation (the level and its shedding stay as they are). */
   stop(): void {
-    if (this.#timer !== undefined) clearInterval(this.#timer);
-    this.#timer = undefined;
-    this.#intervalMs = undefined;
+    this.#periodic.stop();
   }
 
   /** The highest level any signal reaches, with thresholds scaled by `scale`. */

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { freemem, totalmem } from 'node:os';
 import { getHeapStatistics } from 'node:v8';
 import type { RingKernelRuntime } from '../runtime/runtime.js';
+import { PeriodicTask } from './periodic-task.js';
 
 /** How healthy something is. */
 export type HealthLevel = 'Healthy' | 'Degraded' | 'Unhealthy';
@@ -55,8 +56,7 @@ const RECENT_FAILURE_MS = 60_000;
 export class HealthChecker extends EventEmitter<{ change: [HealthReport, HealthLevel | undefined] }> {
   readonly #checks = new Map<string, HealthCheck>();
   #runs = 0;
-  #timer: NodeJS.Timeout | undefined;
-  #intervalMs: number | undefined;
+  readonly #periodic = new PeriodicTask(() => this.check());
   #last: HealthReport | undefined;
 
   /** @internal — use `runtime.healthChecker()`. */
@@ -163,24 +163,17 @@ export class HealthChecker extends EventEmitter<{ change: [HealthReport, HealthL
 
   /** The interval it runs its checks on, ms, while started; undefined when stopped. */
   get intervalMs(): number | undefined {
-    return this.#intervalMs;
+    return this.#periodic.intervalMs;
   }
 
   /** Checks every `intervalMs` until {@link HealthChecker.stop}; the timer does not keep the process alive. */
   start(intervalMs: number): void {
-    if (typeof intervalMs !== 'number' || !(intervalMs > 0)) {
-      throw new RangeError(`interval must be a positive number of ms, got ${intervalMs}`);
-    }
-    this.stop();
-    this.#intervalMs = intervalMs;
-    this.#timer = setInterval(() => void this.check(), intervalMs).unref();
+    this.#periodic.start(intervalMs);
   }
 
   /** Stops periodic checks. */
   stop(): void {
-    if (this.#timer !== undefined) clearInterval(this.#timer);
-    this.#timer = undefined;
-    this.#intervalMs = undefined;
+    this.#periodic.stop();
   }
 }
 

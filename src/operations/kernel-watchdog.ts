@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { KernelHandle } from '../runtime/kernel-handle.js';
+import { PeriodicTask } from './periodic-task.js';
 
 /**
  * What the watchdog does with a stale kernel. `'report'`: emit `stale`, nothing more. `'restart'`: replace the
@@ -70,8 +71,7 @@ export class KernelWatchdog extends EventEmitter<{
   readonly #recovering = new WeakSet<KernelHandle>();
   #timeoutMs = 30_000;
   #policy: WatchdogPolicy = 'report';
-  #timer: NodeJS.Timeout | undefined;
-  #intervalMs: number | undefined;
+  readonly #periodic = new PeriodicTask(() => this.scanStaleKernels());
   #recoveries = 0;
 
   /** @internal — use `runtime.kernelWatchdog()`. */
@@ -171,23 +171,16 @@ export class KernelWatchdog extends EventEmitter<{
 
   /** The interval it scans on, ms, while started; undefined when stopped. */
   get intervalMs(): number | undefined {
-    return this.#intervalMs;
+    return this.#periodic.intervalMs;
   }
 
   /** Scans every `intervalMs` until {@link KernelWatchdog.stop}. The timer does not keep the process alive. */
   start(intervalMs: number): void {
-    if (typeof intervalMs !== 'number' || !(intervalMs > 0)) {
-      throw new RangeError(`interval must be a positive number of ms, got ${intervalMs}`);
-    }
-    this.stop();
-    this.#intervalMs = intervalMs;
-    this.#timer = setInterval(() => this.scanStaleKernels(), intervalMs).unref();
+    this.#periodic.start(intervalMs);
   }
 
   /** Stops periodic scans. */
   stop(): void {
-    if (this.#timer !== undefined) clearInterval(this.#timer);
-    this.#timer = undefined;
-    this.#intervalMs = undefined;
+    this.#periodic.stop();
   }
 }
