@@ -6,6 +6,7 @@
  */
 import { RingKernelRuntime } from '../src/index.js';
 import { BenchEcho, BenchSink } from './bench-kernels.js';
+import { sinkSendRate, yieldTurn } from './sink-rate.js';
 
 /** What a case reports (bench/run.ts's CaseResult). */
 export interface DmaCaseResult {
@@ -30,21 +31,8 @@ export async function dmaCases(
       return [];
     }
     const sample = { seq: 0, flags: 0, ts: 0, data: new Float64Array(6) };
-    const send = async (count: number): Promise<void> => {
-      for (let i = 0; i < count; i++) {
-        sample.seq = i;
-        if (!sink.trySend(sample)) await sink.send(sample);
-      }
-    };
+    const sendRate = await sinkSendRate(sink, sample, throughputN);
     const processed = (): number => sink.counters().processed;
-    const yieldTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-    const warm = Math.floor(throughputN / 5);
-    await send(warm);
-    while (processed() < warm) await yieldTurn();
-    const start = performance.now();
-    await send(throughputN - warm);
-    while (processed() < throughputN) await yieldTurn();
-    const sendRate = (throughputN - warm) / ((performance.now() - start) / 1000);
     // One-way latency, unloaded, as for kernel.send.64 — except that after 200 µs of spinning the wait yields to
     // the event loop, where the mirror's wake-up callback for a parked kernel runs (a pure spin would starve it).
     const oneWay: number[] = [];

@@ -16,6 +16,7 @@ import { createFrameRing, FrameConsumer, FrameProducer, RingKernelRuntime } from
 import { BenchEcho, BenchFragile, BenchHeavyState, BenchIdle, BenchSink, BenchStage } from './bench-kernels.js';
 import { dmaCases } from './dma-cases.js';
 import { type BenchJob, BenchMessages, type BenchSize } from './messages.js';
+import { sinkSendRate } from './sink-rate.js';
 import { tracingCases } from './tracing-cases.js';
 
 interface CaseResult {
@@ -199,20 +200,8 @@ async function kernelCases(): Promise<CaseResult[]> {
     // kernel.send.64: one way into a sink kernel, counted when the kernel has processed them.
     const sink = await runtime.launch(BenchSink, 1, 1, { autoActivate: true });
     const sample = sample64();
-    const send = async (count: number): Promise<void> => {
-      for (let i = 0; i < count; i++) {
-        sample.seq = i;
-        if (!sink.trySend(sample)) await sink.send(sample);
-      }
-    };
+    const sendRate = await sinkSendRate(sink, sample, THROUGHPUT_N);
     const processed = (): number => sink.counters().processed;
-    const warm = Math.floor(THROUGHPUT_N / 5);
-    await send(warm);
-    while (processed() < warm) await new Promise((resolve) => setImmediate(resolve));
-    const start = performance.now();
-    await send(THROUGHPUT_N - warm);
-    while (processed() < THROUGHPUT_N) await new Promise((resolve) => setImmediate(resolve));
-    const sendRate = (THROUGHPUT_N - warm) / ((performance.now() - start) / 1000);
     // One-way latency, unloaded: send one message, watch the ControlBlock until the kernel has processed it.
     const oneWay: number[] = [];
     for (let i = 0; i < RTT_N; i++) {

@@ -19,6 +19,7 @@ import { SpanRecorder } from '../src/telemetry/span-recorder.js';
 import { TelemetryClock } from '../src/telemetry/telemetry-clock.js';
 import { createTelemetryRing, SpanRecordReader } from '../src/telemetry/telemetry-ring.js';
 import { BenchSink } from './bench-kernels.js';
+import { sinkSendRate, yieldTurn } from './sink-rate.js';
 
 /** One result row, as bench/run.ts prints and stores it. */
 export interface TracingCaseResult {
@@ -30,8 +31,6 @@ export interface TracingCaseResult {
   unit?: string;
 }
 
-const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-
 /** Sends `n` 64-byte messages into a sink kernel; msg/s after the warm-up fifth, as in `kernel.send.64`. */
 async function sendRate(tracing: TracingOptions | undefined, n: number): Promise<{ rate: number; dropped: number }> {
   const builder = RingKernelRuntime.builder().backend('cpu');
@@ -40,20 +39,7 @@ async function sendRate(tracing: TracingOptions | undefined, n: number): Promise
   try {
     const sink = await runtime.launch(BenchSink, 1, 1, { autoActivate: true });
     const sample = { seq: 0, flags: 0, ts: 0, data: new Float64Array(6) };
-    const send = async (count: number): Promise<void> => {
-      for (let i = 0; i < count; i++) {
-        sample.seq = i;
-        if (!sink.trySend(sample)) await sink.send(sample);
-      }
-    };
-    const processed = (): number => sink.counters().processed;
-    const warm = Math.floor(n / 5);
-    await send(warm);
-    while (processed() < warm) await tick();
-    const start = performance.now();
-    await send(n - warm);
-    while (processed() < n) await tick();
-    const rate = (n - warm) / ((performance.now() - start) / 1000);
+    const rate = await sinkSendRate(sink, sample, n);
     return { rate, dropped: runtime.tracing?.stats().recordsDropped ?? 0 };
   } finally {
     await runtime.shutdown();
@@ -79,7 +65,7 @@ async function exportRate(url: string, n: number): Promise<number> {
       sample.seq = i;
       if (!sink.trySend(sample)) await sink.send(sample);
     }
-    while (sink.counters().processed < n) await tick();
+    while (sink.counters().processed < n) await yieldTurn();
     const tracing = runtime.tracing;
     if (tracing === undefined) throw new Error('tracing is off: OTEL_TRACES_EXPORTER or OTEL_SDK_DISABLED set?');
     const before = tracing.stats().spansExported;

@@ -1,8 +1,8 @@
 import type { Attributes } from '@opentelemetry/api';
-import { ErrorCode, type ErrorCodeName, ErrorNumber } from '../errors/codes.js';
 import { getU53 } from '../wire/envelope.js';
 import type { KernelNames } from './record-to-span.js';
 import { LIFECYCLE_TRANSITION_NAMES, SpanRecordKind, SpanRecordOffset } from './span-record.js';
+import { errorTypeOf, OPERATION, OPERATION_TYPE } from './span-semantics.js';
 import { isZeroId } from './trace-ids.js';
 
 /**
@@ -127,22 +127,6 @@ const OTLP_KIND: Readonly<Record<number, number>> = {
   [SpanRecordKind.RECEIVE]: 5,
   [SpanRecordKind.LIFECYCLE]: 1,
 };
-const OPERATION: Readonly<Record<number, string>> = {
-  [SpanRecordKind.SEND]: 'send',
-  [SpanRecordKind.CALL]: 'call',
-  [SpanRecordKind.PROCESS]: 'process',
-  [SpanRecordKind.RECEIVE]: 'receive',
-};
-const OPERATION_TYPE: Readonly<Record<number, string>> = {
-  [SpanRecordKind.SEND]: 'send',
-  [SpanRecordKind.CALL]: 'send',
-  [SpanRecordKind.PROCESS]: 'process',
-  [SpanRecordKind.RECEIVE]: 'receive',
-};
-const codeByNumber = new Map<number, string>(
-  (Object.keys(ErrorNumber) as ErrorCodeName[]).map((name) => [ErrorNumber[name], ErrorCode[name]]),
-);
-
 /** What is encoded once per kernel instance. */
 interface KernelBytes {
   /** The launch's name. */
@@ -264,7 +248,7 @@ export class OtlpRecordEncoder {
     if (errorNumber !== 0) {
       span.raw(
         this.#cached(this.#errorAttributes, errorNumber, () => {
-          const code = codeByNumber.get(errorNumber) ?? `RK_E_${errorNumber}`;
+          const code = errorTypeOf(errorNumber);
           const status = new ProtoWriter();
           status.string(0x12, code); // Status.message = 2
           status.byte(0x18); // Status.code = 3

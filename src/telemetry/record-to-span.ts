@@ -2,9 +2,9 @@ import { type Attributes, type HrTime, SpanKind, SpanStatusCode } from '@opentel
 import type { InstrumentationScope } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
-import { ErrorCode, type ErrorCodeName, ErrorNumber } from '../errors/codes.js';
 import { getU53 } from '../wire/envelope.js';
 import { LIFECYCLE_TRANSITION_NAMES, SpanRecordKind, SpanRecordOffset } from './span-record.js';
+import { errorTypeOf, OPERATION, OPERATION_TYPE } from './span-semantics.js';
 import { epochNsToHrTime } from './telemetry-clock.js';
 import { idToHex, isZeroId } from './trace-ids.js';
 
@@ -16,24 +16,6 @@ export interface KernelNames {
   readonly kernelId: string;
 }
 
-const codeByNumber = new Map<number, string>(
-  (Object.keys(ErrorNumber) as ErrorCodeName[]).map((name) => [ErrorNumber[name], ErrorCode[name]]),
-);
-
-/** `messaging.operation.name` (and the older `messaging.operation`) per record kind. */
-const OPERATION: Readonly<Record<number, string>> = {
-  [SpanRecordKind.SEND]: 'send',
-  [SpanRecordKind.CALL]: 'call',
-  [SpanRecordKind.PROCESS]: 'process',
-  [SpanRecordKind.RECEIVE]: 'receive',
-};
-/** `messaging.operation.type` per record kind (the semantic conventions' fixed list). */
-const OPERATION_TYPE: Readonly<Record<number, string>> = {
-  [SpanRecordKind.SEND]: 'send',
-  [SpanRecordKind.CALL]: 'send',
-  [SpanRecordKind.PROCESS]: 'process',
-  [SpanRecordKind.RECEIVE]: 'receive',
-};
 const SPAN_KIND: Readonly<Record<number, SpanKind>> = {
   [SpanRecordKind.SEND]: SpanKind.PRODUCER,
   [SpanRecordKind.CALL]: SpanKind.CLIENT,
@@ -100,7 +82,7 @@ export function spanFromRecord(
   }
   let status: ReadableSpan['status'] = { code: SpanStatusCode.UNSET };
   if (errorNumber !== 0) {
-    const code = codeByNumber.get(errorNumber) ?? `RK_E_${errorNumber}`;
+    const code = errorTypeOf(errorNumber);
     attributes['error.type'] = code;
     status = { code: SpanStatusCode.ERROR, message: code };
   }
