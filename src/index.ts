@@ -29,7 +29,8 @@ export type { RuntimeLifecycleEvent, RuntimeLifecycleState } from '../machines/r
 export { runtimeLifecycle } from '../machines/runtime-lifecycle.js';
 export type { BackendProbe, BackendType } from './backends/backend-type.js';
 export { BACKEND_TYPES, probeBackend } from './backends/backend-type.js';
-// CUDA driver API (src/backends/cuda)
+// CUDA (src/backends/cuda): kernel specs, the compile pipeline, the driver API
+export type { CudaKernelSpec } from './backends/cuda/cuda-kernel-spec.js';
 export type {
   CudaDeviceInfo,
   CudaDriverLoad,
@@ -46,6 +47,13 @@ export {
   probeCuda,
   requireCudaDriver,
 } from './backends/cuda/driver.js';
+export type { CompiledCudaKernel, CudaCompiler, CudaCompileTarget } from './backends/cuda/kernel-compiler.js';
+export {
+  compileCudaKernel,
+  KERNEL_MESSAGES_HEADER,
+  kernelCacheDir,
+  kernelMessagesHeader,
+} from './backends/cuda/kernel-compiler.js';
 // Transfer strategies (src/bridge)
 export type { MirrorChannelStats, MirrorStats } from './bridge/dma-mirror.js';
 export { MIRROR_CHANNEL_LAYOUT, MIRROR_STATE_LAYOUT, MirrorDirection } from './bridge/mirror-layout.js';
@@ -63,7 +71,7 @@ export { measureHostLink } from './devices/topology.js';
 export type { ErrorCodeName, ErrorCodeString } from './errors/codes.js';
 // Errors
 export { ErrorCode, ErrorNumber, errorNumberOf } from './errors/codes.js';
-export { CudaError } from './errors/cuda-errors.js';
+export { CudaCompileError, CudaError } from './errors/cuda-errors.js';
 export type { MigrationPhase } from './errors/device-errors.js';
 export { MigrationError, PlacementError, StateSnapshotError } from './errors/device-errors.js';
 export type { MalformedFrameCode } from './errors/frame-errors.js';

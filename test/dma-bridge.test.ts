@@ -29,7 +29,7 @@ describe('transfer strategies', () => {
   it('are detected per backend, with a reason', () => {
     assert.deepEqual(TRANSFER_STRATEGIES, ['direct', 'dma', 'mapped']);
     assert.equal(detectTransferStrategy('cpu').strategy, 'direct');
-    assert.equal(detectTransferStrategy('cuda').strategy, 'dma');
+    assert.equal(detectTransferStrategy('cuda').strategy, 'mapped');
     assert.equal(detectTransferStrategy('metal').strategy, 'mapped');
     for (const backend of ['cpu', 'cuda', 'wgpu', 'metal'] as const) {
       assert.ok(detectTransferStrategy(backend).reason.length > 20, `${backend} says why`);

@@ -24,11 +24,7 @@ export function probeBackend(backend: BackendType): BackendProbe {
       return { backend, available: true, reason: 'worker threads are always available' };
     case 'cuda': {
       const cuda = probeCuda();
-      // A working driver is not yet enough: kernels cannot be launched on it until the CUDA launch path
-      // (transfer strategies, defineKernel's cuda option) lands, so the runtime must not select it.
-      return cuda.available
-        ? { backend, available: false, reason: `${cuda.reason}, but this build cannot launch kernels on CUDA yet` }
-        : { backend, available: false, reason: cuda.reason };
+      return { backend, available: cuda.available, reason: cuda.reason };
     }
     case 'wgpu':
       return { backend, available: false, reason: 'this build has no WebGPU backend yet' };

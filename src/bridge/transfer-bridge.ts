@@ -69,6 +69,8 @@ export class TransferBridge {
    */
   open(input: FrameRingMemory, output: FrameRingMemory, requested: unknown): KernelTransfer {
     const strategy = checkTransferStrategy(requested, this.#backend) ?? this.detected.strategy;
+    // `mapped`: the device reads and writes the host's own rings (pinned by the CUDA device thread): no copy here.
+    if (strategy === 'mapped') return { ...directTransfer(input, output), strategy: 'mapped' };
     const mirror = strategy === 'dma' ? this.#dmaMirror() : undefined;
     if (mirror === undefined) return directTransfer(input, output);
     const mirroredInput = mirror.attach(input, MirrorDirection.HOST_TO_DEVICE);

@@ -5,7 +5,8 @@ import type { BackendType } from '../backends/backend-type.js';
  * - `direct`: the executor reads the host's SharedArrayBuffer rings itself (CPU-backend workers): no copy.
  * - `dma`: the native mirror thread keeps a device-side replica of each ring and copies new bytes across
  *   (the seed's `RingBufferBridge`); on the CPU backend the "device" is a second SharedArrayBuffer.
- * - `mapped`: reserved for CUDA zero-copy (host memory registered with `cuMemHostRegister`); not in this build.
+ * - `mapped`: CUDA zero copy: the CUDA device thread pins the host's rings and ControlBlock (`cuMemHostRegister`)
+ *   and maps them into the device, whose persistent kernel polls and writes them in place.
  */
 export type TransferStrategy = 'direct' | 'dma' | 'mapped';
 
@@ -38,8 +39,9 @@ export function detectTransferStrategy(backend: BackendType): TransferStrategyCh
       };
     case 'cuda':
       return {
-        strategy: 'dma',
-        reason: 'device memory is not host-visible; the mirror thread copies ring bytes (mapped zero-copy is reserved)',
+        strategy: 'mapped',
+        reason:
+          "the GPU reads and writes the host's rings in place, pinned and mapped into the device (zero copy); dma through the native mirror with CUDA copies is not built yet",
       };
     case 'wgpu':
       return { strategy: 'dma', reason: 'WebGPU buffers are filled by copies; there is no shared mapping' };

@@ -67,6 +67,8 @@ export const ErrorCode = {
   PlacementFailed: 'RK_PLACEMENT_FAILED',
   /** A CUDA driver-API call returned an error; the error carries the CUDA error name and number. */
   CudaError: 'RK_CUDA_ERROR',
+  /** A CUDA kernel's handler could not be compiled (NVRTC, nvcc, or the emulated device's host build). */
+  CudaCompileFailed: 'RK_CUDA_COMPILE_FAILED',
 } as const;
 
 /** The name of an error code, e.g. `'FrameTooLarge'`. */
@@ -109,6 +111,7 @@ export const ErrorNumber: Readonly<Record<ErrorCodeName, number>> = {
   MigrationFailed: 515,
   PlacementFailed: 516,
   CudaError: 517,
+  CudaCompileFailed: 518,
 };
 
 const numberByCode = new Map<string, number>(

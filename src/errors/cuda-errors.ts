@@ -27,3 +27,38 @@ export class CudaError extends RingKernelError {
     this.cudaErrorName = cudaErrorName;
   }
 }
+
+/**
+ * A CUDA kernel's device handler did not compile. `compiler` says which compiler ran (`'nvrtc'`, `'nvcc'`, or
+ * `'g++'` for the emulated device) and `log` is its full output; `message` carries the log's first lines.
+ *
+ * @example
+ * try {
+ *   await runtime.launch(MyCudaKernel);
+ * } catch (error) {
+ *   if (error instanceof CudaCompileError) console.error(error.log);
+ * }
+ */
+export class CudaCompileError extends RingKernelError {
+  /** The kernel definition whose handler failed to compile. */
+  readonly kernelId: string;
+  /** Which compiler ran, or `'none'` when none could be found. */
+  readonly compiler: string;
+  /** The compiler's whole output. */
+  readonly log: string;
+
+  constructor(kernelId: string, compiler: string, log: string) {
+    const head = log
+      .split('\n')
+      .filter((line) => line.trim() !== '')
+      .slice(0, 8)
+      .join('\n');
+    super(
+      ErrorCode.CudaCompileFailed,
+      `kernel '${kernelId}': the CUDA handler did not compile (${compiler}):\n${head}`,
+    );
+    this.kernelId = kernelId;
+    this.compiler = compiler;
+    this.log = log;
+  }
+}

@@ -1,3 +1,8 @@
+import {
+  type CudaKernelSpec,
+  type ResolvedCudaKernelSpec,
+  resolveCudaKernelSpec,
+} from '../backends/cuda/cuda-kernel-spec.js';
 import { DuplicateKernelError, KernelNotFoundError } from '../errors/runtime-errors.js';
 import type { FrameView } from '../wire/frame-view.js';
 import type { HybridLogicalClock } from '../wire/hlc.js';
@@ -46,8 +51,16 @@ export interface KernelSpec<InIn, InView, OutIn, OutView, State> {
   readonly input: MessageCodec<InIn, InView>;
   /** The output message type. */
   readonly output: MessageCodec<OutIn, OutView>;
-  /** The CPU handler. */
-  readonly cpu: CpuHandler<InView, OutIn, State>;
+  /**
+   * The CPU handler: what the kernel runs on the CPU backend (and on the CUDA backend when it has no `cuda`
+   * part). Optional only for a kernel with a `cuda` part, which then runs on CUDA devices only.
+   */
+  readonly cpu?: CpuHandler<InView, OutIn, State>;
+  /**
+   * The kernel's CUDA device handler. On the CUDA backend the runtime compiles it into the persistent-kernel
+   * template at launch (cached) and runs it resident on the GPU, over the same rings and lifecycle as a CPU kernel.
+   */
+  readonly cuda?: CudaKernelSpec;
   /**
    * Other message types the kernel may `emit` besides `output`. `runtime.connect(kernel, consumer)` routes each
    * output to the consumers that take its type; outputs of a type no link takes go to the host.
@@ -74,7 +87,9 @@ export interface KernelSpec<InIn, InView, OutIn, OutView, State> {
 
 /** A defined kernel: its spec plus the module URL workers load it from. */
 export interface KernelDefinition<InIn = unknown, InView = unknown, OutIn = unknown, OutView = unknown, State = unknown>
-  extends Omit<KernelSpec<InIn, InView, OutIn, OutView, State>, 'module'> {
+  extends Omit<KernelSpec<InIn, InView, OutIn, OutView, State>, 'module' | 'cuda'> {
+  /** The CUDA part, checked, with its paths resolved. */
+  readonly cuda?: ResolvedCudaKernelSpec;
   /** `file:` URL of the defining module. */
   readonly moduleUrl: string;
 }
@@ -133,7 +148,12 @@ export function defineKernel<InIn, InView, OutIn, OutView, State = undefined>(
       throw new TypeError(`kernel '${spec.id}': ${side} must be a message schema (defineMessage) or BytesMessage`);
     }
   }
-  if (typeof spec.cpu !== 'function') throw new TypeError(`kernel '${spec.id}': cpu must be a handler function`);
+  if (spec.cpu === undefined ? spec.cuda === undefined : typeof spec.cpu !== 'function') {
+    throw new TypeError(
+      `kernel '${spec.id}': cpu must be a handler function (it may be left out only with a cuda part)`,
+    );
+  }
+  const cuda = spec.cuda === undefined ? undefined : resolveCudaKernelSpec(spec.id, spec.cuda);
   if (spec.emits !== undefined) {
     if (!Array.isArray(spec.emits))
       throw new TypeError(`kernel '${spec.id}': emits must be an array of message schemas`);
@@ -158,8 +178,12 @@ export function defineKernel<InIn, InView, OutIn, OutView, State = undefined>(
   if (existing !== undefined && existing.moduleUrl !== moduleUrl) {
     throw new DuplicateKernelError(spec.id, existing.moduleUrl, moduleUrl);
   }
-  const { module: _module, ...rest } = spec;
-  const definition = Object.freeze({ ...rest, moduleUrl });
+  const { module: _module, cuda: _cuda, ...rest } = spec;
+  const definition = Object.freeze({
+    ...rest,
+    ...(cuda === undefined ? {} : { cuda: Object.freeze(cuda) }),
+    moduleUrl,
+  });
   registry.set(spec.id, definition);
   return definition;
 }

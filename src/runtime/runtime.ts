@@ -7,6 +7,7 @@ import { KernelRegistry } from '../../actors/kernel-registry.js';
 import { Supervisor, type SupervisorOptions } from '../../actors/supervisor.js';
 import { type RuntimeLifecycleState, runtimeLifecycle } from '../../machines/runtime-lifecycle.js';
 import type { BackendProbe, BackendType } from '../backends/backend-type.js';
+import { type CudaDeviceInfo, requireCudaDriver } from '../backends/cuda/driver.js';
 import type { MirrorStats } from '../bridge/dma-mirror.js';
 import { TransferBridge } from '../bridge/transfer-bridge.js';
 import type { TransferStrategy, TransferStrategyChoice } from '../bridge/transfer-strategy.js';
@@ -21,9 +22,12 @@ import {
 import { RESTORE_FAILED } from '../devices/state-codec.js';
 import { type DeviceInfo, type GpuTopology, measureHostLink } from '../devices/topology.js';
 import { ErrorNumber } from '../errors/codes.js';
+import { CudaCompileError, CudaError } from '../errors/cuda-errors.js';
 import { PlacementError, StateSnapshotError } from '../errors/device-errors.js';
 import {
+  BackendUnavailableError,
   InvalidStateError,
+  KernelFailedError,
   KernelNotFoundError,
   NotAcceptingWorkError,
   RuntimeShutDownError,
@@ -180,6 +184,26 @@ export interface RuntimeInit {
 }
 
 const KERNEL_HOST = new URL('../worker/kernel-host.js', import.meta.url).href;
+const CUDA_DEVICE_HOST = new URL('../backends/cuda/cuda-device-host.js', import.meta.url).href;
+/** How many CUDA kernels the device thread may host (each is a resident launch plus a few ring polls). */
+const MAX_CUDA_KERNELS = 1024;
+
+/** The machine's CUDA devices, as the driver describes them (the runtime's devices on the CUDA backend). */
+function cudaDevices(): CudaDeviceInfo[] {
+  const driver = requireCudaDriver();
+  driver.init();
+  return Array.from({ length: driver.deviceCount() }, (_, ordinal) => driver.deviceInfo(ordinal));
+}
+
+/** Rebuilds the typed error of a CUDA attach that failed in the device thread. */
+function cudaAttachError(failure: NonNullable<AttachResult['failure']>, kernelId: string): Error {
+  if (failure.compiler !== undefined) return new CudaCompileError(kernelId, failure.compiler, failure.log ?? '');
+  if (failure.operation !== undefined) {
+    return new CudaError(failure.operation, failure.cudaResult ?? 0, failure.cudaErrorName ?? 'CUDA_ERROR_UNKNOWN');
+  }
+  const error = new KernelFailedError(kernelId, `the CUDA device thread could not launch it: ${failure.error.message}`);
+  return error;
+}
 
 function ringBytes(memory: FrameRingMemory): number {
   return memory.ring.byteLength + memory.signal.byteLength;
@@ -226,6 +250,7 @@ export class RingKernelRuntime {
   readonly #bridge: TransferBridge;
   /** One worker pool per device (CPU virtual devices: each a group of the workers). */
   readonly #pools: Piscina<AttachTask, AttachResult>[] = [];
+  #cuda: Piscina<AttachTask, AttachResult> | undefined;
   readonly #devices: DeviceInfo[] = [];
   /** Each worker's event-loop utilization at the previous load measurement. */
   readonly #elu = new Map<number, EventLoopUtilization>();
@@ -299,22 +324,58 @@ export class RingKernelRuntime {
     );
     this.tracing = init.tracing;
     this.#bridge = new TransferBridge(init.backend, init.config.bridgePollInterval);
-    const { devices } = init.config;
+    // CUDA: the machine's GPUs are the devices (each also gets CPU workers, for kernels with no cuda part).
+    const gpus = init.backend === 'cuda' ? cudaDevices() : undefined;
+    const devices = gpus?.length ?? init.config.devices;
     const budgetMB = init.config.deviceMemoryMB || Math.floor(totalmem() / 2 ** 20 / devices);
     for (let device = 0; device < devices; device++) {
       // The workers split as evenly as can be: the first `workers % devices` devices get one more.
-      const workers = Math.floor(init.config.workers / devices) + (device < init.config.workers % devices ? 1 : 0);
+      const workers = Math.max(
+        1,
+        Math.floor(init.config.workers / devices) + (device < init.config.workers % devices ? 1 : 0),
+      );
       this.#pools.push(this.#createPool(init.config, workers));
-      this.#devices.push({
-        id: device,
-        name: `cpu:${device}`,
-        kind: 'cpu',
-        memoryMB: budgetMB,
-        computeUnits: workers,
-        workerThreadIds: [],
-      });
+      const gpu = gpus?.[device];
+      this.#devices.push(
+        gpu === undefined
+          ? {
+              id: device,
+              name: `cpu:${device}`,
+              kind: 'cpu',
+              memoryMB: budgetMB,
+              computeUnits: workers,
+              workerThreadIds: [],
+            }
+          : {
+              id: device,
+              name: gpu.name,
+              kind: 'cuda',
+              memoryMB: Math.floor(Number(gpu.totalMemoryBytes / 1_048_576n)),
+              computeUnits: gpu.multiprocessorCount,
+              workerThreadIds: [],
+            },
+      );
     }
     if (init.start !== false) this.#lifecycle.send({ type: 'START' });
+  }
+
+  /** The CUDA device thread (one for every CUDA device), started by the first CUDA launch. */
+  #cudaPool(): Piscina<AttachTask, AttachResult> {
+    if (this.#cuda === undefined) {
+      this.#cuda = new Piscina<AttachTask, AttachResult>({
+        filename: CUDA_DEVICE_HOST,
+        minThreads: 1,
+        maxThreads: 1,
+        idleTimeout: Number.POSITIVE_INFINITY,
+        concurrentTasksPerWorker: MAX_CUDA_KERNELS,
+        // The device thread's pump sleeps with Atomics.wait between polls; Piscina's own atomics stay out of it.
+        atomics: 'disabled',
+      });
+      this.#cuda.on('error', (error: Error) => {
+        process.emitWarning(`ringkernel: the CUDA device thread failed: ${error.message}`, 'RingKernelWarning');
+      });
+    }
+    return this.#cuda;
   }
 
   #createPool(config: RuntimeConfig, workers: number): Piscina<AttachTask, AttachResult> {
@@ -527,6 +588,29 @@ export class RingKernelRuntime {
         `options.restore carries frames from a ring ${restore.queued.integrity ? 'with' : 'without'} integrity checksums: launch with integrity: ${restore.queued.integrity}`,
       );
     }
+    // On the CUDA backend a kernel with a cuda part runs on its GPU; every other kernel runs on CPU workers.
+    const onCuda = this.backend === 'cuda' && definition.cuda !== undefined;
+    if (!onCuda && definition.cpu === undefined) {
+      throw new BackendUnavailableError(
+        'cuda',
+        `kernel '${definition.id}' has only a CUDA handler, and this runtime's backend is ${this.backend}`,
+      );
+    }
+    if (onCuda) {
+      if (integrity) {
+        throw new TypeError(`kernel '${definition.id}': integrity checksums are not computed by CUDA kernels yet`);
+      }
+      if (restore !== undefined) {
+        throw new TypeError(
+          `kernel '${definition.id}': a CUDA kernel keeps its state on the device; it cannot be restored from a checkpoint`,
+        );
+      }
+      if (options.transferStrategy !== undefined && options.transferStrategy !== 'mapped') {
+        throw new RangeError(
+          `options.transferStrategy: CUDA kernels take 'mapped' in this build (rings pinned and mapped into the device), got ${JSON.stringify(options.transferStrategy)}`,
+        );
+      }
+    }
     const instanceId = this.#nextInstanceId++;
     const control = ControlBlock.create(instanceId);
     const histogram = new SharedArrayBuffer(LATENCY_HISTOGRAM_BYTES);
@@ -541,7 +625,14 @@ export class RingKernelRuntime {
     if (restore !== undefined) preloadQueuedFrames(input, restore.queued.bytes);
     const kernelBytes = control.buffer.byteLength + histogram.byteLength + ringBytes(input) + ringBytes(output);
     const device = this.#placeLaunch(options, kernelBytes);
-    const transfer = this.#bridge.open(input, output, options.transferStrategy);
+    if (!onCuda && this.backend === 'cuda' && options.transferStrategy === 'mapped') {
+      throw new RangeError(
+        `options.transferStrategy 'mapped' is for CUDA kernels; kernel '${definition.id}' runs on CPU workers ('direct' or 'dma')`,
+      );
+    }
+    // A CPU kernel on the CUDA backend reads its rings in place, as on the CPU backend.
+    const strategy = onCuda ? 'mapped' : (options.transferStrategy ?? (this.backend === 'cuda' ? 'direct' : undefined));
+    const transfer = this.#bridge.open(input, output, strategy);
     const { port1, port2 } = new MessageChannel();
     const tracing = this.tracing;
     const launchSpan = tracing?.host.beginLifecycle();
@@ -566,9 +657,21 @@ export class RingKernelRuntime {
       device: on,
       restoreState: state,
       dormant,
+      ...(onCuda
+        ? { cuda: { gridSize: grid[0], blockSize: block[0], pollIntervalUs: this.config.bridgePollInterval } }
+        : {}),
     });
     try {
-      attached = await this.#pool(device).run(task(port2, device, restore?.state), { transferList: [port2] });
+      if (onCuda) {
+        attached = await this.#cudaPool().run(task(port2, device), { transferList: [port2] });
+        if (attached.failure !== undefined) throw cudaAttachError(attached.failure, definition.id);
+        const how = attached.cuda;
+        if (how !== undefined) {
+          this.log.debug(`kernel '${name}': CUDA image ${how.key} from ${how.cached ? 'the cache' : how.compiler}`);
+        }
+      } else {
+        attached = await this.#pool(device).run(task(port2, device, restore?.state), { transferList: [port2] });
+      }
     } catch (error) {
       port1.close();
       transfer.release();
@@ -898,6 +1001,13 @@ export class RingKernelRuntime {
     const source = typeof from === 'string' ? this.kernel(from) : from;
     const target = typeof to === 'string' ? this.kernel(to) : to;
     if (source === target) throw new TypeError(`kernel '${source.name}' cannot be connected to itself`);
+    for (const kernel of [source, target]) {
+      if (kernel.transfer.strategy === 'mapped') {
+        throw new TypeError(
+          `kernel '${kernel.name}' runs on a CUDA device: kernel-to-kernel links to and from CUDA kernels are not built yet`,
+        );
+      }
+    }
     const accepted = target.inputCodec;
     const emitted = [source.outputCodec, ...(source.emittedCodecs ?? [])];
     const produced = emitted.find((codec) => codec.typeId === accepted.typeId);
@@ -1081,6 +1191,7 @@ export class RingKernelRuntime {
       this.#health?.stop();
       this.#degradation?.stop();
       await Promise.all(this.#pools.map((pool) => pool.destroy()));
+      await this.#cuda?.destroy();
       await this.tracing?.shutdown();
       await this.#bridge.close();
       this.#lifecycle.send({ type: 'STOPPED' });

@@ -90,6 +90,7 @@ interface OutputLink {
  */
 export class HostedKernel {
   readonly #definition: AnyKernelDefinition;
+  readonly #handler: NonNullable<AnyKernelDefinition['cpu']>;
   readonly #task: AttachTask;
   readonly #port: MessagePort;
   readonly #control: ControlBlock;
@@ -177,6 +178,11 @@ export class HostedKernel {
   /** `restored`: the state a checkpoint carried, used instead of the definition's `init()`. */
   constructor(definition: AnyKernelDefinition, task: AttachTask, restored?: { readonly state: unknown }) {
     this.#definition = definition;
+    if (definition.cpu === undefined) {
+      // The runtime places CUDA-only kernels on CUDA devices; reaching here is a placement bug, said plainly.
+      throw new TypeError(`kernel '${definition.id}' has no cpu handler, so a CPU worker cannot host it`);
+    }
+    this.#handler = definition.cpu;
     this.#task = task;
     this.#port = task.port;
     this.#control = new ControlBlock(task.controlBlock);
@@ -462,7 +468,7 @@ export class HostedKernel {
       const message = frame.decode(this.#definition.input);
       const context = this.#context as { envelope: FrameView };
       context.envelope = frame;
-      const result = this.#definition.cpu(message, this.#context);
+      const result = this.#handler(message, this.#context);
       if (traced) spans?.stop();
       if (result !== undefined) {
         this.#emit(result, frame.messageId, FrameFlags.RESPONSE, (frame.flags & FrameFlags.REQUEST) !== 0);

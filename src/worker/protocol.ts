@@ -38,12 +38,32 @@ export interface AttachTask {
    * makes it take over, DISCARD drops it.
    */
   readonly dormant?: boolean;
+  /** A CUDA kernel (attached to the CUDA device thread): its launch shape and the device thread's poll interval. */
+  readonly cuda?: {
+    readonly gridSize: number;
+    readonly blockSize: number;
+    readonly pollIntervalUs: number;
+  };
 }
 
 /** What the attach task resolves with. */
 export interface AttachResult {
   /** The worker thread now hosting the kernel. */
   readonly threadId: number;
+  /** A CUDA kernel: how its image was made (compiler, cache hit). */
+  readonly cuda?: { readonly compiler: string; readonly cached: boolean; readonly key: string };
+  /**
+   * A CUDA attach that failed, typed (errors cross Piscina as plain Errors): the host rethrows it as a
+   * `CudaCompileError` or `CudaError`.
+   */
+  readonly failure?: {
+    readonly error: SerializedError;
+    readonly compiler?: string | undefined;
+    readonly log?: string | undefined;
+    readonly operation?: string | undefined;
+    readonly cudaResult?: number | undefined;
+    readonly cudaErrorName?: string | undefined;
+  };
 }
 
 /** A lifecycle command from the host. ABORT is forced termination: stop now, dead-letter what is pending. */

@@ -281,6 +281,11 @@ export class CudaDriver {
     return context;
   }
 
+  /** `cuCtxSetCurrent`: makes a context (from {@link primaryContextRetain}) current on this thread. */
+  setCurrentContext(context: bigint): void {
+    this.#call('cuCtxSetCurrent', checkPointer('context', context));
+  }
+
   /** `cuDevicePrimaryCtxRelease_v2`. */
   primaryContextRelease(device: number): void {
     this.#call('cuDevicePrimaryCtxRelease_v2', device);

@@ -1,0 +1,128 @@
+/**
+ * The Piscina task module of the runtime's CUDA device thread: `attach` compiles and launches one CUDA kernel and
+ * returns once it is resident on its device. One such thread serves every CUDA device of a runtime (the driver's
+ * contexts are switched per call), so one {@link PinnedHostMemory} sees every pinned page of the process.
+ */
+import { threadId } from 'node:worker_threads';
+import { findKernel } from '../../runtime/kernel-definition.js';
+import type { AttachResult, AttachTask } from '../../worker/protocol.js';
+import { CuDeviceAttribute, type CudaDriver, requireCudaDriver } from './driver.js';
+import { type CudaDeviceSlot, cudaAttachFailure, HostedCudaKernel } from './hosted-cuda-kernel.js';
+import { PinnedHostMemory } from './pinned-host-memory.js';
+
+/** How long one pump turn runs before it yields the event loop to control messages, ms. */
+const SLICE_MS = 2;
+/** After this long without device activity, ms, the pump sleeps between polls instead of spinning. */
+const SPIN_MS = 0.05;
+/** While recently busy, the pump sleeps this long between polls, ms: output doorbells within ~20 µs. */
+const SHORT_SLEEP_MS = 0.02;
+/** Idle this long, ms, and the pump sleeps the runtime's bridge poll interval instead. */
+const BACKOFF_AFTER_MS = 5;
+
+/** Whether a driver is the emulator (its kernels are host builds, not PTX). */
+function isEmulated(driver: CudaDriver): boolean {
+  return (driver as { emulated?: boolean }).emulated === true;
+}
+
+/**
+ * The device thread's state: the driver, a context per device, the pinned-page registry, and the pump that polls
+ * every resident kernel (output doorbells, device failures, exits).
+ */
+class CudaDeviceService {
+  static #instance: CudaDeviceService | undefined;
+  readonly driver: CudaDriver;
+  readonly #slots = new Map<number, CudaDeviceSlot>();
+  readonly #kernels = new Set<HostedCudaKernel>();
+  readonly #sleeper = new Int32Array(new SharedArrayBuffer(4));
+  #pinned: PinnedHostMemory | undefined;
+  #pumping = false;
+  #idleSince = performance.now();
+  #pollMs = 0.1;
+
+  static get(): CudaDeviceService {
+    CudaDeviceService.#instance ??= new CudaDeviceService();
+    return CudaDeviceService.#instance;
+  }
+
+  private constructor() {
+    this.driver = requireCudaDriver();
+    this.driver.init();
+  }
+
+  slot(ordinal: number): CudaDeviceSlot {
+    let slot = this.#slots.get(ordinal);
+    if (slot !== undefined) return slot;
+    const driver = this.driver;
+    const device = driver.device(ordinal);
+    const context = driver.primaryContextRetain(device);
+    this.#pinned ??= PinnedHostMemory.open(
+      driver,
+      Array.from({ length: driver.deviceCount() }, (_, i) => driver.device(i)),
+    );
+    const major = driver.deviceAttribute(device, CuDeviceAttribute.ComputeCapabilityMajor);
+    const minor = driver.deviceAttribute(device, CuDeviceAttribute.ComputeCapabilityMinor);
+    slot = {
+      driver,
+      pinned: this.#pinned,
+      ordinal,
+      context,
+      arch: isEmulated(driver) ? undefined : `sm_${major}${minor}`,
+      cooperativeLaunch: driver.deviceAttribute(device, CuDeviceAttribute.CooperativeLaunch) === 1,
+    };
+    this.#slots.set(ordinal, slot);
+    return slot;
+  }
+
+  add(kernel: HostedCudaKernel, pollIntervalUs: number): void {
+    this.#pollMs = Math.max(0.01, pollIntervalUs / 1000);
+    this.#kernels.add(kernel);
+    kernel.onExit = () => this.#kernels.delete(kernel);
+    this.#idleSince = performance.now();
+    if (!this.#pumping) {
+      this.#pumping = true;
+      setImmediate(this.#pump);
+    }
+  }
+
+  /**
+   * Polls every kernel for a slice, then yields to the event loop (control messages arrive there). A GPU cannot
+   * wake a JS thread, so this is how the host learns of outputs: spin while busy, sleep briefly when idle.
+   */
+  readonly #pump = (): void => {
+    const kernels = this.#kernels;
+    if (kernels.size === 0) {
+      this.#pumping = false;
+      return;
+    }
+    const sliceEnd = performance.now() + SLICE_MS;
+    do {
+      let active = false;
+      for (const kernel of kernels) if (kernel.poll()) active = true;
+      const now = performance.now();
+      if (active) {
+        this.#idleSince = now;
+      } else {
+        const idle = now - this.#idleSince;
+        if (idle > SPIN_MS) Atomics.wait(this.#sleeper, 0, 0, idle > BACKOFF_AFTER_MS ? this.#pollMs : SHORT_SLEEP_MS);
+      }
+    } while (kernels.size > 0 && performance.now() < sliceEnd);
+    setImmediate(this.#pump);
+  };
+}
+
+/** Piscina task: compiles (or takes from the cache), loads and launches one CUDA kernel; resolves once resident. */
+export default async function attach(task: AttachTask): Promise<AttachResult> {
+  await import(task.moduleUrl);
+  const definition = findKernel(task.kernelId);
+  const options = task.cuda ?? { gridSize: 1, blockSize: 1, pollIntervalUs: 100 };
+  try {
+    const service = CudaDeviceService.get();
+    const kernel = new HostedCudaKernel(definition, task, service.slot(task.device ?? 0), options);
+    service.add(kernel, options.pollIntervalUs);
+    const { compiler, cached, key } = kernel.compiled;
+    return { threadId, cuda: { compiler, cached, key } };
+  } catch (error) {
+    task.port.close();
+    return { threadId, failure: cudaAttachFailure(error) };
+  }
+}

@@ -1,0 +1,393 @@
+import type { MessagePort } from 'node:worker_threads';
+import { type Actor, createActor } from 'xstate';
+import { kernelLifecycle } from '../../../machines/kernel-lifecycle.js';
+import { ErrorCode, ErrorNumber } from '../../errors/codes.js';
+import { CudaCompileError, CudaError } from '../../errors/cuda-errors.js';
+import type { AnyKernelDefinition } from '../../runtime/kernel-definition.js';
+import { telemetryRingEpoch } from '../../telemetry/telemetry-ring.js';
+import { ControlBlock, TERMINATE_NOW } from '../../wire/control-block.js';
+import { wake } from '../../wire/eventcount.js';
+import { FrameConsumer } from '../../wire/frame-consumer.js';
+import { FrameHeader } from '../../wire/frame-header.js';
+import { RingOffset, RingSignalOffset } from '../../wire/ring-signal.js';
+import {
+  type AttachTask,
+  type ControlCommand,
+  type DeadLetterReason,
+  type SerializedError,
+  serializeError,
+  type WorkerReport,
+} from '../../worker/protocol.js';
+import type { CudaDriver } from './driver.js';
+import { type CompiledCudaKernel, compileCudaKernel } from './kernel-compiler.js';
+import type { PinnedHostMemory } from './pinned-host-memory.js';
+
+const DATA_SEQ = RingSignalOffset.DATA_SEQ >> 2;
+const CONSUMER_SLEEPING = RingSignalOffset.CONSUMER_SLEEPING >> 2;
+const WRITE = RingOffset.WRITE_INDEX >> 2;
+
+/** sizeof(rk_frame_slot) in native/cuda/persistent_kernel.cu (static-asserted there). */
+const FRAME_SLOT_BYTES = 48;
+/** rk_persistent_scratch_bytes in persistent_kernel.cu: the plan, then a slot and two frame copies per entry. */
+export function persistentScratchBytes(maxFrameLength: number, batchMax: number): number {
+  return 64 + batchMax * (FRAME_SLOT_BYTES + 2 * ((maxFrameLength + 7) & ~7));
+}
+
+/** Threads per block when neither the kernel's spec nor the launch says: a GPU warp multiple / one CPU thread. */
+const DEFAULT_BLOCK_SIZE = { gpu: 128, emulated: 1 } as const;
+const DEFAULT_BATCH_MAX = 64;
+
+/** The device a CUDA kernel runs on, as the device thread's service sees it. @internal */
+export interface CudaDeviceSlot {
+  readonly driver: CudaDriver;
+  readonly pinned: PinnedHostMemory;
+  /** The device's ordinal and its primary context, current on this thread while the kernel's calls run. */
+  readonly ordinal: number;
+  readonly context: bigint;
+  /** `sm_90` for a GPU; undefined for the emulated device (its kernels are host builds). */
+  readonly arch: string | undefined;
+  readonly cooperativeLaunch: boolean;
+}
+
+/** What the CUDA attach task carries besides the CPU one. @internal */
+export interface CudaAttachOptions {
+  readonly gridSize: number;
+  readonly blockSize: number;
+}
+
+/** Why an attach failed, typed for the host to rethrow (errors cross Piscina as plain Errors). @internal */
+export interface CudaAttachFailure {
+  readonly error: SerializedError;
+  readonly compiler?: string;
+  readonly log?: string;
+  readonly operation?: string;
+  readonly cudaResult?: number;
+  readonly cudaErrorName?: string;
+}
+
+/** Turns what a CUDA attach threw into a failure the host can rebuild. @internal */
+export function cudaAttachFailure(error: unknown): CudaAttachFailure {
+  if (error instanceof CudaCompileError) {
+    return { error: serializeError(error), compiler: error.compiler, log: error.log };
+  }
+  if (error instanceof CudaError) {
+    return {
+      error: serializeError(error),
+      operation: error.operation,
+      cudaResult: error.cudaResult,
+      cudaErrorName: error.cudaErrorName,
+    };
+  }
+  return { error: serializeError(error) };
+}
+
+/**
+ * One CUDA kernel, resident on its device: the persistent-kernel template compiled with the kernel's handler,
+ * launched once over the kernel's own SharedArrayBuffer rings and ControlBlock, pinned and mapped into the device
+ * (`mapped`: zero copy, the GPU polls the host's input ring and writes the host's output ring in place).
+ *
+ * The lifecycle actor is the CPU backend's machine, run here on the device thread: its ControlBlock mirror sets
+ * `is_active`, which the device loop obeys (paused, not exited). This object also stands in for the GPU where
+ * the GPU cannot act on the host: it rings the host's output doorbell when the device has written outputs (a GPU
+ * cannot `Atomics.notify`), turns the device's failure counters into dead letters, and after the device loop has
+ * exited dead-letters the input a non-draining termination leaves behind.
+ */
+export class HostedCudaKernel {
+  readonly #definition: AnyKernelDefinition;
+  readonly #task: AttachTask;
+  readonly #port: MessagePort;
+  readonly #control: ControlBlock;
+  readonly #actor: Actor<typeof kernelLifecycle>;
+  readonly #slot: CudaDeviceSlot;
+  readonly #outputIndex: Uint32Array;
+  readonly #outputSignal: Int32Array;
+  readonly #views: Uint8Array[] = [];
+  /** The compile: which compiler, from the cache or not. */
+  readonly compiled: CompiledCudaKernel;
+  #module = 0n;
+  #scratch = 0n;
+  #stream = 0n;
+  #lastOutputWrite = 0;
+  #seenFailed = 0n;
+  #seenDropped = 0n;
+  /** Set once the device loop has been told to stop after the message in hand, not to drain. */
+  #discardLeftovers: string | undefined;
+  #exited = false;
+  /** Called once the kernel has left the device (the service stops polling it). */
+  onExit: (() => void) | undefined;
+
+  /**
+   * Compiles (or takes from the cache), loads, pins and launches: on return the kernel is resident, Launched.
+   * @throws {CudaCompileError | CudaError} having released whatever it had taken.
+   */
+  constructor(definition: AnyKernelDefinition, task: AttachTask, slot: CudaDeviceSlot, options: CudaAttachOptions) {
+    this.#definition = definition;
+    this.#task = task;
+    this.#port = task.port;
+    this.#slot = slot;
+    this.#control = new ControlBlock(task.controlBlock);
+    this.#outputIndex = new Uint32Array(task.output.ring, 0, 2);
+    this.#outputSignal = new Int32Array(task.output.signal);
+    this.#lastOutputWrite = Atomics.load(this.#outputIndex, WRITE);
+    this.#actor = createActor(kernelLifecycle, { input: { controlBlock: this.#control } });
+    const driver = slot.driver;
+    this.compiled = compileCudaKernel(
+      definition,
+      slot.arch === undefined ? { kind: 'emulated' } : { kind: 'ptx', arch: slot.arch },
+    );
+    try {
+      driver.setCurrentContext(slot.context);
+      this.#module = driver.moduleLoadData(this.compiled.image);
+      const fn = driver.moduleGetFunction(this.#module, 'rk_persistent_kernel');
+      const pin = (buffer: SharedArrayBuffer): bigint => {
+        const view = new Uint8Array(buffer);
+        const pointer = slot.pinned.pin(view);
+        this.#views.push(view);
+        return pointer;
+      };
+      const control = pin(task.controlBlock);
+      const input = pin(task.input.ring);
+      const output = pin(task.output.ring);
+      const telemetry = task.tracing === undefined ? 0n : pin(task.tracing.ring);
+      const maxFrameLength = FrameHeader.SIZE + Math.max(task.input.maxPayloadSize, task.output.maxPayloadSize);
+      const spec = definition.cuda;
+      const batchMax = spec?.batchMax ?? DEFAULT_BATCH_MAX;
+      const scratchBytes = persistentScratchBytes(maxFrameLength, batchMax);
+      this.#scratch = driver.memAlloc(scratchBytes);
+      this.#stream = driver.streamCreate();
+      // The template expects zeroed scratch (its plan starts empty).
+      driver.memcpyHtoDAsync(this.#scratch, new Uint8Array(scratchBytes), this.#stream);
+      driver.streamSynchronize(this.#stream);
+      const blockSize =
+        options.blockSize > 1
+          ? options.blockSize
+          : (spec?.blockSize ?? (slot.arch === undefined ? DEFAULT_BLOCK_SIZE.emulated : DEFAULT_BLOCK_SIZE.gpu));
+      const gridSize = options.gridSize;
+      // Several blocks synchronise grid-wide, which needs every block co-resident: a cooperative launch.
+      const cooperative = gridSize > 1;
+      if (cooperative && !slot.cooperativeLaunch) {
+        throw new CudaError('cuLaunchCooperativeKernel', 801, 'CUDA_ERROR_NOT_SUPPORTED');
+      }
+      // %globaltimer is the driver's Unix-time clock in ns (the emulated device reads CLOCK_REALTIME): no offset
+      // to Unix ns; span times are ns since the telemetry ring's epoch.
+      const epochMs = task.tracing === undefined ? 0 : telemetryRingEpoch(task.tracing.ring);
+      this.#actor.start();
+      this.#actor.send({ type: 'LAUNCHED' });
+      driver.launchKernel(fn, { grid: [gridSize, 1, 1], block: [blockSize, 1, 1], stream: this.#stream, cooperative }, [
+        { type: 'pointer', value: control },
+        { type: 'pointer', value: input },
+        { type: 'u32', value: task.input.ring.byteLength - 8 },
+        { type: 'pointer', value: output },
+        { type: 'u32', value: task.output.ring.byteLength - 8 },
+        { type: 'pointer', value: telemetry },
+        { type: 'pointer', value: this.#scratch },
+        { type: 'u32', value: maxFrameLength },
+        { type: 'u32', value: batchMax },
+        { type: 'i64', value: 0n },
+        { type: 'i64', value: -BigInt(Math.round(epochMs)) * 1_000_000n },
+        { type: 'pointer', value: 0n },
+      ]);
+    } catch (error) {
+      this.#actor.stop();
+      this.#release();
+      throw error;
+    }
+    this.#port.on('message', (command: ControlCommand) => this.#command(command));
+  }
+
+  #report(report: WorkerReport): void {
+    this.#port.postMessage(report);
+  }
+
+  #command(command: ControlCommand): void {
+    if (this.#exited) return;
+    switch (command.command) {
+      case 'SNAPSHOT':
+        this.#report({
+          type: 'snapshot',
+          seq: command.seq,
+          error: serializeError(
+            new TypeError(
+              `kernel '${this.#definition.id}' keeps its state on the CUDA device: it cannot be checkpointed`,
+            ),
+          ),
+        });
+        return;
+      case 'START':
+      case 'DISCARD':
+      case 'RESTORE':
+        return;
+      case 'LINK_IN':
+      case 'LINK_OUT':
+        // The runtime refuses to connect CUDA kernels before it gets here; answer anyway, never hang a caller.
+        this.#report({ type: 'reply', seq: command.seq, ok: false, state: 'cuda', target: 'linked' });
+        return;
+      case 'ABORT':
+        this.#stopNow('termination was forced');
+        this.#report({ type: 'reply', seq: command.seq, ok: true });
+        return;
+      default: {
+        const event =
+          command.command === 'TERMINATE'
+            ? { type: 'TERMINATE' as const, drain: command.drain }
+            : { type: command.command };
+        const snapshot = this.#actor.getSnapshot();
+        if (!snapshot.can(event)) {
+          const target = { ACTIVATE: 'Active', DEACTIVATE: 'Deactivated', TERMINATE: 'Terminating' }[command.command];
+          this.#report({ type: 'reply', seq: command.seq, ok: false, state: String(snapshot.value), target });
+          return;
+        }
+        // Terminating leaves is_active 0; the device loop drains anyway once should_terminate is 1 (the host has
+        // set it), or stops after the batch in hand at 2 — a termination without draining.
+        this.#actor.send(event);
+        if (command.command === 'TERMINATE' && !command.drain) {
+          this.#stopNow('the kernel terminated without draining');
+        }
+        this.#report({ type: 'reply', seq: command.seq, ok: true });
+      }
+    }
+  }
+
+  /** Tells the device loop to exit after the batch in hand; what is left is dead-lettered once it has. */
+  #stopNow(why: string): void {
+    this.#discardLeftovers ??= why;
+    this.#control.requestTermination(TERMINATE_NOW);
+  }
+
+  /**
+   * One look at the kernel, from the device thread's pump: ring the host's output doorbell if the device wrote,
+   * report new device failures, and finish the kernel once the device loop has exited. Returns whether anything
+   * happened (the pump stays awake while kernels are busy).
+   */
+  poll(): boolean {
+    if (this.#exited) return false;
+    let active = false;
+    // Acquire: the frames the device published before this index are visible to whoever we wake.
+    const write = Atomics.load(this.#outputIndex, WRITE);
+    if (write !== this.#lastOutputWrite) {
+      this.#lastOutputWrite = write;
+      wake(this.#outputSignal, DATA_SEQ, CONSUMER_SLEEPING);
+      active = true;
+    }
+    this.#reportDeviceFailures();
+    if (this.#control.hasTerminated) {
+      this.#finish();
+      return true;
+    }
+    return active;
+  }
+
+  /** The device counts what its handler failed or dropped; the host's dead-letter stream gets one letter each. */
+  #reportDeviceFailures(): void {
+    const failed = this.#control.messagesFailed;
+    const dropped = this.#control.messagesDropped;
+    if (failed === this.#seenFailed && dropped === this.#seenDropped) return;
+    const code = this.#control.lastErrorCode;
+    const letters: [DeadLetterReason, bigint, string][] = [
+      ['handler-error', failed - this.#seenFailed, `the CUDA handler returned error ${code}`],
+      ['malformed-frame', dropped - this.#seenDropped, `the CUDA kernel dropped a frame (error ${code})`],
+    ];
+    this.#seenFailed = failed;
+    this.#seenDropped = dropped;
+    for (const [reason, count, message] of letters) {
+      for (let i = 0n; i < count; i++) {
+        // The device released the frame's bytes with the batch: the letter says what failed, not the payload.
+        this.#report({
+          type: 'deadLetter',
+          letter: {
+            reason,
+            error: { name: 'CudaHandlerError', message, code: ErrorCode.HandlerFailed },
+            messageId: 0,
+            correlationId: 0,
+            typeId: this.#definition.input.typeId,
+            payload: new Uint8Array(0),
+          },
+        });
+      }
+    }
+  }
+
+  /** The device loop has exited: wait for the launch to retire, free, dead-letter leftovers, report the exit. */
+  #finish(): void {
+    this.#exited = true;
+    let failure: string | undefined;
+    try {
+      this.#slot.driver.setCurrentContext(this.#slot.context);
+      this.#slot.driver.streamSynchronize(this.#stream);
+    } catch (error) {
+      failure = `the CUDA launch ended with ${serializeError(error).message}`;
+    }
+    const state = String(this.#actor.getSnapshot().value);
+    if (failure === undefined && state !== 'Terminating') {
+      failure = `the CUDA kernel exited on its own (last error ${this.#control.lastErrorCode})`;
+    }
+    if (this.#discardLeftovers !== undefined) {
+      this.#discardPending(this.#discardLeftovers);
+      if (failure === undefined && this.#discardLeftovers === 'termination was forced') {
+        failure = this.#discardLeftovers;
+      }
+    }
+    this.#reportDeviceFailures();
+    this.#release();
+    if (failure === undefined) {
+      this.#actor.send({ type: 'DRAINED' });
+      this.#control.markTerminated();
+      this.#report({ type: 'exit', status: 'Terminated' });
+    } else {
+      this.#actor.send({ type: 'FAIL', reason: failure });
+      this.#control.recordError(ErrorNumber.KernelFailed);
+      this.#control.markTerminated();
+      this.#report({ type: 'exit', status: 'Failed', reason: failure });
+    }
+    this.#actor.stop();
+    this.#port.close();
+    this.onExit?.();
+  }
+
+  /** What the device never took: dead letters (the device has exited, so the host reads the ring now). */
+  #discardPending(why: string): void {
+    let count = 0;
+    const input = new FrameConsumer(this.#task.input, { spin: 0 });
+    input.drain((frame) => {
+      count++;
+      this.#report({
+        type: 'deadLetter',
+        letter: {
+          reason: 'discarded-on-terminate',
+          error: serializeError(new Error(why)),
+          messageId: frame.messageId,
+          correlationId: frame.correlationId,
+          typeId: frame.typeId,
+          payload: frame.payload.slice(),
+        },
+      });
+    });
+    // The device has exited: the host side is now the only writer of the counters.
+    if (count > 0) this.#control.addBatch(count, 0, 0, count);
+    this.#seenDropped = this.#control.messagesDropped;
+  }
+
+  /** Frees the device resources and unpins the buffers. Safe on a partly built kernel. */
+  #release(): void {
+    const driver = this.#slot.driver;
+    const quietly = (fn: () => void): void => {
+      try {
+        fn();
+      } catch {
+        // Freeing after a device fault fails too; the context is torn down with the runtime.
+      }
+    };
+    if (this.#stream !== 0n) quietly(() => driver.streamDestroy(this.#stream));
+    if (this.#scratch !== 0n) quietly(() => driver.memFree(this.#scratch));
+    if (this.#module !== 0n) quietly(() => driver.moduleUnload(this.#module));
+    for (const view of this.#views.splice(0)) quietly(() => this.#slot.pinned.unpin(view));
+    this.#stream = 0n;
+    this.#scratch = 0n;
+    this.#module = 0n;
+  }
+
+  /** Forced stop at shutdown: tell the device loop to exit; the pump finishes the kernel when it has. */
+  abort(): void {
+    this.#stopNow('termination was forced');
+  }
+}

@@ -1,0 +1,272 @@
+/**
+ * The runtime's CUDA launch path, end to end: `defineKernel({ cuda })` compiled into the persistent-kernel template
+ * (cached), launched resident on a device over the kernel's own rings pinned and mapped into it (`mapped`), driven
+ * by the same lifecycle machine and the same KernelHandle as a CPU kernel.
+ *
+ * The same suite runs three times where it can:
+ * - on the CPU backend (the kernels' `cpu` handlers): the reference behaviour;
+ * - on the **emulated CUDA device** (native/build/libcuda-emu.so): there is no GPU on these machines, so a stand-in
+ *   libcuda runs the very same template and handler sources, built for the host, on CPU threads. This is a mock of
+ *   the GPU only: the driver binding, compile pipeline, cache, pinning, launch, lifecycle and rings are the real ones;
+ * - on a real GPU when one is present (`npm run test:gpu` requires it).
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import {
+  BackendUnavailableError,
+  CudaCompileError,
+  type DeadLetter,
+  HandlerFailedError,
+  probeCuda,
+  RingKernelRuntime,
+} from '../src/index.js';
+import { ADD_ONE_POISON, AddOneWords, BrokenCuda, CudaOnly, DoubleReading } from './fixtures/cuda-kernels.js';
+import { Numbers } from './fixtures/kernels.js';
+import { Random, TEST_SEED } from './support/random.js';
+
+const EMULATOR = fileURLToPath(new URL('../../native/build/libcuda-emu.so', import.meta.url));
+const hasGxx = (() => {
+  try {
+    return existsSync('/usr/bin/g++') || existsSync('/usr/local/bin/g++') || process.env.CXX !== undefined;
+  } catch {
+    return false;
+  }
+})();
+const requireGpu = process.env.RINGKERNEL_REQUIRE_GPU === '1';
+// A real driver, looked at before the emulator is put in its place.
+const realProbe = process.env.RINGKERNEL_LIBCUDA === undefined ? probeCuda() : { available: false, reason: '' };
+const cache = mkdtempSync(join(tmpdir(), 'ringkernel-kernel-cache-'));
+process.env.RINGKERNEL_CACHE_DIR = cache;
+after(() => rmSync(cache, { recursive: true, force: true }));
+
+const words = (...values: number[]): Uint8Array => new Uint8Array(new Uint32Array(values).buffer);
+const unwords = (bytes: Uint8Array): number[] => [...new Uint32Array(bytes.slice().buffer)];
+
+interface Target {
+  readonly label: string;
+  /** Why the suite cannot run here, or undefined when it can. */
+  readonly skip: () => string | undefined;
+  readonly build: () => Promise<RingKernelRuntime>;
+}
+
+const targets: Target[] = [
+  {
+    label: 'CPU backend (the reference)',
+    skip: () => undefined,
+    build: () => RingKernelRuntime.builder().backend('cpu').config({ workers: 1 }).build(),
+  },
+  {
+    label: 'real GPU',
+    skip: () => {
+      if (realProbe.available) return undefined;
+      if (requireGpu) assert.fail(`RINGKERNEL_REQUIRE_GPU=1 but CUDA is unavailable: ${realProbe.reason}`);
+      return 'skipped: no CUDA device';
+    },
+    build: () => RingKernelRuntime.builder().backend('cuda').config({ workers: 1 }).build(),
+  },
+  {
+    label: 'emulated CUDA device (CPU threads stand in for the GPU)',
+    skip: () => {
+      if (!existsSync(EMULATOR)) return 'skipped: the CUDA emulator library was not built (needs cc)';
+      if (!hasGxx) return 'skipped: g++ is not installed (the emulated device runs host builds of kernels)';
+      return undefined;
+    },
+    build: () => {
+      process.env.RINGKERNEL_LIBCUDA = EMULATOR;
+      return RingKernelRuntime.builder().backend('cuda').config({ workers: 1 }).build();
+    },
+  },
+];
+
+for (const target of targets) {
+  describe(`kernels with CUDA handlers, on the ${target.label}`, () => {
+    let runtime: RingKernelRuntime | undefined;
+    const letters: DeadLetter[] = [];
+    const skipped = target.skip();
+    before(async () => {
+      if (skipped !== undefined) return;
+      runtime = await target.build();
+      runtime.deadLetters.on('deadLetter', (letter) => letters.push(letter));
+    });
+    after(async () => {
+      await runtime?.shutdown();
+      delete process.env.RINGKERNEL_LIBCUDA;
+    });
+    const run = (t: { skip(message: string): void }): RingKernelRuntime | undefined => {
+      if (skipped !== undefined) {
+        t.skip(skipped);
+        return undefined;
+      }
+      return runtime;
+    };
+
+    it('launches resident, answers calls, and echoes a seeded stream in order with nothing lost', async (t) => {
+      const rt = run(t);
+      if (rt === undefined) return;
+      const kernel = await rt.launch(AddOneWords, 1, 1, { name: 'add-one', queueCapacity: 256 });
+      assert.equal(kernel.status, 'Launched');
+      assert.equal(kernel.metrics().transferStrategy, rt.backend === 'cuda' ? 'mapped' : 'direct');
+      await kernel.activate();
+      assert.deepEqual(unwords(await kernel.call(words(1, 2, 41))), [2, 3, 42]);
+      const random = new Random(TEST_SEED);
+      const total = 20_000;
+      const sent: number[] = [];
+      const received: number[] = [];
+      const receiving = (async () => {
+        while (received.length < total) {
+          const out = await kernel.receive();
+          received.push(...unwords(out));
+        }
+      })();
+      for (let i = 0; i < total; i++) {
+        const value = random.int(0, 0xfff_ffff);
+        sent.push(value + 1);
+        await kernel.send(words(value));
+      }
+      await receiving;
+      assert.deepEqual(received, sent);
+      const metrics = kernel.metrics();
+      assert.equal(metrics.messagesProcessed, total + 1);
+      assert.equal(metrics.messagesFailed, 0);
+      await kernel.terminate();
+      assert.equal(kernel.status, 'Terminated');
+    });
+
+    it('pauses without leaving the device, then takes what queued meanwhile', async (t) => {
+      const rt = run(t);
+      if (rt === undefined) return;
+      const kernel = await rt.launch(AddOneWords, 1, 1, { name: 'pausing', autoActivate: true });
+      assert.deepEqual(unwords(await kernel.call(words(7))), [8]);
+      await kernel.deactivate();
+      assert.equal(kernel.status, 'Deactivated');
+      for (let i = 0; i < 10; i++) await kernel.send(words(100 + i));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.equal(kernel.tryReceive(), undefined, 'a paused kernel takes no input');
+      assert.equal(kernel.metrics().messagesProcessed, 1);
+      await kernel.activate();
+      const back: number[] = [];
+      while (back.length < 10) back.push(...unwords(await kernel.receive()));
+      assert.deepEqual(
+        back,
+        Array.from({ length: 10 }, (_, i) => 101 + i),
+      );
+      await kernel.terminate();
+    });
+
+    it('reports a handler fault as a typed error on the call and a dead letter, and keeps going', async (t) => {
+      const rt = run(t);
+      if (rt === undefined) return;
+      const kernel = await rt.launch(AddOneWords, 1, 1, { name: 'faulty', autoActivate: true });
+      const before = letters.filter((letter) => letter.kernel === 'faulty').length;
+      await assert.rejects(kernel.call(words(ADD_ONE_POISON)), (error: unknown) => error instanceof HandlerFailedError);
+      assert.deepEqual(unwords(await kernel.call(words(1))), [2], 'the kernel goes on after a fault');
+      assert.equal(kernel.metrics().messagesFailed, 1);
+      const deadline = Date.now() + 5_000;
+      while (letters.filter((letter) => letter.kernel === 'faulty').length === before && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      const mine = letters.filter((letter) => letter.kernel === 'faulty').slice(before);
+      assert.equal(mine.length, 1);
+      assert.equal(mine[0]?.reason, 'handler-error');
+      await kernel.terminate();
+    });
+
+    it('holds outputs while the output ring is full, and loses none of them', async (t) => {
+      const rt = run(t);
+      if (rt === undefined) return;
+      const kernel = await rt.launch(DoubleReading, 1, 1, {
+        name: 'backpressure',
+        queueCapacity: 8,
+        autoActivate: true,
+      });
+      const count = 400;
+      const sending = (async () => {
+        for (let seq = 0; seq < count; seq++) await kernel.send({ sender: 3, seq, value: seq });
+      })();
+      // Nobody reads for a while: the output ring fills, the kernel holds, the input ring fills, send waits.
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      assert.ok(kernel.metrics().messagesProcessed < count, 'the kernel is held by the full output ring');
+      const totals: number[] = [];
+      while (totals.length < count) {
+        const out = await kernel.receive();
+        assert.equal(out.seq, totals.length);
+        totals.push(out.total);
+      }
+      await sending;
+      assert.deepEqual(
+        totals,
+        Array.from({ length: count }, (_, seq) => seq * 2),
+      );
+      await kernel.terminate();
+    });
+
+    it('terminates without draining: what was queued becomes dead letters, counted', async (t) => {
+      const rt = run(t);
+      if (rt === undefined) return;
+      const kernel = await rt.launch(DoubleReading, 1, 1, { name: 'discarding', queueCapacity: 64 });
+      for (let seq = 0; seq < 20; seq++) await kernel.send({ sender: 9, seq, value: 1 });
+      await kernel.terminate({ drain: false });
+      assert.equal(kernel.status, 'Terminated');
+      const deadline = Date.now() + 5_000;
+      const mine = () => letters.filter((letter) => letter.kernel === 'discarding');
+      while (mine().length < 20 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+      assert.equal(mine().length, 20);
+      assert.ok(mine().every((letter) => letter.reason === 'discarded-on-terminate'));
+      const seqs = mine().map((letter) => Numbers.decode(letter.payload).seq);
+      assert.deepEqual(
+        seqs,
+        Array.from({ length: 20 }, (_, seq) => seq),
+      );
+    });
+  });
+}
+
+describe('the CUDA launch path refuses what it cannot do, with typed errors', () => {
+  it('a CUDA-only kernel on the CPU backend', async () => {
+    await using runtime = await RingKernelRuntime.builder().backend('cpu').config({ workers: 1 }).build();
+    await assert.rejects(
+      runtime.launch(CudaOnly),
+      (error: unknown) => error instanceof BackendUnavailableError && /has only a CUDA handler/.test(error.message),
+    );
+  });
+
+  it('a handler that does not compile, with the compiler log; a cache hit on the second launch', async (t) => {
+    if (!existsSync(EMULATOR) || !hasGxx) return t.skip('skipped: the CUDA emulator or g++ is missing');
+    process.env.RINGKERNEL_LIBCUDA = EMULATOR;
+    try {
+      await using runtime = await RingKernelRuntime.builder().backend('cuda').config({ workers: 1 }).build();
+      await assert.rejects(runtime.launch(BrokenCuda), (error: unknown) => {
+        if (!(error instanceof CudaCompileError)) assert.fail(String(error));
+        assert.equal(error.code, 'RK_CUDA_COMPILE_FAILED');
+        assert.equal(error.compiler, 'g++');
+        assert.match(error.log, /error/);
+        return true;
+      });
+      const first = await runtime.launch(AddOneWords, 1, 1, { name: 'cached-1' });
+      const built = readdirSync(cache).filter((file) => file.endsWith('.so'));
+      assert.ok(built.length >= 1, 'the build is in the cache');
+      const stamps = built.map((file) => statSync(join(cache, file)).mtimeMs);
+      const second = await runtime.launch(AddOneWords, 1, 1, { name: 'cached-2', autoActivate: true });
+      assert.deepEqual(
+        built.map((file) => statSync(join(cache, file)).mtimeMs),
+        stamps,
+        'the second launch reused the cached build',
+      );
+      assert.deepEqual(unwords(await second.call(words(5))), [6]);
+      await assert.rejects(
+        runtime.connect(first, second),
+        (error: unknown) => error instanceof TypeError && /CUDA kernels are not built yet/.test(error.message),
+      );
+      await assert.rejects(
+        runtime.launch(AddOneWords, 1, 1, { name: 'as-dma', transferStrategy: 'dma' }),
+        (error: unknown) => error instanceof RangeError && /take 'mapped'/.test(error.message),
+      );
+    } finally {
+      delete process.env.RINGKERNEL_LIBCUDA;
+    }
+  });
+});
