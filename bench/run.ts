@@ -14,6 +14,7 @@ import { Piscina } from 'piscina';
 import { RingBuffer } from 'ringbuf.js';
 import { createFrameRing, FrameConsumer, FrameProducer, RingKernelRuntime } from '../src/index.js';
 import { BenchEcho, BenchFragile, BenchHeavyState, BenchIdle, BenchSink, BenchStage } from './bench-kernels.js';
+import { cudaCases } from './cuda-cases.js';
 import { dmaCases } from './dma-cases.js';
 import { type BenchJob, BenchMessages, type BenchSize } from './messages.js';
 import { sinkSendRate } from './sink-rate.js';
@@ -440,6 +441,7 @@ const runs: (() => Promise<CaseResult | CaseResult[]>)[] = [
   piscinaCase,
   kernelCases,
   () => dmaCases(THROUGHPUT_N, RTT_N, percentiles),
+  () => cudaCases(quick ? 100_000 : 1_000_000, quick ? 1_000 : 10_000, percentiles),
   pipelineCases,
   supervisionCases,
   () => tracingCases(THROUGHPUT_N, quick),
@@ -460,6 +462,8 @@ const by = (name: string): CaseResult => cases.find((c) => c.name === name) as C
 const rate = (name: string): number => by(name).msgsPerSec;
 /** The dma cases are absent when the native mirror library is not built. */
 const dmaRan = cases.some((c) => c.name === 'dma.oneway.64');
+/** The CUDA cases ran on a GPU (`cuda.`), on the emulated device (`cuda-emu.`), or not at all. */
+const cudaPrefix = cases.find((c) => c.name.endsWith('.call.64') && c.name.startsWith('cuda'))?.name.split('.')[0];
 const ratios = {
   'frames.oneway.64 / ringbuf.oneway.64 (goal ≥ 0.6)': round(rate('frames.oneway.64') / rate('ringbuf.oneway.64')),
   'frames.oneway.64 / postMessage.oneway.64 (goal ≥ 6)': round(
@@ -477,6 +481,17 @@ const ratios = {
     ? {
         'dma.oneway.64 / kernel.send.64 (goal ≥ 0.7)': round(rate('dma.oneway.64') / rate('kernel.send.64')),
         'kernel.call.64 p50 / dma.call.64 p50': round(by('kernel.call.64').p50us / by('dma.call.64').p50us),
+      }
+    : {}),
+  ...(cudaPrefix !== undefined
+    ? {
+        [`${cudaPrefix}.launchPerMessage.64 p50 / ${cudaPrefix}.call.64 p50 (goal ≥ 10)`]: round(
+          by(`${cudaPrefix}.launchPerMessage.64`).p50us / by(`${cudaPrefix}.call.64`).p50us,
+        ),
+        [`${cudaPrefix}.sustained.64 msg/s (goal ≥ 1 M)`]: rate(`${cudaPrefix}.sustained.64`),
+        [`${cudaPrefix}.sustained.64 / ${cudaPrefix}.launchPerMessage.64`]: round(
+          rate(`${cudaPrefix}.sustained.64`) / rate(`${cudaPrefix}.launchPerMessage.64`),
+        ),
       }
     : {}),
   'pipeline3.64 / pipeline3.host.64 (goal ≥ 5)': round(rate('pipeline3.64') / rate('pipeline3.host.64')),
