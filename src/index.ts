@@ -39,13 +39,17 @@ export type {
 } from './backends/cuda/driver.js';
 export {
   CuDeviceAttribute,
+  CuDeviceP2PAttribute,
   CudaDriver,
   CuMemHostRegisterFlag,
   cudaErrorName,
+  emulatorLibraryPath,
   loadCudaDriver,
   probeCuda,
   requireCudaDriver,
 } from './backends/cuda/driver.js';
+export type { EmulatedBuild, EmulatedBuildOptions } from './backends/cuda/emulated-build.js';
+export { buildEmulatedKernel, EMULATED_IMAGE_PREFIX } from './backends/cuda/emulated-build.js';
 // Transfer strategies (src/bridge)
 export type { MirrorChannelStats, MirrorStats } from './bridge/dma-mirror.js';
 export { MIRROR_CHANNEL_LAYOUT, MIRROR_STATE_LAYOUT, MirrorDirection } from './bridge/mirror-layout.js';
