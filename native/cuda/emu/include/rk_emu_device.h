@@ -5,7 +5,7 @@
  *   - blockIdx/threadIdx/gridDim/blockDim are thread-locals, set from the context the emulator passes to each
  *     emulated thread (so the module needs no symbol from the emulator);
  *   - __syncthreads() and cg::grid_group::sync() call the emulator's barriers through that context;
- *   - __nanosleep sleeps at least RK_EMU_MIN_NANOSLEEP_NS (see there why);
+ *   - __nanosleep sleeps at least RK_EMU_MIN_NANOSLEEP_NS per thread of the launch (see there why);
  *   - cuda::atomic_ref is std::atomic_ref (C++20) — on a CPU every scope is system scope.
  * The fake <cooperative_groups.h>, <cuda/atomic> and <cuda/std/type_traits> beside this file complete it.
  * Nothing here is used by nvcc: the PTX build never sees this directory. */
@@ -48,16 +48,27 @@ inline thread_local dim3 gridDim;
 inline thread_local dim3 blockDim;
 inline thread_local const rk_emu_thread_context *rk_emu_context;
 
-/* The shortest emulated __nanosleep, ns. On a GPU __nanosleep(200) parks one warp for ~200 ns and costs no one
- * anything; on a CPU thread a 200 ns sleep is a syscall round trip that returns at once, so an idle persistent
- * kernel (poll, two barriers, sleep) would spin a whole core. 50 µs (plus the kernel's default 50 µs timer
- * slack) keeps an idle resident kernel near a few percent of one core while adding at most ~0.1 ms to the first
- * message after an idle spell; a busy kernel never sleeps (it only sleeps on an empty or full ring). */
+/* The shortest emulated __nanosleep, ns, per thread of the launch. On a GPU __nanosleep(200) parks one warp for
+ * ~200 ns and costs no one anything; on a CPU thread a 200 ns sleep is a syscall that returns at once, so an idle
+ * persistent kernel (poll, sleep, two barriers per round) would spin a whole core. 50 µs (plus the kernel's default
+ * 50 µs timer slack) keeps an idle 1-thread resident kernel near 5 % of one core. Every idle round also wakes every
+ * other thread of the launch at two barriers, so the sleep grows with the launch's thread count (8 threads:
+ * 400 µs; 256 threads: 12.8 ms), up to RK_EMU_MAX_NANOSLEEP_NS, keeping the idle cost roughly flat. The price is latency: the first message
+ * after an idle spell waits up to that long. A busy kernel never sleeps (it sleeps only on an empty or full ring). */
 #define RK_EMU_MIN_NANOSLEEP_NS 50000u
+#define RK_EMU_MAX_NANOSLEEP_NS 16000000u
 
 static inline void __nanosleep(unsigned int ns) {
-  const unsigned int wait = ns < RK_EMU_MIN_NANOSLEEP_NS ? RK_EMU_MIN_NANOSLEEP_NS : ns;
-  struct timespec duration = {0, (long)wait};
+  unsigned long long threads = 1;
+  if (rk_emu_context != nullptr) {
+    const rk_emu_thread_context *c = rk_emu_context;
+    threads = (unsigned long long)c->grid_dim.x * c->grid_dim.y * c->grid_dim.z * c->block_dim.x * c->block_dim.y *
+              c->block_dim.z;
+  }
+  unsigned long long floor = RK_EMU_MIN_NANOSLEEP_NS * threads;
+  if (floor > RK_EMU_MAX_NANOSLEEP_NS) floor = RK_EMU_MAX_NANOSLEEP_NS;
+  const unsigned long long wait = ns < floor ? floor : ns;
+  struct timespec duration = {(time_t)(wait / 1000000000ull), (long)(wait % 1000000000ull)};
   /* Interrupted (EINTR) or not, returning early is allowed: __nanosleep's duration is only a hint. */
   clock_nanosleep(CLOCK_MONOTONIC, 0, &duration, nullptr);
 }
