@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * Builds the native DMA mirror library (native/build/libringkernel.so) with the system C compiler. Runs on
+ * Builds the native DMA mirror library (native/build/libringkernel.so) and the CUDA driver emulator
+ * (native/build/libcuda-emu.so, for the emulated-device tests) with the system C compiler. Runs on
  * `npm install` / `npm ci` (the package's postinstall) and by hand: `node scripts/build-native.mjs [--sanitize]`.
  * Plain JavaScript on purpose: it runs before `tsc` has built anything.
  *
@@ -56,6 +57,39 @@ const result = spawnSync(compiler, args, { stdio: 'inherit' });
 if (result.error !== undefined || result.status !== 0) {
   const why = result.error !== undefined ? `${compiler} could not run (${result.error.message})` : `${compiler} failed`;
   console.log(`ringkernel: native DMA mirror not built: ${why}; the dma strategy will fall back to direct`);
-  process.exit(0);
+} else {
+  console.log(`ringkernel: built ${output}`);
 }
-console.log(`ringkernel: built ${output}`);
+
+// Second, independent step: the CUDA driver emulator (native/cuda/emu), which runs the CUDA backend on CPU
+// threads where there is no GPU (npm test). Not built with sanitizers; never fatal.
+if (!sanitize) buildCudaEmulator();
+
+function buildCudaEmulator() {
+  const emulator = join(root, 'native', 'build', 'libcuda-emu.so');
+  const emuArgs = [
+    '-std=c11',
+    '-O2',
+    '-pthread',
+    '-fPIC',
+    '-shared',
+    '-fvisibility=hidden',
+    // Kernel threads run emulator code (barriers) until they are joined; never unmap it under them.
+    '-Wl,-z,nodelete',
+    '-Wall',
+    '-Wextra',
+    '-I',
+    join(root, 'native', 'cuda', 'emu', 'include'),
+    join(root, 'native', 'cuda', 'emu', 'libcuda_emu.c'),
+    '-o',
+    emulator,
+    '-ldl',
+  ];
+  const built = spawnSync(compiler, emuArgs, { stdio: 'inherit' });
+  if (built.error !== undefined || built.status !== 0) {
+    const why = built.error !== undefined ? `${compiler} could not run (${built.error.message})` : `${compiler} failed`;
+    console.log(`ringkernel: CUDA driver emulator not built: ${why}; the emulated-device tests will skip`);
+    return;
+  }
+  console.log(`ringkernel: built ${emulator}`);
+}

@@ -40,13 +40,17 @@ export type {
 } from './backends/cuda/driver.js';
 export {
   CuDeviceAttribute,
+  CuDeviceP2PAttribute,
   CudaDriver,
   CuMemHostRegisterFlag,
   cudaErrorName,
+  emulatorLibraryPath,
   loadCudaDriver,
   probeCuda,
   requireCudaDriver,
 } from './backends/cuda/driver.js';
+export type { EmulatedBuild, EmulatedBuildOptions } from './backends/cuda/emulated-build.js';
+export { buildEmulatedKernel, EMULATED_IMAGE_PREFIX } from './backends/cuda/emulated-build.js';
 export type { CompiledCudaKernel, CudaCompiler, CudaCompileTarget } from './backends/cuda/kernel-compiler.js';
 export {
   compileCudaKernel,

@@ -233,6 +233,30 @@ describe('CUDA driver: bindings against a stand-in libcuda (no GPU here)', () =>
     assert.deepEqual(probeBackend('cuda'), { backend: 'cuda', available: true, reason: `${path}: 1 CUDA device` });
   });
 
+  it('binds the synchronous copies, memory info and peer calls with their C types; a real libcuda is not emulated', (t) => {
+    if (!useFake(t, 'one')) return;
+    const driver = requireCudaDriver();
+    assert.equal(driver.emulated, false, 'no rkEmuVersion: not the emulator');
+    driver.init();
+    driver.primaryContextRetain(0);
+    assert.deepEqual(driver.memGetInfo(), { freeBytes: 1n << 30n, totalBytes: 150754820096n });
+    assert.equal(driver.devicePciBusId(0), '0000:17:00.0');
+    assert.equal(driver.deviceCanAccessPeer(0, 0), false);
+    assert.equal(driver.streamQuery(0x5001n), true);
+    driver.contextSynchronize();
+    driver.memsetD8(0xd000n, 7, 16);
+    driver.memcpyHtoD(0xd000n, new Uint8Array(8));
+    driver.memcpyDtoH(new Uint8Array(8), 0xd000n);
+    assert.throws(() => driver.streamQuery(0x10n), {
+      message: 'cuStreamQuery failed: CUDA_ERROR_INVALID_HANDLE (400)',
+    });
+    assert.throws(() => driver.memsetD8(0xd000n, 256, 16), { message: 'value must be between 0 and 255, got 256' });
+    assert.throws(() => driver.memcpyPeerAsync(1n, 0xc0n, 2n, 0xc0n, 8, 0n), {
+      message: 'cuMemcpyPeerAsync failed: CUDA_ERROR_PEER_ACCESS_UNSUPPORTED (217)',
+    });
+    driver.primaryContextRelease(0);
+  });
+
   it('reads device properties through cuDeviceGet*, with typed errors for bad ordinals', (t) => {
     if (!useFake(t, 'one')) return;
     const driver = requireCudaDriver();

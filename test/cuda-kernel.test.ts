@@ -48,6 +48,17 @@ describe('CUDA persistent kernel template', () => {
     );
   });
 
+  it('has the per-message entry rk_single_frame_kernel(frame_in, frame_out, max_frame_length, user_state)', (t) => {
+    if (!hasNvcc) return t.skip(NVCC_MISSING);
+    const ptx = (build as { ptx: string }).ptx;
+    assert.match(ptx, /\.visible \.entry rk_single_frame_kernel\(/);
+    // For the benchmark's launch-per-message comparison: the same handler, one frame per launch.
+    assert.deepEqual(
+      entryParams(ptx, 'rk_single_frame_kernel').map((p) => p.split(' ')[0]),
+      ['u64', 'u64', 'u32', 'u64'],
+    );
+  });
+
   it('orders shared words with system-scope acquire loads and release stores, and reads %globaltimer', (t) => {
     if (!hasNvcc) return t.skip(NVCC_MISSING);
     const ptx = (build as { ptx: string }).ptx;

@@ -101,9 +101,16 @@ __device__ __forceinline__ T rk_load_relaxed(T *word) {
 }
 
 __device__ __forceinline__ uint64_t rk_globaltimer() {
+#ifdef RK_EMULATED_DEVICE
+  /* The emulated device (CPU threads, rk_emu_device.h): %globaltimer is Unix-epoch ns on Linux, and so is this. */
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  return (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+#else
   uint64_t ns;
   asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(ns));
   return ns;
+#endif
 }
 
 /* splitmix64: span ids from (kernel, generation, message id); never zero (W3C forbids an all-zero span id). */
@@ -191,6 +198,76 @@ __device__ uint32_t rk_error_reply_body(uint8_t *out, uint32_t capacity, uint32_
   while (n > 0) out[at++] = (uint8_t)digits[--n];
   for (uint32_t i = 0; i < sizeof tail - 1; i++) out[at++] = (uint8_t)tail[i];
   return size;
+}
+
+/* Checks one input frame (a contiguous copy, 8-aligned) and runs the handler on it, filling `slot` (result,
+ * dropped, emit, output type and size, handler times). Shared by the persistent loop and the per-message kernel,
+ * so both judge and handle a frame the same way. `out_payload` has room for `max_payload` bytes. */
+__device__ void rk_handle_frame(const uint8_t *frame, rk_frame_slot *slot, uint8_t *out_payload, uint32_t max_payload,
+                                void *user_state) {
+  const rk_frame_header *header = reinterpret_cast<const rk_frame_header *>(frame);
+  slot->result = RK_E_NONE;
+  slot->dropped = 0;
+  slot->emit = 0;
+  if (header->magic != RK_FRAME_MAGIC) {
+    slot->result = RK_E_FRAME_BAD_MAGIC;
+  } else if (header->version != RK_FRAME_VERSION) {
+    slot->result = RK_E_FRAME_BAD_VERSION;
+  } else if (header->payload_size != slot->length - RK_FRAME_HEADER_SIZE) {
+    slot->result = RK_E_FRAME_PAYLOAD_SIZE_MISMATCH;
+  }
+  if (slot->result != RK_E_NONE) {
+    slot->dropped = 1;
+    return;
+  }
+  const bool request = (header->flags & RK_FRAME_FLAG_REQUEST) != 0;
+  rk_handler_output out;
+  out.payload = out_payload;
+  out.capacity = max_payload;
+  out.payload_size = 0;
+  out.type_id = header->type_id;
+  out.emit = request ? 1u : 0u;
+  slot->start_ns = rk_globaltimer();
+  slot->result = rk_handle(header, frame + RK_FRAME_HEADER_SIZE, &out, user_state);
+  slot->end_ns = rk_globaltimer();
+  if (slot->result != RK_E_NONE) {
+    slot->emit = request ? 1u : 0u;
+    slot->out_type_id = RK_ERROR_REPLY_TYPE_ID;
+    slot->out_payload_size = request ? rk_error_reply_body(out.payload, max_payload, slot->result) : 0u;
+  } else if (out.payload_size > max_payload) {
+    slot->result = RK_E_FRAME_TOO_LARGE;
+    slot->emit = 0;
+  } else {
+    slot->emit = out.emit;
+    slot->out_type_id = out.type_id;
+    slot->out_payload_size = out.payload_size;
+  }
+}
+
+/* The header of the output frame for input `in` handled as `slot` says (into a zeroed header): a response to a
+ * request (correlated by its message id), ERROR when the handler failed, the input's trace id with this kernel's
+ * span id. Shared by the persistent loop and the per-message kernel. */
+__device__ void rk_build_output_header(rk_frame_header *out, const rk_frame_header *in, const rk_frame_slot *slot,
+                                       uint64_t message_id, uint32_t kernel, uint32_t generation, uint32_t hlc_node,
+                                       int64_t to_unix_ns) {
+  const bool request = (in->flags & RK_FRAME_FLAG_REQUEST) != 0;
+  out->length = RK_FRAME_HEADER_SIZE + slot->out_payload_size;
+  out->magic = RK_FRAME_MAGIC;
+  out->version = RK_FRAME_VERSION;
+  out->flags = (uint16_t)((request ? RK_FRAME_FLAG_RESPONSE : 0u) | (slot->result != RK_E_NONE ? RK_FRAME_FLAG_ERROR : 0u));
+  out->type_id = slot->out_type_id;
+  out->message_id = message_id;
+  out->correlation_id = request ? in->message_id : 0ull;
+  out->source_kernel = kernel;
+  out->destination_kernel = in->source_kernel;
+  out->payload_size = slot->out_payload_size;
+  out->hlc_physical_us = (uint64_t)((int64_t)slot->end_ns + to_unix_ns) / 1000ull;
+  out->hlc_node = hlc_node;
+  for (int b = 0; b < 16; b++) out->trace_id[b] = in->trace_id[b];
+  const uint64_t span = rk_span_id(kernel, generation, in->message_id);
+  for (int b = 0; b < 8; b++) out->span_id[b] = (uint8_t)(span >> (56 - 8 * b));
+  out->priority = in->priority;
+  out->trace_flags = in->trace_flags;
 }
 
 /**
@@ -313,43 +390,7 @@ extern "C" __global__ void rk_persistent_kernel(rk_control_block *control, uint8
       uint8_t *frame = in_frames + (uint64_t)i * stride;
       rk_ring_copy_out(reinterpret_cast<uint64_t *>(frame), in_data, input_storage, slot->ring_offset,
                        rk_align8(slot->length));
-      const rk_frame_header *header = reinterpret_cast<const rk_frame_header *>(frame);
-      slot->result = RK_E_NONE;
-      slot->dropped = 0;
-      slot->emit = 0;
-      if (header->magic != RK_FRAME_MAGIC) {
-        slot->result = RK_E_FRAME_BAD_MAGIC;
-      } else if (header->version != RK_FRAME_VERSION) {
-        slot->result = RK_E_FRAME_BAD_VERSION;
-      } else if (header->payload_size != slot->length - RK_FRAME_HEADER_SIZE) {
-        slot->result = RK_E_FRAME_PAYLOAD_SIZE_MISMATCH;
-      }
-      if (slot->result != RK_E_NONE) {
-        slot->dropped = 1;
-        continue;
-      }
-      const bool request = (header->flags & RK_FRAME_FLAG_REQUEST) != 0;
-      rk_handler_output out;
-      out.payload = out_payloads + (uint64_t)i * stride;
-      out.capacity = max_payload;
-      out.payload_size = 0;
-      out.type_id = header->type_id;
-      out.emit = request ? 1u : 0u;
-      slot->start_ns = rk_globaltimer();
-      slot->result = rk_handle(header, frame + RK_FRAME_HEADER_SIZE, &out, user_state);
-      slot->end_ns = rk_globaltimer();
-      if (slot->result != RK_E_NONE) {
-        slot->emit = request ? 1u : 0u;
-        slot->out_type_id = RK_ERROR_REPLY_TYPE_ID;
-        slot->out_payload_size = request ? rk_error_reply_body(out.payload, max_payload, slot->result) : 0u;
-      } else if (out.payload_size > max_payload) {
-        slot->result = RK_E_FRAME_TOO_LARGE;
-        slot->emit = 0;
-      } else {
-        slot->emit = out.emit;
-        slot->out_type_id = out.type_id;
-        slot->out_payload_size = out.payload_size;
-      }
+      rk_handle_frame(frame, slot, out_payloads + (uint64_t)i * stride, max_payload, user_state);
     }
     sync();
 
@@ -407,25 +448,8 @@ extern "C" __global__ void rk_persistent_kernel(rk_control_block *control, uint8
           rk_frame_header header;
           uint64_t words[RK_FRAME_HEADER_SIZE / 8];
         } out = {};
-        const bool request = (in->flags & RK_FRAME_FLAG_REQUEST) != 0;
-        out.header.length = length;
-        out.header.magic = RK_FRAME_MAGIC;
-        out.header.version = RK_FRAME_VERSION;
-        out.header.flags = (uint16_t)((request ? RK_FRAME_FLAG_RESPONSE : 0u) |
-                                      (slot->result != RK_E_NONE ? RK_FRAME_FLAG_ERROR : 0u));
-        out.header.type_id = slot->out_type_id;
-        out.header.message_id = plan->next_message_id++;
-        out.header.correlation_id = request ? in->message_id : 0ull;
-        out.header.source_kernel = kernel;
-        out.header.destination_kernel = in->source_kernel;
-        out.header.payload_size = slot->out_payload_size;
-        out.header.hlc_physical_us = (uint64_t)((int64_t)slot->end_ns + to_unix_ns) / 1000ull;
-        out.header.hlc_node = control->hlc_node;
-        for (int b = 0; b < 16; b++) out.header.trace_id[b] = in->trace_id[b];
-        const uint64_t span = rk_span_id(kernel, control->generation, in->message_id);
-        for (int b = 0; b < 8; b++) out.header.span_id[b] = (uint8_t)(span >> (56 - 8 * b));
-        out.header.priority = in->priority;
-        out.header.trace_flags = in->trace_flags;
+        rk_build_output_header(&out.header, in, slot, plan->next_message_id++, kernel, control->generation,
+                               control->hlc_node, to_unix_ns);
         const uint32_t write = rk_load_relaxed(&out_ring->write_index);
         rk_ring_copy_in(out_data, output_storage, write, out.words, RK_FRAME_HEADER_SIZE);
         /* Zero the padding so the host never reads stale bytes. */
@@ -458,3 +482,44 @@ extern "C" __global__ void rk_persistent_kernel(rk_control_block *control, uint8
     rk_store_release(&control->has_terminated, 1u);
   }
 }
+
+/**
+ * Launch-per-message, for the benchmark's comparison with the persistent loop: one thread handles one frame with
+ * the same rk_handle and writes one complete output frame (header built as the persistent loop builds it).
+ *   frame_in          one input frame (header + payload), 8-aligned, device or mapped memory
+ *   frame_out         rk_align8(max_frame_length) bytes: receives the output frame. Its header's length is 0 when
+ *                     there is no output (a malformed frame, or the handler emitted nothing); reserved1 then holds
+ *                     the RK_E_* result, so the launcher can count what a persistent kernel would count
+ *   max_frame_length  header + largest payload
+ *   user_state        passed to rk_handle
+ * Extra threads of a bigger launch return at once. The output's message id is the input's (there is no state
+ * between launches), its source kernel the input's destination, its HLC time %globaltimer (Unix ns on Linux).
+ */
+extern "C" __global__ void rk_single_frame_kernel(const uint8_t *frame_in, uint8_t *frame_out,
+                                                  uint32_t max_frame_length, void *user_state) {
+  if (blockIdx.x != 0 || threadIdx.x != 0) return;
+  const rk_frame_header *in = reinterpret_cast<const rk_frame_header *>(frame_in);
+  rk_frame_header *out = reinterpret_cast<rk_frame_header *>(frame_out);
+  rk_frame_slot slot = {};
+  slot.length = in->length;
+  if (slot.length < RK_FRAME_HEADER_SIZE || slot.length > max_frame_length) {
+    slot.result = RK_E_FRAME_BAD_LENGTH;
+  } else {
+    rk_handle_frame(frame_in, &slot, frame_out + RK_FRAME_HEADER_SIZE, max_frame_length - RK_FRAME_HEADER_SIZE,
+                    user_state);
+  }
+  for (uint32_t b = 0; b < RK_FRAME_HEADER_SIZE; b++) frame_out[b] = 0;
+  if (!slot.emit) {
+    out->reserved1 = slot.result;
+    return;
+  }
+  rk_build_output_header(out, in, &slot, in->message_id, in->destination_kernel, 0u, 0u, 0);
+  /* Zero the padding after the payload, as the persistent loop does in its ring. */
+  const uint32_t length = RK_FRAME_HEADER_SIZE + slot.out_payload_size;
+  for (uint32_t b = length; b < rk_align8(length); b++) frame_out[b] = 0;
+}
+
+#ifdef RK_EMULATED_DEVICE
+/* The emulated device's entries (rk_emu_kernel_<name>) for the launchable kernels above. */
+#include "rk_emu_entries.inc"
+#endif

@@ -1,7 +1,10 @@
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import { CudaError } from '../../errors/cuda-errors.js';
 import { BackendUnavailableError } from '../../errors/runtime-errors.js';
 import { CU_RESULT_NAMES } from './cu-result.js';
+import { EMULATED_IMAGE_PREFIX } from './emulated-build.js';
 
 type Koffi = typeof import('koffi');
 type KoffiFunction = ReturnType<ReturnType<Koffi['load']>['func']>;
@@ -28,6 +31,19 @@ export const CuDeviceAttribute = {
  * const devicePointer = driver.memHostRegister(new Uint8Array(sab), CuMemHostRegisterFlag.DeviceMap);
  */
 export const CuMemHostRegisterFlag = { Portable: 0x01, DeviceMap: 0x02 } as const;
+
+/**
+ * Peer-to-peer attributes of a device pair (cuda.h `CUdevice_P2PAttribute`).
+ *
+ * @example
+ * driver.deviceP2PAttribute(CuDeviceP2PAttribute.PerformanceRank, 0, 1); // 0 = the best link
+ */
+export const CuDeviceP2PAttribute = {
+  PerformanceRank: 1,
+  AccessSupported: 2,
+  NativeAtomicSupported: 3,
+  CudaArrayAccessSupported: 4,
+} as const;
 
 /** What one CUDA device is. */
 export interface CudaDeviceInfo {
@@ -74,6 +90,21 @@ export type CudaDriverLoad =
 export function libcudaPath(): string {
   const override = process.env.RINGKERNEL_LIBCUDA;
   return override !== undefined && override !== '' ? override : 'libcuda.so.1';
+}
+
+/**
+ * The absolute path of the CUDA driver emulator (`native/build/libcuda-emu.so`, built by `npm run build:native`
+ * from native/cuda/emu/libcuda_emu.c), or undefined when it was not built. The emulator runs kernels on CPU threads
+ * where there is no GPU; point `RINGKERNEL_LIBCUDA` at it (before the first {@link loadCudaDriver}) to use it.
+ *
+ * @example
+ * const emulator = emulatorLibraryPath();
+ * if (emulator !== undefined) process.env.RINGKERNEL_LIBCUDA = emulator;
+ */
+export function emulatorLibraryPath(): string | undefined {
+  // dist/src/backends/cuda/driver.js → the package root is four levels up.
+  const path = fileURLToPath(new URL('../../../../native/build/libcuda-emu.so', import.meta.url));
+  return existsSync(path) ? path : undefined;
 }
 
 /**
@@ -183,12 +214,18 @@ interface DriverFunctions {
 export class CudaDriver {
   /** Where it was loaded from. */
   readonly path: string;
+  /**
+   * True when the library is ringkernel's CUDA driver emulator (it exports `rkEmuVersion`): the "device" is CPU
+   * threads, and modules must be emulated-device builds ({@link buildEmulatedKernel}), not PTX.
+   */
+  readonly emulated: boolean;
   readonly #koffi: Koffi;
   readonly #fn: DriverFunctions;
 
   /** @internal Use {@link loadCudaDriver}. */
-  constructor(path: string, koffi: Koffi, functions: DriverFunctions) {
+  constructor(path: string, koffi: Koffi, functions: DriverFunctions, emulated = false) {
     this.path = path;
+    this.emulated = emulated;
     this.#koffi = koffi;
     this.#fn = functions;
   }
@@ -329,9 +366,13 @@ export class CudaDriver {
     this.#call('cuMemHostUnregister', memory);
   }
 
-  /** `cuModuleLoadData` from PTX text (NUL-terminated here). */
+  /**
+   * `cuModuleLoadData` from PTX text (NUL-terminated here), or, on the emulator, from an emulated-device image
+   * (`RKEMU-SO:<absolute path of the host build>`, as {@link buildEmulatedKernel} returns it). A real driver
+   * refuses an emulated image and the emulator refuses PTX, both with CUDA_ERROR_NO_BINARY_FOR_GPU.
+   */
   moduleLoadData(ptx: string): bigint {
-    if (typeof ptx !== 'string' || !ptx.includes('.entry')) {
+    if (typeof ptx !== 'string' || !(ptx.includes('.entry') || ptx.startsWith(EMULATED_IMAGE_PREFIX))) {
       throw new TypeError('ptx must be PTX text with at least one .entry');
     }
     const image = Buffer.from(`${ptx}\0`, 'utf8');
@@ -460,6 +501,108 @@ export class CudaDriver {
     );
   }
 
+  /** `cuCtxSynchronize`: waits until every launch and copy of the current context has finished. */
+  contextSynchronize(): void {
+    this.#call('cuCtxSynchronize');
+  }
+
+  /**
+   * `cuStreamQuery`: whether everything submitted to `stream` has finished. False while work is pending
+   * (CUDA_ERROR_NOT_READY, which is an answer, not an error); other results throw.
+   */
+  streamQuery(stream: bigint): boolean {
+    const rc = (this.#fn.cuStreamQuery as KoffiFunction)(checkPointer('stream', stream)) as number;
+    if (rc === 0) return true;
+    if (rc === CUDA_ERROR_NOT_READY) return false;
+    throw new CudaError('cuStreamQuery', rc, this.errorName(rc));
+  }
+
+  /** `cuMemsetD8_v2`: sets `bytes` bytes of device memory at `destination` to `value`. Synchronous. */
+  memsetD8(destination: bigint, value: number, bytes: number): void {
+    checkCount('value', value, 0, 255);
+    checkBytes('bytes', bytes);
+    this.#call('cuMemsetD8_v2', checkPointer('destination', destination), value, bytes);
+  }
+
+  /** `cuMemcpyHtoD_v2`: copies `source` to device memory; synchronous. */
+  memcpyHtoD(destination: bigint, source: Uint8Array): void {
+    if (!(source instanceof Uint8Array)) throw new TypeError('source must be a Uint8Array');
+    checkBytes('source.byteLength', source.byteLength);
+    this.#call('cuMemcpyHtoD_v2', checkPointer('destination', destination), source, source.byteLength);
+  }
+
+  /** `cuMemcpyDtoH_v2`: copies device memory into `destination`; synchronous. */
+  memcpyDtoH(destination: Uint8Array, source: bigint): void {
+    if (!(destination instanceof Uint8Array)) throw new TypeError('destination must be a Uint8Array');
+    checkBytes('destination.byteLength', destination.byteLength);
+    this.#call('cuMemcpyDtoH_v2', destination, checkPointer('source', source), destination.byteLength);
+  }
+
+  /** `cuMemGetInfo_v2`: free and total device memory of the current context's device, bytes. */
+  memGetInfo(): { readonly freeBytes: bigint; readonly totalBytes: bigint } {
+    const free = new BigUint64Array(1);
+    const total = new BigUint64Array(1);
+    this.#call('cuMemGetInfo_v2', free, total);
+    return { freeBytes: free[0] as bigint, totalBytes: total[0] as bigint };
+  }
+
+  /** `cuDeviceCanAccessPeer`: whether `device` can access `peer`'s memory (false for a device and itself). */
+  deviceCanAccessPeer(device: number, peer: number): boolean {
+    checkCount('device', device, 0, INT32_MAX);
+    checkCount('peer', peer, 0, INT32_MAX);
+    const out = [0];
+    this.#call('cuDeviceCanAccessPeer', out, device, peer);
+    return out[0] === 1;
+  }
+
+  /** `cuDeviceGetP2PAttribute` of the link from `source` to `destination` ({@link CuDeviceP2PAttribute}). */
+  deviceP2PAttribute(attribute: number, source: number, destination: number): number {
+    checkCount('attribute', attribute, 1, INT32_MAX);
+    checkCount('source', source, 0, INT32_MAX);
+    checkCount('destination', destination, 0, INT32_MAX);
+    const out = [0];
+    this.#call('cuDeviceGetP2PAttribute', out, attribute, source, destination);
+    return out[0] as number;
+  }
+
+  /** `cuDeviceGetPCIBusId`: the device's PCI address, `domain:bus:device.function`, e.g. `0000:01:00.0`. */
+  devicePciBusId(device: number): string {
+    checkCount('device', device, 0, INT32_MAX);
+    const buffer = Buffer.alloc(64);
+    this.#call('cuDeviceGetPCIBusId', buffer, buffer.length, device);
+    const end = buffer.indexOf(0);
+    return buffer.toString('latin1', 0, end < 0 ? buffer.length : end);
+  }
+
+  /** `cuCtxEnablePeerAccess`: lets the current context access memory of `peerContext` (a primary context). */
+  contextEnablePeerAccess(peerContext: bigint): void {
+    this.#call('cuCtxEnablePeerAccess', checkPointer('peerContext', peerContext), 0);
+  }
+
+  /**
+   * `cuMemcpyPeerAsync`: copies `bytes` from `source` (memory of `sourceContext`'s device) to `destination`
+   * (memory of `destinationContext`'s device) on `stream`.
+   */
+  memcpyPeerAsync(
+    destination: bigint,
+    destinationContext: bigint,
+    source: bigint,
+    sourceContext: bigint,
+    bytes: number,
+    stream: bigint,
+  ): void {
+    checkBytes('bytes', bytes);
+    this.#call(
+      'cuMemcpyPeerAsync',
+      checkPointer('destination', destination),
+      checkPointer('destinationContext', destinationContext),
+      checkPointer('source', source),
+      checkPointer('sourceContext', sourceContext),
+      bytes,
+      checkPointer('stream', stream),
+    );
+  }
+
   /** The koffi module the driver was bound with (for callers that marshal their own structures). */
   get koffi(): Koffi {
     return this.#koffi;
@@ -500,7 +643,21 @@ const PROTOTYPES = [
   'int cuOccupancyMaxActiveBlocksPerMultiprocessor(_Out_ int *blocks, uint64_t fn, int blockSize, size_t sharedBytes)',
   'int cuMemcpyHtoDAsync_v2(uint64_t destination, const void *source, size_t bytes, uint64_t stream)',
   'int cuMemcpyDtoHAsync_v2(void *destination, uint64_t source, size_t bytes, uint64_t stream)',
+  'int cuCtxSynchronize()',
+  'int cuStreamQuery(uint64_t stream)',
+  'int cuMemsetD8_v2(uint64_t destination, uint8_t value, size_t count)',
+  'int cuMemcpyHtoD_v2(uint64_t destination, const void *source, size_t bytes)',
+  'int cuMemcpyDtoH_v2(void *destination, uint64_t source, size_t bytes)',
+  'int cuMemGetInfo_v2(_Out_ size_t *free, _Out_ size_t *total)',
+  'int cuDeviceCanAccessPeer(_Out_ int *canAccess, int device, int peer)',
+  'int cuDeviceGetP2PAttribute(_Out_ int *value, int attribute, int source, int destination)',
+  'int cuDeviceGetPCIBusId(_Out_ uint8_t *busId, int length, int device)',
+  'int cuCtxEnablePeerAccess(uint64_t peerContext, uint32_t flags)',
+  'int cuMemcpyPeerAsync(uint64_t destination, uint64_t destinationContext, uint64_t source, uint64_t sourceContext, size_t bytes, uint64_t stream)',
 ] as const;
+
+/** cuda.h CUDA_ERROR_NOT_READY: `cuStreamQuery`'s "still running". */
+const CUDA_ERROR_NOT_READY = 600;
 
 const loaded = new Map<string, CudaDriverLoad>();
 
@@ -547,7 +704,14 @@ function tryLoad(path: string): CudaDriverLoad {
       return { available: false, reason: `${path} has no ${name}: ${(error as Error).message}` };
     }
   }
-  return { available: true, driver: new CudaDriver(path, koffi, functions) };
+  // Only ringkernel's emulator exports rkEmuVersion; a real libcuda lacks it (koffi throws on a missing symbol).
+  let emulated = false;
+  try {
+    emulated = (lib.func('int rkEmuVersion()')() as number) > 0;
+  } catch {
+    emulated = false;
+  }
+  return { available: true, driver: new CudaDriver(path, koffi, functions, emulated) };
 }
 
 /**
