@@ -21,7 +21,8 @@
  * and stores move frame bytes between those.
  *
  * Control. is_active = 0 pauses consumption without exiting (the kernel stays resident; heartbeat continues).
- * should_terminate = 1 drains the input ring, then exits; 2 exits after the batch in hand. The leader sets
+ * should_terminate = 1 drains the input ring, then exits (with terminate_discard = 1: exits after the batch in hand,
+ * leaving the queue to the host, which dead-letters it); 2 exits after the batch in hand. The leader sets
  * has_terminated = 1 as the very last store. The status word belongs to the host's lifecycle machine; the kernel
  * never writes it.
  *
@@ -337,7 +338,9 @@ extern "C" __global__ void rk_persistent_kernel(rk_control_block *control, uint8
       const uint32_t write = rk_load_acquire(&in_ring->write_index);
       uint32_t count = 0;
       uint32_t at = read;
-      if (terminate != 2 && (active != 0 || terminate == 1)) {
+      /* terminate_discard is stored before should_terminate: read after it, it says how to finish. */
+      const uint32_t discard = terminate == 1 ? rk_load_acquire(&control->terminate_discard) : 0u;
+      if (terminate != 2 && (terminate == 1 ? discard == 0 : active != 0)) {
         while (at != write && count < batch_max) {
           const uint32_t available = (write - at + input_storage) % input_storage;
           const uint32_t length = *reinterpret_cast<const uint32_t *>(in_data + at);
@@ -363,7 +366,7 @@ extern "C" __global__ void rk_persistent_kernel(rk_control_block *control, uint8
         rk_add_u64(&control->messages_received, count);
         rk_store_release(&control->messages_in_flight, count);
         rk_store_release(&control->draining_input, 1u);
-      } else if (terminate == 2 || (terminate == 1 && at == write)) {
+      } else if (terminate == 2 || (terminate == 1 && (discard != 0 || at == write))) {
         plan->action = RK_ACTION_EXIT;
       } else {
         plan->action = RK_ACTION_IDLE;

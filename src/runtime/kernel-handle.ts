@@ -393,8 +393,9 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       return;
     }
     const command = this.#command('TERMINATE', 'terminate', drain);
-    // The word stops a batch in progress after the message in hand; the command says what to do next.
-    this.#control.requestTermination(TERMINATE_FINISH);
+    // The word stops a batch in progress after the message in hand; the command says what to do next (and so
+    // does the discard word, for a device executor that acts on the words before the command arrives).
+    this.#control.requestTermination(TERMINATE_FINISH, !drain);
     await command;
     const timeout = this.#init.terminationTimeout;
     if (await this.#exitWithin(timeout)) return;

@@ -29,7 +29,8 @@ export const ControlBlockOffset = {
   LAYOUT_VERSION: 92,
   HANDLED_CURSOR: 96,
   DRAINING_INPUT: 100,
-  RESERVED: 104,
+  TERMINATE_DISCARD: 104,
+  RESERVED: 108,
   SIZE: 128,
 } as const;
 
@@ -102,7 +103,15 @@ export const CONTROL_BLOCK_LAYOUT = defineStructLayout(
       "Which input a batch is draining: 0 = none, 1 = the own input ring, 2 + k = kernel-to-kernel link k. If the executor dies, the frame in hand is the one at that ring's handled cursor.",
       A(),
     ],
-    ['reserved', 'u8', ControlBlockOffset.RESERVED, 'host', 'Zero; room to grow.', { count: 24 }],
+    [
+      'terminate_discard',
+      'u32',
+      ControlBlockOffset.TERMINATE_DISCARD,
+      'host',
+      'With should_terminate = 1: 0 = handle the queued input before exiting; 1 = leave it in the ring (the host dead-letters it). Written before should_terminate.',
+      A(),
+    ],
+    ['reserved', 'u8', ControlBlockOffset.RESERVED, 'host', 'Zero; room to grow.', { count: 20 }],
   ],
 );
 
@@ -191,8 +200,15 @@ export class ControlBlock {
    * Host: requests termination. The executor checks the word between messages, so a request stops a batch in
    * progress: FINISH after the message in hand (then drain or discard as asked), NOW forced.
    */
-  requestTermination(mode: typeof TERMINATE_FINISH | typeof TERMINATE_NOW = TERMINATE_FINISH): void {
+  requestTermination(mode: typeof TERMINATE_FINISH | typeof TERMINATE_NOW = TERMINATE_FINISH, discard = false): void {
+    // Discard first: an executor that sees the request (seq-cst store after this one) sees how to finish too. A
+    // device executor decides alone (a CPU one also gets the TERMINATE command, which says the same).
+    if (discard) Atomics.store(this.#i32, I32(ControlBlockOffset.TERMINATE_DISCARD), 1);
     Atomics.store(this.#i32, I32(ControlBlockOffset.SHOULD_TERMINATE), mode);
+  }
+  /** With a FINISH request: whether queued input is left for the host to dead-letter instead of handled. */
+  get terminateDiscards(): boolean {
+    return this.#u32(ControlBlockOffset.TERMINATE_DISCARD) !== 0;
   }
   /** Whether the executor loop has exited. */
   get hasTerminated(): boolean {
@@ -305,6 +321,7 @@ export class ControlBlock {
     const i32 = this.#i32;
     Atomics.store(i32, I32(ControlBlockOffset.IS_ACTIVE), 0);
     Atomics.store(i32, I32(ControlBlockOffset.SHOULD_TERMINATE), 0);
+    Atomics.store(i32, I32(ControlBlockOffset.TERMINATE_DISCARD), 0);
     Atomics.store(i32, I32(ControlBlockOffset.HAS_TERMINATED), 0);
     Atomics.store(i32, I32(ControlBlockOffset.MESSAGES_IN_FLIGHT), 0);
     Atomics.store(i32, I32(ControlBlockOffset.DRAINING_INPUT), 0);

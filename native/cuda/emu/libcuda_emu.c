@@ -328,6 +328,7 @@ EXPORT int cuDeviceGetAttribute(int *value, int attribute, int device) {
     case 83: *value = 1; break;                           /* MANAGED_MEMORY */
     case 86: *value = 1; break;                           /* HOST_NATIVE_ATOMIC_SUPPORTED (one coherent memory) */
     case 89: *value = 1; break;                           /* CONCURRENT_MANAGED_ACCESS */
+    case 91: *value = 1; break;                           /* CAN_USE_HOST_POINTER_FOR_REGISTERED_MEM (UVA) */
     case 95: *value = 1; break;                           /* COOPERATIVE_LAUNCH */
     case 97: *value = 232448; break;                      /* MAX_SHARED_MEMORY_PER_BLOCK_OPTIN */
     case 106: *value = 32; break;                         /* MAX_BLOCKS_PER_MULTIPROCESSOR */
@@ -557,9 +558,15 @@ EXPORT int cuMemHostRegister_v2(void *memory, size_t bytes, uint32_t flags) {
   /* PORTABLE | DEVICEMAP | IOMEMORY | READ_ONLY are the flags cuda.h defines. */
   if (memory == NULL || bytes == 0 || (flags & ~0x0fu) != 0) return CUDA_ERROR_INVALID_VALUE;
   uint8_t *base = memory;
+  /* The driver pins whole pages, so two ranges that share a page overlap even when their bytes do not. */
+  const uintptr_t page = 4096;
+  const uintptr_t first = (uintptr_t)base & ~(page - 1);
+  const uintptr_t end = ((uintptr_t)base + bytes + page - 1) & ~(page - 1);
   pthread_mutex_lock(&lock);
   for (emu_registration *r = registrations; r != NULL; r = r->next) {
-    if (base < r->base + r->bytes && r->base < base + bytes) {
+    const uintptr_t r_first = (uintptr_t)r->base & ~(page - 1);
+    const uintptr_t r_end = ((uintptr_t)r->base + r->bytes + page - 1) & ~(page - 1);
+    if (first < r_end && r_first < end) {
       pthread_mutex_unlock(&lock);
       return CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED;
     }

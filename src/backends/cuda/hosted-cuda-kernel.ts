@@ -23,6 +23,8 @@ import { type CompiledCudaKernel, compileCudaKernel } from './kernel-compiler.js
 import type { PinnedHostMemory } from './pinned-host-memory.js';
 
 const DATA_SEQ = RingSignalOffset.DATA_SEQ >> 2;
+/** Why a forced termination ends the kernel Failed (the CPU backend's words). */
+const FORCED = 'termination was forced';
 const CONSUMER_SLEEPING = RingSignalOffset.CONSUMER_SLEEPING >> 2;
 const WRITE = RingOffset.WRITE_INDEX >> 2;
 
@@ -223,7 +225,7 @@ export class HostedCudaKernel {
         this.#report({ type: 'reply', seq: command.seq, ok: false, state: 'cuda', target: 'linked' });
         return;
       case 'ABORT':
-        this.#stopNow('termination was forced');
+        this.#stopNow(FORCED);
         this.#report({ type: 'reply', seq: command.seq, ok: true });
         return;
       default: {
@@ -240,8 +242,9 @@ export class HostedCudaKernel {
         // Terminating leaves is_active 0; the device loop drains anyway once should_terminate is 1 (the host has
         // set it), or stops after the batch in hand at 2 — a termination without draining.
         this.#actor.send(event);
+        // The device left the queue (terminate_discard, set by the host with the request): dead-letter it.
         if (command.command === 'TERMINATE' && !command.drain) {
-          this.#stopNow('the kernel terminated without draining');
+          this.#discardLeftovers ??= 'the kernel terminated without draining';
         }
         this.#report({ type: 'reply', seq: command.seq, ok: true });
       }
@@ -271,6 +274,10 @@ export class HostedCudaKernel {
     }
     this.#reportDeviceFailures();
     if (this.#control.hasTerminated) {
+      // The host sets should_terminate right after posting its TERMINATE: the device may see the word and exit
+      // before the command reaches this thread. Finish once the command has come, with the state it sets.
+      const stopping = this.#actor.getSnapshot().value === 'Terminating' || this.#discardLeftovers !== undefined;
+      if (!stopping && this.#control.terminationRequest !== 0) return active;
       this.#finish();
       return true;
     }
@@ -317,15 +324,13 @@ export class HostedCudaKernel {
     } catch (error) {
       failure = `the CUDA launch ended with ${serializeError(error).message}`;
     }
-    const state = String(this.#actor.getSnapshot().value);
-    if (failure === undefined && state !== 'Terminating') {
-      failure = `the CUDA kernel exited on its own (last error ${this.#control.lastErrorCode})`;
-    }
     if (this.#discardLeftovers !== undefined) {
       this.#discardPending(this.#discardLeftovers);
-      if (failure === undefined && this.#discardLeftovers === 'termination was forced') {
-        failure = this.#discardLeftovers;
-      }
+      // Forced, as on the CPU backend: the kernel ends Failed.
+      if (failure === undefined && this.#discardLeftovers === FORCED) failure = FORCED;
+    }
+    if (failure === undefined && this.#actor.getSnapshot().value !== 'Terminating') {
+      failure = `the CUDA kernel exited on its own (last error ${this.#control.lastErrorCode})`;
     }
     this.#reportDeviceFailures();
     this.#release();
@@ -388,6 +393,6 @@ export class HostedCudaKernel {
 
   /** Forced stop at shutdown: tell the device loop to exit; the pump finishes the kernel when it has. */
   abort(): void {
-    this.#stopNow('termination was forced');
+    this.#stopNow(FORCED);
   }
 }
