@@ -74,6 +74,9 @@ describe(`CUDA driver emulator: lifecycle errors (${EMULATED})`, () => {
     driver.init();
     driver.init(); // idempotent
     assert.equal(driver.deviceCount(), 2);
+    throwsCuda(() => driver.device(2), 'cuDeviceGet', 'CUDA_ERROR_INVALID_DEVICE');
+    throwsCuda(() => driver.deviceAttribute(7, 16), 'cuDeviceGetAttribute', 'CUDA_ERROR_INVALID_DEVICE');
+    throwsCuda(() => driver.deviceAttribute(0, 4000), 'cuDeviceGetAttribute', 'CUDA_ERROR_INVALID_VALUE');
     throwsCuda(() => driver.memAlloc(64), 'cuMemAlloc_v2', 'CUDA_ERROR_INVALID_CONTEXT');
     throwsCuda(() => driver.streamCreate(), 'cuStreamCreate', 'CUDA_ERROR_INVALID_CONTEXT');
     throwsCuda(
