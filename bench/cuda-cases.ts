@@ -153,7 +153,12 @@ function launchPerMessage(
     once();
     // The answer is the add-one of the payload: the baseline does the same work as the persistent kernel.
     const out = new Uint32Array(answer.buffer.slice(96, 96 + payload.length));
-    if (out[1] !== 2) throw new Error(`launch-per-message answered ${out[1]} for 1 + 1`);
+    if (out[1] !== 2) {
+      const result = new DataView(answer.buffer).getUint32(92, true);
+      throw new Error(
+        `launch-per-message answered ${out[1]} for 1 + 1 (length ${new DataView(answer.buffer).getUint32(0, true)}, result ${result})`,
+      );
+    }
     for (let i = 0; i < 50; i++) once();
     const samples: number[] = [];
     const start = performance.now();

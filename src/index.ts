@@ -58,6 +58,7 @@ export {
   kernelCacheDir,
   kernelMessagesHeader,
 } from './backends/cuda/kernel-compiler.js';
+export { PinnedHostMemory } from './backends/cuda/pinned-host-memory.js';
 // Transfer strategies (src/bridge)
 export type { MirrorChannelStats, MirrorStats } from './bridge/dma-mirror.js';
 export { MIRROR_CHANNEL_LAYOUT, MIRROR_STATE_LAYOUT, MirrorDirection } from './bridge/mirror-layout.js';

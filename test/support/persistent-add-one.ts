@@ -15,6 +15,7 @@ import {
   FrameConsumer,
   FrameProducer,
   type MessageCodec,
+  PinnedHostMemory,
   SpanRecordOffset,
   SpanRecordReader,
 } from '../../src/index.js';
@@ -72,6 +73,7 @@ export class ResidentKernel {
   readonly function: bigint;
   readonly module: bigint;
   readonly #registered: Uint8Array[];
+  #pinned: PinnedHostMemory | undefined;
   readonly #scratch: bigint;
 
   private constructor(driver: CudaDriver, image: string, launch: ResidentLaunch) {
@@ -99,8 +101,11 @@ export class ResidentKernel {
     this.telemetry = createTelemetryRing(1024, epochUnixMs);
     const telemetryBytes = new Uint8Array(this.telemetry);
     this.#registered = [controlBytes, inputBytes, outputBytes, telemetryBytes];
+    // Small SharedArrayBuffers share pages, and the driver pins whole pages: the runtime's registry registers
+    // each page once.
+    this.#pinned = PinnedHostMemory.open(driver, [driver.device(0)]);
     const [controlPtr, inputPtr, outputPtr, telemetryPtr] = this.#registered.map((bytes) =>
-      driver.memHostRegister(bytes),
+      (this.#pinned as PinnedHostMemory).pin(bytes),
     ) as [bigint, bigint, bigint, bigint];
     this.control.setActive(true);
     // All blocks must be co-resident for the cooperative launch.
@@ -176,7 +181,7 @@ export class ResidentKernel {
     if (!this.control.hasTerminated) this.control.requestTermination(2);
     this.driver.streamSynchronize(this.stream);
     this.driver.streamDestroy(this.stream);
-    for (const bytes of this.#registered) this.driver.memHostUnregister(bytes);
+    for (const bytes of this.#registered) this.#pinned?.unpin(bytes);
     this.driver.memFree(this.#scratch);
     this.driver.moduleUnload(this.module);
   }

@@ -633,6 +633,7 @@ static int copy_checked(void *destination, const void *source, size_t bytes, uin
 }
 
 static int check_stream_handle(uint64_t handle);
+EXPORT int cuStreamSynchronize(uint64_t handle);
 
 EXPORT int cuMemcpyHtoD_v2(uint64_t destination, const void *source, size_t bytes) {
   return copy_checked((void *)(uintptr_t)destination, source, bytes, destination, 0, 0);
@@ -642,13 +643,15 @@ EXPORT int cuMemcpyDtoH_v2(void *destination, uint64_t source, size_t bytes) {
   return copy_checked(destination, (const void *)(uintptr_t)source, bytes, source, 0, 0);
 }
 
+/* An async copy runs in stream order: after every launch queued before it on that stream (a copy of a kernel's
+ * output must not overtake the kernel). The emulator waits for them, then copies at once. */
 EXPORT int cuMemcpyHtoDAsync_v2(uint64_t destination, const void *source, size_t bytes, uint64_t stream) {
-  int rc = check_stream_handle(stream);
+  int rc = cuStreamSynchronize(stream);
   return rc != CUDA_SUCCESS ? rc : cuMemcpyHtoD_v2(destination, source, bytes);
 }
 
 EXPORT int cuMemcpyDtoHAsync_v2(void *destination, uint64_t source, size_t bytes, uint64_t stream) {
-  int rc = check_stream_handle(stream);
+  int rc = cuStreamSynchronize(stream);
   return rc != CUDA_SUCCESS ? rc : cuMemcpyDtoH_v2(destination, source, bytes);
 }
 

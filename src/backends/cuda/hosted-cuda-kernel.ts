@@ -27,6 +27,9 @@ const DATA_SEQ = RingSignalOffset.DATA_SEQ >> 2;
 const FORCED = 'termination was forced';
 const CONSUMER_SLEEPING = RingSignalOffset.CONSUMER_SLEEPING >> 2;
 const WRITE = RingOffset.WRITE_INDEX >> 2;
+const READ = RingOffset.READ_INDEX >> 2;
+const SPACE_SEQ = RingSignalOffset.SPACE_SEQ >> 2;
+const PRODUCER_SLEEPING = RingSignalOffset.PRODUCER_SLEEPING >> 2;
 
 /** sizeof(rk_frame_slot) in native/cuda/persistent_kernel.cu (static-asserted there). */
 const FRAME_SLOT_BYTES = 48;
@@ -90,8 +93,8 @@ export function cudaAttachFailure(error: unknown): CudaAttachFailure {
  *
  * The lifecycle actor is the CPU backend's machine, run here on the device thread: its ControlBlock mirror sets
  * `is_active`, which the device loop obeys (paused, not exited). This object also stands in for the GPU where
- * the GPU cannot act on the host: it rings the host's output doorbell when the device has written outputs (a GPU
- * cannot `Atomics.notify`), turns the device's failure counters into dead letters, and after the device loop has
+ * the GPU cannot act on the host: it rings the host's output doorbell when the device has written outputs, and
+ * the input ring's room doorbell when the device has taken input (a GPU cannot `Atomics.notify`), turns the device's failure counters into dead letters, and after the device loop has
  * exited dead-letters the input a non-draining termination leaves behind.
  */
 export class HostedCudaKernel {
@@ -103,6 +106,9 @@ export class HostedCudaKernel {
   readonly #slot: CudaDeviceSlot;
   readonly #outputIndex: Uint32Array;
   readonly #outputSignal: Int32Array;
+  readonly #inputIndex: Uint32Array;
+  readonly #inputSignal: Int32Array;
+  #lastInputRead = 0;
   readonly #views: Uint8Array[] = [];
   /** The compile: which compiler, from the cache or not. */
   readonly compiled: CompiledCudaKernel;
@@ -131,6 +137,9 @@ export class HostedCudaKernel {
     this.#outputIndex = new Uint32Array(task.output.ring, 0, 2);
     this.#outputSignal = new Int32Array(task.output.signal);
     this.#lastOutputWrite = Atomics.load(this.#outputIndex, WRITE);
+    this.#inputIndex = new Uint32Array(task.input.ring, 0, 2);
+    this.#inputSignal = new Int32Array(task.input.signal);
+    this.#lastInputRead = Atomics.load(this.#inputIndex, READ);
     this.#actor = createActor(kernelLifecycle, { input: { controlBlock: this.#control } });
     const driver = slot.driver;
     this.compiled = compileCudaKernel(
@@ -270,6 +279,13 @@ export class HostedCudaKernel {
     if (write !== this.#lastOutputWrite) {
       this.#lastOutputWrite = write;
       wake(this.#outputSignal, DATA_SEQ, CONSUMER_SLEEPING);
+      active = true;
+    }
+    // The device freed input room: a host sender parked on a full queue may go on.
+    const read = Atomics.load(this.#inputIndex, READ);
+    if (read !== this.#lastInputRead) {
+      this.#lastInputRead = read;
+      wake(this.#inputSignal, SPACE_SEQ, PRODUCER_SLEEPING);
       active = true;
     }
     this.#reportDeviceFailures();
