@@ -26,6 +26,7 @@ import {
 } from '../src/index.js';
 import { ADD_ONE_POISON, AddOneWords, BrokenCuda, CudaOnly, DoubleReading } from './fixtures/cuda-kernels.js';
 import { Numbers } from './fixtures/kernels.js';
+import { OtlpReceiver, type ReceivedSpan } from './support/otlp-receiver.js';
 import { Random, TEST_SEED } from './support/random.js';
 
 const EMULATOR = fileURLToPath(new URL('../../native/build/libcuda-emu.so', import.meta.url));
@@ -267,6 +268,46 @@ describe('the CUDA launch path refuses what it cannot do, with typed errors', ()
       );
     } finally {
       delete process.env.RINGKERNEL_LIBCUDA;
+    }
+  });
+});
+
+describe('tracing a CUDA kernel: the device writes the processing spans (emulated device)', () => {
+  it('a call is one trace: call on the host → process on the device (GPU timestamps) → receive', async (t) => {
+    if (!existsSync(EMULATOR) || !hasGxx) return t.skip('skipped: the CUDA emulator or g++ is missing');
+    process.env.RINGKERNEL_LIBCUDA = EMULATOR;
+    const receiver = await OtlpReceiver.start();
+    try {
+      await using runtime = await RingKernelRuntime.builder()
+        .backend('cuda')
+        .config({ workers: 1 })
+        .tracing({ endpoint: receiver.url, serviceName: 'cuda-trace', exportIntervalMs: 20 })
+        .build();
+      const kernel = await runtime.launch(AddOneWords, 1, 1, { name: 'traced', autoActivate: true });
+      assert.deepEqual(unwords(await kernel.call(words(9))), [10]);
+      const deadline = performance.now() + 10_000;
+      let processing: ReceivedSpan | undefined;
+      let call: ReceivedSpan | undefined;
+      let receive: ReceivedSpan | undefined;
+      while (performance.now() < deadline) {
+        await runtime.tracing?.flush();
+        call = receiver.named('call traced')[0];
+        processing = receiver.named('process traced')[0];
+        receive = receiver.named('receive traced')[0];
+        if (call && processing && receive) break;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      assert.ok(call && processing && receive, `spans: ${receiver.spans.map((s) => s.name).join(', ')}`);
+      assert.equal(processing.traceId, call.traceId);
+      assert.equal(processing.parentSpanId, call.spanId, 'the device span is parented by the host call span');
+      assert.equal(receive.parentSpanId, processing.spanId, 'the host receive is parented by the device span');
+      const ms = 1_000_000n;
+      assert.ok(processing.startNs + ms >= call.startNs && processing.endNs <= call.endNs + ms, 'process inside call');
+      assert.equal(processing.attributes['messaging.operation'], 'process');
+      assert.equal(processing.attributes['messaging.message.id'], call.attributes['messaging.message.id']);
+    } finally {
+      delete process.env.RINGKERNEL_LIBCUDA;
+      await receiver.close();
     }
   });
 });

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
+import { probeCuda } from '../src/index.js';
 import { eventually } from './support/eventually.js';
 
 describe('examples', () => {
@@ -17,6 +19,38 @@ describe('examples', () => {
     assert.match(out, /out of order: 0, malformed: 0/);
     const mean = Number(/mean (-?[\d.]+)/.exec(out)?.[1]);
     assert.ok(mean > 15 && mean < 25, `mean ${mean}`);
+  });
+});
+
+describe('examples/cuda: one kernel with a CPU and a CUDA handler, on the best backend here', () => {
+  const script = fileURLToPath(new URL('../examples/cuda.js', import.meta.url));
+  const emulator = fileURLToPath(new URL('../../native/build/libcuda-emu.so', import.meta.url));
+  const runExample = (env: Record<string, string>): string =>
+    execFileSync(process.execPath, [script], {
+      encoding: 'utf8',
+      env: { ...process.env, EXAMPLE_READINGS: '5000', ...env },
+      timeout: 120_000,
+    });
+  const expectSameAnswers = (out: string): void => {
+    assert.match(out, /call: 100 °C is 212 °F, alarm 1/);
+    assert.match(out, /call: -300 °C is refused \(HandlerFailedError\)/);
+    // Celsius (i % 50) - 5: 38…44 °C are over 100 °F, 7 in every 50 readings.
+    assert.match(out, /5,000 readings in [\d.]+ s: 700 alarms, out of order 0/);
+    assert.match(out, /kernel: processed 5001, failed 1/);
+  };
+
+  it('runs on the CPU where there is no GPU', (t) => {
+    if (probeCuda().available) return t.skip('skipped: a CUDA device is present, so the example picks CUDA');
+    const out = runExample({ RINGKERNEL_LIBCUDA: '/nonexistent/libcuda.so.1' });
+    assert.match(out, /backend cpu, device cpu:0, strategy direct/);
+    expectSameAnswers(out);
+  });
+
+  it('runs the same kernel on the emulated CUDA device (CPU threads stand in for the GPU), same answers', (t) => {
+    if (!existsSync(emulator)) return t.skip('skipped: the CUDA emulator was not built (needs cc)');
+    const out = runExample({ RINGKERNEL_LIBCUDA: emulator });
+    assert.match(out, /backend cuda, device ringkernel emulated device 0 \(CPU threads\), strategy mapped/);
+    expectSameAnswers(out);
   });
 });
 

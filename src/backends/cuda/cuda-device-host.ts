@@ -18,6 +18,13 @@ const SPIN_MS = 0.05;
 const SHORT_SLEEP_MS = 0.02;
 /** Idle this long, ms, and the pump sleeps the runtime's bridge poll interval instead. */
 const BACKOFF_AFTER_MS = 5;
+/**
+ * Idle this long, ms, and the pump sleeps {@link DORMANT_SLEEP_MS}: a resident kernel nobody talks to should cost
+ * next to nothing. The first output after that waits up to a millisecond for its doorbell (a `call` spins for
+ * its answer itself, so only a parked `receive` sees it).
+ */
+const DORMANT_AFTER_MS = 100;
+const DORMANT_SLEEP_MS = 1;
 
 /** Whether a driver is the emulator (its kernels are host builds, not PTX). */
 function isEmulated(driver: CudaDriver): boolean {
@@ -103,7 +110,15 @@ class CudaDeviceService {
         this.#idleSince = now;
       } else {
         const idle = now - this.#idleSince;
-        if (idle > SPIN_MS) Atomics.wait(this.#sleeper, 0, 0, idle > BACKOFF_AFTER_MS ? this.#pollMs : SHORT_SLEEP_MS);
+        if (idle > SPIN_MS) {
+          const sleep =
+            idle > DORMANT_AFTER_MS
+              ? Math.max(this.#pollMs, DORMANT_SLEEP_MS)
+              : idle > BACKOFF_AFTER_MS
+                ? this.#pollMs
+                : SHORT_SLEEP_MS;
+          Atomics.wait(this.#sleeper, 0, 0, sleep);
+        }
       }
     } while (kernels.size > 0 && performance.now() < sliceEnd);
     setImmediate(this.#pump);
