@@ -51,6 +51,14 @@ RK_EXPORT uint32_t rk_mirror_abi_version(void);
    failure. */
 RK_EXPORT rk_mirror *rk_mirror_create(const char *device, uint32_t poll_us, uint32_t spin_us, rk_wake_fn wake,
                                       rk_mirror_state *state);
+/* A mirror whose device is a CUDA device: replicas in device memory (cuMemAlloc), copied with the driver's
+   synchronous cuMemcpyHtoD/DtoH from `libcuda` (the path the runtime loaded), with `context` current on the copy
+   thread. The caller's thread must have that context current too (attach and detach copy on it). NULL when the
+   library or its functions cannot be found. */
+RK_EXPORT rk_mirror *rk_mirror_create_cuda(const char *libcuda, uint64_t context, uint32_t poll_us, uint32_t spin_us,
+                                           rk_wake_fn wake, rk_mirror_state *state);
+/* Driver copies the CUDA mirrors could not make (process-wide). */
+RK_EXPORT uint32_t rk_mirror_cuda_copy_failures(void);
 /* Mirrors a ring: host_ring and device_ring are rk_ring_header + storage_size bytes, device_ring all zero.
    Returns the channel id (>= 0), or -1 when out of memory or the arguments are bad. The memory must stay valid
    until rk_mirror_detach returns. */

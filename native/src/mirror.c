@@ -17,6 +17,7 @@
  * them before the producer-sleeping flag load for the same reason.
  */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
 #include <linux/futex.h>
 #include <pthread.h>
@@ -55,10 +56,54 @@ static const rk_copy_ops CPU_DEVICE_OPS = {
     .bump_device_seq = cpu_bump_seq,
 };
 
+/* ---- the CUDA device: device memory, reached through the driver's synchronous copies ------------------------ */
+
+/* Bound from libcuda at rk_mirror_create_cuda (the same library the runtime's koffi binding loaded). */
+static int (*cu_memcpy_htod)(uint64_t device, const void *host, size_t bytes);
+static int (*cu_memcpy_dtoh)(void *host, uint64_t device, size_t bytes);
+static int (*cu_ctx_set_current)(uint64_t context);
+/* Copies the driver refused: counted, never fatal here (the kernel then sees stale indices; the runtime reports
+   the count in the mirror's state). */
+static _Atomic uint32_t cuda_copy_failures;
+
+/* Synchronous copies on the legacy default stream complete in issue order, so the bytes of a batch reach the
+   device before the index that publishes them, and an index is read before the bytes it covers are copied. */
+static void cuda_to_device(void *dst, const void *src, size_t bytes) {
+  if (cu_memcpy_htod((uint64_t)(uintptr_t)dst, src, bytes) != 0) atomic_fetch_add(&cuda_copy_failures, 1);
+}
+static void cuda_to_host(void *dst, const void *src, size_t bytes) {
+  if (cu_memcpy_dtoh(dst, (uint64_t)(uintptr_t)src, bytes) != 0) atomic_fetch_add(&cuda_copy_failures, 1);
+}
+static uint32_t cuda_load_index(const void *word) {
+  uint32_t value = 0;
+  cuda_to_host(&value, word, sizeof value);
+  return value;
+}
+static void cuda_store_index(void *word, uint32_t value) { cuda_to_device(word, &value, sizeof value); }
+/* A GPU consumer polls its ring and never parks on a doorbell: nobody sleeps on the device side. */
+static int32_t cuda_load_flag(const void *word) {
+  (void)word;
+  return 0;
+}
+static void cuda_bump_seq(void *word) { (void)word; }
+
+static const rk_copy_ops CUDA_DEVICE_OPS = {
+    .name = "cuda",
+    .to_device = cuda_to_device,
+    .to_host = cuda_to_host,
+    .load_device_index = cuda_load_index,
+    .store_device_index = cuda_store_index,
+    .load_device_flag = cuda_load_flag,
+    .bump_device_seq = cuda_bump_seq,
+};
+
 const rk_copy_ops *rk_copy_ops_for(const char *device) {
   if (device != NULL && strcmp(device, "cpu") == 0) return &CPU_DEVICE_OPS;
+  if (device != NULL && strcmp(device, "cuda") == 0 && cu_memcpy_htod != NULL) return &CUDA_DEVICE_OPS;
   return NULL;
 }
+
+uint32_t rk_mirror_cuda_copy_failures(void) { return atomic_load(&cuda_copy_failures); }
 
 uint32_t rk_mirror_abi_version(void) { return RK_MIRROR_ABI_VERSION; }
 
@@ -98,6 +143,8 @@ struct rk_mirror {
      rk_mirror_stop_thread_mirrors: a worker thread torn down from outside stops its mirrors on the way). */
   pthread_t owner;
   struct rk_mirror *next_live;
+  /* CUDA: the context the copy thread makes current before its first copy (0: not a CUDA mirror). */
+  uint64_t cuda_context;
 };
 
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -255,6 +302,7 @@ static bool mirror_pass(rk_mirror *m, bool *pending) {
 
 static void *copier_main(void *arg) {
   rk_mirror *m = arg;
+  if (m->cuda_context != 0 && cu_ctx_set_current(m->cuda_context) != 0) atomic_fetch_add(&cuda_copy_failures, 1);
   uint64_t idle_since = now_ns();
   while (!atomic_load_explicit(&m->stop, memory_order_acquire)) {
     bool pending = false;
@@ -307,12 +355,37 @@ static void *waker_main(void *arg) {
   return NULL;
 }
 
+static rk_mirror *mirror_create(const char *device, uint64_t cuda_context, uint32_t poll_us, uint32_t spin_us,
+                                rk_wake_fn wake, rk_mirror_state *state);
+
 rk_mirror *rk_mirror_create(const char *device, uint32_t poll_us, uint32_t spin_us, rk_wake_fn wake,
                             rk_mirror_state *state) {
+  return mirror_create(device, 0, poll_us, spin_us, wake, state);
+}
+
+rk_mirror *rk_mirror_create_cuda(const char *libcuda, uint64_t context, uint32_t poll_us, uint32_t spin_us,
+                                 rk_wake_fn wake, rk_mirror_state *state) {
+  if (libcuda == NULL || context == 0) return NULL;
+  /* The runtime has this library loaded already (koffi): dlopen finds the same copy and its state. */
+  void *lib = dlopen(libcuda, RTLD_NOW | RTLD_LOCAL);
+  if (lib == NULL) return NULL;
+  void *htod = dlsym(lib, "cuMemcpyHtoD_v2");
+  void *dtoh = dlsym(lib, "cuMemcpyDtoH_v2");
+  void *set_current = dlsym(lib, "cuCtxSetCurrent");
+  if (htod == NULL || dtoh == NULL || set_current == NULL) return NULL;
+  cu_memcpy_htod = (int (*)(uint64_t, const void *, size_t))htod;
+  cu_memcpy_dtoh = (int (*)(void *, uint64_t, size_t))dtoh;
+  cu_ctx_set_current = (int (*)(uint64_t))set_current;
+  return mirror_create("cuda", context, poll_us, spin_us, wake, state);
+}
+
+static rk_mirror *mirror_create(const char *device, uint64_t cuda_context, uint32_t poll_us, uint32_t spin_us,
+                                rk_wake_fn wake, rk_mirror_state *state) {
   const rk_copy_ops *ops = rk_copy_ops_for(device);
   if (ops == NULL || state == NULL || poll_us == 0) return NULL;
   rk_mirror *m = calloc(1, sizeof *m);
   if (m == NULL) return NULL;
+  m->cuda_context = cuda_context;
   m->ops = ops;
   m->state = state;
   m->wake = wake;

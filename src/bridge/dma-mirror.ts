@@ -54,6 +54,12 @@ const DATA_SEQ = RingSignalOffset.DATA_SEQ >> 2;
 const SPACE_SEQ = RingSignalOffset.SPACE_SEQ >> 2;
 const WAKE_SEQ = MirrorChannelOffset.WAKE_SEQ >> 2;
 
+/** A CUDA mirror's device: the driver library the runtime loaded and the device's primary context. */
+export interface CudaMirrorDevice {
+  readonly libcuda: string;
+  readonly context: bigint;
+}
+
 /** One attached ring, with the views the wake callback notifies through. */
 interface Channel extends MirroredRing {
   readonly id: number;
@@ -92,6 +98,8 @@ interface Channel extends MirroredRing {
  * await mirror.close();
  */
 export class DmaMirror {
+  /** Whether the replicas are CUDA device memory ({@link DmaMirror.attachDevice}) rather than SharedArrayBuffers. */
+  readonly cuda: boolean;
   readonly #lib: MirrorLibrary;
   readonly #pointer: bigint;
   readonly #state: SharedArrayBuffer;
@@ -107,21 +115,25 @@ export class DmaMirror {
    * Starts a mirror thread (and its waker).
    * @throws {BackendUnavailableError} when the native library cannot be loaded or the thread cannot start.
    */
-  static open(pollIntervalUs: number): DmaMirror {
+  static open(pollIntervalUs: number, cuda?: CudaMirrorDevice): DmaMirror {
     const load = loadMirrorLibrary();
     if (!load.available) throw new BackendUnavailableError('dma', load.reason);
-    return new DmaMirror(load.library, pollIntervalUs);
+    return new DmaMirror(load.library, pollIntervalUs, cuda);
   }
 
-  private constructor(lib: MirrorLibrary, pollIntervalUs: number) {
+  private constructor(lib: MirrorLibrary, pollIntervalUs: number, cuda: CudaMirrorDevice | undefined) {
     this.#lib = lib;
+    this.cuda = cuda !== undefined;
     this.#state = new SharedArrayBuffer(MirrorStateOffset.SIZE);
     this.#stateWords = new Int32Array(this.#state);
     this.#stateCounters = new BigUint64Array(this.#state);
     this.#callback = lib.koffi.register(() => this.#wakeWaiters(), lib.wakeCallbackType);
-    const pointer = lib.create('cpu', pollIntervalUs, MIRROR_SPIN_US, this.#callback, new Uint8Array(this.#state)) as
-      | bigint
-      | null;
+    const state = new Uint8Array(this.#state);
+    const pointer = (
+      cuda === undefined
+        ? lib.create('cpu', pollIntervalUs, MIRROR_SPIN_US, this.#callback, state)
+        : lib.createCuda(cuda.libcuda, cuda.context, pollIntervalUs, MIRROR_SPIN_US, this.#callback, state)
+    ) as bigint | null;
     if (pointer === null || pointer === 0n) {
       lib.koffi.unregister(this.#callback);
       throw new BackendUnavailableError('dma', 'the native mirror thread could not be started');
@@ -178,6 +190,56 @@ export class DmaMirror {
       lastWakeSeq: 0,
     });
     return ring;
+  }
+
+  /**
+   * Starts mirroring a ring into CUDA device memory (a CUDA mirror): `device` is a zeroed allocation of the host
+   * ring's size, which the kernel on the GPU reads (input) or writes (output). The caller's thread has the mirror's
+   * context current. The returned ring's `device` is a stand-in with the host's sizes: only the GPU touches the
+   * replica, through `devicePointer`.
+   * @throws {BackendUnavailableError} when the mirror is closed, not a CUDA mirror, or the native side refuses.
+   */
+  attachDevice(host: FrameRingMemory, direction: number, devicePointer: bigint): MirroredRing {
+    if (this.#closed || this.#closing !== undefined) throw new BackendUnavailableError('dma', 'the mirror is closed');
+    if (!this.cuda) throw new BackendUnavailableError('dma', 'attachDevice needs a CUDA mirror');
+    // Nobody parks on a GPU ring's doorbell (the kernel polls): a private one satisfies the channel's shape.
+    const device: FrameRingMemory = Object.freeze({
+      ring: new SharedArrayBuffer(8),
+      signal: new SharedArrayBuffer(RingSignalOffset.SIZE),
+      maxPayloadSize: host.maxPayloadSize,
+      integrity: host.integrity,
+    });
+    const block = new SharedArrayBuffer(MirrorChannelOffset.SIZE);
+    const words = new Int32Array(block);
+    words[MirrorChannelOffset.DIRECTION >> 2] = direction;
+    const id = this.#lib.attachDevicePointer(
+      this.#pointer,
+      direction,
+      new Uint8Array(host.ring),
+      devicePointer,
+      host.ring.byteLength - RingOffset.DATA,
+      new Uint8Array(host.signal),
+      new Uint8Array(device.signal),
+      new Uint8Array(block),
+    ) as number;
+    if (id < 0) throw new BackendUnavailableError('dma', 'the native mirror refused the device ring');
+    const ring: MirroredRing = Object.freeze({ direction, host, device });
+    this.#channels.set(ring, {
+      ...ring,
+      id,
+      block,
+      words,
+      counters: new BigUint64Array(block),
+      hostSignal: new Int32Array(host.signal),
+      deviceSignal: new Int32Array(device.signal),
+      lastWakeSeq: 0,
+    });
+    return ring;
+  }
+
+  /** Driver copies the CUDA mirrors of this process could not make (0 on a healthy device). */
+  cudaCopyFailures(): number {
+    return this.#lib.cudaCopyFailures() as number;
   }
 
   /**

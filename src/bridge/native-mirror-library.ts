@@ -18,7 +18,13 @@ export interface MirrorLibrary {
   /** The `rk_wake_fn *` callback type, for `koffi.register`. */
   readonly wakeCallbackType: ReturnType<Koffi['pointer']>;
   readonly create: KoffiFunction;
+  /** `rk_mirror_create_cuda`: a mirror whose replicas are CUDA device memory. */
+  readonly createCuda: KoffiFunction;
   readonly attach: KoffiFunction;
+  /** `rk_mirror_attach` with the device replica given as a device pointer (a CUDA mirror's rings). */
+  readonly attachDevicePointer: KoffiFunction;
+  /** Driver copies the CUDA mirrors could not make, process-wide. */
+  readonly cudaCopyFailures: KoffiFunction;
   readonly detach: KoffiFunction;
   readonly kick: KoffiFunction;
   readonly stop: KoffiFunction;
@@ -95,9 +101,18 @@ function tryLoad(): MirrorLibraryLoad {
         create: lib.func(
           'void *rk_mirror_create(const char *device, uint32_t poll_us, uint32_t spin_us, rk_wake_fn *wake, void *state)',
         ),
+        createCuda: lib.func(
+          'void *rk_mirror_create_cuda(const char *libcuda, uint64_t context, uint32_t poll_us, uint32_t spin_us, rk_wake_fn *wake, void *state)',
+        ),
         attach: lib.func(
           'int32_t rk_mirror_attach(void *mirror, uint32_t direction, void *host_ring, void *device_ring, uint32_t storage_size, void *host_signal, void *device_signal, void *channel)',
         ),
+        // The same entry point, bound again with the device ring as an integer: a CUDA device pointer is not
+        // memory koffi could take from a JS object.
+        attachDevicePointer: lib.func(
+          'int32_t rk_mirror_attach(void *mirror, uint32_t direction, void *host_ring, uint64_t device_ring, uint32_t storage_size, void *host_signal, void *device_signal, void *channel)',
+        ),
+        cudaCopyFailures: lib.func('uint32_t rk_mirror_cuda_copy_failures(void)'),
         detach: lib.func('int64_t rk_mirror_detach(void *mirror, int32_t channel)'),
         kick: lib.func('void rk_mirror_kick(void *mirror)'),
         stop: lib.func('void rk_mirror_stop(void *mirror)'),

@@ -1,4 +1,5 @@
 import type { BackendType } from '../backends/backend-type.js';
+import { requireCudaDriver } from '../backends/cuda/driver.js';
 import type { FrameRingMemory } from '../wire/frame-ring.js';
 import { RingOffset, RingSignalOffset } from '../wire/ring-signal.js';
 import { DmaMirror, type MirrorChannelStats, type MirroredRing, type MirrorStats } from './dma-mirror.js';
@@ -30,6 +31,11 @@ export interface KernelTransfer {
   readonly afterInputWrite: (() => void) | undefined;
   /** Call while spinning synchronously for output: wakes the kernel if it sleeps on input it has not seen. */
   readonly nudgeKernel: (() => void) | undefined;
+  /**
+   * A CUDA kernel on `dma`: its rings' replicas in device memory, which the GPU reads and writes (the host rings
+   * above are the mirror's other end).
+   */
+  readonly devicePointers?: { readonly input: bigint; readonly output: bigint } | undefined;
   /** What the mirror moved (null for `direct`). */
   stats(): KernelTransferStats | null;
   /** Final copy, then the mirror lets go of the rings. Idempotent; nothing to do for `direct`. */
@@ -56,6 +62,8 @@ export class TransferBridge {
   readonly #backend: BackendType;
   readonly #pollIntervalUs: number;
   #mirror: DmaMirror | undefined;
+  /** One CUDA mirror per device ordinal (its copy thread has that device's context current). */
+  readonly #cudaMirrors = new Map<number, { readonly mirror: DmaMirror; readonly context: bigint }>();
 
   constructor(backend: BackendType, pollIntervalUs: number) {
     this.#backend = backend;
@@ -106,6 +114,68 @@ export class TransferBridge {
     };
   }
 
+  /**
+   * Sets up a CUDA kernel's rings: `mapped` (the device thread pins the host's rings; nothing here) or `dma`
+   * (replicas in the device's memory, kept by a CUDA mirror thread with the driver's copies). Without the native
+   * library, `dma` says so once and runs `mapped`.
+   * @throws {CudaError} when device memory cannot be had.
+   */
+  openCuda(
+    input: FrameRingMemory,
+    output: FrameRingMemory,
+    device: number,
+    strategy: 'mapped' | 'dma',
+  ): KernelTransfer {
+    const mapped: KernelTransfer = { ...directTransfer(input, output), strategy: 'mapped' };
+    if (strategy === 'mapped') return mapped;
+    const load = loadMirrorLibrary();
+    if (!load.available) {
+      this.#noticeFallback(load.reason, 'mapped');
+      return mapped;
+    }
+    const driver = requireCudaDriver();
+    let entry = this.#cudaMirrors.get(device);
+    if (entry === undefined) {
+      const context = driver.primaryContextRetain(driver.device(device));
+      entry = { mirror: DmaMirror.open(this.#pollIntervalUs, { libcuda: driver.path, context }), context };
+      this.#cudaMirrors.set(device, entry);
+    }
+    const { mirror, context } = entry;
+    driver.setCurrentContext(context);
+    const allocated: bigint[] = [];
+    const attached: MirroredRing[] = [];
+    const release = (): void => {
+      for (const ring of attached.splice(0)) mirror.detach(ring);
+      driver.setCurrentContext(context);
+      for (const pointer of allocated.splice(0)) driver.memFree(pointer);
+    };
+    try {
+      for (const [ring, direction] of [
+        [input, MirrorDirection.HOST_TO_DEVICE],
+        [output, MirrorDirection.DEVICE_TO_HOST],
+      ] as const) {
+        const pointer = driver.memAlloc(ring.ring.byteLength);
+        allocated.push(pointer);
+        driver.memsetD8(pointer, 0, ring.ring.byteLength);
+        attached.push(mirror.attachDevice(ring, direction, pointer));
+      }
+    } catch (error) {
+      release();
+      throw error;
+    }
+    const [mirroredInput, mirroredOutput] = attached as [MirroredRing, MirroredRing];
+    return {
+      strategy: 'dma',
+      kernelInput: input,
+      kernelOutput: output,
+      devicePointers: { input: allocated[0] as bigint, output: allocated[1] as bigint },
+      afterInputWrite: mirror.afterHostWrite,
+      nudgeKernel: undefined,
+      stats: () => ({ input: mirror.channelStats(mirroredInput), output: mirror.channelStats(mirroredOutput) }),
+      release,
+    };
+  }
+
   /** The mirror thread's counters, or null when no kernel has used `dma`. */
   mirrorStats(): MirrorStats | null {
     return this.#mirror?.stats() ?? null;
@@ -114,6 +184,21 @@ export class TransferBridge {
   /** Stops and joins the mirror thread (after every kernel has released its rings). */
   async close(): Promise<void> {
     await this.#mirror?.close();
+    for (const [device, { mirror }] of this.#cudaMirrors) {
+      await mirror.close();
+      const driver = requireCudaDriver();
+      driver.primaryContextRelease(driver.device(device));
+    }
+    this.#cudaMirrors.clear();
+  }
+
+  #noticeFallback(reason: string, instead: TransferStrategy): void {
+    this.fallbackReason ??= reason;
+    if (fallbackNoticeGiven) return;
+    fallbackNoticeGiven = true;
+    console.warn(
+      `ringkernel: the native DMA mirror is unavailable, so kernels asking for 'dma' run '${instead}': ${reason}`,
+    );
   }
 
   #dmaMirror(): DmaMirror | undefined {
@@ -125,13 +210,7 @@ export class TransferBridge {
       this.#mirror = DmaMirror.open(this.#pollIntervalUs);
       return this.#mirror;
     } catch (error) {
-      this.fallbackReason = error instanceof Error ? error.message : String(error);
-      if (!fallbackNoticeGiven) {
-        fallbackNoticeGiven = true;
-        console.warn(
-          `ringkernel: the native DMA mirror is unavailable, so kernels asking for 'dma' run 'direct': ${this.fallbackReason}`,
-        );
-      }
+      this.#noticeFallback(error instanceof Error ? error.message : String(error), 'direct');
       return undefined;
     }
   }

@@ -605,9 +605,13 @@ export class RingKernelRuntime {
           `kernel '${definition.id}': a CUDA kernel keeps its state on the device; it cannot be restored from a checkpoint`,
         );
       }
-      if (options.transferStrategy !== undefined && options.transferStrategy !== 'mapped') {
+      if (
+        options.transferStrategy !== undefined &&
+        options.transferStrategy !== 'mapped' &&
+        options.transferStrategy !== 'dma'
+      ) {
         throw new RangeError(
-          `options.transferStrategy: CUDA kernels take 'mapped' in this build (rings pinned and mapped into the device), got ${JSON.stringify(options.transferStrategy)}`,
+          `options.transferStrategy: CUDA kernels take 'mapped' (rings pinned and mapped into the device) or 'dma' (replicas in device memory, copied by the mirror thread), got ${JSON.stringify(options.transferStrategy)}`,
         );
       }
     }
@@ -631,8 +635,9 @@ export class RingKernelRuntime {
       );
     }
     // A CPU kernel on the CUDA backend reads its rings in place, as on the CPU backend.
-    const strategy = onCuda ? 'mapped' : (options.transferStrategy ?? (this.backend === 'cuda' ? 'direct' : undefined));
-    const transfer = this.#bridge.open(input, output, strategy);
+    const transfer = onCuda
+      ? this.#bridge.openCuda(input, output, device, options.transferStrategy === 'dma' ? 'dma' : 'mapped')
+      : this.#bridge.open(input, output, options.transferStrategy ?? (this.backend === 'cuda' ? 'direct' : undefined));
     const { port1, port2 } = new MessageChannel();
     const tracing = this.tracing;
     const launchSpan = tracing?.host.beginLifecycle();
@@ -658,7 +663,14 @@ export class RingKernelRuntime {
       restoreState: state,
       dormant,
       ...(onCuda
-        ? { cuda: { gridSize: grid[0], blockSize: block[0], pollIntervalUs: this.config.bridgePollInterval } }
+        ? {
+            cuda: {
+              gridSize: grid[0],
+              blockSize: block[0],
+              pollIntervalUs: this.config.bridgePollInterval,
+              devicePointers: transfer.devicePointers,
+            },
+          }
         : {}),
     });
     try {

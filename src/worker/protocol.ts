@@ -43,6 +43,8 @@ export interface AttachTask {
     readonly gridSize: number;
     readonly blockSize: number;
     readonly pollIntervalUs: number;
+    /** `dma`: the rings' device replicas the kernel reads and writes (else it maps the host's rings). */
+    readonly devicePointers?: { readonly input: bigint; readonly output: bigint } | undefined;
   };
 }
 

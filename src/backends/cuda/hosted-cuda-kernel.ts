@@ -58,6 +58,8 @@ export interface CudaDeviceSlot {
 export interface CudaAttachOptions {
   readonly gridSize: number;
   readonly blockSize: number;
+  /** `dma`: the rings' replicas in device memory; absent for `mapped` (the host's rings are pinned and mapped). */
+  readonly devicePointers?: { readonly input: bigint; readonly output: bigint } | undefined;
 }
 
 /** Why an attach failed, typed for the host to rethrow (errors cross Piscina as plain Errors). @internal */
@@ -157,8 +159,8 @@ export class HostedCudaKernel {
         return pointer;
       };
       const control = pin(task.controlBlock);
-      const input = pin(task.input.ring);
-      const output = pin(task.output.ring);
+      const input = options.devicePointers?.input ?? pin(task.input.ring);
+      const output = options.devicePointers?.output ?? pin(task.output.ring);
       const telemetry = task.tracing === undefined ? 0n : pin(task.tracing.ring);
       const maxFrameLength = FrameHeader.SIZE + Math.max(task.input.maxPayloadSize, task.output.maxPayloadSize);
       const spec = definition.cuda;
