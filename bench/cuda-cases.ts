@@ -5,6 +5,7 @@
  * - `<p>.call.64`: a `call` round trip to the resident add-one kernel.
  * - `<p>.sustained.64` / `<p>.sustained.1024`: msg/s into a resident sink kernel, counted when the device has
  *   processed them.
+ * - `<p>.dma.sustained.64`, `<p>.dma.call.64`: the same over `dma` (rings in device memory, copied by the mirror).
  * - `<p>.launchPerMessage.64`: the alternative a persistent kernel replaces: per message, copy the frame in,
  *   `cuLaunchKernel` a one-shot kernel running the same handler (`rk_single_frame_kernel`), copy the answer out,
  *   synchronise.
@@ -100,6 +101,33 @@ export async function cudaCases(
     const callRate = calls.length / ((performance.now() - callStart) / 1000);
     results.push({ name: `${prefix}.call.64`, msgsPerSec: Math.round(callRate), ...percentiles(calls) });
     await echo.terminate();
+
+    // The same two measurements over dma: rings in device memory, copied by the mirror thread.
+    const dmaSink = await runtime.launch(BenchCudaSink, 1, 1, {
+      name: 'sink-dma',
+      autoActivate: true,
+      queueCapacity: 4096,
+      transferStrategy: 'dma',
+    });
+    const dmaRate = await sinkSendRate(dmaSink, small, throughputN);
+    results.push({ name: `${prefix}.dma.sustained.64`, msgsPerSec: Math.round(dmaRate), p50us: 0, p99us: 0 });
+    await dmaSink.terminate();
+    const dmaEcho = await runtime.launch(BenchCudaAddOne, 1, 1, {
+      name: 'echo-dma',
+      autoActivate: true,
+      transferStrategy: 'dma',
+    });
+    for (let i = 0; i < 200; i++) await dmaEcho.call(words);
+    const dmaCalls: number[] = [];
+    const dmaStart = performance.now();
+    for (let i = 0; i < rttN; i++) {
+      const t0 = performance.now();
+      await dmaEcho.call(words);
+      dmaCalls.push((performance.now() - t0) * 1000);
+    }
+    const dmaCallRate = dmaCalls.length / ((performance.now() - dmaStart) / 1000);
+    results.push({ name: `${prefix}.dma.call.64`, msgsPerSec: Math.round(dmaCallRate), ...percentiles(dmaCalls) });
+    await dmaEcho.terminate();
 
     results.push(launchPerMessage(prefix, words, Math.max(200, Math.floor(rttN / 4)), percentiles));
   } finally {
