@@ -91,7 +91,8 @@ function toolkitIncludes(): string[] {
  * Compiles a kernel's CUDA handler into the persistent-kernel template, or takes it from the cache. For a GPU:
  * NVRTC when `libnvrtc` loads, else `nvcc -ptx`, else the PTX the kernel ships (`cuda.ptx`). For the emulated
  * device: a host shared object built with g++ from the same sources. Synchronous (a compile takes seconds; a
- * cache hit reads one file); the CUDA device host runs it in its own thread.
+ * cache hit reads one file); the CUDA device host runs it in its own thread. When NVRTC fails and nvcc is
+ * installed, nvcc gets its turn.
  *
  * @throws {CudaCompileError} with the compiler's log, or when no compiler is found and no PTX is shipped.
  * @example
@@ -140,25 +141,37 @@ export function compileCudaKernel(definition: AnyKernelDefinition, target: CudaC
       compiler = 'g++';
       const result = buildEmulatedKernel({ handlerPath, outputPath: built, includeDirs: [work] });
       if (!result.ok) throw new CudaCompileError(definition.id, compiler, result.stderr);
-    } else if (nvrtc !== null) {
-      compiler = 'nvrtc';
-      const includes = [join(NATIVE, 'include'), join(NATIVE, 'cuda'), work, ...toolkitIncludes()];
-      const unit = `#include "handler.cu"\n#include "persistent_kernel.cu"\n`;
-      const result = nvrtc.compile(unit, `${definition.id}.cu`, [
-        `--gpu-architecture=${target.arch.replace(/^sm_/, 'compute_')}`,
-        '-std=c++17',
-        ...includes.map((dir) => `--include-path=${dir}`),
-      ]);
-      if (!result.ok) throw new CudaCompileError(definition.id, compiler, result.log);
-      writeFileSync(built, result.ptx);
-    } else if (nvccRuns()) {
-      compiler = 'nvcc';
-      const args = ['-std=c++17', '-ptx', `-arch=${target.arch}`, '-I', join(NATIVE, 'include')];
-      args.push('-I', join(NATIVE, 'cuda'), '-I', work, '--pre-include', handlerPath, TEMPLATE, '-o', built);
-      const result = spawnSync(process.env.NVCC ?? 'nvcc', args, { encoding: 'utf8' });
-      if (result.status !== 0) {
-        throw new CudaCompileError(definition.id, compiler, `${result.stdout ?? ''}${result.stderr ?? ''}`);
+    } else if (nvrtc !== null || nvccRuns()) {
+      // NVRTC first; if it fails (a toolkit without the C headers NVRTC needs, say) and nvcc is here, nvcc. A
+      // handler that is simply wrong fails both: the error carries both logs.
+      const failures: string[] = [];
+      let made: CudaCompiler | undefined;
+      if (nvrtc !== null) {
+        const includes = [join(NATIVE, 'include'), join(NATIVE, 'cuda'), work, ...toolkitIncludes()];
+        const unit = `#include "handler.cu"\n#include "persistent_kernel.cu"\n`;
+        const result = nvrtc.compile(unit, `${definition.id}.cu`, [
+          `--gpu-architecture=${target.arch.replace(/^sm_/, 'compute_')}`,
+          '-std=c++17',
+          ...includes.map((dir) => `--include-path=${dir}`),
+        ]);
+        if (result.ok) {
+          writeFileSync(built, result.ptx);
+          made = 'nvrtc';
+        } else {
+          failures.push(`nvrtc (${nvrtc.path}):\n${result.log}`);
+        }
       }
+      if (made === undefined && nvccRuns()) {
+        const args = ['-std=c++17', '-ptx', `-arch=${target.arch}`, '-I', join(NATIVE, 'include')];
+        args.push('-I', join(NATIVE, 'cuda'), '-I', work, '--pre-include', handlerPath, TEMPLATE, '-o', built);
+        const result = spawnSync(process.env.NVCC ?? 'nvcc', args, { encoding: 'utf8' });
+        if (result.status === 0) made = 'nvcc';
+        else failures.push(`nvcc:\n${result.stdout ?? ''}${result.stderr ?? ''}`);
+      }
+      if (made === undefined) {
+        throw new CudaCompileError(definition.id, nvrtc !== null ? 'nvrtc' : 'nvcc', failures.join('\n'));
+      }
+      compiler = made;
     } else if (definition.cuda?.ptx !== undefined) {
       // Shipped PTX is not cached: it is already a file, and its hash is not this build's key.
       return { image: readFileSync(definition.cuda.ptx, 'utf8'), compiler: 'shipped', cached: false, key };
