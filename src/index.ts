@@ -58,6 +58,8 @@ export {
   kernelCacheDir,
   kernelMessagesHeader,
 } from './backends/cuda/kernel-compiler.js';
+export type { NvLinkRemoteType, NvmlLoad, NvmlNvLink, NvmlPciInfo } from './backends/cuda/nvml.js';
+export { libnvmlPath, loadNvml, Nvml, nvmlReturnName, pciKey } from './backends/cuda/nvml.js';
 export { PinnedHostMemory } from './backends/cuda/pinned-host-memory.js';
 // Transfer strategies (src/bridge)
 export type { MirrorChannelStats, MirrorStats } from './bridge/dma-mirror.js';
@@ -67,6 +69,10 @@ export type { TransferStrategy, TransferStrategyChoice } from './bridge/transfer
 export { detectTransferStrategy, TRANSFER_STRATEGIES } from './bridge/transfer-strategy.js';
 // Devices: topology, placement, migration, checkpoints
 export type { KernelCheckpoint, QueuedFrames } from './devices/checkpoint.js';
+export type { DeviceMemoryReading } from './devices/cuda-device-memory.js';
+export { CudaDeviceMemory } from './devices/cuda-device-memory.js';
+export type { CudaTopologyOptions } from './devices/cuda-topology.js';
+export { cudaTopology } from './devices/cuda-topology.js';
 export type { MigrationOptions, MigrationReport } from './devices/kernel-migrator.js';
 export { KernelMigrator } from './devices/kernel-migrator.js';
 export type { DeviceLoad, DeviceSelector, PlacementRequirements } from './devices/multi-gpu-coordinator.js';
@@ -76,7 +82,7 @@ export { measureHostLink } from './devices/topology.js';
 export type { ErrorCodeName, ErrorCodeString } from './errors/codes.js';
 // Errors
 export { ErrorCode, ErrorNumber, errorNumberOf } from './errors/codes.js';
-export { CudaCompileError, CudaError } from './errors/cuda-errors.js';
+export { CudaCompileError, CudaError, NvmlError } from './errors/cuda-errors.js';
 export type { MigrationPhase } from './errors/device-errors.js';
 export { MigrationError, PlacementError, StateSnapshotError } from './errors/device-errors.js';
 export type { MalformedFrameCode } from './errors/frame-errors.js';

@@ -73,6 +73,7 @@
 #define RK_E_PLACEMENT_FAILED 516u
 #define RK_E_CUDA_ERROR 517u
 #define RK_E_CUDA_COMPILE_FAILED 518u
+#define RK_E_NVML_ERROR 519u
 
 /* Span records (telemetry rings). */
 #define RK_SPAN_KIND_SEND 1u

@@ -27,10 +27,35 @@ export interface DeviceLink {
    * message crossing devices is not copied at all — only migrated state is).
    */
   readonly kind: DeviceLinkKind;
-  /** Measured copy bandwidth, GB/s (see {@link measureHostLink}). */
+  /**
+   * Measured copy bandwidth, GB/s: CPU — {@link measureHostLink}; CUDA — see `cudaTopology` (`measuredWith` says
+   * which copy was timed).
+   */
   readonly bandwidthGBps: number;
-  /** Measured latency of one 64-byte frame copied in and published, µs (see {@link measureHostLink}). */
+  /**
+   * Measured latency, µs: CPU — one 64-byte frame copied in and published ({@link measureHostLink}); CUDA — one
+   * 64-byte copy from `from` to `to` (see `cudaTopology`).
+   */
   readonly latencyUs: number;
+  /**
+   * Whether each device can read and write the other's memory directly: CPU — always (one host memory); CUDA —
+   * `cuDeviceCanAccessPeer` both ways. Without it a copy between them is staged through host memory.
+   */
+  readonly peerAccess: boolean;
+  /** Whether atomics on the other device's memory are native (CUDA: `CU_DEVICE_P2P_ATTRIBUTE_NATIVE_ATOMIC_SUPPORTED`; CPU: `Atomics` on shared memory, yes). */
+  readonly nativeAtomics: boolean;
+  /** The driver's relative rank of this link, 0 the best (CUDA `CU_DEVICE_P2P_ATTRIBUTE_PERFORMANCE_RANK`; CPU 0). */
+  readonly p2pPerformanceRank: number;
+  /** NVLinks joining the pair (NVML; 0 for PCIe / host links, and when NVML is not there to ask). */
+  readonly nvlinks: number;
+  /** Whether the NVLink path goes through an NVSwitch (each GPU's links reach a switch, not each other). */
+  readonly nvswitch: boolean;
+  /**
+   * What the bandwidth and latency timed: `host-memcpy` (CPU: SharedArrayBuffer copies), `cuMemcpyPeerAsync`
+   * (CUDA peers: device to device, timed by CUDA events), `host-staged` (CUDA without peer access: device → pinned
+   * host → device, timed by the host clock).
+   */
+  readonly measuredWith: 'host-memcpy' | 'cuMemcpyPeerAsync' | 'host-staged';
 }
 
 /**
@@ -43,6 +68,13 @@ export interface DeviceLink {
 export interface GpuTopology {
   readonly devices: readonly DeviceInfo[];
   readonly links: readonly DeviceLink[];
+  /**
+   * Where the link kinds come from: `host-memory` (CPU virtual devices), `cuda` (the driver's peer queries only:
+   * NVLink could not be detected — `notes` says why), `cuda+nvml` (peer queries, and NVML for NVLinks).
+   */
+  readonly linkSource: 'host-memory' | 'cuda' | 'cuda+nvml';
+  /** What the topology could not find out, or measured on a stand-in, and why (empty when nothing). */
+  readonly notes: readonly string[];
 }
 
 let hostLink: { readonly bandwidthGBps: number; readonly latencyUs: number } | undefined;

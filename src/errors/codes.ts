@@ -69,6 +69,8 @@ export const ErrorCode = {
   CudaError: 'RK_CUDA_ERROR',
   /** A CUDA kernel's handler could not be compiled (NVRTC, nvcc, or the emulated device's host build). */
   CudaCompileFailed: 'RK_CUDA_COMPILE_FAILED',
+  /** An NVML call (libnvidia-ml) returned an error; the error carries the NVML error name and number. */
+  NvmlError: 'RK_NVML_ERROR',
 } as const;
 
 /** The name of an error code, e.g. `'FrameTooLarge'`. */
@@ -112,6 +114,7 @@ export const ErrorNumber: Readonly<Record<ErrorCodeName, number>> = {
   PlacementFailed: 516,
   CudaError: 517,
   CudaCompileFailed: 518,
+  NvmlError: 519,
 };
 
 const numberByCode = new Map<string, number>(

@@ -62,3 +62,31 @@ export class CudaCompileError extends RingKernelError {
     this.log = log;
   }
 }
+
+/**
+ * An NVML call (libnvidia-ml, the NVIDIA management library) failed. `nvmlErrorName` is the `nvmlReturn_t`
+ * constant's name (`NVML_ERROR_NOT_SUPPORTED`), `nvmlResult` its number, `operation` the call that returned it; the
+ * message carries NVML's own description (`nvmlErrorString`).
+ *
+ * @example
+ * try {
+ *   nvml.init();
+ * } catch (error) {
+ *   if (error instanceof NvmlError && error.nvmlErrorName === 'NVML_ERROR_DRIVER_NOT_LOADED') useCudaOnly();
+ * }
+ */
+export class NvmlError extends RingKernelError {
+  /** The NVML function that failed, e.g. `'nvmlInit_v2'`. */
+  readonly operation: string;
+  /** The `nvmlReturn_t` number, e.g. 9. */
+  readonly nvmlResult: number;
+  /** The `nvmlReturn_t` name, e.g. `'NVML_ERROR_DRIVER_NOT_LOADED'`. */
+  readonly nvmlErrorName: string;
+
+  constructor(operation: string, nvmlResult: number, nvmlErrorName: string, description: string) {
+    super(ErrorCode.NvmlError, `${operation} failed: ${nvmlErrorName} (${nvmlResult}): ${description}`);
+    this.operation = operation;
+    this.nvmlResult = nvmlResult;
+    this.nvmlErrorName = nvmlErrorName;
+  }
+}

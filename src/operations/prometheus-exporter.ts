@@ -137,6 +137,19 @@ export class PrometheusExporter {
       },
     });
     new Gauge({
+      name: 'ringkernel_device_memory_bytes',
+      help: 'Memory per device: used and budget (CPU virtual devices: kernel rings and control blocks against config.deviceMemoryMB; CUDA: cuMemGetInfo, in use by every process against the total).',
+      labelNames: ['device', 'kind'],
+      registers,
+      collect() {
+        this.reset();
+        for (const { device, usedBytes, budgetBytes } of runtime.deviceMemory()) {
+          this.set({ device: String(device), kind: 'used' }, usedBytes);
+          this.set({ device: String(device), kind: 'budget' }, budgetBytes);
+        }
+      },
+    });
+    new Gauge({
       name: 'ringkernel_memory_bytes',
       help: 'Memory the runtime allocated, by kind (rings, control blocks, telemetry, device buffers).',
       labelNames: ['kind'],

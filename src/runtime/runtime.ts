@@ -12,6 +12,8 @@ import type { MirrorStats } from '../bridge/dma-mirror.js';
 import { TransferBridge } from '../bridge/transfer-bridge.js';
 import type { TransferStrategy, TransferStrategyChoice } from '../bridge/transfer-strategy.js';
 import { type KernelCheckpoint, preloadQueuedFrames } from '../devices/checkpoint.js';
+import { CudaDeviceMemory } from '../devices/cuda-device-memory.js';
+import { cudaTopology } from '../devices/cuda-topology.js';
 import { KernelMigrator, type MigrationReport } from '../devices/kernel-migrator.js';
 import {
   type DeviceLoad,
@@ -20,7 +22,7 @@ import {
   MultiGpuCoordinator,
 } from '../devices/multi-gpu-coordinator.js';
 import { RESTORE_FAILED } from '../devices/state-codec.js';
-import { type DeviceInfo, type GpuTopology, measureHostLink } from '../devices/topology.js';
+import { type DeviceInfo, type DeviceKind, type GpuTopology, measureHostLink } from '../devices/topology.js';
 import { ErrorNumber } from '../errors/codes.js';
 import { CudaCompileError, CudaError } from '../errors/cuda-errors.js';
 import { PlacementError, StateSnapshotError } from '../errors/device-errors.js';
@@ -255,6 +257,10 @@ export class RingKernelRuntime {
   /** Each worker's event-loop utilization at the previous load measurement. */
   readonly #elu = new Map<number, EventLoopUtilization>();
   #coordinator: MultiGpuCoordinator | undefined;
+  /** The CUDA topology, measured on the first `gpuTopology()` (CUDA backend). */
+  #cudaTopology: GpuTopology | undefined;
+  /** Reads CUDA devices' memory (`cuMemGetInfo`) for placement and metrics; opened on first use. */
+  #cudaMemory: CudaDeviceMemory | undefined;
   #migrator: KernelMigrator | undefined;
   #migrations = 0;
   #checkpoints = 0;
@@ -806,29 +812,79 @@ export class RingKernelRuntime {
   /**
    * The runtime's devices and the links between them. On the CPU backend: `config.devices` virtual devices, each a
    * group of worker threads (its compute units) with a memory budget; every pair linked through host memory, with
-   * a bandwidth and latency measured once (see {@link measureHostLink}).
+   * a bandwidth and latency measured once (see {@link measureHostLink}). On the CUDA backend: the CUDA devices and
+   * their links (`nvlink` through NVML, `pcie` with peer access, else `host`), measured on the first call (see
+   * `cudaTopology`) and kept.
    *
    * @example
    * const { devices, links } = runtime.gpuTopology();
    * console.log(devices.map((d) => `${d.name}: ${d.computeUnits} workers, ${d.memoryMB} MiB`));
    */
   gpuTopology(): GpuTopology {
-    const devices = this.#devices.map((device) => ({
+    const withWorkers = (device: DeviceInfo): DeviceInfo => ({
       ...device,
       workerThreadIds: this.#pool(device.id).threads.map((thread) => thread.threadId),
-    }));
+    });
+    if (this.backend === 'cuda') {
+      this.#cudaTopology ??= cudaTopology(requireCudaDriver());
+      return { ...this.#cudaTopology, devices: this.#cudaTopology.devices.map(withWorkers) };
+    }
+    const devices = this.#devices.map(withWorkers);
     const { bandwidthGBps, latencyUs } = measureHostLink();
     const links = [];
     for (let from = 0; from < devices.length; from++) {
       for (let to = from + 1; to < devices.length; to++) {
-        links.push({ from, to, kind: 'host' as const, bandwidthGBps, latencyUs });
+        // One host memory: each side reaches the other's rings directly, Atomics included.
+        links.push({
+          from,
+          to,
+          kind: 'host' as const,
+          bandwidthGBps,
+          latencyUs,
+          peerAccess: true,
+          nativeAtomics: true,
+          p2pPerformanceRank: 0,
+          nvlinks: 0,
+          nvswitch: false,
+          measuredWith: 'host-memcpy' as const,
+        });
       }
     }
-    return { devices, links };
+    return { devices, links, linkSource: 'host-memory', notes: [] };
+  }
+
+  /**
+   * Every device's memory, now: CPU virtual devices — the bytes of rings and control blocks their kernels own
+   * against the device's budget (`config.deviceMemoryMB`); CUDA devices — the device's memory in use (by every
+   * process: `cuMemGetInfo`, total − free) against its total. The coordinator's `MemoryBased` strategy and the
+   * `ringkernel_device_memory_bytes` gauge read it.
+   *
+   * @example
+   * for (const { device, usedBytes, budgetBytes } of runtime.deviceMemory()) console.log(device, usedBytes / budgetBytes);
+   */
+  deviceMemory(): {
+    readonly device: number;
+    readonly kind: DeviceKind;
+    readonly usedBytes: number;
+    readonly budgetBytes: number;
+  }[] {
+    return this.#devices.map((device) => {
+      if (device.kind === 'cuda') {
+        this.#cudaMemory ??= new CudaDeviceMemory(requireCudaDriver());
+        const { usedBytes, totalBytes } = this.#cudaMemory.read(device.id);
+        return { device: device.id, kind: device.kind, usedBytes, budgetBytes: totalBytes };
+      }
+      let usedBytes = 0;
+      for (const handle of this.#kernels.values()) {
+        if (handle.device === device.id) usedBytes += this.#memory.bytesOf(handle);
+      }
+      return { device: device.id, kind: device.kind, usedBytes, budgetBytes: device.memoryMB * 2 ** 20 };
+    });
   }
 
   /** Every device's load, measured now (event-loop utilization since the last measurement). */
   #deviceLoads(): DeviceLoad[] {
+    const memory = this.deviceMemory();
     return this.#devices.map((device) => {
       let utilization = 0;
       const threads = this.#pool(device.id).threads;
@@ -843,15 +899,17 @@ export class RingKernelRuntime {
       let kernels = 0;
       let queuedFrames = 0;
       let queueCapacity = 0;
-      let memoryUsedBytes = 0;
       for (const handle of this.#kernels.values()) {
         if (handle.device !== device.id) continue;
         const metrics = handle.metrics();
         kernels++;
         queuedFrames += metrics.inputQueueDepth;
         queueCapacity += metrics.inputQueueCapacity;
-        memoryUsedBytes += this.#memory.bytesOf(handle);
       }
+      const { usedBytes: memoryUsedBytes, budgetBytes: memoryBudgetBytes } = memory[device.id] as {
+        usedBytes: number;
+        budgetBytes: number;
+      };
       const queuePressure = queueCapacity === 0 ? 0 : queuedFrames / queueCapacity;
       return {
         device: { ...device, workerThreadIds: threads.map((thread) => thread.threadId) },
@@ -860,7 +918,7 @@ export class RingKernelRuntime {
         queueCapacity,
         utilization,
         memoryUsedBytes,
-        memoryBudgetBytes: device.memoryMB * 2 ** 20,
+        memoryBudgetBytes,
         score: utilization + queuePressure + (0.01 * kernels) / Math.max(1, device.computeUnits),
       };
     });
@@ -1204,6 +1262,7 @@ export class RingKernelRuntime {
       this.#degradation?.stop();
       await Promise.all(this.#pools.map((pool) => pool.destroy()));
       await this.#cuda?.destroy();
+      this.#cudaMemory?.close();
       await this.tracing?.shutdown();
       await this.#bridge.close();
       this.#lifecycle.send({ type: 'STOPPED' });

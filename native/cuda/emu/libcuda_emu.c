@@ -365,13 +365,32 @@ EXPORT int cuDeviceGetPCIBusId(char *bus_id, int length, int device) {
   return CUDA_SUCCESS;
 }
 
+/* RINGKERNEL_EMU_NO_PEER switches peer access off, as a machine whose GPUs sit under different root complexes (or
+ * with P2P disabled) reports it: "1" for every pair, or pairs such as "0-1,2-3". Read on every call (not by cuInit)
+ * so one test process can look at both topologies. */
+static int peer_disabled(int a, int b) {
+  const char *text = getenv("RINGKERNEL_EMU_NO_PEER");
+  if (text == NULL || *text == 0 || strcmp(text, "0") == 0) return 0;
+  if (strcmp(text, "1") == 0) return 1;
+  for (const char *p = text; *p != 0;) {
+    char *end;
+    const long x = strtol(p, &end, 10);
+    if (*end != '-') return 0;
+    const long y = strtol(end + 1, &end, 10);
+    if ((x == a && y == b) || (x == b && y == a)) return 1;
+    if (*end != ',') return 0;
+    p = end + 1;
+  }
+  return 0;
+}
+
 EXPORT int cuDeviceCanAccessPeer(int *can_access, int device, int peer) {
   if (can_access == NULL) return CUDA_ERROR_INVALID_VALUE;
   int rc = check_device(device);
   if (rc == CUDA_SUCCESS) rc = check_device(peer);
   if (rc != CUDA_SUCCESS) return rc;
-  /* One host memory: every pair can; a device is not its own peer (the driver answers 0 for it). */
-  *can_access = device != peer;
+  /* One host memory: every pair can (unless switched off); a device is not its own peer (the driver answers 0). */
+  *can_access = device != peer && !peer_disabled(device, peer);
   return CUDA_SUCCESS;
 }
 
@@ -381,6 +400,12 @@ EXPORT int cuDeviceGetP2PAttribute(int *value, int attribute, int source, int de
   if (rc == CUDA_SUCCESS) rc = check_device(destination);
   if (rc != CUDA_SUCCESS) return rc;
   if (source == destination) return CUDA_ERROR_INVALID_DEVICE;
+  if (peer_disabled(source, destination)) {
+    /* No peer path: the driver answers 0 for every attribute of the pair (the rank included). */
+    if (attribute < 1 || attribute > 5) return CUDA_ERROR_INVALID_VALUE;
+    *value = 0;
+    return CUDA_SUCCESS;
+  }
   switch (attribute) {
     case 1: *value = 0; return CUDA_SUCCESS; /* PERFORMANCE_RANK: 0 = the best link */
     case 2:                                  /* ACCESS_SUPPORTED */
@@ -460,6 +485,7 @@ EXPORT int cuCtxEnablePeerAccess(uint64_t peer_handle, uint32_t flags) {
   emu_context *peer = context_of_handle(peer_handle);
   if (peer == NULL || peer->retain_count == 0) return CUDA_ERROR_INVALID_CONTEXT;
   if (peer == context) return CUDA_ERROR_INVALID_DEVICE; /* a context is not its own peer */
+  if (peer_disabled(context->device, peer->device)) return CUDA_ERROR_PEER_ACCESS_UNSUPPORTED;
   pthread_mutex_lock(&lock);
   const uint32_t bit = 1u << peer->device;
   if (context->peer_mask & bit) rc = CUDA_ERROR_PEER_ACCESS_ALREADY_ENABLED;
