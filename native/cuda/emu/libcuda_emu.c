@@ -53,6 +53,7 @@ enum {
   CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES = 701,
   CUDA_ERROR_PEER_ACCESS_ALREADY_ENABLED = 704,
   CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED = 712,
+  CUDA_ERROR_LAUNCH_FAILED = 719,
   CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED = 713,
   CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE = 720,
   CUDA_ERROR_NOT_SUPPORTED = 801,
@@ -111,6 +112,7 @@ typedef struct emu_stream {
   int has_last;
   int destroyed; /* cuStreamDestroy with work pending: freed when the last launch finishes */
   emu_event *pending_events;
+  int error; /* a launch on it failed (__trap): CUDA_ERROR_LAUNCH_FAILED from every later query or sync */
 } emu_stream;
 
 typedef struct emu_module {
@@ -149,6 +151,7 @@ typedef struct emu_launch {
   pthread_t *threads_ids;
   int has_previous;
   pthread_t previous; /* the coordinator of the launch before it on the same stream */
+  int aborted;        /* a thread called __trap(): every thread leaves at its next barrier (atomic) */
 } emu_launch;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -911,8 +914,9 @@ EXPORT int cuStreamSynchronize(uint64_t handle) {
   }
   const uint64_t target = stream->submitted;
   while (stream->completed < target) pthread_cond_wait(&launch_done, &lock);
+  rc = stream->error;
   pthread_mutex_unlock(&lock);
-  return CUDA_SUCCESS;
+  return rc;
 }
 
 EXPORT int cuStreamQuery(uint64_t handle) {
@@ -921,8 +925,9 @@ EXPORT int cuStreamQuery(uint64_t handle) {
   if (rc != CUDA_SUCCESS) return rc;
   pthread_mutex_lock(&lock);
   emu_stream *stream = stream_of_handle(handle);
-  rc = stream == NULL ? CUDA_ERROR_INVALID_HANDLE
-                      : stream->completed < stream->submitted ? CUDA_ERROR_NOT_READY : CUDA_SUCCESS;
+  rc = stream == NULL                           ? CUDA_ERROR_INVALID_HANDLE
+       : stream->completed < stream->submitted ? CUDA_ERROR_NOT_READY
+                                               : stream->error;
   pthread_mutex_unlock(&lock);
   return rc;
 }
@@ -1077,7 +1082,9 @@ static void barrier_destroy(emu_barrier *b) { (void)b; }
  * the last arrival, whose release store of the generation hands them to every waiter's acquire load: each thread
  * sees every write made before the barrier (what __syncthreads and grid.sync promise). A barrier of one thread
  * returns at once: the idle round of a 1-thread persistent kernel costs no syscall. */
-static void barrier_wait(emu_barrier *b) {
+static void barrier_wait(emu_launch *l, emu_barrier *b) {
+  /* A grid that trapped ends here: its threads never meet again. */
+  if (__atomic_load_n(&l->aborted, __ATOMIC_ACQUIRE)) pthread_exit(NULL);
   if (b->count == 1) {
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     return;
@@ -1091,19 +1098,35 @@ static void barrier_wait(emu_barrier *b) {
   } else {
     /* FUTEX_WAIT returns at once if the word already moved (no lost wake-up); spurious returns loop. */
     while (__atomic_load_n(&b->generation, __ATOMIC_ACQUIRE) == generation) {
+      if (__atomic_load_n(&l->aborted, __ATOMIC_ACQUIRE)) pthread_exit(NULL);
       syscall(SYS_futex, &b->generation, FUTEX_WAIT_PRIVATE, generation, NULL, NULL, 0);
     }
   }
 }
 
+/* Wakes every waiter of a barrier so it sees the launch's aborted flag. */
+static void barrier_abort(emu_barrier *b) {
+  __atomic_add_fetch(&b->generation, 1, __ATOMIC_RELEASE);
+  syscall(SYS_futex, &b->generation, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+/* __trap(): as on a GPU, the whole grid ends and the launch fails (its stream reports CUDA_ERROR_LAUNCH_FAILED). */
+static void trap_launch(void *launch) {
+  emu_launch *l = launch;
+  __atomic_store_n(&l->aborted, 1, __ATOMIC_RELEASE);
+  for (uint32_t b = 0; b < l->blocks; b++) barrier_abort(&l->block_barriers[b]);
+  barrier_abort(&l->grid_barrier);
+  pthread_exit(NULL);
+}
+
 static void sync_block(void *launch, uint32_t block_linear) {
   emu_launch *l = launch;
-  barrier_wait(&l->block_barriers[block_linear]);
+  barrier_wait(l, &l->block_barriers[block_linear]);
 }
 
 static void sync_grid(void *launch) {
   emu_launch *l = launch;
-  barrier_wait(&l->grid_barrier);
+  barrier_wait(l, &l->grid_barrier);
 }
 
 static void *emulated_thread(void *argument) {
@@ -1145,6 +1168,7 @@ static void *coordinator(void *argument) {
 
   pthread_mutex_lock(&lock);
   emu_stream *stream = launch->stream;
+  if (__atomic_load_n(&launch->aborted, __ATOMIC_ACQUIRE)) stream->error = CUDA_ERROR_LAUNCH_FAILED;
   stream->completed++;
   const uint64_t stamp = now_ns();
   for (emu_event **link = &stream->pending_events; *link != NULL;) {
@@ -1249,6 +1273,7 @@ static int launch(uint64_t function_handle, uint32_t gx, uint32_t gy, uint32_t g
               c->launch = l;
               c->sync_block = sync_block;
               c->sync_grid = sync_grid;
+              c->trap = trap_launch;
             }
   l->has_previous = stream->has_last;
   l->previous = stream->last_coordinator;

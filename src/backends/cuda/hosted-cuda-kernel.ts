@@ -31,6 +31,8 @@ const READ = RingOffset.READ_INDEX >> 2;
 const SPACE_SEQ = RingSignalOffset.SPACE_SEQ >> 2;
 const PRODUCER_SLEEPING = RingSignalOffset.PRODUCER_SLEEPING >> 2;
 
+/** How often, ms, the device thread asks the driver whether a kernel's launch is still running. */
+const STREAM_CHECK_MS = 5;
 /** sizeof(rk_frame_slot) in native/cuda/persistent_kernel.cu (static-asserted there). */
 const FRAME_SLOT_BYTES = 48;
 /** rk_persistent_scratch_bytes in persistent_kernel.cu: the plan, then a slot and two frame copies per entry. */
@@ -118,6 +120,7 @@ export class HostedCudaKernel {
   #scratch = 0n;
   #stream = 0n;
   #lastOutputWrite = 0;
+  #lastStreamCheck = 0;
   #seenFailed = 0n;
   #seenDropped = 0n;
   /** Set once the device loop has been told to stop after the message in hand, not to drain. */
@@ -291,6 +294,23 @@ export class HostedCudaKernel {
       active = true;
     }
     this.#reportDeviceFailures();
+    // A launch that ended without has_terminated faulted on the device (a trap, an illegal address): the stream
+    // says so. Asked every few ms, not every poll: a driver call costs more than the ring checks above.
+    const now = performance.now();
+    if (now - this.#lastStreamCheck >= STREAM_CHECK_MS && !this.#control.hasTerminated) {
+      this.#lastStreamCheck = now;
+      let ended: boolean;
+      try {
+        this.#slot.driver.setCurrentContext(this.#slot.context);
+        ended = this.#slot.driver.streamQuery(this.#stream);
+      } catch {
+        ended = true;
+      }
+      if (ended && !this.#control.hasTerminated) {
+        this.#finish();
+        return true;
+      }
+    }
     if (this.#control.hasTerminated) {
       // The host sets should_terminate right after posting its TERMINATE: the device may see the word and exit
       // before the command reaches this thread. Finish once the command has come, with the state it sets.
@@ -350,6 +370,9 @@ export class HostedCudaKernel {
     if (failure === undefined && this.#actor.getSnapshot().value !== 'Terminating') {
       failure = `the CUDA kernel exited on its own (last error ${this.#control.lastErrorCode})`;
     }
+    // A kernel that failed on the device leaves its batch in hand and its queue unhandled (the device releases
+    // input only after handling it): each of those messages is a dead letter, none is lost.
+    if (failure !== undefined && this.#discardLeftovers === undefined) this.#discardPending(failure, 'kernel-failed');
     this.#reportDeviceFailures();
     this.#release();
     if (failure === undefined) {
@@ -368,7 +391,7 @@ export class HostedCudaKernel {
   }
 
   /** What the device never took: dead letters (the device has exited, so the host reads the ring now). */
-  #discardPending(why: string): void {
+  #discardPending(why: string, reason: DeadLetterReason = 'discarded-on-terminate'): void {
     let count = 0;
     const input = new FrameConsumer(this.#task.input, { spin: 0 });
     input.drain((frame) => {
@@ -376,7 +399,7 @@ export class HostedCudaKernel {
       this.#report({
         type: 'deadLetter',
         letter: {
-          reason: 'discarded-on-terminate',
+          reason,
           error: serializeError(new Error(why)),
           messageId: frame.messageId,
           correlationId: frame.correlationId,

@@ -76,6 +76,19 @@ function handlerSource(definition: AnyKernelDefinition): string {
   }
 }
 
+/** The emulated device's headers, in a stable order (part of an emulated build's cache key). */
+function emulatorHeaders(): string[] {
+  const dir = join(NATIVE, 'cuda', 'emu', 'include');
+  const files = [
+    'rk_emu_abi.h',
+    'rk_emu_device.h',
+    'rk_emu_entries.inc',
+    'cooperative_groups.h',
+    join('cuda', 'atomic'),
+  ];
+  return files.map((file) => (existsSync(join(dir, file)) ? readFileSync(join(dir, file), 'utf8') : ''));
+}
+
 function nvccRuns(): boolean {
   const result = spawnSync(process.env.NVCC ?? 'nvcc', ['--version'], { encoding: 'utf8' });
   return result.error === undefined && result.status === 0;
@@ -114,6 +127,9 @@ export function compileCudaKernel(definition: AnyKernelDefinition, target: CudaC
     readFileSync(join(NATIVE, 'include', 'ringkernel_layout.h'), 'utf8'),
     messages,
     source,
+    // The emulated device's build also depends on its ABI and device headers (a module of another ABI version is
+    // refused at load).
+    ...(target.kind === 'emulated' ? emulatorHeaders() : []),
   ]) {
     hash.update(part).update('\0');
   }

@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 /* Bumped on any change below; a module with another version is refused (CUDA_ERROR_INVALID_IMAGE). */
-#define RK_EMU_ABI_VERSION 1u
+#define RK_EMU_ABI_VERSION 2u
 /* The module image cuModuleLoadData accepts: this prefix, then the absolute path of the shared object, NUL. */
 #define RK_EMU_IMAGE_PREFIX "RKEMU-SO:"
 /* The exported symbol of a kernel: this prefix, then the kernel's extern "C" name. */
@@ -42,6 +42,9 @@ typedef struct rk_emu_thread_context {
   void (*sync_block)(void *launch, uint32_t block_linear);
   /* grid.sync(): waits for every thread of the grid. */
   void (*sync_grid)(void *launch);
+  /* __trap(): ends the whole grid at once and fails the launch (CUDA_ERROR_LAUNCH_FAILED on its stream). Never
+   * returns. */
+  void (*trap)(void *launch);
 } rk_emu_thread_context;
 
 /* One launchable kernel of a module. */

@@ -73,6 +73,12 @@ static inline void __nanosleep(unsigned int ns) {
   clock_nanosleep(CLOCK_MONOTONIC, 0, &duration, nullptr);
 }
 
+/* A device-side fault (what an illegal address or a failed assert does on a GPU): the grid ends, the launch fails. */
+[[noreturn]] static inline void __trap() {
+  rk_emu_context->trap(rk_emu_context->launch);
+  __builtin_unreachable();
+}
+
 static inline void __syncthreads() { rk_emu_context->sync_block(rk_emu_context->launch, rk_emu_context->block_linear); }
 
 /* The entry for one launchable kernel: capture copies the arguments (typed by the kernel's own parameter list, as
