@@ -58,6 +58,21 @@ export async function cudaCases(
   rttN: number,
   percentiles: (samples: number[]) => { p50us: number; p99us: number },
 ): Promise<CudaCaseResult[]> {
+  const before = process.env.RINGKERNEL_LIBCUDA;
+  try {
+    return await runCudaCases(throughputN, rttN, percentiles);
+  } finally {
+    // The emulator stands in for libcuda only here: the cases after these must see this machine as it is.
+    if (before === undefined) delete process.env.RINGKERNEL_LIBCUDA;
+    else process.env.RINGKERNEL_LIBCUDA = before;
+  }
+}
+
+async function runCudaCases(
+  throughputN: number,
+  rttN: number,
+  percentiles: (samples: number[]) => { p50us: number; p99us: number },
+): Promise<CudaCaseResult[]> {
   const target = cudaBenchTarget();
   if (target === undefined) {
     console.log('cuda.*: skipped, no CUDA device and the CUDA emulator is not built');

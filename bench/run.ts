@@ -367,7 +367,7 @@ async function supervisionCases(): Promise<CaseResult[]> {
  */
 async function migrationCases(): Promise<CaseResult[]> {
   const runs = quick ? 6 : 20;
-  const runtime = await RingKernelRuntime.builder().config({ workers: 2, devices: 2 }).build();
+  const runtime = await RingKernelRuntime.builder().backend('cpu').config({ workers: 2, devices: 2 }).build();
   const results: CaseResult[] = [];
   try {
     const sample = sample64();
@@ -388,10 +388,15 @@ async function migrationCases(): Promise<CaseResult[]> {
             await new Promise((resolve) => setTimeout(resolve, 1));
           }
         })();
-        while (handle.trySend(sample)) sample.seq++; // full before the migration starts
-        const report = await runtime.kernelMigrator().migrateKernel(handle, run % 2, (run + 1) % 2);
-        sending = false;
-        await topUp;
+        let report: Awaited<ReturnType<ReturnType<RingKernelRuntime['kernelMigrator']>['migrateKernel']>>;
+        try {
+          while (handle.trySend(sample)) sample.seq++; // full before the migration starts
+          report = await runtime.kernelMigrator().migrateKernel(handle, run % 2, (run + 1) % 2);
+        } finally {
+          // Stop topping up before anything else happens (a failed migration shuts the runtime down next).
+          sending = false;
+          await topUp;
+        }
         pauses.push(report.pauseMs);
         carried += report.messagesCarried;
       }
