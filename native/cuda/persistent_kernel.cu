@@ -47,8 +47,13 @@ namespace cg = cooperative_groups;
 #define RK_ERROR_REPLY_TYPE_ID 2u
 /* How often the leader refreshes heartbeat_us while idle or holding, ns. */
 #define RK_HEARTBEAT_INTERVAL_NS 1000000ull
-/* Idle back-off between polls of an empty (or paused) input ring, ns. */
+/* Idle back-off between polls of an empty (or paused) input ring, ns: short while input has just stopped (the next
+ * message of a conversation is usually microseconds away), longer once the ring has been empty for
+ * RK_IDLE_SPIN_ROUNDS polls (about a millisecond on a GPU), so a resident kernel nobody talks to stops polling
+ * host memory over the bus every few hundred nanoseconds. */
 #define RK_IDLE_SLEEP_NS 200u
+#define RK_IDLE_DEEP_SLEEP_NS 20000u
+#define RK_IDLE_SPIN_ROUNDS 4096u
 
 enum rk_action : uint32_t { RK_ACTION_IDLE = 0, RK_ACTION_BATCH = 1, RK_ACTION_EXIT = 2 };
 
@@ -57,7 +62,7 @@ typedef struct rk_batch_plan {
   uint32_t action;
   uint32_t count;      /* frames in the batch */
   uint32_t read_end;   /* input ring offset just past the batch */
-  uint32_t reserved;
+  uint32_t idle_rounds; /* polls of an empty ring since the last batch (leader only) */
   uint64_t next_message_id; /* the leader's output message-id counter, kept across rounds */
   uint64_t last_heartbeat_ns;
 } rk_batch_plan;
@@ -321,6 +326,7 @@ extern "C" __global__ void rk_persistent_kernel(rk_control_block *control, uint8
   if (leader) {
     plan->next_message_id = 1;
     plan->last_heartbeat_ns = 0;
+    plan->idle_rounds = 0;
   }
 
   for (;;) {
@@ -363,6 +369,7 @@ extern "C" __global__ void rk_persistent_kernel(rk_control_block *control, uint8
       plan->read_end = at;
       if (count > 0) {
         plan->action = RK_ACTION_BATCH;
+        plan->idle_rounds = 0;
         rk_add_u64(&control->messages_received, count);
         rk_store_release(&control->messages_in_flight, count);
         rk_store_release(&control->draining_input, 1u);
@@ -381,7 +388,10 @@ extern "C" __global__ void rk_persistent_kernel(rk_control_block *control, uint8
     const uint32_t action = plan->action;
     if (action == RK_ACTION_EXIT) break;
     if (action == RK_ACTION_IDLE) {
-      if (leader) __nanosleep(RK_IDLE_SLEEP_NS);
+      if (leader) {
+        if (plan->idle_rounds < RK_IDLE_SPIN_ROUNDS) plan->idle_rounds++;
+        __nanosleep(plan->idle_rounds < RK_IDLE_SPIN_ROUNDS ? RK_IDLE_SLEEP_NS : RK_IDLE_DEEP_SLEEP_NS);
+      }
       sync();
       continue;
     }

@@ -17,6 +17,7 @@
 #endif
 
 #include <stdint.h>
+#include <sched.h>
 #include <time.h>
 
 #include <atomic>
@@ -58,7 +59,20 @@ inline thread_local const rk_emu_thread_context *rk_emu_context;
 #define RK_EMU_MIN_NANOSLEEP_NS 50000u
 #define RK_EMU_MAX_NANOSLEEP_NS 16000000u
 
+/* Sleeps this short (the template's poll while input has just stopped) are a yield on the emulated device: a CPU
+ * thread gives the core away for about a microsecond, about what the GPU's nap costs, so the first message after a
+ * short pause is picked up in microseconds as on a GPU. Longer sleeps (the template's back-off once idle) sleep. */
+#define RK_EMU_YIELD_BELOW_NS 1000u
+
 static inline void __nanosleep(unsigned int ns) {
+  if (ns < RK_EMU_YIELD_BELOW_NS && rk_emu_context != nullptr) {
+    const rk_emu_thread_context *c = rk_emu_context;
+    // Only a launch of one thread: with more, every round also wakes the others at two barriers.
+    if (c->grid_dim.x * c->block_dim.x * c->grid_dim.y * c->block_dim.y * c->grid_dim.z * c->block_dim.z == 1) {
+      sched_yield();
+      return;
+    }
+  }
   unsigned long long threads = 1;
   if (rk_emu_context != nullptr) {
     const rk_emu_thread_context *c = rk_emu_context;
