@@ -25,18 +25,12 @@ import {
   RingKernelRuntime as Runtime,
   requireCudaDriver,
 } from '../src/index.js';
+import type { CaseResult } from './case-result.js';
 import { BenchCudaAddOne, BenchCudaSink } from './cuda-bench-kernels.js';
 import { sinkSendRate, yieldTurn } from './sink-rate.js';
 
-/** What a case reports (bench/run.ts's CaseResult). */
-export interface CudaCaseResult {
-  name: string;
-  msgsPerSec: number;
-  p50us: number;
-  p99us: number;
-  value?: number;
-  unit?: string;
-}
+/** What a case reports. */
+export type CudaCaseResult = CaseResult;
 
 const EMULATOR = fileURLToPath(new URL('../../native/build/libcuda-emu.so', import.meta.url));
 

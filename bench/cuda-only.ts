@@ -4,19 +4,13 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { percentiles, round } from './case-result.js';
 import { cudaCases } from './cuda-cases.js';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const jsonIndex = args.indexOf('--json');
 const jsonFile = jsonIndex >= 0 ? args[jsonIndex + 1] : undefined;
-
-const round = (x: number): number => Math.round(x * 100) / 100;
-function percentiles(samples: number[]): { p50us: number; p99us: number } {
-  samples.sort((a, b) => a - b);
-  const at = (q: number) => samples[Math.min(samples.length - 1, Math.floor(q * samples.length))] as number;
-  return { p50us: round(at(0.5)), p99us: round(at(0.99)) };
-}
 
 const cases = await cudaCases(quick ? 100_000 : 1_000_000, quick ? 1_000 : 10_000, percentiles);
 for (const c of cases) {

@@ -6,15 +6,11 @@
  */
 import { RingKernelRuntime } from '../src/index.js';
 import { BenchEcho, BenchSink } from './bench-kernels.js';
+import type { CaseResult } from './case-result.js';
 import { sinkSendRate, yieldTurn } from './sink-rate.js';
 
-/** What a case reports (bench/run.ts's CaseResult). */
-export interface DmaCaseResult {
-  name: string;
-  msgsPerSec: number;
-  p50us: number;
-  p99us: number;
-}
+/** What a case reports. */
+export type DmaCaseResult = CaseResult;
 
 /** Runs both cases; `percentiles` is run.ts's, so the figures are computed the same way as their twins'. */
 export async function dmaCases(

@@ -14,21 +14,12 @@ import { Piscina } from 'piscina';
 import { RingBuffer } from 'ringbuf.js';
 import { createFrameRing, FrameConsumer, FrameProducer, RingKernelRuntime } from '../src/index.js';
 import { BenchEcho, BenchFragile, BenchHeavyState, BenchIdle, BenchSink, BenchStage } from './bench-kernels.js';
+import { type CaseResult, percentiles, round } from './case-result.js';
 import { cudaCases } from './cuda-cases.js';
 import { dmaCases } from './dma-cases.js';
 import { type BenchJob, BenchMessages, type BenchSize } from './messages.js';
 import { sinkSendRate } from './sink-rate.js';
 import { tracingCases } from './tracing-cases.js';
-
-interface CaseResult {
-  name: string;
-  msgsPerSec: number;
-  p50us: number;
-  p99us: number;
-  /** For cases that are not a message rate (idle1000.*): the figure, in `unit`. */
-  value?: number;
-  unit?: string;
-}
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -51,14 +42,6 @@ async function finish(worker: Worker, count: number): Promise<number> {
   await worker.terminate();
   return (count - Math.floor(count / 5)) / ((done.doneAt - done.warmAt) / 1000);
 }
-
-function percentiles(samples: number[]): { p50us: number; p99us: number } {
-  samples.sort((a, b) => a - b);
-  const at = (q: number) => samples[Math.min(samples.length - 1, Math.floor(q * samples.length))] as number;
-  return { p50us: round(at(0.5)), p99us: round(at(0.99)) };
-}
-
-const round = (x: number): number => Math.round(x * 100) / 100;
 
 async function postMessageCase(): Promise<CaseResult[]> {
   const payload = new Uint8Array(64);

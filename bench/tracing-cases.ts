@@ -19,17 +19,11 @@ import { SpanRecorder } from '../src/telemetry/span-recorder.js';
 import { TelemetryClock } from '../src/telemetry/telemetry-clock.js';
 import { createTelemetryRing, SpanRecordReader } from '../src/telemetry/telemetry-ring.js';
 import { BenchSink } from './bench-kernels.js';
+import type { CaseResult } from './case-result.js';
 import { sinkSendRate, yieldTurn } from './sink-rate.js';
 
 /** One result row, as bench/run.ts prints and stores it. */
-export interface TracingCaseResult {
-  name: string;
-  msgsPerSec: number;
-  p50us: number;
-  p99us: number;
-  value?: number;
-  unit?: string;
-}
+export type TracingCaseResult = CaseResult;
 
 /** Sends `n` 64-byte messages into a sink kernel; msg/s after the warm-up fifth, as in `kernel.send.64`. */
 async function sendRate(tracing: TracingOptions | undefined, n: number): Promise<{ rate: number; dropped: number }> {

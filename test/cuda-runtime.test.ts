@@ -78,31 +78,24 @@ const targets: Target[] = [
       build: () => RingKernelRuntime.builder().backend('cuda').config({ workers: 1 }).build(),
     }),
   ),
-  {
-    label: 'emulated CUDA device (CPU threads stand in for the GPU)',
-    skip: () => {
-      if (!existsSync(EMULATOR)) return 'skipped: the CUDA emulator library was not built (needs cc)';
-      if (!hasGxx) return 'skipped: g++ is not installed (the emulated device runs host builds of kernels)';
-      return undefined;
-    },
-    build: () => {
-      process.env.RINGKERNEL_LIBCUDA = EMULATOR;
-      return RingKernelRuntime.builder().backend('cuda').config({ workers: 1 }).build();
-    },
-  },
-  {
-    label: 'emulated CUDA device over dma (rings in device memory, copied by the native mirror thread)',
-    strategy: 'dma',
-    skip: () => {
-      if (!existsSync(EMULATOR)) return 'skipped: the CUDA emulator library was not built (needs cc)';
-      if (!hasGxx) return 'skipped: g++ is not installed (the emulated device runs host builds of kernels)';
-      return undefined;
-    },
-    build: () => {
-      process.env.RINGKERNEL_LIBCUDA = EMULATOR;
-      return RingKernelRuntime.builder().backend('cuda').config({ workers: 1 }).build();
-    },
-  },
+  ...([undefined, 'dma'] as const).map(
+    (strategy): Target => ({
+      label:
+        strategy === undefined
+          ? 'emulated CUDA device (CPU threads stand in for the GPU)'
+          : 'emulated CUDA device over dma (rings in device memory, copied by the native mirror thread)',
+      ...(strategy === undefined ? {} : { strategy }),
+      skip: () => {
+        if (!existsSync(EMULATOR)) return 'skipped: the CUDA emulator library was not built (needs cc)';
+        if (!hasGxx) return 'skipped: g++ is not installed (the emulated device runs host builds of kernels)';
+        return undefined;
+      },
+      build: () => {
+        process.env.RINGKERNEL_LIBCUDA = EMULATOR;
+        return RingKernelRuntime.builder().backend('cuda').config({ workers: 1 }).build();
+      },
+    }),
+  ),
 ];
 
 for (const target of targets) {

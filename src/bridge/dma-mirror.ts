@@ -164,19 +164,35 @@ export class DmaMirror {
       maxPayloadSize: host.maxPayloadSize,
       integrity: host.integrity,
     });
+    return this.#register(
+      host,
+      device,
+      direction,
+      (block) =>
+        this.#lib.attach(
+          this.#pointer,
+          direction,
+          new Uint8Array(host.ring),
+          new Uint8Array(device.ring),
+          host.ring.byteLength - RingOffset.DATA,
+          new Uint8Array(host.signal),
+          new Uint8Array(device.signal),
+          new Uint8Array(block),
+        ) as number,
+    );
+  }
+
+  /** Hands a channel to the mirror thread (`attach` makes the native call) and keeps its views for the waker. */
+  #register(
+    host: FrameRingMemory,
+    device: FrameRingMemory,
+    direction: number,
+    attach: (block: SharedArrayBuffer) => number,
+  ): MirroredRing {
     const block = new SharedArrayBuffer(MirrorChannelOffset.SIZE);
     const words = new Int32Array(block);
     words[MirrorChannelOffset.DIRECTION >> 2] = direction;
-    const id = this.#lib.attach(
-      this.#pointer,
-      direction,
-      new Uint8Array(host.ring),
-      new Uint8Array(device.ring),
-      host.ring.byteLength - RingOffset.DATA,
-      new Uint8Array(host.signal),
-      new Uint8Array(device.signal),
-      new Uint8Array(block),
-    ) as number;
+    const id = attach(block);
     if (id < 0) throw new BackendUnavailableError('dma', 'the native mirror refused the ring');
     const ring: MirroredRing = Object.freeze({ direction, host, device });
     this.#channels.set(ring, {
@@ -209,32 +225,22 @@ export class DmaMirror {
       maxPayloadSize: host.maxPayloadSize,
       integrity: host.integrity,
     });
-    const block = new SharedArrayBuffer(MirrorChannelOffset.SIZE);
-    const words = new Int32Array(block);
-    words[MirrorChannelOffset.DIRECTION >> 2] = direction;
-    const id = this.#lib.attachDevicePointer(
-      this.#pointer,
+    return this.#register(
+      host,
+      device,
       direction,
-      new Uint8Array(host.ring),
-      devicePointer,
-      host.ring.byteLength - RingOffset.DATA,
-      new Uint8Array(host.signal),
-      new Uint8Array(device.signal),
-      new Uint8Array(block),
-    ) as number;
-    if (id < 0) throw new BackendUnavailableError('dma', 'the native mirror refused the device ring');
-    const ring: MirroredRing = Object.freeze({ direction, host, device });
-    this.#channels.set(ring, {
-      ...ring,
-      id,
-      block,
-      words,
-      counters: new BigUint64Array(block),
-      hostSignal: new Int32Array(host.signal),
-      deviceSignal: new Int32Array(device.signal),
-      lastWakeSeq: 0,
-    });
-    return ring;
+      (block) =>
+        this.#lib.attachDevicePointer(
+          this.#pointer,
+          direction,
+          new Uint8Array(host.ring),
+          devicePointer,
+          host.ring.byteLength - RingOffset.DATA,
+          new Uint8Array(host.signal),
+          new Uint8Array(device.signal),
+          new Uint8Array(block),
+        ) as number,
+    );
   }
 
   /** Driver copies the CUDA mirrors of this process could not make (0 on a healthy device). */

@@ -1,10 +1,10 @@
 import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { CudaError } from '../../errors/cuda-errors.js';
 import { BackendUnavailableError } from '../../errors/runtime-errors.js';
 import { CU_RESULT_NAMES } from './cu-result.js';
 import { EMULATED_IMAGE_PREFIX } from './emulated-build.js';
+import { loadNativeLibrary, memoByPath } from './native-library.js';
 
 type Koffi = typeof import('koffi');
 type KoffiFunction = ReturnType<ReturnType<Koffi['load']>['func']>;
@@ -659,8 +659,6 @@ const PROTOTYPES = [
 /** cuda.h CUDA_ERROR_NOT_READY: `cuStreamQuery`'s "still running". */
 const CUDA_ERROR_NOT_READY = 600;
 
-const loaded = new Map<string, CudaDriverLoad>();
-
 /**
  * Loads (once per thread and path) the CUDA driver library and binds the driver API, or says why it cannot.
  * Never throws. Loading does not call `cuInit`; {@link probeCuda} does.
@@ -670,49 +668,21 @@ const loaded = new Map<string, CudaDriverLoad>();
  * if (!load.available) console.log(`no CUDA: ${load.reason}`);
  */
 export function loadCudaDriver(): CudaDriverLoad {
-  const path = libcudaPath();
-  let result = loaded.get(path);
-  if (result === undefined) {
-    result = tryLoad(path);
-    loaded.set(path, result);
-  }
-  return result;
+  return loadDriverAt(libcudaPath());
 }
 
-function tryLoad(path: string): CudaDriverLoad {
-  let koffi: Koffi;
-  try {
-    koffi = createRequire(import.meta.url)('koffi') as Koffi;
-  } catch (error) {
-    return { available: false, reason: `koffi could not be loaded: ${(error as Error).message}` };
-  }
-  let lib: ReturnType<Koffi['load']>;
-  try {
-    lib = koffi.load(path);
-  } catch (error) {
-    return {
-      available: false,
-      reason: `${path} could not be loaded (is the NVIDIA driver installed?): ${(error as Error).message}`,
-    };
-  }
-  const functions: Record<string, KoffiFunction> = {};
-  for (const prototype of PROTOTYPES) {
-    const name = /^int (\w+)\(/.exec(prototype)?.[1] as string;
-    try {
-      functions[name] = lib.func(prototype);
-    } catch (error) {
-      return { available: false, reason: `${path} has no ${name}: ${(error as Error).message}` };
-    }
-  }
+const loadDriverAt = memoByPath((path): CudaDriverLoad => {
+  const load = loadNativeLibrary(path, PROTOTYPES, [], ' (is the NVIDIA driver installed?)');
+  if (!load.available) return load;
   // Only ringkernel's emulator exports rkEmuVersion; a real libcuda lacks it (koffi throws on a missing symbol).
   let emulated = false;
   try {
-    emulated = (lib.func('int rkEmuVersion()')() as number) > 0;
+    emulated = (load.lib.func('int rkEmuVersion()')() as number) > 0;
   } catch {
     emulated = false;
   }
-  return { available: true, driver: new CudaDriver(path, koffi, functions, emulated) };
-}
+  return { available: true, driver: new CudaDriver(path, load.koffi, load.functions, emulated) };
+});
 
 /**
  * The driver, or a `BackendUnavailableError('cuda', reason)`.

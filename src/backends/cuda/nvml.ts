@@ -1,8 +1,7 @@
-import { createRequire } from 'node:module';
 import { NvmlError } from '../../errors/cuda-errors.js';
+import { loadNativeLibrary, memoByPath, type NativeFunction } from './native-library.js';
 
 type Koffi = typeof import('koffi');
-type KoffiFunction = ReturnType<ReturnType<Koffi['load']>['func']>;
 
 /**
  * `nvmlReturn_t` names (nvml.h), for {@link NvmlError.nvmlErrorName}. NVML has no function that returns the
@@ -140,22 +139,22 @@ export type NvmlLoad =
 export class Nvml {
   /** Where it was loaded from. */
   readonly path: string;
-  readonly #fn: Readonly<Record<string, KoffiFunction>>;
+  readonly #fn: Readonly<Record<string, NativeFunction>>;
 
   /** @internal Use {@link loadNvml}. */
-  constructor(path: string, functions: Readonly<Record<string, KoffiFunction>>) {
+  constructor(path: string, functions: Readonly<Record<string, NativeFunction>>) {
     this.path = path;
     this.#fn = functions;
   }
 
   /** NVML's description of a result (`nvmlErrorString`). */
   errorString(result: number): string {
-    const text = (this.#fn.nvmlErrorString as KoffiFunction)(result) as string | null;
+    const text = (this.#fn.nvmlErrorString as NativeFunction)(result) as string | null;
     return typeof text === 'string' ? text : 'no description';
   }
 
   #rc(operation: string, ...args: unknown[]): number {
-    return (this.#fn[operation] as KoffiFunction)(...args) as number;
+    return (this.#fn[operation] as NativeFunction)(...args) as number;
   }
 
   #check(operation: string, rc: number): void {
@@ -241,8 +240,6 @@ function checkLink(link: number): void {
   }
 }
 
-const loaded = new Map<string, NvmlLoad>();
-
 /**
  * Loads (once per thread and path; lazily — nothing loads NVML until a CUDA topology asks) libnvidia-ml and binds
  * the calls {@link Nvml} makes, or says why it cannot. Never throws. Loading does not call `nvmlInit_v2`.
@@ -252,53 +249,20 @@ const loaded = new Map<string, NvmlLoad>();
  * if (!load.available) console.log(`no NVLink detection: ${load.reason}`);
  */
 export function loadNvml(): NvmlLoad {
-  const path = libnvmlPath();
-  let result = loaded.get(path);
-  if (result === undefined) {
-    result = tryLoad(path);
-    loaded.set(path, result);
-  }
-  return result;
+  return loadNvmlAt(libnvmlPath());
 }
 
-function tryLoad(path: string): NvmlLoad {
-  let koffi: Koffi;
-  try {
-    koffi = createRequire(import.meta.url)('koffi') as Koffi;
-  } catch (error) {
-    return { available: false, reason: `koffi could not be loaded: ${(error as Error).message}` };
-  }
-  let lib: ReturnType<Koffi['load']>;
-  try {
-    lib = koffi.load(path);
-  } catch (error) {
-    return { available: false, reason: `${path} could not be loaded: ${(error as Error).message}` };
-  }
-  nvmlPciInfoType(koffi);
-  const functions: Record<string, KoffiFunction> = {};
-  try {
-    functions.nvmlErrorString = lib.func('const char *nvmlErrorString(int result)');
-  } catch (error) {
-    return { available: false, reason: `${path} has no nvmlErrorString: ${(error as Error).message}` };
-  }
-  for (const prototype of PROTOTYPES) {
-    const name = /^int (\w+)\(/.exec(prototype)?.[1] as string;
-    try {
-      functions[name] = lib.func(prototype);
-    } catch (error) {
-      return { available: false, reason: `${path} has no ${name}: ${(error as Error).message}` };
-    }
-  }
-  for (const prototype of OPTIONAL_PROTOTYPES) {
-    const name = /^int (\w+)\(/.exec(prototype)?.[1] as string;
-    try {
-      functions[name] = lib.func(prototype);
-    } catch {
-      // An older NVML: links are classified by their remote PCI address alone.
-    }
-  }
-  return { available: true, nvml: new Nvml(path, functions) };
-}
+const loadNvmlAt = memoByPath((path): NvmlLoad => {
+  const load = loadNativeLibrary(
+    path,
+    ['const char *nvmlErrorString(int result)', ...PROTOTYPES],
+    // An older NVML may lack these: links are then classified by their remote PCI address alone.
+    OPTIONAL_PROTOTYPES,
+    '',
+    nvmlPciInfoType,
+  );
+  return load.available ? { available: true, nvml: new Nvml(path, load.functions) } : load;
+});
 
 let pciInfoType: unknown;
 /**
