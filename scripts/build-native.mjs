@@ -31,65 +31,46 @@ if (process.platform !== 'linux') {
 }
 
 mkdirSync(dirname(output), { recursive: true });
-const flags = sanitize
-  ? ['-O1', '-g', '-fno-omit-frame-pointer', '-fsanitize=address,undefined', '-fno-sanitize-recover=undefined']
-  : ['-O2'];
-const args = [
-  '-std=c11',
-  ...flags,
-  '-pthread',
-  '-fPIC',
-  '-shared',
-  '-fvisibility=hidden',
-  // Never unmapped: koffi dlcloses the library when a worker thread that loaded it is torn down, while the
-  // mirror's threads may still have to run their way out of its code (a SIGSEGV at exit before this flag).
-  '-Wl,-z,nodelete',
-  '-Wall',
-  '-Wextra',
-  '-I',
-  join(root, 'native', 'include'),
-  join(root, 'native', 'src', 'mirror.c'),
-  join(root, 'native', 'src', 'node_hook.c'),
-  '-o',
-  output,
-];
-const result = spawnSync(compiler, args, { stdio: 'inherit' });
-if (result.error !== undefined || result.status !== 0) {
-  const why = result.error !== undefined ? `${compiler} could not run (${result.error.message})` : `${compiler} failed`;
-  console.log(`ringkernel: native DMA mirror not built: ${why}; the dma strategy will fall back to direct`);
-} else {
-  console.log(`ringkernel: built ${output}`);
+
+/**
+ * Builds one shared library with the system C compiler: C11, threads, position-independent, only the exported
+ * symbols visible, never unmapped (koffi dlcloses a library when a worker thread that loaded it is torn down,
+ * while native threads may still have to run their way out of its code: a SIGSEGV at exit before -z nodelete).
+ * Says what failed, and what that means, instead of failing the install.
+ */
+function buildLibrary({ what, out, flags, includes, sources, libs = [], ifNot }) {
+  const args = ['-std=c11', ...flags, '-pthread', '-fPIC', '-shared', '-fvisibility=hidden', '-Wl,-z,nodelete'];
+  args.push('-Wall', '-Wextra', ...includes.flatMap((dir) => ['-I', dir]), ...sources, '-o', out, ...libs);
+  const built = spawnSync(compiler, args, { stdio: 'inherit' });
+  if (built.error !== undefined || built.status !== 0) {
+    const why = built.error !== undefined ? `${compiler} could not run (${built.error.message})` : `${compiler} failed`;
+    console.log(`ringkernel: ${what} not built: ${why}; ${ifNot}`);
+    return;
+  }
+  console.log(`ringkernel: built ${out}`);
 }
+
+buildLibrary({
+  what: 'native DMA mirror',
+  out: output,
+  flags: sanitize
+    ? ['-O1', '-g', '-fno-omit-frame-pointer', '-fsanitize=address,undefined', '-fno-sanitize-recover=undefined']
+    : ['-O2'],
+  includes: [join(root, 'native', 'include')],
+  sources: [join(root, 'native', 'src', 'mirror.c'), join(root, 'native', 'src', 'node_hook.c')],
+  ifNot: 'the dma strategy will fall back to direct',
+});
 
 // Second, independent step: the CUDA driver emulator (native/cuda/emu), which runs the CUDA backend on CPU
 // threads where there is no GPU (npm test). Not built with sanitizers; never fatal.
-if (!sanitize) buildCudaEmulator();
-
-function buildCudaEmulator() {
-  const emulator = join(root, 'native', 'build', 'libcuda-emu.so');
-  const emuArgs = [
-    '-std=c11',
-    '-O2',
-    '-pthread',
-    '-fPIC',
-    '-shared',
-    '-fvisibility=hidden',
-    // Kernel threads run emulator code (barriers) until they are joined; never unmap it under them.
-    '-Wl,-z,nodelete',
-    '-Wall',
-    '-Wextra',
-    '-I',
-    join(root, 'native', 'cuda', 'emu', 'include'),
-    join(root, 'native', 'cuda', 'emu', 'libcuda_emu.c'),
-    '-o',
-    emulator,
-    '-ldl',
-  ];
-  const built = spawnSync(compiler, emuArgs, { stdio: 'inherit' });
-  if (built.error !== undefined || built.status !== 0) {
-    const why = built.error !== undefined ? `${compiler} could not run (${built.error.message})` : `${compiler} failed`;
-    console.log(`ringkernel: CUDA driver emulator not built: ${why}; the emulated-device tests will skip`);
-    return;
-  }
-  console.log(`ringkernel: built ${emulator}`);
+if (!sanitize) {
+  buildLibrary({
+    what: 'CUDA driver emulator',
+    out: join(root, 'native', 'build', 'libcuda-emu.so'),
+    flags: ['-O2'],
+    includes: [join(root, 'native', 'cuda', 'emu', 'include')],
+    sources: [join(root, 'native', 'cuda', 'emu', 'libcuda_emu.c')],
+    libs: ['-ldl'],
+    ifNot: 'the emulated-device tests will skip',
+  });
 }

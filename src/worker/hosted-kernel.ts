@@ -23,6 +23,9 @@ import {
   type DeadLetterReason,
   ERROR_REPLY_MAX_BYTES,
   ERROR_REPLY_TYPE_ID,
+  type LifecycleCommand,
+  lifecycleEventOf,
+  lifecycleRefusal,
   serializeError,
   type WorkerReport,
 } from './protocol.js';
@@ -256,14 +259,12 @@ export class HostedKernel {
       this.#links.push({ producer, types: command.types === undefined ? undefined : new Set(command.types) });
       this.#report({ type: 'reply', seq: command.seq, ok: true });
     } else {
-      const event =
-        command.command === 'TERMINATE'
-          ? { type: 'TERMINATE' as const, drain: command.drain && !command.keep }
-          : { type: command.command };
+      // START/DISCARD/RESTORE returned above (TypeScript does not carry that narrowing through the chain).
+      const lifecycle = command as LifecycleCommand;
+      const event = lifecycleEventOf(lifecycle, command.command === 'TERMINATE' && command.drain && !command.keep);
       const snapshot = this.#actor.getSnapshot();
       if (!snapshot.can(event)) {
-        const target = { ACTIVATE: 'Active', DEACTIVATE: 'Deactivated', TERMINATE: 'Terminating' }[command.command];
-        this.#report({ type: 'reply', seq: command.seq, ok: false, state: String(snapshot.value), target });
+        this.#report(lifecycleRefusal(lifecycle, snapshot.value));
         return;
       }
       if (command.command === 'TERMINATE') this.#keepQueued = command.keep;

@@ -168,3 +168,24 @@ export const ERROR_REPLY_TYPE_ID = 2;
 
 /** Room every output ring keeps for an error response's payload, whatever the kernel's output type. */
 export const ERROR_REPLY_MAX_BYTES = 512;
+
+/** The commands that drive the lifecycle machine. @internal */
+export type LifecycleCommand = Extract<ControlCommand, { command: 'ACTIVATE' | 'DEACTIVATE' | 'TERMINATE' }>;
+
+/**
+ * The lifecycle event a command sends to a kernel's lifecycle actor, or the refusal to report when its state does
+ * not take it (the host turns it into `InvalidStateError`). Shared by every executor that runs the lifecycle
+ * machine (CPU workers, the CUDA device thread). @internal
+ */
+export function lifecycleEventOf(
+  command: LifecycleCommand,
+  drain: boolean,
+): { type: 'ACTIVATE' } | { type: 'DEACTIVATE' } | { type: 'TERMINATE'; drain: boolean } {
+  return command.command === 'TERMINATE' ? { type: 'TERMINATE', drain } : { type: command.command };
+}
+
+/** The refusal of a lifecycle command the actor's state does not take. @internal */
+export function lifecycleRefusal(command: LifecycleCommand, state: unknown): WorkerReport {
+  const target = { ACTIVATE: 'Active', DEACTIVATE: 'Deactivated', TERMINATE: 'Terminating' }[command.command];
+  return { type: 'reply', seq: command.seq, ok: false, state: String(state), target };
+}

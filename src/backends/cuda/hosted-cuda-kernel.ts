@@ -14,6 +14,8 @@ import {
   type AttachTask,
   type ControlCommand,
   type DeadLetterReason,
+  lifecycleEventOf,
+  lifecycleRefusal,
   type SerializedError,
   serializeError,
   type WorkerReport,
@@ -243,14 +245,10 @@ export class HostedCudaKernel {
         this.#report({ type: 'reply', seq: command.seq, ok: true });
         return;
       default: {
-        const event =
-          command.command === 'TERMINATE'
-            ? { type: 'TERMINATE' as const, drain: command.drain }
-            : { type: command.command };
+        const event = lifecycleEventOf(command, command.command === 'TERMINATE' && command.drain);
         const snapshot = this.#actor.getSnapshot();
         if (!snapshot.can(event)) {
-          const target = { ACTIVATE: 'Active', DEACTIVATE: 'Deactivated', TERMINATE: 'Terminating' }[command.command];
-          this.#report({ type: 'reply', seq: command.seq, ok: false, state: String(snapshot.value), target });
+          this.#report(lifecycleRefusal(command, snapshot.value));
           return;
         }
         // Terminating leaves is_active 0; the device loop drains anyway once should_terminate is 1 (the host has
