@@ -45,6 +45,28 @@ describe('supervision', () => {
   });
   const lettersOf = (kernel: string) => letters.filter((l) => l.kernel === kernel);
 
+  it('without a supervisor, a kernel failed by its handler dead-letters its whole queue: every message once', async () => {
+    // Queued before activation: the second fails the kernel; the rest were never handled.
+    const handle = await runtime.launch(Accumulator, 1, 1, { name: 'unsupervised', onHandlerError: 'fail' });
+    for (const [seq, value] of [1, -1, 2, 3, 4, 5].entries()) assert.ok(handle.trySend({ sender: 0, seq, value }));
+    await handle.activate();
+    // (Polled: a handle's control port does not keep the process alive, so a bare `await handle.exited` could
+    // outlive the event loop before the exit report arrives.)
+    await eventually(() => assert.equal(lettersOf('unsupervised').length, 5));
+    assert.equal(handle.status, 'Failed');
+    assert.deepEqual(
+      lettersOf('unsupervised').map((l) => [l.reason, Numbers.decode(l.payload).seq]),
+      [
+        ['handler-error', 1],
+        ['kernel-failed', 2],
+        ['kernel-failed', 3],
+        ['kernel-failed', 4],
+        ['kernel-failed', 5],
+      ],
+    );
+    assert.equal(handle.counters().processed, 1);
+  });
+
   it('restarts a kernel whose handler throws with fresh state, keeping every message queued for it', async () => {
     const supervisor = runtime.supervisor({ name: 'one', backoff: { initialMs: 20 } });
     const log = recorder();

@@ -1344,7 +1344,9 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
           return;
         }
         if (report.status === 'Failed') {
-          this.#fail(new KernelFailedError(this.name, report.reason ?? 'unknown'));
+          // The instance has exited: nothing consumes the input any more, so an unsupervised kernel's queue is
+          // dead-lettered (a supervised one keeps it for the next instance).
+          this.#fail(new KernelFailedError(this.name, report.reason ?? 'unknown'), true);
           return;
         }
         this.#exitStatus = report.status;
@@ -1362,10 +1364,11 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   }
 
   /**
-   * The kernel's instance failed (`crashed`: its worker died under it). Supervised, the handle is suspended for
-   * the supervisor to decide; otherwise the kernel is Failed for good, and a crashed one's queue dead-lettered.
+   * The kernel's instance failed (`gone`: its worker died under it, or it reported its exit, so nothing consumes
+   * its input any more). Supervised, the handle is suspended for the supervisor to decide; otherwise the kernel is
+   * Failed for good, and a gone instance's queue dead-lettered.
    */
-  #fail(error: Error, crashed = false): void {
+  #fail(error: Error, gone = false): void {
     if (this.#failure !== undefined) return;
     // The instance failed: a fail span either way (a supervised kernel's restart is a span of its own).
     const span = this.#tracer?.beginLifecycle();
@@ -1393,7 +1396,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     for (const waiter of this.#snapshots.values()) waiter.reject(error);
     this.#snapshots.clear();
     this.#settleExit();
-    if (crashed) this.#salvageInput('kernel-failed');
+    if (gone) this.#salvageInput('kernel-failed');
   }
 
   /** From now on the instance is gone (or going) and the handle waits for the next one. */

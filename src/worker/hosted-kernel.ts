@@ -453,6 +453,8 @@ export class HostedKernel {
         this.#deadLetter('discarded-on-terminate', frame, new Error(why));
       });
     }
+    // Reported: a host that salvages the queue after a failed exit starts past them.
+    this.#control.setHandledCursor(this.#input.cursor);
     this.#publish();
   }
 

@@ -369,8 +369,8 @@ export class HostedCudaKernel {
       failure = `the CUDA kernel exited on its own (last error ${this.#control.lastErrorCode})`;
     }
     // A kernel that failed on the device leaves its batch in hand and its queue unhandled (the device releases
-    // input only after handling it): each of those messages is a dead letter, none is lost.
-    if (failure !== undefined && this.#discardLeftovers === undefined) this.#discardPending(failure, 'kernel-failed');
+    // input only after handling it, and its handled cursor after publishing the batch's outputs): the host
+    // dead-letters them from that cursor once it has the exit report, or keeps them for a restart.
     this.#reportDeviceFailures();
     this.#release();
     if (failure === undefined) {
@@ -389,7 +389,7 @@ export class HostedCudaKernel {
   }
 
   /** What the device never took: dead letters (the device has exited, so the host reads the ring now). */
-  #discardPending(why: string, reason: DeadLetterReason = 'discarded-on-terminate'): void {
+  #discardPending(why: string): void {
     let count = 0;
     const input = new FrameConsumer(this.#task.input, { spin: 0 });
     input.drain((frame) => {
@@ -397,7 +397,7 @@ export class HostedCudaKernel {
       this.#report({
         type: 'deadLetter',
         letter: {
-          reason,
+          reason: 'discarded-on-terminate',
           error: serializeError(new Error(why)),
           messageId: frame.messageId,
           correlationId: frame.correlationId,
@@ -406,8 +406,10 @@ export class HostedCudaKernel {
         },
       });
     });
-    // The device has exited: the host side is now the only writer of the counters.
+    // The device has exited: the host side is now the only writer of the counters and the handled cursor (a host
+    // that salvages the queue after a failed exit starts past what was reported here).
     if (count > 0) this.#control.addBatch(count, 0, 0, count);
+    this.#control.setHandledCursor(input.cursor);
     this.#seenDropped = this.#control.messagesDropped;
   }
 
