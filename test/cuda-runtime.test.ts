@@ -24,7 +24,14 @@ import {
   probeCuda,
   RingKernelRuntime,
 } from '../src/index.js';
-import { ADD_ONE_POISON, AddOneWords, BrokenCuda, CudaOnly, DoubleReading } from './fixtures/cuda-kernels.js';
+import {
+  ADD_ONE_POISON,
+  AddOneWords,
+  BrokenCuda,
+  CudaOnly,
+  DeviceTotal,
+  DoubleReading,
+} from './fixtures/cuda-kernels.js';
 import { Numbers } from './fixtures/kernels.js';
 import { OtlpReceiver, type ReceivedSpan } from './support/otlp-receiver.js';
 import { Random, TEST_SEED } from './support/random.js';
@@ -324,6 +331,56 @@ describe('tracing a CUDA kernel: the device writes the processing spans (emulate
     } finally {
       delete process.env.RINGKERNEL_LIBCUDA;
       await receiver.close();
+    }
+  });
+});
+
+describe('a CUDA kernel with device state (emulated device: CPU threads stand in for the GPU)', () => {
+  it('keeps state in device memory across messages; checkpoint copies it back between batches; restore resumes it', async (t) => {
+    if (!existsSync(EMULATOR) || !hasGxx) return t.skip('skipped: the CUDA emulator or g++ is missing');
+    process.env.RINGKERNEL_LIBCUDA = EMULATOR;
+    try {
+      await using runtime = await RingKernelRuntime.builder().backend('cuda').config({ workers: 1 }).build();
+      const kernel = await runtime.launch(DeviceTotal, 1, 1, { name: 'totals', autoActivate: true });
+      const random = new Random(TEST_SEED);
+      let sum = 0;
+      for (let seq = 0; seq < 200; seq++) {
+        const value = random.int(0, 1000) / 8; // exact in binary: the sums compare exactly
+        sum += value;
+        await kernel.send({ sender: 1, seq, value });
+        // Checkpoints taken while messages flow: each sees the state at rest between two batches.
+        if (seq % 50 === 49) {
+          const checkpoint = await kernel.checkpoint();
+          const view = new DataView(checkpoint.state.buffer, checkpoint.state.byteOffset, checkpoint.state.byteLength);
+          const count = Number(view.getBigUint64(0, true));
+          assert.ok(count <= seq + 1, `${count} counted of ${seq + 1} sent`);
+          assert.equal(checkpoint.state.byteLength, 16);
+        }
+      }
+      const outputs = [];
+      for (let i = 0; i < 200; i++) outputs.push(await kernel.receive());
+      assert.deepEqual(
+        outputs.map((o) => o.count),
+        Array.from({ length: 200 }, (_, i) => i + 1),
+      );
+      assert.equal(outputs.at(-1)?.total, sum);
+      const checkpoint = await kernel.checkpoint();
+      const view = new DataView(checkpoint.state.buffer, checkpoint.state.byteOffset, 16);
+      assert.equal(view.getBigUint64(0, true), 200n);
+      assert.equal(view.getFloat64(8, true), sum);
+      assert.equal(kernel.status, 'Active', 'a checkpoint leaves an active kernel active');
+      await kernel.terminate();
+      // A new kernel from the checkpoint: its device state starts where the old one's was.
+      const resumed = await runtime.launch(DeviceTotal, 1, 1, {
+        name: 'totals-2',
+        autoActivate: true,
+        restore: checkpoint,
+      });
+      const next = await resumed.call({ sender: 1, seq: 200, value: 2 });
+      assert.equal(next.count, 201);
+      assert.equal(next.total, sum + 2);
+    } finally {
+      delete process.env.RINGKERNEL_LIBCUDA;
     }
   });
 });

@@ -22,7 +22,8 @@
  *
  * Control. is_active = 0 pauses consumption without exiting (the kernel stays resident; heartbeat continues).
  * should_terminate = 1 drains the input ring, then exits (with terminate_discard = 1: exits after the batch in hand,
- * leaving the queue to the host, which dead-letters it); 2 exits after the batch in hand. The leader sets
+ * leaving the queue to the host, which dead-letters it); 2 exits after the batch in hand. pause_request = 1 stops
+ * between batches and acknowledges in paused (the host then reads the kernel state at rest: a checkpoint). The leader sets
  * has_terminated = 1 as the very last store. The status word belongs to the host's lifecycle machine; the kernel
  * never writes it.
  *
@@ -346,7 +347,11 @@ extern "C" __global__ void rk_persistent_kernel(rk_control_block *control, uint8
       uint32_t at = read;
       /* terminate_discard is stored before should_terminate: read after it, it says how to finish. */
       const uint32_t discard = terminate == 1 ? rk_load_acquire(&control->terminate_discard) : 0u;
-      if (terminate != 2 && (terminate == 1 ? discard == 0 : active != 0)) {
+      /* A pause (the host's checkpoint of the kernel state): no batch while it lasts, and say so. Release: every
+         state write of the batches before (ordered to the leader by the grid sync) is visible with the flag. */
+      const bool pausing = terminate == 0 && rk_load_acquire(&control->pause_request) != 0;
+      if (pausing != (rk_load_relaxed(&control->paused) != 0)) rk_store_release(&control->paused, pausing ? 1u : 0u);
+      if (!pausing && terminate != 2 && (terminate == 1 ? discard == 0 : active != 0)) {
         while (at != write && count < batch_max) {
           const uint32_t available = (write - at + input_storage) % input_storage;
           const uint32_t length = *reinterpret_cast<const uint32_t *>(in_data + at);

@@ -180,7 +180,9 @@ typedef struct rk_control_block {
   RK_ATOMIC(uint32_t) handled_cursor; /* @96, writer: executor. Input ring offset just past the last frame whose handler returned: where a host resumes if the executor dies mid-batch. */
   RK_ATOMIC(uint32_t) draining_input; /* @100, writer: executor. Which input a batch is draining: 0 = none, 1 = the own input ring, 2 + k = kernel-to-kernel link k. If the executor dies, the frame in hand is the one at that ring's handled cursor. */
   RK_ATOMIC(uint32_t) terminate_discard; /* @104, writer: host. With should_terminate = 1: 0 = handle the queued input before exiting; 1 = leave it in the ring (the host dead-letters it). Written before should_terminate. */
-  uint8_t reserved[20]; /* @108, writer: host. Zero; room to grow. */
+  RK_ATOMIC(uint32_t) pause_request; /* @108, writer: host. 1 = stop between batches and say so in paused (a device executor's checkpoint); 0 = go on. */
+  RK_ATOMIC(uint32_t) paused; /* @112, writer: executor. 1 while the executor honours pause_request: no batch in hand, the kernel state is at rest. */
+  uint8_t reserved[12]; /* @116, writer: host. Zero; room to grow. */
 } rk_control_block;
 #define RK_CONTROL_BLOCK_SIZE 128u
 #define RK_CONTROL_BLOCK_STATUS_OFFSET 0u
@@ -204,7 +206,9 @@ typedef struct rk_control_block {
 #define RK_CONTROL_BLOCK_HANDLED_CURSOR_OFFSET 96u
 #define RK_CONTROL_BLOCK_DRAINING_INPUT_OFFSET 100u
 #define RK_CONTROL_BLOCK_TERMINATE_DISCARD_OFFSET 104u
-#define RK_CONTROL_BLOCK_RESERVED_OFFSET 108u
+#define RK_CONTROL_BLOCK_PAUSE_REQUEST_OFFSET 108u
+#define RK_CONTROL_BLOCK_PAUSED_OFFSET 112u
+#define RK_CONTROL_BLOCK_RESERVED_OFFSET 116u
 RK_STATIC_ASSERT(sizeof(rk_control_block) == 128, "rk_control_block: size");
 RK_STATIC_ASSERT(RK_ALIGNOF(rk_control_block) == 8, "rk_control_block: alignment");
 RK_STATIC_ASSERT(offsetof(rk_control_block, status) == 0, "rk_control_block.status: offset");
@@ -228,7 +232,9 @@ RK_STATIC_ASSERT(offsetof(rk_control_block, layout_version) == 92, "rk_control_b
 RK_STATIC_ASSERT(offsetof(rk_control_block, handled_cursor) == 96, "rk_control_block.handled_cursor: offset");
 RK_STATIC_ASSERT(offsetof(rk_control_block, draining_input) == 100, "rk_control_block.draining_input: offset");
 RK_STATIC_ASSERT(offsetof(rk_control_block, terminate_discard) == 104, "rk_control_block.terminate_discard: offset");
-RK_STATIC_ASSERT(offsetof(rk_control_block, reserved) == 108, "rk_control_block.reserved: offset");
+RK_STATIC_ASSERT(offsetof(rk_control_block, pause_request) == 108, "rk_control_block.pause_request: offset");
+RK_STATIC_ASSERT(offsetof(rk_control_block, paused) == 112, "rk_control_block.paused: offset");
+RK_STATIC_ASSERT(offsetof(rk_control_block, reserved) == 116, "rk_control_block.reserved: offset");
 
 /* rk_ring_header: ringbuf.js 0.4 SPSC ring: this header, then storage_size data bytes (capacity + 1 slots). Indices wrap modulo storage_size; the ring is empty when they are equal and full when write + 1 == read (mod storage_size). Producer: copy, then release-store write_index. Consumer: acquire-load write_index, read, then release-store read_index. */
 typedef struct rk_ring_header {

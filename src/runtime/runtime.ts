@@ -606,11 +606,6 @@ export class RingKernelRuntime {
       if (integrity) {
         throw new TypeError(`kernel '${definition.id}': integrity checksums are not computed by CUDA kernels yet`);
       }
-      if (restore !== undefined) {
-        throw new TypeError(
-          `kernel '${definition.id}': a CUDA kernel keeps its state on the device; it cannot be restored from a checkpoint`,
-        );
-      }
       if (
         options.transferStrategy !== undefined &&
         options.transferStrategy !== 'mapped' &&
@@ -681,7 +676,7 @@ export class RingKernelRuntime {
     });
     try {
       if (onCuda) {
-        attached = await this.#cudaPool().run(task(port2, device), { transferList: [port2] });
+        attached = await this.#cudaPool().run(task(port2, device, restore?.state), { transferList: [port2] });
         if (attached.failure !== undefined) throw cudaAttachError(attached.failure, definition.id);
         const how = attached.cuda;
         if (how !== undefined) {

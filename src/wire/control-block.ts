@@ -30,7 +30,9 @@ export const ControlBlockOffset = {
   HANDLED_CURSOR: 96,
   DRAINING_INPUT: 100,
   TERMINATE_DISCARD: 104,
-  RESERVED: 108,
+  PAUSE_REQUEST: 108,
+  PAUSED: 112,
+  RESERVED: 116,
   SIZE: 128,
 } as const;
 
@@ -111,7 +113,23 @@ export const CONTROL_BLOCK_LAYOUT = defineStructLayout(
       'With should_terminate = 1: 0 = handle the queued input before exiting; 1 = leave it in the ring (the host dead-letters it). Written before should_terminate.',
       A(),
     ],
-    ['reserved', 'u8', ControlBlockOffset.RESERVED, 'host', 'Zero; room to grow.', { count: 20 }],
+    [
+      'pause_request',
+      'u32',
+      ControlBlockOffset.PAUSE_REQUEST,
+      'host',
+      "1 = stop between batches and say so in paused (a device executor's checkpoint); 0 = go on.",
+      A(),
+    ],
+    [
+      'paused',
+      'u32',
+      ControlBlockOffset.PAUSED,
+      'executor',
+      '1 while the executor honours pause_request: no batch in hand, the kernel state is at rest.',
+      A(),
+    ],
+    ['reserved', 'u8', ControlBlockOffset.RESERVED, 'host', 'Zero; room to grow.', { count: 12 }],
   ],
 );
 
@@ -205,6 +223,17 @@ export class ControlBlock {
     // device executor decides alone (a CPU one also gets the TERMINATE command, which says the same).
     if (discard) Atomics.store(this.#i32, I32(ControlBlockOffset.TERMINATE_DISCARD), 1);
     Atomics.store(this.#i32, I32(ControlBlockOffset.SHOULD_TERMINATE), mode);
+  }
+  /**
+   * Host side (the CUDA device thread): asks a device executor to stop between batches (`true`) or go on. The
+   * executor answers in {@link ControlBlock.paused}; the kernel's device state is at rest while it is set.
+   */
+  requestPause(pause: boolean): void {
+    Atomics.store(this.#i32, I32(ControlBlockOffset.PAUSE_REQUEST), pause ? 1 : 0);
+  }
+  /** Whether the executor honours a pause request (no batch in hand). */
+  get paused(): boolean {
+    return this.#u32(ControlBlockOffset.PAUSED) !== 0;
   }
   /** With a FINISH request: whether queued input is left for the host to dead-letter instead of handled. */
   get terminateDiscards(): boolean {
@@ -322,6 +351,8 @@ export class ControlBlock {
     Atomics.store(i32, I32(ControlBlockOffset.IS_ACTIVE), 0);
     Atomics.store(i32, I32(ControlBlockOffset.SHOULD_TERMINATE), 0);
     Atomics.store(i32, I32(ControlBlockOffset.TERMINATE_DISCARD), 0);
+    Atomics.store(i32, I32(ControlBlockOffset.PAUSE_REQUEST), 0);
+    Atomics.store(i32, I32(ControlBlockOffset.PAUSED), 0);
     Atomics.store(i32, I32(ControlBlockOffset.HAS_TERMINATED), 0);
     Atomics.store(i32, I32(ControlBlockOffset.MESSAGES_IN_FLIGHT), 0);
     Atomics.store(i32, I32(ControlBlockOffset.DRAINING_INPUT), 0);

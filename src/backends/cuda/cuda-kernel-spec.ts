@@ -30,6 +30,13 @@ export interface CudaKernelSpec {
   /** Frames the kernel takes per round (one grid-wide batch). Default 64. */
   readonly batchMax?: number;
   /**
+   * Bytes of kernel state in device memory, zeroed at launch (or filled from a checkpoint's `restore`): the
+   * handler's `user_state`. It lives as long as the kernel and is what `handle.checkpoint()` copies back, taken
+   * between batches. Handlers of one batch run concurrently (one thread each): with `blockSize` above 1, update
+   * shared state with atomics. Default 0 (no state).
+   */
+  readonly stateBytes?: number;
+  /**
    * A PTX file built ahead of time (`file:` URL or absolute path), used when this machine has neither NVRTC nor
    * nvcc. It must be the template compiled with this handler, for an architecture the device can run.
    */
@@ -42,6 +49,7 @@ export interface ResolvedCudaKernelSpec {
   readonly source: string | undefined;
   readonly blockSize: number | undefined;
   readonly batchMax: number | undefined;
+  readonly stateBytes: number;
   readonly ptx: string | undefined;
 }
 
@@ -49,6 +57,8 @@ export interface ResolvedCudaKernelSpec {
 export const MAX_CUDA_BLOCK_SIZE = 1024;
 /** The largest batch: the scratch area holds a frame slot and two frame copies per batch entry. */
 export const MAX_CUDA_BATCH = 4096;
+/** The largest device state a kernel may ask for (1 GiB). */
+export const MAX_CUDA_STATE_BYTES = 1 << 30;
 
 function resolvePath(kernelId: string, name: string, value: unknown): string {
   if (value instanceof URL) {
@@ -83,7 +93,7 @@ export function resolveCudaKernelSpec(kernelId: string, spec: unknown): Resolved
   if (typeof spec !== 'object' || spec === null) {
     throw new TypeError(`kernel '${kernelId}': cuda must be an object ({ file } or { source })`);
   }
-  const { file, source, blockSize, batchMax, ptx } = spec as Record<string, unknown>;
+  const { file, source, blockSize, batchMax, stateBytes, ptx } = spec as Record<string, unknown>;
   if ((file === undefined) === (source === undefined)) {
     throw new TypeError(`kernel '${kernelId}': cuda needs exactly one of file and source`);
   }
@@ -95,6 +105,7 @@ export function resolveCudaKernelSpec(kernelId: string, spec: unknown): Resolved
     source: source as string | undefined,
     blockSize: optionalCount(kernelId, 'blockSize', blockSize, MAX_CUDA_BLOCK_SIZE),
     batchMax: optionalCount(kernelId, 'batchMax', batchMax, MAX_CUDA_BATCH),
+    stateBytes: optionalCount(kernelId, 'stateBytes', stateBytes, MAX_CUDA_STATE_BYTES) ?? 0,
     ptx: ptx === undefined ? undefined : resolvePath(kernelId, 'ptx', ptx),
   };
 }

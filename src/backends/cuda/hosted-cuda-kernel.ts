@@ -33,6 +33,8 @@ const READ = RingOffset.READ_INDEX >> 2;
 const SPACE_SEQ = RingSignalOffset.SPACE_SEQ >> 2;
 const PRODUCER_SLEEPING = RingSignalOffset.PRODUCER_SLEEPING >> 2;
 
+/** How long a checkpoint waits for the device loop to pause between batches, ms. */
+const PAUSE_TIMEOUT_MS = 5_000;
 /** How often, ms, the device thread asks the driver whether a kernel's launch is still running. */
 const STREAM_CHECK_MS = 5;
 /** sizeof(rk_frame_slot) in native/cuda/persistent_kernel.cu (static-asserted there). */
@@ -120,6 +122,9 @@ export class HostedCudaKernel {
   readonly compiled: CompiledCudaKernel;
   #module = 0n;
   #scratch = 0n;
+  /** The kernel's device state (`cuda.stateBytes`; 0n when it has none). */
+  #state = 0n;
+  readonly #stateBytes: number;
   #stream = 0n;
   #lastOutputWrite = 0;
   #lastStreamCheck = 0;
@@ -148,6 +153,7 @@ export class HostedCudaKernel {
     this.#inputSignal = new Int32Array(task.input.signal);
     this.#lastInputRead = Atomics.load(this.#inputIndex, READ);
     this.#actor = createActor(kernelLifecycle, { input: { controlBlock: this.#control } });
+    this.#stateBytes = definition.cuda?.stateBytes ?? 0;
     const driver = slot.driver;
     this.compiled = compileCudaKernel(
       definition,
@@ -174,8 +180,20 @@ export class HostedCudaKernel {
       this.#scratch = driver.memAlloc(scratchBytes);
       this.#stream = driver.streamCreate();
       // The template expects zeroed scratch (its plan starts empty).
-      driver.memcpyHtoDAsync(this.#scratch, new Uint8Array(scratchBytes), this.#stream);
-      driver.streamSynchronize(this.#stream);
+      driver.memsetD8(this.#scratch, 0, scratchBytes);
+      if (this.#stateBytes > 0) {
+        this.#state = driver.memAlloc(this.#stateBytes);
+        driver.memsetD8(this.#state, 0, this.#stateBytes);
+        const restored = task.restoreState;
+        if (restored !== undefined) {
+          if (restored.byteLength !== this.#stateBytes) {
+            throw new TypeError(
+              `kernel '${definition.id}': the checkpoint's state is ${restored.byteLength} bytes, its cuda.stateBytes is ${this.#stateBytes}`,
+            );
+          }
+          driver.memcpyHtoD(this.#state, restored);
+        }
+      }
       const blockSize =
         options.blockSize > 1
           ? options.blockSize
@@ -203,7 +221,7 @@ export class HostedCudaKernel {
         { type: 'u32', value: batchMax },
         { type: 'i64', value: 0n },
         { type: 'i64', value: -BigInt(Math.round(epochMs)) * 1_000_000n },
-        { type: 'pointer', value: 0n },
+        { type: 'pointer', value: this.#state },
       ]);
     } catch (error) {
       this.#actor.stop();
@@ -220,17 +238,16 @@ export class HostedCudaKernel {
   #command(command: ControlCommand): void {
     if (this.#exited) return;
     switch (command.command) {
-      case 'SNAPSHOT':
-        this.#report({
-          type: 'snapshot',
-          seq: command.seq,
-          error: serializeError(
-            new TypeError(
-              `kernel '${this.#definition.id}' keeps its state on the CUDA device: it cannot be checkpointed`,
-            ),
-          ),
-        });
+      case 'SNAPSHOT': {
+        let report: WorkerReport;
+        try {
+          report = { type: 'snapshot', seq: command.seq, bytes: this.#snapshot() };
+        } catch (error) {
+          report = { type: 'snapshot', seq: command.seq, error: serializeError(error) };
+        }
+        this.#port.postMessage(report, 'bytes' in report ? [report.bytes.buffer as ArrayBuffer] : []);
         return;
+      }
       case 'START':
       case 'DISCARD':
       case 'RESTORE':
@@ -261,6 +278,39 @@ export class HostedCudaKernel {
         this.#report({ type: 'reply', seq: command.seq, ok: true });
       }
     }
+  }
+
+  /**
+   * The kernel's device state, copied back between two batches: the device loop is asked to pause
+   * (`pause_request`), and once it says it has (`paused`, with every state write before it visible) the bytes
+   * are copied and the loop goes on. A loop stuck in a handler is not waited for past {@link PAUSE_TIMEOUT_MS}.
+   */
+  #snapshot(): Uint8Array {
+    const bytes = new Uint8Array(this.#stateBytes);
+    if (this.#stateBytes === 0) return bytes;
+    const control = this.#control;
+    const running = !control.hasTerminated;
+    if (running) {
+      control.requestPause(true);
+      const deadline = performance.now() + PAUSE_TIMEOUT_MS;
+      const nap = new Int32Array(new SharedArrayBuffer(4));
+      while (!control.paused && !control.hasTerminated) {
+        if (performance.now() > deadline) {
+          control.requestPause(false);
+          throw new Error(
+            `the CUDA kernel did not pause within ${PAUSE_TIMEOUT_MS} ms (a handler that never returns?)`,
+          );
+        }
+        Atomics.wait(nap, 0, 0, 0.05);
+      }
+    }
+    try {
+      this.#slot.driver.setCurrentContext(this.#slot.context);
+      this.#slot.driver.memcpyDtoH(bytes, this.#state);
+    } finally {
+      if (running) control.requestPause(false);
+    }
+    return bytes;
   }
 
   /** Tells the device loop to exit after the batch in hand; what is left is dead-lettered once it has. */
@@ -425,10 +475,12 @@ export class HostedCudaKernel {
     };
     if (this.#stream !== 0n) quietly(() => driver.streamDestroy(this.#stream));
     if (this.#scratch !== 0n) quietly(() => driver.memFree(this.#scratch));
+    if (this.#state !== 0n) quietly(() => driver.memFree(this.#state));
     if (this.#module !== 0n) quietly(() => driver.moduleUnload(this.#module));
     for (const view of this.#views.splice(0)) quietly(() => this.#slot.pinned.unpin(view));
     this.#stream = 0n;
     this.#scratch = 0n;
+    this.#state = 0n;
     this.#module = 0n;
   }
 
