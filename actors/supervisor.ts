@@ -205,10 +205,11 @@ export class Supervisor {
     if (status === 'Terminated' || status === 'Failed' || status === 'Terminating') {
       throw new TypeError(`kernel '${handle.name}' is ${status}: only a running kernel can be supervised`);
     }
-    if (handle.transfer.strategy !== 'direct') {
-      // A restart re-attaches the same rings to a new instance; a dma kernel's mirror replica cannot be yet.
+    if (handle.transfer.strategy !== 'direct' && handle.transfer.strategy !== 'mapped') {
+      // A restart re-attaches the same rings to a new instance (a CUDA kernel on `mapped` is relaunched over the
+      // host's own rings); a dma kernel's mirror replica cannot be yet.
       throw new TypeError(
-        `kernel '${handle.name}' uses the ${handle.transfer.strategy} transfer strategy: supervision restarts direct kernels only, for now`,
+        `kernel '${handle.name}' uses the ${handle.transfer.strategy} transfer strategy: supervision restarts direct and mapped kernels only, for now`,
       );
     }
     const child: Child = { kind: 'kernel', handle };

@@ -179,7 +179,7 @@ typedef struct rk_control_block {
   uint32_t layout_version; /* @92, writer: host. RK_CONTROL_BLOCK_VERSION. */
   RK_ATOMIC(uint32_t) handled_cursor; /* @96, writer: executor. Input ring offset just past the last frame whose handler returned: where a host resumes if the executor dies mid-batch. */
   RK_ATOMIC(uint32_t) draining_input; /* @100, writer: executor. Which input a batch is draining: 0 = none, 1 = the own input ring, 2 + k = kernel-to-kernel link k. If the executor dies, the frame in hand is the one at that ring's handled cursor. */
-  RK_ATOMIC(uint32_t) terminate_discard; /* @104, writer: host. With should_terminate = 1: 0 = handle the queued input before exiting; 1 = leave it in the ring (the host dead-letters it). Written before should_terminate. */
+  RK_ATOMIC(uint32_t) terminate_discard; /* @104, writer: host. With should_terminate = 1: 0 = handle the queued input before exiting; 1 = leave it in the ring (the host dead-letters it, or keeps it for the kernel's next instance). Written before should_terminate. */
   RK_ATOMIC(uint32_t) pause_request; /* @108, writer: host. 1 = stop between batches and say so in paused (a device executor's checkpoint); 0 = go on. */
   RK_ATOMIC(uint32_t) paused; /* @112, writer: executor. 1 while the executor honours pause_request: no batch in hand, the kernel state is at rest. */
   uint8_t reserved[12]; /* @116, writer: host. Zero; room to grow. */

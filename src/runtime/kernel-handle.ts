@@ -648,7 +648,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     });
     const seq = this.#nextSeq++;
     this.#post({ seq, command: 'TERMINATE', drain: false, keep: true });
-    this.#control.requestTermination(TERMINATE_FINISH);
+    // The queue stays in the rings for the next instance (a device executor reads that from the discard word).
+    this.#control.requestTermination(TERMINATE_FINISH, true);
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<boolean>((resolve) => {
       timer = setTimeout(() => resolve(false), this.#init.terminationTimeout);

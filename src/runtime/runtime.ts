@@ -728,8 +728,13 @@ export class RingKernelRuntime {
       device,
       firstMessageId: (restore?.queued.maxMessageId ?? 0) + 1,
       attachDormant: async (_moving, port, on) => {
-        const { threadId } = await this.#pool(on).run(task(port, on, undefined, true), { transferList: [port] });
-        return threadId;
+        if (!onCuda) {
+          const { threadId } = await this.#pool(on).run(task(port, on, undefined, true), { transferList: [port] });
+          return threadId;
+        }
+        const dormant = await this.#cudaPool().run(task(port, on, undefined, true), { transferList: [port] });
+        if (dormant.failure !== undefined) throw cudaAttachError(dormant.failure, definition.id);
+        return dormant.threadId;
       },
       onCheckpoint: () => this.#checkpoints++,
     });
@@ -985,7 +990,12 @@ export class RingKernelRuntime {
   async #reattach(handle: KernelHandle, task: AttachTask, port: MessagePort): Promise<number> {
     if (this.#shutdown !== undefined) throw new RuntimeShutDownError('restart');
     const restartSpan = this.tracing?.host.beginLifecycle();
-    const { threadId } = await this.#pool(handle.device).run(task, { transferList: [port] });
+    // A CUDA kernel is relaunched by the CUDA device thread, over the same rings and ControlBlock.
+    const attached = await (task.cuda !== undefined ? this.#cudaPool() : this.#pool(handle.device)).run(task, {
+      transferList: [port],
+    });
+    if (attached.failure !== undefined) throw cudaAttachError(attached.failure, handle.kernelId);
+    const { threadId } = attached;
     if (restartSpan !== undefined) {
       this.tracing?.host.endLifecycle(restartSpan, LifecycleTransition.RESTART, handle.instanceId, 0);
     }

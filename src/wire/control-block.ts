@@ -110,7 +110,7 @@ export const CONTROL_BLOCK_LAYOUT = defineStructLayout(
       'u32',
       ControlBlockOffset.TERMINATE_DISCARD,
       'host',
-      'With should_terminate = 1: 0 = handle the queued input before exiting; 1 = leave it in the ring (the host dead-letters it). Written before should_terminate.',
+      "With should_terminate = 1: 0 = handle the queued input before exiting; 1 = leave it in the ring (the host dead-letters it, or keeps it for the kernel's next instance). Written before should_terminate.",
       A(),
     ],
     [

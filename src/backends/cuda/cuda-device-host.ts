@@ -132,8 +132,14 @@ export default async function attach(task: AttachTask): Promise<AttachResult> {
   const options = task.cuda ?? { gridSize: 1, blockSize: 1, pollIntervalUs: 100 };
   try {
     const service = CudaDeviceService.get();
-    const kernel = new HostedCudaKernel(definition, task, service.slot(task.device ?? 0), options);
-    service.add(kernel, options.pollIntervalUs);
+    const slot = service.slot(task.device ?? 0);
+    // A migration's new instance waits, launched only at START: the pump takes it on then.
+    const dormant = task.dormant
+      ? { onStarted: () => service.add(kernel as HostedCudaKernel, options.pollIntervalUs) }
+      : undefined;
+    let kernel: HostedCudaKernel | undefined;
+    kernel = new HostedCudaKernel(definition, task, slot, options, dormant);
+    if (dormant === undefined) service.add(kernel, options.pollIntervalUs);
     const { compiler, cached, key } = kernel.compiled;
     return { threadId, cuda: { compiler, cached, key } };
   } catch (error) {

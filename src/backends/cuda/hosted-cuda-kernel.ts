@@ -5,7 +5,7 @@ import { ErrorCode, ErrorNumber } from '../../errors/codes.js';
 import { CudaCompileError, CudaError } from '../../errors/cuda-errors.js';
 import type { AnyKernelDefinition } from '../../runtime/kernel-definition.js';
 import { telemetryRingEpoch } from '../../telemetry/telemetry-ring.js';
-import { ControlBlock, TERMINATE_NOW } from '../../wire/control-block.js';
+import { ControlBlock, TERMINATE_FINISH, TERMINATE_NOW } from '../../wire/control-block.js';
 import { wake } from '../../wire/eventcount.js';
 import { FrameConsumer } from '../../wire/frame-consumer.js';
 import { FrameHeader } from '../../wire/frame-header.js';
@@ -130,6 +130,11 @@ export class HostedCudaKernel {
   #lastStreamCheck = 0;
   #seenFailed = 0n;
   #seenDropped = 0n;
+  /**
+   * Why the kernel is failing on purpose: its handler failed and it was launched with `onHandlerError: 'fail'`.
+   * The device loop is told to stop between batches, leaving the queue for a restart (or the host's salvage).
+   */
+  #failing: string | undefined;
   /** Set once the device loop has been told to stop after the message in hand, not to drain. */
   #discardLeftovers: string | undefined;
   #exited = false;
@@ -140,7 +145,18 @@ export class HostedCudaKernel {
    * Compiles (or takes from the cache), loads, pins and launches: on return the kernel is resident, Launched.
    * @throws {CudaCompileError | CudaError} having released whatever it had taken.
    */
-  constructor(definition: AnyKernelDefinition, task: AttachTask, slot: CudaDeviceSlot, options: CudaAttachOptions) {
+  constructor(
+    definition: AnyKernelDefinition,
+    task: AttachTask,
+    slot: CudaDeviceSlot,
+    options: CudaAttachOptions,
+    /**
+     * A migration's new instance: compiled, loaded, its memory ready on `slot`'s device, but not launched and not
+     * touching the ControlBlock or the rings (the old instance owns them) until START; RESTORE fills its device
+     * state, DISCARD drops it. `onStarted` runs once it has launched.
+     */
+    dormant?: { readonly onStarted: () => void },
+  ) {
     this.#definition = definition;
     this.#task = task;
     this.#port = task.port;
@@ -184,16 +200,8 @@ export class HostedCudaKernel {
       if (this.#stateBytes > 0) {
         this.#state = driver.memAlloc(this.#stateBytes);
         driver.memsetD8(this.#state, 0, this.#stateBytes);
-        const restored = task.restoreState;
-        if (restored !== undefined) {
-          if (restored.byteLength !== this.#stateBytes) {
-            throw new TypeError(
-              `kernel '${definition.id}': the checkpoint's state is ${restored.byteLength} bytes, its cuda.stateBytes is ${this.#stateBytes}`,
-            );
-          }
-          driver.memcpyHtoD(this.#state, restored);
-        }
       }
+      if (task.restoreState !== undefined) this.#restoreState(task.restoreState);
       const blockSize =
         options.blockSize > 1
           ? options.blockSize
@@ -207,28 +215,93 @@ export class HostedCudaKernel {
       // %globaltimer is the driver's Unix-time clock in ns (the emulated device reads CLOCK_REALTIME): no offset
       // to Unix ns; span times are ns since the telemetry ring's epoch.
       const epochMs = task.tracing === undefined ? 0 : telemetryRingEpoch(task.tracing.ring);
-      this.#actor.start();
-      this.#actor.send({ type: 'LAUNCHED' });
-      driver.launchKernel(fn, { grid: [gridSize, 1, 1], block: [blockSize, 1, 1], stream: this.#stream, cooperative }, [
-        { type: 'pointer', value: control },
-        { type: 'pointer', value: input },
-        { type: 'u32', value: task.input.ring.byteLength - 8 },
-        { type: 'pointer', value: output },
-        { type: 'u32', value: task.output.ring.byteLength - 8 },
-        { type: 'pointer', value: telemetry },
-        { type: 'pointer', value: this.#scratch },
-        { type: 'u32', value: maxFrameLength },
-        { type: 'u32', value: batchMax },
-        { type: 'i64', value: 0n },
-        { type: 'i64', value: -BigInt(Math.round(epochMs)) * 1_000_000n },
-        { type: 'pointer', value: this.#state },
-      ]);
+      this.#launchWith = () =>
+        driver.launchKernel(
+          fn,
+          { grid: [gridSize, 1, 1], block: [blockSize, 1, 1], stream: this.#stream, cooperative },
+          [
+            { type: 'pointer', value: control },
+            { type: 'pointer', value: input },
+            { type: 'u32', value: task.input.ring.byteLength - 8 },
+            { type: 'pointer', value: output },
+            { type: 'u32', value: task.output.ring.byteLength - 8 },
+            { type: 'pointer', value: telemetry },
+            { type: 'pointer', value: this.#scratch },
+            { type: 'u32', value: maxFrameLength },
+            { type: 'u32', value: batchMax },
+            { type: 'i64', value: 0n },
+            { type: 'i64', value: -BigInt(Math.round(epochMs)) * 1_000_000n },
+            { type: 'pointer', value: this.#state },
+          ],
+        );
+      if (dormant === undefined) this.#launch();
     } catch (error) {
       this.#actor.stop();
       this.#release();
       throw error;
     }
-    this.#port.on('message', (command: ControlCommand) => this.#command(command));
+    if (dormant === undefined) {
+      this.#port.on('message', this.#onCommand);
+      return;
+    }
+    const onDormantCommand = (command: ControlCommand): void => {
+      if (command.command === 'RESTORE') {
+        let report: WorkerReport = { type: 'restored', seq: command.seq };
+        try {
+          this.#restoreState(command.bytes);
+        } catch (error) {
+          report = { type: 'restored', seq: command.seq, error: serializeError(error) };
+        }
+        this.#port.postMessage(report);
+      } else if (command.command === 'DISCARD') {
+        this.#port.off('message', onDormantCommand);
+        this.#release();
+        this.#port.close();
+      } else if (command.command === 'START') {
+        this.#port.off('message', onDormantCommand);
+        let report: WorkerReport = { type: 'reply', seq: command.seq, ok: true };
+        try {
+          this.#launch();
+          this.#port.on('message', this.#onCommand);
+          dormant.onStarted();
+        } catch (error) {
+          report = { type: 'reply', seq: command.seq, ok: false, state: 'Created', target: 'Launched' };
+          this.#release();
+          this.#port.postMessage({ type: 'exit', status: 'Failed', reason: serializeError(error).message });
+        }
+        this.#port.postMessage(report);
+      }
+    };
+    this.#port.on('message', onDormantCommand);
+  }
+
+  readonly #onCommand = (command: ControlCommand): void => this.#command(command);
+  /** Launches the persistent loop (set up by the constructor). */
+  #launchWith: (() => void) | undefined;
+
+  /** Starts the lifecycle actor (Launched) and the persistent loop, resuming the rings where they stand. */
+  #launch(): void {
+    this.#lastOutputWrite = Atomics.load(this.#outputIndex, WRITE);
+    this.#lastInputRead = Atomics.load(this.#inputIndex, READ);
+    // The counters carry on across a kernel's instances (restarts, migrations): only what this one adds is new.
+    this.#seenFailed = this.#control.messagesFailed;
+    this.#seenDropped = this.#control.messagesDropped;
+    this.#slot.driver.setCurrentContext(this.#slot.context);
+    this.#actor.start();
+    this.#actor.send({ type: 'LAUNCHED' });
+    (this.#launchWith as () => void)();
+  }
+
+  /** Fills the device state from a checkpoint's bytes (a restore at launch, or a migration's RESTORE). */
+  #restoreState(bytes: Uint8Array): void {
+    if (bytes.byteLength !== this.#stateBytes) {
+      throw new TypeError(
+        `kernel '${this.#definition.id}': the checkpoint's state is ${bytes.byteLength} bytes, its cuda.stateBytes is ${this.#stateBytes}`,
+      );
+    }
+    if (this.#stateBytes === 0) return;
+    this.#slot.driver.setCurrentContext(this.#slot.context);
+    this.#slot.driver.memcpyHtoD(this.#state, bytes);
   }
 
   #report(report: WorkerReport): void {
@@ -272,7 +345,7 @@ export class HostedCudaKernel {
         // set it), or stops after the batch in hand at 2 — a termination without draining.
         this.#actor.send(event);
         // The device left the queue (terminate_discard, set by the host with the request): dead-letter it.
-        if (command.command === 'TERMINATE' && !command.drain) {
+        if (command.command === 'TERMINATE' && !command.drain && !command.keep) {
           this.#discardLeftovers ??= 'the kernel terminated without draining';
         }
         this.#report({ type: 'reply', seq: command.seq, ok: true });
@@ -362,7 +435,10 @@ export class HostedCudaKernel {
     if (this.#control.hasTerminated) {
       // The host sets should_terminate right after posting its TERMINATE: the device may see the word and exit
       // before the command reaches this thread. Finish once the command has come, with the state it sets.
-      const stopping = this.#actor.getSnapshot().value === 'Terminating' || this.#discardLeftovers !== undefined;
+      const stopping =
+        this.#actor.getSnapshot().value === 'Terminating' ||
+        this.#discardLeftovers !== undefined ||
+        this.#failing !== undefined;
       if (!stopping && this.#control.terminationRequest !== 0) return active;
       this.#finish();
       return true;
@@ -380,6 +456,10 @@ export class HostedCudaKernel {
       ['handler-error', failed - this.#seenFailed, `the CUDA handler returned error ${code}`],
       ['malformed-frame', dropped - this.#seenDropped, `the CUDA kernel dropped a frame (error ${code})`],
     ];
+    if (failed > this.#seenFailed && this.#task.failOnHandlerError && this.#failing === undefined) {
+      this.#failing = `its handler failed: the CUDA handler returned error ${code}`;
+      this.#control.requestTermination(TERMINATE_FINISH, true);
+    }
     this.#seenFailed = failed;
     this.#seenDropped = dropped;
     for (const [reason, count, message] of letters) {
@@ -415,6 +495,7 @@ export class HostedCudaKernel {
       // Forced, as on the CPU backend: the kernel ends Failed.
       if (failure === undefined && this.#discardLeftovers === FORCED) failure = FORCED;
     }
+    failure ??= this.#failing;
     if (failure === undefined && this.#actor.getSnapshot().value !== 'Terminating') {
       failure = `the CUDA kernel exited on its own (last error ${this.#control.lastErrorCode})`;
     }
