@@ -34,3 +34,25 @@ export const BenchCudaAddOne = defineKernel({
   },
   cuda: { file: new URL('../../native/cuda/examples/add_one.cu', import.meta.url) },
 });
+
+/** A sink carrying 1 MiB of device state (`cuda.stateBytes`): what a CUDA kernel's migration copies. */
+export const BenchCudaHeavyState = defineKernel({
+  id: 'bench.cuda.heavyState',
+  input: BytesMessage,
+  output: BytesMessage,
+  cuda: {
+    stateBytes: 1 << 20,
+    blockSize: 1,
+    source: `#include "rk_handler.cuh"
+#define RK_HANDLER_DEFINED 1
+__device__ uint32_t rk_handle(const rk_frame_header *header, const uint8_t *payload, rk_handler_output *out,
+                              void *user_state) {
+  (void)payload;
+  uint64_t *seen = reinterpret_cast<uint64_t *>(user_state);
+  seen[header->message_id % ((1u << 20) / 8u)] += 1;
+  out->emit = 0;
+  return RK_E_NONE;
+}
+`,
+  },
+});

@@ -25,8 +25,8 @@ import {
   RingKernelRuntime as Runtime,
   requireCudaDriver,
 } from '../src/index.js';
-import type { CaseResult } from './case-result.js';
-import { BenchCudaAddOne, BenchCudaSink } from './cuda-bench-kernels.js';
+import { type CaseResult, round } from './case-result.js';
+import { BenchCudaAddOne, BenchCudaHeavyState, BenchCudaSink } from './cuda-bench-kernels.js';
 import { sinkSendRate, yieldTurn } from './sink-rate.js';
 
 /** What a case reports. */
@@ -42,6 +42,8 @@ export function cudaBenchTarget(): { prefix: 'cuda' | 'cuda-emu'; reason: string
   }
   if (!existsSync(EMULATOR)) return undefined;
   process.env.RINGKERNEL_LIBCUDA = EMULATOR;
+  // Two emulated devices, for the migration case (read by the emulator's cuInit).
+  process.env.RINGKERNEL_EMU_DEVICES ??= '2';
   const emulated = probeCuda();
   return emulated.available ? { prefix: 'cuda-emu', reason: `emulated device: ${emulated.reason}` } : undefined;
 }
@@ -139,6 +141,8 @@ async function runCudaCases(
     await dmaEcho.terminate();
 
     results.push(launchPerMessage(prefix, words, Math.max(200, Math.floor(rttN / 4)), percentiles));
+    const migration = await migrationCase(runtime, prefix, rttN >= 10_000 ? 20 : 6);
+    if (migration !== undefined) results.push(migration);
   } finally {
     await runtime.shutdown();
   }
@@ -214,4 +218,46 @@ function launchPerMessage(
     void context;
     driver.primaryContextRelease(device);
   }
+}
+
+/**
+ * `<p>.migrate.pauseMs`: a CUDA kernel with 1 MiB of device state and a queue filled just before, moved between two devices
+ * (`kernelMigrator().migrateKernel`): the time it takes no input, as the CPU's `migrate.pauseMs`. Needs two
+ * devices (the emulator is given two).
+ */
+async function migrationCase(
+  runtime: RingKernelRuntime,
+  prefix: string,
+  runs: number,
+): Promise<CaseResult | undefined> {
+  if (runtime.gpuTopology().devices.length < 2) {
+    console.log(`${prefix}.migrate.pauseMs: skipped, one device`);
+    return undefined;
+  }
+  const handle = await runtime.launch(BenchCudaHeavyState, 1, 1, {
+    name: 'migrating',
+    device: 0,
+    queueCapacity: 4096,
+    autoActivate: true,
+  });
+  const payload = new Uint8Array(64);
+  const pauses: number[] = [];
+  for (let run = 0; run < runs; run++) {
+    // A queue filled while paused, then running again: the migration quiesces it with what is left.
+    await handle.deactivate();
+    while (handle.trySend(payload)) {}
+    await handle.activate();
+    const report = await runtime.kernelMigrator().migrateKernel(handle, run % 2, (run + 1) % 2);
+    pauses.push(report.pauseMs);
+  }
+  await handle.terminate({ drain: false });
+  pauses.sort((a, b) => a - b);
+  return {
+    name: `${prefix}.migrate.pauseMs`,
+    msgsPerSec: 0,
+    p50us: 0,
+    p99us: 0,
+    value: round(pauses[Math.floor(pauses.length / 2)] as number),
+    unit: `ms (median of ${runs}; worst ${round(pauses.at(-1) as number)} ms; 1 MiB device state, queue filled before each)`,
+  };
 }

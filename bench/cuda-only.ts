@@ -15,7 +15,9 @@ const jsonFile = jsonIndex >= 0 ? args[jsonIndex + 1] : undefined;
 const cases = await cudaCases(quick ? 100_000 : 1_000_000, quick ? 1_000 : 10_000, percentiles);
 for (const c of cases) {
   console.log(
-    `${c.name.padEnd(30)} ${String(c.msgsPerSec).padStart(10)} msg/s   p50 ${c.p50us.toFixed(2).padStart(8)} µs   p99 ${c.p99us.toFixed(2).padStart(8)} µs`,
+    c.value === undefined
+      ? `${c.name.padEnd(30)} ${String(c.msgsPerSec).padStart(10)} msg/s   p50 ${c.p50us.toFixed(2).padStart(8)} µs   p99 ${c.p99us.toFixed(2).padStart(8)} µs`
+      : `${c.name.padEnd(30)} ${String(c.value).padStart(10)} ${c.unit}`,
   );
 }
 const prefix = cases[0]?.name.split('.')[0];

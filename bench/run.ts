@@ -480,6 +480,8 @@ const ratios = {
         [`${cudaPrefix}.sustained.64 / ${cudaPrefix}.launchPerMessage.64`]: round(
           rate(`${cudaPrefix}.sustained.64`) / rate(`${cudaPrefix}.launchPerMessage.64`),
         ),
+        [`${cudaPrefix}.migrate.pauseMs, 1 MiB device state (median ms)`]:
+          cases.find((c) => c.name === `${cudaPrefix}.migrate.pauseMs`)?.value ?? 'skipped (one device)',
       }
     : {}),
   'pipeline3.64 / pipeline3.host.64 (goal ≥ 5)': round(rate('pipeline3.64') / rate('pipeline3.host.64')),
