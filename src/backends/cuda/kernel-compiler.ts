@@ -39,7 +39,11 @@ const PIPELINE_VERSION = 'rk-cuda-compile-1';
 
 /**
  * Where compiled kernels are cached: `RINGKERNEL_CACHE_DIR`, else `$XDG_CACHE_HOME/ringkernel/kernels`, else
- * `~/.cache/ringkernel/kernels`.
+ * `~/.cache/ringkernel/kernels`. Entries are named by their key and never go stale (the key hashes every input);
+ * deleting the folder is always safe.
+ *
+ * @example
+ * rmSync(kernelCacheDir(), { recursive: true, force: true }); // the next launches compile again
  */
 export function kernelCacheDir(): string {
   const override = process.env.RINGKERNEL_CACHE_DIR;
@@ -52,7 +56,13 @@ function isSchema(codec: unknown): codec is MessageSchema {
   return typeof (codec as { toCStruct?: unknown }).toCStruct === 'function';
 }
 
-/** The C structs of a kernel's message schemas (raw-bytes codecs have none). */
+/**
+ * The C structs of a kernel's message schemas (raw-bytes codecs have none): the `rk_kernel_messages.h` its CUDA
+ * handler includes, generated from the same tables the host encodes with.
+ *
+ * @example
+ * console.log(kernelMessagesHeader(MyKernel)); // typedef struct rk_msg_sensors_Reading { … } …
+ */
 export function kernelMessagesHeader(definition: AnyKernelDefinition): string {
   const seen = new Set<number>();
   const schemas: MessageSchema[] = [];

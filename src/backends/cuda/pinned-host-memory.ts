@@ -28,6 +28,11 @@ interface Registration {
  *
  * A buffer spanning two registrations is contiguous on the device only where the device addresses registered
  * memory by its host address (UVA; every 64-bit Linux GPU since Pascal): {@link PinnedHostMemory.open} checks it.
+ *
+ * @example
+ * const pinned = PinnedHostMemory.open(driver, [driver.device(0)]);
+ * const ring = new Uint8Array(createFrameRing({ capacityBytes: 1 << 16, maxPayloadSize: 256 }).ring);
+ * const devicePointer = pinned.pin(ring); // pass to a kernel; pinned.unpin(ring) once it has exited
  */
 export class PinnedHostMemory {
   readonly #driver: CudaDriver;
