@@ -32,7 +32,7 @@ import {
   DeviceTotal,
   DoubleReading,
 } from './fixtures/cuda-kernels.js';
-import { Numbers } from './fixtures/kernels.js';
+import { AddOne, Numbers } from './fixtures/kernels.js';
 import { OtlpReceiver, type ReceivedSpan } from './support/otlp-receiver.js';
 import { Random, TEST_SEED } from './support/random.js';
 
@@ -383,4 +383,55 @@ describe('a CUDA kernel with device state (emulated device: CPU threads stand in
       delete process.env.RINGKERNEL_LIBCUDA;
     }
   });
+});
+
+describe('kernel-to-kernel into a CUDA kernel (emulated device: CPU threads stand in for the GPU)', () => {
+  for (const strategy of ['mapped', 'dma'] as const) {
+    it(`a CPU stage feeds a ${strategy} CUDA kernel through a link ring: every message once, in order, under backpressure`, async (t) => {
+      if (!existsSync(EMULATOR) || !hasGxx) return t.skip('skipped: the CUDA emulator or g++ is missing');
+      process.env.RINGKERNEL_LIBCUDA = EMULATOR;
+      try {
+        await using runtime = await RingKernelRuntime.builder().backend('cuda').config({ workers: 1 }).build();
+        const stage = await runtime.launch(AddOne, 1, 1, { name: `stage-${strategy}`, autoActivate: true });
+        const totals = await runtime.launch(DeviceTotal, 1, 1, {
+          name: `totals-${strategy}`,
+          autoActivate: true,
+          transferStrategy: strategy,
+        });
+        // A small link ring: the CPU stage fills it and parks; the device thread rings its room doorbell.
+        await runtime.connect(stage, totals, { queueCapacity: 8 });
+        const random = new Random(TEST_SEED);
+        const count = 2_000;
+        const values = Array.from({ length: count }, () => random.int(0, 1000) / 4);
+        const outputs: { seq: number; count: number; total: number }[] = [];
+        const receiving = (async () => {
+          while (outputs.length < count) {
+            const out = await totals.receive(20_000);
+            outputs.push({ seq: out.seq, count: out.count, total: out.total });
+          }
+        })();
+        for (let seq = 0; seq < count; seq++) await stage.send({ sender: 4, seq, value: values[seq] as number });
+        await receiving;
+        assert.deepEqual(
+          outputs.map((o) => o.seq),
+          Array.from({ length: count }, (_, seq) => seq),
+        );
+        assert.deepEqual(
+          outputs.map((o) => o.count),
+          Array.from({ length: count }, (_, seq) => seq + 1),
+        );
+        let sum = 0;
+        assert.deepEqual(
+          outputs.map((o) => o.total),
+          values.map((value) => (sum += value + 1)),
+          'each value went through the CPU stage (+1) before the device summed it',
+        );
+        assert.equal(totals.metrics().messagesProcessed, count);
+        await stage.terminate();
+        await totals.terminate();
+      } finally {
+        delete process.env.RINGKERNEL_LIBCUDA;
+      }
+    });
+  }
 });

@@ -66,7 +66,13 @@ typedef struct rk_batch_plan {
   uint32_t idle_rounds; /* polls of an empty ring since the last batch (leader only) */
   uint64_t next_message_id; /* the leader's output message-id counter, kept across rounds */
   uint64_t last_heartbeat_ns;
+  uint32_t link_count; /* link rings this round (rk_link_table.count, at most RK_MAX_LINKS) */
+  uint32_t link_next;  /* which link ring goes first next round (fair fan-in) */
 } rk_batch_plan;
+
+/* The link table's capacity (rk_link_table's arrays). */
+#define RK_MAX_LINKS ((uint32_t)(sizeof(((rk_link_table *)0)->storage) / sizeof(uint32_t)))
+
 
 /* One frame of the batch: where it is, and what its handler did. */
 typedef struct rk_frame_slot {
@@ -77,7 +83,7 @@ typedef struct rk_frame_slot {
   uint32_t emit;
   uint32_t out_type_id;
   uint32_t out_payload_size;
-  uint32_t reserved;
+  uint32_t ring; /* 0: the kernel's own input ring; 1 + k: link ring k */
   uint64_t start_ns; /* %globaltimer around the handler call, for the span record */
   uint64_t end_ns;
 } rk_frame_slot;
@@ -277,6 +283,41 @@ __device__ void rk_build_output_header(rk_frame_header *out, const rk_frame_head
   out->trace_flags = in->trace_flags;
 }
 
+/* Plans frames of one ring into the batch: from `at` towards `write`, while the batch has room. A bad length poisons
+ * everything after it in that ring (no way to find the next frame): it is counted and dropped up to `write`, as the
+ * CPU consumer does. Returns where planning stopped. */
+__device__ uint32_t rk_plan_ring(rk_control_block *control, const uint8_t *data, uint32_t storage, uint32_t at,
+                                 uint32_t write, uint32_t max_frame_length, uint32_t batch_max, uint32_t ring_id,
+                                 rk_frame_slot *slots, uint32_t *count) {
+  while (at != write && *count < batch_max) {
+    const uint32_t available = (write - at + storage) % storage;
+    const uint32_t length = *reinterpret_cast<const uint32_t *>(data + at);
+    const uint32_t size = rk_align8(length);
+    if (length < RK_FRAME_HEADER_SIZE || length > max_frame_length || size > available) {
+      rk_add_u64(&control->messages_dropped, 1);
+      rk_record_error(control, RK_E_FRAME_BAD_LENGTH);
+      return write;
+    }
+    slots[*count].ring_offset = at;
+    slots[*count].length = length;
+    slots[*count].ring = ring_id;
+    (*count)++;
+    at = (at + size) % storage;
+  }
+  return at;
+}
+
+/* The link rings' room and handled cursors, up to where this round's batch ended in each (leader only). The handled
+ * cursor goes first: a host that takes a ring over resumes there. Release: the batch's bytes are read. */
+__device__ void rk_release_links(rk_link_table *links, uint32_t link_count) {
+  for (uint32_t l = 0; l < link_count; l++) {
+    const uint32_t end = links->plan_end[l];
+    rk_ring_signal *signal = reinterpret_cast<rk_ring_signal *>(links->signal[l]);
+    rk_store_release(&signal->handled_cursor, end);
+    rk_store_release(&reinterpret_cast<rk_ring_header *>(links->ring[l])->read_index, end);
+  }
+}
+
 /**
  * The persistent loop. Arguments (each 8 bytes or less, as CudaDriver.launchKernel packs them):
  *   control           the kernel's rk_control_block (mapped host memory or device memory)
@@ -288,12 +329,13 @@ __device__ void rk_build_output_header(rk_frame_header *out, const rk_frame_head
  *   to_unix_ns        add to %globaltimer for Unix-epoch ns (the host measures it at launch)
  *   to_epoch_ns       add to %globaltimer for ns since the telemetry ring's epoch
  *   user_state        passed to every rk_handle call
+ *   links             the kernel's kernel-to-kernel input rings (rk_link_table, mapped host memory), or null
  */
 extern "C" __global__ void rk_persistent_kernel(rk_control_block *control, uint8_t *input, uint32_t input_storage,
                                                 uint8_t *output, uint32_t output_storage,
                                                 rk_telemetry_ring *telemetry, uint8_t *scratch,
                                                 uint32_t max_frame_length, uint32_t batch_max, int64_t to_unix_ns,
-                                                int64_t to_epoch_ns, void *user_state) {
+                                                int64_t to_epoch_ns, void *user_state, rk_link_table *links) {
   cg::grid_group grid = cg::this_grid();
   const bool leader = blockIdx.x == 0 && threadIdx.x == 0;
   if (!grid.is_valid() && gridDim.x > 1) {
@@ -351,25 +393,32 @@ extern "C" __global__ void rk_persistent_kernel(rk_control_block *control, uint8
          state write of the batches before (ordered to the leader by the grid sync) is visible with the flag. */
       const bool pausing = terminate == 0 && rk_load_acquire(&control->pause_request) != 0;
       if (pausing != (rk_load_relaxed(&control->paused) != 0)) rk_store_release(&control->paused, pausing ? 1u : 0u);
-      if (!pausing && terminate != 2 && (terminate == 1 ? discard == 0 : active != 0)) {
-        while (at != write && count < batch_max) {
-          const uint32_t available = (write - at + input_storage) % input_storage;
-          const uint32_t length = *reinterpret_cast<const uint32_t *>(in_data + at);
-          const uint32_t size = rk_align8(length);
-          if (length < RK_FRAME_HEADER_SIZE || length > max_frame_length || size > available) {
-            /* A bad length poisons everything after it (no way to find the next frame): drop to `write`, as the
-               CPU consumer does. */
-            rk_add_u64(&control->messages_dropped, 1);
-            rk_record_error(control, RK_E_FRAME_BAD_LENGTH);
-            at = write;
-            break;
-          }
-          slots[count].ring_offset = at;
-          slots[count].length = length;
-          count++;
-          at = (at + size) % input_storage;
-        }
+      const bool consume = !pausing && terminate != 2 && (terminate == 1 ? discard == 0 : active != 0);
+      if (consume) {
+        at = rk_plan_ring(control, in_data, input_storage, at, write, max_frame_length, batch_max, 0u, slots, &count);
       }
+      /* Then the link rings, a different one first each round. Acquire: the entries below `count` are filled. */
+      uint32_t link_count = links == nullptr ? 0u : rk_load_acquire(&links->count);
+      if (link_count > RK_MAX_LINKS) link_count = RK_MAX_LINKS;
+      bool links_pending = false;
+      bool links_moved = false;
+      for (uint32_t k = 0; k < link_count; k++) {
+        const uint32_t l = (plan->link_next + k) % link_count;
+        rk_ring_header *ring = reinterpret_cast<rk_ring_header *>(links->ring[l]);
+        const uint8_t *data = reinterpret_cast<const uint8_t *>(links->ring[l]) + RK_RING_HEADER_SIZE;
+        const uint32_t from = rk_load_relaxed(&ring->read_index); /* our own word */
+        const uint32_t link_write = rk_load_acquire(&ring->write_index);
+        uint32_t end = from;
+        if (consume) {
+          end = rk_plan_ring(control, data, links->storage[l], from, link_write, max_frame_length, batch_max, l + 1u,
+                             slots, &count);
+        }
+        links->plan_end[l] = end;
+        if (end != link_write) links_pending = true;
+        if (end != from) links_moved = true;
+      }
+      plan->link_count = link_count;
+      if (link_count > 0) plan->link_next = (plan->link_next + 1u) % link_count;
       plan->count = count;
       plan->read_end = at;
       if (count > 0) {
@@ -378,7 +427,7 @@ extern "C" __global__ void rk_persistent_kernel(rk_control_block *control, uint8
         rk_add_u64(&control->messages_received, count);
         rk_store_release(&control->messages_in_flight, count);
         rk_store_release(&control->draining_input, 1u);
-      } else if (terminate == 2 || (terminate == 1 && (discard != 0 || at == write))) {
+      } else if (terminate == 2 || (terminate == 1 && (discard != 0 || (at == write && !links_pending)))) {
         plan->action = RK_ACTION_EXIT;
       } else {
         plan->action = RK_ACTION_IDLE;
@@ -387,6 +436,7 @@ extern "C" __global__ void rk_persistent_kernel(rk_control_block *control, uint8
           rk_store_release(&in_ring->read_index, at);
           rk_store_release(&control->handled_cursor, at);
         }
+        if (links_moved) rk_release_links(links, link_count);
       }
     }
     sync();
@@ -406,8 +456,11 @@ extern "C" __global__ void rk_persistent_kernel(rk_control_block *control, uint8
     for (uint32_t i = global_thread; i < count; i += grid_threads) {
       rk_frame_slot *slot = &slots[i];
       uint8_t *frame = in_frames + (uint64_t)i * stride;
-      rk_ring_copy_out(reinterpret_cast<uint64_t *>(frame), in_data, input_storage, slot->ring_offset,
-                       rk_align8(slot->length));
+      const uint8_t *source = slot->ring == 0u
+                                  ? in_data
+                                  : reinterpret_cast<const uint8_t *>(links->ring[slot->ring - 1u]) + RK_RING_HEADER_SIZE;
+      const uint32_t storage = slot->ring == 0u ? input_storage : links->storage[slot->ring - 1u];
+      rk_ring_copy_out(reinterpret_cast<uint64_t *>(frame), source, storage, slot->ring_offset, rk_align8(slot->length));
       rk_handle_frame(frame, slot, out_payloads + (uint64_t)i * stride, max_payload, user_state);
     }
     sync();
@@ -489,6 +542,7 @@ extern "C" __global__ void rk_persistent_kernel(rk_control_block *control, uint8
       rk_store_release(&control->handled_cursor, plan->read_end);
       /* Release: we are done reading the batch's bytes; the host producer may reuse the room. */
       rk_store_release(&in_ring->read_index, plan->read_end);
+      if (plan->link_count > 0) rk_release_links(links, plan->link_count);
     }
     sync();
   }

@@ -413,4 +413,29 @@ RK_STATIC_ASSERT(offsetof(rk_mirror_channel, wake_seq) == 40, "rk_mirror_channel
 RK_STATIC_ASSERT(offsetof(rk_mirror_channel, direction) == 44, "rk_mirror_channel.direction: offset");
 RK_STATIC_ASSERT(offsetof(rk_mirror_channel, reserved) == 48, "rk_mirror_channel.reserved: offset");
 
+/* rk_link_table: Kernel-to-kernel input rings of a device executor. Host: fill entry count, then release-store count + 1. Executor: acquire-load count each round; drain each ring after its own input; release-store the ring read index (and the handled cursor in its signal) once the batch is published. */
+typedef struct rk_link_table {
+  RK_ATOMIC(uint32_t) count; /* @0, writer: host. Entries in use (published last). */
+  uint32_t reserved; /* @4, writer: host. Zero. */
+  uint64_t ring[8]; /* @8, writer: host. Device address of each link ring (rk_ring_header, then its data area). */
+  uint64_t signal[8]; /* @72, writer: host. Device address of each link ring's rk_ring_signal (its handled cursor). */
+  uint32_t storage[8]; /* @136, writer: host. Data bytes of each link ring. */
+  uint32_t plan_end[8]; /* @168, writer: executor. Where the round's batch ends in each link ring (the device loop's own bookkeeping). */
+} rk_link_table;
+#define RK_LINK_TABLE_SIZE 200u
+#define RK_LINK_TABLE_COUNT_OFFSET 0u
+#define RK_LINK_TABLE_RESERVED_OFFSET 4u
+#define RK_LINK_TABLE_RING_OFFSET 8u
+#define RK_LINK_TABLE_SIGNAL_OFFSET 72u
+#define RK_LINK_TABLE_STORAGE_OFFSET 136u
+#define RK_LINK_TABLE_PLAN_END_OFFSET 168u
+RK_STATIC_ASSERT(sizeof(rk_link_table) == 200, "rk_link_table: size");
+RK_STATIC_ASSERT(RK_ALIGNOF(rk_link_table) == 8, "rk_link_table: alignment");
+RK_STATIC_ASSERT(offsetof(rk_link_table, count) == 0, "rk_link_table.count: offset");
+RK_STATIC_ASSERT(offsetof(rk_link_table, reserved) == 4, "rk_link_table.reserved: offset");
+RK_STATIC_ASSERT(offsetof(rk_link_table, ring) == 8, "rk_link_table.ring: offset");
+RK_STATIC_ASSERT(offsetof(rk_link_table, signal) == 72, "rk_link_table.signal: offset");
+RK_STATIC_ASSERT(offsetof(rk_link_table, storage) == 136, "rk_link_table.storage: offset");
+RK_STATIC_ASSERT(offsetof(rk_link_table, plan_end) == 168, "rk_link_table.plan_end: offset");
+
 #endif /* RINGKERNEL_LAYOUT_H */

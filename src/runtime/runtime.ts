@@ -1076,12 +1076,12 @@ export class RingKernelRuntime {
     const source = typeof from === 'string' ? this.kernel(from) : from;
     const target = typeof to === 'string' ? this.kernel(to) : to;
     if (source === target) throw new TypeError(`kernel '${source.name}' cannot be connected to itself`);
-    for (const kernel of [source, target]) {
-      if (kernel.transfer.strategy === 'mapped') {
-        throw new TypeError(
-          `kernel '${kernel.name}' runs on a CUDA device: kernel-to-kernel links to and from CUDA kernels are not built yet`,
-        );
-      }
+    // A CUDA kernel consumes links (its device loop drains them after its own input), but writes only its own
+    // output ring: it cannot be a link's producer yet.
+    if (source.transfer.strategy === 'mapped' || source.transfer.devicePointers !== undefined) {
+      throw new TypeError(
+        `kernel '${source.name}' runs on a CUDA device: kernel-to-kernel links from CUDA kernels are not built yet (links into them are)`,
+      );
     }
     const accepted = target.inputCodec;
     const emitted = [source.outputCodec, ...(source.emittedCodecs ?? [])];

@@ -5,6 +5,7 @@ import { TELEMETRY_RING_LAYOUT } from '../telemetry/telemetry-ring.js';
 import { CONTROL_BLOCK_LAYOUT, CONTROL_BLOCK_VERSION } from './control-block.js';
 import { FRAME_ALIGN, FRAME_HEADER_LAYOUT, FRAME_MAGIC, FRAME_VERSION, FrameFlags } from './frame-header.js';
 import { KernelStatus } from './kernel-status.js';
+import { LINK_TABLE_LAYOUT } from './link-table.js';
 import type { MessageSchema } from './message-schema.js';
 import { RING_HEADER_LAYOUT, RING_SIGNAL_LAYOUT } from './ring-signal.js';
 import { SCALAR_C_TYPE, type StructLayout } from './struct-layout.js';
@@ -19,6 +20,7 @@ export const NATIVE_LAYOUTS: readonly StructLayout[] = [
   SPAN_RECORD_LAYOUT,
   MIRROR_STATE_LAYOUT,
   MIRROR_CHANNEL_LAYOUT,
+  LINK_TABLE_LAYOUT,
 ];
 
 /** Where the generated layout header lives, relative to the project root. */

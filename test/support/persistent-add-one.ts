@@ -129,7 +129,8 @@ export class ResidentKernel {
         // %globaltimer is driver-synchronised Unix time on Linux: no offset to Unix ns, minus the epoch for spans.
         { type: 'i64', value: 0n },
         { type: 'i64', value: -BigInt(epochUnixMs) * 1_000_000n },
-        { type: 'pointer', value: 0n },
+        { type: 'pointer', value: 0n }, // user_state
+        { type: 'pointer', value: 0n }, // links: none
       ],
     );
   }

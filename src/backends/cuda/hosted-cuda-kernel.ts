@@ -9,6 +9,8 @@ import { ControlBlock, TERMINATE_FINISH, TERMINATE_NOW } from '../../wire/contro
 import { wake } from '../../wire/eventcount.js';
 import { FrameConsumer } from '../../wire/frame-consumer.js';
 import { FrameHeader } from '../../wire/frame-header.js';
+import type { FrameRingMemory } from '../../wire/frame-ring.js';
+import { LinkTableOffset, MAX_KERNEL_LINKS } from '../../wire/link-table.js';
 import { RingOffset, RingSignalOffset } from '../../wire/ring-signal.js';
 import {
   type AttachTask,
@@ -127,6 +129,10 @@ export class HostedCudaKernel {
   readonly #stateBytes: number;
   #stream = 0n;
   #lastOutputWrite = 0;
+  /** The rk_link_table this instance's device loop reads (pinned, mapped). */
+  readonly #linkTable = new SharedArrayBuffer(LinkTableOffset.SIZE);
+  /** Each link ring: its read index and doorbell (the pump rings the producer's room doorbell for the device). */
+  readonly #linkRings: { readonly indices: Uint32Array; readonly signal: Int32Array; lastRead: number }[] = [];
   #lastStreamCheck = 0;
   #seenFailed = 0n;
   #seenDropped = 0n;
@@ -189,6 +195,8 @@ export class HostedCudaKernel {
       const input = options.devicePointers?.input ?? pin(task.input.ring);
       const output = options.devicePointers?.output ?? pin(task.output.ring);
       const telemetry = task.tracing === undefined ? 0n : pin(task.tracing.ring);
+      // This instance's kernel-to-kernel inputs: empty until LINK_IN fills entries (the loop reads count each round).
+      const links = pin(this.#linkTable);
       const maxFrameLength = FrameHeader.SIZE + Math.max(task.input.maxPayloadSize, task.output.maxPayloadSize);
       const spec = definition.cuda;
       const batchMax = spec?.batchMax ?? DEFAULT_BATCH_MAX;
@@ -232,6 +240,7 @@ export class HostedCudaKernel {
             { type: 'i64', value: 0n },
             { type: 'i64', value: -BigInt(Math.round(epochMs)) * 1_000_000n },
             { type: 'pointer', value: this.#state },
+            { type: 'pointer', value: links },
           ],
         );
       if (dormant === undefined) this.#launch();
@@ -326,8 +335,15 @@ export class HostedCudaKernel {
       case 'RESTORE':
         return;
       case 'LINK_IN':
+        try {
+          this.#linkIn(command.memory);
+          this.#report({ type: 'reply', seq: command.seq, ok: true });
+        } catch {
+          this.#report({ type: 'reply', seq: command.seq, ok: false, state: 'linked', target: 'linked' });
+        }
+        return;
       case 'LINK_OUT':
-        // The runtime refuses to connect CUDA kernels before it gets here; answer anyway, never hang a caller.
+        // A device kernel writes only its own output ring: the runtime refuses CUDA producers before this.
         this.#report({ type: 'reply', seq: command.seq, ok: false, state: 'cuda', target: 'linked' });
         return;
       case 'ABORT':
@@ -351,6 +367,29 @@ export class HostedCudaKernel {
         this.#report({ type: 'reply', seq: command.seq, ok: true });
       }
     }
+  }
+
+  /**
+   * Adds a kernel-to-kernel input ring: pinned and mapped with its doorbell, entered in the link table, then
+   * published by the table's count (release: the entry's words are visible to a device loop that sees the count).
+   */
+  #linkIn(memory: FrameRingMemory): void {
+    const table = new DataView(this.#linkTable);
+    const words = new Uint32Array(this.#linkTable);
+    const index = Atomics.load(words, LinkTableOffset.COUNT >> 2);
+    if (index >= MAX_KERNEL_LINKS) throw new RangeError(`a CUDA kernel takes at most ${MAX_KERNEL_LINKS} links`);
+    const ring = new Uint8Array(memory.ring);
+    const signal = new Uint8Array(memory.signal);
+    const ringPointer = this.#slot.pinned.pin(ring);
+    this.#views.push(ring);
+    const signalPointer = this.#slot.pinned.pin(signal);
+    this.#views.push(signal);
+    table.setBigUint64(LinkTableOffset.RING + 8 * index, ringPointer, true);
+    table.setBigUint64(LinkTableOffset.SIGNAL + 8 * index, signalPointer, true);
+    table.setUint32(LinkTableOffset.STORAGE + 4 * index, memory.ring.byteLength - 8, true);
+    const indices = new Uint32Array(memory.ring, 0, 2);
+    this.#linkRings.push({ indices, signal: new Int32Array(memory.signal), lastRead: Atomics.load(indices, READ) });
+    Atomics.store(words, LinkTableOffset.COUNT >> 2, index + 1);
   }
 
   /**
@@ -412,6 +451,14 @@ export class HostedCudaKernel {
     if (read !== this.#lastInputRead) {
       this.#lastInputRead = read;
       wake(this.#inputSignal, SPACE_SEQ, PRODUCER_SLEEPING);
+      active = true;
+    }
+    // Likewise for kernel-to-kernel producers parked on a full link ring.
+    for (const link of this.#linkRings) {
+      const linkRead = Atomics.load(link.indices, READ);
+      if (linkRead === link.lastRead) continue;
+      link.lastRead = linkRead;
+      wake(link.signal, SPACE_SEQ, PRODUCER_SLEEPING);
       active = true;
     }
     this.#reportDeviceFailures();
