@@ -41,10 +41,10 @@ describe('CUDA persistent kernel template', () => {
     assert.match(ptx, /^\.target sm_90$/m);
     assert.match(ptx, /\.visible \.entry rk_persistent_kernel\(/);
     // control, input, input_storage, output, output_storage, telemetry, scratch, max_frame_length, batch_max,
-    // to_unix_ns, to_epoch_ns, user_state, links: each at most 8 bytes, as CudaDriver.launchKernel packs them.
+    // to_unix_ns, to_epoch_ns, user_state, links, routes: each at most 8 bytes, as CudaDriver.launchKernel packs them.
     assert.deepEqual(
       entryParams(ptx, 'rk_persistent_kernel').map((p) => p.split(' ')[0]),
-      ['u64', 'u64', 'u32', 'u64', 'u32', 'u64', 'u64', 'u32', 'u32', 'u64', 'u64', 'u64', 'u64'],
+      ['u64', 'u64', 'u32', 'u64', 'u32', 'u64', 'u64', 'u32', 'u32', 'u64', 'u64', 'u64', 'u64', 'u64'],
     );
   });
 

@@ -31,6 +31,7 @@ import {
   CudaOnly,
   DeviceTotal,
   DoubleReading,
+  TotalRelay,
 } from './fixtures/cuda-kernels.js';
 import { AddOne, Numbers } from './fixtures/kernels.js';
 import { OtlpReceiver, type ReceivedSpan } from './support/otlp-receiver.js';
@@ -258,7 +259,7 @@ describe('the CUDA launch path refuses what it cannot do, with typed errors', ()
     );
   });
 
-  it('a handler that does not compile, with the compiler log; a cache hit on the second launch', async (t) => {
+  it('a handler that does not compile, with the compiler log; a cache hit on the second launch; CUDA → CUDA link', async (t) => {
     if (!existsSync(EMULATOR) || !hasGxx) return t.skip('skipped: the CUDA emulator or g++ is missing');
     process.env.RINGKERNEL_LIBCUDA = EMULATOR;
     try {
@@ -281,10 +282,11 @@ describe('the CUDA launch path refuses what it cannot do, with typed errors', ()
         'the second launch reused the cached build',
       );
       assert.deepEqual(unwords(await second.call(words(5))), [6]);
-      await assert.rejects(
-        runtime.connect(first, second),
-        (error: unknown) => error instanceof TypeError && /CUDA kernels are not built yet/.test(error.message),
-      );
+      // CUDA → CUDA: the first kernel's device loop writes the link ring the second one's device loop drains.
+      await runtime.connect(first, second);
+      await first.activate();
+      await first.send(words(5, 10));
+      assert.deepEqual(unwords(await second.receive(10_000)), [7, 12], 'one added by each kernel');
       await assert.rejects(
         runtime.launch(AddOneWords, 1, 1, { name: 'as-direct', transferStrategy: 'direct' }),
         (error: unknown) => error instanceof RangeError && /take 'mapped' .* or 'dma'/.test(error.message),
@@ -434,4 +436,43 @@ describe('kernel-to-kernel into a CUDA kernel (emulated device: CPU threads stan
       }
     });
   }
+});
+
+describe('kernel-to-kernel out of a CUDA kernel (emulated device: CPU threads stand in for the GPU)', () => {
+  it('a CUDA kernel feeds a CPU stage through a link ring: its outputs go there, not to the host; calls still answer the caller', async (t) => {
+    if (!existsSync(EMULATOR) || !hasGxx) return t.skip('skipped: the CUDA emulator or g++ is missing');
+    process.env.RINGKERNEL_LIBCUDA = EMULATOR;
+    try {
+      await using runtime = await RingKernelRuntime.builder().backend('cuda').config({ workers: 1 }).build();
+      const totals = await runtime.launch(DeviceTotal, 1, 1, { name: 'gpu-totals', autoActivate: true });
+      const relay = await runtime.launch(TotalRelay, 1, 1, { name: 'cpu-relay', autoActivate: true });
+      await runtime.connect(totals, relay, { queueCapacity: 8 });
+      const count = 2_000;
+      const received: { seq: number; count: number }[] = [];
+      const receiving = (async () => {
+        while (received.length < count) {
+          const out = await relay.receive(20_000);
+          received.push({ seq: out.seq, count: out.count });
+        }
+      })();
+      for (let seq = 0; seq < count; seq++) await totals.send({ sender: 6, seq, value: 1 });
+      await receiving;
+      assert.deepEqual(
+        received.map((o) => o.seq),
+        Array.from({ length: count }, (_, seq) => seq),
+      );
+      assert.deepEqual(
+        received.map((o) => o.count),
+        Array.from({ length: count }, (_, seq) => seq + 1),
+      );
+      assert.equal(totals.tryReceive(), undefined, 'linked outputs do not reach the host');
+      // A call's response goes to its caller, not down the link.
+      const answer = await totals.call({ sender: 6, seq: count, value: 1 });
+      assert.equal(answer.count, count + 1);
+      await totals.terminate();
+      await relay.terminate();
+    } finally {
+      delete process.env.RINGKERNEL_LIBCUDA;
+    }
+  });
 });

@@ -330,12 +330,14 @@ __device__ void rk_release_links(rk_link_table *links, uint32_t link_count) {
  *   to_epoch_ns       add to %globaltimer for ns since the telemetry ring's epoch
  *   user_state        passed to every rk_handle call
  *   links             the kernel's kernel-to-kernel input rings (rk_link_table, mapped host memory), or null
+ *   routes            the kernel's kernel-to-kernel output rings (rk_route_table, mapped host memory), or null
  */
 extern "C" __global__ void rk_persistent_kernel(rk_control_block *control, uint8_t *input, uint32_t input_storage,
                                                 uint8_t *output, uint32_t output_storage,
                                                 rk_telemetry_ring *telemetry, uint8_t *scratch,
                                                 uint32_t max_frame_length, uint32_t batch_max, int64_t to_unix_ns,
-                                                int64_t to_epoch_ns, void *user_state, rk_link_table *links) {
+                                                int64_t to_epoch_ns, void *user_state, rk_link_table *links,
+                                                rk_route_table *routes) {
   cg::grid_group grid = cg::this_grid();
   const bool leader = blockIdx.x == 0 && threadIdx.x == 0;
   if (!grid.is_valid() && gridDim.x > 1) {
@@ -493,46 +495,59 @@ extern "C" __global__ void rk_persistent_kernel(rk_control_block *control, uint8
         }
         const uint32_t length = RK_FRAME_HEADER_SIZE + slot->out_payload_size;
         const uint32_t size = rk_align8(length);
-        /* Hold until the output ring has room; never overwrite unread frames. */
-        for (;;) {
-          const uint32_t write = rk_load_relaxed(&out_ring->write_index);
-          const uint32_t read = rk_load_acquire(&out_ring->read_index);
-          const uint32_t used = (write - read + output_storage) % output_storage;
-          if (output_storage - 1u - used >= size) break;
-          const uint64_t now = rk_globaltimer();
-          if (now - plan->last_heartbeat_ns >= RK_HEARTBEAT_INTERVAL_NS) {
-            rk_store_release(&control->heartbeat_us, (uint64_t)((int64_t)now + to_unix_ns) / 1000u);
-            plan->last_heartbeat_ns = now;
+        uint8_t *payload_bytes = out_payloads + (uint64_t)i * stride;
+        /* Zero the padding so the consumer never reads stale bytes. */
+        for (uint32_t b = length - RK_FRAME_HEADER_SIZE; b < size - RK_FRAME_HEADER_SIZE; b++) payload_bytes[b] = 0;
+        /* Writes the output into one ring (this kernel is its only producer), holding until it has room: never
+           overwrites unread frames. False when the hold is abandoned (should_terminate = 2). */
+        auto write_frame = [&](rk_ring_header *ring, uint8_t *data, uint32_t storage) -> bool {
+          for (;;) {
+            const uint32_t write = rk_load_relaxed(&ring->write_index);
+            const uint32_t read = rk_load_acquire(&ring->read_index);
+            const uint32_t used = (write - read + storage) % storage;
+            if (storage - 1u - used >= size) break;
+            const uint64_t now = rk_globaltimer();
+            if (now - plan->last_heartbeat_ns >= RK_HEARTBEAT_INTERVAL_NS) {
+              rk_store_release(&control->heartbeat_us, (uint64_t)((int64_t)now + to_unix_ns) / 1000u);
+              plan->last_heartbeat_ns = now;
+            }
+            if (rk_load_acquire(&control->should_terminate) == 2u) return false;
+            __nanosleep(RK_IDLE_SLEEP_NS);
           }
-          if (rk_load_acquire(&control->should_terminate) == 2u) {
-            abandon = true;
-            break;
+          union {
+            rk_frame_header header;
+            uint64_t words[RK_FRAME_HEADER_SIZE / 8];
+          } out = {};
+          rk_build_output_header(&out.header, in, slot, plan->next_message_id++, kernel, control->generation,
+                                 control->hlc_node, to_unix_ns);
+          const uint32_t write = rk_load_relaxed(&ring->write_index);
+          rk_ring_copy_in(data, storage, write, out.words, RK_FRAME_HEADER_SIZE);
+          rk_ring_copy_in(data, storage, (write + RK_FRAME_HEADER_SIZE) % storage,
+                          reinterpret_cast<const uint64_t *>(payload_bytes), size - RK_FRAME_HEADER_SIZE);
+          /* Release: the frame's bytes are visible before the consumer sees the index that covers them. */
+          rk_store_release(&ring->write_index, (write + size) % storage);
+          return true;
+        };
+        /* As on the CPU: to every link that takes the output's type, to the host when none does; a call's
+           response always to the host. Acquire: the route entries below count are filled. */
+        bool routed = false;
+        if ((in->flags & RK_FRAME_FLAG_REQUEST) == 0 && routes != nullptr) {
+          uint32_t route_count = rk_load_acquire(&routes->count);
+          if (route_count > RK_MAX_LINKS) route_count = RK_MAX_LINKS;
+          for (uint32_t r = 0; r < route_count && !abandon; r++) {
+            if (routes->type_id[r] != 0u && routes->type_id[r] != slot->out_type_id) continue;
+            routed = true;
+            uint8_t *ring = reinterpret_cast<uint8_t *>(routes->ring[r]);
+            if (!write_frame(reinterpret_cast<rk_ring_header *>(ring), ring + RK_RING_HEADER_SIZE, routes->storage[r])) {
+              abandon = true;
+            }
           }
-          __nanosleep(RK_IDLE_SLEEP_NS);
         }
+        if (!routed && !abandon && !write_frame(out_ring, out_data, output_storage)) abandon = true;
         if (abandon) {
           dropped++;
           rk_record_error(control, RK_E_QUEUE_FULL);
-          continue;
         }
-        union {
-          rk_frame_header header;
-          uint64_t words[RK_FRAME_HEADER_SIZE / 8];
-        } out = {};
-        rk_build_output_header(&out.header, in, slot, plan->next_message_id++, kernel, control->generation,
-                               control->hlc_node, to_unix_ns);
-        const uint32_t write = rk_load_relaxed(&out_ring->write_index);
-        rk_ring_copy_in(out_data, output_storage, write, out.words, RK_FRAME_HEADER_SIZE);
-        /* Zero the padding so the host never reads stale bytes. */
-        uint64_t *payload = reinterpret_cast<uint64_t *>(out_payloads + (uint64_t)i * stride);
-        if (size > length) {
-          uint8_t *tail = out_payloads + (uint64_t)i * stride + slot->out_payload_size;
-          for (uint32_t b = 0; b < size - length; b++) tail[b] = 0;
-        }
-        rk_ring_copy_in(out_data, output_storage, (write + RK_FRAME_HEADER_SIZE) % output_storage, payload,
-                        size - RK_FRAME_HEADER_SIZE);
-        /* Release: the frame's bytes are visible before the host sees the index that covers them. */
-        rk_store_release(&out_ring->write_index, (write + size) % output_storage);
       }
       rk_add_u64(&control->messages_processed, processed);
       rk_add_u64(&control->messages_failed, failed);

@@ -438,4 +438,26 @@ RK_STATIC_ASSERT(offsetof(rk_link_table, signal) == 72, "rk_link_table.signal: o
 RK_STATIC_ASSERT(offsetof(rk_link_table, storage) == 136, "rk_link_table.storage: offset");
 RK_STATIC_ASSERT(offsetof(rk_link_table, plan_end) == 168, "rk_link_table.plan_end: offset");
 
+/* rk_route_table: Kernel-to-kernel output rings of a device executor. Host: fill entry count, then release-store count + 1. Executor: acquire-load count when it writes outputs; it is each ring's only producer (hold until room, copy, release-store the write index). */
+typedef struct rk_route_table {
+  RK_ATOMIC(uint32_t) count; /* @0, writer: host. Entries in use (published last). */
+  uint32_t reserved; /* @4, writer: host. Zero. */
+  uint64_t ring[8]; /* @8, writer: host. Device address of each link ring (rk_ring_header, then its data area). */
+  uint32_t storage[8]; /* @72, writer: host. Data bytes of each link ring. */
+  uint32_t type_id[8]; /* @104, writer: host. The message type each link takes; 0 = every type. */
+} rk_route_table;
+#define RK_ROUTE_TABLE_SIZE 136u
+#define RK_ROUTE_TABLE_COUNT_OFFSET 0u
+#define RK_ROUTE_TABLE_RESERVED_OFFSET 4u
+#define RK_ROUTE_TABLE_RING_OFFSET 8u
+#define RK_ROUTE_TABLE_STORAGE_OFFSET 72u
+#define RK_ROUTE_TABLE_TYPE_ID_OFFSET 104u
+RK_STATIC_ASSERT(sizeof(rk_route_table) == 136, "rk_route_table: size");
+RK_STATIC_ASSERT(RK_ALIGNOF(rk_route_table) == 8, "rk_route_table: alignment");
+RK_STATIC_ASSERT(offsetof(rk_route_table, count) == 0, "rk_route_table.count: offset");
+RK_STATIC_ASSERT(offsetof(rk_route_table, reserved) == 4, "rk_route_table.reserved: offset");
+RK_STATIC_ASSERT(offsetof(rk_route_table, ring) == 8, "rk_route_table.ring: offset");
+RK_STATIC_ASSERT(offsetof(rk_route_table, storage) == 72, "rk_route_table.storage: offset");
+RK_STATIC_ASSERT(offsetof(rk_route_table, type_id) == 104, "rk_route_table.type_id: offset");
+
 #endif /* RINGKERNEL_LAYOUT_H */

@@ -1076,13 +1076,6 @@ export class RingKernelRuntime {
     const source = typeof from === 'string' ? this.kernel(from) : from;
     const target = typeof to === 'string' ? this.kernel(to) : to;
     if (source === target) throw new TypeError(`kernel '${source.name}' cannot be connected to itself`);
-    // A CUDA kernel consumes links (its device loop drains them after its own input), but writes only its own
-    // output ring: it cannot be a link's producer yet.
-    if (source.transfer.strategy === 'mapped' || source.transfer.devicePointers !== undefined) {
-      throw new TypeError(
-        `kernel '${source.name}' runs on a CUDA device: kernel-to-kernel links from CUDA kernels are not built yet (links into them are)`,
-      );
-    }
     const accepted = target.inputCodec;
     const emitted = [source.outputCodec, ...(source.emittedCodecs ?? [])];
     const produced = emitted.find((codec) => codec.typeId === accepted.typeId);

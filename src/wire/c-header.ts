@@ -8,6 +8,7 @@ import { KernelStatus } from './kernel-status.js';
 import { LINK_TABLE_LAYOUT } from './link-table.js';
 import type { MessageSchema } from './message-schema.js';
 import { RING_HEADER_LAYOUT, RING_SIGNAL_LAYOUT } from './ring-signal.js';
+import { ROUTE_TABLE_LAYOUT } from './route-table.js';
 import { SCALAR_C_TYPE, type StructLayout } from './struct-layout.js';
 
 /** The layouts emitted into `native/include/ringkernel_layout.h`, in order. */
@@ -21,6 +22,7 @@ export const NATIVE_LAYOUTS: readonly StructLayout[] = [
   MIRROR_STATE_LAYOUT,
   MIRROR_CHANNEL_LAYOUT,
   LINK_TABLE_LAYOUT,
+  ROUTE_TABLE_LAYOUT,
 ];
 
 /** Where the generated layout header lives, relative to the project root. */

@@ -131,6 +131,7 @@ export class ResidentKernel {
         { type: 'i64', value: -BigInt(epochUnixMs) * 1_000_000n },
         { type: 'pointer', value: 0n }, // user_state
         { type: 'pointer', value: 0n }, // links: none
+        { type: 'pointer', value: 0n }, // routes: none
       ],
     );
   }

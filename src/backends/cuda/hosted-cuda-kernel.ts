@@ -12,6 +12,7 @@ import { FrameHeader } from '../../wire/frame-header.js';
 import type { FrameRingMemory } from '../../wire/frame-ring.js';
 import { LinkTableOffset, MAX_KERNEL_LINKS } from '../../wire/link-table.js';
 import { RingOffset, RingSignalOffset } from '../../wire/ring-signal.js';
+import { RouteTableOffset } from '../../wire/route-table.js';
 import {
   type AttachTask,
   type ControlCommand,
@@ -131,6 +132,10 @@ export class HostedCudaKernel {
   #lastOutputWrite = 0;
   /** The rk_link_table this instance's device loop reads (pinned, mapped). */
   readonly #linkTable = new SharedArrayBuffer(LinkTableOffset.SIZE);
+  /** The rk_route_table this instance's device loop writes outputs by (pinned, mapped). */
+  readonly #routeTable = new SharedArrayBuffer(RouteTableOffset.SIZE);
+  /** Each output link ring: its write index and its consumer's doorbell (the pump rings it for the device). */
+  readonly #routeRings: { readonly indices: Uint32Array; readonly wake: Int32Array; lastWrite: number }[] = [];
   /** Each link ring: its read index and doorbell (the pump rings the producer's room doorbell for the device). */
   readonly #linkRings: { readonly indices: Uint32Array; readonly signal: Int32Array; lastRead: number }[] = [];
   #lastStreamCheck = 0;
@@ -197,6 +202,8 @@ export class HostedCudaKernel {
       const telemetry = task.tracing === undefined ? 0n : pin(task.tracing.ring);
       // This instance's kernel-to-kernel inputs: empty until LINK_IN fills entries (the loop reads count each round).
       const links = pin(this.#linkTable);
+      // And its kernel-to-kernel outputs: empty until LINK_OUT fills entries.
+      const routes = pin(this.#routeTable);
       const maxFrameLength = FrameHeader.SIZE + Math.max(task.input.maxPayloadSize, task.output.maxPayloadSize);
       const spec = definition.cuda;
       const batchMax = spec?.batchMax ?? DEFAULT_BATCH_MAX;
@@ -241,6 +248,7 @@ export class HostedCudaKernel {
             { type: 'i64', value: -BigInt(Math.round(epochMs)) * 1_000_000n },
             { type: 'pointer', value: this.#state },
             { type: 'pointer', value: links },
+            { type: 'pointer', value: routes },
           ],
         );
       if (dormant === undefined) this.#launch();
@@ -343,8 +351,12 @@ export class HostedCudaKernel {
         }
         return;
       case 'LINK_OUT':
-        // A device kernel writes only its own output ring: the runtime refuses CUDA producers before this.
-        this.#report({ type: 'reply', seq: command.seq, ok: false, state: 'cuda', target: 'linked' });
+        try {
+          this.#linkOut(command.memory, command.wake, command.types);
+          this.#report({ type: 'reply', seq: command.seq, ok: true });
+        } catch {
+          this.#report({ type: 'reply', seq: command.seq, ok: false, state: 'linked', target: 'linked' });
+        }
         return;
       case 'ABORT':
         this.#stopNow(FORCED);
@@ -390,6 +402,27 @@ export class HostedCudaKernel {
     const indices = new Uint32Array(memory.ring, 0, 2);
     this.#linkRings.push({ indices, signal: new Int32Array(memory.signal), lastRead: Atomics.load(indices, READ) });
     Atomics.store(words, LinkTableOffset.COUNT >> 2, index + 1);
+  }
+
+  /**
+   * Adds a kernel-to-kernel output ring: pinned and mapped, entered in the route table for one message type (or
+   * all), then published by the table's count. The consumer's doorbell (`wake`) is rung by the pump for the device.
+   */
+  #linkOut(memory: FrameRingMemory, wake: SharedArrayBuffer, types: readonly number[] | undefined): void {
+    const table = new DataView(this.#routeTable);
+    const words = new Uint32Array(this.#routeTable);
+    const index = Atomics.load(words, RouteTableOffset.COUNT >> 2);
+    if (index >= MAX_KERNEL_LINKS) throw new RangeError(`a CUDA kernel takes at most ${MAX_KERNEL_LINKS} output links`);
+    if (types !== undefined && types.length !== 1) throw new RangeError('a CUDA output link takes one message type');
+    const ring = new Uint8Array(memory.ring);
+    const ringPointer = this.#slot.pinned.pin(ring);
+    this.#views.push(ring);
+    table.setBigUint64(RouteTableOffset.RING + 8 * index, ringPointer, true);
+    table.setUint32(RouteTableOffset.STORAGE + 4 * index, memory.ring.byteLength - 8, true);
+    table.setUint32(RouteTableOffset.TYPE_ID + 4 * index, types?.[0] ?? 0, true);
+    const indices = new Uint32Array(memory.ring, 0, 2);
+    this.#routeRings.push({ indices, wake: new Int32Array(wake), lastWrite: Atomics.load(indices, WRITE) });
+    Atomics.store(words, RouteTableOffset.COUNT >> 2, index + 1);
   }
 
   /**
@@ -451,6 +484,14 @@ export class HostedCudaKernel {
     if (read !== this.#lastInputRead) {
       this.#lastInputRead = read;
       wake(this.#inputSignal, SPACE_SEQ, PRODUCER_SLEEPING);
+      active = true;
+    }
+    // The device wrote into a kernel-to-kernel output: its consumer (parked on its own input doorbell) may go on.
+    for (const route of this.#routeRings) {
+      const routeWrite = Atomics.load(route.indices, WRITE);
+      if (routeWrite === route.lastWrite) continue;
+      route.lastWrite = routeWrite;
+      wake(route.wake, DATA_SEQ, CONSUMER_SLEEPING);
       active = true;
     }
     // Likewise for kernel-to-kernel producers parked on a full link ring.
