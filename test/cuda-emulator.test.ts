@@ -395,7 +395,7 @@ describe(`CUDA driver emulator (${EMULATED})`, () => {
       assert.match(body, /"code":"RK_HANDLER_FAILED"/);
       const silent = runOne(Uint32Array.of(0xffff_ffff), 0);
       assert.equal(silent.getUint32(FrameHeader.LENGTH, true), 0, 'no output frame for a failed one-way message');
-      assert.equal(silent.getUint32(FrameHeader.RESERVED1, true), 201, 'the result: RK_E_VALUE_OUT_OF_RANGE');
+      assert.equal(silent.getUint32(FrameHeader.ERROR_CODE, true), 201, 'the result: RK_E_VALUE_OUT_OF_RANGE');
     } finally {
       driver.eventDestroy(start);
       driver.eventDestroy(end);

@@ -28,9 +28,11 @@ describe('a fault on the device (emulated device: CPU threads stand in for the G
       runtime.deadLetters.on('deadLetter', (letter) => letters.push(letter));
       const kernel = await runtime.launch(TrappingAddOne, 1, 1, { name: 'trapping', autoActivate: true });
       assert.deepEqual([...new Uint32Array((await kernel.call(words(1, 2))).slice().buffer)], [2, 3]);
+      // Queued while paused, behind the fault: never handled, so each must come back as a dead letter.
+      await kernel.deactivate();
       const doomed = kernel.call(words(TRAP_WORD));
-      // Queued behind the fault: never handled, so each must come back as a dead letter.
       for (let i = 0; i < 5; i++) await kernel.send(words(100 + i));
+      await kernel.activate();
       await assert.rejects(doomed, (error: unknown) => error instanceof Error && /trapping/.test(error.message));
       await kernel.exited;
       assert.equal(kernel.status, 'Failed');
@@ -90,7 +92,12 @@ describe('a supervised CUDA kernel (emulated device: CPU threads stand in for th
       const failures = () =>
         letters.filter((letter) => letter.kernel === 'supervised-add-one' && letter.reason === 'handler-error');
       await eventually(() => assert.equal(failures().length, poisoned.size));
+      // The failed messages come back on the output ring at once; the device thread fails the kernel when it sees
+      // the device's failure count move, a moment later: wait for the restarts to have happened and settled.
+      await eventually(() => assert.ok(kernel.restarts >= 1, `${kernel.restarts} restarts`));
       await eventually(() => assert.equal(kernel.status, 'Active'));
+      for (const letter of failures())
+        assert.deepEqual([...new Uint32Array(letter.payload.slice().buffer)], [ADD_ONE_POISON]);
       // The device thread sees a failure after the device's batch is out: a batch with several poison messages
       // fails the kernel once (a CPU kernel fails per message; a GPU kernel per batch).
       assert.ok(kernel.restarts >= 1 && kernel.restarts <= poisoned.size, `${kernel.restarts} restarts`);

@@ -197,6 +197,8 @@ for (const target of targets) {
       const mine = letters.filter((letter) => letter.kernel === 'faulty').slice(before);
       assert.equal(mine.length, 1);
       assert.equal(mine[0]?.reason, 'handler-error');
+      // The message itself, on every backend (a CUDA kernel sends it back whole as a DEAD_LETTER frame).
+      assert.deepEqual(unwords(mine[0]?.payload ?? new Uint8Array(0)), [ADD_ONE_POISON]);
       await kernel.terminate();
     });
 

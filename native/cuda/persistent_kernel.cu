@@ -488,19 +488,15 @@ extern "C" __global__ void rk_persistent_kernel(rk_control_block *control, uint8
         if (telemetry != nullptr && (in->trace_flags & 1u) != 0) {
           rk_write_span(telemetry, in, slot, kernel, control->generation, to_epoch_ns);
         }
-        if (!slot->emit) continue;
         if (abandon) {
-          dropped++;
+          if (slot->emit || slot->result != RK_E_NONE) dropped++;
           continue;
         }
-        const uint32_t length = RK_FRAME_HEADER_SIZE + slot->out_payload_size;
-        const uint32_t size = rk_align8(length);
-        uint8_t *payload_bytes = out_payloads + (uint64_t)i * stride;
-        /* Zero the padding so the consumer never reads stale bytes. */
-        for (uint32_t b = length - RK_FRAME_HEADER_SIZE; b < size - RK_FRAME_HEADER_SIZE; b++) payload_bytes[b] = 0;
-        /* Writes the output into one ring (this kernel is its only producer), holding until it has room: never
-           overwrites unread frames. False when the hold is abandoned (should_terminate = 2). */
-        auto write_frame = [&](rk_ring_header *ring, uint8_t *data, uint32_t storage) -> bool {
+        /* Writes one frame (header words, then `size - header` payload bytes) into a ring this kernel is the only
+           producer of, holding until it has room: never overwrites unread frames. False when the hold is
+           abandoned (should_terminate = 2). */
+        auto write_frame = [&](rk_ring_header *ring, uint8_t *data, uint32_t storage, const uint64_t *header,
+                               const uint8_t *payload, uint32_t size) -> bool {
           for (;;) {
             const uint32_t write = rk_load_relaxed(&ring->write_index);
             const uint32_t read = rk_load_acquire(&ring->read_index);
@@ -514,36 +510,55 @@ extern "C" __global__ void rk_persistent_kernel(rk_control_block *control, uint8
             if (rk_load_acquire(&control->should_terminate) == 2u) return false;
             __nanosleep(RK_IDLE_SLEEP_NS);
           }
-          union {
-            rk_frame_header header;
-            uint64_t words[RK_FRAME_HEADER_SIZE / 8];
-          } out = {};
-          rk_build_output_header(&out.header, in, slot, plan->next_message_id++, kernel, control->generation,
-                                 control->hlc_node, to_unix_ns);
           const uint32_t write = rk_load_relaxed(&ring->write_index);
-          rk_ring_copy_in(data, storage, write, out.words, RK_FRAME_HEADER_SIZE);
+          rk_ring_copy_in(data, storage, write, header, RK_FRAME_HEADER_SIZE);
           rk_ring_copy_in(data, storage, (write + RK_FRAME_HEADER_SIZE) % storage,
-                          reinterpret_cast<const uint64_t *>(payload_bytes), size - RK_FRAME_HEADER_SIZE);
+                          reinterpret_cast<const uint64_t *>(payload), size - RK_FRAME_HEADER_SIZE);
           /* Release: the frame's bytes are visible before the consumer sees the index that covers them. */
           rk_store_release(&ring->write_index, (write + size) % storage);
           return true;
         };
-        /* As on the CPU: to every link that takes the output's type, to the host when none does; a call's
-           response always to the host. Acquire: the route entries below count are filled. */
-        bool routed = false;
-        if ((in->flags & RK_FRAME_FLAG_REQUEST) == 0 && routes != nullptr) {
-          uint32_t route_count = rk_load_acquire(&routes->count);
-          if (route_count > RK_MAX_LINKS) route_count = RK_MAX_LINKS;
-          for (uint32_t r = 0; r < route_count && !abandon; r++) {
-            if (routes->type_id[r] != 0u && routes->type_id[r] != slot->out_type_id) continue;
-            routed = true;
-            uint8_t *ring = reinterpret_cast<uint8_t *>(routes->ring[r]);
-            if (!write_frame(reinterpret_cast<rk_ring_header *>(ring), ring + RK_RING_HEADER_SIZE, routes->storage[r])) {
-              abandon = true;
+        union {
+          rk_frame_header header;
+          uint64_t words[RK_FRAME_HEADER_SIZE / 8];
+        } out = {};
+        if (slot->emit) {
+          const uint32_t length = RK_FRAME_HEADER_SIZE + slot->out_payload_size;
+          const uint32_t size = rk_align8(length);
+          uint8_t *payload_bytes = out_payloads + (uint64_t)i * stride;
+          /* Zero the padding so the consumer never reads stale bytes. */
+          for (uint32_t b = length - RK_FRAME_HEADER_SIZE; b < size - RK_FRAME_HEADER_SIZE; b++) payload_bytes[b] = 0;
+          /* As on the CPU: to every link that takes the output's type, to the host when none does; a call's
+             response always to the host. Acquire: the route entries below count are filled. */
+          bool routed = false;
+          if ((in->flags & RK_FRAME_FLAG_REQUEST) == 0 && routes != nullptr) {
+            uint32_t route_count = rk_load_acquire(&routes->count);
+            if (route_count > RK_MAX_LINKS) route_count = RK_MAX_LINKS;
+            for (uint32_t r = 0; r < route_count && !abandon; r++) {
+              if (routes->type_id[r] != 0u && routes->type_id[r] != slot->out_type_id) continue;
+              routed = true;
+              rk_build_output_header(&out.header, in, slot, plan->next_message_id++, kernel, control->generation,
+                                     control->hlc_node, to_unix_ns);
+              uint8_t *ring = reinterpret_cast<uint8_t *>(routes->ring[r]);
+              abandon = !write_frame(reinterpret_cast<rk_ring_header *>(ring), ring + RK_RING_HEADER_SIZE,
+                                     routes->storage[r], out.words, payload_bytes, size);
             }
           }
+          if (!routed && !abandon) {
+            rk_build_output_header(&out.header, in, slot, plan->next_message_id++, kernel, control->generation,
+                                   control->hlc_node, to_unix_ns);
+            abandon = !write_frame(out_ring, out_data, output_storage, out.words, payload_bytes, size);
+          }
         }
-        if (!routed && !abandon && !write_frame(out_ring, out_data, output_storage)) abandon = true;
+        /* A failed message goes back to the host whole, flagged DEAD_LETTER with the error code: the device
+           releases the input's bytes with the batch, and the host's dead letters carry payloads. */
+        if (slot->result != RK_E_NONE && !abandon) {
+          for (uint32_t w = 0; w < RK_FRAME_HEADER_SIZE / 8; w++) out.words[w] = reinterpret_cast<const uint64_t *>(in)[w];
+          out.header.flags = (uint16_t)RK_FRAME_FLAG_DEAD_LETTER;
+          out.header.error_code = slot->result;
+          abandon = !write_frame(out_ring, out_data, output_storage, out.words,
+                                 reinterpret_cast<const uint8_t *>(in) + RK_FRAME_HEADER_SIZE, rk_align8(slot->length));
+        }
         if (abandon) {
           dropped++;
           rk_record_error(control, RK_E_QUEUE_FULL);
@@ -575,7 +590,7 @@ extern "C" __global__ void rk_persistent_kernel(rk_control_block *control, uint8
  * the same rk_handle and writes one complete output frame (header built as the persistent loop builds it).
  *   frame_in          one input frame (header + payload), 8-aligned, device or mapped memory
  *   frame_out         rk_align8(max_frame_length) bytes: receives the output frame. Its header's length is 0 when
- *                     there is no output (a malformed frame, or the handler emitted nothing); reserved1 then holds
+ *                     there is no output (a malformed frame, or the handler emitted nothing); error_code then holds
  *                     the RK_E_* result, so the launcher can count what a persistent kernel would count
  *   max_frame_length  header + largest payload
  *   user_state        passed to rk_handle
@@ -597,7 +612,7 @@ extern "C" __global__ void rk_single_frame_kernel(const uint8_t *frame_in, uint8
   }
   for (uint32_t b = 0; b < RK_FRAME_HEADER_SIZE; b++) frame_out[b] = 0;
   if (!slot.emit) {
-    out->reserved1 = slot.result;
+    out->error_code = slot.result;
     return;
   }
   rk_build_output_header(out, in, &slot, in->message_id, in->destination_kernel, 0u, 0u, 0);

@@ -29,6 +29,7 @@
 #define RK_FRAME_FLAG_RESPONSE 2u
 #define RK_FRAME_FLAG_ERROR 4u
 #define RK_FRAME_FLAG_REQUEST 8u
+#define RK_FRAME_FLAG_DEAD_LETTER 16u
 #define RK_CONTROL_BLOCK_VERSION 1u
 
 /* Kernel lifecycle status word. */
@@ -111,7 +112,7 @@ typedef struct rk_frame_header {
   uint8_t priority; /* @88, writer: frame. 0 (lowest) to 255. */
   uint8_t trace_flags; /* @89, writer: frame. W3C trace flags; bit 0 = sampled. */
   uint16_t reserved0; /* @90, writer: frame. Zero. */
-  uint32_t reserved1; /* @92, writer: frame. Zero. */
+  uint32_t error_code; /* @92, writer: frame. With the DEAD_LETTER flag: the RK_E_* error that failed the message. Else 0. */
 } rk_frame_header;
 #define RK_FRAME_HEADER_SIZE 96u
 #define RK_FRAME_HEADER_LENGTH_OFFSET 0u
@@ -133,7 +134,7 @@ typedef struct rk_frame_header {
 #define RK_FRAME_HEADER_PRIORITY_OFFSET 88u
 #define RK_FRAME_HEADER_TRACE_FLAGS_OFFSET 89u
 #define RK_FRAME_HEADER_RESERVED0_OFFSET 90u
-#define RK_FRAME_HEADER_RESERVED1_OFFSET 92u
+#define RK_FRAME_HEADER_ERROR_CODE_OFFSET 92u
 RK_STATIC_ASSERT(sizeof(rk_frame_header) == 96, "rk_frame_header: size");
 RK_STATIC_ASSERT(RK_ALIGNOF(rk_frame_header) == 8, "rk_frame_header: alignment");
 RK_STATIC_ASSERT(offsetof(rk_frame_header, length) == 0, "rk_frame_header.length: offset");
@@ -155,7 +156,7 @@ RK_STATIC_ASSERT(offsetof(rk_frame_header, span_id) == 80, "rk_frame_header.span
 RK_STATIC_ASSERT(offsetof(rk_frame_header, priority) == 88, "rk_frame_header.priority: offset");
 RK_STATIC_ASSERT(offsetof(rk_frame_header, trace_flags) == 89, "rk_frame_header.trace_flags: offset");
 RK_STATIC_ASSERT(offsetof(rk_frame_header, reserved0) == 90, "rk_frame_header.reserved0: offset");
-RK_STATIC_ASSERT(offsetof(rk_frame_header, reserved1) == 92, "rk_frame_header.reserved1: offset");
+RK_STATIC_ASSERT(offsetof(rk_frame_header, error_code) == 92, "rk_frame_header.error_code: offset");
 
 /* rk_control_block: One per kernel. Each field has exactly one writer (named beside it); all access is atomic: acquire loads, release stores. Counters are u64 and only ever grow. */
 typedef struct rk_control_block {

@@ -119,7 +119,7 @@ export function writeFrameHeader(
   view.setUint8(at + FrameHeader.PRIORITY, priority);
   view.setUint8(at + FrameHeader.TRACE_FLAGS, traceFlags);
   view.setUint16(at + FrameHeader.RESERVED0, 0, true);
-  view.setUint32(at + FrameHeader.RESERVED1, 0, true);
+  view.setUint32(at + FrameHeader.ERROR_CODE, 0, true);
 }
 
 /** Checks the message id a caller supplied. @internal */

@@ -44,8 +44,8 @@ export const FrameHeader = {
   TRACE_FLAGS: 89,
   /** u16: reserved, written as 0. */
   RESERVED0: 90,
-  /** u32: reserved, written as 0. */
-  RESERVED1: 92,
+  /** u32: with {@link FrameFlags.DEAD_LETTER}, the RK_E_* error that failed the message; else 0. */
+  ERROR_CODE: 92,
   /** Header size in bytes; the payload starts here. */
   SIZE: 96,
 } as const;
@@ -67,6 +67,12 @@ export const FrameFlags = {
   ERROR: 1 << 2,
   /** The sender awaits a response (a `call`): on failure the kernel answers with an ERROR response. */
   REQUEST: 1 << 3,
+  /**
+   * A device executor's report of a message its handler failed: a copy of the input frame (ids, type, payload)
+   * with the error in `error_code`, on the kernel's output ring. The host dead-letters it instead of delivering it
+   * (a GPU cannot post a report; it releases the input's bytes with its batch).
+   */
+  DEAD_LETTER: 1 << 4,
 } as const;
 
 /** The frame header layout table, from which the C header is generated. */
@@ -94,7 +100,13 @@ export const FRAME_HEADER_LAYOUT = defineStructLayout(
     ['priority', 'u8', FrameHeader.PRIORITY, 'frame', '0 (lowest) to 255.'],
     ['trace_flags', 'u8', FrameHeader.TRACE_FLAGS, 'frame', 'W3C trace flags; bit 0 = sampled.'],
     ['reserved0', 'u16', FrameHeader.RESERVED0, 'frame', 'Zero.'],
-    ['reserved1', 'u32', FrameHeader.RESERVED1, 'frame', 'Zero.'],
+    [
+      'error_code',
+      'u32',
+      FrameHeader.ERROR_CODE,
+      'frame',
+      'With the DEAD_LETTER flag: the RK_E_* error that failed the message. Else 0.',
+    ],
   ],
 );
 

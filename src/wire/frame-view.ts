@@ -62,6 +62,10 @@ export class FrameView {
     return this.#view.getUint32(this.#at + FrameHeader.DESTINATION, true);
   }
   /** Payload bytes. */
+  /** With {@link FrameFlags.DEAD_LETTER}: the RK_E_* error that failed the message (else 0). */
+  get errorCode(): number {
+    return this.#view.getUint32(this.#at + FrameHeader.ERROR_CODE, true);
+  }
   get payloadSize(): number {
     return this.#view.getUint32(this.#at + FrameHeader.PAYLOAD_SIZE, true);
   }

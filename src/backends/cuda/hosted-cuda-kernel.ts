@@ -16,7 +16,6 @@ import { RouteTableOffset } from '../../wire/route-table.js';
 import {
   type AttachTask,
   type ControlCommand,
-  type DeadLetterReason,
   lifecycleEventOf,
   lifecycleRefusal,
   type SerializedError,
@@ -540,31 +539,33 @@ export class HostedCudaKernel {
     const dropped = this.#control.messagesDropped;
     if (failed === this.#seenFailed && dropped === this.#seenDropped) return;
     const code = this.#control.lastErrorCode;
-    const letters: [DeadLetterReason, bigint, string][] = [
-      ['handler-error', failed - this.#seenFailed, `the CUDA handler returned error ${code}`],
-      ['malformed-frame', dropped - this.#seenDropped, `the CUDA kernel dropped a frame (error ${code})`],
-    ];
+    // A failed message comes back whole on the output ring (a DEAD_LETTER frame the host turns into the letter);
+    // here it only fails the kernel, when it was launched to fail on handler errors.
     if (failed > this.#seenFailed && this.#task.failOnHandlerError && this.#failing === undefined) {
       this.#failing = `its handler failed: the CUDA handler returned error ${code}`;
       this.#control.requestTermination(TERMINATE_FINISH, true);
     }
+    const newlyDropped = dropped - this.#seenDropped;
     this.#seenFailed = failed;
     this.#seenDropped = dropped;
-    for (const [reason, count, message] of letters) {
-      for (let i = 0n; i < count; i++) {
-        // The device released the frame's bytes with the batch: the letter says what failed, not the payload.
-        this.#report({
-          type: 'deadLetter',
-          letter: {
-            reason,
-            error: { name: 'CudaHandlerError', message, code: ErrorCode.HandlerFailed },
-            messageId: 0,
-            correlationId: 0,
-            typeId: this.#definition.input.typeId,
-            payload: new Uint8Array(0),
+    for (let i = 0n; i < newlyDropped; i++) {
+      // A frame the device could not parse, or an output it could not deliver: only counted on the device, so
+      // the letter says what happened, without a payload.
+      this.#report({
+        type: 'deadLetter',
+        letter: {
+          reason: 'malformed-frame',
+          error: {
+            name: 'CudaFrameError',
+            message: `the CUDA kernel dropped a frame (error ${code})`,
+            code: ErrorCode.FrameBadLength,
           },
-        });
-      }
+          messageId: 0,
+          correlationId: 0,
+          typeId: this.#definition.input.typeId,
+          payload: new Uint8Array(0),
+        },
+      });
     }
   }
 
