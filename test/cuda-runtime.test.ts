@@ -20,6 +20,7 @@ import {
   BackendUnavailableError,
   CudaCompileError,
   type DeadLetter,
+  FrameHeader,
   HandlerFailedError,
   probeCuda,
   RingKernelRuntime,
@@ -34,6 +35,7 @@ import {
   TotalRelay,
 } from './fixtures/cuda-kernels.js';
 import { AddOne, Numbers } from './fixtures/kernels.js';
+import { eventually } from './support/eventually.js';
 import { OtlpReceiver, type ReceivedSpan } from './support/otlp-receiver.js';
 import { Random, TEST_SEED } from './support/random.js';
 
@@ -473,6 +475,49 @@ describe('kernel-to-kernel out of a CUDA kernel (emulated device: CPU threads st
       assert.equal(answer.count, count + 1);
       await totals.terminate();
       await relay.terminate();
+    } finally {
+      delete process.env.RINGKERNEL_LIBCUDA;
+    }
+  });
+});
+
+describe('integrity on a CUDA kernel (emulated device: CPU threads stand in for the GPU)', () => {
+  it('checks every input CRC32-C and checksums every output; a frame corrupted in shared memory is dead-lettered', async (t) => {
+    if (!existsSync(EMULATOR) || !hasGxx) return t.skip('skipped: the CUDA emulator or g++ is missing');
+    process.env.RINGKERNEL_LIBCUDA = EMULATOR;
+    try {
+      await using runtime = await RingKernelRuntime.builder().backend('cuda').config({ workers: 1 }).build();
+      const letters: DeadLetter[] = [];
+      runtime.deadLetters.on('deadLetter', (letter) => letters.push(letter));
+      const kernel = await runtime.launch(DoubleReading, 1, 1, { name: 'checked', integrity: true });
+      // Launched, not active: the frames wait in the ring, where a stray write flips a payload bit of the second.
+      for (let seq = 0; seq < 3; seq++) assert.ok(kernel.trySend({ sender: 8, seq, value: seq + 1 }));
+      const ring = new DataView(kernel.inputMemory.ring);
+      const second = 8 + ((ring.getUint32(8, true) + 7) & ~7);
+      ring.setUint8(second + FrameHeader.SIZE, ring.getUint8(second + FrameHeader.SIZE) ^ 0x10);
+      await kernel.activate();
+      // The outputs reach the host through its consumer, which rejects any frame whose checksum is wrong.
+      const outputs = [await kernel.receive(5_000), await kernel.receive(5_000)];
+      assert.deepEqual(
+        outputs.map((o) => [o.seq, o.total]),
+        [
+          [0, 2],
+          [2, 6],
+        ],
+      );
+      await eventually(() => assert.equal(letters.length, 1));
+      assert.equal(letters[0]?.reason, 'malformed-frame');
+      assert.equal(letters[0]?.error.code, 'RK_FRAME_BAD_CHECKSUM');
+      assert.equal(kernel.metrics().messagesDropped, 1);
+      // A handler failure under integrity: its dead-letter frame is checksummed too, and arrives whole.
+      await assert.rejects(
+        kernel.call({ sender: 8, seq: 3, value: -1 }),
+        (error: unknown) => error instanceof HandlerFailedError,
+      );
+      await eventually(() => assert.equal(letters.length, 2));
+      assert.equal(letters[1]?.reason, 'handler-error');
+      assert.equal(Numbers.decode(letters[1]?.payload as Uint8Array).value, -1);
+      await kernel.terminate();
     } finally {
       delete process.env.RINGKERNEL_LIBCUDA;
     }

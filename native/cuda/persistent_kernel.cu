@@ -216,8 +216,29 @@ __device__ uint32_t rk_error_reply_body(uint8_t *out, uint32_t capacity, uint32_
 /* Checks one input frame (a contiguous copy, 8-aligned) and runs the handler on it, filling `slot` (result,
  * dropped, emit, output type and size, handler times). Shared by the persistent loop and the per-message kernel,
  * so both judge and handle a frame the same way. `out_payload` has room for `max_payload` bytes. */
+/* CRC32-C (Castagnoli, reflected 0x82F63B78), bit by bit: frames are small and one thread checks one frame. */
+__device__ __forceinline__ uint32_t rk_crc32c_update(uint32_t crc, const uint8_t *bytes, uint32_t count) {
+  for (uint32_t i = 0; i < count; i++) {
+    crc ^= bytes[i];
+    for (int k = 0; k < 8; k++) crc = (crc >> 1) ^ (0x82F63B78u & (0u - (crc & 1u)));
+  }
+  return crc;
+}
+
+/* A frame's checksum, as the host computes it (src/wire/frame-producer.ts): every header byte but the length and
+ * the checksum itself, then the payload. `header` and `payload` may be apart. */
+__device__ uint32_t rk_frame_crc(const uint8_t *header, const uint8_t *payload, uint32_t payload_size) {
+  uint32_t crc = 0xFFFFFFFFu;
+  crc = rk_crc32c_update(crc, header + RK_FRAME_HEADER_MAGIC_OFFSET,
+                         RK_FRAME_HEADER_CHECKSUM_OFFSET - RK_FRAME_HEADER_MAGIC_OFFSET);
+  crc = rk_crc32c_update(crc, header + RK_FRAME_HEADER_CHECKSUM_OFFSET + 4u,
+                         RK_FRAME_HEADER_SIZE - RK_FRAME_HEADER_CHECKSUM_OFFSET - 4u);
+  crc = rk_crc32c_update(crc, payload, payload_size);
+  return ~crc;
+}
+
 __device__ void rk_handle_frame(const uint8_t *frame, rk_frame_slot *slot, uint8_t *out_payload, uint32_t max_payload,
-                                void *user_state) {
+                                void *user_state, bool integrity) {
   const rk_frame_header *header = reinterpret_cast<const rk_frame_header *>(frame);
   slot->result = RK_E_NONE;
   slot->dropped = 0;
@@ -228,6 +249,11 @@ __device__ void rk_handle_frame(const uint8_t *frame, rk_frame_slot *slot, uint8
     slot->result = RK_E_FRAME_BAD_VERSION;
   } else if (header->payload_size != slot->length - RK_FRAME_HEADER_SIZE) {
     slot->result = RK_E_FRAME_PAYLOAD_SIZE_MISMATCH;
+  } else if ((header->flags & RK_FRAME_FLAG_CHECKSUM) != 0
+                 ? rk_frame_crc(frame, frame + RK_FRAME_HEADER_SIZE, header->payload_size) != header->checksum
+                 : integrity) {
+    /* A wrong CRC32-C, or none on a ring that requires one (as the host's consumer judges it). */
+    slot->result = RK_E_FRAME_BAD_CHECKSUM;
   }
   if (slot->result != RK_E_NONE) {
     slot->dropped = 1;
@@ -364,6 +390,8 @@ extern "C" __global__ void rk_persistent_kernel(rk_control_block *control, uint8
   uint8_t *in_frames = scratch + 64 + (uint64_t)batch_max * sizeof(rk_frame_slot);
   uint8_t *out_payloads = in_frames + (uint64_t)batch_max * stride;
   const uint32_t kernel = control->kernel_id;
+  /* Written by the host before the launch: every frame in and out carries a CRC32-C. */
+  const bool integrity = control->integrity != 0;
   const uint32_t max_payload = max_frame_length - RK_FRAME_HEADER_SIZE;
   const uint32_t global_thread = blockIdx.x * blockDim.x + threadIdx.x;
   const uint32_t grid_threads = gridDim.x * blockDim.x;
@@ -463,7 +491,7 @@ extern "C" __global__ void rk_persistent_kernel(rk_control_block *control, uint8
                                   : reinterpret_cast<const uint8_t *>(links->ring[slot->ring - 1u]) + RK_RING_HEADER_SIZE;
       const uint32_t storage = slot->ring == 0u ? input_storage : links->storage[slot->ring - 1u];
       rk_ring_copy_out(reinterpret_cast<uint64_t *>(frame), source, storage, slot->ring_offset, rk_align8(slot->length));
-      rk_handle_frame(frame, slot, out_payloads + (uint64_t)i * stride, max_payload, user_state);
+      rk_handle_frame(frame, slot, out_payloads + (uint64_t)i * stride, max_payload, user_state, integrity);
     }
     sync();
 
@@ -522,6 +550,13 @@ extern "C" __global__ void rk_persistent_kernel(rk_control_block *control, uint8
           rk_frame_header header;
           uint64_t words[RK_FRAME_HEADER_SIZE / 8];
         } out = {};
+        /* With integrity: flag the header and checksum it with its payload, as the host's producer does. */
+        auto seal = [&](const uint8_t *payload) {
+          if (!integrity) return;
+          out.header.flags = (uint16_t)(out.header.flags | RK_FRAME_FLAG_CHECKSUM);
+          out.header.checksum = rk_frame_crc(reinterpret_cast<const uint8_t *>(out.words), payload,
+                                             out.header.payload_size);
+        };
         if (slot->emit) {
           const uint32_t length = RK_FRAME_HEADER_SIZE + slot->out_payload_size;
           const uint32_t size = rk_align8(length);
@@ -539,6 +574,7 @@ extern "C" __global__ void rk_persistent_kernel(rk_control_block *control, uint8
               routed = true;
               rk_build_output_header(&out.header, in, slot, plan->next_message_id++, kernel, control->generation,
                                      control->hlc_node, to_unix_ns);
+              seal(payload_bytes);
               uint8_t *ring = reinterpret_cast<uint8_t *>(routes->ring[r]);
               abandon = !write_frame(reinterpret_cast<rk_ring_header *>(ring), ring + RK_RING_HEADER_SIZE,
                                      routes->storage[r], out.words, payload_bytes, size);
@@ -547,6 +583,7 @@ extern "C" __global__ void rk_persistent_kernel(rk_control_block *control, uint8
           if (!routed && !abandon) {
             rk_build_output_header(&out.header, in, slot, plan->next_message_id++, kernel, control->generation,
                                    control->hlc_node, to_unix_ns);
+            seal(payload_bytes);
             abandon = !write_frame(out_ring, out_data, output_storage, out.words, payload_bytes, size);
           }
         }
@@ -556,6 +593,7 @@ extern "C" __global__ void rk_persistent_kernel(rk_control_block *control, uint8
           for (uint32_t w = 0; w < RK_FRAME_HEADER_SIZE / 8; w++) out.words[w] = reinterpret_cast<const uint64_t *>(in)[w];
           out.header.flags = (uint16_t)RK_FRAME_FLAG_DEAD_LETTER;
           out.header.error_code = slot->result;
+          seal(reinterpret_cast<const uint8_t *>(in) + RK_FRAME_HEADER_SIZE);
           abandon = !write_frame(out_ring, out_data, output_storage, out.words,
                                  reinterpret_cast<const uint8_t *>(in) + RK_FRAME_HEADER_SIZE, rk_align8(slot->length));
         }
@@ -608,7 +646,7 @@ extern "C" __global__ void rk_single_frame_kernel(const uint8_t *frame_in, uint8
     slot.result = RK_E_FRAME_BAD_LENGTH;
   } else {
     rk_handle_frame(frame_in, &slot, frame_out + RK_FRAME_HEADER_SIZE, max_frame_length - RK_FRAME_HEADER_SIZE,
-                    user_state);
+                    user_state, false);
   }
   for (uint32_t b = 0; b < RK_FRAME_HEADER_SIZE; b++) frame_out[b] = 0;
   if (!slot.emit) {

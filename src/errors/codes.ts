@@ -130,3 +130,17 @@ const numberByCode = new Map<string, number>(
 export function errorNumberOf(code: ErrorCodeString): number {
   return numberByCode.get(code) ?? 0;
 }
+
+const codeByNumber = new Map<number, ErrorCodeString>(
+  [...numberByCode].map(([code, n]) => [n, code as ErrorCodeString]),
+);
+
+/**
+ * The string code for a numeric one (what a ControlBlock's `last_error_code` holds), or undefined when it is none.
+ *
+ * @example
+ * errorCodeOf(106); // 'RK_FRAME_BAD_CHECKSUM'
+ */
+export function errorCodeOf(errorNumber: number): ErrorCodeString | undefined {
+  return codeByNumber.get(errorNumber);
+}

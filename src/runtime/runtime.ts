@@ -603,9 +603,6 @@ export class RingKernelRuntime {
       );
     }
     if (onCuda) {
-      if (integrity) {
-        throw new TypeError(`kernel '${definition.id}': integrity checksums are not computed by CUDA kernels yet`);
-      }
       if (
         options.transferStrategy !== undefined &&
         options.transferStrategy !== 'mapped' &&
@@ -618,6 +615,8 @@ export class RingKernelRuntime {
     }
     const instanceId = this.#nextInstanceId++;
     const control = ControlBlock.create(instanceId);
+    // A device executor learns from the block that its rings require checksums (a CPU worker from the rings).
+    control.setIntegrity(integrity);
     const histogram = new SharedArrayBuffer(LATENCY_HISTOGRAM_BYTES);
     const input = this.#ring(definition.input, capacity, integrity, 0);
     const output = this.#ring(

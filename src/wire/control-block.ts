@@ -32,7 +32,8 @@ export const ControlBlockOffset = {
   TERMINATE_DISCARD: 104,
   PAUSE_REQUEST: 108,
   PAUSED: 112,
-  RESERVED: 116,
+  INTEGRITY: 116,
+  RESERVED: 120,
   SIZE: 128,
 } as const;
 
@@ -129,7 +130,14 @@ export const CONTROL_BLOCK_LAYOUT = defineStructLayout(
       '1 while the executor honours pause_request: no batch in hand, the kernel state is at rest.',
       A(),
     ],
-    ['reserved', 'u8', ControlBlockOffset.RESERVED, 'host', 'Zero; room to grow.', { count: 12 }],
+    [
+      'integrity',
+      'u32',
+      ControlBlockOffset.INTEGRITY,
+      'host',
+      "1 = the kernel's rings require a CRC32-C on every frame: a device executor checks its inputs' and checksums its outputs. Set before launch.",
+    ],
+    ['reserved', 'u8', ControlBlockOffset.RESERVED, 'host', 'Zero; room to grow.', { count: 8 }],
   ],
 );
 
@@ -230,6 +238,10 @@ export class ControlBlock {
    */
   requestPause(pause: boolean): void {
     Atomics.store(this.#i32, I32(ControlBlockOffset.PAUSE_REQUEST), pause ? 1 : 0);
+  }
+  /** Host, before launch: the kernel's rings require CRC32-C checksums (a device executor reads it). */
+  setIntegrity(integrity: boolean): void {
+    Atomics.store(this.#i32, I32(ControlBlockOffset.INTEGRITY), integrity ? 1 : 0);
   }
   /** Whether the executor honours a pause request (no batch in hand). */
   get paused(): boolean {

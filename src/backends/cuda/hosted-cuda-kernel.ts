@@ -1,7 +1,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import { type Actor, createActor } from 'xstate';
 import { kernelLifecycle } from '../../../machines/kernel-lifecycle.js';
-import { ErrorCode, ErrorNumber } from '../../errors/codes.js';
+import { ErrorCode, ErrorNumber, errorCodeOf } from '../../errors/codes.js';
 import { CudaCompileError, CudaError } from '../../errors/cuda-errors.js';
 import type { AnyKernelDefinition } from '../../runtime/kernel-definition.js';
 import { telemetryRingEpoch } from '../../telemetry/telemetry-ring.js';
@@ -558,7 +558,7 @@ export class HostedCudaKernel {
           error: {
             name: 'CudaFrameError',
             message: `the CUDA kernel dropped a frame (error ${code})`,
-            code: ErrorCode.FrameBadLength,
+            code: errorCodeOf(code) ?? ErrorCode.KernelFailed,
           },
           messageId: 0,
           correlationId: 0,
