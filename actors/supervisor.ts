@@ -205,11 +205,16 @@ export class Supervisor {
     if (status === 'Terminated' || status === 'Failed' || status === 'Terminating') {
       throw new TypeError(`kernel '${handle.name}' is ${status}: only a running kernel can be supervised`);
     }
-    if (handle.transfer.strategy !== 'direct' && handle.transfer.strategy !== 'mapped') {
+    const relaunchable =
+      handle.transfer.strategy === 'direct' ||
+      handle.transfer.strategy === 'mapped' ||
+      // A CUDA kernel on dma: its device replicas stay where they are, and the new instance resumes on them.
+      handle.transfer.devicePointers !== undefined;
+    if (!relaunchable) {
       // A restart re-attaches the same rings to a new instance (a CUDA kernel on `mapped` is relaunched over the
       // host's own rings); a dma kernel's mirror replica cannot be yet.
       throw new TypeError(
-        `kernel '${handle.name}' uses the ${handle.transfer.strategy} transfer strategy: supervision restarts direct and mapped kernels only, for now`,
+        `kernel '${handle.name}' uses the ${handle.transfer.strategy} transfer strategy: supervision restarts direct kernels and CUDA kernels only, for now`,
       );
     }
     const child: Child = { kind: 'kernel', handle };

@@ -382,7 +382,7 @@ describe('supervision', () => {
     if (dma.metrics().transferStrategy === 'dma') {
       assert.throws(
         () => supervisor.supervise(dma),
-        /uses the dma transfer strategy: supervision restarts direct and mapped kernels only/,
+        /uses the dma transfer strategy: supervision restarts direct kernels and CUDA kernels only/,
       );
     } else {
       // No native library here (the fallback notice was printed): the kernel runs direct and can be supervised.
