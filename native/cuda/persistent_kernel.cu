@@ -587,15 +587,27 @@ extern "C" __global__ void rk_persistent_kernel(rk_control_block *control, uint8
             abandon = !write_frame(out_ring, out_data, output_storage, out.words, payload_bytes, size);
           }
         }
-        /* A failed message goes back to the host whole, flagged DEAD_LETTER with the error code: the device
-           releases the input's bytes with the batch, and the host's dead letters carry payloads. */
-        if (slot->result != RK_E_NONE && !abandon) {
+        /* A failed message goes back to the host whole, flagged DEAD_LETTER with the error code, on the kernel's
+           dead-letter ring (the device releases the input's bytes with the batch, and the host's dead letters
+           carry payloads). Never held for: a full dead-letter ring only counts the message as dropped. */
+        if (slot->result != RK_E_NONE && !abandon && routes != nullptr && routes->dead_letters != 0) {
           for (uint32_t w = 0; w < RK_FRAME_HEADER_SIZE / 8; w++) out.words[w] = reinterpret_cast<const uint64_t *>(in)[w];
           out.header.flags = (uint16_t)RK_FRAME_FLAG_DEAD_LETTER;
           out.header.error_code = slot->result;
           seal(reinterpret_cast<const uint8_t *>(in) + RK_FRAME_HEADER_SIZE);
-          abandon = !write_frame(out_ring, out_data, output_storage, out.words,
-                                 reinterpret_cast<const uint8_t *>(in) + RK_FRAME_HEADER_SIZE, rk_align8(slot->length));
+          uint8_t *ring = reinterpret_cast<uint8_t *>(routes->dead_letters);
+          rk_ring_header *header = reinterpret_cast<rk_ring_header *>(ring);
+          const uint32_t storage = routes->dead_letter_storage;
+          const uint32_t size = rk_align8(slot->length);
+          const uint32_t write = rk_load_relaxed(&header->write_index);
+          const uint32_t used = (write - rk_load_acquire(&header->read_index) + storage) % storage;
+          if (storage - 1u - used >= size) {
+            write_frame(header, ring + RK_RING_HEADER_SIZE, storage, out.words,
+                        reinterpret_cast<const uint8_t *>(in) + RK_FRAME_HEADER_SIZE, size);
+          } else {
+            dropped++;
+            rk_record_error(control, RK_E_QUEUE_FULL);
+          }
         }
         if (abandon) {
           dropped++;

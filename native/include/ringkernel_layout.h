@@ -449,19 +449,28 @@ typedef struct rk_route_table {
   uint64_t ring[8]; /* @8, writer: host. Device address of each link ring (rk_ring_header, then its data area). */
   uint32_t storage[8]; /* @72, writer: host. Data bytes of each link ring. */
   uint32_t type_id[8]; /* @104, writer: host. The message type each link takes; 0 = every type. */
+  uint64_t dead_letters; /* @136, writer: host. Device address of the kernel's dead-letter ring (the messages its handler failed, back whole), or 0. Set before launch; the host's device thread consumes it. */
+  uint32_t dead_letter_storage; /* @144, writer: host. Data bytes of the dead-letter ring. */
+  uint32_t reserved2; /* @148, writer: host. Zero. */
 } rk_route_table;
-#define RK_ROUTE_TABLE_SIZE 136u
+#define RK_ROUTE_TABLE_SIZE 152u
 #define RK_ROUTE_TABLE_COUNT_OFFSET 0u
 #define RK_ROUTE_TABLE_RESERVED_OFFSET 4u
 #define RK_ROUTE_TABLE_RING_OFFSET 8u
 #define RK_ROUTE_TABLE_STORAGE_OFFSET 72u
 #define RK_ROUTE_TABLE_TYPE_ID_OFFSET 104u
-RK_STATIC_ASSERT(sizeof(rk_route_table) == 136, "rk_route_table: size");
+#define RK_ROUTE_TABLE_DEAD_LETTERS_OFFSET 136u
+#define RK_ROUTE_TABLE_DEAD_LETTER_STORAGE_OFFSET 144u
+#define RK_ROUTE_TABLE_RESERVED2_OFFSET 148u
+RK_STATIC_ASSERT(sizeof(rk_route_table) == 152, "rk_route_table: size");
 RK_STATIC_ASSERT(RK_ALIGNOF(rk_route_table) == 8, "rk_route_table: alignment");
 RK_STATIC_ASSERT(offsetof(rk_route_table, count) == 0, "rk_route_table.count: offset");
 RK_STATIC_ASSERT(offsetof(rk_route_table, reserved) == 4, "rk_route_table.reserved: offset");
 RK_STATIC_ASSERT(offsetof(rk_route_table, ring) == 8, "rk_route_table.ring: offset");
 RK_STATIC_ASSERT(offsetof(rk_route_table, storage) == 72, "rk_route_table.storage: offset");
 RK_STATIC_ASSERT(offsetof(rk_route_table, type_id) == 104, "rk_route_table.type_id: offset");
+RK_STATIC_ASSERT(offsetof(rk_route_table, dead_letters) == 136, "rk_route_table.dead_letters: offset");
+RK_STATIC_ASSERT(offsetof(rk_route_table, dead_letter_storage) == 144, "rk_route_table.dead_letter_storage: offset");
+RK_STATIC_ASSERT(offsetof(rk_route_table, reserved2) == 148, "rk_route_table.reserved2: offset");
 
 #endif /* RINGKERNEL_LAYOUT_H */

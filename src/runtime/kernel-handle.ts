@@ -1238,25 +1238,6 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
 
   #deliver(frame: FrameView): void {
     const flags = frame.flags;
-    if (flags & FrameFlags.DEAD_LETTER) {
-      // A device executor's report of a message its handler failed: the input frame, back whole.
-      this.#lastErrorMessage = `CudaHandlerError: the CUDA handler returned error ${frame.errorCode}`;
-      this.#init.onDeadLetter({
-        kernel: this.name,
-        reason: 'handler-error',
-        error: {
-          name: 'CudaHandlerError',
-          message: `the CUDA handler returned error ${frame.errorCode}`,
-          code: ErrorCode.HandlerFailed,
-        },
-        messageId: frame.messageId,
-        correlationId: frame.correlationId,
-        typeId: frame.typeId,
-        payload: frame.payload.slice(),
-        at: new Date(),
-      });
-      return;
-    }
     if (flags & FrameFlags.RESPONSE) {
       const call = this.#calls.get(frame.correlationId);
       if (call !== undefined) {

@@ -623,8 +623,7 @@ export class RingKernelRuntime {
       [definition.output, ...(definition.emits ?? [])],
       capacity,
       integrity,
-      // A CUDA kernel also sends each message it failed back whole (a DEAD_LETTER frame): room for an input too.
-      onCuda ? Math.max(ERROR_REPLY_MAX_BYTES, input.maxPayloadSize) : ERROR_REPLY_MAX_BYTES,
+      ERROR_REPLY_MAX_BYTES,
     );
     // Its queued messages go first into the new input ring, before anyone can send (RangeError if they don't fit).
     if (restore !== undefined) preloadQueuedFrames(input, restore.queued.bytes);

@@ -69,8 +69,8 @@ export const FrameFlags = {
   REQUEST: 1 << 3,
   /**
    * A device executor's report of a message its handler failed: a copy of the input frame (ids, type, payload)
-   * with the error in `error_code`, on the kernel's output ring. The host dead-letters it instead of delivering it
-   * (a GPU cannot post a report; it releases the input's bytes with its batch).
+   * with the error in `error_code`, on the kernel's dead-letter ring, which the host drains into dead letters (a
+   * GPU cannot post a report, and it releases the input's bytes with its batch).
    */
   DEAD_LETTER: 1 << 4,
 } as const;

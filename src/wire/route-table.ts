@@ -13,7 +13,10 @@ export const RouteTableOffset = {
   RING: 8,
   STORAGE: 8 + 8 * MAX_KERNEL_LINKS,
   TYPE_ID: 8 + 12 * MAX_KERNEL_LINKS,
-  SIZE: 8 + 16 * MAX_KERNEL_LINKS,
+  DEAD_LETTERS: 8 + 16 * MAX_KERNEL_LINKS,
+  DEAD_LETTER_STORAGE: 16 + 16 * MAX_KERNEL_LINKS,
+  RESERVED2: 20 + 16 * MAX_KERNEL_LINKS,
+  SIZE: 24 + 16 * MAX_KERNEL_LINKS,
 } as const;
 
 /** The route table's layout, from which the C header is generated. */
@@ -41,5 +44,14 @@ export const ROUTE_TABLE_LAYOUT = defineStructLayout(
       'The message type each link takes; 0 = every type.',
       { count: MAX_KERNEL_LINKS },
     ],
+    [
+      'dead_letters',
+      'u64',
+      RouteTableOffset.DEAD_LETTERS,
+      'host',
+      "Device address of the kernel's dead-letter ring (the messages its handler failed, back whole), or 0. Set before launch; the host's device thread consumes it.",
+    ],
+    ['dead_letter_storage', 'u32', RouteTableOffset.DEAD_LETTER_STORAGE, 'host', 'Data bytes of the dead-letter ring.'],
+    ['reserved2', 'u32', RouteTableOffset.RESERVED2, 'host', 'Zero.'],
   ],
 );

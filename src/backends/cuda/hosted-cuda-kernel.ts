@@ -8,8 +8,8 @@ import { telemetryRingEpoch } from '../../telemetry/telemetry-ring.js';
 import { ControlBlock, TERMINATE_FINISH, TERMINATE_NOW } from '../../wire/control-block.js';
 import { wake } from '../../wire/eventcount.js';
 import { FrameConsumer } from '../../wire/frame-consumer.js';
-import { FrameHeader } from '../../wire/frame-header.js';
-import type { FrameRingMemory } from '../../wire/frame-ring.js';
+import { alignedFrameSize, FrameHeader } from '../../wire/frame-header.js';
+import { createFrameRing, type FrameRingMemory } from '../../wire/frame-ring.js';
 import { LinkTableOffset, MAX_KERNEL_LINKS } from '../../wire/link-table.js';
 import { RingOffset, RingSignalOffset } from '../../wire/ring-signal.js';
 import { RouteTableOffset } from '../../wire/route-table.js';
@@ -35,6 +35,8 @@ const READ = RingOffset.READ_INDEX >> 2;
 const SPACE_SEQ = RingSignalOffset.SPACE_SEQ >> 2;
 const PRODUCER_SLEEPING = RingSignalOffset.PRODUCER_SLEEPING >> 2;
 
+/** The dead-letter ring's size, bytes (at least two of the largest input frames). */
+const DEAD_LETTER_RING_BYTES = 64 * 1024;
 /** How long a checkpoint waits for the device loop to pause between batches, ms. */
 const PAUSE_TIMEOUT_MS = 5_000;
 /** How often, ms, the device thread asks the driver whether a kernel's launch is still running. */
@@ -133,6 +135,12 @@ export class HostedCudaKernel {
   readonly #linkTable = new SharedArrayBuffer(LinkTableOffset.SIZE);
   /** The rk_route_table this instance's device loop writes outputs by (pinned, mapped). */
   readonly #routeTable = new SharedArrayBuffer(RouteTableOffset.SIZE);
+  /**
+   * The messages the device's handler failed, sent back whole (DEAD_LETTER frames); this thread consumes it and
+   * posts each as a dead letter with its payload.
+   */
+  readonly #deadLetterRing: FrameRingMemory;
+  readonly #deadLetters: FrameConsumer;
   /** Each output link ring: its write index and its consumer's doorbell (the pump rings it for the device). */
   readonly #routeRings: { readonly indices: Uint32Array; readonly wake: Int32Array; lastWrite: number }[] = [];
   /** Each link ring: its read index and doorbell (the pump rings the producer's room doorbell for the device). */
@@ -180,6 +188,13 @@ export class HostedCudaKernel {
     this.#lastInputRead = Atomics.load(this.#inputIndex, READ);
     this.#actor = createActor(kernelLifecycle, { input: { controlBlock: this.#control } });
     this.#stateBytes = definition.cuda?.stateBytes ?? 0;
+    const deadLetterPayload = task.input.maxPayloadSize;
+    this.#deadLetterRing = createFrameRing({
+      capacityBytes: Math.max(DEAD_LETTER_RING_BYTES, 2 * alignedFrameSize(deadLetterPayload) + 8),
+      maxPayloadSize: deadLetterPayload,
+      integrity: task.input.integrity,
+    });
+    this.#deadLetters = new FrameConsumer(this.#deadLetterRing, { spin: 0 });
     const driver = slot.driver;
     this.compiled = compileCudaKernel(
       definition,
@@ -201,8 +216,11 @@ export class HostedCudaKernel {
       const telemetry = task.tracing === undefined ? 0n : pin(task.tracing.ring);
       // This instance's kernel-to-kernel inputs: empty until LINK_IN fills entries (the loop reads count each round).
       const links = pin(this.#linkTable);
-      // And its kernel-to-kernel outputs: empty until LINK_OUT fills entries.
+      // And its kernel-to-kernel outputs: empty until LINK_OUT fills entries. Its dead-letter ring, fixed.
       const routes = pin(this.#routeTable);
+      const routeTable = new DataView(this.#routeTable);
+      routeTable.setBigUint64(RouteTableOffset.DEAD_LETTERS, pin(this.#deadLetterRing.ring), true);
+      routeTable.setUint32(RouteTableOffset.DEAD_LETTER_STORAGE, this.#deadLetterRing.ring.byteLength - 8, true);
       const maxFrameLength = FrameHeader.SIZE + Math.max(task.input.maxPayloadSize, task.output.maxPayloadSize);
       const spec = definition.cuda;
       const batchMax = spec?.batchMax ?? DEFAULT_BATCH_MAX;
@@ -501,6 +519,10 @@ export class HostedCudaKernel {
       wake(link.signal, SPACE_SEQ, PRODUCER_SLEEPING);
       active = true;
     }
+    if (this.#deadLetters.hasData()) {
+      this.#drainDeadLetters();
+      active = true;
+    }
     this.#reportDeviceFailures();
     // A launch that ended without has_terminated faulted on the device (a trap, an illegal address): the stream
     // says so. Asked every few ms, not every poll: a driver call costs more than the ring checks above.
@@ -531,6 +553,27 @@ export class HostedCudaKernel {
       return true;
     }
     return active;
+  }
+
+  /** Posts the messages the device's handler failed (sent back whole) as dead letters with their payloads. */
+  #drainDeadLetters(): void {
+    this.#deadLetters.drain((frame) => {
+      this.#report({
+        type: 'deadLetter',
+        letter: {
+          reason: 'handler-error',
+          error: {
+            name: 'CudaHandlerError',
+            message: `the CUDA handler returned error ${frame.errorCode}`,
+            code: ErrorCode.HandlerFailed,
+          },
+          messageId: frame.messageId,
+          correlationId: frame.correlationId,
+          typeId: frame.typeId,
+          payload: frame.payload.slice(),
+        },
+      });
+    });
   }
 
   /** The device counts what its handler failed or dropped; the host's dead-letter stream gets one letter each. */
@@ -579,6 +622,7 @@ export class HostedCudaKernel {
     } catch (error) {
       failure = `the CUDA launch ended with ${serializeError(error).message}`;
     }
+    this.#drainDeadLetters();
     if (this.#discardLeftovers !== undefined) {
       this.#discardPending(this.#discardLeftovers);
       // Forced, as on the CPU backend: the kernel ends Failed.
