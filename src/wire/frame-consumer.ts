@@ -64,6 +64,10 @@ export class FrameConsumer {
   #interrupted = false;
   /** Our own read index: we are its only writer, so it never needs reloading. */
   #read: number;
+  /** Where the published read index stays while a frame is held back ({@link FrameConsumer.holdCurrentFrame}). */
+  #heldAt: number | undefined;
+  /** Where the frame `drain` is handing out starts. */
+  #frameStart = 0;
   /** The ring offset just past the frame being handled (ahead of `#read` until the batch is published). */
   #cursor = 0;
   #framesRead = 0;
@@ -181,6 +185,7 @@ export class FrameConsumer {
           this.#reject(problem, this.#describe(problem, frameView, frameAt, length), from, frameSize);
           continue;
         }
+        this.#frameStart = read;
         read = (read + frameSize) % size;
         handled++;
         this.#cursor = read;
@@ -189,11 +194,30 @@ export class FrameConsumer {
     } finally {
       this.#framesRead += handled;
       this.#read = read;
-      // Release: the producer may reuse the room only after we are done reading it.
-      Atomics.store(indices, READ, read);
+      // Release: the producer may reuse the room only after we are done reading it (and never the room of a frame
+      // held back: see holdBack).
+      Atomics.store(indices, READ, this.#heldAt ?? read);
       wake(this.#ring.signal, PRODUCER_SEQ, PRODUCER_SLEEPING);
     }
     return handled;
+  }
+
+  /**
+   * Keeps the published read index at the start of the frame in hand (call from `drain`'s callback) until
+   * {@link FrameConsumer.releaseHeld}: the frame's bytes stay in the ring, untouched by the producer, though this
+   * consumer goes on past them. For a frame whose handling is not finished (its outputs wait for room): if its
+   * consumer dies, the next one reads it again from there, never from bytes the producer may have reused.
+   */
+  holdCurrentFrame(): void {
+    this.#heldAt = this.#frameStart;
+  }
+
+  /** Ends a {@link FrameConsumer.holdBack}: publishes the read index where this consumer is. */
+  releaseHeld(): void {
+    if (this.#heldAt === undefined) return;
+    this.#heldAt = undefined;
+    Atomics.store(this.#ring.indices, READ, this.#read);
+    wake(this.#ring.signal, PRODUCER_SEQ, PRODUCER_SLEEPING);
   }
 
   /**

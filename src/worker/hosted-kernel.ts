@@ -125,9 +125,11 @@ export class HostedKernel {
   /** Handles a frame from a kernel-to-kernel link, then records how far that link's handling got. */
   readonly #onLinkFrame = (frame: FrameView): boolean => {
     this.#handle(frame);
-    const cursor = (this.#linkInput as FrameConsumer).cursor;
+    const input = this.#linkInput as FrameConsumer;
+    const cursor = input.cursor;
     if (this.#held.length > 0) {
-      this.#heldCursor = { word: this.#linkCursor, cursor };
+      input.holdCurrentFrame();
+      this.#heldCursor = { word: this.#linkCursor, cursor, input };
       return false;
     }
     // Release store, read by a host that takes the ring over if this worker dies (see RingSignal HANDLED_CURSOR).
@@ -139,7 +141,9 @@ export class HostedKernel {
    * worker died meanwhile, the next instance handles the frame again rather than its outputs being lost. So the
    * batch stops at the first frame whose output is held, and its cursor is stored when the held outputs are out.
    */
-  #heldCursor: { readonly word: Int32Array | undefined; readonly cursor: number } | undefined;
+  #heldCursor:
+    | { readonly word: Int32Array | undefined; readonly cursor: number; readonly input: FrameConsumer }
+    | undefined;
   /** The error of a handler that threw when the kernel fails on handler errors; ends the kernel's loop. */
   #crash: { readonly error: unknown } | undefined;
   /** A TERMINATE that leaves queued input in the rings for the kernel's next instance (a supervisor restart). */
@@ -158,7 +162,8 @@ export class HostedKernel {
   readonly #onFrame = (frame: FrameView): boolean => {
     this.#handle(frame);
     if (this.#held.length > 0) {
-      this.#heldCursor = { word: undefined, cursor: this.#input.cursor };
+      this.#input.holdCurrentFrame();
+      this.#heldCursor = { word: undefined, cursor: this.#input.cursor, input: this.#input };
       return false;
     }
     // Where a host would resume if this worker died before the batch's read index is published.
@@ -432,6 +437,9 @@ export class HostedKernel {
   }
 
   #discardPending(why: string): void {
+    // The frame whose outputs were held is discarded with them: its room goes back to the producer.
+    this.#heldCursor?.input.releaseHeld();
+    this.#heldCursor = undefined;
     // Outputs still held for a full ring will never be written now: they are dead letters too.
     for (const held of this.#held.splice(0)) {
       this.#report({
@@ -585,10 +593,11 @@ export class HostedKernel {
     }
     const pending = this.#heldCursor;
     if (pending !== undefined) {
-      // Its outputs are out: the frame that made them is handled now.
+      // Its outputs are out: the frame that made them is handled now, and its room the producer's again.
       this.#heldCursor = undefined;
       if (pending.word === undefined) this.#control.setHandledCursor(pending.cursor);
       else Atomics.store(pending.word, HANDLED_CURSOR, pending.cursor);
+      pending.input.releaseHeld();
     }
     return true;
   }
