@@ -191,6 +191,42 @@ describe('FrameProducer and FrameConsumer', () => {
     assert.ok(producer.tryWrite(BytesMessage, new Uint8Array(0)) || producer.availableWriteBytes() < FrameHeader.SIZE);
   });
 
+  it('hold back a frame whose handling is unfinished: the producer gets its room only once it is released', () => {
+    const { memory, indices } = ring(1024);
+    const producer = new FrameProducer(memory);
+    const consumer = new FrameConsumer(memory);
+    for (let seq = 0; seq < 3; seq++) assert.ok(producer.tryWrite(Tick, { seq, price: seq, symbol: 'HLD' }));
+    const frameSize = alignedFrameSize(Tick.size);
+    // The second frame's outputs wait for room: the consumer stops there and holds it back.
+    const seen: number[] = [];
+    consumer.drain((frame) => {
+      seen.push(frame.decode(Tick).seq);
+      if (seen.length === 2) {
+        consumer.holdCurrentFrame();
+        return false;
+      }
+      return true;
+    });
+    assert.deepEqual(seen, [0, 1]);
+    assert.equal(indices[1], frameSize, 'the published read index stays at the held frame');
+    assert.equal(consumer.cursor, 2 * frameSize, 'while the consumer itself is past it');
+    // The producer cannot take the held frame's bytes, even with the ring otherwise full.
+    while (producer.tryWrite(Tick, { seq: 99, price: 0, symbol: 'FILL' })) {}
+    const held = new Uint8Array(memory.ring, 8 + frameSize, frameSize).slice();
+    assert.equal(producer.tryWrite(Tick, { seq: 100, price: 0, symbol: 'OVER' }), false);
+    assert.deepEqual(new Uint8Array(memory.ring, 8 + frameSize, frameSize), held, 'the held frame is intact');
+    // A consumer that took over now (its predecessor died) reads the held frame again, whole.
+    const successor = new FrameConsumer(memory);
+    successor.drain((frame) => {
+      assert.equal(frame.decode(Tick).seq, 1);
+      return false;
+    });
+    // Released (its outputs went out), the frame's room is the producer's again; the consumer goes on from 2.
+    consumer.releaseHeld();
+    assert.equal(indices[1], 2 * frameSize);
+    assert.equal(drainAll(consumer)[0]?.decode(Tick).seq, 2);
+  });
+
   it('report what is available in frames and bytes on both sides', () => {
     const { memory } = ring(4096);
     const producer = new FrameProducer(memory);
