@@ -8,6 +8,7 @@ import {
   kernelStatusName,
   layoutField,
 } from '../src/index.js';
+import { TERMINATE_FINISH } from '../src/wire/control-block.js';
 
 /** Reads a field straight from memory at the offset the layout table gives, as C would. */
 function raw(block: ControlBlock, name: string): number | bigint {
@@ -76,5 +77,23 @@ describe('ControlBlock', () => {
     assert.equal(peer.generation, 1);
     assert.equal(kernelStatusName(peer.status), 'Active');
     assert.equal(kernelStatusName(42), undefined);
+  });
+
+  it('carries the device-executor words (discard, pause, integrity) and clears them for a restart', () => {
+    const block = ControlBlock.create(2);
+    const peer = new ControlBlock(block.buffer);
+    block.setIntegrity(true);
+    block.requestPause(true);
+    block.requestTermination(TERMINATE_FINISH, true);
+    assert.equal(raw(block, 'terminate_discard'), 1);
+    assert.equal(raw(block, 'pause_request'), 1);
+    assert.equal(raw(block, 'integrity'), 1);
+    assert.equal(peer.terminateDiscards, true);
+    assert.equal(peer.paused, false, "paused is the executor's answer, not the request");
+    block.resetForRestart();
+    assert.equal(peer.terminateDiscards, false);
+    assert.equal(raw(block, 'pause_request'), 0);
+    assert.equal(peer.terminationRequest, 0);
+    assert.equal(raw(block, 'integrity'), 1, "integrity is the rings' property: it outlives restarts");
   });
 });

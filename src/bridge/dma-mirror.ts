@@ -157,7 +157,8 @@ export class DmaMirror {
    * @throws {BackendUnavailableError} when the mirror is closed or the native side refuses the ring.
    */
   attach(host: FrameRingMemory, direction: number): MirroredRing {
-    if (this.#closed || this.#closing !== undefined) throw new BackendUnavailableError('dma', 'the mirror is closed');
+    // A CUDA mirror's copy operations take device pointers: a SharedArrayBuffer replica is not one.
+    if (this.cuda) throw new BackendUnavailableError('dma', 'a CUDA mirror takes device replicas (attachDevice)');
     const device: FrameRingMemory = Object.freeze({
       ring: new SharedArrayBuffer(host.ring.byteLength),
       signal: new SharedArrayBuffer(RingSignalOffset.SIZE),
@@ -189,6 +190,7 @@ export class DmaMirror {
     direction: number,
     attach: (block: SharedArrayBuffer) => number,
   ): MirroredRing {
+    if (this.#closed || this.#closing !== undefined) throw new BackendUnavailableError('dma', 'the mirror is closed');
     const block = new SharedArrayBuffer(MirrorChannelOffset.SIZE);
     const words = new Int32Array(block);
     words[MirrorChannelOffset.DIRECTION >> 2] = direction;
@@ -216,7 +218,6 @@ export class DmaMirror {
    * @throws {BackendUnavailableError} when the mirror is closed, not a CUDA mirror, or the native side refuses.
    */
   attachDevice(host: FrameRingMemory, direction: number, devicePointer: bigint): MirroredRing {
-    if (this.#closed || this.#closing !== undefined) throw new BackendUnavailableError('dma', 'the mirror is closed');
     if (!this.cuda) throw new BackendUnavailableError('dma', 'attachDevice needs a CUDA mirror');
     // Nobody parks on a GPU ring's doorbell (the kernel polls): a private one satisfies the channel's shape.
     const device: FrameRingMemory = Object.freeze({

@@ -14,11 +14,11 @@ import { LinkTableOffset, MAX_KERNEL_LINKS } from '../../wire/link-table.js';
 import { RingOffset, RingSignalOffset } from '../../wire/ring-signal.js';
 import { RouteTableOffset } from '../../wire/route-table.js';
 import {
+  type AttachResult,
   type AttachTask,
   type ControlCommand,
   lifecycleEventOf,
   lifecycleRefusal,
-  type SerializedError,
   serializeError,
   type WorkerReport,
 } from '../../worker/protocol.js';
@@ -64,23 +64,11 @@ export interface CudaDeviceSlot {
   readonly cooperativeLaunch: boolean;
 }
 
-/** What the CUDA attach task carries besides the CPU one. @internal */
-export interface CudaAttachOptions {
-  readonly gridSize: number;
-  readonly blockSize: number;
-  /** `dma`: the rings' replicas in device memory; absent for `mapped` (the host's rings are pinned and mapped). */
-  readonly devicePointers?: { readonly input: bigint; readonly output: bigint } | undefined;
-}
+/** What the CUDA attach task carries besides the CPU one (its launch shape; for `dma`, the device replicas). @internal */
+export type CudaAttachOptions = NonNullable<AttachTask['cuda']>;
 
 /** Why an attach failed, typed for the host to rethrow (errors cross Piscina as plain Errors). @internal */
-export interface CudaAttachFailure {
-  readonly error: SerializedError;
-  readonly compiler?: string;
-  readonly log?: string;
-  readonly operation?: string;
-  readonly cudaResult?: number;
-  readonly cudaErrorName?: string;
-}
+export type CudaAttachFailure = NonNullable<AttachResult['failure']>;
 
 /** Turns what a CUDA attach threw into a failure the host can rebuild. @internal */
 export function cudaAttachFailure(error: unknown): CudaAttachFailure {
@@ -696,10 +684,5 @@ export class HostedCudaKernel {
     this.#scratch = 0n;
     this.#state = 0n;
     this.#module = 0n;
-  }
-
-  /** Forced stop at shutdown: tell the device loop to exit; the pump finishes the kernel when it has. */
-  abort(): void {
-    this.#stopNow(FORCED);
   }
 }
