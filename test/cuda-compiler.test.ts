@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { BytesMessage, CudaCompileError, compileCudaKernel, defineKernel, kernelMessagesHeader } from '../src/index.js';
-import { AddOneWords, DoubleReading } from './fixtures/cuda-kernels.js';
+import { AddOneWords, AddTenWords, DoubleReading, TripleWords } from './fixtures/cuda-kernels.js';
 import { hasNvcc } from './support/cuda-ptx.js';
 
 const cache = mkdtempSync(join(tmpdir(), 'ringkernel-compiler-cache-'));
@@ -125,6 +125,28 @@ describe('the CUDA compile pipeline', () => {
     }
   });
 
+  it('compiles a handler named by cuda.entry; one source gives two builds; a missing entry is a compile error', (t) => {
+    if (!hasNvcc) return t.skip(NVCC_MISSING);
+    const triple = compileCudaKernel(TripleWords, sm90);
+    const addTen = compileCudaKernel(AddTenWords, sm90);
+    assert.notEqual(triple.key, addTen.key, 'the entry is part of the key');
+    // nvcc inlines the forwarding rk_handle, so the two builds' code differs (what each computes is checked on
+    // the emulated device and a GPU by test/cuda-runtime.test.ts).
+    assert.notEqual(triple.image, addTen.image);
+    assert.match(triple.image, /\.visible \.entry rk_persistent_kernel\(/);
+    const missing = defineKernel({
+      id: 'test.cuda.missing-entry',
+      input: BytesMessage,
+      output: BytesMessage,
+      cuda: { source: '#include "rk_handler.cuh"\n', entry: 'no_such_handler' },
+      module: import.meta.url,
+    });
+    assert.throws(
+      () => compileCudaKernel(missing, sm90),
+      (error: unknown) => error instanceof CudaCompileError && /no_such_handler/.test(error.log),
+    );
+  });
+
   it('validates the cuda part at defineKernel with exact messages', () => {
     const base = { input: BytesMessage, output: BytesMessage, module: import.meta.url };
     assert.throws(() => defineKernel({ ...base, id: 'v1', cuda: {} }), {
@@ -138,6 +160,10 @@ describe('the CUDA compile pipeline', () => {
     assert.throws(() => defineKernel({ ...base, id: 'v3', cuda: { source: 'x', blockSize: 2048 } }), {
       name: 'RangeError',
       message: "kernel 'v3': cuda.blockSize must be between 1 and 1024, got 2048",
+    });
+    assert.throws(() => defineKernel({ ...base, id: 'v5', cuda: { source: 'x', entry: 'not an identifier' } }), {
+      name: 'TypeError',
+      message: 'kernel \'v5\': cuda.entry must be a C identifier, got "not an identifier"',
     });
     assert.throws(() => defineKernel({ ...base, id: 'v4' } as never), {
       name: 'TypeError',

@@ -28,11 +28,13 @@ import {
 import {
   ADD_ONE_POISON,
   AddOneWords,
+  AddTenWords,
   BrokenCuda,
   CudaOnly,
   DeviceTotal,
   DoubleReading,
   TotalRelay,
+  TripleWords,
 } from './fixtures/cuda-kernels.js';
 import { AddOne, Numbers } from './fixtures/kernels.js';
 import { eventually } from './support/eventually.js';
@@ -130,6 +132,20 @@ for (const target of targets) {
       }
       return runtime;
     };
+
+    it('runs handlers named by cuda.entry: two kernels from one source, each its own function, chained', async (t) => {
+      const rt = run(t);
+      if (rt === undefined) return;
+      const triple = await rt.launch(TripleWords, 1, 1, { name: 'triple', autoActivate: true, ...strategy });
+      const addTen = await rt.launch(AddTenWords, 1, 1, { name: 'add-ten', autoActivate: true, ...strategy });
+      assert.deepEqual(unwords(await triple.call(words(1, 7, 0x5555_5556))), [3, 21, 2], 'u32 arithmetic wraps');
+      assert.deepEqual(unwords(await addTen.call(words(1, 7))), [11, 17]);
+      await rt.connect(triple, addTen);
+      await triple.send(words(4, 5));
+      assert.deepEqual(unwords(await addTen.receive(10_000)), [22, 25], 'tripled, then ten added');
+      await triple.terminate();
+      await addTen.terminate();
+    });
 
     it('launches resident, answers calls, and echoes a seeded stream in order with nothing lost', async (t) => {
       const rt = run(t);

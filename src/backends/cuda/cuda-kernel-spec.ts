@@ -2,8 +2,9 @@ import { isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /**
- * A kernel's device side on the CUDA backend: a CUDA C handler (`rk_handle`, see `native/cuda/rk_handler.cuh`)
- * that the runtime compiles into the persistent-kernel template at launch. Give the handler as a file or as text.
+ * A kernel's device side on the CUDA backend: a CUDA C handler (a `__device__` function with `rk_handle`'s
+ * signature, see `native/cuda/rk_handler.cuh`) that the runtime compiles into the persistent-kernel template at
+ * launch. Give the handler as a file or as text, and name it with `entry` unless it is `rk_handle` itself.
  *
  * The handler may `#include "rk_kernel_messages.h"`: the C structs of the kernel's message schemas, generated
  * from the same `defineMessage` tables the host encodes with (natural alignment, static-asserted offsets).
@@ -22,6 +23,12 @@ export interface CudaKernelSpec {
   readonly file?: string | URL;
   /** The handler's CUDA C text. Exactly one of `file` and `source`. */
   readonly source?: string;
+  /**
+   * The handler function's name: a `__device__ uint32_t entry(const rk_frame_header *, const uint8_t *,
+   * rk_handler_output *, void *)` in the source. Default `rk_handle`, which must then define `RK_HANDLER_DEFINED`
+   * too. One source file may hold several handlers; each kernel names the one it runs.
+   */
+  readonly entry?: string;
   /**
    * Threads per block of the persistent kernel: each thread of the grid handles one frame of a batch. Default 128
    * on a GPU, 1 on the emulated device (its threads are CPU threads).
@@ -47,6 +54,8 @@ export interface CudaKernelSpec {
 export interface ResolvedCudaKernelSpec {
   readonly file: string | undefined;
   readonly source: string | undefined;
+  /** The handler's name, `undefined` for `rk_handle`. */
+  readonly entry: string | undefined;
   readonly blockSize: number | undefined;
   readonly batchMax: number | undefined;
   readonly stateBytes: number;
@@ -59,6 +68,9 @@ export const MAX_CUDA_BLOCK_SIZE = 1024;
 export const MAX_CUDA_BATCH = 4096;
 /** The largest device state a kernel may ask for (1 GiB). */
 export const MAX_CUDA_STATE_BYTES = 1 << 30;
+
+/** What `cuda.entry` may be: a C identifier. */
+const C_IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 function resolvePath(kernelId: string, name: string, value: unknown): string {
   if (value instanceof URL) {
@@ -93,16 +105,20 @@ export function resolveCudaKernelSpec(kernelId: string, spec: unknown): Resolved
   if (typeof spec !== 'object' || spec === null) {
     throw new TypeError(`kernel '${kernelId}': cuda must be an object ({ file } or { source })`);
   }
-  const { file, source, blockSize, batchMax, stateBytes, ptx } = spec as Record<string, unknown>;
+  const { file, source, entry, blockSize, batchMax, stateBytes, ptx } = spec as Record<string, unknown>;
   if ((file === undefined) === (source === undefined)) {
     throw new TypeError(`kernel '${kernelId}': cuda needs exactly one of file and source`);
   }
   if (source !== undefined && (typeof source !== 'string' || source.trim() === '')) {
     throw new TypeError(`kernel '${kernelId}': cuda.source must be the handler's CUDA C text`);
   }
+  if (entry !== undefined && (typeof entry !== 'string' || !C_IDENTIFIER.test(entry))) {
+    throw new TypeError(`kernel '${kernelId}': cuda.entry must be a C identifier, got ${JSON.stringify(entry)}`);
+  }
   return {
     file: file === undefined ? undefined : resolvePath(kernelId, 'file', file),
     source: source as string | undefined,
+    entry: entry === 'rk_handle' ? undefined : (entry as string | undefined),
     blockSize: optionalCount(kernelId, 'blockSize', blockSize, MAX_CUDA_BLOCK_SIZE),
     batchMax: optionalCount(kernelId, 'batchMax', batchMax, MAX_CUDA_BATCH),
     stateBytes: optionalCount(kernelId, 'stateBytes', stateBytes, MAX_CUDA_STATE_BYTES) ?? 0,

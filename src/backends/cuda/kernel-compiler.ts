@@ -75,15 +75,40 @@ export function kernelMessagesHeader(definition: AnyKernelDefinition): string {
   return renderMessagesHeader('RK_KERNEL_MESSAGES_H', schemas);
 }
 
+/**
+ * The template calls `rk_handle`; a kernel whose handler has another name (`cuda.entry`) gets a forwarding
+ * `rk_handle` appended to its source, so every compiler (NVRTC, nvcc, the emulated build) sees one unit.
+ */
+function entryShim(entry: string): string {
+  return [
+    '',
+    `/* ringkernel: cuda.entry = ${entry} */`,
+    '#include "rk_handler.cuh"',
+    '#ifndef RK_HANDLER_DEFINED',
+    '#define RK_HANDLER_DEFINED',
+    '#endif',
+    '__device__ uint32_t rk_handle(const rk_frame_header *header, const uint8_t *payload, rk_handler_output *out,',
+    '                              void *user_state) {',
+    `  return ${entry}(header, payload, out, user_state);`,
+    '}',
+    '',
+  ].join('\n');
+}
+
 function handlerSource(definition: AnyKernelDefinition): string {
   const spec = definition.cuda;
   if (spec === undefined) throw new TypeError(`kernel '${definition.id}' has no cuda part`);
-  if (spec.source !== undefined) return spec.source;
-  try {
-    return readFileSync(spec.file as string, 'utf8');
-  } catch (error) {
-    throw new CudaCompileError(definition.id, 'none', `cannot read cuda.file: ${(error as Error).message}`);
+  let text: string;
+  if (spec.source !== undefined) {
+    text = spec.source;
+  } else {
+    try {
+      text = readFileSync(spec.file as string, 'utf8');
+    } catch (error) {
+      throw new CudaCompileError(definition.id, 'none', `cannot read cuda.file: ${(error as Error).message}`);
+    }
   }
+  return spec.entry === undefined ? text : `${text}\n${entryShim(spec.entry)}`;
 }
 
 /** The emulated device's headers, in a stable order (part of an emulated build's cache key). */
