@@ -82,7 +82,7 @@ export { measureHostLink } from './devices/topology.js';
 export type { ErrorCodeName, ErrorCodeString } from './errors/codes.js';
 // Errors
 export { ErrorCode, ErrorNumber, errorNumberOf } from './errors/codes.js';
-export { CudaCompileError, CudaError, NvmlError } from './errors/cuda-errors.js';
+export { CudaCompileError, CudaDeviceLostError, CudaError, NvmlError } from './errors/cuda-errors.js';
 export type { MigrationPhase } from './errors/device-errors.js';
 export { MigrationError, PlacementError, StateSnapshotError } from './errors/device-errors.js';
 export type { MalformedFrameCode } from './errors/frame-errors.js';
@@ -154,7 +154,7 @@ export { createLogger, LOG_LEVELS } from './runtime/logger.js';
 export type { PresetName, PresetSettings } from './runtime/presets.js';
 export { PRESETS } from './runtime/presets.js';
 export { Priority } from './runtime/priority.js';
-export type { DrainReport, LaunchOptions, RuntimeState, ShutdownReport } from './runtime/runtime.js';
+export type { DrainReport, LaunchOptions, LostCudaDevice, RuntimeState, ShutdownReport } from './runtime/runtime.js';
 // Runtime
 export { RingKernelRuntime } from './runtime/runtime.js';
 // Tracing

@@ -62,17 +62,28 @@ static const rk_copy_ops CPU_DEVICE_OPS = {
 static int (*cu_memcpy_htod)(uint64_t device, const void *host, size_t bytes);
 static int (*cu_memcpy_dtoh)(void *host, uint64_t device, size_t bytes);
 static int (*cu_ctx_set_current)(uint64_t context);
-/* Copies the driver refused: counted, never fatal here (the kernel then sees stale indices; the runtime reports
-   the count in the mirror's state). */
+/* Copies the driver refused: counted, never fatal to the process. The channel whose copy failed stops for good
+   (a refused copy means a lost device: CUDA errors from a faulted context are sticky), without publishing the
+   index or bytes the copy was meant to bring, so the host never reads stale bytes as frames. The runtime
+   reports the count. */
 static _Atomic uint32_t cuda_copy_failures;
+/* Set by a refused copy on this (copier) thread; mirror_channel reads it before it uses or publishes what the copy
+   was meant to bring. */
+static _Thread_local bool copy_failed;
 
 /* Synchronous copies on the legacy default stream complete in issue order, so the bytes of a batch reach the
    device before the index that publishes them, and an index is read before the bytes it covers are copied. */
 static void cuda_to_device(void *dst, const void *src, size_t bytes) {
-  if (cu_memcpy_htod((uint64_t)(uintptr_t)dst, src, bytes) != 0) atomic_fetch_add(&cuda_copy_failures, 1);
+  if (cu_memcpy_htod((uint64_t)(uintptr_t)dst, src, bytes) != 0) {
+    atomic_fetch_add(&cuda_copy_failures, 1);
+    copy_failed = true;
+  }
 }
 static void cuda_to_host(void *dst, const void *src, size_t bytes) {
-  if (cu_memcpy_dtoh(dst, (uint64_t)(uintptr_t)src, bytes) != 0) atomic_fetch_add(&cuda_copy_failures, 1);
+  if (cu_memcpy_dtoh(dst, (uint64_t)(uintptr_t)src, bytes) != 0) {
+    atomic_fetch_add(&cuda_copy_failures, 1);
+    copy_failed = true;
+  }
 }
 static uint32_t cuda_load_index(const void *word) {
   uint32_t value = 0;
@@ -121,6 +132,8 @@ typedef struct channel {
   uint32_t copied;
   /* The consumer's read index as last mirrored back to the producer's ring. */
   uint32_t mirrored_read;
+  /* A device copy failed on this channel: it moves nothing more (mirror thread only). */
+  bool broken;
 } channel;
 
 struct rk_mirror {
@@ -200,9 +213,15 @@ static uint32_t mirror_channel(const rk_copy_ops *ops, channel *c, bool *wake, b
   uint32_t moved = 0;
   bool to_device = c->direction == RK_MIRROR_HOST_TO_DEVICE;
   bool notify = false;
+  if (c->broken) return 0;
+  copy_failed = false;
   /* Acquire: every byte the producer published before this index is visible. */
   uint32_t source_write = to_device ? atomic_load_explicit(&c->host->write_index, memory_order_acquire)
                                     : ops->load_device_index(&c->device->write_index);
+  if (copy_failed) {
+    c->broken = true;
+    return 0;
+  }
   uint32_t from = c->copied;
   if (source_write != from) {
     uint64_t started = now_ns();
@@ -214,6 +233,10 @@ static uint32_t mirror_channel(const rk_copy_ops *ops, channel *c, bool *wake, b
     } else {
       ops->to_host(c->host_data + from, c->device_data + from, first);
       if (first < moved) ops->to_host(c->host_data, c->device_data, moved - first);
+    }
+    if (copy_failed) {
+      c->broken = true;
+      return 0;
     }
     uint64_t frames = count_frames(c->host_data, storage, from, source_write);
     c->copied = source_write;
@@ -244,6 +267,10 @@ static uint32_t mirror_channel(const rk_copy_ops *ops, channel *c, bool *wake, b
   /* The consumer's read index, mirrored back to the producer's ring (acquire, then seq_cst store). */
   uint32_t consumer_read = to_device ? ops->load_device_index(&c->device->read_index)
                                      : atomic_load_explicit(&c->host->read_index, memory_order_acquire);
+  if (copy_failed) {
+    c->broken = true;
+    return moved;
+  }
   if (consumer_read != c->mirrored_read) {
     c->mirrored_read = consumer_read;
     if (to_device) {

@@ -52,6 +52,8 @@ export interface PlacementRequirements {
   readonly minComputeUnits?: number;
   /** On the same device as this live kernel (a chatty pair). */
   readonly colocateWith?: string;
+  /** Devices the kernel must not go to (the runtime passes the CUDA devices lost to a sticky error). */
+  readonly excludeDevices?: readonly number[];
 }
 
 /** A custom strategy: picks one of `candidates` (those that satisfy the requirements) and returns its id. */
@@ -122,7 +124,7 @@ export class MultiGpuCoordinator {
    * @throws {PlacementError} when no device satisfies the requirements (or a custom strategy picks none of them).
    */
   selectDevice(requirements: PlacementRequirements = {}): number {
-    const { memoryBytes = 0, minComputeUnits = 0, colocateWith } = requirements;
+    const { memoryBytes = 0, minComputeUnits = 0, colocateWith, excludeDevices = [] } = requirements;
     if (typeof memoryBytes !== 'number' || !(memoryBytes >= 0)) {
       throw new RangeError(`requirements.memoryBytes must be a non-negative number, got ${memoryBytes}`);
     }
@@ -134,6 +136,7 @@ export class MultiGpuCoordinator {
     const candidates = loads.filter(
       (load) =>
         (pinned === undefined || load.device.id === pinned) &&
+        !excludeDevices.includes(load.device.id) &&
         load.device.computeUnits >= minComputeUnits &&
         load.memoryBudgetBytes - load.memoryUsedBytes >= memoryBytes,
     );
@@ -142,6 +145,7 @@ export class MultiGpuCoordinator {
         memoryBytes > 0 ? `${memoryBytes} bytes free` : '',
         minComputeUnits > 0 ? `${minComputeUnits} compute units` : '',
         pinned === undefined ? '' : `device ${pinned} (where '${colocateWith}' runs)`,
+        excludeDevices.length === 0 ? '' : `is not one of ${excludeDevices.join(', ')}`,
       ].filter(Boolean);
       throw new PlacementError(`none of ${loads.length} devices has ${why.join(' and ') || 'room'}`);
     }

@@ -71,6 +71,11 @@ export const ErrorCode = {
   CudaCompileFailed: 'RK_CUDA_COMPILE_FAILED',
   /** An NVML call (libnvidia-ml) returned an error; the error carries the NVML error name and number. */
   NvmlError: 'RK_NVML_ERROR',
+  /**
+   * A CUDA device hit a sticky error (a fault in a kernel: illegal address, trap, failed device assert): every
+   * kernel on it has failed and the process cannot use it again.
+   */
+  CudaDeviceLost: 'RK_CUDA_DEVICE_LOST',
 } as const;
 
 /** The name of an error code, e.g. `'FrameTooLarge'`. */
@@ -115,6 +120,7 @@ export const ErrorNumber: Readonly<Record<ErrorCodeName, number>> = {
   CudaError: 517,
   CudaCompileFailed: 518,
   NvmlError: 519,
+  CudaDeviceLost: 520,
 };
 
 const numberByCode = new Map<string, number>(

@@ -64,6 +64,39 @@ export class CudaCompileError extends RingKernelError {
 }
 
 /**
+ * A CUDA device is lost to this process: a kernel on it faulted (an illegal address, `__trap()`, a failed device
+ * assert), and CUDA's errors from such a fault are sticky. The fault poisons the device's context, so every
+ * kernel on the device fails, and CUDA documents no way back but a new process. The runtime stops placing
+ * kernels there: a launch asking for the device gets this error, and a supervised `mapped` kernel is restarted on
+ * another device when there is one.
+ *
+ * @example
+ * runtime.deadLetters.on('deadLetter', (letter) => {
+ *   if (letter.error.code === 'RK_CUDA_DEVICE_LOST') alertOps(letter.kernel);
+ * });
+ * try {
+ *   await runtime.launch(MyCudaKernel, 1, 128, { device: 0 });
+ * } catch (error) {
+ *   if (error instanceof CudaDeviceLostError) console.error(`GPU ${error.device} is gone: ${error.cudaErrorName}`);
+ * }
+ */
+export class CudaDeviceLostError extends RingKernelError {
+  /** The device's ordinal. */
+  readonly device: number;
+  /** The sticky error that lost it, e.g. `'CUDA_ERROR_ILLEGAL_ADDRESS'`. */
+  readonly cudaErrorName: string;
+
+  constructor(device: number, cudaErrorName: string, detail = '') {
+    super(
+      ErrorCode.CudaDeviceLost,
+      `CUDA device ${device} is lost to this process (${cudaErrorName}, a sticky error: restart the process to use it again)${detail === '' ? '' : `: ${detail}`}`,
+    );
+    this.device = device;
+    this.cudaErrorName = cudaErrorName;
+  }
+}
+
+/**
  * An NVML call (libnvidia-ml, the NVIDIA management library) failed. `nvmlErrorName` is the `nvmlReturn_t`
  * constant's name (`NVML_ERROR_NOT_SUPPORTED`), `nvmlResult` its number, `operation` the call that returned it; the
  * message carries NVML's own description (`nvmlErrorString`).

@@ -45,7 +45,8 @@ const RECENT_FAILURE_MS = 60_000;
 
 /**
  * The runtime's health: registered liveness and readiness checks (each with a timeout) plus built-in ones —
- * recent kernel failures (workers dying, handlers stuck), queue pressure, memory pressure. `check()` runs them
+ * recent kernel failures (workers dying, handlers stuck), queue pressure, memory pressure, lost CUDA devices
+ * (Degraded while some GPU is left, Unhealthy when none is: only a new process can use them). `check()` runs them
  * all and reports the worst; `start(interval)` runs them periodically and emits `change` when the level moves.
  *
  * @example
@@ -83,6 +84,18 @@ export class HealthChecker extends EventEmitter<{ change: [HealthReport, HealthL
         return full.length === 0
           ? true
           : { status: 'Degraded', reason: `input queue over 90 % full: ${full.map((h) => h.name).join(', ')}` };
+      },
+    });
+    this.register({
+      name: 'devices',
+      kind: 'liveness',
+      check: () => {
+        const lost = runtime.lostDevices();
+        if (lost.length === 0) return true;
+        const detail = `CUDA device(s) lost to a sticky error: ${lost.map((d) => `${d.device} (${d.cudaErrorName})`).join(', ')}`;
+        // Some GPUs left: the runtime works on, with less. None: only a new process can run CUDA kernels again.
+        const gpus = runtime.deviceMemory().filter((device) => device.kind === 'cuda').length;
+        return { status: lost.length >= gpus ? 'Unhealthy' : 'Degraded', reason: detail };
       },
     });
     this.register({

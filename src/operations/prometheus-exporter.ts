@@ -137,6 +137,18 @@ export class PrometheusExporter {
       },
     });
     new Gauge({
+      name: 'ringkernel_cuda_device_lost',
+      help: 'CUDA devices lost to a sticky error (a kernel fault): 1 per lost device; the process cannot use them again.',
+      labelNames: ['device', 'error'],
+      registers,
+      collect() {
+        this.reset();
+        for (const { device, cudaErrorName } of runtime.lostDevices()) {
+          this.set({ device: String(device), error: cudaErrorName }, 1);
+        }
+      },
+    });
+    new Gauge({
       name: 'ringkernel_device_memory_bytes',
       help: 'Memory per device: used and budget (CPU virtual devices: kernel rings and control blocks against config.deviceMemoryMB; CUDA: cuMemGetInfo, in use by every process against the total).',
       labelNames: ['device', 'kind'],

@@ -4,6 +4,7 @@ import type { KernelTransfer, KernelTransferStats } from '../bridge/transfer-bri
 import type { TransferStrategy } from '../bridge/transfer-strategy.js';
 import { copyQueuedFrames, type KernelCheckpoint } from '../devices/checkpoint.js';
 import { type ErrorCodeString, ErrorNumber, errorNumberOf } from '../errors/codes.js';
+import { CudaDeviceLostError } from '../errors/cuda-errors.js';
 import { StateSnapshotError } from '../errors/device-errors.js';
 import { HandlerFailedError, InvalidStateError, KernelFailedError, QueueFullError } from '../errors/runtime-errors.js';
 import { TimeoutError } from '../errors/value-errors.js';
@@ -141,9 +142,12 @@ export interface KernelHandleInit {
   readonly onInterrupted: (handle: KernelHandle) => void;
   /**
    * Attaches a new instance of the kernel — same ControlBlock, same rings — to a worker, on the given control
-   * port; resolves with the worker's thread id (a supervisor's restart).
+   * port; resolves with the worker's thread id and the device it runs on (a supervisor's restart: another device
+   * when the kernel's CUDA device was lost).
    */
-  readonly reattach: (handle: KernelHandle, port: MessagePort) => Promise<number>;
+  readonly reattach: (handle: KernelHandle, port: MessagePort) => Promise<{ threadId: number; device: number }>;
+  /** The kernel's CUDA device hit a sticky error: the device is lost to the process (its CUDA error name). */
+  readonly onDeviceLost?: (device: number, cudaErrorName: string) => void;
   /** A handler that throws fails the kernel (for a supervisor to restart) instead of only its message. */
   readonly failOnHandlerError: boolean;
   /** Tracing on: where the host's spans of this kernel's messages begin. */
@@ -687,7 +691,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     const { port1, port2 } = new MessageChannel();
     let threadId: number;
     try {
-      threadId = await this.#init.reattach(this, port2);
+      ({ threadId, device: this.#device } = await this.#init.reattach(this, port2));
     } catch (error) {
       port1.close();
       throw error;
@@ -1338,6 +1342,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
         return;
       }
       case 'exit':
+        if (report.deviceLost !== undefined) this.#init.onDeviceLost?.(this.#device, report.deviceLost);
         if (this.#suspended) {
           // Stopped for a restart: the handle lives on, waiting for the next instance.
           this.#port.unref();
@@ -1347,7 +1352,13 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
         if (report.status === 'Failed') {
           // The instance has exited: nothing consumes the input any more, so an unsupervised kernel's queue is
           // dead-lettered (a supervised one keeps it for the next instance).
-          this.#fail(new KernelFailedError(this.name, report.reason ?? 'unknown'), true);
+          const reason = report.reason ?? 'unknown';
+          this.#fail(
+            report.deviceLost === undefined
+              ? new KernelFailedError(this.name, reason)
+              : new CudaDeviceLostError(this.#device, report.deviceLost, `kernel '${this.name}' failed: ${reason}`),
+            true,
+          );
           return;
         }
         this.#exitStatus = report.status;

@@ -24,7 +24,7 @@ import {
 import { RESTORE_FAILED } from '../devices/state-codec.js';
 import { type DeviceInfo, type DeviceKind, type GpuTopology, measureHostLink } from '../devices/topology.js';
 import { ErrorNumber } from '../errors/codes.js';
-import { CudaCompileError, CudaError } from '../errors/cuda-errors.js';
+import { CudaCompileError, CudaDeviceLostError, CudaError } from '../errors/cuda-errors.js';
 import { PlacementError, StateSnapshotError } from '../errors/device-errors.js';
 import {
   BackendUnavailableError,
@@ -185,6 +185,16 @@ export interface RuntimeInit {
   readonly tracing?: RuntimeTracing | undefined;
 }
 
+/** A CUDA device lost to the process: see {@link RingKernelRuntime.lostDevices}. */
+export interface LostCudaDevice {
+  /** The device's ordinal. */
+  readonly device: number;
+  /** The sticky error a kernel there failed with, e.g. `'CUDA_ERROR_ILLEGAL_ADDRESS'`. */
+  readonly cudaErrorName: string;
+  /** When the runtime learned of it. */
+  readonly at: Date;
+}
+
 const KERNEL_HOST = new URL('../worker/kernel-host.js', import.meta.url).href;
 const CUDA_DEVICE_HOST = new URL('../backends/cuda/cuda-device-host.js', import.meta.url).href;
 /** How many CUDA kernels the device thread may host (each is a resident launch plus a few ring polls). */
@@ -199,6 +209,10 @@ function cudaDevices(): CudaDeviceInfo[] {
 
 /** Rebuilds the typed error of a CUDA attach that failed in the device thread. */
 function cudaAttachError(failure: NonNullable<AttachResult['failure']>, kernelId: string): Error {
+  if (failure.deviceLost !== undefined) {
+    const { device, cudaErrorName } = failure.deviceLost;
+    return new CudaDeviceLostError(device, cudaErrorName, `kernel '${kernelId}' cannot be launched there`);
+  }
   if (failure.compiler !== undefined) return new CudaCompileError(kernelId, failure.compiler, failure.log ?? '');
   if (failure.operation !== undefined) {
     return new CudaError(failure.operation, failure.cudaResult ?? 0, failure.cudaErrorName ?? 'CUDA_ERROR_UNKNOWN');
@@ -256,6 +270,8 @@ export class RingKernelRuntime {
   readonly #devices: DeviceInfo[] = [];
   /** Each worker's event-loop utilization at the previous load measurement. */
   readonly #elu = new Map<number, EventLoopUtilization>();
+  /** CUDA devices lost to a sticky error: nothing more is launched there (CUDA kernels go elsewhere). */
+  readonly #lostDevices = new Map<number, LostCudaDevice>();
   #coordinator: MultiGpuCoordinator | undefined;
   /** The CUDA topology, measured on the first `gpuTopology()` (CUDA backend). */
   #cudaTopology: GpuTopology | undefined;
@@ -628,7 +644,7 @@ export class RingKernelRuntime {
     // Its queued messages go first into the new input ring, before anyone can send (RangeError if they don't fit).
     if (restore !== undefined) preloadQueuedFrames(input, restore.queued.bytes);
     const kernelBytes = control.buffer.byteLength + histogram.byteLength + ringBytes(input) + ringBytes(output);
-    const device = this.#placeLaunch(options, kernelBytes);
+    const device = this.#placeLaunch(options, kernelBytes, onCuda);
     if (!onCuda && this.backend === 'cuda' && options.transferStrategy === 'mapped') {
       throw new RangeError(
         `options.transferStrategy 'mapped' is for CUDA kernels; kernel '${definition.id}' runs on CPU workers ('direct' or 'dma')`,
@@ -676,7 +692,7 @@ export class RingKernelRuntime {
     try {
       if (onCuda) {
         attached = await this.#cudaPool().run(task(port2, device, restore?.state), { transferList: [port2] });
-        if (attached.failure !== undefined) throw cudaAttachError(attached.failure, definition.id);
+        if (attached.failure !== undefined) throw this.#attachError(attached.failure, definition.id);
         const how = attached.cuda;
         if (how !== undefined) {
           this.log.debug(`kernel '${name}': CUDA image ${how.key} from ${how.cached ? 'the cache' : how.compiler}`);
@@ -721,7 +737,9 @@ export class RingKernelRuntime {
       onExit: (exited) => this.#release(exited),
       onWorkerExit: (threadId) => this.#deadThreads.add(threadId),
       onInterrupted: (interrupted) => this.#interrupted(interrupted),
-      reattach: (restarted, port) => this.#reattach(restarted, task(port, restarted.device), port),
+      onDeviceLost: (lost, cudaErrorName) => this.#deviceLost(lost, cudaErrorName),
+      reattach: (restarted, port) =>
+        this.#reattach(restarted, (on) => task(port, on), port, options.transferStrategy === 'dma'),
       failOnHandlerError,
       tracer: tracing?.host,
       device,
@@ -732,7 +750,7 @@ export class RingKernelRuntime {
           return threadId;
         }
         const dormant = await this.#cudaPool().run(task(port, on, undefined, true), { transferList: [port] });
-        if (dormant.failure !== undefined) throw cudaAttachError(dormant.failure, definition.id);
+        if (dormant.failure !== undefined) throw this.#attachError(dormant.failure, definition.id);
         return dormant.threadId;
       },
       onCheckpoint: () => this.#checkpoints++,
@@ -781,19 +799,30 @@ export class RingKernelRuntime {
     return this.#pools[device] as Piscina<AttachTask, AttachResult>;
   }
 
-  /** The launch's device: the one it names, or the coordinator's choice. @throws {PlacementError} */
-  #placeLaunch(options: LaunchOptions, memoryBytes: number): number {
+  /**
+   * The launch's device: the one it names, or the coordinator's choice; a CUDA kernel never goes to a lost device.
+   * @throws {PlacementError}
+   * @throws {CudaDeviceLostError} a CUDA kernel asked for a lost device, or every device is lost.
+   */
+  #placeLaunch(options: LaunchOptions, memoryBytes: number, onCuda: boolean): number {
     const device = options.device;
+    const lost = onCuda ? [...this.#lostDevices.keys()] : [];
+    if (device === undefined && lost.length > 0 && lost.length >= this.#devices.length) {
+      throw this.#lostError(lost[0] as number, 'every CUDA device of this runtime is lost');
+    }
     // One device: nothing to choose (and no load to measure on every launch).
     if (device === undefined && this.#devices.length === 1) return 0;
     if (device === undefined) {
-      const requirements =
-        options.colocateWith === undefined ? { memoryBytes } : { memoryBytes, colocateWith: options.colocateWith };
-      return this.multiGpuCoordinator().selectDevice(requirements);
+      return this.multiGpuCoordinator().selectDevice({
+        memoryBytes,
+        ...(options.colocateWith === undefined ? {} : { colocateWith: options.colocateWith }),
+        ...(lost.length === 0 ? {} : { excludeDevices: lost }),
+      });
     }
     if (!Number.isInteger(device) || device < 0 || device >= this.#devices.length) {
       throw new PlacementError(`device ${device} does not exist (devices 0…${this.#devices.length - 1})`);
     }
+    if (lost.includes(device)) throw this.#lostError(device, 'a launch asked for it');
     const free = this.#freeBytes(device);
     if (memoryBytes > free) {
       throw new PlacementError(`device ${device} has ${free} bytes of budget free, the kernel needs ${memoryBytes}`);
@@ -869,6 +898,11 @@ export class RingKernelRuntime {
   }[] {
     return this.#devices.map((device) => {
       if (device.kind === 'cuda') {
+        // A lost device answers every call with its sticky error: it counts as full (nothing goes there).
+        const full = device.memoryMB * 2 ** 20;
+        if (this.#lostDevices.has(device.id)) {
+          return { device: device.id, kind: device.kind, usedBytes: full, budgetBytes: full };
+        }
         this.#cudaMemory ??= new CudaDeviceMemory(requireCudaDriver());
         const { usedBytes, totalBytes } = this.#cudaMemory.read(device.id);
         return { device: device.id, kind: device.kind, usedBytes, budgetBytes: totalBytes };
@@ -985,15 +1019,31 @@ export class RingKernelRuntime {
     if (this.#failureTimes.length > 1000) this.#failureTimes.shift();
   }
 
-  /** A supervisor restarts a kernel: a new instance on the least loaded live worker. */
-  async #reattach(handle: KernelHandle, task: AttachTask, port: MessagePort): Promise<number> {
+  /**
+   * A supervisor restarts a kernel: a new instance on the least loaded live worker. A CUDA kernel whose device was
+   * lost goes to another device (`mapped`: its rings are host memory, so any device can map them); a `dma` kernel
+   * cannot (its ring replicas were on the lost device).
+   */
+  async #reattach(
+    handle: KernelHandle,
+    task: (device: number) => AttachTask,
+    port: MessagePort,
+    dma: boolean,
+  ): Promise<{ threadId: number; device: number }> {
     if (this.#shutdown !== undefined) throw new RuntimeShutDownError('restart');
+    let device = handle.device;
+    const onCuda = task(device).cuda !== undefined;
+    if (onCuda && this.#lostDevices.has(device)) {
+      if (dma) throw this.#lostError(device, `kernel '${handle.name}' uses dma, whose ring replicas were there`);
+      device = this.#placeLaunch({}, 0, true);
+      this.log.warn(`kernel '${handle.name}': its CUDA device ${handle.device} is lost; restarting it on ${device}`);
+    }
     const restartSpan = this.tracing?.host.beginLifecycle();
     // A CUDA kernel is relaunched by the CUDA device thread, over the same rings and ControlBlock.
-    const attached = await (task.cuda !== undefined ? this.#cudaPool() : this.#pool(handle.device)).run(task, {
+    const attached = await (onCuda ? this.#cudaPool() : this.#pool(device)).run(task(device), {
       transferList: [port],
     });
-    if (attached.failure !== undefined) throw cudaAttachError(attached.failure, handle.kernelId);
+    if (attached.failure !== undefined) throw this.#attachError(attached.failure, handle.kernelId);
     const { threadId } = attached;
     if (restartSpan !== undefined) {
       this.tracing?.host.endLifecycle(restartSpan, LifecycleTransition.RESTART, handle.instanceId, 0);
@@ -1002,7 +1052,39 @@ export class RingKernelRuntime {
     this.#hosted.set(threadId, (this.#hosted.get(threadId) ?? 0) + 1);
     this.#restarts++;
     this.log.info(`kernel '${handle.name}' restarted on worker ${threadId} (restart ${handle.restarts})`);
-    return threadId;
+    return { threadId, device };
+  }
+
+  /** A CUDA attach's failure as its typed error; a lost device is remembered. */
+  #attachError(failure: NonNullable<AttachResult['failure']>, kernelId: string): Error {
+    if (failure.deviceLost !== undefined) this.#deviceLost(failure.deviceLost.device, failure.deviceLost.cudaErrorName);
+    return cudaAttachError(failure, kernelId);
+  }
+
+  /** A kernel on `device` failed with a sticky CUDA error: the device is lost to this process. */
+  #deviceLost(device: number, cudaErrorName: string): void {
+    if (this.#lostDevices.has(device)) return;
+    this.#lostDevices.set(device, { device, cudaErrorName, at: new Date() });
+    this.log.error(
+      `CUDA device ${device} is lost (${cudaErrorName}, a sticky error): its kernels failed, and new CUDA kernels go to other devices`,
+    );
+  }
+
+  #lostError(device: number, detail: string): CudaDeviceLostError {
+    const lost = this.#lostDevices.get(device) as LostCudaDevice;
+    return new CudaDeviceLostError(device, lost.cudaErrorName, detail);
+  }
+
+  /**
+   * The CUDA devices lost to this process: a kernel on each faulted (an illegal address, a trap, a failed device
+   * assert), and CUDA's errors from a fault are sticky. Every kernel there failed; launches go to the other
+   * devices, and supervised `mapped` kernels restart on them. Only a new process can use a lost device again.
+   *
+   * @example
+   * for (const { device, cudaErrorName, at } of runtime.lostDevices()) console.error(`GPU ${device}: ${cudaErrorName} at ${at}`);
+   */
+  lostDevices(): LostCudaDevice[] {
+    return [...this.#lostDevices.values()];
   }
 
   /**

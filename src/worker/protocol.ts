@@ -65,6 +65,8 @@ export interface AttachResult {
     readonly operation?: string | undefined;
     readonly cudaResult?: number | undefined;
     readonly cudaErrorName?: string | undefined;
+    /** The device is lost to the process (a sticky CUDA error): the host rethrows a `CudaDeviceLostError`. */
+    readonly deviceLost?: { readonly device: number; readonly cudaErrorName: string } | undefined;
   };
 }
 
@@ -147,7 +149,13 @@ export type WorkerReport =
   | { readonly type: 'snapshot'; readonly seq: number; readonly error: SerializedError }
   /** The answer to RESTORE: done, or why not. */
   | { readonly type: 'restored'; readonly seq: number; readonly error?: SerializedError }
-  | { readonly type: 'exit'; readonly status: 'Terminated' | 'Failed'; readonly reason?: string };
+  | {
+      readonly type: 'exit';
+      readonly status: 'Terminated' | 'Failed';
+      readonly reason?: string;
+      /** A CUDA kernel failed with a sticky error: its device is lost to the process (the CUDA error name). */
+      readonly deviceLost?: string;
+    };
 
 /** Turns anything thrown into something a port can carry. */
 export function serializeError(error: unknown): SerializedError {

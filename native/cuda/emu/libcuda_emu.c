@@ -61,7 +61,7 @@ enum {
 };
 
 /* The emulator's version (rkEmuVersion): bumped with any behaviour change the TS side may need to know about. */
-#define RK_EMU_VERSION 1
+#define RK_EMU_VERSION 2 /* 2: a trap poisons its context (sticky error), as on a GPU */
 /* The driver version it claims (cuDriverGetVersion): CUDA 13.0, the toolkit these machines build PTX with. */
 #define RK_EMU_DRIVER_VERSION 13000
 #define RK_EMU_MAX_DEVICES 16
@@ -78,6 +78,9 @@ typedef struct emu_context {
   int device;
   int retain_count;     /* primary-context references; 0 = inactive */
   uint32_t peer_mask;   /* devices whose memory this context has enabled peer access to */
+  /* A launch of this context trapped: as on a GPU, the error is sticky. Every later call on the context returns
+   * it, and every other launch of the context is ended too. CUDA documents no recovery but a new process. */
+  int sticky_error;
 } emu_context;
 
 typedef struct emu_allocation {
@@ -152,6 +155,7 @@ typedef struct emu_launch {
   int has_previous;
   pthread_t previous; /* the coordinator of the launch before it on the same stream */
   int aborted;        /* a thread called __trap(): every thread leaves at its next barrier (atomic) */
+  struct emu_launch *next_live; /* on live_launches (under the lock) */
 } emu_launch;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -171,6 +175,8 @@ static emu_event *events;
 static emu_module *modules;
 static emu_function *functions;
 static uint64_t launches_running;
+/* Every launch not yet completed (under the lock): a trap ends the other launches of its context. */
+static emu_launch *live_launches;
 
 static uint64_t now_ns(void) {
   struct timespec t;
@@ -273,10 +279,13 @@ static int check_device(int device) {
 }
 
 /* The current context, or why there is none. */
+/* The current context, for a call that needs one: fails once the context holds a sticky error. */
 static int need_context(emu_context **out) {
   if (!initialised) return CUDA_ERROR_NOT_INITIALIZED;
   emu_context *context = current_context;
   if (context == NULL || context->retain_count == 0) return CUDA_ERROR_INVALID_CONTEXT;
+  const int sticky = __atomic_load_n(&context->sticky_error, __ATOMIC_ACQUIRE);
+  if (sticky != CUDA_SUCCESS) return sticky;
   *out = context;
   return CUDA_SUCCESS;
 }
@@ -581,9 +590,11 @@ EXPORT int cuMemGetInfo_v2(size_t *free_bytes, size_t *total_bytes) {
 }
 
 EXPORT int cuMemHostRegister_v2(void *memory, size_t bytes, uint32_t flags) {
-  emu_context *context;
-  int rc = need_context(&context);
-  if (rc != CUDA_SUCCESS) return rc;
+  /* Not refused by a poisoned current context: registrations are Portable, the process's rather than one
+   * context's (what a GPU's driver does here after a sticky error is not documented; the runtime makes these
+   * calls only for kernels on devices it has not lost). */
+  if (!initialised) return CUDA_ERROR_NOT_INITIALIZED;
+  if (current_context == NULL || current_context->retain_count == 0) return CUDA_ERROR_INVALID_CONTEXT;
   /* PORTABLE | DEVICEMAP | IOMEMORY | READ_ONLY are the flags cuda.h defines. */
   if (memory == NULL || bytes == 0 || (flags & ~0x0fu) != 0) return CUDA_ERROR_INVALID_VALUE;
   uint8_t *base = memory;
@@ -1110,12 +1121,28 @@ static void barrier_abort(emu_barrier *b) {
   syscall(SYS_futex, &b->generation, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
-/* __trap(): as on a GPU, the whole grid ends and the launch fails (its stream reports CUDA_ERROR_LAUNCH_FAILED). */
-static void trap_launch(void *launch) {
-  emu_launch *l = launch;
+/* Ends a launch's grid: every thread leaves at its next barrier, and the launch fails. */
+static void abort_launch(emu_launch *l) {
   __atomic_store_n(&l->aborted, 1, __ATOMIC_RELEASE);
   for (uint32_t b = 0; b < l->blocks; b++) barrier_abort(&l->block_barriers[b]);
   barrier_abort(&l->grid_barrier);
+}
+
+/* __trap(): as on a GPU, the whole grid ends and the launch fails (its stream reports CUDA_ERROR_LAUNCH_FAILED),
+ * and the error is sticky: the context is poisoned, so its other launches end too and every later call on it
+ * returns the error. */
+static void trap_launch(void *launch) {
+  emu_launch *l = launch;
+  pthread_mutex_lock(&lock);
+  emu_context *context = l->stream->context;
+  if (context->sticky_error == CUDA_SUCCESS) {
+    __atomic_store_n(&context->sticky_error, CUDA_ERROR_LAUNCH_FAILED, __ATOMIC_RELEASE);
+  }
+  for (emu_launch *other = live_launches; other != NULL; other = other->next_live) {
+    if (other->stream->context == context) abort_launch(other);
+  }
+  pthread_mutex_unlock(&lock);
+  abort_launch(l);
   pthread_exit(NULL);
 }
 
@@ -1169,6 +1196,12 @@ static void *coordinator(void *argument) {
   pthread_mutex_lock(&lock);
   emu_stream *stream = launch->stream;
   if (__atomic_load_n(&launch->aborted, __ATOMIC_ACQUIRE)) stream->error = CUDA_ERROR_LAUNCH_FAILED;
+  for (emu_launch **link = &live_launches; *link != NULL; link = &(*link)->next_live) {
+    if (*link == launch) {
+      *link = launch->next_live;
+      break;
+    }
+  }
   stream->completed++;
   const uint64_t stamp = now_ns();
   for (emu_event **link = &stream->pending_events; *link != NULL;) {
@@ -1289,6 +1322,8 @@ static int launch(uint64_t function_handle, uint32_t gx, uint32_t gy, uint32_t g
   stream->last_coordinator = coordinator_id;
   stream->has_last = 1;
   launches_running++;
+  l->next_live = live_launches;
+  live_launches = l;
   pthread_mutex_unlock(&lock);
   return CUDA_SUCCESS;
 }

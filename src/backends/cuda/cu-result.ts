@@ -106,3 +106,19 @@ export const CU_RESULT_NAMES: ReadonlyMap<number, string> = new Map([
   [916, 'CUDA_ERROR_KEY_ROTATION'],
   [999, 'CUDA_ERROR_UNKNOWN'],
 ]);
+
+/**
+ * The `CUresult`s a kernel's fault leaves behind. CUDA calls them sticky: the context is unusable from then on
+ * (every later call returns the error), and "to continue using CUDA, the process must be terminated and
+ * relaunched" (the driver API's error documentation).
+ */
+export const STICKY_CU_RESULTS: ReadonlySet<number> = new Set([
+  700, // CUDA_ERROR_ILLEGAL_ADDRESS
+  710, // CUDA_ERROR_ASSERT
+  714, // CUDA_ERROR_HARDWARE_STACK_ERROR
+  715, // CUDA_ERROR_ILLEGAL_INSTRUCTION
+  716, // CUDA_ERROR_MISALIGNED_ADDRESS
+  717, // CUDA_ERROR_INVALID_ADDRESS_SPACE
+  718, // CUDA_ERROR_INVALID_PC
+  719, // CUDA_ERROR_LAUNCH_FAILED
+]);

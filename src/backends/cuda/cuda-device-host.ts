@@ -4,6 +4,7 @@
  * contexts are switched per call), so one {@link PinnedHostMemory} sees every pinned page of the process.
  */
 import { threadId } from 'node:worker_threads';
+import { CudaDeviceLostError } from '../../errors/cuda-errors.js';
 import { findKernel } from '../../runtime/kernel-definition.js';
 import type { AttachResult, AttachTask } from '../../worker/protocol.js';
 import { CuDeviceAttribute, type CudaDriver, requireCudaDriver } from './driver.js';
@@ -75,6 +76,7 @@ class CudaDeviceService {
       context,
       arch: isEmulated(driver) ? undefined : `sm_${major}${minor}`,
       cooperativeLaunch: driver.deviceAttribute(device, CuDeviceAttribute.CooperativeLaunch) === 1,
+      lost: undefined,
     };
     this.#slots.set(ordinal, slot);
     return slot;
@@ -133,6 +135,7 @@ export default async function attach(task: AttachTask): Promise<AttachResult> {
   try {
     const service = CudaDeviceService.get();
     const slot = service.slot(task.device ?? 0);
+    if (slot.lost !== undefined) throw new CudaDeviceLostError(slot.ordinal, slot.lost);
     // A migration's new instance waits, launched only at START: the pump takes it on then.
     const dormant = task.dormant
       ? { onStarted: () => service.add(kernel as HostedCudaKernel, options.pollIntervalUs) }

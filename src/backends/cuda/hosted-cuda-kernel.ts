@@ -2,7 +2,7 @@ import type { MessagePort } from 'node:worker_threads';
 import { type Actor, createActor } from 'xstate';
 import { kernelLifecycle } from '../../../machines/kernel-lifecycle.js';
 import { ErrorCode, ErrorNumber, errorCodeOf } from '../../errors/codes.js';
-import { CudaCompileError, CudaError } from '../../errors/cuda-errors.js';
+import { CudaCompileError, CudaDeviceLostError, CudaError } from '../../errors/cuda-errors.js';
 import type { AnyKernelDefinition } from '../../runtime/kernel-definition.js';
 import { telemetryRingEpoch } from '../../telemetry/telemetry-ring.js';
 import { ControlBlock, TERMINATE_FINISH, TERMINATE_NOW } from '../../wire/control-block.js';
@@ -22,6 +22,7 @@ import {
   serializeError,
   type WorkerReport,
 } from '../../worker/protocol.js';
+import { STICKY_CU_RESULTS } from './cu-result.js';
 import type { CudaDriver } from './driver.js';
 import { type CompiledCudaKernel, compileCudaKernel } from './kernel-compiler.js';
 import type { PinnedHostMemory } from './pinned-host-memory.js';
@@ -62,6 +63,11 @@ export interface CudaDeviceSlot {
   /** `sm_90` for a GPU; undefined for the emulated device (its kernels are host builds). */
   readonly arch: string | undefined;
   readonly cooperativeLaunch: boolean;
+  /**
+   * The sticky CUDA error that lost the device, once a kernel on it faulted (every kernel of the device fails with
+   * it, and nothing more is launched there), else undefined.
+   */
+  lost: string | undefined;
 }
 
 /** What the CUDA attach task carries besides the CPU one (its launch shape; for `dma`, the device replicas). @internal */
@@ -72,6 +78,9 @@ export type CudaAttachFailure = NonNullable<AttachResult['failure']>;
 
 /** Turns what a CUDA attach threw into a failure the host can rebuild. @internal */
 export function cudaAttachFailure(error: unknown): CudaAttachFailure {
+  if (error instanceof CudaDeviceLostError) {
+    return { error: serializeError(error), deviceLost: { device: error.device, cudaErrorName: error.cudaErrorName } };
+  }
   if (error instanceof CudaCompileError) {
     return { error: serializeError(error), compiler: error.compiler, log: error.log };
   }
@@ -604,11 +613,17 @@ export class HostedCudaKernel {
   #finish(): void {
     this.#exited = true;
     let failure: string | undefined;
+    let deviceLost: string | undefined;
     try {
       this.#slot.driver.setCurrentContext(this.#slot.context);
       this.#slot.driver.streamSynchronize(this.#stream);
     } catch (error) {
       failure = `the CUDA launch ended with ${serializeError(error).message}`;
+      // A fault's error is sticky: the device's context is poisoned, for this kernel and every other one on it.
+      if (error instanceof CudaError && STICKY_CU_RESULTS.has(error.cudaResult)) {
+        this.#slot.lost ??= error.cudaErrorName;
+        deviceLost = this.#slot.lost;
+      }
     }
     this.#drainDeadLetters();
     if (this.#discardLeftovers !== undefined) {
@@ -633,7 +648,12 @@ export class HostedCudaKernel {
       this.#actor.send({ type: 'FAIL', reason: failure });
       this.#control.recordError(ErrorNumber.KernelFailed);
       this.#control.markTerminated();
-      this.#report({ type: 'exit', status: 'Failed', reason: failure });
+      this.#report({
+        type: 'exit',
+        status: 'Failed',
+        reason: failure,
+        ...(deviceLost === undefined ? {} : { deviceLost }),
+      });
     }
     this.#actor.stop();
     this.#port.close();

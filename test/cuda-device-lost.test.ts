@@ -1,0 +1,166 @@
+/**
+ * A fault on the device (`__trap()`: what an illegal address or a failed device assert does) and what it costs.
+ * CUDA's errors from a fault are sticky: the device's context is poisoned, every kernel on the device ends, every
+ * later call there returns the error, and CUDA documents no way back but a new process. So the runtime:
+ * - fails the faulting kernel with the driver's error name, answers its waiting call, dead-letters its batch and
+ *   queue;
+ * - fails every other kernel on the device the same way (`CudaDeviceLostError`), with their queues;
+ * - marks the device lost (`runtime.lostDevices()`, the `devices` health check, a Prometheus gauge) and places
+ *   nothing more there: a launch naming it gets `CudaDeviceLostError`, others go to the devices left;
+ * - restarts a supervised `mapped` kernel on another device, with its queue; a `dma` kernel cannot move (its
+ *   ring replicas were on the lost device): its supervisor gives up and its queue is dead-lettered.
+ *
+ * On the emulated device (CPU threads stand in for the GPU: there is none on these machines), two devices. The
+ * emulator models the sticky error as the CUDA documentation describes it. A file of its own: device 0 stays lost
+ * for the rest of the process, as on a GPU.
+ */
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import {
+  CudaDeviceLostError,
+  type DeadLetter,
+  type KernelHandle,
+  RingKernelRuntime,
+  type Supervisor,
+} from '../src/index.js';
+import { AddOneWords, TRAP_WORD, TrappingAddOne } from './fixtures/cuda-kernels.js';
+import { eventually } from './support/eventually.js';
+
+const EMULATOR = fileURLToPath(new URL('../../native/build/libcuda-emu.so', import.meta.url));
+process.env.RINGKERNEL_EMU_DEVICES = '2';
+const words = (...values: number[]): Uint8Array => new Uint8Array(new Uint32Array(values).buffer);
+const unwords = (bytes: Uint8Array): number[] => [...new Uint32Array(bytes.slice().buffer)];
+const QUEUED = 40;
+
+describe('a fault on a CUDA device loses the device (emulated devices: CPU threads stand in for the GPU)', () => {
+  const skipped = existsSync(EMULATOR) ? undefined : 'skipped: the CUDA emulator library was not built (needs cc)';
+  let runtime: RingKernelRuntime;
+  const letters: DeadLetter[] = [];
+  type BytesKernel = KernelHandle<Uint8Array, Uint8Array>;
+  let trapping: BytesKernel;
+  let neighbour: BytesKernel;
+  let survivor: BytesKernel;
+  let replicated: BytesKernel;
+  let bystander: BytesKernel;
+  let dmaSupervisor: Supervisor;
+  const lettersOf = (kernel: string, reason: DeadLetter['reason']): number[] =>
+    letters.filter((l) => l.kernel === kernel && l.reason === reason).map((l) => unwords(l.payload)[0] as number);
+
+  before(async () => {
+    if (skipped !== undefined) return;
+    process.env.RINGKERNEL_LIBCUDA = EMULATOR;
+    runtime = await RingKernelRuntime.builder().backend('cuda').config({ workers: 1 }).build();
+    runtime.deadLetters.on('deadLetter', (letter) => letters.push(letter));
+    const supervisor = runtime.supervisor({
+      name: 'mapped',
+      maxRestarts: 5,
+      windowMs: 60_000,
+      backoff: { initialMs: 0 },
+    });
+    dmaSupervisor = runtime.supervisor({ name: 'dma', maxRestarts: 5, windowMs: 60_000, backoff: { initialMs: 0 } });
+    const on0 = { device: 0, queueCapacity: 128 } as const;
+    trapping = await runtime.launch(TrappingAddOne, 1, 1, { ...on0, name: 'trapping', autoActivate: true });
+    neighbour = await runtime.launch(AddOneWords, 1, 1, { ...on0, name: 'neighbour' });
+    survivor = await supervisor.launch(AddOneWords, 1, 1, { ...on0, name: 'survivor' });
+    replicated = await dmaSupervisor.launch(AddOneWords, 1, 1, { ...on0, name: 'replicated', transferStrategy: 'dma' });
+    bystander = await runtime.launch(AddOneWords, 1, 1, { device: 1, name: 'bystander', autoActivate: true });
+    // Launched, never activated: each holds a queue when the device goes.
+    for (let i = 0; i < QUEUED; i++) {
+      await neighbour.send(words(1000 + i));
+      await survivor.send(words(2000 + i));
+      await replicated.send(words(3000 + i));
+    }
+  });
+  after(async () => {
+    await runtime?.shutdown();
+    delete process.env.RINGKERNEL_LIBCUDA;
+  });
+
+  it('fails the faulting kernel with the sticky error, answers its waiting call, dead-letters what it held', async (t) => {
+    if (skipped !== undefined) return t.skip(skipped);
+    assert.deepEqual(unwords(await trapping.call(words(1, 2))), [2, 3]);
+    await trapping.deactivate();
+    const doomed = trapping.call(words(TRAP_WORD));
+    for (let i = 0; i < 5; i++) await trapping.send(words(100 + i));
+    await trapping.activate();
+    await assert.rejects(doomed, (error: unknown) => {
+      assert.ok(error instanceof CudaDeviceLostError, String(error));
+      assert.equal(error.code, 'RK_CUDA_DEVICE_LOST');
+      assert.equal(error.device, 0);
+      assert.equal(error.cudaErrorName, 'CUDA_ERROR_LAUNCH_FAILED');
+      assert.match(error.message, /kernel 'trapping' failed/);
+      return true;
+    });
+    await trapping.exited;
+    assert.equal(trapping.status, 'Failed');
+    assert.match(trapping.metrics().lastError?.message ?? '', /CUDA_ERROR_LAUNCH_FAILED/);
+    // The trapping frame and the five behind it were never handled: each is a dead letter, none is lost.
+    assert.deepEqual(lettersOf('trapping', 'kernel-failed'), [TRAP_WORD, 100, 101, 102, 103, 104]);
+    await assert.rejects(trapping.call(words(1)), (rejected: unknown) => rejected instanceof Error);
+  });
+
+  it('fails every other kernel of the device, and dead-letters each queue whole', async (t) => {
+    if (skipped !== undefined) return t.skip(skipped);
+    await neighbour.exited;
+    assert.equal(neighbour.status, 'Failed');
+    assert.match(neighbour.metrics().lastError?.message ?? '', /CUDA device 0 is lost .*CUDA_ERROR_LAUNCH_FAILED/);
+    const expected = Array.from({ length: QUEUED }, (_, i) => 1000 + i);
+    await eventually(() => assert.deepEqual(lettersOf('neighbour', 'kernel-failed'), expected));
+    assert.deepEqual(
+      runtime.lostDevices().map(({ device, cudaErrorName }) => ({ device, cudaErrorName })),
+      [{ device: 0, cudaErrorName: 'CUDA_ERROR_LAUNCH_FAILED' }],
+    );
+  });
+
+  it('restarts a supervised mapped kernel on the device left, with its queue: every message answered once', async (t) => {
+    if (skipped !== undefined) return t.skip(skipped);
+    await eventually(() => assert.ok(survivor.device === 1 && !survivor.awaitingRestart, 'restarted on device 1'));
+    assert.equal(survivor.restarts, 1);
+    await survivor.activate();
+    for (let i = 0; i < QUEUED; i++) await survivor.send(words(2000 + QUEUED + i));
+    const outputs: number[] = [];
+    while (outputs.length < 2 * QUEUED) outputs.push(...unwords(await survivor.receive(20_000)));
+    assert.deepEqual(
+      outputs,
+      Array.from({ length: 2 * QUEUED }, (_, i) => 2001 + i),
+    );
+    assert.deepEqual(unwords(await survivor.call(words(7))), [8]);
+    assert.deepEqual(lettersOf('survivor', 'kernel-failed'), [], 'nothing of its queue was lost');
+  });
+
+  it('cannot move a dma kernel (its replicas were on the lost device): its supervisor gives up, its queue is dead-lettered', async (t) => {
+    if (skipped !== undefined) return t.skip(skipped);
+    await eventually(() => assert.equal(replicated.status, 'Failed'));
+    assert.equal(dmaSupervisor.status, 'failed');
+    const expected = Array.from({ length: QUEUED }, (_, i) => 3000 + i);
+    await eventually(() => {
+      const lost = letters
+        .filter((l) => l.kernel === 'replicated' && l.reason !== 'handler-error')
+        .map((l) => unwords(l.payload)[0] as number);
+      assert.deepEqual(lost, expected);
+    });
+  });
+
+  it('places nothing more on the lost device; the other device works on; health and metrics say so', async (t) => {
+    if (skipped !== undefined) return t.skip(skipped);
+    assert.deepEqual(unwords(await bystander.call(words(41))), [42]);
+    await assert.rejects(
+      runtime.launch(AddOneWords, 1, 1, { device: 0, name: 'on-lost' }),
+      (error: unknown) => error instanceof CudaDeviceLostError && error.device === 0,
+    );
+    const placed = await runtime.launch(AddOneWords, 1, 1, { name: 'placed', autoActivate: true });
+    assert.equal(placed.device, 1);
+    assert.deepEqual(unwords(await placed.call(words(1))), [2]);
+    const report = await runtime.healthChecker().check();
+    const devices = report.checks.find((check) => check.name === 'devices');
+    assert.equal(devices?.status, 'Degraded');
+    assert.match(devices?.reason ?? '', /0 \(CUDA_ERROR_LAUNCH_FAILED\)/);
+    const text = await runtime.prometheusExporter().gather();
+    assert.match(text, /ringkernel_cuda_device_lost\{device="0",error="CUDA_ERROR_LAUNCH_FAILED"\} 1/);
+    assert.doesNotMatch(text, /ringkernel_cuda_device_lost\{device="1"/);
+    const memory = runtime.deviceMemory().find((d) => d.device === 0);
+    assert.equal(memory?.usedBytes, memory?.budgetBytes, 'a lost device counts as full');
+  });
+});
