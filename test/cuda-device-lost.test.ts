@@ -163,4 +163,21 @@ describe('a fault on a CUDA device loses the device (emulated devices: CPU threa
     const memory = runtime.deviceMemory().find((d) => d.device === 0);
     assert.equal(memory?.usedBytes, memory?.budgetBytes, 'a lost device counts as full');
   });
+
+  it('a runtime built later in the same process learns of the lost device at its first launch there', async (t) => {
+    if (skipped !== undefined) return t.skip(skipped);
+    await using later = await RingKernelRuntime.builder().backend('cuda').config({ workers: 1 }).build();
+    assert.deepEqual(later.lostDevices(), []);
+    await assert.rejects(
+      later.launch(AddOneWords, 1, 1, { device: 0, name: 'first' }),
+      (error: unknown) => error instanceof CudaDeviceLostError && error.cudaErrorName === 'CUDA_ERROR_LAUNCH_FAILED',
+    );
+    assert.deepEqual(
+      later.lostDevices().map((lost) => lost.device),
+      [0],
+    );
+    const placed = await later.launch(AddOneWords, 1, 1, { name: 'second', autoActivate: true });
+    assert.equal(placed.device, 1);
+    assert.deepEqual(unwords(await placed.call(words(9))), [10]);
+  });
 });

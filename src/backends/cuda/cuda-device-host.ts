@@ -4,9 +4,10 @@
  * contexts are switched per call), so one {@link PinnedHostMemory} sees every pinned page of the process.
  */
 import { threadId } from 'node:worker_threads';
-import { CudaDeviceLostError } from '../../errors/cuda-errors.js';
+import { CudaDeviceLostError, CudaError } from '../../errors/cuda-errors.js';
 import { findKernel } from '../../runtime/kernel-definition.js';
 import type { AttachResult, AttachTask } from '../../worker/protocol.js';
+import { STICKY_CU_RESULTS } from './cu-result.js';
 import { CuDeviceAttribute, type CudaDriver, requireCudaDriver } from './driver.js';
 import { type CudaDeviceSlot, cudaAttachFailure, HostedCudaKernel } from './hosted-cuda-kernel.js';
 import { PinnedHostMemory } from './pinned-host-memory.js';
@@ -30,6 +31,21 @@ const DORMANT_SLEEP_MS = 1;
 /** Whether a driver is the emulator (its kernels are host builds, not PTX). */
 function isEmulated(driver: CudaDriver): boolean {
   return (driver as { emulated?: boolean }).emulated === true;
+}
+
+/**
+ * The sticky error a device's context already holds, else undefined: an earlier runtime of this process may have
+ * lost the device (a sticky error lasts as long as the process). Asked with a cheap context call.
+ */
+function stickyError(driver: CudaDriver, context: bigint): string | undefined {
+  try {
+    driver.setCurrentContext(context);
+    driver.memGetInfo();
+    return undefined;
+  } catch (error) {
+    if (error instanceof CudaError && STICKY_CU_RESULTS.has(error.cudaResult)) return error.cudaErrorName;
+    throw error;
+  }
 }
 
 /**
@@ -76,7 +92,7 @@ class CudaDeviceService {
       context,
       arch: isEmulated(driver) ? undefined : `sm_${major}${minor}`,
       cooperativeLaunch: driver.deviceAttribute(device, CuDeviceAttribute.CooperativeLaunch) === 1,
-      lost: undefined,
+      lost: stickyError(driver, context),
     };
     this.#slots.set(ordinal, slot);
     return slot;
