@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { BytesMessage, CudaCompileError, compileCudaKernel, defineKernel, kernelMessagesHeader } from '../src/index.js';
 import { AddOneWords, AddTenWords, DoubleReading, TripleWords } from './fixtures/cuda-kernels.js';
-import { hasNvcc } from './support/cuda-ptx.js';
+import { assemblePtx, hasNvcc } from './support/cuda-ptx.js';
 
 const cache = mkdtempSync(join(tmpdir(), 'ringkernel-compiler-cache-'));
 process.env.RINGKERNEL_CACHE_DIR = cache;
@@ -40,6 +40,8 @@ describe('the CUDA compile pipeline', () => {
     assert.match(first.image, /^\.target sm_90$/m);
     assert.match(first.image, /\.visible \.entry rk_persistent_kernel\(/);
     assert.match(first.image, /\.visible \.entry rk_single_frame_kernel\(/);
+    const assembled = assemblePtx(first.image);
+    assert.ok(assembled.ok, assembled.ok ? '' : assembled.stderr);
     const second = compileCudaKernel(AddOneWords, sm90);
     assert.deepEqual({ ...second, image: second.image.length }, { ...first, cached: true, image: first.image.length });
     assert.ok(readdirSync(cache).includes(`${first.key}.ptx`));

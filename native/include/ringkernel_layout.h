@@ -4,8 +4,18 @@
 #define RINGKERNEL_LAYOUT_H
 
 
+#if defined(__CUDACC_RTC__)
+/* NVRTC has no C library headers: libcu++ (the toolkit's include path) gives it the fixed-width types in the
+   global namespace and size_t, from libcu++ 1.x (CUDA 11) to CCCL 3 (CUDA 13). Its offsetof is no constant
+   expression to NVRTC's front end (a pointer difference); the classic form is, so the layout asserts use that. */
+#include <cuda/std/cstddef>
+#include <cuda/std/cstdint>
+#define RK_OFFSETOF(type, member) ((size_t) & (((type *)0)->member))
+#else
+#define RK_OFFSETOF(type, member) offsetof(type, member)
 #include <stddef.h>
 #include <stdint.h>
+#endif
 
 #ifdef __cplusplus
 #define RK_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
@@ -138,26 +148,26 @@ typedef struct rk_frame_header {
 #define RK_FRAME_HEADER_ERROR_CODE_OFFSET 92u
 RK_STATIC_ASSERT(sizeof(rk_frame_header) == 96, "rk_frame_header: size");
 RK_STATIC_ASSERT(RK_ALIGNOF(rk_frame_header) == 8, "rk_frame_header: alignment");
-RK_STATIC_ASSERT(offsetof(rk_frame_header, length) == 0, "rk_frame_header.length: offset");
-RK_STATIC_ASSERT(offsetof(rk_frame_header, magic) == 4, "rk_frame_header.magic: offset");
-RK_STATIC_ASSERT(offsetof(rk_frame_header, version) == 8, "rk_frame_header.version: offset");
-RK_STATIC_ASSERT(offsetof(rk_frame_header, flags) == 10, "rk_frame_header.flags: offset");
-RK_STATIC_ASSERT(offsetof(rk_frame_header, type_id) == 12, "rk_frame_header.type_id: offset");
-RK_STATIC_ASSERT(offsetof(rk_frame_header, message_id) == 16, "rk_frame_header.message_id: offset");
-RK_STATIC_ASSERT(offsetof(rk_frame_header, correlation_id) == 24, "rk_frame_header.correlation_id: offset");
-RK_STATIC_ASSERT(offsetof(rk_frame_header, source_kernel) == 32, "rk_frame_header.source_kernel: offset");
-RK_STATIC_ASSERT(offsetof(rk_frame_header, destination_kernel) == 36, "rk_frame_header.destination_kernel: offset");
-RK_STATIC_ASSERT(offsetof(rk_frame_header, payload_size) == 40, "rk_frame_header.payload_size: offset");
-RK_STATIC_ASSERT(offsetof(rk_frame_header, checksum) == 44, "rk_frame_header.checksum: offset");
-RK_STATIC_ASSERT(offsetof(rk_frame_header, hlc_physical_us) == 48, "rk_frame_header.hlc_physical_us: offset");
-RK_STATIC_ASSERT(offsetof(rk_frame_header, hlc_logical) == 56, "rk_frame_header.hlc_logical: offset");
-RK_STATIC_ASSERT(offsetof(rk_frame_header, hlc_node) == 60, "rk_frame_header.hlc_node: offset");
-RK_STATIC_ASSERT(offsetof(rk_frame_header, trace_id) == 64, "rk_frame_header.trace_id: offset");
-RK_STATIC_ASSERT(offsetof(rk_frame_header, span_id) == 80, "rk_frame_header.span_id: offset");
-RK_STATIC_ASSERT(offsetof(rk_frame_header, priority) == 88, "rk_frame_header.priority: offset");
-RK_STATIC_ASSERT(offsetof(rk_frame_header, trace_flags) == 89, "rk_frame_header.trace_flags: offset");
-RK_STATIC_ASSERT(offsetof(rk_frame_header, reserved0) == 90, "rk_frame_header.reserved0: offset");
-RK_STATIC_ASSERT(offsetof(rk_frame_header, error_code) == 92, "rk_frame_header.error_code: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_frame_header, length) == 0, "rk_frame_header.length: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_frame_header, magic) == 4, "rk_frame_header.magic: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_frame_header, version) == 8, "rk_frame_header.version: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_frame_header, flags) == 10, "rk_frame_header.flags: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_frame_header, type_id) == 12, "rk_frame_header.type_id: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_frame_header, message_id) == 16, "rk_frame_header.message_id: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_frame_header, correlation_id) == 24, "rk_frame_header.correlation_id: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_frame_header, source_kernel) == 32, "rk_frame_header.source_kernel: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_frame_header, destination_kernel) == 36, "rk_frame_header.destination_kernel: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_frame_header, payload_size) == 40, "rk_frame_header.payload_size: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_frame_header, checksum) == 44, "rk_frame_header.checksum: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_frame_header, hlc_physical_us) == 48, "rk_frame_header.hlc_physical_us: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_frame_header, hlc_logical) == 56, "rk_frame_header.hlc_logical: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_frame_header, hlc_node) == 60, "rk_frame_header.hlc_node: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_frame_header, trace_id) == 64, "rk_frame_header.trace_id: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_frame_header, span_id) == 80, "rk_frame_header.span_id: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_frame_header, priority) == 88, "rk_frame_header.priority: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_frame_header, trace_flags) == 89, "rk_frame_header.trace_flags: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_frame_header, reserved0) == 90, "rk_frame_header.reserved0: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_frame_header, error_code) == 92, "rk_frame_header.error_code: offset");
 
 /* rk_control_block: One per kernel. Each field has exactly one writer (named beside it); all access is atomic: acquire loads, release stores. Counters are u64 and only ever grow. */
 typedef struct rk_control_block {
@@ -215,31 +225,31 @@ typedef struct rk_control_block {
 #define RK_CONTROL_BLOCK_RESERVED_OFFSET 120u
 RK_STATIC_ASSERT(sizeof(rk_control_block) == 128, "rk_control_block: size");
 RK_STATIC_ASSERT(RK_ALIGNOF(rk_control_block) == 8, "rk_control_block: alignment");
-RK_STATIC_ASSERT(offsetof(rk_control_block, status) == 0, "rk_control_block.status: offset");
-RK_STATIC_ASSERT(offsetof(rk_control_block, is_active) == 4, "rk_control_block.is_active: offset");
-RK_STATIC_ASSERT(offsetof(rk_control_block, should_terminate) == 8, "rk_control_block.should_terminate: offset");
-RK_STATIC_ASSERT(offsetof(rk_control_block, has_terminated) == 12, "rk_control_block.has_terminated: offset");
-RK_STATIC_ASSERT(offsetof(rk_control_block, messages_received) == 16, "rk_control_block.messages_received: offset");
-RK_STATIC_ASSERT(offsetof(rk_control_block, messages_processed) == 24, "rk_control_block.messages_processed: offset");
-RK_STATIC_ASSERT(offsetof(rk_control_block, messages_failed) == 32, "rk_control_block.messages_failed: offset");
-RK_STATIC_ASSERT(offsetof(rk_control_block, messages_dropped) == 40, "rk_control_block.messages_dropped: offset");
-RK_STATIC_ASSERT(offsetof(rk_control_block, heartbeat_us) == 48, "rk_control_block.heartbeat_us: offset");
-RK_STATIC_ASSERT(offsetof(rk_control_block, hlc_physical_us) == 56, "rk_control_block.hlc_physical_us: offset");
-RK_STATIC_ASSERT(offsetof(rk_control_block, hlc_logical) == 64, "rk_control_block.hlc_logical: offset");
-RK_STATIC_ASSERT(offsetof(rk_control_block, hlc_node) == 68, "rk_control_block.hlc_node: offset");
-RK_STATIC_ASSERT(offsetof(rk_control_block, messages_in_flight) == 72, "rk_control_block.messages_in_flight: offset");
-RK_STATIC_ASSERT(offsetof(rk_control_block, last_error_code) == 76, "rk_control_block.last_error_code: offset");
-RK_STATIC_ASSERT(offsetof(rk_control_block, error_count) == 80, "rk_control_block.error_count: offset");
-RK_STATIC_ASSERT(offsetof(rk_control_block, kernel_id) == 84, "rk_control_block.kernel_id: offset");
-RK_STATIC_ASSERT(offsetof(rk_control_block, generation) == 88, "rk_control_block.generation: offset");
-RK_STATIC_ASSERT(offsetof(rk_control_block, layout_version) == 92, "rk_control_block.layout_version: offset");
-RK_STATIC_ASSERT(offsetof(rk_control_block, handled_cursor) == 96, "rk_control_block.handled_cursor: offset");
-RK_STATIC_ASSERT(offsetof(rk_control_block, draining_input) == 100, "rk_control_block.draining_input: offset");
-RK_STATIC_ASSERT(offsetof(rk_control_block, terminate_discard) == 104, "rk_control_block.terminate_discard: offset");
-RK_STATIC_ASSERT(offsetof(rk_control_block, pause_request) == 108, "rk_control_block.pause_request: offset");
-RK_STATIC_ASSERT(offsetof(rk_control_block, paused) == 112, "rk_control_block.paused: offset");
-RK_STATIC_ASSERT(offsetof(rk_control_block, integrity) == 116, "rk_control_block.integrity: offset");
-RK_STATIC_ASSERT(offsetof(rk_control_block, reserved) == 120, "rk_control_block.reserved: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_control_block, status) == 0, "rk_control_block.status: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_control_block, is_active) == 4, "rk_control_block.is_active: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_control_block, should_terminate) == 8, "rk_control_block.should_terminate: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_control_block, has_terminated) == 12, "rk_control_block.has_terminated: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_control_block, messages_received) == 16, "rk_control_block.messages_received: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_control_block, messages_processed) == 24, "rk_control_block.messages_processed: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_control_block, messages_failed) == 32, "rk_control_block.messages_failed: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_control_block, messages_dropped) == 40, "rk_control_block.messages_dropped: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_control_block, heartbeat_us) == 48, "rk_control_block.heartbeat_us: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_control_block, hlc_physical_us) == 56, "rk_control_block.hlc_physical_us: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_control_block, hlc_logical) == 64, "rk_control_block.hlc_logical: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_control_block, hlc_node) == 68, "rk_control_block.hlc_node: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_control_block, messages_in_flight) == 72, "rk_control_block.messages_in_flight: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_control_block, last_error_code) == 76, "rk_control_block.last_error_code: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_control_block, error_count) == 80, "rk_control_block.error_count: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_control_block, kernel_id) == 84, "rk_control_block.kernel_id: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_control_block, generation) == 88, "rk_control_block.generation: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_control_block, layout_version) == 92, "rk_control_block.layout_version: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_control_block, handled_cursor) == 96, "rk_control_block.handled_cursor: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_control_block, draining_input) == 100, "rk_control_block.draining_input: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_control_block, terminate_discard) == 104, "rk_control_block.terminate_discard: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_control_block, pause_request) == 108, "rk_control_block.pause_request: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_control_block, paused) == 112, "rk_control_block.paused: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_control_block, integrity) == 116, "rk_control_block.integrity: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_control_block, reserved) == 120, "rk_control_block.reserved: offset");
 
 /* rk_ring_header: ringbuf.js 0.4 SPSC ring: this header, then storage_size data bytes (capacity + 1 slots). Indices wrap modulo storage_size; the ring is empty when they are equal and full when write + 1 == read (mod storage_size). Producer: copy, then release-store write_index. Consumer: acquire-load write_index, read, then release-store read_index. */
 typedef struct rk_ring_header {
@@ -251,8 +261,8 @@ typedef struct rk_ring_header {
 #define RK_RING_HEADER_READ_INDEX_OFFSET 4u
 RK_STATIC_ASSERT(sizeof(rk_ring_header) == 8, "rk_ring_header: size");
 RK_STATIC_ASSERT(RK_ALIGNOF(rk_ring_header) == 4, "rk_ring_header: alignment");
-RK_STATIC_ASSERT(offsetof(rk_ring_header, write_index) == 0, "rk_ring_header.write_index: offset");
-RK_STATIC_ASSERT(offsetof(rk_ring_header, read_index) == 4, "rk_ring_header.read_index: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_ring_header, write_index) == 0, "rk_ring_header.write_index: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_ring_header, read_index) == 4, "rk_ring_header.read_index: offset");
 
 /* rk_ring_signal: Eventcount doorbell of one ring. A sleeper sets its *_sleeping flag, re-checks the ring, then waits on the other side's *_seq; the other side, after publishing, bumps the seq and notifies only when the flag is set. Native threads cannot wake V8 waiters (not a futex): they only bump the seq, and JS waiters use a bounded wait. */
 typedef struct rk_ring_signal {
@@ -274,13 +284,13 @@ typedef struct rk_ring_signal {
 #define RK_RING_SIGNAL_PAD1_OFFSET 72u
 RK_STATIC_ASSERT(sizeof(rk_ring_signal) == 128, "rk_ring_signal: size");
 RK_STATIC_ASSERT(RK_ALIGNOF(rk_ring_signal) == 4, "rk_ring_signal: alignment");
-RK_STATIC_ASSERT(offsetof(rk_ring_signal, data_seq) == 0, "rk_ring_signal.data_seq: offset");
-RK_STATIC_ASSERT(offsetof(rk_ring_signal, consumer_sleeping) == 4, "rk_ring_signal.consumer_sleeping: offset");
-RK_STATIC_ASSERT(offsetof(rk_ring_signal, handled_cursor) == 8, "rk_ring_signal.handled_cursor: offset");
-RK_STATIC_ASSERT(offsetof(rk_ring_signal, pad0) == 12, "rk_ring_signal.pad0: offset");
-RK_STATIC_ASSERT(offsetof(rk_ring_signal, space_seq) == 64, "rk_ring_signal.space_seq: offset");
-RK_STATIC_ASSERT(offsetof(rk_ring_signal, producer_sleeping) == 68, "rk_ring_signal.producer_sleeping: offset");
-RK_STATIC_ASSERT(offsetof(rk_ring_signal, pad1) == 72, "rk_ring_signal.pad1: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_ring_signal, data_seq) == 0, "rk_ring_signal.data_seq: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_ring_signal, consumer_sleeping) == 4, "rk_ring_signal.consumer_sleeping: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_ring_signal, handled_cursor) == 8, "rk_ring_signal.handled_cursor: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_ring_signal, pad0) == 12, "rk_ring_signal.pad0: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_ring_signal, space_seq) == 64, "rk_ring_signal.space_seq: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_ring_signal, producer_sleeping) == 68, "rk_ring_signal.producer_sleeping: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_ring_signal, pad1) == 72, "rk_ring_signal.pad1: offset");
 
 /* rk_telemetry_ring: SPSC ring of rk_span_record, which follow this header (capacity of them). Producer: if write_count - read_count == capacity, bump dropped and discard; else fill record[write_count % capacity], then release-store write_count + 1. Consumer: acquire-load write_count, read, release-store read_count. Counts wrap at 2^32; capacity is a power of two. */
 typedef struct rk_telemetry_ring {
@@ -298,11 +308,11 @@ typedef struct rk_telemetry_ring {
 #define RK_TELEMETRY_RING_EPOCH_UNIX_MS_OFFSET 16u
 RK_STATIC_ASSERT(sizeof(rk_telemetry_ring) == 24, "rk_telemetry_ring: size");
 RK_STATIC_ASSERT(RK_ALIGNOF(rk_telemetry_ring) == 8, "rk_telemetry_ring: alignment");
-RK_STATIC_ASSERT(offsetof(rk_telemetry_ring, write_count) == 0, "rk_telemetry_ring.write_count: offset");
-RK_STATIC_ASSERT(offsetof(rk_telemetry_ring, read_count) == 4, "rk_telemetry_ring.read_count: offset");
-RK_STATIC_ASSERT(offsetof(rk_telemetry_ring, dropped) == 8, "rk_telemetry_ring.dropped: offset");
-RK_STATIC_ASSERT(offsetof(rk_telemetry_ring, capacity) == 12, "rk_telemetry_ring.capacity: offset");
-RK_STATIC_ASSERT(offsetof(rk_telemetry_ring, epoch_unix_ms) == 16, "rk_telemetry_ring.epoch_unix_ms: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_telemetry_ring, write_count) == 0, "rk_telemetry_ring.write_count: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_telemetry_ring, read_count) == 4, "rk_telemetry_ring.read_count: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_telemetry_ring, dropped) == 8, "rk_telemetry_ring.dropped: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_telemetry_ring, capacity) == 12, "rk_telemetry_ring.capacity: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_telemetry_ring, epoch_unix_ms) == 16, "rk_telemetry_ring.epoch_unix_ms: offset");
 
 /* rk_span_record: One finished span in a telemetry ring. The executor (worker thread, later the GPU) writes processing spans; the host writes send/call/receive/lifecycle spans into its own ring. Written completely before the ring's write index publishes it; the exporter turns it into an OpenTelemetry span. Times are ns since the telemetry epoch (the ring header's epoch_unix_ms). */
 typedef struct rk_span_record {
@@ -340,21 +350,21 @@ typedef struct rk_span_record {
 #define RK_SPAN_RECORD_PEER_KERNEL_OFFSET 76u
 RK_STATIC_ASSERT(sizeof(rk_span_record) == 80, "rk_span_record: size");
 RK_STATIC_ASSERT(RK_ALIGNOF(rk_span_record) == 8, "rk_span_record: alignment");
-RK_STATIC_ASSERT(offsetof(rk_span_record, trace_id) == 0, "rk_span_record.trace_id: offset");
-RK_STATIC_ASSERT(offsetof(rk_span_record, span_id) == 16, "rk_span_record.span_id: offset");
-RK_STATIC_ASSERT(offsetof(rk_span_record, parent_span_id) == 24, "rk_span_record.parent_span_id: offset");
-RK_STATIC_ASSERT(offsetof(rk_span_record, start_ns) == 32, "rk_span_record.start_ns: offset");
-RK_STATIC_ASSERT(offsetof(rk_span_record, end_ns) == 40, "rk_span_record.end_ns: offset");
-RK_STATIC_ASSERT(offsetof(rk_span_record, message_id) == 48, "rk_span_record.message_id: offset");
-RK_STATIC_ASSERT(offsetof(rk_span_record, kernel) == 56, "rk_span_record.kernel: offset");
-RK_STATIC_ASSERT(offsetof(rk_span_record, type_id) == 60, "rk_span_record.type_id: offset");
-RK_STATIC_ASSERT(offsetof(rk_span_record, payload_size) == 64, "rk_span_record.payload_size: offset");
-RK_STATIC_ASSERT(offsetof(rk_span_record, error_code) == 68, "rk_span_record.error_code: offset");
-RK_STATIC_ASSERT(offsetof(rk_span_record, kind) == 72, "rk_span_record.kind: offset");
-RK_STATIC_ASSERT(offsetof(rk_span_record, status) == 73, "rk_span_record.status: offset");
-RK_STATIC_ASSERT(offsetof(rk_span_record, trace_flags) == 74, "rk_span_record.trace_flags: offset");
-RK_STATIC_ASSERT(offsetof(rk_span_record, detail) == 75, "rk_span_record.detail: offset");
-RK_STATIC_ASSERT(offsetof(rk_span_record, peer_kernel) == 76, "rk_span_record.peer_kernel: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_span_record, trace_id) == 0, "rk_span_record.trace_id: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_span_record, span_id) == 16, "rk_span_record.span_id: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_span_record, parent_span_id) == 24, "rk_span_record.parent_span_id: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_span_record, start_ns) == 32, "rk_span_record.start_ns: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_span_record, end_ns) == 40, "rk_span_record.end_ns: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_span_record, message_id) == 48, "rk_span_record.message_id: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_span_record, kernel) == 56, "rk_span_record.kernel: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_span_record, type_id) == 60, "rk_span_record.type_id: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_span_record, payload_size) == 64, "rk_span_record.payload_size: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_span_record, error_code) == 68, "rk_span_record.error_code: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_span_record, kind) == 72, "rk_span_record.kind: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_span_record, status) == 73, "rk_span_record.status: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_span_record, trace_flags) == 74, "rk_span_record.trace_flags: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_span_record, detail) == 75, "rk_span_record.detail: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_span_record, peer_kernel) == 76, "rk_span_record.peer_kernel: offset");
 
 /* rk_mirror_state: One per mirror thread, in a SharedArrayBuffer the host reads. Written only by the mirror thread (seq_cst for the sleeping flag: it pairs with the host producer publishing then loading it, Dekker style; relaxed for the counters). */
 typedef struct rk_mirror_state {
@@ -376,13 +386,13 @@ typedef struct rk_mirror_state {
 #define RK_MIRROR_STATE_RESERVED1_OFFSET 36u
 RK_STATIC_ASSERT(sizeof(rk_mirror_state) == 64, "rk_mirror_state: size");
 RK_STATIC_ASSERT(RK_ALIGNOF(rk_mirror_state) == 8, "rk_mirror_state: alignment");
-RK_STATIC_ASSERT(offsetof(rk_mirror_state, sleeping) == 0, "rk_mirror_state.sleeping: offset");
-RK_STATIC_ASSERT(offsetof(rk_mirror_state, reserved0) == 4, "rk_mirror_state.reserved0: offset");
-RK_STATIC_ASSERT(offsetof(rk_mirror_state, passes) == 8, "rk_mirror_state.passes: offset");
-RK_STATIC_ASSERT(offsetof(rk_mirror_state, sleeps) == 16, "rk_mirror_state.sleeps: offset");
-RK_STATIC_ASSERT(offsetof(rk_mirror_state, wake_calls) == 24, "rk_mirror_state.wake_calls: offset");
-RK_STATIC_ASSERT(offsetof(rk_mirror_state, channels) == 32, "rk_mirror_state.channels: offset");
-RK_STATIC_ASSERT(offsetof(rk_mirror_state, reserved1) == 36, "rk_mirror_state.reserved1: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_mirror_state, sleeping) == 0, "rk_mirror_state.sleeping: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_mirror_state, reserved0) == 4, "rk_mirror_state.reserved0: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_mirror_state, passes) == 8, "rk_mirror_state.passes: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_mirror_state, sleeps) == 16, "rk_mirror_state.sleeps: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_mirror_state, wake_calls) == 24, "rk_mirror_state.wake_calls: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_mirror_state, channels) == 32, "rk_mirror_state.channels: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_mirror_state, reserved1) == 36, "rk_mirror_state.reserved1: offset");
 
 /* rk_mirror_channel: One per mirrored ring (a kernel on the dma strategy has two: input, host to device; output, device to host). Statistics and the wake request word; relaxed counters, seq_cst wake_seq. */
 typedef struct rk_mirror_channel {
@@ -408,15 +418,15 @@ typedef struct rk_mirror_channel {
 #define RK_MIRROR_CHANNEL_RESERVED_OFFSET 48u
 RK_STATIC_ASSERT(sizeof(rk_mirror_channel) == 64, "rk_mirror_channel: size");
 RK_STATIC_ASSERT(RK_ALIGNOF(rk_mirror_channel) == 8, "rk_mirror_channel: alignment");
-RK_STATIC_ASSERT(offsetof(rk_mirror_channel, bytes) == 0, "rk_mirror_channel.bytes: offset");
-RK_STATIC_ASSERT(offsetof(rk_mirror_channel, frames) == 8, "rk_mirror_channel.frames: offset");
-RK_STATIC_ASSERT(offsetof(rk_mirror_channel, batches) == 16, "rk_mirror_channel.batches: offset");
-RK_STATIC_ASSERT(offsetof(rk_mirror_channel, copy_ns) == 24, "rk_mirror_channel.copy_ns: offset");
-RK_STATIC_ASSERT(offsetof(rk_mirror_channel, lag_bytes) == 32, "rk_mirror_channel.lag_bytes: offset");
-RK_STATIC_ASSERT(offsetof(rk_mirror_channel, max_lag_bytes) == 36, "rk_mirror_channel.max_lag_bytes: offset");
-RK_STATIC_ASSERT(offsetof(rk_mirror_channel, wake_seq) == 40, "rk_mirror_channel.wake_seq: offset");
-RK_STATIC_ASSERT(offsetof(rk_mirror_channel, direction) == 44, "rk_mirror_channel.direction: offset");
-RK_STATIC_ASSERT(offsetof(rk_mirror_channel, reserved) == 48, "rk_mirror_channel.reserved: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_mirror_channel, bytes) == 0, "rk_mirror_channel.bytes: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_mirror_channel, frames) == 8, "rk_mirror_channel.frames: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_mirror_channel, batches) == 16, "rk_mirror_channel.batches: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_mirror_channel, copy_ns) == 24, "rk_mirror_channel.copy_ns: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_mirror_channel, lag_bytes) == 32, "rk_mirror_channel.lag_bytes: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_mirror_channel, max_lag_bytes) == 36, "rk_mirror_channel.max_lag_bytes: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_mirror_channel, wake_seq) == 40, "rk_mirror_channel.wake_seq: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_mirror_channel, direction) == 44, "rk_mirror_channel.direction: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_mirror_channel, reserved) == 48, "rk_mirror_channel.reserved: offset");
 
 /* rk_link_table: Kernel-to-kernel input rings of a device executor. Host: fill entry count, then release-store count + 1. Executor: acquire-load count each round; drain each ring after its own input; release-store the ring read index (and the handled cursor in its signal) once the batch is published. */
 typedef struct rk_link_table {
@@ -436,12 +446,12 @@ typedef struct rk_link_table {
 #define RK_LINK_TABLE_PLAN_END_OFFSET 168u
 RK_STATIC_ASSERT(sizeof(rk_link_table) == 200, "rk_link_table: size");
 RK_STATIC_ASSERT(RK_ALIGNOF(rk_link_table) == 8, "rk_link_table: alignment");
-RK_STATIC_ASSERT(offsetof(rk_link_table, count) == 0, "rk_link_table.count: offset");
-RK_STATIC_ASSERT(offsetof(rk_link_table, reserved) == 4, "rk_link_table.reserved: offset");
-RK_STATIC_ASSERT(offsetof(rk_link_table, ring) == 8, "rk_link_table.ring: offset");
-RK_STATIC_ASSERT(offsetof(rk_link_table, signal) == 72, "rk_link_table.signal: offset");
-RK_STATIC_ASSERT(offsetof(rk_link_table, storage) == 136, "rk_link_table.storage: offset");
-RK_STATIC_ASSERT(offsetof(rk_link_table, plan_end) == 168, "rk_link_table.plan_end: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_link_table, count) == 0, "rk_link_table.count: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_link_table, reserved) == 4, "rk_link_table.reserved: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_link_table, ring) == 8, "rk_link_table.ring: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_link_table, signal) == 72, "rk_link_table.signal: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_link_table, storage) == 136, "rk_link_table.storage: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_link_table, plan_end) == 168, "rk_link_table.plan_end: offset");
 
 /* rk_route_table: Kernel-to-kernel output rings of a device executor. Host: fill entry count, then release-store count + 1. Executor: acquire-load count when it writes outputs; it is each ring's only producer (hold until room, copy, release-store the write index). */
 typedef struct rk_route_table {
@@ -465,13 +475,13 @@ typedef struct rk_route_table {
 #define RK_ROUTE_TABLE_RESERVED2_OFFSET 148u
 RK_STATIC_ASSERT(sizeof(rk_route_table) == 152, "rk_route_table: size");
 RK_STATIC_ASSERT(RK_ALIGNOF(rk_route_table) == 8, "rk_route_table: alignment");
-RK_STATIC_ASSERT(offsetof(rk_route_table, count) == 0, "rk_route_table.count: offset");
-RK_STATIC_ASSERT(offsetof(rk_route_table, reserved) == 4, "rk_route_table.reserved: offset");
-RK_STATIC_ASSERT(offsetof(rk_route_table, ring) == 8, "rk_route_table.ring: offset");
-RK_STATIC_ASSERT(offsetof(rk_route_table, storage) == 72, "rk_route_table.storage: offset");
-RK_STATIC_ASSERT(offsetof(rk_route_table, type_id) == 104, "rk_route_table.type_id: offset");
-RK_STATIC_ASSERT(offsetof(rk_route_table, dead_letters) == 136, "rk_route_table.dead_letters: offset");
-RK_STATIC_ASSERT(offsetof(rk_route_table, dead_letter_storage) == 144, "rk_route_table.dead_letter_storage: offset");
-RK_STATIC_ASSERT(offsetof(rk_route_table, reserved2) == 148, "rk_route_table.reserved2: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_route_table, count) == 0, "rk_route_table.count: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_route_table, reserved) == 4, "rk_route_table.reserved: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_route_table, ring) == 8, "rk_route_table.ring: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_route_table, storage) == 72, "rk_route_table.storage: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_route_table, type_id) == 104, "rk_route_table.type_id: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_route_table, dead_letters) == 136, "rk_route_table.dead_letters: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_route_table, dead_letter_storage) == 144, "rk_route_table.dead_letter_storage: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_route_table, reserved2) == 148, "rk_route_table.reserved2: offset");
 
 #endif /* RINGKERNEL_LAYOUT_H */

@@ -1,9 +1,10 @@
 /**
- * Compiles the persistent-kernel template with a handler to PTX through `nvcc` (test support; the runtime's own
- * compile step — NVRTC, then nvcc, then shipped PTX, cached by hash — is not built yet).
+ * Test support: compiles the persistent-kernel template with a handler to PTX through `nvcc` directly, and
+ * assembles PTX to a cubin (ptxas, through nvcc), to check what the runtime's compile pipeline
+ * (src/backends/cuda/kernel-compiler.ts) makes.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -59,6 +60,21 @@ export function assemblePersistentKernel(handler: string, arch = 'sm_90'): PtxBu
     return result.status === 0
       ? { ok: true, ptx: `${result.stdout}${result.stderr}` }
       : { ok: false, stderr: `${result.stdout}${result.stderr}` };
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/** Assembles PTX text to a cubin for `arch` (nvcc runs ptxas on a .ptx input): the check a driver's JIT makes. */
+export function assemblePtx(ptx: string, arch = 'sm_90'): PtxBuild {
+  const work = mkdtempSync(join(tmpdir(), 'ringkernel-ptxas-'));
+  try {
+    writeFileSync(join(work, 'kernel.ptx'), ptx);
+    const args = ['-cubin', `-arch=${arch}`, join(work, 'kernel.ptx'), '-o', join(work, 'kernel.cubin')];
+    const result = spawnSync('nvcc', args, { encoding: 'utf8' });
+    return result.status === 0
+      ? { ok: true, ptx }
+      : { ok: false, stderr: `${result.stdout ?? ''}${result.stderr ?? ''}` };
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

@@ -1,5 +1,6 @@
+import { readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
 
 type KoffiFunction = (...args: unknown[]) => unknown;
 interface Koffi {
@@ -23,7 +24,7 @@ function candidates(): string[] {
   const override = process.env.RINGKERNEL_LIBNVRTC;
   if (override !== undefined && override !== '') list.push(override);
   const home = process.env.CUDA_HOME ?? process.env.CUDA_PATH ?? '/usr/local/cuda';
-  for (const version of ['.so.13', '.so.12', '.so']) {
+  for (const version of ['.so.13', '.so.12', '.so.11.2', '.so']) {
     list.push(`libnvrtc${version}`, join(home, 'lib64', `libnvrtc${version}`));
   }
   return list;
@@ -49,6 +50,7 @@ export function loadNvrtc(): Nvrtc | null {
   }
   for (const path of candidates()) {
     try {
+      if (isAbsolute(path)) loadBuiltinsBeside(koffi, path);
       const lib = koffi.load(path);
       loaded = bind(path, lib);
       return loaded;
@@ -57,6 +59,27 @@ export function loadNvrtc(): Nvrtc | null {
     }
   }
   return loaded;
+}
+
+/**
+ * NVRTC opens `libnvrtc-builtins.so.<version>` by name when it first compiles, which finds only what the loader's
+ * search path has. A toolkit unpacked anywhere (CUDA_HOME, RINGKERNEL_LIBNVRTC) keeps it beside libnvrtc: load it
+ * from there first, so that lookup finds it already loaded (the loader matches by soname).
+ */
+function loadBuiltinsBeside(koffi: Koffi, libnvrtc: string): void {
+  let files: string[];
+  try {
+    files = readdirSync(dirname(libnvrtc));
+  } catch {
+    return;
+  }
+  for (const file of files.filter((name) => /^libnvrtc-builtins\.so\.\d+\.\d+$/.test(name))) {
+    try {
+      koffi.load(join(dirname(libnvrtc), file));
+    } catch {
+      // Not loadable here (another architecture): NVRTC reports what it misses when it compiles.
+    }
+  }
 }
 
 function bind(path: string, lib: { func(prototype: string): KoffiFunction }): Nvrtc {
