@@ -136,8 +136,8 @@ describe('generated C header', () => {
 
   it('fails to compile when an offset in the header is wrong (the static asserts bite)', () => {
     const broken = renderLayoutHeader().replace(
-      'RK_STATIC_ASSERT(offsetof(rk_frame_header, message_id) == 16',
-      'RK_STATIC_ASSERT(offsetof(rk_frame_header, message_id) == 20',
+      'RK_STATIC_ASSERT(RK_OFFSETOF(rk_frame_header, message_id) == 16',
+      'RK_STATIC_ASSERT(RK_OFFSETOF(rk_frame_header, message_id) == 20',
     );
     assert.notEqual(broken, renderLayoutHeader());
     const dir = mkdtempSync(join(work, 'broken-'));
@@ -202,8 +202,8 @@ describe('generated C header', () => {
     writeFileSync(
       join(dir, 'ringkernel_layout.h'),
       renderLayoutHeader().replace(
-        'RK_STATIC_ASSERT(offsetof(rk_control_block, heartbeat_us) == 48',
-        'RK_STATIC_ASSERT(offsetof(rk_control_block, heartbeat_us) == 40',
+        'RK_STATIC_ASSERT(RK_OFFSETOF(rk_control_block, heartbeat_us) == 48',
+        'RK_STATIC_ASSERT(RK_OFFSETOF(rk_control_block, heartbeat_us) == 40',
       ),
     );
     const broken = spawnSync('nvcc', ['-std=c++17', '-I', dir, '--ptx', file, '-o', join(dir, 'x.ptx')], {

@@ -3,13 +3,23 @@ import { after, before, describe, it } from 'node:test';
 import {
   type DeadLetter,
   ErrorCode,
+  HandlerFailedError,
   KernelFailedError,
   RestartLimitError,
   RestartStrategy,
   RingKernelRuntime,
   type SupervisorEvent,
 } from '../src/index.js';
-import { Accumulator, AddOne, Fragile, KILL_WORKER, Numbers } from './fixtures/kernels.js';
+import {
+  Accumulator,
+  AddOne,
+  Fragile,
+  KILL_WORKER,
+  Numbers,
+  SplitThenThrow,
+  Total,
+  TotalsToNumbers,
+} from './fixtures/kernels.js';
 import { eventually } from './support/eventually.js';
 import { Random, TEST_SEED } from './support/random.js';
 
@@ -391,6 +401,51 @@ describe('supervision', () => {
     await dma.terminate();
   });
 
+  it('a handler that fails the kernel with its outputs held for room: one dead letter, one restart, the held outputs reported', async () => {
+    const name = 'split-fail';
+    const supervisor = runtime.supervisor({ name, maxRestarts: 10, windowMs: 10_000, backoff: { initialMs: 0 } });
+    const splitter = await supervisor.launch(SplitThenThrow, 1, 1, {
+      name,
+      autoActivate: true,
+      onHandlerError: 'fail',
+    });
+    // Launched, not active: the link ring (4 frames) fills and stays full.
+    const sink = await runtime.launch(TotalsToNumbers, 1, 1, { name: 'split-sink' });
+    await runtime.connect(splitter, sink, { queueCapacity: 4 });
+    // Ten outputs, then a throw: the first fit the link, the rest are held for room when the kernel fails.
+    const call = splitter.call({ sender: 4, seq: 1, value: -10 }, { timeout: 20_000 });
+    await assert.rejects(
+      call,
+      (error: unknown) => error instanceof HandlerFailedError && /negative value -10/.test(error.message),
+    );
+    await eventually(() => assert.equal(splitter.restarts, 1));
+    await eventually(() => assert.equal(splitter.status, 'Active'));
+    await splitter.send({ sender: 4, seq: 2, value: 0 });
+    // The next message is handled by the new instance; the failed one is not handled again (before the fix it
+    // was: a second dead letter and a second restart).
+    await eventually(() => assert.equal(splitter.metrics().messagesProcessed >= 1, true));
+    const letters = lettersOf(name);
+    const failed = letters.filter((l) => l.reason === 'handler-error');
+    assert.deepEqual(
+      failed.map((l) => Numbers.decode(l.payload).seq),
+      [1],
+    );
+    const held = letters.filter((l) => l.reason === 'discarded-on-terminate');
+    assert.ok(held.length >= 1, 'the outputs held for room are dead letters');
+    assert.ok(held.length < 10, 'some outputs went out before the link ring filled');
+    // Every one of the ten outputs went through the link, or is a dead letter: the sink hands on the rest.
+    await sink.activate();
+    const through: number[] = [];
+    while (through.length < 10 - held.length) through.push((await sink.receive(10_000)).value / 10);
+    assert.deepEqual(
+      [...through, ...held.map((l) => Total.decode(l.payload).total)].sort((a, b) => a - b),
+      Array.from({ length: 10 }, (_, i) => i),
+    );
+    assert.equal(splitter.restarts, 1);
+    await supervisor.stop();
+    await sink.terminate({ drain: false });
+  });
+
   it('seeded stress: random failures and crashes under a stream of sends and calls; every message accounted once', async () => {
     for (let round = 0; round < 3; round++) {
       const seed = (TEST_SEED + round * 104_729) >>> 0;
@@ -454,7 +509,7 @@ describe('supervision', () => {
       assert.deepEqual(
         [...letters].sort((x, y) => x - y),
         [...bad],
-        `seed ${seed}`,
+        `seed ${seed}; letters: ${JSON.stringify(lettersOf(name).map((l) => [l.reason, Numbers.decode(l.payload).seq, l.error.message]))}`,
       );
       const handled = [...outputs, ...answered].sort((x, y) => x - y);
       assert.deepEqual(

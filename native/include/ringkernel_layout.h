@@ -12,9 +12,9 @@
 #include <cuda/std/cstdint>
 #define RK_OFFSETOF(type, member) ((size_t) & (((type *)0)->member))
 #else
-#define RK_OFFSETOF(type, member) offsetof(type, member)
 #include <stddef.h>
 #include <stdint.h>
+#define RK_OFFSETOF(type, member) offsetof(type, member)
 #endif
 
 #ifdef __cplusplus

@@ -42,9 +42,9 @@ const PRELUDE = `#if defined(__CUDACC_RTC__)
 #include <cuda/std/cstdint>
 #define RK_OFFSETOF(type, member) ((size_t) & (((type *)0)->member))
 #else
-#define RK_OFFSETOF(type, member) offsetof(type, member)
 #include <stddef.h>
 #include <stdint.h>
+#define RK_OFFSETOF(type, member) offsetof(type, member)
 #endif
 
 #ifdef __cplusplus

@@ -282,6 +282,36 @@ export class HostedKernel {
     this.#wakeControl?.();
   }
 
+  /**
+   * The handler that failed the kernel had its outputs held for room (a linked kernel's full ring, say). Its
+   * message is a dead letter already, so the frame counts as handled: the next instance must not handle it again
+   * (a second dead letter, a second crash). Its held outputs will never be written: those it emitted before it
+   * threw are dead letters; its error reply is not, since the message's own dead letter answers the waiting call
+   * and reports the failure.
+   */
+  #settleCrashedFrame(): void {
+    const pending = this.#heldCursor;
+    if (pending === undefined) return;
+    this.#heldCursor = undefined;
+    for (const held of this.#held.splice(0)) {
+      if (held.codec.typeId === ERROR_REPLY_TYPE_ID) continue;
+      this.#report({
+        type: 'deadLetter',
+        letter: {
+          reason: 'discarded-on-terminate',
+          error: serializeError(new Error('the kernel failed on its handler error before this output had room')),
+          messageId: 0,
+          correlationId: held.envelope.correlationId ?? 0,
+          typeId: held.codec.typeId,
+          payload: held.bytes,
+        },
+      });
+    }
+    if (pending.word === undefined) this.#control.setHandledCursor(pending.cursor);
+    else Atomics.store(pending.word, HANDLED_CURSOR, pending.cursor);
+    pending.input.releaseHeld();
+  }
+
   async #run(): Promise<void> {
     let reason: string | undefined;
     try {
@@ -291,6 +321,7 @@ export class HostedKernel {
         const state = this.#actor.getSnapshot().value;
         if (this.#crash !== undefined) {
           reason = `its handler failed: ${serializeError(this.#crash.error).message}`;
+          this.#settleCrashedFrame();
           break;
         }
         if (this.#aborted) {
