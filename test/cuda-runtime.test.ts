@@ -524,6 +524,10 @@ describe('integrity on a CUDA kernel (emulated device: CPU threads stand in for 
       await eventually(() => assert.equal(letters.length, 1));
       assert.equal(letters[0]?.reason, 'malformed-frame');
       assert.equal(letters[0]?.error.code, 'RK_FRAME_BAD_CHECKSUM');
+      // The device knows the frame's extent, so it sends it back whole: the letter carries the corrupted bytes.
+      const returned = Numbers.decode(letters[0]?.payload as Uint8Array);
+      assert.deepEqual([returned.sender, returned.seq, returned.value], [8 ^ 0x10, 1, 2]);
+      assert.ok((letters[0]?.messageId ?? 0) > 0, 'with the message id it was sent with');
       assert.equal(kernel.metrics().messagesDropped, 1);
       // A handler failure under integrity: its dead-letter frame is checksummed too, and arrives whole.
       await assert.rejects(

@@ -237,6 +237,45 @@ __device__ uint32_t rk_frame_crc(const uint8_t *header, const uint8_t *payload, 
   return ~crc;
 }
 
+/* Puts a frame the device failed back on the kernel's dead-letter ring, whole: its header (flags DEAD_LETTER and
+ * the error code), then its payload, checksummed under integrity. Never waits: false, and nothing written, when
+ * the ring has no room. Only this kernel's leader writes the ring. */
+__device__ bool rk_return_frame(const rk_route_table *routes, const uint8_t *frame, uint32_t length, uint32_t error,
+                                bool integrity) {
+  union {
+    rk_frame_header header;
+    uint64_t words[RK_FRAME_HEADER_SIZE / 8];
+  } out;
+  for (uint32_t w = 0; w < RK_FRAME_HEADER_SIZE / 8; w++) out.words[w] = reinterpret_cast<const uint64_t *>(frame)[w];
+  /* Parseable by the host's consumer whatever was wrong: the error code says what that was. */
+  out.header.length = length;
+  out.header.magic = RK_FRAME_MAGIC;
+  out.header.version = RK_FRAME_VERSION;
+  out.header.payload_size = length - RK_FRAME_HEADER_SIZE;
+  out.header.flags = (uint16_t)RK_FRAME_FLAG_DEAD_LETTER;
+  out.header.error_code = error;
+  const uint8_t *payload = frame + RK_FRAME_HEADER_SIZE;
+  if (integrity) {
+    out.header.flags = (uint16_t)(out.header.flags | RK_FRAME_FLAG_CHECKSUM);
+    out.header.checksum = rk_frame_crc(reinterpret_cast<const uint8_t *>(out.words), payload, out.header.payload_size);
+  }
+  uint8_t *ring = reinterpret_cast<uint8_t *>(routes->dead_letters);
+  rk_ring_header *header = reinterpret_cast<rk_ring_header *>(ring);
+  const uint32_t storage = routes->dead_letter_storage;
+  const uint32_t size = rk_align8(length);
+  const uint32_t write = rk_load_relaxed(&header->write_index);
+  const uint32_t used = (write - rk_load_acquire(&header->read_index) + storage) % storage;
+  if (storage - 1u - used < size) return false;
+  uint8_t *data = ring + RK_RING_HEADER_SIZE;
+  rk_ring_copy_in(data, storage, write, out.words, RK_FRAME_HEADER_SIZE);
+  /* The frame copy in scratch holds whole words up to the aligned size (as the handler-error path sends). */
+  rk_ring_copy_in(data, storage, (write + RK_FRAME_HEADER_SIZE) % storage, reinterpret_cast<const uint64_t *>(payload),
+                  size - RK_FRAME_HEADER_SIZE);
+  /* Release: the frame's bytes are visible before the consumer sees the index that covers them. */
+  rk_store_release(&header->write_index, (write + size) % storage);
+  return true;
+}
+
 __device__ void rk_handle_frame(const uint8_t *frame, rk_frame_slot *slot, uint8_t *out_payload, uint32_t max_payload,
                                 void *user_state, bool integrity) {
   const rk_frame_header *header = reinterpret_cast<const rk_frame_header *>(frame);
@@ -505,6 +544,12 @@ extern "C" __global__ void rk_persistent_kernel(rk_control_block *control, uint8
         if (slot->dropped) {
           dropped++;
           rk_record_error(control, slot->result);
+          /* A frame the device would not handle (bad magic, version, size or checksum) still has a known extent:
+             it goes back to the host whole on the dead-letter ring, flagged DEAD_LETTER with the error, before
+             the counters below are published (the host pairs each with its count). No room: counted only. */
+          if (routes != nullptr && routes->dead_letters != 0 && slot->length >= RK_FRAME_HEADER_SIZE) {
+            rk_return_frame(routes, reinterpret_cast<const uint8_t *>(in), slot->length, slot->result, integrity);
+          }
           continue;
         }
         if (slot->result == RK_E_NONE) {

@@ -53,6 +53,14 @@ export function persistentScratchBytes(maxFrameLength: number, batchMax: number)
 const DEFAULT_BLOCK_SIZE = { gpu: 128, emulated: 1 } as const;
 const DEFAULT_BATCH_MAX = 64;
 
+/** The frame errors whose frames the device sends back whole (it knows their extent), as `RK_E_*` numbers. */
+const RETURNED_FRAME_ERRORS: ReadonlySet<number> = new Set([
+  ErrorNumber.FrameBadMagic,
+  ErrorNumber.FrameBadVersion,
+  ErrorNumber.FramePayloadSizeMismatch,
+  ErrorNumber.FrameBadChecksum,
+]);
+
 /** The device a CUDA kernel runs on, as the device thread's service sees it. @internal */
 export interface CudaDeviceSlot {
   readonly driver: CudaDriver;
@@ -145,6 +153,11 @@ export class HostedCudaKernel {
   #lastStreamCheck = 0;
   #seenFailed = 0n;
   #seenDropped = 0n;
+  /**
+   * Frames the device would not handle and sent back whole (bad magic, version, size or checksum) whose drops
+   * the device's counter has not shown yet: each pairs with one count, which then needs no payload-less letter.
+   */
+  #returnedUnmatched = 0n;
   /**
    * Why the kernel is failing on purpose: its handler failed and it was launched with `onHandlerError: 'fail'`.
    * The device loop is told to stop between batches, leaving the queue for a restart (or the host's salvage).
@@ -552,9 +565,31 @@ export class HostedCudaKernel {
     return active;
   }
 
-  /** Posts the messages the device's handler failed (sent back whole) as dead letters with their payloads. */
+  /**
+   * Posts what the device sent back whole as dead letters with their payloads: messages its handler failed, and
+   * frames it would not handle (the frame errors).
+   */
   #drainDeadLetters(): void {
     this.#deadLetters.drain((frame) => {
+      if (RETURNED_FRAME_ERRORS.has(frame.errorCode)) {
+        this.#returnedUnmatched++;
+        this.#report({
+          type: 'deadLetter',
+          letter: {
+            reason: 'malformed-frame',
+            error: {
+              name: 'CudaFrameError',
+              message: `the CUDA kernel would not handle this frame (error ${frame.errorCode})`,
+              code: errorCodeOf(frame.errorCode) ?? ErrorCode.KernelFailed,
+            },
+            messageId: frame.messageId,
+            correlationId: frame.correlationId,
+            typeId: frame.typeId,
+            payload: frame.payload.slice(),
+          },
+        });
+        return;
+      }
       this.#report({
         type: 'deadLetter',
         letter: {
@@ -578,6 +613,9 @@ export class HostedCudaKernel {
     const failed = this.#control.messagesFailed;
     const dropped = this.#control.messagesDropped;
     if (failed === this.#seenFailed && dropped === this.#seenDropped) return;
+    // The device puts a returned frame on the dead-letter ring before it publishes the count that covers it: with
+    // the count read, the frame is there to drain (so each count finds its frame and is not reported twice).
+    if (dropped !== this.#seenDropped) this.#drainDeadLetters();
     const code = this.#control.lastErrorCode;
     // A failed message comes back whole on the output ring (a DEAD_LETTER frame the host turns into the letter);
     // here it only fails the kernel, when it was launched to fail on handler errors.
@@ -585,12 +623,16 @@ export class HostedCudaKernel {
       this.#failing = `its handler failed: the CUDA handler returned error ${code}`;
       this.#control.requestTermination(TERMINATE_FINISH, true);
     }
-    const newlyDropped = dropped - this.#seenDropped;
+    const counted = dropped - this.#seenDropped;
+    const returned = counted < this.#returnedUnmatched ? counted : this.#returnedUnmatched;
+    this.#returnedUnmatched -= returned;
+    const newlyDropped = counted - returned;
     this.#seenFailed = failed;
     this.#seenDropped = dropped;
     for (let i = 0n; i < newlyDropped; i++) {
-      // A frame the device could not parse, or an output it could not deliver: only counted on the device, so
-      // the letter says what happened, without a payload.
+      // A frame the device could not delimit (a bad length: the ring after it is dropped too), a returned frame
+      // for which the dead-letter ring had no room, or an output it could not deliver: only counted on the
+      // device, so the letter says what happened, without a payload.
       this.#report({
         type: 'deadLetter',
         letter: {
