@@ -35,11 +35,38 @@ export interface KernelTransfer {
    * A CUDA kernel on `dma`: its rings' replicas in device memory, which the GPU reads and writes (the host rings
    * above are the mirror's other end).
    */
-  readonly devicePointers?: { readonly input: bigint; readonly output: bigint } | undefined;
+  readonly devicePointers?: CudaReplicaPointers | undefined;
   /** What the mirror moved (null for `direct`). */
   stats(): KernelTransferStats | null;
   /** Final copy, then the mirror lets go of the rings. Idempotent; nothing to do for `direct`. */
   release(): void;
+  /**
+   * A CUDA kernel on `dma` (its replicas are one device's memory): prepares its rings on another device for a
+   * migration. Undefined for every other transfer.
+   */
+  readonly moveTo?: ((device: number) => PreparedTransferMove) | undefined;
+}
+
+/** The device pointers of a CUDA kernel's ring replicas. @internal */
+export interface CudaReplicaPointers {
+  readonly input: bigint;
+  readonly output: bigint;
+}
+
+/**
+ * A `dma` CUDA kernel's rings, prepared on its migration's target: replicas allocated there (the new instance
+ * launches over them), not yet kept by the target's mirror. @internal
+ */
+export interface PreparedTransferMove {
+  /** The target's replicas, for the new instance's launch. */
+  readonly devicePointers: CudaReplicaPointers;
+  /**
+   * The swap, once the old instance has stopped: the source's mirror carries its last outputs and read index home
+   * and lets go; the target's mirror takes the replicas over from the host rings. Returns the new transfer.
+   */
+  commit(): KernelTransfer;
+  /** The migration rolled back: the target's replicas are freed. Idempotent; nothing after a commit. */
+  abort(): void;
 }
 
 let fallbackNoticeGiven = false;
@@ -133,46 +160,113 @@ export class TransferBridge {
       this.#noticeFallback(load.reason, 'mapped');
       return mapped;
     }
-    const driver = requireCudaDriver();
+    const pointers = this.#allocateReplicas(device, input, output);
+    try {
+      return this.#attachReplicas(device, input, output, pointers);
+    } catch (error) {
+      this.#freeReplicas(device, pointers);
+      throw error;
+    }
+  }
+
+  /** The CUDA mirror of `device` (its copy thread has the device's context current), started on first use. */
+  #cudaMirror(device: number): { readonly mirror: DmaMirror; readonly context: bigint } {
     let entry = this.#cudaMirrors.get(device);
     if (entry === undefined) {
+      const driver = requireCudaDriver();
       const context = driver.primaryContextRetain(driver.device(device));
       entry = { mirror: DmaMirror.open(this.#pollIntervalUs, { libcuda: driver.path, context }), context };
       this.#cudaMirrors.set(device, entry);
     }
-    const { mirror, context } = entry;
-    driver.setCurrentContext(context);
+    return entry;
+  }
+
+  /** Device memory for the two rings' replicas on `device`, zeroed. @throws {CudaError} */
+  #allocateReplicas(device: number, input: FrameRingMemory, output: FrameRingMemory): CudaReplicaPointers {
+    const driver = requireCudaDriver();
+    driver.setCurrentContext(this.#cudaMirror(device).context);
     const allocated: bigint[] = [];
-    const attached: MirroredRing[] = [];
-    const release = (): void => {
-      for (const ring of attached.splice(0)) mirror.detach(ring);
-      driver.setCurrentContext(context);
-      for (const pointer of allocated.splice(0)) driver.memFree(pointer);
-    };
     try {
-      for (const [ring, direction] of [
-        [input, MirrorDirection.HOST_TO_DEVICE],
-        [output, MirrorDirection.DEVICE_TO_HOST],
-      ] as const) {
+      for (const ring of [input, output]) {
         const pointer = driver.memAlloc(ring.ring.byteLength);
         allocated.push(pointer);
         driver.memsetD8(pointer, 0, ring.ring.byteLength);
-        attached.push(mirror.attachDevice(ring, direction, pointer));
       }
     } catch (error) {
-      release();
+      for (const pointer of allocated) driver.memFree(pointer);
       throw error;
     }
-    const [mirroredInput, mirroredOutput] = attached as [MirroredRing, MirroredRing];
+    return { input: allocated[0] as bigint, output: allocated[1] as bigint };
+  }
+
+  #freeReplicas(device: number, pointers: CudaReplicaPointers): void {
+    const driver = requireCudaDriver();
+    driver.setCurrentContext(this.#cudaMirror(device).context);
+    for (const pointer of [pointers.input, pointers.output]) {
+      try {
+        driver.memFree(pointer);
+      } catch {
+        // A lost device refuses every call; its memory goes with the process.
+      }
+    }
+  }
+
+  /**
+   * Attaches replicas (allocated on `device`) to that device's mirror: the input replica starts where the host's
+   * input ring is read to, so what is queued there is copied in; the output replica where the host's output ring
+   * is written to.
+   */
+  #attachReplicas(
+    device: number,
+    input: FrameRingMemory,
+    output: FrameRingMemory,
+    pointers: CudaReplicaPointers,
+  ): KernelTransfer {
+    const { mirror } = this.#cudaMirror(device);
+    const mirroredInput = mirror.attachDevice(input, MirrorDirection.HOST_TO_DEVICE, pointers.input);
+    let mirroredOutput: MirroredRing;
+    try {
+      mirroredOutput = mirror.attachDevice(output, MirrorDirection.DEVICE_TO_HOST, pointers.output);
+    } catch (error) {
+      mirror.detach(mirroredInput);
+      throw error;
+    }
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      // The detach's last pass carries the output replica's remaining frames and the input's read index home.
+      mirror.detach(mirroredInput);
+      mirror.detach(mirroredOutput);
+      this.#freeReplicas(device, pointers);
+    };
     return {
       strategy: 'dma',
       kernelInput: input,
       kernelOutput: output,
-      devicePointers: { input: allocated[0] as bigint, output: allocated[1] as bigint },
+      devicePointers: pointers,
       afterInputWrite: mirror.afterHostWrite,
       nudgeKernel: undefined,
       stats: () => ({ input: mirror.channelStats(mirroredInput), output: mirror.channelStats(mirroredOutput) }),
       release,
+      moveTo: (target) => {
+        const moved = this.#allocateReplicas(target, input, output);
+        let settled = false;
+        return {
+          devicePointers: moved,
+          commit: () => {
+            if (settled) throw new TypeError('this transfer move is settled already');
+            settled = true;
+            release();
+            return this.#attachReplicas(target, input, output, moved);
+          },
+          abort: () => {
+            if (settled) return;
+            settled = true;
+            this.#freeReplicas(target, moved);
+          },
+        };
+      },
     };
   }
 

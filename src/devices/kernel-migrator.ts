@@ -121,12 +121,6 @@ export class KernelMigrator {
       throw new PlacementError(`kernel '${handle.name}' runs on device ${handle.device}, not ${source}`);
     }
     if (source === target) throw new PlacementError(`kernel '${handle.name}' is already on device ${target}`);
-    if (handle.transfer.devicePointers !== undefined) {
-      // A CUDA kernel on dma: its rings are replicas in the source device's memory, kept by that device's mirror.
-      throw new PlacementError(
-        `kernel '${handle.name}' keeps its rings in device ${source}'s memory (dma): only 'mapped' CUDA kernels migrate`,
-      );
-    }
     const status = handle.status;
     if (handle.awaitingRestart || (status !== 'Launched' && status !== 'Active' && status !== 'Deactivated')) {
       throw new InvalidStateError(handle.name, 'migrate', handle.awaitingRestart ? 'Failed' : status, 'Active');

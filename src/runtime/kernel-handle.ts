@@ -1,6 +1,11 @@
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { COMMAND_TARGET, type LifecycleCommand, lifecycleAccepts } from '../../machines/kernel-lifecycle.js';
-import type { KernelTransfer, KernelTransferStats } from '../bridge/transfer-bridge.js';
+import type {
+  CudaReplicaPointers,
+  KernelTransfer,
+  KernelTransferStats,
+  PreparedTransferMove,
+} from '../bridge/transfer-bridge.js';
 import type { TransferStrategy } from '../bridge/transfer-strategy.js';
 import { copyQueuedFrames, type KernelCheckpoint } from '../devices/checkpoint.js';
 import { type ErrorCodeString, ErrorNumber, errorNumberOf } from '../errors/codes.js';
@@ -158,9 +163,15 @@ export interface KernelHandleInit {
   readonly firstMessageId?: number;
   /**
    * Attaches a dormant instance (a migration's) on `device`, with the given state, on `port`; resolves with its
-   * worker's thread id. It takes nothing over until START.
+   * worker's thread id. It takes nothing over until START. A `dma` CUDA kernel's new instance launches over
+   * `devicePointers`, its rings' replicas on the target.
    */
-  readonly attachDormant: (handle: KernelHandle, port: MessagePort, device: number) => Promise<number>;
+  readonly attachDormant: (
+    handle: KernelHandle,
+    port: MessagePort,
+    device: number,
+    devicePointers?: CudaReplicaPointers,
+  ) => Promise<number>;
   /** A checkpoint of the kernel was taken. */
   readonly onCheckpoint: () => void;
 }
@@ -170,6 +181,8 @@ export interface DormantInstance {
   readonly port: MessagePort;
   readonly threadId: number;
   readonly device: number;
+  /** A `dma` CUDA kernel: its rings prepared on the target, taken over at the swap. */
+  readonly transferMove?: PreparedTransferMove | undefined;
 }
 
 /** A kernel-to-kernel wiring command, kept so a restarted kernel is wired again. */
@@ -240,7 +253,9 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   /** The span of the request `#write`/`#enqueue` just sent, for `call` to end when the response comes. */
   #requestSpan: DetachedSpan | undefined;
   /** Kicks the DMA mirror after an input frame is published (undefined for `direct`). */
-  readonly #afterWrite: (() => void) | undefined;
+  #afterWrite: (() => void) | undefined;
+  /** How the rings reach the instance; a `dma` CUDA kernel's changes when it migrates. */
+  #transfer: KernelTransfer;
   /** How long the pump spins for output before it parks, ms. */
   readonly #spinMs: number;
   readonly #calls = new Map<number, PendingCall>();
@@ -307,6 +322,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     this.#consumer = new FrameConsumer(init.output, { spin: 0 });
     this.#envelope = { messageId: 0, destination: init.instanceId, flags: 0 };
     this.#tracer = init.tracer;
+    this.#transfer = init.transfer;
     this.#afterWrite = init.transfer.afterInputWrite;
     this.#spinMs = init.transfer.strategy === 'dma' ? HOST_SPIN_DMA_MS : HOST_SPIN_MS;
     const nudge = init.transfer.nudgeKernel;
@@ -545,8 +561,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       errorCount: control.errorCount,
       uptimeMs: Math.round(performance.now() - this.#launchedAt),
       latency: summarizeLatency(this.#init.histogram),
-      transferStrategy: this.#init.transfer.strategy,
-      transfer: this.#init.transfer.stats(),
+      transferStrategy: this.#transfer.strategy,
+      transfer: this.#transfer.stats(),
       workerThreadId: this.#threadId,
       restarts: control.generation,
       device: this.#device,
@@ -565,7 +581,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
 
   /** How the kernel's rings reach it (kernel-to-kernel links ring the doorbell of its own input end). @internal */
   get transfer(): KernelTransfer {
-    return this.#init.transfer;
+    return this.#transfer;
   }
 
   /** The kernel's input ring memory (kernel-to-kernel links ring its doorbell). @internal */
@@ -798,11 +814,14 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    */
   async prepareMove(device: number): Promise<DormantInstance> {
     const { port1, port2 } = new MessageChannel();
+    // A dma CUDA kernel's rings are replicas in its device's memory: the new instance gets its own on the target.
+    const transferMove = this.#transfer.moveTo?.(device);
     try {
-      const threadId = await this.#init.attachDormant(this, port2, device);
-      return { port: port1, threadId, device };
+      const threadId = await this.#init.attachDormant(this, port2, device, transferMove?.devicePointers);
+      return { port: port1, threadId, device, transferMove };
     } catch (error) {
       port1.close();
+      transferMove?.abort();
       throw error;
     }
   }
@@ -840,6 +859,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   /** Drops a dormant instance that will not be used (a migration rolling back). @internal */
   discardMove(dormant: DormantInstance): void {
     this.#discarded.add(dormant);
+    dormant.transferMove?.abort();
     dormant.port.postMessage({ seq: 0, command: 'DISCARD' });
     dormant.port.close();
   }
@@ -856,9 +876,20 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     dormant: DormantInstance,
     resume: boolean,
   ): Promise<{ carried: { frames: number; bytes: number }; activated: Promise<void> }> {
-    await this.stopForRestart(); // throws (kernel Failed) when the old instance will not stop
+    try {
+      await this.stopForRestart(); // throws (kernel Failed) when the old instance will not stop
+    } catch (error) {
+      dormant.transferMove?.abort();
+      throw error;
+    }
     this.#recoverInputs();
     const carried = this.queuedInPlace();
+    if (dormant.transferMove !== undefined) {
+      // The old instance has stopped: its device's mirror carries the last outputs home, and the target's takes
+      // the rings over from the host's, queue included, before the new instance starts.
+      this.#transfer = dormant.transferMove.commit();
+      this.#afterWrite = this.#transfer.afterInputWrite;
+    }
     this.#control.resetForRestart(false);
     this.#bind(dormant.port, dormant.threadId);
     this.#device = dormant.device;

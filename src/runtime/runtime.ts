@@ -661,7 +661,13 @@ export class RingKernelRuntime {
     // Reserve the name before the first await, so two concurrent launches cannot both take it.
     this.#launching.add(name);
     let attached: AttachResult;
-    const task = (port: MessagePort, on: number, state?: Uint8Array, dormant = false): AttachTask => ({
+    const task = (
+      port: MessagePort,
+      on: number,
+      state?: Uint8Array,
+      dormant = false,
+      devicePointers = transfer.devicePointers,
+    ): AttachTask => ({
       kernelId: definition.id,
       moduleUrl: definition.moduleUrl,
       instanceId,
@@ -684,7 +690,7 @@ export class RingKernelRuntime {
               gridSize: grid[0],
               blockSize: block[0],
               pollIntervalUs: this.config.bridgePollInterval,
-              devicePointers: transfer.devicePointers,
+              devicePointers,
             },
           }
         : {}),
@@ -739,17 +745,25 @@ export class RingKernelRuntime {
       onInterrupted: (interrupted) => this.#interrupted(interrupted),
       onDeviceLost: (lost, cudaErrorName) => this.#deviceLost(lost, cudaErrorName),
       reattach: (restarted, port) =>
-        this.#reattach(restarted, (on) => task(port, on), port, options.transferStrategy === 'dma'),
+        this.#reattach(
+          restarted,
+          // A migrated dma kernel's replicas are on its new device: the handle's transfer has them.
+          (on) => task(port, on, undefined, false, restarted.transfer.devicePointers),
+          port,
+          options.transferStrategy === 'dma',
+        ),
       failOnHandlerError,
       tracer: tracing?.host,
       device,
       firstMessageId: (restore?.queued.maxMessageId ?? 0) + 1,
-      attachDormant: async (_moving, port, on) => {
+      attachDormant: async (_moving, port, on, devicePointers) => {
         if (!onCuda) {
           const { threadId } = await this.#pool(on).run(task(port, on, undefined, true), { transferList: [port] });
           return threadId;
         }
-        const dormant = await this.#cudaPool().run(task(port, on, undefined, true), { transferList: [port] });
+        const dormant = await this.#cudaPool().run(task(port, on, undefined, true, devicePointers), {
+          transferList: [port],
+        });
         if (dormant.failure !== undefined) throw this.#attachError(dormant.failure, definition.id);
         return dormant.threadId;
       },
