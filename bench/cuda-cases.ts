@@ -141,8 +141,10 @@ async function runCudaCases(
     await dmaEcho.terminate();
 
     results.push(launchPerMessage(prefix, words, Math.max(200, Math.floor(rttN / 4)), percentiles));
-    const migration = await migrationCase(runtime, prefix, rttN >= 10_000 ? 20 : 6);
-    if (migration !== undefined) results.push(migration);
+    for (const strategy of ['mapped', 'dma'] as const) {
+      const migration = await migrationCase(runtime, prefix, rttN >= 10_000 ? 20 : 6, strategy);
+      if (migration !== undefined) results.push(migration);
+    }
   } finally {
     await runtime.shutdown();
   }
@@ -223,22 +225,26 @@ function launchPerMessage(
 /**
  * `<p>.migrate.pauseMs`: a CUDA kernel with 1 MiB of device state and a queue filled just before, moved between two devices
  * (`kernelMigrator().migrateKernel`): the time it takes no input, as the CPU's `migrate.pauseMs`. Needs two
- * devices (the emulator is given two).
+ * devices (the emulator is given two). `<p>.dma.migrate.pauseMs`: the same kernel on `dma`, whose ring replicas
+ * move too (the target's mirror fills them from the host rings at the swap).
  */
 async function migrationCase(
   runtime: RingKernelRuntime,
   prefix: string,
   runs: number,
+  strategy: 'mapped' | 'dma',
 ): Promise<CaseResult | undefined> {
+  const name = `${prefix}${strategy === 'dma' ? '.dma' : ''}.migrate.pauseMs`;
   if (runtime.gpuTopology().devices.length < 2) {
-    console.log(`${prefix}.migrate.pauseMs: skipped, one device`);
+    console.log(`${name}: skipped, one device`);
     return undefined;
   }
   const handle = await runtime.launch(BenchCudaHeavyState, 1, 1, {
-    name: 'migrating',
+    name: `migrating-${strategy}`,
     device: 0,
     queueCapacity: 4096,
     autoActivate: true,
+    transferStrategy: strategy,
   });
   const payload = new Uint8Array(64);
   const pauses: number[] = [];
@@ -253,7 +259,7 @@ async function migrationCase(
   await handle.terminate({ drain: false });
   pauses.sort((a, b) => a - b);
   return {
-    name: `${prefix}.migrate.pauseMs`,
+    name,
     msgsPerSec: 0,
     p50us: 0,
     p99us: 0,
