@@ -22,6 +22,7 @@ import {
   CudaDeviceLostError,
   type DeadLetter,
   type KernelHandle,
+  LoadBalancingStrategy,
   RingKernelRuntime,
   type Supervisor,
 } from '../src/index.js';
@@ -164,20 +165,46 @@ describe('a fault on a CUDA device loses the device (emulated devices: CPU threa
     assert.equal(memory?.usedBytes, memory?.budgetBytes, 'a lost device counts as full');
   });
 
-  it('a runtime built later in the same process learns of the lost device at its first launch there', async (t) => {
+  it('a runtime built later in the same process learns of the lost device before it places anything there', async (t) => {
     if (skipped !== undefined) return t.skip(skipped);
-    await using later = await RingKernelRuntime.builder().backend('cuda').config({ workers: 1 }).build();
-    assert.deepEqual(later.lostDevices(), []);
-    await assert.rejects(
-      later.launch(AddOneWords, 1, 1, { device: 0, name: 'first' }),
-      (error: unknown) => error instanceof CudaDeviceLostError && error.cudaErrorName === 'CUDA_ERROR_LAUNCH_FAILED',
-    );
-    assert.deepEqual(
-      later.lostDevices().map((lost) => lost.device),
-      [0],
-    );
-    const placed = await later.launch(AddOneWords, 1, 1, { name: 'second', autoActivate: true });
-    assert.equal(placed.device, 1);
-    assert.deepEqual(unwords(await placed.call(words(9))), [10]);
+    const build = () => RingKernelRuntime.builder().backend('cuda').config({ workers: 1 }).build();
+    // A dma launch that names the device: its replicas cannot be allocated there.
+    {
+      await using later = await build();
+      assert.deepEqual(later.lostDevices(), []);
+      await assert.rejects(
+        later.launch(AddOneWords, 1, 1, { device: 0, name: 'named-dma', transferStrategy: 'dma' }),
+        (error: unknown) => error instanceof CudaDeviceLostError && error.device === 0,
+      );
+      assert.deepEqual(
+        later.lostDevices().map((lost) => lost.device),
+        [0],
+      );
+    }
+    // A mapped launch that names it: the device thread finds the sticky error when it opens the device.
+    {
+      await using later = await build();
+      await assert.rejects(
+        later.launch(AddOneWords, 1, 1, { device: 0, name: 'named-mapped' }),
+        (error: unknown) => error instanceof CudaDeviceLostError && error.cudaErrorName === 'CUDA_ERROR_LAUNCH_FAILED',
+      );
+      assert.deepEqual(
+        later.lostDevices().map((lost) => lost.device),
+        [0],
+      );
+    }
+    // A launch placed by the coordinator: reading device 0's memory finds the sticky error, so it goes to device 1
+    // (first-available would have taken device 0).
+    {
+      await using later = await build();
+      later.multiGpuCoordinator(LoadBalancingStrategy.FirstAvailable);
+      const placed = await later.launch(AddOneWords, 1, 1, { name: 'placed-later', autoActivate: true });
+      assert.equal(placed.device, 1);
+      assert.deepEqual(unwords(await placed.call(words(9))), [10]);
+      assert.deepEqual(
+        later.lostDevices().map((lost) => [lost.device, lost.cudaErrorName]),
+        [[0, 'CUDA_ERROR_LAUNCH_FAILED']],
+      );
+    }
   });
 });

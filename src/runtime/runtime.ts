@@ -7,9 +7,10 @@ import { KernelRegistry } from '../../actors/kernel-registry.js';
 import { Supervisor, type SupervisorOptions } from '../../actors/supervisor.js';
 import { type RuntimeLifecycleState, runtimeLifecycle } from '../../machines/runtime-lifecycle.js';
 import type { BackendProbe, BackendType } from '../backends/backend-type.js';
+import { STICKY_CU_RESULTS } from '../backends/cuda/cu-result.js';
 import { type CudaDeviceInfo, requireCudaDriver } from '../backends/cuda/driver.js';
 import type { MirrorStats } from '../bridge/dma-mirror.js';
-import { TransferBridge } from '../bridge/transfer-bridge.js';
+import { type KernelTransfer, TransferBridge } from '../bridge/transfer-bridge.js';
 import type { TransferStrategy, TransferStrategyChoice } from '../bridge/transfer-strategy.js';
 import { type KernelCheckpoint, preloadQueuedFrames } from '../devices/checkpoint.js';
 import { CudaDeviceMemory } from '../devices/cuda-device-memory.js';
@@ -652,7 +653,7 @@ export class RingKernelRuntime {
     }
     // A CPU kernel on the CUDA backend reads its rings in place, as on the CPU backend.
     const transfer = onCuda
-      ? this.#bridge.openCuda(input, output, device, options.transferStrategy === 'dma' ? 'dma' : 'mapped')
+      ? this.#openCudaTransfer(input, output, device, options.transferStrategy === 'dma' ? 'dma' : 'mapped')
       : this.#bridge.open(input, output, options.transferStrategy ?? (this.backend === 'cuda' ? 'direct' : undefined));
     const { port1, port2 } = new MessageChannel();
     const tracing = this.tracing;
@@ -918,8 +919,15 @@ export class RingKernelRuntime {
           return { device: device.id, kind: device.kind, usedBytes: full, budgetBytes: full };
         }
         this.#cudaMemory ??= new CudaDeviceMemory(requireCudaDriver());
-        const { usedBytes, totalBytes } = this.#cudaMemory.read(device.id);
-        return { device: device.id, kind: device.kind, usedBytes, budgetBytes: totalBytes };
+        try {
+          const { usedBytes, totalBytes } = this.#cudaMemory.read(device.id);
+          return { device: device.id, kind: device.kind, usedBytes, budgetBytes: totalBytes };
+        } catch (error) {
+          // A sticky error: the device was lost in this process (under another runtime, say). Now it is known.
+          if (!(error instanceof CudaError) || !STICKY_CU_RESULTS.has(error.cudaResult)) throw error;
+          this.#deviceLost(device.id, error.cudaErrorName);
+          return { device: device.id, kind: device.kind, usedBytes: full, budgetBytes: full };
+        }
       }
       let usedBytes = 0;
       for (const handle of this.#kernels.values()) {
@@ -1067,6 +1075,22 @@ export class RingKernelRuntime {
     this.#restarts++;
     this.log.info(`kernel '${handle.name}' restarted on worker ${threadId} (restart ${handle.restarts})`);
     return { threadId, device };
+  }
+
+  /** A CUDA kernel's rings; replicas on a device that turns out lost (`dma`) fail with CudaDeviceLostError. */
+  #openCudaTransfer(
+    input: FrameRingMemory,
+    output: FrameRingMemory,
+    device: number,
+    strategy: 'mapped' | 'dma',
+  ): KernelTransfer {
+    try {
+      return this.#bridge.openCuda(input, output, device, strategy);
+    } catch (error) {
+      if (!(error instanceof CudaError) || !STICKY_CU_RESULTS.has(error.cudaResult)) throw error;
+      this.#deviceLost(device, error.cudaErrorName);
+      throw this.#lostError(device, 'its ring replicas could not be allocated there');
+    }
   }
 
   /** A CUDA attach's failure as its typed error; a lost device is remembered. */

@@ -624,6 +624,7 @@ export class HostedCudaKernel {
       this.#control.requestTermination(TERMINATE_FINISH, true);
     }
     const counted = dropped - this.#seenDropped;
+    // biome-ignore lint/complexity/useMathMinMax: bigints (Math.min takes numbers only)
     const returned = counted < this.#returnedUnmatched ? counted : this.#returnedUnmatched;
     this.#returnedUnmatched -= returned;
     const newlyDropped = counted - returned;
