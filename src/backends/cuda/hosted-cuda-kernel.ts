@@ -571,40 +571,42 @@ export class HostedCudaKernel {
    */
   #drainDeadLetters(): void {
     this.#deadLetters.drain((frame) => {
-      if (RETURNED_FRAME_ERRORS.has(frame.errorCode)) {
-        this.#returnedUnmatched++;
-        this.#report({
-          type: 'deadLetter',
-          letter: {
-            reason: 'malformed-frame',
-            error: {
-              name: 'CudaFrameError',
-              message: `the CUDA kernel would not handle this frame (error ${frame.errorCode})`,
-              code: errorCodeOf(frame.errorCode) ?? ErrorCode.KernelFailed,
-            },
-            messageId: frame.messageId,
-            correlationId: frame.correlationId,
-            typeId: frame.typeId,
-            payload: frame.payload.slice(),
-          },
-        });
-        return;
-      }
-      this.#report({
-        type: 'deadLetter',
-        letter: {
-          reason: 'handler-error',
-          error: {
-            name: 'CudaHandlerError',
-            message: `the CUDA handler returned error ${frame.errorCode}`,
-            code: ErrorCode.HandlerFailed,
-          },
-          messageId: frame.messageId,
-          correlationId: frame.correlationId,
-          typeId: frame.typeId,
-          payload: frame.payload.slice(),
+      const returned = RETURNED_FRAME_ERRORS.has(frame.errorCode);
+      if (returned) this.#returnedUnmatched++;
+      this.#reportDeviceLetter(
+        returned ? 'malformed-frame' : 'handler-error',
+        frame.errorCode,
+        returned ? 'the CUDA kernel would not handle this frame' : 'the CUDA handler failed this message',
+        frame,
+      );
+    });
+  }
+
+  /**
+   * One dead letter for what the device failed: `frame` is what it sent back whole (without one, only the device's
+   * counter said so, and the letter has no payload).
+   */
+  #reportDeviceLetter(
+    reason: 'malformed-frame' | 'handler-error',
+    errorNumber: number,
+    what: string,
+    frame?: { messageId: number; correlationId: number; typeId: number; payload: Uint8Array },
+  ): void {
+    this.#report({
+      type: 'deadLetter',
+      letter: {
+        reason,
+        error: {
+          name: reason === 'handler-error' ? 'CudaHandlerError' : 'CudaFrameError',
+          message: `${what}: error ${errorNumber}${errorCodeOf(errorNumber) === undefined ? '' : ` (${errorCodeOf(errorNumber)})`}`,
+          code:
+            reason === 'handler-error' ? ErrorCode.HandlerFailed : (errorCodeOf(errorNumber) ?? ErrorCode.KernelFailed),
         },
-      });
+        messageId: frame?.messageId ?? 0,
+        correlationId: frame?.correlationId ?? 0,
+        typeId: frame?.typeId ?? this.#definition.input.typeId,
+        payload: frame?.payload.slice() ?? new Uint8Array(0),
+      },
     });
   }
 
@@ -634,21 +636,7 @@ export class HostedCudaKernel {
       // A frame the device could not delimit (a bad length: the ring after it is dropped too), a returned frame
       // for which the dead-letter ring had no room, or an output it could not deliver: only counted on the
       // device, so the letter says what happened, without a payload.
-      this.#report({
-        type: 'deadLetter',
-        letter: {
-          reason: 'malformed-frame',
-          error: {
-            name: 'CudaFrameError',
-            message: `the CUDA kernel dropped a frame (error ${code})`,
-            code: errorCodeOf(code) ?? ErrorCode.KernelFailed,
-          },
-          messageId: 0,
-          correlationId: 0,
-          typeId: this.#definition.input.typeId,
-          payload: new Uint8Array(0),
-        },
-      });
+      this.#reportDeviceLetter('malformed-frame', code, 'the CUDA kernel dropped a frame');
     }
   }
 
