@@ -1,3 +1,4 @@
+import { CudaDeviceLostError } from '../src/errors/cuda-errors.js';
 import { KernelFailedError, RestartLimitError } from '../src/errors/runtime-errors.js';
 import type { KernelDefinition } from '../src/runtime/kernel-definition.js';
 import type { Dim3, KernelHandle } from '../src/runtime/kernel-handle.js';
@@ -61,7 +62,12 @@ export type SupervisorEvent =
   /** The budget is spent and the failure went to the parent supervisor. */
   | { readonly type: 'escalated'; readonly supervisor: string; readonly error: RestartLimitError }
   /** The supervisor gave up: its kernels are terminated, the failed ones Failed, their queues dead-lettered. */
-  | { readonly type: 'failed'; readonly supervisor: string; readonly error: Error };
+  | { readonly type: 'failed'; readonly supervisor: string; readonly error: Error }
+  /**
+   * One kernel cannot be restarted anywhere (its CUDA device is lost and it cannot move): it alone is given up,
+   * Failed with its queue dead-lettered; the rest of the tree runs on.
+   */
+  | { readonly type: 'child-given-up'; readonly supervisor: string; readonly child: string; readonly error: Error };
 
 /** A child: a kernel, or a supervisor of its own subtree. */
 type Child =
@@ -379,7 +385,16 @@ export class Supervisor {
       await child.supervisor.#restartAll();
       return;
     }
-    if (child.handle.awaitingRestart) await child.handle.restart();
+    if (!child.handle.awaitingRestart) return;
+    try {
+      await child.handle.restart();
+    } catch (error) {
+      // No restart can succeed, here or from a parent: the device is gone for this process. Give this kernel up
+      // alone rather than the whole tree.
+      if (!(error instanceof CudaDeviceLostError)) throw error;
+      child.handle.abandon(this.#givenUp(child.handle, `cannot restart it: ${error.message}`));
+      this.#emit({ type: 'child-given-up', supervisor: this.name, child: child.handle.name, error });
+    }
   }
 
   /** Restarted by the parent: every child anew, with a fresh budget. */

@@ -25,6 +25,7 @@ import {
   LoadBalancingStrategy,
   RingKernelRuntime,
   type Supervisor,
+  type SupervisorEvent,
 } from '../src/index.js';
 import { AddOneWords, TRAP_WORD, TrappingAddOne } from './fixtures/cuda-kernels.js';
 import { eventually } from './support/eventually.js';
@@ -46,6 +47,8 @@ describe('a fault on a CUDA device loses the device (emulated devices: CPU threa
   let replicated: BytesKernel;
   let bystander: BytesKernel;
   let dmaSupervisor: Supervisor;
+  let sibling: BytesKernel;
+  const supervisorEvents: SupervisorEvent[] = [];
   const lettersOf = (kernel: string, reason: DeadLetter['reason']): number[] =>
     letters.filter((l) => l.kernel === kernel && l.reason === reason).map((l) => unwords(l.payload)[0] as number);
 
@@ -66,6 +69,9 @@ describe('a fault on a CUDA device loses the device (emulated devices: CPU threa
     neighbour = await runtime.launch(AddOneWords, 1, 1, { ...on0, name: 'neighbour' });
     survivor = await supervisor.launch(AddOneWords, 1, 1, { ...on0, name: 'survivor' });
     replicated = await dmaSupervisor.launch(AddOneWords, 1, 1, { ...on0, name: 'replicated', transferStrategy: 'dma' });
+    // Under the same supervisor, on the device that stays: it must run on when its sibling is given up.
+    sibling = await dmaSupervisor.launch(AddOneWords, 1, 1, { device: 1, name: 'sibling', autoActivate: true });
+    dmaSupervisor.on((event) => supervisorEvents.push(event));
     bystander = await runtime.launch(AddOneWords, 1, 1, { device: 1, name: 'bystander', autoActivate: true });
     // Launched, never activated: each holds a queue when the device goes.
     for (let i = 0; i < QUEUED; i++) {
@@ -131,10 +137,15 @@ describe('a fault on a CUDA device loses the device (emulated devices: CPU threa
     assert.deepEqual(lettersOf('survivor', 'kernel-failed'), [], 'nothing of its queue was lost');
   });
 
-  it('cannot move a dma kernel (its replicas were on the lost device): its supervisor gives up, its queue is dead-lettered', async (t) => {
+  it('cannot move a dma kernel (its replicas were on the lost device): it alone is given up, its queue dead-lettered', async (t) => {
     if (skipped !== undefined) return t.skip(skipped);
     await eventually(() => assert.equal(replicated.status, 'Failed'));
-    assert.equal(dmaSupervisor.status, 'failed');
+    const givenUp = supervisorEvents.find((event) => event.type === 'child-given-up');
+    assert.ok(givenUp?.type === 'child-given-up' && givenUp.child === 'replicated');
+    assert.ok(givenUp.error instanceof CudaDeviceLostError);
+    // The rest of its tree runs on.
+    assert.equal(dmaSupervisor.status, 'running');
+    assert.deepEqual(unwords(await sibling.call(words(3))), [4]);
     const expected = Array.from({ length: QUEUED }, (_, i) => 3000 + i);
     await eventually(() => {
       const lost = letters
