@@ -3,7 +3,8 @@
  * through the koffi binding (src/backends/cuda/nvrtc.ts) to PTX, which ptxas then assembles for sm_90. No CUDA
  * toolkit's libnvrtc is installed on these machines: `scripts/fetch-nvrtc.sh` unpacks CUDA 11.8's NVRTC and the
  * libcu++ headers from Debian into `.nvrtc/` (`.ci/run` calls it). Without it the tests say why they skip. nvcc is
- * switched off here (`NVCC=/bin/false`), so a pass means NVRTC made the PTX.
+ * switched off here (`NVCC=/bin/false`), so a pass means NVRTC made the PTX. NVRTC is found as on a GPU machine
+ * without a toolkit folder: `RINGKERNEL_LIBNVRTC` and `RINGKERNEL_NVRTC_INCLUDE`.
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -17,7 +18,13 @@ import { assemblePtx, hasNvcc, repoRoot } from './support/cuda-ptx.js';
 const NVRTC_HOME = join(repoRoot, '.nvrtc');
 const installed = existsSync(join(NVRTC_HOME, 'lib64', 'libnvrtc.so.11.2'));
 const NVRTC_MISSING = 'skipped: NVRTC not installed (scripts/fetch-nvrtc.sh fetches CUDA 11.8 NVRTC from Debian)';
-if (installed) process.env.CUDA_HOME = NVRTC_HOME;
+if (installed) {
+  // As scripts/device-check.sh points a GPU machine's NVRTC (Python wheels) at it: the library and the headers by
+  // path, no toolkit folder.
+  process.env.RINGKERNEL_LIBNVRTC = join(NVRTC_HOME, 'lib64', 'libnvrtc.so.11.2');
+  process.env.RINGKERNEL_NVRTC_INCLUDE = join(NVRTC_HOME, 'include');
+  process.env.CUDA_HOME = join(NVRTC_HOME, 'no-toolkit-here');
+}
 process.env.NVCC = '/bin/false';
 const cache = mkdtempSync(join(tmpdir(), 'ringkernel-nvrtc-cache-'));
 process.env.RINGKERNEL_CACHE_DIR = cache;

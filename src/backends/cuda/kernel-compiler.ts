@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CudaCompileError } from '../../errors/cuda-errors.js';
 import type { AnyKernelDefinition } from '../../runtime/kernel-definition.js';
@@ -129,10 +129,15 @@ function nvccRuns(): boolean {
   return result.error === undefined && result.status === 0;
 }
 
-/** The toolkit's include directories NVRTC needs for `<cuda/atomic>` and `<cooperative_groups.h>`. */
+/**
+ * The include directories NVRTC needs for `<cooperative_groups.h>` and libcu++ (`<cuda/atomic>`,
+ * `<cuda/std/cstdint>`): `RINGKERNEL_NVRTC_INCLUDE` (a path list, for a toolkit spread over several packages,
+ * like the `nvidia-*` Python wheels), then the toolkit's (`CUDA_HOME`, `CUDA_PATH` or `/usr/local/cuda`).
+ */
 function toolkitIncludes(): string[] {
+  const extra = (process.env.RINGKERNEL_NVRTC_INCLUDE ?? '').split(delimiter).filter((dir) => dir !== '');
   const home = process.env.CUDA_HOME ?? process.env.CUDA_PATH ?? '/usr/local/cuda';
-  return [join(home, 'include'), join(home, 'include', 'cccl')].filter((dir) => existsSync(dir));
+  return [...extra, join(home, 'include'), join(home, 'include', 'cccl')].filter((dir) => existsSync(dir));
 }
 
 /**
