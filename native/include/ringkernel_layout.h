@@ -460,7 +460,7 @@ typedef struct rk_route_table {
   uint64_t ring[8]; /* @8, writer: host. Device address of each link ring (rk_ring_header, then its data area). */
   uint32_t storage[8]; /* @72, writer: host. Data bytes of each link ring. */
   uint32_t type_id[8]; /* @104, writer: host. The message type each link takes; 0 = every type. */
-  uint64_t dead_letters; /* @136, writer: host. Device address of the kernel's dead-letter ring (the messages its handler failed, back whole), or 0. Set before launch; the host's device thread consumes it. */
+  uint64_t dead_letters; /* @136, writer: host. Device address of the kernel's dead-letter ring (the messages its handler failed and the frames it would not handle, back whole), or 0. Set before launch; the host's device thread consumes it. */
   uint32_t dead_letter_storage; /* @144, writer: host. Data bytes of the dead-letter ring. */
   uint32_t reserved2; /* @148, writer: host. Zero. */
 } rk_route_table;

@@ -49,7 +49,7 @@ export const ROUTE_TABLE_LAYOUT = defineStructLayout(
       'u64',
       RouteTableOffset.DEAD_LETTERS,
       'host',
-      "Device address of the kernel's dead-letter ring (the messages its handler failed, back whole), or 0. Set before launch; the host's device thread consumes it.",
+      "Device address of the kernel's dead-letter ring (the messages its handler failed and the frames it would not handle, back whole), or 0. Set before launch; the host's device thread consumes it.",
     ],
     ['dead_letter_storage', 'u32', RouteTableOffset.DEAD_LETTER_STORAGE, 'host', 'Data bytes of the dead-letter ring.'],
     ['reserved2', 'u32', RouteTableOffset.RESERVED2, 'host', 'Zero.'],
