@@ -24,6 +24,7 @@ import {
   HandlerFailedError,
   probeCuda,
   RingKernelRuntime,
+  RingOffset,
 } from '../src/index.js';
 import {
   ADD_ONE_POISON,
@@ -537,6 +538,105 @@ describe('integrity on a CUDA kernel (emulated device: CPU threads stand in for 
       await eventually(() => assert.equal(letters.length, 2));
       assert.equal(letters[1]?.reason, 'handler-error');
       assert.equal(Numbers.decode(letters[1]?.payload as Uint8Array).value, -1);
+      await kernel.terminate();
+    } finally {
+      delete process.env.RINGKERNEL_LIBCUDA;
+    }
+  });
+
+  it('seeded: frames corrupted every way the device checks come back whole, once each, with the right code', async (t) => {
+    if (!existsSync(EMULATOR) || !hasGxx) return t.skip('skipped: the CUDA emulator or g++ is missing');
+    process.env.RINGKERNEL_LIBCUDA = EMULATOR;
+    try {
+      await using runtime = await RingKernelRuntime.builder().backend('cuda').config({ workers: 1 }).build();
+      const letters: DeadLetter[] = [];
+      runtime.deadLetters.on('deadLetter', (letter) => letters.push(letter));
+      const kernel = await runtime.launch(DoubleReading, 1, 1, { name: 'fuzzed', integrity: true, queueCapacity: 64 });
+      const ring = new DataView(kernel.inputMemory.ring);
+      const storage = kernel.inputMemory.ring.byteLength - RingOffset.DATA;
+      // Bytes of the input ring's data area, wrapping as the ring does.
+      const at = (offset: number): number => RingOffset.DATA + (offset % storage);
+      const bytesAt = (offset: number, length: number): number[] =>
+        Array.from({ length }, (_, i) => ring.getUint8(at(offset + i)));
+      const corruptions = {
+        magic: {
+          code: 'RK_FRAME_BAD_MAGIC',
+          apply: (f: number) => ring.setUint32(at(f + FrameHeader.MAGIC), 0xdeadbeef, true),
+        },
+        version: {
+          code: 'RK_FRAME_BAD_VERSION',
+          apply: (f: number) => ring.setUint16(at(f + FrameHeader.VERSION), 99, true),
+        },
+        size: {
+          code: 'RK_FRAME_PAYLOAD_SIZE_MISMATCH',
+          apply: (f: number) => ring.setUint32(at(f + FrameHeader.PAYLOAD_SIZE), 8, true),
+        },
+        checksum: {
+          code: 'RK_FRAME_BAD_CHECKSUM',
+          apply: (f: number) =>
+            ring.setUint8(at(f + FrameHeader.CHECKSUM), ring.getUint8(at(f + FrameHeader.CHECKSUM)) ^ 1),
+        },
+        payload: {
+          code: 'RK_FRAME_BAD_CHECKSUM',
+          apply: (f: number) =>
+            ring.setUint8(at(f + FrameHeader.SIZE + 9), ring.getUint8(at(f + FrameHeader.SIZE + 9)) ^ 0x40),
+        },
+      } as const;
+      const kinds = Object.keys(corruptions) as (keyof typeof corruptions)[];
+      const random = new Random(TEST_SEED);
+      let seq = 0;
+      let corruptedTotal = 0;
+      for (let round = 0; round < 12; round++) {
+        // Paused (launched, then deactivated): the frames wait in the ring, damaged before the device reads them.
+        if (kernel.status === 'Active') await kernel.deactivate();
+        const expectedOutputs: number[] = [];
+        const expectedLetters: { seq: number; code: string; payload: number[]; messageId: bigint }[] = [];
+        const count = random.int(5, 30);
+        for (let i = 0; i < count; i++, seq++) {
+          const frame = ring.getUint32(RingOffset.WRITE_INDEX, true);
+          assert.ok(kernel.trySend({ sender: 5, seq, value: seq + 0.5 }));
+          if (random.next() >= 0.3) {
+            expectedOutputs.push(seq);
+            continue;
+          }
+          const kind = kinds[random.int(0, kinds.length - 1)] as keyof typeof corruptions;
+          corruptions[kind].apply(frame);
+          expectedLetters.push({
+            seq,
+            code: corruptions[kind].code,
+            // What the device sends back: the payload as it found it (a flipped bit included).
+            payload: bytesAt(frame + FrameHeader.SIZE, Numbers.encodedSize({ sender: 0, seq: 0, value: 0 })),
+            messageId: ring.getBigUint64(at(frame + FrameHeader.MESSAGE_ID), true),
+          });
+        }
+        corruptedTotal += expectedLetters.length;
+        const lettersBefore = letters.length;
+        await kernel.activate();
+        const outputs: number[] = [];
+        while (outputs.length < expectedOutputs.length) outputs.push((await kernel.receive(5_000)).seq);
+        assert.deepEqual(outputs, expectedOutputs, `round ${round}: every intact frame answered, in order`);
+        await eventually(() => assert.equal(letters.length - lettersBefore, expectedLetters.length, `round ${round}`));
+        const got = letters.slice(lettersBefore);
+        assert.deepEqual(
+          got.map((l) => ({
+            reason: l.reason,
+            code: l.error.code,
+            payload: [...l.payload],
+            messageId: BigInt(l.messageId),
+          })),
+          expectedLetters.map((e) => ({
+            reason: 'malformed-frame',
+            code: e.code,
+            payload: e.payload,
+            messageId: e.messageId,
+          })),
+          `round ${round}`,
+        );
+      }
+      assert.ok(corruptedTotal >= 30, `${corruptedTotal} frames corrupted`);
+      assert.equal(kernel.metrics().messagesDropped, corruptedTotal);
+      // Nothing was reported twice, or without its bytes.
+      assert.equal(letters.filter((l) => l.payload.length === 0).length, 0);
       await kernel.terminate();
     } finally {
       delete process.env.RINGKERNEL_LIBCUDA;
