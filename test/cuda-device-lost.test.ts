@@ -23,7 +23,9 @@ import {
   type DeadLetter,
   type KernelHandle,
   LoadBalancingStrategy,
+  PinnedHostMemory,
   RingKernelRuntime,
+  requireCudaDriver,
   type Supervisor,
   type SupervisorEvent,
 } from '../src/index.js';
@@ -174,6 +176,28 @@ describe('a fault on a CUDA device loses the device (emulated devices: CPU threa
     assert.doesNotMatch(text, /ringkernel_cuda_device_lost\{device="1"/);
     const memory = runtime.deviceMemory().find((d) => d.device === 0);
     assert.equal(memory?.usedBytes, memory?.budgetBytes, 'a lost device counts as full');
+  });
+
+  it('pinned host memory: a registration made for a kernel of the lost device is undone from another context', async (t) => {
+    if (skipped !== undefined) return t.skip(skipped);
+    const driver = requireCudaDriver();
+    driver.init();
+    const devices = [driver.device(0), driver.device(1)];
+    const pinned = PinnedHostMemory.open(driver, devices);
+    const view = new Uint8Array(new SharedArrayBuffer(3 * 4096));
+    driver.primaryContextRetain(devices[1] as number); // current: the device that is left
+    pinned.pin(view);
+    assert.equal(pinned.registrations, 1);
+    // The kernel's device thread lets go with the lost device's context current, which refuses every call.
+    driver.primaryContextRetain(devices[0] as number);
+    assert.throws(() => driver.memGetInfo(), /CUDA_ERROR_LAUNCH_FAILED/);
+    pinned.unpin(view);
+    assert.equal(pinned.registrations, 0);
+    // Undone in the driver too: the pages can be registered again (the driver refuses a page registered twice).
+    driver.primaryContextRetain(devices[1] as number);
+    pinned.pin(view);
+    pinned.unpin(view);
+    assert.equal(pinned.registrations, 0);
   });
 
   it('a runtime built later in the same process learns of the lost device before it places anything there', async (t) => {

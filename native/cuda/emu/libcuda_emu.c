@@ -590,11 +590,9 @@ EXPORT int cuMemGetInfo_v2(size_t *free_bytes, size_t *total_bytes) {
 }
 
 EXPORT int cuMemHostRegister_v2(void *memory, size_t bytes, uint32_t flags) {
-  /* Not refused by a poisoned current context: registrations are Portable, the process's rather than one
-   * context's (what a GPU's driver does here after a sticky error is not documented; the runtime makes these
-   * calls only for kernels on devices it has not lost). */
-  if (!initialised) return CUDA_ERROR_NOT_INITIALIZED;
-  if (current_context == NULL || current_context->retain_count == 0) return CUDA_ERROR_INVALID_CONTEXT;
+  emu_context *context;
+  int rc = need_context(&context);
+  if (rc != CUDA_SUCCESS) return rc;
   /* PORTABLE | DEVICEMAP | IOMEMORY | READ_ONLY are the flags cuda.h defines. */
   if (memory == NULL || bytes == 0 || (flags & ~0x0fu) != 0) return CUDA_ERROR_INVALID_VALUE;
   uint8_t *base = memory;
@@ -625,7 +623,10 @@ EXPORT int cuMemHostRegister_v2(void *memory, size_t bytes, uint32_t flags) {
 }
 
 EXPORT int cuMemHostUnregister(void *memory) {
-  if (!initialised) return CUDA_ERROR_NOT_INITIALIZED;
+  /* Like every call, refused while the current context holds a sticky error (the registration stays). */
+  emu_context *context;
+  int rc = need_context(&context);
+  if (rc != CUDA_SUCCESS) return rc;
   if (memory == NULL) return CUDA_ERROR_INVALID_VALUE;
   pthread_mutex_lock(&lock);
   for (emu_registration **link = &registrations; *link != NULL; link = &(*link)->next) {

@@ -1,4 +1,5 @@
 import { CudaError } from '../../errors/cuda-errors.js';
+import { STICKY_CU_RESULTS } from './cu-result.js';
 import { CuDeviceAttribute, type CudaDriver, CuMemHostRegisterFlag } from './driver.js';
 
 type KoffiFunction = ReturnType<ReturnType<CudaDriver['koffi']['load']>['func']>;
@@ -43,9 +44,13 @@ export class PinnedHostMemory {
   readonly #registrations: Registration[] = [];
   /** What each pinned view holds, for {@link PinnedHostMemory.unpin}. */
   readonly #pinned = new Map<Uint8Array, Registration[]>();
+  /** The devices whose contexts may undo a registration when the current one is lost. */
+  readonly #devices: readonly number[];
+  readonly #contexts = new Map<number, bigint>();
 
-  private constructor(driver: CudaDriver) {
+  private constructor(driver: CudaDriver, devices: readonly number[]) {
     this.#driver = driver;
+    this.#devices = devices;
     // The same driver entry points as CudaDriver's, bound again with the address as an integer: a page range
     // starts before the buffer, outside any JS object koffi could take a pointer from.
     const lib = driver.koffi.load(driver.path);
@@ -66,7 +71,7 @@ export class PinnedHostMemory {
       const sameAddress = driver.deviceAttribute(device, CAN_USE_HOST_POINTER_FOR_REGISTERED_MEM) === 1;
       if (!maps || !sameAddress) throw new CudaError('mapped host memory', 801, 'CUDA_ERROR_NOT_SUPPORTED');
     }
-    return new PinnedHostMemory(driver);
+    return new PinnedHostMemory(driver, devices);
   }
 
   #call(operation: string, fn: KoffiFunction, ...args: unknown[]): void {
@@ -117,16 +122,53 @@ export class PinnedHostMemory {
     return { start, end, users: 0 };
   }
 
-  /** Lets go of `view`: pages no other pinned buffer touches are unregistered. Idempotent. */
+  /**
+   * Lets go of `view`: pages no other pinned buffer touches are unregistered. Idempotent. The current context may
+   * be lost to a sticky error (the kernel that used the view faulted): registrations are `Portable`, so another
+   * device's context undoes them (the current context may change). One no context will undo stays in the
+   * registry, unused: a later pin of those pages takes it over instead of registering them again, which the
+   * driver would refuse.
+   * @throws {CudaError} the first unregistration the driver refused, after trying every one.
+   */
   unpin(view: Uint8Array): void {
     const used = this.#pinned.get(view);
     if (used === undefined) return;
     this.#pinned.delete(view);
+    let refused: unknown;
     for (const registration of used) {
       registration.users--;
       if (registration.users > 0) continue;
-      this.#registrations.splice(this.#registrations.indexOf(registration), 1);
-      this.#call('cuMemHostUnregister', this.#unregister, registration.start);
+      try {
+        this.#unregisterRange(registration.start);
+        this.#registrations.splice(this.#registrations.indexOf(registration), 1);
+      } catch (error) {
+        refused ??= error;
+      }
+    }
+    if (refused !== undefined) throw refused;
+  }
+
+  #unregisterRange(start: bigint): void {
+    try {
+      this.#call('cuMemHostUnregister', this.#unregister, start);
+      return;
+    } catch (error) {
+      if (!(error instanceof CudaError) || !STICKY_CU_RESULTS.has(error.cudaResult)) throw error;
+      for (const device of this.#devices) {
+        try {
+          let context = this.#contexts.get(device);
+          if (context === undefined) {
+            context = this.#driver.primaryContextRetain(device);
+            this.#contexts.set(device, context);
+          }
+          this.#driver.setCurrentContext(context);
+          this.#call('cuMemHostUnregister', this.#unregister, start);
+          return;
+        } catch {
+          // That device is lost too: the next one.
+        }
+      }
+      throw error;
     }
   }
 
