@@ -215,12 +215,12 @@ export class Supervisor {
       handle.transfer.strategy === 'direct' ||
       handle.transfer.strategy === 'mapped' ||
       // A CUDA kernel on dma: its device replicas stay where they are, and the new instance resumes on them.
-      handle.transfer.devicePointers !== undefined;
+      handle.transfer.devicePointers !== undefined ||
+      // A CPU kernel on dma: the restart attaches fresh mirror replicas from where the host rings are.
+      handle.transfer.reopen !== undefined;
     if (!relaunchable) {
-      // A restart re-attaches the same rings to a new instance (a CUDA kernel on `mapped` is relaunched over the
-      // host's own rings); a dma kernel's mirror replica cannot be yet.
       throw new TypeError(
-        `kernel '${handle.name}' uses the ${handle.transfer.strategy} transfer strategy: supervision restarts direct kernels and CUDA kernels only, for now`,
+        `kernel '${handle.name}' uses the ${handle.transfer.strategy} transfer strategy, which a restart cannot re-attach`,
       );
     }
     const child: Child = { kind: 'kernel', handle };

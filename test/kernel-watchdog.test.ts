@@ -54,7 +54,14 @@ describe('KernelWatchdog', () => {
       runtime.deadLetters.on('deadLetter', (letter) => letters.push(letter));
       try {
         const looper = await runtime.launch(Looper, 1, 1, { name: 'looper', autoActivate: true });
-        const bystander = await runtime.launch(Accumulator, 1, 1, { name: 'bystander', autoActivate: true });
+        // Under 'restart' the bystander reads mirror replicas (dma): its move attaches fresh ones at its cursor.
+        const transferStrategy = policy === 'restart' ? 'dma' : 'direct';
+        const bystander = await runtime.launch(Accumulator, 1, 1, {
+          name: 'bystander',
+          autoActivate: true,
+          transferStrategy,
+        });
+        const strategyBefore = bystander.metrics().transferStrategy; // 'direct' if the native mirror is missing
         assert.equal(looper.metrics().workerThreadId, bystander.metrics().workerThreadId);
         const watchdog = runtime.kernelWatchdog();
         assert.throws(() => watchdog.setPolicy('reboot' as never), /must be 'report', 'restart' or 'fail'/);
@@ -87,6 +94,7 @@ describe('KernelWatchdog', () => {
           ],
         );
         assert.notEqual(bystander.metrics().workerThreadId, stuckThread);
+        assert.equal(bystander.metrics().transferStrategy, strategyBefore, 'the same strategy after the move');
         assert.equal(bystander.restarts, 1);
         // The stuck message is a dead letter (not retried); the one behind it is handled or dead-lettered.
         await eventually(() => assert.ok(letters.some((l) => l.kernel === 'looper')));

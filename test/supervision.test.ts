@@ -386,21 +386,6 @@ describe('supervision', () => {
     await supervisor.stop();
   });
 
-  it('refuses to supervise a dma kernel (its mirror replica cannot be re-attached to a restarted instance yet)', async () => {
-    const supervisor = runtime.supervisor({ name: 'no-dma' });
-    const dma = await runtime.launch(Accumulator, 1, 1, { name: 'sv-dma', transferStrategy: 'dma' });
-    if (dma.metrics().transferStrategy === 'dma') {
-      assert.throws(
-        () => supervisor.supervise(dma),
-        /uses the dma transfer strategy: supervision restarts direct kernels and CUDA kernels only/,
-      );
-    } else {
-      // No native library here (the fallback notice was printed): the kernel runs direct and can be supervised.
-      supervisor.supervise(dma);
-    }
-    await dma.terminate();
-  });
-
   it('a handler that fails the kernel with its outputs held for room: one dead letter, one restart, the held outputs reported', async () => {
     const name = 'split-fail';
     const supervisor = runtime.supervisor({ name, maxRestarts: 10, windowMs: 10_000, backoff: { initialMs: 0 } });
@@ -446,86 +431,96 @@ describe('supervision', () => {
     await sink.terminate({ drain: false });
   });
 
-  it('seeded stress: random failures and crashes under a stream of sends and calls; every message accounted once', async () => {
-    for (let round = 0; round < 3; round++) {
-      const seed = (TEST_SEED + round * 104_729) >>> 0;
-      const random = new Random(seed);
-      const name = `stress-${round}`;
-      const supervisor = runtime.supervisor({ name, maxRestarts: 1_000, windowMs: 1_000, backoff: { initialMs: 0 } });
-      const handle = await supervisor.launch(Accumulator, 1, 1, {
-        name,
-        autoActivate: true,
-        onHandlerError: 'fail',
-        queueCapacity: 32,
-      });
-      const ops = 2_000;
-      // The plan first: each message's value (1 % throw, 0.3 % kill the worker) and whether it is a call.
-      const plan = Array.from({ length: ops }, () => {
-        const roll = random.next();
-        const value = roll < 0.01 ? -1 : roll < 0.013 ? KILL_WORKER : random.int(0, 9);
-        return { value, call: random.next() < 0.05 };
-      });
-      const bad = new Set(plan.flatMap((p, seq) => (p.value < 0 || p.value === KILL_WORKER ? [seq] : [])));
-      const expectedOutputs = plan.filter((p, seq) => !p.call && !bad.has(seq)).length;
-      // Outputs are read while sending (small rings: a kernel whose output ring is full stops taking input).
-      const outputs: number[] = [];
-      const reading = (async () => {
-        while (outputs.length < expectedOutputs) {
-          try {
-            outputs.push((await handle.receive(20_000)).seq);
-          } catch (error) {
-            // Say what is missing, so a failure can be diagnosed from the log.
-            const seen = new Set([...outputs, ...lettersOf(name).map((l) => Numbers.decode(l.payload).seq)]);
-            const missing = plan.flatMap((p, seq) => (!p.call && !seen.has(seq) ? [seq] : []));
-            throw new Error(
-              `seed ${seed}: ${outputs.length} of ${expectedOutputs} outputs; missing ${missing.slice(0, 10).join(', ')}; ` +
-                `plan near: ${JSON.stringify(plan.slice(Math.max(0, (missing[0] ?? 0) - 4), (missing[0] ?? 0) + 3))}; ` +
-                `letters: ${JSON.stringify(lettersOf(name).map((l) => [l.reason, Numbers.decode(l.payload).seq]))}; ` +
-                `metrics: ${JSON.stringify(handle.metrics())}`,
-              { cause: error },
-            );
+  for (const strategy of ['direct', 'dma'] as const)
+    it(`seeded stress (${strategy}): random failures and crashes under a stream of sends and calls; every message accounted once`, async (t) => {
+      // dma: the kernel reads mirror replicas; each restart lets them go and attaches fresh ones at the handled
+      // cursor (without the native library the kernel runs direct, said once on stderr: nothing to test then).
+      const probe = await runtime.launch(Accumulator, 1, 1, { name: `probe-${strategy}`, transferStrategy: strategy });
+      const runs = probe.metrics().transferStrategy;
+      await probe.terminate();
+      if (runs !== strategy)
+        return t.skip(`skipped: the native DMA mirror is unavailable (${runtime.transferStrategy})`);
+      for (let round = 0; round < 3; round++) {
+        const seed = (TEST_SEED + round * 104_729) >>> 0;
+        const random = new Random(seed);
+        const name = `stress-${strategy}-${round}`;
+        const supervisor = runtime.supervisor({ name, maxRestarts: 1_000, windowMs: 1_000, backoff: { initialMs: 0 } });
+        const handle = await supervisor.launch(Accumulator, 1, 1, {
+          name,
+          autoActivate: true,
+          onHandlerError: 'fail',
+          queueCapacity: 32,
+          transferStrategy: strategy,
+        });
+        assert.equal(handle.metrics().transferStrategy, strategy);
+        const ops = 2_000;
+        // The plan first: each message's value (1 % throw, 0.3 % kill the worker) and whether it is a call.
+        const plan = Array.from({ length: ops }, () => {
+          const roll = random.next();
+          const value = roll < 0.01 ? -1 : roll < 0.013 ? KILL_WORKER : random.int(0, 9);
+          return { value, call: random.next() < 0.05 };
+        });
+        const bad = new Set(plan.flatMap((p, seq) => (p.value < 0 || p.value === KILL_WORKER ? [seq] : [])));
+        const expectedOutputs = plan.filter((p, seq) => !p.call && !bad.has(seq)).length;
+        // Outputs are read while sending (small rings: a kernel whose output ring is full stops taking input).
+        const outputs: number[] = [];
+        const reading = (async () => {
+          while (outputs.length < expectedOutputs) {
+            try {
+              outputs.push((await handle.receive(20_000)).seq);
+            } catch (error) {
+              // Say what is missing, so a failure can be diagnosed from the log.
+              const seen = new Set([...outputs, ...lettersOf(name).map((l) => Numbers.decode(l.payload).seq)]);
+              const missing = plan.flatMap((p, seq) => (!p.call && !seen.has(seq) ? [seq] : []));
+              throw new Error(
+                `seed ${seed}: ${outputs.length} of ${expectedOutputs} outputs; missing ${missing.slice(0, 10).join(', ')}; ` +
+                  `plan near: ${JSON.stringify(plan.slice(Math.max(0, (missing[0] ?? 0) - 4), (missing[0] ?? 0) + 3))}; ` +
+                  `letters: ${JSON.stringify(lettersOf(name).map((l) => [l.reason, Numbers.decode(l.payload).seq]))}; ` +
+                  `metrics: ${JSON.stringify(handle.metrics())}`,
+                { cause: error },
+              );
+            }
+          }
+        })();
+        const calls: Promise<unknown>[] = [];
+        const called = new Set<number>();
+        for (const [seq, { value, call }] of plan.entries()) {
+          if (call) {
+            called.add(seq);
+            calls.push(handle.call({ sender: 9, seq, value }, { timeout: 20_000 }).catch((error: Error) => error));
+          } else {
+            await handle.send({ sender: 9, seq, value });
           }
         }
-      })();
-      const calls: Promise<unknown>[] = [];
-      const called = new Set<number>();
-      for (const [seq, { value, call }] of plan.entries()) {
-        if (call) {
-          called.add(seq);
-          calls.push(handle.call({ sender: 9, seq, value }, { timeout: 20_000 }).catch((error: Error) => error));
-        } else {
-          await handle.send({ sender: 9, seq, value });
+        const results = await Promise.all(calls);
+        await reading;
+        const answered = new Set<number>();
+        for (const result of results) {
+          if (result instanceof Error) continue;
+          answered.add((result as { seq: number }).seq);
         }
+        const letters = lettersOf(name).map((l) => Numbers.decode(l.payload).seq);
+        // Every message: exactly one output (or call answer), or one dead letter — and only the bad ones failed.
+        assert.deepEqual(
+          [...letters].sort((x, y) => x - y),
+          [...bad],
+          `seed ${seed}; letters: ${JSON.stringify(lettersOf(name).map((l) => [l.reason, Numbers.decode(l.payload).seq, l.error.message]))}`,
+        );
+        const handled = [...outputs, ...answered].sort((x, y) => x - y);
+        assert.deepEqual(
+          handled,
+          Array.from({ length: ops }, (_, seq) => seq).filter((seq) => !bad.has(seq)),
+          `seed ${seed}`,
+        );
+        assert.deepEqual(
+          outputs,
+          [...outputs].sort((x, y) => x - y),
+          `outputs in order, seed ${seed}`,
+        );
+        assert.equal(handle.restarts, bad.size, `seed ${seed}`);
+        // Bad calls were answered with an error (a handler error, or the crash), never left hanging.
+        for (const seq of called) if (bad.has(seq)) assert.ok(!answered.has(seq));
+        await supervisor.stop();
       }
-      const results = await Promise.all(calls);
-      await reading;
-      const answered = new Set<number>();
-      for (const result of results) {
-        if (result instanceof Error) continue;
-        answered.add((result as { seq: number }).seq);
-      }
-      const letters = lettersOf(name).map((l) => Numbers.decode(l.payload).seq);
-      // Every message: exactly one output (or call answer), or one dead letter — and only the bad ones failed.
-      assert.deepEqual(
-        [...letters].sort((x, y) => x - y),
-        [...bad],
-        `seed ${seed}; letters: ${JSON.stringify(lettersOf(name).map((l) => [l.reason, Numbers.decode(l.payload).seq, l.error.message]))}`,
-      );
-      const handled = [...outputs, ...answered].sort((x, y) => x - y);
-      assert.deepEqual(
-        handled,
-        Array.from({ length: ops }, (_, seq) => seq).filter((seq) => !bad.has(seq)),
-        `seed ${seed}`,
-      );
-      assert.deepEqual(
-        outputs,
-        [...outputs].sort((x, y) => x - y),
-        `outputs in order, seed ${seed}`,
-      );
-      assert.equal(handle.restarts, bad.size, `seed ${seed}`);
-      // Bad calls were answered with an error (a handler error, or the crash), never left hanging.
-      for (const seq of called) if (bad.has(seq)) assert.ok(!answered.has(seq));
-      await supervisor.stop();
-    }
-  });
+    });
 });

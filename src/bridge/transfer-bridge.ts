@@ -45,6 +45,12 @@ export interface KernelTransfer {
    * migration. Undefined for every other transfer.
    */
   readonly moveTo?: ((device: number) => PreparedTransferMove) | undefined;
+  /**
+   * A CPU kernel on `dma`: lets go of the replicas (if it has not) and attaches fresh ones, which start where the
+   * host rings are (a supervisor's restart: the host resumes the input ring at the handled cursor in between).
+   * Undefined for every other transfer.
+   */
+  readonly reopen?: (() => KernelTransfer) | undefined;
 }
 
 /** The device pointers of a CUDA kernel's ring replicas. @internal */
@@ -116,6 +122,14 @@ export class TransferBridge {
       mirror.detach(mirroredInput);
       throw error;
     }
+    let released = false;
+    // The detach's last pass carries the output replica's remaining frames and the input's read index home.
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      mirror.detach(mirroredInput);
+      mirror.detach(mirroredOutput);
+    };
     const kernelSignal = new Int32Array(mirroredInput.device.signal);
     const kernelIndices = new Uint32Array(mirroredInput.device.ring, 0, 2);
     return {
@@ -134,9 +148,10 @@ export class TransferBridge {
         }
       },
       stats: () => ({ input: mirror.channelStats(mirroredInput), output: mirror.channelStats(mirroredOutput) }),
-      release: () => {
-        mirror.detach(mirroredInput);
-        mirror.detach(mirroredOutput);
+      release,
+      reopen: () => {
+        release();
+        return this.open(input, output, 'dma');
       },
     };
   }

@@ -702,7 +702,15 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     if (!this.#suspended || this.#failure !== undefined) {
       throw new InvalidStateError(this.name, 'restart', this.status, 'Launched');
     }
+    // A dma kernel's replicas held what the dead instance was given: they go (the output replica's frames are
+    // carried home first), the input ring resumes at the handled cursor, and fresh replicas start from there.
+    const reopen = this.#transfer.reopen;
+    if (reopen !== undefined) this.#transfer.release();
     this.#recoverInputs();
+    if (reopen !== undefined) {
+      this.#transfer = reopen();
+      this.#afterWrite = this.#transfer.afterInputWrite;
+    }
     this.#control.resetForRestart();
     const { port1, port2 } = new MessageChannel();
     let threadId: number;

@@ -667,7 +667,8 @@ export class RingKernelRuntime {
       on: number,
       state?: Uint8Array,
       dormant = false,
-      devicePointers = transfer.devicePointers,
+      // The rings as they are now: a restarted dma kernel has fresh replicas, a migrated CUDA one its target's.
+      rings: Pick<KernelTransfer, 'kernelInput' | 'kernelOutput' | 'devicePointers'> = transfer,
     ): AttachTask => ({
       kernelId: definition.id,
       moduleUrl: definition.moduleUrl,
@@ -675,8 +676,8 @@ export class RingKernelRuntime {
       controlBlock: control.buffer,
       histogram,
       // The rings the worker reads: the host's own (direct), or the mirror's replicas (dma).
-      input: transfer.kernelInput,
-      output: transfer.kernelOutput,
+      input: rings.kernelInput,
+      output: rings.kernelOutput,
       port,
       enableTelemetry: this.config.enableTelemetry,
       failOnHandlerError,
@@ -691,7 +692,7 @@ export class RingKernelRuntime {
               gridSize: grid[0],
               blockSize: block[0],
               pollIntervalUs: this.config.bridgePollInterval,
-              devicePointers,
+              devicePointers: rings.devicePointers,
             },
           }
         : {}),
@@ -749,7 +750,7 @@ export class RingKernelRuntime {
         this.#reattach(
           restarted,
           // A migrated dma kernel's replicas are on its new device: the handle's transfer has them.
-          (on) => task(port, on, undefined, false, restarted.transfer.devicePointers),
+          (on) => task(port, on, undefined, false, restarted.transfer),
           port,
           options.transferStrategy === 'dma',
         ),
@@ -757,12 +758,15 @@ export class RingKernelRuntime {
       tracer: tracing?.host,
       device,
       firstMessageId: (restore?.queued.maxMessageId ?? 0) + 1,
-      attachDormant: async (_moving, port, on, devicePointers) => {
+      attachDormant: async (moving, port, on, devicePointers) => {
         if (!onCuda) {
-          const { threadId } = await this.#pool(on).run(task(port, on, undefined, true), { transferList: [port] });
+          const { threadId } = await this.#pool(on).run(task(port, on, undefined, true, moving.transfer), {
+            transferList: [port],
+          });
           return threadId;
         }
-        const dormant = await this.#cudaPool().run(task(port, on, undefined, true, devicePointers), {
+        const rings = devicePointers === undefined ? moving.transfer : { ...moving.transfer, devicePointers };
+        const dormant = await this.#cudaPool().run(task(port, on, undefined, true, rings), {
           transferList: [port],
         });
         if (dormant.failure !== undefined) throw this.#attachError(dormant.failure, definition.id);
@@ -1278,8 +1282,9 @@ export class RingKernelRuntime {
       windowMs: 60_000,
       backoff: { initialMs: 0 },
     });
-    // Direct kernels move (restart elsewhere); dma kernels cannot be restarted yet, so they fail with the worker.
-    const movable = (kernel: KernelHandle): boolean => kernel.transfer.strategy === 'direct';
+    // Direct kernels move (restart elsewhere), and so do dma ones (their restart attaches fresh replicas).
+    const movable = (kernel: KernelHandle): boolean =>
+      kernel.transfer.strategy === 'direct' || kernel.transfer.reopen !== undefined;
     for (const other of moved) if (!other.supervised && movable(other)) this.#watchdogSupervisor.supervise(other);
     if (policy === 'fail' || !movable(handle)) handle.superviseWith(undefined);
     else if (!handle.supervised) this.#watchdogSupervisor.supervise(handle);
