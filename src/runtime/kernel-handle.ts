@@ -1380,7 +1380,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
         this.#init.onDeadLetter({ kernel: this.name, ...letter, at: new Date() });
         // A call whose handler failed is answered by its dead letter, whether or not the error reply on the output
         // ring gets there (it may be held for room when the kernel fails; a late one is ignored).
-        if (letter.reason === 'handler-error') {
+        if (letter.reason === 'handler-error' && report.request === true) {
           this.#calls.get(letter.messageId)?.reject(new HandlerFailedError(this.name, letter.error));
         }
         return;

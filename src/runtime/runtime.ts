@@ -752,7 +752,6 @@ export class RingKernelRuntime {
           // A migrated dma kernel's replicas are on its new device: the handle's transfer has them.
           (on) => task(port, on, undefined, false, restarted.transfer),
           port,
-          options.transferStrategy === 'dma',
         ),
       failOnHandlerError,
       tracer: tracing?.host,
@@ -1054,13 +1053,15 @@ export class RingKernelRuntime {
     handle: KernelHandle,
     task: (device: number) => AttachTask,
     port: MessagePort,
-    dma: boolean,
   ): Promise<{ threadId: number; device: number }> {
     if (this.#shutdown !== undefined) throw new RuntimeShutDownError('restart');
     let device = handle.device;
     const onCuda = task(device).cuda !== undefined;
     if (onCuda && this.#lostDevices.has(device)) {
-      if (dma) throw this.#lostError(device, `kernel '${handle.name}' uses dma, whose ring replicas were there`);
+      // The kernel's actual strategy (a dma launch without the native mirror runs mapped).
+      if (handle.transfer.devicePointers !== undefined) {
+        throw this.#lostError(device, `kernel '${handle.name}' uses dma, whose ring replicas were there`);
+      }
       device = this.#placeLaunch({}, 0, true);
       this.log.warn(`kernel '${handle.name}': its CUDA device ${handle.device} is lost; restarting it on ${device}`);
     }

@@ -670,6 +670,9 @@ export class HostedKernel {
   #deadLetter(reason: DeadLetterReason, frame: FrameView, error: unknown): void {
     this.#report({
       type: 'deadLetter',
+      // Only the host's calls are requests (kernel-to-kernel frames never are, and their ids are another
+      // producer's): the host answers the call by this letter.
+      request: (frame.flags & FrameFlags.REQUEST) !== 0,
       letter: {
         reason,
         error: serializeError(error),

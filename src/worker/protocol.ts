@@ -143,7 +143,12 @@ export type WorkerReport =
       readonly state: string;
       readonly target: string;
     }
-  | { readonly type: 'deadLetter'; readonly letter: DeadLetterReport }
+  | {
+      readonly type: 'deadLetter';
+      readonly letter: DeadLetterReport;
+      /** The message was a host `call` (its request frame, on the kernel's own input): the letter answers it. */
+      readonly request?: boolean;
+    }
   /** The answer to SNAPSHOT: the state's bytes, or why it could not be taken. */
   | { readonly type: 'snapshot'; readonly seq: number; readonly bytes: Uint8Array }
   | { readonly type: 'snapshot'; readonly seq: number; readonly error: SerializedError }
