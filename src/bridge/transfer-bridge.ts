@@ -114,22 +114,11 @@ export class TransferBridge {
     if (strategy === 'mapped') return { ...directTransfer(input, output), strategy: 'mapped' };
     const mirror = strategy === 'dma' ? this.#dmaMirror() : undefined;
     if (mirror === undefined) return directTransfer(input, output);
-    const mirroredInput = mirror.attach(input, MirrorDirection.HOST_TO_DEVICE);
-    let mirroredOutput: MirroredRing;
-    try {
-      mirroredOutput = mirror.attach(output, MirrorDirection.DEVICE_TO_HOST);
-    } catch (error) {
-      mirror.detach(mirroredInput);
-      throw error;
-    }
-    let released = false;
-    // The detach's last pass carries the output replica's remaining frames and the input's read index home.
-    const release = (): void => {
-      if (released) return;
-      released = true;
-      mirror.detach(mirroredInput);
-      mirror.detach(mirroredOutput);
-    };
+    const {
+      input: mirroredInput,
+      output: mirroredOutput,
+      detach: release,
+    } = attachRingPair(mirror, (ring, direction) => mirror.attach(ring, direction), input, output);
     const kernelSignal = new Int32Array(mirroredInput.device.signal);
     const kernelIndices = new Uint32Array(mirroredInput.device.ring, 0, 2);
     return {
@@ -238,21 +227,20 @@ export class TransferBridge {
     pointers: CudaReplicaPointers,
   ): KernelTransfer {
     const { mirror } = this.#cudaMirror(device);
-    const mirroredInput = mirror.attachDevice(input, MirrorDirection.HOST_TO_DEVICE, pointers.input);
-    let mirroredOutput: MirroredRing;
-    try {
-      mirroredOutput = mirror.attachDevice(output, MirrorDirection.DEVICE_TO_HOST, pointers.output);
-    } catch (error) {
-      mirror.detach(mirroredInput);
-      throw error;
-    }
-    let released = false;
+    const pair = attachRingPair(
+      mirror,
+      (ring, direction) =>
+        mirror.attachDevice(
+          ring,
+          direction,
+          direction === MirrorDirection.HOST_TO_DEVICE ? pointers.input : pointers.output,
+        ),
+      input,
+      output,
+    );
+    const { input: mirroredInput, output: mirroredOutput } = pair;
     const release = (): void => {
-      if (released) return;
-      released = true;
-      // The detach's last pass carries the output replica's remaining frames and the input's read index home.
-      mirror.detach(mirroredInput);
-      mirror.detach(mirroredOutput);
+      if (!pair.detach()) return;
       this.#freeReplicas(device, pointers);
     };
     return {
@@ -323,6 +311,39 @@ export class TransferBridge {
       return undefined;
     }
   }
+}
+
+/**
+ * Attaches a kernel's input (host → device) and output (device → host) rings to a mirror: both, or neither.
+ * `detach` lets go of both once (it returns false after the first time); its last pass carries the output
+ * replica's remaining frames and the input's read index home.
+ */
+function attachRingPair(
+  mirror: DmaMirror,
+  attach: (ring: FrameRingMemory, direction: number) => MirroredRing,
+  input: FrameRingMemory,
+  output: FrameRingMemory,
+): { readonly input: MirroredRing; readonly output: MirroredRing; readonly detach: () => boolean } {
+  const mirroredInput = attach(input, MirrorDirection.HOST_TO_DEVICE);
+  let mirroredOutput: MirroredRing;
+  try {
+    mirroredOutput = attach(output, MirrorDirection.DEVICE_TO_HOST);
+  } catch (error) {
+    mirror.detach(mirroredInput);
+    throw error;
+  }
+  let attached = true;
+  return {
+    input: mirroredInput,
+    output: mirroredOutput,
+    detach: () => {
+      if (!attached) return false;
+      attached = false;
+      mirror.detach(mirroredInput);
+      mirror.detach(mirroredOutput);
+      return true;
+    },
+  };
 }
 
 function directTransfer(input: FrameRingMemory, output: FrameRingMemory): KernelTransfer {
