@@ -4,7 +4,8 @@
  * toolkit's libnvrtc is installed on these machines: `scripts/fetch-nvrtc.sh` unpacks CUDA 11.8's NVRTC and the
  * libcu++ headers from Debian into `.nvrtc/` (`.ci/run` calls it). Without it the tests say why they skip. nvcc is
  * switched off here (`NVCC=/bin/false`), so a pass means NVRTC made the PTX. NVRTC is found as on a GPU machine
- * without a toolkit folder: `RINGKERNEL_LIBNVRTC` and `RINGKERNEL_NVRTC_INCLUDE`.
+ * without a toolkit folder: `RINGKERNEL_LIBNVRTC` and `RINGKERNEL_NVRTC_INCLUDE`. Where those already name an
+ * NVRTC (scripts/device-check.sh on a GPU machine: CUDA 12 or 13), that one is tested instead.
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -16,9 +17,12 @@ import { AddOneWords, DoubleReading, TripleWords } from './fixtures/cuda-kernels
 import { assemblePtx, hasNvcc, repoRoot } from './support/cuda-ptx.js';
 
 const NVRTC_HOME = join(repoRoot, '.nvrtc');
-const installed = existsSync(join(NVRTC_HOME, 'lib64', 'libnvrtc.so.11.2'));
+// A GPU machine's NVRTC when scripts/device-check.sh names one (with its headers), else the fetched CUDA 11.8.
+const given = process.env.RINGKERNEL_LIBNVRTC;
+const external = given !== undefined && existsSync(given);
+const installed = external || existsSync(join(NVRTC_HOME, 'lib64', 'libnvrtc.so.11.2'));
 const NVRTC_MISSING = 'skipped: NVRTC not installed (scripts/fetch-nvrtc.sh fetches CUDA 11.8 NVRTC from Debian)';
-if (installed) {
+if (installed && !external) {
   // As scripts/device-check.sh points a GPU machine's NVRTC (Python wheels) at it: the library and the headers by
   // path, no toolkit folder.
   process.env.RINGKERNEL_LIBNVRTC = join(NVRTC_HOME, 'lib64', 'libnvrtc.so.11.2');
@@ -31,7 +35,7 @@ process.env.RINGKERNEL_CACHE_DIR = cache;
 after(() => rmSync(cache, { recursive: true, force: true }));
 const sm90 = { kind: 'ptx', arch: 'sm_90' } as const;
 
-describe('the CUDA compile pipeline with NVRTC (CUDA 11.8, fetched from Debian)', () => {
+describe(`the CUDA compile pipeline with NVRTC (${external ? given : 'CUDA 11.8, fetched from Debian'})`, () => {
   for (const kernel of [AddOneWords, DoubleReading, TripleWords]) {
     it(`compiles ${kernel.id} into the template to PTX that ptxas assembles for sm_90`, (t) => {
       if (!installed) return t.skip(NVRTC_MISSING);
