@@ -15,9 +15,7 @@
  * for the rest of the process, as on a GPU.
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import {
   CudaDeviceLostError,
   type DeadLetter,
@@ -30,16 +28,16 @@ import {
   type SupervisorEvent,
 } from '../src/index.js';
 import { AddOneWords, TRAP_WORD, TrappingAddOne } from './fixtures/cuda-kernels.js';
+import { EMULATOR, emulatorMissing } from './support/emulated-cuda.js';
 import { eventually } from './support/eventually.js';
 
-const EMULATOR = fileURLToPath(new URL('../../native/build/libcuda-emu.so', import.meta.url));
 process.env.RINGKERNEL_EMU_DEVICES = '2';
 const words = (...values: number[]): Uint8Array => new Uint8Array(new Uint32Array(values).buffer);
 const unwords = (bytes: Uint8Array): number[] => [...new Uint32Array(bytes.slice().buffer)];
 const QUEUED = 40;
 
 describe('a fault on a CUDA device loses the device (emulated devices: CPU threads stand in for the GPU)', () => {
-  const skipped = existsSync(EMULATOR) ? undefined : 'skipped: the CUDA emulator library was not built (needs cc)';
+  const skipped = emulatorMissing();
   let runtime: RingKernelRuntime;
   const letters: DeadLetter[] = [];
   type BytesKernel = KernelHandle<Uint8Array, Uint8Array>;

@@ -4,26 +4,18 @@
  * device (`__trap()`), which loses the device, is test/cuda-device-lost.test.ts.
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { type DeadLetter, RingKernelRuntime } from '../src/index.js';
 import { ADD_ONE_POISON, AddOneWords } from './fixtures/cuda-kernels.js';
+import { onEmulatedDevice } from './support/emulated-cuda.js';
 import { eventually } from './support/eventually.js';
 import { Random, TEST_SEED } from './support/random.js';
 
-const EMULATOR = fileURLToPath(new URL('../../native/build/libcuda-emu.so', import.meta.url));
 const words = (...values: number[]): Uint8Array => new Uint8Array(new Uint32Array(values).buffer);
 
 describe('a supervised CUDA kernel (emulated device: CPU threads stand in for the GPU)', () => {
   for (const strategy of ['mapped', 'dma'] as const)
-    it(`fails on a handler error (onHandlerError: fail) and is relaunched with its queue (${strategy}): every message once`, async (t) => {
-      if (!existsSync(EMULATOR)) return t.skip('skipped: the CUDA emulator library was not built (needs cc)');
-      process.env.RINGKERNEL_LIBCUDA = EMULATOR;
-      try {
-        await using runtime = await RingKernelRuntime.builder().backend('cuda').config({ workers: 1 }).build();
-        const letters: DeadLetter[] = [];
-        runtime.deadLetters.on('deadLetter', (letter) => letters.push(letter));
+    it(`fails on a handler error (onHandlerError: fail) and is relaunched with its queue (${strategy}): every message once`, (t) =>
+      onEmulatedDevice(t, async (runtime, letters) => {
         const supervisor = runtime.supervisor({
           name: 'gpu',
           maxRestarts: 100,
@@ -70,8 +62,5 @@ describe('a supervised CUDA kernel (emulated device: CPU threads stand in for th
         // fails the kernel once (a CPU kernel fails per message; a GPU kernel per batch).
         assert.ok(kernel.restarts >= 1 && kernel.restarts <= poisoned.size, `${kernel.restarts} restarts`);
         await supervisor.stop();
-      } finally {
-        delete process.env.RINGKERNEL_LIBCUDA;
-      }
-    });
+      }));
 });

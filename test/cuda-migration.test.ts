@@ -9,23 +9,18 @@
  * messages, in a process of its own (the emulator's device count is read once).
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { MigrationError, RingKernelRuntime } from '../src/index.js';
+import { MigrationError } from '../src/index.js';
 import { DeviceTotal } from './fixtures/cuda-kernels.js';
+import { onEmulatedDevice } from './support/emulated-cuda.js';
 import { Random, TEST_SEED } from './support/random.js';
 
-const EMULATOR = fileURLToPath(new URL('../../native/build/libcuda-emu.so', import.meta.url));
 process.env.RINGKERNEL_EMU_DEVICES = '2';
 
 describe('migrating a CUDA kernel between devices (two emulated devices)', () => {
   for (const strategy of ['mapped', 'dma'] as const)
-    it(`moves the device state and carries the queue (${strategy}): every message once, in order, while senders keep sending`, async (t) => {
-      if (!existsSync(EMULATOR)) return t.skip('skipped: the CUDA emulator library was not built (needs cc)');
-      process.env.RINGKERNEL_LIBCUDA = EMULATOR;
-      try {
-        await using runtime = await RingKernelRuntime.builder().backend('cuda').config({ workers: 1 }).build();
+    it(`moves the device state and carries the queue (${strategy}): every message once, in order, while senders keep sending`, (t) =>
+      onEmulatedDevice(t, async (runtime) => {
         assert.equal(runtime.gpuTopology().devices.length, 2);
         const kernel = await runtime.launch(DeviceTotal, 1, 1, {
           name: 'moving-total',
@@ -90,16 +85,10 @@ describe('migrating a CUDA kernel between devices (two emulated devices)', () =>
           assert.deepEqual(replicas, [undefined, undefined, undefined, undefined]);
         }
         await kernel.terminate();
-      } finally {
-        delete process.env.RINGKERNEL_LIBCUDA;
-      }
-    });
+      }));
 
-  it('rolls a dma migration back when a phase fails: the target replicas go, the kernel runs on where it was', async (t) => {
-    if (!existsSync(EMULATOR)) return t.skip('skipped: the CUDA emulator library was not built (needs cc)');
-    process.env.RINGKERNEL_LIBCUDA = EMULATOR;
-    try {
-      await using runtime = await RingKernelRuntime.builder().backend('cuda').config({ workers: 1 }).build();
+  it('rolls a dma migration back when a phase fails: the target replicas go, the kernel runs on where it was', (t) =>
+    onEmulatedDevice(t, async (runtime) => {
       const kernel = await runtime.launch(DeviceTotal, 1, 1, {
         name: 'dma-total',
         device: 0,
@@ -121,8 +110,5 @@ describe('migrating a CUDA kernel between devices (two emulated devices)', () =>
       const moved = await kernel.call({ sender: 1, seq: 2, value: 4 });
       assert.deepEqual([kernel.device, moved.count, moved.total], [1, 3, 9]);
       await kernel.terminate();
-    } finally {
-      delete process.env.RINGKERNEL_LIBCUDA;
-    }
-  });
+    }));
 });

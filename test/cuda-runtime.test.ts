@@ -11,11 +11,10 @@
  * - on a real GPU when one is present (`npm run test:gpu` requires it).
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import {
   BackendUnavailableError,
   CudaCompileError,
@@ -38,18 +37,11 @@ import {
   TripleWords,
 } from './fixtures/cuda-kernels.js';
 import { AddOne, Numbers } from './fixtures/kernels.js';
+import { EMULATOR, emulatorMissing, onEmulatedDevice } from './support/emulated-cuda.js';
 import { eventually } from './support/eventually.js';
 import { OtlpReceiver, type ReceivedSpan } from './support/otlp-receiver.js';
 import { Random, TEST_SEED } from './support/random.js';
 
-const EMULATOR = fileURLToPath(new URL('../../native/build/libcuda-emu.so', import.meta.url));
-const hasGxx = (() => {
-  try {
-    return existsSync('/usr/bin/g++') || existsSync('/usr/local/bin/g++') || process.env.CXX !== undefined;
-  } catch {
-    return false;
-  }
-})();
 const requireGpu = process.env.RINGKERNEL_REQUIRE_GPU === '1';
 // A real driver, looked at before the emulator is put in its place.
 const realProbe = process.env.RINGKERNEL_LIBCUDA === undefined ? probeCuda() : { available: false, reason: '' };
@@ -98,11 +90,7 @@ const targets: Target[] = [
           ? 'emulated CUDA device (CPU threads stand in for the GPU)'
           : 'emulated CUDA device over dma (rings in device memory, copied by the native mirror thread)',
       ...(strategy === undefined ? {} : { strategy }),
-      skip: () => {
-        if (!existsSync(EMULATOR)) return 'skipped: the CUDA emulator library was not built (needs cc)';
-        if (!hasGxx) return 'skipped: g++ is not installed (the emulated device runs host builds of kernels)';
-        return undefined;
-      },
+      skip: emulatorMissing,
       build: () => {
         process.env.RINGKERNEL_LIBCUDA = EMULATOR;
         return RingKernelRuntime.builder().backend('cuda').config({ workers: 1 }).build();
@@ -280,11 +268,8 @@ describe('the CUDA launch path refuses what it cannot do, with typed errors', ()
     );
   });
 
-  it('a handler that does not compile, with the compiler log; a cache hit on the second launch; CUDA → CUDA link', async (t) => {
-    if (!existsSync(EMULATOR) || !hasGxx) return t.skip('skipped: the CUDA emulator or g++ is missing');
-    process.env.RINGKERNEL_LIBCUDA = EMULATOR;
-    try {
-      await using runtime = await RingKernelRuntime.builder().backend('cuda').config({ workers: 1 }).build();
+  it('a handler that does not compile, with the compiler log; a cache hit on the second launch; CUDA → CUDA link', (t) =>
+    onEmulatedDevice(t, async (runtime) => {
       await assert.rejects(runtime.launch(BrokenCuda), (error: unknown) => {
         if (!(error instanceof CudaCompileError)) assert.fail(String(error));
         assert.equal(error.code, 'RK_CUDA_COMPILE_FAILED');
@@ -312,58 +297,58 @@ describe('the CUDA launch path refuses what it cannot do, with typed errors', ()
         runtime.launch(AddOneWords, 1, 1, { name: 'as-direct', transferStrategy: 'direct' }),
         (error: unknown) => error instanceof RangeError && /take 'mapped' .* or 'dma'/.test(error.message),
       );
-    } finally {
-      delete process.env.RINGKERNEL_LIBCUDA;
-    }
-  });
+    }));
 });
 
 describe('tracing a CUDA kernel: the device writes the processing spans (emulated device)', () => {
   it('a call is one trace: call on the host → process on the device (GPU timestamps) → receive', async (t) => {
-    if (!existsSync(EMULATOR) || !hasGxx) return t.skip('skipped: the CUDA emulator or g++ is missing');
-    process.env.RINGKERNEL_LIBCUDA = EMULATOR;
     const receiver = await OtlpReceiver.start();
     try {
-      await using runtime = await RingKernelRuntime.builder()
-        .backend('cuda')
-        .config({ workers: 1 })
-        .tracing({ endpoint: receiver.url, serviceName: 'cuda-trace', exportIntervalMs: 20 })
-        .build();
-      const kernel = await runtime.launch(AddOneWords, 1, 1, { name: 'traced', autoActivate: true });
-      assert.deepEqual(unwords(await kernel.call(words(9))), [10]);
-      const deadline = performance.now() + 10_000;
-      let processing: ReceivedSpan | undefined;
-      let call: ReceivedSpan | undefined;
-      let receive: ReceivedSpan | undefined;
-      while (performance.now() < deadline) {
-        await runtime.tracing?.flush();
-        call = receiver.named('call traced')[0];
-        processing = receiver.named('process traced')[0];
-        receive = receiver.named('receive traced')[0];
-        if (call && processing && receive) break;
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
-      assert.ok(call && processing && receive, `spans: ${receiver.spans.map((s) => s.name).join(', ')}`);
-      assert.equal(processing.traceId, call.traceId);
-      assert.equal(processing.parentSpanId, call.spanId, 'the device span is parented by the host call span');
-      assert.equal(receive.parentSpanId, processing.spanId, 'the host receive is parented by the device span');
-      const ms = 1_000_000n;
-      assert.ok(processing.startNs + ms >= call.startNs && processing.endNs <= call.endNs + ms, 'process inside call');
-      assert.equal(processing.attributes['messaging.operation'], 'process');
-      assert.equal(processing.attributes['messaging.message.id'], call.attributes['messaging.message.id']);
+      await onEmulatedDevice(
+        t,
+        async (runtime) => {
+          const kernel = await runtime.launch(AddOneWords, 1, 1, { name: 'traced', autoActivate: true });
+          assert.deepEqual(unwords(await kernel.call(words(9))), [10]);
+          const deadline = performance.now() + 10_000;
+          let processing: ReceivedSpan | undefined;
+          let call: ReceivedSpan | undefined;
+          let receive: ReceivedSpan | undefined;
+          while (performance.now() < deadline) {
+            await runtime.tracing?.flush();
+            call = receiver.named('call traced')[0];
+            processing = receiver.named('process traced')[0];
+            receive = receiver.named('receive traced')[0];
+            if (call && processing && receive) break;
+            await new Promise((resolve) => setTimeout(resolve, 10));
+          }
+          assert.ok(call && processing && receive, `spans: ${receiver.spans.map((s) => s.name).join(', ')}`);
+          assert.equal(processing.traceId, call.traceId);
+          assert.equal(processing.parentSpanId, call.spanId, 'the device span is parented by the host call span');
+          assert.equal(receive.parentSpanId, processing.spanId, 'the host receive is parented by the device span');
+          const ms = 1_000_000n;
+          assert.ok(
+            processing.startNs + ms >= call.startNs && processing.endNs <= call.endNs + ms,
+            'process inside call',
+          );
+          assert.equal(processing.attributes['messaging.operation'], 'process');
+          assert.equal(processing.attributes['messaging.message.id'], call.attributes['messaging.message.id']);
+        },
+        () =>
+          RingKernelRuntime.builder()
+            .backend('cuda')
+            .config({ workers: 1 })
+            .tracing({ endpoint: receiver.url, serviceName: 'cuda-trace', exportIntervalMs: 20 })
+            .build(),
+      );
     } finally {
-      delete process.env.RINGKERNEL_LIBCUDA;
       await receiver.close();
     }
   });
 });
 
 describe('a CUDA kernel with device state (emulated device: CPU threads stand in for the GPU)', () => {
-  it('keeps state in device memory across messages; checkpoint copies it back between batches; restore resumes it', async (t) => {
-    if (!existsSync(EMULATOR) || !hasGxx) return t.skip('skipped: the CUDA emulator or g++ is missing');
-    process.env.RINGKERNEL_LIBCUDA = EMULATOR;
-    try {
-      await using runtime = await RingKernelRuntime.builder().backend('cuda').config({ workers: 1 }).build();
+  it('keeps state in device memory across messages; checkpoint copies it back between batches; restore resumes it', (t) =>
+    onEmulatedDevice(t, async (runtime) => {
       const kernel = await runtime.launch(DeviceTotal, 1, 1, { name: 'totals', autoActivate: true });
       const random = new Random(TEST_SEED);
       let sum = 0;
@@ -402,19 +387,13 @@ describe('a CUDA kernel with device state (emulated device: CPU threads stand in
       const next = await resumed.call({ sender: 1, seq: 200, value: 2 });
       assert.equal(next.count, 201);
       assert.equal(next.total, sum + 2);
-    } finally {
-      delete process.env.RINGKERNEL_LIBCUDA;
-    }
-  });
+    }));
 });
 
 describe('kernel-to-kernel into a CUDA kernel (emulated device: CPU threads stand in for the GPU)', () => {
   for (const strategy of ['mapped', 'dma'] as const) {
-    it(`a CPU stage feeds a ${strategy} CUDA kernel through a link ring: every message once, in order, under backpressure`, async (t) => {
-      if (!existsSync(EMULATOR) || !hasGxx) return t.skip('skipped: the CUDA emulator or g++ is missing');
-      process.env.RINGKERNEL_LIBCUDA = EMULATOR;
-      try {
-        await using runtime = await RingKernelRuntime.builder().backend('cuda').config({ workers: 1 }).build();
+    it(`a CPU stage feeds a ${strategy} CUDA kernel through a link ring: every message once, in order, under backpressure`, (t) =>
+      onEmulatedDevice(t, async (runtime) => {
         const stage = await runtime.launch(AddOne, 1, 1, { name: `stage-${strategy}`, autoActivate: true });
         const totals = await runtime.launch(DeviceTotal, 1, 1, {
           name: `totals-${strategy}`,
@@ -452,19 +431,13 @@ describe('kernel-to-kernel into a CUDA kernel (emulated device: CPU threads stan
         assert.equal(totals.metrics().messagesProcessed, count);
         await stage.terminate();
         await totals.terminate();
-      } finally {
-        delete process.env.RINGKERNEL_LIBCUDA;
-      }
-    });
+      }));
   }
 });
 
 describe('kernel-to-kernel out of a CUDA kernel (emulated device: CPU threads stand in for the GPU)', () => {
-  it('a CUDA kernel feeds a CPU stage through a link ring: its outputs go there, not to the host; calls still answer the caller', async (t) => {
-    if (!existsSync(EMULATOR) || !hasGxx) return t.skip('skipped: the CUDA emulator or g++ is missing');
-    process.env.RINGKERNEL_LIBCUDA = EMULATOR;
-    try {
-      await using runtime = await RingKernelRuntime.builder().backend('cuda').config({ workers: 1 }).build();
+  it('a CUDA kernel feeds a CPU stage through a link ring: its outputs go there, not to the host; calls still answer the caller', (t) =>
+    onEmulatedDevice(t, async (runtime) => {
       const totals = await runtime.launch(DeviceTotal, 1, 1, { name: 'gpu-totals', autoActivate: true });
       const relay = await runtime.launch(TotalRelay, 1, 1, { name: 'cpu-relay', autoActivate: true });
       await runtime.connect(totals, relay, { queueCapacity: 8 });
@@ -492,20 +465,12 @@ describe('kernel-to-kernel out of a CUDA kernel (emulated device: CPU threads st
       assert.equal(answer.count, count + 1);
       await totals.terminate();
       await relay.terminate();
-    } finally {
-      delete process.env.RINGKERNEL_LIBCUDA;
-    }
-  });
+    }));
 });
 
 describe('integrity on a CUDA kernel (emulated device: CPU threads stand in for the GPU)', () => {
-  it('checks every input CRC32-C and checksums every output; a frame corrupted in shared memory is dead-lettered', async (t) => {
-    if (!existsSync(EMULATOR) || !hasGxx) return t.skip('skipped: the CUDA emulator or g++ is missing');
-    process.env.RINGKERNEL_LIBCUDA = EMULATOR;
-    try {
-      await using runtime = await RingKernelRuntime.builder().backend('cuda').config({ workers: 1 }).build();
-      const letters: DeadLetter[] = [];
-      runtime.deadLetters.on('deadLetter', (letter) => letters.push(letter));
+  it('checks every input CRC32-C and checksums every output; a frame corrupted in shared memory is dead-lettered', (t) =>
+    onEmulatedDevice(t, async (runtime, letters) => {
       const kernel = await runtime.launch(DoubleReading, 1, 1, { name: 'checked', integrity: true });
       // Launched, not active: the frames wait in the ring, where a stray write flips a payload bit of the second.
       for (let seq = 0; seq < 3; seq++) assert.ok(kernel.trySend({ sender: 8, seq, value: seq + 1 }));
@@ -539,18 +504,10 @@ describe('integrity on a CUDA kernel (emulated device: CPU threads stand in for 
       assert.equal(letters[1]?.reason, 'handler-error');
       assert.equal(Numbers.decode(letters[1]?.payload as Uint8Array).value, -1);
       await kernel.terminate();
-    } finally {
-      delete process.env.RINGKERNEL_LIBCUDA;
-    }
-  });
+    }));
 
-  it('seeded: frames corrupted every way the device checks come back whole, once each, with the right code', async (t) => {
-    if (!existsSync(EMULATOR) || !hasGxx) return t.skip('skipped: the CUDA emulator or g++ is missing');
-    process.env.RINGKERNEL_LIBCUDA = EMULATOR;
-    try {
-      await using runtime = await RingKernelRuntime.builder().backend('cuda').config({ workers: 1 }).build();
-      const letters: DeadLetter[] = [];
-      runtime.deadLetters.on('deadLetter', (letter) => letters.push(letter));
+  it('seeded: frames corrupted every way the device checks come back whole, once each, with the right code', (t) =>
+    onEmulatedDevice(t, async (runtime, letters) => {
       const kernel = await runtime.launch(DoubleReading, 1, 1, { name: 'fuzzed', integrity: true, queueCapacity: 64 });
       const ring = new DataView(kernel.inputMemory.ring);
       const storage = kernel.inputMemory.ring.byteLength - RingOffset.DATA;
@@ -638,8 +595,5 @@ describe('integrity on a CUDA kernel (emulated device: CPU threads stand in for 
       // Nothing was reported twice, or without its bytes.
       assert.equal(letters.filter((l) => l.payload.length === 0).length, 0);
       await kernel.terminate();
-    } finally {
-      delete process.env.RINGKERNEL_LIBCUDA;
-    }
-  });
+    }));
 });
