@@ -1,4 +1,4 @@
-import type { LatencySnapshot } from '../runtime/latency-histogram.js';
+import type { LatencySnapshot } from '../kernel/latency-histogram.js';
 
 /** The part of a kernel handle the metrics read. */
 export interface MeteredKernel {

@@ -1,5 +1,5 @@
 import type { MetricValueWithName, Registry } from 'prom-client';
-import { cumulativeAtPowersOfTwo, type LatencySnapshot } from '../runtime/latency-histogram.js';
+import { cumulativeAtPowersOfTwo, type LatencySnapshot } from '../kernel/latency-histogram.js';
 
 /**
  * Bucket bounds in ns: the powers of two from 256 ns to about 4.3 s. The runtime's latency histograms split every
