@@ -167,7 +167,7 @@ export { RestartStrategy, Supervisor } from './supervision/supervisor.js';
 export type { KernelTelemetry } from './telemetry/kernel-span-writer.js';
 export type { SamplerName } from './telemetry/origin-sampler.js';
 export { OriginSampler, SAMPLER_NAMES } from './telemetry/origin-sampler.js';
-export { RuntimeTracing } from './telemetry/runtime-tracing.js';
+export { RuntimeTracing, type TracingStats } from './telemetry/runtime-tracing.js';
 export {
   LIFECYCLE_TRANSITION_NAMES,
   LifecycleTransition,

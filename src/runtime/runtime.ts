@@ -347,7 +347,7 @@ export class RingKernelRuntime {
       this.log.debug(`dead letter from '${letter.kernel}' (${letter.reason}): ${letter.error.message}`),
     );
     this.tracing = init.tracing;
-    this.tracing?.trackMemory(this.#memory);
+    this.tracing?.joinRuntime(this.#memory, this.log);
     this.#bridge = new TransferBridge(init.backend, init.config.bridgePollInterval);
     // CUDA: the machine's GPUs are the devices (each also gets CPU workers, for kernels with no cuda part).
     const gpus = init.backend === 'cuda' ? cudaDevices() : undefined;

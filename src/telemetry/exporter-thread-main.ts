@@ -3,6 +3,7 @@
  * memory, so no record crosses a port) and exports OTLP/HTTP (or console) spans, so that building, encoding and
  * sending spans never takes the time of the thread that sends messages.
  */
+import { connect } from 'node:net';
 import { parentPort, workerData } from 'node:worker_threads';
 import { OTLPExporterBase } from '@opentelemetry/otlp-exporter-base';
 import { convertLegacyHttpOptions, createOtlpHttpExportDelegate } from '@opentelemetry/otlp-exporter-base/node-http';
@@ -50,8 +51,26 @@ const exporter: TelemetryExporter = new TelemetryExporter({
   exportIntervalMs: init.exportIntervalMs,
   maxExportBatchSize: init.maxExportBatchSize,
   counters: new BigInt64Array(init.counters),
+  ...(init.exporter === 'otlp' ? { reachable: () => collectorReachable(init.endpoint) } : {}),
   onFirstFailure: (error) => report({ type: 'firstFailure', message: error?.message ?? 'export failed' }),
 });
+
+/** Whether a TCP connection to the endpoint's host and port opens (within a second). */
+function collectorReachable(endpoint: string): Promise<boolean> {
+  const url = new URL(endpoint);
+  const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  return new Promise((resolve) => {
+    const socket = connect({ host, port, timeout: 1000 });
+    const done = (yes: boolean): void => {
+      socket.destroy();
+      resolve(yes);
+    };
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+    socket.once('timeout', () => done(false));
+  });
+}
 
 function report(message: ExporterThreadReport): void {
   port?.postMessage(message);

@@ -17,6 +17,21 @@ export interface TelemetryMemoryLedger {
   release(owner: object): void;
 }
 
+/** Where tracing says what went wrong (the runtime's logger). */
+export interface TracingLog {
+  warn(message: string): void;
+}
+
+/**
+ * {@link TelemetryStats} and what the origin left out. Every message the sampler chose is either traced whole or
+ * counted here: `tracesShedForRate` (over the origin's rate cap), `tracesShedForRoom` (the host's telemetry ring
+ * had no room for its record); and every trace cut short downstream counts one record in `recordsDropped`.
+ */
+export interface TracingStats extends TelemetryStats {
+  readonly tracesShedForRate: number;
+  readonly tracesShedForRoom: number;
+}
+
 /**
  * A runtime's tracing: the host's span writer and telemetry ring, a telemetry ring per kernel, and the exporter
  * that drains them all on the main thread. Exists only when tracing is on; with tracing off the runtime holds
@@ -39,6 +54,7 @@ export class RuntimeTracing {
   readonly #kernelRings = new Map<number, SharedArrayBuffer>();
   readonly #hostRing: SharedArrayBuffer;
   #ledger: TelemetryMemoryLedger | undefined;
+  #log: TracingLog | undefined;
 
   /** @internal — made by the runtime builder. */
   constructor(options: ResolvedTracingOptions) {
@@ -47,13 +63,17 @@ export class RuntimeTracing {
     const hostRing = createTelemetryRing(options.hostRingCapacity, this.#epochUnixMs);
     this.#hostRing = hostRing;
     const sampler = new OriginSampler(options.sampler, options.samplerRatio);
-    this.host = new HostSpanWriter(new SpanRecorder(hostRing), new TelemetryClock(this.#epochUnixMs), sampler);
+    this.host = new HostSpanWriter(
+      new SpanRecorder(hostRing),
+      new TelemetryClock(this.#epochUnixMs),
+      sampler,
+      options.maxTracesPerSecond,
+    );
     const onFirstFailure = (message: string): void => {
       const where = options.spanProcessor === undefined && options.exporter === 'otlp' ? ` to ${options.endpoint}` : '';
-      process.emitWarning(
-        `ringkernel: traces could not be delivered${where} (${message}); further failures are only counted (runtime.tracing.stats())`,
-        'RingKernelWarning',
-      );
+      const text = `traces could not be delivered${where} (${message}); further failures are only counted (runtime.tracing.stats())`;
+      if (this.#log !== undefined) this.#log.warn(text);
+      else process.emitWarning(`ringkernel: ${text}`, 'RingKernelWarning');
     };
     const exporter = options.exporter;
     if (
@@ -98,9 +118,13 @@ export class RuntimeTracing {
     return resolved.enabled ? new RuntimeTracing(resolved) : undefined;
   }
 
-  /** Accounts the telemetry rings' memory in `ledger` from now on (the host's ring, and each kernel's). @internal */
-  trackMemory(ledger: TelemetryMemoryLedger): void {
+  /**
+   * Joins the runtime: the telemetry rings' memory is accounted in `ledger` from now on (the host's ring, and each
+   * kernel's), and warnings go to `log`. @internal
+   */
+  joinRuntime(ledger: TelemetryMemoryLedger, log: TracingLog): void {
     this.#ledger = ledger;
+    this.#log = log;
     ledger.record(this.#hostRing, [{ kind: 'telemetry', owner: 'host', bytes: this.#hostRing.byteLength }]);
   }
 
@@ -128,9 +152,16 @@ export class RuntimeTracing {
     return this.#exporter.flush();
   }
 
-  /** Spans exported and failed, records dropped and pending. */
-  stats(): TelemetryStats {
-    return this.#exporter.stats();
+  /** Spans exported and failed, records dropped and pending, traces the origin left out. */
+  stats(): TracingStats {
+    const exported = this.#exporter.stats();
+    const origin = this.host.counts();
+    return {
+      ...exported,
+      recordsDropped: exported.recordsDropped + origin.dropped,
+      tracesShedForRate: origin.shedForRate,
+      tracesShedForRoom: origin.shedForRoom,
+    };
   }
 
   /** Flushes (up to `shutdownTimeoutMs`) and stops exporting. Called by the runtime's shutdown. @internal */

@@ -63,6 +63,13 @@ export interface TracingOptions {
    * lives on your thread, so their spans are exported from the main thread.
    */
   readonly exportThread?: boolean;
+  /**
+   * The origin's rate cap, like Jaeger's rate-limiting sampler: messages whose trace begins here, per second at
+   * most (on top of the sampler; a burst of a tenth of a second's worth passes at once). Past it, messages leave
+   * unsampled and are counted (`stats().tracesShedForRate`), so `always_on` at millions of messages per second
+   * yields whole traces at a rate the exporter carries rather than fragments. Default 50 000; `Infinity` for none.
+   */
+  readonly maxTracesPerSecond?: number;
 }
 
 /** {@link TracingOptions} with the environment and defaults applied: what `runtime.tracing.options` holds. */
@@ -82,6 +89,7 @@ export interface ResolvedTracingOptions {
   readonly shutdownTimeoutMs: number;
   readonly exportTimeoutMs: number | undefined;
   readonly exportThread: boolean;
+  readonly maxTracesPerSecond: number;
 }
 
 /** The default OTLP/HTTP traces endpoint: Jaeger v2 (and any OpenTelemetry Collector) receives OTLP here. */
@@ -102,6 +110,7 @@ const OPTION_KEYS = new Set([
   'shutdownTimeoutMs',
   'exportTimeoutMs',
   'exportThread',
+  'maxTracesPerSecond',
 ]);
 
 function powerOfTwo(name: string, value: unknown, fallback: number): number {
@@ -119,6 +128,16 @@ function integer(name: string, value: unknown, fallback: number, min: number, ma
   if (!Number.isInteger(value) || value < min || value > max) {
     throw new RangeError(`tracing.${name} must be an integer in [${min}, ${max}], got ${value}`);
   }
+  return value;
+}
+
+/** The default rate cap of traces begun per second at the origin. */
+export const DEFAULT_MAX_TRACES_PER_SECOND = 50_000;
+
+function rate(name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number') throw new TypeError(`tracing.${name} must be a number, got ${typeof value}`);
+  if (!(value > 0)) throw new RangeError(`tracing.${name} must be a positive number (or Infinity), got ${value}`);
   return value;
 }
 
@@ -222,6 +241,7 @@ export function resolveTracingOptions(
     maxExportBatchSize: integer('maxExportBatchSize', options.maxExportBatchSize, 4096, 1, 1 << 20),
     shutdownTimeoutMs: integer('shutdownTimeoutMs', options.shutdownTimeoutMs, 3000, 0, 600_000),
     exportThread: boolean('exportThread', options.exportThread, true),
+    maxTracesPerSecond: rate('maxTracesPerSecond', options.maxTracesPerSecond, DEFAULT_MAX_TRACES_PER_SECOND),
     exportTimeoutMs:
       options.exportTimeoutMs === undefined
         ? undefined
