@@ -165,6 +165,7 @@ export type {
 export { RestartStrategy, Supervisor } from './supervision/supervisor.js';
 // Tracing
 export type { KernelTelemetry } from './telemetry/kernel-span-writer.js';
+export type { ObservabilityContext } from './telemetry/observability-context.js';
 export type { SamplerName } from './telemetry/origin-sampler.js';
 export { OriginSampler, SAMPLER_NAMES } from './telemetry/origin-sampler.js';
 export { RuntimeTracing, type TracingStats } from './telemetry/runtime-tracing.js';

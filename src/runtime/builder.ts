@@ -97,6 +97,7 @@ export class RuntimeBuilder {
     }
     const tracingOptions = this.#tracing ?? presetTracing(this.#preset);
     const tracing = tracingOptions === undefined ? undefined : RuntimeTracing.create(tracingOptions);
+    await tracing?.ready();
     const runtime = new RingKernelRuntime({
       backend,
       probes,

@@ -52,6 +52,7 @@ import { KernelWatchdog, type WatchdogRecovery } from '../operations/kernel-watc
 import { GpuMemoryDashboard } from '../operations/memory-dashboard.js';
 import { PrometheusExporter, type PrometheusExporterOptions } from '../operations/prometheus-exporter.js';
 import { Supervisor, type SupervisorOptions } from '../supervision/supervisor.js';
+import { NOOP_OBSERVABILITY, type ObservabilityContext } from '../telemetry/observability-context.js';
 import type { RuntimeTracing } from '../telemetry/runtime-tracing.js';
 import { LifecycleTransition } from '../telemetry/span-record.js';
 import { ControlBlock } from '../wire/control-block.js';
@@ -1255,6 +1256,14 @@ export class RingKernelRuntime {
     }
     this.#prometheus ??= new PrometheusExporter(this, options);
     return this.#prometheus;
+  }
+
+  /**
+   * Your own spans around the runtime's: `startSpan(name, attributes?)` on the runtime's tracer, and messages sent
+   * while one is active (`withSpan`, `startActiveSpan`) become its children. A no-op when tracing is off.
+   */
+  observabilityContext(): ObservabilityContext {
+    return this.tracing?.observability() ?? NOOP_OBSERVABILITY;
   }
 
   /** The runtime's kernel watchdog (one per runtime): finds kernels whose input waits while they do not beat. */

@@ -4,6 +4,7 @@ import { ConsoleSpanExporter } from '@opentelemetry/sdk-trace-base';
 import { ExporterThread } from './exporter-thread.js';
 import { HostSpanWriter } from './host-span-writer.js';
 import type { KernelTelemetry } from './kernel-span-writer.js';
+import { RuntimeObservability } from './observability-context.js';
 import { OriginSampler } from './origin-sampler.js';
 import { SpanRecorder } from './span-recorder.js';
 import { TelemetryClock } from './telemetry-clock.js';
@@ -55,6 +56,7 @@ export class RuntimeTracing {
   readonly #hostRing: SharedArrayBuffer;
   #ledger: TelemetryMemoryLedger | undefined;
   #log: TracingLog | undefined;
+  #observability: RuntimeObservability | undefined;
 
   /** @internal — made by the runtime builder. */
   constructor(options: ResolvedTracingOptions) {
@@ -89,6 +91,7 @@ export class RuntimeTracing {
           exportIntervalMs: options.exportIntervalMs,
           maxExportBatchSize: options.maxExportBatchSize,
           exportTimeoutMs: options.exportTimeoutMs,
+          maxCpuShare: options.exporterCpuShare,
         },
         onFirstFailure,
       );
@@ -147,9 +150,21 @@ export class RuntimeTracing {
     this.#exporter.retireRing(ring);
   }
 
+  /** Settles when the exporter is ready (its thread loaded), so its start-up does not compete with the data path. */
+  ready(): Promise<void> {
+    return this.#exporter instanceof ExporterThread ? this.#exporter.ready : Promise.resolve();
+  }
+
+  /** The tracer for the application's own spans (`runtime.observabilityContext()`), made on first use. @internal */
+  observability(): RuntimeObservability {
+    this.#observability ??= new RuntimeObservability(this.options);
+    return this.#observability;
+  }
+
   /** Exports every span recorded so far and waits until it is delivered or has failed. */
-  flush(): Promise<void> {
-    return this.#exporter.flush();
+  async flush(): Promise<void> {
+    await this.#observability?.flush();
+    await this.#exporter.flush();
   }
 
   /** Spans exported and failed, records dropped and pending, traces the origin left out. */
@@ -165,8 +180,9 @@ export class RuntimeTracing {
   }
 
   /** Flushes (up to `shutdownTimeoutMs`) and stops exporting. Called by the runtime's shutdown. @internal */
-  shutdown(): Promise<void> {
-    return this.#exporter.shutdown(this.options.shutdownTimeoutMs);
+  async shutdown(): Promise<void> {
+    await this.#observability?.shutdown();
+    await this.#exporter.shutdown(this.options.shutdownTimeoutMs);
   }
 }
 

@@ -74,6 +74,11 @@ export interface TelemetryExporterOptions {
    * so a collector that is down is known in milliseconds, not at the first failure seconds later.
    */
   readonly reachable?: () => Promise<boolean>;
+  /**
+   * True while the exporter has used its share of the machine: the timer's export waits (records stay in the
+   * rings, which then shed at the origin and truncate downstream, counted). A flush is not held back.
+   */
+  readonly overBudget?: () => boolean;
 }
 
 /** The exporter's counters slots in {@link TelemetryExporterOptions.counters}. */
@@ -120,6 +125,7 @@ export class TelemetryExporter {
   /** The last export failed (collector down, refusing): while the next one is tried, records are discarded. */
   #failing = false;
   readonly #reachable: (() => Promise<boolean>) | undefined;
+  readonly #overBudget: (() => boolean) | undefined;
   readonly #stallMs: number;
   /** When the export in flight began (performance.now()). */
   #inFlightSince = 0;
@@ -134,6 +140,7 @@ export class TelemetryExporter {
     this.#onFirstFailure = options.onFirstFailure;
     this.#counters = options.counters;
     this.#reachable = options.reachable;
+    this.#overBudget = options.overBudget;
     this.#stallMs = Math.max(10, options.exportIntervalMs);
     this.#timer = setInterval(() => this.#tick(), options.exportIntervalMs).unref();
   }
@@ -244,8 +251,9 @@ export class TelemetryExporter {
       while (this.#exportBatch() > 0);
       return;
     }
-    if (this.#inFlight === undefined) this.#exportBatch();
-    else if (this.#failing) this.#discard();
+    if (this.#inFlight === undefined) {
+      if (this.#overBudget?.() !== true) this.#exportBatch();
+    } else if (this.#failing) this.#discard();
     else if (performance.now() - this.#inFlightSince > this.#stallMs) this.#probe();
   }
 
