@@ -124,6 +124,7 @@ export type { HealthCheck, HealthLevel, HealthReport, HealthStatus } from './ope
 export { HealthChecker } from './operations/health-checker.js';
 export type { StaleKernel, WatchdogPolicy, WatchdogRecovery } from './operations/kernel-watchdog.js';
 export { KernelWatchdog } from './operations/kernel-watchdog.js';
+export type { InspectionObserver } from './operations/lifecycle-inspector.js';
 export type {
   MemoryAlertEvent,
   MemoryAllocation,

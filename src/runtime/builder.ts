@@ -1,5 +1,6 @@
 import { BACKEND_TYPES, type BackendType, selectBackend } from '../backends/backend-type.js';
 import { BackendUnavailableError } from '../errors/runtime-errors.js';
+import type { InspectionObserver } from '../operations/lifecycle-inspector.js';
 import { RuntimeTracing } from '../telemetry/runtime-tracing.js';
 import { resolveTracingOptions, type TracingOptions } from '../telemetry/tracing-options.js';
 import { type RuntimeConfig, resolveConfig } from './config.js';
@@ -21,6 +22,7 @@ export class RuntimeBuilder {
   #start = true;
   #preset: PresetSettings | undefined;
   #tracing: TracingOptions | undefined;
+  #inspect: InspectionObserver | undefined;
 
   /** The development preset: fast start, verbose logs, everything traced (see {@link PRESETS}). */
   development(): this {
@@ -87,6 +89,24 @@ export class RuntimeBuilder {
     return this;
   }
 
+  /**
+   * Sends the inspection events of every kernel's lifecycle actor — which runs in a worker thread — to `observer`,
+   * an XState inspection observer (`@statelyai/inspect`'s `inspector.inspect`, or a function), as if the actors
+   * were local: each kernel shows as an actor named after it, with its snapshots and the events it received, beside
+   * your own machines. CPU kernels; lifecycle events only, never per message.
+   *
+   * @example
+   * const inspector = createBrowserInspector();
+   * const runtime = await RingKernelRuntime.builder().inspect(inspector.inspect).build();
+   */
+  inspect(observer: InspectionObserver): this {
+    if (typeof observer !== 'function' && typeof (observer as { next?: unknown })?.next !== 'function') {
+      throw new TypeError('inspect must be an XState inspection observer: a function or an object with next()');
+    }
+    this.#inspect = observer;
+    return this;
+  }
+
   /** Builds the runtime (its worker pool) and starts it (Running), unless {@link RuntimeBuilder.deferStart}. */
   async build(): Promise<RingKernelRuntime> {
     // Explicit settings override the preset's, whichever was called first.
@@ -106,6 +126,7 @@ export class RuntimeBuilder {
       tracing,
       start: this.#start,
       preset: this.#preset?.name,
+      inspect: this.#inspect,
     });
     const preset = this.#preset;
     if (preset !== undefined) applyPreset(runtime, preset);

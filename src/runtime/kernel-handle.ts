@@ -21,6 +21,7 @@ import {
 import type { AnyKernelDefinition } from '../kernel/kernel-definition.js';
 import { COMMAND_TARGET, type LifecycleCommand, lifecycleAccepts } from '../kernel/kernel-lifecycle.js';
 import { LatencyHistogram, type LatencySummary } from '../kernel/latency-histogram.js';
+import type { LifecycleInspection } from '../kernel/lifecycle-inspection.js';
 import { checkPriority, Priority } from '../kernel/priority.js';
 import type { CircuitBreaker } from '../operations/circuit-breaker.js';
 import type { DetachedSpan, HostSpanWriter } from '../telemetry/host-span-writer.js';
@@ -153,6 +154,8 @@ export interface KernelHandleInit {
   readonly reattach: (handle: KernelHandle, port: MessagePort) => Promise<{ threadId: number; device: number }>;
   /** The kernel's CUDA device hit a sticky error: the device is lost to the process (its CUDA error name). */
   readonly onDeviceLost?: (device: number, cudaErrorName: string) => void;
+  /** An inspection event of the kernel's lifecycle actor, from its executor (the runtime's `inspect` option). */
+  readonly onInspect?: ((event: LifecycleInspection) => void) | undefined;
   /** A handler that throws fails the kernel (for a supervisor to restart) instead of only its message. */
   readonly failOnHandlerError: boolean;
   /** Tracing on: where the host's spans of this kernel's messages begin. */
@@ -1389,6 +1392,9 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
 
   #report(report: WorkerReport): void {
     switch (report.type) {
+      case 'inspect':
+        this.#init.onInspect?.(report.event);
+        return;
       case 'reply': {
         const waiter = this.#replies.get(report.seq);
         this.#replies.delete(report.seq);

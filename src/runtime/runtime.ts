@@ -49,6 +49,7 @@ import {
 } from '../operations/degradation-manager.js';
 import { HealthChecker } from '../operations/health-checker.js';
 import { KernelWatchdog, type WatchdogRecovery } from '../operations/kernel-watchdog.js';
+import { type InspectionObserver, LifecycleInspector } from '../operations/lifecycle-inspector.js';
 import { GpuMemoryDashboard } from '../operations/memory-dashboard.js';
 import { PrometheusExporter, type PrometheusExporterOptions } from '../operations/prometheus-exporter.js';
 import { Supervisor, type SupervisorOptions } from '../supervision/supervisor.js';
@@ -186,6 +187,8 @@ export interface RuntimeInit {
   readonly config: RuntimeConfig;
   /** Tracing, when the builder turned it on. */
   readonly tracing?: RuntimeTracing | undefined;
+  /** Where the kernels' lifecycle inspection events go (the builder's `inspect`). */
+  readonly inspect?: InspectionObserver | undefined;
 }
 
 /** A CUDA device lost to the process: see {@link RingKernelRuntime.lostDevices}. */
@@ -290,6 +293,7 @@ export class RingKernelRuntime {
   #watchdogSupervisor: Supervisor | undefined;
   #health: HealthChecker | undefined;
   #prometheus: PrometheusExporter | undefined;
+  readonly #inspector: LifecycleInspector | undefined;
   /** When kernels failed, most recent last. */
   readonly #failureTimes: number[] = [];
   /** Names whose launch is in progress. */
@@ -343,6 +347,7 @@ export class RingKernelRuntime {
     this.config = init.config;
     this.backendProbes = init.probes;
     this.preset = init.preset;
+    this.#inspector = init.inspect === undefined ? undefined : new LifecycleInspector(init.inspect);
     this.log = createLogger(init.config.logLevel);
     this.deadLetters.on('deadLetter', (letter) =>
       this.log.debug(`dead letter from '${letter.kernel}' (${letter.reason}): ${letter.error.message}`),
@@ -660,6 +665,7 @@ export class RingKernelRuntime {
       : this.#bridge.open(input, output, options.transferStrategy ?? (this.backend === 'cuda' ? 'direct' : undefined));
     const { port1, port2 } = new MessageChannel();
     const tracing = this.tracing;
+    const inspector = this.#inspector;
     const launchSpan = tracing?.host.beginLifecycle();
     const telemetry = tracing?.attachKernel(instanceId, name, definition.id);
     // Reserve the name before the first await, so two concurrent launches cannot both take it.
@@ -689,6 +695,7 @@ export class RingKernelRuntime {
       device: on,
       restoreState: state,
       dormant,
+      inspect: this.#inspector !== undefined,
       ...(onCuda
         ? {
             cuda: {
@@ -749,6 +756,7 @@ export class RingKernelRuntime {
       onWorkerExit: (threadId) => this.#deadThreads.add(threadId),
       onInterrupted: (interrupted) => this.#interrupted(interrupted),
       onDeviceLost: (lost, cudaErrorName) => this.#deviceLost(lost, cudaErrorName),
+      onInspect: inspector === undefined ? undefined : (event) => inspector.forward(name, instanceId, event),
       reattach: (restarted, port) =>
         this.#reattach(
           restarted,

@@ -17,6 +17,7 @@ import {
 import type { AnyKernelDefinition, KernelContext } from '../kernel/kernel-definition.js';
 import { kernelLifecycle } from '../kernel/kernel-lifecycle.js';
 import { LatencyHistogram } from '../kernel/latency-histogram.js';
+import { lifecycleInspectionOf } from '../kernel/lifecycle-inspection.js';
 import { snapshotState } from '../kernel/state-codec.js';
 import { KernelSpanWriter } from '../telemetry/kernel-span-writer.js';
 import { ControlBlock, TERMINATE_FINISH, TERMINATE_NOW } from '../wire/control-block.js';
@@ -206,7 +207,14 @@ export class HostedKernel {
     this.#inputSignal = new Int32Array(task.input.signal);
     this.#handledCursors.push(this.#inputSignal);
     this.#replyEnvelope.source = task.instanceId;
-    this.#actor = createActor(kernelLifecycle, { input: { controlBlock: this.#control } });
+    const port = task.port;
+    this.#actor = createActor(kernelLifecycle, {
+      input: { controlBlock: this.#control },
+      // Lifecycle events only (a handful per kernel), never per message: the data path is not inspected.
+      ...(task.inspect === true
+        ? { inspect: (event) => port.postMessage({ type: 'inspect', event: lifecycleInspectionOf(event) }) }
+        : {}),
+    });
     const kernel = this;
     this.#context = {
       kernelId: definition.id,
