@@ -24,7 +24,10 @@ export class RuntimeBuilder {
   #tracing: TracingOptions | undefined;
   #inspect: InspectionObserver | undefined;
 
-  /** The development preset: fast start, verbose logs, everything traced (see {@link PRESETS}). */
+  /**
+   * The development preset: fast start, verbose logs, every message traced where affordable — up to 20 000
+   * traces/s; past that whole traces are left out and counted (see {@link PRESETS}).
+   */
   development(): this {
     this.#preset = PRESETS.development;
     return this;
