@@ -128,6 +128,8 @@ export interface KernelHandleInit {
   readonly instanceId: number;
   readonly control: ControlBlock;
   readonly histogram: LatencyHistogram;
+  /** Latency of kernel-to-kernel hops into the kernel (shared with the executor, which samples one in eight). */
+  readonly hopHistogram: LatencyHistogram;
   readonly input: FrameRingMemory;
   readonly output: FrameRingMemory;
   /** How the rings reach the kernel (the kernel's own ends, the mirror's kick). */
@@ -551,6 +553,11 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   /** The handler latency histogram (shared with the executor, which samples one message in eight). @internal */
   get handlerLatency(): LatencyHistogram {
     return this.#init.histogram;
+  }
+
+  /** Latency of the kernel-to-kernel hops into this kernel (one frame in eight). @internal */
+  get hopLatency(): LatencyHistogram {
+    return this.#init.hopHistogram;
   }
 
   /** The round trip of this handle's calls answered with a result, host side. @internal */

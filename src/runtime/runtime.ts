@@ -38,7 +38,7 @@ import {
   ERROR_REPLY_MAX_BYTES,
 } from '../executor/protocol.js';
 import { findKernel, type KernelDefinition } from '../kernel/kernel-definition.js';
-import { LATENCY_HISTOGRAM_BYTES, LatencyHistogram } from '../kernel/latency-histogram.js';
+import { KERNEL_HISTOGRAMS_BYTES, LATENCY_HISTOGRAM_BYTES, LatencyHistogram } from '../kernel/latency-histogram.js';
 import { RESTORE_FAILED } from '../kernel/state-codec.js';
 import { CircuitBreaker, type CircuitBreakerOptions } from '../operations/circuit-breaker.js';
 import {
@@ -642,7 +642,7 @@ export class RingKernelRuntime {
     const control = ControlBlock.create(instanceId);
     // A device executor learns from the block that its rings require checksums (a CPU worker from the rings).
     control.setIntegrity(integrity);
-    const histogram = new SharedArrayBuffer(LATENCY_HISTOGRAM_BYTES);
+    const histogram = new SharedArrayBuffer(KERNEL_HISTOGRAMS_BYTES);
     const input = this.#ring(definition.input, capacity, integrity, 0);
     const output = this.#ring(
       [definition.output, ...(definition.emits ?? [])],
@@ -740,6 +740,7 @@ export class RingKernelRuntime {
       instanceId,
       control,
       histogram: new LatencyHistogram(histogram),
+      hopHistogram: new LatencyHistogram(histogram, LATENCY_HISTOGRAM_BYTES),
       input,
       output,
       transfer,

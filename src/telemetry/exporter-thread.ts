@@ -46,8 +46,11 @@ export class ExporterThread {
       ready();
       for (const seq of [...this.#waiting.keys()]) this.#settle(seq);
     });
-    // After the listeners: adding a 'message' listener refs the worker's port again.
-    this.#worker.unref();
+    // Held until the thread has loaded (a build awaiting `ready` must keep the process alive), then unref'd —
+    // after the listeners, since adding a 'message' listener refs the worker's port again.
+    void this.ready.then(() => {
+      if (this.#waiting.size === 0) this.#worker.unref();
+    });
   }
 
   addRing(ring: SharedArrayBuffer): void {
