@@ -174,7 +174,12 @@ describe('tracing: OTLP/HTTP to a real receiver', () => {
 
   it('sampling 1.0: exactly N processing spans for N messages, none dropped', async () => {
     receiver.clear();
-    const runtime = await tracedRuntime({ endpoint: receiver.url, sampler: 'always_on' });
+    // No rate cap: every message is to be traced (the cap has a test of its own).
+    const runtime = await tracedRuntime({
+      endpoint: receiver.url,
+      sampler: 'always_on',
+      maxTracesPerSecond: Number.POSITIVE_INFINITY,
+    });
     try {
       const sink = await runtime.launch(Sink, 1, 1, { name: 'sink', autoActivate: true });
       const n = 10_000;
