@@ -75,7 +75,7 @@ describe('WebGPU batch engine (real adapter)', () => {
     if (skip !== undefined) return t.skip(skip);
     const random = new Random(TEST_SEED);
     const total = 1_000_000;
-    const h = rings(2048, 96);
+    const h = rings(8192, 96);
     const engine = await WebGpuBatchEngine.create({
       device: device as GPUDevice,
       program: program(ECHO, 'echo'),
@@ -184,10 +184,183 @@ describe('WebGPU batch engine (real adapter)', () => {
     engine.restore(new Uint8Array(new Uint32Array([41, 7]).buffer));
     view.setUint32(0, 1, true);
     assert.ok(h.producer.tryWrite(BytesMessage, word));
-    await pump(() => false, () => engine.stats.messages === total + 1, 'restore');
+    await pump(
+      () => false,
+      () => engine.stats.messages === total + 1,
+      'restore',
+    );
     const restored = new DataView((await engine.checkpoint()).buffer);
     assert.deepEqual([restored.getUint32(0, true), restored.getUint32(4, true)], [42, 8]);
     await engine.stop('drain');
     t.diagnostic(`seed ${TEST_SEED}: ${engine.stats.batches} batches, largest ${engine.stats.largestBatch}`);
+  });
+
+  it('fails only the messages whose handler returns an error code (a seeded 1 %): each answered once or dead-lettered once', async (t) => {
+    if (skip !== undefined) return t.skip(skip);
+    const random = new Random(TEST_SEED ^ 0xe1);
+    const total = 20_000;
+    const h = rings(32 * 1024, 16);
+    const engine = await WebGpuBatchEngine.create({
+      device: device as GPUDevice,
+      program: program(
+        `fn picky(i: u32) -> u32 {
+  let v = rk_in_word(i, 0);
+  if (v == 0xdeadu) { return RK_E_HANDLER_FAILED; }
+  rk_out_word(i, 0, v + 1u);
+  rk_emit(i, 4u, rk_message(i).type_id);
+  return RK_E_NONE;
+}`,
+        'picky',
+      ),
+      input: h.input,
+      output: h.output,
+      onDeadLetter: (letter) => h.letters.push(letter),
+    });
+    engine.start();
+    const failing = new Set<number>();
+    const requests = new Set<number>();
+    const answered = new Map<number, number>();
+    const errorResponses = new Set<number>();
+    let sent = 0;
+    const word = new Uint8Array(4);
+    const view = new DataView(word.buffer);
+    await pump(
+      () => {
+        let progressed = false;
+        while (sent < total) {
+          const id = sent + 1;
+          const fails = random.next() < 0.01;
+          const isRequest = random.next() < 0.1;
+          view.setUint32(0, fails ? 0xdead : id, true);
+          const flags = isRequest ? FrameFlags.REQUEST : 0;
+          // A full ring: this id is drawn again next round; the sets record only what was sent.
+          if (!h.producer.tryWrite(BytesMessage, word, { messageId: id, flags })) break;
+          if (fails) failing.add(id);
+          if (isRequest) requests.add(id);
+          sent++;
+          progressed = true;
+        }
+        h.consumer.drain((frame) => {
+          progressed = true;
+          if (frame.flags & FrameFlags.ERROR) {
+            errorResponses.add(frame.correlationId);
+            return;
+          }
+          answered.set(frame.correlationId, (answered.get(frame.correlationId) ?? 0) + 1);
+          assert.equal(new DataView(frame.payload.slice().buffer).getUint32(0, true), frame.correlationId + 1);
+        });
+        return progressed;
+      },
+      () => answered.size + h.letters.length >= total,
+      'errors',
+    );
+    await engine.stop('drain');
+    h.consumer.drain((frame) => {
+      if (frame.flags & FrameFlags.ERROR) errorResponses.add(frame.correlationId);
+    });
+    t.diagnostic(`seed ${TEST_SEED}: ${failing.size} failing of ${total}`);
+    assert.ok(failing.size > 100, 'about 1 % fail');
+    assert.equal(h.letters.length, failing.size);
+    for (const letter of h.letters) {
+      assert.equal(letter.reason, 'handler-error');
+      assert.equal(letter.errorNumber, ErrorNumber.HandlerFailed);
+      assert.ok(failing.has(letter.messageId));
+      assert.deepEqual([...letter.payload], [0xad, 0xde, 0, 0]);
+    }
+    for (let id = 1; id <= total; id++) {
+      assert.equal(answered.get(id), failing.has(id) ? undefined : 1, `message ${id}`);
+    }
+    assert.deepEqual(
+      [...errorResponses].sort((a, b) => a - b),
+      [...failing].filter((id) => requests.has(id)).sort((a, b) => a - b),
+      'a failed call gets an error response',
+    );
+    assert.equal(engine.stats.failed, failing.size);
+  });
+
+  it('refuses a handler that does not compile, with the line and column in the handler source', async (t) => {
+    if (skip !== undefined) return t.skip(skip);
+    const h = rings(4096, 16);
+    const source = 'fn broken(i: u32) -> u32 {\n  let x: u32 = 1u;\n  return x + undefined_thing;\n}';
+    await assert.rejects(
+      WebGpuBatchEngine.create({
+        device: device as GPUDevice,
+        program: program(source, 'broken'),
+        input: h.input,
+        output: h.output,
+      }),
+      (error: unknown) => {
+        assert.ok(error instanceof WgslCompileError);
+        assert.equal(error.code, 'RK_WGSL_COMPILE_FAILED');
+        const first = error.messages.find((m) => m.type === 'error');
+        assert.equal(first?.line, 3);
+        assert.equal(first?.column, 14);
+        assert.match(error.message, /undefined_thing/);
+        return true;
+      },
+    );
+  });
+
+  it('holds input while paused, handles it after resume, and dead-letters what a discard leaves', async (t) => {
+    if (skip !== undefined) return t.skip(skip);
+    const h = rings(64 * 1024, 16);
+    const engine = await WebGpuBatchEngine.create({
+      device: device as GPUDevice,
+      program: program(ECHO, 'echo'),
+      input: h.input,
+      output: h.output,
+      onDeadLetter: (letter) => h.letters.push(letter),
+    });
+    engine.start();
+    engine.pause();
+    const word = new Uint8Array(4);
+    for (let i = 0; i < 100; i++) assert.ok(h.producer.tryWrite(BytesMessage, word));
+    for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(h.producer.pendingFrames(), 100, 'a paused engine takes nothing');
+    engine.resume();
+    let received = 0;
+    await pump(
+      () => h.consumer.drain(() => received++) > 0,
+      () => received === 100,
+      'resume',
+    );
+    engine.pause();
+    for (let i = 0; i < 50; i++) assert.ok(h.producer.tryWrite(BytesMessage, word));
+    await engine.stop('discard');
+    assert.equal(h.letters.length, 50);
+    assert.ok(h.letters.every((letter) => letter.reason === 'discarded-on-terminate'));
+    assert.equal(engine.stats.discarded, 50);
+    assert.equal(
+      h.consumer.drain(() => {}),
+      0,
+      'nothing more came out',
+    );
+  });
+
+  it('drains every queued message on stop(drain) with batches in flight', async (t) => {
+    if (skip !== undefined) return t.skip(skip);
+    const h = rings(256 * 1024, 16);
+    const engine = await WebGpuBatchEngine.create({
+      device: device as GPUDevice,
+      program: program(ECHO, 'echo'),
+      input: h.input,
+      output: h.output,
+      maxBatch: 64,
+    });
+    engine.start();
+    const word = new Uint8Array(4);
+    let sent = 0;
+    while (h.producer.tryWrite(BytesMessage, word)) sent++;
+    // Let some batches start, then stop while the rest are queued or in flight.
+    await new Promise((resolve) => setImmediate(resolve));
+    const stopped = engine.stop('drain');
+    let received = 0;
+    await pump(
+      () => h.consumer.drain(() => received++) > 0,
+      () => received === sent,
+      'drain',
+    );
+    await stopped;
+    assert.equal(engine.stats.messages, sent);
   });
 });

@@ -2,8 +2,8 @@ import { ErrorNumber, errorCodeOf } from '../../errors/codes.js';
 import type { MalformedFrameError } from '../../errors/frame-errors.js';
 import { WebGpuError } from '../../errors/webgpu-errors.js';
 import type { Envelope } from '../../wire/envelope.js';
-import { FrameFlags } from '../../wire/frame-header.js';
 import { FrameConsumer } from '../../wire/frame-consumer.js';
+import { FrameFlags } from '../../wire/frame-header.js';
 import { FrameProducer } from '../../wire/frame-producer.js';
 import type { FrameRingMemory } from '../../wire/frame-ring.js';
 import type { FrameView } from '../../wire/frame-view.js';
@@ -233,7 +233,11 @@ export class WebGpuBatchEngine {
     const max = this.#maxBatch;
     const outBytes = this.#outWords * 4;
     const uniform = device.createBuffer({ label, size: BATCH_UNIFORM_BYTES, usage: Usage.UNIFORM | Usage.COPY_DST });
-    const messages = device.createBuffer({ label, size: max * DESCRIPTOR_BYTES, usage: Usage.STORAGE | Usage.COPY_DST });
+    const messages = device.createBuffer({
+      label,
+      size: max * DESCRIPTOR_BYTES,
+      usage: Usage.STORAGE | Usage.COPY_DST,
+    });
     const input = device.createBuffer({ label, size: this.#dataCapacity, usage: Usage.STORAGE | Usage.COPY_DST });
     const statuses = device.createBuffer({ label, size: max * STATUS_BYTES, usage: Usage.STORAGE | Usage.COPY_SRC });
     const outputs = device.createBuffer({
@@ -351,7 +355,9 @@ export class WebGpuBatchEngine {
   /** Overwrites the state buffer (before the next batch is submitted). */
   restore(bytes: Uint8Array): void {
     if (bytes.length !== this.#stateBytes) {
-      throw new RangeError(`kernel '${this.#kernelId}': restore needs ${this.#stateBytes} bytes of state, got ${bytes.length}`);
+      throw new RangeError(
+        `kernel '${this.#kernelId}': restore needs ${this.#stateBytes} bytes of state, got ${bytes.length}`,
+      );
     }
     if (this.#state !== undefined) this.#device.queue.writeBuffer(this.#state, 0, bytes);
   }
@@ -494,7 +500,11 @@ export class WebGpuBatchEngine {
     const outputAt = this.#maxBatch * STATUS_BYTES;
     const range = slot.readback.getMappedRange(0, outputAt + Math.max(4, slot.count * this.#outWords * 4));
     try {
-      await this.#writeOutputs(slot, new Uint32Array(range, 0, slot.count * OUTPUT_STATUS_WORDS), new Uint8Array(range, outputAt));
+      await this.#writeOutputs(
+        slot,
+        new Uint32Array(range, 0, slot.count * OUTPUT_STATUS_WORDS),
+        new Uint8Array(range, outputAt),
+      );
     } finally {
       slot.readback.unmap();
       this.#busy.shift();
@@ -541,7 +551,12 @@ export class WebGpuBatchEngine {
   }
 
   /** Writes one output frame, waiting for room in the output ring (backpressure reaches the input ring). */
-  async #write(codec: MessageCodec<Uint8Array, unknown>, payload: Uint8Array, correlationId: number, error: boolean): Promise<void> {
+  async #write(
+    codec: MessageCodec<Uint8Array, unknown>,
+    payload: Uint8Array,
+    correlationId: number,
+    error: boolean,
+  ): Promise<void> {
     const envelope = error ? this.#errorEnvelope : this.#envelope;
     envelope.correlationId = correlationId;
     const producer = this.#producer;
@@ -626,7 +641,11 @@ export class WebGpuBatchEngine {
 }
 
 const encoder = new TextEncoder();
-const ErrorResponse: MessageCodec<Uint8Array, Uint8Array> = { ...BytesMessage, name: 'error-reply', typeId: ERROR_RESPONSE_TYPE_ID };
+const ErrorResponse: MessageCodec<Uint8Array, Uint8Array> = {
+  ...BytesMessage,
+  name: 'error-reply',
+  typeId: ERROR_RESPONSE_TYPE_ID,
+};
 const NO_RESPONSE = errorBody('NoResponse', 'the WGSL handler emitted nothing, so the call has no response', undefined);
 
 function errorBody(name: string, message: string, code: string | number | undefined): Uint8Array {

@@ -1,5 +1,5 @@
 import { ErrorNumber } from '../../errors/codes.js';
-import { type WgslCompilerMessage, WgslCompileError } from '../../errors/webgpu-errors.js';
+import { WgslCompileError, type WgslCompilerMessage } from '../../errors/webgpu-errors.js';
 import { FrameFlags } from '../../wire/frame-header.js';
 import type { MessageSchema } from '../../wire/message-schema.js';
 import { renderWgslStruct } from './wgsl-structs.js';
