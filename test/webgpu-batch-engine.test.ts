@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { type BatchDeadLetter, WebGpuBatchEngine } from '../src/backends/webgpu/batch-engine.js';
-import type { WgslProgramSource } from '../src/backends/webgpu/wgsl-program.js';
+import { buildWgslProgram, type WgslProgram, type WgslProgramSource } from '../src/backends/webgpu/wgsl-program.js';
 import { ErrorNumber } from '../src/errors/codes.js';
 import { WgslCompileError } from '../src/errors/webgpu-errors.js';
 import { FrameConsumer } from '../src/wire/frame-consumer.js';
@@ -22,15 +22,16 @@ fn echo(i: u32) -> u32 {
   return RK_E_NONE;
 }`;
 
-const program = (source: string, entry: string, extra: Partial<WgslProgramSource> = {}): WgslProgramSource => ({
-  kernelId: `test-${entry}`,
-  source,
-  entry,
-  workgroupSize: 64,
-  stateBytes: 0,
-  schemas: [],
-  ...extra,
-});
+const program = (source: string, entry: string, extra: Partial<WgslProgramSource> = {}): WgslProgram =>
+  buildWgslProgram({
+    kernelId: `test-${entry}`,
+    source,
+    entry,
+    workgroupSize: 64,
+    stateBytes: 0,
+    schemas: [],
+    ...extra,
+  });
 
 interface Harness {
   readonly input: FrameRingMemory;

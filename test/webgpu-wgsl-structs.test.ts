@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { WebGpuBatchEngine } from '../src/backends/webgpu/batch-engine.js';
+import { buildWgslProgram } from '../src/backends/webgpu/wgsl-program.js';
 import { renderWgslStruct, wgslStructOf } from '../src/backends/webgpu/wgsl-structs.js';
 import { WgslSchemaError } from '../src/errors/webgpu-errors.js';
 import { FrameConsumer } from '../src/wire/frame-consumer.js';
@@ -96,7 +97,14 @@ describe('WGSL structs on a real adapter', () => {
 }`;
     const engine = await WebGpuBatchEngine.create({
       device: device as GPUDevice,
-      program: { kernelId: 'wgsl-sample', source, entry: 'twice', workgroupSize: 32, stateBytes: 0, schemas: [Sample] },
+      program: buildWgslProgram({
+        kernelId: 'wgsl-sample',
+        source,
+        entry: 'twice',
+        workgroupSize: 32,
+        stateBytes: 0,
+        schemas: [Sample],
+      }),
       input,
       output,
       outputBytes: Sample.size,

@@ -15,7 +15,7 @@ import {
   compileWgslKernel,
   MESSAGE_DESCRIPTOR_WORDS,
   OUTPUT_STATUS_WORDS,
-  type WgslProgramSource,
+  type WgslProgram,
 } from './wgsl-program.js';
 
 /** GPUBufferUsage and GPUMapMode bits (WebGPU spec constants; the binding's globals are not installed). */
@@ -45,17 +45,18 @@ export interface BatchDeadLetter {
 /** What a {@link WebGpuBatchEngine} runs. */
 export interface BatchEngineOptions {
   readonly device: GPUDevice;
-  readonly program: WgslProgramSource;
+  /** The kernel's program, built by {@link buildWgslProgram}. */
+  readonly program: WgslProgram;
   /** The kernel's input ring: the engine is its only consumer. */
   readonly input: FrameRingMemory;
   /** The kernel's output ring: the engine is its only producer. */
   readonly output: FrameRingMemory;
   /** Bytes each message's output may have (rounded up to 4). Default 256, at most the output ring's max payload. */
-  readonly outputBytes?: number;
+  readonly outputBytes?: number | undefined;
   /** The most messages one batch takes. Default 4096. */
-  readonly maxBatch?: number;
+  readonly maxBatch?: number | undefined;
   /** Batches submitted and not yet read back at most. Default 4. */
-  readonly inFlight?: number;
+  readonly inFlight?: number | undefined;
   /** Stamps output frames. */
   readonly clock?: HybridLogicalClock;
   /** The kernel instance id written as outputs' source. Default 0. */

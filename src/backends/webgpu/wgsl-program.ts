@@ -89,11 +89,17 @@ fn rk_emit(i: u32, size: u32, type_id: u32) {
 `;
 }
 
-/** A program's full WGSL and where the handler's own source starts in it. */
+/**
+ * A kernel's program, built: plain data (no schema objects), so the host builds it, where schema errors belong,
+ * and posts it to the device thread that compiles it.
+ */
 export interface WgslProgram {
+  readonly kernelId: string;
   readonly code: string;
   /** Lines before the handler's first line (prelude and generated structs). */
   readonly handlerLineOffset: number;
+  readonly workgroupSize: number;
+  readonly stateBytes: number;
 }
 
 /**
@@ -119,7 +125,13 @@ fn ${WGSL_MAIN_ENTRY}(@builtin(global_invocation_id) rk_gid: vec3u) {
   rk_outputs[i].error = rk_code;
 }
 `;
-  return { code: `${head}${program.source}\n${main}`, handlerLineOffset: head.split('\n').length - 1 };
+  return {
+    kernelId: program.kernelId,
+    code: `${head}${program.source}\n${main}`,
+    handlerLineOffset: head.split('\n').length - 1,
+    workgroupSize: program.workgroupSize,
+    stateBytes: program.stateBytes,
+  };
 }
 
 /** The compiled pipeline of a kernel, with its bind group layouts. */
@@ -136,8 +148,8 @@ export interface CompiledWgslKernel {
  * @throws {WgslCompileError} (`RK_WGSL_COMPILE_FAILED`) with the compiler's messages at the handler's own lines
  * (a wrong handler signature shows there too: the entry point calls it).
  */
-export async function compileWgslKernel(device: GPUDevice, program: WgslProgramSource): Promise<CompiledWgslKernel> {
-  const { code, handlerLineOffset } = buildWgslProgram(program);
+export async function compileWgslKernel(device: GPUDevice, program: WgslProgram): Promise<CompiledWgslKernel> {
+  const { code, handlerLineOffset } = program;
   // No error scope around this: Dawn's Node binding (webgpu 0.6.2) crashes the process in popErrorScope (SIGSEGV,
   // measured). Compilation messages say everything a scope would for a module.
   const module = device.createShaderModule({ code, label: `${program.kernelId} handler` });
