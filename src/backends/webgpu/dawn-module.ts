@@ -21,6 +21,11 @@ export const WEBGPU_DRIVER_DIR_ENV = 'RINGKERNEL_WEBGPU_DRIVER_DIR';
 
 let dawn: Promise<DawnModule> | undefined;
 let driverPrepared = false;
+/**
+ * The driver's libraries, held for the process's life: koffi unloads (dlclose) a library whose handle is
+ * garbage-collected, and Dawn's own dlopen then finds no libvulkan.so.1 (seen as an adapter that comes and goes).
+ */
+const preloaded: unknown[] = [];
 
 /**
  * Makes a driver folder named by {@link WEBGPU_DRIVER_DIR_ENV} usable by Dawn in this process: its libraries are
@@ -45,7 +50,7 @@ export function prepareWebGpuDriver(): void {
   while (pending.length > 0) {
     const failed = pending.filter((name) => {
       try {
-        koffi.load(join(root, 'lib', name));
+        preloaded.push(koffi.load(join(root, 'lib', name)));
         return false;
       } catch {
         return true;
