@@ -95,6 +95,7 @@ export {
   HandlerFailedError,
   InvalidStateError,
   KernelFailedError,
+  KernelModuleError,
   KernelNotFoundError,
   LoadShedError,
   NotAcceptingWorkError,

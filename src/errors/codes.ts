@@ -76,6 +76,11 @@ export const ErrorCode = {
    * kernel on it has failed and the process cannot use it again.
    */
   CudaDeviceLost: 'RK_CUDA_DEVICE_LOST',
+  /**
+   * A kernel's module cannot be loaded by the runtime's workers: it is the program's entry module (every worker
+   * would start the program again), it builds a runtime when imported, or Node cannot load it in a worker.
+   */
+  KernelModule: 'RK_KERNEL_MODULE',
 } as const;
 
 /** The name of an error code, e.g. `'FrameTooLarge'`. */
@@ -121,6 +126,7 @@ export const ErrorNumber: Readonly<Record<ErrorCodeName, number>> = {
   CudaCompileFailed: 518,
   NvmlError: 519,
   CudaDeviceLost: 520,
+  KernelModule: 530,
 };
 
 const numberByCode = new Map<string, number>(

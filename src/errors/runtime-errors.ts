@@ -156,3 +156,23 @@ export class LoadShedError extends RingKernelError {
     this.level = level;
   }
 }
+
+/**
+ * The runtime's workers cannot load a kernel's module: it is the program's entry module, it builds a runtime when
+ * imported, or Node cannot import it in a worker thread. The message says which, and what to do.
+ */
+export class KernelModuleError extends RingKernelError {
+  /** The kernel, when known (a runtime built inside a worker does not know which kernel's module it is in). */
+  readonly kernelId: string | undefined;
+  /** The module's URL, when known. */
+  readonly moduleUrl: string | undefined;
+
+  constructor(kernel: { readonly id: string; readonly moduleUrl: string } | undefined, problem: string) {
+    super(
+      ErrorCode.KernelModule,
+      kernel === undefined ? problem : `kernel '${kernel.id}' (module ${kernel.moduleUrl}): ${problem}`,
+    );
+    this.kernelId = kernel?.id;
+    this.moduleUrl = kernel?.moduleUrl;
+  }
+}

@@ -1,3 +1,5 @@
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import {
   type CudaKernelSpec,
   type ResolvedCudaKernelSpec,
@@ -99,6 +101,32 @@ export interface KernelDefinition<InIn = unknown, InView = unknown, OutIn = unkn
 export type AnyKernelDefinition = KernelDefinition<any, any, any, any, any>;
 
 const registry = new Map<string, AnyKernelDefinition>();
+/** Set in the runtime's own worker threads, before they import a kernel's module. */
+let kernelWorker = false;
+
+/** Marks this thread as one of the runtime's kernel workers (kernel hosts call it before importing modules). */
+export function enterKernelWorker(): void {
+  kernelWorker = true;
+}
+
+/** Whether this thread is one of the runtime's kernel workers: building a runtime here would recurse. */
+export function isKernelWorker(): boolean {
+  return kernelWorker;
+}
+
+/**
+ * Whether `moduleUrl` is the program's entry module (`node main.js`: main.js). Workers import a kernel's module
+ * to find it; importing the entry would run the whole program again in every worker.
+ */
+export function isEntryModule(moduleUrl: string): boolean {
+  const entry = process.argv[1];
+  if (entry === undefined || !moduleUrl.startsWith('file:')) return false;
+  try {
+    return realpathSync(fileURLToPath(moduleUrl)) === realpathSync(entry);
+  } catch {
+    return false;
+  }
+}
 const ID = /^[A-Za-z0-9_.:/-]{1,200}$/;
 
 function callerModuleUrl(): string {

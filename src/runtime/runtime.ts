@@ -31,6 +31,7 @@ import {
   BackendUnavailableError,
   InvalidStateError,
   KernelFailedError,
+  KernelModuleError,
   KernelNotFoundError,
   NotAcceptingWorkError,
   RuntimeShutDownError,
@@ -53,6 +54,7 @@ import { alignedFrameSize, FrameHeader } from '../wire/frame-header.js';
 import { createFrameRing, type FrameRingMemory } from '../wire/frame-ring.js';
 import type { KernelStatusName } from '../wire/kernel-status.js';
 import type { MessageCodec } from '../wire/message-schema.js';
+import { KERNEL_MODULE_FAILED } from '../worker/kernel-module.js';
 import {
   type AttachResult,
   type AttachTask,
@@ -62,7 +64,7 @@ import {
 import { RuntimeBuilder } from './builder.js';
 import type { RuntimeConfig } from './config.js';
 import { DeadLetterStream } from './dead-letters.js';
-import { findKernel, type KernelDefinition } from './kernel-definition.js';
+import { findKernel, isEntryModule, type KernelDefinition } from './kernel-definition.js';
 import {
   type CallOptions,
   type Dim3,
@@ -583,6 +585,13 @@ export class RingKernelRuntime {
   ): Promise<KernelHandle<InIn, OutView>> {
     this.#checkAccepting('launch');
     const definition = typeof kernel === 'string' ? findKernel(kernel) : kernel;
+    if (isEntryModule(definition.moduleUrl)) {
+      throw new KernelModuleError(
+        { id: definition.id, moduleUrl: definition.moduleUrl },
+        "it is the program's entry module. Workers import a kernel's module to find the kernel, so each would run the whole program again. Move the kernel into a module of its own (for example kernels/" +
+          `${definition.id}.js), export it, and import it from here; a bundled app bundles that module as an entry of its own and passes its URL as the kernel's \`module\``,
+      );
+    }
     const name = options.name ?? definition.id;
     if (typeof name !== 'string' || name.length === 0) throw new TypeError('options.name must be a non-empty string');
     const existing = this.#kernels.get(name);
@@ -719,6 +728,12 @@ export class RingKernelRuntime {
       // The worker's restore of the checkpoint's state failed (errors cross threads by message).
       if (restore !== undefined && message.startsWith(RESTORE_FAILED)) {
         throw new StateSnapshotError(name, 'restore', message.slice(RESTORE_FAILED.length));
+      }
+      if (message.startsWith(KERNEL_MODULE_FAILED)) {
+        throw new KernelModuleError(
+          { id: definition.id, moduleUrl: definition.moduleUrl },
+          message.slice(KERNEL_MODULE_FAILED.length),
+        );
       }
       throw error;
     } finally {

@@ -6,8 +6,8 @@
  */
 import { threadId } from 'node:worker_threads';
 import { restoreState } from '../devices/state-codec.js';
-import { findKernel } from '../runtime/kernel-definition.js';
 import { HostedKernel } from './hosted-kernel.js';
+import { loadKernel } from './kernel-module.js';
 import {
   type AttachResult,
   type AttachTask,
@@ -18,11 +18,7 @@ import {
 
 /** Piscina task: attaches one kernel to this worker and returns once it is resident (status Launched). */
 export default async function attach(task: AttachTask): Promise<AttachResult> {
-  await import(task.moduleUrl);
-  const definition = findKernel(task.kernelId);
-  if (definition.moduleUrl !== task.moduleUrl) {
-    throw new TypeError(`kernel '${task.kernelId}' is defined in ${definition.moduleUrl}, not ${task.moduleUrl}`);
-  }
+  const definition = await loadKernel(task.kernelId, task.moduleUrl);
   // A restore that throws fails the task: the host learns it before anything was handed over.
   let restored = task.restoreState === undefined ? undefined : { state: restoreState(definition, task.restoreState) };
   if (!task.dormant) {

@@ -5,7 +5,7 @@
  */
 import { threadId } from 'node:worker_threads';
 import { CudaDeviceLostError, CudaError } from '../../errors/cuda-errors.js';
-import { findKernel } from '../../runtime/kernel-definition.js';
+import { loadKernel } from '../../worker/kernel-module.js';
 import type { AttachResult, AttachTask } from '../../worker/protocol.js';
 import { STICKY_CU_RESULTS } from './cu-result.js';
 import { CuDeviceAttribute, type CudaDriver, requireCudaDriver } from './driver.js';
@@ -145,8 +145,7 @@ class CudaDeviceService {
 
 /** Piscina task: compiles (or takes from the cache), loads and launches one CUDA kernel; resolves once resident. */
 export default async function attach(task: AttachTask): Promise<AttachResult> {
-  await import(task.moduleUrl);
-  const definition = findKernel(task.kernelId);
+  const definition = await loadKernel(task.kernelId, task.moduleUrl);
   const options = task.cuda ?? { gridSize: 1, blockSize: 1, pollIntervalUs: 100 };
   try {
     const service = CudaDeviceService.get();
