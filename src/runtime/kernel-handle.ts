@@ -269,6 +269,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   readonly #replies = new Map<number, { resolve(): void; reject(error: Error): void }>();
   readonly #launchedAt = performance.now();
   readonly #exited: Promise<void>;
+  /** The terminate under way (or done), so that terminating twice waits for the one. */
+  #terminating: Promise<void> | undefined;
   #markExited!: () => void;
   #nextMessageId: number;
   /** The device hosting the current instance. */
@@ -392,7 +394,18 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    * kernel is forced: pending input is dead-lettered and it is marked Failed (`KernelFailedError` with code
    * RK_TERMINATION_TIMEOUT as cause).
    */
-  async terminate(options: { readonly drain?: boolean } = {}): Promise<void> {
+  terminate(options: { readonly drain?: boolean } = {}): Promise<void> {
+    // Once asked, a kernel terminates once: a second terminate (a stopped actor's, then shutdown's) waits for it.
+    if (this.#terminating !== undefined) return this.#terminating;
+    const terminating = this.#terminateTraced(options);
+    this.#terminating = terminating;
+    terminating.catch(() => {
+      if (this.#terminating === terminating) this.#terminating = undefined;
+    });
+    return terminating;
+  }
+
+  async #terminateTraced(options: { readonly drain?: boolean }): Promise<void> {
     const span = this.#tracer?.beginLifecycle();
     if (span === undefined) return this.#terminate(options);
     try {
@@ -574,6 +587,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
 
   /** Terminates the kernel if it is still running (for `await using`). */
   async [Symbol.asyncDispose](): Promise<void> {
+    if (this.#terminating !== undefined) return this.#terminating;
     if (this.#exitStatus === undefined && this.#failure === undefined && lifecycleAccepts(this.status, 'TERMINATE')) {
       await this.terminate();
     }
@@ -1405,6 +1419,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
           );
           return;
         }
+        // Failed from the host side meanwhile (forced, or its worker gone): already ended and counted.
+        if (this.#exitStatus !== undefined) return;
         this.#exitStatus = report.status;
         this.#settleExit();
         return;
@@ -1425,7 +1441,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    * Failed for good, and a gone instance's queue dead-lettered.
    */
   #fail(error: Error, gone = false): void {
-    if (this.#failure !== undefined) return;
+    // Failed already, or ended Terminated: a kernel ends once, and is counted once.
+    if (this.#failure !== undefined || this.#exitStatus !== undefined) return;
     // The instance failed: a fail span either way (a supervised kernel's restart is a span of its own).
     const span = this.#tracer?.beginLifecycle();
     if (span !== undefined && !this.#suspended) {
