@@ -1,10 +1,11 @@
 import { BACKEND_TYPES, type BackendType, selectBackend } from '../backends/backend-type.js';
 import { BackendUnavailableError, KernelModuleError } from '../errors/runtime-errors.js';
+import { isKernelWorker } from '../kernel/kernel-definition.js';
 import { RuntimeTracing } from '../telemetry/runtime-tracing.js';
 import { resolveTracingOptions, type TracingOptions } from '../telemetry/tracing-options.js';
 import { type RuntimeConfig, resolveConfig } from './config.js';
-import { isKernelWorker } from './kernel-definition.js';
 import { PRESETS, type PresetSettings } from './presets.js';
+// biome-ignore lint/suspicious/noImportCycles: the one allowed cycle (see test/architecture.test.ts): the builder constructs the runtime and `RingKernelRuntime.builder()` returns a builder; neither module touches the other while it loads.
 import { RingKernelRuntime } from './runtime.js';
 
 /**

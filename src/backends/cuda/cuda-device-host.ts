@@ -5,8 +5,8 @@
  */
 import { threadId } from 'node:worker_threads';
 import { CudaDeviceLostError, CudaError } from '../../errors/cuda-errors.js';
-import { loadKernel } from '../../worker/kernel-module.js';
-import type { AttachResult, AttachTask } from '../../worker/protocol.js';
+import { loadKernel } from '../../executor/kernel-module.js';
+import type { AttachResult, AttachTask } from '../../executor/protocol.js';
 import { STICKY_CU_RESULTS } from './cu-result.js';
 import { CuDeviceAttribute, type CudaDriver, requireCudaDriver } from './driver.js';
 import { type CudaDeviceSlot, cudaAttachFailure, HostedCudaKernel } from './hosted-cuda-kernel.js';

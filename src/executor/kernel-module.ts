@@ -4,7 +4,7 @@
  * starts with {@link KERNEL_MODULE_FAILED} into a `KernelModuleError`).
  */
 import { ErrorCode } from '../errors/codes.js';
-import { type AnyKernelDefinition, enterKernelWorker, findKernel } from '../runtime/kernel-definition.js';
+import { type AnyKernelDefinition, enterKernelWorker, findKernel } from '../kernel/kernel-definition.js';
 
 /** How the message of a kernel-module failure starts when it crosses to the host. @internal */
 export const KERNEL_MODULE_FAILED = 'kernel module failed: ';
