@@ -82,6 +82,7 @@ export {
   KernelFailedError,
   KernelModuleError,
   KernelNotFoundError,
+  LinkTypeMismatchError,
   LoadShedError,
   NotAcceptingWorkError,
   QueueFullError,
@@ -91,6 +92,7 @@ export {
 export {
   ClockSkewError,
   InvalidEnvelopeError,
+  MessageSchemaError,
   MessageTypeMismatchError,
   StringTooLongError,
   TimeoutError,

@@ -87,6 +87,7 @@
 #define RK_E_NVML_ERROR 519u
 #define RK_E_CUDA_DEVICE_LOST 520u
 #define RK_E_KERNEL_MODULE 530u
+#define RK_E_INVALID_MESSAGE_SCHEMA 531u
 
 /* Span records (telemetry rings). */
 #define RK_SPAN_KIND_SEND 1u

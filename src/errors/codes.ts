@@ -81,6 +81,8 @@ export const ErrorCode = {
    * would start the program again), it builds a runtime when imported, or Node cannot load it in a worker.
    */
   KernelModule: 'RK_KERNEL_MODULE',
+  /** A message definition is malformed (a field type or name, the message name) or clashes with another one. */
+  InvalidMessageSchema: 'RK_INVALID_MESSAGE_SCHEMA',
 } as const;
 
 /** The name of an error code, e.g. `'FrameTooLarge'`. */
@@ -127,6 +129,7 @@ export const ErrorNumber: Readonly<Record<ErrorCodeName, number>> = {
   NvmlError: 519,
   CudaDeviceLost: 520,
   KernelModule: 530,
+  InvalidMessageSchema: 531,
 };
 
 const numberByCode = new Map<string, number>(

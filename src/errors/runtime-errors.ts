@@ -22,10 +22,14 @@ export class InvalidStateError extends RingKernelError {
   /** The operation that was refused. */
   readonly operation: string;
 
-  constructor(kernelId: string, operation: string, state: string, target: string) {
+  /**
+   * @param explanation what the state means for the operation, and what to do, in the user's terms; without it
+   * the message names the lifecycle transition that is not valid.
+   */
+  constructor(kernelId: string, operation: string, state: string, target: string, explanation?: string) {
     super(
       ErrorCode.InvalidState,
-      `cannot ${operation} kernel '${kernelId}': it is ${state}, and ${state} → ${target} is not a valid transition`,
+      `cannot ${operation} kernel '${kernelId}': it is ${state}, ${explanation ?? `and ${state} → ${target} is not a valid transition`}`,
     );
     this.kernelId = kernelId;
     this.operation = operation;
@@ -174,5 +178,12 @@ export class KernelModuleError extends RingKernelError {
     );
     this.kernelId = kernel?.id;
     this.moduleUrl = kernel?.moduleUrl;
+  }
+}
+
+/** Two kernels cannot be linked (`runtime.connect`): no type the producer outputs is the type the consumer takes. */
+export class LinkTypeMismatchError extends RingKernelError {
+  constructor(message: string) {
+    super(ErrorCode.MessageTypeMismatch, message);
   }
 }

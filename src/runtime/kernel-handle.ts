@@ -269,6 +269,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   readonly #replies = new Map<number, { resolve(): void; reject(error: Error): void }>();
   readonly #launchedAt = performance.now();
   readonly #exited: Promise<void>;
+  /** Whether anyone asked this kernel to activate (a call to a kernel nobody will activate is refused at once). */
+  #activationAsked = false;
   /** The terminate under way (or done), so that terminating twice waits for the one. */
   #terminating: Promise<void> | undefined;
   #markExited!: () => void;
@@ -380,6 +382,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
 
   /** Activates the kernel: it starts (or resumes) taking input. */
   activate(): Promise<void> {
+    this.#activationAsked = true;
     return this.#command('ACTIVATE', 'activate');
   }
 
@@ -448,7 +451,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    * @throws {InvalidStateError} when the kernel cannot take messages (Terminated, Failed…).
    */
   trySend(message: InIn, priority: number = Priority.Normal): boolean {
-    this.#checkSendable('send', message, priority);
+    this.#checkSendable('send to', message, priority);
     if (this.#sends.length > 0) return false; // earlier sends are waiting: keep order
     return this.#write(message, 0, priority);
   }
@@ -460,7 +463,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   send(message: InIn, options: SendOptions = {}): Promise<void> {
     try {
       const priority = options.priority === undefined ? Priority.Normal : checkPriority(options.priority);
-      this.#checkSendable('send', message, priority);
+      this.#checkSendable('send to', message, priority);
       if (this.#sends.length === 0 && this.#write(message, 0, priority)) return RESOLVED;
     } catch (error) {
       return Promise.reject(error);
@@ -480,6 +483,18 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     if (breaker !== undefined) {
       const { breaker: _guarded, ...rest } = options;
       return breaker.execute(() => this.call(request, rest));
+    }
+    // Launched and never asked to activate: the kernel takes no input, and the call would only time out.
+    if (this.status === 'Launched' && !this.#activationAsked && this.#supervisor === undefined && !this.#suspended) {
+      return Promise.reject(
+        new InvalidStateError(
+          this.name,
+          'call',
+          'Launched',
+          'Active',
+          'not yet activated, so it takes no input: call activate() first, or launch with { autoActivate: true }',
+        ),
+      );
     }
     const timeout = options.timeout ?? 30_000;
     const messageId = this.#nextMessageId;
@@ -996,7 +1011,18 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     // it yet (the status word is written before the exit report arrives). Messages queue in the ring for the
     // restarted instance; should the supervisor give the kernel up, they are dead-lettered, not lost.
     if ((this.#suspended || this.#supervisor !== undefined) && this.#failure === undefined) return;
-    const error = this.#failure ?? new InvalidStateError(this.name, operation, this.status, 'Active');
+    const status = this.status;
+    const error =
+      this.#failure ??
+      new InvalidStateError(
+        this.name,
+        operation,
+        status,
+        'Active',
+        status === 'Terminated' || status === 'Terminating'
+          ? 'and takes no more messages (launch it again for a new instance)'
+          : 'and takes no messages',
+      );
     this.#refuse('kernel-gone', error, message);
     throw error;
   }

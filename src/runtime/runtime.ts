@@ -29,6 +29,7 @@ import {
   KernelFailedError,
   KernelModuleError,
   KernelNotFoundError,
+  LinkTypeMismatchError,
   NotAcceptingWorkError,
   RuntimeShutDownError,
 } from '../errors/runtime-errors.js';
@@ -596,8 +597,16 @@ export class RingKernelRuntime {
     const name = options.name ?? definition.id;
     if (typeof name !== 'string' || name.length === 0) throw new TypeError('options.name must be a non-empty string');
     const existing = this.#kernels.get(name);
-    if (existing !== undefined) throw new InvalidStateError(name, 'launch', existing.status, 'Launched');
-    if (this.#launching.has(name)) throw new InvalidStateError(name, 'launch', 'Created', 'Launched');
+    const taken = (state: string): InvalidStateError =>
+      new InvalidStateError(
+        name,
+        'launch',
+        state,
+        'Launched',
+        `and the name '${name}' is taken while it lives: pass { name } to launch another instance of kernel '${definition.id}'`,
+      );
+    if (existing !== undefined) throw taken(existing.status);
+    if (this.#launching.has(name)) throw taken('Created');
     const grid = dim3('gridSize', gridSize);
     const block = dim3('blockSize', blockSize);
     const capacity = options.queueCapacity ?? this.config.defaultQueueCapacity;
@@ -1220,8 +1229,8 @@ export class RingKernelRuntime {
     const emitted = [source.outputCodec, ...(source.emittedCodecs ?? [])];
     const produced = emitted.find((codec) => codec.typeId === accepted.typeId);
     if (produced === undefined) {
-      throw new TypeError(
-        `cannot connect '${source.name}' to '${target.name}': it outputs ${emitted.map((codec) => codec.name).join(', ')} and '${target.name}' takes ${accepted.name}`,
+      throw new LinkTypeMismatchError(
+        `cannot connect '${source.name}' to '${target.name}': '${source.name}' outputs ${emitted.map((codec) => codec.name).join(', ')} and '${target.name}' takes ${accepted.name}`,
       );
     }
     // A kernel that emits several types: the link takes only the consumer's (routing by message type).
