@@ -98,6 +98,16 @@ export class PrometheusExporter {
         for (const breaker of runtime.circuitBreakers()) this.set({ name: breaker.name }, CIRCUIT_LEVEL[breaker.state]);
       },
     });
+    new Counter({
+      name: 'ringkernel_kernel_send_stalls_total',
+      help: 'Times sends to a live kernel were found deadlocked: input full, output full, nothing reading outputs.',
+      labelNames: ['kernel'],
+      registers,
+      collect() {
+        this.reset();
+        for (const handle of runtime.kernels()) this.inc({ kernel: handle.name }, handle.metrics().sendStalls);
+      },
+    });
     new Gauge({
       name: 'ringkernel_kernel_restarts',
       help: 'Times a supervisor (or the watchdog) restarted each live kernel.',
