@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { defineKernel, defineMessage, ErrorCode, KernelModuleError, RingKernelRuntime } from '../src/index.js';
 
 const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
 
@@ -31,5 +35,36 @@ describe("a kernel's module, as the workers load it", () => {
       /^RK_KERNEL_MODULE: kernel 'sideEffect\.pinger' \(module file:\/\/\S+\/kernel-with-runtime\.js\): a runtime is being built inside one of ringkernel's kernel workers.*Define kernels in modules of their own/m,
     );
     assert.equal(ran.stdout.match(/RK_KERNEL_MODULE/g)?.length, 1, 'one refusal, in the program itself');
+  });
+
+  it('a TypeScript kernel module the workers cannot import (no loader there) fails the launch saying what to do', async () => {
+    // What a program run by tsx or ts-node hands the workers: a kernel whose module is a .ts file. Node 20 cannot
+    // import it in a worker without the loader, as it cannot here.
+    const folder = mkdtempSync(join(tmpdir(), 'ringkernel-ts-kernel-'));
+    const source = join(folder, 'pinger.ts');
+    writeFileSync(source, 'export const typed: number = 1;\n');
+    const Ping = defineMessage('typescript.Ping', { value: 'u32' });
+    const Pinger = defineKernel({
+      id: 'typescript.pinger',
+      input: Ping,
+      output: Ping,
+      cpu: (ping) => ({ value: ping.value }),
+      module: pathToFileURL(source),
+    });
+    const runtime = await RingKernelRuntime.builder().backend('cpu').config({ workers: 1 }).build();
+    try {
+      await assert.rejects(runtime.launch(Pinger, 1, 1), (error: unknown) => {
+        assert.ok(error instanceof KernelModuleError);
+        assert.equal(error.code, ErrorCode.KernelModule);
+        assert.match(
+          error.message,
+          /^kernel 'typescript\.pinger' \(module file:\/\/\S+\/pinger\.ts\): Node cannot import this TypeScript module in ringkernel's worker threads.*node --import tsx main\.ts.*compile the kernel modules to JavaScript/,
+        );
+        return true;
+      });
+    } finally {
+      await runtime.shutdown();
+      rmSync(folder, { recursive: true, force: true });
+    }
   });
 });
