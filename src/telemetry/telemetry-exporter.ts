@@ -180,7 +180,7 @@ export class TelemetryExporter {
 
   /**
    * Flushes (waiting at most `timeoutMs` for delivery; what is still undelivered then counts as failed) and shuts
-   * the exporter or span processor down. Further records are not exported.
+   * the exporter down; a span processor (the user's) is flushed, not shut down. Further records are not exported.
    */
   async shutdown(timeoutMs: number): Promise<void> {
     if (this.#stopped) return;
