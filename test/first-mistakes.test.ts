@@ -78,4 +78,31 @@ describe('first mistakes', () => {
     await add.terminate();
     await acc.terminate();
   });
+
+  it('launch takes an options object, with the GPU sizes inside it; the positional form still works', async () => {
+    const byOptions = await runtime.launch(AddOne, { name: 'by-options', autoActivate: true });
+    assert.equal((await byOptions.call({ sender: 0, seq: 0, value: 1 })).value, 2);
+    assert.deepEqual(
+      [byOptions.metrics().gridSize, byOptions.metrics().blockSize],
+      [
+        [1, 1, 1],
+        [1, 1, 1],
+      ],
+    );
+    const sized = await runtime.launch(AddOne, { name: 'sized', gridSize: 2, blockSize: [4, 2] });
+    assert.deepEqual(
+      [sized.metrics().gridSize, sized.metrics().blockSize],
+      [
+        [2, 1, 1],
+        [4, 2, 1],
+      ],
+    );
+    await assert.rejects(
+      runtime.launch(AddOne, { name: 'bad-size', gridSize: 0 }),
+      /gridSize must be a positive integer/,
+    );
+    const positional = await runtime.launch(AddOne, 1, 1, { name: 'positional', autoActivate: true });
+    assert.equal((await positional.call({ sender: 0, seq: 0, value: 2 })).value, 3);
+    for (const handle of [byOptions, sized, positional]) await handle.terminate();
+  });
 });

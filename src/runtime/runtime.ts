@@ -81,6 +81,13 @@ import { type RuntimeLifecycleState, runtimeLifecycle } from './runtime-lifecycl
 
 /** Options of {@link RingKernelRuntime.launch}. */
 export interface LaunchOptions {
+  /**
+   * GPU backends: the launch's grid size (blocks), when `launch(kernel, options)` is called without the
+   * positional sizes. Default 1. CPU kernels ignore it.
+   */
+  readonly gridSize?: Dim3;
+  /** GPU backends: the launch's block size, as the positional form takes it. Default 1. CPU kernels ignore it. */
+  readonly blockSize?: Dim3;
   /** The launch's name, for the runtime's by-name methods. Default: the kernel id. Unique among live kernels. */
   readonly name?: string;
   /** Frames each of the kernel's queues holds. Default: `config.defaultQueueCapacity`. */
@@ -228,6 +235,11 @@ function cudaAttachError(failure: NonNullable<AttachResult['failure']>, kernelId
 
 function ringBytes(memory: FrameRingMemory): number {
   return memory.ring.byteLength + memory.signal.byteLength;
+}
+
+/** Whether launch's second argument is its options object (not a grid size: a number or an array). */
+function isLaunchOptions(value: Dim3 | LaunchOptions): value is LaunchOptions {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function dim3(name: string, value: Dim3): readonly [number, number, number] {
@@ -582,10 +594,26 @@ export class RingKernelRuntime {
    */
   async launch<InIn, InView, OutIn, OutView, State>(
     kernel: string | KernelDefinition<InIn, InView, OutIn, OutView, State>,
-    gridSize: Dim3 = 1,
-    blockSize: Dim3 = 1,
-    options: LaunchOptions = {},
+    options?: LaunchOptions,
+  ): Promise<KernelHandle<InIn, OutView>>;
+  async launch<InIn, InView, OutIn, OutView, State>(
+    kernel: string | KernelDefinition<InIn, InView, OutIn, OutView, State>,
+    gridSize: Dim3,
+    blockSize?: Dim3,
+    options?: LaunchOptions,
+  ): Promise<KernelHandle<InIn, OutView>>;
+  async launch<InIn, InView, OutIn, OutView, State>(
+    kernel: string | KernelDefinition<InIn, InView, OutIn, OutView, State>,
+    sizesOrOptions: Dim3 | LaunchOptions = 1,
+    positionalBlockSize: Dim3 = 1,
+    positionalOptions: LaunchOptions = {},
   ): Promise<KernelHandle<InIn, OutView>> {
+    // launch(kernel, options) — the sizes, which only GPU backends use, inside the options — or the positional
+    // launch(kernel, gridSize, blockSize, options).
+    const byOptions = isLaunchOptions(sizesOrOptions);
+    const options: LaunchOptions = byOptions ? sizesOrOptions : positionalOptions;
+    const gridSize: Dim3 = byOptions ? (options.gridSize ?? 1) : sizesOrOptions;
+    const blockSize: Dim3 = byOptions ? (options.blockSize ?? 1) : positionalBlockSize;
     this.#checkAccepting('launch');
     const definition = typeof kernel === 'string' ? findKernel(kernel) : kernel;
     if (isEntryModule(definition.moduleUrl)) {
