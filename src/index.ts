@@ -11,6 +11,8 @@ export type {
   KernelActorInput,
   KernelActorOutputEvent,
   KernelActorSnapshot,
+  KernelCommandsOf,
+  KernelEventsOf,
 } from './actors/from-kernel.js';
 // Actors
 export { fromKernel, isKernelActorOutput } from './actors/from-kernel.js';
@@ -104,9 +106,11 @@ export type { CudaKernelSpec } from './kernel/cuda-kernel-spec.js';
 export type {
   AnyKernelDefinition,
   CpuHandler,
+  InputOf,
   KernelContext,
   KernelDefinition,
   KernelSpec,
+  OutputOf,
 } from './kernel/kernel-definition.js';
 export { defineKernel, findKernel } from './kernel/kernel-definition.js';
 export type { KernelLifecycleEvent, LifecycleCommand } from './kernel/kernel-lifecycle.js';

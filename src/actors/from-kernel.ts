@@ -5,7 +5,7 @@ import type { ActorLogic, ActorSystem, AnyActorRef, EventObject, Snapshot } from
 type AnyActorSystem = ActorSystem<any>;
 
 import { KernelFailedError } from '../errors/runtime-errors.js';
-import type { AnyKernelDefinition, KernelDefinition } from '../kernel/kernel-definition.js';
+import type { AnyKernelDefinition, InputOf, KernelDefinition, OutputOf } from '../kernel/kernel-definition.js';
 import type { Dim3, KernelHandle, KernelMetrics } from '../runtime/kernel-handle.js';
 import type { LaunchOptions, RingKernelRuntime } from '../runtime/runtime.js';
 import type { Supervisor } from '../supervision/supervisor.js';
@@ -31,6 +31,15 @@ export type KernelActorOutputEvent<Out = unknown> =
   | { type: 'kernel.callFailed'; kernel: string; requestId: string | number; error: Error }
   /** The kernel's lifecycle state changed. */
   | { type: 'kernel.status'; kernel: string; status: KernelStatusName };
+
+/**
+ * The events a `fromKernel` actor of kernel `K` sends its parent, for `setup({ types: { events } })`:
+ * `KernelEventsOf<typeof Averager>`.
+ */
+export type KernelEventsOf<K> = KernelActorOutputEvent<OutputOf<K>>;
+
+/** The events a `fromKernel` actor of kernel `K` accepts (`sendTo(id, …)`). */
+export type KernelCommandsOf<K> = KernelActorEvent<InputOf<K>>;
 
 /** A kernel actor's snapshot: the kernel's status and metrics ride along. */
 export type KernelActorSnapshot<Out = unknown> = Snapshot<undefined> & {

@@ -92,6 +92,22 @@ export interface KernelDefinition<InIn = unknown, InView = unknown, OutIn = unkn
   readonly moduleUrl: string;
 }
 
+/**
+ * The message a kernel takes, as `send` and `call` accept it: `InputOf<typeof Averager>`.
+ *
+ * @example
+ * const reading: InputOf<typeof Averager> = { sensor: 1, celsius: 21.5 };
+ */
+// biome-ignore lint/suspicious/noExplicitAny: matches a definition of any message types.
+export type InputOf<K> = K extends KernelDefinition<infer In, any, any, any, any> ? In : never;
+
+/**
+ * The output of a kernel as the host reads it (`receive`, `call`, `for await`, the `fromKernel` events): a
+ * read-only view. `OutputOf<typeof Averager>`.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: matches a definition of any message types.
+export type OutputOf<K> = K extends KernelDefinition<any, any, any, infer OutView, any> ? OutView : never;
+
 /** Any kernel definition, whatever its message types. */
 // biome-ignore lint/suspicious/noExplicitAny: a registry holds definitions of every message type.
 export type AnyKernelDefinition = KernelDefinition<any, any, any, any, any>;
