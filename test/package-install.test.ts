@@ -140,4 +140,59 @@ describe('the packed package, installed into a fresh app', () => {
       /native DMA mirror is unavailable.*libringkernel\.so does not exist.*npx ringkernel-build-native/,
     );
   });
+
+  it("runs the README's quick start as written: plain JavaScript on Node 20, and TypeScript", () => {
+    const blocks = readmeFiles();
+    const kernel = blocks.get('js kernels/averager.js');
+    const main = blocks.get('js main.js');
+    const typedMain = blocks.get('ts main.ts');
+    assert.ok(kernel !== undefined && main !== undefined && typedMain !== undefined, [...blocks.keys()].join(', '));
+    const expected = 'mean 22 °C over 2 readings\n';
+    // JavaScript, as written.
+    const js = join(app.dir, 'readme-js');
+    mkdirSync(join(js, 'kernels'), { recursive: true });
+    writeFileSync(join(js, 'kernels', 'averager.js'), kernel);
+    writeFileSync(join(js, 'main.js'), main);
+    const ranJs = run([join(js, 'main.js')]);
+    assert.equal(ranJs.status, 0, ranJs.stderr);
+    assert.equal(ranJs.stdout, expected);
+    // TypeScript: the same kernel module as a .ts file, the README's main.ts, compiled by tsc, then run.
+    const ts = join(app.dir, 'readme-ts');
+    mkdirSync(join(ts, 'kernels'), { recursive: true });
+    writeFileSync(join(ts, 'kernels', 'averager.ts'), kernel);
+    writeFileSync(join(ts, 'main.ts'), typedMain);
+    const tsconfig = {
+      compilerOptions: {
+        target: 'es2022',
+        lib: ['es2022', 'esnext.disposable'],
+        module: 'nodenext',
+        moduleResolution: 'nodenext',
+        strict: true,
+        skipLibCheck: true,
+        outDir: 'out',
+        types: ['node'],
+        typeRoots: [join(REPO_ROOT, 'node_modules/@types')],
+      },
+      files: ['main.ts'],
+    };
+    writeFileSync(join(ts, 'tsconfig.json'), JSON.stringify(tsconfig));
+    const compiled = spawnSync(join(REPO_ROOT, 'node_modules/.bin/tsc'), ['-p', ts], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    assert.equal(compiled.status, 0, `${compiled.stdout}${compiled.stderr}`);
+    const ranTs = run([join(ts, 'out', 'main.js')]);
+    assert.equal(ranTs.status, 0, ranTs.stderr);
+    assert.equal(ranTs.stdout, expected);
+  });
 });
+
+/** The README's code blocks that name a file (```js main.js), by their info string. */
+function readmeFiles(): Map<string, string> {
+  const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
+  const blocks = new Map<string, string>();
+  for (const match of readme.matchAll(/^```((?:js|ts) \S+)\n([\s\S]*?)^```$/gm)) {
+    blocks.set(match[1] as string, match[2] as string);
+  }
+  return blocks;
+}

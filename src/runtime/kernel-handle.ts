@@ -501,24 +501,22 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       const { breaker: _guarded, ...rest } = options;
       return breaker.execute(() => this.call(request, rest));
     }
-    // Launched and never asked to activate: the kernel takes no input, and the call would only time out.
-    if (this.status === 'Launched' && !this.#activationAsked && this.#supervisor === undefined && !this.#suspended) {
-      return Promise.reject(
-        new InvalidStateError(
-          this.name,
-          'call',
-          'Launched',
-          'Active',
-          'not yet activated, so it takes no input: call activate() first, or launch with { autoActivate: true }',
-        ),
-      );
-    }
     const timeout = options.timeout ?? 30_000;
     const messageId = this.#nextMessageId;
     const response = this.#waitFor(this.#calls, messageId, timeout, options.signal, 'call');
     try {
       const priority = options.priority === undefined ? Priority.Normal : checkPriority(options.priority);
       this.#checkSendable('call', request, priority);
+      // Launched and never asked to activate: the kernel takes no input, and the call would only time out.
+      if (this.status === 'Launched' && !this.#activationAsked && this.#supervisor === undefined && !this.#suspended) {
+        throw new InvalidStateError(
+          this.name,
+          'call',
+          'Launched',
+          'Active',
+          'not yet activated, so it takes no input: call activate() first, or launch with { autoActivate: true }',
+        );
+      }
       if (this.#sends.length === 0 && this.#write(request, FrameFlags.REQUEST, priority)) {
         this.#traceCall(response, messageId, request);
         this.#pump();
