@@ -15,7 +15,7 @@ export type {
   KernelEventsOf,
 } from './actors/from-kernel.js';
 // Actors
-export { fromKernel, isKernelActorOutput } from './actors/from-kernel.js';
+export { fromKernel, isKernelActorOutput, kernelActorExited } from './actors/from-kernel.js';
 export type { BackendProbe, BackendType } from './backends/backend-type.js';
 export { BACKEND_TYPES, probeBackend } from './backends/backend-type.js';
 export { LAYOUT_HEADER_PATH, NATIVE_LAYOUTS, renderLayoutHeader, renderMessagesHeader } from './backends/c-header.js';

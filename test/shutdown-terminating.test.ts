@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createActor, setup } from 'xstate';
-import { fromKernel, RingKernelRuntime } from '../src/index.js';
+import { fromKernel, kernelActorExited, RingKernelRuntime } from '../src/index.js';
 import { Accumulator } from './fixtures/kernels.js';
 import { Random, TEST_SEED } from './support/random.js';
 
@@ -65,6 +65,28 @@ describe('shutdown while kernels are terminating', () => {
         { terminated: 1, failed: 0, status: 'Terminated', errors: [] },
         `round ${round}`,
       );
+    }
+  });
+
+  it("kernelActorExited(actor) resolves once a stopped actor's kernel has terminated", async () => {
+    const runtime = await RingKernelRuntime.builder().backend('cpu').config({ workers: 1 }).build();
+    try {
+      const machine = setup({ actors: { accumulator: fromKernel(Accumulator, { runtime }) } }).createMachine({
+        invoke: { id: 'acc', src: 'accumulator', input: { name: 'awaited' } },
+      });
+      const actor = createActor(machine).start();
+      const handle = await waitForKernel(runtime, 'awaited');
+      const child = actor.getSnapshot().children.acc;
+      assert.ok(child !== undefined, 'the invoked kernel actor');
+      actor.stop();
+      await kernelActorExited(child);
+      assert.equal(handle.status, 'Terminated');
+      assert.deepEqual(
+        runtime.kernels().map((kernel) => kernel.name),
+        [],
+      );
+    } finally {
+      await runtime.shutdown();
     }
   });
 });
