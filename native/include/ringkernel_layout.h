@@ -88,6 +88,10 @@
 #define RK_E_CUDA_DEVICE_LOST 520u
 #define RK_E_KERNEL_MODULE 530u
 #define RK_E_INVALID_MESSAGE_SCHEMA 531u
+#define RK_E_WGSL_SCHEMA_UNSUPPORTED 601u
+#define RK_E_WGSL_COMPILE_FAILED 602u
+#define RK_E_WEB_GPU_ERROR 603u
+#define RK_E_WEB_GPU_DEVICE_LOST 604u
 
 /* Span records (telemetry rings). */
 #define RK_SPAN_KIND_SEND 1u

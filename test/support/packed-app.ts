@@ -44,6 +44,7 @@ interface PackageJson {
   readonly version: string;
   readonly dependencies: Record<string, string>;
   readonly peerDependencies: Record<string, string>;
+  readonly peerDependenciesMeta?: Record<string, { readonly optional?: boolean }>;
 }
 
 /**
@@ -68,7 +69,10 @@ function appLockfile(tarball: string): object {
       peerDependencies: pkg.peerDependencies,
     },
   };
-  const peers = new Set(Object.keys(pkg.peerDependencies));
+  // Required peers are installed beside ringkernel, as npm does; optional ones (an app opts in) are not.
+  const peers = new Set(
+    Object.keys(pkg.peerDependencies).filter((name) => pkg.peerDependenciesMeta?.[name]?.optional !== true),
+  );
   const pending = [...Object.keys(pkg.dependencies), ...peers];
   for (let name = pending.pop(); name !== undefined; name = pending.pop()) {
     const key = `node_modules/${name}`;
