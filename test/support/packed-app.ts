@@ -67,6 +67,7 @@ function appLockfile(tarball: string): object {
       hasInstallScript: true,
       dependencies: pkg.dependencies,
       peerDependencies: pkg.peerDependencies,
+      ...(pkg.peerDependenciesMeta === undefined ? {} : { peerDependenciesMeta: pkg.peerDependenciesMeta }),
     },
   };
   // Required peers are installed beside ringkernel, as npm does; optional ones (an app opts in) are not.
