@@ -200,5 +200,5 @@ function sinkOf(options: ResolvedTracingOptions): TelemetrySink {
     };
   }
   if (exporter === 'none') throw new TypeError('tracing is off: exporter none');
-  return { exporter };
+  return { exporter, borrowed: true };
 }
