@@ -21,17 +21,18 @@ import {
 } from '../devices/multi-gpu-coordinator.js';
 import { type DeviceInfo, type DeviceKind, type GpuTopology, measureHostLink } from '../devices/topology.js';
 import { ErrorNumber } from '../errors/codes.js';
-import { CudaCompileError, CudaDeviceLostError, CudaError } from '../errors/cuda-errors.js';
-import { PlacementError, StateSnapshotError } from '../errors/device-errors.js';
+import { CudaDeviceLostError, CudaError } from '../errors/cuda-errors.js';
+import { PlacementError } from '../errors/device-errors.js';
 import {
   BackendUnavailableError,
   InvalidStateError,
-  KernelFailedError,
   KernelNotFoundError,
   NotAcceptingWorkError,
   RuntimeShutDownError,
 } from '../errors/runtime-errors.js';
+import { attachFailureError } from '../executor/attach-failure.js';
 import {
+  type AttachFailure,
   type AttachResult,
   type AttachTask,
   type DeadLetterReason,
@@ -39,7 +40,6 @@ import {
 } from '../executor/protocol.js';
 import { findKernel, type KernelDefinition } from '../kernel/kernel-definition.js';
 import { LATENCY_HISTOGRAM_BYTES } from '../kernel/latency-histogram.js';
-import { RESTORE_FAILED } from '../kernel/state-codec.js';
 import { CircuitBreaker, type CircuitBreakerOptions } from '../operations/circuit-breaker.js';
 import {
   type DegradationLevel,
@@ -207,20 +207,6 @@ function cudaDevices(): CudaDeviceInfo[] {
   const driver = requireCudaDriver();
   driver.init();
   return Array.from({ length: driver.deviceCount() }, (_, ordinal) => driver.deviceInfo(ordinal));
-}
-
-/** Rebuilds the typed error of a CUDA attach that failed in the device thread. */
-function cudaAttachError(failure: NonNullable<AttachResult['failure']>, kernelId: string): Error {
-  if (failure.deviceLost !== undefined) {
-    const { device, cudaErrorName } = failure.deviceLost;
-    return new CudaDeviceLostError(device, cudaErrorName, `kernel '${kernelId}' cannot be launched there`);
-  }
-  if (failure.compiler !== undefined) return new CudaCompileError(kernelId, failure.compiler, failure.log ?? '');
-  if (failure.operation !== undefined) {
-    return new CudaError(failure.operation, failure.cudaResult ?? 0, failure.cudaErrorName ?? 'CUDA_ERROR_UNKNOWN');
-  }
-  const error = new KernelFailedError(kernelId, `the CUDA device thread could not launch it: ${failure.error.message}`);
-  return error;
 }
 
 function ringBytes(memory: FrameRingMemory): number {
@@ -699,15 +685,12 @@ export class RingKernelRuntime {
         : {}),
     });
     try {
-      if (onCuda) {
-        attached = await this.#cudaPool().run(task(port2, device, restore?.state), { transferList: [port2] });
-        if (attached.failure !== undefined) throw this.#attachError(attached.failure, definition.id);
-        const how = attached.cuda;
-        if (how !== undefined) {
-          this.log.debug(`kernel '${name}': CUDA image ${how.key} from ${how.cached ? 'the cache' : how.compiler}`);
-        }
-      } else {
-        attached = await this.#pool(device).run(task(port2, device, restore?.state), { transferList: [port2] });
+      const pool = onCuda ? this.#cudaPool() : this.#pool(device);
+      attached = await pool.run(task(port2, device, restore?.state), { transferList: [port2] });
+      if (attached.failure !== undefined) throw this.#attachError(attached.failure, definition.id, name, onCuda);
+      const how = attached.cuda;
+      if (how !== undefined) {
+        this.log.debug(`kernel '${name}': CUDA image ${how.key} from ${how.cached ? 'the cache' : how.compiler}`);
       }
     } catch (error) {
       port1.close();
@@ -716,11 +699,6 @@ export class RingKernelRuntime {
         tracing?.host.endLifecycle(launchSpan, LifecycleTransition.LAUNCH, instanceId, ErrorNumber.KernelFailed);
       }
       tracing?.detachKernel(instanceId);
-      const message = error instanceof Error ? error.message : String(error);
-      // The worker's restore of the checkpoint's state failed (errors cross threads by message).
-      if (restore !== undefined && message.startsWith(RESTORE_FAILED)) {
-        throw new StateSnapshotError(name, 'restore', message.slice(RESTORE_FAILED.length));
-      }
       throw error;
     } finally {
       this.#launching.delete(name);
@@ -759,17 +737,10 @@ export class RingKernelRuntime {
       device,
       firstMessageId: (restore?.queued.maxMessageId ?? 0) + 1,
       attachDormant: async (moving, port, on, devicePointers) => {
-        if (!onCuda) {
-          const { threadId } = await this.#pool(on).run(task(port, on, undefined, true, moving.transfer), {
-            transferList: [port],
-          });
-          return threadId;
-        }
         const rings = devicePointers === undefined ? moving.transfer : { ...moving.transfer, devicePointers };
-        const dormant = await this.#cudaPool().run(task(port, on, undefined, true, rings), {
-          transferList: [port],
-        });
-        if (dormant.failure !== undefined) throw this.#attachError(dormant.failure, definition.id);
+        const pool = onCuda ? this.#cudaPool() : this.#pool(on);
+        const dormant = await pool.run(task(port, on, undefined, true, rings), { transferList: [port] });
+        if (dormant.failure !== undefined) throw this.#attachError(dormant.failure, definition.id, name, onCuda);
         return dormant.threadId;
       },
       onCheckpoint: () => this.#checkpoints++,
@@ -1071,7 +1042,7 @@ export class RingKernelRuntime {
     const attached = await (onCuda ? this.#cudaPool() : this.#pool(device)).run(task(device), {
       transferList: [port],
     });
-    if (attached.failure !== undefined) throw this.#attachError(attached.failure, handle.kernelId);
+    if (attached.failure !== undefined) throw this.#attachError(attached.failure, handle.kernelId, handle.name, onCuda);
     const { threadId } = attached;
     if (restartSpan !== undefined) {
       this.tracing?.host.endLifecycle(restartSpan, LifecycleTransition.RESTART, handle.instanceId, 0);
@@ -1099,10 +1070,10 @@ export class RingKernelRuntime {
     }
   }
 
-  /** A CUDA attach's failure as its typed error; a lost device is remembered. */
-  #attachError(failure: NonNullable<AttachResult['failure']>, kernelId: string): Error {
+  /** An attach's failure as its typed error; a lost device is remembered. */
+  #attachError(failure: AttachFailure, kernelId: string, name: string, onCuda: boolean): Error {
     if (failure.deviceLost !== undefined) this.#deviceLost(failure.deviceLost.device, failure.deviceLost.cudaErrorName);
-    return cudaAttachError(failure, kernelId);
+    return attachFailureError(failure, kernelId, name, onCuda ? 'the CUDA device thread' : 'its worker');
   }
 
   /** A kernel on `device` failed with a sticky CUDA error: the device is lost to this process. */
