@@ -25,7 +25,7 @@ import {
   KernelStatus,
   RingKernelRuntime,
   StateSnapshotError,
-} from '../src/index.js';
+} from '../src/internal.js';
 import { LATENCY_HISTOGRAM_BYTES } from '../src/kernel/latency-histogram.js';
 import { Numbers, Total } from './fixtures/kernels.js';
 

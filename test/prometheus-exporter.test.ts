@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
-import { RingKernelRuntime } from '../src/index.js';
+import { RingKernelRuntime } from '../src/internal.js';
 import { Accumulator } from './fixtures/kernels.js';
 import { eventually } from './support/eventually.js';
 

@@ -206,13 +206,13 @@ export function terminationModeOf(command: { readonly drain: boolean; readonly k
   return command.drain ? 'drain' : 'discard';
 }
 
-/** The commands that drive the lifecycle machine. @internal */
+/** The commands that drive the lifecycle machine. */
 export type LifecycleCommand = Extract<ControlCommand, { command: 'ACTIVATE' | 'DEACTIVATE' | 'TERMINATE' }>;
 
 /**
  * The lifecycle event a command sends to a kernel's lifecycle actor, or the refusal to report when its state does
  * not take it (the host turns it into `InvalidStateError`). Shared by every executor that runs the lifecycle
- * machine (CPU workers, the CUDA device thread). @internal
+ * machine (CPU workers, the CUDA device thread).
  */
 export function lifecycleEventOf(
   command: LifecycleCommand,
@@ -221,7 +221,7 @@ export function lifecycleEventOf(
   return command.command === 'TERMINATE' ? { type: 'TERMINATE', drain } : { type: command.command };
 }
 
-/** The refusal of a lifecycle command the actor's state does not take. @internal */
+/** The refusal of a lifecycle command the actor's state does not take. */
 export function lifecycleRefusal(command: LifecycleCommand, state: unknown): WorkerReport {
   const target = { ACTIVATE: 'Active', DEACTIVATE: 'Deactivated', TERMINATE: 'Terminating' }[command.command];
   return { type: 'reply', seq: command.seq, ok: false, state: String(state), target };

@@ -6,7 +6,7 @@ import type { AnyKernelDefinition } from './kernel-definition.js';
  * (what `structuredClone` and `postMessage` use). Always a fresh buffer of its own, so it can be transferred.
  * @throws whatever the hook throws; a `DataCloneError` for state v8 cannot serialize (a function, say); a
  * `TypeError` when the hook returns something other than a Uint8Array.
- * @internal
+ *
  */
 export function snapshotState(definition: AnyKernelDefinition, state: unknown): Uint8Array {
   const bytes: unknown = definition.snapshot === undefined ? serialize(state) : definition.snapshot(state);
@@ -19,7 +19,7 @@ export function snapshotState(definition: AnyKernelDefinition, state: unknown): 
 /**
  * Rebuilds a kernel's state from checkpoint bytes, in the new instance's worker: the `restore` hook, or
  * `v8.deserialize`. @throws whatever the hook or v8 throws (the executor shell reports it as a `restore` failure).
- * @internal
+ *
  */
 export function restoreState(definition: AnyKernelDefinition, bytes: Uint8Array): unknown {
   return definition.restore === undefined ? deserialize(bytes) : definition.restore(bytes);

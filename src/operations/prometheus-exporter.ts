@@ -1,8 +1,38 @@
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Registry } from 'prom-client';
-import type { RingKernelRuntime } from '../runtime/runtime.js';
 import type { CircuitState } from './circuit-breaker.js';
 import type { DegradationLevel } from './degradation-manager.js';
+
+/** A live kernel, as the exporter reads it at scrape time. */
+export interface MetricsKernel {
+  readonly name: string;
+  readonly status: string;
+  readonly restarts: number;
+  readonly device: number;
+  readonly migrations: number;
+  counters(): {
+    readonly received: number;
+    readonly processed: number;
+    readonly failed: number;
+    readonly dropped: number;
+  };
+  metrics(): {
+    readonly inputQueueDepth: number;
+    readonly outputQueueDepth: number;
+    readonly latency: { readonly samples: number; readonly p50us: number; readonly p99us: number };
+  };
+}
+
+/** What the exporter reads from the runtime at scrape time (the runtime implements it). */
+export interface MetricsSource {
+  kernels(): readonly MetricsKernel[];
+  readonly deadLetters: { counts(): Readonly<Partial<Record<string, number>>> };
+  circuitBreakers(): readonly { readonly name: string; readonly state: CircuitState }[];
+  degradationLevel(): DegradationLevel;
+  lostDevices(): readonly { readonly device: number; readonly cudaErrorName: string }[];
+  deviceMemory(): readonly { readonly device: number; readonly usedBytes: number; readonly budgetBytes: number }[];
+  gpuMemoryDashboard(): { totals(): Readonly<Record<string, number>> };
+}
 
 const DEGRADATION_ORDER: readonly DegradationLevel[] = ['Normal', 'Light', 'Moderate', 'Severe', 'Critical'];
 const CIRCUIT_LEVEL: Record<CircuitState, number> = { Closed: 0, HalfOpen: 1, Open: 2 };
@@ -21,7 +51,7 @@ export class PrometheusExporter {
   readonly registry = new Registry();
 
   /** @internal — use `runtime.prometheusExporter()`. */
-  constructor(runtime: RingKernelRuntime) {
+  constructor(runtime: MetricsSource) {
     const registers = [this.registry];
     new Counter({
       name: 'ringkernel_kernel_messages_total',

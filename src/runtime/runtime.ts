@@ -59,7 +59,6 @@ import { alignedFrameSize, FrameHeader } from '../wire/frame-header.js';
 import { createFrameRing, type FrameRingMemory } from '../wire/frame-ring.js';
 import type { KernelStatusName } from '../wire/kernel-status.js';
 import type { MessageCodec } from '../wire/message-schema.js';
-// biome-ignore lint/suspicious/noImportCycles: the one allowed cycle, builder ⇄ runtime (see builder.ts).
 import { RuntimeBuilder } from './builder.js';
 import type { RuntimeConfig } from './config.js';
 import { DeadLetterStream } from './dead-letters.js';
@@ -173,7 +172,7 @@ export interface RuntimeState {
   isAcceptingWork(): boolean;
 }
 
-/** Input to the runtime's constructor. @internal */
+/** Input to the runtime's constructor. */
 export interface RuntimeInit {
   /** Start at once (Initializing → Running); default true. */
   readonly start?: boolean;
@@ -265,12 +264,12 @@ export class RingKernelRuntime {
   #cudaTopology: GpuTopology | undefined;
   /** Reads CUDA devices' memory (`cuMemGetInfo`) for placement and metrics; opened on first use. */
   #cudaMemory: CudaDeviceMemory | undefined;
-  #migrator: KernelMigrator | undefined;
+  #migrator: KernelMigrator<KernelHandle> | undefined;
   #migrations = 0;
   #checkpoints = 0;
   readonly #kernels = new Map<string, KernelHandle>();
   readonly #breakers = new Map<string, CircuitBreaker>();
-  #watchdog: KernelWatchdog | undefined;
+  #watchdog: KernelWatchdog<KernelHandle> | undefined;
   /** Supervises the kernels the watchdog moves off a replaced worker. */
   #watchdogSupervisor: Supervisor | undefined;
   #health: HealthChecker | undefined;
@@ -318,7 +317,7 @@ export class RingKernelRuntime {
 
   /** Starts a runtime builder. */
   static builder(): RuntimeBuilder {
-    return new RuntimeBuilder();
+    return new RuntimeBuilder((init) => new RingKernelRuntime(init));
   }
 
   /** @internal — use {@link RingKernelRuntime.builder}. */
@@ -979,11 +978,12 @@ export class RingKernelRuntime {
    * @example
    * const report = await runtime.kernelMigrator().migrateKernel('scorer', 0, 1);
    */
-  kernelMigrator(): KernelMigrator {
-    this.#migrator ??= new KernelMigrator({
+  kernelMigrator(): KernelMigrator<KernelHandle> {
+    this.#migrator ??= new KernelMigrator<KernelHandle>({
       defaultTimeoutMs: this.config.terminationTimeout,
       checkAccepting: (operation) => this.#checkAccepting(operation),
       kernel: (name) => this.kernel(name),
+      migratable: (handle) => handle,
       deviceCount: () => this.#devices.length,
       freeBytes: (device) => this.#freeBytes(device),
       bytesOf: (handle) => this.#memory.bytesOf(handle),
@@ -1030,8 +1030,8 @@ export class RingKernelRuntime {
     let device = handle.device;
     const onCuda = task(device).cuda !== undefined;
     if (onCuda && this.#lostDevices.has(device)) {
-      // The kernel's actual strategy (a dma launch without the native mirror runs mapped).
-      if (handle.transfer.devicePointers !== undefined) {
+      // The kernel's actual transfer decides (a dma launch without the native mirror runs mapped).
+      if (!handle.relaunch.anotherDevice) {
         throw this.#lostError(device, `kernel '${handle.name}' uses dma, whose ring replicas were there`);
       }
       device = this.#placeLaunch({}, 0, true);
@@ -1220,8 +1220,8 @@ export class RingKernelRuntime {
   }
 
   /** The runtime's kernel watchdog (one per runtime): finds kernels whose input waits while they do not beat. */
-  kernelWatchdog(): KernelWatchdog {
-    this.#watchdog ??= new KernelWatchdog(
+  kernelWatchdog(): KernelWatchdog<KernelHandle> {
+    this.#watchdog ??= new KernelWatchdog<KernelHandle>(
       () => this.kernels(),
       undefined,
       (stale, policy) => this.#recoverStale(stale.handle, policy),
@@ -1256,8 +1256,7 @@ export class RingKernelRuntime {
       backoff: { initialMs: 0 },
     });
     // Direct kernels move (restart elsewhere), and so do dma ones (their restart attaches fresh replicas).
-    const movable = (kernel: KernelHandle): boolean =>
-      kernel.transfer.strategy === 'direct' || kernel.transfer.reopen !== undefined;
+    const movable = (kernel: KernelHandle): boolean => kernel.relaunch.anotherWorker;
     for (const other of moved) if (!other.supervised && movable(other)) this.#watchdogSupervisor.supervise(other);
     if (policy === 'fail' || !movable(handle)) handle.superviseWith(undefined);
     else if (!handle.supervised) this.#watchdogSupervisor.supervise(handle);

@@ -51,7 +51,7 @@ const RETURNED_FRAME_ERRORS: ReadonlySet<number> = new Set([
   ErrorNumber.FrameBadChecksum,
 ]);
 
-/** The device a CUDA kernel runs on, as the device thread's service sees it. @internal */
+/** The device a CUDA kernel runs on, as the device thread's service sees it. */
 export interface CudaDeviceSlot {
   readonly driver: CudaDriver;
   readonly pinned: PinnedHostMemory;
@@ -68,10 +68,10 @@ export interface CudaDeviceSlot {
   lost: string | undefined;
 }
 
-/** What the CUDA attach task carries besides the CPU one (its launch shape; for `dma`, the device replicas). @internal */
+/** What the CUDA attach task carries besides the CPU one (its launch shape; for `dma`, the device replicas). */
 export type CudaAttachOptions = NonNullable<AttachTask['cuda']>;
 
-/** What a CUDA attach threw, as the typed details the host rebuilds its error class from. @internal */
+/** What a CUDA attach threw, as the typed details the host rebuilds its error class from. */
 export function cudaFailureDetail(error: unknown): Partial<AttachFailure> {
   if (error instanceof CudaDeviceLostError) {
     return { deviceLost: { device: error.device, cudaErrorName: error.cudaErrorName } };
