@@ -141,7 +141,12 @@ export type {
   DegradationSignals,
   DegradationThresholds,
 } from './operations/degradation-manager.js';
-export type { PrometheusExporter } from './operations/prometheus-exporter.js';
+export type {
+  MetricsServer,
+  PrometheusExporter,
+  PrometheusExporterOptions,
+  ServeOptions,
+} from './operations/prometheus-exporter.js';
 export type {
   GpuMemoryDashboard,
   MemoryAlertEvent,

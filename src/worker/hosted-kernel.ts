@@ -10,7 +10,7 @@ import {
   type TerminationMode,
 } from '../executor/protocol.js';
 import type { AnyKernelDefinition, KernelContext } from '../kernel/kernel-definition.js';
-import { recordLatency } from '../kernel/latency-histogram.js';
+import { LatencyHistogram } from '../kernel/latency-histogram.js';
 import { snapshotState } from '../kernel/state-codec.js';
 import { KernelSpanWriter } from '../telemetry/kernel-span-writer.js';
 import { type ControlBlock, TERMINATE_FINISH, TERMINATE_NOW } from '../wire/control-block.js';
@@ -92,7 +92,7 @@ export class HostedKernel implements RunningKernel {
   readonly #task: AttachTask;
   readonly #shell: ExecutorShell;
   readonly #control: ControlBlock;
-  readonly #histogram: Uint32Array;
+  readonly #histogram: LatencyHistogram;
   readonly #input: FrameConsumer;
   readonly #inputSignal: Int32Array;
   readonly #output: FrameProducer;
@@ -189,7 +189,7 @@ export class HostedKernel implements RunningKernel {
     this.#task = task;
     this.#shell = shell;
     this.#control = shell.control;
-    this.#histogram = new Uint32Array(task.histogram);
+    this.#histogram = new LatencyHistogram(task.histogram);
     this.#telemetry = task.enableTelemetry;
     this.#spans = task.tracing === undefined ? undefined : new KernelSpanWriter(task.tracing, task.instanceId);
     // Outputs are stamped with the wall clock read once per batch (like receives), not once per frame: the HLC
@@ -474,7 +474,7 @@ export class HostedKernel implements RunningKernel {
     if (traced) spans?.end(frame, this.#replyEnvelope, errorNumber);
     if (sample) {
       this.#sample = 0;
-      recordLatency(this.#histogram, (performance.now() - started) * 1e6);
+      this.#histogram.record((performance.now() - started) * 1e6);
     }
   }
 
