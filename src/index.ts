@@ -102,6 +102,7 @@ export type {
   PlacementRequirements,
 } from './devices/multi-gpu-coordinator.js';
 export type { DeviceInfo, DeviceKind, DeviceLink, DeviceLinkKind, GpuTopology } from './devices/topology.js';
+export type { DeviceMemoryReport } from './runtime/device-registry.js';
 export { cudaTopology } from './devices/cuda-topology.js';
 export type { CudaTopologyOptions } from './devices/cuda-topology.js';
 export type { KernelMigrator, MigrationOptions, MigrationReport } from './devices/kernel-migrator.js';

@@ -1,28 +1,16 @@
-import { totalmem } from 'node:os';
-import type { EventLoopUtilization } from 'node:perf_hooks';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
-import { Piscina } from 'piscina';
 import { createActor } from 'xstate';
 import type { BackendProbe, BackendType } from '../backends/backend-type.js';
 import { STICKY_CU_RESULTS } from '../backends/cuda/cu-result.js';
-import { type CudaDeviceInfo, requireCudaDriver } from '../backends/cuda/driver.js';
 import type { MirrorStats } from '../bridge/dma-mirror.js';
 import { type KernelTransfer, TransferBridge } from '../bridge/transfer-bridge.js';
 import type { TransferStrategy, TransferStrategyChoice } from '../bridge/transfer-strategy.js';
 import { type KernelCheckpoint, preloadQueuedFrames } from '../devices/checkpoint.js';
-import { CudaDeviceMemory } from '../devices/cuda-device-memory.js';
-import { cudaTopology } from '../devices/cuda-topology.js';
 import { KernelMigrator, type MigrationReport } from '../devices/kernel-migrator.js';
-import {
-  type DeviceLoad,
-  type DeviceSelector,
-  type LoadBalancingStrategy,
-  MultiGpuCoordinator,
-} from '../devices/multi-gpu-coordinator.js';
-import { type DeviceInfo, type DeviceKind, type GpuTopology, measureHostLink } from '../devices/topology.js';
+import type { DeviceSelector, LoadBalancingStrategy, MultiGpuCoordinator } from '../devices/multi-gpu-coordinator.js';
+import { type GpuTopology, measureHostLink } from '../devices/topology.js';
 import { ErrorNumber } from '../errors/codes.js';
-import { CudaDeviceLostError, CudaError } from '../errors/cuda-errors.js';
-import { PlacementError } from '../errors/device-errors.js';
+import { CudaError } from '../errors/cuda-errors.js';
 import {
   BackendUnavailableError,
   InvalidStateError,
@@ -62,6 +50,7 @@ import type { MessageCodec } from '../wire/message-schema.js';
 import { RuntimeBuilder } from './builder.js';
 import type { RuntimeConfig } from './config.js';
 import { DeadLetterStream } from './dead-letters.js';
+import { type DeviceMemoryReport, DeviceRegistry, type LostCudaDevice } from './device-registry.js';
 import {
   type CallOptions,
   type Dim3,
@@ -74,6 +63,9 @@ import { KernelRegistry } from './kernel-registry.js';
 import { createLogger, type RuntimeLogger } from './logger.js';
 import type { PresetName } from './presets.js';
 import { type RuntimeLifecycleState, runtimeLifecycle } from './runtime-lifecycle.js';
+import { WorkerPools } from './worker-pools.js';
+
+export type { LostCudaDevice } from './device-registry.js';
 
 /** Options of {@link RingKernelRuntime.launch}. */
 export interface LaunchOptions {
@@ -186,28 +178,6 @@ export interface RuntimeInit {
   readonly tracing?: RuntimeTracing | undefined;
 }
 
-/** A CUDA device lost to the process: see {@link RingKernelRuntime.lostDevices}. */
-export interface LostCudaDevice {
-  /** The device's ordinal. */
-  readonly device: number;
-  /** The sticky error a kernel there failed with, e.g. `'CUDA_ERROR_ILLEGAL_ADDRESS'`. */
-  readonly cudaErrorName: string;
-  /** When the runtime learned of it. */
-  readonly at: Date;
-}
-
-const KERNEL_HOST = new URL('../worker/kernel-host.js', import.meta.url).href;
-const CUDA_DEVICE_HOST = new URL('../backends/cuda/cuda-device-host.js', import.meta.url).href;
-/** How many CUDA kernels the device thread may host (each is a resident launch plus a few ring polls). */
-const MAX_CUDA_KERNELS = 1024;
-
-/** The machine's CUDA devices, as the driver describes them (the runtime's devices on the CUDA backend). */
-function cudaDevices(): CudaDeviceInfo[] {
-  const driver = requireCudaDriver();
-  driver.init();
-  return Array.from({ length: driver.deviceCount() }, (_, ordinal) => driver.deviceInfo(ordinal));
-}
-
 function ringBytes(memory: FrameRingMemory): number {
   return memory.ring.byteLength + memory.signal.byteLength;
 }
@@ -251,19 +221,10 @@ export class RingKernelRuntime {
   readonly tracing: RuntimeTracing | undefined;
   /** Transfer strategies and the runtime's one DMA mirror thread. */
   readonly #bridge: TransferBridge;
-  /** One worker pool per device (CPU virtual devices: each a group of the workers). */
-  readonly #pools: Piscina<AttachTask, AttachResult>[] = [];
-  #cuda: Piscina<AttachTask, AttachResult> | undefined;
-  readonly #devices: DeviceInfo[] = [];
-  /** Each worker's event-loop utilization at the previous load measurement. */
-  readonly #elu = new Map<number, EventLoopUtilization>();
-  /** CUDA devices lost to a sticky error: nothing more is launched there (CUDA kernels go elsewhere). */
-  readonly #lostDevices = new Map<number, LostCudaDevice>();
-  #coordinator: MultiGpuCoordinator | undefined;
-  /** The CUDA topology, measured on the first `gpuTopology()` (CUDA backend). */
-  #cudaTopology: GpuTopology | undefined;
-  /** Reads CUDA devices' memory (`cuMemGetInfo`) for placement and metrics; opened on first use. */
-  #cudaMemory: CudaDeviceMemory | undefined;
+  /** The executor threads: a worker pool per device, the CUDA device thread, which kernel each one hosts. */
+  readonly #workers: WorkerPools<KernelHandle>;
+  /** The devices: their memory, load, topology, losses, and where launches go. */
+  readonly #devices: DeviceRegistry;
   #migrator: KernelMigrator<KernelHandle> | undefined;
   #migrations = 0;
   #checkpoints = 0;
@@ -278,11 +239,6 @@ export class RingKernelRuntime {
   readonly #failureTimes: number[] = [];
   /** Names whose launch is in progress. */
   readonly #launching = new Set<string>();
-  /** Kernels hosted per worker thread, for placement. */
-  readonly #hosted = new Map<number, number>();
-  readonly #threadOf = new Map<KernelHandle, number>();
-  /** Worker threads known to have exited (a hosted kernel's control port closed). */
-  readonly #deadThreads = new Set<number>();
   #nextInstanceId = 1;
   #shutdown: Promise<ShutdownReport> | undefined;
   #terminated = 0;
@@ -334,91 +290,14 @@ export class RingKernelRuntime {
     this.tracing = init.tracing;
     this.tracing?.trackMemory(this.#memory);
     this.#bridge = new TransferBridge(init.backend, init.config.bridgePollInterval);
-    // CUDA: the machine's GPUs are the devices (each also gets CPU workers, for kernels with no cuda part).
-    const gpus = init.backend === 'cuda' ? cudaDevices() : undefined;
-    const devices = gpus?.length ?? init.config.devices;
-    const budgetMB = init.config.deviceMemoryMB || Math.floor(totalmem() / 2 ** 20 / devices);
-    for (let device = 0; device < devices; device++) {
-      // The workers split as evenly as can be: the first `workers % devices` devices get one more.
-      const workers = Math.max(
-        1,
-        Math.floor(init.config.workers / devices) + (device < init.config.workers % devices ? 1 : 0),
-      );
-      this.#pools.push(this.#createPool(init.config, workers));
-      const gpu = gpus?.[device];
-      this.#devices.push(
-        gpu === undefined
-          ? {
-              id: device,
-              name: `cpu:${device}`,
-              kind: 'cpu',
-              memoryMB: budgetMB,
-              computeUnits: workers,
-              workerThreadIds: [],
-            }
-          : {
-              id: device,
-              name: gpu.name,
-              kind: 'cuda',
-              memoryMB: Math.floor(Number(gpu.totalMemoryBytes / 1_048_576n)),
-              computeUnits: gpu.multiprocessorCount,
-              workerThreadIds: [],
-            },
-      );
-    }
+    this.#workers = new WorkerPools(init.config.maxKernelsPerWorker);
+    this.#devices = new DeviceRegistry(init.backend, init.config, this.#workers, {
+      kernels: () => this.#kernels.values(),
+      bytesOf: (kernel) => this.#memory.bytesOf(kernel),
+      deviceOfKernel: (name) => this.kernel(name).device,
+      log: this.log,
+    });
     if (init.start !== false) this.#lifecycle.send({ type: 'START' });
-  }
-
-  /** The CUDA device thread (one for every CUDA device), started by the first CUDA launch. */
-  #cudaPool(): Piscina<AttachTask, AttachResult> {
-    if (this.#cuda === undefined) {
-      this.#cuda = new Piscina<AttachTask, AttachResult>({
-        filename: CUDA_DEVICE_HOST,
-        minThreads: 1,
-        maxThreads: 1,
-        idleTimeout: Number.POSITIVE_INFINITY,
-        concurrentTasksPerWorker: MAX_CUDA_KERNELS,
-        // The device thread's pump sleeps with Atomics.wait between polls; Piscina's own atomics stay out of it.
-        atomics: 'disabled',
-      });
-      this.#cuda.on('error', (error: Error) => {
-        process.emitWarning(`ringkernel: the CUDA device thread failed: ${error.message}`, 'RingKernelWarning');
-      });
-    }
-    return this.#cuda;
-  }
-
-  #createPool(config: RuntimeConfig, workers: number): Piscina<AttachTask, AttachResult> {
-    const pool = new Piscina<AttachTask, AttachResult>({
-      filename: KERNEL_HOST,
-      minThreads: workers,
-      maxThreads: workers,
-      idleTimeout: Number.POSITIVE_INFINITY,
-      concurrentTasksPerWorker: config.maxKernelsPerWorker,
-      // Kernels park with Atomics.waitAsync on the worker's event loop; Piscina's 'sync' atomics would freeze it.
-      atomics: 'disabled',
-      // Place each kernel on the worker hosting the fewest (attach tasks in flight count too).
-      loadBalancer: (_task, candidates) => {
-        let best = null;
-        let bestLoad = Number.POSITIVE_INFINITY;
-        for (const worker of candidates) {
-          // A thread whose kernels saw it die may not be marked destroyed by Piscina yet: never place on it.
-          if (worker.terminating || worker.destroyed || this.#deadThreads.has(worker.id)) continue;
-          const load = (this.#hosted.get(worker.id) ?? 0) + worker.currentUsage;
-          if (load < bestLoad && load < config.maxKernelsPerWorker) {
-            best = worker;
-            bestLoad = load;
-          }
-        }
-        return best;
-      },
-    });
-    // Without a listener, a worker error outside any task would crash the process. The kernels of a worker that
-    // dies learn it through their control ports; this only reports the event.
-    pool.on('error', (error: Error) => {
-      process.emitWarning(`ringkernel: a worker thread failed: ${error.message}`, 'RingKernelWarning');
-    });
-    return pool;
   }
 
   /** The lifecycle state, and whether new work is accepted. */
@@ -632,7 +511,7 @@ export class RingKernelRuntime {
     // Its queued messages go first into the new input ring, before anyone can send (RangeError if they don't fit).
     if (restore !== undefined) preloadQueuedFrames(input, restore.queued.bytes);
     const kernelBytes = control.buffer.byteLength + histogram.byteLength + ringBytes(input) + ringBytes(output);
-    const device = this.#placeLaunch(options, kernelBytes, onCuda);
+    const device = this.#devices.place(options, kernelBytes, onCuda);
     if (!onCuda && this.backend === 'cuda' && options.transferStrategy === 'mapped') {
       throw new RangeError(
         `options.transferStrategy 'mapped' is for CUDA kernels; kernel '${definition.id}' runs on CPU workers ('direct' or 'dma')`,
@@ -685,8 +564,7 @@ export class RingKernelRuntime {
         : {}),
     });
     try {
-      const pool = onCuda ? this.#cudaPool() : this.#pool(device);
-      attached = await pool.run(task(port2, device, restore?.state), { transferList: [port2] });
+      attached = await this.#workers.attach(task(port2, device, restore?.state), onCuda, device, port2);
       if (attached.failure !== undefined) throw this.#attachError(attached.failure, definition.id, name, onCuda);
       const how = attached.cuda;
       if (how !== undefined) {
@@ -722,9 +600,9 @@ export class RingKernelRuntime {
       terminationTimeout: this.config.terminationTimeout,
       onDeadLetter: (letter) => this.deadLetters.publish(letter),
       onExit: (exited) => this.#release(exited),
-      onWorkerExit: (threadId) => this.#deadThreads.add(threadId),
+      onWorkerExit: (threadId) => this.#workers.markDead(threadId),
       onInterrupted: (interrupted) => this.#interrupted(interrupted),
-      onDeviceLost: (lost, cudaErrorName) => this.#deviceLost(lost, cudaErrorName),
+      onDeviceLost: (lost, cudaErrorName) => this.#devices.markLost(lost, cudaErrorName),
       reattach: (restarted, port) =>
         this.#reattach(
           restarted,
@@ -738,8 +616,7 @@ export class RingKernelRuntime {
       firstMessageId: (restore?.queued.maxMessageId ?? 0) + 1,
       attachDormant: async (moving, port, on, devicePointers) => {
         const rings = devicePointers === undefined ? moving.transfer : { ...moving.transfer, devicePointers };
-        const pool = onCuda ? this.#cudaPool() : this.#pool(on);
-        const dormant = await pool.run(task(port, on, undefined, true, rings), { transferList: [port] });
+        const dormant = await this.#workers.attach(task(port, on, undefined, true, rings), onCuda, on, port);
         if (dormant.failure !== undefined) throw this.#attachError(dormant.failure, definition.id, name, onCuda);
         return dormant.threadId;
       },
@@ -753,9 +630,8 @@ export class RingKernelRuntime {
       { kind: 'ring', owner: name, bytes: ringBytes(input) + ringBytes(output) },
     ]);
     this.#kernels.set(name, handle as KernelHandle);
-    this.#threadOf.set(handle as KernelHandle, attached.threadId);
-    this.#hosted.set(attached.threadId, (this.#hosted.get(attached.threadId) ?? 0) + 1);
-    const on = this.#devices.length > 1 ? ` of device ${device}` : '';
+    this.#workers.hosts(handle as KernelHandle, attached.threadId);
+    const on = this.#devices.count > 1 ? ` of device ${device}` : '';
     this.log.debug(`launched kernel '${name}' (${definition.id}) on worker ${attached.threadId}${on}`);
     if (options.autoActivate) await handle.activate();
     return handle;
@@ -785,48 +661,6 @@ export class RingKernelRuntime {
     return createFrameRing({ capacityBytes, maxPayloadSize, integrity });
   }
 
-  #pool(device: number): Piscina<AttachTask, AttachResult> {
-    return this.#pools[device] as Piscina<AttachTask, AttachResult>;
-  }
-
-  /**
-   * The launch's device: the one it names, or the coordinator's choice; a CUDA kernel never goes to a lost device.
-   * @throws {PlacementError}
-   * @throws {CudaDeviceLostError} a CUDA kernel asked for a lost device, or every device is lost.
-   */
-  #placeLaunch(options: LaunchOptions, memoryBytes: number, onCuda: boolean): number {
-    const device = options.device;
-    const lost = onCuda ? [...this.#lostDevices.keys()] : [];
-    if (device === undefined && lost.length > 0 && lost.length >= this.#devices.length) {
-      throw this.#lostError(lost[0] as number, 'every CUDA device of this runtime is lost');
-    }
-    // One device: nothing to choose (and no load to measure on every launch).
-    if (device === undefined && this.#devices.length === 1) return 0;
-    if (device === undefined) {
-      return this.multiGpuCoordinator().selectDevice({
-        memoryBytes,
-        ...(options.colocateWith === undefined ? {} : { colocateWith: options.colocateWith }),
-        ...(lost.length === 0 ? {} : { excludeDevices: lost }),
-      });
-    }
-    if (!Number.isInteger(device) || device < 0 || device >= this.#devices.length) {
-      throw new PlacementError(`device ${device} does not exist (devices 0…${this.#devices.length - 1})`);
-    }
-    if (lost.includes(device)) throw this.#lostError(device, 'a launch asked for it');
-    const free = this.#freeBytes(device);
-    if (memoryBytes > free) {
-      throw new PlacementError(`device ${device} has ${free} bytes of budget free, the kernel needs ${memoryBytes}`);
-    }
-    return device;
-  }
-
-  #freeBytes(device: number): number {
-    const info = this.#devices[device] as DeviceInfo;
-    let used = 0;
-    for (const handle of this.#kernels.values()) if (handle.device === device) used += this.#memory.bytesOf(handle);
-    return info.memoryMB * 2 ** 20 - used;
-  }
-
   /**
    * The runtime's devices and the links between them. On the CPU backend: `config.devices` virtual devices, each a
    * group of worker threads (its compute units) with a memory budget; every pair linked through host memory, with
@@ -839,36 +673,7 @@ export class RingKernelRuntime {
    * console.log(devices.map((d) => `${d.name}: ${d.computeUnits} workers, ${d.memoryMB} MiB`));
    */
   gpuTopology(): GpuTopology {
-    const withWorkers = (device: DeviceInfo): DeviceInfo => ({
-      ...device,
-      workerThreadIds: this.#pool(device.id).threads.map((thread) => thread.threadId),
-    });
-    if (this.backend === 'cuda') {
-      this.#cudaTopology ??= cudaTopology(requireCudaDriver());
-      return { ...this.#cudaTopology, devices: this.#cudaTopology.devices.map(withWorkers) };
-    }
-    const devices = this.#devices.map(withWorkers);
-    const { bandwidthGBps, latencyUs } = measureHostLink();
-    const links = [];
-    for (let from = 0; from < devices.length; from++) {
-      for (let to = from + 1; to < devices.length; to++) {
-        // One host memory: each side reaches the other's rings directly, Atomics included.
-        links.push({
-          from,
-          to,
-          kind: 'host' as const,
-          bandwidthGBps,
-          latencyUs,
-          peerAccess: true,
-          nativeAtomics: true,
-          p2pPerformanceRank: 0,
-          nvlinks: 0,
-          nvswitch: false,
-          measuredWith: 'host-memcpy' as const,
-        });
-      }
-    }
-    return { devices, links, linkSource: 'host-memory', notes: [] };
+    return this.#devices.topology();
   }
 
   /**
@@ -880,78 +685,8 @@ export class RingKernelRuntime {
    * @example
    * for (const { device, usedBytes, budgetBytes } of runtime.deviceMemory()) console.log(device, usedBytes / budgetBytes);
    */
-  deviceMemory(): {
-    readonly device: number;
-    readonly kind: DeviceKind;
-    readonly usedBytes: number;
-    readonly budgetBytes: number;
-  }[] {
-    return this.#devices.map((device) => {
-      if (device.kind === 'cuda') {
-        // A lost device answers every call with its sticky error: it counts as full (nothing goes there).
-        const full = device.memoryMB * 2 ** 20;
-        if (this.#lostDevices.has(device.id)) {
-          return { device: device.id, kind: device.kind, usedBytes: full, budgetBytes: full };
-        }
-        this.#cudaMemory ??= new CudaDeviceMemory(requireCudaDriver());
-        try {
-          const { usedBytes, totalBytes } = this.#cudaMemory.read(device.id);
-          return { device: device.id, kind: device.kind, usedBytes, budgetBytes: totalBytes };
-        } catch (error) {
-          // A sticky error: the device was lost in this process (under another runtime, say). Now it is known.
-          if (!(error instanceof CudaError) || !STICKY_CU_RESULTS.has(error.cudaResult)) throw error;
-          this.#deviceLost(device.id, error.cudaErrorName);
-          return { device: device.id, kind: device.kind, usedBytes: full, budgetBytes: full };
-        }
-      }
-      let usedBytes = 0;
-      for (const handle of this.#kernels.values()) {
-        if (handle.device === device.id) usedBytes += this.#memory.bytesOf(handle);
-      }
-      return { device: device.id, kind: device.kind, usedBytes, budgetBytes: device.memoryMB * 2 ** 20 };
-    });
-  }
-
-  /** Every device's load, measured now (event-loop utilization since the last measurement). */
-  #deviceLoads(): DeviceLoad[] {
-    const memory = this.deviceMemory();
-    return this.#devices.map((device) => {
-      let utilization = 0;
-      const threads = this.#pool(device.id).threads;
-      for (const thread of threads) {
-        const previous = this.#elu.get(thread.threadId);
-        const now = thread.performance.eventLoopUtilization();
-        utilization += (previous === undefined ? now : thread.performance.eventLoopUtilization(now, previous))
-          .utilization;
-        this.#elu.set(thread.threadId, now);
-      }
-      utilization = threads.length === 0 ? 0 : utilization / threads.length;
-      let kernels = 0;
-      let queuedFrames = 0;
-      let queueCapacity = 0;
-      for (const handle of this.#kernels.values()) {
-        if (handle.device !== device.id) continue;
-        const metrics = handle.metrics();
-        kernels++;
-        queuedFrames += metrics.inputQueueDepth;
-        queueCapacity += metrics.inputQueueCapacity;
-      }
-      const { usedBytes: memoryUsedBytes, budgetBytes: memoryBudgetBytes } = memory[device.id] as {
-        usedBytes: number;
-        budgetBytes: number;
-      };
-      const queuePressure = queueCapacity === 0 ? 0 : queuedFrames / queueCapacity;
-      return {
-        device: { ...device, workerThreadIds: threads.map((thread) => thread.threadId) },
-        kernels,
-        queuedFrames,
-        queueCapacity,
-        utilization,
-        memoryUsedBytes,
-        memoryBudgetBytes,
-        score: utilization + queuePressure + (0.01 * kernels) / Math.max(1, device.computeUnits),
-      };
-    });
+  deviceMemory(): DeviceMemoryReport[] {
+    return this.#devices.memory();
   }
 
   /**
@@ -962,14 +697,19 @@ export class RingKernelRuntime {
    * runtime.multiGpuCoordinator().setStrategy(LoadBalancingStrategy.RoundRobin);
    */
   multiGpuCoordinator(strategy?: LoadBalancingStrategy | DeviceSelector): MultiGpuCoordinator {
-    this.#coordinator ??= new MultiGpuCoordinator(
-      {
-        loads: () => this.#deviceLoads(),
-        deviceOfKernel: (name) => this.kernel(name).device,
-      },
-      strategy,
-    );
-    return this.#coordinator;
+    return this.#devices.coordinator(strategy);
+  }
+
+  /**
+   * The CUDA devices lost to this process: a kernel on each faulted (an illegal address, a trap, a failed device
+   * assert), and CUDA's errors from a fault are sticky. Every kernel there failed; launches go to the other
+   * devices, and supervised `mapped` kernels restart on them. Only a new process can use a lost device again.
+   *
+   * @example
+   * for (const { device, cudaErrorName, at } of runtime.lostDevices()) console.error(`GPU ${device}: ${cudaErrorName} at ${at}`);
+   */
+  lostDevices(): LostCudaDevice[] {
+    return this.#devices.lostDevices();
   }
 
   /**
@@ -985,8 +725,8 @@ export class RingKernelRuntime {
       checkAccepting: (operation) => this.#checkAccepting(operation),
       kernel: (name) => this.kernel(name),
       migratable: (handle) => handle,
-      deviceCount: () => this.#devices.length,
-      freeBytes: (device) => this.#freeBytes(device),
+      deviceCount: () => this.#devices.count,
+      freeBytes: (device) => this.#devices.freeBytes(device),
       bytesOf: (handle) => this.#memory.bytesOf(handle),
       migrated: (handle, from, dormant, report) => this.#migrated(handle, from, dormant.threadId, report),
     });
@@ -994,10 +734,7 @@ export class RingKernelRuntime {
   }
 
   #migrated(handle: KernelHandle, from: number, threadId: number, report: MigrationReport): void {
-    const previous = this.#threadOf.get(handle);
-    if (previous !== undefined) this.#hosted.set(previous, Math.max(0, (this.#hosted.get(previous) ?? 1) - 1));
-    this.#threadOf.set(handle, threadId);
-    this.#hosted.set(threadId, (this.#hosted.get(threadId) ?? 0) + 1);
+    this.#workers.hosts(handle, threadId);
     this.#migrations++;
     this.#checkpoints++;
     this.log.info(
@@ -1010,9 +747,7 @@ export class RingKernelRuntime {
     this.log.info(
       `kernel '${handle.name}' failed (${handle.metrics().lastError?.message ?? 'unknown'}); its supervisor decides`,
     );
-    const thread = this.#threadOf.get(handle);
-    this.#threadOf.delete(handle);
-    if (thread !== undefined) this.#hosted.set(thread, Math.max(0, (this.#hosted.get(thread) ?? 1) - 1));
+    this.#workers.left(handle);
     this.#failureTimes.push(performance.now());
     if (this.#failureTimes.length > 1000) this.#failureTimes.shift();
   }
@@ -1030,26 +765,23 @@ export class RingKernelRuntime {
     if (this.#shutdown !== undefined) throw new RuntimeShutDownError('restart');
     let device = handle.device;
     const onCuda = task(device).cuda !== undefined;
-    if (onCuda && this.#lostDevices.has(device)) {
+    if (onCuda && this.#devices.isLost(device)) {
       // The kernel's actual transfer decides (a dma launch without the native mirror runs mapped).
       if (!handle.relaunch.anotherDevice) {
-        throw this.#lostError(device, `kernel '${handle.name}' uses dma, whose ring replicas were there`);
+        throw this.#devices.lostError(device, `kernel '${handle.name}' uses dma, whose ring replicas were there`);
       }
-      device = this.#placeLaunch({}, 0, true);
+      device = this.#devices.place({}, 0, true);
       this.log.warn(`kernel '${handle.name}': its CUDA device ${handle.device} is lost; restarting it on ${device}`);
     }
     const restartSpan = this.tracing?.host.beginLifecycle();
     // A CUDA kernel is relaunched by the CUDA device thread, over the same rings and ControlBlock.
-    const attached = await (onCuda ? this.#cudaPool() : this.#pool(device)).run(task(device), {
-      transferList: [port],
-    });
+    const attached = await this.#workers.attach(task(device), onCuda, device, port);
     if (attached.failure !== undefined) throw this.#attachError(attached.failure, handle.kernelId, handle.name, onCuda);
     const { threadId } = attached;
     if (restartSpan !== undefined) {
       this.tracing?.host.endLifecycle(restartSpan, LifecycleTransition.RESTART, handle.instanceId, 0);
     }
-    this.#threadOf.set(handle, threadId);
-    this.#hosted.set(threadId, (this.#hosted.get(threadId) ?? 0) + 1);
+    this.#workers.hosts(handle, threadId);
     this.#restarts++;
     this.log.info(`kernel '${handle.name}' restarted on worker ${threadId} (restart ${handle.restarts})`);
     return { threadId, device };
@@ -1066,41 +798,16 @@ export class RingKernelRuntime {
       return this.#bridge.openCuda(input, output, device, strategy);
     } catch (error) {
       if (!(error instanceof CudaError) || !STICKY_CU_RESULTS.has(error.cudaResult)) throw error;
-      this.#deviceLost(device, error.cudaErrorName);
-      throw this.#lostError(device, 'its ring replicas could not be allocated there');
+      this.#devices.markLost(device, error.cudaErrorName);
+      throw this.#devices.lostError(device, 'its ring replicas could not be allocated there');
     }
   }
 
   /** An attach's failure as its typed error; a lost device is remembered. */
   #attachError(failure: AttachFailure, kernelId: string, name: string, onCuda: boolean): Error {
-    if (failure.deviceLost !== undefined) this.#deviceLost(failure.deviceLost.device, failure.deviceLost.cudaErrorName);
+    if (failure.deviceLost !== undefined)
+      this.#devices.markLost(failure.deviceLost.device, failure.deviceLost.cudaErrorName);
     return attachFailureError(failure, kernelId, name, onCuda ? 'the CUDA device thread' : 'its worker');
-  }
-
-  /** A kernel on `device` failed with a sticky CUDA error: the device is lost to this process. */
-  #deviceLost(device: number, cudaErrorName: string): void {
-    if (this.#lostDevices.has(device)) return;
-    this.#lostDevices.set(device, { device, cudaErrorName, at: new Date() });
-    this.log.error(
-      `CUDA device ${device} is lost (${cudaErrorName}, a sticky error): its kernels failed, and new CUDA kernels go to other devices`,
-    );
-  }
-
-  #lostError(device: number, detail: string): CudaDeviceLostError {
-    const lost = this.#lostDevices.get(device) as LostCudaDevice;
-    return new CudaDeviceLostError(device, lost.cudaErrorName, detail);
-  }
-
-  /**
-   * The CUDA devices lost to this process: a kernel on each faulted (an illegal address, a trap, a failed device
-   * assert), and CUDA's errors from a fault are sticky. Every kernel there failed; launches go to the other
-   * devices, and supervised `mapped` kernels restart on them. Only a new process can use a lost device again.
-   *
-   * @example
-   * for (const { device, cudaErrorName, at } of runtime.lostDevices()) console.error(`GPU ${device}: ${cudaErrorName} at ${at}`);
-   */
-  lostDevices(): LostCudaDevice[] {
-    return [...this.#lostDevices.values()];
   }
 
   /**
@@ -1129,9 +836,7 @@ export class RingKernelRuntime {
     this.#ended.failed += counters.failed;
     this.#ended.dropped += counters.dropped;
     this.tracing?.detachKernel(handle.instanceId);
-    const thread = this.#threadOf.get(handle);
-    this.#threadOf.delete(handle);
-    if (thread !== undefined) this.#hosted.set(thread, Math.max(0, (this.#hosted.get(thread) ?? 1) - 1));
+    this.#workers.left(handle);
     if (handle.status === 'Failed') {
       this.log.error(`kernel '${handle.name}' failed: ${handle.metrics().lastError?.message ?? 'unknown'}`);
       this.#failed++;
@@ -1249,12 +954,12 @@ export class RingKernelRuntime {
    * worker with their queues; the stuck kernel restarts too, or, under `'fail'`, stays Failed.
    */
   async #recoverStale(stale: KernelHandle, policy: 'restart' | 'fail'): Promise<WatchdogRecovery | undefined> {
-    const threadId = this.#threadOf.get(stale);
-    const worker = this.#pools.flatMap((pool) => pool.threads).find((thread) => thread.threadId === threadId);
+    const threadId = this.#workers.threadOf(stale);
+    const worker = threadId === undefined ? undefined : this.#workers.worker(threadId);
     // Already being replaced (every kernel of a stuck worker looks stale: one recovery covers them all).
-    if (threadId === undefined || worker === undefined || this.#deadThreads.has(threadId)) return undefined;
+    if (threadId === undefined || worker === undefined || this.#workers.isDead(threadId)) return undefined;
     if (this.#shutdown !== undefined) return undefined;
-    const hosted = [...this.#threadOf].flatMap(([kernel, thread]) => (thread === threadId ? [kernel] : []));
+    const hosted = this.#workers.kernelsOn(threadId);
     // The kernel whose handler is stuck is the one inside a batch; the others only wait for the worker.
     const handle = hosted.find((kernel) => kernel.inBatch) ?? stale;
     const moved = hosted.filter((kernel) => kernel !== handle);
@@ -1269,7 +974,7 @@ export class RingKernelRuntime {
     for (const other of moved) if (!other.supervised && movable(other)) this.#watchdogSupervisor.supervise(other);
     if (policy === 'fail' || !movable(handle)) handle.superviseWith(undefined);
     else if (!handle.supervised) this.#watchdogSupervisor.supervise(handle);
-    this.#deadThreads.add(threadId);
+    this.#workers.markDead(threadId);
     await worker.terminate();
     return { kernel: handle.name, policy, threadId, moved: moved.map((other) => other.name) };
   }
@@ -1363,9 +1068,8 @@ export class RingKernelRuntime {
       this.#watchdog?.stop();
       this.#health?.stop();
       this.#degradation?.stop();
-      await Promise.all(this.#pools.map((pool) => pool.destroy()));
-      await this.#cuda?.destroy();
-      this.#cudaMemory?.close();
+      await this.#workers.destroy();
+      this.#devices.close();
       await this.tracing?.shutdown();
       await this.#bridge.close();
       this.#lifecycle.send({ type: 'STOPPED' });
