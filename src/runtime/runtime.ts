@@ -1,33 +1,19 @@
-import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { createActor } from 'xstate';
 import type { BackendProbe, BackendType } from '../backends/backend-type.js';
-import { STICKY_CU_RESULTS } from '../backends/cuda/cu-result.js';
 import type { MirrorStats } from '../bridge/dma-mirror.js';
-import { type KernelTransfer, TransferBridge } from '../bridge/transfer-bridge.js';
-import type { TransferStrategy, TransferStrategyChoice } from '../bridge/transfer-strategy.js';
-import { type KernelCheckpoint, preloadQueuedFrames } from '../devices/checkpoint.js';
+import { TransferBridge } from '../bridge/transfer-bridge.js';
+import type { TransferStrategyChoice } from '../bridge/transfer-strategy.js';
 import { KernelMigrator, type MigrationReport } from '../devices/kernel-migrator.js';
 import type { DeviceSelector, LoadBalancingStrategy, MultiGpuCoordinator } from '../devices/multi-gpu-coordinator.js';
 import { type GpuTopology, measureHostLink } from '../devices/topology.js';
-import { ErrorNumber } from '../errors/codes.js';
-import { CudaError } from '../errors/cuda-errors.js';
 import {
-  BackendUnavailableError,
   InvalidStateError,
   KernelNotFoundError,
   NotAcceptingWorkError,
   RuntimeShutDownError,
 } from '../errors/runtime-errors.js';
-import { attachFailureError } from '../executor/attach-failure.js';
-import {
-  type AttachFailure,
-  type AttachResult,
-  type AttachTask,
-  type DeadLetterReason,
-  ERROR_REPLY_MAX_BYTES,
-} from '../executor/protocol.js';
-import { findKernel, type KernelDefinition } from '../kernel/kernel-definition.js';
-import { LATENCY_HISTOGRAM_BYTES, LatencyHistogram } from '../kernel/latency-histogram.js';
+import type { DeadLetterReason } from '../executor/protocol.js';
+import type { KernelDefinition } from '../kernel/kernel-definition.js';
 import { CircuitBreaker, type CircuitBreakerOptions } from '../operations/circuit-breaker.js';
 import {
   type DegradationLevel,
@@ -41,24 +27,13 @@ import { GpuMemoryDashboard } from '../operations/memory-dashboard.js';
 import { PrometheusExporter, type PrometheusExporterOptions } from '../operations/prometheus-exporter.js';
 import { Supervisor, type SupervisorOptions } from '../supervision/supervisor.js';
 import type { RuntimeTracing } from '../telemetry/runtime-tracing.js';
-import { LifecycleTransition } from '../telemetry/span-record.js';
-import { ControlBlock } from '../wire/control-block.js';
-import { alignedFrameSize, FrameHeader } from '../wire/frame-header.js';
-import { createFrameRing, type FrameRingMemory } from '../wire/frame-ring.js';
 import type { KernelStatusName } from '../wire/kernel-status.js';
-import type { MessageCodec } from '../wire/message-schema.js';
 import { RuntimeBuilder } from './builder.js';
 import type { RuntimeConfig } from './config.js';
 import { DeadLetterStream } from './dead-letters.js';
 import { type DeviceMemoryReport, DeviceRegistry, type LostCudaDevice } from './device-registry.js';
-import {
-  type CallOptions,
-  type Dim3,
-  KernelHandle,
-  type KernelMetrics,
-  type Refusal,
-  type SendOptions,
-} from './kernel-handle.js';
+import type { CallOptions, Dim3, KernelHandle, KernelMetrics, Refusal, SendOptions } from './kernel-handle.js';
+import { KernelLauncher, type LaunchOptions, ringBytes } from './kernel-launcher.js';
 import { KernelRegistry } from './kernel-registry.js';
 import { createLogger, type RuntimeLogger } from './logger.js';
 import type { PresetName } from './presets.js';
@@ -66,47 +41,7 @@ import { type RuntimeLifecycleState, runtimeLifecycle } from './runtime-lifecycl
 import { WorkerPools } from './worker-pools.js';
 
 export type { LostCudaDevice } from './device-registry.js';
-
-/** Options of {@link RingKernelRuntime.launch}. */
-export interface LaunchOptions {
-  /** The launch's name, for the runtime's by-name methods. Default: the kernel id. Unique among live kernels. */
-  readonly name?: string;
-  /** Frames each of the kernel's queues holds. Default: `config.defaultQueueCapacity`. */
-  readonly queueCapacity?: number;
-  /** Activate right after launch. Default false: a launched kernel is resident but idle (the seed's semantics). */
-  readonly autoActivate?: boolean;
-  /** What `send` does when the input queue is full. Default `'wait'`. */
-  readonly onFull?: 'wait' | 'reject';
-  /** Handle what is still queued on terminate (true, default) or dead-letter it (false). */
-  readonly drainOnTerminate?: boolean;
-  /** Checksum every frame (CRC32-C) on both queues. Default false. */
-  readonly integrity?: boolean;
-  /**
-   * What a handler that throws does to its kernel. `'dead-letter'` (default): the message is dead-lettered (and a
-   * call answered with the error) and the kernel goes on. `'fail'`: the same, then the kernel fails — let it
-   * crash, for a {@link Supervisor} to restart with fresh state.
-   */
-  readonly onHandlerError?: 'dead-letter' | 'fail';
-  /**
-   * How the kernel's rings reach it: `direct`, `dma` (the native mirror thread) or `mapped` (reserved for CUDA).
-   * Default: {@link RingKernelRuntime.transferStrategy}, detected for the backend. When `dma` is asked for and the
-   * native library is missing, ringkernel says so once on stderr and the kernel runs `direct` (see its metrics).
-   */
-  readonly transferStrategy?: TransferStrategy;
-  /**
-   * The device to place the kernel on (`0 … config.devices − 1`). Default: the runtime's
-   * {@link MultiGpuCoordinator} picks one (its strategy, default LeastLoaded; see `colocateWith`).
-   */
-  readonly device?: number;
-  /** Place the kernel on the device of this live kernel (when no `device` is given). */
-  readonly colocateWith?: string;
-  /**
-   * Start from a checkpoint (`handle.checkpoint()` of a kernel of the same definition): its state instead of
-   * `init()`, and the messages it had queued, first in the new input queue, in order. The queue must hold them
-   * (`RangeError` otherwise) and match the checkpoint's `integrity` (`TypeError`).
-   */
-  readonly restore?: KernelCheckpoint;
-}
+export type { LaunchOptions } from './kernel-launcher.js';
 
 /** What {@link RingKernelRuntime.shutdown} (or `completeShutdown`) reports: the runtime's whole life in figures. */
 export interface ShutdownReport {
@@ -178,19 +113,6 @@ export interface RuntimeInit {
   readonly tracing?: RuntimeTracing | undefined;
 }
 
-function ringBytes(memory: FrameRingMemory): number {
-  return memory.ring.byteLength + memory.signal.byteLength;
-}
-
-function dim3(name: string, value: Dim3): readonly [number, number, number] {
-  const parts = typeof value === 'number' ? [value] : [...value];
-  const dims = [parts[0] ?? 1, parts[1] ?? 1, parts[2] ?? 1] as const;
-  if (parts.length > 3 || !dims.every((d) => Number.isInteger(d) && d >= 1 && d <= 2 ** 31 - 1)) {
-    throw new RangeError(`${name} must be a positive integer or up to three of them, got ${JSON.stringify(value)}`);
-  }
-  return dims;
-}
-
 /**
  * The ringkernel runtime: launches kernels, hosts them in a pool of worker threads (Piscina; many kernels per
  * worker), and gives back a {@link KernelHandle} per launch. Build one with {@link RingKernelRuntime.builder}.
@@ -225,6 +147,8 @@ export class RingKernelRuntime {
   readonly #workers: WorkerPools<KernelHandle>;
   /** The devices: their memory, load, topology, losses, and where launches go. */
   readonly #devices: DeviceRegistry;
+  /** Launches (and relaunches) kernels. */
+  readonly #launcher: KernelLauncher;
   #migrator: KernelMigrator<KernelHandle> | undefined;
   #migrations = 0;
   #checkpoints = 0;
@@ -237,9 +161,6 @@ export class RingKernelRuntime {
   #prometheus: PrometheusExporter | undefined;
   /** When kernels failed, most recent last. */
   readonly #failureTimes: number[] = [];
-  /** Names whose launch is in progress. */
-  readonly #launching = new Set<string>();
-  #nextInstanceId = 1;
   #shutdown: Promise<ShutdownReport> | undefined;
   #terminated = 0;
   #failed = 0;
@@ -296,6 +217,36 @@ export class RingKernelRuntime {
       bytesOf: (kernel) => this.#memory.bytesOf(kernel),
       deviceOfKernel: (name) => this.kernel(name).device,
       log: this.log,
+    });
+    const runtime = this;
+    this.#launcher = new KernelLauncher({
+      config: init.config,
+      backend: init.backend,
+      log: this.log,
+      tracing: init.tracing,
+      deadLetters: this.deadLetters,
+      bridge: this.#bridge,
+      workers: this.#workers,
+      devices: this.#devices,
+      get shuttingDown() {
+        return runtime.#shutdown !== undefined;
+      },
+      checkAccepting: (operation) => this.#checkAccepting(operation),
+      liveKernel: (name) => this.#kernels.get(name),
+      joined: (handle, threadId, allocations) => {
+        handle.admit(this.#admission.minPriority, this.#admission.refusal);
+        this.#launched++;
+        this.#memory.record(handle, allocations);
+        this.#kernels.set(handle.name, handle);
+        this.#workers.hosts(handle, threadId);
+      },
+      ended: (handle) => this.#release(handle),
+      interrupted: (handle) => this.#interrupted(handle),
+      restarted: (handle, threadId) => {
+        this.#workers.hosts(handle, threadId);
+        this.#restarts++;
+      },
+      checkpointed: () => this.#checkpoints++,
     });
     if (init.start !== false) this.#lifecycle.send({ type: 'START' });
   }
@@ -441,224 +392,13 @@ export class RingKernelRuntime {
    * @throws {KernelNotFoundError} for an unknown kernel id; {@link InvalidStateError} when a live kernel already
    * has the launch's name; `TypeError`/`RangeError` on bad sizes or options.
    */
-  async launch<InIn, InView, OutIn, OutView, State>(
+  launch<InIn, InView, OutIn, OutView, State>(
     kernel: string | KernelDefinition<InIn, InView, OutIn, OutView, State>,
     gridSize: Dim3 = 1,
     blockSize: Dim3 = 1,
     options: LaunchOptions = {},
   ): Promise<KernelHandle<InIn, OutView>> {
-    this.#checkAccepting('launch');
-    const definition = typeof kernel === 'string' ? findKernel(kernel) : kernel;
-    const name = options.name ?? definition.id;
-    if (typeof name !== 'string' || name.length === 0) throw new TypeError('options.name must be a non-empty string');
-    const existing = this.#kernels.get(name);
-    if (existing !== undefined) throw new InvalidStateError(name, 'launch', existing.status, 'Launched');
-    if (this.#launching.has(name)) throw new InvalidStateError(name, 'launch', 'Created', 'Launched');
-    const grid = dim3('gridSize', gridSize);
-    const block = dim3('blockSize', blockSize);
-    const capacity = options.queueCapacity ?? this.config.defaultQueueCapacity;
-    if (!Number.isInteger(capacity) || capacity < 1 || capacity > 1 << 20) {
-      throw new RangeError(`options.queueCapacity must be an integer in [1, 1048576], got ${capacity}`);
-    }
-    const integrity = options.integrity ?? false;
-    const onHandlerError = options.onHandlerError ?? 'dead-letter';
-    if (onHandlerError !== 'dead-letter' && onHandlerError !== 'fail') {
-      throw new TypeError(
-        `options.onHandlerError must be 'dead-letter' or 'fail', got ${JSON.stringify(onHandlerError)}`,
-      );
-    }
-    const failOnHandlerError = onHandlerError === 'fail';
-    const restore = options.restore;
-    if (restore !== undefined && restore.kernelId !== definition.id) {
-      throw new TypeError(`options.restore is a checkpoint of kernel '${restore.kernelId}', not '${definition.id}'`);
-    }
-    if (restore !== undefined && restore.queued.frames > 0 && restore.queued.integrity !== integrity) {
-      throw new TypeError(
-        `options.restore carries frames from a ring ${restore.queued.integrity ? 'with' : 'without'} integrity checksums: launch with integrity: ${restore.queued.integrity}`,
-      );
-    }
-    // On the CUDA backend a kernel with a cuda part runs on its GPU; every other kernel runs on CPU workers.
-    const onCuda = this.backend === 'cuda' && definition.cuda !== undefined;
-    if (!onCuda && definition.cpu === undefined) {
-      throw new BackendUnavailableError(
-        'cuda',
-        `kernel '${definition.id}' has only a CUDA handler, and this runtime's backend is ${this.backend}`,
-      );
-    }
-    if (onCuda) {
-      if (
-        options.transferStrategy !== undefined &&
-        options.transferStrategy !== 'mapped' &&
-        options.transferStrategy !== 'dma'
-      ) {
-        throw new RangeError(
-          `options.transferStrategy: CUDA kernels take 'mapped' (rings pinned and mapped into the device) or 'dma' (replicas in device memory, copied by the mirror thread), got ${JSON.stringify(options.transferStrategy)}`,
-        );
-      }
-    }
-    const instanceId = this.#nextInstanceId++;
-    const control = ControlBlock.create(instanceId);
-    // A device executor learns from the block that its rings require checksums (a CPU worker from the rings).
-    control.setIntegrity(integrity);
-    const histogram = new SharedArrayBuffer(LATENCY_HISTOGRAM_BYTES);
-    const input = this.#ring(definition.input, capacity, integrity, 0);
-    const output = this.#ring(
-      [definition.output, ...(definition.emits ?? [])],
-      capacity,
-      integrity,
-      ERROR_REPLY_MAX_BYTES,
-    );
-    // Its queued messages go first into the new input ring, before anyone can send (RangeError if they don't fit).
-    if (restore !== undefined) preloadQueuedFrames(input, restore.queued.bytes);
-    const kernelBytes = control.buffer.byteLength + histogram.byteLength + ringBytes(input) + ringBytes(output);
-    const device = this.#devices.place(options, kernelBytes, onCuda);
-    if (!onCuda && this.backend === 'cuda' && options.transferStrategy === 'mapped') {
-      throw new RangeError(
-        `options.transferStrategy 'mapped' is for CUDA kernels; kernel '${definition.id}' runs on CPU workers ('direct' or 'dma')`,
-      );
-    }
-    // A CPU kernel on the CUDA backend reads its rings in place, as on the CPU backend.
-    const transfer = onCuda
-      ? this.#openCudaTransfer(input, output, device, options.transferStrategy === 'dma' ? 'dma' : 'mapped')
-      : this.#bridge.open(input, output, options.transferStrategy ?? (this.backend === 'cuda' ? 'direct' : undefined));
-    const { port1, port2 } = new MessageChannel();
-    const tracing = this.tracing;
-    const launchSpan = tracing?.host.beginLifecycle();
-    const telemetry = tracing?.attachKernel(instanceId, name, definition.id);
-    // Reserve the name before the first await, so two concurrent launches cannot both take it.
-    this.#launching.add(name);
-    let attached: AttachResult;
-    const task = (
-      port: MessagePort,
-      on: number,
-      state?: Uint8Array,
-      dormant = false,
-      // The rings as they are now: a restarted dma kernel has fresh replicas, a migrated CUDA one its target's.
-      rings: Pick<KernelTransfer, 'kernelInput' | 'kernelOutput' | 'devicePointers'> = transfer,
-    ): AttachTask => ({
-      kernelId: definition.id,
-      moduleUrl: definition.moduleUrl,
-      instanceId,
-      controlBlock: control.buffer,
-      histogram,
-      // The rings the worker reads: the host's own (direct), or the mirror's replicas (dma).
-      input: rings.kernelInput,
-      output: rings.kernelOutput,
-      port,
-      enableTelemetry: this.config.enableTelemetry,
-      failOnHandlerError,
-      // The kernel's telemetry ring outlives its instances: a restarted instance writes to the same one.
-      tracing: telemetry,
-      device: on,
-      restoreState: state,
-      dormant,
-      ...(onCuda
-        ? {
-            cuda: {
-              gridSize: grid[0],
-              blockSize: block[0],
-              pollIntervalUs: this.config.bridgePollInterval,
-              devicePointers: rings.devicePointers,
-            },
-          }
-        : {}),
-    });
-    try {
-      attached = await this.#workers.attach(task(port2, device, restore?.state), onCuda, device, port2);
-      if (attached.failure !== undefined) throw this.#attachError(attached.failure, definition.id, name, onCuda);
-      const how = attached.cuda;
-      if (how !== undefined) {
-        this.log.debug(`kernel '${name}': CUDA image ${how.key} from ${how.cached ? 'the cache' : how.compiler}`);
-      }
-    } catch (error) {
-      port1.close();
-      transfer.release();
-      if (launchSpan !== undefined) {
-        tracing?.host.endLifecycle(launchSpan, LifecycleTransition.LAUNCH, instanceId, ErrorNumber.KernelFailed);
-      }
-      tracing?.detachKernel(instanceId);
-      throw error;
-    } finally {
-      this.#launching.delete(name);
-    }
-    const handle = new KernelHandle<InIn, OutView>({
-      name,
-      definition,
-      instanceId,
-      control,
-      histogram: new LatencyHistogram(histogram),
-      input,
-      output,
-      transfer,
-      port: port1,
-      threadId: attached.threadId,
-      gridSize: grid,
-      blockSize: block,
-      onFull: options.onFull ?? 'wait',
-      queueCapacity: capacity,
-      drainOnTerminate: options.drainOnTerminate ?? true,
-      terminationTimeout: this.config.terminationTimeout,
-      onDeadLetter: (letter) => this.deadLetters.publish(letter),
-      onExit: (exited) => this.#release(exited),
-      onWorkerExit: (threadId) => this.#workers.markDead(threadId),
-      onInterrupted: (interrupted) => this.#interrupted(interrupted),
-      onDeviceLost: (lost, cudaErrorName) => this.#devices.markLost(lost, cudaErrorName),
-      reattach: (restarted, port) =>
-        this.#reattach(
-          restarted,
-          // A migrated dma kernel's replicas are on its new device: the handle's transfer has them.
-          (on) => task(port, on, undefined, false, restarted.transfer),
-          port,
-        ),
-      failOnHandlerError,
-      tracer: tracing?.host,
-      device,
-      firstMessageId: (restore?.queued.maxMessageId ?? 0) + 1,
-      attachDormant: async (moving, port, on, devicePointers) => {
-        const rings = devicePointers === undefined ? moving.transfer : { ...moving.transfer, devicePointers };
-        const dormant = await this.#workers.attach(task(port, on, undefined, true, rings), onCuda, on, port);
-        if (dormant.failure !== undefined) throw this.#attachError(dormant.failure, definition.id, name, onCuda);
-        return dormant.threadId;
-      },
-      onCheckpoint: () => this.#checkpoints++,
-    });
-    if (launchSpan !== undefined) tracing?.host.endLifecycle(launchSpan, LifecycleTransition.LAUNCH, instanceId, 0);
-    handle.admit(this.#admission.minPriority, this.#admission.refusal);
-    this.#launched++;
-    this.#memory.record(handle, [
-      { kind: 'control-block', owner: name, bytes: control.buffer.byteLength + histogram.byteLength },
-      { kind: 'ring', owner: name, bytes: ringBytes(input) + ringBytes(output) },
-    ]);
-    this.#kernels.set(name, handle as KernelHandle);
-    this.#workers.hosts(handle as KernelHandle, attached.threadId);
-    const on = this.#devices.count > 1 ? ` of device ${device}` : '';
-    this.log.debug(`launched kernel '${name}' (${definition.id}) on worker ${attached.threadId}${on}`);
-    if (options.autoActivate) await handle.activate();
-    return handle;
-  }
-
-  /**
-   * A ring sized for `capacity` frames of the codec's message (fixed schemas) or of modest raw payloads (bytes,
-   * up to `defaultMessageSize`), plus room for one frame of `reserve` bytes (an output ring's error reply).
-   */
-  #ring(
-    codec: MessageCodec<unknown, unknown> | readonly MessageCodec<unknown, unknown>[],
-    capacity: number,
-    integrity: boolean,
-    reserve: number,
-  ) {
-    // A kernel that emits several types: room for the largest of them.
-    const sizes = (Array.isArray(codec) ? codec : [codec]).map((c) => (c as { size?: unknown }).size);
-    const fixed = sizes.every((size) => typeof size === 'number') ? Math.max(...(sizes as number[])) : undefined;
-    if (fixed !== undefined) {
-      const maxPayloadSize = Math.max(fixed, reserve);
-      const capacityBytes = capacity * alignedFrameSize(fixed) + (reserve > fixed ? alignedFrameSize(reserve) : 0) + 8;
-      return createFrameRing({ capacityBytes, maxPayloadSize, integrity });
-    }
-    const maxPayloadSize = this.config.defaultMessageSize - FrameHeader.SIZE;
-    // Raw bytes: room for `capacity` modest frames, and never less than two of the largest.
-    const capacityBytes = Math.max(capacity * alignedFrameSize(64), 2 * alignedFrameSize(maxPayloadSize) + 8);
-    return createFrameRing({ capacityBytes, maxPayloadSize, integrity });
+    return this.#launcher.launch(kernel, gridSize, blockSize, options);
   }
 
   /**
@@ -753,64 +493,6 @@ export class RingKernelRuntime {
   }
 
   /**
-   * A supervisor restarts a kernel: a new instance on the least loaded live worker. A CUDA kernel whose device was
-   * lost goes to another device (`mapped`: its rings are host memory, so any device can map them); a `dma` kernel
-   * cannot (its ring replicas were on the lost device).
-   */
-  async #reattach(
-    handle: KernelHandle,
-    task: (device: number) => AttachTask,
-    port: MessagePort,
-  ): Promise<{ threadId: number; device: number }> {
-    if (this.#shutdown !== undefined) throw new RuntimeShutDownError('restart');
-    let device = handle.device;
-    const onCuda = task(device).cuda !== undefined;
-    if (onCuda && this.#devices.isLost(device)) {
-      // The kernel's actual transfer decides (a dma launch without the native mirror runs mapped).
-      if (!handle.relaunch.anotherDevice) {
-        throw this.#devices.lostError(device, `kernel '${handle.name}' uses dma, whose ring replicas were there`);
-      }
-      device = this.#devices.place({}, 0, true);
-      this.log.warn(`kernel '${handle.name}': its CUDA device ${handle.device} is lost; restarting it on ${device}`);
-    }
-    const restartSpan = this.tracing?.host.beginLifecycle();
-    // A CUDA kernel is relaunched by the CUDA device thread, over the same rings and ControlBlock.
-    const attached = await this.#workers.attach(task(device), onCuda, device, port);
-    if (attached.failure !== undefined) throw this.#attachError(attached.failure, handle.kernelId, handle.name, onCuda);
-    const { threadId } = attached;
-    if (restartSpan !== undefined) {
-      this.tracing?.host.endLifecycle(restartSpan, LifecycleTransition.RESTART, handle.instanceId, 0);
-    }
-    this.#workers.hosts(handle, threadId);
-    this.#restarts++;
-    this.log.info(`kernel '${handle.name}' restarted on worker ${threadId} (restart ${handle.restarts})`);
-    return { threadId, device };
-  }
-
-  /** A CUDA kernel's rings; replicas on a device that turns out lost (`dma`) fail with CudaDeviceLostError. */
-  #openCudaTransfer(
-    input: FrameRingMemory,
-    output: FrameRingMemory,
-    device: number,
-    strategy: 'mapped' | 'dma',
-  ): KernelTransfer {
-    try {
-      return this.#bridge.openCuda(input, output, device, strategy);
-    } catch (error) {
-      if (!(error instanceof CudaError) || !STICKY_CU_RESULTS.has(error.cudaResult)) throw error;
-      this.#devices.markLost(device, error.cudaErrorName);
-      throw this.#devices.lostError(device, 'its ring replicas could not be allocated there');
-    }
-  }
-
-  /** An attach's failure as its typed error; a lost device is remembered. */
-  #attachError(failure: AttachFailure, kernelId: string, name: string, onCuda: boolean): Error {
-    if (failure.deviceLost !== undefined)
-      this.#devices.markLost(failure.deviceLost.device, failure.deviceLost.cudaErrorName);
-    return attachFailureError(failure, kernelId, name, onCuda ? 'the CUDA device thread' : 'its worker');
-  }
-
-  /**
    * A new top-level supervisor of this runtime: kernels launched through it are restarted by its strategy when
    * they fail. Nest supervisors with {@link Supervisor.supervisor}.
    *
@@ -890,7 +572,7 @@ export class RingKernelRuntime {
     // A kernel that emits several types: the link takes only the consumer's (routing by message type).
     const types = emitted.length > 1 ? [accepted.typeId] : undefined;
     const capacity = options.queueCapacity ?? this.config.defaultQueueCapacity;
-    const memory = this.#ring(produced, capacity, target.inputMemory.integrity, 0);
+    const memory = this.#launcher.ring(produced, capacity, target.inputMemory.integrity, 0);
     // The link's ring lives as long as its consumer.
     this.#memory.record(target, [{ kind: 'ring', owner: `${source.name}→${target.name}`, bytes: ringBytes(memory) }]);
     // Consumer first: frames may flow as soon as the producer has the ring.
