@@ -86,6 +86,10 @@
 #define RK_E_CUDA_COMPILE_FAILED 518u
 #define RK_E_NVML_ERROR 519u
 #define RK_E_CUDA_DEVICE_LOST 520u
+#define RK_E_WGSL_SCHEMA_UNSUPPORTED 601u
+#define RK_E_WGSL_COMPILE_FAILED 602u
+#define RK_E_WEB_GPU_ERROR 603u
+#define RK_E_WEB_GPU_DEVICE_LOST 604u
 
 /* Span records (telemetry rings). */
 #define RK_SPAN_KIND_SEND 1u
