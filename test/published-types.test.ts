@@ -37,10 +37,16 @@ describe('the published build', () => {
       assert.equal(handle.includes(internal), false, `KernelHandle.${internal}…) is @internal`);
     }
 
-    // What is left must be whole: no declaration names a type that stripping removed. The declarations resolve
-    // their dependencies and module format as an installed package's would.
+    // What is left must be whole: no declaration a user's compiler reaches from either entry names a type that
+    // stripping removed. The declarations resolve their dependencies and module format as an installed package's
+    // would; the consumer imports both entries, and sees nothing but Node's own types besides.
     symlinkSync(join(root, 'node_modules'), join(out, 'node_modules'), 'dir');
     writeFileSync(join(out, 'package.json'), JSON.stringify({ name: 'ringkernel', type: 'module' }));
+    writeFileSync(
+      join(out, 'consumer.ts'),
+      "import type * as Public from './src/index.js';\nimport type * as Internal from './src/internal.js';\n" +
+        'export type Entries = [typeof Public, typeof Internal];\n',
+    );
     writeFileSync(
       join(out, 'tsconfig.json'),
       JSON.stringify({
@@ -55,7 +61,7 @@ describe('the published build', () => {
           noEmit: true,
           skipLibCheck: false,
         },
-        include: ['src/**/*.d.ts'],
+        include: ['consumer.ts'],
       }),
     );
     const check = run(['-p', join(out, 'tsconfig.json')]);

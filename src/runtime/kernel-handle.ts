@@ -1,11 +1,6 @@
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { type Relaunch, relaunchOf } from '../bridge/relaunch.js';
-import type {
-  CudaReplicaPointers,
-  KernelTransfer,
-  KernelTransferStats,
-  PreparedTransferMove,
-} from '../bridge/transfer-bridge.js';
+import type { CudaReplicaPointers, KernelTransfer, KernelTransferStats } from '../bridge/transfer-bridge.js';
 import type { TransferStrategy } from '../bridge/transfer-strategy.js';
 import { copyQueuedFrames, type KernelCheckpoint } from '../devices/checkpoint.js';
 import { type ErrorCodeString, ErrorNumber, errorNumberOf } from '../errors/codes.js';
@@ -36,8 +31,13 @@ import type { FrameRingMemory } from '../wire/frame-ring.js';
 import type { FrameView } from '../wire/frame-view.js';
 import { KernelStatus, type KernelStatusName, kernelStatusName } from '../wire/kernel-status.js';
 import { BytesMessage, type MessageCodec } from '../wire/message-schema.js';
-import { RingSignalOffset } from '../wire/ring-signal.js';
+import { ControlChannel } from './control-channel.js';
 import type { DeadLetter } from './dead-letters.js';
+import { type DormantInstance, dropDormant, queuedIn, sendState } from './kernel-migration.js';
+
+export type { DormantInstance } from './kernel-migration.js';
+
+import { type OrphanedKernel, recoverInputs, salvageInput } from './kernel-recovery.js';
 
 /** A grid or block size: a count, or up to three dimensions. */
 export type Dim3 = number | readonly [number, number?, number?];
@@ -177,15 +177,6 @@ export interface KernelHandleInit {
   readonly onCheckpoint: () => void;
 }
 
-/** A migration's new instance, attached dormant on its target device. */
-export interface DormantInstance {
-  readonly port: MessagePort;
-  readonly threadId: number;
-  readonly device: number;
-  /** A `dma` CUDA kernel: its rings prepared on the target, taken over at the swap. */
-  readonly transferMove?: PreparedTransferMove | undefined;
-}
-
 /** A kernel-to-kernel wiring command, kept so a restarted kernel is wired again. */
 type LinkCommand =
   | { command: 'LINK_IN'; memory: FrameRingMemory }
@@ -269,7 +260,6 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   readonly #received: OutView[] = [];
   readonly #receivers: PendingCall[] = [];
   readonly #sends: PendingSend[] = [];
-  readonly #replies = new Map<number, { resolve(): void; reject(error: Error): void }>();
   /** Round trip of calls answered with a result, host side: request written (or queued) to its response read. */
   readonly #callLatency = new LatencyHistogram();
   readonly #launchedAt = performance.now();
@@ -281,18 +271,14 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   #migrations = 0;
   /** Dormant instances dropped on purpose (their port's close is not a worker's death). */
   readonly #discarded = new WeakSet<DormantInstance>();
-  /** SNAPSHOT requests waiting for their answer. */
-  readonly #snapshots = new Map<number, { resolve(bytes: Uint8Array): void; reject(error: Error): void }>();
-  #nextSeq = 1;
   #sent = 0;
   #pumping = false;
   #sending = false;
   #failure: Error | undefined;
   #lastErrorMessage: string | undefined;
   #exitStatus: 'Terminated' | 'Failed' | undefined;
-  /** The current instance's control port and worker thread (both change when a supervisor restarts the kernel). */
-  #port!: MessagePort;
-  #threadId = 0;
+  /** The control-port RPC with the current instance (rebound when a supervisor restarts or a migration moves it). */
+  readonly #channel: ControlChannel;
   /** Kernel-to-kernel links, replayed into a restarted instance. */
   readonly #links: LinkCommand[] = [];
   /** The supervisor's failure listener; while set, a failure suspends the kernel instead of ending it. */
@@ -342,28 +328,22 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     this.#exited = new Promise((resolve) => {
       this.#markExited = resolve;
     });
-    this.#bind(init.port, init.threadId);
+    this.#channel = new ControlChannel(init.name, {
+      report: (report) => this.#report(report),
+      closed: (threadId) => this.#instanceClosed(threadId),
+    });
+    this.#channel.bind(init.port, init.threadId);
   }
 
-  /** Listens to an instance's control port. Reports from an earlier instance's port are ignored. */
-  #bind(port: MessagePort, threadId: number): void {
-    this.#port = port;
-    this.#threadId = threadId;
-    port.on('message', (report: WorkerReport) => {
-      if (this.#port === port) this.#report(report);
-    });
-    // The worker is gone without saying goodbye (process.exit in a handler, a native crash): the kernel failed.
-    port.on('close', () => {
-      if (this.#port !== port || this.#exitStatus !== undefined) return;
-      if (this.#suspended) {
-        this.#onInstanceExit?.(); // died while stopping for a restart: stopped all the same
-        return;
-      }
-      this.#init.onWorkerExit(threadId);
-      this.#fail(new KernelFailedError(this.name, 'its worker thread exited'), true);
-    });
-    // An idle kernel must not keep the process alive; pending operations ref it while they wait.
-    port.unref();
+  /** The instance's port closed without an exit report: its worker is gone (process.exit in a handler, a crash). */
+  #instanceClosed(threadId: number): void {
+    if (this.#exitStatus !== undefined) return;
+    if (this.#suspended) {
+      this.#onInstanceExit?.(); // died while stopping for a restart: stopped all the same
+      return;
+    }
+    this.#init.onWorkerExit(threadId);
+    this.#fail(new KernelFailedError(this.name, 'its worker thread exited'), true);
   }
 
   /** The lifecycle state, read from the ControlBlock (no message). */
@@ -427,7 +407,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     // Forced: the kernel stops after the message in hand and dead-letters the rest; if its worker never gets that
     // far (a handler that never returns), the kernel is failed anyway.
     this.#control.requestTermination(TERMINATE_NOW);
-    this.#post({ seq: this.#nextSeq++, command: 'ABORT' });
+    this.#channel.post({ seq: this.#channel.seq(), command: 'ABORT' });
     if (await this.#exitWithin(FORCE_GRACE_MS)) return;
     const error = new KernelFailedError(this.name, `did not terminate within ${timeout} ms`);
     (error as { cause?: unknown }).cause = { code: ErrorCode.TerminationTimeout };
@@ -517,7 +497,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     if (this.#exitStatus === 'Terminated') {
       return Promise.reject(new InvalidStateError(this.name, 'receive from', 'Terminated', 'Active'));
     }
-    const id = this.#nextSeq++;
+    const id = this.#channel.seq();
     const waiting = new Map<number, PendingCall>();
     const promise = this.#waitFor(waiting, id, timeout, undefined, 'receive');
     this.#receivers.push(waiting.get(id) as PendingCall);
@@ -578,7 +558,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       latency: this.#init.histogram.summary(),
       transferStrategy: this.#transfer.strategy,
       transfer: this.#transfer.stats(),
-      workerThreadId: this.#threadId,
+      workerThreadId: this.#channel.threadId,
       restarts: control.generation,
       device: this.#device,
       migrations: this.#migrations,
@@ -634,11 +614,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
 
   #sendLink(command: LinkCommand): Promise<void> {
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
-    const seq = this.#nextSeq++;
-    return new Promise<void>((resolve, reject) => {
-      this.#replies.set(seq, { resolve, reject });
-      this.#post({ seq, ...command });
-    });
+    return this.#channel.request(command);
   }
 
   /** Where a new instance of this kernel can be launched (restart here, another worker, another device). @internal */
@@ -686,8 +662,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     const exited = new Promise<void>((resolve) => {
       this.#onInstanceExit = resolve;
     });
-    const seq = this.#nextSeq++;
-    this.#post({ seq, command: 'TERMINATE', drain: false, keep: true });
+    this.#channel.post({ seq: this.#channel.seq(), command: 'TERMINATE', drain: false, keep: true });
     // The queue stays in the rings for the next instance (a device executor reads that from the discard word).
     this.#control.requestTermination(TERMINATE_FINISH, true);
     let timer: NodeJS.Timeout | undefined;
@@ -707,7 +682,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     );
     (error as { cause?: unknown }).cause = { code: ErrorCode.TerminationTimeout };
     this.#control.requestTermination(TERMINATE_NOW);
-    this.#post({ seq: this.#nextSeq++, command: 'ABORT' });
+    this.#channel.post({ seq: this.#channel.seq(), command: 'ABORT' });
     this.abandon(error);
     throw error;
   }
@@ -726,7 +701,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     // carried home first), the input ring resumes at the handled cursor, and fresh replicas start from there.
     const reopen = this.#transfer.reopen;
     if (reopen !== undefined) this.#transfer.release();
-    this.#recoverInputs();
+    recoverInputs(this.#orphaned);
     if (reopen !== undefined) {
       this.#transfer = reopen();
       this.#afterWrite = this.#transfer.afterInputWrite;
@@ -740,7 +715,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       port1.close();
       throw error;
     }
-    this.#bind(port1, threadId);
+    this.#channel.bind(port1, threadId);
     this.#exitStatus = undefined;
     this.#suspended = false;
     const resumed = this.#resumed;
@@ -765,7 +740,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     this.#resumed?.reject(error);
     this.#resumed = undefined;
     this.#fail(error);
-    if (wasSuspended) this.#salvageInput(quiet ? 'discarded-on-terminate' : 'kernel-failed');
+    if (wasSuspended) salvageInput(this.#orphaned, quiet ? 'discarded-on-terminate' : 'kernel-failed');
   }
 
   /** The (virtual) device hosting the kernel now. */
@@ -829,11 +804,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     if (this.#exitStatus !== undefined || this.#suspended) {
       return Promise.reject(new InvalidStateError(this.name, 'checkpoint', this.status, 'Active'));
     }
-    const seq = this.#nextSeq++;
-    return new Promise<Uint8Array>((resolve, reject) => {
-      this.#snapshots.set(seq, { resolve, reject });
-      this.#post({ seq, command: 'SNAPSHOT' });
-    });
+    return this.#channel.snapshot();
   }
 
   /**
@@ -860,36 +831,15 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    * not. @internal
    */
   transferState(dormant: DormantInstance, state: Uint8Array): { restored: Promise<void> } {
-    const restored = new Promise<void>((resolve, reject) => {
-      // The target's worker died (a restore hook that kills it, say): the migration rolls back.
-      const onClose = (): void => {
-        if (this.#discarded.has(dormant)) return; // closed on purpose: the migration rolled back
-        this.#init.onWorkerExit(dormant.threadId); // never place on it again
-        reject(new KernelFailedError(this.name, 'the worker of its new instance exited during the restore'));
-      };
-      dormant.port.once('close', onClose);
-      dormant.port.once('message', (report: WorkerReport) => {
-        dormant.port.off('close', onClose);
-        if (report.type !== 'restored') {
-          reject(new Error(`unexpected report from the dormant instance: ${report.type}`));
-        } else if (report.error === undefined) {
-          resolve();
-        } else {
-          reject(new StateSnapshotError(this.name, 'restore', `${report.error.name}: ${report.error.message}`));
-        }
-      });
+    return sendState(this.name, dormant, state, {
+      discarded: this.#discarded,
+      onWorkerExit: (threadId) => this.#init.onWorkerExit(threadId),
     });
-    restored.catch(() => {}); // a migration that rolls back first need not wait for it
-    dormant.port.postMessage({ seq: 0, command: 'RESTORE', bytes: state }, [state.buffer as ArrayBuffer]);
-    return { restored };
   }
 
   /** Drops a dormant instance that will not be used (a migration rolling back). @internal */
   discardMove(dormant: DormantInstance): void {
-    this.#discarded.add(dormant);
-    dormant.transferMove?.abort();
-    dormant.port.postMessage({ seq: 0, command: 'DISCARD' });
-    dormant.port.close();
+    dropDormant(dormant, this.#discarded);
   }
 
   /**
@@ -910,7 +860,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       dormant.transferMove?.abort();
       throw error;
     }
-    this.#recoverInputs();
+    recoverInputs(this.#orphaned);
     const carried = this.queuedInPlace();
     if (dormant.transferMove !== undefined) {
       // The old instance has stopped: its device's mirror carries the last outputs home, and the target's takes
@@ -919,16 +869,10 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       this.#afterWrite = this.#transfer.afterInputWrite;
     }
     this.#control.resetForRestart(false);
-    this.#bind(dormant.port, dormant.threadId);
+    this.#channel.bind(dormant.port, dormant.threadId);
     this.#device = dormant.device;
     this.#migrations++;
-    const request = (message: object): Promise<void> => {
-      const seq = this.#nextSeq++;
-      return new Promise<void>((resolve, reject) => {
-        this.#replies.set(seq, { resolve, reject });
-        this.#post({ seq, ...message });
-      });
-    };
+    const request = (message: object): Promise<void> => this.#channel.request(message);
     // Pipelined, one round trip in all: the port keeps order, so the links are in place before the activation
     // lets the new instance take input.
     // The new instance's worker may die before it answers: then the kernel has no instance left and fails (its
@@ -966,16 +910,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
 
   /** Frames (and their bytes) queued now in the input ring and every kernel-to-kernel input ring. @internal */
   queuedInPlace(): { frames: number; bytes: number } {
-    let frames = 0;
-    let bytes = 0;
-    const rings = [this.#init.input];
-    for (const link of this.#links) if (link.command === 'LINK_IN') rings.push(link.memory);
-    for (const memory of rings) {
-      const reader = new FrameConsumer(memory); // reads indices only; never drained
-      frames += reader.availableReadFrames();
-      bytes += reader.availableReadBytes();
-    }
-    return { frames, bytes };
+    return queuedIn([this.#init.input, ...this.#orphaned.linkInputs]);
   }
 
   /** Marks the kernel Failed from the host side (its worker is gone). @internal */
@@ -1349,15 +1284,11 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     if (!lifecycleAccepts(status, command)) {
       return Promise.reject(new InvalidStateError(this.name, operation, status, COMMAND_TARGET[command]));
     }
-    const seq = this.#nextSeq++;
-    const done = new Promise<void>((resolve, reject) => {
-      const settle = (): void => {
+    const done = this.#channel
+      .request(command === 'TERMINATE' ? { command, drain, keep: false } : { command })
+      .then(() => {
         if (command !== 'TERMINATE' && wanted) this.#activeWanted = command === 'ACTIVATE';
-        resolve();
-      };
-      this.#replies.set(seq, { resolve: settle, reject });
-      this.#post(command === 'TERMINATE' ? { seq, command, drain, keep: false } : { seq, command });
-    });
+      });
     // Activate and deactivate are lifecycle spans of their own; terminate's span covers the whole of terminate().
     const tracer = this.#tracer;
     if (tracer !== undefined && command !== 'TERMINATE') {
@@ -1373,32 +1304,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     return done;
   }
 
-  #post(message: object): void {
-    this.#port.ref(); // a command in flight keeps the process alive until its reply
-    this.#port.postMessage(message);
-  }
-
-  #report(report: WorkerReport): void {
+  #report(report: Extract<WorkerReport, { type: 'deadLetter' | 'exit' }>): void {
     switch (report.type) {
-      case 'reply': {
-        const waiter = this.#replies.get(report.seq);
-        this.#replies.delete(report.seq);
-        if (this.#replies.size === 0 && this.#snapshots.size === 0) this.#port.unref();
-        if (waiter === undefined) return;
-        if (report.ok) waiter.resolve();
-        else waiter.reject(new InvalidStateError(this.name, 'change the state of', report.state, report.target));
-        return;
-      }
-      case 'snapshot': {
-        const waiter = this.#snapshots.get(report.seq);
-        this.#snapshots.delete(report.seq);
-        if (this.#replies.size === 0 && this.#snapshots.size === 0) this.#port.unref();
-        if (waiter === undefined) return;
-        if ('bytes' in report) waiter.resolve(report.bytes);
-        else
-          waiter.reject(new StateSnapshotError(this.name, 'snapshot', `${report.error.name}: ${report.error.message}`));
-        return;
-      }
       case 'deadLetter': {
         const letter = report.letter;
         this.#lastErrorMessage = `${letter.error.name}: ${letter.error.message}`;
@@ -1414,7 +1321,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
         if (report.deviceLost !== undefined) this.#init.onDeviceLost?.(this.#device, report.deviceLost);
         if (this.#suspended) {
           // Stopped for a restart: the handle lives on, waiting for the next instance.
-          this.#port.unref();
+          this.#channel.unref();
           this.#onInstanceExit?.();
           return;
         }
@@ -1437,7 +1344,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   }
 
   #settleExit(): void {
-    this.#port.unref();
+    this.#channel.unref();
     this.#markExited();
     this.#init.onExit(this);
     // Wake the output pump so pending receivers learn the kernel is gone once its outputs are read.
@@ -1472,12 +1379,9 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     for (const call of [...this.#calls.values()]) call.reject(error);
     for (const receiver of [...this.#receivers]) receiver.reject(error);
     for (const send of [...this.#sends]) send.reject(error);
-    for (const waiter of this.#replies.values()) waiter.reject(error);
-    this.#replies.clear();
-    for (const waiter of this.#snapshots.values()) waiter.reject(error);
-    this.#snapshots.clear();
+    this.#channel.rejectAll(error);
     this.#settleExit();
-    if (gone) this.#salvageInput('kernel-failed');
+    if (gone) salvageInput(this.#orphaned, 'kernel-failed');
   }
 
   /** From now on the instance is gone (or going) and the handle waits for the next one. */
@@ -1501,74 +1405,23 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     this.#control.recordError(ErrorCode.KernelFailed);
     this.#lastErrorMessage = error.message;
     // Commands in flight will never be answered by that instance.
-    for (const waiter of this.#replies.values()) waiter.reject(error);
-    this.#replies.clear();
-    this.#port.unref();
+    this.#channel.rejectReplies(error);
+    this.#channel.unref();
     this.#init.onInterrupted(this);
     (this.#supervisor as KernelFailureListener)(this, error);
   }
 
-  /**
-   * Before a restart: each input ring is taken over where the dead instance's handlers got to (its handled
-   * cursor), so nothing handled is handled again; and if the instance died inside a handler (its worker
-   * crashed), that one message is dead-lettered rather than retried, so a poison message cannot crash every
-   * restart in turn.
-   */
-  #recoverInputs(): void {
-    const control = this.#control;
-    const draining = control.drainingInput;
-    const rings: { memory: FrameRingMemory; cursor: number }[] = [
-      { memory: this.#init.input, cursor: control.handledCursor },
-    ];
-    for (const link of this.#links) {
-      if (link.command !== 'LINK_IN') continue;
-      const signal = new Int32Array(link.memory.signal);
-      rings.push({ memory: link.memory, cursor: Atomics.load(signal, RingSignalOffset.HANDLED_CURSOR >> 2) >>> 0 });
-    }
-    rings.forEach(({ memory, cursor }, index) => {
-      const taken = new FrameConsumer(memory);
-      taken.resumeAt(cursor);
-      if (draining !== index + 1) return;
-      const error = new KernelFailedError(this.name, 'its instance died while handling this message');
-      taken.drain((frame) => {
-        this.#init.onDeadLetter({
-          kernel: this.name,
-          reason: 'kernel-failed',
-          error: { name: error.name, message: error.message, code: error.code },
-          messageId: frame.messageId,
-          correlationId: frame.correlationId,
-          typeId: frame.typeId,
-          payload: frame.payload.slice(),
-          at: new Date(),
-        });
-        if (index === 0 && frame.flags & FrameFlags.REQUEST) this.#calls.get(frame.messageId)?.reject(error);
-      }, 1);
-    });
-  }
-
-  /**
-   * The worker is dead, so nobody consumes the input ring any more: the host takes over as its consumer and
-   * dead-letters what is left (reason `kernel-failed`), so nothing sent is lost without a word. It starts where
-   * the worker's handlers got to (the ControlBlock's handled cursor), not at the last published read index, so
-   * messages handled in the worker's last batch are not reported twice; the message whose handler was running
-   * (the one that killed the worker, say) is reported.
-   */
-  #salvageInput(reason: 'kernel-failed' | 'discarded-on-terminate'): void {
-    const orphaned = new FrameConsumer(this.#init.input);
-    orphaned.resumeAt(this.#control.handledCursor);
-    const error = { name: 'KernelFailedError', message: `kernel '${this.name}' failed before handling this message` };
-    orphaned.drain((frame) => {
-      this.#init.onDeadLetter({
-        kernel: this.name,
-        reason,
-        error,
-        messageId: frame.messageId,
-        correlationId: frame.correlationId,
-        typeId: frame.typeId,
-        payload: frame.payload.slice(),
-        at: new Date(),
-      });
-    });
+  /** The kernel's rings and records for its recovery (kernel-recovery.ts), when its instance has gone. */
+  get #orphaned(): OrphanedKernel {
+    const links = this.#links;
+    return {
+      name: this.name,
+      control: this.#control,
+      input: this.#init.input,
+      linkInputs: links.flatMap((link) => (link.command === 'LINK_IN' ? [link.memory] : [])),
+      onDeadLetter: (letter) => this.#init.onDeadLetter(letter),
+      rejectCall: (messageId, error) => this.#calls.get(messageId)?.reject(error),
+    };
   }
 
   async #exitWithin(ms: number): Promise<boolean> {
