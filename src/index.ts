@@ -25,9 +25,11 @@ export { defineKernel } from './kernel/kernel-definition.js';
 export type {
   AnyKernelDefinition,
   CpuHandler,
+  InputOf,
   KernelContext,
   KernelDefinition,
   KernelSpec,
+  OutputOf,
 } from './kernel/kernel-definition.js';
 export type { CudaKernelSpec } from './kernel/cuda-kernel-spec.js';
 export { Priority } from './kernel/priority.js';
@@ -73,13 +75,15 @@ export type { FrameConsumerOptions } from './wire/frame-consumer.js';
 export type { Envelope } from './wire/envelope.js';
 
 // --- XState: kernels as actors ----------------------------------------------------------------------------------
-export { fromKernel, isKernelActorOutput } from './actors/from-kernel.js';
+export { fromKernel, isKernelActorOutput, kernelActorExited } from './actors/from-kernel.js';
 export type {
   FromKernelOptions,
   KernelActorEvent,
   KernelActorInput,
   KernelActorOutputEvent,
   KernelActorSnapshot,
+  KernelCommandsOf,
+  KernelEventsOf,
 } from './actors/from-kernel.js';
 
 // --- Supervision ------------------------------------------------------------------------------------------------
@@ -176,7 +180,9 @@ export {
   HandlerFailedError,
   InvalidStateError,
   KernelFailedError,
+  KernelModuleError,
   KernelNotFoundError,
+  LinkTypeMismatchError,
   LoadShedError,
   NotAcceptingWorkError,
   QueueFullError,
@@ -186,6 +192,7 @@ export {
 export {
   ClockSkewError,
   InvalidEnvelopeError,
+  MessageSchemaError,
   MessageTypeMismatchError,
   StringTooLongError,
   TimeoutError,

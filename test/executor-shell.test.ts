@@ -30,6 +30,8 @@ import { LATENCY_HISTOGRAM_BYTES } from '../src/kernel/latency-histogram.js';
 import { Numbers, Total } from './fixtures/kernels.js';
 
 const FIXTURE_MODULE = new URL('./fixtures/kernels.js', import.meta.url).href;
+/** The fixture module's sink kernel, as the host names it. */
+const sink = { id: 'test.sink', moduleUrl: FIXTURE_MODULE };
 
 /** An attach task for the fixture module's sink kernel, and the host's end of its control port. */
 function taskFor(options: { dormant?: boolean; restoreState?: Uint8Array; kernelId?: string } = {}): {
@@ -119,6 +121,32 @@ async function exchange(
   return reports;
 }
 
+// First: the in-process attaches below mark this thread a kernel worker, where no runtime may be built.
+describe('executor shell: in the runtime', () => {
+  let runtime: RingKernelRuntime | undefined;
+  after(() => runtime?.shutdown());
+
+  it('fails a CPU launch whose module does not define the kernel with KernelFailedError (RK_KERNEL_FAILED)', async () => {
+    // Defined here, but said to live in the fixture module, which the worker imports and does not find it in.
+    const Elsewhere = defineKernel({
+      id: 'test.executor-shell.elsewhere',
+      input: Numbers,
+      output: Total,
+      module: FIXTURE_MODULE,
+      cpu: () => undefined,
+    });
+    runtime = await RingKernelRuntime.builder().backend('cpu').config({ workers: 1 }).build();
+    await assert.rejects(runtime.launch(Elsewhere, 1, 1), (error: unknown) => {
+      assert.ok(error instanceof KernelFailedError, `a KernelFailedError, not ${String(error)}`);
+      assert.equal(error.code, 'RK_KERNEL_FAILED');
+      assert.match(error.message, /test\.executor-shell\.elsewhere/);
+      assert.match(error.message, /its worker could not launch it/);
+      return true;
+    });
+    assert.equal(runtime.kernels().length, 0);
+  });
+});
+
 describe('executor shell: attach', () => {
   it('loads, prepares, restores and starts a kernel, then dispatches commands to it', async () => {
     const backend = new RecordingBackend();
@@ -197,7 +225,7 @@ describe('executor shell: attach', () => {
     await once(load.host, 'close');
     const loadError = attachFailureError(
       loadFailure ?? assert.fail(),
-      'test.executor-shell.nowhere',
+      { id: 'test.executor-shell.nowhere', moduleUrl: FIXTURE_MODULE },
       'n',
       'its worker',
     );
@@ -210,7 +238,7 @@ describe('executor shell: attach', () => {
     const prepareFailure = (await attachKernel(prepared.task, prepare)).failure;
     assert.equal(prepareFailure?.stage, 'prepare');
     assert.equal(prepareFailure?.operation, 'cuMemAlloc');
-    const prepareError = attachFailureError(prepareFailure ?? assert.fail(), 'test.sink', 'sink', 'the device');
+    const prepareError = attachFailureError(prepareFailure ?? assert.fail(), sink, 'sink', 'the device');
     assert.ok(prepareError instanceof CudaError);
     assert.equal(prepareError.cudaResult, 2);
 
@@ -220,7 +248,7 @@ describe('executor shell: attach', () => {
     const restoreFailure = (await attachKernel(restoring.task, restore)).failure;
     assert.equal(restoreFailure?.stage, 'restore');
     assert.deepEqual(restore.calls, ['prepare', 'restore:1', 'discard']);
-    const restoreError = attachFailureError(restoreFailure ?? assert.fail(), 'test.sink', 'sink-2', 'its worker');
+    const restoreError = attachFailureError(restoreFailure ?? assert.fail(), sink, 'sink-2', 'its worker');
     assert.ok(restoreError instanceof StateSnapshotError);
     assert.equal(restoreError.step, 'restore');
     assert.equal(restoreError.kernel, 'sink-2');
@@ -297,30 +325,5 @@ describe('executor shell: a dormant instance (migration)', () => {
     await closed;
     assert.deepEqual(backend.calls, ['prepare', 'discard']);
     assert.deepEqual(unexpected, [], 'a discarded instance reports nothing');
-  });
-});
-
-describe('executor shell: in the runtime', () => {
-  let runtime: RingKernelRuntime | undefined;
-  after(() => runtime?.shutdown());
-
-  it('fails a CPU launch whose module does not define the kernel with KernelFailedError (RK_KERNEL_FAILED)', async () => {
-    // Defined here, but said to live in the fixture module, which the worker imports and does not find it in.
-    const Elsewhere = defineKernel({
-      id: 'test.executor-shell.elsewhere',
-      input: Numbers,
-      output: Total,
-      module: FIXTURE_MODULE,
-      cpu: () => undefined,
-    });
-    runtime = await RingKernelRuntime.builder().backend('cpu').config({ workers: 1 }).build();
-    await assert.rejects(runtime.launch(Elsewhere, 1, 1), (error: unknown) => {
-      assert.ok(error instanceof KernelFailedError, `a KernelFailedError, not ${String(error)}`);
-      assert.equal(error.code, 'RK_KERNEL_FAILED');
-      assert.match(error.message, /test\.executor-shell\.elsewhere/);
-      assert.match(error.message, /its worker could not launch it/);
-      return true;
-    });
-    assert.equal(runtime.kernels().length, 0);
   });
 });

@@ -1,9 +1,10 @@
 import { threadId } from 'node:worker_threads';
 import { type Actor, createActor } from 'xstate';
-import { type AnyKernelDefinition, findKernel } from '../kernel/kernel-definition.js';
+import type { AnyKernelDefinition } from '../kernel/kernel-definition.js';
 import { kernelLifecycle } from '../kernel/kernel-lifecycle.js';
 import { ControlBlock } from '../wire/control-block.js';
 import type { FrameRingMemory } from '../wire/frame-ring.js';
+import { loadKernel } from './kernel-module.js';
 import {
   type AttachFailure,
   type AttachResult,
@@ -122,11 +123,7 @@ export async function attachKernel(task: AttachTask, backend: ExecutorBackend): 
   let stage: AttachStage = 'load';
   let prepared: PreparedKernel | undefined;
   try {
-    await import(task.moduleUrl);
-    const definition = findKernel(task.kernelId);
-    if (definition.moduleUrl !== task.moduleUrl) {
-      throw new TypeError(`kernel '${task.kernelId}' is defined in ${definition.moduleUrl}, not ${task.moduleUrl}`);
-    }
+    const definition = await loadKernel(task.kernelId, task.moduleUrl);
     stage = 'prepare';
     const shell = new ExecutorShell(task);
     prepared = await backend.prepare(definition, shell);

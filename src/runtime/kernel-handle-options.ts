@@ -73,6 +73,11 @@ export interface KernelMetrics {
   readonly outputQueueDepth: number;
   /** Sends waiting for room in a full input ring. */
   readonly sendsWaiting: number;
+  /**
+   * Times sends were found deadlocked: the input queue full, the kernel holding an output for room in a full
+   * output queue, and nothing on the host reading outputs (each time is also a warning naming the kernel).
+   */
+  readonly sendStalls: number;
   /** Last error recorded by the kernel, or null. */
   readonly lastError: { readonly code: number; readonly message: string | undefined } | null;
   readonly errorCount: number;

@@ -6,10 +6,15 @@ import type { TransferStrategy } from '../bridge/transfer-strategy.js';
 import { type KernelCheckpoint, preloadQueuedFrames } from '../devices/checkpoint.js';
 import { ErrorNumber } from '../errors/codes.js';
 import { CudaError } from '../errors/cuda-errors.js';
-import { BackendUnavailableError, InvalidStateError, RuntimeShutDownError } from '../errors/runtime-errors.js';
+import {
+  BackendUnavailableError,
+  InvalidStateError,
+  KernelModuleError,
+  RuntimeShutDownError,
+} from '../errors/runtime-errors.js';
 import { attachFailureError } from '../executor/attach-failure.js';
 import { type AttachFailure, type AttachResult, type AttachTask, ERROR_REPLY_MAX_BYTES } from '../executor/protocol.js';
-import { findKernel, type KernelDefinition } from '../kernel/kernel-definition.js';
+import { findKernel, isEntryModule, type KernelDefinition } from '../kernel/kernel-definition.js';
 import { LATENCY_HISTOGRAM_BYTES, LatencyHistogram } from '../kernel/latency-histogram.js';
 import type { MemoryAllocation } from '../operations/memory-dashboard.js';
 import type { RuntimeTracing } from '../telemetry/runtime-tracing.js';
@@ -27,6 +32,13 @@ import type { WorkerPools } from './worker-pools.js';
 
 /** Options of `RingKernelRuntime.launch`. */
 export interface LaunchOptions {
+  /**
+   * GPU backends: the launch's grid size (blocks), when `launch(kernel, options)` is called without the
+   * positional sizes. Default 1. CPU kernels ignore it.
+   */
+  readonly gridSize?: Dim3;
+  /** GPU backends: the launch's block size, as the positional form takes it. Default 1. CPU kernels ignore it. */
+  readonly blockSize?: Dim3;
   /** The launch's name, for the runtime's by-name methods. Default: the kernel id. Unique among live kernels. */
   readonly name?: string;
   /** Frames each of the kernel's queues holds. Default: `config.defaultQueueCapacity`. */
@@ -64,6 +76,12 @@ export interface LaunchOptions {
    * (`RangeError` otherwise) and match the checkpoint's `integrity` (`TypeError`).
    */
   readonly restore?: KernelCheckpoint;
+}
+
+/** The bytes a ring takes (its data and its doorbell). */
+/** Whether launch's second argument is its options object (not a grid size: a number or an array). */
+function isLaunchOptions(value: Dim3 | LaunchOptions): value is LaunchOptions {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** The bytes a ring takes (its data and its doorbell). */
@@ -126,18 +144,39 @@ export class KernelLauncher {
   /** Launches a kernel (see `RingKernelRuntime.launch`). */
   async launch<InIn, InView, OutIn, OutView, State>(
     kernel: string | KernelDefinition<InIn, InView, OutIn, OutView, State>,
-    gridSize: Dim3 = 1,
-    blockSize: Dim3 = 1,
-    options: LaunchOptions = {},
+    sizesOrOptions: Dim3 | LaunchOptions = 1,
+    positionalBlockSize: Dim3 = 1,
+    positionalOptions: LaunchOptions = {},
   ): Promise<KernelHandle<InIn, OutView>> {
+    // launch(kernel, options) — the sizes, which only GPU backends use, inside the options — or the positional
+    // launch(kernel, gridSize, blockSize, options).
+    const byOptions = isLaunchOptions(sizesOrOptions);
+    const options: LaunchOptions = byOptions ? sizesOrOptions : positionalOptions;
+    const gridSize: Dim3 = byOptions ? (options.gridSize ?? 1) : sizesOrOptions;
+    const blockSize: Dim3 = byOptions ? (options.blockSize ?? 1) : positionalBlockSize;
     const host = this.#host;
     host.checkAccepting('launch');
     const definition = typeof kernel === 'string' ? findKernel(kernel) : kernel;
+    if (isEntryModule(definition.moduleUrl)) {
+      throw new KernelModuleError(
+        { id: definition.id, moduleUrl: definition.moduleUrl },
+        "it is the program's entry module. Workers import a kernel's module to find the kernel, so each would run the whole program again. Move the kernel into a module of its own (for example kernels/" +
+          `${definition.id}.js), export it, and import it from here; a bundled app bundles that module as an entry of its own and passes its URL as the kernel's \`module\``,
+      );
+    }
     const name = options.name ?? definition.id;
     if (typeof name !== 'string' || name.length === 0) throw new TypeError('options.name must be a non-empty string');
     const existing = host.liveKernel(name);
-    if (existing !== undefined) throw new InvalidStateError(name, 'launch', existing.status, 'Launched');
-    if (this.#launching.has(name)) throw new InvalidStateError(name, 'launch', 'Created', 'Launched');
+    const taken = (state: string): InvalidStateError =>
+      new InvalidStateError(
+        name,
+        'launch',
+        state,
+        'Launched',
+        `and the name '${name}' is taken while it lives: pass { name } to launch another instance of kernel '${definition.id}'`,
+      );
+    if (existing !== undefined) throw taken(existing.status);
+    if (this.#launching.has(name)) throw taken('Created');
     const grid = dim3('gridSize', gridSize);
     const block = dim3('blockSize', blockSize);
     const capacity = options.queueCapacity ?? host.config.defaultQueueCapacity;
@@ -249,7 +288,7 @@ export class KernelLauncher {
     });
     try {
       attached = await host.workers.attach(task(port2, device, restore?.state), onCuda, device, port2);
-      if (attached.failure !== undefined) throw this.#attachError(attached.failure, definition.id, name, onCuda);
+      if (attached.failure !== undefined) throw this.#attachError(attached.failure, definition, name, onCuda);
       const how = attached.cuda;
       if (how !== undefined) {
         host.log.debug(`kernel '${name}': CUDA image ${how.key} from ${how.cached ? 'the cache' : how.compiler}`);
@@ -290,6 +329,7 @@ export class KernelLauncher {
       reattach: (restarted, port) =>
         this.#reattach(
           restarted,
+          definition,
           // A migrated dma kernel's replicas are on its new device: the handle's transfer has them.
           (on) => task(port, on, undefined, false, restarted.transfer),
           port,
@@ -301,7 +341,7 @@ export class KernelLauncher {
       attachDormant: async (moving, port, on, devicePointers) => {
         const rings = devicePointers === undefined ? moving.transfer : { ...moving.transfer, devicePointers };
         const dormant = await host.workers.attach(task(port, on, undefined, true, rings), onCuda, on, port);
-        if (dormant.failure !== undefined) throw this.#attachError(dormant.failure, definition.id, name, onCuda);
+        if (dormant.failure !== undefined) throw this.#attachError(dormant.failure, definition, name, onCuda);
         return dormant.threadId;
       },
       onCheckpoint: () => host.checkpointed(),
@@ -348,6 +388,7 @@ export class KernelLauncher {
    */
   async #reattach(
     handle: KernelHandle,
+    definition: { readonly id: string; readonly moduleUrl: string },
     task: (device: number) => AttachTask,
     port: MessagePort,
   ): Promise<{ threadId: number; device: number }> {
@@ -366,7 +407,7 @@ export class KernelLauncher {
     const restartSpan = host.tracing?.host.beginLifecycle();
     // A CUDA kernel is relaunched by the CUDA device thread, over the same rings and ControlBlock.
     const attached = await host.workers.attach(task(device), onCuda, device, port);
-    if (attached.failure !== undefined) throw this.#attachError(attached.failure, handle.kernelId, handle.name, onCuda);
+    if (attached.failure !== undefined) throw this.#attachError(attached.failure, definition, handle.name, onCuda);
     const { threadId } = attached;
     if (restartSpan !== undefined) {
       host.tracing?.host.endLifecycle(restartSpan, LifecycleTransition.RESTART, handle.instanceId, 0);
@@ -393,9 +434,14 @@ export class KernelLauncher {
   }
 
   /** An attach's failure as its typed error; a lost device is remembered. */
-  #attachError(failure: AttachFailure, kernelId: string, name: string, onCuda: boolean): Error {
+  #attachError(
+    failure: AttachFailure,
+    kernel: { readonly id: string; readonly moduleUrl: string },
+    name: string,
+    onCuda: boolean,
+  ): Error {
     if (failure.deviceLost !== undefined)
       this.#host.devices.markLost(failure.deviceLost.device, failure.deviceLost.cudaErrorName);
-    return attachFailureError(failure, kernelId, name, onCuda ? 'the CUDA device thread' : 'its worker');
+    return attachFailureError(failure, kernel, name, onCuda ? 'the CUDA device thread' : 'its worker');
   }
 }

@@ -9,6 +9,7 @@ import { type GpuTopology, measureHostLink } from '../devices/topology.js';
 import {
   InvalidStateError,
   KernelNotFoundError,
+  LinkTypeMismatchError,
   NotAcceptingWorkError,
   RuntimeShutDownError,
 } from '../errors/runtime-errors.js';
@@ -394,11 +395,21 @@ export class RingKernelRuntime {
    */
   launch<InIn, InView, OutIn, OutView, State>(
     kernel: string | KernelDefinition<InIn, InView, OutIn, OutView, State>,
-    gridSize: Dim3 = 1,
-    blockSize: Dim3 = 1,
-    options: LaunchOptions = {},
+    options?: LaunchOptions,
+  ): Promise<KernelHandle<InIn, OutView>>;
+  launch<InIn, InView, OutIn, OutView, State>(
+    kernel: string | KernelDefinition<InIn, InView, OutIn, OutView, State>,
+    gridSize: Dim3,
+    blockSize?: Dim3,
+    options?: LaunchOptions,
+  ): Promise<KernelHandle<InIn, OutView>>;
+  launch<InIn, InView, OutIn, OutView, State>(
+    kernel: string | KernelDefinition<InIn, InView, OutIn, OutView, State>,
+    sizesOrOptions: Dim3 | LaunchOptions = 1,
+    positionalBlockSize: Dim3 = 1,
+    positionalOptions: LaunchOptions = {},
   ): Promise<KernelHandle<InIn, OutView>> {
-    return this.#launcher.launch(kernel, gridSize, blockSize, options);
+    return this.#launcher.launch(kernel, sizesOrOptions, positionalBlockSize, positionalOptions);
   }
 
   /**
@@ -565,8 +576,8 @@ export class RingKernelRuntime {
     const emitted = [source.outputCodec, ...(source.emittedCodecs ?? [])];
     const produced = emitted.find((codec) => codec.typeId === accepted.typeId);
     if (produced === undefined) {
-      throw new TypeError(
-        `cannot connect '${source.name}' to '${target.name}': it outputs ${emitted.map((codec) => codec.name).join(', ')} and '${target.name}' takes ${accepted.name}`,
+      throw new LinkTypeMismatchError(
+        `cannot connect '${source.name}' to '${target.name}': '${source.name}' outputs ${emitted.map((codec) => codec.name).join(', ')} and '${target.name}' takes ${accepted.name}`,
       );
     }
     // A kernel that emits several types: the link takes only the consumer's (routing by message type).
