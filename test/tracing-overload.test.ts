@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import { OriginSampler, RingKernelRuntime } from '../src/index.js';
+import { OriginSampler, RingKernelRuntime } from '../src/internal.js';
 import { HostSpanWriter } from '../src/telemetry/host-span-writer.js';
 import { SpanRecorder } from '../src/telemetry/span-recorder.js';
 import { TelemetryClock } from '../src/telemetry/telemetry-clock.js';
