@@ -29,7 +29,7 @@ interface RemoteActorRef {
  * inspector on the main thread — to the user's observer, as if the actors were local: each kernel appears as an
  * actor named (id and systemId) after the kernel, with its snapshots (state value, status, plain context) and the
  * events it received. A restart or migration is a new instance: a new actor under the same name.
- * @internal — made by the runtime for its `inspect` option.
+ * Made by the runtime for its `inspect` option; not part of the public API.
  */
 export class LifecycleInspector {
   readonly #next: (event: InspectionEvent) => void;
