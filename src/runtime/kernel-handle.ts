@@ -206,6 +206,15 @@ interface PendingCall {
   cleanup(): void;
 }
 
+/** A lifecycle or wiring command waiting for its worker's reply. */
+interface CommandReply {
+  resolve(): void;
+  reject(error: Error): void;
+  /** What the command was for and where it led, to say why it was refused if its instance ends unanswered. */
+  readonly operation: string;
+  readonly target: string;
+}
+
 interface PendingSend {
   readonly codec: MessageCodec<Uint8Array, unknown>;
   readonly bytes: Uint8Array;
@@ -266,7 +275,15 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   readonly #received: OutView[] = [];
   readonly #receivers: PendingCall[] = [];
   readonly #sends: PendingSend[] = [];
-  readonly #replies = new Map<number, { resolve(): void; reject(error: Error): void }>();
+  readonly #replies = new Map<number, CommandReply>();
+  /** The terminate in progress (or done): a second `terminate()` joins it instead of sending another command. */
+  #terminating: Promise<void> | undefined;
+  /**
+   * Set the moment `terminate()` is called: from then on the kernel takes no new message, so nothing is written
+   * into its input ring after the worker's last look at it (a frame written then would be neither handled nor
+   * dead-lettered).
+   */
+  #closed = false;
   readonly #launchedAt = performance.now();
   readonly #exited: Promise<void>;
   #markExited!: () => void;
@@ -392,7 +409,13 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    * kernel is forced: pending input is dead-lettered and it is marked Failed (`KernelFailedError` with code
    * RK_TERMINATION_TIMEOUT as cause).
    */
-  async terminate(options: { readonly drain?: boolean } = {}): Promise<void> {
+  terminate(options: { readonly drain?: boolean } = {}): Promise<void> {
+    // Concurrent (or repeated) terminates are one: the first decides whether to drain, the others wait for it.
+    this.#terminating ??= this.#terminateTraced(options);
+    return this.#terminating;
+  }
+
+  async #terminateTraced(options: { readonly drain?: boolean }): Promise<void> {
     const span = this.#tracer?.beginLifecycle();
     if (span === undefined) return this.#terminate(options);
     try {
@@ -408,6 +431,15 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     const drain = options.drain ?? this.#init.drainOnTerminate;
     // A kernel the user terminates has ended on purpose: no supervisor restarts it.
     this.#supervisor = undefined;
+    // The kernel stops accepting now. Sends still waiting for room would be written after the worker's last
+    // look at its queue (or into a ring nobody consumes any more): they are refused, each a dead letter.
+    this.#closed = true;
+    if (this.#failure === undefined) {
+      this.#dropWaitingSends(
+        new InvalidStateError(this.name, 'send to', 'Terminating', 'Active'),
+        'discarded-on-terminate',
+      );
+    }
     if (this.#suspended) {
       this.abandon(new KernelFailedError(this.name, 'terminated while waiting for its supervisor to restart it'), true);
       return;
@@ -574,6 +606,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
 
   /** Terminates the kernel if it is still running (for `await using`). */
   async [Symbol.asyncDispose](): Promise<void> {
+    if (this.#terminating !== undefined) return this.#terminating;
     if (this.#exitStatus === undefined && this.#failure === undefined && lifecycleAccepts(this.status, 'TERMINATE')) {
       await this.terminate();
     }
@@ -621,7 +654,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
     const seq = this.#nextSeq++;
     return new Promise<void>((resolve, reject) => {
-      this.#replies.set(seq, { resolve, reject });
+      this.#replies.set(seq, { resolve, reject, operation: 'link', target: 'Active' });
       this.#post({ seq, ...command });
     });
   }
@@ -905,7 +938,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     const request = (message: object): Promise<void> => {
       const seq = this.#nextSeq++;
       return new Promise<void>((resolve, reject) => {
-        this.#replies.set(seq, { resolve, reject });
+        this.#replies.set(seq, { resolve, reject, operation: 'start the migrated instance of', target: 'Active' });
         this.#post({ seq, ...message });
       });
     };
@@ -970,8 +1003,20 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     // admitted priority.
     const code = this.#control.status;
     const admitted = priority >= this.#minPriority;
-    if (admitted && code >= KernelStatus.Launched && code <= KernelStatus.Deactivated && this.#failure === undefined) {
+    if (
+      admitted &&
+      code >= KernelStatus.Launched &&
+      code <= KernelStatus.Deactivated &&
+      this.#failure === undefined &&
+      !this.#closed
+    ) {
       return;
+    }
+    if (this.#closed && this.#failure === undefined) {
+      // Terminate was called: the status word may still say Active until the worker takes the command.
+      const error = new InvalidStateError(this.name, operation, this.#exitStatus ?? 'Terminating', 'Active');
+      this.#refuse('kernel-gone', error, message);
+      throw error;
     }
     if (!admitted && this.#failure === undefined && this.#refusal !== undefined) {
       const { error, reason } = this.#refusal(this.name, priority);
@@ -985,6 +1030,27 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     const error = this.#failure ?? new InvalidStateError(this.name, operation, this.status, 'Active');
     this.#refuse('kernel-gone', error, message);
     throw error;
+  }
+
+  /**
+   * Sends still waiting for room will never be written: each rejects with `error` and is recorded as a dead
+   * letter (its bytes were encoded when it started waiting).
+   */
+  #dropWaitingSends(error: Error, reason: DeadLetterReason): void {
+    const dropped = this.#sends.splice(0);
+    for (const send of dropped) {
+      this.#init.onDeadLetter({
+        kernel: this.name,
+        reason,
+        error: { name: error.name, message: error.message, code: (error as { code?: string }).code },
+        messageId: send.envelope.messageId ?? 0,
+        correlationId: 0,
+        typeId: send.codec.typeId,
+        payload: send.bytes,
+        at: new Date(),
+      });
+      send.reject(error);
+    }
   }
 
   /** A refused message is recorded: a dead letter as well as the caller's error. */
@@ -1330,7 +1396,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
         if (command !== 'TERMINATE' && wanted) this.#activeWanted = command === 'ACTIVATE';
         resolve();
       };
-      this.#replies.set(seq, { resolve: settle, reject });
+      this.#replies.set(seq, { resolve: settle, reject, operation, target: COMMAND_TARGET[command] });
       this.#post(command === 'TERMINATE' ? { seq, command, drain, keep: false } : { seq, command });
     });
     // Activate and deactivate are lifecycle spans of their own; terminate's span covers the whole of terminate().
@@ -1413,6 +1479,17 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
 
   #settleExit(): void {
     this.#port.unref();
+    // The instance has gone: the worker answered every command it took before its exit report (the port keeps
+    // order), so a command still waiting was never taken and never will be: refused, typed, not left hanging.
+    const ended = this.#exitStatus ?? 'Terminated';
+    for (const waiter of this.#replies.values()) {
+      waiter.reject(new InvalidStateError(this.name, waiter.operation, ended, waiter.target));
+    }
+    this.#replies.clear();
+    for (const waiter of this.#snapshots.values()) {
+      waiter.reject(new InvalidStateError(this.name, 'checkpoint', ended, 'Active'));
+    }
+    this.#snapshots.clear();
     this.#markExited();
     this.#init.onExit(this);
     // Wake the output pump so pending receivers learn the kernel is gone once its outputs are read.
@@ -1446,7 +1523,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     this.#lastErrorMessage = error.message;
     for (const call of [...this.#calls.values()]) call.reject(error);
     for (const receiver of [...this.#receivers]) receiver.reject(error);
-    for (const send of [...this.#sends]) send.reject(error);
+    this.#dropWaitingSends(error, 'kernel-failed');
     for (const waiter of this.#replies.values()) waiter.reject(error);
     this.#replies.clear();
     for (const waiter of this.#snapshots.values()) waiter.reject(error);
