@@ -1,5 +1,4 @@
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
-import { COMMAND_TARGET, type LifecycleCommand, lifecycleAccepts } from '../../machines/kernel-lifecycle.js';
 import type {
   CudaReplicaPointers,
   KernelTransfer,
@@ -13,6 +12,16 @@ import { CudaDeviceLostError } from '../errors/cuda-errors.js';
 import { StateSnapshotError } from '../errors/device-errors.js';
 import { HandlerFailedError, InvalidStateError, KernelFailedError, QueueFullError } from '../errors/runtime-errors.js';
 import { TimeoutError } from '../errors/value-errors.js';
+import {
+  type DeadLetterReason,
+  ERROR_REPLY_TYPE_ID,
+  type SerializedError,
+  type WorkerReport,
+} from '../executor/protocol.js';
+import type { AnyKernelDefinition } from '../kernel/kernel-definition.js';
+import { COMMAND_TARGET, type LifecycleCommand, lifecycleAccepts } from '../kernel/kernel-lifecycle.js';
+import { type LatencySummary, summarizeLatency } from '../kernel/latency-histogram.js';
+import { checkPriority, Priority } from '../kernel/priority.js';
 import type { CircuitBreaker } from '../operations/circuit-breaker.js';
 import type { DetachedSpan, HostSpanWriter } from '../telemetry/host-span-writer.js';
 import { LifecycleTransition, SpanRecordKind } from '../telemetry/span-record.js';
@@ -27,16 +36,7 @@ import type { FrameView } from '../wire/frame-view.js';
 import { KernelStatus, type KernelStatusName, kernelStatusName } from '../wire/kernel-status.js';
 import { BytesMessage, type MessageCodec } from '../wire/message-schema.js';
 import { RingSignalOffset } from '../wire/ring-signal.js';
-import {
-  type DeadLetterReason,
-  ERROR_REPLY_TYPE_ID,
-  type SerializedError,
-  type WorkerReport,
-} from '../worker/protocol.js';
 import type { DeadLetter } from './dead-letters.js';
-import type { AnyKernelDefinition } from './kernel-definition.js';
-import { type LatencySummary, summarizeLatency } from './latency-histogram.js';
-import { checkPriority, Priority } from './priority.js';
 
 /** A grid or block size: a count, or up to three dimensions. */
 export type Dim3 = number | readonly [number, number?, number?];
