@@ -64,8 +64,9 @@ export type { DeviceLoad, DeviceSelector, PlacementRequirements } from './device
 export { LoadBalancingStrategy, MultiGpuCoordinator } from './devices/multi-gpu-coordinator.js';
 export type { DeviceInfo, DeviceKind, DeviceLink, DeviceLinkKind, GpuTopology } from './devices/topology.js';
 export { measureHostLink } from './devices/topology.js';
-export type { ErrorCodeName, ErrorCodeString } from './errors/codes.js';
 // Errors
+export { ArgumentTypeError, InvalidArgumentError } from './errors/argument-errors.js';
+export type { ErrorCodeName, ErrorCodeString } from './errors/codes.js';
 export { ErrorCode, ErrorNumber, errorNumberOf } from './errors/codes.js';
 export { CudaCompileError, CudaDeviceLostError, CudaError, NvmlError } from './errors/cuda-errors.js';
 export type { MigrationPhase } from './errors/device-errors.js';
@@ -88,6 +89,7 @@ export {
   RuntimeShutDownError,
 } from './errors/runtime-errors.js';
 export {
+  AbortedError,
   ClockSkewError,
   InvalidEnvelopeError,
   MessageTypeMismatchError,
@@ -138,7 +140,7 @@ export type { RuntimeConfig } from './runtime/config.js';
 export { DEFAULT_RUNTIME_CONFIG, resolveConfig } from './runtime/config.js';
 export type { DeadLetter } from './runtime/dead-letters.js';
 export { DeadLetterStream } from './runtime/dead-letters.js';
-export type { CallOptions, Dim3, KernelMetrics, SendOptions } from './runtime/kernel-handle.js';
+export type { CallOptions, Dim3, KernelMetrics, ReceiveOptions, SendOptions } from './runtime/kernel-handle.js';
 export { KernelHandle } from './runtime/kernel-handle.js';
 export type { RegistryEvent } from './runtime/kernel-registry.js';
 export { KernelRegistry } from './runtime/kernel-registry.js';

@@ -76,6 +76,12 @@ export const ErrorCode = {
    * kernel on it has failed and the process cannot use it again.
    */
   CudaDeviceLost: 'RK_CUDA_DEVICE_LOST',
+  /**
+   * An argument or option of a call into the library is wrong: of the wrong type, out of its range, or naming
+   * something that does not exist. The error names the argument, is a `TypeError` or `RangeError` as the
+   * ecosystem expects, and still carries this code.
+   */
+  InvalidArgument: 'RK_INVALID_ARGUMENT',
 } as const;
 
 /** The name of an error code, e.g. `'FrameTooLarge'`. */
@@ -85,7 +91,8 @@ export type ErrorCodeString = (typeof ErrorCode)[ErrorCodeName];
 
 /**
  * The numeric form of each code, shared with C and CUDA (`RK_E_*`). 0 means "no error".
- * Grouped by hundreds: 1xx frames, 2xx message values, 3xx clocks, 4xx waits, 5xx kernels and runtime.
+ * Grouped by hundreds: 1xx frames, 2xx message values, 3xx clocks, 4xx waits, 5xx kernels and runtime, 6xx the
+ * library's API used wrongly.
  */
 export const ErrorNumber: Readonly<Record<ErrorCodeName, number>> = {
   FrameTooLarge: 101,
@@ -121,6 +128,7 @@ export const ErrorNumber: Readonly<Record<ErrorCodeName, number>> = {
   CudaCompileFailed: 518,
   NvmlError: 519,
   CudaDeviceLost: 520,
+  InvalidArgument: 601,
 };
 
 const numberByCode = new Map<string, number>(

@@ -7,11 +7,12 @@ import type {
 } from '../bridge/transfer-bridge.js';
 import type { TransferStrategy } from '../bridge/transfer-strategy.js';
 import { copyQueuedFrames, type KernelCheckpoint } from '../devices/checkpoint.js';
+import { InvalidArgumentError } from '../errors/argument-errors.js';
 import { type ErrorCodeString, ErrorNumber, errorNumberOf } from '../errors/codes.js';
 import { CudaDeviceLostError } from '../errors/cuda-errors.js';
 import { StateSnapshotError } from '../errors/device-errors.js';
 import { HandlerFailedError, InvalidStateError, KernelFailedError, QueueFullError } from '../errors/runtime-errors.js';
-import { TimeoutError } from '../errors/value-errors.js';
+import { AbortedError, TimeoutError } from '../errors/value-errors.js';
 import {
   type DeadLetterReason,
   ERROR_REPLY_TYPE_ID,
@@ -21,7 +22,8 @@ import {
 import type { AnyKernelDefinition } from '../kernel/kernel-definition.js';
 import { COMMAND_TARGET, type LifecycleCommand, lifecycleAccepts } from '../kernel/kernel-lifecycle.js';
 import { type LatencySummary, summarizeLatency } from '../kernel/latency-histogram.js';
-import { checkPriority, Priority } from '../kernel/priority.js';
+import { checkPriority, invalidPriority, isPriority, Priority } from '../kernel/priority.js';
+import { checkOptions, checkSignal, checkTimeout } from '../kernel/wait-options.js';
 import type { CircuitBreaker } from '../operations/circuit-breaker.js';
 import type { DetachedSpan, HostSpanWriter } from '../telemetry/host-span-writer.js';
 import { LifecycleTransition, SpanRecordKind } from '../telemetry/span-record.js';
@@ -45,9 +47,9 @@ export type Dim3 = number | readonly [number, number?, number?];
 export interface SendOptions {
   /** `'wait'` (default): wait for room, in order. `'reject'`: fail at once with `QueueFullError`. */
   readonly onFull?: 'wait' | 'reject';
-  /** Longest wait for room, in ms (default: no limit). */
+  /** Longest wait for room, in ms: 0…2³¹−1, or `Infinity` (the default: no limit). */
   readonly timeout?: number;
-  /** Cancels the wait for room. */
+  /** Cancels the wait for room (an aborted one sends nothing): rejects with `AbortedError`, the reason its cause. */
   readonly signal?: AbortSignal;
   /** The message's priority, 0…255 (default {@link Priority.Normal}): load shedding refuses the lowest first. */
   readonly priority?: number;
@@ -60,12 +62,23 @@ export interface CallOptions {
    * error, timeout, kernel failure) counts against it.
    */
   readonly breaker?: CircuitBreaker;
-  /** Longest wait for the response, in ms. Default 30 000. */
+  /** Longest wait for the response, in ms: 0…2³¹−1, or `Infinity` for no limit. Default 30 000. */
   readonly timeout?: number;
-  /** Cancels the call. */
+  /**
+   * Cancels the call: an aborted signal sends nothing; one that aborts later rejects with `AbortedError` (the
+   * reason its cause), and the response, should it still come, is a dead letter (`late-response`).
+   */
   readonly signal?: AbortSignal;
   /** The request's priority, 0…255 (default {@link Priority.Normal}). */
   readonly priority?: number;
+}
+
+/** Options of {@link KernelHandle.receive}. */
+export interface ReceiveOptions {
+  /** Longest wait for an output, in ms: 0…2³¹−1, or `Infinity` for no limit. Default 30 000. */
+  readonly timeout?: number;
+  /** Cancels the wait: rejects with `AbortedError`, the reason its cause. */
+  readonly signal?: AbortSignal;
 }
 
 /** Why a kernel refuses messages below its admitted priority, built when one is refused. @internal */
@@ -225,6 +238,8 @@ interface PendingSend {
 }
 
 const RESOLVED = Promise.resolve();
+/** The options of a send or call that gave none (no allocation per send). */
+const NO_OPTIONS: SendOptions & CallOptions = Object.freeze({});
 /** How long a forced kernel gets to stop after the message in hand before the host marks it Failed itself. */
 const FORCE_GRACE_MS = 1000;
 /** How long the host spins for a response before parking, in ms: a kernel usually answers well within it. */
@@ -273,6 +288,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   #timer: NodeJS.Timeout | undefined;
   #timerAt = Number.POSITIVE_INFINITY;
   readonly #received: OutView[] = [];
+  /** Calls that gave up after their request was written: their responses, should they come, are dead letters. */
+  readonly #abandoned = new Map<number, Error>();
   readonly #receivers: PendingCall[] = [];
   readonly #sends: PendingSend[] = [];
   readonly #replies = new Map<number, CommandReply>();
@@ -410,9 +427,14 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    * RK_TERMINATION_TIMEOUT as cause).
    */
   terminate(options: { readonly drain?: boolean } = {}): Promise<void> {
-    // Concurrent (or repeated) terminates are one: the first decides whether to drain, the others wait for it.
-    this.#terminating ??= this.#terminateTraced(options);
-    return this.#terminating;
+    // Once asked, a kernel terminates once: a second terminate (a stopped actor's, then shutdown's) waits for it.
+    if (this.#terminating !== undefined) return this.#terminating;
+    const terminating = this.#terminateTraced(options);
+    this.#terminating = terminating;
+    terminating.catch(() => {
+      if (this.#terminating === terminating) this.#terminating = undefined;
+    });
+    return terminating;
   }
 
   async #terminateTraced(options: { readonly drain?: boolean }): Promise<void> {
@@ -467,7 +489,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    * @throws {InvalidStateError} when the kernel cannot take messages (Terminated, Failed…).
    */
   trySend(message: InIn, priority: number = Priority.Normal): boolean {
-    this.#checkSendable('send', message, priority);
+    this.#checkSendable('send', message, priority); // also refuses a priority outside 0…255
     if (this.#sends.length > 0) return false; // earlier sends are waiting: keep order
     return this.#write(message, 0, priority);
   }
@@ -476,15 +498,19 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    * Sends a message. Resolves at once (a shared, already-resolved Promise) when the message is queued; when the
    * queue is full, waits for room in order — or, with `onFull: 'reject'`, rejects with `QueueFullError`.
    */
-  send(message: InIn, options: SendOptions = {}): Promise<void> {
+  send(message: InIn, options?: SendOptions): Promise<void> {
+    let checked: SendOptions;
     try {
-      const priority = options.priority === undefined ? Priority.Normal : checkPriority(options.priority);
+      checked = this.#checkOptions(options, message, true);
+      const signal = checked.signal;
+      if (signal?.aborted) throw new AbortedError(`send to kernel '${this.name}'`, signal.reason);
+      const priority = checked.priority ?? Priority.Normal;
       this.#checkSendable('send', message, priority);
       if (this.#sends.length === 0 && this.#write(message, 0, priority)) return RESOLVED;
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.#enqueue(message, 0, options);
+    return this.#enqueue(message, 0, checked);
   }
 
   /**
@@ -494,28 +520,34 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    * @throws {TimeoutError} after `timeout` ms (default 30 s); {@link HandlerFailedError} when the handler threw;
    * {@link KernelFailedError} when the kernel failed meanwhile.
    */
-  call(request: InIn, options: CallOptions = {}): Promise<OutView> {
-    const breaker = options.breaker;
+  call(request: InIn, options?: CallOptions): Promise<OutView> {
+    let checked: CallOptions;
+    try {
+      checked = this.#checkOptions(options, request, false);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const breaker = checked.breaker;
     if (breaker !== undefined) {
-      const { breaker: _guarded, ...rest } = options;
+      const { breaker: _guarded, ...rest } = checked;
       return breaker.execute(() => this.call(request, rest));
     }
-    const timeout = options.timeout ?? 30_000;
+    const signal = checked.signal;
+    // Aborted already: nothing is sent (the kernel would answer a caller that has left).
+    if (signal?.aborted) return Promise.reject(new AbortedError(`call on kernel '${this.name}'`, signal.reason));
+    const timeout = checked.timeout ?? 30_000;
     const messageId = this.#nextMessageId;
-    const response = this.#waitFor(this.#calls, messageId, timeout, options.signal, 'call');
+    const response = this.#waitFor(this.#calls, messageId, timeout, signal, 'call');
     try {
-      const priority = options.priority === undefined ? Priority.Normal : checkPriority(options.priority);
+      const priority = checked.priority ?? Priority.Normal;
       this.#checkSendable('call', request, priority);
       if (this.#sends.length === 0 && this.#write(request, FrameFlags.REQUEST, priority)) {
         this.#traceCall(response, messageId, request);
         this.#pump();
         return response;
       }
-      this.#enqueue(request, FrameFlags.REQUEST, {
-        timeout,
-        ...(options.signal ? { signal: options.signal } : {}),
-        ...(options.priority === undefined ? {} : { priority: options.priority }),
-      }).then(
+      // Waits for room with no deadline or signal of its own: the call's own withdraw it (see #giveUpCall).
+      this.#enqueue(request, FrameFlags.REQUEST, priority === Priority.Normal ? NO_OPTIONS : { priority }).then(
         () => this.#pump(),
         (error: Error) => this.#calls.get(messageId)?.reject(error),
       );
@@ -537,7 +569,20 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    * @throws {TimeoutError} after `timeout` ms (default 30 s); {@link InvalidStateError} when the kernel has
    * terminated and nothing is left; {@link KernelFailedError} when it failed.
    */
-  receive(timeout = 30_000): Promise<OutView> {
+  receive(options: number | ReceiveOptions = 30_000): Promise<OutView> {
+    let timeout: number;
+    let signal: AbortSignal | undefined;
+    try {
+      if (typeof options === 'number') timeout = checkTimeout(options, 'timeout');
+      else {
+        const bag = checkOptions(options, 'options');
+        timeout = bag.timeout === undefined ? 30_000 : checkTimeout(bag.timeout, 'options.timeout');
+        signal = checkSignal(bag.signal, 'options.signal');
+        if (signal?.aborted) throw new AbortedError(`receive on kernel '${this.name}'`, signal.reason);
+      }
+    } catch (error) {
+      return Promise.reject(error);
+    }
     const ready = this.tryReceive();
     if (ready !== undefined) return Promise.resolve(ready);
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
@@ -546,7 +591,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     }
     const id = this.#nextSeq++;
     const waiting = new Map<number, PendingCall>();
-    const promise = this.#waitFor(waiting, id, timeout, undefined, 'receive');
+    const promise = this.#waitFor(waiting, id, timeout, signal, 'receive');
     this.#receivers.push(waiting.get(id) as PendingCall);
     this.#pump();
     return promise;
@@ -998,11 +1043,35 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
 
   // ---------------------------------------------------------------------------------------------------------------
 
+  /**
+   * Checks the options of a send (`send`: also `onFull`) or call up front, each wrong one refused with a typed
+   * error naming it; the message it would have carried is a dead letter (`invalid-argument`).
+   */
+  #checkOptions<T extends SendOptions & CallOptions>(options: T | undefined, message: InIn, send: boolean): T {
+    if (options === undefined) return NO_OPTIONS as T;
+    try {
+      const bag = checkOptions(options, 'options');
+      if (bag.timeout !== undefined) checkTimeout(bag.timeout, 'options.timeout');
+      checkSignal(bag.signal, 'options.signal');
+      if (bag.priority !== undefined) checkPriority(bag.priority, 'options.priority');
+      if (send && bag.onFull !== undefined && bag.onFull !== 'wait' && bag.onFull !== 'reject') {
+        throw new InvalidArgumentError(
+          'options.onFull',
+          `options.onFull must be 'wait' or 'reject', got ${bag.onFull}`,
+        );
+      }
+      return bag;
+    } catch (error) {
+      this.#refuse('invalid-argument', error as Error, message);
+      throw error;
+    }
+  }
+
   #checkSendable(operation: string, message: InIn, priority: number): void {
-    // One atomic load and one compare on the hot path: Launched, Active and Deactivated take messages, of an
-    // admitted priority.
+    // One atomic load and two compares on the hot path: Launched, Active and Deactivated take messages, of a
+    // valid, admitted priority.
     const code = this.#control.status;
-    const admitted = priority >= this.#minPriority;
+    const admitted = priority >= this.#minPriority && isPriority(priority);
     if (
       admitted &&
       code >= KernelStatus.Launched &&
@@ -1011,6 +1080,12 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       !this.#closed
     ) {
       return;
+    }
+    if (!isPriority(priority)) {
+      // Not a priority at all (-1, NaN, 300): the caller's mistake, not the kernel's state.
+      const error = invalidPriority(priority);
+      this.#refuse('invalid-argument', error, message);
+      throw error;
     }
     if (this.#closed && this.#failure === undefined) {
       // Terminate was called: the status word may still say Active until the worker takes the command.
@@ -1153,7 +1228,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     const span = this.#traceQueued(envelope);
     return new Promise<void>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
-      const onAbort = (): void => settle(options.signal?.reason ?? new Error('aborted'));
+      const onAbort = (): void => settle(new AbortedError(`send to kernel '${this.name}'`, options.signal?.reason));
       const pending: PendingSend = {
         codec: { ...BytesMessage, name: codec.name, typeId: codec.typeId },
         bytes,
@@ -1179,7 +1254,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
         if (at >= 0) this.#sends.splice(at, 1);
         reject(error);
       };
-      if (options.timeout !== undefined) {
+      if (options.timeout !== undefined && options.timeout !== Number.POSITIVE_INFINITY) {
         timer = setTimeout(
           () => settle(new TimeoutError(`send to kernel '${this.name}'`, options.timeout as number)),
           options.timeout,
@@ -1239,10 +1314,15 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     what: string,
   ): Promise<OutView> {
     return new Promise<OutView>((resolve, reject) => {
-      const onAbort = (): void => pending.reject(signal?.reason ?? new Error('aborted'));
+      // A call that gives up (its deadline, its signal) leaves its request behind: see #giveUpCall.
+      const giveUp = (error: Error): void => {
+        pending.reject(error);
+        if (table === this.#calls) this.#giveUpCall(id, error);
+      };
+      const onAbort = (): void => giveUp(new AbortedError(`${what} on kernel '${this.name}'`, signal?.reason));
       const pending: PendingCall = {
         deadline: performance.now() + timeout,
-        expire: () => pending.reject(new TimeoutError(`${what} on kernel '${this.name}'`, timeout)),
+        expire: () => giveUp(new TimeoutError(`${what} on kernel '${this.name}'`, timeout)),
         resolve: (value) => {
           pending.cleanup();
           resolve(value as OutView);
@@ -1252,7 +1332,10 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
           reject(error);
         },
         cleanup: () => {
-          this.#deadlines.delete(pending);
+          // An ended kernel's timer must not hold the handle (and its rings) until the deadline.
+          if (this.#deadlines.delete(pending) && this.#deadlines.size === 0 && this.#exitStatus !== undefined) {
+            this.#disarmTimer();
+          }
           if (signal !== undefined) signal.removeEventListener('abort', onAbort);
           table.delete(id);
           if (table !== this.#calls) {
@@ -1263,9 +1346,27 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       };
       if (signal !== undefined) signal.addEventListener('abort', onAbort, { once: true });
       table.set(id, pending);
+      if (timeout === Number.POSITIVE_INFINITY) return; // no deadline to watch
       this.#deadlines.add(pending);
       if (pending.deadline < this.#timerAt) this.#armTimer(pending.deadline);
     });
+  }
+
+  /**
+   * A call gave up (timed out, aborted). Its request still waiting for room is withdrawn (never written, so never
+   * answered); one already written may yet be answered: that answer is a dead letter (`late-response`), not an
+   * output for `receive`.
+   */
+  #giveUpCall(messageId: number, error: Error): void {
+    const waiting = this.#sends.findIndex((send) => send.envelope.messageId === messageId);
+    if (waiting >= 0) (this.#sends[waiting] as PendingSend).reject(error);
+    else this.#abandoned.set(messageId, error);
+  }
+
+  #disarmTimer(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = Number.POSITIVE_INFINITY;
   }
 
   #armTimer(at: number): void {
@@ -1354,8 +1455,25 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
         else call.resolve(this.#own(frame));
         return;
       }
+      const abandoned = this.#abandoned.get(frame.correlationId);
+      if (abandoned !== undefined) this.#abandoned.delete(frame.correlationId);
       // An error answer to a call that already gave up: the failure itself was dead-lettered by the kernel.
       if (flags & FrameFlags.ERROR || frame.typeId === ERROR_REPLY_TYPE_ID) return;
+      if (abandoned !== undefined) {
+        // Its caller has left: not an output for receive() (which takes outputs that are not responses). The
+        // letter carries why the call gave up.
+        this.#init.onDeadLetter({
+          kernel: this.name,
+          reason: 'late-response',
+          error: { name: abandoned.name, message: abandoned.message, code: (abandoned as { code?: string }).code },
+          messageId: frame.messageId,
+          correlationId: frame.correlationId,
+          typeId: frame.typeId,
+          payload: frame.payload.slice(),
+          at: new Date(),
+        });
+        return;
+      }
     }
     const output = this.#own(frame);
     const receiver = this.#receivers[0];
@@ -1479,6 +1597,9 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
 
   #settleExit(): void {
     this.#port.unref();
+    // No more responses can come; the deadline timer must not hold the ended handle (and its rings).
+    this.#abandoned.clear();
+    if (this.#deadlines.size === 0) this.#disarmTimer();
     // The instance has gone: the worker answered every command it took before its exit report (the port keeps
     // order), so a command still waiting was never taken and never will be: refused, typed, not left hanging.
     const ended = this.#exitStatus ?? 'Terminated';

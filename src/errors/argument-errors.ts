@@ -1,0 +1,52 @@
+import { ErrorCode, errorNumberOf } from './codes.js';
+
+/**
+ * An argument or option of the wrong type (`launch(null)`, an options bag that is not an object, a spec field that
+ * is not a function). A `TypeError`, as the ecosystem expects, with the library's code: `instanceof
+ * RingKernelError` holds too.
+ */
+export class ArgumentTypeError extends TypeError {
+  /** Always {@link ErrorCode.InvalidArgument}. */
+  readonly code = ErrorCode.InvalidArgument;
+  /** The argument or option that was wrong, e.g. `options.queueCapacity`. */
+  readonly argument: string;
+
+  constructor(argument: string, message: string) {
+    super(message);
+    this.name = 'ArgumentTypeError';
+    this.argument = argument;
+  }
+
+  /** The numeric code shared with C and CUDA. */
+  get errno(): number {
+    return errorNumberOf(this.code);
+  }
+}
+
+/**
+ * An argument or option outside its allowed values (a priority past 255, a NaN or negative timeout, a queue
+ * capacity of 0). A `RangeError`, as the ecosystem expects, with the library's code: `instanceof RingKernelError`
+ * holds too.
+ */
+export class InvalidArgumentError extends RangeError {
+  /** Always {@link ErrorCode.InvalidArgument}. */
+  readonly code = ErrorCode.InvalidArgument;
+  /** The argument or option that was wrong, e.g. `options.timeout`. */
+  readonly argument: string;
+
+  constructor(argument: string, message: string) {
+    super(message);
+    this.name = 'InvalidArgumentError';
+    this.argument = argument;
+  }
+
+  /** The numeric code shared with C and CUDA. */
+  get errno(): number {
+    return errorNumberOf(this.code);
+  }
+}
+
+/** Whether `value` is one of the two argument errors (for `RingKernelError`'s `instanceof`). */
+export function isArgumentError(value: unknown): value is ArgumentTypeError | InvalidArgumentError {
+  return value instanceof ArgumentTypeError || value instanceof InvalidArgumentError;
+}
