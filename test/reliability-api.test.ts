@@ -126,6 +126,7 @@ describe('reliability: timeouts and cancellation', () => {
   it('an already-aborted signal sends nothing: call, send (also on a full queue) and receive reject with RK_ABORTED, the reason as cause', async () => {
     await withSink(
       async (kernel) => {
+        await kernel.deactivate(); // takes no input: the queue fills and stays full
         const reason = new Error('the user went away');
         const signal = AbortSignal.abort(reason);
         const isAborted = (error: unknown): boolean => {
@@ -138,28 +139,33 @@ describe('reliability: timeouts and cancellation', () => {
         await assert.rejects(kernel.send({ seq: 2, micros: 0 }, { signal }), isAborted);
         await assert.rejects(kernel.receive({ signal }), isAborted);
         assert.equal(kernel.metrics().messagesSent, 0);
-        // A full queue (the kernel is not active): the aborted send rejects at once instead of waiting for room.
+        // A full queue: the aborted send rejects at once instead of waiting for room.
         for (let seq = 0; kernel.trySend({ seq, micros: 0 }); seq++);
         await assert.rejects(kernel.send({ seq: 99, micros: 0 }, { signal }), isAborted);
         assert.equal(kernel.metrics().sendsWaiting, 0);
       },
-      { queueCapacity: 8, autoActivate: false },
+      { queueCapacity: 8 },
     );
   });
 
   it(`signals that abort mid-flight reject with RK_ABORTED (not a DOMException), over seeded waits (seed ${TEST_SEED})`, async () => {
     const random = new Random(TEST_SEED ^ 0xab0);
     await withSink(
-      async (kernel) => {
+      async (kernel, letters) => {
+        // Deactivated, the kernel takes no input: every wait below can end only through its signal.
+        await kernel.deactivate();
+        let calls = 0;
         for (let round = 0; round < 20; round++) {
           const controller = new AbortController();
           const what = random.int(0, 2);
           let pending: Promise<unknown>;
-          if (what === 0) pending = kernel.call({ seq: round, micros: 20_000 }, { signal: controller.signal });
-          else if (what === 1) pending = kernel.receive({ signal: controller.signal });
+          if (what === 0) {
+            calls++;
+            pending = kernel.call({ seq: round, micros: 0 }, { signal: controller.signal });
+          } else if (what === 1) pending = kernel.receive({ signal: controller.signal });
           else {
             // Waiting for room behind a full queue.
-            while (kernel.trySend({ seq: round, micros: 20_000 }));
+            while (kernel.trySend({ seq: round, micros: 0 }));
             pending = kernel.send({ seq: round, micros: 0 }, { signal: controller.signal });
           }
           const reason = `abort ${round}`;
@@ -173,6 +179,14 @@ describe('reliability: timeouts and cancellation', () => {
           });
           assert.equal(kernel.metrics().sendsWaiting, 0);
         }
+        // Resumed, the kernel answers the calls that were written: their callers have left, so each answer is a
+        // dead letter, never an output; withdrawn ones were never written.
+        await kernel.activate();
+        await eventually(() => assert.equal(kernel.metrics().inputQueueDepth, 0));
+        await eventually(() => assert.equal(kernel.counters().processed, kernel.counters().received));
+        assert.equal(kernel.tryReceive(), undefined);
+        assert.ok(letters.every((letter) => letter.reason === 'late-response'));
+        assert.ok(letters.length <= calls, `${letters.length} late responses for ${calls} calls`);
       },
       { queueCapacity: 4 },
     );

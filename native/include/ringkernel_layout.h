@@ -86,6 +86,7 @@
 #define RK_E_CUDA_COMPILE_FAILED 518u
 #define RK_E_NVML_ERROR 519u
 #define RK_E_CUDA_DEVICE_LOST 520u
+#define RK_E_INVALID_ARGUMENT 601u
 
 /* Span records (telemetry rings). */
 #define RK_SPAN_KIND_SEND 1u

@@ -50,3 +50,12 @@ export class InvalidArgumentError extends RangeError {
 export function isArgumentError(value: unknown): value is ArgumentTypeError | InvalidArgumentError {
   return value instanceof ArgumentTypeError || value instanceof InvalidArgumentError;
 }
+
+/** A value as an error message shows it: strings quoted (so `'5'` is not mistaken for 5), objects by kind. */
+export function describeValue(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'bigint') return `${value}n`;
+  if (value instanceof ArrayBuffer) return `an ArrayBuffer of ${value.byteLength} bytes`;
+  if (typeof value === 'object' && value !== null) return Array.isArray(value) ? 'an array' : 'an object';
+  return String(value);
+}

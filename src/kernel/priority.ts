@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from '../errors/argument-errors.js';
+import { describeValue, InvalidArgumentError } from '../errors/argument-errors.js';
 
 /**
  * Message priorities (the envelope's u8 `priority`, 0 lowest … 255 highest), named for load shedding: at each
@@ -36,13 +36,8 @@ export function checkPriority(priority: unknown, argument = 'priority'): number 
 
 /** The error for a priority that is not an integer in 0…255, naming the argument. */
 export function invalidPriority(priority: unknown, argument = 'priority'): InvalidArgumentError {
-  return new InvalidArgumentError(argument, `${argument} must be an integer in [0, 255], got ${describe(priority)}`);
-}
-
-/** A value as an error message shows it (strings quoted, so `'5'` is not mistaken for 5). */
-export function describe(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'bigint') return `${value}n`;
-  if (typeof value === 'object' && value !== null) return Array.isArray(value) ? 'an array' : 'an object';
-  return String(value);
+  return new InvalidArgumentError(
+    argument,
+    `${argument} must be an integer in [0, 255], got ${describeValue(priority)}`,
+  );
 }

@@ -1,5 +1,4 @@
-import { ArgumentTypeError, InvalidArgumentError } from '../errors/argument-errors.js';
-import { describe } from './priority.js';
+import { ArgumentTypeError, describeValue, InvalidArgumentError } from '../errors/argument-errors.js';
 
 /**
  * The longest finite wait, in ms: what a Node timer can hold (2³¹−1 ms, about 24.8 days). A longer one would fire
@@ -14,7 +13,7 @@ export const MAX_TIMEOUT_MS = 2_147_483_647;
  */
 export function checkTimeout(value: unknown, argument: string): number {
   if (typeof value !== 'number') {
-    throw new ArgumentTypeError(argument, `${argument} must be a number of ms, got ${describe(value)}`);
+    throw new ArgumentTypeError(argument, `${argument} must be a number of ms, got ${describeValue(value)}`);
   }
   if (!(value >= 0) || (value > MAX_TIMEOUT_MS && value !== Number.POSITIVE_INFINITY)) {
     throw new InvalidArgumentError(
@@ -28,14 +27,14 @@ export function checkTimeout(value: unknown, argument: string): number {
 /** Checks an optional `AbortSignal`. @throws {ArgumentTypeError} when it is something else. */
 export function checkSignal(value: unknown, argument: string): AbortSignal | undefined {
   if (value === undefined || value instanceof AbortSignal) return value;
-  throw new ArgumentTypeError(argument, `${argument} must be an AbortSignal, got ${describe(value)}`);
+  throw new ArgumentTypeError(argument, `${argument} must be an AbortSignal, got ${describeValue(value)}`);
 }
 
 /** Checks an options bag: `undefined` or an object. @throws {ArgumentTypeError} */
 export function checkOptions<T extends object>(value: T | undefined, argument: string): T {
   if (value === undefined) return {} as T;
   if (typeof value !== 'object' || value === null) {
-    throw new ArgumentTypeError(argument, `${argument} must be an object, got ${describe(value)}`);
+    throw new ArgumentTypeError(argument, `${argument} must be an object, got ${describeValue(value)}`);
   }
   return value;
 }

@@ -1,4 +1,5 @@
 import { BACKEND_TYPES, type BackendType, selectBackend } from '../backends/backend-type.js';
+import { ArgumentTypeError, InvalidArgumentError } from '../errors/argument-errors.js';
 import { BackendUnavailableError } from '../errors/runtime-errors.js';
 import { RuntimeTracing } from '../telemetry/runtime-tracing.js';
 import { resolveTracingOptions, type TracingOptions } from '../telemetry/tracing-options.js';
@@ -52,7 +53,10 @@ export class RuntimeBuilder {
   /** Asks for a backend; `build()` fails with `BackendUnavailableError` if it cannot run here. */
   backend(type: BackendType): this {
     if (!BACKEND_TYPES.includes(type)) {
-      throw new TypeError(`backend must be one of ${BACKEND_TYPES.join(', ')}, got ${JSON.stringify(type)}`);
+      throw new ArgumentTypeError(
+        'backend',
+        `backend must be one of ${BACKEND_TYPES.join(', ')}, got ${JSON.stringify(type)}`,
+      );
     }
     this.#backend = type;
     return this;
@@ -60,7 +64,9 @@ export class RuntimeBuilder {
 
   /** Picks the device (0 = the first). */
   device(id: number): this {
-    if (!Number.isInteger(id) || id < 0) throw new RangeError(`device must be a non-negative integer, got ${id}`);
+    if (!Number.isInteger(id) || id < 0) {
+      throw new InvalidArgumentError('device', `device must be a non-negative integer, got ${id}`);
+    }
     this.#device = id;
     return this;
   }

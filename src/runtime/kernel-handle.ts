@@ -31,9 +31,9 @@ import { type ControlBlock, ErrorCode, TERMINATE_FINISH, TERMINATE_NOW } from '.
 import type { Envelope } from '../wire/envelope.js';
 import { spinFor } from '../wire/eventcount.js';
 import { FrameConsumer } from '../wire/frame-consumer.js';
-import { alignedFrameSize, FrameFlags } from '../wire/frame-header.js';
+import { alignedFrameSize, FrameFlags, FrameHeader } from '../wire/frame-header.js';
 import { FrameProducer } from '../wire/frame-producer.js';
-import type { FrameRingMemory } from '../wire/frame-ring.js';
+import { createFrameRing, type FrameRingMemory } from '../wire/frame-ring.js';
 import type { FrameView } from '../wire/frame-view.js';
 import { KernelStatus, type KernelStatusName, kernelStatusName } from '../wire/kernel-status.js';
 import { BytesMessage, type MessageCodec } from '../wire/message-schema.js';
@@ -187,6 +187,8 @@ export interface KernelHandleInit {
   ) => Promise<number>;
   /** A checkpoint of the kernel was taken. */
   readonly onCheckpoint: () => void;
+  /** The kernel has ended and nothing touches its rings any more: they may be reused. */
+  readonly releaseRings?: (input: FrameRingMemory, output: FrameRingMemory) => void;
 }
 
 /** A migration's new instance, attached dormant on its target device. @internal */
@@ -267,8 +269,13 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   readonly instanceId: number;
   readonly #init: KernelHandleInit;
   readonly #control: ControlBlock;
-  readonly #producer: FrameProducer;
-  readonly #consumer: FrameConsumer;
+  #producer: FrameProducer;
+  #consumer: FrameConsumer;
+  /** The input ring (an empty stand-in once the kernel ended and its rings went back for reuse). */
+  #inputMemory: FrameRingMemory;
+  /** The current instance has left its worker (reported its exit, or its thread died). */
+  #instanceLeft = false;
+  #ringsReleased = false;
   readonly #inputCodec: MessageCodec<InIn, unknown>;
   readonly #outputCodec: MessageCodec<unknown, OutView>;
   readonly #envelope: Envelope;
@@ -353,6 +360,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     this.#inputCodec = init.definition.input;
     this.#outputCodec = init.definition.output;
     this.#producer = new FrameProducer(init.input);
+    this.#inputMemory = init.input;
     this.#consumer = new FrameConsumer(init.output, { spin: 0 });
     this.#envelope = { messageId: 0, destination: init.instanceId, flags: 0 };
     this.#tracer = init.tracer;
@@ -376,6 +384,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
 
   /** Listens to an instance's control port. Reports from an earlier instance's port are ignored. */
   #bind(port: MessagePort, threadId: number): void {
+    this.#instanceLeft = false;
     this.#port = port;
     this.#threadId = threadId;
     port.on('message', (report: WorkerReport) => {
@@ -388,8 +397,9 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
         this.#onInstanceExit?.(); // died while stopping for a restart: stopped all the same
         return;
       }
+      this.#instanceLeft = true;
       this.#init.onWorkerExit(threadId);
-      this.#fail(new KernelFailedError(this.name, 'its worker thread exited'), true);
+      this.#fail(new KernelFailedError(this.name, 'its worker thread exited'), 'kernel-failed');
     });
     // An idle kernel must not keep the process alive; pending operations ref it while they wait.
     port.unref();
@@ -664,7 +674,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
 
   /** The kernel's input ring memory (kernel-to-kernel links ring its doorbell). @internal */
   get inputMemory(): FrameRingMemory {
-    return this.#init.input;
+    return this.#inputMemory;
   }
 
   /** The kernel's output message type. @internal */
@@ -822,8 +832,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     this.#suspended = false;
     this.#resumed?.reject(error);
     this.#resumed = undefined;
-    this.#fail(error);
-    if (wasSuspended) this.#salvageInput(quiet ? 'discarded-on-terminate' : 'kernel-failed');
+    this.#fail(error, wasSuspended ? (quiet ? 'discarded-on-terminate' : 'kernel-failed') : undefined);
   }
 
   /** The (virtual) device hosting the kernel now. */
@@ -1570,6 +1579,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
         return;
       }
       case 'exit':
+        // The instance has left its worker: it touches the rings no more.
+        this.#instanceLeft = true;
         if (report.deviceLost !== undefined) this.#init.onDeviceLost?.(this.#device, report.deviceLost);
         if (this.#suspended) {
           // Stopped for a restart: the handle lives on, waiting for the next instance.
@@ -1585,7 +1596,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
             report.deviceLost === undefined
               ? new KernelFailedError(this.name, reason)
               : new CudaDeviceLostError(this.#device, report.deviceLost, `kernel '${this.name}' failed: ${reason}`),
-            true,
+            'kernel-failed',
           );
           return;
         }
@@ -1615,14 +1626,33 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     this.#init.onExit(this);
     // Wake the output pump so pending receivers learn the kernel is gone once its outputs are read.
     this.#consumer.interrupt();
+    this.#releaseRings();
   }
 
   /**
-   * The kernel's instance failed (`gone`: its worker died under it, or it reported its exit, so nothing consumes
-   * its input any more). Supervised, the handle is suspended for the supervisor to decide; otherwise the kernel is
-   * Failed for good, and a gone instance's queue dead-lettered.
+   * The kernel has ended for good: once its instance has left (nothing in its worker touches the rings) and no
+   * mirror copies them (`direct`), its rings go back for the next launch. The outputs not yet received are copied
+   * out first (they are still the handle's to receive); from then on the handle's ends are over an empty ring.
    */
-  #fail(error: Error, gone = false): void {
+  #releaseRings(): void {
+    const release = this.#init.releaseRings;
+    if (release === undefined || !this.#instanceLeft || this.#ringsReleased) return;
+    if (this.#transfer.strategy !== 'direct') return;
+    this.#ringsReleased = true;
+    this.#consumer.drain(this.#onOutput);
+    const ended = endedRing();
+    this.#producer = new FrameProducer(ended);
+    this.#consumer = new FrameConsumer(ended, { spin: 0 });
+    this.#inputMemory = ended;
+    release(this.#init.input, this.#init.output);
+  }
+
+  /**
+   * The kernel's instance failed. `salvage`: its instance is gone (its worker died under it, or it reported its
+   * exit), so nothing consumes its input any more and what is queued is dead-lettered with that reason.
+   * Supervised, the handle is suspended for the supervisor to decide; otherwise the kernel is Failed for good.
+   */
+  #fail(error: Error, salvage?: 'kernel-failed' | 'discarded-on-terminate'): void {
     if (this.#failure !== undefined) return;
     // The instance failed: a fail span either way (a supervised kernel's restart is a span of its own).
     const span = this.#tracer?.beginLifecycle();
@@ -1649,8 +1679,9 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     this.#replies.clear();
     for (const waiter of this.#snapshots.values()) waiter.reject(error);
     this.#snapshots.clear();
+    // Before the exit settles: its rings may go back for reuse then.
+    if (salvage !== undefined) this.#salvageInput(salvage);
     this.#settleExit();
-    if (gone) this.#salvageInput('kernel-failed');
   }
 
   /** From now on the instance is gone (or going) and the handle waits for the next one. */
@@ -1755,6 +1786,13 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       clearTimeout(timer);
     }
   }
+}
+
+/** An empty ring the ends of an ended handle stand over once its own rings went back for reuse. */
+let ended: FrameRingMemory | undefined;
+function endedRing(): FrameRingMemory {
+  ended ??= createFrameRing({ capacityBytes: FrameHeader.SIZE + 8, maxPayloadSize: 0 });
+  return ended;
 }
 
 /** The numeric code of an error, for a span record (HandlerFailed for errors without a ringkernel code). */

@@ -20,6 +20,7 @@ import {
   MultiGpuCoordinator,
 } from '../devices/multi-gpu-coordinator.js';
 import { type DeviceInfo, type DeviceKind, type GpuTopology, measureHostLink } from '../devices/topology.js';
+import { ArgumentTypeError, describeValue, InvalidArgumentError } from '../errors/argument-errors.js';
 import { ErrorNumber } from '../errors/codes.js';
 import { CudaCompileError, CudaDeviceLostError, CudaError } from '../errors/cuda-errors.js';
 import { PlacementError, StateSnapshotError } from '../errors/device-errors.js';
@@ -57,6 +58,7 @@ import { LifecycleTransition } from '../telemetry/span-record.js';
 import { ControlBlock } from '../wire/control-block.js';
 import { alignedFrameSize, FrameHeader } from '../wire/frame-header.js';
 import { createFrameRing, type FrameRingMemory } from '../wire/frame-ring.js';
+import { FrameRingPool } from '../wire/frame-ring-pool.js';
 import type { KernelStatusName } from '../wire/kernel-status.js';
 import type { MessageCodec } from '../wire/message-schema.js';
 // biome-ignore lint/suspicious/noImportCycles: the one allowed cycle, builder ⇄ runtime (see builder.ts).
@@ -227,11 +229,48 @@ function ringBytes(memory: FrameRingMemory): number {
   return memory.ring.byteLength + memory.signal.byteLength;
 }
 
+/** The kernel and options of a launch, checked before anything is looked up or allocated. */
+function checkLaunchArguments(kernel: unknown, options: unknown): void {
+  if (typeof kernel !== 'string') {
+    const definition = kernel as { id?: unknown; moduleUrl?: unknown } | null;
+    if (typeof definition !== 'object' || definition === null || typeof definition.moduleUrl !== 'string') {
+      throw new ArgumentTypeError(
+        'kernel',
+        `kernel must be a kernel id or what defineKernel returned, got ${describeValue(kernel)}`,
+      );
+    }
+  }
+  if (typeof options !== 'object' || options === null) {
+    throw new ArgumentTypeError('options', `options must be an object, got ${describeValue(options)}`);
+  }
+  const { onFull, autoActivate, drainOnTerminate, integrity } = options as LaunchOptions;
+  if (onFull !== undefined && onFull !== 'wait' && onFull !== 'reject') {
+    throw new InvalidArgumentError(
+      'options.onFull',
+      `options.onFull must be 'wait' or 'reject', got ${describeValue(onFull)}`,
+    );
+  }
+  for (const [key, value] of Object.entries({ autoActivate, drainOnTerminate, integrity })) {
+    if (value !== undefined && typeof value !== 'boolean') {
+      throw new ArgumentTypeError(`options.${key}`, `options.${key} must be a boolean, got ${describeValue(value)}`);
+    }
+  }
+}
+
 function dim3(name: string, value: Dim3): readonly [number, number, number] {
+  if (typeof value !== 'number' && !Array.isArray(value)) {
+    throw new ArgumentTypeError(
+      name,
+      `${name} must be a number or an array of up to three, got ${describeValue(value)}`,
+    );
+  }
   const parts = typeof value === 'number' ? [value] : [...value];
   const dims = [parts[0] ?? 1, parts[1] ?? 1, parts[2] ?? 1] as const;
   if (parts.length > 3 || !dims.every((d) => Number.isInteger(d) && d >= 1 && d <= 2 ** 31 - 1)) {
-    throw new RangeError(`${name} must be a positive integer or up to three of them, got ${JSON.stringify(value)}`);
+    throw new InvalidArgumentError(
+      name,
+      `${name} must be a positive integer or up to three of them, got ${JSON.stringify(value)}`,
+    );
   }
   return dims;
 }
@@ -300,6 +339,8 @@ export class RingKernelRuntime {
   readonly #deadThreads = new Set<number>();
   #nextInstanceId = 1;
   #shutdown: Promise<ShutdownReport> | undefined;
+  /** Kernels' rings by size, recycled when a kernel ends: churn reuses memory instead of allocating anew. */
+  readonly #ringPool = new FrameRingPool();
   #terminated = 0;
   #failed = 0;
   #restarts = 0;
@@ -473,7 +514,10 @@ export class RingKernelRuntime {
    */
   async drain(timeoutMs = 30_000): Promise<DrainReport> {
     if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0)) {
-      throw new RangeError(`drain timeout must be a non-negative number of ms, got ${timeoutMs}`);
+      throw new InvalidArgumentError(
+        'timeoutMs',
+        `drain timeout must be a non-negative number of ms, got ${timeoutMs}`,
+      );
     }
     const state = this.state().value;
     if (state === 'Stopping' || state === 'Stopped') throw new RuntimeShutDownError('drain');
@@ -583,9 +627,15 @@ export class RingKernelRuntime {
     options: LaunchOptions = {},
   ): Promise<KernelHandle<InIn, OutView>> {
     this.#checkAccepting('launch');
+    checkLaunchArguments(kernel, options);
     const definition = typeof kernel === 'string' ? findKernel(kernel) : kernel;
     const name = options.name ?? definition.id;
-    if (typeof name !== 'string' || name.length === 0) throw new TypeError('options.name must be a non-empty string');
+    if (typeof name !== 'string' || name.length === 0) {
+      throw new ArgumentTypeError(
+        'options.name',
+        `options.name must be a non-empty string, got ${describeValue(name)}`,
+      );
+    }
     const existing = this.#kernels.get(name);
     if (existing !== undefined) throw new InvalidStateError(name, 'launch', existing.status, 'Launched');
     if (this.#launching.has(name)) throw new InvalidStateError(name, 'launch', 'Created', 'Launched');
@@ -593,22 +643,30 @@ export class RingKernelRuntime {
     const block = dim3('blockSize', blockSize);
     const capacity = options.queueCapacity ?? this.config.defaultQueueCapacity;
     if (!Number.isInteger(capacity) || capacity < 1 || capacity > 1 << 20) {
-      throw new RangeError(`options.queueCapacity must be an integer in [1, 1048576], got ${capacity}`);
+      throw new InvalidArgumentError(
+        'options.queueCapacity',
+        `options.queueCapacity must be an integer in [1, 1048576], got ${describeValue(capacity)}`,
+      );
     }
     const integrity = options.integrity ?? false;
     const onHandlerError = options.onHandlerError ?? 'dead-letter';
     if (onHandlerError !== 'dead-letter' && onHandlerError !== 'fail') {
-      throw new TypeError(
+      throw new InvalidArgumentError(
+        'options.onHandlerError',
         `options.onHandlerError must be 'dead-letter' or 'fail', got ${JSON.stringify(onHandlerError)}`,
       );
     }
     const failOnHandlerError = onHandlerError === 'fail';
     const restore = options.restore;
     if (restore !== undefined && restore.kernelId !== definition.id) {
-      throw new TypeError(`options.restore is a checkpoint of kernel '${restore.kernelId}', not '${definition.id}'`);
+      throw new ArgumentTypeError(
+        'options.restore',
+        `options.restore is a checkpoint of kernel '${restore.kernelId}', not '${definition.id}'`,
+      );
     }
     if (restore !== undefined && restore.queued.frames > 0 && restore.queued.integrity !== integrity) {
-      throw new TypeError(
+      throw new ArgumentTypeError(
+        'options.restore',
         `options.restore carries frames from a ring ${restore.queued.integrity ? 'with' : 'without'} integrity checksums: launch with integrity: ${restore.queued.integrity}`,
       );
     }
@@ -626,7 +684,8 @@ export class RingKernelRuntime {
         options.transferStrategy !== 'mapped' &&
         options.transferStrategy !== 'dma'
       ) {
-        throw new RangeError(
+        throw new InvalidArgumentError(
+          'options.transferStrategy',
           `options.transferStrategy: CUDA kernels take 'mapped' (rings pinned and mapped into the device) or 'dma' (replicas in device memory, copied by the mirror thread), got ${JSON.stringify(options.transferStrategy)}`,
         );
       }
@@ -636,19 +695,21 @@ export class RingKernelRuntime {
     // A device executor learns from the block that its rings require checksums (a CPU worker from the rings).
     control.setIntegrity(integrity);
     const histogram = new SharedArrayBuffer(LATENCY_HISTOGRAM_BYTES);
-    const input = this.#ring(definition.input, capacity, integrity, 0);
+    const input = this.#ring(definition.input, capacity, integrity, 0, this.#ringPool);
     const output = this.#ring(
       [definition.output, ...(definition.emits ?? [])],
       capacity,
       integrity,
       ERROR_REPLY_MAX_BYTES,
+      this.#ringPool,
     );
     // Its queued messages go first into the new input ring, before anyone can send (RangeError if they don't fit).
     if (restore !== undefined) preloadQueuedFrames(input, restore.queued.bytes);
     const kernelBytes = control.buffer.byteLength + histogram.byteLength + ringBytes(input) + ringBytes(output);
     const device = this.#placeLaunch(options, kernelBytes, onCuda);
     if (!onCuda && this.backend === 'cuda' && options.transferStrategy === 'mapped') {
-      throw new RangeError(
+      throw new InvalidArgumentError(
+        'options.transferStrategy',
         `options.transferStrategy 'mapped' is for CUDA kernels; kernel '${definition.id}' runs on CPU workers ('direct' or 'dma')`,
       );
     }
@@ -721,6 +782,14 @@ export class RingKernelRuntime {
       if (restore !== undefined && message.startsWith(RESTORE_FAILED)) {
         throw new StateSnapshotError(name, 'restore', message.slice(RESTORE_FAILED.length));
       }
+      // Errors cross from the worker as plain errors (a module that does not load or define the kernel, an init()
+      // that throws): the launch says so with a code of its own, the worker's error its cause.
+      if (
+        typeof (error as { code?: unknown }).code !== 'string' ||
+        !String((error as { code: string }).code).startsWith('RK_')
+      ) {
+        throw new KernelFailedError(name, `could not be launched: ${message}`, { cause: error });
+      }
       throw error;
     } finally {
       this.#launching.delete(name);
@@ -773,6 +842,10 @@ export class RingKernelRuntime {
         return dormant.threadId;
       },
       onCheckpoint: () => this.#checkpoints++,
+      releaseRings: (ended, endedOutput) => {
+        this.#ringPool.release(ended);
+        this.#ringPool.release(endedOutput);
+      },
     });
     if (launchSpan !== undefined) tracing?.host.endLifecycle(launchSpan, LifecycleTransition.LAUNCH, instanceId, 0);
     handle.admit(this.#admission.minPriority, this.#admission.refusal);
@@ -799,6 +872,7 @@ export class RingKernelRuntime {
     capacity: number,
     integrity: boolean,
     reserve: number,
+    pool?: FrameRingPool,
   ) {
     // A kernel that emits several types: room for the largest of them.
     const sizes = (Array.isArray(codec) ? codec : [codec]).map((c) => (c as { size?: unknown }).size);
@@ -806,12 +880,16 @@ export class RingKernelRuntime {
     if (fixed !== undefined) {
       const maxPayloadSize = Math.max(fixed, reserve);
       const capacityBytes = capacity * alignedFrameSize(fixed) + (reserve > fixed ? alignedFrameSize(reserve) : 0) + 8;
-      return createFrameRing({ capacityBytes, maxPayloadSize, integrity });
+      return pool === undefined
+        ? createFrameRing({ capacityBytes, maxPayloadSize, integrity })
+        : pool.acquire({ capacityBytes, maxPayloadSize, integrity });
     }
     const maxPayloadSize = this.config.defaultMessageSize - FrameHeader.SIZE;
     // Raw bytes: room for `capacity` modest frames, and never less than two of the largest.
     const capacityBytes = Math.max(capacity * alignedFrameSize(64), 2 * alignedFrameSize(maxPayloadSize) + 8);
-    return createFrameRing({ capacityBytes, maxPayloadSize, integrity });
+    return pool === undefined
+      ? createFrameRing({ capacityBytes, maxPayloadSize, integrity })
+      : pool.acquire({ capacityBytes, maxPayloadSize, integrity });
   }
 
   #pool(device: number): Piscina<AttachTask, AttachResult> {
@@ -1200,7 +1278,9 @@ export class RingKernelRuntime {
   ): Promise<void> {
     const source = typeof from === 'string' ? this.kernel(from) : from;
     const target = typeof to === 'string' ? this.kernel(to) : to;
-    if (source === target) throw new TypeError(`kernel '${source.name}' cannot be connected to itself`);
+    if (source === target) {
+      throw new InvalidArgumentError('to', `kernel '${source.name}' cannot be connected to itself`);
+    }
     const accepted = target.inputCodec;
     const emitted = [source.outputCodec, ...(source.emittedCodecs ?? [])];
     const produced = emitted.find((codec) => codec.typeId === accepted.typeId);
@@ -1385,6 +1465,7 @@ export class RingKernelRuntime {
       this.#health?.stop();
       this.#degradation?.stop();
       await Promise.all(this.#pools.map((pool) => pool.destroy()));
+      this.#ringPool.clear();
       await this.#cuda?.destroy();
       this.#cudaMemory?.close();
       await this.tracing?.shutdown();
@@ -1439,9 +1520,12 @@ export class RingKernelRuntime {
     const signals = options.signals ?? ['SIGINT', 'SIGTERM'];
     const drainTimeoutMs = options.drainTimeoutMs ?? 10_000;
     if (!Array.isArray(signals) || signals.length === 0)
-      throw new TypeError('options.signals must be a non-empty array');
+      throw new ArgumentTypeError('options.signals', 'options.signals must be a non-empty array');
     if (typeof drainTimeoutMs !== 'number' || !(drainTimeoutMs >= 0)) {
-      throw new RangeError(`options.drainTimeoutMs must be a non-negative number, got ${drainTimeoutMs}`);
+      throw new InvalidArgumentError(
+        'options.drainTimeoutMs',
+        `options.drainTimeoutMs must be a non-negative number, got ${drainTimeoutMs}`,
+      );
     }
     this.#signalHandlers?.();
     const onSignal = (): void => {

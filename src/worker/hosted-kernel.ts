@@ -1,5 +1,6 @@
 import type { MessagePort } from 'node:worker_threads';
 import { type Actor, createActor } from 'xstate';
+import { ArgumentTypeError } from '../errors/argument-errors.js';
 import { ErrorCode, ErrorNumber } from '../errors/codes.js';
 import type { MalformedFrameError } from '../errors/frame-errors.js';
 import {
@@ -545,7 +546,8 @@ export class HostedKernel {
   /** A codec the handler may emit with: the output type or one of `emits`. */
   #emittable(codec: MessageCodec<unknown, unknown>): MessageCodec<unknown, unknown> {
     if (codec === this.#definition.output || this.#definition.emits?.includes(codec)) return codec;
-    throw new TypeError(
+    throw new ArgumentTypeError(
+      'as',
       `kernel '${this.#definition.id}' cannot emit ${codec?.name}: it is neither its output type nor listed in emits`,
     );
   }
