@@ -134,7 +134,12 @@ export type {
   MemoryPressureLevel,
 } from './operations/memory-dashboard.js';
 export { GpuMemoryDashboard } from './operations/memory-dashboard.js';
-export { PrometheusExporter } from './operations/prometheus-exporter.js';
+export {
+  type MetricsServer,
+  PrometheusExporter,
+  type PrometheusExporterOptions,
+  type ServeOptions,
+} from './operations/prometheus-exporter.js';
 export { RuntimeBuilder } from './runtime/builder.js';
 export type { RuntimeConfig } from './runtime/config.js';
 export { DEFAULT_RUNTIME_CONFIG, resolveConfig } from './runtime/config.js';

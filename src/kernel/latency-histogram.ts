@@ -1,14 +1,18 @@
 /**
- * A log-linear latency histogram in shared memory: the executor records (single writer, plain stores), the host
- * reads percentiles at any time without a message. Four sub-buckets per power of two of nanoseconds: about
- * ±12 % resolution from 1 ns to 4 s.
+ * A log-linear latency histogram, in shared memory for a kernel's handler latency (the executor records, single
+ * writer, plain stores; the host reads at any time without a message) or in host memory for a host-side latency.
+ * Four sub-buckets per power of two of nanoseconds: about ±12 % resolution from 1 ns to 4 s. The sum of the
+ * recorded durations sits after the buckets, so Prometheus histograms (`_bucket`, `_sum`, `_count`) come out exact
+ * at power-of-two bucket bounds.
  */
 
 const SUB_BUCKETS = 4;
 /** Buckets in the histogram. */
 export const LATENCY_BUCKETS = 32 * SUB_BUCKETS;
-/** Bytes of shared memory one histogram needs. */
-export const LATENCY_HISTOGRAM_BYTES = LATENCY_BUCKETS * 4;
+/** Byte offset of the f64 sum of recorded durations, ns. */
+const SUM_OFFSET = LATENCY_BUCKETS * 4;
+/** Bytes of memory one histogram needs: the u32 buckets, then the f64 sum. */
+export const LATENCY_HISTOGRAM_BYTES = SUM_OFFSET + 8;
 
 /** The bucket a duration in nanoseconds falls in. */
 export function latencyBucket(ns: number): number {
@@ -26,12 +30,6 @@ function bucketStart(bucket: number): number {
   return base + (base * (bucket % SUB_BUCKETS)) / SUB_BUCKETS;
 }
 
-/** Executor side: counts one duration. */
-export function recordLatency(histogram: Uint32Array, ns: number): void {
-  const bucket = latencyBucket(ns);
-  histogram[bucket] = ((histogram[bucket] as number) + 1) >>> 0;
-}
-
 /** Percentiles and count, in µs. */
 export interface LatencySummary {
   readonly samples: number;
@@ -40,9 +38,64 @@ export interface LatencySummary {
   readonly maxUs: number;
 }
 
-/** Host side: percentiles from a (racy, monotone) snapshot of the buckets. Bucket midpoints, in µs. */
-export function summarizeLatency(histogram: Uint32Array): LatencySummary {
-  const counts = Array.from(histogram);
+/** A copy of a histogram's counts and sum, taken at one moment. */
+export interface LatencySnapshot {
+  /** Samples per bucket ({@link LATENCY_BUCKETS} of them). */
+  readonly counts: readonly number[];
+  /** Sum of the recorded durations, ns. */
+  readonly sumNs: number;
+}
+
+/** A histogram over `memory` (a SharedArrayBuffer to share it with an executor; zeroed memory is empty). */
+export class LatencyHistogram {
+  readonly #counts: Uint32Array;
+  readonly #sum: Float64Array;
+
+  constructor(memory: ArrayBufferLike = new ArrayBuffer(LATENCY_HISTOGRAM_BYTES)) {
+    if (memory.byteLength < LATENCY_HISTOGRAM_BYTES) {
+      throw new RangeError(`a latency histogram needs ${LATENCY_HISTOGRAM_BYTES} bytes, got ${memory.byteLength}`);
+    }
+    this.#counts = new Uint32Array(memory, 0, LATENCY_BUCKETS);
+    this.#sum = new Float64Array(memory, SUM_OFFSET, 1);
+  }
+
+  /** Counts one duration, ns (the only writer). */
+  record(ns: number): void {
+    const counts = this.#counts;
+    const bucket = latencyBucket(ns);
+    counts[bucket] = ((counts[bucket] as number) + 1) >>> 0;
+    this.#sum[0] = (this.#sum[0] as number) + ns;
+  }
+
+  /** The counts and sum now (a racy but monotone read while the writer records). */
+  snapshot(): LatencySnapshot {
+    return { counts: Array.from(this.#counts), sumNs: this.#sum[0] as number };
+  }
+
+  /** Percentiles (bucket midpoints) and count, µs. */
+  summary(): LatencySummary {
+    return summarizeLatency(this.snapshot().counts);
+  }
+}
+
+/**
+ * Cumulative counts at `bounds` (ns, each a power of two, ascending): the samples at or under each bound, which
+ * the log-linear buckets give exactly since every bucket lies wholly under or over a power of two.
+ */
+export function cumulativeAtPowersOfTwo(counts: readonly number[], bounds: readonly number[]): number[] {
+  const result: number[] = [];
+  let seen = 0;
+  let bucket = 0;
+  for (const bound of bounds) {
+    const end = Math.min(counts.length, Math.log2(bound) * SUB_BUCKETS);
+    for (; bucket < end; bucket++) seen += counts[bucket] as number;
+    result.push(seen);
+  }
+  return result;
+}
+
+/** Percentiles and count from bucket counts. Bucket midpoints, in µs. */
+export function summarizeLatency(counts: readonly number[]): LatencySummary {
   const samples = counts.reduce((a, b) => a + b, 0);
   if (samples === 0) return { samples: 0, p50us: 0, p99us: 0, maxUs: 0 };
   const at = (q: number): number => {

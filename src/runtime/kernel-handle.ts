@@ -21,7 +21,7 @@ import {
 } from '../executor/protocol.js';
 import type { AnyKernelDefinition } from '../kernel/kernel-definition.js';
 import { COMMAND_TARGET, type LifecycleCommand, lifecycleAccepts } from '../kernel/kernel-lifecycle.js';
-import { type LatencySummary, summarizeLatency } from '../kernel/latency-histogram.js';
+import { LatencyHistogram, type LatencySummary } from '../kernel/latency-histogram.js';
 import { checkPriority, invalidPriority, isPriority, Priority } from '../kernel/priority.js';
 import { checkOptions, checkSignal, checkTimeout } from '../kernel/wait-options.js';
 import type { CircuitBreaker } from '../operations/circuit-breaker.js';
@@ -139,7 +139,7 @@ export interface KernelHandleInit {
   readonly definition: AnyKernelDefinition;
   readonly instanceId: number;
   readonly control: ControlBlock;
-  readonly histogram: Uint32Array;
+  readonly histogram: LatencyHistogram;
   readonly input: FrameRingMemory;
   readonly output: FrameRingMemory;
   /** How the rings reach the kernel (the kernel's own ends, the mirror's kick). */
@@ -214,6 +214,8 @@ type LinkCommand =
 export type KernelFailureListener = (handle: KernelHandle, error: Error) => void;
 
 interface PendingCall {
+  /** performance.now() when the call (or receive) began. */
+  readonly startedAt: number;
   readonly deadline: number;
   expire(): void;
   resolve(value: unknown): void;
@@ -300,6 +302,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   readonly #receivers: PendingCall[] = [];
   readonly #sends: PendingSend[] = [];
   readonly #replies = new Map<number, CommandReply>();
+  /** Round trip of calls answered with a result, host side: request written (or queued) to its response read. */
+  readonly #callLatency = new LatencyHistogram();
   /** The terminate in progress (or done): a second `terminate()` joins it instead of sending another command. */
   #terminating: Promise<void> | undefined;
   /**
@@ -626,6 +630,16 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     };
   }
 
+  /** The handler latency histogram (shared with the executor, which samples one message in eight). @internal */
+  get handlerLatency(): LatencyHistogram {
+    return this.#init.histogram;
+  }
+
+  /** The round trip of this handle's calls answered with a result, host side. @internal */
+  get callLatency(): LatencyHistogram {
+    return this.#callLatency;
+  }
+
   /** Counters, queue depths, latency, status: read from shared memory, no message to the kernel. */
   metrics(): KernelMetrics {
     const control = this.#control;
@@ -647,7 +661,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       lastError: lastCode === 0 ? null : { code: lastCode, message: this.#lastErrorMessage },
       errorCount: control.errorCount,
       uptimeMs: Math.round(performance.now() - this.#launchedAt),
-      latency: summarizeLatency(this.#init.histogram),
+      latency: this.#init.histogram.summary(),
       transferStrategy: this.#transfer.strategy,
       transfer: this.#transfer.stats(),
       workerThreadId: this.#threadId,
@@ -1329,8 +1343,10 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
         if (table === this.#calls) this.#giveUpCall(id, error);
       };
       const onAbort = (): void => giveUp(new AbortedError(`${what} on kernel '${this.name}'`, signal?.reason));
+      const startedAt = performance.now();
       const pending: PendingCall = {
-        deadline: performance.now() + timeout,
+        startedAt,
+        deadline: startedAt + timeout,
         expire: () => giveUp(new TimeoutError(`${what} on kernel '${this.name}'`, timeout)),
         resolve: (value) => {
           pending.cleanup();
@@ -1461,7 +1477,10 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       const call = this.#calls.get(frame.correlationId);
       if (call !== undefined) {
         if (flags & FrameFlags.ERROR) call.reject(new HandlerFailedError(this.name, parseRemoteError(frame)));
-        else call.resolve(this.#own(frame));
+        else {
+          this.#callLatency.record((performance.now() - call.startedAt) * 1e6);
+          call.resolve(this.#own(frame));
+        }
         return;
       }
       const abandoned = this.#abandoned.get(frame.correlationId);

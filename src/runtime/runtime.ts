@@ -39,7 +39,7 @@ import {
   ERROR_REPLY_MAX_BYTES,
 } from '../executor/protocol.js';
 import { findKernel, type KernelDefinition } from '../kernel/kernel-definition.js';
-import { LATENCY_HISTOGRAM_BYTES } from '../kernel/latency-histogram.js';
+import { LATENCY_HISTOGRAM_BYTES, LatencyHistogram } from '../kernel/latency-histogram.js';
 import { RESTORE_FAILED } from '../kernel/state-codec.js';
 import { CircuitBreaker, type CircuitBreakerOptions } from '../operations/circuit-breaker.js';
 import {
@@ -51,7 +51,7 @@ import {
 import { HealthChecker } from '../operations/health-checker.js';
 import { KernelWatchdog, type WatchdogRecovery } from '../operations/kernel-watchdog.js';
 import { GpuMemoryDashboard } from '../operations/memory-dashboard.js';
-import { PrometheusExporter } from '../operations/prometheus-exporter.js';
+import { PrometheusExporter, type PrometheusExporterOptions } from '../operations/prometheus-exporter.js';
 import { Supervisor, type SupervisorOptions } from '../supervision/supervisor.js';
 import type { RuntimeTracing } from '../telemetry/runtime-tracing.js';
 import { LifecycleTransition } from '../telemetry/span-record.js';
@@ -388,6 +388,7 @@ export class RingKernelRuntime {
       this.log.debug(`dead letter from '${letter.kernel}' (${letter.reason}): ${letter.error.message}`),
     );
     this.tracing = init.tracing;
+    this.tracing?.trackMemory(this.#memory);
     this.#bridge = new TransferBridge(init.backend, init.config.bridgePollInterval);
     // CUDA: the machine's GPUs are the devices (each also gets CPU workers, for kernels with no cuda part).
     const gpus = init.backend === 'cuda' ? cudaDevices() : undefined;
@@ -799,7 +800,7 @@ export class RingKernelRuntime {
       definition,
       instanceId,
       control,
-      histogram: new Uint32Array(histogram),
+      histogram: new LatencyHistogram(histogram),
       input,
       output,
       transfer,
@@ -1229,6 +1230,7 @@ export class RingKernelRuntime {
     handle.transfer.release();
     if (this.#kernels.get(handle.name) === handle) this.#kernels.delete(handle.name);
     this.#memory.release(handle);
+    this.#prometheus?.kernelEnded(handle);
     const counters = handle.counters();
     this.#ended.processed += counters.processed;
     this.#ended.failed += counters.failed;
@@ -1322,9 +1324,16 @@ export class RingKernelRuntime {
     return [...this.#breakers.values()];
   }
 
-  /** The runtime's Prometheus exporter (one per runtime). */
-  prometheusExporter(): PrometheusExporter {
-    this.#prometheus ??= new PrometheusExporter(this);
+  /**
+   * The runtime's Prometheus exporter (one per runtime). `options` apply when it is first made: register into
+   * your own prom-client `Registry`, add process metrics.
+   * @throws {TypeError} on bad options, or options given once the exporter exists.
+   */
+  prometheusExporter(options?: PrometheusExporterOptions): PrometheusExporter {
+    if (options !== undefined && this.#prometheus !== undefined) {
+      throw new TypeError('prometheusExporter options apply when it is first made; it exists already');
+    }
+    this.#prometheus ??= new PrometheusExporter(this, options);
     return this.#prometheus;
   }
 

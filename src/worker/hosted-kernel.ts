@@ -17,7 +17,7 @@ import {
 } from '../executor/protocol.js';
 import type { AnyKernelDefinition, KernelContext } from '../kernel/kernel-definition.js';
 import { kernelLifecycle } from '../kernel/kernel-lifecycle.js';
-import { recordLatency } from '../kernel/latency-histogram.js';
+import { LatencyHistogram } from '../kernel/latency-histogram.js';
 import { snapshotState } from '../kernel/state-codec.js';
 import { KernelSpanWriter } from '../telemetry/kernel-span-writer.js';
 import { ControlBlock, TERMINATE_FINISH, TERMINATE_NOW } from '../wire/control-block.js';
@@ -98,7 +98,7 @@ export class HostedKernel {
   readonly #task: AttachTask;
   readonly #port: MessagePort;
   readonly #control: ControlBlock;
-  readonly #histogram: Uint32Array;
+  readonly #histogram: LatencyHistogram;
   readonly #input: FrameConsumer;
   readonly #inputSignal: Int32Array;
   readonly #output: FrameProducer;
@@ -195,7 +195,7 @@ export class HostedKernel {
     this.#task = task;
     this.#port = task.port;
     this.#control = new ControlBlock(task.controlBlock);
-    this.#histogram = new Uint32Array(task.histogram);
+    this.#histogram = new LatencyHistogram(task.histogram);
     this.#telemetry = task.enableTelemetry;
     this.#spans = task.tracing === undefined ? undefined : new KernelSpanWriter(task.tracing, task.instanceId);
     // Outputs are stamped with the wall clock read once per batch (like receives), not once per frame: the HLC
@@ -535,7 +535,7 @@ export class HostedKernel {
     if (traced) spans?.end(frame, this.#replyEnvelope, errorNumber);
     if (sample) {
       this.#sample = 0;
-      recordLatency(this.#histogram, (performance.now() - started) * 1e6);
+      this.#histogram.record((performance.now() - started) * 1e6);
     }
   }
 
