@@ -28,10 +28,8 @@ export class RingKernelError extends Error {
    * subclass keeps the ordinary test.
    */
   static override [Symbol.hasInstance](value: unknown): boolean {
-    // biome-ignore lint/complexity/noThisInStatic: `this` is the class `instanceof` asks about: this one or a subclass.
-    const asked: object = this;
-    if (Function.prototype[Symbol.hasInstance].call(asked, value)) return true;
-    return asked === RingKernelError && isArgumentError(value);
+    if (Function.prototype[Symbol.hasInstance].call(this, value)) return true;
+    return this === RingKernelError && isArgumentError(value);
   }
 
   /** The numeric code shared with C and CUDA (`RK_E_*`). */

@@ -61,6 +61,7 @@ import { createFrameRing, type FrameRingMemory } from '../wire/frame-ring.js';
 import { FrameRingPool } from '../wire/frame-ring-pool.js';
 import type { KernelStatusName } from '../wire/kernel-status.js';
 import type { MessageCodec } from '../wire/message-schema.js';
+import { fixRingAllocation } from '../wire/ring-allocation.js';
 // biome-ignore lint/suspicious/noImportCycles: the one allowed cycle, builder ⇄ runtime (see builder.ts).
 import { RuntimeBuilder } from './builder.js';
 import type { RuntimeConfig } from './config.js';
@@ -378,6 +379,8 @@ export class RingKernelRuntime {
 
   /** @internal — use {@link RingKernelRuntime.builder}. */
   constructor(init: RuntimeInit) {
+    // Before the first ring: rings are fresh mappings whatever the process freed before (see fixRingAllocation).
+    fixRingAllocation();
     this.backend = init.backend;
     this.device = init.device;
     this.config = init.config;
