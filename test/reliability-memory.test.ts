@@ -25,7 +25,9 @@ describe('reliability: memory of ended kernels is reused, not accumulated', () =
         const answers = await Promise.all(
           wave.map((kernel, k) => kernel.call({ seq: k, micros: random.int(0, 50) }, { timeout: 30_000 })),
         );
-        answers.forEach((answer, k) => assert.equal(answer.seq, k));
+        answers.forEach((answer, k) => {
+          assert.equal(answer.seq, k);
+        });
         await Promise.all(wave.map((kernel) => kernel.terminate({ drain: random.next() < 0.8 })));
         assert.equal(runtime.kernels().length, 0);
       }

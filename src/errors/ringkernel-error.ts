@@ -28,7 +28,9 @@ export class RingKernelError extends Error {
    * subclass keeps the ordinary test.
    */
   static override [Symbol.hasInstance](value: unknown): boolean {
+    // biome-ignore lint/complexity/noThisInStatic: `this` is the class `instanceof` asks about: this one or a subclass.
     if (Function.prototype[Symbol.hasInstance].call(this, value)) return true;
+    // biome-ignore lint/complexity/noThisInStatic: only the base class also answers for the argument errors.
     return this === RingKernelError && isArgumentError(value);
   }
 
