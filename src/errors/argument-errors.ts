@@ -2,8 +2,8 @@ import { ErrorCode, errorNumberOf } from './codes.js';
 
 /**
  * An argument or option of the wrong type (`launch(null)`, an options bag that is not an object, a spec field that
- * is not a function). A `TypeError`, as the ecosystem expects, with the library's code: `instanceof
- * RingKernelError` holds too.
+ * is not a function). A `TypeError` named `TypeError`, as the ecosystem expects (Node's own argument errors are the
+ * same: a built-in name, a `code`), with the library's code: `instanceof RingKernelError` holds too.
  */
 export class ArgumentTypeError extends TypeError {
   /** Always {@link ErrorCode.InvalidArgument}. */
@@ -13,7 +13,6 @@ export class ArgumentTypeError extends TypeError {
 
   constructor(argument: string, message: string) {
     super(message);
-    this.name = 'ArgumentTypeError';
     this.argument = argument;
   }
 
@@ -25,8 +24,8 @@ export class ArgumentTypeError extends TypeError {
 
 /**
  * An argument or option outside its allowed values (a priority past 255, a NaN or negative timeout, a queue
- * capacity of 0). A `RangeError`, as the ecosystem expects, with the library's code: `instanceof RingKernelError`
- * holds too.
+ * capacity of 0). A `RangeError` named `RangeError`, as the ecosystem expects, with the library's code:
+ * `instanceof RingKernelError` holds too.
  */
 export class InvalidArgumentError extends RangeError {
   /** Always {@link ErrorCode.InvalidArgument}. */
@@ -36,7 +35,6 @@ export class InvalidArgumentError extends RangeError {
 
   constructor(argument: string, message: string) {
     super(message);
-    this.name = 'InvalidArgumentError';
     this.argument = argument;
   }
 
