@@ -76,6 +76,14 @@ export const ErrorCode = {
    * kernel on it has failed and the process cannot use it again.
    */
   CudaDeviceLost: 'RK_CUDA_DEVICE_LOST',
+  /** A message schema cannot be expressed as a WGSL host-shareable struct; the error names the field and why. */
+  WgslSchemaUnsupported: 'RK_WGSL_SCHEMA_UNSUPPORTED',
+  /** A WebGPU kernel's WGSL handler did not compile; the error carries the compiler's messages with line and column. */
+  WgslCompileFailed: 'RK_WGSL_COMPILE_FAILED',
+  /** A WebGPU call failed (a validation, out-of-memory or internal error the device reported). */
+  WebGpuError: 'RK_WEBGPU_ERROR',
+  /** A WebGPU device was lost: every kernel on it has failed. */
+  WebGpuDeviceLost: 'RK_WEBGPU_DEVICE_LOST',
   /**
    * An argument or option of a call into the library is wrong: of the wrong type, out of its range, or naming
    * something that does not exist. The error names the argument, is a `TypeError` or `RangeError` as the
@@ -91,8 +99,8 @@ export type ErrorCodeString = (typeof ErrorCode)[ErrorCodeName];
 
 /**
  * The numeric form of each code, shared with C and CUDA (`RK_E_*`). 0 means "no error".
- * Grouped by hundreds: 1xx frames, 2xx message values, 3xx clocks, 4xx waits, 5xx kernels and runtime, 6xx the
- * library's API used wrongly.
+ * Grouped by hundreds: 1xx frames, 2xx message values, 3xx clocks, 4xx waits, 5xx kernels and runtime, 6xx WebGPU,
+ * 7xx the library's API used wrongly.
  */
 export const ErrorNumber: Readonly<Record<ErrorCodeName, number>> = {
   FrameTooLarge: 101,
@@ -128,7 +136,11 @@ export const ErrorNumber: Readonly<Record<ErrorCodeName, number>> = {
   CudaCompileFailed: 518,
   NvmlError: 519,
   CudaDeviceLost: 520,
-  InvalidArgument: 601,
+  WgslSchemaUnsupported: 601,
+  WgslCompileFailed: 602,
+  WebGpuError: 603,
+  WebGpuDeviceLost: 604,
+  InvalidArgument: 701,
 };
 
 const numberByCode = new Map<string, number>(
