@@ -494,7 +494,13 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     this.#closed = true;
     if (this.#failure === undefined) {
       this.#dropWaitingSends(
-        new InvalidStateError(this.name, 'send to', 'Terminating', 'Active'),
+        new InvalidStateError(
+          this.name,
+          'send to',
+          'Terminating',
+          'Active',
+          'and takes no more messages: this send was still waiting for room in its queue',
+        ),
         'discarded-on-terminate',
       );
     }
@@ -1192,7 +1198,13 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     }
     if (this.#closed && this.#failure === undefined) {
       // Terminate was called: the status word may still say Active until the worker takes the command.
-      const error = new InvalidStateError(this.name, operation, this.#exitStatus ?? 'Terminating', 'Active');
+      const error = new InvalidStateError(
+        this.name,
+        operation,
+        this.#exitStatus ?? 'Terminating',
+        'Active',
+        'and takes no more messages (launch it again for a new instance)',
+      );
       this.#refuse('kernel-gone', error, message);
       throw error;
     }
