@@ -1111,7 +1111,9 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
         resolve();
       }, reject);
     });
-    const wired = this.#links.map((link) => request(link));
+    // Handled now: should the new instance never start, its unanswered wiring is refused when it ends.
+    const wired = Promise.all(this.#links.map((link) => request(link)));
+    wired.catch(() => {});
     const activated = resume && this.#activeWanted ? request({ command: 'ACTIVATE' }) : Promise.resolve();
     activated.catch(() => {}); // awaited by the caller
     try {
@@ -1120,7 +1122,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       this.abandon(error as Error);
       throw error;
     }
-    await Promise.all(wired);
+    await wired;
     this.#exitStatus = undefined;
     this.#suspended = false;
     const resumed = this.#resumed;
