@@ -9,7 +9,7 @@ import {
   RingKernelError,
   RingKernelRuntime,
   TimeoutError,
-} from '../src/index.js';
+} from '../src/internal.js';
 import { SlowSink, Work } from './fixtures/reliability-kernels.js';
 import { eventually } from './support/eventually.js';
 import { Random, TEST_SEED } from './support/random.js';

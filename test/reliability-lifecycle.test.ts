@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { type DeadLetter, ErrorCode, RingKernelRuntime } from '../src/index.js';
+import { type DeadLetter, ErrorCode, RingKernelRuntime } from '../src/internal.js';
 import { SlowSink, Work } from './fixtures/reliability-kernels.js';
 import { Random, TEST_SEED } from './support/random.js';
 

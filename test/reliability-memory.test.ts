@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { RingKernelRuntime } from '../src/index.js';
+import { RingKernelRuntime } from '../src/internal.js';
 import { FrameRingPool } from '../src/wire/frame-ring-pool.js';
 import { Accumulator } from './fixtures/kernels.js';
 import { SlowSink } from './fixtures/reliability-kernels.js';

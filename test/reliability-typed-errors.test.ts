@@ -7,7 +7,7 @@ import {
   type KernelHandle,
   RingKernelError,
   RingKernelRuntime,
-} from '../src/index.js';
+} from '../src/internal.js';
 import { BytesEcho, Done, InitThrows, SlowSink, Work } from './fixtures/reliability-kernels.js';
 
 /** One misuse of the API, and the argument (or the words) its error must name. */
