@@ -58,7 +58,7 @@ export type { HlcTimestamp, HybridLogicalClockOptions } from './wire/hlc.js';
 
 // --- Talking to a launched kernel -------------------------------------------------------------------------------
 export { KernelHandle } from './runtime/kernel-handle.js';
-export type { CallOptions, Dim3, KernelMetrics, SendOptions } from './runtime/kernel-handle.js';
+export type { CallOptions, Dim3, KernelMetrics, ReceiveOptions, SendOptions } from './runtime/kernel-handle.js';
 export { KernelStatus, kernelStatusName } from './wire/kernel-status.js';
 export type { KernelStatusCode, KernelStatusName } from './wire/kernel-status.js';
 export type { DeadLetter, DeadLetterStream } from './runtime/dead-letters.js';
@@ -173,6 +173,7 @@ export type { TelemetryStats } from './telemetry/telemetry-exporter.js';
 
 // --- Errors: every one has a code (`RK_*`) and a numeric twin shared with C --------------------------------------
 export { RingKernelError } from './errors/ringkernel-error.js';
+export { ArgumentTypeError, InvalidArgumentError } from './errors/argument-errors.js';
 export { ErrorCode, ErrorNumber, errorNumberOf } from './errors/codes.js';
 export type { ErrorCodeName, ErrorCodeString } from './errors/codes.js';
 export {
@@ -192,6 +193,7 @@ export {
   RuntimeShutDownError,
 } from './errors/runtime-errors.js';
 export {
+  AbortedError,
   ClockSkewError,
   InvalidEnvelopeError,
   MessageSchemaError,

@@ -135,7 +135,11 @@ export type DeadLetterReason =
   /** Refused because the runtime was not accepting work (draining, or not started). */
   | 'not-accepting-work'
   /** Refused by load shedding: below the priority the degradation level admits. */
-  | 'load-shed';
+  | 'load-shed'
+  /** Refused at the send: an argument was wrong (a priority outside 0…255, a bad timeout or signal). */
+  | 'invalid-argument'
+  /** A call's response that came back after the call had given up (timed out or aborted). */
+  | 'late-response';
 
 /** A dead letter as the worker reports it. */
 export interface DeadLetterReport {

@@ -1,4 +1,5 @@
 import { BACKEND_TYPES, type BackendType, selectBackend } from '../backends/backend-type.js';
+import { ArgumentTypeError, InvalidArgumentError } from '../errors/argument-errors.js';
 import { BackendUnavailableError, KernelModuleError } from '../errors/runtime-errors.js';
 import { isKernelWorker } from '../kernel/kernel-definition.js';
 import type { InspectionObserver } from '../operations/lifecycle-inspector.js';
@@ -64,7 +65,10 @@ export class RuntimeBuilder {
   /** Asks for a backend; `build()` fails with `BackendUnavailableError` if it cannot run here. */
   backend(type: BackendType): this {
     if (!BACKEND_TYPES.includes(type)) {
-      throw new TypeError(`backend must be one of ${BACKEND_TYPES.join(', ')}, got ${JSON.stringify(type)}`);
+      throw new ArgumentTypeError(
+        'backend',
+        `backend must be one of ${BACKEND_TYPES.join(', ')}, got ${JSON.stringify(type)}`,
+      );
     }
     this.#backend = type;
     return this;
@@ -72,7 +76,9 @@ export class RuntimeBuilder {
 
   /** Picks the device (0 = the first). */
   device(id: number): this {
-    if (!Number.isInteger(id) || id < 0) throw new RangeError(`device must be a non-negative integer, got ${id}`);
+    if (!Number.isInteger(id) || id < 0) {
+      throw new InvalidArgumentError('device', `device must be a non-negative integer, got ${id}`);
+    }
     this.#device = id;
     return this;
   }

@@ -6,6 +6,7 @@ import type { TransferStrategyChoice } from '../bridge/transfer-strategy.js';
 import { KernelMigrator, type MigrationReport } from '../devices/kernel-migrator.js';
 import type { DeviceSelector, LoadBalancingStrategy, MultiGpuCoordinator } from '../devices/multi-gpu-coordinator.js';
 import { type GpuTopology, measureHostLink } from '../devices/topology.js';
+import { ArgumentTypeError, InvalidArgumentError } from '../errors/argument-errors.js';
 import {
   InvalidStateError,
   KernelNotFoundError,
@@ -305,7 +306,10 @@ export class RingKernelRuntime {
    */
   async drain(timeoutMs = 30_000): Promise<DrainReport> {
     if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0)) {
-      throw new RangeError(`drain timeout must be a non-negative number of ms, got ${timeoutMs}`);
+      throw new InvalidArgumentError(
+        'timeoutMs',
+        `drain timeout must be a non-negative number of ms, got ${timeoutMs}`,
+      );
     }
     const state = this.state().value;
     if (state === 'Stopping' || state === 'Stopped') throw new RuntimeShutDownError('drain');
@@ -586,7 +590,9 @@ export class RingKernelRuntime {
   ): Promise<void> {
     const source = typeof from === 'string' ? this.kernel(from) : from;
     const target = typeof to === 'string' ? this.kernel(to) : to;
-    if (source === target) throw new TypeError(`kernel '${source.name}' cannot be connected to itself`);
+    if (source === target) {
+      throw new InvalidArgumentError('to', `kernel '${source.name}' cannot be connected to itself`);
+    }
     const accepted = target.inputCodec;
     const emitted = [source.outputCodec, ...(source.emittedCodecs ?? [])];
     const produced = emitted.find((codec) => codec.typeId === accepted.typeId);
@@ -635,7 +641,10 @@ export class RingKernelRuntime {
    */
   prometheusExporter(options?: PrometheusExporterOptions): PrometheusExporter {
     if (options !== undefined && this.#prometheus !== undefined) {
-      throw new TypeError('prometheusExporter options apply when it is first made; it exists already');
+      throw new ArgumentTypeError(
+        'options',
+        'prometheusExporter options apply when it is first made; it exists already',
+      );
     }
     this.#prometheus ??= new PrometheusExporter(this, options);
     return this.#prometheus;
@@ -810,6 +819,7 @@ export class RingKernelRuntime {
       this.#health?.stop();
       this.#degradation?.stop();
       await this.#workers.destroy();
+      this.#launcher.releasePooledRings();
       this.#devices.close();
       await this.tracing?.shutdown();
       await this.#bridge.close();
@@ -863,9 +873,12 @@ export class RingKernelRuntime {
     const signals = options.signals ?? ['SIGINT', 'SIGTERM'];
     const drainTimeoutMs = options.drainTimeoutMs ?? 10_000;
     if (!Array.isArray(signals) || signals.length === 0)
-      throw new TypeError('options.signals must be a non-empty array');
+      throw new ArgumentTypeError('options.signals', 'options.signals must be a non-empty array');
     if (typeof drainTimeoutMs !== 'number' || !(drainTimeoutMs >= 0)) {
-      throw new RangeError(`options.drainTimeoutMs must be a non-negative number, got ${drainTimeoutMs}`);
+      throw new InvalidArgumentError(
+        'options.drainTimeoutMs',
+        `options.drainTimeoutMs must be a non-negative number, got ${drainTimeoutMs}`,
+      );
     }
     this.#signalHandlers?.();
     const onSignal = (): void => {

@@ -1,6 +1,7 @@
 import { type TracerProvider, trace } from '@opentelemetry/api';
 import type { Resource } from '@opentelemetry/resources';
 import type { SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { ArgumentTypeError, InvalidArgumentError } from '../errors/argument-errors.js';
 import { SAMPLER_NAMES, type SamplerName } from './origin-sampler.js';
 
 /**
@@ -127,18 +128,26 @@ const OPTION_KEYS = new Set([
 
 function powerOfTwo(name: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback;
-  if (typeof value !== 'number') throw new TypeError(`tracing.${name} must be a number, got ${typeof value}`);
+  if (typeof value !== 'number')
+    throw new ArgumentTypeError(`tracing.${name}`, `tracing.${name} must be a number, got ${typeof value}`);
   if (!Number.isInteger(value) || value < 2 || value > 1 << 24 || (value & (value - 1)) !== 0) {
-    throw new RangeError(`tracing.${name} must be a power of two in [2, 16777216], got ${value}`);
+    throw new InvalidArgumentError(
+      `tracing.${name}`,
+      `tracing.${name} must be a power of two in [2, 16777216], got ${value}`,
+    );
   }
   return value;
 }
 
 function integer(name: string, value: unknown, fallback: number, min: number, max: number): number {
   if (value === undefined) return fallback;
-  if (typeof value !== 'number') throw new TypeError(`tracing.${name} must be a number, got ${typeof value}`);
+  if (typeof value !== 'number')
+    throw new ArgumentTypeError(`tracing.${name}`, `tracing.${name} must be a number, got ${typeof value}`);
   if (!Number.isInteger(value) || value < min || value > max) {
-    throw new RangeError(`tracing.${name} must be an integer in [${min}, ${max}], got ${value}`);
+    throw new InvalidArgumentError(
+      `tracing.${name}`,
+      `tracing.${name} must be an integer in [${min}, ${max}], got ${value}`,
+    );
   }
   return value;
 }
@@ -162,7 +171,8 @@ function share(name: string, value: unknown, fallback: number): number {
 
 function boolean(name: string, value: unknown, fallback: boolean): boolean {
   if (value === undefined) return fallback;
-  if (typeof value !== 'boolean') throw new TypeError(`tracing.${name} must be a boolean, got ${typeof value}`);
+  if (typeof value !== 'boolean')
+    throw new ArgumentTypeError(`tracing.${name}`, `tracing.${name} must be a boolean, got ${typeof value}`);
   return value;
 }
 
@@ -185,7 +195,8 @@ function sdkProviderParts(
 function fromProvider(provider: TracerProvider): { processor: SpanProcessor; resource: Resource | undefined } {
   const parts = sdkProviderParts(provider);
   if (parts === undefined) {
-    throw new TypeError(
+    throw new ArgumentTypeError(
+      'tracing.tracerProvider',
       'tracing.tracerProvider must be an OpenTelemetry SDK TracerProvider (sdk-trace-base 2.x); for another provider pass its span processor as tracing.spanProcessor',
     );
   }
@@ -203,30 +214,36 @@ export function resolveTracingOptions(
   options: TracingOptions = {},
   env: Readonly<Record<string, string | undefined>> = process.env,
 ): ResolvedTracingOptions {
-  if (typeof options !== 'object' || options === null) throw new TypeError('tracing options must be an object');
+  if (typeof options !== 'object' || options === null)
+    throw new ArgumentTypeError('tracing', 'tracing options must be an object');
   for (const key of Object.keys(options)) {
-    if (!OPTION_KEYS.has(key)) throw new TypeError(`tracing.${key} is not a tracing option`);
+    if (!OPTION_KEYS.has(key)) throw new ArgumentTypeError(`tracing.${key}`, `tracing.${key} is not a tracing option`);
   }
   const samplerName = options.sampler ?? nonEmpty(env.OTEL_TRACES_SAMPLER)?.toLowerCase() ?? 'parentbased_always_on';
   if (!(SAMPLER_NAMES as readonly string[]).includes(samplerName)) {
-    throw new TypeError(
+    throw new ArgumentTypeError(
+      'tracing.sampler',
       `tracing.sampler must be one of ${SAMPLER_NAMES.join(', ')}, got ${JSON.stringify(samplerName)}`,
     );
   }
   const envRatio = nonEmpty(env.OTEL_TRACES_SAMPLER_ARG);
   const ratio = options.samplerRatio ?? (envRatio === undefined ? 1 : Number(envRatio));
   if (typeof ratio !== 'number' || !(ratio >= 0 && ratio <= 1)) {
-    throw new RangeError(`tracing.samplerRatio must be a number in [0, 1], got ${String(ratio)}`);
+    throw new InvalidArgumentError(
+      'tracing.samplerRatio',
+      `tracing.samplerRatio must be a number in [0, 1], got ${String(ratio)}`,
+    );
   }
   const envExporter = nonEmpty(env.OTEL_TRACES_EXPORTER)?.toLowerCase();
   const exporter = options.exporter ?? envExporter ?? 'otlp';
   if (typeof exporter === 'string' && exporter !== 'otlp' && exporter !== 'console' && exporter !== 'none') {
-    throw new TypeError(
+    throw new ArgumentTypeError(
+      'tracing.exporter',
       `tracing.exporter must be 'otlp', 'console', 'none' or a SpanExporter, got ${JSON.stringify(exporter)}`,
     );
   }
   if (typeof exporter === 'object' && (exporter === null || typeof exporter.export !== 'function')) {
-    throw new TypeError('tracing.exporter must be a SpanExporter (with an export method)');
+    throw new ArgumentTypeError('tracing.exporter', 'tracing.exporter must be a SpanExporter (with an export method)');
   }
   const base = nonEmpty(env.OTEL_EXPORTER_OTLP_ENDPOINT);
   const endpoint =
@@ -237,20 +254,23 @@ export function resolveTracingOptions(
   try {
     new URL(endpoint);
   } catch {
-    throw new TypeError(`tracing.endpoint must be a URL, got ${JSON.stringify(endpoint)}`);
+    throw new ArgumentTypeError('tracing.endpoint', `tracing.endpoint must be a URL, got ${JSON.stringify(endpoint)}`);
   }
   const serviceName = options.serviceName ?? nonEmpty(env.OTEL_SERVICE_NAME) ?? 'ringkernel';
   if (typeof serviceName !== 'string' || serviceName === '') {
-    throw new TypeError('tracing.serviceName must be a non-empty string');
+    throw new ArgumentTypeError('tracing.serviceName', 'tracing.serviceName must be a non-empty string');
   }
   let spanProcessor = options.spanProcessor;
   let resource: Resource | undefined;
   if (spanProcessor !== undefined && typeof spanProcessor.onEnd !== 'function') {
-    throw new TypeError('tracing.spanProcessor must be a SpanProcessor (with an onEnd method)');
+    throw new ArgumentTypeError(
+      'tracing.spanProcessor',
+      'tracing.spanProcessor must be a SpanProcessor (with an onEnd method)',
+    );
   }
   if (options.tracerProvider !== undefined) {
     if (spanProcessor !== undefined)
-      throw new TypeError('pass tracing.spanProcessor or tracing.tracerProvider, not both');
+      throw new ArgumentTypeError('tracing', 'pass tracing.spanProcessor or tracing.tracerProvider, not both');
     ({ processor: spanProcessor, resource } = fromProvider(options.tracerProvider));
   } else if (spanProcessor === undefined && options.exporter === undefined && envExporter === undefined) {
     // Nothing said where spans go: as instrumentation libraries do, use the app's global TracerProvider if it

@@ -1,3 +1,4 @@
+import { ArgumentTypeError } from '../errors/argument-errors.js';
 import { ErrorCode, ErrorNumber } from '../errors/codes.js';
 import type { MalformedFrameError } from '../errors/frame-errors.js';
 import type { ExecutorShell, RunningKernel } from '../executor/executor-shell.js';
@@ -491,7 +492,8 @@ export class HostedKernel implements RunningKernel {
   /** A codec the handler may emit with: the output type or one of `emits`. */
   #emittable(codec: MessageCodec<unknown, unknown>): MessageCodec<unknown, unknown> {
     if (codec === this.#definition.output || this.#definition.emits?.includes(codec)) return codec;
-    throw new TypeError(
+    throw new ArgumentTypeError(
+      'as',
       `kernel '${this.#definition.id}' cannot emit ${codec?.name}: it is neither its output type nor listed in emits`,
     );
   }
