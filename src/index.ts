@@ -67,6 +67,19 @@ export { MIRROR_CHANNEL_LAYOUT, MIRROR_STATE_LAYOUT, MirrorDirection } from './b
 export type { KernelTransferStats } from './bridge/transfer-bridge.js';
 export type { TransferStrategy, TransferStrategyChoice } from './bridge/transfer-strategy.js';
 export { detectTransferStrategy, TRANSFER_STRATEGIES } from './bridge/transfer-strategy.js';
+// Cluster (src/cluster): kernels addressable across processes and machines through NATS
+export type { ClusterNode, ClusterNodeEvents, ClusterNodeStats } from './cluster/cluster-node.js';
+export type { ClusterOptions, ClusterTlsOptions } from './cluster/cluster-options.js';
+export type { KernelRef } from './cluster/cluster-ports.js';
+export type {
+  ClusterKernelEntry,
+  ClusterNodeEntry,
+  ClusterRegistry,
+  ClusterRegistryEvent,
+  Delivery,
+} from './cluster/cluster-registry.js';
+export type { DeliveryNotice } from './cluster/kernel-host.js';
+export type { BatchOptions, RemoteKernel, RemoteKernelStats } from './cluster/remote-kernel.js';
 // Devices: topology, placement, migration, checkpoints
 export type { KernelCheckpoint, QueuedFrames } from './devices/checkpoint.js';
 export type { DeviceMemoryReading } from './devices/cuda-device-memory.js';
@@ -79,6 +92,14 @@ export type { DeviceLoad, DeviceSelector, PlacementRequirements } from './device
 export { LoadBalancingStrategy, MultiGpuCoordinator } from './devices/multi-gpu-coordinator.js';
 export type { DeviceInfo, DeviceKind, DeviceLink, DeviceLinkKind, GpuTopology } from './devices/topology.js';
 export { measureHostLink } from './devices/topology.js';
+export {
+  ClusterAuthError,
+  ClusterMessageLostError,
+  ClusterNameUnknownError,
+  ClusterNodeDownError,
+  ClusterUnavailableError,
+  ClusterUnreachableError,
+} from './errors/cluster-errors.js';
 export type { ErrorCodeName, ErrorCodeString } from './errors/codes.js';
 // Errors
 export { ErrorCode, ErrorNumber, errorNumberOf } from './errors/codes.js';

@@ -76,6 +76,18 @@ export const ErrorCode = {
    * kernel on it has failed and the process cannot use it again.
    */
   CudaDeviceLost: 'RK_CUDA_DEVICE_LOST',
+  /** No NATS server of the cluster could be reached (connection refused, timed out, or lost for good). */
+  ClusterUnreachable: 'RK_CLUSTER_UNREACHABLE',
+  /** The NATS server refused the node's credentials (or their absence). */
+  ClusterAuthFailed: 'RK_CLUSTER_AUTH_FAILED',
+  /** No node of the cluster hosts a kernel under that name. */
+  ClusterNameUnknown: 'RK_CLUSTER_NAME_UNKNOWN',
+  /** The node hosting a kernel stopped answering (it died, or it left the cluster) while a request waited. */
+  ClusterNodeDown: 'RK_CLUSTER_NODE_DOWN',
+  /** The NATS client packages (`@nats-io/transport-node`, `@nats-io/jetstream`, `@nats-io/kv`) are not installed. */
+  ClusterUnavailable: 'RK_CLUSTER_UNAVAILABLE',
+  /** A message sent at-most-once to a remote kernel was lost on the way (counted, dead-lettered). */
+  ClusterMessageLost: 'RK_CLUSTER_MESSAGE_LOST',
 } as const;
 
 /** The name of an error code, e.g. `'FrameTooLarge'`. */
@@ -85,7 +97,8 @@ export type ErrorCodeString = (typeof ErrorCode)[ErrorCodeName];
 
 /**
  * The numeric form of each code, shared with C and CUDA (`RK_E_*`). 0 means "no error".
- * Grouped by hundreds: 1xx frames, 2xx message values, 3xx clocks, 4xx waits, 5xx kernels and runtime.
+ * Grouped by hundreds: 1xx frames, 2xx message values, 3xx clocks, 4xx waits, 5xx kernels and runtime, 6xx
+ * the cluster.
  */
 export const ErrorNumber: Readonly<Record<ErrorCodeName, number>> = {
   FrameTooLarge: 101,
@@ -121,6 +134,12 @@ export const ErrorNumber: Readonly<Record<ErrorCodeName, number>> = {
   CudaCompileFailed: 518,
   NvmlError: 519,
   CudaDeviceLost: 520,
+  ClusterUnreachable: 601,
+  ClusterAuthFailed: 602,
+  ClusterNameUnknown: 603,
+  ClusterNodeDown: 604,
+  ClusterUnavailable: 605,
+  ClusterMessageLost: 606,
 };
 
 const numberByCode = new Map<string, number>(

@@ -120,7 +120,13 @@ export type DeadLetterReason =
   /** Refused because the runtime was not accepting work (draining, or not started). */
   | 'not-accepting-work'
   /** Refused by load shedding: below the priority the degradation level admits. */
-  | 'load-shed';
+  | 'load-shed'
+  /** Sent from another node of the cluster to a kernel whose queue was full and whose `onFull` refuses. */
+  | 'queue-full'
+  /** Sent at-most-once over the cluster and lost on the way (the receiving node saw a gap in the message ids). */
+  | 'message-lost'
+  /** Addressed over the cluster to a name no node hosts, or to a node that stopped answering. */
+  | 'undeliverable';
 
 /** A dead letter as the worker reports it. */
 export interface DeadLetterReport {
