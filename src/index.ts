@@ -11,26 +11,12 @@ export type {
   KernelActorInput,
   KernelActorOutputEvent,
   KernelActorSnapshot,
-} from '../actors/from-kernel.js';
+} from './actors/from-kernel.js';
 // Actors
-export { fromKernel, isKernelActorOutput } from '../actors/from-kernel.js';
-export type { RegistryEvent } from '../actors/kernel-registry.js';
-export { KernelRegistry } from '../actors/kernel-registry.js';
-export type {
-  BackoffOptions,
-  SupervisorEvent,
-  SupervisorOptions,
-  SupervisorStatus,
-} from '../actors/supervisor.js';
-export { RestartStrategy, Supervisor } from '../actors/supervisor.js';
-export type { KernelLifecycleEvent, LifecycleCommand } from '../machines/kernel-lifecycle.js';
-export { kernelLifecycle, lifecycleAccepts } from '../machines/kernel-lifecycle.js';
-export type { RuntimeLifecycleEvent, RuntimeLifecycleState } from '../machines/runtime-lifecycle.js';
-export { runtimeLifecycle } from '../machines/runtime-lifecycle.js';
+export { fromKernel, isKernelActorOutput } from './actors/from-kernel.js';
 export type { BackendProbe, BackendType } from './backends/backend-type.js';
 export { BACKEND_TYPES, probeBackend } from './backends/backend-type.js';
-// CUDA (src/backends/cuda): kernel specs, the compile pipeline, the driver API
-export type { CudaKernelSpec } from './backends/cuda/cuda-kernel-spec.js';
+export { LAYOUT_HEADER_PATH, NATIVE_LAYOUTS, renderLayoutHeader, renderMessagesHeader } from './backends/c-header.js';
 export type {
   CudaDeviceInfo,
   CudaDriverLoad,
@@ -63,7 +49,6 @@ export { libnvmlPath, loadNvml, Nvml, nvmlReturnName, pciKey } from './backends/
 export { PinnedHostMemory } from './backends/cuda/pinned-host-memory.js';
 // Transfer strategies (src/bridge)
 export type { MirrorChannelStats, MirrorStats } from './bridge/dma-mirror.js';
-export { MIRROR_CHANNEL_LAYOUT, MIRROR_STATE_LAYOUT, MirrorDirection } from './bridge/mirror-layout.js';
 export type { KernelTransferStats } from './bridge/transfer-bridge.js';
 export type { TransferStrategy, TransferStrategyChoice } from './bridge/transfer-strategy.js';
 export { detectTransferStrategy, TRANSFER_STRATEGIES } from './bridge/transfer-strategy.js';
@@ -131,6 +116,21 @@ export {
   TimeoutError,
   ValueOutOfRangeError,
 } from './errors/value-errors.js';
+export type { DeadLetterReason, SerializedError } from './executor/protocol.js';
+// CUDA (src/backends/cuda): kernel specs, the compile pipeline, the driver API
+export type { CudaKernelSpec } from './kernel/cuda-kernel-spec.js';
+export type {
+  AnyKernelDefinition,
+  CpuHandler,
+  KernelContext,
+  KernelDefinition,
+  KernelSpec,
+} from './kernel/kernel-definition.js';
+export { defineKernel, findKernel } from './kernel/kernel-definition.js';
+export type { KernelLifecycleEvent, LifecycleCommand } from './kernel/kernel-lifecycle.js';
+export { kernelLifecycle, lifecycleAccepts } from './kernel/kernel-lifecycle.js';
+export type { LatencySummary } from './kernel/latency-histogram.js';
+export { Priority } from './kernel/priority.js';
 export type { CircuitBreakerOptions, CircuitBreakerStats, CircuitState } from './operations/circuit-breaker.js';
 // Operations
 export { CircuitBreaker } from './operations/circuit-breaker.js';
@@ -153,31 +153,37 @@ export type {
   MemoryPressureLevel,
 } from './operations/memory-dashboard.js';
 export { GpuMemoryDashboard } from './operations/memory-dashboard.js';
-export { PrometheusExporter } from './operations/prometheus-exporter.js';
+export {
+  type MetricsServer,
+  PrometheusExporter,
+  type PrometheusExporterOptions,
+  type ServeOptions,
+} from './operations/prometheus-exporter.js';
 export { RuntimeBuilder } from './runtime/builder.js';
 export type { RuntimeConfig } from './runtime/config.js';
 export { DEFAULT_RUNTIME_CONFIG, resolveConfig } from './runtime/config.js';
 export type { DeadLetter } from './runtime/dead-letters.js';
 export { DeadLetterStream } from './runtime/dead-letters.js';
-export type {
-  AnyKernelDefinition,
-  CpuHandler,
-  KernelContext,
-  KernelDefinition,
-  KernelSpec,
-} from './runtime/kernel-definition.js';
-export { defineKernel, findKernel } from './runtime/kernel-definition.js';
 export type { CallOptions, Dim3, KernelMetrics, SendOptions } from './runtime/kernel-handle.js';
 export { KernelHandle } from './runtime/kernel-handle.js';
-export type { LatencySummary } from './runtime/latency-histogram.js';
+export type { RegistryEvent } from './runtime/kernel-registry.js';
+export { KernelRegistry } from './runtime/kernel-registry.js';
 export type { LogLevel, RuntimeLogger } from './runtime/logger.js';
 export { createLogger, LOG_LEVELS } from './runtime/logger.js';
 export type { PresetName, PresetSettings } from './runtime/presets.js';
 export { PRESETS } from './runtime/presets.js';
-export { Priority } from './runtime/priority.js';
 export type { DrainReport, LaunchOptions, LostCudaDevice, RuntimeState, ShutdownReport } from './runtime/runtime.js';
 // Runtime
 export { RingKernelRuntime } from './runtime/runtime.js';
+export type { RuntimeLifecycleEvent, RuntimeLifecycleState } from './runtime/runtime-lifecycle.js';
+export { runtimeLifecycle } from './runtime/runtime-lifecycle.js';
+export type {
+  BackoffOptions,
+  SupervisorEvent,
+  SupervisorOptions,
+  SupervisorStatus,
+} from './supervision/supervisor.js';
+export { RestartStrategy, Supervisor } from './supervision/supervisor.js';
 // Tracing
 export type { KernelTelemetry } from './telemetry/kernel-span-writer.js';
 export type { SamplerName } from './telemetry/origin-sampler.js';
@@ -201,7 +207,6 @@ export {
 } from './telemetry/telemetry-ring.js';
 export type { ResolvedTracingOptions, TracingOptions } from './telemetry/tracing-options.js';
 export { DEFAULT_OTLP_TRACES_ENDPOINT, resolveTracingOptions } from './telemetry/tracing-options.js';
-export { LAYOUT_HEADER_PATH, NATIVE_LAYOUTS, renderLayoutHeader, renderMessagesHeader } from './wire/c-header.js';
 export { CONTROL_BLOCK_LAYOUT, CONTROL_BLOCK_VERSION, ControlBlock, ControlBlockOffset } from './wire/control-block.js';
 export { CRC32C_INIT, crc32c, crc32cFinish, crc32cUpdate } from './wire/crc32c.js';
 export type { Envelope } from './wire/envelope.js';
@@ -251,8 +256,8 @@ export {
   fnv1a32,
   RESERVED_TYPE_IDS,
 } from './wire/message-schema.js';
+export { MIRROR_CHANNEL_LAYOUT, MIRROR_STATE_LAYOUT, MirrorDirection } from './wire/mirror-layout.js';
 export { RING_HEADER_LAYOUT, RING_SIGNAL_LAYOUT, RingOffset, RingSignalOffset } from './wire/ring-signal.js';
 export type { FieldWriter, LayoutField, LayoutFieldSpec, ScalarKind, StructLayout } from './wire/struct-layout.js';
 // Wire: binary contracts
 export { defineStructLayout, layoutField, SCALAR_C_TYPE, SCALAR_SIZE } from './wire/struct-layout.js';
-export type { DeadLetterReason, SerializedError } from './worker/protocol.js';

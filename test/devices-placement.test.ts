@@ -45,7 +45,7 @@ describe('virtual devices: topology', () => {
     await runtime.kernelMigrator().migrateKernel(sink, 2, 3);
     const text = await runtime.prometheusExporter().gather();
     assert.match(text, /^ringkernel_kernel_device\{kernel="test\.sink"\} 3$/m);
-    assert.match(text, /^ringkernel_kernel_migrations\{kernel="test\.sink"\} 1$/m);
+    assert.match(text, /^ringkernel_kernel_migrations_total\{kernel="test\.sink"\} 1$/m);
   });
 
   it('reject configurations with fewer workers than devices, and bad device options', async () => {

@@ -11,7 +11,7 @@ describe('HealthChecker', () => {
       assert.equal(runtime.healthChecker(), health);
       const fresh = await health.check();
       assert.equal(fresh.status, 'Healthy', fresh.reason);
-      assert.deepEqual(fresh.checks.map((c) => c.name).sort(), ['devices', 'kernels', 'memory', 'queues']);
+      assert.deepEqual(fresh.checks.map((c) => c.name).sort(), ['devices', 'kernels', 'memory', 'queues', 'runtime']);
 
       let dbUp = true;
       health.register({ name: 'db', kind: 'readiness', check: () => dbUp });

@@ -430,6 +430,11 @@ describe('tracing: OTLP/HTTP to a real receiver', () => {
     } finally {
       await runtime.shutdown();
     }
+    // The provider is the application's: the runtime's shutdown leaves it running, its own spans still export.
+    const before = memory.getFinishedSpans().length;
+    provider.getTracer('app').startSpan('after the runtime').end();
+    assert.equal(memory.getFinishedSpans().length, before + 1);
+    assert.equal(memory.getFinishedSpans().at(-1)?.name, 'after the runtime');
   });
 });
 

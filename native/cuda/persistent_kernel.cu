@@ -44,7 +44,7 @@
 
 namespace cg = cooperative_groups;
 
-/* The reply type id of an error reply (src/worker/protocol.ts ERROR_REPLY_TYPE_ID). */
+/* The reply type id of an error reply (src/executor/protocol.ts ERROR_REPLY_TYPE_ID). */
 #define RK_ERROR_REPLY_TYPE_ID 2u
 /* How often the leader refreshes heartbeat_us while idle or holding, ns. */
 #define RK_HEARTBEAT_INTERVAL_NS 1000000ull

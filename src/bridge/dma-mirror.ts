@@ -1,7 +1,7 @@
 import { BackendUnavailableError } from '../errors/runtime-errors.js';
 import type { FrameRingMemory } from '../wire/frame-ring.js';
+import { MirrorChannelOffset, MirrorStateOffset } from '../wire/mirror-layout.js';
 import { RingOffset, RingSignalOffset } from '../wire/ring-signal.js';
-import { MirrorChannelOffset, MirrorStateOffset } from './mirror-layout.js';
 import { loadMirrorLibrary, type MirrorLibrary } from './native-mirror-library.js';
 
 /** A ring the mirror keeps a device replica of. */
@@ -92,7 +92,7 @@ interface Channel extends MirroredRing {
  * threads instead, before the worker's memory is freed (native/src/node_hook.c).
  *
  * @example
- * const mirror = DmaMirror.open(100); // MirrorDirection from './mirror-layout.js'
+ * const mirror = DmaMirror.open(100); // MirrorDirection from '../wire/mirror-layout.js'
  * const input = mirror.attach(hostInput, MirrorDirection.HOST_TO_DEVICE); // the kernel reads input.device
  * // after each frame the host writes: mirror.afterHostWrite();
  * await mirror.close();

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { nativePath } from '../backends/package-root.js';
 
 /** The koffi module's surface this file uses (koffi is loaded lazily: a missing koffi is a fallback, not a crash). */
 type Koffi = typeof import('koffi');
@@ -49,7 +49,7 @@ const ABI_VERSION = 1;
 export function mirrorLibraryPath(): string {
   const override = process.env.RINGKERNEL_NATIVE_LIB;
   if (override !== undefined && override !== '') return override;
-  return fileURLToPath(new URL('../../../native/build/libringkernel.so', import.meta.url));
+  return nativePath('build', 'libringkernel.so');
 }
 
 let loaded: MirrorLibraryLoad | undefined;

@@ -1,9 +1,9 @@
 import type { BackendType } from '../backends/backend-type.js';
 import { requireCudaDriver } from '../backends/cuda/driver.js';
 import type { FrameRingMemory } from '../wire/frame-ring.js';
+import { MirrorDirection } from '../wire/mirror-layout.js';
 import { RingOffset, RingSignalOffset } from '../wire/ring-signal.js';
 import { DmaMirror, type MirrorChannelStats, type MirroredRing, type MirrorStats } from './dma-mirror.js';
-import { MirrorDirection } from './mirror-layout.js';
 import { loadMirrorLibrary } from './native-mirror-library.js';
 import {
   checkTransferStrategy,

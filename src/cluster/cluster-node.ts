@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { ConnectionOptions, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { ClusterAuthError, ClusterNameUnknownError, ClusterUnreachableError } from '../errors/cluster-errors.js';
-import { type AnyKernelDefinition, findKernel } from '../runtime/kernel-definition.js';
+import { type AnyKernelDefinition, findKernel } from '../kernel/kernel-definition.js';
 import { BytesMessage, type MessageCodec } from '../wire/message-schema.js';
 import { type ClusterOptions, type ResolvedClusterOptions, resolveClusterOptions } from './cluster-options.js';
 import type { ClusterRuntimePort, HostedKernel, KernelRef } from './cluster-ports.js';

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { LoadShedError } from '../errors/runtime-errors.js';
-import { Priority } from '../runtime/priority.js';
+import { Priority } from '../kernel/priority.js';
 import { PeriodicTask } from './periodic-task.js';
 
 /** Degradation levels, from full service to emergency (the seed's `DegradationLevel`). */

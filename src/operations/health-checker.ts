@@ -44,8 +44,8 @@ const RANK: Record<HealthLevel, number> = { Healthy: 0, Degraded: 1, Unhealthy: 
 const RECENT_FAILURE_MS = 60_000;
 
 /**
- * The runtime's health: registered liveness and readiness checks (each with a timeout) plus built-in ones —
- * recent kernel failures (workers dying, handlers stuck), queue pressure, memory pressure, lost CUDA devices
+ * The runtime's health: registered liveness and readiness checks (each with a timeout) plus built-in ones — the
+ * runtime's own lifecycle (Degraded while starting or draining, Unhealthy once stopping), recent kernel failures (workers dying, handlers stuck), queue pressure, memory pressure, lost CUDA devices
  * (Degraded while some GPU is left, Unhealthy when none is: only a new process can use them). `check()` runs them
  * all and reports the worst; `start(interval)` runs them periodically and emits `change` when the level moves.
  *
@@ -71,6 +71,17 @@ export class HealthChecker extends EventEmitter<{ change: [HealthReport, HealthL
         return failed === 0
           ? true
           : { status: 'Degraded', reason: `${failed} kernel(s) failed in the last ${RECENT_FAILURE_MS / 1000} s` };
+      },
+    });
+    this.register({
+      name: 'runtime',
+      kind: 'liveness',
+      check: () => {
+        const state = runtime.state().value;
+        if (state === 'Running') return true;
+        // Starting or draining: alive, not taking work. Stopping or stopped: only a new runtime takes work again.
+        const level = state === 'Initializing' || state === 'Draining' ? 'Degraded' : 'Unhealthy';
+        return { status: level, reason: `runtime is ${state}` };
       },
     });
     this.register({

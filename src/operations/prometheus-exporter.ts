@@ -1,44 +1,145 @@
 import { createServer, type Server } from 'node:http';
-import { Counter, Gauge, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { RingKernelRuntime } from '../runtime/runtime.js';
 import type { CircuitState } from './circuit-breaker.js';
 import type { DegradationLevel } from './degradation-manager.js';
+import { probeAnswer } from './health-endpoints.js';
+import { KernelSeriesBook, type MeteredKernel } from './kernel-series.js';
+import { SnapshotHistogram } from './snapshot-histogram.js';
 
 const DEGRADATION_ORDER: readonly DegradationLevel[] = ['Normal', 'Light', 'Moderate', 'Severe', 'Critical'];
 const CIRCUIT_LEVEL: Record<CircuitState, number> = { Closed: 0, HalfOpen: 1, Open: 2 };
 
+/** Options of {@link RingKernelRuntime.prometheusExporter}, taken when the exporter is first made. */
+export interface PrometheusExporterOptions {
+  /**
+   * Register the runtime's metrics into this registry (your application's), beside your own, instead of a
+   * registry of the exporter's. The runtime never clears or unregisters anything in it.
+   */
+  readonly registry?: Registry;
+  /**
+   * Also collect prom-client's default process metrics (`process_cpu_seconds_total`, resident memory, event-loop
+   * lag, GC, heap) into the registry — less the three gauges it names `*_total` (active handles, requests,
+   * resources: their per-type gauges stay), which Prometheus's linter rejects. Default false: a registry that has
+   * them already would refuse them twice.
+   */
+  readonly processMetrics?: boolean;
+}
+
+/** Where {@link PrometheusExporter.serve} listens. */
+export interface ServeOptions {
+  /** TCP port; 0 (default) picks a free one. */
+  readonly port?: number;
+  /**
+   * Address to bind. Default `'127.0.0.1'`: only this machine can scrape. Use `'0.0.0.0'` (or `'::'`) where a
+   * Prometheus in another container or host scrapes it.
+   */
+  readonly host?: string;
+}
+
+/** A running metrics server. */
+export interface MetricsServer {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+const OPTION_KEYS = new Set(['registry', 'processMetrics']);
+/** Default process metrics that are gauges named `_total`. */
+const TOTAL_NAMED_GAUGES = [
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+];
+
+/** Validates {@link PrometheusExporterOptions}. @throws {TypeError} naming the bad field. */
+export function checkExporterOptions(options: PrometheusExporterOptions): void {
+  if (typeof options !== 'object' || options === null)
+    throw new TypeError('prometheusExporter options must be an object');
+  for (const key of Object.keys(options)) {
+    if (!OPTION_KEYS.has(key)) throw new TypeError(`prometheusExporter.${key} is not an option`);
+  }
+  const { registry, processMetrics } = options;
+  if (registry !== undefined && (typeof registry !== 'object' || typeof registry.registerMetric !== 'function')) {
+    throw new TypeError('prometheusExporter.registry must be a prom-client Registry');
+  }
+  if (processMetrics !== undefined && typeof processMetrics !== 'boolean') {
+    throw new TypeError(`prometheusExporter.processMetrics must be a boolean, got ${typeof processMetrics}`);
+  }
+}
+
 /**
- * The runtime's metrics in Prometheus text format, read at scrape time from the kernels' ControlBlocks and the
- * runtime's own counters (prom-client writes the format). `gather()` returns the text; `serve()` exposes
- * `/metrics` over HTTP.
+ * The runtime's metrics in Prometheus text format, read at scrape time from the kernels' ControlBlocks and
+ * latency histograms and the runtime's own counters (prom-client writes the format). Monotonic counts are
+ * counters (`_total`), latencies are histograms in seconds (`_bucket`/`_sum`/`_count`), and a kernel that ends
+ * keeps its final series for two more scrapes. `gather()` returns the text; `serve()` exposes `/metrics`,
+ * `/healthz` and `/readyz` over HTTP.
  *
  * @example
- * const server = await runtime.prometheusExporter().serve(9464);
- * // curl http://127.0.0.1:9464/metrics
+ * const server = await runtime.prometheusExporter().serve({ port: 9464, host: '0.0.0.0' });
+ * // curl http://localhost:9464/metrics ; curl http://localhost:9464/readyz
  */
 export class PrometheusExporter {
-  /** The prom-client registry the metrics live in (add your own to it if you like). */
-  readonly registry = new Registry();
+  /** The prom-client registry the metrics live in (yours, when given; add your own metrics to it if you like). */
+  readonly registry: Registry;
+  readonly #runtime: RingKernelRuntime;
+  readonly #series: KernelSeriesBook;
 
   /** @internal — use `runtime.prometheusExporter()`. */
-  constructor(runtime: RingKernelRuntime) {
+  constructor(runtime: RingKernelRuntime, options: PrometheusExporterOptions = {}) {
+    checkExporterOptions(options);
+    this.#runtime = runtime;
+    this.registry = options.registry ?? new Registry();
     const registers = [this.registry];
+    const series = new KernelSeriesBook(() => runtime.kernels());
+    this.#series = series;
     new Counter({
       name: 'ringkernel_kernel_messages_total',
-      help: 'Messages per live kernel: received (taken off its input ring), processed, failed (handler threw), dropped.',
+      help: 'Messages per kernel: received (taken off its input ring), processed, failed (handler threw), dropped. An ended kernel keeps its final counts for two more scrapes.',
       labelNames: ['kernel', 'outcome'],
       registers,
       collect() {
         this.reset();
-        for (const handle of runtime.kernels()) {
-          const c = handle.counters();
-          this.inc({ kernel: handle.name, outcome: 'received' }, c.received);
-          this.inc({ kernel: handle.name, outcome: 'processed' }, c.processed);
-          this.inc({ kernel: handle.name, outcome: 'failed' }, c.failed);
-          this.inc({ kernel: handle.name, outcome: 'dropped' }, c.dropped);
+        for (const row of series.rows()) {
+          this.inc({ kernel: row.kernel, outcome: 'received' }, row.received);
+          this.inc({ kernel: row.kernel, outcome: 'processed' }, row.processed);
+          this.inc({ kernel: row.kernel, outcome: 'failed' }, row.failed);
+          this.inc({ kernel: row.kernel, outcome: 'dropped' }, row.dropped);
         }
       },
     });
+    new Counter({
+      name: 'ringkernel_kernel_restarts_total',
+      help: 'Times a supervisor (or the watchdog) restarted each kernel.',
+      labelNames: ['kernel'],
+      registers,
+      collect() {
+        this.reset();
+        for (const row of series.rows()) this.inc({ kernel: row.kernel }, row.restarts);
+      },
+    });
+    new Counter({
+      name: 'ringkernel_kernel_migrations_total',
+      help: 'Times each kernel was migrated between devices.',
+      labelNames: ['kernel'],
+      registers,
+      collect() {
+        this.reset();
+        for (const row of series.rows()) this.inc({ kernel: row.kernel }, row.migrations);
+      },
+    });
+    new SnapshotHistogram({
+      name: 'ringkernel_kernel_handler_latency_seconds',
+      help: 'Handler latency per kernel, in the kernel (one message in eight is timed).',
+      registers,
+      read: () => series.rows().map((row) => ({ labels: { kernel: row.kernel }, latency: row.handlerLatency })),
+    });
+    new SnapshotHistogram({
+      name: 'ringkernel_kernel_call_duration_seconds',
+      help: 'Round trip of calls answered with a result, per kernel, on the host: request written (or queued) to its response read.',
+      registers,
+      read: () => series.rows().map((row) => ({ labels: { kernel: row.kernel }, latency: row.callLatency })),
+    });
+    const live = (): MeteredKernel[] => series.rows().flatMap((row) => (row.live === undefined ? [] : [row.live]));
     new Gauge({
       name: 'ringkernel_kernel_queue_depth',
       help: 'Frames waiting in a live kernel queue (input: not yet taken by the kernel; output: not yet read by the host).',
@@ -46,25 +147,10 @@ export class PrometheusExporter {
       registers,
       collect() {
         this.reset();
-        for (const handle of runtime.kernels()) {
-          const m = handle.metrics();
-          this.set({ kernel: handle.name, queue: 'input' }, m.inputQueueDepth);
-          this.set({ kernel: handle.name, queue: 'output' }, m.outputQueueDepth);
-        }
-      },
-    });
-    new Gauge({
-      name: 'ringkernel_kernel_handler_latency_seconds',
-      help: 'Handler latency quantiles per live kernel (sampled one message in eight).',
-      labelNames: ['kernel', 'quantile'],
-      registers,
-      collect() {
-        this.reset();
-        for (const handle of runtime.kernels()) {
-          const { latency } = handle.metrics();
-          if (latency.samples === 0) continue;
-          this.set({ kernel: handle.name, quantile: '0.5' }, latency.p50us / 1e6);
-          this.set({ kernel: handle.name, quantile: '0.99' }, latency.p99us / 1e6);
+        for (const kernel of live()) {
+          const m = kernel.metrics();
+          this.set({ kernel: kernel.name, queue: 'input' }, m.inputQueueDepth);
+          this.set({ kernel: kernel.name, queue: 'output' }, m.outputQueueDepth);
         }
       },
     });
@@ -75,7 +161,17 @@ export class PrometheusExporter {
       registers,
       collect() {
         this.reset();
-        for (const handle of runtime.kernels()) this.inc({ status: handle.status });
+        for (const kernel of live()) this.inc({ status: kernel.status });
+      },
+    });
+    new Gauge({
+      name: 'ringkernel_kernel_device',
+      help: 'The (virtual) device hosting each live kernel.',
+      labelNames: ['kernel'],
+      registers,
+      collect() {
+        this.reset();
+        for (const kernel of live()) this.set({ kernel: kernel.name }, kernel.device);
       },
     });
     new Counter({
@@ -96,36 +192,6 @@ export class PrometheusExporter {
       collect() {
         this.reset();
         for (const breaker of runtime.circuitBreakers()) this.set({ name: breaker.name }, CIRCUIT_LEVEL[breaker.state]);
-      },
-    });
-    new Gauge({
-      name: 'ringkernel_kernel_restarts',
-      help: 'Times a supervisor (or the watchdog) restarted each live kernel.',
-      labelNames: ['kernel'],
-      registers,
-      collect() {
-        this.reset();
-        for (const handle of runtime.kernels()) this.set({ kernel: handle.name }, handle.restarts);
-      },
-    });
-    new Gauge({
-      name: 'ringkernel_kernel_device',
-      help: 'The (virtual) device hosting each live kernel.',
-      labelNames: ['kernel'],
-      registers,
-      collect() {
-        this.reset();
-        for (const handle of runtime.kernels()) this.set({ kernel: handle.name }, handle.device);
-      },
-    });
-    new Gauge({
-      name: 'ringkernel_kernel_migrations',
-      help: 'Times each live kernel was migrated between devices.',
-      labelNames: ['kernel'],
-      registers,
-      collect() {
-        this.reset();
-        for (const handle of runtime.kernels()) this.set({ kernel: handle.name }, handle.migrations);
       },
     });
     new Gauge({
@@ -163,7 +229,7 @@ export class PrometheusExporter {
     });
     new Gauge({
       name: 'ringkernel_memory_bytes',
-      help: 'Memory the runtime allocated, by kind (rings, control blocks, telemetry, device buffers).',
+      help: 'Memory the runtime allocated, by kind (rings, control blocks, telemetry rings, device buffers).',
       labelNames: ['kind'],
       registers,
       collect() {
@@ -172,6 +238,18 @@ export class PrometheusExporter {
         for (const [kind, bytes] of Object.entries(byKind)) this.set({ kind }, bytes);
       },
     });
+    registerTracingMetrics(runtime, registers);
+    if (options.processMetrics === true) {
+      collectDefaultMetrics({ register: this.registry });
+      // prom-client names these gauges like counters, which Prometheus's linter rejects; their per-type
+      // breakdowns (nodejs_active_handles{type}, …) stay.
+      for (const name of TOTAL_NAMED_GAUGES) this.registry.removeSingleMetric(name);
+    }
+  }
+
+  /** A kernel ended: its final counts stay in the next scrapes. @internal */
+  kernelEnded(kernel: MeteredKernel): void {
+    this.#series.ended(kernel);
   }
 
   /** The content type of {@link PrometheusExporter.gather}'s text. */
@@ -185,19 +263,56 @@ export class PrometheusExporter {
   }
 
   /**
-   * Serves `GET /metrics` on `host:port` (port 0: any free port). Resolves once listening, with the port and a
-   * `close()`. The server does not keep the process alive.
+   * Serves over HTTP, on `host:port` (see {@link ServeOptions}; a bare number is the port):
+   * - `GET /metrics` — {@link PrometheusExporter.gather};
+   * - `GET /healthz` — liveness from the runtime's health checker: 200, or 503 when a liveness check is
+   *   Unhealthy; a JSON body with each check's verdict;
+   * - `GET /readyz` — readiness: 200, or 503 when any check is not Healthy; the same JSON body.
+   *
+   * Resolves once listening, with the port and a `close()`. The server does not keep the process alive.
+   * @throws {TypeError | RangeError} on a bad port or host.
    */
-  async serve(port = 0, host = '127.0.0.1'): Promise<{ readonly port: number; close(): Promise<void> }> {
+  async serve(options: ServeOptions | number = {}): Promise<MetricsServer> {
+    const { port = 0, host = '127.0.0.1' } = typeof options === 'number' ? { port: options } : options;
+    if (!Number.isInteger(port) || port < 0 || port > 65_535) {
+      throw new RangeError(`serve: port must be an integer in [0, 65535], got ${String(port)}`);
+    }
+    if (typeof host !== 'string' || host === '') throw new TypeError('serve: host must be a non-empty string');
     const server: Server = createServer((request, response) => {
-      if (request.method !== 'GET' || request.url?.split('?')[0] !== '/metrics') {
-        response.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+      const path = request.url?.split('?')[0];
+      if (request.method !== 'GET' && request.method !== 'HEAD') {
+        response.writeHead(405, { 'content-type': 'text/plain', allow: 'GET, HEAD' }).end('method not allowed\n');
         return;
       }
-      this.gather().then(
-        (text) => response.writeHead(200, { 'content-type': this.contentType }).end(text),
-        (error: Error) => response.writeHead(500, { 'content-type': 'text/plain' }).end(`${error.message}\n`),
-      );
+      if (path === '/metrics') {
+        this.gather().then(
+          (text) => response.writeHead(200, { 'content-type': this.contentType }).end(text),
+          (error: Error) => response.writeHead(500, { 'content-type': 'text/plain' }).end(`${error.message}\n`),
+        );
+        return;
+      }
+      if (path === '/healthz' || path === '/readyz') {
+        this.#runtime
+          .healthChecker()
+          .check()
+          .then(
+            (report) => {
+              const answer = probeAnswer(report, path === '/healthz' ? 'liveness' : 'readiness');
+              response
+                .writeHead(answer.statusCode, { 'content-type': 'application/json' })
+                .end(`${JSON.stringify(answer.body)}\n`);
+            },
+            (error: Error) => response.writeHead(503, { 'content-type': 'text/plain' }).end(`${error.message}\n`),
+          );
+        return;
+      }
+      if (path === '/') {
+        response
+          .writeHead(200, { 'content-type': 'text/plain' })
+          .end('ringkernel: /metrics (Prometheus), /healthz (liveness), /readyz (readiness)\n');
+        return;
+      }
+      response.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics, /healthz, /readyz\n');
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -207,7 +322,58 @@ export class PrometheusExporter {
     const address = server.address();
     return {
       port: typeof address === 'object' && address !== null ? address.port : port,
-      close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+      close: () =>
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        }),
     };
   }
+}
+
+/** Tracing's own counts: what was exported, what failed, what was dropped or left out, and why. */
+function registerTracingMetrics(runtime: RingKernelRuntime, registers: Registry[]): void {
+  const stats = () => runtime.tracing?.stats();
+  const counter = (name: string, help: string, read: (s: NonNullable<ReturnType<typeof stats>>) => number): void => {
+    new Counter({
+      name,
+      help,
+      registers,
+      collect() {
+        this.reset();
+        const current = stats();
+        if (current !== undefined) this.inc(read(current));
+      },
+    });
+  };
+  counter(
+    'ringkernel_tracing_spans_exported_total',
+    'Spans the trace exporter (or span processor) accepted.',
+    (s) => s.spansExported,
+  );
+  counter(
+    'ringkernel_tracing_spans_export_failed_total',
+    'Spans in exports that failed (collector down, refused, timed out), or abandoned at shutdown.',
+    (s) => s.spansFailed,
+  );
+  counter(
+    'ringkernel_tracing_export_requests_failed_total',
+    'Trace export requests that failed.',
+    (s) => s.exportsFailed,
+  );
+  counter(
+    'ringkernel_tracing_records_dropped_total',
+    'Span records dropped at the source because a telemetry ring was full (the data path never waits for tracing).',
+    (s) => s.recordsDropped,
+  );
+  new Gauge({
+    name: 'ringkernel_tracing_records_pending',
+    help: 'Span records waiting in the telemetry rings for the exporter.',
+    registers,
+    collect() {
+      this.reset();
+      const current = stats();
+      if (current !== undefined) this.set(current.recordsPending);
+    },
+  });
 }

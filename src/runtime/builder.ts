@@ -5,6 +5,7 @@ import { RuntimeTracing } from '../telemetry/runtime-tracing.js';
 import { resolveTracingOptions, type TracingOptions } from '../telemetry/tracing-options.js';
 import { type RuntimeConfig, resolveConfig } from './config.js';
 import { PRESETS, type PresetSettings } from './presets.js';
+// biome-ignore lint/suspicious/noImportCycles: the one allowed cycle (see test/architecture.test.ts): the builder constructs the runtime and `RingKernelRuntime.builder()` returns a builder; neither module touches the other while it loads.
 import { RingKernelRuntime } from './runtime.js';
 
 /**

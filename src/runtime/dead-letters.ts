@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { DeadLetterReason, DeadLetterReport } from '../worker/protocol.js';
+import type { DeadLetterReason, DeadLetterReport } from '../executor/protocol.js';
 
 /** A message that could not be delivered or handled, with why. Nothing is dropped without one. */
 export interface DeadLetter extends DeadLetterReport {

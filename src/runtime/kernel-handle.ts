@@ -1,5 +1,4 @@
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
-import { COMMAND_TARGET, type LifecycleCommand, lifecycleAccepts } from '../../machines/kernel-lifecycle.js';
 import type {
   CudaReplicaPointers,
   KernelTransfer,
@@ -13,6 +12,16 @@ import { CudaDeviceLostError } from '../errors/cuda-errors.js';
 import { StateSnapshotError } from '../errors/device-errors.js';
 import { HandlerFailedError, InvalidStateError, KernelFailedError, QueueFullError } from '../errors/runtime-errors.js';
 import { TimeoutError } from '../errors/value-errors.js';
+import {
+  type DeadLetterReason,
+  ERROR_REPLY_TYPE_ID,
+  type SerializedError,
+  type WorkerReport,
+} from '../executor/protocol.js';
+import type { AnyKernelDefinition } from '../kernel/kernel-definition.js';
+import { COMMAND_TARGET, type LifecycleCommand, lifecycleAccepts } from '../kernel/kernel-lifecycle.js';
+import { LatencyHistogram, type LatencySummary } from '../kernel/latency-histogram.js';
+import { checkPriority, Priority } from '../kernel/priority.js';
 import type { CircuitBreaker } from '../operations/circuit-breaker.js';
 import type { DetachedSpan, HostSpanWriter } from '../telemetry/host-span-writer.js';
 import { LifecycleTransition, SpanRecordKind } from '../telemetry/span-record.js';
@@ -27,16 +36,7 @@ import type { FrameView } from '../wire/frame-view.js';
 import { KernelStatus, type KernelStatusName, kernelStatusName } from '../wire/kernel-status.js';
 import { BytesMessage, type MessageCodec } from '../wire/message-schema.js';
 import { RingSignalOffset } from '../wire/ring-signal.js';
-import {
-  type DeadLetterReason,
-  ERROR_REPLY_TYPE_ID,
-  type SerializedError,
-  type WorkerReport,
-} from '../worker/protocol.js';
 import type { DeadLetter } from './dead-letters.js';
-import type { AnyKernelDefinition } from './kernel-definition.js';
-import { type LatencySummary, summarizeLatency } from './latency-histogram.js';
-import { checkPriority, Priority } from './priority.js';
 
 /** A grid or block size: a count, or up to three dimensions. */
 export type Dim3 = number | readonly [number, number?, number?];
@@ -126,7 +126,7 @@ export interface KernelHandleInit {
   readonly definition: AnyKernelDefinition;
   readonly instanceId: number;
   readonly control: ControlBlock;
-  readonly histogram: Uint32Array;
+  readonly histogram: LatencyHistogram;
   readonly input: FrameRingMemory;
   readonly output: FrameRingMemory;
   /** How the rings reach the kernel (the kernel's own ends, the mirror's kick). */
@@ -199,6 +199,8 @@ type LinkCommand =
 export type KernelFailureListener = (handle: KernelHandle, error: Error) => void;
 
 interface PendingCall {
+  /** performance.now() when the call (or receive) began. */
+  readonly startedAt: number;
   readonly deadline: number;
   expire(): void;
   resolve(value: unknown): void;
@@ -267,6 +269,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   readonly #receivers: PendingCall[] = [];
   readonly #sends: PendingSend[] = [];
   readonly #replies = new Map<number, { resolve(): void; reject(error: Error): void }>();
+  /** Round trip of calls answered with a result, host side: request written (or queued) to its response read. */
+  readonly #callLatency = new LatencyHistogram();
   readonly #launchedAt = performance.now();
   readonly #exited: Promise<void>;
   #markExited!: () => void;
@@ -539,6 +543,16 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     };
   }
 
+  /** The handler latency histogram (shared with the executor, which samples one message in eight). @internal */
+  get handlerLatency(): LatencyHistogram {
+    return this.#init.histogram;
+  }
+
+  /** The round trip of this handle's calls answered with a result, host side. @internal */
+  get callLatency(): LatencyHistogram {
+    return this.#callLatency;
+  }
+
   /** Counters, queue depths, latency, status: read from shared memory, no message to the kernel. */
   metrics(): KernelMetrics {
     const control = this.#control;
@@ -560,7 +574,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       lastError: lastCode === 0 ? null : { code: lastCode, message: this.#lastErrorMessage },
       errorCount: control.errorCount,
       uptimeMs: Math.round(performance.now() - this.#launchedAt),
-      latency: summarizeLatency(this.#init.histogram),
+      latency: this.#init.histogram.summary(),
       transferStrategy: this.#transfer.strategy,
       transfer: this.#transfer.stats(),
       workerThreadId: this.#threadId,
@@ -1174,8 +1188,10 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   ): Promise<OutView> {
     return new Promise<OutView>((resolve, reject) => {
       const onAbort = (): void => pending.reject(signal?.reason ?? new Error('aborted'));
+      const startedAt = performance.now();
       const pending: PendingCall = {
-        deadline: performance.now() + timeout,
+        startedAt,
+        deadline: startedAt + timeout,
         expire: () => pending.reject(new TimeoutError(`${what} on kernel '${this.name}'`, timeout)),
         resolve: (value) => {
           pending.cleanup();
@@ -1285,7 +1301,10 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       const call = this.#calls.get(frame.correlationId);
       if (call !== undefined) {
         if (flags & FrameFlags.ERROR) call.reject(new HandlerFailedError(this.name, parseRemoteError(frame)));
-        else call.resolve(this.#own(frame));
+        else {
+          this.#callLatency.record((performance.now() - call.startedAt) * 1e6);
+          call.resolve(this.#own(frame));
+        }
         return;
       }
       // An error answer to a call that already gave up: the failure itself was dead-lettered by the kernel.

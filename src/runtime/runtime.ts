@@ -3,9 +3,6 @@ import type { EventLoopUtilization } from 'node:perf_hooks';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { createActor } from 'xstate';
-import { KernelRegistry } from '../../actors/kernel-registry.js';
-import { Supervisor, type SupervisorOptions } from '../../actors/supervisor.js';
-import { type RuntimeLifecycleState, runtimeLifecycle } from '../../machines/runtime-lifecycle.js';
 import type { BackendProbe, BackendType } from '../backends/backend-type.js';
 import { STICKY_CU_RESULTS } from '../backends/cuda/cu-result.js';
 import { type CudaDeviceInfo, requireCudaDriver } from '../backends/cuda/driver.js';
@@ -25,7 +22,6 @@ import {
   type LoadBalancingStrategy,
   MultiGpuCoordinator,
 } from '../devices/multi-gpu-coordinator.js';
-import { RESTORE_FAILED } from '../devices/state-codec.js';
 import { type DeviceInfo, type DeviceKind, type GpuTopology, measureHostLink } from '../devices/topology.js';
 import { ErrorNumber } from '../errors/codes.js';
 import { CudaCompileError, CudaDeviceLostError, CudaError } from '../errors/cuda-errors.js';
@@ -38,6 +34,15 @@ import {
   NotAcceptingWorkError,
   RuntimeShutDownError,
 } from '../errors/runtime-errors.js';
+import {
+  type AttachResult,
+  type AttachTask,
+  type DeadLetterReason,
+  ERROR_REPLY_MAX_BYTES,
+} from '../executor/protocol.js';
+import { findKernel, type KernelDefinition } from '../kernel/kernel-definition.js';
+import { LATENCY_HISTOGRAM_BYTES, LatencyHistogram } from '../kernel/latency-histogram.js';
+import { RESTORE_FAILED } from '../kernel/state-codec.js';
 import { CircuitBreaker, type CircuitBreakerOptions } from '../operations/circuit-breaker.js';
 import {
   type DegradationLevel,
@@ -48,7 +53,8 @@ import {
 import { HealthChecker } from '../operations/health-checker.js';
 import { KernelWatchdog, type WatchdogRecovery } from '../operations/kernel-watchdog.js';
 import { GpuMemoryDashboard } from '../operations/memory-dashboard.js';
-import { PrometheusExporter } from '../operations/prometheus-exporter.js';
+import { PrometheusExporter, type PrometheusExporterOptions } from '../operations/prometheus-exporter.js';
+import { Supervisor, type SupervisorOptions } from '../supervision/supervisor.js';
 import type { RuntimeTracing } from '../telemetry/runtime-tracing.js';
 import { LifecycleTransition } from '../telemetry/span-record.js';
 import { ControlBlock } from '../wire/control-block.js';
@@ -56,16 +62,10 @@ import { alignedFrameSize, FrameHeader } from '../wire/frame-header.js';
 import { createFrameRing, type FrameRingMemory } from '../wire/frame-ring.js';
 import type { KernelStatusName } from '../wire/kernel-status.js';
 import type { MessageCodec } from '../wire/message-schema.js';
-import {
-  type AttachResult,
-  type AttachTask,
-  type DeadLetterReason,
-  ERROR_REPLY_MAX_BYTES,
-} from '../worker/protocol.js';
+// biome-ignore lint/suspicious/noImportCycles: the one allowed cycle, builder ⇄ runtime (see builder.ts).
 import { RuntimeBuilder } from './builder.js';
 import type { RuntimeConfig } from './config.js';
 import { DeadLetterStream } from './dead-letters.js';
-import { findKernel, type KernelDefinition } from './kernel-definition.js';
 import {
   type CallOptions,
   type Dim3,
@@ -74,9 +74,10 @@ import {
   type Refusal,
   type SendOptions,
 } from './kernel-handle.js';
-import { LATENCY_HISTOGRAM_BYTES } from './latency-histogram.js';
+import { KernelRegistry } from './kernel-registry.js';
 import { createLogger, type RuntimeLogger } from './logger.js';
 import type { PresetName } from './presets.js';
+import { type RuntimeLifecycleState, runtimeLifecycle } from './runtime-lifecycle.js';
 
 /** Options of {@link RingKernelRuntime.launch}. */
 export interface LaunchOptions {
@@ -353,6 +354,7 @@ export class RingKernelRuntime {
       this.log.debug(`dead letter from '${letter.kernel}' (${letter.reason}): ${letter.error.message}`),
     );
     this.tracing = init.tracing;
+    this.tracing?.trackMemory(this.#memory);
     this.#bridge = new TransferBridge(init.backend, init.config.bridgePollInterval);
     // CUDA: the machine's GPUs are the devices (each also gets CPU workers, for kernels with no cuda part).
     const gpus = init.backend === 'cuda' ? cudaDevices() : undefined;
@@ -736,7 +738,7 @@ export class RingKernelRuntime {
       definition,
       instanceId,
       control,
-      histogram: new Uint32Array(histogram),
+      histogram: new LatencyHistogram(histogram),
       input,
       output,
       transfer,
@@ -1161,6 +1163,7 @@ export class RingKernelRuntime {
       for (const watcher of this.#kernelWatchers) watcher({ type: 'ended', kernel: handle });
     }
     this.#memory.release(handle);
+    this.#prometheus?.kernelEnded(handle);
     const counters = handle.counters();
     this.#ended.processed += counters.processed;
     this.#ended.failed += counters.failed;
@@ -1252,9 +1255,16 @@ export class RingKernelRuntime {
     return [...this.#breakers.values()];
   }
 
-  /** The runtime's Prometheus exporter (one per runtime). */
-  prometheusExporter(): PrometheusExporter {
-    this.#prometheus ??= new PrometheusExporter(this);
+  /**
+   * The runtime's Prometheus exporter (one per runtime). `options` apply when it is first made: register into
+   * your own prom-client `Registry`, add process metrics.
+   * @throws {TypeError} on bad options, or options given once the exporter exists.
+   */
+  prometheusExporter(options?: PrometheusExporterOptions): PrometheusExporter {
+    if (options !== undefined && this.#prometheus !== undefined) {
+      throw new TypeError('prometheusExporter options apply when it is first made; it exists already');
+    }
+    this.#prometheus ??= new PrometheusExporter(this, options);
     return this.#prometheus;
   }
 

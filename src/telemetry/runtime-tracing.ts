@@ -11,6 +11,12 @@ import { TelemetryExporter, type TelemetrySink, type TelemetryStats } from './te
 import { createTelemetryRing } from './telemetry-ring.js';
 import { type ResolvedTracingOptions, resolveTracingOptions, type TracingOptions } from './tracing-options.js';
 
+/** Where the telemetry rings' memory is accounted (the runtime's memory dashboard). */
+export interface TelemetryMemoryLedger {
+  record(owner: object, allocations: readonly { kind: 'telemetry'; owner: string; bytes: number }[]): void;
+  release(owner: object): void;
+}
+
 /**
  * A runtime's tracing: the host's span writer and telemetry ring, a telemetry ring per kernel, and the exporter
  * that drains them all on the main thread. Exists only when tracing is on; with tracing off the runtime holds
@@ -31,12 +37,15 @@ export class RuntimeTracing {
   readonly #exporter: TelemetryExporter | ExporterThread;
   readonly #epochUnixMs: number;
   readonly #kernelRings = new Map<number, SharedArrayBuffer>();
+  readonly #hostRing: SharedArrayBuffer;
+  #ledger: TelemetryMemoryLedger | undefined;
 
   /** @internal — made by the runtime builder. */
   constructor(options: ResolvedTracingOptions) {
     this.options = options;
     this.#epochUnixMs = TelemetryClock.epochNow();
     const hostRing = createTelemetryRing(options.hostRingCapacity, this.#epochUnixMs);
+    this.#hostRing = hostRing;
     const sampler = new OriginSampler(options.sampler, options.samplerRatio);
     this.host = new HostSpanWriter(new SpanRecorder(hostRing), new TelemetryClock(this.#epochUnixMs), sampler);
     const onFirstFailure = (message: string): void => {
@@ -89,10 +98,17 @@ export class RuntimeTracing {
     return resolved.enabled ? new RuntimeTracing(resolved) : undefined;
   }
 
+  /** Accounts the telemetry rings' memory in `ledger` from now on (the host's ring, and each kernel's). @internal */
+  trackMemory(ledger: TelemetryMemoryLedger): void {
+    this.#ledger = ledger;
+    ledger.record(this.#hostRing, [{ kind: 'telemetry', owner: 'host', bytes: this.#hostRing.byteLength }]);
+  }
+
   /** A telemetry ring for a kernel being launched, drained from now on. @internal */
   attachKernel(instance: number, name: string, kernelId: string): KernelTelemetry {
     const ring = createTelemetryRing(this.options.ringCapacity, this.#epochUnixMs);
     this.#kernelRings.set(instance, ring);
+    this.#ledger?.record(ring, [{ kind: 'telemetry', owner: name, bytes: ring.byteLength }]);
     this.#exporter.nameKernel(instance, { name, kernelId });
     this.#exporter.addRing(ring);
     return { ring };
@@ -103,6 +119,7 @@ export class RuntimeTracing {
     const ring = this.#kernelRings.get(instance);
     if (ring === undefined) return;
     this.#kernelRings.delete(instance);
+    this.#ledger?.release(ring);
     this.#exporter.retireRing(ring);
   }
 

@@ -177,7 +177,7 @@ export class TelemetryExporter {
 
   /**
    * Flushes (waiting at most `timeoutMs` for delivery; what is still undelivered then counts as failed) and shuts
-   * the exporter or span processor down. Further records are not exported.
+   * the exporter down; a span processor (the user's) is flushed, not shut down. Further records are not exported.
    */
   async shutdown(timeoutMs: number): Promise<void> {
     if (this.#stopped) return;
@@ -195,11 +195,13 @@ export class TelemetryExporter {
       this.#publishCounters();
     }
     const sink = this.#sink;
+    // A span processor is the user's (theirs, or their TracerProvider's): flushed above, never shut down — their
+    // own spans keep flowing through it after the runtime is gone.
     const done =
       sink.exporter !== undefined
         ? sink.exporter.shutdown()
         : sink.processor !== undefined
-          ? sink.processor.shutdown()
+          ? Promise.resolve()
           : sink.transport.shutdown();
     await Promise.race([done.catch(() => {}), new Promise((resolve) => setTimeout(resolve, 200).unref())]);
   }

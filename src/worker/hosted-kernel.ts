@@ -1,22 +1,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import { type Actor, createActor } from 'xstate';
-import { kernelLifecycle } from '../../machines/kernel-lifecycle.js';
-import { snapshotState } from '../devices/state-codec.js';
 import { ErrorCode, ErrorNumber } from '../errors/codes.js';
 import type { MalformedFrameError } from '../errors/frame-errors.js';
-import type { AnyKernelDefinition, KernelContext } from '../runtime/kernel-definition.js';
-import { recordLatency } from '../runtime/latency-histogram.js';
-import { KernelSpanWriter } from '../telemetry/kernel-span-writer.js';
-import { ControlBlock, TERMINATE_FINISH, TERMINATE_NOW } from '../wire/control-block.js';
-import type { Envelope } from '../wire/envelope.js';
-import { spinFor, waitUntilAsync } from '../wire/eventcount.js';
-import { FrameConsumer } from '../wire/frame-consumer.js';
-import { alignedFrameSize, FrameFlags } from '../wire/frame-header.js';
-import { FrameProducer } from '../wire/frame-producer.js';
-import type { FrameView } from '../wire/frame-view.js';
-import { HybridLogicalClock, wallClockUs } from '../wire/hlc.js';
-import { BytesMessage, type MessageCodec } from '../wire/message-schema.js';
-import { RingSignalOffset } from '../wire/ring-signal.js';
 import {
   type AttachTask,
   type ControlCommand,
@@ -28,7 +13,22 @@ import {
   lifecycleRefusal,
   serializeError,
   type WorkerReport,
-} from './protocol.js';
+} from '../executor/protocol.js';
+import type { AnyKernelDefinition, KernelContext } from '../kernel/kernel-definition.js';
+import { kernelLifecycle } from '../kernel/kernel-lifecycle.js';
+import { LatencyHistogram } from '../kernel/latency-histogram.js';
+import { snapshotState } from '../kernel/state-codec.js';
+import { KernelSpanWriter } from '../telemetry/kernel-span-writer.js';
+import { ControlBlock, TERMINATE_FINISH, TERMINATE_NOW } from '../wire/control-block.js';
+import type { Envelope } from '../wire/envelope.js';
+import { spinFor, waitUntilAsync } from '../wire/eventcount.js';
+import { FrameConsumer } from '../wire/frame-consumer.js';
+import { alignedFrameSize, FrameFlags } from '../wire/frame-header.js';
+import { FrameProducer } from '../wire/frame-producer.js';
+import type { FrameView } from '../wire/frame-view.js';
+import { HybridLogicalClock, wallClockUs } from '../wire/hlc.js';
+import { BytesMessage, type MessageCodec } from '../wire/message-schema.js';
+import { RingSignalOffset } from '../wire/ring-signal.js';
 
 /** Frames handled per batch before the kernel yields its worker to other kernels and to control messages. */
 const BATCH = 256;
@@ -97,7 +97,7 @@ export class HostedKernel {
   readonly #task: AttachTask;
   readonly #port: MessagePort;
   readonly #control: ControlBlock;
-  readonly #histogram: Uint32Array;
+  readonly #histogram: LatencyHistogram;
   readonly #input: FrameConsumer;
   readonly #inputSignal: Int32Array;
   readonly #output: FrameProducer;
@@ -194,7 +194,7 @@ export class HostedKernel {
     this.#task = task;
     this.#port = task.port;
     this.#control = new ControlBlock(task.controlBlock);
-    this.#histogram = new Uint32Array(task.histogram);
+    this.#histogram = new LatencyHistogram(task.histogram);
     this.#telemetry = task.enableTelemetry;
     this.#spans = task.tracing === undefined ? undefined : new KernelSpanWriter(task.tracing, task.instanceId);
     // Outputs are stamped with the wall clock read once per batch (like receives), not once per frame: the HLC
@@ -534,7 +534,7 @@ export class HostedKernel {
     if (traced) spans?.end(frame, this.#replyEnvelope, errorNumber);
     if (sample) {
       this.#sample = 0;
-      recordLatency(this.#histogram, (performance.now() - started) * 1e6);
+      this.#histogram.record((performance.now() - started) * 1e6);
     }
   }
 

@@ -5,16 +5,16 @@
  * The user writes no worker code.
  */
 import { threadId } from 'node:worker_threads';
-import { restoreState } from '../devices/state-codec.js';
-import { findKernel } from '../runtime/kernel-definition.js';
-import { HostedKernel } from './hosted-kernel.js';
 import {
   type AttachResult,
   type AttachTask,
   type ControlCommand,
   serializeError,
   type WorkerReport,
-} from './protocol.js';
+} from '../executor/protocol.js';
+import { findKernel } from '../kernel/kernel-definition.js';
+import { restoreState } from '../kernel/state-codec.js';
+import { HostedKernel } from './hosted-kernel.js';
 
 /** Piscina task: attaches one kernel to this worker and returns once it is resident (status Launched). */
 export default async function attach(task: AttachTask): Promise<AttachResult> {

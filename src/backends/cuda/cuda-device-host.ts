@@ -5,8 +5,8 @@
  */
 import { threadId } from 'node:worker_threads';
 import { CudaDeviceLostError, CudaError } from '../../errors/cuda-errors.js';
-import { findKernel } from '../../runtime/kernel-definition.js';
-import type { AttachResult, AttachTask } from '../../worker/protocol.js';
+import type { AttachResult, AttachTask } from '../../executor/protocol.js';
+import { findKernel } from '../../kernel/kernel-definition.js';
 import { STICKY_CU_RESULTS } from './cu-result.js';
 import { CuDeviceAttribute, type CudaDriver, requireCudaDriver } from './driver.js';
 import { type CudaDeviceSlot, cudaAttachFailure, HostedCudaKernel } from './hosted-cuda-kernel.js';

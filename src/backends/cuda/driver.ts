@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { CudaError } from '../../errors/cuda-errors.js';
 import { BackendUnavailableError } from '../../errors/runtime-errors.js';
+import { nativePath } from '../package-root.js';
 import { CU_RESULT_NAMES } from './cu-result.js';
 import { EMULATED_IMAGE_PREFIX } from './emulated-build.js';
 import { loadNativeLibrary, memoByPath } from './native-library.js';
@@ -102,8 +102,7 @@ export function libcudaPath(): string {
  * if (emulator !== undefined) process.env.RINGKERNEL_LIBCUDA = emulator;
  */
 export function emulatorLibraryPath(): string | undefined {
-  // dist/src/backends/cuda/driver.js → the package root is four levels up.
-  const path = fileURLToPath(new URL('../../../../native/build/libcuda-emu.so', import.meta.url));
+  const path = nativePath('build', 'libcuda-emu.so');
   return existsSync(path) ? path : undefined;
 }
 

@@ -6,7 +6,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { isAbsolute } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { nativePath } from '../package-root.js';
 
 /**
  * The prefix of an emulated-device module image: `cuModuleLoadData` on the emulator takes
@@ -32,7 +32,7 @@ export type EmulatedBuild =
   | { readonly ok: true; readonly image: string }
   | { readonly ok: false; readonly stderr: string };
 
-const nativeDir = (relative: string) => fileURLToPath(new URL(`../../../../native/${relative}`, import.meta.url));
+const nativeDir = (relative: string) => nativePath(relative);
 
 /**
  * Compiles the persistent-kernel template with `handlerPath` for the emulated device:

@@ -1,9 +1,18 @@
 import type { MessagePort } from 'node:worker_threads';
 import { type Actor, createActor } from 'xstate';
-import { kernelLifecycle } from '../../../machines/kernel-lifecycle.js';
 import { ErrorCode, ErrorNumber, errorCodeOf } from '../../errors/codes.js';
 import { CudaCompileError, CudaDeviceLostError, CudaError } from '../../errors/cuda-errors.js';
-import type { AnyKernelDefinition } from '../../runtime/kernel-definition.js';
+import {
+  type AttachResult,
+  type AttachTask,
+  type ControlCommand,
+  lifecycleEventOf,
+  lifecycleRefusal,
+  serializeError,
+  type WorkerReport,
+} from '../../executor/protocol.js';
+import type { AnyKernelDefinition } from '../../kernel/kernel-definition.js';
+import { kernelLifecycle } from '../../kernel/kernel-lifecycle.js';
 import { telemetryRingEpoch } from '../../telemetry/telemetry-ring.js';
 import { ControlBlock, TERMINATE_FINISH, TERMINATE_NOW } from '../../wire/control-block.js';
 import { wake } from '../../wire/eventcount.js';
@@ -13,15 +22,6 @@ import { createFrameRing, type FrameRingMemory } from '../../wire/frame-ring.js'
 import { LinkTableOffset, MAX_KERNEL_LINKS } from '../../wire/link-table.js';
 import { RingOffset, RingSignalOffset } from '../../wire/ring-signal.js';
 import { RouteTableOffset } from '../../wire/route-table.js';
-import {
-  type AttachResult,
-  type AttachTask,
-  type ControlCommand,
-  lifecycleEventOf,
-  lifecycleRefusal,
-  serializeError,
-  type WorkerReport,
-} from '../../worker/protocol.js';
 import { STICKY_CU_RESULTS } from './cu-result.js';
 import type { CudaDriver } from './driver.js';
 import { type CompiledCudaKernel, compileCudaKernel } from './kernel-compiler.js';

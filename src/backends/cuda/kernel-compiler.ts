@@ -3,11 +3,11 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { CudaCompileError } from '../../errors/cuda-errors.js';
-import type { AnyKernelDefinition } from '../../runtime/kernel-definition.js';
-import { renderMessagesHeader } from '../../wire/c-header.js';
+import type { AnyKernelDefinition } from '../../kernel/kernel-definition.js';
 import type { MessageSchema } from '../../wire/message-schema.js';
+import { renderMessagesHeader } from '../c-header.js';
+import { nativePath } from '../package-root.js';
 import { buildEmulatedKernel, EMULATED_IMAGE_PREFIX } from './emulated-build.js';
 import { loadNvrtc } from './nvrtc.js';
 
@@ -29,8 +29,8 @@ export interface CompiledCudaKernel {
   readonly key: string;
 }
 
-/** Where the package's native sources are (dist/src/backends/cuda → the package root). */
-const NATIVE = fileURLToPath(new URL('../../../../native/', import.meta.url));
+/** Where the package's native sources are. */
+const NATIVE = nativePath();
 const TEMPLATE = join(NATIVE, 'cuda', 'persistent_kernel.cu');
 /** The name the handler includes to get its message structs. */
 export const KERNEL_MESSAGES_HEADER = 'rk_kernel_messages.h';

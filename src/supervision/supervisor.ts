@@ -1,8 +1,8 @@
-import { CudaDeviceLostError } from '../src/errors/cuda-errors.js';
-import { KernelFailedError, RestartLimitError } from '../src/errors/runtime-errors.js';
-import type { KernelDefinition } from '../src/runtime/kernel-definition.js';
-import type { Dim3, KernelHandle } from '../src/runtime/kernel-handle.js';
-import type { LaunchOptions, RingKernelRuntime } from '../src/runtime/runtime.js';
+import { CudaDeviceLostError } from '../errors/cuda-errors.js';
+import { KernelFailedError, RestartLimitError } from '../errors/runtime-errors.js';
+import type { KernelDefinition } from '../kernel/kernel-definition.js';
+import type { Dim3, KernelHandle } from '../runtime/kernel-handle.js';
+import type { LaunchOptions, RingKernelRuntime } from '../runtime/runtime.js';
 
 /** Which children a supervisor restarts when one of them fails (Erlang/OTP's strategies). */
 export const RestartStrategy = {

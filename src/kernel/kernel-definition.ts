@@ -1,12 +1,8 @@
-import {
-  type CudaKernelSpec,
-  type ResolvedCudaKernelSpec,
-  resolveCudaKernelSpec,
-} from '../backends/cuda/cuda-kernel-spec.js';
 import { DuplicateKernelError, KernelNotFoundError } from '../errors/runtime-errors.js';
 import type { FrameView } from '../wire/frame-view.js';
 import type { HybridLogicalClock } from '../wire/hlc.js';
 import type { MessageCodec } from '../wire/message-schema.js';
+import { type CudaKernelSpec, type ResolvedCudaKernelSpec, resolveCudaKernelSpec } from './cuda-kernel-spec.js';
 
 /**
  * What a CPU handler gets besides its message: who it is, its persistent state, a way to emit outputs, the

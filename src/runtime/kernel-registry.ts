@@ -1,4 +1,4 @@
-import type { KernelHandle } from '../src/runtime/kernel-handle.js';
+import type { KernelHandle } from './kernel-handle.js';
 
 /** A change in a {@link KernelRegistry}. */
 export interface RegistryEvent {

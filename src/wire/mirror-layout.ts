@@ -1,4 +1,4 @@
-import { defineStructLayout } from '../wire/struct-layout.js';
+import { defineStructLayout } from './struct-layout.js';
 
 /**
  * The shared blocks of the native DMA mirror (native/src/mirror.c): one state block per mirror thread and one

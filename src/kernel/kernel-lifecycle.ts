@@ -1,6 +1,6 @@
 import { assign, setup } from 'xstate';
-import type { ControlBlock } from '../src/wire/control-block.js';
-import { KernelStatus, type KernelStatusName } from '../src/wire/kernel-status.js';
+import type { ControlBlock } from '../wire/control-block.js';
+import { KernelStatus, type KernelStatusName } from '../wire/kernel-status.js';
 
 /** Events the kernel lifecycle machine accepts. */
 export type KernelLifecycleEvent =

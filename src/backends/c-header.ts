@@ -1,15 +1,15 @@
-import { MIRROR_CHANNEL_LAYOUT, MIRROR_STATE_LAYOUT } from '../bridge/mirror-layout.js';
 import { ErrorNumber } from '../errors/codes.js';
 import { LifecycleTransition, SPAN_RECORD_LAYOUT, SpanRecordKind, SpanRecordStatus } from '../telemetry/span-record.js';
 import { TELEMETRY_RING_LAYOUT } from '../telemetry/telemetry-ring.js';
-import { CONTROL_BLOCK_LAYOUT, CONTROL_BLOCK_VERSION } from './control-block.js';
-import { FRAME_ALIGN, FRAME_HEADER_LAYOUT, FRAME_MAGIC, FRAME_VERSION, FrameFlags } from './frame-header.js';
-import { KernelStatus } from './kernel-status.js';
-import { LINK_TABLE_LAYOUT } from './link-table.js';
-import type { MessageSchema } from './message-schema.js';
-import { RING_HEADER_LAYOUT, RING_SIGNAL_LAYOUT } from './ring-signal.js';
-import { ROUTE_TABLE_LAYOUT } from './route-table.js';
-import { SCALAR_C_TYPE, type StructLayout } from './struct-layout.js';
+import { CONTROL_BLOCK_LAYOUT, CONTROL_BLOCK_VERSION } from '../wire/control-block.js';
+import { FRAME_ALIGN, FRAME_HEADER_LAYOUT, FRAME_MAGIC, FRAME_VERSION, FrameFlags } from '../wire/frame-header.js';
+import { KernelStatus } from '../wire/kernel-status.js';
+import { LINK_TABLE_LAYOUT } from '../wire/link-table.js';
+import type { MessageSchema } from '../wire/message-schema.js';
+import { MIRROR_CHANNEL_LAYOUT, MIRROR_STATE_LAYOUT } from '../wire/mirror-layout.js';
+import { RING_HEADER_LAYOUT, RING_SIGNAL_LAYOUT } from '../wire/ring-signal.js';
+import { ROUTE_TABLE_LAYOUT } from '../wire/route-table.js';
+import { SCALAR_C_TYPE, type StructLayout } from '../wire/struct-layout.js';
 
 /** The layouts emitted into `native/include/ringkernel_layout.h`, in order. */
 export const NATIVE_LAYOUTS: readonly StructLayout[] = [

@@ -4,12 +4,12 @@ import type { ActorLogic, ActorSystem, AnyActorRef, EventObject, Snapshot } from
 // biome-ignore lint/suspicious/noExplicitAny: matches xstate's own AnyActorSystem, which it does not export.
 type AnyActorSystem = ActorSystem<any>;
 
-import { KernelFailedError } from '../src/errors/runtime-errors.js';
-import type { AnyKernelDefinition, KernelDefinition } from '../src/runtime/kernel-definition.js';
-import type { Dim3, KernelHandle, KernelMetrics } from '../src/runtime/kernel-handle.js';
-import type { LaunchOptions, RingKernelRuntime } from '../src/runtime/runtime.js';
-import type { KernelStatusName } from '../src/wire/kernel-status.js';
-import type { Supervisor } from './supervisor.js';
+import { KernelFailedError } from '../errors/runtime-errors.js';
+import type { AnyKernelDefinition, KernelDefinition } from '../kernel/kernel-definition.js';
+import type { Dim3, KernelHandle, KernelMetrics } from '../runtime/kernel-handle.js';
+import type { LaunchOptions, RingKernelRuntime } from '../runtime/runtime.js';
+import type { Supervisor } from '../supervision/supervisor.js';
+import type { KernelStatusName } from '../wire/kernel-status.js';
 
 /** Events a kernel actor accepts. */
 export type KernelActorEvent<In = unknown> =

@@ -1,5 +1,5 @@
 import { deserialize, serialize } from 'node:v8';
-import type { AnyKernelDefinition } from '../runtime/kernel-definition.js';
+import type { AnyKernelDefinition } from './kernel-definition.js';
 
 /**
  * A kernel's state as bytes, in its worker: the definition's `snapshot` hook, or v8 structured serialization

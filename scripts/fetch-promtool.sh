@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Fetches Prometheus's own linter, promtool, for the metrics test (test/prometheus-promtool.test.ts): Debian
+# bookworm's `prometheus` package is downloaded and unpacked into .promtool/ (nothing is installed, the system's apt
+# sources are not touched). Idempotent; exits 0 without fetching when .promtool/promtool runs.
+#
+#   scripts/fetch-promtool.sh && node --test dist/test/prometheus-promtool.test.js
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+dest="$root/.promtool"
+if [ -x "$dest/promtool" ] && "$dest/promtool" --version >/dev/null 2>&1; then exit 0; fi
+arch="$(dpkg --print-architecture 2>/dev/null || true)"
+[ -n "$arch" ] || { echo "fetch-promtool: no dpkg here (not Debian): install promtool and put it on PATH" >&2; exit 1; }
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+echo "deb http://deb.debian.org/debian bookworm main" >"$work/sources.list"
+mkdir -p "$work/lists/partial" "$work/cache/archives/partial"
+apt_options=(-q -o "Dir::Etc::SourceList=$work/sources.list" -o Dir::Etc::SourceParts=/dev/null
+  -o "Dir::State::Lists=$work/lists" -o "Dir::Cache=$work/cache" -o Debug::NoLocking=1
+  -o APT::Sandbox::User=root -o "APT::Architecture=$arch")
+apt-get "${apt_options[@]}" update >/dev/null
+(cd "$work" && apt-get "${apt_options[@]}" download prometheus >/dev/null)
+dpkg-deb -x "$work"/prometheus_*.deb "$work/root"
+
+mkdir -p "$dest"
+cp "$work/root/usr/bin/promtool" "$dest/promtool"
+"$dest/promtool" --version >/dev/null
+echo "fetch-promtool: $("$dest/promtool" --version 2>&1 | head -1) in $dest"
