@@ -188,6 +188,58 @@ describe('cluster nodes in one process', { skip: missing }, () => {
     assert.throws(() => theirs.ref('private'), ClusterNameUnknownError);
   });
 
+  test('at-least-once: sends stored in JetStream, handled once each, acknowledged; a republished batch is dropped', async () => {
+    const a = await RingKernelRuntime.builder()
+      .config({ workers: 1 })
+      .cluster({
+        servers: server.url,
+        node: 'a8',
+        cluster: 'durable',
+        atLeastOnce: ['dur/*'],
+        heartbeatMs: 200,
+        downAfterMs: 1000,
+      })
+      .build();
+    await using b = await node(server, 'b8', 'durable');
+    try {
+      const acc = await a.launch(Accumulator, 1, 1, { name: 'dur/acc', autoActivate: true, queueCapacity: 64 });
+      await until(() => b.cluster?.registry.get('dur/acc')?.delivery === 'at-least-once');
+      const remote = b.ref<{ sender: number; seq: number; value: number }, { seq: number; count: number }>('dur/acc');
+      // Outputs are taken as they come (the 64-frame output ring would stall the kernel otherwise).
+      const seqs: number[] = [];
+      const draining = (async () => {
+        while (seqs.length < 3001) seqs.push((await acc.receive(20_000)).seq);
+      })();
+      const sends: Promise<void>[] = [];
+      // More than the 64-frame input ring holds: the inbox waits for room and holds the acknowledgements meanwhile.
+      for (let seq = 0; seq < 3000; seq++) sends.push(remote.send({ sender: 1, seq, value: 1 }));
+      await Promise.all(sends);
+      await until(() => acc.counters().processed === 3000, 20_000);
+      // The same batch published twice under one Nats-Msg-Id is stored once.
+      const batch = new FrameBatchWriter();
+      batch.add(Numbers, { sender: 2, seq: 3000, value: 1 }, { messageId: 1 });
+      const bytes = batch.take();
+      const subjects = b.cluster?.subjects;
+      assert.ok(subjects !== undefined);
+      const { jetstream } = await import('@nats-io/jetstream');
+      const js = jetstream(b.cluster?.connection as never);
+      const first = await js.publish(subjects.durable('dur/acc'), bytes, { msgID: 'twice' });
+      const second = await js.publish(subjects.durable('dur/acc'), bytes, { msgID: 'twice' });
+      assert.equal(first.duplicate, false);
+      assert.equal(second.duplicate, true);
+      await draining;
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal(acc.counters().processed, 3001, 'the duplicate was not handled');
+      assert.deepEqual(
+        seqs,
+        Array.from({ length: 3001 }, (_, i) => i),
+        'every message once, in the order sent',
+      );
+    } finally {
+      await a.shutdown();
+    }
+  });
+
   test('an unreachable server is a typed error at build', async () => {
     const port = await freePort();
     await assert.rejects(

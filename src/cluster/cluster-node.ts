@@ -1,13 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type { ConnectionOptions, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { ClusterAuthError, ClusterNameUnknownError, ClusterUnreachableError } from '../errors/cluster-errors.js';
 import { type AnyKernelDefinition, findKernel } from '../kernel/kernel-definition.js';
 import { BytesMessage, type MessageCodec } from '../wire/message-schema.js';
 import { type ClusterOptions, type ResolvedClusterOptions, resolveClusterOptions } from './cluster-options.js';
 import type { ClusterRuntimePort, HostedKernel, KernelRef } from './cluster-ports.js';
-import { type ClusterKernelEntry, ClusterRegistry } from './cluster-registry.js';
+import { type ClusterKernelEntry, ClusterRegistry, type Delivery, patternToRegExp } from './cluster-registry.js';
 import { type ClusterSubjects, clusterSubjects } from './cluster-subjects.js';
+import { DurableInbox, ensureStream } from './durable-delivery.js';
 import { type DeliveryNotice, KernelHost, type KernelHostStats } from './kernel-host.js';
 import { loadNats, type NatsModules } from './nats-modules.js';
 import { RemoteKernel, type RemoteKernelContext } from './remote-kernel.js';
@@ -60,6 +62,13 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
   readonly #host: KernelHost;
   readonly #remotes = new Map<string, RemoteKernel>();
   readonly #remoteContext: RemoteKernelContext;
+  readonly #nats: NatsModules;
+  readonly #js: JetStreamClient;
+  readonly #jsm: JetStreamManager;
+  /** Names whose remote traffic goes through JetStream (at-least-once). */
+  readonly #atLeastOnce: readonly RegExp[];
+  /** The at-least-once inboxes of this node's kernels. */
+  readonly #inboxes = new Map<string, DurableInbox>();
   /** Entries this node published for its kernels, as published (re-published when their status changes). */
   readonly #published = new Map<string, ClusterKernelEntry>();
   #stopWatching: (() => void) | undefined;
@@ -75,8 +84,14 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
     nc: NatsConnection,
     registry: ClusterRegistry,
     runtime: ClusterRuntimePort,
+    js: JetStreamClient,
+    jsm: JetStreamManager,
   ) {
     super();
+    this.#nats = nats;
+    this.#js = js;
+    this.#jsm = jsm;
+    this.#atLeastOnce = (options.atLeastOnce ?? []).map(patternToRegExp);
     this.node = options.node;
     this.cluster = options.cluster;
     this.#options = options;
@@ -92,6 +107,8 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
       sender: `${options.node}#${randomBytes(4).toString('hex')}`,
       headers: () => nats.transport.headers(),
       batch: options.batch,
+      js,
+      retryForMs: options.retryForMs,
       undeliverable: (kernel, error, typeId, payload) => {
         this.#undeliverable++;
         runtime.deadLetter({
@@ -123,7 +140,9 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
       const kv = await new nats.kv.Kvm(nc).create(subjects.bucket, { history: 1 });
       const registry = new ClusterRegistry(kv, resolved.downAfterMs);
       await registry.start();
-      const node = new ClusterNode(resolved, nats, nc, registry, runtime);
+      const jsm = await nats.jetstream.jetstreamManager(nc);
+      await ensureStream(nats, jsm, subjects);
+      const node = new ClusterNode(resolved, nats, nc, registry, runtime, nats.jetstream.jetstream(nc), jsm);
       await node.#start();
       return node;
     } catch (error) {
@@ -190,18 +209,29 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
       node: this.node,
       backend: this.#runtime.backend,
       status: kernel.status,
-      delivery: 'at-most-once',
+      delivery: this.#deliveryOf(kernel.name),
     };
+  }
+
+  #deliveryOf(name: string): Delivery {
+    return this.#atLeastOnce.some((pattern) => pattern.test(name)) ? 'at-least-once' : 'at-most-once';
   }
 
   async #serve(kernel: HostedKernel): Promise<void> {
     this.#host.serve(kernel);
+    if (this.#deliveryOf(kernel.name) === 'at-least-once' && !this.#inboxes.has(kernel.name)) {
+      const inbox = new DurableInbox(kernel, (data, headers) => this.#host.deliverDurable(kernel.name, data, headers));
+      this.#inboxes.set(kernel.name, inbox);
+      await inbox.start(this.#nats, this.#js, this.#jsm, this.#subjects);
+    }
     const entry = this.#entryOf(kernel);
     this.#published.set(kernel.name, entry);
     await this.registry.register(entry);
   }
 
   async #unserve(name: string): Promise<void> {
+    await this.#inboxes.get(name)?.close();
+    this.#inboxes.delete(name);
     this.#host.unserve(name);
     if (!this.#published.delete(name)) return;
     if (this.registry.get(name)?.node === this.node) await this.registry.deregister(name);
@@ -294,7 +324,9 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
     this.#left ??= (async () => {
       if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);
       this.#stopWatching?.();
-      for (const remote of this.#remotes.values()) remote.flush();
+      await Promise.all([...this.#remotes.values()].map((remote) => remote.settled()));
+      await Promise.all([...this.#inboxes.values()].map((inbox) => inbox.close()));
+      this.#inboxes.clear();
       this.#host.close();
       if (!this.#nc.isClosed()) {
         await Promise.allSettled([...this.#published.keys()].map((name) => this.registry.deregister(name)));

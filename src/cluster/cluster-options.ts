@@ -39,6 +39,14 @@ export interface ClusterOptions {
   readonly connectTimeoutMs?: number;
   /** How one-way frames are coalesced into NATS messages. */
   readonly batch?: BatchOptions;
+  /**
+   * Names (patterns: `*` one level, `**` any depth) of this node's kernels that take remote messages at-least-once:
+   * through a JetStream stream, acknowledged once handled, `Nats-Msg-Id` dedupe. Others are at-most-once (core
+   * NATS; losses counted). Default: none.
+   */
+  readonly atLeastOnce?: readonly string[];
+  /** How long a sender retries an at-least-once batch while the servers are away, ms. Default 60 000. */
+  readonly retryForMs?: number;
 }
 
 /** {@link ClusterOptions} checked, with defaults. */
@@ -50,6 +58,7 @@ export interface ResolvedClusterOptions extends Omit<ClusterOptions, 'servers' |
   readonly downAfterMs: number;
   readonly connectTimeoutMs: number;
   readonly batch: Required<BatchOptions>;
+  readonly retryForMs: number;
 }
 
 function positive(name: string, value: number | undefined, fallback: number): number {
@@ -98,6 +107,10 @@ export function resolveClusterOptions(options: ClusterOptions): ResolvedClusterO
       `cluster options: downAfterMs (${downAfterMs}) must be at least twice heartbeatMs (${heartbeatMs}), or live nodes are declared down`,
     );
   }
+  const atLeastOnce = options.atLeastOnce ?? [];
+  if (!Array.isArray(atLeastOnce) || !atLeastOnce.every((p) => typeof p === 'string' && p !== '')) {
+    throw new TypeError('cluster options: atLeastOnce must be an array of kernel name patterns');
+  }
   const batch = options.batch ?? {};
   const maxFrames = positive('batch.maxFrames', batch.maxFrames, 64);
   if (!Number.isInteger(maxFrames)) throw new RangeError('cluster options: batch.maxFrames must be an integer');
@@ -109,6 +122,7 @@ export function resolveClusterOptions(options: ClusterOptions): ResolvedClusterO
     heartbeatMs,
     downAfterMs,
     connectTimeoutMs: positive('connectTimeoutMs', options.connectTimeoutMs, 5000),
+    retryForMs: positive('retryForMs', options.retryForMs, 60_000),
     batch: {
       maxFrames,
       maxBytes: positive('batch.maxBytes', batch.maxBytes, 65_536),

@@ -49,7 +49,7 @@ const KERNEL_PREFIX = 'kernels.';
 const NODE_PREFIX = 'nodes.';
 
 /** `*` matches one level of a `/`-separated name, `**` any number, anything else itself. */
-function patternToRegExp(pattern: string): RegExp {
+export function patternToRegExp(pattern: string): RegExp {
   const parts = pattern.split('/').map((part) => {
     if (part === '**') return '.*';
     return part.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replaceAll('*', '[^/]*');

@@ -194,6 +194,67 @@ export class KernelHost {
     );
   }
 
+  /**
+   * Writes an at-least-once batch's frames into the kernel's ring, waiting for room whatever the kernel's `onFull`
+   * (the batch's acknowledgement waits with it, and JetStream holds the rest). Resolves with the frames written.
+   */
+  async deliverDurable(name: string, data: Uint8Array, headers: MsgHdrs | undefined): Promise<number> {
+    const served = this.#served.get(name);
+    if (served === undefined) return 0;
+    const kernel = served.kernel;
+    const sender = headers?.get(Header.NODE) ?? '';
+    const batchParent = contextFromTraceparent(headers?.get(Header.TRACEPARENT));
+    const waits: Promise<boolean>[] = [];
+    let written = 0;
+    readFrameBatch(
+      data,
+      (frame) => {
+        const codec = kernel.inputCodec;
+        if (frame.typeId !== codec.typeId) {
+          this.#badFrame(
+            served,
+            new MessageTypeMismatchError(codec.name, `type id ${frame.typeId}, expected ${codec.typeId}`),
+            sender,
+            frame,
+          );
+          return;
+        }
+        let value: unknown;
+        try {
+          value = frame.decode(codec);
+        } catch (error) {
+          this.#badFrame(served, error as RingKernelError, sender, frame);
+          return;
+        }
+        const priority = frame.priority;
+        const parent = frame.traceFlags & 1 ? (contextFromFrame(frame) ?? batchParent) : batchParent;
+        try {
+          if (waits.length === 0 && withRemoteParent(parent, () => kernel.trySend(value, priority))) {
+            written++;
+            this.#delivered++;
+            return;
+          }
+        } catch {
+          return; // refused by the kernel (gone): it dead-lettered the message itself
+        }
+        waits.push(
+          withRemoteParent(parent, () => kernel.send(value, { priority, onFull: 'wait' })).then(
+            () => true,
+            () => false,
+          ),
+        );
+      },
+      (error) => this.#badFrame(served, error, sender),
+    );
+    for (const wait of waits) {
+      if (await wait) {
+        written++;
+        this.#delivered++;
+      }
+    }
+    return written;
+  }
+
   /** Loss accounting: ids from one sender incarnation rise by one; a gap is messages lost on the way. */
   #account(served: Served, messageId: number, sender: string): void {
     if (sender === '') return;

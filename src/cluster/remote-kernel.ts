@@ -1,4 +1,5 @@
-import type { NatsConnection } from '@nats-io/transport-node';
+import type { JetStreamClient } from '@nats-io/jetstream';
+import type { MsgHdrs, NatsConnection } from '@nats-io/transport-node';
 import { ClusterNameUnknownError, ClusterNodeDownError, ClusterUnreachableError } from '../errors/cluster-errors.js';
 import { InvalidStateError } from '../errors/runtime-errors.js';
 import { TimeoutError } from '../errors/value-errors.js';
@@ -44,6 +45,23 @@ export interface RemoteKernelContext {
   readonly batch: Required<BatchOptions>;
   /** A message could not be handed to NATS (the connection is closed): count and dead-letter it. */
   readonly undeliverable: (kernel: string, error: Error, typeId: number, payload: Uint8Array) => void;
+  /** JetStream, for kernels registered at-least-once. */
+  readonly js: JetStreamClient;
+  /** How long an at-least-once batch is retried (the server away) before it is dead-lettered, ms. */
+  readonly retryForMs: number;
+}
+
+/** Batches an at-least-once sender has handed JetStream and not yet seen stored, at most. */
+const MAX_DURABLE_IN_FLIGHT = 256;
+/** The wait between two tries of an at-least-once batch whose publish failed, ms. */
+const DURABLE_RETRY_MS = 250;
+
+interface DurableBatch {
+  readonly bytes: Uint8Array;
+  readonly msgId: string;
+  readonly headers: MsgHdrs;
+  readonly frames: number;
+  readonly settled: { resolve(): void; reject(error: Error): void } | undefined;
 }
 
 /** Counters of one remote reference. */
@@ -52,6 +70,8 @@ export interface RemoteKernelStats {
   readonly sent: number;
   /** NATS messages they travelled in. */
   readonly batches: number;
+  /** At-least-once messages JetStream has stored. */
+  readonly stored: number;
   /** Messages the hosting node reported lost (at-most-once). */
   readonly lost: number;
   /** Messages the hosting node refused (its queue full, the kernel gone) or found malformed. */
@@ -78,6 +98,12 @@ export class RemoteKernel<InIn = unknown, OutView = unknown> implements KernelRe
   #flushScheduled = false;
   readonly #flush = (): void => this.flush();
   readonly #received: OutView[] = [];
+  /** At-least-once: the Promise `send` returns for the batch now filling, and the batches waiting for room. */
+  #openBatch: { promise: Promise<void>; resolve(): void; reject(error: Error): void } | undefined;
+  readonly #backlog: DurableBatch[] = [];
+  #durableInFlight = 0;
+  #durableSeq = 0;
+  #stored = 0;
   #sent = 0;
   #batches = 0;
   #lost = 0;
@@ -108,7 +134,7 @@ export class RemoteKernel<InIn = unknown, OutView = unknown> implements KernelRe
 
   /** What this reference sent and what came back about it. */
   stats(): RemoteKernelStats {
-    return { sent: this.#sent, batches: this.#batches, lost: this.#lost, refused: this.#refused };
+    return { sent: this.#sent, batches: this.#batches, stored: this.#stored, lost: this.#lost, refused: this.#refused };
   }
 
   /** The hosting node reported messages lost or refused. @internal */
@@ -146,15 +172,37 @@ export class RemoteKernel<InIn = unknown, OutView = unknown> implements KernelRe
     return true;
   }
 
-  /** {@link RemoteKernel.trySend} as a Promise (resolved: the frame is on its way). */
+  /**
+   * {@link RemoteKernel.trySend} as a Promise. At-most-once: resolved at once (the frame is on its way).
+   * At-least-once: resolves when JetStream has stored the batch the message travels in (a shared Promise per
+   * batch), rejects when it could not be stored within the retry time.
+   */
   send(message: InIn, options: SendOptions = {}): Promise<void> {
     try {
       const priority = options.priority === undefined ? Priority.Normal : checkPriority(options.priority);
+      if (!this.#atLeastOnce()) {
+        this.trySend(message, priority);
+        return RESOLVED;
+      }
+      if (this.#openBatch === undefined) {
+        let resolve!: () => void;
+        let reject!: (error: Error) => void;
+        const promise = new Promise<void>((yes, no) => {
+          resolve = yes;
+          reject = no;
+        });
+        this.#openBatch = { promise, resolve, reject };
+      }
+      const batch = this.#openBatch;
       this.trySend(message, priority);
-      return RESOLVED;
+      return batch.promise;
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  #atLeastOnce(): boolean {
+    return this.#context.registry.get(this.name)?.delivery === 'at-least-once';
   }
 
   /** Publishes the outgoing batch now (it otherwise leaves at the end of the event-loop turn). */
@@ -167,12 +215,69 @@ export class RemoteKernel<InIn = unknown, OutView = unknown> implements KernelRe
     headers.set(Header.NODE, this.#context.sender);
     if (this.#traceparent !== undefined) headers.set(Header.TRACEPARENT, this.#traceparent);
     this.#traceparent = undefined;
+    if (this.#atLeastOnce()) {
+      const settled = this.#openBatch;
+      this.#openBatch = undefined;
+      this.#backlog.push({ bytes, headers, frames, settled, msgId: `${this.#context.sender}:${++this.#durableSeq}` });
+      this.#publishBacklog();
+      return;
+    }
     try {
       this.#context.nc.publish(this.#context.subjects.input(this.name), bytes, { headers });
       this.#batches++;
     } catch (error) {
       this.#lost += frames;
       this.#context.undeliverable(this.name, error as Error, this.#inputCodec.typeId, bytes);
+    }
+  }
+
+  /** Hands waiting at-least-once batches to JetStream, up to the in-flight limit. */
+  #publishBacklog(): void {
+    while (this.#durableInFlight < MAX_DURABLE_IN_FLIGHT && this.#backlog.length > 0) {
+      const batch = this.#backlog.shift() as DurableBatch;
+      this.#durableInFlight++;
+      void this.#publishDurable(batch).finally(() => {
+        this.#durableInFlight--;
+        this.#publishBacklog();
+      });
+    }
+  }
+
+  /**
+   * Publishes one at-least-once batch under its `Nats-Msg-Id`, retrying while the server is away: a retry of a
+   * batch the server did store is dropped by JetStream's dedupe window.
+   */
+  async #publishDurable(batch: DurableBatch): Promise<void> {
+    const subject = this.#context.subjects.durable(this.name);
+    const deadline = performance.now() + this.#context.retryForMs;
+    for (;;) {
+      try {
+        await this.#context.js.publish(subject, batch.bytes, {
+          msgID: batch.msgId,
+          headers: batch.headers,
+          timeout: 5000,
+        });
+        this.#batches++;
+        this.#stored += batch.frames;
+        batch.settled?.resolve();
+        return;
+      } catch (error) {
+        if (performance.now() >= deadline || this.#context.nc.isClosed()) {
+          this.#lost += batch.frames;
+          this.#context.undeliverable(this.name, error as Error, this.#inputCodec.typeId, batch.bytes);
+          batch.settled?.reject(error as Error);
+          return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, DURABLE_RETRY_MS));
+      }
+    }
+  }
+
+  /** Resolves when every at-least-once batch sent so far is stored (or given up). */
+  async settled(): Promise<void> {
+    this.flush();
+    while (this.#durableInFlight > 0 || this.#backlog.length > 0) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
     }
   }
 

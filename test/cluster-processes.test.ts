@@ -1,0 +1,167 @@
+/**
+ * The cluster across processes: node processes (test/fixtures/cluster-node.ts) and this test's own runtime, all
+ * nodes of one cluster on a real nats-server on loopback.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { ClusterNodeDownError, ErrorCode, RingKernelRuntime } from '../src/index.js';
+import { Accumulator, Echo } from './fixtures/kernels.js';
+import { startNodeProcess } from './support/cluster-process.js';
+import { eventually } from './support/eventually.js';
+import { type NatsServer, natsServerMissing, startNatsServer } from './support/nats-server.js';
+
+const missing = natsServerMissing();
+
+const until = (condition: () => boolean, timeoutMs = 5000): Promise<void> =>
+  eventually(() => assert.ok(condition(), condition.toString()), timeoutMs);
+
+type NumbersIn = { sender: number; seq: number; value: number };
+type TotalOut = { sender: number; seq: number; total: number; count: number };
+
+describe('cluster nodes in several processes', { skip: missing }, () => {
+  let server: NatsServer;
+  before(async () => {
+    server = await startNatsServer();
+  });
+  after(async () => {
+    await server?.close();
+  });
+
+  const self = (node: string, cluster: string): Promise<RingKernelRuntime> =>
+    RingKernelRuntime.builder()
+      .config({ workers: 1 })
+      .cluster({ servers: server.url, node, cluster, heartbeatMs: 200, downAfterMs: 1000 })
+      .build();
+
+  test('kernels in two other processes are found by name and take send, call and receive from this one', async () => {
+    const cluster = 'procs';
+    const [a, b] = await Promise.all([
+      startNodeProcess({ servers: server.url, node: 'pa', cluster, kernels: [{ id: Accumulator.id, name: 'p/acc' }] }),
+      startNodeProcess({ servers: server.url, node: 'pb', cluster, kernels: [{ id: Echo.id, name: 'p/echo' }] }),
+    ]);
+    try {
+      await using here = await self('pc', cluster);
+      await until(() => here.cluster?.registry.lookup('p/*').length === 2);
+      assert.deepEqual(
+        here.cluster?.registry.lookup('p/**').map((entry) => [entry.name, entry.node]),
+        [
+          ['p/acc', 'pa'],
+          ['p/echo', 'pb'],
+        ],
+      );
+      const acc = here.ref<NumbersIn, TotalOut>('p/acc');
+      const echo = here.ref<Uint8Array, Uint8Array>('p/echo');
+      for (let seq = 0; seq < 1000; seq++) acc.trySend({ sender: 1, seq, value: 2 });
+      const total = await acc.call({ sender: 1, seq: 1000, value: 2 }, { timeout: 10_000 });
+      assert.equal(total.count, 1001, 'the call comes after the 1000 sends, in order');
+      assert.equal(total.total, 2002);
+      const outputs: number[] = [];
+      while (outputs.length < 1000) outputs.push((await acc.receive(10_000)).seq);
+      assert.deepEqual(
+        outputs,
+        Array.from({ length: 1000 }, (_, i) => i),
+      );
+      const bytes = new Uint8Array([1, 2, 3, 250]);
+      assert.deepEqual(await echo.call(bytes, { timeout: 10_000 }), bytes);
+      assert.equal((await acc.metrics()).messagesProcessed, 1001);
+      assert.equal(here.cluster?.stats().lostByPeers, 0);
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+
+  test('a node killed mid-call: the call rejects within its timeout, the node is declared down, its names go', async () => {
+    const cluster = 'killed';
+    const a = await startNodeProcess({
+      servers: server.url,
+      node: 'ka',
+      cluster,
+      kernels: [{ id: 'test.slow', name: 'k/slow' }],
+    });
+    try {
+      await using here = await self('kc', cluster);
+      await until(() => here.cluster?.registry.get('k/slow') !== undefined);
+      const slow = here.ref<NumbersIn, TotalOut>('k/slow');
+      const started = performance.now();
+      // The handler is busy 1.5 s; the node dies 200 ms into it.
+      const call = slow.call({ sender: 0, seq: 0, value: 1500 }, { timeout: 3000 });
+      setTimeout(() => void a.kill(), 200);
+      const error = await call.then(
+        () => assert.fail('the call to a killed node resolved'),
+        (e: Error & { code?: string }) => e,
+      );
+      const elapsed = performance.now() - started;
+      assert.ok(elapsed < 3000 + 500, `rejected after ${Math.round(elapsed)} ms`);
+      assert.ok(
+        error instanceof ClusterNodeDownError || error.code === ErrorCode.Timeout,
+        `${error.name}: ${error.message}`,
+      );
+      await until(() => here.cluster?.registry.get('k/slow') === undefined, 3000);
+      assert.throws(() => here.ref('k/slow'), { code: ErrorCode.ClusterNameUnknown });
+    } finally {
+      await a.kill();
+    }
+  });
+
+  test('nats-server restarts mid-stream: the nodes reconnect by themselves and the kernels answer again', async () => {
+    const cluster = 'restart';
+    const a = await startNodeProcess({
+      servers: server.url,
+      node: 'ra',
+      cluster,
+      kernels: [{ id: Accumulator.id, name: 'r/acc' }],
+    });
+    try {
+      await using here = await self('rc', cluster);
+      await until(() => here.cluster?.registry.get('r/acc') !== undefined);
+      const acc = here.ref<NumbersIn, TotalOut>('r/acc');
+      assert.equal((await acc.call({ sender: 0, seq: 0, value: 1 }, { timeout: 5000 })).count, 1);
+      const reconnected = new Promise<void>((resolve) =>
+        here.cluster?.on('connection', (state) => state === 'reconnected' && resolve()),
+      );
+      await server.restart();
+      await reconnected;
+      // The registry (JetStream, on the kept store) and the other node's subscriptions are back.
+      const answer = await eventually(() => acc.call({ sender: 0, seq: 1, value: 1 }, { timeout: 2000 }), 15_000);
+      assert.equal(answer.count, 2);
+      assert.ok((here.cluster?.stats().reconnects ?? 0) >= 1);
+    } finally {
+      await a.stop();
+    }
+  });
+
+  test('at-least-once through a nats-server restart mid-stream: every message stored and handled', async () => {
+    const cluster = 'durable-restart';
+    // 20 000 messages, the server stopped and started after the first 10 000 (sized to stay well under 30 s here).
+    const total = 20_000;
+    const a = await startNodeProcess({
+      servers: server.url,
+      node: 'da',
+      cluster,
+      kernels: [{ id: 'test.sink', name: 'd/sink' }],
+      atLeastOnce: ['d/*'],
+    });
+    try {
+      await using here = await self('dc', cluster);
+      await until(() => here.cluster?.registry.get('d/sink')?.delivery === 'at-least-once');
+      const sink = here.ref<NumbersIn, unknown>('d/sink');
+      const sends: Promise<void>[] = [];
+      for (let seq = 0; seq < total / 2; seq++) sends.push(sink.send({ sender: 1, seq, value: 1 }));
+      await Promise.all(sends);
+      const restarted = server.restart();
+      // Sent while the server is down or coming back: retried under their Nats-Msg-Id until stored.
+      for (let seq = total / 2; seq < total; seq++) sends.push(sink.send({ sender: 1, seq, value: 1 }));
+      await restarted;
+      await Promise.all(sends);
+      const processed = await eventually(async () => {
+        const metrics = await sink.metrics();
+        assert.ok(metrics.messagesProcessed >= total, `${metrics.messagesProcessed} of ${total} handled`);
+        return metrics.messagesProcessed;
+      }, 20_000);
+      assert.ok(processed >= total);
+      assert.equal(here.cluster?.stats().undeliverable, 0);
+    } finally {
+      await a.stop();
+    }
+  });
+});
