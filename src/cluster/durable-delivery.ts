@@ -47,7 +47,7 @@ export class DurableInbox {
   readonly #deliver: (data: Uint8Array, headers: MsgHdrs | undefined) => Promise<number>;
   readonly #pending: { msg: JsMsg; handledAt: number }[] = [];
   readonly #inFlight = new Set<number>();
-  #messages: { stop(): void; close(): Promise<void | Error> } | undefined;
+  #messages: { stop(): void } | undefined;
   #poll: NodeJS.Timeout | undefined;
   /** Frames this inbox has written into the ring, counted from the kernel's handled total when it started. */
   #written = 0;
