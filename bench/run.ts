@@ -20,6 +20,7 @@ import { dmaCases } from './dma-cases.js';
 import { type BenchJob, BenchMessages, type BenchSize } from './messages.js';
 import { sinkSendRate } from './sink-rate.js';
 import { tracingCases } from './tracing-cases.js';
+import { webgpuCases } from './webgpu-cases.js';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -430,6 +431,7 @@ const runs: (() => Promise<CaseResult | CaseResult[]>)[] = [
   kernelCases,
   () => dmaCases(THROUGHPUT_N, RTT_N, percentiles),
   () => cudaCases(quick ? 100_000 : 1_000_000, quick ? 1_000 : 10_000, percentiles),
+  () => webgpuCases(quick ? 200_000 : 2_000_000, quick ? 1_000 : 5_000, percentiles),
   pipelineCases,
   supervisionCases,
   () => tracingCases(THROUGHPUT_N, quick),
@@ -452,6 +454,8 @@ const rate = (name: string): number => by(name).msgsPerSec;
 const dmaRan = cases.some((c) => c.name === 'dma.oneway.64');
 /** The CUDA cases ran on a GPU (`cuda.`), on the emulated device (`cuda-emu.`), or not at all. */
 const cudaPrefix = cases.find((c) => c.name.endsWith('.call.64') && c.name.startsWith('cuda'))?.name.split('.')[0];
+/** The WebGPU cases are absent where no adapter can be had. */
+const webgpuRan = cases.some((c) => c.name === 'webgpu.call.64');
 const ratios = {
   'frames.oneway.64 / ringbuf.oneway.64 (goal ≥ 0.6)': round(rate('frames.oneway.64') / rate('ringbuf.oneway.64')),
   'frames.oneway.64 / postMessage.oneway.64 (goal ≥ 6)': round(
@@ -482,6 +486,17 @@ const ratios = {
         ),
         [`${cudaPrefix}.migrate.pauseMs, 1 MiB device state (median ms)`]:
           cases.find((c) => c.name === `${cudaPrefix}.migrate.pauseMs`)?.value ?? 'skipped (one device)',
+      }
+    : {}),
+  ...(webgpuRan
+    ? {
+        'webgpu.sustained.64 msg/s (goal ≥ 2 M on lavapipe)': rate('webgpu.sustained.64'),
+        'webgpu.sustained.64 / webgpu.dispatchPerMessage.64 (goal ≥ 100)': round(
+          rate('webgpu.sustained.64') / rate('webgpu.dispatchPerMessage.64'),
+        ),
+        'webgpu.call.64 p50 / webgpu.raw.rtt.64 p50 (goal ≤ 1.5)': round(
+          by('webgpu.call.64').p50us / by('webgpu.raw.rtt.64').p50us,
+        ),
       }
     : {}),
   'pipeline3.64 / pipeline3.host.64 (goal ≥ 5)': round(rate('pipeline3.64') / rate('pipeline3.host.64')),

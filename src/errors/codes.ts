@@ -76,6 +76,14 @@ export const ErrorCode = {
    * kernel on it has failed and the process cannot use it again.
    */
   CudaDeviceLost: 'RK_CUDA_DEVICE_LOST',
+  /** A message schema cannot be expressed as a WGSL host-shareable struct; the error names the field and why. */
+  WgslSchemaUnsupported: 'RK_WGSL_SCHEMA_UNSUPPORTED',
+  /** A WebGPU kernel's WGSL handler did not compile; the error carries the compiler's messages with line and column. */
+  WgslCompileFailed: 'RK_WGSL_COMPILE_FAILED',
+  /** A WebGPU call failed (a validation, out-of-memory or internal error the device reported). */
+  WebGpuError: 'RK_WEBGPU_ERROR',
+  /** A WebGPU device was lost: every kernel on it has failed. */
+  WebGpuDeviceLost: 'RK_WEBGPU_DEVICE_LOST',
   /** No NATS server of the cluster could be reached (connection refused, timed out, or lost for good). */
   ClusterUnreachable: 'RK_CLUSTER_UNREACHABLE',
   /** The NATS server refused the node's credentials (or their absence). */
@@ -97,8 +105,8 @@ export type ErrorCodeString = (typeof ErrorCode)[ErrorCodeName];
 
 /**
  * The numeric form of each code, shared with C and CUDA (`RK_E_*`). 0 means "no error".
- * Grouped by hundreds: 1xx frames, 2xx message values, 3xx clocks, 4xx waits, 5xx kernels and runtime, 6xx
- * the cluster.
+ * Grouped by hundreds: 1xx frames, 2xx message values, 3xx clocks, 4xx waits, 5xx kernels and runtime, 6xx WebGPU,
+ * 7xx the cluster.
  */
 export const ErrorNumber: Readonly<Record<ErrorCodeName, number>> = {
   FrameTooLarge: 101,
@@ -134,12 +142,16 @@ export const ErrorNumber: Readonly<Record<ErrorCodeName, number>> = {
   CudaCompileFailed: 518,
   NvmlError: 519,
   CudaDeviceLost: 520,
-  ClusterUnreachable: 601,
-  ClusterAuthFailed: 602,
-  ClusterNameUnknown: 603,
-  ClusterNodeDown: 604,
-  ClusterUnavailable: 605,
-  ClusterMessageLost: 606,
+  WgslSchemaUnsupported: 601,
+  WgslCompileFailed: 602,
+  WebGpuError: 603,
+  WebGpuDeviceLost: 604,
+  ClusterUnreachable: 701,
+  ClusterAuthFailed: 702,
+  ClusterNameUnknown: 703,
+  ClusterNodeDown: 704,
+  ClusterUnavailable: 705,
+  ClusterMessageLost: 706,
 };
 
 const numberByCode = new Map<string, number>(

@@ -48,8 +48,8 @@ export class QueueFullError extends RingKernelError {
 export class BackendUnavailableError extends RingKernelError {
   readonly backend: string;
 
-  constructor(backend: string, reason: string) {
-    super(ErrorCode.BackendUnavailable, `backend '${backend}' is not available: ${reason}`);
+  constructor(backend: string, reason: string, options?: ErrorOptions) {
+    super(ErrorCode.BackendUnavailable, `backend '${backend}' is not available: ${reason}`, options);
     this.backend = backend;
   }
 }

@@ -1,0 +1,183 @@
+/**
+ * The WebGPU backend's cases, each against RingKernel's old model (one dispatch per message) in the same run:
+ * - `webgpu.raw.rtt.64`: the API's own floor: writeBuffer → dispatch → copy → mapAsync of one 64-byte message,
+ *   awaited, on the bench's thread (no ring, no device thread).
+ * - `webgpu.dispatchPerMessage.64`: RingKernel's old model: the same echo handler and rings, but one dispatch per
+ *   message (batches of one, one in flight: upload, dispatch, read back, wait), host writing as fast as it can.
+ * - `webgpu.call.64`: one 64-byte frame into a resident kernel's input ring until its answer is in the output ring,
+ *   through the device thread (ring → batch of one → GPU → ring → host).
+ * - `webgpu.sustained.64` / `.1024`: msg/s through the same path with the host writing as fast as the input ring
+ *   takes frames and reading every answer back.
+ *
+ * Where the machine has no GPU the adapter is Mesa's lavapipe (software Vulkan on the CPU): the figures are a
+ * software rasteriser's, sharing the machine's cores with the host side.
+ */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { WebGpuBatchEngine } from '../src/backends/webgpu/batch-engine.js';
+import { WebGpuDeviceThread } from '../src/backends/webgpu/device-thread.js';
+import { openWebGpuDevice, probeWebGpu } from '../src/backends/webgpu/webgpu-adapter.js';
+import { buildWgslProgram } from '../src/backends/webgpu/wgsl-program.js';
+import { BytesMessage, createFrameRing, FrameConsumer, FrameProducer } from '../src/index.js';
+import type { CaseResult } from './case-result.js';
+
+const DRIVER_DIR = fileURLToPath(new URL('../../.webgpu', import.meta.url));
+
+const ECHO_SOURCE = `fn echo(i: u32) -> u32 {
+  let m = rk_message(i);
+  for (var w = 0u; w < (m.size + 3u) / 4u; w++) { rk_out_word(i, w, rk_in_word(i, w)); }
+  rk_emit(i, m.size, m.type_id);
+  return RK_E_NONE;
+}`;
+
+/** The same handler as a one-shot shader: one message in, one out (the old model's kernel). */
+const ONE_SHOT = `@group(0) @binding(0) var<storage, read> src: array<u32>;
+@group(0) @binding(1) var<storage, read_write> dst: array<u32>;
+@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) g: vec3u) {
+  if (g.x < arrayLength(&src)) { dst[g.x] = src[g.x]; }
+}`;
+
+const sleep = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+async function roundTrips(device: GPUDevice, count: number): Promise<{ samples: number[]; perSecond: number }> {
+  const module = device.createShaderModule({ code: ONE_SHOT });
+  const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+  const src = device.createBuffer({ size: 64, usage: 128 | 8 });
+  const dst = device.createBuffer({ size: 64, usage: 128 | 4 });
+  const readback = device.createBuffer({ size: 64, usage: 1 | 8 });
+  const group = device.createBindGroup({
+    layout: pipeline.getBindGroupLayout(0),
+    entries: [
+      { binding: 0, resource: { buffer: src } },
+      { binding: 1, resource: { buffer: dst } },
+    ],
+  });
+  const message = new Uint8Array(64);
+  const samples: number[] = [];
+  const started = performance.now();
+  for (let i = 0; i < count; i++) {
+    const t0 = performance.now();
+    message[0] = i & 0xff;
+    device.queue.writeBuffer(src, 0, message);
+    const encoder = device.createCommandEncoder();
+    const pass = encoder.beginComputePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, group);
+    pass.dispatchWorkgroups(1);
+    pass.end();
+    encoder.copyBufferToBuffer(dst, 0, readback, 0, 64);
+    device.queue.submit([encoder.finish()]);
+    await readback.mapAsync(1);
+    if (new Uint8Array(readback.getMappedRange())[0] !== (i & 0xff)) throw new Error('one-shot echo came back wrong');
+    readback.unmap();
+    samples.push((performance.now() - t0) * 1000);
+  }
+  const perSecond = count / ((performance.now() - started) / 1000);
+  for (const buffer of [src, dst, readback]) buffer.destroy();
+  return { samples, perSecond };
+}
+
+const echoProgram = (kernelId: string) =>
+  buildWgslProgram({ kernelId, source: ECHO_SOURCE, entry: 'echo', workgroupSize: 64, stateBytes: 0, schemas: [] });
+
+/** Writes `n` messages as fast as the ring takes them and reads every answer: msg/s after the first fifth. */
+async function sustained(producer: FrameProducer, consumer: FrameConsumer, size: number, n: number): Promise<number> {
+  const message = new Uint8Array(size);
+  let sent = 0;
+  let received = 0;
+  const warm = Math.floor(n / 5);
+  let warmAt = 0;
+  while (received < n) {
+    while (sent < n && producer.tryWrite(BytesMessage, message)) sent++;
+    received += consumer.drain(() => {});
+    if (warmAt === 0 && received >= warm) warmAt = performance.now();
+    if (received < n) await sleep();
+  }
+  return (n - warm) / ((performance.now() - warmAt) / 1000);
+}
+
+/** Runs every case; `percentiles` is run.ts's. */
+export async function webgpuCases(
+  throughputN: number,
+  rttN: number,
+  percentiles: (samples: number[]) => { p50us: number; p99us: number },
+): Promise<CaseResult[]> {
+  if (process.env.RINGKERNEL_WEBGPU_DRIVER_DIR === undefined && existsSync(DRIVER_DIR)) {
+    process.env.RINGKERNEL_WEBGPU_DRIVER_DIR = DRIVER_DIR;
+  }
+  const probe = await probeWebGpu({ allowFallback: true });
+  if (!probe.available) {
+    console.log(`webgpu.*: skipped, no WebGPU adapter (${probe.reason})`);
+    return [];
+  }
+  console.log(`webgpu.*: ${probe.reason}`);
+  const results: CaseResult[] = [];
+
+  const { device } = await openWebGpuDevice({ allowFallback: true });
+  try {
+    const raw = await roundTrips(device, rttN);
+    results.push({ name: 'webgpu.raw.rtt.64', msgsPerSec: Math.round(raw.perSecond), ...percentiles(raw.samples) });
+    const input = createFrameRing({ capacityBytes: 1 << 16, maxPayloadSize: 64 });
+    const output = createFrameRing({ capacityBytes: 1 << 16, maxPayloadSize: 512 });
+    const engine = await WebGpuBatchEngine.create({
+      device,
+      program: echoProgram('webgpu.dispatchPerMessage.64'),
+      input,
+      output,
+      outputBytes: 64,
+      maxBatch: 1,
+      inFlight: 1,
+    });
+    engine.start();
+    const perMessage = await sustained(new FrameProducer(input), new FrameConsumer(output), 64, rttN);
+    await engine.stop('drain');
+    results.push({ name: 'webgpu.dispatchPerMessage.64', msgsPerSec: Math.round(perMessage), p50us: 0, p99us: 0 });
+  } finally {
+    device.destroy();
+  }
+
+  const thread = await WebGpuDeviceThread.open({ allowFallback: true });
+  try {
+    for (const [name, size, n, ring] of [
+      ['webgpu.call.64', 64, rttN, 1 << 16],
+      ['webgpu.sustained.64', 64, throughputN, 1 << 20],
+      ['webgpu.sustained.1024', 1024, Math.floor(throughputN / 4), 1 << 22],
+    ] as const) {
+      const input = createFrameRing({ capacityBytes: ring, maxPayloadSize: size });
+      const output = createFrameRing({ capacityBytes: ring, maxPayloadSize: Math.max(size, 512) });
+      const kernelId = name;
+      await thread.launch({
+        kernelId,
+        program: echoProgram(kernelId),
+        input,
+        output,
+        outputBytes: size,
+        maxBatch: 16_384,
+        sourceId: 1,
+      });
+      const producer = new FrameProducer(input);
+      const consumer = new FrameConsumer(output);
+      if (name === 'webgpu.call.64') {
+        const message = new Uint8Array(size);
+        const samples: number[] = [];
+        for (let i = 0; i < n + 100; i++) {
+          const t0 = performance.now();
+          producer.tryWrite(BytesMessage, message);
+          while (consumer.drain(() => {}) === 0) await consumer.waitForDataAsync(1000);
+          if (i >= 100) samples.push((performance.now() - t0) * 1000);
+        }
+        const mean = samples.reduce((a, b) => a + b, 0) / samples.length;
+        results.push({ name, msgsPerSec: Math.round(1e6 / mean), ...percentiles(samples) });
+      } else {
+        const msgsPerSec = await sustained(producer, consumer, size, n);
+        const stats = await thread.stats(kernelId);
+        results.push({ name, msgsPerSec: Math.round(msgsPerSec), p50us: 0, p99us: 0 });
+        console.log(`  ${name}: ${stats.batches} batches, largest ${stats.largestBatch}`);
+      }
+      await thread.stop(kernelId, 'drain');
+    }
+  } finally {
+    await thread.close();
+  }
+  return results;
+}

@@ -1,0 +1,665 @@
+import { ErrorNumber, errorCodeOf } from '../../errors/codes.js';
+import type { MalformedFrameError } from '../../errors/frame-errors.js';
+import { WebGpuError } from '../../errors/webgpu-errors.js';
+import type { Envelope } from '../../wire/envelope.js';
+import { FrameConsumer } from '../../wire/frame-consumer.js';
+import { FrameFlags } from '../../wire/frame-header.js';
+import { FrameProducer } from '../../wire/frame-producer.js';
+import type { FrameRingMemory } from '../../wire/frame-ring.js';
+import type { FrameView } from '../../wire/frame-view.js';
+import type { HybridLogicalClock } from '../../wire/hlc.js';
+import { BytesMessage, type MessageCodec } from '../../wire/message-schema.js';
+import {
+  BATCH_UNIFORM_BYTES,
+  type CompiledWgslKernel,
+  compileWgslKernel,
+  MESSAGE_DESCRIPTOR_WORDS,
+  OUTPUT_STATUS_WORDS,
+  type WgslProgram,
+} from './wgsl-program.js';
+
+/** GPUBufferUsage and GPUMapMode bits (WebGPU spec constants; the binding's globals are not installed). */
+const Usage = { MAP_READ: 1, COPY_SRC: 4, COPY_DST: 8, UNIFORM: 64, STORAGE: 128 } as const;
+const MAP_READ = 1;
+
+/** The type id of an error response (the runtime's `ErrorReply`: JSON `{ name, message, code }`). */
+export const ERROR_RESPONSE_TYPE_ID = 2;
+
+/** Why the engine gave up a message. */
+export type BatchDeadLetterReason = 'handler-error' | 'discarded-on-terminate' | 'malformed-frame' | 'kernel-failed';
+
+/** A message the engine could not handle, for the owner to dead-letter. */
+export interface BatchDeadLetter {
+  readonly reason: BatchDeadLetterReason;
+  /** The `RK_E_*` number (the handler's own code for `handler-error`). */
+  readonly errorNumber: number;
+  readonly message: string;
+  readonly messageId: number;
+  readonly correlationId: number;
+  readonly typeId: number;
+  readonly flags: number;
+  /** A copy of the payload. */
+  readonly payload: Uint8Array;
+}
+
+/** What a {@link WebGpuBatchEngine} runs. */
+export interface BatchEngineOptions {
+  readonly device: GPUDevice;
+  /** The kernel's program, built by {@link buildWgslProgram}. */
+  readonly program: WgslProgram;
+  /** The kernel's input ring: the engine is its only consumer. */
+  readonly input: FrameRingMemory;
+  /** The kernel's output ring: the engine is its only producer. */
+  readonly output: FrameRingMemory;
+  /** Bytes each message's output may have (rounded up to 4). Default 256, at most the output ring's max payload. */
+  readonly outputBytes?: number | undefined;
+  /** The most messages one batch takes. Default 4096. */
+  readonly maxBatch?: number | undefined;
+  /** Batches submitted and not yet read back at most. Default 4. */
+  readonly inFlight?: number | undefined;
+  /** Stamps output frames. */
+  readonly clock?: HybridLogicalClock;
+  /** The kernel instance id written as outputs' source. Default 0. */
+  readonly sourceId?: number;
+  /** Messages the engine gave up (handler error codes, discards, malformed frames), in input order. */
+  readonly onDeadLetter?: (letter: BatchDeadLetter) => void;
+  /** Called once when the device is lost or reports an error the engine cannot go on after. */
+  readonly onFailure?: (error: WebGpuError) => void;
+}
+
+/** Counters of a {@link WebGpuBatchEngine}. */
+export interface BatchEngineStats {
+  readonly batches: number;
+  readonly messages: number;
+  readonly failed: number;
+  readonly discarded: number;
+  readonly inFlight: number;
+  readonly lastBatchSize: number;
+  readonly largestBatch: number;
+  /** Milliseconds spent packing and uploading, from submit to readback, and writing outputs. */
+  readonly uploadMs: number;
+  readonly gpuMs: number;
+  readonly outputMs: number;
+}
+
+interface Slot {
+  readonly uniform: GPUBuffer;
+  readonly messages: GPUBuffer;
+  readonly input: GPUBuffer;
+  readonly statuses: GPUBuffer;
+  readonly outputs: GPUBuffer;
+  readonly readback: GPUBuffer;
+  readonly bindGroup: GPUBindGroup;
+  /** Host copies of what was uploaded: descriptors, payload bytes, and the envelope fields outputs need. */
+  readonly descriptors: Uint32Array;
+  readonly data: Uint8Array;
+  readonly messageIds: Float64Array;
+  readonly correlationIds: Float64Array;
+  count: number;
+  dataBytes: number;
+  submittedAt: number;
+  /** The readback of this batch: settles (resolves or rejects) exactly once; never left pending at teardown. */
+  mapped: Promise<void> | undefined;
+}
+
+const STATUS_BYTES = OUTPUT_STATUS_WORDS * 4;
+const DESCRIPTOR_BYTES = MESSAGE_DESCRIPTOR_WORDS * 4;
+const TWO_32 = 0x1_0000_0000;
+
+/**
+ * Runs one WebGPU kernel as a resident actor on a device: its pipeline, state buffer and batch buffers are made
+ * once, at {@link WebGpuBatchEngine.create}; then the engine drains the kernel's input ring in batches (one shader
+ * invocation per message), with up to `inFlight` batches submitted at once, and writes each batch's outputs to the
+ * output ring in input order. Batches size themselves: with nothing in flight the engine submits whatever has
+ * arrived (latency), while batches are in flight it waits for more to gather (throughput).
+ *
+ * Data plane: rings and GPU buffers only — one readback Promise per batch, none per message. A handler's error code
+ * fails its message alone (a `handler-error` dead letter, an error response to a call). Every readback is settled
+ * before {@link WebGpuBatchEngine.stop} returns, so the thread may end (a worker ended with a pending `mapAsync`
+ * takes the process down).
+ */
+export class WebGpuBatchEngine {
+  readonly #device: GPUDevice;
+  readonly #kernelId: string;
+  readonly #compiled: CompiledWgslKernel;
+  readonly #consumer: FrameConsumer;
+  readonly #producer: FrameProducer;
+  readonly #state: GPUBuffer | undefined;
+  readonly #stateBindGroup: GPUBindGroup | undefined;
+  readonly #stateBytes: number;
+  readonly #workgroupSize: number;
+  readonly #maxBatch: number;
+  readonly #outWords: number;
+  readonly #dataCapacity: number;
+  readonly #maxPayload: number;
+  readonly #free: Slot[] = [];
+  readonly #busy: Slot[] = [];
+  readonly #all: Slot[] = [];
+  readonly #envelope: Envelope;
+  readonly #errorEnvelope: Envelope;
+  readonly #onDeadLetter: ((letter: BatchDeadLetter) => void) | undefined;
+  readonly #onFailure: ((error: WebGpuError) => void) | undefined;
+  #running: Promise<void> | undefined;
+  #paused = false;
+  #stopMode: 'drain' | 'discard' | undefined;
+  #failure: WebGpuError | undefined;
+  #wake: AbortController | undefined;
+  #batches = 0;
+  #messages = 0;
+  #failed = 0;
+  #discarded = 0;
+  #lastBatch = 0;
+  #largestBatch = 0;
+  #uploadMs = 0;
+  #gpuMs = 0;
+  #outputMs = 0;
+  #destroyed = false;
+
+  private constructor(options: BatchEngineOptions, compiled: CompiledWgslKernel) {
+    const { device, program } = options;
+    this.#device = device;
+    this.#kernelId = program.kernelId;
+    this.#compiled = compiled;
+    this.#onDeadLetter = options.onDeadLetter;
+    this.#onFailure = options.onFailure;
+    this.#consumer = new FrameConsumer(options.input, {
+      onMalformed: (error) => this.#malformed(error),
+    });
+    this.#producer = new FrameProducer(options.output, {
+      deferWake: true,
+      ...(options.clock === undefined ? {} : { clock: options.clock }),
+    });
+    const sourceId = options.sourceId ?? 0;
+    this.#envelope = { correlationId: 0, source: sourceId, flags: FrameFlags.RESPONSE };
+    this.#errorEnvelope = { correlationId: 0, source: sourceId, flags: FrameFlags.RESPONSE | FrameFlags.ERROR };
+    this.#maxBatch = options.maxBatch ?? 4096;
+    this.#workgroupSize = program.workgroupSize;
+    this.#outWords = Math.ceil((options.outputBytes ?? Math.min(256, options.output.maxPayloadSize)) / 4);
+    this.#maxPayload = options.input.maxPayloadSize;
+    // A batch's payload area holds maxBatch small messages or, at least, two of the largest.
+    this.#dataCapacity = Math.max(
+      Math.min(this.#maxBatch * 256, 16 << 20),
+      2 * (Math.ceil(this.#maxPayload / 4) * 4 + 4),
+    );
+    this.#stateBytes = program.stateBytes;
+    if (program.stateBytes > 0) {
+      this.#state = device.createBuffer({
+        label: `${this.#kernelId} state`,
+        size: program.stateBytes,
+        usage: Usage.STORAGE | Usage.COPY_SRC | Usage.COPY_DST,
+      });
+      this.#stateBindGroup = device.createBindGroup({
+        layout: compiled.stateLayout as GPUBindGroupLayout,
+        entries: [{ binding: 0, resource: { buffer: this.#state } }],
+      });
+    }
+    for (let i = 0; i < (options.inFlight ?? 4); i++) {
+      const slot = this.#createSlot(i);
+      this.#free.push(slot);
+      this.#all.push(slot);
+    }
+    device.lost.then((info) => {
+      if (!this.#destroyed) this.#fail(new WebGpuError('lost', 'running batches', `${info.reason}: ${info.message}`));
+    });
+  }
+
+  /**
+   * Compiles the kernel and makes its resident buffers.
+   *
+   * @throws {WgslCompileError} when the handler does not compile; {@link RangeError} on options out of range.
+   */
+  static async create(options: BatchEngineOptions): Promise<WebGpuBatchEngine> {
+    const { program } = options;
+    const maxBatch = options.maxBatch ?? 4096;
+    if (!Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > 65_536) {
+      throw new RangeError(`maxBatch must be an integer in [1, 65536], got ${maxBatch}`);
+    }
+    const inFlight = options.inFlight ?? 4;
+    if (!Number.isInteger(inFlight) || inFlight < 1 || inFlight > 64) {
+      throw new RangeError(`inFlight must be an integer in [1, 64], got ${inFlight}`);
+    }
+    const outputBytes = options.outputBytes ?? Math.min(256, options.output.maxPayloadSize);
+    if (!Number.isInteger(outputBytes) || outputBytes < 0 || outputBytes > options.output.maxPayloadSize) {
+      throw new RangeError(
+        `outputBytes must be an integer in [0, ${options.output.maxPayloadSize}] (the output ring's largest payload), got ${outputBytes}`,
+      );
+    }
+    const compiled = await compileWgslKernel(options.device, program);
+    return new WebGpuBatchEngine(options, compiled);
+  }
+
+  #createSlot(index: number): Slot {
+    const device = this.#device;
+    const label = `${this.#kernelId} batch ${index}`;
+    const max = this.#maxBatch;
+    const outBytes = this.#outWords * 4;
+    const uniform = device.createBuffer({ label, size: BATCH_UNIFORM_BYTES, usage: Usage.UNIFORM | Usage.COPY_DST });
+    const messages = device.createBuffer({
+      label,
+      size: max * DESCRIPTOR_BYTES,
+      usage: Usage.STORAGE | Usage.COPY_DST,
+    });
+    const input = device.createBuffer({ label, size: this.#dataCapacity, usage: Usage.STORAGE | Usage.COPY_DST });
+    const statuses = device.createBuffer({ label, size: max * STATUS_BYTES, usage: Usage.STORAGE | Usage.COPY_SRC });
+    const outputs = device.createBuffer({
+      label,
+      size: Math.max(4, max * outBytes),
+      usage: Usage.STORAGE | Usage.COPY_SRC,
+    });
+    const readback = device.createBuffer({
+      label,
+      size: max * STATUS_BYTES + Math.max(4, max * outBytes),
+      usage: Usage.MAP_READ | Usage.COPY_DST,
+    });
+    const bindGroup = device.createBindGroup({
+      layout: this.#compiled.batchLayout,
+      entries: [uniform, messages, input, statuses, outputs].map((buffer, binding) => ({
+        binding,
+        resource: { buffer },
+      })),
+    });
+    return {
+      uniform,
+      messages,
+      input,
+      statuses,
+      outputs,
+      readback,
+      bindGroup,
+      descriptors: new Uint32Array(max * MESSAGE_DESCRIPTOR_WORDS),
+      data: new Uint8Array(this.#dataCapacity),
+      messageIds: new Float64Array(max),
+      correlationIds: new Float64Array(max),
+      count: 0,
+      dataBytes: 0,
+      submittedAt: 0,
+      mapped: undefined,
+    };
+  }
+
+  /** Counters, for metrics. */
+  get stats(): BatchEngineStats {
+    return {
+      batches: this.#batches,
+      messages: this.#messages,
+      failed: this.#failed,
+      discarded: this.#discarded,
+      inFlight: this.#busy.length,
+      lastBatchSize: this.#lastBatch,
+      largestBatch: this.#largestBatch,
+      uploadMs: this.#uploadMs,
+      gpuMs: this.#gpuMs,
+      outputMs: this.#outputMs,
+    };
+  }
+
+  /** Where the engine has read its input ring to (the next frame it will take). */
+  get inputCursor(): number {
+    return this.#consumer.cursor;
+  }
+
+  /** Starts draining the input ring. */
+  start(): void {
+    if (this.#running !== undefined) throw new Error(`kernel '${this.#kernelId}': the batch engine runs already`);
+    this.#running = this.#run();
+  }
+
+  /** Stops taking input (deactivate): batches in flight finish and their outputs are written; state stays. */
+  pause(): void {
+    this.#paused = true;
+    this.#interrupt();
+  }
+
+  /** Takes input again after {@link WebGpuBatchEngine.pause}. */
+  resume(): void {
+    this.#paused = false;
+    this.#interrupt();
+  }
+
+  /**
+   * Ends the engine: `drain` handles every frame already in the input ring first; `discard` dead-letters them
+   * (`discarded-on-terminate`). Either way batches in flight are finished and read back (no readback is left
+   * pending), then the engine's buffers are destroyed. Resolves when all of that is done; rejects with the failure
+   * if the device failed.
+   */
+  async stop(mode: 'drain' | 'discard'): Promise<void> {
+    this.#stopMode ??= mode;
+    if (mode === 'discard') this.#stopMode = 'discard';
+    this.#paused = false;
+    this.#interrupt();
+    try {
+      await (this.#running ?? Promise.resolve());
+    } finally {
+      await this.#settleReadbacks();
+      this.#destroy();
+    }
+  }
+
+  /**
+   * Reads the state buffer back. The copy is queued after every batch submitted so far and before any later one,
+   * so it is the state at a batch boundary.
+   */
+  async checkpoint(): Promise<Uint8Array> {
+    if (this.#state === undefined) return new Uint8Array(0);
+    const readback = this.#device.createBuffer({ size: this.#stateBytes, usage: Usage.MAP_READ | Usage.COPY_DST });
+    try {
+      const encoder = this.#device.createCommandEncoder();
+      encoder.copyBufferToBuffer(this.#state, 0, readback, 0, this.#stateBytes);
+      this.#device.queue.submit([encoder.finish()]);
+      await readback.mapAsync(MAP_READ);
+      return new Uint8Array(readback.getMappedRange().slice(0));
+    } finally {
+      readback.destroy();
+    }
+  }
+
+  /** Overwrites the state buffer (before the next batch is submitted). */
+  restore(bytes: Uint8Array): void {
+    if (bytes.length !== this.#stateBytes) {
+      throw new RangeError(
+        `kernel '${this.#kernelId}': restore needs ${this.#stateBytes} bytes of state, got ${bytes.length}`,
+      );
+    }
+    if (this.#state !== undefined) this.#device.queue.writeBuffer(this.#state, 0, bytes);
+  }
+
+  #interrupt(): void {
+    this.#wake?.abort();
+    this.#consumer.interrupt();
+  }
+
+  async #run(): Promise<void> {
+    // A pending Atomics.waitAsync or readback does not keep a thread's event loop alive: hold a ref'd handle.
+    const alive = setInterval(() => {}, 1 << 30);
+    try {
+      await this.#loop();
+    } finally {
+      clearInterval(alive);
+    }
+  }
+
+  async #loop(): Promise<void> {
+    const consumer = this.#consumer;
+    while (this.#failure === undefined) {
+      const stopping = this.#stopMode;
+      if (stopping === 'discard') {
+        this.#discardQueued();
+        break;
+      }
+      const takeInput = !this.#paused;
+      const hasData = takeInput && consumer.hasData();
+      if (hasData && this.#free.length > 0 && (this.#busy.length === 0 || this.#worthSubmitting())) {
+        this.#submit();
+        continue;
+      }
+      if (this.#busy.length > 0) {
+        await this.#completeHead();
+        continue;
+      }
+      if (hasData) continue;
+      if (stopping === 'drain' && !this.#paused) break;
+      const wake = new AbortController();
+      this.#wake = wake;
+      if (this.#paused) {
+        // Deactivated: frames may wait in the ring; sleep until resumed or stopped, not until data.
+        await new Promise((resolve) => wake.signal.addEventListener('abort', resolve, { once: true }));
+      } else {
+        await consumer.waitForDataAsync(Number.POSITIVE_INFINITY, wake.signal).catch(() => false);
+      }
+      this.#wake = undefined;
+    }
+    while (this.#busy.length > 0 && this.#failure === undefined) await this.#completeHead();
+    if (this.#failure !== undefined) throw this.#failure;
+  }
+
+  /** With batches in flight, a new one is submitted only when enough has gathered to be worth a dispatch. */
+  #worthSubmitting(): boolean {
+    return this.#consumer.availableReadBytes() >= Math.min(this.#dataCapacity, this.#lastBatchBytes) / 2;
+  }
+
+  #lastBatchBytes = 0;
+
+  #submit(): void {
+    const started = performance.now();
+    const slot = this.#free.pop() as Slot;
+    const descriptors = slot.descriptors;
+    const data = slot.data;
+    const limit = this.#dataCapacity - Math.ceil(this.#maxPayload / 4) * 4;
+    const max = this.#maxBatch;
+    let count = 0;
+    let bytes = 0;
+    let frameBytes = 0;
+    this.#consumer.drain((frame: FrameView) => {
+      const size = frame.payloadSize;
+      const d = count * MESSAGE_DESCRIPTOR_WORDS;
+      descriptors[d] = frame.typeId;
+      descriptors[d + 1] = size;
+      descriptors[d + 2] = frame.flags;
+      descriptors[d + 3] = bytes >>> 2;
+      const messageId = frame.messageId;
+      descriptors[d + 4] = messageId >>> 0;
+      descriptors[d + 5] = Math.floor(messageId / TWO_32);
+      descriptors[d + 6] = frame.source;
+      descriptors[d + 7] = frame.priority;
+      slot.messageIds[count] = messageId;
+      slot.correlationIds[count] = frame.correlationId;
+      data.set(frame.payload, bytes);
+      bytes += (size + 3) & ~3;
+      frameBytes += frame.length;
+      count++;
+      // Stop while the next frame, however large, still fits the batch's payload area.
+      return count < max && bytes <= limit;
+    }, max);
+    if (count === 0) {
+      this.#free.push(slot);
+      return;
+    }
+    slot.count = count;
+    slot.dataBytes = bytes;
+    this.#lastBatchBytes = frameBytes;
+    const queue = this.#device.queue;
+    const header = new Uint32Array([count, this.#outWords, 0, 0]);
+    queue.writeBuffer(slot.uniform, 0, header);
+    queue.writeBuffer(slot.messages, 0, descriptors, 0, count * MESSAGE_DESCRIPTOR_WORDS);
+    if (bytes > 0) queue.writeBuffer(slot.input, 0, data, 0, bytes);
+    const encoder = this.#device.createCommandEncoder();
+    const pass = encoder.beginComputePass();
+    pass.setPipeline(this.#compiled.pipeline);
+    pass.setBindGroup(0, slot.bindGroup);
+    if (this.#stateBindGroup !== undefined) pass.setBindGroup(1, this.#stateBindGroup);
+    pass.dispatchWorkgroups(Math.ceil(count / this.#workgroupSize));
+    pass.end();
+    const statusBytes = count * STATUS_BYTES;
+    const outputBytes = count * this.#outWords * 4;
+    const outputAt = this.#maxBatch * STATUS_BYTES;
+    encoder.copyBufferToBuffer(slot.statuses, 0, slot.readback, 0, statusBytes);
+    if (outputBytes > 0) encoder.copyBufferToBuffer(slot.outputs, 0, slot.readback, outputAt, outputBytes);
+    queue.submit([encoder.finish()]);
+    slot.submittedAt = performance.now();
+    slot.mapped = slot.readback.mapAsync(MAP_READ, 0, outputAt + Math.max(4, outputBytes));
+    // The readback promise is awaited in order by #completeHead; a rejection there fails the kernel.
+    slot.mapped.catch(() => {});
+    this.#busy.push(slot);
+    this.#batches++;
+    this.#lastBatch = count;
+    if (count > this.#largestBatch) this.#largestBatch = count;
+    this.#uploadMs += slot.submittedAt - started;
+  }
+
+  async #completeHead(): Promise<void> {
+    const slot = this.#busy[0] as Slot;
+    try {
+      await slot.mapped;
+    } catch (error) {
+      slot.mapped = undefined;
+      this.#fail(new WebGpuError('lost', 'reading a batch back', (error as Error).message));
+      return;
+    }
+    slot.mapped = undefined;
+    const read = performance.now();
+    this.#gpuMs += read - slot.submittedAt;
+    const outputAt = this.#maxBatch * STATUS_BYTES;
+    const range = slot.readback.getMappedRange(0, outputAt + Math.max(4, slot.count * this.#outWords * 4));
+    try {
+      await this.#writeOutputs(
+        slot,
+        new Uint32Array(range, 0, slot.count * OUTPUT_STATUS_WORDS),
+        new Uint8Array(range, outputAt),
+      );
+    } finally {
+      slot.readback.unmap();
+      this.#busy.shift();
+      this.#free.push(slot);
+      this.#outputMs += performance.now() - read;
+    }
+  }
+
+  async #writeOutputs(slot: Slot, statuses: Uint32Array, outputs: Uint8Array): Promise<void> {
+    const outBytes = this.#outWords * 4;
+    const producer = this.#producer;
+    for (let i = 0; i < slot.count; i++) {
+      const s = i * OUTPUT_STATUS_WORDS;
+      let error = statuses[s] as number;
+      const size = statuses[s + 1] as number;
+      const typeId = statuses[s + 2] as number;
+      const emit = statuses[s + 3] as number;
+      const d = i * MESSAGE_DESCRIPTOR_WORDS;
+      const flags = slot.descriptors[d + 2] as number;
+      const messageId = slot.messageIds[i] as number;
+      if (error === 0 && emit !== 0 && (size > outBytes || size > producer.maxPayloadSize)) {
+        error = ErrorNumber.FrameTooLarge;
+      }
+      if (error !== 0) {
+        this.#failed++;
+        const code = errorCodeOf(error);
+        const message = `kernel '${this.#kernelId}': the WGSL handler returned ${code ?? 'error'} (${error})`;
+        this.#deadLetter(slot, i, 'handler-error', error, message);
+        if (flags & FrameFlags.REQUEST) {
+          await this.#write(ErrorResponse, errorBody('WgslHandlerError', message, code ?? error), messageId, true);
+        }
+        continue;
+      }
+      this.#messages++;
+      if (emit !== 0) {
+        this.#envelope.correlationId = messageId;
+        const payload = outputs.subarray(i * outBytes, i * outBytes + size);
+        await this.#write(typed(typeId), payload, messageId, false);
+      } else if (flags & FrameFlags.REQUEST) {
+        await this.#write(ErrorResponse, NO_RESPONSE, messageId, true);
+      }
+    }
+    producer.wakeConsumer();
+  }
+
+  /** Writes one output frame, waiting for room in the output ring (backpressure reaches the input ring). */
+  async #write(
+    codec: MessageCodec<Uint8Array, unknown>,
+    payload: Uint8Array,
+    correlationId: number,
+    error: boolean,
+  ): Promise<void> {
+    const envelope = error ? this.#errorEnvelope : this.#envelope;
+    envelope.correlationId = correlationId;
+    const producer = this.#producer;
+    while (!producer.tryWrite(codec, payload, envelope)) {
+      producer.wakeConsumer();
+      await producer.waitForSpaceAsync(((payload.length + 7) & ~7) + 128, 50);
+    }
+  }
+
+  #deadLetter(slot: Slot, i: number, reason: BatchDeadLetterReason, errorNumber: number, message: string): void {
+    if (this.#onDeadLetter === undefined) return;
+    const d = i * MESSAGE_DESCRIPTOR_WORDS;
+    const at = (slot.descriptors[d + 3] as number) * 4;
+    const size = slot.descriptors[d + 1] as number;
+    this.#onDeadLetter({
+      reason,
+      errorNumber,
+      message,
+      messageId: slot.messageIds[i] as number,
+      correlationId: slot.correlationIds[i] as number,
+      typeId: slot.descriptors[d] as number,
+      flags: slot.descriptors[d + 2] as number,
+      payload: slot.data.slice(at, at + size),
+    });
+  }
+
+  #discardQueued(): void {
+    this.#consumer.drain((frame) => {
+      this.#discarded++;
+      this.#onDeadLetter?.({
+        reason: 'discarded-on-terminate',
+        errorNumber: ErrorNumber.KernelFailed,
+        message: `kernel '${this.#kernelId}' terminated with discard before handling the message`,
+        messageId: frame.messageId,
+        correlationId: frame.correlationId,
+        typeId: frame.typeId,
+        flags: frame.flags,
+        payload: frame.payload.slice(),
+      });
+    });
+  }
+
+  #malformed(error: MalformedFrameError): void {
+    this.#failed++;
+    this.#onDeadLetter?.({
+      reason: 'malformed-frame',
+      errorNumber: error.errno,
+      message: error.message,
+      messageId: 0,
+      correlationId: 0,
+      typeId: 0,
+      flags: 0,
+      payload: new Uint8Array(0),
+    });
+  }
+
+  #fail(error: WebGpuError): void {
+    if (this.#failure !== undefined) return;
+    this.#failure = error;
+    this.#interrupt();
+    this.#onFailure?.(error);
+  }
+
+  /** Waits for every readback still pending to settle, whatever happened before. */
+  async #settleReadbacks(): Promise<void> {
+    for (const slot of this.#all) {
+      if (slot.mapped !== undefined) await slot.mapped.catch(() => {});
+      slot.mapped = undefined;
+    }
+  }
+
+  #destroy(): void {
+    if (this.#destroyed) return;
+    this.#destroyed = true;
+    for (const slot of this.#all) {
+      for (const buffer of [slot.uniform, slot.messages, slot.input, slot.statuses, slot.outputs, slot.readback]) {
+        buffer.destroy();
+      }
+    }
+    this.#state?.destroy();
+  }
+}
+
+const encoder = new TextEncoder();
+const ErrorResponse: MessageCodec<Uint8Array, Uint8Array> = {
+  ...BytesMessage,
+  name: 'error-reply',
+  typeId: ERROR_RESPONSE_TYPE_ID,
+};
+const NO_RESPONSE = errorBody('NoResponse', 'the WGSL handler emitted nothing, so the call has no response', undefined);
+
+function errorBody(name: string, message: string, code: string | number | undefined): Uint8Array {
+  return encoder.encode(JSON.stringify({ name, message, code }));
+}
+
+/** Output codecs by type id: raw bytes carrying the handler's type id (the payload is already encoded). */
+const codecs = new Map<number, MessageCodec<Uint8Array, Uint8Array>>();
+function typed(typeId: number): MessageCodec<Uint8Array, Uint8Array> {
+  let codec = codecs.get(typeId);
+  if (codec === undefined) {
+    codec = { ...BytesMessage, name: `type ${typeId}`, typeId };
+    codecs.set(typeId, codec);
+  }
+  return codec;
+}

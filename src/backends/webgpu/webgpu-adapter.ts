@@ -1,0 +1,147 @@
+import { BackendUnavailableError } from '../../errors/runtime-errors.js';
+import { WebGpuError } from '../../errors/webgpu-errors.js';
+import { loadDawn } from './dawn-module.js';
+
+/** Which native API Dawn drives: Vulkan (Linux), Metal (macOS), D3D12 (Windows), or OpenGL ES (compatibility). */
+export type WebGpuNativeBackend = 'default' | 'opengles';
+
+/** Options of {@link openWebGpuDevice} and {@link probeWebGpu}. */
+export interface WebGpuAdapterOptions {
+  /**
+   * Use a fallback (software) adapter such as Mesa's lavapipe when no hardware one is there. Default false: a
+   * software adapter computes correctly but slowly, so it is taken only when asked for.
+   */
+  readonly allowFallback?: boolean;
+  /** Dawn's native backend: the platform's default or OpenGL ES (EGL, compatibility feature level). */
+  readonly nativeBackend?: WebGpuNativeBackend;
+}
+
+/** What an adapter is, as its driver describes it. */
+export interface WebGpuAdapterDescription {
+  readonly vendor: string;
+  readonly architecture: string;
+  readonly device: string;
+  readonly description: string;
+  /** A software or otherwise limited adapter (lavapipe, SwiftShader). */
+  readonly isFallback: boolean;
+  readonly nativeBackend: WebGpuNativeBackend;
+  /** Whether the adapter has `timestamp-query` (GPU timestamps per batch). */
+  readonly timestampQuery: boolean;
+}
+
+/** A device ready for kernels, with what it is. */
+export interface OpenedWebGpuDevice {
+  readonly device: GPUDevice;
+  readonly adapter: WebGpuAdapterDescription;
+}
+
+/** Whether WebGPU can run here, and on what, or why not. */
+export type WebGpuProbe =
+  | { readonly available: true; readonly adapter: WebGpuAdapterDescription; readonly reason: string }
+  | { readonly available: false; readonly reason: string };
+
+/**
+ * One Dawn instance per native backend for the thread's life: instances are heavy, and making several in one
+ * process aborts it intermittently ("std::system_error: Invalid argument", measured with webgpu 0.6.2).
+ */
+const instances = new Map<WebGpuNativeBackend, GPU>();
+
+async function requestAdapter(options: WebGpuAdapterOptions): Promise<{ adapter: GPUAdapter | null; why: string }> {
+  const dawn = await loadDawn();
+  const nativeBackend = options.nativeBackend ?? 'default';
+  let gpu = instances.get(nativeBackend);
+  if (gpu === undefined) {
+    gpu = dawn.create(nativeBackend === 'opengles' ? ['backend=opengles'] : []);
+    instances.set(nativeBackend, gpu);
+  }
+  const request: GPURequestAdapterOptions =
+    nativeBackend === 'opengles' ? { featureLevel: 'compatibility' } : { powerPreference: 'high-performance' };
+  const adapter = await gpu.requestAdapter(request);
+  if (adapter === null) {
+    return {
+      adapter,
+      why:
+        nativeBackend === 'opengles'
+          ? 'Dawn found no OpenGL ES adapter (EGL_PLATFORM=surfaceless needs Mesa EGL)'
+          : 'Dawn found no adapter: no Vulkan/Metal/D3D12 driver it accepts (on Linux without a GPU, run scripts/fetch-webgpu-driver.sh and set RINGKERNEL_WEBGPU_DRIVER_DIR)',
+    };
+  }
+  return { adapter, why: '' };
+}
+
+function describe(adapter: GPUAdapter, nativeBackend: WebGpuNativeBackend): WebGpuAdapterDescription {
+  const info = adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
+  return {
+    vendor: info.vendor,
+    architecture: info.architecture,
+    device: info.device,
+    description: info.description,
+    isFallback:
+      info.isFallbackAdapter === true || (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter === true,
+    nativeBackend,
+    timestampQuery: adapter.features.has('timestamp-query'),
+  };
+}
+
+/**
+ * Says whether a WebGPU adapter can be had here and which, without keeping a device.
+ *
+ * @example
+ * const probe = await probeWebGpu({ allowFallback: true });
+ * if (!probe.available) console.log(`skipped: no WebGPU adapter (${probe.reason})`);
+ */
+export async function probeWebGpu(options: WebGpuAdapterOptions = {}): Promise<WebGpuProbe> {
+  const { probe } = await findAdapter(options);
+  return probe;
+}
+
+async function findAdapter(options: WebGpuAdapterOptions): Promise<{ probe: WebGpuProbe; adapter?: GPUAdapter }> {
+  let found: Awaited<ReturnType<typeof requestAdapter>>;
+  try {
+    found = await requestAdapter(options);
+  } catch (error) {
+    return { probe: { available: false, reason: (error as Error).message } };
+  }
+  if (found.adapter === null) return { probe: { available: false, reason: found.why } };
+  const adapter = describe(found.adapter, options.nativeBackend ?? 'default');
+  const name = `${adapter.vendor} ${adapter.architecture} ${adapter.description}`.trim();
+  if (adapter.isFallback && options.allowFallback !== true) {
+    const reason = `only a fallback (software) adapter is here (${name}); allow it with allowFallback`;
+    return { probe: { available: false, reason } };
+  }
+  const kind = adapter.isFallback ? 'fallback (software)' : 'hardware';
+  return {
+    probe: { available: true, adapter, reason: `${kind} adapter ${name} through Dawn (${adapter.nativeBackend})` },
+    adapter: found.adapter,
+  };
+}
+
+/**
+ * Opens a device on the best adapter the options allow, with the adapter's own limits for storage buffers and
+ * workgroup sizes (the defaults are far below what kernels' batches use).
+ *
+ * @throws {BackendUnavailableError} without the `webgpu` package or an adapter; {@link WebGpuError} when the
+ * device cannot be created.
+ */
+export async function openWebGpuDevice(options: WebGpuAdapterOptions = {}): Promise<OpenedWebGpuDevice> {
+  const { probe, adapter } = await findAdapter(options);
+  if (!probe.available || adapter === undefined) throw new BackendUnavailableError('webgpu', probe.reason);
+  const limits = adapter.limits;
+  const requiredLimits: Record<string, number> = {
+    maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,
+    maxBufferSize: limits.maxBufferSize,
+    maxComputeInvocationsPerWorkgroup: limits.maxComputeInvocationsPerWorkgroup,
+    maxComputeWorkgroupSizeX: limits.maxComputeWorkgroupSizeX,
+    maxStorageBuffersPerShaderStage: limits.maxStorageBuffersPerShaderStage,
+  };
+  const description = probe.adapter;
+  try {
+    const device = await adapter.requestDevice({
+      requiredLimits,
+      requiredFeatures: description.timestampQuery ? ['timestamp-query'] : [],
+    });
+    return { device, adapter: description };
+  } catch (error) {
+    throw new WebGpuError('internal', 'request device', (error as Error).message);
+  }
+}
