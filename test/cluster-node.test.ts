@@ -72,7 +72,8 @@ describe('cluster nodes in one process', { skip: missing }, () => {
     }
     const metrics = await remote.metrics();
     assert.equal(metrics.messagesProcessed, 201);
-    assert.equal(remote.status, 'Active');
+    // The status the registry lists is republished on the next heartbeat after it changes.
+    await until(() => remote.status === 'Active');
     const stats = b.cluster?.stats();
     assert.ok(stats !== undefined && stats.lostByPeers === 0 && stats.refusedByPeers === 0);
     assert.ok(a.cluster !== undefined && a.cluster.stats().delivered === 200);
@@ -106,6 +107,8 @@ describe('cluster nodes in one process', { skip: missing }, () => {
     const letters: DeadLetter[] = [];
     a.deadLetters.on('deadLetter', (letter) => letters.push(letter));
     const acc = await a.launch(Accumulator, 1, 1, { name: 'acc4', autoActivate: true });
+    // Listed: its node subscribed for it before it published the entry.
+    await until(() => a.cluster?.registry.get('acc4') !== undefined);
     const subjects = a.cluster?.subjects;
     assert.ok(subjects !== undefined);
     const foreign = await connect({ servers: server.url });
@@ -149,6 +152,7 @@ describe('cluster nodes in one process', { skip: missing }, () => {
     const letters: DeadLetter[] = [];
     b.deadLetters.on('deadLetter', (letter) => letters.push(letter));
     await a.launch(Accumulator, 1, 1, { name: 'acc5', autoActivate: true });
+    await until(() => b.cluster?.registry.get('acc5') !== undefined);
     const subjects = a.cluster?.subjects;
     assert.ok(subjects !== undefined);
     // Node b's own sender id, with ids 1, 2 and then 6: three messages (3, 4, 5) lost on the way.

@@ -4,11 +4,22 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { ClusterNodeDownError, ErrorCode, RingKernelRuntime } from '../src/index.js';
+import { context } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { assign, createActor, enqueueActions, setup, toPromise } from 'xstate';
+import {
+  ClusterNodeDownError,
+  ErrorCode,
+  fromKernel,
+  type KernelActorOutputEvent,
+  RingKernelRuntime,
+} from '../src/index.js';
 import { Accumulator, Echo } from './fixtures/kernels.js';
 import { startNodeProcess } from './support/cluster-process.js';
 import { eventually } from './support/eventually.js';
 import { type NatsServer, natsServerMissing, startNatsServer } from './support/nats-server.js';
+import { OtlpReceiver } from './support/otlp-receiver.js';
 
 const missing = natsServerMissing();
 
@@ -67,6 +78,109 @@ describe('cluster nodes in several processes', { skip: missing }, () => {
       assert.equal(here.cluster?.stats().lostByPeers, 0);
     } finally {
       await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+
+  test('fromKernel over a remote kernel: a machine on this node invokes a kernel on another process', async () => {
+    const cluster = 'actors';
+    const a = await startNodeProcess({
+      servers: server.url,
+      node: 'xa',
+      cluster,
+      kernels: [{ id: Accumulator.id, name: 'x/acc' }],
+    });
+    try {
+      await using here = await self('xc', cluster);
+      await until(() => here.cluster?.registry.get('x/acc') !== undefined);
+      const remote = here.ref<NumbersIn, TotalOut>('x/acc');
+      const machine = setup({
+        types: {
+          context: {} as { total: number; answers: number; outputs: number },
+          events: {} as KernelActorOutputEvent<TotalOut>,
+        },
+        actors: { accumulator: fromKernel(remote) },
+      }).createMachine({
+        context: { total: 0, answers: 0, outputs: 0 },
+        initial: 'working',
+        states: {
+          working: {
+            invoke: { id: 'acc', src: 'accumulator' },
+            // Three one-way sends (their outputs come back as kernel.output), then four calls.
+            entry: enqueueActions(({ enqueue }) => {
+              for (const seq of [1, 2, 3]) {
+                enqueue.sendTo('acc', { type: 'kernel.send', message: { sender: 0, seq, value: 1 } });
+              }
+              for (const value of [4, 5, 6, 7]) {
+                enqueue.sendTo('acc', {
+                  type: 'kernel.call',
+                  requestId: value,
+                  message: { sender: 0, seq: value, value },
+                });
+              }
+            }),
+            on: {
+              'kernel.response': {
+                actions: assign(({ context, event }) => ({ total: event.output.total, answers: context.answers + 1 })),
+              },
+              'kernel.output': { actions: assign(({ context }) => ({ outputs: context.outputs + 1 })) },
+            },
+            always: { guard: ({ context }) => context.answers === 4 && context.outputs === 3, target: 'done' },
+          },
+          done: { type: 'final' },
+        },
+        output: ({ context }) => context.total,
+      });
+      assert.equal(await toPromise(createActor(machine).start()), 3 + 4 + 5 + 6 + 7);
+      // Stopping the actor left the kernel on its node running: it belongs to that node.
+      assert.equal((await remote.call({ sender: 0, seq: 8, value: 1 }, { timeout: 5000 })).count, 8);
+    } finally {
+      await a.stop();
+    }
+  });
+
+  test('one trace across two processes: the caller’s span parents the serving node’s call and processing spans', async () => {
+    const cluster = 'traced';
+    const receiver = await OtlpReceiver.start();
+    // The caller is a user's program with its own tracer: a context manager and a span around the call.
+    context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+    const exporter = new InMemorySpanExporter();
+    const tracer = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }).getTracer('caller');
+    const a = await startNodeProcess({
+      servers: server.url,
+      node: 'ta',
+      cluster,
+      kernels: [{ id: Accumulator.id, name: 't/acc' }],
+      traceEndpoint: receiver.url,
+    });
+    try {
+      await using here = await self('tc', cluster);
+      await until(() => here.cluster?.registry.get('t/acc') !== undefined);
+      const acc = here.ref<NumbersIn, TotalOut>('t/acc');
+      await tracer.startActiveSpan('client checkout', async (span) => {
+        await acc.call({ sender: 1, seq: 1, value: 1 }, { timeout: 5000 });
+        span.end();
+      });
+      const client = exporter.getFinishedSpans()[0];
+      assert.ok(client !== undefined);
+      const traceId = client.spanContext().traceId;
+      const spans = await eventually(() => {
+        const inTrace = receiver.spans.filter((s) => s.traceId === traceId);
+        assert.ok(
+          inTrace.some((s) => s.name === 'process t/acc'),
+          'the serving node exported its spans',
+        );
+        return inTrace;
+      }, 10_000);
+      // Every span the other process exported resolves its parent: the caller's span, or one of its own.
+      const ids = new Set([client.spanContext().spanId, ...spans.map((s) => s.spanId)]);
+      for (const span of spans) assert.ok(ids.has(span.parentSpanId), `${span.name}: parent ${span.parentSpanId}`);
+      const call = spans.find((s) => s.name === 'call t/acc');
+      assert.equal(call?.parentSpanId, client.spanContext().spanId, 'the serving call is a child of the caller’s span');
+      assert.equal(spans.find((s) => s.name === 'process t/acc')?.parentSpanId, call?.spanId);
+    } finally {
+      context.disable();
+      await a.stop();
+      await receiver.close();
     }
   });
 

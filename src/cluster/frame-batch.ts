@@ -124,8 +124,13 @@ export function readFrameBatch(
   onFrame: (frame: FrameView) => void,
   onMalformed: (error: MalformedFrameError) => void,
 ): FrameBatchCount {
-  // Schema views read arrays through typed arrays, which need natural alignment: align a batch that is not.
-  const bytes = data.byteOffset % 8 === 0 ? data : data.slice();
+  // Schema views read arrays through typed arrays, which need natural alignment: copy a batch that is not aligned.
+  // (A plain Uint8Array either way: NATS hands out Node Buffers, whose slice() is a view, not a copy.)
+  let bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (data.byteOffset % 8 !== 0) {
+    bytes = new Uint8Array(data.byteLength);
+    bytes.set(data);
+  }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const frame = new FrameView(view, bytes, 0);
   let at = 0;

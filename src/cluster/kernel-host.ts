@@ -1,5 +1,6 @@
 import type { MsgHdrs, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { ClusterMessageLostError } from '../errors/cluster-errors.js';
+import { ErrorCode } from '../errors/codes.js';
 import type { MalformedFrameError } from '../errors/frame-errors.js';
 import type { RingKernelError } from '../errors/ringkernel-error.js';
 import { MessageTypeMismatchError } from '../errors/value-errors.js';
@@ -21,6 +22,14 @@ import {
 
 /** The queue group every node serves kernels in: a name served by two nodes for a moment gets each message once. */
 const QUEUE = 'rk';
+/** Codes with which a kernel refuses a message it then dead-letters itself. */
+const KERNEL_REFUSALS = new Set<string>([
+  ErrorCode.InvalidState,
+  ErrorCode.KernelFailed,
+  ErrorCode.LoadShed,
+  ErrorCode.NotAcceptingWork,
+  ErrorCode.RuntimeShutDown,
+]);
 /** Outputs a node sends per answer to a receive, at most. */
 const MAX_OUTPUTS_PER_ANSWER = 256;
 
@@ -170,16 +179,17 @@ export class KernelHost {
     }
     const priority = frame.priority;
     const parent = frame.traceFlags & 1 ? (contextFromFrame(frame) ?? batchParent) : batchParent;
+    let refused = false;
     const sent = withRemoteParent(parent, () => {
       try {
         return kernel.trySend(value, priority);
       } catch (error) {
-        // The kernel refused it (gone, shedding load…) and dead-lettered it itself: the sender is told.
-        this.#refused++;
-        this.#notify(sender, { kernel: kernel.name, reason: 'refused', count: 1, error: serialize(error as Error) });
-        return true;
+        refused = true;
+        this.#refusedHere(served, error as Error, sender, frame);
+        return false;
       }
     });
+    if (refused) return;
     if (sent) {
       this.#delivered++;
       return;
@@ -234,8 +244,9 @@ export class KernelHost {
             this.#delivered++;
             return;
           }
-        } catch {
-          return; // refused by the kernel (gone): it dead-lettered the message itself
+        } catch (error) {
+          this.#refusedHere(served, error as Error, sender, frame);
+          return;
         }
         waits.push(
           withRemoteParent(parent, () => kernel.send(value, { priority, onFull: 'wait' })).then(
@@ -253,6 +264,20 @@ export class KernelHost {
       }
     }
     return written;
+  }
+
+  /**
+   * The kernel threw on a frame: refused it (gone, shedding load, not accepting work — the kernel dead-lettered
+   * it itself) or could not take its value (a dead letter here). Either way the sender is told.
+   */
+  #refusedHere(served: Served, error: Error, sender: string, frame: FrameView): void {
+    const code = (error as { code?: string }).code;
+    if (code !== undefined && KERNEL_REFUSALS.has(code)) {
+      this.#refused++;
+      this.#notify(sender, { kernel: served.kernel.name, reason: 'refused', count: 1, error: serialize(error) });
+      return;
+    }
+    this.#badFrame(served, error, sender, frame);
   }
 
   /** Loss accounting: ids from one sender incarnation rise by one; a gap is messages lost on the way. */
@@ -276,7 +301,7 @@ export class KernelHost {
     this.#notify(sender, { kernel: served.kernel.name, reason: 'message-lost', count: lost, error: serialize(error) });
   }
 
-  #badFrame(served: Served, error: MalformedFrameError | RingKernelError, sender: string, frame?: FrameView): void {
+  #badFrame(served: Served, error: Error, sender: string, frame?: FrameView): void {
     this.#malformed++;
     const bytes = (error as Partial<MalformedFrameError>).bytes;
     this.#letter(served, 'malformed-frame', error, {

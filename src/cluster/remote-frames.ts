@@ -1,7 +1,7 @@
-import { type Context, context, ROOT_CONTEXT, type SpanContext, TraceFlags, trace } from '@opentelemetry/api';
+import { type SpanContext, TraceFlags, trace } from '@opentelemetry/api';
 import { ErrorCode, type ErrorCodeString } from '../errors/codes.js';
 import { RingKernelError } from '../errors/ringkernel-error.js';
-import { activeParent } from '../telemetry/active-parent.js';
+import { activeParent, withParent } from '../telemetry/active-parent.js';
 import type { Envelope } from '../wire/envelope.js';
 import { FrameFlags } from '../wire/frame-header.js';
 import type { FrameView } from '../wire/frame-view.js';
@@ -89,8 +89,8 @@ export function activeTrace():
   };
 }
 
-/** A W3C `traceparent` as an OpenTelemetry context to run the delivery in, or undefined when it is not one. */
-export function contextFromTraceparent(traceparent: string | undefined): Context | undefined {
+/** A W3C `traceparent` as the span context to deliver under, or undefined when it is not one. */
+export function contextFromTraceparent(traceparent: string | undefined): SpanContext | undefined {
   if (traceparent === undefined) return undefined;
   const match = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/.exec(traceparent);
   if (match === null) return undefined;
@@ -100,12 +100,11 @@ export function contextFromTraceparent(traceparent: string | undefined): Context
     traceFlags: Number.parseInt(match[3] as string, 16) & TraceFlags.SAMPLED,
     isRemote: true,
   };
-  if (!trace.isSpanContextValid(spanContext)) return undefined;
-  return trace.setSpanContext(ROOT_CONTEXT, spanContext);
+  return trace.isSpanContextValid(spanContext) ? spanContext : undefined;
 }
 
-/** The trace context a frame carries in its header, as a context, or undefined when it carries none. */
-export function contextFromFrame(frame: FrameView): Context | undefined {
+/** The trace context a frame carries in its header, or undefined when it carries none. */
+export function contextFromFrame(frame: FrameView): SpanContext | undefined {
   const traceId = frame.traceId;
   let any = 0;
   for (const byte of traceId) any |= byte;
@@ -116,11 +115,10 @@ export function contextFromFrame(frame: FrameView): Context | undefined {
     traceFlags: frame.traceFlags & TraceFlags.SAMPLED,
     isRemote: true,
   };
-  if (!trace.isSpanContextValid(spanContext)) return undefined;
-  return trace.setSpanContext(ROOT_CONTEXT, spanContext);
+  return trace.isSpanContextValid(spanContext) ? spanContext : undefined;
 }
 
-/** Runs `body` in `parent` when there is one (the remote sender's span becomes the local spans' parent). */
-export function withRemoteParent<T>(parent: Context | undefined, body: () => T): T {
-  return parent === undefined ? body() : context.with(parent, body);
+/** Runs `body` under `parent` when there is one: the remote sender's span becomes the local spans' parent. */
+export function withRemoteParent<T>(parent: SpanContext | undefined, body: () => T): T {
+  return parent === undefined ? body() : withParent(parent, body);
 }
