@@ -11,9 +11,11 @@ export type {
   KernelActorInput,
   KernelActorOutputEvent,
   KernelActorSnapshot,
+  KernelCommandsOf,
+  KernelEventsOf,
 } from './actors/from-kernel.js';
 // Actors
-export { fromKernel, isKernelActorOutput } from './actors/from-kernel.js';
+export { fromKernel, isKernelActorOutput, kernelActorExited } from './actors/from-kernel.js';
 export type { BackendProbe, BackendType } from './backends/backend-type.js';
 export { BACKEND_TYPES, probeBackend } from './backends/backend-type.js';
 export { LAYOUT_HEADER_PATH, NATIVE_LAYOUTS, renderLayoutHeader, renderMessagesHeader } from './backends/c-header.js';
@@ -101,7 +103,9 @@ export {
   HandlerFailedError,
   InvalidStateError,
   KernelFailedError,
+  KernelModuleError,
   KernelNotFoundError,
+  LinkTypeMismatchError,
   LoadShedError,
   NotAcceptingWorkError,
   QueueFullError,
@@ -111,6 +115,7 @@ export {
 export {
   ClockSkewError,
   InvalidEnvelopeError,
+  MessageSchemaError,
   MessageTypeMismatchError,
   StringTooLongError,
   TimeoutError,
@@ -122,9 +127,11 @@ export type { CudaKernelSpec } from './kernel/cuda-kernel-spec.js';
 export type {
   AnyKernelDefinition,
   CpuHandler,
+  InputOf,
   KernelContext,
   KernelDefinition,
   KernelSpec,
+  OutputOf,
 } from './kernel/kernel-definition.js';
 export { defineKernel, findKernel } from './kernel/kernel-definition.js';
 export type { KernelLifecycleEvent, LifecycleCommand } from './kernel/kernel-lifecycle.js';

@@ -64,6 +64,9 @@ describe('npm start demo', () => {
       timeout: 60_000,
     });
     assert.match(out, /summary \(the machine ended in 'done'\)/);
+    // stdout is a pipe here, not a terminal: progress comes one line per update, never redrawn with \r.
+    assert.doesNotMatch(out, /\r/);
+    assert.match(out, /^[\d,]+ readings +[\d,]+ msg\/s +hot alerts \d+ +faults \d+ +restarts \d+$/m);
     assert.match(out, /readings sent +[\d,]+ in [\d.]+ s \([\d,]+ msg\/s\), stats → alerts kernel-to-kernel/);
     assert.match(out, /call latency +p50 [\d.]+ µs +p99 [\d.]+ µs/);
     const num = (pattern: RegExp): number => Number(pattern.exec(out)?.[1]?.replaceAll(',', ''));

@@ -194,6 +194,16 @@ export class PrometheusExporter {
         for (const breaker of runtime.circuitBreakers()) this.set({ name: breaker.name }, CIRCUIT_LEVEL[breaker.state]);
       },
     });
+    new Counter({
+      name: 'ringkernel_kernel_send_stalls_total',
+      help: 'Times sends to a live kernel were found deadlocked: input full, output full, nothing reading outputs.',
+      labelNames: ['kernel'],
+      registers,
+      collect() {
+        this.reset();
+        for (const handle of runtime.kernels()) this.inc({ kernel: handle.name }, handle.metrics().sendStalls);
+      },
+    });
     new Gauge({
       name: 'ringkernel_degradation_level',
       help: 'Degradation level: 0 Normal, 1 Light, 2 Moderate, 3 Severe, 4 Critical.',

@@ -1,6 +1,7 @@
 import { BACKEND_TYPES, type BackendType, selectBackend } from '../backends/backend-type.js';
 import { type ClusterOptions, resolveClusterOptions } from '../cluster/cluster-options.js';
-import { BackendUnavailableError } from '../errors/runtime-errors.js';
+import { BackendUnavailableError, KernelModuleError } from '../errors/runtime-errors.js';
+import { isKernelWorker } from '../kernel/kernel-definition.js';
 import { RuntimeTracing } from '../telemetry/runtime-tracing.js';
 import { resolveTracingOptions, type TracingOptions } from '../telemetry/tracing-options.js';
 import { type RuntimeConfig, resolveConfig } from './config.js';
@@ -107,6 +108,13 @@ export class RuntimeBuilder {
 
   /** Builds the runtime (its worker pool) and starts it (Running), unless {@link RuntimeBuilder.deferStart}. */
   async build(): Promise<RingKernelRuntime> {
+    if (isKernelWorker()) {
+      // A kernel's module builds a runtime when imported: each worker would build one, whose workers build one…
+      throw new KernelModuleError(
+        undefined,
+        "a runtime is being built inside one of ringkernel's kernel workers, while it imports a kernel's module: that module builds a runtime when it is imported. Define kernels in modules of their own that only define them, and build the runtime in the program's entry module",
+      );
+    }
     // Explicit settings override the preset's, whichever was called first.
     const config = resolveConfig({ ...this.#preset?.config, ...this.#config });
     const { backend, probes } = selectBackend(this.#backend);

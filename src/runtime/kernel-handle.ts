@@ -35,7 +35,7 @@ import type { FrameRingMemory } from '../wire/frame-ring.js';
 import type { FrameView } from '../wire/frame-view.js';
 import { KernelStatus, type KernelStatusName, kernelStatusName } from '../wire/kernel-status.js';
 import { BytesMessage, type MessageCodec } from '../wire/message-schema.js';
-import { RingSignalOffset } from '../wire/ring-signal.js';
+import { RingOffset, RingSignalOffset } from '../wire/ring-signal.js';
 import type { DeadLetter } from './dead-letters.js';
 
 /** A grid or block size: a count, or up to three dimensions. */
@@ -95,6 +95,11 @@ export interface KernelMetrics {
   readonly outputQueueDepth: number;
   /** Sends waiting for room in a full input ring. */
   readonly sendsWaiting: number;
+  /**
+   * Times sends were found deadlocked: the input queue full, the kernel holding an output for room in a full
+   * output queue, and nothing on the host reading outputs (each time is also a warning naming the kernel).
+   */
+  readonly sendStalls: number;
   /** Last error recorded by the kernel, or null. */
   readonly lastError: { readonly code: number; readonly message: string | undefined } | null;
   readonly errorCount: number;
@@ -220,6 +225,10 @@ interface PendingSend {
 const RESOLVED = Promise.resolve();
 /** How long a forced kernel gets to stop after the message in hand before the host marks it Failed itself. */
 const FORCE_GRACE_MS = 1000;
+/** How long one wait of `for await (… of handle)` lasts before it looks again (it waits on, however long). */
+const ITERATION_WAIT_MS = 60_000;
+/** How long sends wait for room, with the kernel taking nothing in, before the host looks for a deadlock. */
+const STALL_MS = 1000;
 /** How long the host spins for a response before parking, in ms: a kernel usually answers well within it. */
 const HOST_SPIN_MS = 0.05;
 /** The same through the DMA mirror, whose two copies and kernel wake-up take longer than a direct answer. */
@@ -273,6 +282,14 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   readonly #callLatency = new LatencyHistogram();
   readonly #launchedAt = performance.now();
   readonly #exited: Promise<void>;
+  /** Sends stalled for want of a reader: when the kernel last took input in (see #checkStall). */
+  #stallMark: { received: number; since: number } | undefined;
+  #stalled = false;
+  #stalls = 0;
+  /** Whether anyone asked this kernel to activate (a call to a kernel nobody will activate is refused at once). */
+  #activationAsked = false;
+  /** The terminate under way (or done), so that terminating twice waits for the one. */
+  #terminating: Promise<void> | undefined;
   #markExited!: () => void;
   #nextMessageId: number;
   /** The device hosting the current instance. */
@@ -382,6 +399,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
 
   /** Activates the kernel: it starts (or resumes) taking input. */
   activate(): Promise<void> {
+    this.#activationAsked = true;
     return this.#command('ACTIVATE', 'activate');
   }
 
@@ -396,7 +414,18 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    * kernel is forced: pending input is dead-lettered and it is marked Failed (`KernelFailedError` with code
    * RK_TERMINATION_TIMEOUT as cause).
    */
-  async terminate(options: { readonly drain?: boolean } = {}): Promise<void> {
+  terminate(options: { readonly drain?: boolean } = {}): Promise<void> {
+    // Once asked, a kernel terminates once: a second terminate (a stopped actor's, then shutdown's) waits for it.
+    if (this.#terminating !== undefined) return this.#terminating;
+    const terminating = this.#terminateTraced(options);
+    this.#terminating = terminating;
+    terminating.catch(() => {
+      if (this.#terminating === terminating) this.#terminating = undefined;
+    });
+    return terminating;
+  }
+
+  async #terminateTraced(options: { readonly drain?: boolean }): Promise<void> {
     const span = this.#tracer?.beginLifecycle();
     if (span === undefined) return this.#terminate(options);
     try {
@@ -439,7 +468,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    * @throws {InvalidStateError} when the kernel cannot take messages (Terminated, Failed…).
    */
   trySend(message: InIn, priority: number = Priority.Normal): boolean {
-    this.#checkSendable('send', message, priority);
+    this.#checkSendable('send to', message, priority);
     if (this.#sends.length > 0) return false; // earlier sends are waiting: keep order
     return this.#write(message, 0, priority);
   }
@@ -451,7 +480,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   send(message: InIn, options: SendOptions = {}): Promise<void> {
     try {
       const priority = options.priority === undefined ? Priority.Normal : checkPriority(options.priority);
-      this.#checkSendable('send', message, priority);
+      this.#checkSendable('send to', message, priority);
       if (this.#sends.length === 0 && this.#write(message, 0, priority)) return RESOLVED;
     } catch (error) {
       return Promise.reject(error);
@@ -478,6 +507,16 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     try {
       const priority = options.priority === undefined ? Priority.Normal : checkPriority(options.priority);
       this.#checkSendable('call', request, priority);
+      // Launched and never asked to activate: the kernel takes no input, and the call would only time out.
+      if (this.status === 'Launched' && !this.#activationAsked && this.#supervisor === undefined && !this.#suspended) {
+        throw new InvalidStateError(
+          this.name,
+          'call',
+          'Launched',
+          'Active',
+          'not yet activated, so it takes no input: call activate() first, or launch with { autoActivate: true }',
+        );
+      }
       if (this.#sends.length === 0 && this.#write(request, FrameFlags.REQUEST, priority)) {
         this.#traceCall(response, messageId, request);
         this.#pump();
@@ -522,6 +561,53 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     this.#receivers.push(waiting.get(id) as PendingCall);
     this.#pump();
     return promise;
+  }
+
+  /**
+   * Waits for outputs (not call responses) and takes up to `max` of them at once: the first as `receive` does,
+   * then whatever else is already there. Reading in batches is what keeps a kernel that outputs as fast as it
+   * takes input from filling its output queue (and then holding, and then refusing input).
+   * @throws as {@link KernelHandle.receive}.
+   */
+  async receiveBatch(max = 256, timeout = 30_000): Promise<OutView[]> {
+    if (!Number.isInteger(max) || max < 1) {
+      throw new RangeError(`receiveBatch: max must be a positive integer, got ${String(max)}`);
+    }
+    const first = await this.receive(timeout);
+    const batch = [first] as OutView[];
+    for (let next = this.tryReceive(); next !== undefined; next = batch.length < max ? this.tryReceive() : undefined) {
+      batch.push(next);
+    }
+    return batch;
+  }
+
+  /**
+   * The kernel's outputs (not call responses) as they come: `for await (const output of handle)`. Ends when the
+   * kernel has terminated and every output has been read; throws {@link KernelFailedError} if it fails. The
+   * natural loop for a consumer running beside the code that sends.
+   */
+  async *[Symbol.asyncIterator](): AsyncGenerator<OutView, void, undefined> {
+    for (;;) {
+      const ready = this.tryReceive();
+      if (ready !== undefined) {
+        yield ready;
+        continue;
+      }
+      if (this.#failure !== undefined) throw this.#failure;
+      if (this.#endedClean()) return;
+      try {
+        yield await this.receive(ITERATION_WAIT_MS);
+      } catch (error) {
+        if (error instanceof TimeoutError) continue;
+        if (this.#endedClean()) return;
+        throw error;
+      }
+    }
+  }
+
+  /** Whether the kernel has ended Terminated (not failed). */
+  #endedClean(): boolean {
+    return this.#exitStatus === 'Terminated' && this.#failure === undefined;
   }
 
   /**
@@ -571,6 +657,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       inputQueueCapacity: this.#init.queueCapacity,
       outputQueueDepth: this.#consumer.availableReadFrames() + this.#received.length,
       sendsWaiting: this.#sends.length,
+      sendStalls: this.#stalls,
       lastError: lastCode === 0 ? null : { code: lastCode, message: this.#lastErrorMessage },
       errorCount: control.errorCount,
       uptimeMs: Math.round(performance.now() - this.#launchedAt),
@@ -588,6 +675,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
 
   /** Terminates the kernel if it is still running (for `await using`). */
   async [Symbol.asyncDispose](): Promise<void> {
+    if (this.#terminating !== undefined) return this.#terminating;
     if (this.#exitStatus === undefined && this.#failure === undefined && lifecycleAccepts(this.status, 'TERMINATE')) {
       await this.terminate();
     }
@@ -996,7 +1084,18 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     // it yet (the status word is written before the exit report arrives). Messages queue in the ring for the
     // restarted instance; should the supervisor give the kernel up, they are dead-lettered, not lost.
     if ((this.#suspended || this.#supervisor !== undefined) && this.#failure === undefined) return;
-    const error = this.#failure ?? new InvalidStateError(this.name, operation, this.status, 'Active');
+    const status = this.status;
+    const error =
+      this.#failure ??
+      new InvalidStateError(
+        this.name,
+        operation,
+        status,
+        'Active',
+        status === 'Terminated' || status === 'Terminating'
+          ? 'and takes no more messages (launch it again for a new instance)'
+          : 'and takes no messages',
+      );
     this.#refuse('kernel-gone', error, message);
     throw error;
   }
@@ -1128,10 +1227,13 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
         reject(error);
       };
       if (options.timeout !== undefined) {
-        timer = setTimeout(
-          () => settle(new TimeoutError(`send to kernel '${this.name}'`, options.timeout as number)),
-          options.timeout,
-        );
+        timer = setTimeout(() => {
+          const error = new TimeoutError(`send to kernel '${this.name}'`, options.timeout as number);
+          if (this.#stalled) {
+            error.message += `: deadlocked — the kernel's output queue is full and nothing reads it, so it takes no input; read outputs while sending`;
+          }
+          settle(error);
+        }, options.timeout);
       }
       options.signal?.addEventListener('abort', onAbort, { once: true });
       this.#sends.push(pending);
@@ -1167,11 +1269,38 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
           head.resolve();
           continue;
         }
-        await this.#producer.waitForSpaceAsync(alignedFrameSize(head.bytes.length), 100);
+        if (!(await this.#producer.waitForSpaceAsync(alignedFrameSize(head.bytes.length), 100))) this.#checkStall();
       }
     } finally {
       this.#sending = false;
     }
+  }
+
+  /**
+   * Sends have waited for room: is it a deadlock? The kernel, Active, has taken nothing in for {@link STALL_MS}
+   * while its output queue is at least half full and nothing on the host reads outputs (no receive, no call):
+   * it holds an output for room that only a receive makes, so input never drains and sends wait for ever. Said
+   * once per stall, as a warning naming the kernel and counted in `sendStalls`; a send's timeout then says why.
+   */
+  #checkStall(): void {
+    const now = performance.now();
+    const received = Number(this.#control.messagesReceived);
+    const mark = this.#stallMark;
+    if (mark === undefined || mark.received !== received) {
+      this.#stallMark = { received, since: now };
+      this.#stalled = false;
+      return;
+    }
+    if (this.#stalled || now - mark.since < STALL_MS) return;
+    if (this.#receivers.length > 0 || this.#calls.size > 0 || this.status !== 'Active') return;
+    const outputStorage = this.#init.output.ring.byteLength - RingOffset.DATA;
+    if (this.#consumer.availableReadBytes() * 2 < outputStorage) return;
+    this.#stalled = true;
+    this.#stalls++;
+    process.emitWarning(
+      `kernel '${this.name}': sends are deadlocked — its input queue is full while its output queue is full and nothing reads it, so the kernel holds and sends wait for ever. Read outputs while sending (for await (const output of handle), or receiveBatch()), or give send a timeout`,
+      { type: 'RingKernelWarning', code: 'RK_SEND_DEADLOCK' },
+    );
   }
 
   /**
@@ -1424,6 +1553,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
           );
           return;
         }
+        // Failed from the host side meanwhile (forced, or its worker gone): already ended and counted.
+        if (this.#exitStatus !== undefined) return;
         this.#exitStatus = report.status;
         this.#settleExit();
         return;
@@ -1444,7 +1575,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    * Failed for good, and a gone instance's queue dead-lettered.
    */
   #fail(error: Error, gone = false): void {
-    if (this.#failure !== undefined) return;
+    // Failed already, or ended Terminated: a kernel ends once, and is counted once.
+    if (this.#failure !== undefined || this.#exitStatus !== undefined) return;
     // The instance failed: a fail span either way (a supervised kernel's restart is a span of its own).
     const span = this.#tracer?.beginLifecycle();
     if (span !== undefined && !this.#suspended) {

@@ -30,17 +30,20 @@ import {
   BackendUnavailableError,
   InvalidStateError,
   KernelFailedError,
+  KernelModuleError,
   KernelNotFoundError,
+  LinkTypeMismatchError,
   NotAcceptingWorkError,
   RuntimeShutDownError,
 } from '../errors/runtime-errors.js';
+import { KERNEL_MODULE_FAILED } from '../executor/kernel-module.js';
 import {
   type AttachResult,
   type AttachTask,
   type DeadLetterReason,
   ERROR_REPLY_MAX_BYTES,
 } from '../executor/protocol.js';
-import { findKernel, type KernelDefinition } from '../kernel/kernel-definition.js';
+import { findKernel, isEntryModule, type KernelDefinition } from '../kernel/kernel-definition.js';
 import { LATENCY_HISTOGRAM_BYTES, LatencyHistogram } from '../kernel/latency-histogram.js';
 import { RESTORE_FAILED } from '../kernel/state-codec.js';
 import { CircuitBreaker, type CircuitBreakerOptions } from '../operations/circuit-breaker.js';
@@ -81,6 +84,13 @@ import { type RuntimeLifecycleState, runtimeLifecycle } from './runtime-lifecycl
 
 /** Options of {@link RingKernelRuntime.launch}. */
 export interface LaunchOptions {
+  /**
+   * GPU backends: the launch's grid size (blocks), when `launch(kernel, options)` is called without the
+   * positional sizes. Default 1. CPU kernels ignore it.
+   */
+  readonly gridSize?: Dim3;
+  /** GPU backends: the launch's block size, as the positional form takes it. Default 1. CPU kernels ignore it. */
+  readonly blockSize?: Dim3;
   /** The launch's name, for the runtime's by-name methods. Default: the kernel id. Unique among live kernels. */
   readonly name?: string;
   /** Frames each of the kernel's queues holds. Default: `config.defaultQueueCapacity`. */
@@ -228,6 +238,11 @@ function cudaAttachError(failure: NonNullable<AttachResult['failure']>, kernelId
 
 function ringBytes(memory: FrameRingMemory): number {
   return memory.ring.byteLength + memory.signal.byteLength;
+}
+
+/** Whether launch's second argument is its options object (not a grid size: a number or an array). */
+function isLaunchOptions(value: Dim3 | LaunchOptions): value is LaunchOptions {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function dim3(name: string, value: Dim3): readonly [number, number, number] {
@@ -586,17 +601,48 @@ export class RingKernelRuntime {
    */
   async launch<InIn, InView, OutIn, OutView, State>(
     kernel: string | KernelDefinition<InIn, InView, OutIn, OutView, State>,
-    gridSize: Dim3 = 1,
-    blockSize: Dim3 = 1,
-    options: LaunchOptions = {},
+    options?: LaunchOptions,
+  ): Promise<KernelHandle<InIn, OutView>>;
+  async launch<InIn, InView, OutIn, OutView, State>(
+    kernel: string | KernelDefinition<InIn, InView, OutIn, OutView, State>,
+    gridSize: Dim3,
+    blockSize?: Dim3,
+    options?: LaunchOptions,
+  ): Promise<KernelHandle<InIn, OutView>>;
+  async launch<InIn, InView, OutIn, OutView, State>(
+    kernel: string | KernelDefinition<InIn, InView, OutIn, OutView, State>,
+    sizesOrOptions: Dim3 | LaunchOptions = 1,
+    positionalBlockSize: Dim3 = 1,
+    positionalOptions: LaunchOptions = {},
   ): Promise<KernelHandle<InIn, OutView>> {
+    // launch(kernel, options) — the sizes, which only GPU backends use, inside the options — or the positional
+    // launch(kernel, gridSize, blockSize, options).
+    const byOptions = isLaunchOptions(sizesOrOptions);
+    const options: LaunchOptions = byOptions ? sizesOrOptions : positionalOptions;
+    const gridSize: Dim3 = byOptions ? (options.gridSize ?? 1) : sizesOrOptions;
+    const blockSize: Dim3 = byOptions ? (options.blockSize ?? 1) : positionalBlockSize;
     this.#checkAccepting('launch');
     const definition = typeof kernel === 'string' ? findKernel(kernel) : kernel;
+    if (isEntryModule(definition.moduleUrl)) {
+      throw new KernelModuleError(
+        { id: definition.id, moduleUrl: definition.moduleUrl },
+        "it is the program's entry module. Workers import a kernel's module to find the kernel, so each would run the whole program again. Move the kernel into a module of its own (for example kernels/" +
+          `${definition.id}.js), export it, and import it from here; a bundled app bundles that module as an entry of its own and passes its URL as the kernel's \`module\``,
+      );
+    }
     const name = options.name ?? definition.id;
     if (typeof name !== 'string' || name.length === 0) throw new TypeError('options.name must be a non-empty string');
     const existing = this.#kernels.get(name);
-    if (existing !== undefined) throw new InvalidStateError(name, 'launch', existing.status, 'Launched');
-    if (this.#launching.has(name)) throw new InvalidStateError(name, 'launch', 'Created', 'Launched');
+    const taken = (state: string): InvalidStateError =>
+      new InvalidStateError(
+        name,
+        'launch',
+        state,
+        'Launched',
+        `and the name '${name}' is taken while it lives: pass { name } to launch another instance of kernel '${definition.id}'`,
+      );
+    if (existing !== undefined) throw taken(existing.status);
+    if (this.#launching.has(name)) throw taken('Created');
     const grid = dim3('gridSize', gridSize);
     const block = dim3('blockSize', blockSize);
     const capacity = options.queueCapacity ?? this.config.defaultQueueCapacity;
@@ -728,6 +774,12 @@ export class RingKernelRuntime {
       // The worker's restore of the checkpoint's state failed (errors cross threads by message).
       if (restore !== undefined && message.startsWith(RESTORE_FAILED)) {
         throw new StateSnapshotError(name, 'restore', message.slice(RESTORE_FAILED.length));
+      }
+      if (message.startsWith(KERNEL_MODULE_FAILED)) {
+        throw new KernelModuleError(
+          { id: definition.id, moduleUrl: definition.moduleUrl },
+          message.slice(KERNEL_MODULE_FAILED.length),
+        );
       }
       throw error;
     } finally {
@@ -1218,8 +1270,8 @@ export class RingKernelRuntime {
     const emitted = [source.outputCodec, ...(source.emittedCodecs ?? [])];
     const produced = emitted.find((codec) => codec.typeId === accepted.typeId);
     if (produced === undefined) {
-      throw new TypeError(
-        `cannot connect '${source.name}' to '${target.name}': it outputs ${emitted.map((codec) => codec.name).join(', ')} and '${target.name}' takes ${accepted.name}`,
+      throw new LinkTypeMismatchError(
+        `cannot connect '${source.name}' to '${target.name}': '${source.name}' outputs ${emitted.map((codec) => codec.name).join(', ')} and '${target.name}' takes ${accepted.name}`,
       );
     }
     // A kernel that emits several types: the link takes only the consumer's (routing by message type).

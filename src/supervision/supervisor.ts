@@ -190,12 +190,25 @@ export class Supervisor {
    */
   async launch<InIn, InView, OutIn, OutView, State>(
     kernel: string | KernelDefinition<InIn, InView, OutIn, OutView, State>,
-    gridSize: Dim3 = 1,
+    options?: LaunchOptions,
+  ): Promise<KernelHandle<InIn, OutView>>;
+  async launch<InIn, InView, OutIn, OutView, State>(
+    kernel: string | KernelDefinition<InIn, InView, OutIn, OutView, State>,
+    gridSize: Dim3,
+    blockSize?: Dim3,
+    options?: LaunchOptions,
+  ): Promise<KernelHandle<InIn, OutView>>;
+  async launch<InIn, InView, OutIn, OutView, State>(
+    kernel: string | KernelDefinition<InIn, InView, OutIn, OutView, State>,
+    sizesOrOptions: Dim3 | LaunchOptions = {},
     blockSize: Dim3 = 1,
     options: LaunchOptions = {},
   ): Promise<KernelHandle<InIn, OutView>> {
     this.#checkOpen('launch a kernel under');
-    const handle = await this.#runtime.launch(kernel, gridSize, blockSize, options);
+    const handle =
+      typeof sizesOrOptions === 'object' && !Array.isArray(sizesOrOptions)
+        ? await this.#runtime.launch(kernel, sizesOrOptions as LaunchOptions)
+        : await this.#runtime.launch(kernel, sizesOrOptions as Dim3, blockSize, options);
     this.supervise(handle as KernelHandle);
     return handle;
   }

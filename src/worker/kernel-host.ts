@@ -5,6 +5,7 @@
  * The user writes no worker code.
  */
 import { threadId } from 'node:worker_threads';
+import { loadKernel } from '../executor/kernel-module.js';
 import {
   type AttachResult,
   type AttachTask,
@@ -12,17 +13,12 @@ import {
   serializeError,
   type WorkerReport,
 } from '../executor/protocol.js';
-import { findKernel } from '../kernel/kernel-definition.js';
 import { restoreState } from '../kernel/state-codec.js';
 import { HostedKernel } from './hosted-kernel.js';
 
 /** Piscina task: attaches one kernel to this worker and returns once it is resident (status Launched). */
 export default async function attach(task: AttachTask): Promise<AttachResult> {
-  await import(task.moduleUrl);
-  const definition = findKernel(task.kernelId);
-  if (definition.moduleUrl !== task.moduleUrl) {
-    throw new TypeError(`kernel '${task.kernelId}' is defined in ${definition.moduleUrl}, not ${task.moduleUrl}`);
-  }
+  const definition = await loadKernel(task.kernelId, task.moduleUrl);
   // A restore that throws fails the task: the host learns it before anything was handed over.
   let restored = task.restoreState === undefined ? undefined : { state: restoreState(definition, task.restoreState) };
   if (!task.dormant) {

@@ -5,8 +5,8 @@
  */
 import { threadId } from 'node:worker_threads';
 import { CudaDeviceLostError, CudaError } from '../../errors/cuda-errors.js';
+import { loadKernel } from '../../executor/kernel-module.js';
 import type { AttachResult, AttachTask } from '../../executor/protocol.js';
-import { findKernel } from '../../kernel/kernel-definition.js';
 import { STICKY_CU_RESULTS } from './cu-result.js';
 import { CuDeviceAttribute, type CudaDriver, requireCudaDriver } from './driver.js';
 import { type CudaDeviceSlot, cudaAttachFailure, HostedCudaKernel } from './hosted-cuda-kernel.js';
@@ -145,8 +145,7 @@ class CudaDeviceService {
 
 /** Piscina task: compiles (or takes from the cache), loads and launches one CUDA kernel; resolves once resident. */
 export default async function attach(task: AttachTask): Promise<AttachResult> {
-  await import(task.moduleUrl);
-  const definition = findKernel(task.kernelId);
+  const definition = await loadKernel(task.kernelId, task.moduleUrl);
   const options = task.cuda ?? { gridSize: 1, blockSize: 1, pollIntervalUs: 100 };
   try {
     const service = CudaDeviceService.get();
