@@ -244,6 +244,69 @@ describe('cluster nodes in several processes', { skip: missing }, () => {
     }
   });
 
+  test('failover: a node SIGKILLed mid-stream, its at-least-once kernel restarts on this node and every batch is handled', async () => {
+    const cluster = 'failover';
+    // 20 000 messages in 64-frame batches, the node killed once the first 10 000 are stored (sized for ~30 s here).
+    const total = 20_000;
+    const a = await startNodeProcess({
+      servers: server.url,
+      node: 'fa',
+      cluster,
+      kernels: [{ id: 'test.sink', name: 'f/sink' }],
+      atLeastOnce: ['f/*'],
+    });
+    try {
+      await using here = await RingKernelRuntime.builder()
+        .config({ workers: 1 })
+        .cluster({
+          servers: server.url,
+          node: 'fc',
+          cluster,
+          heartbeatMs: 200,
+          downAfterMs: 1000,
+          atLeastOnce: ['f/*'],
+          failover: ['f/*'],
+        })
+        .build();
+      await until(() => here.cluster?.registry.get('f/sink')?.node === 'fa');
+      const took = new Promise<{ name: string; from: string; error?: Error }>((resolve) =>
+        here.cluster?.once('failover', resolve),
+      );
+      const sink = here.ref<NumbersIn, unknown>('f/sink');
+      const sends: Promise<void>[] = [];
+      for (let seq = 0; seq < total / 2; seq++) sends.push(sink.send({ sender: 1, seq, value: 1 }));
+      await Promise.all(sends);
+      const killedAt = performance.now();
+      await a.kill();
+      // Sent while the kernel has no node: stored by JetStream, handled once it runs again.
+      for (let seq = total / 2; seq < total; seq++) sends.push(sink.send({ sender: 1, seq, value: 1 }));
+      await Promise.all(sends);
+      const failover = await Promise.race([
+        took,
+        new Promise<never>((_, reject) =>
+          setTimeout(() => reject(new Error('no node took f/sink over within 10 s')), 10_000).unref(),
+        ),
+      ]);
+      assert.equal(failover.error, undefined);
+      assert.deepEqual([failover.name, failover.from], ['f/sink', 'fa']);
+      assert.ok(performance.now() - killedAt < 1000 + 3 * 200 + 2000, 'restarted within downAfterMs and a few beats');
+      assert.equal(here.cluster?.registry.get('f/sink')?.node, 'fc');
+      const local = here.kernel('f/sink');
+      // Every batch handled and acknowledged (by the dead node before it died, or here): the work queue is empty.
+      const { jetstreamManager } = await import('@nats-io/jetstream');
+      const jsm = await jetstreamManager(here.cluster?.connection as never);
+      const stream = here.cluster?.subjects.stream as string;
+      await eventually(async () => {
+        const info = await jsm.streams.info(stream);
+        assert.equal(info.state.messages, 0, `${info.state.messages} batches not acknowledged`);
+      }, 20_000);
+      assert.ok(local.counters().processed > 0, 'the restarted kernel handled what the dead one left');
+      assert.ok(local.counters().processed <= total);
+    } finally {
+      await a.kill();
+    }
+  });
+
   test('at-least-once through a nats-server restart mid-stream: every message stored and handled', async () => {
     const cluster = 'durable-restart';
     // 20 000 messages, the server stopped and started after the first 10 000 (sized to stay well under 30 s here).

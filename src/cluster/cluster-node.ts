@@ -34,6 +34,8 @@ export interface ClusterNodeEvents {
   nodeUp: [string];
   /** Another node reported messages from this one lost, refused or malformed. */
   notice: [DeliveryNotice];
+  /** This node restarted a kernel of a node that went down (`failover`); or could not (the error). */
+  failover: [{ readonly name: string; readonly from: string; readonly error?: Error }];
   /** The connection to NATS was lost (the client reconnects by itself) or came back. */
   connection: ['disconnected' | 'reconnected'];
 }
@@ -67,6 +69,8 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
   readonly #jsm: JetStreamManager;
   /** Names whose remote traffic goes through JetStream (at-least-once). */
   readonly #atLeastOnce: readonly RegExp[];
+  /** Names this node restarts when their node goes down. */
+  readonly #failover: readonly RegExp[];
   /** The at-least-once inboxes of this node's kernels. */
   readonly #inboxes = new Map<string, DurableInbox>();
   /** Entries this node published for its kernels, as published (re-published when their status changes). */
@@ -92,6 +96,7 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
     this.#js = js;
     this.#jsm = jsm;
     this.#atLeastOnce = (options.atLeastOnce ?? []).map(patternToRegExp);
+    this.#failover = (options.failover ?? []).map(patternToRegExp);
     this.node = options.node;
     this.cluster = options.cluster;
     this.#options = options;
@@ -154,6 +159,24 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
   async #start(): Promise<void> {
     this.registry.on('nodeDown', (node) => this.emit('nodeDown', node));
     this.registry.on('nodeUp', (node) => this.emit('nodeUp', node));
+    if (this.#failover.length > 0) {
+      // A kernel whose entry went while its node is silent was swept with that node: restart it here, if no other
+      // node claims it first.
+      this.registry.on('change', (event) => {
+        const from = event.entry.node;
+        if (event.type !== 'deregistered' || from === this.node) return;
+        if (!this.#failover.some((pattern) => pattern.test(event.name))) return;
+        if (!this.registry.hasLeft(from) && !this.registry.isAlive(from)) {
+          void this.#takeOver(event.entry);
+          return;
+        }
+        // Another node swept it a moment before this one's clock says so: look again after two heartbeats.
+        setTimeout(() => {
+          if (this.registry.hasLeft(from) || this.registry.isAlive(from) || this.registry.get(event.name)) return;
+          void this.#takeOver(event.entry);
+        }, 2 * this.#options.heartbeatMs).unref();
+      });
+    }
     this.#notices = this.#nc.subscribe(this.#subjects.notices(this.node), {
       callback: (error, msg) => {
         if (error !== null) return;
@@ -202,6 +225,24 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
     this.emit('notice', notice);
   }
 
+  async #takeOver(lost: ClusterKernelEntry): Promise<void> {
+    if (this.#left !== undefined || this.#runtime.localKernel(lost.name) !== undefined) return;
+    const claimed = await this.registry.claim({
+      ...lost,
+      node: this.node,
+      backend: this.#runtime.backend,
+      status: 'Launched',
+    });
+    if (!claimed) return;
+    try {
+      await this.#runtime.launch(lost.kernelId, lost.name);
+      this.emit('failover', { name: lost.name, from: lost.node });
+    } catch (error) {
+      await this.registry.deregister(lost.name).catch(() => undefined);
+      this.emit('failover', { name: lost.name, from: lost.node, error: error as Error });
+    }
+  }
+
   #entryOf(kernel: HostedKernel): ClusterKernelEntry {
     return {
       name: kernel.name,
@@ -237,7 +278,7 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
     if (this.registry.get(name)?.node === this.node) await this.registry.deregister(name);
   }
 
-  async #beat(): Promise<void> {
+  async #beat(leaving = false): Promise<void> {
     let processed = 0;
     const kernels = this.#runtime.localKernels();
     for (const kernel of kernels) processed += kernel.counters().processed;
@@ -246,6 +287,7 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
       backend: this.#runtime.backend,
       kernels: this.#published.size,
       processed,
+      ...(leaving ? { leaving } : {}),
     });
   }
 
@@ -258,7 +300,9 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
       if (kernel === undefined) continue;
       const entry = this.#entryOf(kernel);
       const listed = this.registry.get(name);
-      if (listed === undefined || listed.node !== this.node || entry.status !== published.status) {
+      // Listed by another node (it took the name over while this one was cut off): that node keeps it.
+      if (listed !== undefined && listed.node !== this.node) continue;
+      if (listed === undefined || entry.status !== published.status) {
         this.#published.set(name, entry);
         await this.registry.register(entry);
       }
@@ -324,6 +368,8 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
     this.#left ??= (async () => {
       if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);
       this.#stopWatching?.();
+      // Said first, so that no node restarts the kernels that end now.
+      await this.#beat(true).catch(() => undefined);
       await Promise.all([...this.#remotes.values()].map((remote) => remote.settled()));
       await Promise.all([...this.#inboxes.values()].map((inbox) => inbox.close()));
       this.#inboxes.clear();

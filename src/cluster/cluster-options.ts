@@ -45,6 +45,12 @@ export interface ClusterOptions {
    * NATS; losses counted). Default: none.
    */
   readonly atLeastOnce?: readonly string[];
+  /**
+   * Names (patterns) of kernels this node restarts when the node hosting them is declared down, provided this
+   * process defines their kernel (its module is imported): the first node to claim a name launches it, activated,
+   * and with at-least-once delivery resumes its stream where the dead node stopped. Default: none.
+   */
+  readonly failover?: readonly string[];
   /** How long a sender retries an at-least-once batch while the servers are away, ms. Default 60 000. */
   readonly retryForMs?: number;
 }
@@ -107,9 +113,11 @@ export function resolveClusterOptions(options: ClusterOptions): ResolvedClusterO
       `cluster options: downAfterMs (${downAfterMs}) must be at least twice heartbeatMs (${heartbeatMs}), or live nodes are declared down`,
     );
   }
-  const atLeastOnce = options.atLeastOnce ?? [];
-  if (!Array.isArray(atLeastOnce) || !atLeastOnce.every((p) => typeof p === 'string' && p !== '')) {
-    throw new TypeError('cluster options: atLeastOnce must be an array of kernel name patterns');
+  for (const key of ['atLeastOnce', 'failover'] as const) {
+    const patterns = options[key] ?? [];
+    if (!Array.isArray(patterns) || !patterns.every((p) => typeof p === 'string' && p !== '')) {
+      throw new TypeError(`cluster options: ${key} must be an array of kernel name patterns`);
+    }
   }
   const batch = options.batch ?? {};
   const maxFrames = positive('batch.maxFrames', batch.maxFrames, 64);

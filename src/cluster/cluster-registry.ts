@@ -76,6 +76,8 @@ export class ClusterRegistry extends EventEmitter<{
   readonly #kernels = new Map<string, ClusterKernelEntry>();
   readonly #nodes = new Map<string, ClusterNodeEntry>();
   readonly #downAfterMs: number;
+  /** Nodes that said they are leaving (their kernels go on purpose: no failover). */
+  readonly #leaving = new Set<string>();
   #watch: { stop(): void } | undefined;
   #closed = false;
 
@@ -123,7 +125,8 @@ export class ClusterRegistry extends EventEmitter<{
         this.#nodes.delete(node);
         return;
       }
-      const beat = entry.json<Omit<ClusterNodeEntry, 'seenAt'>>();
+      const beat = entry.json<Omit<ClusterNodeEntry, 'seenAt'> & { leaving?: boolean }>();
+      if (beat.leaving === true) this.#leaving.add(node);
       const fresh = !this.#nodes.has(node);
       // The first sight of a node dates from the entry's own write (server time), later beats from their arrival:
       // a stale entry left by a node that died before we joined is found stale at once.
@@ -168,9 +171,27 @@ export class ClusterRegistry extends EventEmitter<{
     return entry !== undefined && Date.now() - entry.seenAt <= this.#downAfterMs;
   }
 
+  /** Whether `node` said it is leaving the cluster (its kernels end on purpose). */
+  hasLeft(node: string): boolean {
+    return this.#leaving.has(node);
+  }
+
   /** Publishes a kernel's entry. @internal */
   async register(entry: ClusterKernelEntry): Promise<void> {
     await this.#kv.put(KERNEL_PREFIX + nameToken(entry.name), JSON.stringify(entry));
+  }
+
+  /**
+   * Publishes a kernel's entry only if no node lists the name now (a create, atomic in KV): how one node, of
+   * several that would, takes over a dead node's kernel. Resolves false when another got there first. @internal
+   */
+  async claim(entry: ClusterKernelEntry): Promise<boolean> {
+    try {
+      await this.#kv.create(KERNEL_PREFIX + nameToken(entry.name), JSON.stringify(entry));
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** Removes a kernel's entry. @internal */
@@ -179,7 +200,7 @@ export class ClusterRegistry extends EventEmitter<{
   }
 
   /** Publishes a node's heartbeat. @internal */
-  async beat(entry: Omit<ClusterNodeEntry, 'seenAt'>): Promise<void> {
+  async beat(entry: Omit<ClusterNodeEntry, 'seenAt'> & { readonly leaving?: boolean }): Promise<void> {
     await this.#kv.put(NODE_PREFIX + entry.node, JSON.stringify(entry));
   }
 

@@ -4,13 +4,12 @@ import { ClusterNameUnknownError, ClusterNodeDownError, ClusterUnreachableError 
 import { InvalidStateError } from '../errors/runtime-errors.js';
 import { TimeoutError } from '../errors/value-errors.js';
 import { checkPriority, Priority } from '../kernel/priority.js';
-import type { CallOptions, KernelMetrics, SendOptions } from '../runtime/kernel-handle.js';
 import type { Envelope } from '../wire/envelope.js';
 import { FrameFlags } from '../wire/frame-header.js';
 import type { FrameView } from '../wire/frame-view.js';
 import type { KernelStatusName } from '../wire/kernel-status.js';
 import type { MessageCodec } from '../wire/message-schema.js';
-import type { KernelRef } from './cluster-ports.js';
+import type { CallOptions, KernelRef, KernelRefMetrics, SendOptions } from './cluster-ports.js';
 import type { ClusterRegistry } from './cluster-registry.js';
 import type { ClusterSubjects } from './cluster-subjects.js';
 import { FrameBatchWriter, readFrameBatch } from './frame-batch.js';
@@ -384,7 +383,7 @@ export class RemoteKernel<InIn = unknown, OutView = unknown> implements KernelRe
   }
 
   /** The kernel's metrics, asked of its node. */
-  async metrics(): Promise<KernelMetrics> {
+  async metrics(): Promise<KernelRefMetrics> {
     this.#checkAddressable('read metrics of');
     const node = this.node;
     const reply = await this.#context.nc
@@ -392,7 +391,7 @@ export class RemoteKernel<InIn = unknown, OutView = unknown> implements KernelRe
       .catch((error: unknown) => {
         throw this.#requestError(error, 'metrics', 5000, node);
       });
-    return (reply.json() as { metrics: KernelMetrics }).metrics;
+    return (reply.json() as { metrics: KernelRefMetrics }).metrics;
   }
 
   #checkAddressable(operation: string): void {
