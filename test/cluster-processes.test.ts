@@ -163,17 +163,22 @@ describe('cluster nodes in several processes', { skip: missing }, () => {
       const client = exporter.getFinishedSpans()[0];
       assert.ok(client !== undefined);
       const traceId = client.spanContext().traceId;
+      // The serving node exports its spans as they end, in batches: wait for the call and its processing.
       const spans = await eventually(() => {
         const inTrace = receiver.spans.filter((s) => s.traceId === traceId);
         assert.ok(
           inTrace.some((s) => s.name === 'process t/acc'),
-          'the serving node exported its spans',
+          'the serving node exported its processing span',
         );
+        assert.ok(
+          inTrace.some((s) => s.name === 'call t/acc'),
+          'the serving node exported its call span',
+        );
+        // Every span the other process exported resolves its parent: the caller's span, or one of its own.
+        const ids = new Set([client.spanContext().spanId, ...inTrace.map((s) => s.spanId)]);
+        for (const span of inTrace) assert.ok(ids.has(span.parentSpanId), `${span.name}: parent ${span.parentSpanId}`);
         return inTrace;
       }, 10_000);
-      // Every span the other process exported resolves its parent: the caller's span, or one of its own.
-      const ids = new Set([client.spanContext().spanId, ...spans.map((s) => s.spanId)]);
-      for (const span of spans) assert.ok(ids.has(span.parentSpanId), `${span.name}: parent ${span.parentSpanId}`);
       const call = spans.find((s) => s.name === 'call t/acc');
       assert.equal(call?.parentSpanId, client.spanContext().spanId, 'the serving call is a child of the caller’s span');
       assert.equal(spans.find((s) => s.name === 'process t/acc')?.parentSpanId, call?.spanId);
