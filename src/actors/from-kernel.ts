@@ -66,6 +66,12 @@ export interface FromKernelOptions {
    * keeps its queue) and becomes the actor's error only once the supervisor gives the kernel up.
    */
   readonly supervisor?: Supervisor;
+  /**
+   * Kernels (launch names) to link this kernel's outputs into, declaratively: each link is made with
+   * `runtime.connect` once both kernels are launched, whichever launches first — the way to wire kernels that
+   * are spawned or invoked as actors. A link that cannot be made (mismatched types) is the actor's error.
+   */
+  readonly connectTo?: readonly string[];
   /** Where outputs go: the parent actor (as events), emitted (`actor.on`), or both (default). */
   readonly deliver?: 'parent' | 'emit' | 'both';
 }
@@ -100,6 +106,8 @@ interface Instance {
   stopped: boolean;
   /** Delivers an output event to the parent and/or emits it, as the logic's `deliver` option says. */
   readonly tell: (event: KernelActorOutputEvent<unknown>) => void;
+  /** Whether the declared links (`connectTo`) are made: until then events wait in `queued`. */
+  linked: boolean;
   /** Settles the actor's {@link kernelActorExited} promise: its kernel has left its worker, or never launched. */
   readonly ended: () => void;
 }
@@ -186,6 +194,7 @@ export function fromKernel<InIn, InView, OutIn, OutView, State>(
         handle: undefined,
         queued: [],
         stopped: false,
+        linked: false,
         tell: tell as Instance['tell'],
         ended,
       };
@@ -194,7 +203,7 @@ export function fromKernel<InIn, InView, OutIn, OutView, State>(
       if (isRef(kernel)) {
         // Nothing launched here, nothing to end: the kernel belongs to its node.
         ended();
-        drive(kernel as Driven, instance, tell as Instance['tell'], self);
+        driveRef(kernel as Driven, instance, tell as Instance['tell'], self);
         return;
       }
       const runtime = input?.runtime ?? options.runtime;
@@ -216,7 +225,54 @@ export function fromKernel<InIn, InView, OutIn, OutView, State>(
             void handle.terminate().catch(() => {});
             return;
           }
-          drive(handle as Driven, instance, tell as Instance['tell'], self);
+          instance.handle = handle;
+          self.send({ type: 'kernel.$launched', handle } as never);
+          // Declared links first: the events queued meanwhile are dispatched once every link is made, so no
+          // output meant for a linked kernel reaches the host instead.
+          const linked = Promise.all(
+            (options.connectTo ?? []).map((target) =>
+              runtime.whenLaunched(target).then((consumer) => {
+                if (!instance.stopped) return runtime.connect(handle, consumer);
+              }),
+            ),
+          );
+          linked.then(
+            () => {
+              if (instance.stopped) return;
+              tell({ type: 'kernel.status', kernel: handle.name, status: handle.status });
+              instance.linked = true;
+              for (const event of instance.queued.splice(0)) dispatch(handle, event, tell, self);
+            },
+            (error: Error) => {
+              if (!instance.stopped) self.send({ type: 'kernel.$failed', error } as never);
+            },
+          );
+          // Outputs that answer no call, in order, until the kernel is gone.
+          void (async () => {
+            for (;;) {
+              let output: unknown;
+              try {
+                output = await handle.receive(60_000);
+              } catch (error) {
+                if ((error as { code?: string }).code === 'RK_TIMEOUT') continue;
+                break;
+              }
+              tell({ type: 'kernel.output', kernel: handle.name, output: output as OutView });
+              self.send({ type: 'kernel.$refresh' } as never);
+            }
+          })();
+          void handle.exited.then(() => {
+            if (instance.stopped) return;
+            if (handle.status === 'Failed') {
+              self.send({
+                type: 'kernel.$failed',
+                error: new KernelFailedError(handle.name, handle.metrics().lastError?.message ?? 'failed'),
+              } as never);
+            } else {
+              tell({ type: 'kernel.status', kernel: handle.name, status: handle.status });
+              self.send({ type: 'kernel.$refresh' } as never);
+            }
+          });
         },
         (error: Error) => {
           ended();
@@ -252,7 +308,7 @@ export function fromKernel<InIn, InView, OutIn, OutView, State>(
         default: {
           if (instance === undefined) return snapshot;
           const handle = instance.handle;
-          if (handle === undefined) instance.queued.push(e);
+          if (handle === undefined || !instance.linked) instance.queued.push(e);
           else scope.defer(() => dispatch(handle, e, instance.tell, self));
           return snapshot;
         }
@@ -271,47 +327,35 @@ function refresh<S extends KernelActorSnapshot<unknown>>(snapshot: S): S {
   return { ...snapshot, kernelStatus: handle.status, metrics: metrics instanceof Promise ? snapshot.metrics : metrics };
 }
 
-/** Starts driving a launched handle or a given reference: queued events, then outputs until the kernel is gone. */
-function drive<OutView>(
-  handle: Driven,
+/** Starts driving a given reference: queued events, then its outputs until its kernel is gone from the cluster. */
+function driveRef<OutView>(
+  ref: Driven,
   instance: Instance,
   tell: (event: KernelActorOutputEvent<OutView>) => void,
   self: AnyActorRef,
 ): void {
-  instance.handle = handle;
-  self.send({ type: 'kernel.$launched', handle } as never);
-  tell({ type: 'kernel.status', kernel: handle.name, status: handle.status });
-  for (const event of instance.queued.splice(0)) dispatch(handle, event, tell, self);
-  // Outputs that answer no call, in order, until the kernel is gone.
+  instance.handle = ref;
+  // A reference has no links to make here: its kernel's links belong to its node.
+  instance.linked = true;
+  self.send({ type: 'kernel.$launched', handle: ref } as never);
+  tell({ type: 'kernel.status', kernel: ref.name, status: ref.status });
+  for (const event of instance.queued.splice(0)) dispatch(ref, event, tell, self);
   void (async () => {
     for (;;) {
       let output: unknown;
       try {
-        output = await handle.receive(60_000);
+        output = await ref.receive(60_000);
       } catch (error) {
         if ((error as { code?: string }).code === 'RK_TIMEOUT') continue;
-        // A reference whose kernel is gone (its node down, the name unknown): the actor's error.
-        if (handle.exited === undefined && !instance.stopped) self.send({ type: 'kernel.$failed', error } as never);
+        // Its kernel is gone (its node down, the name unknown): the actor's error.
+        if (!instance.stopped) self.send({ type: 'kernel.$failed', error } as never);
         break;
       }
       if (instance.stopped) break;
-      tell({ type: 'kernel.output', kernel: handle.name, output: output as OutView });
+      tell({ type: 'kernel.output', kernel: ref.name, output: output as OutView });
       self.send({ type: 'kernel.$refresh' } as never);
     }
   })();
-  void handle.exited?.then(() => {
-    if (instance.stopped) return;
-    if (handle.status === 'Failed') {
-      const metrics = handle.metrics() as KernelMetrics;
-      self.send({
-        type: 'kernel.$failed',
-        error: new KernelFailedError(handle.name, metrics.lastError?.message ?? 'failed'),
-      } as never);
-    } else {
-      tell({ type: 'kernel.status', kernel: handle.name, status: handle.status });
-      self.send({ type: 'kernel.$refresh' } as never);
-    }
-  });
 }
 
 function dispatch<OutView>(
