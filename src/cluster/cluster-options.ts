@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { ArgumentTypeError, InvalidArgumentError } from '../errors/argument-errors.js';
 import { CLUSTER_NAME, NODE_NAME } from './cluster-subjects.js';
 import type { BatchOptions } from './remote-kernel.js';
 
@@ -70,23 +71,30 @@ export interface ResolvedClusterOptions extends Omit<ClusterOptions, 'servers' |
 function positive(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw new RangeError(`cluster options: ${name} must be a positive number, got ${String(value)}`);
+    throw new InvalidArgumentError(
+      `options.${name}`,
+      `cluster options: ${name} must be a positive number, got ${String(value)}`,
+    );
   }
   return value;
 }
 
 function optionalString(name: string, value: unknown): void {
   if (value !== undefined && (typeof value !== 'string' || value.length === 0)) {
-    throw new TypeError(`cluster options: ${name} must be a non-empty string`);
+    throw new ArgumentTypeError(`options.${name}`, `cluster options: ${name} must be a non-empty string`);
   }
 }
 
 /** Validates cluster options up front, each with an exact message. */
 export function resolveClusterOptions(options: ClusterOptions): ResolvedClusterOptions {
-  if (typeof options !== 'object' || options === null) throw new TypeError('cluster options must be an object');
+  if (typeof options !== 'object' || options === null)
+    throw new ArgumentTypeError('options', 'cluster options must be an object');
   const servers = typeof options.servers === 'string' ? [options.servers] : options.servers;
   if (!Array.isArray(servers) || servers.length === 0 || !servers.every((s) => typeof s === 'string' && s !== '')) {
-    throw new TypeError('cluster options: servers must be a URL or a non-empty array of URLs');
+    throw new ArgumentTypeError(
+      'options.servers',
+      'cluster options: servers must be a URL or a non-empty array of URLs',
+    );
   }
   const node =
     options.node ??
@@ -94,34 +102,40 @@ export function resolveClusterOptions(options: ClusterOptions): ResolvedClusterO
       .replace(/[^A-Za-z0-9_-]/g, '-')
       .slice(0, 40)}-${process.pid}`;
   if (typeof node !== 'string' || !NODE_NAME.test(node)) {
-    throw new TypeError(`cluster options: node must be 1–64 letters, digits, '-' or '_', got ${JSON.stringify(node)}`);
+    throw new ArgumentTypeError(
+      'options.node',
+      `cluster options: node must be 1–64 letters, digits, '-' or '_', got ${JSON.stringify(node)}`,
+    );
   }
   const cluster = options.cluster ?? 'default';
   if (typeof cluster !== 'string' || !CLUSTER_NAME.test(cluster)) {
-    throw new TypeError(
+    throw new ArgumentTypeError(
+      'options.cluster',
       `cluster options: cluster must be 1–64 letters, digits, '-' or '_', got ${JSON.stringify(cluster)}`,
     );
   }
   for (const key of ['user', 'pass', 'token', 'nkeySeed', 'creds'] as const) optionalString(key, options[key]);
   if ((options.user === undefined) !== (options.pass === undefined)) {
-    throw new TypeError('cluster options: user and pass go together');
+    throw new ArgumentTypeError('options.pass', 'cluster options: user and pass go together');
   }
   const heartbeatMs = positive('heartbeatMs', options.heartbeatMs, 1000);
   const downAfterMs = positive('downAfterMs', options.downAfterMs, 3000);
   if (downAfterMs < 2 * heartbeatMs) {
-    throw new RangeError(
+    throw new InvalidArgumentError(
+      'options.downAfterMs',
       `cluster options: downAfterMs (${downAfterMs}) must be at least twice heartbeatMs (${heartbeatMs}), or live nodes are declared down`,
     );
   }
   for (const key of ['atLeastOnce', 'failover'] as const) {
     const patterns = options[key] ?? [];
     if (!Array.isArray(patterns) || !patterns.every((p) => typeof p === 'string' && p !== '')) {
-      throw new TypeError(`cluster options: ${key} must be an array of kernel name patterns`);
+      throw new ArgumentTypeError(`options.${key}`, `cluster options: ${key} must be an array of kernel name patterns`);
     }
   }
   const batch = options.batch ?? {};
   const maxFrames = positive('batch.maxFrames', batch.maxFrames, 64);
-  if (!Number.isInteger(maxFrames)) throw new RangeError('cluster options: batch.maxFrames must be an integer');
+  if (!Number.isInteger(maxFrames))
+    throw new InvalidArgumentError('options.batch.maxFrames', 'cluster options: batch.maxFrames must be an integer');
   return {
     ...options,
     servers,

@@ -91,6 +91,12 @@ export const ErrorCode = {
   WebGpuError: 'RK_WEBGPU_ERROR',
   /** A WebGPU device was lost: every kernel on it has failed. */
   WebGpuDeviceLost: 'RK_WEBGPU_DEVICE_LOST',
+  /**
+   * An argument or option of a call into the library is wrong: of the wrong type, out of its range, or naming
+   * something that does not exist. The error names the argument, is a `TypeError` or `RangeError` as the
+   * ecosystem expects, and still carries this code.
+   */
+  InvalidArgument: 'RK_INVALID_ARGUMENT',
   /** No NATS server of the cluster could be reached (connection refused, timed out, or lost for good). */
   ClusterUnreachable: 'RK_CLUSTER_UNREACHABLE',
   /** The NATS server refused the node's credentials (or their absence). */
@@ -113,7 +119,7 @@ export type ErrorCodeString = (typeof ErrorCode)[ErrorCodeName];
 /**
  * The numeric form of each code, shared with C and CUDA (`RK_E_*`). 0 means "no error".
  * Grouped by hundreds: 1xx frames, 2xx message values, 3xx clocks, 4xx waits, 5xx kernels and runtime, 6xx WebGPU,
- * 7xx the cluster.
+ * 7xx the library's API used wrongly, 8xx the cluster.
  */
 export const ErrorNumber: Readonly<Record<ErrorCodeName, number>> = {
   FrameTooLarge: 101,
@@ -155,12 +161,13 @@ export const ErrorNumber: Readonly<Record<ErrorCodeName, number>> = {
   WgslCompileFailed: 602,
   WebGpuError: 603,
   WebGpuDeviceLost: 604,
-  ClusterUnreachable: 701,
-  ClusterAuthFailed: 702,
-  ClusterNameUnknown: 703,
-  ClusterNodeDown: 704,
-  ClusterUnavailable: 705,
-  ClusterMessageLost: 706,
+  InvalidArgument: 701,
+  ClusterUnreachable: 801,
+  ClusterAuthFailed: 802,
+  ClusterNameUnknown: 803,
+  ClusterNodeDown: 804,
+  ClusterUnavailable: 805,
+  ClusterMessageLost: 806,
 };
 
 const numberByCode = new Map<string, number>(
