@@ -31,6 +31,8 @@ export type BatchDeadLetterReason = 'handler-error' | 'discarded-on-terminate' |
 /** A message the engine could not handle, for the owner to dead-letter. */
 export interface BatchDeadLetter {
   readonly reason: BatchDeadLetterReason;
+  /** The frame came on the kernel's own input ring (from the host), not a kernel-to-kernel link. */
+  readonly fromHost: boolean;
   /** The `RK_E_*` number (the handler's own code for `handler-error`). */
   readonly errorNumber: number;
   readonly message: string;
@@ -65,7 +67,22 @@ export interface BatchEngineOptions {
   readonly onDeadLetter?: (letter: BatchDeadLetter) => void;
   /** Called once when the device is lost or reports an error the engine cannot go on after. */
   readonly onFailure?: (error: WebGpuError) => void;
+  /** After each batch's outputs are written: its counts and where the input ring is handled to. */
+  readonly onBatch?: (batch: BatchDone) => void;
 }
+
+/** One finished batch, for the owner's counters. */
+export interface BatchDone {
+  readonly received: number;
+  readonly processed: number;
+  readonly failed: number;
+  /** The primary input ring's cursor up to which every frame's outputs are written (a batch boundary). */
+  readonly handledCursor: number;
+  readonly inFlight: number;
+}
+
+/** How {@link WebGpuBatchEngine.stop} ends the queue: handle it, dead-letter it, or leave it in the ring. */
+export type BatchStopMode = 'drain' | 'discard' | 'keep';
 
 /** Counters of a {@link WebGpuBatchEngine}. */
 export interface BatchEngineStats {
@@ -98,6 +115,10 @@ interface Slot {
   count: number;
   dataBytes: number;
   submittedAt: number;
+  /** Which input the batch came from: 0 the kernel's own ring, then kernel-to-kernel links. */
+  source: number;
+  /** The kernel's own ring: where the batch's first frame starts (its cursor before the batch). */
+  startCursor: number;
   /** The readback of this batch: settles (resolves or rejects) exactly once; never left pending at teardown. */
   mapped: Promise<void> | undefined;
 }
@@ -123,7 +144,14 @@ export class WebGpuBatchEngine {
   readonly #kernelId: string;
   readonly #compiled: CompiledWgslKernel;
   readonly #consumer: FrameConsumer;
+  /** Every input: the kernel's own ring first, then kernel-to-kernel links. */
+  readonly #inputs: FrameConsumer[];
+  #nextInput = 0;
   readonly #producer: FrameProducer;
+  readonly #links: { readonly producer: FrameProducer; readonly types: ReadonlySet<number> | undefined }[] = [];
+  readonly #stateMirror: Uint8Array;
+  readonly #producerClock: { clock?: HybridLogicalClock };
+  readonly #onBatch: ((batch: BatchDone) => void) | undefined;
   readonly #state: GPUBuffer | undefined;
   readonly #stateBindGroup: GPUBindGroup | undefined;
   readonly #stateBytes: number;
@@ -141,7 +169,7 @@ export class WebGpuBatchEngine {
   readonly #onFailure: ((error: WebGpuError) => void) | undefined;
   #running: Promise<void> | undefined;
   #paused = false;
-  #stopMode: 'drain' | 'discard' | undefined;
+  #stopMode: BatchStopMode | undefined;
   #failure: WebGpuError | undefined;
   #wake: AbortController | undefined;
   #batches = 0;
@@ -165,10 +193,10 @@ export class WebGpuBatchEngine {
     this.#consumer = new FrameConsumer(options.input, {
       onMalformed: (error) => this.#malformed(error),
     });
-    this.#producer = new FrameProducer(options.output, {
-      deferWake: true,
-      ...(options.clock === undefined ? {} : { clock: options.clock }),
-    });
+    this.#inputs = [this.#consumer];
+    this.#onBatch = options.onBatch;
+    this.#producerClock = options.clock === undefined ? {} : { clock: options.clock };
+    this.#producer = new FrameProducer(options.output, { deferWake: true, ...this.#producerClock });
     const sourceId = options.sourceId ?? 0;
     this.#envelope = { correlationId: 0, source: sourceId, flags: FrameFlags.RESPONSE };
     this.#errorEnvelope = { correlationId: 0, source: sourceId, flags: FrameFlags.RESPONSE | FrameFlags.ERROR };
@@ -182,6 +210,7 @@ export class WebGpuBatchEngine {
       2 * (Math.ceil(this.#maxPayload / 4) * 4 + 4),
     );
     this.#stateBytes = program.stateBytes;
+    this.#stateMirror = new Uint8Array(program.stateBytes);
     if (program.stateBytes > 0) {
       this.#state = device.createBuffer({
         label: `${this.#kernelId} state`,
@@ -246,9 +275,10 @@ export class WebGpuBatchEngine {
       size: Math.max(4, max * outBytes),
       usage: Usage.STORAGE | Usage.COPY_SRC,
     });
+    // Statuses, then outputs, then a copy of the state as this batch left it (the sync checkpoint's source).
     const readback = device.createBuffer({
       label,
-      size: max * STATUS_BYTES + Math.max(4, max * outBytes),
+      size: this.#stateAt + this.#stateBytes,
       usage: Usage.MAP_READ | Usage.COPY_DST,
     });
     const bindGroup = device.createBindGroup({
@@ -273,8 +303,15 @@ export class WebGpuBatchEngine {
       count: 0,
       dataBytes: 0,
       submittedAt: 0,
+      source: 0,
+      startCursor: 0,
       mapped: undefined,
     };
+  }
+
+  /** Where in a readback the state copy lies. */
+  get #stateAt(): number {
+    return this.#maxBatch * STATUS_BYTES + Math.max(4, this.#maxBatch * this.#outWords * 4);
   }
 
   /** Counters, for metrics. */
@@ -317,12 +354,13 @@ export class WebGpuBatchEngine {
   }
 
   /**
-   * Ends the engine: `drain` handles every frame already in the input ring first; `discard` dead-letters them
-   * (`discarded-on-terminate`). Either way batches in flight are finished and read back (no readback is left
+   * Ends the engine: `drain` handles every frame already in the input rings first; `discard` dead-letters them
+   * (`discarded-on-terminate`); `keep` leaves them in the rings (a restart's next instance takes them). Either way
+   * batches in flight are finished and read back (no readback is left
    * pending), then the engine's buffers are destroyed. Resolves when all of that is done; rejects with the failure
    * if the device failed.
    */
-  async stop(mode: 'drain' | 'discard'): Promise<void> {
+  async stop(mode: BatchStopMode): Promise<void> {
     this.#stopMode ??= mode;
     if (mode === 'discard') this.#stopMode = 'discard';
     this.#paused = false;
@@ -360,12 +398,44 @@ export class WebGpuBatchEngine {
         `kernel '${this.#kernelId}': restore needs ${this.#stateBytes} bytes of state, got ${bytes.length}`,
       );
     }
+    this.#stateMirror.set(bytes);
     if (this.#state !== undefined) this.#device.queue.writeBuffer(this.#state, 0, bytes);
+  }
+
+  /**
+   * The state as the last finished batch left it, at once (each batch reads the state back with its outputs).
+   * With the kernel's own input ring held at its first unfinished frame, that is the state matching what the ring
+   * still holds: the pair is an exact checkpoint.
+   */
+  stateSnapshot(): Uint8Array {
+    return this.#stateMirror.slice();
+  }
+
+  /** Also takes input from this ring (another kernel produces into it). */
+  linkIn(memory: FrameRingMemory): void {
+    this.#inputs.push(new FrameConsumer(memory, { onMalformed: (error) => this.#malformed(error) }));
+    this.#interrupt();
+  }
+
+  /**
+   * Sends outputs of these types (all when undefined) to this ring instead of the host, ringing `wake` (the
+   * consumer's own input doorbell) after each batch. Answers to the host's calls still go to the host.
+   */
+  linkOut(memory: FrameRingMemory, wake: SharedArrayBuffer, types: readonly number[] | undefined): void {
+    this.#links.push({
+      producer: new FrameProducer(memory, { alsoWake: wake, deferWake: true, ...this.#producerClock }),
+      types: types === undefined ? undefined : new Set(types),
+    });
   }
 
   #interrupt(): void {
     this.#wake?.abort();
     this.#consumer.interrupt();
+  }
+
+  /** Wakes the loop to look at its state (a lifecycle change made by its owner). */
+  kick(): void {
+    this.#interrupt();
   }
 
   async #run(): Promise<void> {
@@ -386,8 +456,9 @@ export class WebGpuBatchEngine {
         this.#discardQueued();
         break;
       }
+      if (stopping === 'keep') break;
       const takeInput = !this.#paused;
-      const hasData = takeInput && consumer.hasData();
+      const hasData = takeInput && this.#hasInput();
       if (hasData && this.#free.length > 0 && (this.#busy.length === 0 || this.#worthSubmitting())) {
         this.#submit();
         continue;
@@ -412,9 +483,29 @@ export class WebGpuBatchEngine {
     if (this.#failure !== undefined) throw this.#failure;
   }
 
+  #hasInput(): boolean {
+    for (const input of this.#inputs) if (input.hasData()) return true;
+    return false;
+  }
+
   /** With batches in flight, a new one is submitted only when enough has gathered to be worth a dispatch. */
   #worthSubmitting(): boolean {
-    return this.#consumer.availableReadBytes() >= Math.min(this.#dataCapacity, this.#lastBatchBytes) / 2;
+    const wanted = Math.min(this.#dataCapacity, this.#lastBatchBytes) / 2;
+    for (const input of this.#inputs) if (input.availableReadBytes() >= wanted) return true;
+    return false;
+  }
+
+  /** The next input with frames, round robin from after the last one used (the kernel's own ring first). */
+  #pickInput(): number {
+    const n = this.#inputs.length;
+    for (let k = 0; k < n; k++) {
+      const index = (this.#nextInput + k) % n;
+      if ((this.#inputs[index] as FrameConsumer).hasData()) {
+        this.#nextInput = (index + 1) % n;
+        return index;
+      }
+    }
+    return 0;
   }
 
   #lastBatchBytes = 0;
@@ -429,7 +520,15 @@ export class WebGpuBatchEngine {
     let count = 0;
     let bytes = 0;
     let frameBytes = 0;
-    this.#consumer.drain((frame: FrameView) => {
+    const source = this.#pickInput();
+    const input = this.#inputs[source] as FrameConsumer;
+    slot.source = source;
+    slot.startCursor = input.cursor;
+    // The kernel's own ring keeps its published read index at the first frame not yet answered: a checkpoint's
+    // queue (and a failed kernel's salvage) then starts exactly where the state's batches end.
+    const hold = source === 0 && !input.holding;
+    input.drain((frame: FrameView) => {
+      if (hold && count === 0) input.holdCurrentFrame();
       const size = frame.payloadSize;
       const d = count * MESSAGE_DESCRIPTOR_WORDS;
       descriptors[d] = frame.typeId;
@@ -474,9 +573,12 @@ export class WebGpuBatchEngine {
     const outputAt = this.#maxBatch * STATUS_BYTES;
     encoder.copyBufferToBuffer(slot.statuses, 0, slot.readback, 0, statusBytes);
     if (outputBytes > 0) encoder.copyBufferToBuffer(slot.outputs, 0, slot.readback, outputAt, outputBytes);
+    if (this.#state !== undefined) {
+      encoder.copyBufferToBuffer(this.#state, 0, slot.readback, this.#stateAt, this.#stateBytes);
+    }
     queue.submit([encoder.finish()]);
     slot.submittedAt = performance.now();
-    slot.mapped = slot.readback.mapAsync(MAP_READ, 0, outputAt + Math.max(4, outputBytes));
+    slot.mapped = slot.readback.mapAsync(MAP_READ, 0, this.#stateAt + this.#stateBytes);
     // The readback promise is awaited in order by #completeHead; a rejection there fails the kernel.
     slot.mapped.catch(() => {});
     this.#busy.push(slot);
@@ -499,24 +601,46 @@ export class WebGpuBatchEngine {
     const read = performance.now();
     this.#gpuMs += read - slot.submittedAt;
     const outputAt = this.#maxBatch * STATUS_BYTES;
-    const range = slot.readback.getMappedRange(0, outputAt + Math.max(4, slot.count * this.#outWords * 4));
+    const range = slot.readback.getMappedRange(0, this.#stateAt + this.#stateBytes);
+    let counts = { processed: 0, failed: 0 };
     try {
-      await this.#writeOutputs(
+      counts = await this.#writeOutputs(
         slot,
         new Uint32Array(range, 0, slot.count * OUTPUT_STATUS_WORDS),
         new Uint8Array(range, outputAt),
       );
+      if (this.#stateBytes > 0) this.#stateMirror.set(new Uint8Array(range, this.#stateAt, this.#stateBytes));
     } finally {
       slot.readback.unmap();
       this.#busy.shift();
       this.#free.push(slot);
       this.#outputMs += performance.now() - read;
     }
+    // The hold moves to the next unfinished batch of the kernel's own ring, or goes.
+    const next = this.#busy.find((pending) => pending.source === 0);
+    if (slot.source === 0) {
+      if (next === undefined) this.#consumer.releaseHeld();
+      else this.#consumer.holdAt(next.startCursor);
+    }
+    this.#onBatch?.({
+      received: slot.count,
+      processed: counts.processed,
+      failed: counts.failed,
+      handledCursor: next === undefined ? this.#consumer.cursor : next.startCursor,
+      inFlight: this.#busy.length,
+    });
   }
 
-  async #writeOutputs(slot: Slot, statuses: Uint32Array, outputs: Uint8Array): Promise<void> {
+  async #writeOutputs(
+    slot: Slot,
+    statuses: Uint32Array,
+    outputs: Uint8Array,
+  ): Promise<{ processed: number; failed: number }> {
     const outBytes = this.#outWords * 4;
     const producer = this.#producer;
+    const fromHost = slot.source === 0;
+    let processed = 0;
+    let failed = 0;
     for (let i = 0; i < slot.count; i++) {
       const s = i * OUTPUT_STATUS_WORDS;
       let error = statuses[s] as number;
@@ -529,30 +653,51 @@ export class WebGpuBatchEngine {
       if (error === 0 && emit !== 0 && (size > outBytes || size > producer.maxPayloadSize)) {
         error = ErrorNumber.FrameTooLarge;
       }
+      const request = fromHost && (flags & FrameFlags.REQUEST) !== 0;
       if (error !== 0) {
         this.#failed++;
+        failed++;
         const code = errorCodeOf(error);
         const message = `kernel '${this.#kernelId}': the WGSL handler returned ${code ?? 'error'} (${error})`;
         this.#deadLetter(slot, i, 'handler-error', error, message);
-        if (flags & FrameFlags.REQUEST) {
-          await this.#write(ErrorResponse, errorBody('WgslHandlerError', message, code ?? error), messageId, true);
+        if (request) {
+          await this.#write(
+            producer,
+            ErrorResponse,
+            errorBody('WgslHandlerError', message, code ?? error),
+            messageId,
+            true,
+          );
         }
         continue;
       }
       this.#messages++;
+      processed++;
       if (emit !== 0) {
-        this.#envelope.correlationId = messageId;
         const payload = outputs.subarray(i * outBytes, i * outBytes + size);
-        await this.#write(typed(typeId), payload, messageId, false);
-      } else if (flags & FrameFlags.REQUEST) {
-        await this.#write(ErrorResponse, NO_RESPONSE, messageId, true);
+        const codec = typed(typeId);
+        // Answers to the host's calls go home; other outputs to the links that take their type, else home.
+        let routed = false;
+        if (!request) {
+          for (const link of this.#links) {
+            if (link.types !== undefined && !link.types.has(typeId)) continue;
+            routed = true;
+            await this.#write(link.producer, codec, payload, messageId, false);
+          }
+        }
+        if (!routed) await this.#write(producer, codec, payload, messageId, false);
+      } else if (request) {
+        await this.#write(producer, ErrorResponse, NO_RESPONSE, messageId, true);
       }
     }
     producer.wakeConsumer();
+    for (const link of this.#links) link.producer.wakeConsumer();
+    return { processed, failed };
   }
 
   /** Writes one output frame, waiting for room in the output ring (backpressure reaches the input ring). */
   async #write(
+    producer: FrameProducer,
     codec: MessageCodec<Uint8Array, unknown>,
     payload: Uint8Array,
     correlationId: number,
@@ -560,7 +705,6 @@ export class WebGpuBatchEngine {
   ): Promise<void> {
     const envelope = error ? this.#errorEnvelope : this.#envelope;
     envelope.correlationId = correlationId;
-    const producer = this.#producer;
     while (!producer.tryWrite(codec, payload, envelope)) {
       producer.wakeConsumer();
       await producer.waitForSpaceAsync(((payload.length + 7) & ~7) + 128, 50);
@@ -574,6 +718,7 @@ export class WebGpuBatchEngine {
     const size = slot.descriptors[d + 1] as number;
     this.#onDeadLetter({
       reason,
+      fromHost: slot.source === 0,
       errorNumber,
       message,
       messageId: slot.messageIds[i] as number,
@@ -585,10 +730,15 @@ export class WebGpuBatchEngine {
   }
 
   #discardQueued(): void {
-    this.#consumer.drain((frame) => {
+    this.#inputs.forEach((input, index) => this.#discardFrom(input, index === 0));
+  }
+
+  #discardFrom(input: FrameConsumer, fromHost: boolean): void {
+    input.drain((frame) => {
       this.#discarded++;
       this.#onDeadLetter?.({
         reason: 'discarded-on-terminate',
+        fromHost,
         errorNumber: ErrorNumber.KernelFailed,
         message: `kernel '${this.#kernelId}' terminated with discard before handling the message`,
         messageId: frame.messageId,
@@ -604,6 +754,7 @@ export class WebGpuBatchEngine {
     this.#failed++;
     this.#onDeadLetter?.({
       reason: 'malformed-frame',
+      fromHost: true,
       errorNumber: error.errno,
       message: error.message,
       messageId: 0,
