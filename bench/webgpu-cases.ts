@@ -18,7 +18,7 @@ import { WebGpuBatchEngine } from '../src/backends/webgpu/batch-engine.js';
 import { WebGpuDeviceThread } from '../src/backends/webgpu/device-thread.js';
 import { openWebGpuDevice, probeWebGpu } from '../src/backends/webgpu/webgpu-adapter.js';
 import { buildWgslProgram } from '../src/backends/webgpu/wgsl-program.js';
-import { BytesMessage, createFrameRing, FrameConsumer, FrameProducer } from '../src/index.js';
+import { BytesMessage, createFrameRing, FrameConsumer, FrameProducer } from '../src/internal.js';
 import type { CaseResult } from './case-result.js';
 
 const DRIVER_DIR = fileURLToPath(new URL('../../.webgpu', import.meta.url));

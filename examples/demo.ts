@@ -153,7 +153,9 @@ let restarts = 0;
 function report(final: boolean): void {
   const elapsed = (performance.now() - figures.started) / 1000;
   const line = `${figures.readings.toLocaleString('en')} readings  ${Math.round(figures.readings / elapsed).toLocaleString('en')} msg/s  hot alerts ${hot}  faults ${figures.faults}  restarts ${restarts}`;
-  process.stdout.write(final ? `\r${line}\n` : `\r${line}`);
+  // A terminal redraws one line in place; a pipe or a log file gets one line per update, with no carriage returns.
+  if (process.stdout.isTTY) process.stdout.write(final ? `\r${line}\n` : `\r${line}`);
+  else process.stdout.write(`${line}\n`);
 }
 
 /** Every full window of every sensor, which the alerts kernel must have taken in (handled or failed on). */

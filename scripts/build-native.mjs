@@ -18,6 +18,8 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const sanitize = process.argv.includes('--sanitize');
 const output = join(root, 'native', 'build', sanitize ? 'libringkernel-asan.so' : 'libringkernel.so');
 const compiler = process.env.CC || 'cc';
+// How to run this again: inside an installed package, through its bin; in a clone, through the npm script.
+const rerun = root.split(/[\\/]/).includes('node_modules') ? 'npx ringkernel-build-native' : 'npm run build:native';
 
 if (process.env.RINGKERNEL_SKIP_NATIVE === '1') {
   console.log('ringkernel: native build skipped (RINGKERNEL_SKIP_NATIVE=1); the dma strategy will fall back to direct');
@@ -45,6 +47,7 @@ function buildLibrary({ what, out, flags, includes, sources, libs = [], ifNot })
   if (built.error !== undefined || built.status !== 0) {
     const why = built.error !== undefined ? `${compiler} could not run (${built.error.message})` : `${compiler} failed`;
     console.log(`ringkernel: ${what} not built: ${why}; ${ifNot}`);
+    console.log(`ringkernel: to build it, install a C compiler (gcc or clang; CC names another) and run ${rerun}`);
     return;
   }
   console.log(`ringkernel: built ${out}`);

@@ -15,7 +15,7 @@ import {
   type KernelHandle,
   RingKernelRuntime,
   TRANSFER_STRATEGIES,
-} from '../src/index.js';
+} from '../src/internal.js';
 import { Accumulator, AddOne, Echo, KILL_WORKER } from './fixtures/kernels.js';
 import { Random, TEST_SEED } from './support/random.js';
 
@@ -242,7 +242,7 @@ describe('without the native library', () => {
     assert.match(result.stdout, /^fallback direct,direct,direct$/m, 'three dma launches ran direct, and worked');
     const notices = result.stderr.split('\n').filter((line) => line.includes('DMA mirror'));
     assert.deepEqual(notices, [
-      "ringkernel: the native DMA mirror is unavailable, so kernels asking for 'dma' run 'direct': /nonexistent/libringkernel.so does not exist (build it with npm run build:native; it needs cc)",
+      "ringkernel: the native DMA mirror is unavailable, so kernels asking for 'dma' run 'direct': /nonexistent/libringkernel.so does not exist (build it with `npx ringkernel-build-native`, or `npm run build:native` in a clone; it needs a C compiler, cc)",
     ]);
   });
 });

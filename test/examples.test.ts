@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
-import { probeCuda } from '../src/index.js';
+import { probeCuda } from '../src/internal.js';
 import { eventually } from './support/eventually.js';
 
 describe('examples', () => {
@@ -63,6 +63,9 @@ describe('npm start demo', () => {
       timeout: 60_000,
     });
     assert.match(out, /summary \(the machine ended in 'done'\)/);
+    // stdout is a pipe here, not a terminal: progress comes one line per update, never redrawn with \r.
+    assert.doesNotMatch(out, /\r/);
+    assert.match(out, /^[\d,]+ readings +[\d,]+ msg\/s +hot alerts \d+ +faults \d+ +restarts \d+$/m);
     assert.match(out, /readings sent +[\d,]+ in [\d.]+ s \([\d,]+ msg\/s\), stats → alerts kernel-to-kernel/);
     assert.match(out, /call latency +p50 [\d.]+ µs +p99 [\d.]+ µs/);
     const num = (pattern: RegExp): number => Number(pattern.exec(out)?.[1]?.replaceAll(',', ''));

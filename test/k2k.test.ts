@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { defineKernel, RingKernelRuntime } from '../src/index.js';
+import { defineKernel, RingKernelRuntime } from '../src/internal.js';
 import {
   Accumulator,
   AddOne,
@@ -158,7 +158,7 @@ describe('kernel-to-kernel links', () => {
     const echo = await runtime.launch(Echo, 1, 1, { name: 'route-none' });
     await assert.rejects(
       runtime.connect(classifier, echo),
-      /cannot connect 'route-src' to 'route-none': it outputs test.Numbers, test.Total and 'route-none' takes /,
+      /cannot connect 'route-src' to 'route-none': 'route-src' outputs test.Numbers, test.Total and 'route-none' takes /,
     );
     for (const handle of [classifier, evens, odds, echo]) await handle.terminate();
   });
@@ -168,7 +168,7 @@ describe('kernel-to-kernel links', () => {
     const acc = await runtime.launch(Accumulator, 1, 1, { name: 'type-b' });
     await assert.rejects(
       runtime.connect(acc, add),
-      /cannot connect 'type-b' to 'type-a': it outputs test.Total and 'type-a' takes test.Numbers/,
+      /cannot connect 'type-b' to 'type-a': 'type-b' outputs test.Total and 'type-a' takes test.Numbers/,
     );
     await assert.rejects(runtime.connect(add, add), /cannot be connected to itself/);
     await add.terminate();

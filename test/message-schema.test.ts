@@ -9,7 +9,7 @@ import {
   MessageTypeMismatchError,
   StringTooLongError,
   ValueOutOfRangeError,
-} from '../src/index.js';
+} from '../src/internal.js';
 import { Random, TEST_SEED } from './support/random.js';
 
 const Everything = defineMessage('test.Everything', {
@@ -286,16 +286,19 @@ describe('defineMessage', () => {
   });
 
   it('validates definitions up front', () => {
-    assert.throws(() => defineMessage('bad name', { x: 'u8' }), /message name must be dot-separated identifiers/);
+    assert.throws(() => defineMessage('bad name', { x: 'u8' }), /a message name is dot-separated identifiers/);
     assert.throws(() => defineMessage('test.BadField', { 'x-y': 'u8' }), /must be a C identifier/);
     assert.throws(() => defineMessage('test.Reserved', { toObject: 'u8' }), /must be a C identifier, not reserved/);
-    assert.throws(() => defineMessage('test.BadType', { x: 'u128' as 'u8' }), /unknown field type "u128"/);
+    assert.throws(() => defineMessage('test.BadType', { x: 'u128' as 'u8' }), /field 'x' has unknown type "u128"/);
     assert.throws(() => defineMessage('test.Empty', {}), /at least one field/);
     assert.throws(
       () => defineMessage('test.LowId', { x: 'u8' }, { typeId: 7 }),
       /must be an integer in \[256, 2\^32\)/,
     );
-    assert.throws(() => defineMessage('test.Other', { x: 'u16' }, { typeId: 4242 }), /already used by test.Explicit/);
+    assert.throws(
+      () => defineMessage('test.Other', { x: 'u16' }, { typeId: 4242 }),
+      /already used by message "test.Explicit"/,
+    );
     assert.throws(() => field.array('f32', 0), /field.array length must be an integer in \[1, 16777216\], got 0/);
     assert.throws(() => field.array('f16' as 'f32', 2), /element must be a scalar kind/);
     assert.throws(() => field.string(-1), RangeError);

@@ -5,7 +5,7 @@ import type { ActorLogic, ActorSystem, AnyActorRef, EventObject, Snapshot } from
 type AnyActorSystem = ActorSystem<any>;
 
 import { KernelFailedError } from '../errors/runtime-errors.js';
-import type { AnyKernelDefinition, KernelDefinition } from '../kernel/kernel-definition.js';
+import type { AnyKernelDefinition, InputOf, KernelDefinition, OutputOf } from '../kernel/kernel-definition.js';
 import type { Dim3, KernelHandle, KernelMetrics } from '../runtime/kernel-handle.js';
 import type { LaunchOptions, RingKernelRuntime } from '../runtime/runtime.js';
 import type { Supervisor } from '../supervision/supervisor.js';
@@ -31,6 +31,15 @@ export type KernelActorOutputEvent<Out = unknown> =
   | { type: 'kernel.callFailed'; kernel: string; requestId: string | number; error: Error }
   /** The kernel's lifecycle state changed. */
   | { type: 'kernel.status'; kernel: string; status: KernelStatusName };
+
+/**
+ * The events a `fromKernel` actor of kernel `K` sends its parent, for `setup({ types: { events } })`:
+ * `KernelEventsOf<typeof Averager>`.
+ */
+export type KernelEventsOf<K> = KernelActorOutputEvent<OutputOf<K>>;
+
+/** The events a `fromKernel` actor of kernel `K` accepts (`sendTo(id, …)`). */
+export type KernelCommandsOf<K> = KernelActorEvent<InputOf<K>>;
 
 /** A kernel actor's snapshot: the kernel's status and metrics ride along. */
 export type KernelActorSnapshot<Out = unknown> = Snapshot<undefined> & {
@@ -79,9 +88,25 @@ interface Instance {
   stopped: boolean;
   /** Delivers an output event to the parent and/or emits it, as the logic's `deliver` option says. */
   readonly tell: (event: KernelActorOutputEvent<unknown>) => void;
+  /** Settles the actor's {@link kernelActorExited} promise: its kernel has left its worker, or never launched. */
+  readonly ended: () => void;
 }
 
 const instances = new WeakMap<AnyActorRef, Instance>();
+const endings = new WeakMap<AnyActorRef, Promise<void>>();
+
+/**
+ * Resolves once the kernel of a `fromKernel` actor has ended — terminated (as stopping the actor asks), failed,
+ * or never launched. Stopping an actor is synchronous in XState while terminating a kernel is not: await this
+ * after `actor.stop()` (or after leaving the state that invoked it) to know the kernel is gone. Never rejects.
+ *
+ * @example
+ * actor.stop();
+ * await kernelActorExited(actor);
+ */
+export function kernelActorExited(actor: AnyActorRef): Promise<void> {
+  return endings.get(actor) ?? Promise.resolve();
+}
 
 /**
  * Actor logic that runs a ringkernel kernel as an XState actor, in the style of `fromPromise` and `fromCallback`:
@@ -138,11 +163,25 @@ export function fromKernel<InIn, InView, OutIn, OutView, State>(
         if (deliver !== 'emit') parent?.send(event);
         if (deliver !== 'parent') scope.emit(event);
       };
-      const instance: Instance = { handle: undefined, queued: [], stopped: false, tell: tell as Instance['tell'] };
+      let ended!: () => void;
+      endings.set(
+        self,
+        new Promise<void>((resolve) => {
+          ended = resolve;
+        }),
+      );
+      const instance: Instance = {
+        handle: undefined,
+        queued: [],
+        stopped: false,
+        tell: tell as Instance['tell'],
+        ended,
+      };
       instances.set(self, instance);
       const input = (snapshot as Snap & { input?: KernelActorInput }).input;
       const runtime = input?.runtime ?? options.runtime;
       if (runtime === undefined) {
+        ended();
         self.send({
           type: 'kernel.$failed',
           error: new TypeError('fromKernel needs a runtime (options.runtime or input.runtime)'),
@@ -154,6 +193,7 @@ export function fromKernel<InIn, InView, OutIn, OutView, State>(
       const launcher = options.supervisor ?? runtime;
       launcher.launch(definition as AnyKernelDefinition, options.gridSize ?? 1, options.blockSize ?? 1, launch).then(
         (handle) => {
+          void handle.exited.then(ended);
           if (instance.stopped) {
             void handle.terminate().catch(() => {});
             return;
@@ -189,7 +229,10 @@ export function fromKernel<InIn, InView, OutIn, OutView, State>(
             }
           });
         },
-        (error: Error) => self.send({ type: 'kernel.$failed', error } as never),
+        (error: Error) => {
+          ended();
+          self.send({ type: 'kernel.$failed', error } as never);
+        },
       );
     },
     transition: (snapshot, event, scope) => {

@@ -63,7 +63,10 @@ export function loadMirrorLibrary(): MirrorLibraryLoad {
 function tryLoad(): MirrorLibraryLoad {
   const path = mirrorLibraryPath();
   if (!existsSync(path)) {
-    return { available: false, reason: `${path} does not exist (build it with npm run build:native; it needs cc)` };
+    return {
+      available: false,
+      reason: `${path} does not exist (build it with \`npx ringkernel-build-native\`, or \`npm run build:native\` in a clone; it needs a C compiler, cc)`,
+    };
   }
   let koffi: Koffi;
   try {

@@ -76,6 +76,13 @@ export const ErrorCode = {
    * kernel on it has failed and the process cannot use it again.
    */
   CudaDeviceLost: 'RK_CUDA_DEVICE_LOST',
+  /**
+   * A kernel's module cannot be loaded by the runtime's workers: it is the program's entry module (every worker
+   * would start the program again), it builds a runtime when imported, or Node cannot load it in a worker.
+   */
+  KernelModule: 'RK_KERNEL_MODULE',
+  /** A message definition is malformed (a field type or name, the message name) or clashes with another one. */
+  InvalidMessageSchema: 'RK_INVALID_MESSAGE_SCHEMA',
   /** A message schema cannot be expressed as a WGSL host-shareable struct; the error names the field and why. */
   WgslSchemaUnsupported: 'RK_WGSL_SCHEMA_UNSUPPORTED',
   /** A WebGPU kernel's WGSL handler did not compile; the error carries the compiler's messages with line and column. */
@@ -129,6 +136,8 @@ export const ErrorNumber: Readonly<Record<ErrorCodeName, number>> = {
   CudaCompileFailed: 518,
   NvmlError: 519,
   CudaDeviceLost: 520,
+  KernelModule: 530,
+  InvalidMessageSchema: 531,
   WgslSchemaUnsupported: 601,
   WgslCompileFailed: 602,
   WebGpuError: 603,

@@ -22,10 +22,14 @@ export class InvalidStateError extends RingKernelError {
   /** The operation that was refused. */
   readonly operation: string;
 
-  constructor(kernelId: string, operation: string, state: string, target: string) {
+  /**
+   * @param explanation what the state means for the operation, and what to do, in the user's terms; without it
+   * the message names the lifecycle transition that is not valid.
+   */
+  constructor(kernelId: string, operation: string, state: string, target: string, explanation?: string) {
     super(
       ErrorCode.InvalidState,
-      `cannot ${operation} kernel '${kernelId}': it is ${state}, and ${state} → ${target} is not a valid transition`,
+      `cannot ${operation} kernel '${kernelId}': it is ${state}, ${explanation ?? `and ${state} → ${target} is not a valid transition`}`,
     );
     this.kernelId = kernelId;
     this.operation = operation;
@@ -154,5 +158,32 @@ export class LoadShedError extends RingKernelError {
     this.priority = priority;
     this.minPriority = minPriority;
     this.level = level;
+  }
+}
+
+/**
+ * The runtime's workers cannot load a kernel's module: it is the program's entry module, it builds a runtime when
+ * imported, or Node cannot import it in a worker thread. The message says which, and what to do.
+ */
+export class KernelModuleError extends RingKernelError {
+  /** The kernel, when known (a runtime built inside a worker does not know which kernel's module it is in). */
+  readonly kernelId: string | undefined;
+  /** The module's URL, when known. */
+  readonly moduleUrl: string | undefined;
+
+  constructor(kernel: { readonly id: string; readonly moduleUrl: string } | undefined, problem: string) {
+    super(
+      ErrorCode.KernelModule,
+      kernel === undefined ? problem : `kernel '${kernel.id}' (module ${kernel.moduleUrl}): ${problem}`,
+    );
+    this.kernelId = kernel?.id;
+    this.moduleUrl = kernel?.moduleUrl;
+  }
+}
+
+/** Two kernels cannot be linked (`runtime.connect`): no type the producer outputs is the type the consumer takes. */
+export class LinkTypeMismatchError extends RingKernelError {
+  constructor(message: string) {
+    super(ErrorCode.MessageTypeMismatch, message);
   }
 }

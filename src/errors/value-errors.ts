@@ -64,3 +64,14 @@ export class InvalidEnvelopeError extends RingKernelError {
     this.field = field;
   }
 }
+
+/** A message definition (`defineMessage`) is malformed, or clashes with one defined before; the message says how. */
+export class MessageSchemaError extends RingKernelError {
+  /** The message's name, as given. */
+  readonly messageName: string;
+
+  constructor(messageName: string, detail: string) {
+    super(ErrorCode.InvalidMessageSchema, `message ${JSON.stringify(messageName)}: ${detail}`);
+    this.messageName = messageName;
+  }
+}

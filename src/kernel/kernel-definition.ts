@@ -1,3 +1,5 @@
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { DuplicateKernelError, KernelNotFoundError } from '../errors/runtime-errors.js';
 import type { FrameView } from '../wire/frame-view.js';
 import type { HybridLogicalClock } from '../wire/hlc.js';
@@ -99,11 +101,53 @@ export interface KernelDefinition<InIn = unknown, InView = unknown, OutIn = unkn
   readonly moduleUrl: string;
 }
 
+/**
+ * The message a kernel takes, as `send` and `call` accept it: `InputOf<typeof Averager>`.
+ *
+ * @example
+ * const reading: InputOf<typeof Averager> = { sensor: 1, celsius: 21.5 };
+ */
+// biome-ignore lint/suspicious/noExplicitAny: matches a definition of any message types.
+export type InputOf<K> = K extends KernelDefinition<infer In, any, any, any, any> ? In : never;
+
+/**
+ * The output of a kernel as the host reads it (`receive`, `call`, `for await`, the `fromKernel` events): a
+ * read-only view. `OutputOf<typeof Averager>`.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: matches a definition of any message types.
+export type OutputOf<K> = K extends KernelDefinition<any, any, any, infer OutView, any> ? OutView : never;
+
 /** Any kernel definition, whatever its message types. */
 // biome-ignore lint/suspicious/noExplicitAny: a registry holds definitions of every message type.
 export type AnyKernelDefinition = KernelDefinition<any, any, any, any, any>;
 
 const registry = new Map<string, AnyKernelDefinition>();
+/** Set in the runtime's own worker threads, before they import a kernel's module. */
+let kernelWorker = false;
+
+/** Marks this thread as one of the runtime's kernel workers (kernel hosts call it before importing modules). */
+export function enterKernelWorker(): void {
+  kernelWorker = true;
+}
+
+/** Whether this thread is one of the runtime's kernel workers: building a runtime here would recurse. */
+export function isKernelWorker(): boolean {
+  return kernelWorker;
+}
+
+/**
+ * Whether `moduleUrl` is the program's entry module (`node main.js`: main.js). Workers import a kernel's module
+ * to find it; importing the entry would run the whole program again in every worker.
+ */
+export function isEntryModule(moduleUrl: string): boolean {
+  const entry = process.argv[1];
+  if (entry === undefined || !moduleUrl.startsWith('file:')) return false;
+  try {
+    return realpathSync(fileURLToPath(moduleUrl)) === realpathSync(entry);
+  } catch {
+    return false;
+  }
+}
 const ID = /^[A-Za-z0-9_.:/-]{1,200}$/;
 
 function callerModuleUrl(): string {

@@ -13,7 +13,7 @@ export interface MeteredKernel {
     readonly failed: number;
     readonly dropped: number;
   };
-  metrics(): { readonly inputQueueDepth: number; readonly outputQueueDepth: number };
+  metrics(): { readonly inputQueueDepth: number; readonly outputQueueDepth: number; readonly sendStalls: number };
   readonly handlerLatency: { snapshot(): LatencySnapshot };
   readonly callLatency: { snapshot(): LatencySnapshot };
 }

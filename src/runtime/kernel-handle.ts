@@ -1,11 +1,6 @@
-import { MessageChannel, type MessagePort } from 'node:worker_threads';
-import type {
-  CudaReplicaPointers,
-  KernelTransfer,
-  KernelTransferStats,
-  PreparedTransferMove,
-} from '../bridge/transfer-bridge.js';
-import type { TransferStrategy } from '../bridge/transfer-strategy.js';
+import { MessageChannel } from 'node:worker_threads';
+import { type Relaunch, relaunchOf } from '../bridge/relaunch.js';
+import type { KernelTransfer } from '../bridge/transfer-bridge.js';
 import { copyQueuedFrames, type KernelCheckpoint } from '../devices/checkpoint.js';
 import { type ErrorCodeString, ErrorNumber, errorNumberOf } from '../errors/codes.js';
 import { CudaDeviceLostError } from '../errors/cuda-errors.js';
@@ -18,11 +13,9 @@ import {
   type SerializedError,
   type WorkerReport,
 } from '../executor/protocol.js';
-import type { AnyKernelDefinition } from '../kernel/kernel-definition.js';
 import { COMMAND_TARGET, type LifecycleCommand, lifecycleAccepts } from '../kernel/kernel-lifecycle.js';
-import { LatencyHistogram, type LatencySummary } from '../kernel/latency-histogram.js';
+import { LatencyHistogram } from '../kernel/latency-histogram.js';
 import { checkPriority, Priority } from '../kernel/priority.js';
-import type { CircuitBreaker } from '../operations/circuit-breaker.js';
 import type { DetachedSpan, HostSpanWriter } from '../telemetry/host-span-writer.js';
 import { LifecycleTransition, SpanRecordKind } from '../telemetry/span-record.js';
 import { type ControlBlock, ErrorCode, TERMINATE_FINISH, TERMINATE_NOW } from '../wire/control-block.js';
@@ -35,168 +28,32 @@ import type { FrameRingMemory } from '../wire/frame-ring.js';
 import type { FrameView } from '../wire/frame-view.js';
 import { KernelStatus, type KernelStatusName, kernelStatusName } from '../wire/kernel-status.js';
 import { BytesMessage, type MessageCodec } from '../wire/message-schema.js';
-import { RingSignalOffset } from '../wire/ring-signal.js';
-import type { DeadLetter } from './dead-letters.js';
+import { RingOffset } from '../wire/ring-signal.js';
+import { ControlChannel } from './control-channel.js';
+import type {
+  CallOptions,
+  KernelFailureListener,
+  KernelHandleInit,
+  KernelMetrics,
+  LinkCommand,
+  Refusal,
+  SendOptions,
+} from './kernel-handle-options.js';
+import { type DormantInstance, dropDormant, queuedIn, sendState } from './kernel-migration.js';
 
-/** A grid or block size: a count, or up to three dimensions. */
-export type Dim3 = number | readonly [number, number?, number?];
+export type { DormantInstance } from './kernel-migration.js';
 
-/** How a send behaves when the kernel's input queue is full. */
-export interface SendOptions {
-  /** `'wait'` (default): wait for room, in order. `'reject'`: fail at once with `QueueFullError`. */
-  readonly onFull?: 'wait' | 'reject';
-  /** Longest wait for room, in ms (default: no limit). */
-  readonly timeout?: number;
-  /** Cancels the wait for room. */
-  readonly signal?: AbortSignal;
-  /** The message's priority, 0…255 (default {@link Priority.Normal}): load shedding refuses the lowest first. */
-  readonly priority?: number;
-}
+import { type OrphanedKernel, recoverInputs, salvageInput } from './kernel-recovery.js';
 
-/** Options of {@link KernelHandle.call}. */
-export interface CallOptions {
-  /**
-   * Guards the call: refused at once with `CircuitOpenError` while the breaker is open; a failed call (handler
-   * error, timeout, kernel failure) counts against it.
-   */
-  readonly breaker?: CircuitBreaker;
-  /** Longest wait for the response, in ms. Default 30 000. */
-  readonly timeout?: number;
-  /** Cancels the call. */
-  readonly signal?: AbortSignal;
-  /** The request's priority, 0…255 (default {@link Priority.Normal}). */
-  readonly priority?: number;
-}
-
-/** Why a kernel refuses messages below its admitted priority, built when one is refused. @internal */
-export type Refusal = (kernel: string, priority: number) => { error: Error; reason: DeadLetterReason };
-
-/** Where a kernel's messages are, what it did with them, and how fast. Read without messaging the kernel. */
-export interface KernelMetrics {
-  readonly name: string;
-  readonly kernelId: string;
-  readonly instanceId: number;
-  readonly status: KernelStatusName;
-  /** Messages the host has sent (written into the input ring). */
-  readonly messagesSent: number;
-  /** Frames the kernel took off its input ring. */
-  readonly messagesReceived: number;
-  /** Handled without error. */
-  readonly messagesProcessed: number;
-  /** Handler threw (each dead-lettered). */
-  readonly messagesFailed: number;
-  /** Malformed, or discarded on terminate (each dead-lettered). */
-  readonly messagesDropped: number;
-  /** Frames waiting in the input ring. */
-  readonly inputQueueDepth: number;
-  /** Frames the input ring was sized for (`queueCapacity`). */
-  readonly inputQueueCapacity: number;
-  /** Frames waiting in the output ring (not yet received by the host). */
-  readonly outputQueueDepth: number;
-  /** Sends waiting for room in a full input ring. */
-  readonly sendsWaiting: number;
-  /** Last error recorded by the kernel, or null. */
-  readonly lastError: { readonly code: number; readonly message: string | undefined } | null;
-  readonly errorCount: number;
-  readonly uptimeMs: number;
-  /** Handler latency (sampled one message in eight). */
-  readonly latency: LatencySummary;
-  /**
-   * How the rings reach the kernel: `direct` — the worker reads the host's SharedArrayBuffer rings; `dma` — the
-   * native mirror thread copies them to replicas the worker reads.
-   */
-  readonly transferStrategy: TransferStrategy;
-  /** What the DMA mirror moved for this kernel, per direction (null unless `dma`). */
-  readonly transfer: KernelTransferStats | null;
-  /** The worker thread hosting the kernel. */
-  readonly workerThreadId: number;
-  /** Times a supervisor restarted the kernel. */
-  readonly restarts: number;
-  /** The (virtual) device hosting the kernel; it changes when the kernel is migrated. */
-  readonly device: number;
-  /** Times the kernel was migrated between devices. */
-  readonly migrations: number;
-  readonly gridSize: readonly [number, number, number];
-  readonly blockSize: readonly [number, number, number];
-}
-
-/** What a handle is built from. @internal */
-export interface KernelHandleInit {
-  readonly name: string;
-  readonly definition: AnyKernelDefinition;
-  readonly instanceId: number;
-  readonly control: ControlBlock;
-  readonly histogram: LatencyHistogram;
-  readonly input: FrameRingMemory;
-  readonly output: FrameRingMemory;
-  /** How the rings reach the kernel (the kernel's own ends, the mirror's kick). */
-  readonly transfer: KernelTransfer;
-  readonly port: MessagePort;
-  readonly threadId: number;
-  readonly gridSize: readonly [number, number, number];
-  readonly blockSize: readonly [number, number, number];
-  readonly onFull: 'wait' | 'reject';
-  readonly queueCapacity: number;
-  readonly drainOnTerminate: boolean;
-  readonly terminationTimeout: number;
-  readonly onDeadLetter: (letter: DeadLetter) => void;
-  readonly onExit: (handle: KernelHandle) => void;
-  /** Called when the kernel's worker thread is seen to exit. */
-  readonly onWorkerExit: (threadId: number) => void;
-  /** Called when a supervised kernel's instance failed and its supervisor will decide what happens next. */
-  readonly onInterrupted: (handle: KernelHandle) => void;
-  /**
-   * Attaches a new instance of the kernel — same ControlBlock, same rings — to a worker, on the given control
-   * port; resolves with the worker's thread id and the device it runs on (a supervisor's restart: another device
-   * when the kernel's CUDA device was lost).
-   */
-  readonly reattach: (handle: KernelHandle, port: MessagePort) => Promise<{ threadId: number; device: number }>;
-  /** The kernel's CUDA device hit a sticky error: the device is lost to the process (its CUDA error name). */
-  readonly onDeviceLost?: (device: number, cudaErrorName: string) => void;
-  /** A handler that throws fails the kernel (for a supervisor to restart) instead of only its message. */
-  readonly failOnHandlerError: boolean;
-  /** Tracing on: where the host's spans of this kernel's messages begin. */
-  readonly tracer?: HostSpanWriter | undefined;
-  /** The device the kernel was placed on. */
-  readonly device: number;
-  /** The first message id the handle uses (past those of frames a checkpoint restored into the input ring). */
-  readonly firstMessageId?: number;
-  /**
-   * Attaches a dormant instance (a migration's) on `device`, with the given state, on `port`; resolves with its
-   * worker's thread id. It takes nothing over until START. A `dma` CUDA kernel's new instance launches over
-   * `devicePointers`, its rings' replicas on the target.
-   */
-  readonly attachDormant: (
-    handle: KernelHandle,
-    port: MessagePort,
-    device: number,
-    devicePointers?: CudaReplicaPointers,
-  ) => Promise<number>;
-  /** A checkpoint of the kernel was taken. */
-  readonly onCheckpoint: () => void;
-}
-
-/** A migration's new instance, attached dormant on its target device. @internal */
-export interface DormantInstance {
-  readonly port: MessagePort;
-  readonly threadId: number;
-  readonly device: number;
-  /** A `dma` CUDA kernel: its rings prepared on the target, taken over at the swap. */
-  readonly transferMove?: PreparedTransferMove | undefined;
-}
-
-/** A kernel-to-kernel wiring command, kept so a restarted kernel is wired again. */
-type LinkCommand =
-  | { command: 'LINK_IN'; memory: FrameRingMemory }
-  | {
-      command: 'LINK_OUT';
-      memory: FrameRingMemory;
-      wake: SharedArrayBuffer;
-      types: readonly number[] | undefined;
-    };
-
-/** What a supervisor is told when the instance of a kernel it supervises fails. @internal */
-export type KernelFailureListener = (handle: KernelHandle, error: Error) => void;
+export type {
+  CallOptions,
+  Dim3,
+  KernelFailureListener,
+  KernelHandleInit,
+  KernelMetrics,
+  Refusal,
+  SendOptions,
+} from './kernel-handle-options.js';
 
 interface PendingCall {
   /** performance.now() when the call (or receive) began. */
@@ -220,6 +77,10 @@ interface PendingSend {
 const RESOLVED = Promise.resolve();
 /** How long a forced kernel gets to stop after the message in hand before the host marks it Failed itself. */
 const FORCE_GRACE_MS = 1000;
+/** How long one wait of `for await (… of handle)` lasts before it looks again (it waits on, however long). */
+const ITERATION_WAIT_MS = 60_000;
+/** How long sends wait for room, with the kernel taking nothing in, before the host looks for a deadlock. */
+const STALL_MS = 1000;
 /** How long the host spins for a response before parking, in ms: a kernel usually answers well within it. */
 const HOST_SPIN_MS = 0.05;
 /** The same through the DMA mirror, whose two copies and kernel wake-up take longer than a direct answer. */
@@ -268,11 +129,18 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   readonly #received: OutView[] = [];
   readonly #receivers: PendingCall[] = [];
   readonly #sends: PendingSend[] = [];
-  readonly #replies = new Map<number, { resolve(): void; reject(error: Error): void }>();
   /** Round trip of calls answered with a result, host side: request written (or queued) to its response read. */
   readonly #callLatency = new LatencyHistogram();
   readonly #launchedAt = performance.now();
   readonly #exited: Promise<void>;
+  /** Sends stalled for want of a reader: when the kernel last took input in (see #checkStall). */
+  #stallMark: { received: number; since: number } | undefined;
+  #stalled = false;
+  #stalls = 0;
+  /** Whether anyone asked this kernel to activate (a call to a kernel nobody will activate is refused at once). */
+  #activationAsked = false;
+  /** The terminate under way (or done), so that terminating twice waits for the one. */
+  #terminating: Promise<void> | undefined;
   #markExited!: () => void;
   #nextMessageId: number;
   /** The device hosting the current instance. */
@@ -280,18 +148,14 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   #migrations = 0;
   /** Dormant instances dropped on purpose (their port's close is not a worker's death). */
   readonly #discarded = new WeakSet<DormantInstance>();
-  /** SNAPSHOT requests waiting for their answer. */
-  readonly #snapshots = new Map<number, { resolve(bytes: Uint8Array): void; reject(error: Error): void }>();
-  #nextSeq = 1;
   #sent = 0;
   #pumping = false;
   #sending = false;
   #failure: Error | undefined;
   #lastErrorMessage: string | undefined;
   #exitStatus: 'Terminated' | 'Failed' | undefined;
-  /** The current instance's control port and worker thread (both change when a supervisor restarts the kernel). */
-  #port!: MessagePort;
-  #threadId = 0;
+  /** The control-port RPC with the current instance (rebound when a supervisor restarts or a migration moves it). */
+  readonly #channel: ControlChannel;
   /** Kernel-to-kernel links, replayed into a restarted instance. */
   readonly #links: LinkCommand[] = [];
   /** The supervisor's failure listener; while set, a failure suspends the kernel instead of ending it. */
@@ -341,28 +205,22 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     this.#exited = new Promise((resolve) => {
       this.#markExited = resolve;
     });
-    this.#bind(init.port, init.threadId);
+    this.#channel = new ControlChannel(init.name, {
+      report: (report) => this.#report(report),
+      closed: (threadId) => this.#instanceClosed(threadId),
+    });
+    this.#channel.bind(init.port, init.threadId);
   }
 
-  /** Listens to an instance's control port. Reports from an earlier instance's port are ignored. */
-  #bind(port: MessagePort, threadId: number): void {
-    this.#port = port;
-    this.#threadId = threadId;
-    port.on('message', (report: WorkerReport) => {
-      if (this.#port === port) this.#report(report);
-    });
-    // The worker is gone without saying goodbye (process.exit in a handler, a native crash): the kernel failed.
-    port.on('close', () => {
-      if (this.#port !== port || this.#exitStatus !== undefined) return;
-      if (this.#suspended) {
-        this.#onInstanceExit?.(); // died while stopping for a restart: stopped all the same
-        return;
-      }
-      this.#init.onWorkerExit(threadId);
-      this.#fail(new KernelFailedError(this.name, 'its worker thread exited'), true);
-    });
-    // An idle kernel must not keep the process alive; pending operations ref it while they wait.
-    port.unref();
+  /** The instance's port closed without an exit report: its worker is gone (process.exit in a handler, a crash). */
+  #instanceClosed(threadId: number): void {
+    if (this.#exitStatus !== undefined) return;
+    if (this.#suspended) {
+      this.#onInstanceExit?.(); // died while stopping for a restart: stopped all the same
+      return;
+    }
+    this.#init.onWorkerExit(threadId);
+    this.#fail(new KernelFailedError(this.name, 'its worker thread exited'), true);
   }
 
   /** The lifecycle state, read from the ControlBlock (no message). */
@@ -382,6 +240,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
 
   /** Activates the kernel: it starts (or resumes) taking input. */
   activate(): Promise<void> {
+    this.#activationAsked = true;
     return this.#command('ACTIVATE', 'activate');
   }
 
@@ -396,7 +255,18 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    * kernel is forced: pending input is dead-lettered and it is marked Failed (`KernelFailedError` with code
    * RK_TERMINATION_TIMEOUT as cause).
    */
-  async terminate(options: { readonly drain?: boolean } = {}): Promise<void> {
+  terminate(options: { readonly drain?: boolean } = {}): Promise<void> {
+    // Once asked, a kernel terminates once: a second terminate (a stopped actor's, then shutdown's) waits for it.
+    if (this.#terminating !== undefined) return this.#terminating;
+    const terminating = this.#terminateTraced(options);
+    this.#terminating = terminating;
+    terminating.catch(() => {
+      if (this.#terminating === terminating) this.#terminating = undefined;
+    });
+    return terminating;
+  }
+
+  async #terminateTraced(options: { readonly drain?: boolean }): Promise<void> {
     const span = this.#tracer?.beginLifecycle();
     if (span === undefined) return this.#terminate(options);
     try {
@@ -426,7 +296,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     // Forced: the kernel stops after the message in hand and dead-letters the rest; if its worker never gets that
     // far (a handler that never returns), the kernel is failed anyway.
     this.#control.requestTermination(TERMINATE_NOW);
-    this.#post({ seq: this.#nextSeq++, command: 'ABORT' });
+    this.#channel.post({ seq: this.#channel.seq(), command: 'ABORT' });
     if (await this.#exitWithin(FORCE_GRACE_MS)) return;
     const error = new KernelFailedError(this.name, `did not terminate within ${timeout} ms`);
     (error as { cause?: unknown }).cause = { code: ErrorCode.TerminationTimeout };
@@ -439,7 +309,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    * @throws {InvalidStateError} when the kernel cannot take messages (Terminated, Failed…).
    */
   trySend(message: InIn, priority: number = Priority.Normal): boolean {
-    this.#checkSendable('send', message, priority);
+    this.#checkSendable('send to', message, priority);
     if (this.#sends.length > 0) return false; // earlier sends are waiting: keep order
     return this.#write(message, 0, priority);
   }
@@ -451,7 +321,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   send(message: InIn, options: SendOptions = {}): Promise<void> {
     try {
       const priority = options.priority === undefined ? Priority.Normal : checkPriority(options.priority);
-      this.#checkSendable('send', message, priority);
+      this.#checkSendable('send to', message, priority);
       if (this.#sends.length === 0 && this.#write(message, 0, priority)) return RESOLVED;
     } catch (error) {
       return Promise.reject(error);
@@ -478,6 +348,16 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     try {
       const priority = options.priority === undefined ? Priority.Normal : checkPriority(options.priority);
       this.#checkSendable('call', request, priority);
+      // Launched and never asked to activate: the kernel takes no input, and the call would only time out.
+      if (this.status === 'Launched' && !this.#activationAsked && this.#supervisor === undefined && !this.#suspended) {
+        throw new InvalidStateError(
+          this.name,
+          'call',
+          'Launched',
+          'Active',
+          'not yet activated, so it takes no input: call activate() first, or launch with { autoActivate: true }',
+        );
+      }
       if (this.#sends.length === 0 && this.#write(request, FrameFlags.REQUEST, priority)) {
         this.#traceCall(response, messageId, request);
         this.#pump();
@@ -516,12 +396,59 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     if (this.#exitStatus === 'Terminated') {
       return Promise.reject(new InvalidStateError(this.name, 'receive from', 'Terminated', 'Active'));
     }
-    const id = this.#nextSeq++;
+    const id = this.#channel.seq();
     const waiting = new Map<number, PendingCall>();
     const promise = this.#waitFor(waiting, id, timeout, undefined, 'receive');
     this.#receivers.push(waiting.get(id) as PendingCall);
     this.#pump();
     return promise;
+  }
+
+  /**
+   * Waits for outputs (not call responses) and takes up to `max` of them at once: the first as `receive` does,
+   * then whatever else is already there. Reading in batches is what keeps a kernel that outputs as fast as it
+   * takes input from filling its output queue (and then holding, and then refusing input).
+   * @throws as {@link KernelHandle.receive}.
+   */
+  async receiveBatch(max = 256, timeout = 30_000): Promise<OutView[]> {
+    if (!Number.isInteger(max) || max < 1) {
+      throw new RangeError(`receiveBatch: max must be a positive integer, got ${String(max)}`);
+    }
+    const first = await this.receive(timeout);
+    const batch = [first] as OutView[];
+    for (let next = this.tryReceive(); next !== undefined; next = batch.length < max ? this.tryReceive() : undefined) {
+      batch.push(next);
+    }
+    return batch;
+  }
+
+  /**
+   * The kernel's outputs (not call responses) as they come: `for await (const output of handle)`. Ends when the
+   * kernel has terminated and every output has been read; throws {@link KernelFailedError} if it fails. The
+   * natural loop for a consumer running beside the code that sends.
+   */
+  async *[Symbol.asyncIterator](): AsyncGenerator<OutView, void, undefined> {
+    for (;;) {
+      const ready = this.tryReceive();
+      if (ready !== undefined) {
+        yield ready;
+        continue;
+      }
+      if (this.#failure !== undefined) throw this.#failure;
+      if (this.#endedClean()) return;
+      try {
+        yield await this.receive(ITERATION_WAIT_MS);
+      } catch (error) {
+        if (error instanceof TimeoutError) continue;
+        if (this.#endedClean()) return;
+        throw error;
+      }
+    }
+  }
+
+  /** Whether the kernel has ended Terminated (not failed). */
+  #endedClean(): boolean {
+    return this.#exitStatus === 'Terminated' && this.#failure === undefined;
   }
 
   /**
@@ -571,13 +498,14 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       inputQueueCapacity: this.#init.queueCapacity,
       outputQueueDepth: this.#consumer.availableReadFrames() + this.#received.length,
       sendsWaiting: this.#sends.length,
+      sendStalls: this.#stalls,
       lastError: lastCode === 0 ? null : { code: lastCode, message: this.#lastErrorMessage },
       errorCount: control.errorCount,
       uptimeMs: Math.round(performance.now() - this.#launchedAt),
       latency: this.#init.histogram.summary(),
       transferStrategy: this.#transfer.strategy,
       transfer: this.#transfer.stats(),
-      workerThreadId: this.#threadId,
+      workerThreadId: this.#channel.threadId,
       restarts: control.generation,
       device: this.#device,
       migrations: this.#migrations,
@@ -588,6 +516,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
 
   /** Terminates the kernel if it is still running (for `await using`). */
   async [Symbol.asyncDispose](): Promise<void> {
+    if (this.#terminating !== undefined) return this.#terminating;
     if (this.#exitStatus === undefined && this.#failure === undefined && lifecycleAccepts(this.status, 'TERMINATE')) {
       await this.terminate();
     }
@@ -633,11 +562,12 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
 
   #sendLink(command: LinkCommand): Promise<void> {
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
-    const seq = this.#nextSeq++;
-    return new Promise<void>((resolve, reject) => {
-      this.#replies.set(seq, { resolve, reject });
-      this.#post({ seq, ...command });
-    });
+    return this.#channel.request(command);
+  }
+
+  /** Where a new instance of this kernel can be launched (restart here, another worker, another device). @internal */
+  get relaunch(): Relaunch {
+    return relaunchOf(this.#transfer);
   }
 
   /** Times a supervisor restarted this kernel (the ControlBlock's generation). */
@@ -680,8 +610,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     const exited = new Promise<void>((resolve) => {
       this.#onInstanceExit = resolve;
     });
-    const seq = this.#nextSeq++;
-    this.#post({ seq, command: 'TERMINATE', drain: false, keep: true });
+    this.#channel.post({ seq: this.#channel.seq(), command: 'TERMINATE', drain: false, keep: true });
     // The queue stays in the rings for the next instance (a device executor reads that from the discard word).
     this.#control.requestTermination(TERMINATE_FINISH, true);
     let timer: NodeJS.Timeout | undefined;
@@ -701,7 +630,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     );
     (error as { cause?: unknown }).cause = { code: ErrorCode.TerminationTimeout };
     this.#control.requestTermination(TERMINATE_NOW);
-    this.#post({ seq: this.#nextSeq++, command: 'ABORT' });
+    this.#channel.post({ seq: this.#channel.seq(), command: 'ABORT' });
     this.abandon(error);
     throw error;
   }
@@ -720,7 +649,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     // carried home first), the input ring resumes at the handled cursor, and fresh replicas start from there.
     const reopen = this.#transfer.reopen;
     if (reopen !== undefined) this.#transfer.release();
-    this.#recoverInputs();
+    recoverInputs(this.#orphaned);
     if (reopen !== undefined) {
       this.#transfer = reopen();
       this.#afterWrite = this.#transfer.afterInputWrite;
@@ -734,7 +663,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       port1.close();
       throw error;
     }
-    this.#bind(port1, threadId);
+    this.#channel.bind(port1, threadId);
     this.#exitStatus = undefined;
     this.#suspended = false;
     const resumed = this.#resumed;
@@ -759,7 +688,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     this.#resumed?.reject(error);
     this.#resumed = undefined;
     this.#fail(error);
-    if (wasSuspended) this.#salvageInput(quiet ? 'discarded-on-terminate' : 'kernel-failed');
+    if (wasSuspended) salvageInput(this.#orphaned, quiet ? 'discarded-on-terminate' : 'kernel-failed');
   }
 
   /** The (virtual) device hosting the kernel now. */
@@ -823,11 +752,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     if (this.#exitStatus !== undefined || this.#suspended) {
       return Promise.reject(new InvalidStateError(this.name, 'checkpoint', this.status, 'Active'));
     }
-    const seq = this.#nextSeq++;
-    return new Promise<Uint8Array>((resolve, reject) => {
-      this.#snapshots.set(seq, { resolve, reject });
-      this.#post({ seq, command: 'SNAPSHOT' });
-    });
+    return this.#channel.snapshot();
   }
 
   /**
@@ -854,36 +779,15 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    * not. @internal
    */
   transferState(dormant: DormantInstance, state: Uint8Array): { restored: Promise<void> } {
-    const restored = new Promise<void>((resolve, reject) => {
-      // The target's worker died (a restore hook that kills it, say): the migration rolls back.
-      const onClose = (): void => {
-        if (this.#discarded.has(dormant)) return; // closed on purpose: the migration rolled back
-        this.#init.onWorkerExit(dormant.threadId); // never place on it again
-        reject(new KernelFailedError(this.name, 'the worker of its new instance exited during the restore'));
-      };
-      dormant.port.once('close', onClose);
-      dormant.port.once('message', (report: WorkerReport) => {
-        dormant.port.off('close', onClose);
-        if (report.type !== 'restored') {
-          reject(new Error(`unexpected report from the dormant instance: ${report.type}`));
-        } else if (report.error === undefined) {
-          resolve();
-        } else {
-          reject(new StateSnapshotError(this.name, 'restore', `${report.error.name}: ${report.error.message}`));
-        }
-      });
+    return sendState(this.name, dormant, state, {
+      discarded: this.#discarded,
+      onWorkerExit: (threadId) => this.#init.onWorkerExit(threadId),
     });
-    restored.catch(() => {}); // a migration that rolls back first need not wait for it
-    dormant.port.postMessage({ seq: 0, command: 'RESTORE', bytes: state }, [state.buffer as ArrayBuffer]);
-    return { restored };
   }
 
   /** Drops a dormant instance that will not be used (a migration rolling back). @internal */
   discardMove(dormant: DormantInstance): void {
-    this.#discarded.add(dormant);
-    dormant.transferMove?.abort();
-    dormant.port.postMessage({ seq: 0, command: 'DISCARD' });
-    dormant.port.close();
+    dropDormant(dormant, this.#discarded);
   }
 
   /**
@@ -904,7 +808,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       dormant.transferMove?.abort();
       throw error;
     }
-    this.#recoverInputs();
+    recoverInputs(this.#orphaned);
     const carried = this.queuedInPlace();
     if (dormant.transferMove !== undefined) {
       // The old instance has stopped: its device's mirror carries the last outputs home, and the target's takes
@@ -913,16 +817,10 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       this.#afterWrite = this.#transfer.afterInputWrite;
     }
     this.#control.resetForRestart(false);
-    this.#bind(dormant.port, dormant.threadId);
+    this.#channel.bind(dormant.port, dormant.threadId);
     this.#device = dormant.device;
     this.#migrations++;
-    const request = (message: object): Promise<void> => {
-      const seq = this.#nextSeq++;
-      return new Promise<void>((resolve, reject) => {
-        this.#replies.set(seq, { resolve, reject });
-        this.#post({ seq, ...message });
-      });
-    };
+    const request = (message: object): Promise<void> => this.#channel.request(message);
     // Pipelined, one round trip in all: the port keeps order, so the links are in place before the activation
     // lets the new instance take input.
     // The new instance's worker may die before it answers: then the kernel has no instance left and fails (its
@@ -960,16 +858,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
 
   /** Frames (and their bytes) queued now in the input ring and every kernel-to-kernel input ring. @internal */
   queuedInPlace(): { frames: number; bytes: number } {
-    let frames = 0;
-    let bytes = 0;
-    const rings = [this.#init.input];
-    for (const link of this.#links) if (link.command === 'LINK_IN') rings.push(link.memory);
-    for (const memory of rings) {
-      const reader = new FrameConsumer(memory); // reads indices only; never drained
-      frames += reader.availableReadFrames();
-      bytes += reader.availableReadBytes();
-    }
-    return { frames, bytes };
+    return queuedIn([this.#init.input, ...this.#orphaned.linkInputs]);
   }
 
   /** Marks the kernel Failed from the host side (its worker is gone). @internal */
@@ -996,7 +885,18 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     // it yet (the status word is written before the exit report arrives). Messages queue in the ring for the
     // restarted instance; should the supervisor give the kernel up, they are dead-lettered, not lost.
     if ((this.#suspended || this.#supervisor !== undefined) && this.#failure === undefined) return;
-    const error = this.#failure ?? new InvalidStateError(this.name, operation, this.status, 'Active');
+    const status = this.status;
+    const error =
+      this.#failure ??
+      new InvalidStateError(
+        this.name,
+        operation,
+        status,
+        'Active',
+        status === 'Terminated' || status === 'Terminating'
+          ? 'and takes no more messages (launch it again for a new instance)'
+          : 'and takes no messages',
+      );
     this.#refuse('kernel-gone', error, message);
     throw error;
   }
@@ -1128,10 +1028,13 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
         reject(error);
       };
       if (options.timeout !== undefined) {
-        timer = setTimeout(
-          () => settle(new TimeoutError(`send to kernel '${this.name}'`, options.timeout as number)),
-          options.timeout,
-        );
+        timer = setTimeout(() => {
+          const error = new TimeoutError(`send to kernel '${this.name}'`, options.timeout as number);
+          if (this.#stalled) {
+            error.message += `: deadlocked — the kernel's output queue is full and nothing reads it, so it takes no input; read outputs while sending`;
+          }
+          settle(error);
+        }, options.timeout);
       }
       options.signal?.addEventListener('abort', onAbort, { once: true });
       this.#sends.push(pending);
@@ -1167,11 +1070,38 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
           head.resolve();
           continue;
         }
-        await this.#producer.waitForSpaceAsync(alignedFrameSize(head.bytes.length), 100);
+        if (!(await this.#producer.waitForSpaceAsync(alignedFrameSize(head.bytes.length), 100))) this.#checkStall();
       }
     } finally {
       this.#sending = false;
     }
+  }
+
+  /**
+   * Sends have waited for room: is it a deadlock? The kernel, Active, has taken nothing in for {@link STALL_MS}
+   * while its output queue is at least half full and nothing on the host reads outputs (no receive, no call):
+   * it holds an output for room that only a receive makes, so input never drains and sends wait for ever. Said
+   * once per stall, as a warning naming the kernel and counted in `sendStalls`; a send's timeout then says why.
+   */
+  #checkStall(): void {
+    const now = performance.now();
+    const received = Number(this.#control.messagesReceived);
+    const mark = this.#stallMark;
+    if (mark === undefined || mark.received !== received) {
+      this.#stallMark = { received, since: now };
+      this.#stalled = false;
+      return;
+    }
+    if (this.#stalled || now - mark.since < STALL_MS) return;
+    if (this.#receivers.length > 0 || this.#calls.size > 0 || this.status !== 'Active') return;
+    const outputStorage = this.#init.output.ring.byteLength - RingOffset.DATA;
+    if (this.#consumer.availableReadBytes() * 2 < outputStorage) return;
+    this.#stalled = true;
+    this.#stalls++;
+    process.emitWarning(
+      `kernel '${this.name}': sends are deadlocked — its input queue is full while its output queue is full and nothing reads it, so the kernel holds and sends wait for ever. Read outputs while sending (for await (const output of handle), or receiveBatch()), or give send a timeout`,
+      { type: 'RingKernelWarning', code: 'RK_SEND_DEADLOCK' },
+    );
   }
 
   /**
@@ -1343,15 +1273,11 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     if (!lifecycleAccepts(status, command)) {
       return Promise.reject(new InvalidStateError(this.name, operation, status, COMMAND_TARGET[command]));
     }
-    const seq = this.#nextSeq++;
-    const done = new Promise<void>((resolve, reject) => {
-      const settle = (): void => {
+    const done = this.#channel
+      .request(command === 'TERMINATE' ? { command, drain, keep: false } : { command })
+      .then(() => {
         if (command !== 'TERMINATE' && wanted) this.#activeWanted = command === 'ACTIVATE';
-        resolve();
-      };
-      this.#replies.set(seq, { resolve: settle, reject });
-      this.#post(command === 'TERMINATE' ? { seq, command, drain, keep: false } : { seq, command });
-    });
+      });
     // Activate and deactivate are lifecycle spans of their own; terminate's span covers the whole of terminate().
     const tracer = this.#tracer;
     if (tracer !== undefined && command !== 'TERMINATE') {
@@ -1367,32 +1293,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     return done;
   }
 
-  #post(message: object): void {
-    this.#port.ref(); // a command in flight keeps the process alive until its reply
-    this.#port.postMessage(message);
-  }
-
-  #report(report: WorkerReport): void {
+  #report(report: Extract<WorkerReport, { type: 'deadLetter' | 'exit' }>): void {
     switch (report.type) {
-      case 'reply': {
-        const waiter = this.#replies.get(report.seq);
-        this.#replies.delete(report.seq);
-        if (this.#replies.size === 0 && this.#snapshots.size === 0) this.#port.unref();
-        if (waiter === undefined) return;
-        if (report.ok) waiter.resolve();
-        else waiter.reject(new InvalidStateError(this.name, 'change the state of', report.state, report.target));
-        return;
-      }
-      case 'snapshot': {
-        const waiter = this.#snapshots.get(report.seq);
-        this.#snapshots.delete(report.seq);
-        if (this.#replies.size === 0 && this.#snapshots.size === 0) this.#port.unref();
-        if (waiter === undefined) return;
-        if ('bytes' in report) waiter.resolve(report.bytes);
-        else
-          waiter.reject(new StateSnapshotError(this.name, 'snapshot', `${report.error.name}: ${report.error.message}`));
-        return;
-      }
       case 'deadLetter': {
         const letter = report.letter;
         this.#lastErrorMessage = `${letter.error.name}: ${letter.error.message}`;
@@ -1408,7 +1310,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
         if (report.deviceLost !== undefined) this.#init.onDeviceLost?.(this.#device, report.deviceLost);
         if (this.#suspended) {
           // Stopped for a restart: the handle lives on, waiting for the next instance.
-          this.#port.unref();
+          this.#channel.unref();
           this.#onInstanceExit?.();
           return;
         }
@@ -1424,6 +1326,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
           );
           return;
         }
+        // Failed from the host side meanwhile (forced, or its worker gone): already ended and counted.
+        if (this.#exitStatus !== undefined) return;
         this.#exitStatus = report.status;
         this.#settleExit();
         return;
@@ -1431,7 +1335,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   }
 
   #settleExit(): void {
-    this.#port.unref();
+    this.#channel.unref();
     this.#markExited();
     this.#init.onExit(this);
     // Wake the output pump so pending receivers learn the kernel is gone once its outputs are read.
@@ -1444,7 +1348,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    * Failed for good, and a gone instance's queue dead-lettered.
    */
   #fail(error: Error, gone = false): void {
-    if (this.#failure !== undefined) return;
+    // Failed already, or ended Terminated: a kernel ends once, and is counted once.
+    if (this.#failure !== undefined || this.#exitStatus !== undefined) return;
     // The instance failed: a fail span either way (a supervised kernel's restart is a span of its own).
     const span = this.#tracer?.beginLifecycle();
     if (span !== undefined && !this.#suspended) {
@@ -1466,12 +1371,9 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     for (const call of [...this.#calls.values()]) call.reject(error);
     for (const receiver of [...this.#receivers]) receiver.reject(error);
     for (const send of [...this.#sends]) send.reject(error);
-    for (const waiter of this.#replies.values()) waiter.reject(error);
-    this.#replies.clear();
-    for (const waiter of this.#snapshots.values()) waiter.reject(error);
-    this.#snapshots.clear();
+    this.#channel.rejectAll(error);
     this.#settleExit();
-    if (gone) this.#salvageInput('kernel-failed');
+    if (gone) salvageInput(this.#orphaned, 'kernel-failed');
   }
 
   /** From now on the instance is gone (or going) and the handle waits for the next one. */
@@ -1495,74 +1397,23 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     this.#control.recordError(ErrorCode.KernelFailed);
     this.#lastErrorMessage = error.message;
     // Commands in flight will never be answered by that instance.
-    for (const waiter of this.#replies.values()) waiter.reject(error);
-    this.#replies.clear();
-    this.#port.unref();
+    this.#channel.rejectReplies(error);
+    this.#channel.unref();
     this.#init.onInterrupted(this);
     (this.#supervisor as KernelFailureListener)(this, error);
   }
 
-  /**
-   * Before a restart: each input ring is taken over where the dead instance's handlers got to (its handled
-   * cursor), so nothing handled is handled again; and if the instance died inside a handler (its worker
-   * crashed), that one message is dead-lettered rather than retried, so a poison message cannot crash every
-   * restart in turn.
-   */
-  #recoverInputs(): void {
-    const control = this.#control;
-    const draining = control.drainingInput;
-    const rings: { memory: FrameRingMemory; cursor: number }[] = [
-      { memory: this.#init.input, cursor: control.handledCursor },
-    ];
-    for (const link of this.#links) {
-      if (link.command !== 'LINK_IN') continue;
-      const signal = new Int32Array(link.memory.signal);
-      rings.push({ memory: link.memory, cursor: Atomics.load(signal, RingSignalOffset.HANDLED_CURSOR >> 2) >>> 0 });
-    }
-    rings.forEach(({ memory, cursor }, index) => {
-      const taken = new FrameConsumer(memory);
-      taken.resumeAt(cursor);
-      if (draining !== index + 1) return;
-      const error = new KernelFailedError(this.name, 'its instance died while handling this message');
-      taken.drain((frame) => {
-        this.#init.onDeadLetter({
-          kernel: this.name,
-          reason: 'kernel-failed',
-          error: { name: error.name, message: error.message, code: error.code },
-          messageId: frame.messageId,
-          correlationId: frame.correlationId,
-          typeId: frame.typeId,
-          payload: frame.payload.slice(),
-          at: new Date(),
-        });
-        if (index === 0 && frame.flags & FrameFlags.REQUEST) this.#calls.get(frame.messageId)?.reject(error);
-      }, 1);
-    });
-  }
-
-  /**
-   * The worker is dead, so nobody consumes the input ring any more: the host takes over as its consumer and
-   * dead-letters what is left (reason `kernel-failed`), so nothing sent is lost without a word. It starts where
-   * the worker's handlers got to (the ControlBlock's handled cursor), not at the last published read index, so
-   * messages handled in the worker's last batch are not reported twice; the message whose handler was running
-   * (the one that killed the worker, say) is reported.
-   */
-  #salvageInput(reason: 'kernel-failed' | 'discarded-on-terminate'): void {
-    const orphaned = new FrameConsumer(this.#init.input);
-    orphaned.resumeAt(this.#control.handledCursor);
-    const error = { name: 'KernelFailedError', message: `kernel '${this.name}' failed before handling this message` };
-    orphaned.drain((frame) => {
-      this.#init.onDeadLetter({
-        kernel: this.name,
-        reason,
-        error,
-        messageId: frame.messageId,
-        correlationId: frame.correlationId,
-        typeId: frame.typeId,
-        payload: frame.payload.slice(),
-        at: new Date(),
-      });
-    });
+  /** The kernel's rings and records for its recovery (kernel-recovery.ts), when its instance has gone. */
+  get #orphaned(): OrphanedKernel {
+    const links = this.#links;
+    return {
+      name: this.name,
+      control: this.#control,
+      input: this.#init.input,
+      linkInputs: links.flatMap((link) => (link.command === 'LINK_IN' ? [link.memory] : [])),
+      onDeadLetter: (letter) => this.#init.onDeadLetter(letter),
+      rejectCall: (messageId, error) => this.#calls.get(messageId)?.reject(error),
+    };
   }
 
   async #exitWithin(ms: number): Promise<boolean> {

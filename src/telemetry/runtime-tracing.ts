@@ -153,5 +153,5 @@ function sinkOf(options: ResolvedTracingOptions): TelemetrySink {
     };
   }
   if (exporter === 'none') throw new TypeError('tracing is off: exporter none');
-  return { exporter };
+  return { exporter, borrowed: true };
 }

@@ -38,11 +38,14 @@ export interface EncodedSpansTransport {
 export type TelemetrySink =
   | {
       readonly exporter: SpanExporter;
+      /** The app's own exporter (`tracing.exporter`): flushed at shutdown, never shut down — it is not ours. */
+      readonly borrowed?: boolean;
       readonly processor?: undefined;
       readonly encoder?: undefined;
       readonly transport?: undefined;
     }
   | {
+      /** The app's span processor (its own, or its TracerProvider's): flushed at shutdown, never shut down. */
       readonly processor: SpanProcessor;
       readonly exporter?: undefined;
       readonly encoder?: undefined;
@@ -194,15 +197,11 @@ export class TelemetryExporter {
       if (pending > 0) this.#fail(pending, new Error(`${pending} spans were still undelivered at shutdown`));
       this.#publishCounters();
     }
+    // A library never shuts down what it does not own: the app's processor or exporter was flushed above and
+    // goes on serving the app's own spans.
     const sink = this.#sink;
-    // A span processor is the user's (theirs, or their TracerProvider's): flushed above, never shut down — their
-    // own spans keep flowing through it after the runtime is gone.
-    const done =
-      sink.exporter !== undefined
-        ? sink.exporter.shutdown()
-        : sink.processor !== undefined
-          ? Promise.resolve()
-          : sink.transport.shutdown();
+    if (sink.processor !== undefined || (sink.exporter !== undefined && sink.borrowed === true)) return;
+    const done = sink.exporter !== undefined ? sink.exporter.shutdown() : sink.transport.shutdown();
     await Promise.race([done.catch(() => {}), new Promise((resolve) => setTimeout(resolve, 200).unref())]);
   }
 

@@ -1,4 +1,4 @@
-import type { TracerProvider } from '@opentelemetry/api';
+import { type TracerProvider, trace } from '@opentelemetry/api';
 import type { Resource } from '@opentelemetry/resources';
 import type { SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { SAMPLER_NAMES, type SamplerName } from './origin-sampler.js';
@@ -38,7 +38,10 @@ export interface TracingOptions {
   readonly spanProcessor?: SpanProcessor;
   /**
    * Your own SDK TracerProvider (`NodeTracerProvider` / `BasicTracerProvider` of sdk-trace-base 2.x, or the
-   * global one they registered): spans go to its span processors, with its resource.
+   * global one they registered): spans go to its span processors, with its resource. When neither this, nor
+   * `spanProcessor`, nor `exporter` (nor `OTEL_TRACES_EXPORTER`) is given and the app has registered an SDK
+   * TracerProvider globally, that one is used. The runtime flushes your provider or processor at shutdown but never
+   * shuts it down: it is yours, and goes on serving your own spans.
    */
   readonly tracerProvider?: TracerProvider;
   /** Span records each kernel's telemetry ring holds (a power of two). Default 8192 (640 KiB). */
@@ -134,16 +137,24 @@ function nonEmpty(value: string | undefined): string | undefined {
 }
 
 /** The span processor and resource of an SDK TracerProvider (sdk-trace-base 2.x keeps them in these fields). */
-function fromProvider(provider: TracerProvider): { processor: SpanProcessor; resource: Resource | undefined } {
+function sdkProviderParts(
+  provider: TracerProvider,
+): { processor: SpanProcessor; resource: Resource | undefined } | undefined {
   const delegate = (provider as { getDelegate?: () => TracerProvider }).getDelegate?.() ?? provider;
   const sdk = delegate as { _activeSpanProcessor?: SpanProcessor; _resource?: Resource };
   const processor = sdk._activeSpanProcessor;
-  if (processor === undefined || typeof processor.onEnd !== 'function') {
+  if (processor === undefined || typeof processor.onEnd !== 'function') return undefined;
+  return { processor, resource: sdk._resource };
+}
+
+function fromProvider(provider: TracerProvider): { processor: SpanProcessor; resource: Resource | undefined } {
+  const parts = sdkProviderParts(provider);
+  if (parts === undefined) {
     throw new TypeError(
       'tracing.tracerProvider must be an OpenTelemetry SDK TracerProvider (sdk-trace-base 2.x); for another provider pass its span processor as tracing.spanProcessor',
     );
   }
-  return { processor, resource: sdk._resource };
+  return parts;
 }
 
 /**
@@ -172,7 +183,8 @@ export function resolveTracingOptions(
   if (typeof ratio !== 'number' || !(ratio >= 0 && ratio <= 1)) {
     throw new RangeError(`tracing.samplerRatio must be a number in [0, 1], got ${String(ratio)}`);
   }
-  const exporter = options.exporter ?? nonEmpty(env.OTEL_TRACES_EXPORTER)?.toLowerCase() ?? 'otlp';
+  const envExporter = nonEmpty(env.OTEL_TRACES_EXPORTER)?.toLowerCase();
+  const exporter = options.exporter ?? envExporter ?? 'otlp';
   if (typeof exporter === 'string' && exporter !== 'otlp' && exporter !== 'console' && exporter !== 'none') {
     throw new TypeError(
       `tracing.exporter must be 'otlp', 'console', 'none' or a SpanExporter, got ${JSON.stringify(exporter)}`,
@@ -205,6 +217,11 @@ export function resolveTracingOptions(
     if (spanProcessor !== undefined)
       throw new TypeError('pass tracing.spanProcessor or tracing.tracerProvider, not both');
     ({ processor: spanProcessor, resource } = fromProvider(options.tracerProvider));
+  } else if (spanProcessor === undefined && options.exporter === undefined && envExporter === undefined) {
+    // Nothing said where spans go: as instrumentation libraries do, use the app's global TracerProvider if it
+    // registered an SDK one (its processors, its resource); else the default exporter.
+    const global = sdkProviderParts(trace.getTracerProvider());
+    if (global !== undefined) ({ processor: spanProcessor, resource } = global);
   }
   const sdkDisabled = nonEmpty(env.OTEL_SDK_DISABLED)?.toLowerCase() === 'true';
   return {

@@ -1,4 +1,9 @@
-import { MessageTypeMismatchError, StringTooLongError, ValueOutOfRangeError } from '../errors/value-errors.js';
+import {
+  MessageSchemaError,
+  MessageTypeMismatchError,
+  StringTooLongError,
+  ValueOutOfRangeError,
+} from '../errors/value-errors.js';
 import { SCALAR_C_TYPE, SCALAR_SIZE, type ScalarKind } from './struct-layout.js';
 
 /**
@@ -188,12 +193,21 @@ export function fnv1a32(text: string): number {
   return hash >>> 0;
 }
 
-function layoutOf(type: FieldType): { size: number; align: number } {
+/** What a field may be, for messages that name a wrong one. */
+const FIELD_TYPES_HELP = `${Object.keys(SCALAR_SIZE).join(', ')}, bool, field.array(kind, length), field.bytes(length) or field.string(capacity)`;
+
+function layoutOf(type: FieldType, message: string, fieldName: string): { size: number; align: number } {
+  const unknown = (): MessageSchemaError =>
+    new MessageSchemaError(
+      message,
+      `field '${fieldName}' has unknown type ${typeof type === 'string' ? JSON.stringify(type) : String(JSON.stringify(type))}; a field is one of ${FIELD_TYPES_HELP}`,
+    );
   if (typeof type === 'string') {
-    const size = type === 'bool' ? 1 : SCALAR_SIZE[type];
-    if (size === undefined) throw new TypeError(`unknown field type ${JSON.stringify(type)}`);
+    const size = type === 'bool' ? 1 : Object.hasOwn(SCALAR_SIZE, type) ? SCALAR_SIZE[type] : undefined;
+    if (size === undefined) throw unknown();
     return { size, align: size };
   }
+  if (typeof type !== 'object' || type === null) throw unknown();
   switch (type.kind) {
     case 'array': {
       const elementSize = SCALAR_SIZE[type.element];
@@ -204,7 +218,7 @@ function layoutOf(type: FieldType): { size: number; align: number } {
     case 'string':
       return { size: 4 + type.capacity, align: 4 };
     default:
-      throw new TypeError(`unknown field type ${JSON.stringify(type)}`);
+      throw unknown();
   }
 }
 
@@ -232,35 +246,51 @@ export function defineMessage<const F extends FieldsSpec>(
   options: DefineMessageOptions = {},
 ): MessageSchema<F> {
   if (typeof name !== 'string' || !MESSAGE_NAME.test(name)) {
-    throw new TypeError(`message name must be dot-separated identifiers, got ${JSON.stringify(name)}`);
+    throw new MessageSchemaError(String(name), 'a message name is dot-separated identifiers, e.g. sensors.Reading');
   }
-  if (typeof fields !== 'object' || fields === null) throw new TypeError('fields must be an object');
+  if (typeof fields !== 'object' || fields === null) {
+    throw new MessageSchemaError(name, "fields must be an object of field types, e.g. { sensor: 'u16', value: 'f64' }");
+  }
   const laidOut: SchemaField[] = [];
   let cursor = 0;
   let maxAlign = 1;
   for (const [fieldName, type] of Object.entries(fields)) {
     if (!IDENTIFIER.test(fieldName) || RESERVED_FIELD_NAMES.has(fieldName)) {
-      throw new TypeError(`${name}: field name ${JSON.stringify(fieldName)} must be a C identifier, not reserved`);
+      throw new MessageSchemaError(
+        name,
+        `field name ${JSON.stringify(fieldName)} must be a C identifier, not reserved`,
+      );
     }
-    const { size, align: fieldAlign } = layoutOf(type);
+    const { size, align: fieldAlign } = layoutOf(type, name, fieldName);
     cursor = align(cursor, fieldAlign);
     laidOut.push({ name: fieldName, type, offset: cursor, size, align: fieldAlign });
     cursor += size;
     maxAlign = Math.max(maxAlign, fieldAlign);
   }
-  if (laidOut.length === 0) throw new TypeError(`${name}: a message needs at least one field`);
+  if (laidOut.length === 0) throw new MessageSchemaError(name, 'a message needs at least one field');
   const size = align(cursor, maxAlign);
   const fingerprint = laidOut.map((f) => `${f.name}:${JSON.stringify(f.type)}@${f.offset}`).join(',');
   const typeId = options.typeId ?? fnv1a32(name);
   if (!Number.isInteger(typeId) || typeId < RESERVED_TYPE_IDS || typeId > 0xffff_ffff) {
-    throw new TypeError(
-      `${name}: type id ${typeId} must be an integer in [${RESERVED_TYPE_IDS}, 2^32)` +
+    throw new MessageSchemaError(
+      name,
+      `type id ${typeId} must be an integer in [${RESERVED_TYPE_IDS}, 2^32)` +
         (options.typeId === undefined ? '; pass an explicit typeId' : ''),
     );
   }
   const existing = definedTypeIds.get(typeId);
-  if (existing !== undefined && (existing.name !== name || existing.fingerprint !== fingerprint)) {
-    throw new TypeError(`${name}: type id ${typeId} is already used by ${existing.name}; pass an explicit typeId`);
+  if (existing !== undefined && existing.name === name && existing.fingerprint !== fingerprint) {
+    // The same name twice with other fields: the name is what clashes, so no typeId advice.
+    throw new MessageSchemaError(
+      name,
+      'is already defined with other fields; a message name has one layout: define it once and import it, or give the other message a name of its own',
+    );
+  }
+  if (existing !== undefined && existing.name !== name) {
+    throw new MessageSchemaError(
+      name,
+      `its type id ${typeId} is already used by message ${JSON.stringify(existing.name)}; pass an explicit typeId`,
+    );
   }
   definedTypeIds.set(typeId, { name, fingerprint });
 

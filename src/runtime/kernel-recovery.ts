@@ -1,0 +1,83 @@
+import { KernelFailedError } from '../errors/runtime-errors.js';
+import type { ControlBlock } from '../wire/control-block.js';
+import { FrameConsumer } from '../wire/frame-consumer.js';
+import { FrameFlags } from '../wire/frame-header.js';
+import type { FrameRingMemory } from '../wire/frame-ring.js';
+import { RingSignalOffset } from '../wire/ring-signal.js';
+import type { DeadLetter } from './dead-letters.js';
+
+/** The rings and records of a kernel whose instance has gone, as its recovery needs them. */
+export interface OrphanedKernel {
+  /** The launch's name. */
+  readonly name: string;
+  readonly control: ControlBlock;
+  /** The kernel's own input ring (the host produces into it). */
+  readonly input: FrameRingMemory;
+  /** Its kernel-to-kernel input rings. */
+  readonly linkInputs: readonly FrameRingMemory[];
+  onDeadLetter(letter: DeadLetter): void;
+  /** A host call whose request frame is dead-lettered: it fails with `error`. */
+  rejectCall(messageId: number, error: Error): void;
+}
+
+/**
+ * Before a restart (or a migration's swap): each input ring is taken over where the last instance's handlers got
+ * to (its handled cursor), so nothing handled is handled again; and if the instance died inside a handler (its
+ * worker crashed), that one message is dead-lettered rather than retried, so a poison message cannot crash every
+ * restart in turn.
+ */
+export function recoverInputs(kernel: OrphanedKernel): void {
+  const control = kernel.control;
+  const draining = control.drainingInput;
+  const rings: { memory: FrameRingMemory; cursor: number }[] = [
+    { memory: kernel.input, cursor: control.handledCursor },
+  ];
+  for (const memory of kernel.linkInputs) {
+    const signal = new Int32Array(memory.signal);
+    rings.push({ memory, cursor: Atomics.load(signal, RingSignalOffset.HANDLED_CURSOR >> 2) >>> 0 });
+  }
+  rings.forEach(({ memory, cursor }, index) => {
+    const taken = new FrameConsumer(memory);
+    taken.resumeAt(cursor);
+    if (draining !== index + 1) return;
+    const error = new KernelFailedError(kernel.name, 'its instance died while handling this message');
+    taken.drain((frame) => {
+      kernel.onDeadLetter({
+        kernel: kernel.name,
+        reason: 'kernel-failed',
+        error: { name: error.name, message: error.message, code: error.code },
+        messageId: frame.messageId,
+        correlationId: frame.correlationId,
+        typeId: frame.typeId,
+        payload: frame.payload.slice(),
+        at: new Date(),
+      });
+      if (index === 0 && frame.flags & FrameFlags.REQUEST) kernel.rejectCall(frame.messageId, error);
+    }, 1);
+  });
+}
+
+/**
+ * The worker is dead, so nobody consumes the input ring any more: the host takes over as its consumer and
+ * dead-letters what is left (reason `kernel-failed`), so nothing sent is lost without a word. It starts where
+ * the worker's handlers got to (the ControlBlock's handled cursor), not at the last published read index, so
+ * messages handled in the worker's last batch are not reported twice; the message whose handler was running
+ * (the one that killed the worker, say) is reported.
+ */
+export function salvageInput(kernel: OrphanedKernel, reason: 'kernel-failed' | 'discarded-on-terminate'): void {
+  const orphaned = new FrameConsumer(kernel.input);
+  orphaned.resumeAt(kernel.control.handledCursor);
+  const error = { name: 'KernelFailedError', message: `kernel '${kernel.name}' failed before handling this message` };
+  orphaned.drain((frame) => {
+    kernel.onDeadLetter({
+      kernel: kernel.name,
+      reason,
+      error,
+      messageId: frame.messageId,
+      correlationId: frame.correlationId,
+      typeId: frame.typeId,
+      payload: frame.payload.slice(),
+      at: new Date(),
+    });
+  });
+}
