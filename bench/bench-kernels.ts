@@ -1,5 +1,5 @@
 /** Kernels the benchmark launches; a module of its own so the runtime's workers can import it. */
-import { defineKernel } from '../src/index.js';
+import { defineKernel } from '../src/internal.js';
 import { BenchMessages } from './messages.js';
 
 const Sample64 = BenchMessages[64];

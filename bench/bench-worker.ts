@@ -1,6 +1,6 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { RingBuffer } from 'ringbuf.js';
-import { FrameConsumer, FrameProducer, type FrameView } from '../src/index.js';
+import { FrameConsumer, FrameProducer, type FrameView } from '../src/internal.js';
 import { type BenchJob, BenchMessages, wallMs } from './messages.js';
 
 /**

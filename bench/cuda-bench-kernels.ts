@@ -1,5 +1,5 @@
 /** CUDA kernels the benchmark launches (a module of its own, so the runtime's threads can import it). */
-import { BytesMessage, defineKernel } from '../src/index.js';
+import { BytesMessage, defineKernel } from '../src/internal.js';
 
 /** Takes raw payloads and emits nothing: the sustained-rate cases. */
 export const BenchCudaSink = defineKernel({

@@ -24,7 +24,7 @@ import {
   type RingKernelRuntime,
   RingKernelRuntime as Runtime,
   requireCudaDriver,
-} from '../src/index.js';
+} from '../src/internal.js';
 import { type CaseResult, round } from './case-result.js';
 import { BenchCudaAddOne, BenchCudaHeavyState, BenchCudaSink } from './cuda-bench-kernels.js';
 import { sinkSendRate, yieldTurn } from './sink-rate.js';

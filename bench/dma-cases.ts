@@ -4,7 +4,7 @@
  * - dma.oneway.64: one way into a sink kernel, counted when the kernel has processed them.
  * - dma.call.64: request/response, one call at a time.
  */
-import { RingKernelRuntime } from '../src/index.js';
+import { RingKernelRuntime } from '../src/internal.js';
 import { BenchEcho, BenchSink } from './bench-kernels.js';
 import type { CaseResult } from './case-result.js';
 import { sinkSendRate, yieldTurn } from './sink-rate.js';

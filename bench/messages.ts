@@ -1,4 +1,4 @@
-import { defineMessage, field } from '../src/index.js';
+import { defineMessage, field } from '../src/internal.js';
 
 /** Typed benchmark messages whose payloads are exactly 64, 256 and 1024 bytes. */
 export const BenchMessages = {
@@ -24,14 +24,14 @@ export type BenchJob =
     }
   | {
       readonly kind: 'frames-sink';
-      readonly memory: import('../src/index.js').FrameRingMemory;
+      readonly memory: import('../src/internal.js').FrameRingMemory;
       readonly count: number;
       readonly size: BenchSize;
     }
   | {
       readonly kind: 'frames-echo';
-      readonly ping: import('../src/index.js').FrameRingMemory;
-      readonly pong: import('../src/index.js').FrameRingMemory;
+      readonly ping: import('../src/internal.js').FrameRingMemory;
+      readonly pong: import('../src/internal.js').FrameRingMemory;
       readonly count: number;
       readonly size: BenchSize;
     };

@@ -12,7 +12,7 @@ import { dirname } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { RingBuffer } from 'ringbuf.js';
-import { createFrameRing, FrameConsumer, FrameProducer, RingKernelRuntime } from '../src/index.js';
+import { createFrameRing, FrameConsumer, FrameProducer, RingKernelRuntime } from '../src/internal.js';
 import { BenchEcho, BenchFragile, BenchHeavyState, BenchIdle, BenchSink, BenchStage } from './bench-kernels.js';
 import { type CaseResult, percentiles, round } from './case-result.js';
 import { cudaCases } from './cuda-cases.js';

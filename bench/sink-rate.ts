@@ -1,4 +1,4 @@
-import type { KernelHandle } from '../src/index.js';
+import type { KernelHandle } from '../src/internal.js';
 
 /** Yields one event-loop turn. */
 export const yieldTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));

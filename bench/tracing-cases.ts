@@ -13,7 +13,7 @@
  */
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
-import { OriginSampler, RingKernelRuntime, type TracingOptions } from '../src/index.js';
+import { OriginSampler, RingKernelRuntime, type TracingOptions } from '../src/internal.js';
 import { HostSpanWriter } from '../src/telemetry/host-span-writer.js';
 import { SpanRecorder } from '../src/telemetry/span-recorder.js';
 import { TelemetryClock } from '../src/telemetry/telemetry-clock.js';

@@ -4,7 +4,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { LAYOUT_HEADER_PATH, renderLayoutHeader } from '../src/index.js';
+import { LAYOUT_HEADER_PATH, renderLayoutHeader } from '../src/internal.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const target = `${root}${LAYOUT_HEADER_PATH}`;

@@ -7,7 +7,7 @@ import {
   ErrorCode,
   HandlerFailedError,
   RingKernelRuntime,
-} from '../src/index.js';
+} from '../src/internal.js';
 import { Accumulator } from './fixtures/kernels.js';
 import { Random, TEST_SEED } from './support/random.js';
 

@@ -7,7 +7,7 @@ import {
   KernelStatus,
   kernelStatusName,
   layoutField,
-} from '../src/index.js';
+} from '../src/internal.js';
 import { TERMINATE_FINISH } from '../src/wire/control-block.js';
 
 /** Reads a field straight from memory at the offset the layout table gives, as C would. */

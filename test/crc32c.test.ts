@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { CRC32C_INIT, crc32c, crc32cFinish, crc32cUpdate } from '../src/index.js';
+import { CRC32C_INIT, crc32c, crc32cFinish, crc32cUpdate } from '../src/internal.js';
 import { Random, TEST_SEED } from './support/random.js';
 
 /** Byte-at-a-time reference, straight from the definition. */

@@ -9,7 +9,13 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { BytesMessage, CudaCompileError, compileCudaKernel, defineKernel, kernelMessagesHeader } from '../src/index.js';
+import {
+  BytesMessage,
+  CudaCompileError,
+  compileCudaKernel,
+  defineKernel,
+  kernelMessagesHeader,
+} from '../src/internal.js';
 import { AddOneWords, AddTenWords, DoubleReading, TripleWords } from './fixtures/cuda-kernels.js';
 import { assemblePtx, hasNvcc } from './support/cuda-ptx.js';
 

@@ -26,7 +26,7 @@ import {
   requireCudaDriver,
   type Supervisor,
   type SupervisorEvent,
-} from '../src/index.js';
+} from '../src/internal.js';
 import { AddOneWords, TRAP_WORD, TrappingAddOne } from './fixtures/cuda-kernels.js';
 import { EMULATOR, emulatorMissing } from './support/emulated-cuda.js';
 import { eventually } from './support/eventually.js';

@@ -29,7 +29,7 @@ import {
   ErrorNumber,
   probeBackend,
   RingKernelRuntime,
-} from '../src/index.js';
+} from '../src/internal.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'ringkernel-cuda-driver-'));

@@ -23,7 +23,7 @@ import {
   loadCudaDriver,
 } from '../src/backends/cuda/driver.js';
 import { buildEmulatedKernel, EMULATED_IMAGE_PREFIX, type EmulatedBuild } from '../src/backends/cuda/emulated-build.js';
-import { CudaError, FRAME_MAGIC, FRAME_VERSION, FrameFlags, FrameHeader, probeCuda } from '../src/index.js';
+import { CudaError, FRAME_MAGIC, FRAME_VERSION, FrameFlags, FrameHeader, probeCuda } from '../src/internal.js';
 import { addOneHandlerPath, repoRoot } from './support/cuda-ptx.js';
 import { ResidentKernel, runPersistentAddOneScenario, until, Words } from './support/persistent-add-one.js';
 

@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { type CudaDeviceInfo, type CudaDriver, probeCuda, requireCudaDriver } from '../src/index.js';
+import { type CudaDeviceInfo, type CudaDriver, probeCuda, requireCudaDriver } from '../src/internal.js';
 import { addOneHandlerPath, compilePersistentKernel, hasNvcc } from './support/cuda-ptx.js';
 import { runPersistentAddOneScenario } from './support/persistent-add-one.js';
 import { Random, TEST_SEED } from './support/random.js';

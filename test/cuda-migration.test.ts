@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { MigrationError } from '../src/index.js';
+import { MigrationError } from '../src/internal.js';
 import { DeviceTotal } from './fixtures/cuda-kernels.js';
 import { onEmulatedDevice } from './support/emulated-cuda.js';
 import { Random, TEST_SEED } from './support/random.js';

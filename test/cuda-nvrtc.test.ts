@@ -12,7 +12,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { BytesMessage, CudaCompileError, compileCudaKernel, defineKernel } from '../src/index.js';
+import { BytesMessage, CudaCompileError, compileCudaKernel, defineKernel } from '../src/internal.js';
 import { AddOneWords, DoubleReading, TripleWords } from './fixtures/cuda-kernels.js';
 import { assemblePtx, hasNvcc, repoRoot } from './support/cuda-ptx.js';
 

@@ -24,7 +24,7 @@ import {
   probeCuda,
   RingKernelRuntime,
   RingOffset,
-} from '../src/index.js';
+} from '../src/internal.js';
 import {
   ADD_ONE_POISON,
   AddOneWords,

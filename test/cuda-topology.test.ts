@@ -26,7 +26,7 @@ import {
   pciKey,
   RingKernelRuntime,
   requireCudaDriver,
-} from '../src/index.js';
+} from '../src/internal.js';
 import { Sink } from './fixtures/kernels.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));

@@ -8,7 +8,7 @@ import {
   LoadShedError,
   Priority,
   RingKernelRuntime,
-} from '../src/index.js';
+} from '../src/internal.js';
 import { Accumulator } from './fixtures/kernels.js';
 import { eventually } from './support/eventually.js';
 

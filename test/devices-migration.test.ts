@@ -10,7 +10,7 @@ import {
   RingKernelRuntime,
   StateSnapshotError,
   TimeoutError,
-} from '../src/index.js';
+} from '../src/internal.js';
 import { CRASH_ON_RESTORE, Fussy, REFUSE_RESTORE, REFUSE_SNAPSHOT, Unserializable } from './fixtures/device-kernels.js';
 import { Accumulator, AddOne, Slow } from './fixtures/kernels.js';
 import { eventually } from './support/eventually.js';

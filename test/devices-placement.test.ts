@@ -9,7 +9,7 @@ import {
   PlacementError,
   RingKernelRuntime,
   StateSnapshotError,
-} from '../src/index.js';
+} from '../src/internal.js';
 import { Fussy, REFUSE_RESTORE, Unserializable } from './fixtures/device-kernels.js';
 import { Accumulator, Numbers, Sink, Slow } from './fixtures/kernels.js';
 

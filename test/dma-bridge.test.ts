@@ -15,7 +15,7 @@ import {
   type KernelHandle,
   RingKernelRuntime,
   TRANSFER_STRATEGIES,
-} from '../src/index.js';
+} from '../src/internal.js';
 import { Accumulator, AddOne, Echo, KILL_WORKER } from './fixtures/kernels.js';
 import { Random, TEST_SEED } from './support/random.js';
 

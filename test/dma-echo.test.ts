@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { loadMirrorLibrary } from '../src/bridge/native-mirror-library.js';
-import { type KernelHandle, RingKernelRuntime, type TransferStrategy } from '../src/index.js';
+import { type KernelHandle, RingKernelRuntime, type TransferStrategy } from '../src/internal.js';
 import { Echo } from './fixtures/kernels.js';
 import { fillPayload, TEST_SEED } from './support/random.js';
 

@@ -10,7 +10,7 @@ import {
   FrameProducer,
   RingSignalOffset,
   TimeoutError,
-} from '../src/index.js';
+} from '../src/internal.js';
 
 const DATA_SEQ = RingSignalOffset.DATA_SEQ >> 2;
 const SPACE_SEQ = RingSignalOffset.SPACE_SEQ >> 2;

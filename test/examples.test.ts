@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
-import { probeCuda } from '../src/index.js';
+import { probeCuda } from '../src/internal.js';
 import { eventually } from './support/eventually.js';
 
 describe('examples', () => {

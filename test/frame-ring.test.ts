@@ -21,7 +21,7 @@ import {
   MessageTypeMismatchError,
   RingOffset,
   ValueOutOfRangeError,
-} from '../src/index.js';
+} from '../src/internal.js';
 import { fillPayload, Random, TEST_SEED } from './support/random.js';
 
 const Tick = defineMessage('test.Tick', { seq: 'u32', price: 'f64', symbol: field.string(8) });

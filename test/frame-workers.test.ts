@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Worker } from 'node:worker_threads';
-import { createFrameRing } from '../src/index.js';
+import { createFrameRing } from '../src/internal.js';
 import type { StressJob, StressReport } from './fixtures/stress-protocol.js';
 import { TEST_SEED } from './support/random.js';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { assign, createActor, sendTo, setup, toPromise, waitFor } from 'xstate';
-import { fromKernel, type KernelActorOutputEvent, KernelFailedError, RingKernelRuntime } from '../src/index.js';
+import { fromKernel, type KernelActorOutputEvent, KernelFailedError, RingKernelRuntime } from '../src/internal.js';
 import { Accumulator, KILL_WORKER, Splitter } from './fixtures/kernels.js';
 import { eventually } from './support/eventually.js';
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type HealthReport, RingKernelRuntime } from '../src/index.js';
+import { type HealthReport, RingKernelRuntime } from '../src/internal.js';
 import { Accumulator, KILL_WORKER, Sink } from './fixtures/kernels.js';
 
 describe('HealthChecker', () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ClockSkewError, compareHlc, ErrorCode, type HlcTimestamp, HybridLogicalClock } from '../src/index.js';
+import { ClockSkewError, compareHlc, ErrorCode, type HlcTimestamp, HybridLogicalClock } from '../src/internal.js';
 import { Random, TEST_SEED } from './support/random.js';
 
 describe('HybridLogicalClock', () => {

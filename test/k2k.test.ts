@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { defineKernel, RingKernelRuntime } from '../src/index.js';
+import { defineKernel, RingKernelRuntime } from '../src/internal.js';
 import {
   Accumulator,
   AddOne,

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { type RegistryEvent, RingKernelRuntime } from '../src/index.js';
+import { type RegistryEvent, RingKernelRuntime } from '../src/internal.js';
 import { Accumulator } from './fixtures/kernels.js';
 import { eventually } from './support/eventually.js';
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type DeadLetter, RingKernelRuntime, type StaleKernel, type WatchdogRecovery } from '../src/index.js';
+import { type DeadLetter, RingKernelRuntime, type StaleKernel, type WatchdogRecovery } from '../src/internal.js';
 import { Accumulator, LOOP_FOREVER, Looper, Numbers, Slow } from './fixtures/kernels.js';
 import { eventually } from './support/eventually.js';
 

@@ -19,7 +19,7 @@ import {
   RING_SIGNAL_LAYOUT,
   renderLayoutHeader,
   renderMessagesHeader,
-} from '../src/index.js';
+} from '../src/internal.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const include = join(root, 'native/include');

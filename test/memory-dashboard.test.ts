@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type MemoryAlertEvent, RingKernelRuntime } from '../src/index.js';
+import { type MemoryAlertEvent, RingKernelRuntime } from '../src/internal.js';
 import { LATENCY_HISTOGRAM_BYTES } from '../src/kernel/latency-histogram.js';
 import { AddOne, Double } from './fixtures/kernels.js';
 

@@ -9,7 +9,7 @@ import {
   MessageTypeMismatchError,
   StringTooLongError,
   ValueOutOfRangeError,
-} from '../src/index.js';
+} from '../src/internal.js';
 import { Random, TEST_SEED } from './support/random.js';
 
 const Everything = defineMessage('test.Everything', {

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
-import { ErrorNumber, LifecycleTransition, SpanRecordKind } from '../src/index.js';
+import { ErrorNumber, LifecycleTransition, SpanRecordKind } from '../src/internal.js';
 import { OtlpRecordEncoder } from '../src/telemetry/otlp-record-encoder.js';
 import { type KernelNames, spanFromRecord } from '../src/telemetry/record-to-span.js';
 import { SpanRecorder } from '../src/telemetry/span-recorder.js';

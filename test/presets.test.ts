@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { createLogger, PRESETS, RingKernelRuntime } from '../src/index.js';
+import { createLogger, PRESETS, RingKernelRuntime } from '../src/internal.js';
 import { Accumulator } from './fixtures/kernels.js';
 
 describe('builder presets', () => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { Counter, Registry } from 'prom-client';
-import { RingKernelRuntime } from '../src/index.js';
+import { RingKernelRuntime } from '../src/internal.js';
 import { Accumulator, KILL_WORKER } from './fixtures/kernels.js';
 import { eventually } from './support/eventually.js';
 import { OtlpReceiver } from './support/otlp-receiver.js';

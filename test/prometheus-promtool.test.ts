@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Registry } from 'prom-client';
-import { RingKernelRuntime } from '../src/index.js';
+import { RingKernelRuntime } from '../src/internal.js';
 import { Accumulator } from './fixtures/kernels.js';
 import { eventually } from './support/eventually.js';
 import { OtlpReceiver } from './support/otlp-receiver.js';

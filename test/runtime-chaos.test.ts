@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type DeadLetter, KernelFailedError, RingKernelRuntime } from '../src/index.js';
+import { type DeadLetter, KernelFailedError, RingKernelRuntime } from '../src/internal.js';
 import { Accumulator, KILL_WORKER, Numbers } from './fixtures/kernels.js';
 import { eventually } from './support/eventually.js';
 import { Random, TEST_SEED } from './support/random.js';

@@ -8,7 +8,7 @@ import {
   NotAcceptingWorkError,
   RingKernelRuntime,
   RuntimeShutDownError,
-} from '../src/index.js';
+} from '../src/internal.js';
 import { Accumulator, AddOne, Double, Slow } from './fixtures/kernels.js';
 import { eventually } from './support/eventually.js';
 

@@ -7,7 +7,7 @@ import {
   KernelNotFoundError,
   RingKernelRuntime,
   RuntimeShutDownError,
-} from '../src/index.js';
+} from '../src/internal.js';
 import { Accumulator } from './fixtures/kernels.js';
 
 describe('RuntimeBuilder', () => {

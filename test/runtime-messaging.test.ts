@@ -10,7 +10,7 @@ import {
   QueueFullError,
   RingKernelRuntime,
   TimeoutError,
-} from '../src/index.js';
+} from '../src/internal.js';
 import { FrameHeader } from '../src/wire/frame-header.js';
 import { Accumulator, Echo, KILL_WORKER, Numbers, Sink, Slow, Splitter } from './fixtures/kernels.js';
 import { eventually } from './support/eventually.js';

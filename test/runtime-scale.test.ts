@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { RingKernelRuntime } from '../src/index.js';
+import { RingKernelRuntime } from '../src/internal.js';
 import { Accumulator } from './fixtures/kernels.js';
 
 describe('runtime at scale and at exit', () => {

@@ -9,7 +9,7 @@ import {
   RestartStrategy,
   RingKernelRuntime,
   type SupervisorEvent,
-} from '../src/index.js';
+} from '../src/internal.js';
 import {
   Accumulator,
   AddOne,

@@ -18,7 +18,7 @@ import {
   SpanRecordReader,
   SpanRecordWriter,
   type TracingOptions,
-} from '../src/index.js';
+} from '../src/internal.js';
 import { Accumulator, AddOne, Double, KILL_WORKER, MinusThree, Sink } from './fixtures/kernels.js';
 import { eventually } from './support/eventually.js';
 import { OtlpReceiver, type ReceivedSpan } from './support/otlp-receiver.js';

@@ -20,7 +20,7 @@ export interface KernelTransferStats {
   readonly output: MirrorChannelStats;
 }
 
-/** How one kernel's rings reach it. @internal */
+/** How one kernel's rings reach it. */
 export interface KernelTransfer {
   /** The strategy in use (after any fallback). */
   readonly strategy: TransferStrategy;
@@ -53,7 +53,7 @@ export interface KernelTransfer {
   readonly reopen?: (() => KernelTransfer) | undefined;
 }
 
-/** The device pointers of a CUDA kernel's ring replicas. @internal */
+/** The device pointers of a CUDA kernel's ring replicas. */
 export interface CudaReplicaPointers {
   readonly input: bigint;
   readonly output: bigint;
@@ -61,7 +61,7 @@ export interface CudaReplicaPointers {
 
 /**
  * A `dma` CUDA kernel's rings, prepared on its migration's target: replicas allocated there (the new instance
- * launches over them), not yet kept by the target's mirror. @internal
+ * launches over them), not yet kept by the target's mirror.
  */
 export interface PreparedTransferMove {
   /** The target's replicas, for the new instance's launch. */
@@ -85,7 +85,7 @@ const READ = RingOffset.READ_INDEX >> 2;
  * The runtime's side of the transfer strategies: which one a backend uses, and the one DMA mirror thread shared
  * by every kernel on `dma` (started at the first such launch). When the native library is missing or will not
  * load, the first `dma` launch says so in one line on stderr (once per process) and the kernel runs `direct`.
- * @internal
+ *
  */
 export class TransferBridge {
   /** What `detectTransferStrategy` says for this runtime's backend (the default of every launch). */

@@ -53,7 +53,7 @@ export function detectTransferStrategy(backend: BackendType): TransferStrategyCh
 /**
  * Checks a launch's `transferStrategy` option against the backend.
  * @throws {TypeError} for a name that is not a strategy; {@link RangeError} for `mapped` off CUDA.
- * @internal
+ *
  */
 export function checkTransferStrategy(value: unknown, backend: BackendType): TransferStrategy | undefined {
   if (value === undefined) return undefined;

@@ -33,7 +33,7 @@ export interface QueuedFrames {
 
 /**
  * Copies the frames queued in a ring, without consuming them. Only consistent while the ring's consumer is
- * paused and its producer is the calling thread (a checkpoint: the kernel is quiesced, the host sends). @internal
+ * paused and its producer is the calling thread (a checkpoint: the kernel is quiesced, the host sends).
  */
 export function copyQueuedFrames(memory: FrameRingMemory): QueuedFrames {
   const indices = new Uint32Array(memory.ring, 0, 2);
@@ -65,7 +65,7 @@ export function copyQueuedFrames(memory: FrameRingMemory): QueuedFrames {
 
 /**
  * Writes copied frames into an empty ring that nobody consumes or produces into yet (a launch restoring a
- * checkpoint, before its kernel is attached). @throws {RangeError} when they do not fit. @internal
+ * checkpoint, before its kernel is attached). @throws {RangeError} when they do not fit.
  */
 export function preloadQueuedFrames(memory: FrameRingMemory, bytes: Uint8Array): void {
   const indices = new Uint32Array(memory.ring, 0, 2);

@@ -1,7 +1,6 @@
 import { MigrationError, type MigrationPhase, PlacementError } from '../errors/device-errors.js';
 import { InvalidStateError } from '../errors/runtime-errors.js';
 import { TimeoutError } from '../errors/value-errors.js';
-import type { DormantInstance, KernelHandle } from '../runtime/kernel-handle.js';
 
 /** Options of {@link KernelMigrator.migrateKernel}. */
 export interface MigrationOptions {
@@ -47,20 +46,55 @@ export interface MigrationReport {
   readonly wasActive: boolean;
 }
 
-/** The runtime's side of a migration. @internal */
-export interface MigrationHost {
+/** A migration's new instance, attached dormant on the target device (the kernel's own type of it). */
+export interface DormantTarget {
+  readonly threadId: number;
+  readonly device: number;
+}
+
+/**
+ * What the migrator needs of a kernel: its state and place, and each step of the kernel's side of the migration
+ * protocol (a `KernelHandle` implements it).
+ */
+export interface MigratableKernel {
+  readonly name: string;
+  readonly device: number;
+  readonly status: string;
+  readonly awaitingRestart: boolean;
+  /** prepare: a new instance attached dormant on `device`. */
+  prepareMove(device: number): Promise<DormantTarget>;
+  /** quiesce: paused between batches; whether it was active. */
+  quiesce(): Promise<boolean>;
+  resumeAfterQuiesce(): Promise<void>;
+  /** checkpoint: the state's bytes. */
+  snapshotState(): Promise<Uint8Array>;
+  /** transfer: the state to the dormant instance; restore: `restored` settles once it is rebuilt. */
+  transferState(dormant: DormantTarget, state: Uint8Array): { restored: Promise<void> };
+  /** rollback: the dormant instance dropped. */
+  discardMove(dormant: DormantTarget): void;
+  /** swap (and resume): the dormant instance takes the rings over; what was queued there was carried. */
+  completeMove(
+    dormant: DormantTarget,
+    resume: boolean,
+  ): Promise<{ carried: { frames: number; bytes: number }; activated: Promise<void> }>;
+}
+
+/** The runtime's side of a migration. */
+export interface MigrationHost<K = MigratableKernel> {
   /** The default of {@link MigrationOptions.timeoutMs}. */
   readonly defaultTimeoutMs: number;
   /** @throws unless the runtime is Running (no migrations while draining or shutting down). */
   checkAccepting(operation: string): void;
-  kernel(name: string): KernelHandle;
+  kernel(name: string): K;
+  /** The kernel's side of the migration protocol (the runtime's handles carry it, off their public type). */
+  migratable(kernel: K): MigratableKernel;
   deviceCount(): number;
   /** Free memory budget on a device, bytes. */
   freeBytes(device: number): number;
   /** Bytes the kernel owns (rings, control block), which move with it. */
-  bytesOf(handle: KernelHandle): number;
+  bytesOf(handle: K): number;
   /** The kernel now runs on `dormant`'s worker (bookkeeping: hosted counts, migrations, checkpoints, the log). */
-  migrated(handle: KernelHandle, from: number, dormant: DormantInstance, report: MigrationReport): void;
+  migrated(handle: K, from: number, dormant: DormantTarget, report: MigrationReport): void;
 }
 
 const PHASES: readonly MigrationPhase[] = ['prepare', 'quiesce', 'checkpoint', 'transfer', 'restore', 'swap', 'resume'];
@@ -83,13 +117,13 @@ const PHASES: readonly MigrationPhase[] = ['prepare', 'quiesce', 'checkpoint', '
  * const report = await runtime.kernelMigrator().migrateKernel('scorer', 0, 3);
  * console.log(`moved ${report.bytesMoved} B, carried ${report.messagesCarried} messages, paused ${report.pauseMs} ms`);
  */
-export class KernelMigrator {
-  readonly #host: MigrationHost;
+export class KernelMigrator<K = MigratableKernel> {
+  readonly #host: MigrationHost<K>;
   /** Kernels being migrated: one migration per kernel at a time. */
-  readonly #moving = new Set<KernelHandle>();
+  readonly #moving = new Set<MigratableKernel>();
 
   /** @internal — use `runtime.kernelMigrator()`. */
-  constructor(host: MigrationHost) {
+  constructor(host: MigrationHost<K>) {
     this.#host = host;
   }
 
@@ -101,13 +135,14 @@ export class KernelMigrator {
    * @throws {MigrationError} when a phase failed: rolled back unless the failure came at the swap.
    */
   async migrateKernel(
-    kernel: string | KernelHandle,
+    kernel: string | K,
     source: number,
     target: number,
     options: MigrationOptions = {},
   ): Promise<MigrationReport> {
     this.#host.checkAccepting('migrate a kernel');
-    const handle = typeof kernel === 'string' ? this.#host.kernel(kernel) : kernel;
+    const owner = typeof kernel === 'string' ? this.#host.kernel(kernel) : kernel;
+    const handle = this.#host.migratable(owner);
     const devices = this.#host.deviceCount();
     for (const [what, id] of [
       ['source', source],
@@ -135,14 +170,15 @@ export class KernelMigrator {
     if (this.#moving.has(handle)) throw new PlacementError(`kernel '${handle.name}' is already being migrated`);
     this.#moving.add(handle);
     try {
-      return await this.#migrate(handle, source, target, options.failAt, timeoutMs);
+      return await this.#migrate(owner, handle, source, target, options.failAt, timeoutMs);
     } finally {
       this.#moving.delete(handle);
     }
   }
 
   async #migrate(
-    handle: KernelHandle,
+    owner: K,
+    handle: MigratableKernel,
     source: number,
     target: number,
     failAt: MigrationPhase | undefined,
@@ -184,7 +220,7 @@ export class KernelMigrator {
         clearTimeout(timer);
       }
     };
-    let dormant: DormantInstance | undefined;
+    let dormant: DormantTarget | undefined;
     let stateBytes = 0;
     try {
       // Before the pause: the target's worker loads the kernel's module, and the instance waits there, dormant.
@@ -201,7 +237,7 @@ export class KernelMigrator {
       const state = await within(snapshot);
       stateBytes = state.byteLength;
       done('transfer');
-      const needed = this.#host.bytesOf(handle);
+      const needed = this.#host.bytesOf(owner);
       const free = this.#host.freeBytes(target);
       if (needed > free) {
         throw new PlacementError(`device ${target} has ${free} bytes of budget free, the kernel needs ${needed}`);
@@ -256,7 +292,7 @@ export class KernelMigrator {
       phases,
       wasActive,
     };
-    this.#host.migrated(handle, source, dormant, report);
+    this.#host.migrated(owner, source, dormant, report);
     return report;
   }
 }

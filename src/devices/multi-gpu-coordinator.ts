@@ -59,7 +59,7 @@ export interface PlacementRequirements {
 /** A custom strategy: picks one of `candidates` (those that satisfy the requirements) and returns its id. */
 export type DeviceSelector = (candidates: readonly DeviceLoad[], requirements: PlacementRequirements) => number;
 
-/** Where the coordinator reads devices and loads from (the runtime). @internal */
+/** Where the coordinator reads devices and loads from (the runtime). */
 export interface DeviceLoadSource {
   loads(): DeviceLoad[];
   /** The device of the live kernel named `name`. @throws when there is none. */

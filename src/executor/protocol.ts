@@ -55,19 +55,31 @@ export interface AttachResult {
   /** A CUDA kernel: how its image was made (compiler, cache hit). */
   readonly cuda?: { readonly compiler: string; readonly cached: boolean; readonly key: string };
   /**
-   * A CUDA attach that failed, typed (errors cross Piscina as plain Errors): the host rethrows it as a
-   * `CudaCompileError` or `CudaError`.
+   * The attach failed (errors cross threads as data, so it comes back typed rather than thrown): the host rebuilds
+   * the error from it (`attachFailureError`).
    */
-  readonly failure?: {
-    readonly error: SerializedError;
-    readonly compiler?: string | undefined;
-    readonly log?: string | undefined;
-    readonly operation?: string | undefined;
-    readonly cudaResult?: number | undefined;
-    readonly cudaErrorName?: string | undefined;
-    /** The device is lost to the process (a sticky CUDA error): the host rethrows a `CudaDeviceLostError`. */
-    readonly deviceLost?: { readonly device: number; readonly cudaErrorName: string } | undefined;
-  };
+  readonly failure?: AttachFailure;
+}
+
+/**
+ * Where an attach failed: loading the kernel's module (`load`), preparing it on its executor (`prepare`: a
+ * compile, a device allocation), rebuilding a checkpoint's state (`restore`), or starting it (`start`).
+ */
+export type AttachStage = 'load' | 'prepare' | 'restore' | 'start';
+
+/** An attach that failed, typed: the error, the stage, and what a backend adds to rebuild its own error class. */
+export interface AttachFailure {
+  readonly error: SerializedError;
+  readonly stage: AttachStage;
+  /** A compile failed: the compiler and its log (`CudaCompileError`). */
+  readonly compiler?: string | undefined;
+  readonly log?: string | undefined;
+  /** A driver call failed: which, with its result (`CudaError`). */
+  readonly operation?: string | undefined;
+  readonly cudaResult?: number | undefined;
+  readonly cudaErrorName?: string | undefined;
+  /** The device is lost to the process (a sticky CUDA error): the host rethrows a `CudaDeviceLostError`. */
+  readonly deviceLost?: { readonly device: number; readonly cudaErrorName: string } | undefined;
 }
 
 /** A lifecycle command from the host. ABORT is forced termination: stop now, dead-letter what is pending. */
@@ -182,13 +194,25 @@ export const ERROR_REPLY_TYPE_ID = 2;
 /** Room every output ring keeps for an error response's payload, whatever the kernel's output type. */
 export const ERROR_REPLY_MAX_BYTES = 512;
 
-/** The commands that drive the lifecycle machine. @internal */
+/**
+ * How a terminating kernel ends its queue: handle it (`drain`), dead-letter it (`discard`), or leave it in the
+ * rings for the kernel's next instance (`keep`, a supervisor's restart).
+ */
+export type TerminationMode = 'drain' | 'discard' | 'keep';
+
+/** The one drain rule: a TERMINATE keeps the queue when asked to, else drains or discards it as asked. */
+export function terminationModeOf(command: { readonly drain: boolean; readonly keep: boolean }): TerminationMode {
+  if (command.keep) return 'keep';
+  return command.drain ? 'drain' : 'discard';
+}
+
+/** The commands that drive the lifecycle machine. */
 export type LifecycleCommand = Extract<ControlCommand, { command: 'ACTIVATE' | 'DEACTIVATE' | 'TERMINATE' }>;
 
 /**
  * The lifecycle event a command sends to a kernel's lifecycle actor, or the refusal to report when its state does
  * not take it (the host turns it into `InvalidStateError`). Shared by every executor that runs the lifecycle
- * machine (CPU workers, the CUDA device thread). @internal
+ * machine (CPU workers, the CUDA device thread).
  */
 export function lifecycleEventOf(
   command: LifecycleCommand,
@@ -197,7 +221,7 @@ export function lifecycleEventOf(
   return command.command === 'TERMINATE' ? { type: 'TERMINATE', drain } : { type: command.command };
 }
 
-/** The refusal of a lifecycle command the actor's state does not take. @internal */
+/** The refusal of a lifecycle command the actor's state does not take. */
 export function lifecycleRefusal(command: LifecycleCommand, state: unknown): WorkerReport {
   const target = { ACTIVATE: 'Active', DEACTIVATE: 'Deactivated', TERMINATE: 'Terminating' }[command.command];
   return { type: 'reply', seq: command.seq, ok: false, state: String(state), target };

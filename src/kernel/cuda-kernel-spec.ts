@@ -98,7 +98,7 @@ function optionalCount(kernelId: string, name: string, value: unknown, max: numb
 }
 
 /**
- * Checks a kernel's `cuda` part. @internal
+ * Checks a kernel's `cuda` part.
  * @throws {TypeError | RangeError} with the field's name.
  */
 export function resolveCudaKernelSpec(kernelId: string, spec: unknown): ResolvedCudaKernelSpec {

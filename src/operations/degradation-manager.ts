@@ -75,7 +75,7 @@ export interface DegradationChange {
   readonly signals: DegradationSignals;
 }
 
-/** What the manager needs from its runtime. @internal */
+/** What the manager needs from its runtime. */
 export interface DegradationHost {
   /** Measures the signals now. */
   measure(): DegradationSignals;

@@ -1,8 +1,21 @@
 import { EventEmitter } from 'node:events';
 import { freemem, totalmem } from 'node:os';
 import { getHeapStatistics } from 'node:v8';
-import type { RingKernelRuntime } from '../runtime/runtime.js';
 import { PeriodicTask } from './periodic-task.js';
+
+/** What the health checker's built-in checks read from the runtime (the runtime implements it). */
+export interface HealthSource {
+  /** Kernel failures within the last `withinMs`. */
+  recentFailures(withinMs: number): number;
+  /** The runtime's lifecycle state (`Initializing`, `Running`, `Draining`, `Stopping`, `Stopped`). */
+  state(): { readonly value: string };
+  kernels(): readonly {
+    readonly name: string;
+    metrics(): { readonly inputQueueDepth: number; readonly inputQueueCapacity: number };
+  }[];
+  lostDevices(): readonly { readonly device: number; readonly cudaErrorName: string }[];
+  deviceMemory(): readonly { readonly kind: string }[];
+}
 
 /** How healthy something is. */
 export type HealthLevel = 'Healthy' | 'Degraded' | 'Unhealthy';
@@ -61,7 +74,7 @@ export class HealthChecker extends EventEmitter<{ change: [HealthReport, HealthL
   #last: HealthReport | undefined;
 
   /** @internal — use `runtime.healthChecker()`. */
-  constructor(runtime: RingKernelRuntime) {
+  constructor(runtime: HealthSource) {
     super();
     this.register({
       name: 'kernels',

@@ -1,5 +1,4 @@
 import { EventEmitter } from 'node:events';
-import type { KernelHandle } from '../runtime/kernel-handle.js';
 import { PeriodicTask } from './periodic-task.js';
 
 /**
@@ -21,15 +20,23 @@ export interface WatchdogRecovery {
   readonly moved: readonly string[];
 }
 
-/** Replaces a stale kernel's worker under a policy (the runtime provides it). @internal */
-export type StaleRecovery = (
-  stale: StaleKernel,
+/** What the watchdog reads of a kernel (a `K` implements it). */
+export interface WatchedKernel {
+  readonly name: string;
+  /** The kernel's last heartbeat (ControlBlock `heartbeat_us`). */
+  readonly heartbeatUs: number;
+  metrics(): { readonly inputQueueDepth: number; readonly status: string };
+}
+
+/** Replaces a stale kernel's worker under a policy (the runtime provides it). */
+export type StaleRecovery<K extends WatchedKernel = WatchedKernel> = (
+  stale: StaleKernel<K>,
   policy: Exclude<WatchdogPolicy, 'report'>,
 ) => Promise<WatchdogRecovery | undefined>;
 
 /** A kernel the watchdog found stuck. */
-export interface StaleKernel {
-  readonly handle: KernelHandle;
+export interface StaleKernel<K extends WatchedKernel = WatchedKernel> {
+  readonly handle: K;
   /** How long it has had input waiting without a heartbeat, ms. */
   readonly stalledMs: number;
   /** Frames waiting in its input ring (a stuck handler's message in hand counts). */
@@ -58,28 +65,24 @@ interface Observation {
  * watchdog.on('recovered', (r) => log.warn(`replaced worker ${r.threadId}; moved ${r.moved.join(', ')}`));
  * watchdog.start(1_000);
  */
-export class KernelWatchdog extends EventEmitter<{
-  stale: [StaleKernel];
+export class KernelWatchdog<K extends WatchedKernel = WatchedKernel> extends EventEmitter<{
+  stale: [StaleKernel<K>];
   recovered: [WatchdogRecovery];
-  recoveryFailed: [StaleKernel, Error];
+  recoveryFailed: [StaleKernel<K>, Error];
 }> {
-  readonly #kernels: () => readonly KernelHandle[];
+  readonly #kernels: () => readonly K[];
   readonly #now: () => number;
-  readonly #recover: StaleRecovery | undefined;
-  readonly #observations = new WeakMap<KernelHandle, Observation>();
+  readonly #recover: StaleRecovery<K> | undefined;
+  readonly #observations = new WeakMap<K, Observation>();
   /** Kernels whose recovery is under way: not acted on twice. */
-  readonly #recovering = new WeakSet<KernelHandle>();
+  readonly #recovering = new WeakSet<K>();
   #timeoutMs = 30_000;
   #policy: WatchdogPolicy = 'report';
   readonly #periodic = new PeriodicTask(() => this.scanStaleKernels());
   #recoveries = 0;
 
   /** @internal — use `runtime.kernelWatchdog()`. */
-  constructor(
-    kernels: () => readonly KernelHandle[],
-    now: () => number = () => performance.now(),
-    recover?: StaleRecovery,
-  ) {
+  constructor(kernels: () => readonly K[], now: () => number = () => performance.now(), recover?: StaleRecovery<K>) {
     super();
     this.#kernels = kernels;
     this.#now = now;
@@ -124,9 +127,9 @@ export class KernelWatchdog extends EventEmitter<{
   }
 
   /** Looks at every live Active kernel once; returns the stale ones (and emits `stale` for each). */
-  scanStaleKernels(): StaleKernel[] {
+  scanStaleKernels(): StaleKernel<K>[] {
     const now = this.#now();
-    const stale: StaleKernel[] = [];
+    const stale: StaleKernel<K>[] = [];
     for (const handle of this.#kernels()) {
       const metrics = handle.metrics();
       if (metrics.status !== 'Active' || metrics.inputQueueDepth === 0) {
@@ -149,7 +152,7 @@ export class KernelWatchdog extends EventEmitter<{
     return stale;
   }
 
-  #act(stale: StaleKernel): void {
+  #act(stale: StaleKernel<K>): void {
     const policy = this.#policy;
     const recover = this.#recover;
     if (policy === 'report' || recover === undefined || this.#recovering.has(stale.handle)) return;

@@ -1,16 +1,32 @@
 import { createServer, type Server } from 'node:http';
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
-import type { RingKernelRuntime } from '../runtime/runtime.js';
+import type { TelemetryStats } from '../telemetry/telemetry-exporter.js';
 import type { CircuitState } from './circuit-breaker.js';
 import type { DegradationLevel } from './degradation-manager.js';
+import type { HealthReport } from './health-checker.js';
 import { probeAnswer } from './health-endpoints.js';
 import { KernelSeriesBook, type MeteredKernel } from './kernel-series.js';
 import { SnapshotHistogram } from './snapshot-histogram.js';
 
+/** What the exporter reads from the runtime at scrape time (the runtime implements it). */
+export interface MetricsSource {
+  kernels(): readonly MeteredKernel[];
+  readonly deadLetters: { counts(): Readonly<Partial<Record<string, number>>> };
+  circuitBreakers(): readonly { readonly name: string; readonly state: CircuitState }[];
+  degradationLevel(): DegradationLevel;
+  lostDevices(): readonly { readonly device: number; readonly cudaErrorName: string }[];
+  deviceMemory(): readonly { readonly device: number; readonly usedBytes: number; readonly budgetBytes: number }[];
+  gpuMemoryDashboard(): { totals(): Readonly<Record<string, number>> };
+  /** `/healthz` and `/readyz` answer from it. */
+  healthChecker(): { check(): Promise<HealthReport> };
+  /** Tracing's own counts, when tracing is on. */
+  readonly tracing?: { stats(): TelemetryStats } | undefined;
+}
+
 const DEGRADATION_ORDER: readonly DegradationLevel[] = ['Normal', 'Light', 'Moderate', 'Severe', 'Critical'];
 const CIRCUIT_LEVEL: Record<CircuitState, number> = { Closed: 0, HalfOpen: 1, Open: 2 };
 
-/** Options of {@link RingKernelRuntime.prometheusExporter}, taken when the exporter is first made. */
+/** Options of `runtime.prometheusExporter()`, taken when the exporter is first made. */
 export interface PrometheusExporterOptions {
   /**
    * Register the runtime's metrics into this registry (your application's), beside your own, instead of a
@@ -81,11 +97,11 @@ export function checkExporterOptions(options: PrometheusExporterOptions): void {
 export class PrometheusExporter {
   /** The prom-client registry the metrics live in (yours, when given; add your own metrics to it if you like). */
   readonly registry: Registry;
-  readonly #runtime: RingKernelRuntime;
+  readonly #runtime: MetricsSource;
   readonly #series: KernelSeriesBook;
 
   /** @internal — use `runtime.prometheusExporter()`. */
-  constructor(runtime: RingKernelRuntime, options: PrometheusExporterOptions = {}) {
+  constructor(runtime: MetricsSource, options: PrometheusExporterOptions = {}) {
     checkExporterOptions(options);
     this.#runtime = runtime;
     this.registry = options.registry ?? new Registry();
@@ -332,7 +348,7 @@ export class PrometheusExporter {
 }
 
 /** Tracing's own counts: what was exported, what failed, what was dropped or left out, and why. */
-function registerTracingMetrics(runtime: RingKernelRuntime, registers: Registry[]): void {
+function registerTracingMetrics(runtime: MetricsSource, registers: Registry[]): void {
   const stats = () => runtime.tracing?.stats();
   const counter = (name: string, help: string, read: (s: NonNullable<ReturnType<typeof stats>>) => number): void => {
     new Counter({

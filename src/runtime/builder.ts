@@ -4,8 +4,7 @@ import { RuntimeTracing } from '../telemetry/runtime-tracing.js';
 import { resolveTracingOptions, type TracingOptions } from '../telemetry/tracing-options.js';
 import { type RuntimeConfig, resolveConfig } from './config.js';
 import { PRESETS, type PresetSettings } from './presets.js';
-// biome-ignore lint/suspicious/noImportCycles: the one allowed cycle (see test/architecture.test.ts): the builder constructs the runtime and `RingKernelRuntime.builder()` returns a builder; neither module touches the other while it loads.
-import { RingKernelRuntime } from './runtime.js';
+import type { RingKernelRuntime, RuntimeInit } from './runtime.js';
 
 /**
  * Builds a {@link RingKernelRuntime}: pick a backend (or let it choose the best available, falling back to the
@@ -15,12 +14,19 @@ import { RingKernelRuntime } from './runtime.js';
  * const runtime = await RingKernelRuntime.builder().backend('cpu').config({ workers: 2 }).build();
  */
 export class RuntimeBuilder {
+  /** Makes the runtime: the builder knows only its type, so the runtime module is the only one to import the other. */
+  readonly #create: (init: RuntimeInit) => RingKernelRuntime;
   #backend: BackendType | undefined;
   #device = 0;
   #config: Partial<RuntimeConfig> = {};
   #start = true;
   #preset: PresetSettings | undefined;
   #tracing: TracingOptions | undefined;
+
+  /** @internal — use {@link RingKernelRuntime.builder}. */
+  constructor(create: (init: RuntimeInit) => RingKernelRuntime) {
+    this.#create = create;
+  }
 
   /** The development preset: fast start, verbose logs, everything traced (see {@link PRESETS}). */
   development(): this {
@@ -97,7 +103,7 @@ export class RuntimeBuilder {
     }
     const tracingOptions = this.#tracing ?? presetTracing(this.#preset);
     const tracing = tracingOptions === undefined ? undefined : RuntimeTracing.create(tracingOptions);
-    const runtime = new RingKernelRuntime({
+    const runtime = this.#create({
       backend,
       probes,
       device: this.#device,

@@ -1,4 +1,5 @@
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { type Relaunch, relaunchOf } from '../bridge/relaunch.js';
 import type {
   CudaReplicaPointers,
   KernelTransfer,
@@ -68,7 +69,7 @@ export interface CallOptions {
   readonly priority?: number;
 }
 
-/** Why a kernel refuses messages below its admitted priority, built when one is refused. @internal */
+/** Why a kernel refuses messages below its admitted priority, built when one is refused. */
 export type Refusal = (kernel: string, priority: number) => { error: Error; reason: DeadLetterReason };
 
 /** Where a kernel's messages are, what it did with them, and how fast. Read without messaging the kernel. */
@@ -120,7 +121,7 @@ export interface KernelMetrics {
   readonly blockSize: readonly [number, number, number];
 }
 
-/** What a handle is built from. @internal */
+/** What a handle is built from. */
 export interface KernelHandleInit {
   readonly name: string;
   readonly definition: AnyKernelDefinition;
@@ -176,7 +177,7 @@ export interface KernelHandleInit {
   readonly onCheckpoint: () => void;
 }
 
-/** A migration's new instance, attached dormant on its target device. @internal */
+/** A migration's new instance, attached dormant on its target device. */
 export interface DormantInstance {
   readonly port: MessagePort;
   readonly threadId: number;
@@ -195,7 +196,7 @@ type LinkCommand =
       types: readonly number[] | undefined;
     };
 
-/** What a supervisor is told when the instance of a kernel it supervises fails. @internal */
+/** What a supervisor is told when the instance of a kernel it supervises fails. */
 export type KernelFailureListener = (handle: KernelHandle, error: Error) => void;
 
 interface PendingCall {
@@ -638,6 +639,11 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       this.#replies.set(seq, { resolve, reject });
       this.#post({ seq, ...command });
     });
+  }
+
+  /** Where a new instance of this kernel can be launched (restart here, another worker, another device). @internal */
+  get relaunch(): Relaunch {
+    return relaunchOf(this.#transfer);
   }
 
   /** Times a supervisor restarted this kernel (the ControlBlock's generation). */

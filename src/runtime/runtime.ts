@@ -1,45 +1,19 @@
-import { totalmem } from 'node:os';
-import type { EventLoopUtilization } from 'node:perf_hooks';
-import { MessageChannel, type MessagePort } from 'node:worker_threads';
-import { Piscina } from 'piscina';
 import { createActor } from 'xstate';
 import type { BackendProbe, BackendType } from '../backends/backend-type.js';
-import { STICKY_CU_RESULTS } from '../backends/cuda/cu-result.js';
-import { type CudaDeviceInfo, requireCudaDriver } from '../backends/cuda/driver.js';
 import type { MirrorStats } from '../bridge/dma-mirror.js';
-import { type KernelTransfer, TransferBridge } from '../bridge/transfer-bridge.js';
-import type { TransferStrategy, TransferStrategyChoice } from '../bridge/transfer-strategy.js';
-import { type KernelCheckpoint, preloadQueuedFrames } from '../devices/checkpoint.js';
-import { CudaDeviceMemory } from '../devices/cuda-device-memory.js';
-import { cudaTopology } from '../devices/cuda-topology.js';
+import { TransferBridge } from '../bridge/transfer-bridge.js';
+import type { TransferStrategyChoice } from '../bridge/transfer-strategy.js';
 import { KernelMigrator, type MigrationReport } from '../devices/kernel-migrator.js';
+import type { DeviceSelector, LoadBalancingStrategy, MultiGpuCoordinator } from '../devices/multi-gpu-coordinator.js';
+import { type GpuTopology, measureHostLink } from '../devices/topology.js';
 import {
-  type DeviceLoad,
-  type DeviceSelector,
-  type LoadBalancingStrategy,
-  MultiGpuCoordinator,
-} from '../devices/multi-gpu-coordinator.js';
-import { type DeviceInfo, type DeviceKind, type GpuTopology, measureHostLink } from '../devices/topology.js';
-import { ErrorNumber } from '../errors/codes.js';
-import { CudaCompileError, CudaDeviceLostError, CudaError } from '../errors/cuda-errors.js';
-import { PlacementError, StateSnapshotError } from '../errors/device-errors.js';
-import {
-  BackendUnavailableError,
   InvalidStateError,
-  KernelFailedError,
   KernelNotFoundError,
   NotAcceptingWorkError,
   RuntimeShutDownError,
 } from '../errors/runtime-errors.js';
-import {
-  type AttachResult,
-  type AttachTask,
-  type DeadLetterReason,
-  ERROR_REPLY_MAX_BYTES,
-} from '../executor/protocol.js';
-import { findKernel, type KernelDefinition } from '../kernel/kernel-definition.js';
-import { LATENCY_HISTOGRAM_BYTES, LatencyHistogram } from '../kernel/latency-histogram.js';
-import { RESTORE_FAILED } from '../kernel/state-codec.js';
+import type { DeadLetterReason } from '../executor/protocol.js';
+import type { KernelDefinition } from '../kernel/kernel-definition.js';
 import { CircuitBreaker, type CircuitBreakerOptions } from '../operations/circuit-breaker.js';
 import {
   type DegradationLevel,
@@ -53,69 +27,21 @@ import { GpuMemoryDashboard } from '../operations/memory-dashboard.js';
 import { PrometheusExporter, type PrometheusExporterOptions } from '../operations/prometheus-exporter.js';
 import { Supervisor, type SupervisorOptions } from '../supervision/supervisor.js';
 import type { RuntimeTracing } from '../telemetry/runtime-tracing.js';
-import { LifecycleTransition } from '../telemetry/span-record.js';
-import { ControlBlock } from '../wire/control-block.js';
-import { alignedFrameSize, FrameHeader } from '../wire/frame-header.js';
-import { createFrameRing, type FrameRingMemory } from '../wire/frame-ring.js';
 import type { KernelStatusName } from '../wire/kernel-status.js';
-import type { MessageCodec } from '../wire/message-schema.js';
-// biome-ignore lint/suspicious/noImportCycles: the one allowed cycle, builder ⇄ runtime (see builder.ts).
 import { RuntimeBuilder } from './builder.js';
 import type { RuntimeConfig } from './config.js';
 import { DeadLetterStream } from './dead-letters.js';
-import {
-  type CallOptions,
-  type Dim3,
-  KernelHandle,
-  type KernelMetrics,
-  type Refusal,
-  type SendOptions,
-} from './kernel-handle.js';
+import { type DeviceMemoryReport, DeviceRegistry, type LostCudaDevice } from './device-registry.js';
+import type { CallOptions, Dim3, KernelHandle, KernelMetrics, Refusal, SendOptions } from './kernel-handle.js';
+import { KernelLauncher, type LaunchOptions, ringBytes } from './kernel-launcher.js';
 import { KernelRegistry } from './kernel-registry.js';
 import { createLogger, type RuntimeLogger } from './logger.js';
 import type { PresetName } from './presets.js';
 import { type RuntimeLifecycleState, runtimeLifecycle } from './runtime-lifecycle.js';
+import { WorkerPools } from './worker-pools.js';
 
-/** Options of {@link RingKernelRuntime.launch}. */
-export interface LaunchOptions {
-  /** The launch's name, for the runtime's by-name methods. Default: the kernel id. Unique among live kernels. */
-  readonly name?: string;
-  /** Frames each of the kernel's queues holds. Default: `config.defaultQueueCapacity`. */
-  readonly queueCapacity?: number;
-  /** Activate right after launch. Default false: a launched kernel is resident but idle (the seed's semantics). */
-  readonly autoActivate?: boolean;
-  /** What `send` does when the input queue is full. Default `'wait'`. */
-  readonly onFull?: 'wait' | 'reject';
-  /** Handle what is still queued on terminate (true, default) or dead-letter it (false). */
-  readonly drainOnTerminate?: boolean;
-  /** Checksum every frame (CRC32-C) on both queues. Default false. */
-  readonly integrity?: boolean;
-  /**
-   * What a handler that throws does to its kernel. `'dead-letter'` (default): the message is dead-lettered (and a
-   * call answered with the error) and the kernel goes on. `'fail'`: the same, then the kernel fails — let it
-   * crash, for a {@link Supervisor} to restart with fresh state.
-   */
-  readonly onHandlerError?: 'dead-letter' | 'fail';
-  /**
-   * How the kernel's rings reach it: `direct`, `dma` (the native mirror thread) or `mapped` (reserved for CUDA).
-   * Default: {@link RingKernelRuntime.transferStrategy}, detected for the backend. When `dma` is asked for and the
-   * native library is missing, ringkernel says so once on stderr and the kernel runs `direct` (see its metrics).
-   */
-  readonly transferStrategy?: TransferStrategy;
-  /**
-   * The device to place the kernel on (`0 … config.devices − 1`). Default: the runtime's
-   * {@link MultiGpuCoordinator} picks one (its strategy, default LeastLoaded; see `colocateWith`).
-   */
-  readonly device?: number;
-  /** Place the kernel on the device of this live kernel (when no `device` is given). */
-  readonly colocateWith?: string;
-  /**
-   * Start from a checkpoint (`handle.checkpoint()` of a kernel of the same definition): its state instead of
-   * `init()`, and the messages it had queued, first in the new input queue, in order. The queue must hold them
-   * (`RangeError` otherwise) and match the checkpoint's `integrity` (`TypeError`).
-   */
-  readonly restore?: KernelCheckpoint;
-}
+export type { LostCudaDevice } from './device-registry.js';
+export type { LaunchOptions } from './kernel-launcher.js';
 
 /** What {@link RingKernelRuntime.shutdown} (or `completeShutdown`) reports: the runtime's whole life in figures. */
 export interface ShutdownReport {
@@ -173,7 +99,7 @@ export interface RuntimeState {
   isAcceptingWork(): boolean;
 }
 
-/** Input to the runtime's constructor. @internal */
+/** Input to the runtime's constructor. */
 export interface RuntimeInit {
   /** Start at once (Initializing → Running); default true. */
   readonly start?: boolean;
@@ -185,55 +111,6 @@ export interface RuntimeInit {
   readonly config: RuntimeConfig;
   /** Tracing, when the builder turned it on. */
   readonly tracing?: RuntimeTracing | undefined;
-}
-
-/** A CUDA device lost to the process: see {@link RingKernelRuntime.lostDevices}. */
-export interface LostCudaDevice {
-  /** The device's ordinal. */
-  readonly device: number;
-  /** The sticky error a kernel there failed with, e.g. `'CUDA_ERROR_ILLEGAL_ADDRESS'`. */
-  readonly cudaErrorName: string;
-  /** When the runtime learned of it. */
-  readonly at: Date;
-}
-
-const KERNEL_HOST = new URL('../worker/kernel-host.js', import.meta.url).href;
-const CUDA_DEVICE_HOST = new URL('../backends/cuda/cuda-device-host.js', import.meta.url).href;
-/** How many CUDA kernels the device thread may host (each is a resident launch plus a few ring polls). */
-const MAX_CUDA_KERNELS = 1024;
-
-/** The machine's CUDA devices, as the driver describes them (the runtime's devices on the CUDA backend). */
-function cudaDevices(): CudaDeviceInfo[] {
-  const driver = requireCudaDriver();
-  driver.init();
-  return Array.from({ length: driver.deviceCount() }, (_, ordinal) => driver.deviceInfo(ordinal));
-}
-
-/** Rebuilds the typed error of a CUDA attach that failed in the device thread. */
-function cudaAttachError(failure: NonNullable<AttachResult['failure']>, kernelId: string): Error {
-  if (failure.deviceLost !== undefined) {
-    const { device, cudaErrorName } = failure.deviceLost;
-    return new CudaDeviceLostError(device, cudaErrorName, `kernel '${kernelId}' cannot be launched there`);
-  }
-  if (failure.compiler !== undefined) return new CudaCompileError(kernelId, failure.compiler, failure.log ?? '');
-  if (failure.operation !== undefined) {
-    return new CudaError(failure.operation, failure.cudaResult ?? 0, failure.cudaErrorName ?? 'CUDA_ERROR_UNKNOWN');
-  }
-  const error = new KernelFailedError(kernelId, `the CUDA device thread could not launch it: ${failure.error.message}`);
-  return error;
-}
-
-function ringBytes(memory: FrameRingMemory): number {
-  return memory.ring.byteLength + memory.signal.byteLength;
-}
-
-function dim3(name: string, value: Dim3): readonly [number, number, number] {
-  const parts = typeof value === 'number' ? [value] : [...value];
-  const dims = [parts[0] ?? 1, parts[1] ?? 1, parts[2] ?? 1] as const;
-  if (parts.length > 3 || !dims.every((d) => Number.isInteger(d) && d >= 1 && d <= 2 ** 31 - 1)) {
-    throw new RangeError(`${name} must be a positive integer or up to three of them, got ${JSON.stringify(value)}`);
-  }
-  return dims;
 }
 
 /**
@@ -266,39 +143,24 @@ export class RingKernelRuntime {
   readonly tracing: RuntimeTracing | undefined;
   /** Transfer strategies and the runtime's one DMA mirror thread. */
   readonly #bridge: TransferBridge;
-  /** One worker pool per device (CPU virtual devices: each a group of the workers). */
-  readonly #pools: Piscina<AttachTask, AttachResult>[] = [];
-  #cuda: Piscina<AttachTask, AttachResult> | undefined;
-  readonly #devices: DeviceInfo[] = [];
-  /** Each worker's event-loop utilization at the previous load measurement. */
-  readonly #elu = new Map<number, EventLoopUtilization>();
-  /** CUDA devices lost to a sticky error: nothing more is launched there (CUDA kernels go elsewhere). */
-  readonly #lostDevices = new Map<number, LostCudaDevice>();
-  #coordinator: MultiGpuCoordinator | undefined;
-  /** The CUDA topology, measured on the first `gpuTopology()` (CUDA backend). */
-  #cudaTopology: GpuTopology | undefined;
-  /** Reads CUDA devices' memory (`cuMemGetInfo`) for placement and metrics; opened on first use. */
-  #cudaMemory: CudaDeviceMemory | undefined;
-  #migrator: KernelMigrator | undefined;
+  /** The executor threads: a worker pool per device, the CUDA device thread, which kernel each one hosts. */
+  readonly #workers: WorkerPools<KernelHandle>;
+  /** The devices: their memory, load, topology, losses, and where launches go. */
+  readonly #devices: DeviceRegistry;
+  /** Launches (and relaunches) kernels. */
+  readonly #launcher: KernelLauncher;
+  #migrator: KernelMigrator<KernelHandle> | undefined;
   #migrations = 0;
   #checkpoints = 0;
   readonly #kernels = new Map<string, KernelHandle>();
   readonly #breakers = new Map<string, CircuitBreaker>();
-  #watchdog: KernelWatchdog | undefined;
+  #watchdog: KernelWatchdog<KernelHandle> | undefined;
   /** Supervises the kernels the watchdog moves off a replaced worker. */
   #watchdogSupervisor: Supervisor | undefined;
   #health: HealthChecker | undefined;
   #prometheus: PrometheusExporter | undefined;
   /** When kernels failed, most recent last. */
   readonly #failureTimes: number[] = [];
-  /** Names whose launch is in progress. */
-  readonly #launching = new Set<string>();
-  /** Kernels hosted per worker thread, for placement. */
-  readonly #hosted = new Map<number, number>();
-  readonly #threadOf = new Map<KernelHandle, number>();
-  /** Worker threads known to have exited (a hosted kernel's control port closed). */
-  readonly #deadThreads = new Set<number>();
-  #nextInstanceId = 1;
   #shutdown: Promise<ShutdownReport> | undefined;
   #terminated = 0;
   #failed = 0;
@@ -332,7 +194,7 @@ export class RingKernelRuntime {
 
   /** Starts a runtime builder. */
   static builder(): RuntimeBuilder {
-    return new RuntimeBuilder();
+    return new RuntimeBuilder((init) => new RingKernelRuntime(init));
   }
 
   /** @internal — use {@link RingKernelRuntime.builder}. */
@@ -349,91 +211,44 @@ export class RingKernelRuntime {
     this.tracing = init.tracing;
     this.tracing?.trackMemory(this.#memory);
     this.#bridge = new TransferBridge(init.backend, init.config.bridgePollInterval);
-    // CUDA: the machine's GPUs are the devices (each also gets CPU workers, for kernels with no cuda part).
-    const gpus = init.backend === 'cuda' ? cudaDevices() : undefined;
-    const devices = gpus?.length ?? init.config.devices;
-    const budgetMB = init.config.deviceMemoryMB || Math.floor(totalmem() / 2 ** 20 / devices);
-    for (let device = 0; device < devices; device++) {
-      // The workers split as evenly as can be: the first `workers % devices` devices get one more.
-      const workers = Math.max(
-        1,
-        Math.floor(init.config.workers / devices) + (device < init.config.workers % devices ? 1 : 0),
-      );
-      this.#pools.push(this.#createPool(init.config, workers));
-      const gpu = gpus?.[device];
-      this.#devices.push(
-        gpu === undefined
-          ? {
-              id: device,
-              name: `cpu:${device}`,
-              kind: 'cpu',
-              memoryMB: budgetMB,
-              computeUnits: workers,
-              workerThreadIds: [],
-            }
-          : {
-              id: device,
-              name: gpu.name,
-              kind: 'cuda',
-              memoryMB: Math.floor(Number(gpu.totalMemoryBytes / 1_048_576n)),
-              computeUnits: gpu.multiprocessorCount,
-              workerThreadIds: [],
-            },
-      );
-    }
-    if (init.start !== false) this.#lifecycle.send({ type: 'START' });
-  }
-
-  /** The CUDA device thread (one for every CUDA device), started by the first CUDA launch. */
-  #cudaPool(): Piscina<AttachTask, AttachResult> {
-    if (this.#cuda === undefined) {
-      this.#cuda = new Piscina<AttachTask, AttachResult>({
-        filename: CUDA_DEVICE_HOST,
-        minThreads: 1,
-        maxThreads: 1,
-        idleTimeout: Number.POSITIVE_INFINITY,
-        concurrentTasksPerWorker: MAX_CUDA_KERNELS,
-        // The device thread's pump sleeps with Atomics.wait between polls; Piscina's own atomics stay out of it.
-        atomics: 'disabled',
-      });
-      this.#cuda.on('error', (error: Error) => {
-        process.emitWarning(`ringkernel: the CUDA device thread failed: ${error.message}`, 'RingKernelWarning');
-      });
-    }
-    return this.#cuda;
-  }
-
-  #createPool(config: RuntimeConfig, workers: number): Piscina<AttachTask, AttachResult> {
-    const pool = new Piscina<AttachTask, AttachResult>({
-      filename: KERNEL_HOST,
-      minThreads: workers,
-      maxThreads: workers,
-      idleTimeout: Number.POSITIVE_INFINITY,
-      concurrentTasksPerWorker: config.maxKernelsPerWorker,
-      // Kernels park with Atomics.waitAsync on the worker's event loop; Piscina's 'sync' atomics would freeze it.
-      atomics: 'disabled',
-      // Place each kernel on the worker hosting the fewest (attach tasks in flight count too).
-      loadBalancer: (_task, candidates) => {
-        let best = null;
-        let bestLoad = Number.POSITIVE_INFINITY;
-        for (const worker of candidates) {
-          // A thread whose kernels saw it die may not be marked destroyed by Piscina yet: never place on it.
-          if (worker.terminating || worker.destroyed || this.#deadThreads.has(worker.id)) continue;
-          const load = (this.#hosted.get(worker.id) ?? 0) + worker.currentUsage;
-          if (load < bestLoad && load < config.maxKernelsPerWorker) {
-            best = worker;
-            bestLoad = load;
-          }
-        }
-        return best;
+    this.#workers = new WorkerPools(init.config.maxKernelsPerWorker);
+    this.#devices = new DeviceRegistry(init.backend, init.config, this.#workers, {
+      kernels: () => this.#kernels.values(),
+      bytesOf: (kernel) => this.#memory.bytesOf(kernel),
+      deviceOfKernel: (name) => this.kernel(name).device,
+      log: this.log,
+    });
+    const runtime = this;
+    this.#launcher = new KernelLauncher({
+      config: init.config,
+      backend: init.backend,
+      log: this.log,
+      tracing: init.tracing,
+      deadLetters: this.deadLetters,
+      bridge: this.#bridge,
+      workers: this.#workers,
+      devices: this.#devices,
+      get shuttingDown() {
+        return runtime.#shutdown !== undefined;
       },
+      checkAccepting: (operation) => this.#checkAccepting(operation),
+      liveKernel: (name) => this.#kernels.get(name),
+      joined: (handle, threadId, allocations) => {
+        handle.admit(this.#admission.minPriority, this.#admission.refusal);
+        this.#launched++;
+        this.#memory.record(handle, allocations);
+        this.#kernels.set(handle.name, handle);
+        this.#workers.hosts(handle, threadId);
+      },
+      ended: (handle) => this.#release(handle),
+      interrupted: (handle) => this.#interrupted(handle),
+      restarted: (handle, threadId) => {
+        this.#workers.hosts(handle, threadId);
+        this.#restarts++;
+      },
+      checkpointed: () => this.#checkpoints++,
     });
-    // Without a listener, a worker error outside any task would crash the process. The kernels of a worker that
-    // dies learn it through their control ports; this only reports the event.
-    pool.on('error', (error: Error) => {
-      process.emitWarning(`ringkernel: a worker thread failed: ${error.message}`, 'RingKernelWarning');
-    });
-    return pool;
+    if (init.start !== false) this.#lifecycle.send({ type: 'START' });
   }
 
   /** The lifecycle state, and whether new work is accepted. */
@@ -577,284 +392,13 @@ export class RingKernelRuntime {
    * @throws {KernelNotFoundError} for an unknown kernel id; {@link InvalidStateError} when a live kernel already
    * has the launch's name; `TypeError`/`RangeError` on bad sizes or options.
    */
-  async launch<InIn, InView, OutIn, OutView, State>(
+  launch<InIn, InView, OutIn, OutView, State>(
     kernel: string | KernelDefinition<InIn, InView, OutIn, OutView, State>,
     gridSize: Dim3 = 1,
     blockSize: Dim3 = 1,
     options: LaunchOptions = {},
   ): Promise<KernelHandle<InIn, OutView>> {
-    this.#checkAccepting('launch');
-    const definition = typeof kernel === 'string' ? findKernel(kernel) : kernel;
-    const name = options.name ?? definition.id;
-    if (typeof name !== 'string' || name.length === 0) throw new TypeError('options.name must be a non-empty string');
-    const existing = this.#kernels.get(name);
-    if (existing !== undefined) throw new InvalidStateError(name, 'launch', existing.status, 'Launched');
-    if (this.#launching.has(name)) throw new InvalidStateError(name, 'launch', 'Created', 'Launched');
-    const grid = dim3('gridSize', gridSize);
-    const block = dim3('blockSize', blockSize);
-    const capacity = options.queueCapacity ?? this.config.defaultQueueCapacity;
-    if (!Number.isInteger(capacity) || capacity < 1 || capacity > 1 << 20) {
-      throw new RangeError(`options.queueCapacity must be an integer in [1, 1048576], got ${capacity}`);
-    }
-    const integrity = options.integrity ?? false;
-    const onHandlerError = options.onHandlerError ?? 'dead-letter';
-    if (onHandlerError !== 'dead-letter' && onHandlerError !== 'fail') {
-      throw new TypeError(
-        `options.onHandlerError must be 'dead-letter' or 'fail', got ${JSON.stringify(onHandlerError)}`,
-      );
-    }
-    const failOnHandlerError = onHandlerError === 'fail';
-    const restore = options.restore;
-    if (restore !== undefined && restore.kernelId !== definition.id) {
-      throw new TypeError(`options.restore is a checkpoint of kernel '${restore.kernelId}', not '${definition.id}'`);
-    }
-    if (restore !== undefined && restore.queued.frames > 0 && restore.queued.integrity !== integrity) {
-      throw new TypeError(
-        `options.restore carries frames from a ring ${restore.queued.integrity ? 'with' : 'without'} integrity checksums: launch with integrity: ${restore.queued.integrity}`,
-      );
-    }
-    // On the CUDA backend a kernel with a cuda part runs on its GPU; every other kernel runs on CPU workers.
-    const onCuda = this.backend === 'cuda' && definition.cuda !== undefined;
-    if (!onCuda && definition.cpu === undefined) {
-      throw new BackendUnavailableError(
-        'cuda',
-        `kernel '${definition.id}' has only a CUDA handler, and this runtime's backend is ${this.backend}`,
-      );
-    }
-    if (onCuda) {
-      if (
-        options.transferStrategy !== undefined &&
-        options.transferStrategy !== 'mapped' &&
-        options.transferStrategy !== 'dma'
-      ) {
-        throw new RangeError(
-          `options.transferStrategy: CUDA kernels take 'mapped' (rings pinned and mapped into the device) or 'dma' (replicas in device memory, copied by the mirror thread), got ${JSON.stringify(options.transferStrategy)}`,
-        );
-      }
-    }
-    const instanceId = this.#nextInstanceId++;
-    const control = ControlBlock.create(instanceId);
-    // A device executor learns from the block that its rings require checksums (a CPU worker from the rings).
-    control.setIntegrity(integrity);
-    const histogram = new SharedArrayBuffer(LATENCY_HISTOGRAM_BYTES);
-    const input = this.#ring(definition.input, capacity, integrity, 0);
-    const output = this.#ring(
-      [definition.output, ...(definition.emits ?? [])],
-      capacity,
-      integrity,
-      ERROR_REPLY_MAX_BYTES,
-    );
-    // Its queued messages go first into the new input ring, before anyone can send (RangeError if they don't fit).
-    if (restore !== undefined) preloadQueuedFrames(input, restore.queued.bytes);
-    const kernelBytes = control.buffer.byteLength + histogram.byteLength + ringBytes(input) + ringBytes(output);
-    const device = this.#placeLaunch(options, kernelBytes, onCuda);
-    if (!onCuda && this.backend === 'cuda' && options.transferStrategy === 'mapped') {
-      throw new RangeError(
-        `options.transferStrategy 'mapped' is for CUDA kernels; kernel '${definition.id}' runs on CPU workers ('direct' or 'dma')`,
-      );
-    }
-    // A CPU kernel on the CUDA backend reads its rings in place, as on the CPU backend.
-    const transfer = onCuda
-      ? this.#openCudaTransfer(input, output, device, options.transferStrategy === 'dma' ? 'dma' : 'mapped')
-      : this.#bridge.open(input, output, options.transferStrategy ?? (this.backend === 'cuda' ? 'direct' : undefined));
-    const { port1, port2 } = new MessageChannel();
-    const tracing = this.tracing;
-    const launchSpan = tracing?.host.beginLifecycle();
-    const telemetry = tracing?.attachKernel(instanceId, name, definition.id);
-    // Reserve the name before the first await, so two concurrent launches cannot both take it.
-    this.#launching.add(name);
-    let attached: AttachResult;
-    const task = (
-      port: MessagePort,
-      on: number,
-      state?: Uint8Array,
-      dormant = false,
-      // The rings as they are now: a restarted dma kernel has fresh replicas, a migrated CUDA one its target's.
-      rings: Pick<KernelTransfer, 'kernelInput' | 'kernelOutput' | 'devicePointers'> = transfer,
-    ): AttachTask => ({
-      kernelId: definition.id,
-      moduleUrl: definition.moduleUrl,
-      instanceId,
-      controlBlock: control.buffer,
-      histogram,
-      // The rings the worker reads: the host's own (direct), or the mirror's replicas (dma).
-      input: rings.kernelInput,
-      output: rings.kernelOutput,
-      port,
-      enableTelemetry: this.config.enableTelemetry,
-      failOnHandlerError,
-      // The kernel's telemetry ring outlives its instances: a restarted instance writes to the same one.
-      tracing: telemetry,
-      device: on,
-      restoreState: state,
-      dormant,
-      ...(onCuda
-        ? {
-            cuda: {
-              gridSize: grid[0],
-              blockSize: block[0],
-              pollIntervalUs: this.config.bridgePollInterval,
-              devicePointers: rings.devicePointers,
-            },
-          }
-        : {}),
-    });
-    try {
-      if (onCuda) {
-        attached = await this.#cudaPool().run(task(port2, device, restore?.state), { transferList: [port2] });
-        if (attached.failure !== undefined) throw this.#attachError(attached.failure, definition.id);
-        const how = attached.cuda;
-        if (how !== undefined) {
-          this.log.debug(`kernel '${name}': CUDA image ${how.key} from ${how.cached ? 'the cache' : how.compiler}`);
-        }
-      } else {
-        attached = await this.#pool(device).run(task(port2, device, restore?.state), { transferList: [port2] });
-      }
-    } catch (error) {
-      port1.close();
-      transfer.release();
-      if (launchSpan !== undefined) {
-        tracing?.host.endLifecycle(launchSpan, LifecycleTransition.LAUNCH, instanceId, ErrorNumber.KernelFailed);
-      }
-      tracing?.detachKernel(instanceId);
-      const message = error instanceof Error ? error.message : String(error);
-      // The worker's restore of the checkpoint's state failed (errors cross threads by message).
-      if (restore !== undefined && message.startsWith(RESTORE_FAILED)) {
-        throw new StateSnapshotError(name, 'restore', message.slice(RESTORE_FAILED.length));
-      }
-      throw error;
-    } finally {
-      this.#launching.delete(name);
-    }
-    const handle = new KernelHandle<InIn, OutView>({
-      name,
-      definition,
-      instanceId,
-      control,
-      histogram: new LatencyHistogram(histogram),
-      input,
-      output,
-      transfer,
-      port: port1,
-      threadId: attached.threadId,
-      gridSize: grid,
-      blockSize: block,
-      onFull: options.onFull ?? 'wait',
-      queueCapacity: capacity,
-      drainOnTerminate: options.drainOnTerminate ?? true,
-      terminationTimeout: this.config.terminationTimeout,
-      onDeadLetter: (letter) => this.deadLetters.publish(letter),
-      onExit: (exited) => this.#release(exited),
-      onWorkerExit: (threadId) => this.#deadThreads.add(threadId),
-      onInterrupted: (interrupted) => this.#interrupted(interrupted),
-      onDeviceLost: (lost, cudaErrorName) => this.#deviceLost(lost, cudaErrorName),
-      reattach: (restarted, port) =>
-        this.#reattach(
-          restarted,
-          // A migrated dma kernel's replicas are on its new device: the handle's transfer has them.
-          (on) => task(port, on, undefined, false, restarted.transfer),
-          port,
-        ),
-      failOnHandlerError,
-      tracer: tracing?.host,
-      device,
-      firstMessageId: (restore?.queued.maxMessageId ?? 0) + 1,
-      attachDormant: async (moving, port, on, devicePointers) => {
-        if (!onCuda) {
-          const { threadId } = await this.#pool(on).run(task(port, on, undefined, true, moving.transfer), {
-            transferList: [port],
-          });
-          return threadId;
-        }
-        const rings = devicePointers === undefined ? moving.transfer : { ...moving.transfer, devicePointers };
-        const dormant = await this.#cudaPool().run(task(port, on, undefined, true, rings), {
-          transferList: [port],
-        });
-        if (dormant.failure !== undefined) throw this.#attachError(dormant.failure, definition.id);
-        return dormant.threadId;
-      },
-      onCheckpoint: () => this.#checkpoints++,
-    });
-    if (launchSpan !== undefined) tracing?.host.endLifecycle(launchSpan, LifecycleTransition.LAUNCH, instanceId, 0);
-    handle.admit(this.#admission.minPriority, this.#admission.refusal);
-    this.#launched++;
-    this.#memory.record(handle, [
-      { kind: 'control-block', owner: name, bytes: control.buffer.byteLength + histogram.byteLength },
-      { kind: 'ring', owner: name, bytes: ringBytes(input) + ringBytes(output) },
-    ]);
-    this.#kernels.set(name, handle as KernelHandle);
-    this.#threadOf.set(handle as KernelHandle, attached.threadId);
-    this.#hosted.set(attached.threadId, (this.#hosted.get(attached.threadId) ?? 0) + 1);
-    const on = this.#devices.length > 1 ? ` of device ${device}` : '';
-    this.log.debug(`launched kernel '${name}' (${definition.id}) on worker ${attached.threadId}${on}`);
-    if (options.autoActivate) await handle.activate();
-    return handle;
-  }
-
-  /**
-   * A ring sized for `capacity` frames of the codec's message (fixed schemas) or of modest raw payloads (bytes,
-   * up to `defaultMessageSize`), plus room for one frame of `reserve` bytes (an output ring's error reply).
-   */
-  #ring(
-    codec: MessageCodec<unknown, unknown> | readonly MessageCodec<unknown, unknown>[],
-    capacity: number,
-    integrity: boolean,
-    reserve: number,
-  ) {
-    // A kernel that emits several types: room for the largest of them.
-    const sizes = (Array.isArray(codec) ? codec : [codec]).map((c) => (c as { size?: unknown }).size);
-    const fixed = sizes.every((size) => typeof size === 'number') ? Math.max(...(sizes as number[])) : undefined;
-    if (fixed !== undefined) {
-      const maxPayloadSize = Math.max(fixed, reserve);
-      const capacityBytes = capacity * alignedFrameSize(fixed) + (reserve > fixed ? alignedFrameSize(reserve) : 0) + 8;
-      return createFrameRing({ capacityBytes, maxPayloadSize, integrity });
-    }
-    const maxPayloadSize = this.config.defaultMessageSize - FrameHeader.SIZE;
-    // Raw bytes: room for `capacity` modest frames, and never less than two of the largest.
-    const capacityBytes = Math.max(capacity * alignedFrameSize(64), 2 * alignedFrameSize(maxPayloadSize) + 8);
-    return createFrameRing({ capacityBytes, maxPayloadSize, integrity });
-  }
-
-  #pool(device: number): Piscina<AttachTask, AttachResult> {
-    return this.#pools[device] as Piscina<AttachTask, AttachResult>;
-  }
-
-  /**
-   * The launch's device: the one it names, or the coordinator's choice; a CUDA kernel never goes to a lost device.
-   * @throws {PlacementError}
-   * @throws {CudaDeviceLostError} a CUDA kernel asked for a lost device, or every device is lost.
-   */
-  #placeLaunch(options: LaunchOptions, memoryBytes: number, onCuda: boolean): number {
-    const device = options.device;
-    const lost = onCuda ? [...this.#lostDevices.keys()] : [];
-    if (device === undefined && lost.length > 0 && lost.length >= this.#devices.length) {
-      throw this.#lostError(lost[0] as number, 'every CUDA device of this runtime is lost');
-    }
-    // One device: nothing to choose (and no load to measure on every launch).
-    if (device === undefined && this.#devices.length === 1) return 0;
-    if (device === undefined) {
-      return this.multiGpuCoordinator().selectDevice({
-        memoryBytes,
-        ...(options.colocateWith === undefined ? {} : { colocateWith: options.colocateWith }),
-        ...(lost.length === 0 ? {} : { excludeDevices: lost }),
-      });
-    }
-    if (!Number.isInteger(device) || device < 0 || device >= this.#devices.length) {
-      throw new PlacementError(`device ${device} does not exist (devices 0…${this.#devices.length - 1})`);
-    }
-    if (lost.includes(device)) throw this.#lostError(device, 'a launch asked for it');
-    const free = this.#freeBytes(device);
-    if (memoryBytes > free) {
-      throw new PlacementError(`device ${device} has ${free} bytes of budget free, the kernel needs ${memoryBytes}`);
-    }
-    return device;
-  }
-
-  #freeBytes(device: number): number {
-    const info = this.#devices[device] as DeviceInfo;
-    let used = 0;
-    for (const handle of this.#kernels.values()) if (handle.device === device) used += this.#memory.bytesOf(handle);
-    return info.memoryMB * 2 ** 20 - used;
+    return this.#launcher.launch(kernel, gridSize, blockSize, options);
   }
 
   /**
@@ -869,36 +413,7 @@ export class RingKernelRuntime {
    * console.log(devices.map((d) => `${d.name}: ${d.computeUnits} workers, ${d.memoryMB} MiB`));
    */
   gpuTopology(): GpuTopology {
-    const withWorkers = (device: DeviceInfo): DeviceInfo => ({
-      ...device,
-      workerThreadIds: this.#pool(device.id).threads.map((thread) => thread.threadId),
-    });
-    if (this.backend === 'cuda') {
-      this.#cudaTopology ??= cudaTopology(requireCudaDriver());
-      return { ...this.#cudaTopology, devices: this.#cudaTopology.devices.map(withWorkers) };
-    }
-    const devices = this.#devices.map(withWorkers);
-    const { bandwidthGBps, latencyUs } = measureHostLink();
-    const links = [];
-    for (let from = 0; from < devices.length; from++) {
-      for (let to = from + 1; to < devices.length; to++) {
-        // One host memory: each side reaches the other's rings directly, Atomics included.
-        links.push({
-          from,
-          to,
-          kind: 'host' as const,
-          bandwidthGBps,
-          latencyUs,
-          peerAccess: true,
-          nativeAtomics: true,
-          p2pPerformanceRank: 0,
-          nvlinks: 0,
-          nvswitch: false,
-          measuredWith: 'host-memcpy' as const,
-        });
-      }
-    }
-    return { devices, links, linkSource: 'host-memory', notes: [] };
+    return this.#devices.topology();
   }
 
   /**
@@ -910,78 +425,8 @@ export class RingKernelRuntime {
    * @example
    * for (const { device, usedBytes, budgetBytes } of runtime.deviceMemory()) console.log(device, usedBytes / budgetBytes);
    */
-  deviceMemory(): {
-    readonly device: number;
-    readonly kind: DeviceKind;
-    readonly usedBytes: number;
-    readonly budgetBytes: number;
-  }[] {
-    return this.#devices.map((device) => {
-      if (device.kind === 'cuda') {
-        // A lost device answers every call with its sticky error: it counts as full (nothing goes there).
-        const full = device.memoryMB * 2 ** 20;
-        if (this.#lostDevices.has(device.id)) {
-          return { device: device.id, kind: device.kind, usedBytes: full, budgetBytes: full };
-        }
-        this.#cudaMemory ??= new CudaDeviceMemory(requireCudaDriver());
-        try {
-          const { usedBytes, totalBytes } = this.#cudaMemory.read(device.id);
-          return { device: device.id, kind: device.kind, usedBytes, budgetBytes: totalBytes };
-        } catch (error) {
-          // A sticky error: the device was lost in this process (under another runtime, say). Now it is known.
-          if (!(error instanceof CudaError) || !STICKY_CU_RESULTS.has(error.cudaResult)) throw error;
-          this.#deviceLost(device.id, error.cudaErrorName);
-          return { device: device.id, kind: device.kind, usedBytes: full, budgetBytes: full };
-        }
-      }
-      let usedBytes = 0;
-      for (const handle of this.#kernels.values()) {
-        if (handle.device === device.id) usedBytes += this.#memory.bytesOf(handle);
-      }
-      return { device: device.id, kind: device.kind, usedBytes, budgetBytes: device.memoryMB * 2 ** 20 };
-    });
-  }
-
-  /** Every device's load, measured now (event-loop utilization since the last measurement). */
-  #deviceLoads(): DeviceLoad[] {
-    const memory = this.deviceMemory();
-    return this.#devices.map((device) => {
-      let utilization = 0;
-      const threads = this.#pool(device.id).threads;
-      for (const thread of threads) {
-        const previous = this.#elu.get(thread.threadId);
-        const now = thread.performance.eventLoopUtilization();
-        utilization += (previous === undefined ? now : thread.performance.eventLoopUtilization(now, previous))
-          .utilization;
-        this.#elu.set(thread.threadId, now);
-      }
-      utilization = threads.length === 0 ? 0 : utilization / threads.length;
-      let kernels = 0;
-      let queuedFrames = 0;
-      let queueCapacity = 0;
-      for (const handle of this.#kernels.values()) {
-        if (handle.device !== device.id) continue;
-        const metrics = handle.metrics();
-        kernels++;
-        queuedFrames += metrics.inputQueueDepth;
-        queueCapacity += metrics.inputQueueCapacity;
-      }
-      const { usedBytes: memoryUsedBytes, budgetBytes: memoryBudgetBytes } = memory[device.id] as {
-        usedBytes: number;
-        budgetBytes: number;
-      };
-      const queuePressure = queueCapacity === 0 ? 0 : queuedFrames / queueCapacity;
-      return {
-        device: { ...device, workerThreadIds: threads.map((thread) => thread.threadId) },
-        kernels,
-        queuedFrames,
-        queueCapacity,
-        utilization,
-        memoryUsedBytes,
-        memoryBudgetBytes,
-        score: utilization + queuePressure + (0.01 * kernels) / Math.max(1, device.computeUnits),
-      };
-    });
+  deviceMemory(): DeviceMemoryReport[] {
+    return this.#devices.memory();
   }
 
   /**
@@ -992,14 +437,19 @@ export class RingKernelRuntime {
    * runtime.multiGpuCoordinator().setStrategy(LoadBalancingStrategy.RoundRobin);
    */
   multiGpuCoordinator(strategy?: LoadBalancingStrategy | DeviceSelector): MultiGpuCoordinator {
-    this.#coordinator ??= new MultiGpuCoordinator(
-      {
-        loads: () => this.#deviceLoads(),
-        deviceOfKernel: (name) => this.kernel(name).device,
-      },
-      strategy,
-    );
-    return this.#coordinator;
+    return this.#devices.coordinator(strategy);
+  }
+
+  /**
+   * The CUDA devices lost to this process: a kernel on each faulted (an illegal address, a trap, a failed device
+   * assert), and CUDA's errors from a fault are sticky. Every kernel there failed; launches go to the other
+   * devices, and supervised `mapped` kernels restart on them. Only a new process can use a lost device again.
+   *
+   * @example
+   * for (const { device, cudaErrorName, at } of runtime.lostDevices()) console.error(`GPU ${device}: ${cudaErrorName} at ${at}`);
+   */
+  lostDevices(): LostCudaDevice[] {
+    return this.#devices.lostDevices();
   }
 
   /**
@@ -1009,13 +459,14 @@ export class RingKernelRuntime {
    * @example
    * const report = await runtime.kernelMigrator().migrateKernel('scorer', 0, 1);
    */
-  kernelMigrator(): KernelMigrator {
-    this.#migrator ??= new KernelMigrator({
+  kernelMigrator(): KernelMigrator<KernelHandle> {
+    this.#migrator ??= new KernelMigrator<KernelHandle>({
       defaultTimeoutMs: this.config.terminationTimeout,
       checkAccepting: (operation) => this.#checkAccepting(operation),
       kernel: (name) => this.kernel(name),
-      deviceCount: () => this.#devices.length,
-      freeBytes: (device) => this.#freeBytes(device),
+      migratable: (handle) => handle,
+      deviceCount: () => this.#devices.count,
+      freeBytes: (device) => this.#devices.freeBytes(device),
       bytesOf: (handle) => this.#memory.bytesOf(handle),
       migrated: (handle, from, dormant, report) => this.#migrated(handle, from, dormant.threadId, report),
     });
@@ -1023,10 +474,7 @@ export class RingKernelRuntime {
   }
 
   #migrated(handle: KernelHandle, from: number, threadId: number, report: MigrationReport): void {
-    const previous = this.#threadOf.get(handle);
-    if (previous !== undefined) this.#hosted.set(previous, Math.max(0, (this.#hosted.get(previous) ?? 1) - 1));
-    this.#threadOf.set(handle, threadId);
-    this.#hosted.set(threadId, (this.#hosted.get(threadId) ?? 0) + 1);
+    this.#workers.hosts(handle, threadId);
     this.#migrations++;
     this.#checkpoints++;
     this.log.info(
@@ -1039,97 +487,9 @@ export class RingKernelRuntime {
     this.log.info(
       `kernel '${handle.name}' failed (${handle.metrics().lastError?.message ?? 'unknown'}); its supervisor decides`,
     );
-    const thread = this.#threadOf.get(handle);
-    this.#threadOf.delete(handle);
-    if (thread !== undefined) this.#hosted.set(thread, Math.max(0, (this.#hosted.get(thread) ?? 1) - 1));
+    this.#workers.left(handle);
     this.#failureTimes.push(performance.now());
     if (this.#failureTimes.length > 1000) this.#failureTimes.shift();
-  }
-
-  /**
-   * A supervisor restarts a kernel: a new instance on the least loaded live worker. A CUDA kernel whose device was
-   * lost goes to another device (`mapped`: its rings are host memory, so any device can map them); a `dma` kernel
-   * cannot (its ring replicas were on the lost device).
-   */
-  async #reattach(
-    handle: KernelHandle,
-    task: (device: number) => AttachTask,
-    port: MessagePort,
-  ): Promise<{ threadId: number; device: number }> {
-    if (this.#shutdown !== undefined) throw new RuntimeShutDownError('restart');
-    let device = handle.device;
-    const onCuda = task(device).cuda !== undefined;
-    if (onCuda && this.#lostDevices.has(device)) {
-      // The kernel's actual strategy (a dma launch without the native mirror runs mapped).
-      if (handle.transfer.devicePointers !== undefined) {
-        throw this.#lostError(device, `kernel '${handle.name}' uses dma, whose ring replicas were there`);
-      }
-      device = this.#placeLaunch({}, 0, true);
-      this.log.warn(`kernel '${handle.name}': its CUDA device ${handle.device} is lost; restarting it on ${device}`);
-    }
-    const restartSpan = this.tracing?.host.beginLifecycle();
-    // A CUDA kernel is relaunched by the CUDA device thread, over the same rings and ControlBlock.
-    const attached = await (onCuda ? this.#cudaPool() : this.#pool(device)).run(task(device), {
-      transferList: [port],
-    });
-    if (attached.failure !== undefined) throw this.#attachError(attached.failure, handle.kernelId);
-    const { threadId } = attached;
-    if (restartSpan !== undefined) {
-      this.tracing?.host.endLifecycle(restartSpan, LifecycleTransition.RESTART, handle.instanceId, 0);
-    }
-    this.#threadOf.set(handle, threadId);
-    this.#hosted.set(threadId, (this.#hosted.get(threadId) ?? 0) + 1);
-    this.#restarts++;
-    this.log.info(`kernel '${handle.name}' restarted on worker ${threadId} (restart ${handle.restarts})`);
-    return { threadId, device };
-  }
-
-  /** A CUDA kernel's rings; replicas on a device that turns out lost (`dma`) fail with CudaDeviceLostError. */
-  #openCudaTransfer(
-    input: FrameRingMemory,
-    output: FrameRingMemory,
-    device: number,
-    strategy: 'mapped' | 'dma',
-  ): KernelTransfer {
-    try {
-      return this.#bridge.openCuda(input, output, device, strategy);
-    } catch (error) {
-      if (!(error instanceof CudaError) || !STICKY_CU_RESULTS.has(error.cudaResult)) throw error;
-      this.#deviceLost(device, error.cudaErrorName);
-      throw this.#lostError(device, 'its ring replicas could not be allocated there');
-    }
-  }
-
-  /** A CUDA attach's failure as its typed error; a lost device is remembered. */
-  #attachError(failure: NonNullable<AttachResult['failure']>, kernelId: string): Error {
-    if (failure.deviceLost !== undefined) this.#deviceLost(failure.deviceLost.device, failure.deviceLost.cudaErrorName);
-    return cudaAttachError(failure, kernelId);
-  }
-
-  /** A kernel on `device` failed with a sticky CUDA error: the device is lost to this process. */
-  #deviceLost(device: number, cudaErrorName: string): void {
-    if (this.#lostDevices.has(device)) return;
-    this.#lostDevices.set(device, { device, cudaErrorName, at: new Date() });
-    this.log.error(
-      `CUDA device ${device} is lost (${cudaErrorName}, a sticky error): its kernels failed, and new CUDA kernels go to other devices`,
-    );
-  }
-
-  #lostError(device: number, detail: string): CudaDeviceLostError {
-    const lost = this.#lostDevices.get(device) as LostCudaDevice;
-    return new CudaDeviceLostError(device, lost.cudaErrorName, detail);
-  }
-
-  /**
-   * The CUDA devices lost to this process: a kernel on each faulted (an illegal address, a trap, a failed device
-   * assert), and CUDA's errors from a fault are sticky. Every kernel there failed; launches go to the other
-   * devices, and supervised `mapped` kernels restart on them. Only a new process can use a lost device again.
-   *
-   * @example
-   * for (const { device, cudaErrorName, at } of runtime.lostDevices()) console.error(`GPU ${device}: ${cudaErrorName} at ${at}`);
-   */
-  lostDevices(): LostCudaDevice[] {
-    return [...this.#lostDevices.values()];
   }
 
   /**
@@ -1158,9 +518,7 @@ export class RingKernelRuntime {
     this.#ended.failed += counters.failed;
     this.#ended.dropped += counters.dropped;
     this.tracing?.detachKernel(handle.instanceId);
-    const thread = this.#threadOf.get(handle);
-    this.#threadOf.delete(handle);
-    if (thread !== undefined) this.#hosted.set(thread, Math.max(0, (this.#hosted.get(thread) ?? 1) - 1));
+    this.#workers.left(handle);
     if (handle.status === 'Failed') {
       this.log.error(`kernel '${handle.name}' failed: ${handle.metrics().lastError?.message ?? 'unknown'}`);
       this.#failed++;
@@ -1214,7 +572,7 @@ export class RingKernelRuntime {
     // A kernel that emits several types: the link takes only the consumer's (routing by message type).
     const types = emitted.length > 1 ? [accepted.typeId] : undefined;
     const capacity = options.queueCapacity ?? this.config.defaultQueueCapacity;
-    const memory = this.#ring(produced, capacity, target.inputMemory.integrity, 0);
+    const memory = this.#launcher.ring(produced, capacity, target.inputMemory.integrity, 0);
     // The link's ring lives as long as its consumer.
     this.#memory.record(target, [{ kind: 'ring', owner: `${source.name}→${target.name}`, bytes: ringBytes(memory) }]);
     // Consumer first: frames may flow as soon as the producer has the ring.
@@ -1258,8 +616,8 @@ export class RingKernelRuntime {
   }
 
   /** The runtime's kernel watchdog (one per runtime): finds kernels whose input waits while they do not beat. */
-  kernelWatchdog(): KernelWatchdog {
-    this.#watchdog ??= new KernelWatchdog(
+  kernelWatchdog(): KernelWatchdog<KernelHandle> {
+    this.#watchdog ??= new KernelWatchdog<KernelHandle>(
       () => this.kernels(),
       undefined,
       (stale, policy) => this.#recoverStale(stale.handle, policy),
@@ -1278,12 +636,12 @@ export class RingKernelRuntime {
    * worker with their queues; the stuck kernel restarts too, or, under `'fail'`, stays Failed.
    */
   async #recoverStale(stale: KernelHandle, policy: 'restart' | 'fail'): Promise<WatchdogRecovery | undefined> {
-    const threadId = this.#threadOf.get(stale);
-    const worker = this.#pools.flatMap((pool) => pool.threads).find((thread) => thread.threadId === threadId);
+    const threadId = this.#workers.threadOf(stale);
+    const worker = threadId === undefined ? undefined : this.#workers.worker(threadId);
     // Already being replaced (every kernel of a stuck worker looks stale: one recovery covers them all).
-    if (threadId === undefined || worker === undefined || this.#deadThreads.has(threadId)) return undefined;
+    if (threadId === undefined || worker === undefined || this.#workers.isDead(threadId)) return undefined;
     if (this.#shutdown !== undefined) return undefined;
-    const hosted = [...this.#threadOf].flatMap(([kernel, thread]) => (thread === threadId ? [kernel] : []));
+    const hosted = this.#workers.kernelsOn(threadId);
     // The kernel whose handler is stuck is the one inside a batch; the others only wait for the worker.
     const handle = hosted.find((kernel) => kernel.inBatch) ?? stale;
     const moved = hosted.filter((kernel) => kernel !== handle);
@@ -1294,12 +652,11 @@ export class RingKernelRuntime {
       backoff: { initialMs: 0 },
     });
     // Direct kernels move (restart elsewhere), and so do dma ones (their restart attaches fresh replicas).
-    const movable = (kernel: KernelHandle): boolean =>
-      kernel.transfer.strategy === 'direct' || kernel.transfer.reopen !== undefined;
+    const movable = (kernel: KernelHandle): boolean => kernel.relaunch.anotherWorker;
     for (const other of moved) if (!other.supervised && movable(other)) this.#watchdogSupervisor.supervise(other);
     if (policy === 'fail' || !movable(handle)) handle.superviseWith(undefined);
     else if (!handle.supervised) this.#watchdogSupervisor.supervise(handle);
-    this.#deadThreads.add(threadId);
+    this.#workers.markDead(threadId);
     await worker.terminate();
     return { kernel: handle.name, policy, threadId, moved: moved.map((other) => other.name) };
   }
@@ -1393,9 +750,8 @@ export class RingKernelRuntime {
       this.#watchdog?.stop();
       this.#health?.stop();
       this.#degradation?.stop();
-      await Promise.all(this.#pools.map((pool) => pool.destroy()));
-      await this.#cuda?.destroy();
-      this.#cudaMemory?.close();
+      await this.#workers.destroy();
+      this.#devices.close();
       await this.tracing?.shutdown();
       await this.#bridge.close();
       this.#lifecycle.send({ type: 'STOPPED' });

@@ -2,7 +2,7 @@ import { CudaDeviceLostError } from '../errors/cuda-errors.js';
 import { KernelFailedError, RestartLimitError } from '../errors/runtime-errors.js';
 import type { KernelDefinition } from '../kernel/kernel-definition.js';
 import type { Dim3, KernelHandle } from '../runtime/kernel-handle.js';
-import type { LaunchOptions, RingKernelRuntime } from '../runtime/runtime.js';
+import type { LaunchOptions } from '../runtime/runtime.js';
 
 /** Which children a supervisor restarts when one of them fails (Erlang/OTP's strategies). */
 export const RestartStrategy = {
@@ -24,6 +24,16 @@ export interface BackoffOptions {
   readonly maxMs?: number;
   /** Growth per restart. Default 2. */
   readonly factor?: number;
+}
+
+/** What a supervisor needs of the runtime: launching the kernels it supervises (`RingKernelRuntime` implements it). */
+export interface SupervisorHost {
+  launch<InIn, InView, OutIn, OutView, State>(
+    kernel: string | KernelDefinition<InIn, InView, OutIn, OutView, State>,
+    gridSize?: Dim3,
+    blockSize?: Dim3,
+    options?: LaunchOptions,
+  ): Promise<KernelHandle<InIn, OutView>>;
 }
 
 /** Options of {@link RingKernelRuntime.supervisor} and {@link Supervisor.supervisor}. */
@@ -143,7 +153,7 @@ export class Supervisor {
   readonly windowMs: number;
   /** The supervisor this one escalates to, if any. */
   readonly parent: Supervisor | undefined;
-  readonly #runtime: RingKernelRuntime;
+  readonly #runtime: SupervisorHost;
   readonly #backoff: Required<BackoffOptions>;
   readonly #children: Child[] = [];
   readonly #listeners = new Set<(event: SupervisorEvent) => void>();
@@ -158,7 +168,7 @@ export class Supervisor {
   #wakeBackoff: (() => void) | undefined;
 
   /** @internal — use {@link RingKernelRuntime.supervisor} or {@link Supervisor.supervisor}. */
-  constructor(runtime: RingKernelRuntime, options: SupervisorOptions = {}, parent?: Supervisor) {
+  constructor(runtime: SupervisorHost, options: SupervisorOptions = {}, parent?: Supervisor) {
     const checked = check(options);
     this.name = checked.name;
     this.strategy = checked.strategy;
@@ -211,14 +221,7 @@ export class Supervisor {
     if (status === 'Terminated' || status === 'Failed' || status === 'Terminating') {
       throw new TypeError(`kernel '${handle.name}' is ${status}: only a running kernel can be supervised`);
     }
-    const relaunchable =
-      handle.transfer.strategy === 'direct' ||
-      handle.transfer.strategy === 'mapped' ||
-      // A CUDA kernel on dma: its device replicas stay where they are, and the new instance resumes on them.
-      handle.transfer.devicePointers !== undefined ||
-      // A CPU kernel on dma: the restart attaches fresh mirror replicas from where the host rings are.
-      handle.transfer.reopen !== undefined;
-    if (!relaunchable) {
+    if (!handle.relaunch.here) {
       throw new TypeError(
         `kernel '${handle.name}' uses the ${handle.transfer.strategy} transfer strategy, which a restart cannot re-attach`,
       );

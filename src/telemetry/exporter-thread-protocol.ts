@@ -1,6 +1,6 @@
 import type { KernelNames } from './record-to-span.js';
 
-/** What the exporter thread is started with (its `workerData`). @internal */
+/** What the exporter thread is started with (its `workerData`). */
 export interface ExporterThreadInit {
   readonly exporter: 'otlp' | 'console';
   readonly endpoint: string;
@@ -12,7 +12,7 @@ export interface ExporterThreadInit {
   readonly counters: SharedArrayBuffer;
 }
 
-/** Requests from the runtime to its exporter thread. @internal */
+/** Requests from the runtime to its exporter thread. */
 export type ExporterThreadRequest =
   | { readonly type: 'addRing'; readonly ring: SharedArrayBuffer }
   | { readonly type: 'retireRing'; readonly ring: SharedArrayBuffer }
@@ -20,7 +20,7 @@ export type ExporterThreadRequest =
   | { readonly type: 'flush'; readonly seq: number }
   | { readonly type: 'shutdown'; readonly seq: number; readonly timeoutMs: number };
 
-/** Reports from the exporter thread. @internal */
+/** Reports from the exporter thread. */
 export type ExporterThreadReport =
   | { readonly type: 'done'; readonly seq: number }
   | { readonly type: 'firstFailure'; readonly message: string };

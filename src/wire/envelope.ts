@@ -71,7 +71,7 @@ function traceBytes(field: string, value: Uint8Array | undefined, length: number
 /**
  * Writes a complete frame header at `at` — every byte of it, reserved words included, since ring memory
  * holds stale frames. Validates the envelope first and throws {@link InvalidEnvelopeError} before writing.
- * @internal
+ *
  */
 export function writeFrameHeader(
   view: DataView,
@@ -122,12 +122,12 @@ export function writeFrameHeader(
   view.setUint32(at + FrameHeader.ERROR_CODE, 0, true);
 }
 
-/** Checks the message id a caller supplied. @internal */
+/** Checks the message id a caller supplied. */
 export function checkMessageId(value: number): number {
   return id('messageId', value);
 }
 
-/** Checks caller-supplied flags. @internal */
+/** Checks caller-supplied flags. */
 export function checkFlags(value: number | undefined): number {
   if (value === undefined) return 0;
   if ((value & 0xffff) !== value) throw new InvalidEnvelopeError('flags', `expected a u16, got ${value}`);

@@ -81,7 +81,7 @@ export function createFrameRing(options: FrameRingOptions): FrameRingMemory {
   return Object.freeze({ ring, signal, maxPayloadSize, integrity });
 }
 
-/** Checks memory received from another thread and returns its storage size. @internal */
+/** Checks memory received from another thread and returns its storage size. */
 export function checkRingMemory(memory: FrameRingMemory): number {
   if (typeof memory !== 'object' || memory === null) throw new TypeError('memory must be a FrameRingMemory');
   const { ring, signal, maxPayloadSize, integrity } = memory;
@@ -106,7 +106,7 @@ export function checkRingMemory(memory: FrameRingMemory): number {
 
 /**
  * Counts the complete frames in `[from, to)` of a ring's storage by walking their length prefixes.
- * O(frames): for metrics and diagnostics, not the hot path. @internal
+ * O(frames): for metrics and diagnostics, not the hot path.
  */
 export function countFrames(view: DataView, storageSize: number, from: number, to: number): number {
   let frames = 0;

@@ -2,7 +2,7 @@ import { DEFAULT_SPIN } from './eventcount.js';
 import { alignedFrameSize } from './frame-header.js';
 import { checkRingMemory, type FrameRingMemory } from './frame-ring.js';
 
-/** The typed views one end of a frame ring works through; built once per producer or consumer. @internal */
+/** The typed views one end of a frame ring works through; built once per producer or consumer. */
 export interface RingViews {
   /** Data bytes in the ring (capacity + 1), a multiple of 8. */
   readonly storageSize: number;
@@ -23,7 +23,7 @@ export interface RingViews {
 /**
  * Checks ring memory received from any thread and builds the views over it.
  * @throws {TypeError | RangeError} on memory that is not a frame ring, or a bad spin count.
- * @internal
+ *
  */
 export function openRing(memory: FrameRingMemory, spin: number = DEFAULT_SPIN): RingViews {
   const storageSize = checkRingMemory(memory);

@@ -1,30 +1,25 @@
-import type { MessagePort } from 'node:worker_threads';
-import { type Actor, createActor } from 'xstate';
 import { ErrorCode, ErrorNumber } from '../errors/codes.js';
 import type { MalformedFrameError } from '../errors/frame-errors.js';
+import type { ExecutorShell, RunningKernel } from '../executor/executor-shell.js';
 import {
   type AttachTask,
-  type ControlCommand,
   type DeadLetterReason,
   ERROR_REPLY_MAX_BYTES,
   ERROR_REPLY_TYPE_ID,
-  type LifecycleCommand,
-  lifecycleEventOf,
-  lifecycleRefusal,
   serializeError,
-  type WorkerReport,
+  type TerminationMode,
 } from '../executor/protocol.js';
 import type { AnyKernelDefinition, KernelContext } from '../kernel/kernel-definition.js';
-import { kernelLifecycle } from '../kernel/kernel-lifecycle.js';
 import { LatencyHistogram } from '../kernel/latency-histogram.js';
 import { snapshotState } from '../kernel/state-codec.js';
 import { KernelSpanWriter } from '../telemetry/kernel-span-writer.js';
-import { ControlBlock, TERMINATE_FINISH, TERMINATE_NOW } from '../wire/control-block.js';
+import { type ControlBlock, TERMINATE_FINISH, TERMINATE_NOW } from '../wire/control-block.js';
 import type { Envelope } from '../wire/envelope.js';
 import { spinFor, waitUntilAsync } from '../wire/eventcount.js';
 import { FrameConsumer } from '../wire/frame-consumer.js';
 import { alignedFrameSize, FrameFlags } from '../wire/frame-header.js';
 import { FrameProducer } from '../wire/frame-producer.js';
+import type { FrameRingMemory } from '../wire/frame-ring.js';
 import type { FrameView } from '../wire/frame-view.js';
 import { HybridLogicalClock, wallClockUs } from '../wire/hlc.js';
 import { BytesMessage, type MessageCodec } from '../wire/message-schema.js';
@@ -91,17 +86,16 @@ interface OutputLink {
  * batch, and parks with `Atomics.waitAsync` when idle (no CPU, no timer wake-ups). Many HostedKernels share a
  * worker; each yields the event loop after every full batch.
  */
-export class HostedKernel {
+export class HostedKernel implements RunningKernel {
   readonly #definition: AnyKernelDefinition;
   readonly #handler: NonNullable<AnyKernelDefinition['cpu']>;
   readonly #task: AttachTask;
-  readonly #port: MessagePort;
+  readonly #shell: ExecutorShell;
   readonly #control: ControlBlock;
   readonly #histogram: LatencyHistogram;
   readonly #input: FrameConsumer;
   readonly #inputSignal: Int32Array;
   readonly #output: FrameProducer;
-  readonly #actor: Actor<typeof kernelLifecycle>;
   readonly #clock: HybridLogicalClock;
   readonly #context: KernelContext<unknown, unknown>;
   readonly #held: HeldOutput[] = [];
@@ -184,16 +178,17 @@ export class HostedKernel {
   readonly #replyEnvelope: Envelope = { correlationId: 0, source: 0, flags: FrameFlags.RESPONSE };
 
   /** `restored`: the state a checkpoint carried, used instead of the definition's `init()`. */
-  constructor(definition: AnyKernelDefinition, task: AttachTask, restored?: { readonly state: unknown }) {
+  constructor(definition: AnyKernelDefinition, shell: ExecutorShell, restored?: { readonly state: unknown }) {
     this.#definition = definition;
     if (definition.cpu === undefined) {
       // The runtime places CUDA-only kernels on CUDA devices; reaching here is a placement bug, said plainly.
       throw new TypeError(`kernel '${definition.id}' has no cpu handler, so a CPU worker cannot host it`);
     }
     this.#handler = definition.cpu;
+    const task = shell.task;
     this.#task = task;
-    this.#port = task.port;
-    this.#control = new ControlBlock(task.controlBlock);
+    this.#shell = shell;
+    this.#control = shell.control;
     this.#histogram = new LatencyHistogram(task.histogram);
     this.#telemetry = task.enableTelemetry;
     this.#spans = task.tracing === undefined ? undefined : new KernelSpanWriter(task.tracing, task.instanceId);
@@ -206,7 +201,6 @@ export class HostedKernel {
     this.#inputSignal = new Int32Array(task.input.signal);
     this.#handledCursors.push(this.#inputSignal);
     this.#replyEnvelope.source = task.instanceId;
-    this.#actor = createActor(kernelLifecycle, { input: { controlBlock: this.#control } });
     const kernel = this;
     this.#context = {
       kernelId: definition.id,
@@ -220,63 +214,38 @@ export class HostedKernel {
     };
   }
 
-  /** Starts the lifecycle actor (Created → Launched) and the consumer loop. */
-  start(): void {
-    this.#actor.start();
-    this.#port.on('message', (command: ControlCommand) => this.#command(command));
-    this.#actor.send({ type: 'LAUNCHED' });
+  /** Starts the lifecycle (Created → Launched) and the consumer loop. */
+  start(): this {
+    this.#shell.launched();
     this.#control.beat(wallClockUs());
     void this.#run();
+    return this;
   }
 
-  #report(report: WorkerReport): void {
-    this.#port.postMessage(report);
+  snapshot(): Uint8Array {
+    return snapshotState(this.#definition, this.#context.state);
   }
 
-  #command(command: ControlCommand): void {
-    if (command.command === 'SNAPSHOT') {
-      // Between batches (commands arrive on the event loop): the state matches the handled cursors exactly.
-      let report: WorkerReport;
-      try {
-        report = { type: 'snapshot', seq: command.seq, bytes: snapshotState(this.#definition, this.#context.state) };
-      } catch (error) {
-        report = { type: 'snapshot', seq: command.seq, error: serializeError(error) };
-      }
-      this.#port.postMessage(report, 'bytes' in report ? [report.bytes.buffer as ArrayBuffer] : []);
-      return;
-    }
-    // For dormant instances only (kernel-host.ts).
-    if (command.command === 'START' || command.command === 'DISCARD' || command.command === 'RESTORE') return;
-    if (command.command === 'ABORT') {
-      this.#aborted = true;
-      this.#report({ type: 'reply', seq: command.seq, ok: true });
-    } else if (command.command === 'LINK_IN') {
-      this.#inputs.push(new FrameConsumer(command.memory, { spin: 0, onMalformed: (error) => this.#malformed(error) }));
-      this.#handledCursors.push(new Int32Array(command.memory.signal));
-      this.#report({ type: 'reply', seq: command.seq, ok: true });
-    } else if (command.command === 'LINK_OUT') {
-      const producer = new FrameProducer(command.memory, {
-        clock: this.#clock,
-        spin: 2048,
-        alsoWake: command.wake,
-        deferWake: true,
-      });
-      this.#links.push({ producer, types: command.types === undefined ? undefined : new Set(command.types) });
-      this.#report({ type: 'reply', seq: command.seq, ok: true });
-    } else {
-      // START/DISCARD/RESTORE returned above (TypeScript does not carry that narrowing through the chain).
-      const lifecycle = command as LifecycleCommand;
-      const event = lifecycleEventOf(lifecycle, command.command === 'TERMINATE' && command.drain && !command.keep);
-      const snapshot = this.#actor.getSnapshot();
-      if (!snapshot.can(event)) {
-        this.#report(lifecycleRefusal(lifecycle, snapshot.value));
-        return;
-      }
-      if (command.command === 'TERMINATE') this.#keepQueued = command.keep;
-      this.#actor.send(event);
-      this.#report({ type: 'reply', seq: command.seq, ok: true });
-    }
-    // Whatever the loop is parked on, make it look at the new state.
+  abort(): void {
+    this.#aborted = true;
+  }
+
+  linkIn(memory: FrameRingMemory): void {
+    this.#inputs.push(new FrameConsumer(memory, { spin: 0, onMalformed: (error) => this.#malformed(error) }));
+    this.#handledCursors.push(new Int32Array(memory.signal));
+  }
+
+  linkOut(memory: FrameRingMemory, wake: SharedArrayBuffer, types: readonly number[] | undefined): void {
+    const producer = new FrameProducer(memory, { clock: this.#clock, spin: 2048, alsoWake: wake, deferWake: true });
+    this.#links.push({ producer, types: types === undefined ? undefined : new Set(types) });
+  }
+
+  terminating(mode: TerminationMode): void {
+    this.#keepQueued = mode === 'keep';
+  }
+
+  /** Whatever the loop is parked on, make it look at the new state. */
+  kick(): void {
     this.#kicked = true;
     this.#input.interrupt();
     this.#wakeControl?.();
@@ -295,17 +264,7 @@ export class HostedKernel {
     this.#heldCursor = undefined;
     for (const held of this.#held.splice(0)) {
       if (held.codec.typeId === ERROR_REPLY_TYPE_ID) continue;
-      this.#report({
-        type: 'deadLetter',
-        letter: {
-          reason: 'discarded-on-terminate',
-          error: serializeError(new Error('the kernel failed on its handler error before this output had room')),
-          messageId: 0,
-          correlationId: held.envelope.correlationId ?? 0,
-          typeId: held.codec.typeId,
-          payload: held.bytes,
-        },
-      });
+      this.#heldLetter(held, new Error('the kernel failed on its handler error before this output had room'));
     }
     if (pending.word === undefined) this.#control.setHandledCursor(pending.cursor);
     else Atomics.store(pending.word, HANDLED_CURSOR, pending.cursor);
@@ -318,7 +277,7 @@ export class HostedKernel {
       for (;;) {
         // A command's kick has done its job once the loop is back here to look at the state.
         this.#kicked = false;
-        const state = this.#actor.getSnapshot().value;
+        const state = this.#shell.state;
         if (this.#crash !== undefined) {
           reason = `its handler failed: ${serializeError(this.#crash.error).message}`;
           this.#settleCrashedFrame();
@@ -362,21 +321,12 @@ export class HostedKernel {
     this.#lastBeatUs = 0;
     this.#publish();
     this.#control.setInFlight(0);
-    if (reason === undefined) {
-      this.#control.markTerminated();
-      this.#report({ type: 'exit', status: 'Terminated' });
-    } else {
-      this.#actor.send({ type: 'FAIL', reason });
-      this.#control.markTerminated();
-      this.#report({ type: 'exit', status: 'Failed', reason });
-    }
-    this.#actor.stop();
-    this.#port.close();
+    this.#shell.exit(reason);
   }
 
   /** Terminating: handle (drain) or dead-letter what is queued, then Terminated. */
   async #finish(): Promise<void> {
-    const drain = this.#actor.getSnapshot().context.drain;
+    const drain = this.#shell.draining;
     this.#draining = drain;
     if (this.#keepQueued) {
       // A restart: the queued input stays for the next instance; outputs already made must still go out.
@@ -406,7 +356,7 @@ export class HostedKernel {
         await yieldTurn();
       }
     }
-    this.#actor.send({ type: 'DRAINED' });
+    this.#shell.drained();
   }
 
   /**
@@ -473,17 +423,7 @@ export class HostedKernel {
     this.#heldCursor = undefined;
     // Outputs still held for a full ring will never be written now: they are dead letters too.
     for (const held of this.#held.splice(0)) {
-      this.#report({
-        type: 'deadLetter',
-        letter: {
-          reason: 'discarded-on-terminate',
-          error: serializeError(new Error(`${why}: an output of this kernel could not be delivered`)),
-          messageId: 0,
-          correlationId: held.envelope.correlationId ?? 0,
-          typeId: held.codec.typeId,
-          payload: held.bytes,
-        },
-      });
+      this.#heldLetter(held, new Error(`${why}: an output of this kernel could not be delivered`));
     }
     for (const input of this.#inputs) {
       input.drain((frame) => {
@@ -654,33 +594,37 @@ export class HostedKernel {
   #malformed(error: MalformedFrameError): void {
     this.#dropped++;
     this.#control.recordError(error.code);
-    this.#report({
-      type: 'deadLetter',
-      letter: {
-        reason: 'malformed-frame',
-        error: serializeError(error),
-        messageId: 0,
-        correlationId: 0,
-        typeId: 0,
-        payload: error.bytes,
-      },
+    this.#shell.deadLetter('malformed-frame', error, {
+      messageId: 0,
+      correlationId: 0,
+      typeId: 0,
+      payload: error.bytes,
+    });
+  }
+
+  /** An output that was held for room and will never be written. */
+  #heldLetter(held: HeldOutput, error: Error): void {
+    this.#shell.deadLetter('discarded-on-terminate', error, {
+      messageId: 0,
+      correlationId: held.envelope.correlationId ?? 0,
+      typeId: held.codec.typeId,
+      payload: held.bytes,
     });
   }
 
   #deadLetter(reason: DeadLetterReason, frame: FrameView, error: unknown): void {
-    this.#report({
-      type: 'deadLetter',
-      // Only the host's calls are requests (kernel-to-kernel frames never are, and their ids are another
-      // producer's): the host answers the call by this letter.
-      request: (frame.flags & FrameFlags.REQUEST) !== 0,
-      letter: {
-        reason,
-        error: serializeError(error),
+    // Only the host's calls are requests (kernel-to-kernel frames never are, and their ids are another
+    // producer's): the host answers the call by this letter.
+    this.#shell.deadLetter(
+      reason,
+      error,
+      {
         messageId: frame.messageId,
         correlationId: frame.correlationId,
         typeId: frame.typeId,
         payload: frame.payload.slice(),
       },
-    });
+      (frame.flags & FrameFlags.REQUEST) !== 0,
+    );
   }
 }

@@ -1,55 +1,33 @@
 /**
- * The Piscina task module that hosts kernels. `attach` loads the kernel's defining module, starts its lifecycle
- * actor and consumer loop, and returns at once: the kernel stays resident in this worker, driven by its rings and
- * its control port, while Piscina sees an idle worker (so a forgotten runtime does not keep the process alive).
- * The user writes no worker code.
+ * The Piscina task module that hosts kernels: the CPU backend's executor. `attach` loads the kernel's defining
+ * module, starts its lifecycle actor and consumer loop, and returns at once: the kernel stays resident in this
+ * worker, driven by its rings and its control port, while Piscina sees an idle worker (so a forgotten runtime does
+ * not keep the process alive). The user writes no worker code.
  */
-import { threadId } from 'node:worker_threads';
-import {
-  type AttachResult,
-  type AttachTask,
-  type ControlCommand,
-  serializeError,
-  type WorkerReport,
-} from '../executor/protocol.js';
-import { findKernel } from '../kernel/kernel-definition.js';
+import { attachKernel, type ExecutorBackend } from '../executor/executor-shell.js';
+import type { AttachResult, AttachTask } from '../executor/protocol.js';
 import { restoreState } from '../kernel/state-codec.js';
 import { HostedKernel } from './hosted-kernel.js';
 
+/**
+ * A CPU kernel is prepared by nothing but its definition: its loop is built over the rings only when it starts
+ * (a consumer reads the ring's read index when made, and a migration's new instance must not, while the old one
+ * still owns the rings). A checkpoint's state is decoded up front, so `init()` never runs for a restored kernel.
+ */
+const cpuExecutor: ExecutorBackend = {
+  prepare(definition, shell) {
+    let restored: { readonly state: unknown } | undefined;
+    return {
+      restore(bytes) {
+        restored = { state: restoreState(definition, bytes) };
+      },
+      start: () => new HostedKernel(definition, shell, restored).start(),
+      discard() {},
+    };
+  },
+};
+
 /** Piscina task: attaches one kernel to this worker and returns once it is resident (status Launched). */
-export default async function attach(task: AttachTask): Promise<AttachResult> {
-  await import(task.moduleUrl);
-  const definition = findKernel(task.kernelId);
-  if (definition.moduleUrl !== task.moduleUrl) {
-    throw new TypeError(`kernel '${task.kernelId}' is defined in ${definition.moduleUrl}, not ${task.moduleUrl}`);
-  }
-  // A restore that throws fails the task: the host learns it before anything was handed over.
-  let restored = task.restoreState === undefined ? undefined : { state: restoreState(definition, task.restoreState) };
-  if (!task.dormant) {
-    new HostedKernel(definition, task, restored).start();
-    return { threadId };
-  }
-  // A migration's new instance: the old one still owns the rings and the ControlBlock. Nothing is built over them
-  // (a consumer reads the ring's read index when made) until the host says START, after the old one has left.
-  const port = task.port;
-  const onCommand = (command: ControlCommand): void => {
-    if (command.command === 'RESTORE') {
-      let report: WorkerReport = { type: 'restored', seq: command.seq };
-      try {
-        restored = { state: restoreState(definition, command.bytes) };
-      } catch (error) {
-        report = { type: 'restored', seq: command.seq, error: serializeError(error) };
-      }
-      port.postMessage(report);
-    } else if (command.command === 'DISCARD') {
-      port.off('message', onCommand);
-      port.close();
-    } else if (command.command === 'START') {
-      port.off('message', onCommand);
-      new HostedKernel(definition, task, restored).start();
-      port.postMessage({ type: 'reply', seq: command.seq, ok: true } satisfies WorkerReport);
-    }
-  };
-  port.on('message', onCommand);
-  return { threadId };
+export default function attach(task: AttachTask): Promise<AttachResult> {
+  return attachKernel(task, cpuExecutor);
 }

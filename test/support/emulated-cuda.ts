@@ -5,7 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { type DeadLetter, RingKernelRuntime } from '../../src/index.js';
+import { type DeadLetter, RingKernelRuntime } from '../../src/internal.js';
 
 /** The emulator library, built by `npm install` where a C compiler is. */
 export const EMULATOR = fileURLToPath(new URL('../../../native/build/libcuda-emu.so', import.meta.url));

@@ -18,7 +18,7 @@ import {
   PinnedHostMemory,
   SpanRecordOffset,
   SpanRecordReader,
-} from '../../src/index.js';
+} from '../../src/internal.js';
 import { Random, TEST_SEED } from './random.js';
 
 /** Frames of u32 words: the add-one handler's input and output. */

@@ -3,13 +3,12 @@
  * returns once it is resident on its device. One such thread serves every CUDA device of a runtime (the driver's
  * contexts are switched per call), so one {@link PinnedHostMemory} sees every pinned page of the process.
  */
-import { threadId } from 'node:worker_threads';
 import { CudaDeviceLostError, CudaError } from '../../errors/cuda-errors.js';
+import { attachKernel, type ExecutorBackend } from '../../executor/executor-shell.js';
 import type { AttachResult, AttachTask } from '../../executor/protocol.js';
-import { findKernel } from '../../kernel/kernel-definition.js';
 import { STICKY_CU_RESULTS } from './cu-result.js';
 import { CuDeviceAttribute, type CudaDriver, requireCudaDriver } from './driver.js';
-import { type CudaDeviceSlot, cudaAttachFailure, HostedCudaKernel } from './hosted-cuda-kernel.js';
+import { type CudaDeviceSlot, cudaFailureDetail, HostedCudaKernel } from './hosted-cuda-kernel.js';
 import { PinnedHostMemory } from './pinned-host-memory.js';
 
 /** How long one pump turn runs before it yields the event loop to control messages, ms. */
@@ -143,26 +142,33 @@ class CudaDeviceService {
   };
 }
 
-/** Piscina task: compiles (or takes from the cache), loads and launches one CUDA kernel; resolves once resident. */
-export default async function attach(task: AttachTask): Promise<AttachResult> {
-  await import(task.moduleUrl);
-  const definition = findKernel(task.kernelId);
-  const options = task.cuda ?? { gridSize: 1, blockSize: 1, pollIntervalUs: 100 };
-  try {
+/**
+ * The CUDA backend's executor: a kernel is prepared by compiling (or taking from the cache), loading and
+ * allocating it on its device, and started by launching it, when the pump takes it on.
+ */
+const cudaExecutor: ExecutorBackend = {
+  prepare(definition, shell) {
+    const options = shell.task.cuda ?? { gridSize: 1, blockSize: 1, pollIntervalUs: 100 };
     const service = CudaDeviceService.get();
-    const slot = service.slot(task.device ?? 0);
+    const slot = service.slot(shell.task.device ?? 0);
     if (slot.lost !== undefined) throw new CudaDeviceLostError(slot.ordinal, slot.lost);
-    // A migration's new instance waits, launched only at START: the pump takes it on then.
-    const dormant = task.dormant
-      ? { onStarted: () => service.add(kernel as HostedCudaKernel, options.pollIntervalUs) }
-      : undefined;
-    let kernel: HostedCudaKernel | undefined;
-    kernel = new HostedCudaKernel(definition, task, slot, options, dormant);
-    if (dormant === undefined) service.add(kernel, options.pollIntervalUs);
+    const kernel = new HostedCudaKernel(definition, shell, slot, options);
     const { compiler, cached, key } = kernel.compiled;
-    return { threadId, cuda: { compiler, cached, key } };
-  } catch (error) {
-    task.port.close();
-    return { threadId, failure: cudaAttachFailure(error) };
-  }
+    return {
+      restore: (bytes) => kernel.restoreState(bytes),
+      start() {
+        kernel.launch();
+        service.add(kernel, options.pollIntervalUs);
+        return kernel;
+      },
+      discard: () => kernel.release(),
+      attachInfo: { cuda: { compiler, cached, key } },
+    };
+  },
+  failureDetail: cudaFailureDetail,
+};
+
+/** Piscina task: compiles (or takes from the cache), loads and launches one CUDA kernel; resolves once resident. */
+export default function attach(task: AttachTask): Promise<AttachResult> {
+  return attachKernel(task, cudaExecutor);
 }

@@ -1,20 +1,10 @@
-import type { MessagePort } from 'node:worker_threads';
-import { type Actor, createActor } from 'xstate';
 import { ErrorCode, ErrorNumber, errorCodeOf } from '../../errors/codes.js';
 import { CudaCompileError, CudaDeviceLostError, CudaError } from '../../errors/cuda-errors.js';
-import {
-  type AttachResult,
-  type AttachTask,
-  type ControlCommand,
-  lifecycleEventOf,
-  lifecycleRefusal,
-  serializeError,
-  type WorkerReport,
-} from '../../executor/protocol.js';
+import type { ExecutorShell, RunningKernel } from '../../executor/executor-shell.js';
+import { type AttachFailure, type AttachTask, serializeError, type TerminationMode } from '../../executor/protocol.js';
 import type { AnyKernelDefinition } from '../../kernel/kernel-definition.js';
-import { kernelLifecycle } from '../../kernel/kernel-lifecycle.js';
 import { telemetryRingEpoch } from '../../telemetry/telemetry-ring.js';
-import { ControlBlock, TERMINATE_FINISH, TERMINATE_NOW } from '../../wire/control-block.js';
+import { type ControlBlock, TERMINATE_FINISH, TERMINATE_NOW } from '../../wire/control-block.js';
 import { wake } from '../../wire/eventcount.js';
 import { FrameConsumer } from '../../wire/frame-consumer.js';
 import { alignedFrameSize, FrameHeader } from '../../wire/frame-header.js';
@@ -61,7 +51,7 @@ const RETURNED_FRAME_ERRORS: ReadonlySet<number> = new Set([
   ErrorNumber.FrameBadChecksum,
 ]);
 
-/** The device a CUDA kernel runs on, as the device thread's service sees it. @internal */
+/** The device a CUDA kernel runs on, as the device thread's service sees it. */
 export interface CudaDeviceSlot {
   readonly driver: CudaDriver;
   readonly pinned: PinnedHostMemory;
@@ -78,29 +68,19 @@ export interface CudaDeviceSlot {
   lost: string | undefined;
 }
 
-/** What the CUDA attach task carries besides the CPU one (its launch shape; for `dma`, the device replicas). @internal */
+/** What the CUDA attach task carries besides the CPU one (its launch shape; for `dma`, the device replicas). */
 export type CudaAttachOptions = NonNullable<AttachTask['cuda']>;
 
-/** Why an attach failed, typed for the host to rethrow (errors cross Piscina as plain Errors). @internal */
-export type CudaAttachFailure = NonNullable<AttachResult['failure']>;
-
-/** Turns what a CUDA attach threw into a failure the host can rebuild. @internal */
-export function cudaAttachFailure(error: unknown): CudaAttachFailure {
+/** What a CUDA attach threw, as the typed details the host rebuilds its error class from. */
+export function cudaFailureDetail(error: unknown): Partial<AttachFailure> {
   if (error instanceof CudaDeviceLostError) {
-    return { error: serializeError(error), deviceLost: { device: error.device, cudaErrorName: error.cudaErrorName } };
+    return { deviceLost: { device: error.device, cudaErrorName: error.cudaErrorName } };
   }
-  if (error instanceof CudaCompileError) {
-    return { error: serializeError(error), compiler: error.compiler, log: error.log };
-  }
+  if (error instanceof CudaCompileError) return { compiler: error.compiler, log: error.log };
   if (error instanceof CudaError) {
-    return {
-      error: serializeError(error),
-      operation: error.operation,
-      cudaResult: error.cudaResult,
-      cudaErrorName: error.cudaErrorName,
-    };
+    return { operation: error.operation, cudaResult: error.cudaResult, cudaErrorName: error.cudaErrorName };
   }
-  return { error: serializeError(error) };
+  return {};
 }
 
 /**
@@ -114,12 +94,11 @@ export function cudaAttachFailure(error: unknown): CudaAttachFailure {
  * the input ring's room doorbell when the device has taken input (a GPU cannot `Atomics.notify`), turns the device's failure counters into dead letters, and after the device loop has
  * exited dead-letters the input a non-draining termination leaves behind.
  */
-export class HostedCudaKernel {
+export class HostedCudaKernel implements RunningKernel {
   readonly #definition: AnyKernelDefinition;
   readonly #task: AttachTask;
-  readonly #port: MessagePort;
+  readonly #shell: ExecutorShell;
   readonly #control: ControlBlock;
-  readonly #actor: Actor<typeof kernelLifecycle>;
   readonly #slot: CudaDeviceSlot;
   readonly #outputIndex: Uint32Array;
   readonly #outputSignal: Int32Array;
@@ -170,33 +149,23 @@ export class HostedCudaKernel {
   onExit: (() => void) | undefined;
 
   /**
-   * Compiles (or takes from the cache), loads, pins and launches: on return the kernel is resident, Launched.
-   * @throws {CudaCompileError | CudaError} having released whatever it had taken.
+   * Compiles (or takes from the cache), loads, pins and allocates — but does not launch ({@link launch}) and does
+   * not touch the ControlBlock or the rings' words: a migration's new instance is built while the old one still
+   * owns them. @throws {CudaCompileError | CudaError} having released whatever it had taken.
    */
-  constructor(
-    definition: AnyKernelDefinition,
-    task: AttachTask,
-    slot: CudaDeviceSlot,
-    options: CudaAttachOptions,
-    /**
-     * A migration's new instance: compiled, loaded, its memory ready on `slot`'s device, but not launched and not
-     * touching the ControlBlock or the rings (the old instance owns them) until START; RESTORE fills its device
-     * state, DISCARD drops it. `onStarted` runs once it has launched.
-     */
-    dormant?: { readonly onStarted: () => void },
-  ) {
+  constructor(definition: AnyKernelDefinition, shell: ExecutorShell, slot: CudaDeviceSlot, options: CudaAttachOptions) {
+    const task = shell.task;
     this.#definition = definition;
     this.#task = task;
-    this.#port = task.port;
+    this.#shell = shell;
     this.#slot = slot;
-    this.#control = new ControlBlock(task.controlBlock);
+    this.#control = shell.control;
     this.#outputIndex = new Uint32Array(task.output.ring, 0, 2);
     this.#outputSignal = new Int32Array(task.output.signal);
     this.#lastOutputWrite = Atomics.load(this.#outputIndex, WRITE);
     this.#inputIndex = new Uint32Array(task.input.ring, 0, 2);
     this.#inputSignal = new Int32Array(task.input.signal);
     this.#lastInputRead = Atomics.load(this.#inputIndex, READ);
-    this.#actor = createActor(kernelLifecycle, { input: { controlBlock: this.#control } });
     this.#stateBytes = definition.cuda?.stateBytes ?? 0;
     const deadLetterPayload = task.input.maxPayloadSize;
     this.#deadLetterRing = createFrameRing({
@@ -243,7 +212,6 @@ export class HostedCudaKernel {
         this.#state = driver.memAlloc(this.#stateBytes);
         driver.memsetD8(this.#state, 0, this.#stateBytes);
       }
-      if (task.restoreState !== undefined) this.#restoreState(task.restoreState);
       const blockSize =
         options.blockSize > 1
           ? options.blockSize
@@ -278,66 +246,33 @@ export class HostedCudaKernel {
             { type: 'pointer', value: routes },
           ],
         );
-      if (dormant === undefined) this.#launch();
     } catch (error) {
-      this.#actor.stop();
-      this.#release();
+      this.release();
       throw error;
     }
-    if (dormant === undefined) {
-      this.#port.on('message', this.#onCommand);
-      return;
-    }
-    const onDormantCommand = (command: ControlCommand): void => {
-      if (command.command === 'RESTORE') {
-        let report: WorkerReport = { type: 'restored', seq: command.seq };
-        try {
-          this.#restoreState(command.bytes);
-        } catch (error) {
-          report = { type: 'restored', seq: command.seq, error: serializeError(error) };
-        }
-        this.#port.postMessage(report);
-      } else if (command.command === 'DISCARD') {
-        this.#port.off('message', onDormantCommand);
-        this.#release();
-        this.#port.close();
-      } else if (command.command === 'START') {
-        this.#port.off('message', onDormantCommand);
-        let report: WorkerReport = { type: 'reply', seq: command.seq, ok: true };
-        try {
-          this.#launch();
-          this.#port.on('message', this.#onCommand);
-          dormant.onStarted();
-        } catch (error) {
-          report = { type: 'reply', seq: command.seq, ok: false, state: 'Created', target: 'Launched' };
-          this.#release();
-          this.#port.postMessage({ type: 'exit', status: 'Failed', reason: serializeError(error).message });
-        }
-        this.#port.postMessage(report);
-      }
-    };
-    this.#port.on('message', onDormantCommand);
   }
 
-  readonly #onCommand = (command: ControlCommand): void => this.#command(command);
   /** Launches the persistent loop (set up by the constructor). */
   #launchWith: (() => void) | undefined;
 
-  /** Starts the lifecycle actor (Launched) and the persistent loop, resuming the rings where they stand. */
-  #launch(): void {
+  /**
+   * Starts the lifecycle (Launched) and the persistent loop, resuming the rings where they stand: from here on
+   * the kernel owns its rings and ControlBlock.
+   */
+  launch(): this {
     this.#lastOutputWrite = Atomics.load(this.#outputIndex, WRITE);
     this.#lastInputRead = Atomics.load(this.#inputIndex, READ);
     // The counters carry on across a kernel's instances (restarts, migrations): only what this one adds is new.
     this.#seenFailed = this.#control.messagesFailed;
     this.#seenDropped = this.#control.messagesDropped;
     this.#slot.driver.setCurrentContext(this.#slot.context);
-    this.#actor.start();
-    this.#actor.send({ type: 'LAUNCHED' });
+    this.#shell.launched();
     (this.#launchWith as () => void)();
+    return this;
   }
 
   /** Fills the device state from a checkpoint's bytes (a restore at launch, or a migration's RESTORE). */
-  #restoreState(bytes: Uint8Array): void {
+  restoreState(bytes: Uint8Array): void {
     if (bytes.byteLength !== this.#stateBytes) {
       throw new TypeError(
         `kernel '${this.#definition.id}': the checkpoint's state is ${bytes.byteLength} bytes, its cuda.stateBytes is ${this.#stateBytes}`,
@@ -348,65 +283,33 @@ export class HostedCudaKernel {
     this.#slot.driver.memcpyHtoD(this.#state, bytes);
   }
 
-  #report(report: WorkerReport): void {
-    this.#port.postMessage(report);
+  snapshot(): Uint8Array {
+    return this.#snapshot();
   }
 
-  #command(command: ControlCommand): void {
-    if (this.#exited) return;
-    switch (command.command) {
-      case 'SNAPSHOT': {
-        let report: WorkerReport;
-        try {
-          report = { type: 'snapshot', seq: command.seq, bytes: this.#snapshot() };
-        } catch (error) {
-          report = { type: 'snapshot', seq: command.seq, error: serializeError(error) };
-        }
-        this.#port.postMessage(report, 'bytes' in report ? [report.bytes.buffer as ArrayBuffer] : []);
-        return;
-      }
-      case 'START':
-      case 'DISCARD':
-      case 'RESTORE':
-        return;
-      case 'LINK_IN':
-        try {
-          this.#linkIn(command.memory);
-          this.#report({ type: 'reply', seq: command.seq, ok: true });
-        } catch {
-          this.#report({ type: 'reply', seq: command.seq, ok: false, state: 'linked', target: 'linked' });
-        }
-        return;
-      case 'LINK_OUT':
-        try {
-          this.#linkOut(command.memory, command.wake, command.types);
-          this.#report({ type: 'reply', seq: command.seq, ok: true });
-        } catch {
-          this.#report({ type: 'reply', seq: command.seq, ok: false, state: 'linked', target: 'linked' });
-        }
-        return;
-      case 'ABORT':
-        this.#stopNow(FORCED);
-        this.#report({ type: 'reply', seq: command.seq, ok: true });
-        return;
-      default: {
-        const event = lifecycleEventOf(command, command.command === 'TERMINATE' && command.drain);
-        const snapshot = this.#actor.getSnapshot();
-        if (!snapshot.can(event)) {
-          this.#report(lifecycleRefusal(command, snapshot.value));
-          return;
-        }
-        // Terminating leaves is_active 0; the device loop drains anyway once should_terminate is 1 (the host has
-        // set it), or stops after the batch in hand at 2 — a termination without draining.
-        this.#actor.send(event);
-        // The device left the queue (terminate_discard, set by the host with the request): dead-letter it.
-        if (command.command === 'TERMINATE' && !command.drain && !command.keep) {
-          this.#discardLeftovers ??= 'the kernel terminated without draining';
-        }
-        this.#report({ type: 'reply', seq: command.seq, ok: true });
-      }
-    }
+  abort(): void {
+    this.#stopNow(FORCED);
   }
+
+  linkIn(memory: FrameRingMemory): void {
+    this.#linkIn(memory);
+  }
+
+  linkOut(memory: FrameRingMemory, wake: SharedArrayBuffer, types: readonly number[] | undefined): void {
+    this.#linkOut(memory, wake, types);
+  }
+
+  /**
+   * Terminating leaves is_active 0; the device loop drains anyway once should_terminate is 1 (the host has set
+   * it), or stops after the batch in hand at 2 — a termination without draining, which leaves the queue to be
+   * dead-lettered here (the host set terminate_discard with the request).
+   */
+  terminating(mode: TerminationMode): void {
+    if (mode === 'discard') this.#discardLeftovers ??= 'the kernel terminated without draining';
+  }
+
+  /** The device thread's pump looks at the kernel on its own schedule: nothing is parked on a command. */
+  kick(): void {}
 
   /**
    * Adds a kernel-to-kernel input ring: pinned and mapped with its doorbell, entered in the link table, then
@@ -555,9 +458,7 @@ export class HostedCudaKernel {
       // The host sets should_terminate right after posting its TERMINATE: the device may see the word and exit
       // before the command reaches this thread. Finish once the command has come, with the state it sets.
       const stopping =
-        this.#actor.getSnapshot().value === 'Terminating' ||
-        this.#discardLeftovers !== undefined ||
-        this.#failing !== undefined;
+        this.#shell.state === 'Terminating' || this.#discardLeftovers !== undefined || this.#failing !== undefined;
       if (!stopping && this.#control.terminationRequest !== 0) return active;
       this.#finish();
       return true;
@@ -592,21 +493,16 @@ export class HostedCudaKernel {
     what: string,
     frame?: { messageId: number; correlationId: number; typeId: number; payload: Uint8Array },
   ): void {
-    this.#report({
-      type: 'deadLetter',
-      letter: {
-        reason,
-        error: {
-          name: reason === 'handler-error' ? 'CudaHandlerError' : 'CudaFrameError',
-          message: `${what}: error ${errorNumber}${errorCodeOf(errorNumber) === undefined ? '' : ` (${errorCodeOf(errorNumber)})`}`,
-          code:
-            reason === 'handler-error' ? ErrorCode.HandlerFailed : (errorCodeOf(errorNumber) ?? ErrorCode.KernelFailed),
-        },
-        messageId: frame?.messageId ?? 0,
-        correlationId: frame?.correlationId ?? 0,
-        typeId: frame?.typeId ?? this.#definition.input.typeId,
-        payload: frame?.payload.slice() ?? new Uint8Array(0),
-      },
+    const code = errorCodeOf(errorNumber);
+    const error = Object.assign(new Error(`${what}: error ${errorNumber}${code === undefined ? '' : ` (${code})`}`), {
+      name: reason === 'handler-error' ? 'CudaHandlerError' : 'CudaFrameError',
+      code: reason === 'handler-error' ? ErrorCode.HandlerFailed : (code ?? ErrorCode.KernelFailed),
+    });
+    this.#shell.deadLetter(reason, error, {
+      messageId: frame?.messageId ?? 0,
+      correlationId: frame?.correlationId ?? 0,
+      typeId: frame?.typeId ?? this.#definition.input.typeId,
+      payload: frame?.payload.slice() ?? new Uint8Array(0),
     });
   }
 
@@ -663,31 +559,17 @@ export class HostedCudaKernel {
       if (failure === undefined && this.#discardLeftovers === FORCED) failure = FORCED;
     }
     failure ??= this.#failing;
-    if (failure === undefined && this.#actor.getSnapshot().value !== 'Terminating') {
+    if (failure === undefined && this.#shell.state !== 'Terminating') {
       failure = `the CUDA kernel exited on its own (last error ${this.#control.lastErrorCode})`;
     }
     // A kernel that failed on the device leaves its batch in hand and its queue unhandled (the device releases
     // input only after handling it, and its handled cursor after publishing the batch's outputs): the host
     // dead-letters them from that cursor once it has the exit report, or keeps them for a restart.
     this.#reportDeviceFailures();
-    this.#release();
-    if (failure === undefined) {
-      this.#actor.send({ type: 'DRAINED' });
-      this.#control.markTerminated();
-      this.#report({ type: 'exit', status: 'Terminated' });
-    } else {
-      this.#actor.send({ type: 'FAIL', reason: failure });
-      this.#control.recordError(ErrorNumber.KernelFailed);
-      this.#control.markTerminated();
-      this.#report({
-        type: 'exit',
-        status: 'Failed',
-        reason: failure,
-        ...(deviceLost === undefined ? {} : { deviceLost }),
-      });
-    }
-    this.#actor.stop();
-    this.#port.close();
+    this.release();
+    // The device's own failure is recorded nowhere else (a CPU kernel's handler error was, as it happened).
+    if (failure !== undefined) this.#control.recordError(ErrorNumber.KernelFailed);
+    this.#shell.exit(failure, deviceLost);
     this.onExit?.();
   }
 
@@ -697,16 +579,11 @@ export class HostedCudaKernel {
     const input = new FrameConsumer(this.#task.input, { spin: 0 });
     input.drain((frame) => {
       count++;
-      this.#report({
-        type: 'deadLetter',
-        letter: {
-          reason: 'discarded-on-terminate',
-          error: serializeError(new Error(why)),
-          messageId: frame.messageId,
-          correlationId: frame.correlationId,
-          typeId: frame.typeId,
-          payload: frame.payload.slice(),
-        },
+      this.#shell.deadLetter('discarded-on-terminate', new Error(why), {
+        messageId: frame.messageId,
+        correlationId: frame.correlationId,
+        typeId: frame.typeId,
+        payload: frame.payload.slice(),
       });
     });
     // The device has exited: the host side is now the only writer of the counters and the handled cursor (a host
@@ -716,8 +593,8 @@ export class HostedCudaKernel {
     this.#seenDropped = this.#control.messagesDropped;
   }
 
-  /** Frees the device resources and unpins the buffers. Safe on a partly built kernel. */
-  #release(): void {
+  /** Frees the device resources and unpins the buffers. Safe on a partly built kernel, and twice. */
+  release(): void {
     const driver = this.#slot.driver;
     const quietly = (fn: () => void): void => {
       try {

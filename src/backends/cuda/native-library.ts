@@ -4,7 +4,7 @@ type Koffi = typeof import('koffi');
 /** A bound C function. */
 export type NativeFunction = ReturnType<ReturnType<Koffi['load']>['func']>;
 
-/** A loaded library and its bound functions, or why it could not be had. @internal */
+/** A loaded library and its bound functions, or why it could not be had. */
 export type NativeLibraryLoad =
   | {
       readonly available: true;
@@ -18,7 +18,7 @@ export type NativeLibraryLoad =
  * Loads a vendor library with koffi (lazily: koffi itself is required here) and binds `required` prototypes
  * (`int name(...)`, all of them or the load fails, saying which is missing) and `optional` ones (bound where the
  * library has them). Never throws. `hint` follows "could not be loaded" in the reason (what to install).
- * @internal
+ *
  */
 export function loadNativeLibrary(
   path: string,
@@ -61,7 +61,7 @@ export function loadNativeLibrary(
   return { available: true, koffi, lib, functions };
 }
 
-/** Memoises a loader per library path (once per thread and path). @internal */
+/** Memoises a loader per library path (once per thread and path). */
 export function memoByPath<T>(load: (path: string) => T): (path: string) => T {
   const loaded = new Map<string, T>();
   return (path) => {

@@ -270,7 +270,7 @@ let pciInfoType: unknown;
  * `char busIdLegacy[16]` @0, `unsigned domain` @16, `bus` @20, `device` @24, `pciDeviceId` @28,
  * `pciSubSystemId` @32, `char busId[32]` @36 — 68 bytes. The tests check the size and offsets.
  *
- * @internal
+ *
  */
 export function nvmlPciInfoType(koffi: Koffi): unknown {
   pciInfoType ??= koffi.struct('nvmlPciInfo_t', {

@@ -1,0 +1,401 @@
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import type { BackendType } from '../backends/backend-type.js';
+import { STICKY_CU_RESULTS } from '../backends/cuda/cu-result.js';
+import type { KernelTransfer, TransferBridge } from '../bridge/transfer-bridge.js';
+import type { TransferStrategy } from '../bridge/transfer-strategy.js';
+import { type KernelCheckpoint, preloadQueuedFrames } from '../devices/checkpoint.js';
+import { ErrorNumber } from '../errors/codes.js';
+import { CudaError } from '../errors/cuda-errors.js';
+import { BackendUnavailableError, InvalidStateError, RuntimeShutDownError } from '../errors/runtime-errors.js';
+import { attachFailureError } from '../executor/attach-failure.js';
+import { type AttachFailure, type AttachResult, type AttachTask, ERROR_REPLY_MAX_BYTES } from '../executor/protocol.js';
+import { findKernel, type KernelDefinition } from '../kernel/kernel-definition.js';
+import { LATENCY_HISTOGRAM_BYTES, LatencyHistogram } from '../kernel/latency-histogram.js';
+import type { MemoryAllocation } from '../operations/memory-dashboard.js';
+import type { RuntimeTracing } from '../telemetry/runtime-tracing.js';
+import { LifecycleTransition } from '../telemetry/span-record.js';
+import { ControlBlock } from '../wire/control-block.js';
+import { alignedFrameSize, FrameHeader } from '../wire/frame-header.js';
+import { createFrameRing, type FrameRingMemory } from '../wire/frame-ring.js';
+import type { MessageCodec } from '../wire/message-schema.js';
+import type { RuntimeConfig } from './config.js';
+import type { DeadLetterStream } from './dead-letters.js';
+import type { DeviceRegistry } from './device-registry.js';
+import { type Dim3, KernelHandle } from './kernel-handle.js';
+import type { RuntimeLogger } from './logger.js';
+import type { WorkerPools } from './worker-pools.js';
+
+/** Options of `RingKernelRuntime.launch`. */
+export interface LaunchOptions {
+  /** The launch's name, for the runtime's by-name methods. Default: the kernel id. Unique among live kernels. */
+  readonly name?: string;
+  /** Frames each of the kernel's queues holds. Default: `config.defaultQueueCapacity`. */
+  readonly queueCapacity?: number;
+  /** Activate right after launch. Default false: a launched kernel is resident but idle (the seed's semantics). */
+  readonly autoActivate?: boolean;
+  /** What `send` does when the input queue is full. Default `'wait'`. */
+  readonly onFull?: 'wait' | 'reject';
+  /** Handle what is still queued on terminate (true, default) or dead-letter it (false). */
+  readonly drainOnTerminate?: boolean;
+  /** Checksum every frame (CRC32-C) on both queues. Default false. */
+  readonly integrity?: boolean;
+  /**
+   * What a handler that throws does to its kernel. `'dead-letter'` (default): the message is dead-lettered (and a
+   * call answered with the error) and the kernel goes on. `'fail'`: the same, then the kernel fails — let it
+   * crash, for a supervisor to restart with fresh state.
+   */
+  readonly onHandlerError?: 'dead-letter' | 'fail';
+  /**
+   * How the kernel's rings reach it: `direct`, `dma` (the native mirror thread) or `mapped` (reserved for CUDA).
+   * Default: the runtime's `transferStrategy`, detected for the backend. When `dma` is asked for and the
+   * native library is missing, ringkernel says so once on stderr and the kernel runs `direct` (see its metrics).
+   */
+  readonly transferStrategy?: TransferStrategy;
+  /**
+   * The device to place the kernel on (`0 … config.devices − 1`). Default: the runtime's
+   * {@link MultiGpuCoordinator} picks one (its strategy, default LeastLoaded; see `colocateWith`).
+   */
+  readonly device?: number;
+  /** Place the kernel on the device of this live kernel (when no `device` is given). */
+  readonly colocateWith?: string;
+  /**
+   * Start from a checkpoint (`handle.checkpoint()` of a kernel of the same definition): its state instead of
+   * `init()`, and the messages it had queued, first in the new input queue, in order. The queue must hold them
+   * (`RangeError` otherwise) and match the checkpoint's `integrity` (`TypeError`).
+   */
+  readonly restore?: KernelCheckpoint;
+}
+
+/** The bytes a ring takes (its data and its doorbell). */
+export function ringBytes(memory: FrameRingMemory): number {
+  return memory.ring.byteLength + memory.signal.byteLength;
+}
+
+function dim3(name: string, value: Dim3): readonly [number, number, number] {
+  const parts = typeof value === 'number' ? [value] : [...value];
+  const dims = [parts[0] ?? 1, parts[1] ?? 1, parts[2] ?? 1] as const;
+  if (parts.length > 3 || !dims.every((d) => Number.isInteger(d) && d >= 1 && d <= 2 ** 31 - 1)) {
+    throw new RangeError(`${name} must be a positive integer or up to three of them, got ${JSON.stringify(value)}`);
+  }
+  return dims;
+}
+
+/** What the launcher needs of the runtime: its settings and parts, and where a kernel's life is recorded. */
+export interface LaunchHost {
+  readonly config: RuntimeConfig;
+  readonly backend: BackendType;
+  readonly log: RuntimeLogger;
+  readonly tracing: RuntimeTracing | undefined;
+  readonly deadLetters: DeadLetterStream;
+  readonly bridge: TransferBridge;
+  readonly workers: WorkerPools<KernelHandle>;
+  readonly devices: DeviceRegistry;
+  /** Shutdown has begun: no restarts. */
+  readonly shuttingDown: boolean;
+  /** @throws unless the runtime takes new work. */
+  checkAccepting(operation: string): void;
+  /** The live kernel launched under `name`, if any. */
+  liveKernel(name: string): KernelHandle | undefined;
+  /** A kernel is launched and resident on `threadId`: it joins the runtime (admission, memory, by-name lookup). */
+  joined(handle: KernelHandle, threadId: number, allocations: readonly MemoryAllocation[]): void;
+  /** A kernel has ended (terminated or failed for good). */
+  ended(handle: KernelHandle): void;
+  /** A supervised kernel's instance failed; its supervisor decides. */
+  interrupted(handle: KernelHandle): void;
+  /** A kernel's new instance runs on `threadId` (a supervisor's restart). */
+  restarted(handle: KernelHandle, threadId: number): void;
+  /** A checkpoint of a kernel was taken. */
+  checkpointed(): void;
+}
+
+/**
+ * Launches kernels for a runtime: validates the launch, allocates the ControlBlock and rings, opens the transfer,
+ * places the kernel, attaches it through the executor shell (a worker, or the CUDA device thread) and builds its
+ * handle, wired for restarts and migrations. Also relaunches a supervised kernel's instance.
+ */
+export class KernelLauncher {
+  readonly #host: LaunchHost;
+  /** Names whose launch is in progress. */
+  readonly #launching = new Set<string>();
+  #nextInstanceId = 1;
+
+  constructor(host: LaunchHost) {
+    this.#host = host;
+  }
+
+  /** Launches a kernel (see `RingKernelRuntime.launch`). */
+  async launch<InIn, InView, OutIn, OutView, State>(
+    kernel: string | KernelDefinition<InIn, InView, OutIn, OutView, State>,
+    gridSize: Dim3 = 1,
+    blockSize: Dim3 = 1,
+    options: LaunchOptions = {},
+  ): Promise<KernelHandle<InIn, OutView>> {
+    const host = this.#host;
+    host.checkAccepting('launch');
+    const definition = typeof kernel === 'string' ? findKernel(kernel) : kernel;
+    const name = options.name ?? definition.id;
+    if (typeof name !== 'string' || name.length === 0) throw new TypeError('options.name must be a non-empty string');
+    const existing = host.liveKernel(name);
+    if (existing !== undefined) throw new InvalidStateError(name, 'launch', existing.status, 'Launched');
+    if (this.#launching.has(name)) throw new InvalidStateError(name, 'launch', 'Created', 'Launched');
+    const grid = dim3('gridSize', gridSize);
+    const block = dim3('blockSize', blockSize);
+    const capacity = options.queueCapacity ?? host.config.defaultQueueCapacity;
+    if (!Number.isInteger(capacity) || capacity < 1 || capacity > 1 << 20) {
+      throw new RangeError(`options.queueCapacity must be an integer in [1, 1048576], got ${capacity}`);
+    }
+    const integrity = options.integrity ?? false;
+    const onHandlerError = options.onHandlerError ?? 'dead-letter';
+    if (onHandlerError !== 'dead-letter' && onHandlerError !== 'fail') {
+      throw new TypeError(
+        `options.onHandlerError must be 'dead-letter' or 'fail', got ${JSON.stringify(onHandlerError)}`,
+      );
+    }
+    const failOnHandlerError = onHandlerError === 'fail';
+    const restore = options.restore;
+    if (restore !== undefined && restore.kernelId !== definition.id) {
+      throw new TypeError(`options.restore is a checkpoint of kernel '${restore.kernelId}', not '${definition.id}'`);
+    }
+    if (restore !== undefined && restore.queued.frames > 0 && restore.queued.integrity !== integrity) {
+      throw new TypeError(
+        `options.restore carries frames from a ring ${restore.queued.integrity ? 'with' : 'without'} integrity checksums: launch with integrity: ${restore.queued.integrity}`,
+      );
+    }
+    // On the CUDA backend a kernel with a cuda part runs on its GPU; every other kernel runs on CPU workers.
+    const onCuda = host.backend === 'cuda' && definition.cuda !== undefined;
+    if (!onCuda && definition.cpu === undefined) {
+      throw new BackendUnavailableError(
+        'cuda',
+        `kernel '${definition.id}' has only a CUDA handler, and this runtime's backend is ${host.backend}`,
+      );
+    }
+    if (onCuda) {
+      if (
+        options.transferStrategy !== undefined &&
+        options.transferStrategy !== 'mapped' &&
+        options.transferStrategy !== 'dma'
+      ) {
+        throw new RangeError(
+          `options.transferStrategy: CUDA kernels take 'mapped' (rings pinned and mapped into the device) or 'dma' (replicas in device memory, copied by the mirror thread), got ${JSON.stringify(options.transferStrategy)}`,
+        );
+      }
+    }
+    const instanceId = this.#nextInstanceId++;
+    const control = ControlBlock.create(instanceId);
+    // A device executor learns from the block that its rings require checksums (a CPU worker from the rings).
+    control.setIntegrity(integrity);
+    const histogram = new SharedArrayBuffer(LATENCY_HISTOGRAM_BYTES);
+    const input = this.ring(definition.input, capacity, integrity, 0);
+    const output = this.ring(
+      [definition.output, ...(definition.emits ?? [])],
+      capacity,
+      integrity,
+      ERROR_REPLY_MAX_BYTES,
+    );
+    // Its queued messages go first into the new input ring, before anyone can send (RangeError if they don't fit).
+    if (restore !== undefined) preloadQueuedFrames(input, restore.queued.bytes);
+    const kernelBytes = control.buffer.byteLength + histogram.byteLength + ringBytes(input) + ringBytes(output);
+    const device = host.devices.place(options, kernelBytes, onCuda);
+    if (!onCuda && host.backend === 'cuda' && options.transferStrategy === 'mapped') {
+      throw new RangeError(
+        `options.transferStrategy 'mapped' is for CUDA kernels; kernel '${definition.id}' runs on CPU workers ('direct' or 'dma')`,
+      );
+    }
+    // A CPU kernel on the CUDA backend reads its rings in place, as on the CPU backend.
+    const transfer = onCuda
+      ? this.#openCudaTransfer(input, output, device, options.transferStrategy === 'dma' ? 'dma' : 'mapped')
+      : host.bridge.open(input, output, options.transferStrategy ?? (host.backend === 'cuda' ? 'direct' : undefined));
+    const { port1, port2 } = new MessageChannel();
+    const tracing = host.tracing;
+    const launchSpan = tracing?.host.beginLifecycle();
+    const telemetry = tracing?.attachKernel(instanceId, name, definition.id);
+    // Reserve the name before the first await, so two concurrent launches cannot both take it.
+    this.#launching.add(name);
+    let attached: AttachResult;
+    const task = (
+      port: MessagePort,
+      on: number,
+      state?: Uint8Array,
+      dormant = false,
+      // The rings as they are now: a restarted dma kernel has fresh replicas, a migrated CUDA one its target's.
+      rings: Pick<KernelTransfer, 'kernelInput' | 'kernelOutput' | 'devicePointers'> = transfer,
+    ): AttachTask => ({
+      kernelId: definition.id,
+      moduleUrl: definition.moduleUrl,
+      instanceId,
+      controlBlock: control.buffer,
+      histogram,
+      // The rings the worker reads: the host's own (direct), or the mirror's replicas (dma).
+      input: rings.kernelInput,
+      output: rings.kernelOutput,
+      port,
+      enableTelemetry: host.config.enableTelemetry,
+      failOnHandlerError,
+      // The kernel's telemetry ring outlives its instances: a restarted instance writes to the same one.
+      tracing: telemetry,
+      device: on,
+      restoreState: state,
+      dormant,
+      ...(onCuda
+        ? {
+            cuda: {
+              gridSize: grid[0],
+              blockSize: block[0],
+              pollIntervalUs: host.config.bridgePollInterval,
+              devicePointers: rings.devicePointers,
+            },
+          }
+        : {}),
+    });
+    try {
+      attached = await host.workers.attach(task(port2, device, restore?.state), onCuda, device, port2);
+      if (attached.failure !== undefined) throw this.#attachError(attached.failure, definition.id, name, onCuda);
+      const how = attached.cuda;
+      if (how !== undefined) {
+        host.log.debug(`kernel '${name}': CUDA image ${how.key} from ${how.cached ? 'the cache' : how.compiler}`);
+      }
+    } catch (error) {
+      port1.close();
+      transfer.release();
+      if (launchSpan !== undefined) {
+        tracing?.host.endLifecycle(launchSpan, LifecycleTransition.LAUNCH, instanceId, ErrorNumber.KernelFailed);
+      }
+      tracing?.detachKernel(instanceId);
+      throw error;
+    } finally {
+      this.#launching.delete(name);
+    }
+    const handle = new KernelHandle<InIn, OutView>({
+      name,
+      definition,
+      instanceId,
+      control,
+      histogram: new LatencyHistogram(histogram),
+      input,
+      output,
+      transfer,
+      port: port1,
+      threadId: attached.threadId,
+      gridSize: grid,
+      blockSize: block,
+      onFull: options.onFull ?? 'wait',
+      queueCapacity: capacity,
+      drainOnTerminate: options.drainOnTerminate ?? true,
+      terminationTimeout: host.config.terminationTimeout,
+      onDeadLetter: (letter) => host.deadLetters.publish(letter),
+      onExit: (exited) => host.ended(exited),
+      onWorkerExit: (threadId) => host.workers.markDead(threadId),
+      onInterrupted: (interrupted) => host.interrupted(interrupted),
+      onDeviceLost: (lost, cudaErrorName) => host.devices.markLost(lost, cudaErrorName),
+      reattach: (restarted, port) =>
+        this.#reattach(
+          restarted,
+          // A migrated dma kernel's replicas are on its new device: the handle's transfer has them.
+          (on) => task(port, on, undefined, false, restarted.transfer),
+          port,
+        ),
+      failOnHandlerError,
+      tracer: tracing?.host,
+      device,
+      firstMessageId: (restore?.queued.maxMessageId ?? 0) + 1,
+      attachDormant: async (moving, port, on, devicePointers) => {
+        const rings = devicePointers === undefined ? moving.transfer : { ...moving.transfer, devicePointers };
+        const dormant = await host.workers.attach(task(port, on, undefined, true, rings), onCuda, on, port);
+        if (dormant.failure !== undefined) throw this.#attachError(dormant.failure, definition.id, name, onCuda);
+        return dormant.threadId;
+      },
+      onCheckpoint: () => host.checkpointed(),
+    });
+    if (launchSpan !== undefined) tracing?.host.endLifecycle(launchSpan, LifecycleTransition.LAUNCH, instanceId, 0);
+    host.joined(handle as KernelHandle, attached.threadId, [
+      { kind: 'control-block', owner: name, bytes: control.buffer.byteLength + histogram.byteLength },
+      { kind: 'ring', owner: name, bytes: ringBytes(input) + ringBytes(output) },
+    ]);
+    const on = host.devices.count > 1 ? ` of device ${device}` : '';
+    host.log.debug(`launched kernel '${name}' (${definition.id}) on worker ${attached.threadId}${on}`);
+    if (options.autoActivate) await handle.activate();
+    return handle;
+  }
+
+  /**
+   * A ring sized for `capacity` frames of the codec's message (fixed schemas) or of modest raw payloads (bytes,
+   * up to `defaultMessageSize`), plus room for one frame of `reserve` bytes (an output ring's error reply).
+   */
+  ring(
+    codec: MessageCodec<unknown, unknown> | readonly MessageCodec<unknown, unknown>[],
+    capacity: number,
+    integrity: boolean,
+    reserve: number,
+  ) {
+    // A kernel that emits several types: room for the largest of them.
+    const sizes = (Array.isArray(codec) ? codec : [codec]).map((c) => (c as { size?: unknown }).size);
+    const fixed = sizes.every((size) => typeof size === 'number') ? Math.max(...(sizes as number[])) : undefined;
+    if (fixed !== undefined) {
+      const maxPayloadSize = Math.max(fixed, reserve);
+      const capacityBytes = capacity * alignedFrameSize(fixed) + (reserve > fixed ? alignedFrameSize(reserve) : 0) + 8;
+      return createFrameRing({ capacityBytes, maxPayloadSize, integrity });
+    }
+    const maxPayloadSize = this.#host.config.defaultMessageSize - FrameHeader.SIZE;
+    // Raw bytes: room for `capacity` modest frames, and never less than two of the largest.
+    const capacityBytes = Math.max(capacity * alignedFrameSize(64), 2 * alignedFrameSize(maxPayloadSize) + 8);
+    return createFrameRing({ capacityBytes, maxPayloadSize, integrity });
+  }
+
+  /**
+   * A supervisor restarts a kernel: a new instance on the least loaded live worker. A CUDA kernel whose device was
+   * lost goes to another device (`mapped`: its rings are host memory, so any device can map them); a `dma` kernel
+   * cannot (its ring replicas were on the lost device).
+   */
+  async #reattach(
+    handle: KernelHandle,
+    task: (device: number) => AttachTask,
+    port: MessagePort,
+  ): Promise<{ threadId: number; device: number }> {
+    const host = this.#host;
+    if (host.shuttingDown) throw new RuntimeShutDownError('restart');
+    let device = handle.device;
+    const onCuda = task(device).cuda !== undefined;
+    if (onCuda && host.devices.isLost(device)) {
+      // The kernel's actual transfer decides (a dma launch without the native mirror runs mapped).
+      if (!handle.relaunch.anotherDevice) {
+        throw host.devices.lostError(device, `kernel '${handle.name}' uses dma, whose ring replicas were there`);
+      }
+      device = host.devices.place({}, 0, true);
+      host.log.warn(`kernel '${handle.name}': its CUDA device ${handle.device} is lost; restarting it on ${device}`);
+    }
+    const restartSpan = host.tracing?.host.beginLifecycle();
+    // A CUDA kernel is relaunched by the CUDA device thread, over the same rings and ControlBlock.
+    const attached = await host.workers.attach(task(device), onCuda, device, port);
+    if (attached.failure !== undefined) throw this.#attachError(attached.failure, handle.kernelId, handle.name, onCuda);
+    const { threadId } = attached;
+    if (restartSpan !== undefined) {
+      host.tracing?.host.endLifecycle(restartSpan, LifecycleTransition.RESTART, handle.instanceId, 0);
+    }
+    host.restarted(handle, threadId);
+    host.log.info(`kernel '${handle.name}' restarted on worker ${threadId} (restart ${handle.restarts})`);
+    return { threadId, device };
+  }
+
+  /** A CUDA kernel's rings; replicas on a device that turns out lost (`dma`) fail with CudaDeviceLostError. */
+  #openCudaTransfer(
+    input: FrameRingMemory,
+    output: FrameRingMemory,
+    device: number,
+    strategy: 'mapped' | 'dma',
+  ): KernelTransfer {
+    try {
+      return this.#host.bridge.openCuda(input, output, device, strategy);
+    } catch (error) {
+      if (!(error instanceof CudaError) || !STICKY_CU_RESULTS.has(error.cudaResult)) throw error;
+      this.#host.devices.markLost(device, error.cudaErrorName);
+      throw this.#host.devices.lostError(device, 'its ring replicas could not be allocated there');
+    }
+  }
+
+  /** An attach's failure as its typed error; a lost device is remembered. */
+  #attachError(failure: AttachFailure, kernelId: string, name: string, onCuda: boolean): Error {
+    if (failure.deviceLost !== undefined)
+      this.#host.devices.markLost(failure.deviceLost.device, failure.deviceLost.cudaErrorName);
+    return attachFailureError(failure, kernelId, name, onCuda ? 'the CUDA device thread' : 'its worker');
+  }
+}

@@ -1,0 +1,160 @@
+import type { EventLoopUtilization } from 'node:perf_hooks';
+import type { MessagePort, Worker } from 'node:worker_threads';
+import { Piscina } from 'piscina';
+import type { AttachResult, AttachTask } from '../executor/protocol.js';
+
+/** The CPU backend's executor: the Piscina task module that hosts kernels in worker threads. */
+const KERNEL_HOST = new URL('../worker/kernel-host.js', import.meta.url).href;
+/** The CUDA backend's executor: the device thread's task module. */
+const CUDA_DEVICE_HOST = new URL('../backends/cuda/cuda-device-host.js', import.meta.url).href;
+/** How many CUDA kernels the device thread may host (each is a resident launch plus a few ring polls). */
+const MAX_CUDA_KERNELS = 1024;
+
+/**
+ * The executor threads a runtime attaches kernels to: one Piscina pool of worker threads per device (CPU virtual
+ * devices: each a group of the workers), the CUDA device thread (started by the first CUDA launch), and which
+ * kernel each thread hosts — placement puts a kernel on the worker hosting the fewest, never on one seen to die.
+ * Keyed by the runtime's kernel handles (`K`); only the control plane comes here.
+ */
+export class WorkerPools<K extends object> {
+  readonly #pools: Piscina<AttachTask, AttachResult>[] = [];
+  #cuda: Piscina<AttachTask, AttachResult> | undefined;
+  readonly #maxKernelsPerWorker: number;
+  /** Kernels hosted per worker thread, for placement. */
+  readonly #hosted = new Map<number, number>();
+  readonly #threadOf = new Map<K, number>();
+  /** Worker threads known to have exited (a hosted kernel's control port closed). */
+  readonly #deadThreads = new Set<number>();
+  /** Each worker's event-loop utilization at the previous load measurement. */
+  readonly #elu = new Map<number, EventLoopUtilization>();
+
+  constructor(maxKernelsPerWorker: number) {
+    this.#maxKernelsPerWorker = maxKernelsPerWorker;
+  }
+
+  /** Adds the next device's pool, of `workers` threads. */
+  addDevice(workers: number): void {
+    const max = this.#maxKernelsPerWorker;
+    const pool = new Piscina<AttachTask, AttachResult>({
+      filename: KERNEL_HOST,
+      minThreads: workers,
+      maxThreads: workers,
+      idleTimeout: Number.POSITIVE_INFINITY,
+      concurrentTasksPerWorker: max,
+      // Kernels park with Atomics.waitAsync on the worker's event loop; Piscina's 'sync' atomics would freeze it.
+      atomics: 'disabled',
+      // Place each kernel on the worker hosting the fewest (attach tasks in flight count too).
+      loadBalancer: (_task, candidates) => {
+        let best = null;
+        let bestLoad = Number.POSITIVE_INFINITY;
+        for (const worker of candidates) {
+          // A thread whose kernels saw it die may not be marked destroyed by Piscina yet: never place on it.
+          if (worker.terminating || worker.destroyed || this.#deadThreads.has(worker.id)) continue;
+          const load = (this.#hosted.get(worker.id) ?? 0) + worker.currentUsage;
+          if (load < bestLoad && load < max) {
+            best = worker;
+            bestLoad = load;
+          }
+        }
+        return best;
+      },
+    });
+    // Without a listener, a worker error outside any task would crash the process. The kernels of a worker that
+    // dies learn it through their control ports; this only reports the event.
+    pool.on('error', (error: Error) => {
+      process.emitWarning(`ringkernel: a worker thread failed: ${error.message}`, 'RingKernelWarning');
+    });
+    this.#pools.push(pool);
+  }
+
+  /**
+   * Runs an attach task: on the CUDA device thread (`onCuda`), else on a worker of `device`'s pool. The kernel's
+   * control port is transferred with it.
+   */
+  attach(task: AttachTask, onCuda: boolean, device: number, port: MessagePort): Promise<AttachResult> {
+    const pool = onCuda ? this.#cudaPool() : (this.#pools[device] as Piscina<AttachTask, AttachResult>);
+    return pool.run(task, { transferList: [port] });
+  }
+
+  /** The worker threads of `device`'s pool. */
+  threads(device: number): readonly Worker[] {
+    return (this.#pools[device] as Piscina<AttachTask, AttachResult>).threads;
+  }
+
+  /** The mean event-loop utilization of `device`'s workers since the last time it was asked. */
+  utilization(device: number): number {
+    const threads = this.threads(device);
+    let utilization = 0;
+    for (const thread of threads) {
+      const previous = this.#elu.get(thread.threadId);
+      const now = thread.performance.eventLoopUtilization();
+      utilization += (previous === undefined ? now : thread.performance.eventLoopUtilization(now, previous))
+        .utilization;
+      this.#elu.set(thread.threadId, now);
+    }
+    return threads.length === 0 ? 0 : utilization / threads.length;
+  }
+
+  /** `kernel` now runs on `threadId` (a launch, a restart, a migration): it leaves the thread it was on. */
+  hosts(kernel: K, threadId: number): void {
+    this.left(kernel);
+    this.#threadOf.set(kernel, threadId);
+    this.#hosted.set(threadId, (this.#hosted.get(threadId) ?? 0) + 1);
+  }
+
+  /** `kernel` has left its thread (it ended, or its instance failed). */
+  left(kernel: K): void {
+    const thread = this.#threadOf.get(kernel);
+    this.#threadOf.delete(kernel);
+    if (thread !== undefined) this.#hosted.set(thread, Math.max(0, (this.#hosted.get(thread) ?? 1) - 1));
+  }
+
+  /** The thread hosting `kernel`, if any. */
+  threadOf(kernel: K): number | undefined {
+    return this.#threadOf.get(kernel);
+  }
+
+  /** Every kernel `threadId` hosts. */
+  kernelsOn(threadId: number): K[] {
+    return [...this.#threadOf].flatMap(([kernel, thread]) => (thread === threadId ? [kernel] : []));
+  }
+
+  /** A worker of any pool, by thread id. */
+  worker(threadId: number): Worker | undefined {
+    return this.#pools.flatMap((pool) => pool.threads).find((thread) => thread.threadId === threadId);
+  }
+
+  /** The thread is gone (or being replaced): nothing is placed on it again. */
+  markDead(threadId: number): void {
+    this.#deadThreads.add(threadId);
+  }
+
+  isDead(threadId: number): boolean {
+    return this.#deadThreads.has(threadId);
+  }
+
+  /** Stops every thread (the kernels have been terminated). */
+  async destroy(): Promise<void> {
+    await Promise.all(this.#pools.map((pool) => pool.destroy()));
+    await this.#cuda?.destroy();
+  }
+
+  /** The CUDA device thread (one for every CUDA device), started by the first CUDA launch. */
+  #cudaPool(): Piscina<AttachTask, AttachResult> {
+    if (this.#cuda === undefined) {
+      this.#cuda = new Piscina<AttachTask, AttachResult>({
+        filename: CUDA_DEVICE_HOST,
+        minThreads: 1,
+        maxThreads: 1,
+        idleTimeout: Number.POSITIVE_INFINITY,
+        concurrentTasksPerWorker: MAX_CUDA_KERNELS,
+        // The device thread's pump sleeps with Atomics.wait between polls; Piscina's own atomics stay out of it.
+        atomics: 'disabled',
+      });
+      this.#cuda.on('error', (error: Error) => {
+        process.emitWarning(`ringkernel: the CUDA device thread failed: ${error.message}`, 'RingKernelWarning');
+      });
+    }
+    return this.#cuda;
+  }
+}
