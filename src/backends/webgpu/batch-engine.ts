@@ -2,6 +2,7 @@ import { ErrorNumber, errorCodeOf } from '../../errors/codes.js';
 import type { MalformedFrameError } from '../../errors/frame-errors.js';
 import { WebGpuError } from '../../errors/webgpu-errors.js';
 import type { Envelope } from '../../wire/envelope.js';
+import { DEFAULT_SPIN, waitUntilAsync } from '../../wire/eventcount.js';
 import { FrameConsumer } from '../../wire/frame-consumer.js';
 import { FrameFlags } from '../../wire/frame-header.js';
 import { FrameProducer } from '../../wire/frame-producer.js';
@@ -9,6 +10,7 @@ import type { FrameRingMemory } from '../../wire/frame-ring.js';
 import type { FrameView } from '../../wire/frame-view.js';
 import type { HybridLogicalClock } from '../../wire/hlc.js';
 import { BytesMessage, type MessageCodec } from '../../wire/message-schema.js';
+import { RingSignalOffset } from '../../wire/ring-signal.js';
 import {
   BATCH_UNIFORM_BYTES,
   type CompiledWgslKernel,
@@ -124,6 +126,8 @@ interface Slot {
 }
 
 const STATUS_BYTES = OUTPUT_STATUS_WORDS * 4;
+const DATA_SEQ = RingSignalOffset.DATA_SEQ >> 2;
+const CONSUMER_SLEEPING = RingSignalOffset.CONSUMER_SLEEPING >> 2;
 const DESCRIPTOR_BYTES = MESSAGE_DESCRIPTOR_WORDS * 4;
 const TWO_32 = 0x1_0000_0000;
 
@@ -143,11 +147,14 @@ export class WebGpuBatchEngine {
   readonly #device: GPUDevice;
   readonly #kernelId: string;
   readonly #compiled: CompiledWgslKernel;
-  readonly #consumer: FrameConsumer;
+  #consumer: FrameConsumer;
   /** Every input: the kernel's own ring first, then kernel-to-kernel links. */
   readonly #inputs: FrameConsumer[];
   #nextInput = 0;
-  readonly #producer: FrameProducer;
+  #producer: FrameProducer;
+  readonly #inputMemory: FrameRingMemory;
+  readonly #inputSignal: Int32Array;
+  readonly #outputMemory: FrameRingMemory;
   readonly #links: { readonly producer: FrameProducer; readonly types: ReadonlySet<number> | undefined }[] = [];
   readonly #stateMirror: Uint8Array;
   readonly #producerClock: { clock?: HybridLogicalClock };
@@ -194,6 +201,9 @@ export class WebGpuBatchEngine {
       onMalformed: (error) => this.#malformed(error),
     });
     this.#inputs = [this.#consumer];
+    this.#inputMemory = options.input;
+    this.#inputSignal = new Int32Array(options.input.signal);
+    this.#outputMemory = options.output;
     this.#onBatch = options.onBatch;
     this.#producerClock = options.clock === undefined ? {} : { clock: options.clock };
     this.#producer = new FrameProducer(options.output, { deferWake: true, ...this.#producerClock });
@@ -338,7 +348,19 @@ export class WebGpuBatchEngine {
   /** Starts draining the input ring. */
   start(): void {
     if (this.#running !== undefined) throw new Error(`kernel '${this.#kernelId}': the batch engine runs already`);
+    if (this.#destroyed) throw new Error(`kernel '${this.#kernelId}': the batch engine was disposed`);
+    // The rings' ends are taken now, not at create: a migration's new instance is made while the old one still
+    // reads and writes them, and must start from their indices as they are when it takes over.
+    this.#consumer = new FrameConsumer(this.#inputMemory, { onMalformed: (error) => this.#malformed(error) });
+    this.#inputs[0] = this.#consumer;
+    this.#producer = new FrameProducer(this.#outputMemory, { deferWake: true, ...this.#producerClock });
     this.#running = this.#run();
+  }
+
+  /** Frees the buffers of an engine that never started (a launch rolled back). */
+  dispose(): void {
+    if (this.#running !== undefined) throw new Error(`kernel '${this.#kernelId}': a started engine ends with stop()`);
+    this.#destroy();
   }
 
   /** Stops taking input (deactivate): batches in flight finish and their outputs are written; state stays. */
@@ -449,7 +471,6 @@ export class WebGpuBatchEngine {
   }
 
   async #loop(): Promise<void> {
-    const consumer = this.#consumer;
     while (this.#failure === undefined) {
       const stopping = this.#stopMode;
       if (stopping === 'discard') {
@@ -475,13 +496,24 @@ export class WebGpuBatchEngine {
         // Deactivated: frames may wait in the ring; sleep until resumed or stopped, not until data.
         await new Promise((resolve) => wake.signal.addEventListener('abort', resolve, { once: true }));
       } else {
-        await consumer.waitForDataAsync(Number.POSITIVE_INFINITY, wake.signal).catch(() => false);
+        // Park on the own input ring's doorbell, which every kernel-to-kernel producer into this kernel also rings.
+        await waitUntilAsync(
+          this.#inputSignal,
+          DATA_SEQ,
+          CONSUMER_SLEEPING,
+          this.#anyInput,
+          Number.POSITIVE_INFINITY,
+          DEFAULT_SPIN,
+          wake.signal,
+        ).catch(() => false);
       }
       this.#wake = undefined;
     }
     while (this.#busy.length > 0 && this.#failure === undefined) await this.#completeHead();
     if (this.#failure !== undefined) throw this.#failure;
   }
+
+  readonly #anyInput = (): boolean => this.#hasInput();
 
   #hasInput(): boolean {
     for (const input of this.#inputs) if (input.hasData()) return true;
@@ -730,7 +762,9 @@ export class WebGpuBatchEngine {
   }
 
   #discardQueued(): void {
-    this.#inputs.forEach((input, index) => this.#discardFrom(input, index === 0));
+    this.#inputs.forEach((input, index) => {
+      this.#discardFrom(input, index === 0);
+    });
   }
 
   #discardFrom(input: FrameConsumer, fromHost: boolean): void {
