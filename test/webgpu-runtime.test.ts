@@ -3,7 +3,9 @@
  * executor shell on the WebGPU device thread, the same lifecycle, checkpoints, links and supervision as CPU kernels.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { type DeadLetter, RingKernelRuntime, WgslCompileError, WgslSchemaError } from '../src/index.js';
 import {
   CpuDouble,
@@ -191,5 +193,23 @@ describe('WebGPU kernels in the runtime (real adapter)', () => {
       assert.equal(letters.filter((l) => l.kernel === 'supervised' && l.reason === 'handler-error').length, poisoned),
     );
     await supervisor.stop();
+  });
+});
+
+describe('examples/webgpu: CPU → WGSL → CPU kernels linked, on a real adapter', () => {
+  it('runs with one command, answers every reading in order and exits 0', async (t) => {
+    const skip = await webgpuMissing();
+    if (skip !== undefined) return t.skip(skip);
+    const script = fileURLToPath(new URL('../examples/webgpu.js', import.meta.url));
+    const out = execFileSync(process.execPath, [script], {
+      encoding: 'utf8',
+      env: { ...process.env, EXAMPLE_READINGS: '5000' },
+      timeout: 120_000,
+    });
+    assert.match(out, /backend webgpu: .*adapter/);
+    // 7 alarms in every 50 readings, less the 5 readings below absolute zero (none of which alarms).
+    assert.match(out, /5,000 readings in [\d.]+ s: 695 alarms, out of order 0/);
+    assert.match(out, /WGSL kernel: processed 4995, alarms counted on the device 695/);
+    assert.match(out, /dead letters: 5 \(readings below absolute zero\)/);
   });
 });
