@@ -17,6 +17,7 @@ import {
   WgslUnexpressible,
 } from './fixtures/webgpu-kernels.js';
 import { eventually } from './support/eventually.js';
+import { OtlpReceiver } from './support/otlp-receiver.js';
 import { Random, TEST_SEED } from './support/random.js';
 import { webgpuMissing } from './support/webgpu.js';
 
@@ -211,5 +212,41 @@ describe('examples/webgpu: CPU → WGSL → CPU kernels linked, on a real adapte
     assert.match(out, /5,000 readings in [\d.]+ s: 695 alarms, out of order 0/);
     assert.match(out, /WGSL kernel: processed 4995, alarms counted on the device 695/);
     assert.match(out, /dead letters: 5 \(readings below absolute zero\)/);
+  });
+});
+
+describe('WebGPU kernels, traced (real adapter, real OTLP receiver)', () => {
+  it('a sampled call is one trace: call → processing on the device (its batch) → receive', async (t) => {
+    const skip = await webgpuMissing();
+    if (skip !== undefined) return t.skip(skip);
+    const receiver = await OtlpReceiver.start();
+    const runtime = await RingKernelRuntime.builder()
+      .backend('webgpu', { allowFallback: true })
+      .config({ workers: 1 })
+      .tracing({ endpoint: receiver.url, exportIntervalMs: 20 })
+      .build();
+    try {
+      const kernel = await runtime.launch(WgslAddOne, 1, 1, { name: 'traced', autoActivate: true });
+      assert.equal((await kernel.call({ value: 1 })).value, 2);
+      await assert.rejects(kernel.call({ value: POISON }));
+      const deadline = performance.now() + 10_000;
+      while (receiver.named('process traced').length < 2 || receiver.named('receive traced').length < 1) {
+        assert.ok(performance.now() < deadline, `spans: ${receiver.spans.map((s) => s.name).join(', ')}`);
+        await runtime.tracing?.flush();
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      const [call] = receiver.named('call traced');
+      const inTrace = receiver.spans.filter((s) => s.traceId === call?.traceId);
+      const process = inTrace.find((s) => s.name === 'process traced');
+      const receive = inTrace.find((s) => s.name === 'receive traced');
+      assert.equal(process?.parentSpanId, call?.spanId, 'the device span is parented by the host call');
+      assert.equal(receive?.parentSpanId, process?.spanId, 'the answer carries the device span');
+      assert.equal(process?.attributes['ringkernel.kernel.id'], 'test.webgpu.addOne');
+      const failed = receiver.named('process traced').find((s) => s.traceId !== call?.traceId);
+      assert.equal(failed?.statusCode, 2, 'the failing message is an error span');
+    } finally {
+      await runtime.shutdown();
+      await receiver.close();
+    }
   });
 });

@@ -71,6 +71,7 @@ export class HostedWebGpuKernel implements RunningKernel {
       maxBatch: spec.maxBatch,
       sourceId: task.instanceId,
       clock: new HybridLogicalClock(task.instanceId),
+      telemetry: task.tracing === undefined ? undefined : { ring: task.tracing.ring, kernel: task.instanceId },
       onDeadLetter: (letter) => {
         if (hosted !== undefined) hosted.#deadLetter(letter);
       },
