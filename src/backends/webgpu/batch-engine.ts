@@ -1,7 +1,13 @@
 import { ErrorNumber, errorCodeOf } from '../../errors/codes.js';
 import type { MalformedFrameError } from '../../errors/frame-errors.js';
 import { WebGpuError } from '../../errors/webgpu-errors.js';
+import { SpanRecordKind } from '../../telemetry/span-record.js';
+import { SpanRecorder } from '../../telemetry/span-recorder.js';
+import { TelemetryClock } from '../../telemetry/telemetry-clock.js';
+import { telemetryRingEpoch } from '../../telemetry/telemetry-ring.js';
+import { fillRandomId } from '../../telemetry/trace-ids.js';
 import type { Envelope } from '../../wire/envelope.js';
+import { DEFAULT_SPIN, waitUntilAsync } from '../../wire/eventcount.js';
 import { FrameConsumer } from '../../wire/frame-consumer.js';
 import { FrameFlags } from '../../wire/frame-header.js';
 import { FrameProducer } from '../../wire/frame-producer.js';
@@ -9,6 +15,7 @@ import type { FrameRingMemory } from '../../wire/frame-ring.js';
 import type { FrameView } from '../../wire/frame-view.js';
 import type { HybridLogicalClock } from '../../wire/hlc.js';
 import { BytesMessage, type MessageCodec } from '../../wire/message-schema.js';
+import { RingSignalOffset } from '../../wire/ring-signal.js';
 import {
   BATCH_UNIFORM_BYTES,
   type CompiledWgslKernel,
@@ -67,6 +74,11 @@ export interface BatchEngineOptions {
   readonly onDeadLetter?: (letter: BatchDeadLetter) => void;
   /** Called once when the device is lost or reports an error the engine cannot go on after. */
   readonly onFailure?: (error: WebGpuError) => void;
+  /**
+   * Tracing on: the kernel's telemetry ring and its instance id. Each sampled message gets a processing span (the
+   * batch's submit to its readback), parented by the span its frame carries; its outputs carry that span.
+   */
+  readonly telemetry?: { readonly ring: SharedArrayBuffer; readonly kernel: number } | undefined;
   /** After each batch's outputs are written: its counts and where the input ring is handled to. */
   readonly onBatch?: (batch: BatchDone) => void;
 }
@@ -99,6 +111,13 @@ export interface BatchEngineStats {
   readonly outputMs: number;
 }
 
+/** What writes a kernel's processing spans. */
+interface SpanTracer {
+  readonly recorder: SpanRecorder;
+  readonly clock: TelemetryClock;
+  readonly kernel: number;
+}
+
 interface Slot {
   readonly uniform: GPUBuffer;
   readonly messages: GPUBuffer;
@@ -119,11 +138,18 @@ interface Slot {
   source: number;
   /** The kernel's own ring: where the batch's first frame starts (its cursor before the batch). */
   startCursor: number;
+  /** Tracing: which messages are sampled (1), and their trace id and parent span id (24 bytes each). */
+  readonly sampled: Uint8Array;
+  readonly traceContext: Uint8Array;
+  anySampled: boolean;
+  startNs: number;
   /** The readback of this batch: settles (resolves or rejects) exactly once; never left pending at teardown. */
   mapped: Promise<void> | undefined;
 }
 
 const STATUS_BYTES = OUTPUT_STATUS_WORDS * 4;
+const DATA_SEQ = RingSignalOffset.DATA_SEQ >> 2;
+const CONSUMER_SLEEPING = RingSignalOffset.CONSUMER_SLEEPING >> 2;
 const DESCRIPTOR_BYTES = MESSAGE_DESCRIPTOR_WORDS * 4;
 const TWO_32 = 0x1_0000_0000;
 
@@ -143,15 +169,21 @@ export class WebGpuBatchEngine {
   readonly #device: GPUDevice;
   readonly #kernelId: string;
   readonly #compiled: CompiledWgslKernel;
-  readonly #consumer: FrameConsumer;
+  #consumer: FrameConsumer;
   /** Every input: the kernel's own ring first, then kernel-to-kernel links. */
   readonly #inputs: FrameConsumer[];
   #nextInput = 0;
-  readonly #producer: FrameProducer;
+  #producer: FrameProducer;
+  readonly #inputMemory: FrameRingMemory;
+  readonly #inputSignal: Int32Array;
+  readonly #outputMemory: FrameRingMemory;
   readonly #links: { readonly producer: FrameProducer; readonly types: ReadonlySet<number> | undefined }[] = [];
   readonly #stateMirror: Uint8Array;
   readonly #producerClock: { clock?: HybridLogicalClock };
   readonly #onBatch: ((batch: BatchDone) => void) | undefined;
+  readonly #tracer: SpanTracer | undefined;
+  readonly #spanId = new Uint8Array(8);
+  readonly #spanView = new DataView(this.#spanId.buffer);
   readonly #state: GPUBuffer | undefined;
   readonly #stateBindGroup: GPUBindGroup | undefined;
   readonly #stateBytes: number;
@@ -194,7 +226,19 @@ export class WebGpuBatchEngine {
       onMalformed: (error) => this.#malformed(error),
     });
     this.#inputs = [this.#consumer];
+    this.#inputMemory = options.input;
+    this.#inputSignal = new Int32Array(options.input.signal);
+    this.#outputMemory = options.output;
     this.#onBatch = options.onBatch;
+    const telemetry = options.telemetry;
+    this.#tracer =
+      telemetry === undefined
+        ? undefined
+        : {
+            recorder: new SpanRecorder(telemetry.ring),
+            clock: new TelemetryClock(telemetryRingEpoch(telemetry.ring)),
+            kernel: telemetry.kernel,
+          };
     this.#producerClock = options.clock === undefined ? {} : { clock: options.clock };
     this.#producer = new FrameProducer(options.output, { deferWake: true, ...this.#producerClock });
     const sourceId = options.sourceId ?? 0;
@@ -305,6 +349,10 @@ export class WebGpuBatchEngine {
       submittedAt: 0,
       source: 0,
       startCursor: 0,
+      sampled: new Uint8Array(this.#tracer === undefined ? 0 : max),
+      traceContext: new Uint8Array(this.#tracer === undefined ? 0 : max * 24),
+      anySampled: false,
+      startNs: 0,
       mapped: undefined,
     };
   }
@@ -338,7 +386,19 @@ export class WebGpuBatchEngine {
   /** Starts draining the input ring. */
   start(): void {
     if (this.#running !== undefined) throw new Error(`kernel '${this.#kernelId}': the batch engine runs already`);
+    if (this.#destroyed) throw new Error(`kernel '${this.#kernelId}': the batch engine was disposed`);
+    // The rings' ends are taken now, not at create: a migration's new instance is made while the old one still
+    // reads and writes them, and must start from their indices as they are when it takes over.
+    this.#consumer = new FrameConsumer(this.#inputMemory, { onMalformed: (error) => this.#malformed(error) });
+    this.#inputs[0] = this.#consumer;
+    this.#producer = new FrameProducer(this.#outputMemory, { deferWake: true, ...this.#producerClock });
     this.#running = this.#run();
+  }
+
+  /** Frees the buffers of an engine that never started (a launch rolled back). */
+  dispose(): void {
+    if (this.#running !== undefined) throw new Error(`kernel '${this.#kernelId}': a started engine ends with stop()`);
+    this.#destroy();
   }
 
   /** Stops taking input (deactivate): batches in flight finish and their outputs are written; state stays. */
@@ -449,7 +509,6 @@ export class WebGpuBatchEngine {
   }
 
   async #loop(): Promise<void> {
-    const consumer = this.#consumer;
     while (this.#failure === undefined) {
       const stopping = this.#stopMode;
       if (stopping === 'discard') {
@@ -475,13 +534,24 @@ export class WebGpuBatchEngine {
         // Deactivated: frames may wait in the ring; sleep until resumed or stopped, not until data.
         await new Promise((resolve) => wake.signal.addEventListener('abort', resolve, { once: true }));
       } else {
-        await consumer.waitForDataAsync(Number.POSITIVE_INFINITY, wake.signal).catch(() => false);
+        // Park on the own input ring's doorbell, which every kernel-to-kernel producer into this kernel also rings.
+        await waitUntilAsync(
+          this.#inputSignal,
+          DATA_SEQ,
+          CONSUMER_SLEEPING,
+          this.#anyInput,
+          Number.POSITIVE_INFINITY,
+          DEFAULT_SPIN,
+          wake.signal,
+        ).catch(() => false);
       }
       this.#wake = undefined;
     }
     while (this.#busy.length > 0 && this.#failure === undefined) await this.#completeHead();
     if (this.#failure !== undefined) throw this.#failure;
   }
+
+  readonly #anyInput = (): boolean => this.#hasInput();
 
   #hasInput(): boolean {
     for (const input of this.#inputs) if (input.hasData()) return true;
@@ -527,8 +597,20 @@ export class WebGpuBatchEngine {
     // The kernel's own ring keeps its published read index at the first frame not yet answered: a checkpoint's
     // queue (and a failed kernel's salvage) then starts exactly where the state's batches end.
     const hold = source === 0 && !input.holding;
+    const tracing = this.#tracer !== undefined;
+    slot.anySampled = false;
+    if (tracing) slot.startNs = (this.#tracer as SpanTracer).clock.nowNs();
     input.drain((frame: FrameView) => {
       if (hold && count === 0) input.holdCurrentFrame();
+      if (tracing) {
+        // Unsampled frames cost this one byte read.
+        const sampled = (frame.traceFlags & 1) !== 0;
+        slot.sampled[count] = sampled ? 1 : 0;
+        if (sampled) {
+          frame.copyTraceContext(slot.traceContext, count * 24);
+          slot.anySampled = true;
+        }
+      }
       const size = frame.payloadSize;
       const d = count * MESSAGE_DESCRIPTOR_WORDS;
       descriptors[d] = frame.typeId;
@@ -654,6 +736,8 @@ export class WebGpuBatchEngine {
         error = ErrorNumber.FrameTooLarge;
       }
       const request = fromHost && (flags & FrameFlags.REQUEST) !== 0;
+      const traced = slot.anySampled && slot.sampled[i] === 1;
+      if (traced) this.#beginSpan(slot, i);
       if (error !== 0) {
         this.#failed++;
         failed++;
@@ -669,6 +753,7 @@ export class WebGpuBatchEngine {
             true,
           );
         }
+        if (traced) this.#endSpan(slot, i, error);
         continue;
       }
       this.#messages++;
@@ -689,10 +774,58 @@ export class WebGpuBatchEngine {
       } else if (request) {
         await this.#write(producer, ErrorResponse, NO_RESPONSE, messageId, true);
       }
+      if (traced) this.#endSpan(slot, i, 0);
     }
     producer.wakeConsumer();
     for (const link of this.#links) link.producer.wakeConsumer();
     return { processed, failed };
+  }
+
+  #spanEndNs = 0;
+
+  /**
+   * A sampled message's processing span: from its batch's submit to its readback (the GPU runs a batch as one), a
+   * fresh span id its outputs carry as their parent. Stamped before the outputs are written, so an answer the host
+   * sees at once never seems to come back before the processing ended.
+   */
+  #beginSpan(slot: Slot, i: number): void {
+    const tracer = this.#tracer as SpanTracer;
+    this.#spanEndNs = tracer.clock.nowNs();
+    fillRandomId(this.#spanView, 0, 8);
+    const traceId = slot.traceContext.subarray(i * 24, i * 24 + 16);
+    for (const envelope of [this.#envelope, this.#errorEnvelope]) {
+      envelope.traceId = traceId;
+      envelope.spanId = this.#spanId;
+      envelope.traceFlags = 1;
+    }
+  }
+
+  #endSpan(slot: Slot, i: number, errorCode: number): void {
+    const tracer = this.#tracer as SpanTracer;
+    for (const envelope of [this.#envelope, this.#errorEnvelope]) {
+      envelope.traceId = undefined;
+      envelope.spanId = undefined;
+      envelope.traceFlags = 0;
+    }
+    const d = i * MESSAGE_DESCRIPTOR_WORDS;
+    tracer.recorder.record(
+      slot.traceContext,
+      i * 24,
+      this.#spanId,
+      0,
+      slot.traceContext,
+      i * 24 + 16,
+      slot.startNs,
+      this.#spanEndNs,
+      slot.messageIds[i] as number,
+      tracer.kernel,
+      slot.descriptors[d] as number,
+      slot.descriptors[d + 1] as number,
+      errorCode,
+      SpanRecordKind.PROCESS,
+      0,
+      slot.descriptors[d + 6] as number,
+    );
   }
 
   /** Writes one output frame, waiting for room in the output ring (backpressure reaches the input ring). */
@@ -730,7 +863,9 @@ export class WebGpuBatchEngine {
   }
 
   #discardQueued(): void {
-    this.#inputs.forEach((input, index) => this.#discardFrom(input, index === 0));
+    this.#inputs.forEach((input, index) => {
+      this.#discardFrom(input, index === 0);
+    });
   }
 
   #discardFrom(input: FrameConsumer, fromHost: boolean): void {
