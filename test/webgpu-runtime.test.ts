@@ -12,6 +12,7 @@ import {
   POISON,
   WgslAddOne,
   WgslBroken,
+  WgslCount,
   WgslEcho,
   WgslTotal,
   WgslUnexpressible,
@@ -248,5 +249,29 @@ describe('WebGPU kernels, traced (real adapter, real OTLP receiver)', () => {
       await runtime.shutdown();
       await receiver.close();
     }
+  });
+});
+
+describe('WebGPU runtime teardown with batches in flight (real adapter)', () => {
+  it('shuts down mid-stream: no crash, every message handled (drain) and counted, the process goes on', async (t) => {
+    const skip = await webgpuMissing();
+    if (skip !== undefined) return t.skip(skip);
+    const runtime = await RingKernelRuntime.builder()
+      .backend('webgpu', { allowFallback: true })
+      .config({ workers: 1 })
+      .build();
+    const kernel = await runtime.launch(WgslCount, 1, 1, { name: 'teardown', autoActivate: true, queueCapacity: 8192 });
+    const random = new Random(TEST_SEED ^ 0x7e);
+    let sent = 0;
+    const payload = new Uint8Array(64);
+    // As many as the queue takes, while the device thread is already taking batches; then shut down at once.
+    while (sent < 8000 && kernel.trySend(random.fill(payload, 0, random.int(1, 64)))) sent++;
+    const handledBefore = kernel.metrics().messagesProcessed;
+    const report = await runtime.shutdown();
+    t.diagnostic(`seed ${TEST_SEED}: ${sent} sent, ${handledBefore} handled when the shutdown began`);
+    assert.ok(sent > 1000);
+    assert.equal(report.messagesProcessed, sent, 'every queued message was handled before the kernel ended');
+    assert.equal(report.failed, 0);
+    assert.equal(kernel.status, 'Terminated');
   });
 });
