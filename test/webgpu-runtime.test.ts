@@ -13,7 +13,6 @@ import {
   WgslAddOne,
   WgslBroken,
   WgslCount,
-  WgslEcho,
   WgslTotal,
   WgslUnexpressible,
 } from './fixtures/webgpu-kernels.js';

@@ -1,11 +1,6 @@
 import { ErrorNumber, errorCodeOf } from '../../errors/codes.js';
 import type { MalformedFrameError } from '../../errors/frame-errors.js';
 import { WebGpuError } from '../../errors/webgpu-errors.js';
-import { SpanRecordKind } from '../../telemetry/span-record.js';
-import { SpanRecorder } from '../../telemetry/span-recorder.js';
-import { TelemetryClock } from '../../telemetry/telemetry-clock.js';
-import { telemetryRingEpoch } from '../../telemetry/telemetry-ring.js';
-import { fillRandomId } from '../../telemetry/trace-ids.js';
 import type { Envelope } from '../../wire/envelope.js';
 import { DEFAULT_SPIN, waitUntilAsync } from '../../wire/eventcount.js';
 import { FrameConsumer } from '../../wire/frame-consumer.js';
@@ -14,10 +9,12 @@ import { FrameProducer } from '../../wire/frame-producer.js';
 import type { FrameRingMemory } from '../../wire/frame-ring.js';
 import type { FrameView } from '../../wire/frame-view.js';
 import type { HybridLogicalClock } from '../../wire/hlc.js';
-import { BytesMessage, type MessageCodec } from '../../wire/message-schema.js';
+import type { MessageCodec } from '../../wire/message-schema.js';
 import { RingSignalOffset } from '../../wire/ring-signal.js';
+import { createBatchSlot, type Slot, STATUS_BYTES, Usage } from './batch-slot.js';
+import { BatchSpanWriter } from './batch-span-writer.js';
+import { ErrorResponse, errorBody, NO_RESPONSE, typed } from './output-codecs.js';
 import {
-  BATCH_UNIFORM_BYTES,
   type CompiledWgslKernel,
   compileWgslKernel,
   MESSAGE_DESCRIPTOR_WORDS,
@@ -25,12 +22,8 @@ import {
   type WgslProgram,
 } from './wgsl-program.js';
 
-/** GPUBufferUsage and GPUMapMode bits (WebGPU spec constants; the binding's globals are not installed). */
-const Usage = { MAP_READ: 1, COPY_SRC: 4, COPY_DST: 8, UNIFORM: 64, STORAGE: 128 } as const;
+/** GPUMapMode.READ (a WebGPU spec constant; the binding's globals are not installed). */
 const MAP_READ = 1;
-
-/** The type id of an error response (the runtime's `ErrorReply`: JSON `{ name, message, code }`). */
-export const ERROR_RESPONSE_TYPE_ID = 2;
 
 /** Why the engine gave up a message. */
 export type BatchDeadLetterReason = 'handler-error' | 'discarded-on-terminate' | 'malformed-frame' | 'kernel-failed';
@@ -111,46 +104,8 @@ export interface BatchEngineStats {
   readonly outputMs: number;
 }
 
-/** What writes a kernel's processing spans. */
-interface SpanTracer {
-  readonly recorder: SpanRecorder;
-  readonly clock: TelemetryClock;
-  readonly kernel: number;
-}
-
-interface Slot {
-  readonly uniform: GPUBuffer;
-  readonly messages: GPUBuffer;
-  readonly input: GPUBuffer;
-  readonly statuses: GPUBuffer;
-  readonly outputs: GPUBuffer;
-  readonly readback: GPUBuffer;
-  readonly bindGroup: GPUBindGroup;
-  /** Host copies of what was uploaded: descriptors, payload bytes, and the envelope fields outputs need. */
-  readonly descriptors: Uint32Array;
-  readonly data: Uint8Array;
-  readonly messageIds: Float64Array;
-  readonly correlationIds: Float64Array;
-  count: number;
-  dataBytes: number;
-  submittedAt: number;
-  /** Which input the batch came from: 0 the kernel's own ring, then kernel-to-kernel links. */
-  source: number;
-  /** The kernel's own ring: where the batch's first frame starts (its cursor before the batch). */
-  startCursor: number;
-  /** Tracing: which messages are sampled (1), and their trace id and parent span id (24 bytes each). */
-  readonly sampled: Uint8Array;
-  readonly traceContext: Uint8Array;
-  anySampled: boolean;
-  startNs: number;
-  /** The readback of this batch: settles (resolves or rejects) exactly once; never left pending at teardown. */
-  mapped: Promise<void> | undefined;
-}
-
-const STATUS_BYTES = OUTPUT_STATUS_WORDS * 4;
 const DATA_SEQ = RingSignalOffset.DATA_SEQ >> 2;
 const CONSUMER_SLEEPING = RingSignalOffset.CONSUMER_SLEEPING >> 2;
-const DESCRIPTOR_BYTES = MESSAGE_DESCRIPTOR_WORDS * 4;
 const TWO_32 = 0x1_0000_0000;
 
 /**
@@ -181,9 +136,7 @@ export class WebGpuBatchEngine {
   readonly #stateMirror: Uint8Array;
   readonly #producerClock: { clock?: HybridLogicalClock };
   readonly #onBatch: ((batch: BatchDone) => void) | undefined;
-  readonly #tracer: SpanTracer | undefined;
-  readonly #spanId = new Uint8Array(8);
-  readonly #spanView = new DataView(this.#spanId.buffer);
+  readonly #tracer: BatchSpanWriter | undefined;
   readonly #state: GPUBuffer | undefined;
   readonly #stateBindGroup: GPUBindGroup | undefined;
   readonly #stateBytes: number;
@@ -230,15 +183,7 @@ export class WebGpuBatchEngine {
     this.#inputSignal = new Int32Array(options.input.signal);
     this.#outputMemory = options.output;
     this.#onBatch = options.onBatch;
-    const telemetry = options.telemetry;
-    this.#tracer =
-      telemetry === undefined
-        ? undefined
-        : {
-            recorder: new SpanRecorder(telemetry.ring),
-            clock: new TelemetryClock(telemetryRingEpoch(telemetry.ring)),
-            kernel: telemetry.kernel,
-          };
+    this.#tracer = options.telemetry === undefined ? undefined : new BatchSpanWriter(options.telemetry);
     this.#producerClock = options.clock === undefined ? {} : { clock: options.clock };
     this.#producer = new FrameProducer(options.output, { deferWake: true, ...this.#producerClock });
     const sourceId = options.sourceId ?? 0;
@@ -302,59 +247,14 @@ export class WebGpuBatchEngine {
   }
 
   #createSlot(index: number): Slot {
-    const device = this.#device;
-    const label = `${this.#kernelId} batch ${index}`;
-    const max = this.#maxBatch;
-    const outBytes = this.#outWords * 4;
-    const uniform = device.createBuffer({ label, size: BATCH_UNIFORM_BYTES, usage: Usage.UNIFORM | Usage.COPY_DST });
-    const messages = device.createBuffer({
-      label,
-      size: max * DESCRIPTOR_BYTES,
-      usage: Usage.STORAGE | Usage.COPY_DST,
+    return createBatchSlot(this.#device, this.#compiled.batchLayout, {
+      label: `${this.#kernelId} batch ${index}`,
+      maxBatch: this.#maxBatch,
+      outputBytes: this.#outWords * 4,
+      dataCapacity: this.#dataCapacity,
+      readbackBytes: this.#stateAt + this.#stateBytes,
+      traced: this.#tracer !== undefined,
     });
-    const input = device.createBuffer({ label, size: this.#dataCapacity, usage: Usage.STORAGE | Usage.COPY_DST });
-    const statuses = device.createBuffer({ label, size: max * STATUS_BYTES, usage: Usage.STORAGE | Usage.COPY_SRC });
-    const outputs = device.createBuffer({
-      label,
-      size: Math.max(4, max * outBytes),
-      usage: Usage.STORAGE | Usage.COPY_SRC,
-    });
-    // Statuses, then outputs, then a copy of the state as this batch left it (the sync checkpoint's source).
-    const readback = device.createBuffer({
-      label,
-      size: this.#stateAt + this.#stateBytes,
-      usage: Usage.MAP_READ | Usage.COPY_DST,
-    });
-    const bindGroup = device.createBindGroup({
-      layout: this.#compiled.batchLayout,
-      entries: [uniform, messages, input, statuses, outputs].map((buffer, binding) => ({
-        binding,
-        resource: { buffer },
-      })),
-    });
-    return {
-      uniform,
-      messages,
-      input,
-      statuses,
-      outputs,
-      readback,
-      bindGroup,
-      descriptors: new Uint32Array(max * MESSAGE_DESCRIPTOR_WORDS),
-      data: new Uint8Array(this.#dataCapacity),
-      messageIds: new Float64Array(max),
-      correlationIds: new Float64Array(max),
-      count: 0,
-      dataBytes: 0,
-      submittedAt: 0,
-      source: 0,
-      startCursor: 0,
-      sampled: new Uint8Array(this.#tracer === undefined ? 0 : max),
-      traceContext: new Uint8Array(this.#tracer === undefined ? 0 : max * 24),
-      anySampled: false,
-      startNs: 0,
-      mapped: undefined,
-    };
   }
 
   /** Where in a readback the state copy lies. */
@@ -599,7 +499,7 @@ export class WebGpuBatchEngine {
     const hold = source === 0 && !input.holding;
     const tracing = this.#tracer !== undefined;
     slot.anySampled = false;
-    if (tracing) slot.startNs = (this.#tracer as SpanTracer).clock.nowNs();
+    if (tracing) slot.startNs = (this.#tracer as BatchSpanWriter).nowNs();
     input.drain((frame: FrameView) => {
       if (hold && count === 0) input.holdCurrentFrame();
       if (tracing) {
@@ -737,7 +637,7 @@ export class WebGpuBatchEngine {
       }
       const request = fromHost && (flags & FrameFlags.REQUEST) !== 0;
       const traced = slot.anySampled && slot.sampled[i] === 1;
-      if (traced) this.#beginSpan(slot, i);
+      if (traced) this.#tracer?.begin(slot, i, this.#envelope, this.#errorEnvelope);
       if (error !== 0) {
         this.#failed++;
         failed++;
@@ -753,7 +653,7 @@ export class WebGpuBatchEngine {
             true,
           );
         }
-        if (traced) this.#endSpan(slot, i, error);
+        if (traced) this.#tracer?.end(slot, i, error, this.#envelope, this.#errorEnvelope);
         continue;
       }
       this.#messages++;
@@ -774,58 +674,11 @@ export class WebGpuBatchEngine {
       } else if (request) {
         await this.#write(producer, ErrorResponse, NO_RESPONSE, messageId, true);
       }
-      if (traced) this.#endSpan(slot, i, 0);
+      if (traced) this.#tracer?.end(slot, i, 0, this.#envelope, this.#errorEnvelope);
     }
     producer.wakeConsumer();
     for (const link of this.#links) link.producer.wakeConsumer();
     return { processed, failed };
-  }
-
-  #spanEndNs = 0;
-
-  /**
-   * A sampled message's processing span: from its batch's submit to its readback (the GPU runs a batch as one), a
-   * fresh span id its outputs carry as their parent. Stamped before the outputs are written, so an answer the host
-   * sees at once never seems to come back before the processing ended.
-   */
-  #beginSpan(slot: Slot, i: number): void {
-    const tracer = this.#tracer as SpanTracer;
-    this.#spanEndNs = tracer.clock.nowNs();
-    fillRandomId(this.#spanView, 0, 8);
-    const traceId = slot.traceContext.subarray(i * 24, i * 24 + 16);
-    for (const envelope of [this.#envelope, this.#errorEnvelope]) {
-      envelope.traceId = traceId;
-      envelope.spanId = this.#spanId;
-      envelope.traceFlags = 1;
-    }
-  }
-
-  #endSpan(slot: Slot, i: number, errorCode: number): void {
-    const tracer = this.#tracer as SpanTracer;
-    for (const envelope of [this.#envelope, this.#errorEnvelope]) {
-      envelope.traceId = undefined;
-      envelope.spanId = undefined;
-      envelope.traceFlags = 0;
-    }
-    const d = i * MESSAGE_DESCRIPTOR_WORDS;
-    tracer.recorder.record(
-      slot.traceContext,
-      i * 24,
-      this.#spanId,
-      0,
-      slot.traceContext,
-      i * 24 + 16,
-      slot.startNs,
-      this.#spanEndNs,
-      slot.messageIds[i] as number,
-      tracer.kernel,
-      slot.descriptors[d] as number,
-      slot.descriptors[d + 1] as number,
-      errorCode,
-      SpanRecordKind.PROCESS,
-      0,
-      slot.descriptors[d + 6] as number,
-    );
   }
 
   /** Writes one output frame, waiting for room in the output ring (backpressure reaches the input ring). */
@@ -925,27 +778,4 @@ export class WebGpuBatchEngine {
     }
     this.#state?.destroy();
   }
-}
-
-const encoder = new TextEncoder();
-const ErrorResponse: MessageCodec<Uint8Array, Uint8Array> = {
-  ...BytesMessage,
-  name: 'error-reply',
-  typeId: ERROR_RESPONSE_TYPE_ID,
-};
-const NO_RESPONSE = errorBody('NoResponse', 'the WGSL handler emitted nothing, so the call has no response', undefined);
-
-function errorBody(name: string, message: string, code: string | number | undefined): Uint8Array {
-  return encoder.encode(JSON.stringify({ name, message, code }));
-}
-
-/** Output codecs by type id: raw bytes carrying the handler's type id (the payload is already encoded). */
-const codecs = new Map<number, MessageCodec<Uint8Array, Uint8Array>>();
-function typed(typeId: number): MessageCodec<Uint8Array, Uint8Array> {
-  let codec = codecs.get(typeId);
-  if (codec === undefined) {
-    codec = { ...BytesMessage, name: `type ${typeId}`, typeId };
-    codecs.set(typeId, codec);
-  }
-  return codec;
 }
