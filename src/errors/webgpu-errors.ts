@@ -88,7 +88,7 @@ export class WebGpuError extends RingKernelError {
   }
 }
 
-/** A WebGPU error as data, to cross a thread (an executor's attach failure) and be rebuilt typed. @internal */
+/** A WebGPU error as data, to cross a thread (an executor's attach failure) and be rebuilt typed. */
 export type SerializedWebGpuError =
   | { readonly type: 'schema'; readonly schemaName: string; readonly field: string; readonly reason: string }
   | { readonly type: 'compile'; readonly kernelId: string; readonly messages: readonly WgslCompilerMessage[] }

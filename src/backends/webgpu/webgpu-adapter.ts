@@ -29,7 +29,7 @@ export interface WebGpuAdapterDescription {
   readonly timestampQuery: boolean;
 }
 
-/** A device ready for kernels, with what it is. */
+/** A device ready for kernels, with what it is. @internal */
 export interface OpenedWebGpuDevice {
   readonly device: GPUDevice;
   readonly adapter: WebGpuAdapterDescription;
@@ -129,6 +129,7 @@ async function findAdapter(options: WebGpuAdapterOptions): Promise<{ probe: WebG
  *
  * @throws {BackendUnavailableError} without the `webgpu` package or an adapter; {@link WebGpuError} when the
  * device cannot be created.
+ * @internal
  */
 export async function openWebGpuDevice(options: WebGpuAdapterOptions = {}): Promise<OpenedWebGpuDevice> {
   const { probe, adapter } = await findAdapter(options);
