@@ -18,6 +18,7 @@ import { type CaseResult, percentiles, round } from './case-result.js';
 import { cudaCases } from './cuda-cases.js';
 import { dmaCases } from './dma-cases.js';
 import { type BenchJob, BenchMessages, type BenchSize } from './messages.js';
+import { scaleCases } from './scale-cases.js';
 import { sinkSendRate } from './sink-rate.js';
 import { tracingCases } from './tracing-cases.js';
 import { webgpuCases } from './webgpu-cases.js';
@@ -436,6 +437,7 @@ const runs: (() => Promise<CaseResult | CaseResult[]>)[] = [
   supervisionCases,
   () => tracingCases(THROUGHPUT_N, quick),
   migrationCases,
+  async () => scaleCases(quick),
 ];
 for (const run of runs) {
   const produced = await run();
@@ -468,6 +470,14 @@ const ratios = {
   ),
   'kernel.call.64 p50 µs (goal ≤ 5)': by('kernel.call.64').p50us,
   'idle1000.cpuPercent (goal < 2)': by('idle1000.cpuPercent').value ?? 0,
+  ...(quick
+    ? {}
+    : {
+        'idle10k.rssMB (goal < 1024)': by('idle10k.rssMB').value ?? 0,
+        'idle10k.cpuPercent (goal < 2)': by('idle10k.cpuPercent').value ?? 0,
+        'launch.rate launches/s (goal ≥ 5000)': by('launch.rate').value ?? 0,
+        'churn.rssRatio (goal ≤ 1.5)': by('churn.rssRatio').value ?? 0,
+      }),
   'pipeline3.64 msg/s (goal ≥ 1 M)': rate('pipeline3.64'),
   ...(dmaRan
     ? {

@@ -66,7 +66,7 @@ export type { HlcTimestamp, HybridLogicalClockOptions } from './wire/hlc.js';
 
 // --- Talking to a launched kernel -------------------------------------------------------------------------------
 export { KernelHandle } from './runtime/kernel-handle.js';
-export type { CallOptions, Dim3, KernelMetrics, SendOptions } from './runtime/kernel-handle.js';
+export type { CallOptions, Dim3, KernelMetrics, ReceiveOptions, SendOptions } from './runtime/kernel-handle.js';
 export { KernelStatus, kernelStatusName } from './wire/kernel-status.js';
 export type { KernelStatusCode, KernelStatusName } from './wire/kernel-status.js';
 export type { DeadLetter, DeadLetterStream } from './runtime/dead-letters.js';
@@ -160,6 +160,7 @@ export type {
   PrometheusExporterOptions,
   ServeOptions,
 } from './operations/prometheus-exporter.js';
+export type { InspectionObserver } from './operations/lifecycle-inspector.js';
 export type {
   GpuMemoryDashboard,
   MemoryAlertEvent,
@@ -174,11 +175,13 @@ export { DEFAULT_OTLP_TRACES_ENDPOINT } from './telemetry/tracing-options.js';
 export type { TracingOptions } from './telemetry/tracing-options.js';
 export { SAMPLER_NAMES } from './telemetry/origin-sampler.js';
 export type { SamplerName } from './telemetry/origin-sampler.js';
-export type { RuntimeTracing } from './telemetry/runtime-tracing.js';
+export type { RuntimeTracing, TracingStats } from './telemetry/runtime-tracing.js';
+export type { ObservabilityContext } from './telemetry/observability-context.js';
 export type { TelemetryStats } from './telemetry/telemetry-exporter.js';
 
 // --- Errors: every one has a code (`RK_*`) and a numeric twin shared with C --------------------------------------
 export { RingKernelError } from './errors/ringkernel-error.js';
+export { ArgumentTypeError, InvalidArgumentError } from './errors/argument-errors.js';
 export { ErrorCode, ErrorNumber, errorNumberOf } from './errors/codes.js';
 export type { ErrorCodeName, ErrorCodeString } from './errors/codes.js';
 export {
@@ -198,6 +201,7 @@ export {
   RuntimeShutDownError,
 } from './errors/runtime-errors.js';
 export {
+  AbortedError,
   ClockSkewError,
   InvalidEnvelopeError,
   MessageSchemaError,

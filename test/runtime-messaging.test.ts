@@ -8,6 +8,7 @@ import {
   KernelFailedError,
   KernelNotFoundError,
   QueueFullError,
+  RingKernelError,
   RingKernelRuntime,
   TimeoutError,
 } from '../src/internal.js';
@@ -113,7 +114,11 @@ describe('messages through kernels', () => {
     const controller = new AbortController();
     const aborted = handle.send({ sender: 0, seq: 100, value: 0 }, { onFull: 'wait', signal: controller.signal });
     controller.abort(new Error('gave up'));
-    await assert.rejects(aborted, /gave up/);
+    await assert.rejects(
+      aborted,
+      (error: unknown) =>
+        error instanceof RingKernelError && error.code === ErrorCode.Aborted && /gave up/.test(String(error.cause)),
+    );
     await handle.activate();
     await handle.terminate();
     assert.equal(
@@ -326,7 +331,11 @@ describe('messages through kernels', () => {
     const controller = new AbortController();
     const call = handle.call({ sender: 1, seq: 1, value: 50 }, { signal: controller.signal });
     controller.abort(new Error('not needed'));
-    await assert.rejects(call, /not needed/);
+    await assert.rejects(
+      call,
+      (error: unknown) =>
+        error instanceof RingKernelError && error.code === ErrorCode.Aborted && /not needed/.test(String(error.cause)),
+    );
     const answer = await handle.call({ sender: 1, seq: 2, value: 0 });
     assert.equal(answer.seq, 2, 'late answers to abandoned calls are not mistaken for this one');
     await handle.terminate();

@@ -92,6 +92,7 @@
 #define RK_E_WGSL_COMPILE_FAILED 602u
 #define RK_E_WEB_GPU_ERROR 603u
 #define RK_E_WEB_GPU_DEVICE_LOST 604u
+#define RK_E_INVALID_ARGUMENT 701u
 
 /* Span records (telemetry rings). */
 #define RK_SPAN_KIND_SEND 1u

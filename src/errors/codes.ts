@@ -91,6 +91,12 @@ export const ErrorCode = {
   WebGpuError: 'RK_WEBGPU_ERROR',
   /** A WebGPU device was lost: every kernel on it has failed. */
   WebGpuDeviceLost: 'RK_WEBGPU_DEVICE_LOST',
+  /**
+   * An argument or option of a call into the library is wrong: of the wrong type, out of its range, or naming
+   * something that does not exist. The error names the argument, is a `TypeError` or `RangeError` as the
+   * ecosystem expects, and still carries this code.
+   */
+  InvalidArgument: 'RK_INVALID_ARGUMENT',
 } as const;
 
 /** The name of an error code, e.g. `'FrameTooLarge'`. */
@@ -100,7 +106,8 @@ export type ErrorCodeString = (typeof ErrorCode)[ErrorCodeName];
 
 /**
  * The numeric form of each code, shared with C and CUDA (`RK_E_*`). 0 means "no error".
- * Grouped by hundreds: 1xx frames, 2xx message values, 3xx clocks, 4xx waits, 5xx kernels and runtime, 6xx WebGPU.
+ * Grouped by hundreds: 1xx frames, 2xx message values, 3xx clocks, 4xx waits, 5xx kernels and runtime, 6xx WebGPU,
+ * 7xx the library's API used wrongly.
  */
 export const ErrorNumber: Readonly<Record<ErrorCodeName, number>> = {
   FrameTooLarge: 101,
@@ -142,6 +149,7 @@ export const ErrorNumber: Readonly<Record<ErrorCodeName, number>> = {
   WgslCompileFailed: 602,
   WebGpuError: 603,
   WebGpuDeviceLost: 604,
+  InvalidArgument: 701,
 };
 
 const numberByCode = new Map<string, number>(

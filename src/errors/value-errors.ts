@@ -47,6 +47,15 @@ export class TimeoutError extends RingKernelError {
   }
 }
 
+/**
+ * A wait cancelled through its `AbortSignal` (before it began or while it waited); `cause` is the signal's reason.
+ */
+export class AbortedError extends RingKernelError {
+  constructor(what: string, reason: unknown) {
+    super(ErrorCode.Aborted, `${what} was aborted`, { cause: reason });
+  }
+}
+
 /** A frame read as a message type it does not carry. */
 export class MessageTypeMismatchError extends RingKernelError {
   constructor(expected: string, detail: string) {

@@ -1,5 +1,6 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { SerializedWebGpuError } from '../errors/webgpu-errors.js';
+import type { LifecycleInspection } from '../kernel/lifecycle-inspection.js';
 import type { KernelTelemetry } from '../telemetry/kernel-span-writer.js';
 import type { FrameRingMemory } from '../wire/frame-ring.js';
 
@@ -39,6 +40,8 @@ export interface AttachTask {
    * makes it take over, DISCARD drops it.
    */
   readonly dormant?: boolean;
+  /** Post the lifecycle actor's inspection events to the host (the runtime's `inspect` option). */
+  readonly inspect?: boolean;
   /** A CUDA kernel (attached to the CUDA device thread): its launch shape and the device thread's poll interval. */
   /** A WebGPU kernel (attached to the WebGPU device thread): which adapter the thread opens its device on. */
   readonly webgpu?: {
@@ -140,7 +143,11 @@ export type DeadLetterReason =
   /** Refused because the runtime was not accepting work (draining, or not started). */
   | 'not-accepting-work'
   /** Refused by load shedding: below the priority the degradation level admits. */
-  | 'load-shed';
+  | 'load-shed'
+  /** Refused at the send: an argument was wrong (a priority outside 0…255, a bad timeout or signal). */
+  | 'invalid-argument'
+  /** A call's response that came back after the call had given up (timed out or aborted). */
+  | 'late-response';
 
 /** A dead letter as the worker reports it. */
 export interface DeadLetterReport {
@@ -155,6 +162,8 @@ export interface DeadLetterReport {
 
 /** Messages from the worker to the host about one kernel. */
 export type WorkerReport =
+  /** An inspection event of the kernel's lifecycle actor (with `inspect`). */
+  | { readonly type: 'inspect'; readonly event: LifecycleInspection }
   | { readonly type: 'reply'; readonly seq: number; readonly ok: true }
   | {
       readonly type: 'reply';

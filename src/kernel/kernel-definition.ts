@@ -1,5 +1,6 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { ArgumentTypeError } from '../errors/argument-errors.js';
 import { DuplicateKernelError, KernelNotFoundError } from '../errors/runtime-errors.js';
 import type { FrameView } from '../wire/frame-view.js';
 import type { HybridLogicalClock } from '../wire/hlc.js';
@@ -157,14 +158,17 @@ function callerModuleUrl(): string {
     const url = match[1] as string;
     if (url !== own) return url;
   }
-  throw new TypeError('defineKernel could not tell which module called it; pass `module: import.meta.url`');
+  throw new ArgumentTypeError(
+    'spec.module',
+    'defineKernel could not tell which module called it; pass `module: import.meta.url`',
+  );
 }
 
 /**
  * Defines a kernel. Call it at the top level of a module of its own and export the result; the runtime's
  * workers import that module to run the handler.
  *
- * @throws {TypeError} on a malformed spec. {@link DuplicateKernelError} when another module already defined the id.
+ * @throws {ArgumentTypeError} (a `TypeError`, code RK_INVALID_ARGUMENT) on a malformed spec, naming the field. {@link DuplicateKernelError} when another module already defined the id.
  * @example
  * // kernels/averager.ts
  * export const Averager = defineKernel({
@@ -182,9 +186,13 @@ function callerModuleUrl(): string {
 export function defineKernel<InIn, InView, OutIn, OutView, State = undefined>(
   spec: KernelSpec<InIn, InView, OutIn, OutView, State>,
 ): KernelDefinition<InIn, InView, OutIn, OutView, State> {
-  if (typeof spec !== 'object' || spec === null) throw new TypeError('defineKernel needs a spec object');
+  if (typeof spec !== 'object' || spec === null)
+    throw new ArgumentTypeError('spec', 'defineKernel needs a spec object');
   if (typeof spec.id !== 'string' || !ID.test(spec.id)) {
-    throw new TypeError(`kernel id must be 1-200 characters of [A-Za-z0-9_.:/-], got ${JSON.stringify(spec.id)}`);
+    throw new ArgumentTypeError(
+      'spec.id',
+      `kernel id must be 1-200 characters of [A-Za-z0-9_.:/-], got ${JSON.stringify(spec.id)}`,
+    );
   }
   for (const side of ['input', 'output'] as const) {
     const codec = spec[side];
@@ -194,11 +202,15 @@ export function defineKernel<InIn, InView, OutIn, OutView, State = undefined>(
       typeof codec.typeId !== 'number' ||
       typeof codec.encodeInto !== 'function'
     ) {
-      throw new TypeError(`kernel '${spec.id}': ${side} must be a message schema (defineMessage) or BytesMessage`);
+      throw new ArgumentTypeError(
+        `spec.${side}`,
+        `kernel '${spec.id}': ${side} must be a message schema (defineMessage) or BytesMessage`,
+      );
     }
   }
   if (spec.cpu === undefined ? spec.cuda === undefined && spec.webgpu === undefined : typeof spec.cpu !== 'function') {
-    throw new TypeError(
+    throw new ArgumentTypeError(
+      'spec.cpu',
       `kernel '${spec.id}': cpu must be a handler function (it may be left out only with a cuda or webgpu part)`,
     );
   }
@@ -206,21 +218,24 @@ export function defineKernel<InIn, InView, OutIn, OutView, State = undefined>(
   const webgpu = spec.webgpu === undefined ? undefined : resolveWebGpuKernelSpec(spec.id, spec.webgpu);
   if (spec.emits !== undefined) {
     if (!Array.isArray(spec.emits))
-      throw new TypeError(`kernel '${spec.id}': emits must be an array of message schemas`);
+      throw new ArgumentTypeError('spec.emits', `kernel '${spec.id}': emits must be an array of message schemas`);
     const typeIds = new Set([spec.output.typeId]);
     for (const codec of spec.emits) {
       if (typeof codec !== 'object' || codec === null || typeof codec.typeId !== 'number') {
-        throw new TypeError(`kernel '${spec.id}': emits must be an array of message schemas`);
+        throw new ArgumentTypeError('spec.emits', `kernel '${spec.id}': emits must be an array of message schemas`);
       }
       if (typeIds.has(codec.typeId)) {
-        throw new TypeError(`kernel '${spec.id}': emits lists type ${codec.name} twice (or the output type again)`);
+        throw new ArgumentTypeError(
+          'spec.emits',
+          `kernel '${spec.id}': emits lists type ${codec.name} twice (or the output type again)`,
+        );
       }
       typeIds.add(codec.typeId);
     }
   }
   for (const hook of ['init', 'snapshot', 'restore'] as const) {
     if (spec[hook] !== undefined && typeof spec[hook] !== 'function') {
-      throw new TypeError(`kernel '${spec.id}': ${hook} must be a function`);
+      throw new ArgumentTypeError(`spec.${hook}`, `kernel '${spec.id}': ${hook} must be a function`);
     }
   }
   const moduleUrl = spec.module === undefined ? callerModuleUrl() : new URL(String(spec.module)).href;

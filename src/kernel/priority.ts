@@ -1,3 +1,5 @@
+import { describeValue, InvalidArgumentError } from '../errors/argument-errors.js';
+
 /**
  * Message priorities (the envelope's u8 `priority`, 0 lowest … 255 highest), named for load shedding: at each
  * degradation level, messages below a priority are refused (see `DegradationManager`). Any integer in 0…255 is
@@ -18,10 +20,24 @@ export const Priority = {
   Critical: 255,
 } as const;
 
-/** Checks a priority a caller gave. @throws {RangeError} unless an integer in 0…255. */
-export function checkPriority(priority: number): number {
-  if ((priority & 0xff) !== priority) {
-    throw new RangeError(`priority must be an integer in [0, 255], got ${priority}`);
-  }
-  return priority;
+/** Whether `priority` is one a message can carry: an integer in 0…255. One compare (the send path's). */
+export function isPriority(priority: unknown): boolean {
+  return ((priority as number) & 0xff) === priority;
+}
+
+/**
+ * Checks a priority a caller gave.
+ * @throws {InvalidArgumentError} (a `RangeError`, code RK_INVALID_ARGUMENT) unless an integer in 0…255.
+ */
+export function checkPriority(priority: unknown, argument = 'priority'): number {
+  if (!isPriority(priority)) throw invalidPriority(priority, argument);
+  return priority as number;
+}
+
+/** The error for a priority that is not an integer in 0…255, naming the argument. */
+export function invalidPriority(priority: unknown, argument = 'priority'): InvalidArgumentError {
+  return new InvalidArgumentError(
+    argument,
+    `${argument} must be an integer in [0, 255], got ${describeValue(priority)}`,
+  );
 }

@@ -1,4 +1,5 @@
 import { deserialize, serialize } from 'node:v8';
+import { ArgumentTypeError } from '../errors/argument-errors.js';
 import type { AnyKernelDefinition } from './kernel-definition.js';
 
 /**
@@ -11,7 +12,10 @@ import type { AnyKernelDefinition } from './kernel-definition.js';
 export function snapshotState(definition: AnyKernelDefinition, state: unknown): Uint8Array {
   const bytes: unknown = definition.snapshot === undefined ? serialize(state) : definition.snapshot(state);
   if (!(bytes instanceof Uint8Array)) {
-    throw new TypeError(`the snapshot hook of kernel '${definition.id}' must return a Uint8Array`);
+    throw new ArgumentTypeError(
+      'spec.snapshot',
+      `the snapshot hook of kernel '${definition.id}' must return a Uint8Array`,
+    );
   }
   return new Uint8Array(bytes); // a copy: v8's Buffer may share a pool, a hook may keep its own
 }

@@ -1,4 +1,5 @@
 import { availableParallelism } from 'node:os';
+import { ArgumentTypeError, InvalidArgumentError } from '../errors/argument-errors.js';
 import { FrameHeader } from '../wire/frame-header.js';
 import { LOG_LEVELS, type LogLevel } from './logger.js';
 
@@ -61,21 +62,30 @@ export const DEFAULT_RUNTIME_CONFIG: RuntimeConfig = Object.freeze({
 });
 
 function integer(name: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== 'number') throw new TypeError(`config.${name} must be a number, got ${typeof value}`);
+  if (typeof value !== 'number') {
+    throw new ArgumentTypeError(`config.${name}`, `config.${name} must be a number, got ${typeof value}`);
+  }
   if (!Number.isInteger(value) || value < min || value > max) {
-    throw new RangeError(`config.${name} must be an integer in [${min}, ${max}], got ${value}`);
+    throw new InvalidArgumentError(
+      `config.${name}`,
+      `config.${name} must be an integer in [${min}, ${max}], got ${value}`,
+    );
   }
   return value;
 }
 
 /**
  * Merges a partial config over the defaults and validates every field.
- * @throws {TypeError | RangeError} naming the field, on an unknown key or a bad value.
+ * @throws {ArgumentTypeError | InvalidArgumentError} (a `TypeError` / `RangeError`, code RK_INVALID_ARGUMENT) naming
+ * the field, on an unknown key or a bad value.
  */
 export function resolveConfig(partial: Partial<RuntimeConfig> = {}): RuntimeConfig {
-  if (typeof partial !== 'object' || partial === null) throw new TypeError('config must be an object');
+  if (typeof partial !== 'object' || partial === null)
+    throw new ArgumentTypeError('config', 'config must be an object');
   for (const key of Object.keys(partial)) {
-    if (!(key in DEFAULT_RUNTIME_CONFIG)) throw new TypeError(`config.${key} is not a runtime setting`);
+    if (!(key in DEFAULT_RUNTIME_CONFIG)) {
+      throw new ArgumentTypeError(`config.${key}`, `config.${key} is not a runtime setting`);
+    }
   }
   const merged = { ...DEFAULT_RUNTIME_CONFIG, ...partial };
   integer('defaultQueueCapacity', merged.defaultQueueCapacity, 1, 1 << 20);
@@ -87,17 +97,22 @@ export function resolveConfig(partial: Partial<RuntimeConfig> = {}): RuntimeConf
   integer('devices', merged.devices, 1, 64);
   integer('deviceMemoryMB', merged.deviceMemoryMB, 0, 1 << 30);
   if (merged.workers < merged.devices) {
-    throw new RangeError(
+    throw new InvalidArgumentError(
+      'config.workers',
       `config.workers (${merged.workers}) must be at least config.devices (${merged.devices}): each device needs a worker`,
     );
   }
   if (!LOG_LEVELS.includes(merged.logLevel)) {
-    throw new TypeError(
+    throw new ArgumentTypeError(
+      'config.logLevel',
       `config.logLevel must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(merged.logLevel)}`,
     );
   }
   if (typeof merged.enableTelemetry !== 'boolean') {
-    throw new TypeError(`config.enableTelemetry must be a boolean, got ${typeof merged.enableTelemetry}`);
+    throw new ArgumentTypeError(
+      'config.enableTelemetry',
+      `config.enableTelemetry must be a boolean, got ${typeof merged.enableTelemetry}`,
+    );
   }
   return Object.freeze(merged);
 }

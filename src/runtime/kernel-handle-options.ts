@@ -4,6 +4,7 @@ import type { TransferStrategy } from '../bridge/transfer-strategy.js';
 import type { DeadLetterReason } from '../executor/protocol.js';
 import type { AnyKernelDefinition } from '../kernel/kernel-definition.js';
 import type { LatencyHistogram, LatencySummary } from '../kernel/latency-histogram.js';
+import type { LifecycleInspection } from '../kernel/lifecycle-inspection.js';
 import type { CircuitBreaker } from '../operations/circuit-breaker.js';
 import type { HostSpanWriter } from '../telemetry/host-span-writer.js';
 import type { ControlBlock } from '../wire/control-block.js';
@@ -23,9 +24,9 @@ export type Dim3 = number | readonly [number, number?, number?];
 export interface SendOptions {
   /** `'wait'` (default): wait for room, in order. `'reject'`: fail at once with `QueueFullError`. */
   readonly onFull?: 'wait' | 'reject';
-  /** Longest wait for room, in ms (default: no limit). */
+  /** Longest wait for room, in ms: 0…2³¹−1, or `Infinity` (the default: no limit). */
   readonly timeout?: number;
-  /** Cancels the wait for room. */
+  /** Cancels the wait for room (an aborted one sends nothing): rejects with `AbortedError`, the reason its cause. */
   readonly signal?: AbortSignal;
   /** The message's priority, 0…255 (default {@link Priority.Normal}): load shedding refuses the lowest first. */
   readonly priority?: number;
@@ -38,12 +39,23 @@ export interface CallOptions {
    * error, timeout, kernel failure) counts against it.
    */
   readonly breaker?: CircuitBreaker;
-  /** Longest wait for the response, in ms. Default 30 000. */
+  /** Longest wait for the response, in ms: 0…2³¹−1, or `Infinity` for no limit. Default 30 000. */
   readonly timeout?: number;
-  /** Cancels the call. */
+  /**
+   * Cancels the call: an aborted signal sends nothing; one that aborts later rejects with `AbortedError` (the
+   * reason its cause), and the response, should it still come, is a dead letter (`late-response`).
+   */
   readonly signal?: AbortSignal;
   /** The request's priority, 0…255 (default {@link Priority.Normal}). */
   readonly priority?: number;
+}
+
+/** Options of {@link KernelHandle.receive}. */
+export interface ReceiveOptions {
+  /** Longest wait for an output, in ms: 0…2³¹−1, or `Infinity` for no limit. Default 30 000. */
+  readonly timeout?: number;
+  /** Cancels the wait: rejects with `AbortedError`, the reason its cause. */
+  readonly signal?: AbortSignal;
 }
 
 /** Why a kernel refuses messages below its admitted priority, built when one is refused. */
@@ -110,6 +122,8 @@ export interface KernelHandleInit {
   readonly instanceId: number;
   readonly control: ControlBlock;
   readonly histogram: LatencyHistogram;
+  /** Latency of kernel-to-kernel hops into the kernel (shared with the executor, which samples one in eight). */
+  readonly hopHistogram: LatencyHistogram;
   readonly input: FrameRingMemory;
   readonly output: FrameRingMemory;
   /** How the rings reach the kernel (the kernel's own ends, the mirror's kick). */
@@ -136,6 +150,8 @@ export interface KernelHandleInit {
   readonly reattach: (handle: KernelHandle, port: MessagePort) => Promise<{ threadId: number; device: number }>;
   /** The kernel's CUDA device hit a sticky error: the device is lost to the process (its CUDA error name). */
   readonly onDeviceLost?: (device: number, cudaErrorName: string) => void;
+  /** An inspection event of the kernel's lifecycle actor, from its executor (the runtime's `inspect` option). */
+  readonly onInspect?: ((event: LifecycleInspection) => void) | undefined;
   /** A handler that throws fails the kernel (for a supervisor to restart) instead of only its message. */
   readonly failOnHandlerError: boolean;
   /** Tracing on: where the host's spans of this kernel's messages begin. */
@@ -157,6 +173,8 @@ export interface KernelHandleInit {
   ) => Promise<number>;
   /** A checkpoint of the kernel was taken. */
   readonly onCheckpoint: () => void;
+  /** The kernel has ended and nothing touches its rings any more: they may be reused. */
+  readonly releaseRings?: (input: FrameRingMemory, output: FrameRingMemory) => void;
 }
 
 /** A kernel-to-kernel wiring command, kept so a restarted kernel is wired again. */

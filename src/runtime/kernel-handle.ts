@@ -2,11 +2,12 @@ import { MessageChannel } from 'node:worker_threads';
 import { type Relaunch, relaunchOf } from '../bridge/relaunch.js';
 import type { KernelTransfer } from '../bridge/transfer-bridge.js';
 import { copyQueuedFrames, type KernelCheckpoint } from '../devices/checkpoint.js';
+import { InvalidArgumentError } from '../errors/argument-errors.js';
 import { type ErrorCodeString, ErrorNumber, errorNumberOf } from '../errors/codes.js';
 import { CudaDeviceLostError } from '../errors/cuda-errors.js';
 import { StateSnapshotError } from '../errors/device-errors.js';
 import { HandlerFailedError, InvalidStateError, KernelFailedError, QueueFullError } from '../errors/runtime-errors.js';
-import { TimeoutError } from '../errors/value-errors.js';
+import { AbortedError, TimeoutError } from '../errors/value-errors.js';
 import {
   type DeadLetterReason,
   ERROR_REPLY_TYPE_ID,
@@ -15,16 +16,17 @@ import {
 } from '../executor/protocol.js';
 import { COMMAND_TARGET, type LifecycleCommand, lifecycleAccepts } from '../kernel/kernel-lifecycle.js';
 import { LatencyHistogram } from '../kernel/latency-histogram.js';
-import { checkPriority, Priority } from '../kernel/priority.js';
+import { checkPriority, invalidPriority, isPriority, Priority } from '../kernel/priority.js';
+import { checkOptions, checkSignal, checkTimeout } from '../kernel/wait-options.js';
 import type { DetachedSpan, HostSpanWriter } from '../telemetry/host-span-writer.js';
-import { LifecycleTransition, SpanRecordKind } from '../telemetry/span-record.js';
+import { LifecycleTransition, SpanRecordKind, TRACE_FLAG_TRUNCATED } from '../telemetry/span-record.js';
 import { type ControlBlock, ErrorCode, TERMINATE_FINISH, TERMINATE_NOW } from '../wire/control-block.js';
 import type { Envelope } from '../wire/envelope.js';
 import { spinFor } from '../wire/eventcount.js';
 import { FrameConsumer } from '../wire/frame-consumer.js';
-import { alignedFrameSize, FrameFlags } from '../wire/frame-header.js';
+import { alignedFrameSize, FrameFlags, FrameHeader } from '../wire/frame-header.js';
 import { FrameProducer } from '../wire/frame-producer.js';
-import type { FrameRingMemory } from '../wire/frame-ring.js';
+import { createFrameRing, type FrameRingMemory } from '../wire/frame-ring.js';
 import type { FrameView } from '../wire/frame-view.js';
 import { KernelStatus, type KernelStatusName, kernelStatusName } from '../wire/kernel-status.js';
 import { BytesMessage, type MessageCodec } from '../wire/message-schema.js';
@@ -36,6 +38,7 @@ import type {
   KernelHandleInit,
   KernelMetrics,
   LinkCommand,
+  ReceiveOptions,
   Refusal,
   SendOptions,
 } from './kernel-handle-options.js';
@@ -51,6 +54,7 @@ export type {
   KernelFailureListener,
   KernelHandleInit,
   KernelMetrics,
+  ReceiveOptions,
   Refusal,
   SendOptions,
 } from './kernel-handle-options.js';
@@ -75,6 +79,8 @@ interface PendingSend {
 }
 
 const RESOLVED = Promise.resolve();
+/** The options of a send or call that gave none (no allocation per send). */
+const NO_OPTIONS: SendOptions & CallOptions = Object.freeze({});
 /** How long a forced kernel gets to stop after the message in hand before the host marks it Failed itself. */
 const FORCE_GRACE_MS = 1000;
 /** How long one wait of `for await (… of handle)` lasts before it looks again (it waits on, however long). */
@@ -106,8 +112,21 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   readonly instanceId: number;
   readonly #init: KernelHandleInit;
   readonly #control: ControlBlock;
-  readonly #producer: FrameProducer;
-  readonly #consumer: FrameConsumer;
+  #producer: FrameProducer;
+  #consumer: FrameConsumer;
+  /** The input ring (an empty stand-in once the kernel ended and its rings went back for reuse). */
+  #inputMemory: FrameRingMemory;
+  /** The current instance has left its worker (reported its exit, or its thread died). */
+  #instanceLeft = false;
+  #ringsReleased = false;
+  /** Calls that gave up after their request was written: their responses, should they come, are dead letters. */
+  readonly #abandoned = new Map<number, Error>();
+  /**
+   * Set the moment `terminate()` is called: from then on the kernel takes no new message, so nothing is written
+   * into its input ring after the worker's last look at it (a frame written then would be neither handled nor
+   * dead-lettered).
+   */
+  #closed = false;
   readonly #inputCodec: MessageCodec<InIn, unknown>;
   readonly #outputCodec: MessageCodec<unknown, OutView>;
   readonly #envelope: Envelope;
@@ -129,6 +148,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   readonly #received: OutView[] = [];
   readonly #receivers: PendingCall[] = [];
   readonly #sends: PendingSend[] = [];
+  /** Traced calls whose answer says the kernel's span was not recorded (cleared when the call's span ends). */
+  readonly #truncatedCalls = new Set<number>();
   /** Round trip of calls answered with a result, host side: request written (or queued) to its response read. */
   readonly #callLatency = new LatencyHistogram();
   readonly #launchedAt = performance.now();
@@ -187,6 +208,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     this.#inputCodec = init.definition.input;
     this.#outputCodec = init.definition.output;
     this.#producer = new FrameProducer(init.input);
+    this.#inputMemory = init.input;
     this.#consumer = new FrameConsumer(init.output, { spin: 0 });
     this.#envelope = { messageId: 0, destination: init.instanceId, flags: 0 };
     this.#tracer = init.tracer;
@@ -214,13 +236,18 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
 
   /** The instance's port closed without an exit report: its worker is gone (process.exit in a handler, a crash). */
   #instanceClosed(threadId: number): void {
-    if (this.#exitStatus !== undefined) return;
+    this.#instanceLeft = true;
+    if (this.#exitStatus !== undefined) {
+      // Ended already (a forced termination failed it): now that its worker has let go, its rings may go too.
+      this.#releaseRings();
+      return;
+    }
     if (this.#suspended) {
       this.#onInstanceExit?.(); // died while stopping for a restart: stopped all the same
       return;
     }
     this.#init.onWorkerExit(threadId);
-    this.#fail(new KernelFailedError(this.name, 'its worker thread exited'), true);
+    this.#fail(new KernelFailedError(this.name, 'its worker thread exited'), 'kernel-failed');
   }
 
   /** The lifecycle state, read from the ControlBlock (no message). */
@@ -282,6 +309,21 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     const drain = options.drain ?? this.#init.drainOnTerminate;
     // A kernel the user terminates has ended on purpose: no supervisor restarts it.
     this.#supervisor = undefined;
+    // The kernel stops accepting now. Sends still waiting for room would be written after the worker's last
+    // look at its queue (or into a ring nobody consumes any more): they are refused, each a dead letter.
+    this.#closed = true;
+    if (this.#failure === undefined) {
+      this.#dropWaitingSends(
+        new InvalidStateError(
+          this.name,
+          'send to',
+          'Terminating',
+          'Active',
+          'and takes no more messages: this send was still waiting for room in its queue',
+        ),
+        'discarded-on-terminate',
+      );
+    }
     if (this.#suspended) {
       this.abandon(new KernelFailedError(this.name, 'terminated while waiting for its supervisor to restart it'), true);
       return;
@@ -309,7 +351,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    * @throws {InvalidStateError} when the kernel cannot take messages (Terminated, Failed…).
    */
   trySend(message: InIn, priority: number = Priority.Normal): boolean {
-    this.#checkSendable('send to', message, priority);
+    this.#checkSendable('send to', message, priority); // also refuses a priority outside 0…255
     if (this.#sends.length > 0) return false; // earlier sends are waiting: keep order
     return this.#write(message, 0, priority);
   }
@@ -318,15 +360,19 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    * Sends a message. Resolves at once (a shared, already-resolved Promise) when the message is queued; when the
    * queue is full, waits for room in order — or, with `onFull: 'reject'`, rejects with `QueueFullError`.
    */
-  send(message: InIn, options: SendOptions = {}): Promise<void> {
+  send(message: InIn, options?: SendOptions): Promise<void> {
+    let checked: SendOptions;
     try {
-      const priority = options.priority === undefined ? Priority.Normal : checkPriority(options.priority);
+      checked = this.#checkOptions(options, message, true);
+      const signal = checked.signal;
+      if (signal?.aborted) throw new AbortedError(`send to kernel '${this.name}'`, signal.reason);
+      const priority = checked.priority ?? Priority.Normal;
       this.#checkSendable('send to', message, priority);
       if (this.#sends.length === 0 && this.#write(message, 0, priority)) return RESOLVED;
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.#enqueue(message, 0, options);
+    return this.#enqueue(message, 0, checked);
   }
 
   /**
@@ -336,17 +382,26 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    * @throws {TimeoutError} after `timeout` ms (default 30 s); {@link HandlerFailedError} when the handler threw;
    * {@link KernelFailedError} when the kernel failed meanwhile.
    */
-  call(request: InIn, options: CallOptions = {}): Promise<OutView> {
-    const breaker = options.breaker;
+  call(request: InIn, options?: CallOptions): Promise<OutView> {
+    let checked: CallOptions;
+    try {
+      checked = this.#checkOptions(options, request, false);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const breaker = checked.breaker;
     if (breaker !== undefined) {
-      const { breaker: _guarded, ...rest } = options;
+      const { breaker: _guarded, ...rest } = checked;
       return breaker.execute(() => this.call(request, rest));
     }
-    const timeout = options.timeout ?? 30_000;
+    const signal = checked.signal;
+    // Aborted already: nothing is sent (the kernel would answer a caller that has left).
+    if (signal?.aborted) return Promise.reject(new AbortedError(`call on kernel '${this.name}'`, signal.reason));
+    const timeout = checked.timeout ?? 30_000;
     const messageId = this.#nextMessageId;
-    const response = this.#waitFor(this.#calls, messageId, timeout, options.signal, 'call');
+    const response = this.#waitFor(this.#calls, messageId, timeout, signal, 'call');
     try {
-      const priority = options.priority === undefined ? Priority.Normal : checkPriority(options.priority);
+      const priority = checked.priority ?? Priority.Normal;
       this.#checkSendable('call', request, priority);
       // Launched and never asked to activate: the kernel takes no input, and the call would only time out.
       if (this.status === 'Launched' && !this.#activationAsked && this.#supervisor === undefined && !this.#suspended) {
@@ -363,11 +418,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
         this.#pump();
         return response;
       }
-      this.#enqueue(request, FrameFlags.REQUEST, {
-        timeout,
-        ...(options.signal ? { signal: options.signal } : {}),
-        ...(options.priority === undefined ? {} : { priority: options.priority }),
-      }).then(
+      // Waits for room with no deadline or signal of its own: the call's own withdraw it (see #giveUpCall).
+      this.#enqueue(request, FrameFlags.REQUEST, priority === Priority.Normal ? NO_OPTIONS : { priority }).then(
         () => this.#pump(),
         (error: Error) => this.#calls.get(messageId)?.reject(error),
       );
@@ -389,7 +441,20 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    * @throws {TimeoutError} after `timeout` ms (default 30 s); {@link InvalidStateError} when the kernel has
    * terminated and nothing is left; {@link KernelFailedError} when it failed.
    */
-  receive(timeout = 30_000): Promise<OutView> {
+  receive(options: number | ReceiveOptions = 30_000): Promise<OutView> {
+    let timeout: number;
+    let signal: AbortSignal | undefined;
+    try {
+      if (typeof options === 'number') timeout = checkTimeout(options, 'timeout');
+      else {
+        const bag = checkOptions(options, 'options');
+        timeout = bag.timeout === undefined ? 30_000 : checkTimeout(bag.timeout, 'options.timeout');
+        signal = checkSignal(bag.signal, 'options.signal');
+        if (signal?.aborted) throw new AbortedError(`receive on kernel '${this.name}'`, signal.reason);
+      }
+    } catch (error) {
+      return Promise.reject(error);
+    }
     const ready = this.tryReceive();
     if (ready !== undefined) return Promise.resolve(ready);
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
@@ -398,7 +463,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     }
     const id = this.#channel.seq();
     const waiting = new Map<number, PendingCall>();
-    const promise = this.#waitFor(waiting, id, timeout, undefined, 'receive');
+    const promise = this.#waitFor(waiting, id, timeout, signal, 'receive');
     this.#receivers.push(waiting.get(id) as PendingCall);
     this.#pump();
     return promise;
@@ -475,6 +540,11 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     return this.#init.histogram;
   }
 
+  /** Latency of the kernel-to-kernel hops into this kernel (one frame in eight). @internal */
+  get hopLatency(): LatencyHistogram {
+    return this.#init.hopHistogram;
+  }
+
   /** The round trip of this handle's calls answered with a result, host side. @internal */
   get callLatency(): LatencyHistogram {
     return this.#callLatency;
@@ -529,7 +599,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
 
   /** The kernel's input ring memory (kernel-to-kernel links ring its doorbell). @internal */
   get inputMemory(): FrameRingMemory {
-    return this.#init.input;
+    return this.#inputMemory;
   }
 
   /** The kernel's output message type. @internal */
@@ -664,6 +734,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       throw error;
     }
     this.#channel.bind(port1, threadId);
+    this.#instanceLeft = false;
     this.#exitStatus = undefined;
     this.#suspended = false;
     const resumed = this.#resumed;
@@ -687,8 +758,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     this.#suspended = false;
     this.#resumed?.reject(error);
     this.#resumed = undefined;
-    this.#fail(error);
-    if (wasSuspended) salvageInput(this.#orphaned, quiet ? 'discarded-on-terminate' : 'kernel-failed');
+    this.#fail(error, wasSuspended ? (quiet ? 'discarded-on-terminate' : 'kernel-failed') : undefined);
   }
 
   /** The (virtual) device hosting the kernel now. */
@@ -818,6 +888,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     }
     this.#control.resetForRestart(false);
     this.#channel.bind(dormant.port, dormant.threadId);
+    this.#instanceLeft = false;
     this.#device = dormant.device;
     this.#migrations++;
     const request = (message: object): Promise<void> => this.#channel.request(message);
@@ -836,7 +907,9 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
         resolve();
       }, reject);
     });
-    const wired = this.#links.map((link) => request(link));
+    // Handled now: should the new instance never start, its unanswered wiring is refused when it ends.
+    const wired = Promise.all(this.#links.map((link) => request(link)));
+    wired.catch(() => {});
     const activated = resume && this.#activeWanted ? request({ command: 'ACTIVATE' }) : Promise.resolve();
     activated.catch(() => {}); // awaited by the caller
     try {
@@ -845,7 +918,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       this.abandon(error as Error);
       throw error;
     }
-    await Promise.all(wired);
+    await wired;
     this.#exitStatus = undefined;
     this.#suspended = false;
     const resumed = this.#resumed;
@@ -869,12 +942,36 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   // ---------------------------------------------------------------------------------------------------------------
 
   #checkSendable(operation: string, message: InIn, priority: number): void {
-    // One atomic load and one compare on the hot path: Launched, Active and Deactivated take messages, of an
-    // admitted priority.
+    // One atomic load and two compares on the hot path: Launched, Active and Deactivated take messages, of a
+    // valid, admitted priority.
     const code = this.#control.status;
-    const admitted = priority >= this.#minPriority;
-    if (admitted && code >= KernelStatus.Launched && code <= KernelStatus.Deactivated && this.#failure === undefined) {
+    const admitted = priority >= this.#minPriority && isPriority(priority);
+    if (
+      admitted &&
+      code >= KernelStatus.Launched &&
+      code <= KernelStatus.Deactivated &&
+      this.#failure === undefined &&
+      !this.#closed
+    ) {
       return;
+    }
+    if (!isPriority(priority)) {
+      // Not a priority at all (-1, NaN, 300): the caller's mistake, not the kernel's state.
+      const error = invalidPriority(priority);
+      this.#refuse('invalid-argument', error, message);
+      throw error;
+    }
+    if (this.#closed && this.#failure === undefined) {
+      // Terminate was called: the status word may still say Active until the worker takes the command.
+      const error = new InvalidStateError(
+        this.name,
+        operation,
+        this.#exitStatus ?? 'Terminating',
+        'Active',
+        'and takes no more messages (launch it again for a new instance)',
+      );
+      this.#refuse('kernel-gone', error, message);
+      throw error;
     }
     if (!admitted && this.#failure === undefined && this.#refusal !== undefined) {
       const { error, reason } = this.#refusal(this.name, priority);
@@ -899,6 +996,51 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       );
     this.#refuse('kernel-gone', error, message);
     throw error;
+  }
+
+  /**
+   * Checks the options of a send (`send`: also `onFull`) or call up front, each wrong one refused with a typed
+   * error naming it; the message it would have carried is a dead letter (`invalid-argument`).
+   */
+  #checkOptions<T extends SendOptions & CallOptions>(options: T | undefined, message: InIn, send: boolean): T {
+    if (options === undefined) return NO_OPTIONS as T;
+    try {
+      const bag = checkOptions(options, 'options');
+      if (bag.timeout !== undefined) checkTimeout(bag.timeout, 'options.timeout');
+      checkSignal(bag.signal, 'options.signal');
+      if (bag.priority !== undefined) checkPriority(bag.priority, 'options.priority');
+      if (send && bag.onFull !== undefined && bag.onFull !== 'wait' && bag.onFull !== 'reject') {
+        throw new InvalidArgumentError(
+          'options.onFull',
+          `options.onFull must be 'wait' or 'reject', got ${bag.onFull}`,
+        );
+      }
+      return bag;
+    } catch (error) {
+      this.#refuse('invalid-argument', error as Error, message);
+      throw error;
+    }
+  }
+
+  /**
+   * Sends still waiting for room will never be written: each rejects with `error` and is recorded as a dead
+   * letter (its bytes were encoded when it started waiting).
+   */
+  #dropWaitingSends(error: Error, reason: DeadLetterReason): void {
+    const dropped = this.#sends.splice(0);
+    for (const send of dropped) {
+      this.#init.onDeadLetter({
+        kernel: this.name,
+        reason,
+        error: { name: error.name, message: error.message, code: (error as { code?: string }).code },
+        messageId: send.envelope.messageId ?? 0,
+        correlationId: 0,
+        typeId: send.codec.typeId,
+        payload: send.bytes,
+        at: new Date(),
+      });
+      send.reject(error);
+    }
   }
 
   /** A refused message is recorded: a dead letter as well as the caller's error. */
@@ -979,7 +1121,16 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     const codec = this.#inputCodec;
     const size = codec.encodedSize(request);
     const end = (errorCode: number): void =>
-      tracer.endDetached(span, SpanRecordKind.CALL, messageId, this.instanceId, codec.typeId, size, errorCode);
+      tracer.endDetached(
+        span,
+        SpanRecordKind.CALL,
+        messageId,
+        this.instanceId,
+        codec.typeId,
+        size,
+        errorCode,
+        this.#truncatedCalls.delete(messageId),
+      );
     response.then(
       () => end(0),
       (error: unknown) => end(errorNumberFrom(error)),
@@ -1001,7 +1152,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     const span = this.#traceQueued(envelope);
     return new Promise<void>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
-      const onAbort = (): void => settle(options.signal?.reason ?? new Error('aborted'));
+      const onAbort = (): void => settle(new AbortedError(`send to kernel '${this.name}'`, options.signal?.reason));
       const pending: PendingSend = {
         codec: { ...BytesMessage, name: codec.name, typeId: codec.typeId },
         bytes,
@@ -1023,11 +1174,13 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       };
       const settle = (error: Error): void => {
         pending.cleanup();
+        // Never sent: its span is given up (a request's ends with the call, as an error).
+        if (span !== undefined && !(flags & FrameFlags.REQUEST)) this.#tracer?.abandon(span);
         const at = this.#sends.indexOf(pending);
         if (at >= 0) this.#sends.splice(at, 1);
         reject(error);
       };
-      if (options.timeout !== undefined) {
+      if (options.timeout !== undefined && options.timeout !== Number.POSITIVE_INFINITY) {
         timer = setTimeout(() => {
           const error = new TimeoutError(`send to kernel '${this.name}'`, options.timeout as number);
           if (this.#stalled) {
@@ -1117,12 +1270,17 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     what: string,
   ): Promise<OutView> {
     return new Promise<OutView>((resolve, reject) => {
-      const onAbort = (): void => pending.reject(signal?.reason ?? new Error('aborted'));
+      // A call that gives up (its deadline, its signal) leaves its request behind: see #giveUpCall.
+      const giveUp = (error: Error): void => {
+        pending.reject(error);
+        if (table === this.#calls) this.#giveUpCall(id, error);
+      };
+      const onAbort = (): void => giveUp(new AbortedError(`${what} on kernel '${this.name}'`, signal?.reason));
       const startedAt = performance.now();
       const pending: PendingCall = {
         startedAt,
         deadline: startedAt + timeout,
-        expire: () => pending.reject(new TimeoutError(`${what} on kernel '${this.name}'`, timeout)),
+        expire: () => giveUp(new TimeoutError(`${what} on kernel '${this.name}'`, timeout)),
         resolve: (value) => {
           pending.cleanup();
           resolve(value as OutView);
@@ -1132,7 +1290,10 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
           reject(error);
         },
         cleanup: () => {
-          this.#deadlines.delete(pending);
+          // An ended kernel's timer must not hold the handle (and its rings) until the deadline.
+          if (this.#deadlines.delete(pending) && this.#deadlines.size === 0 && this.#exitStatus !== undefined) {
+            this.#disarmTimer();
+          }
           if (signal !== undefined) signal.removeEventListener('abort', onAbort);
           table.delete(id);
           if (table !== this.#calls) {
@@ -1143,9 +1304,27 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       };
       if (signal !== undefined) signal.addEventListener('abort', onAbort, { once: true });
       table.set(id, pending);
+      if (timeout === Number.POSITIVE_INFINITY) return; // no deadline to watch
       this.#deadlines.add(pending);
       if (pending.deadline < this.#timerAt) this.#armTimer(pending.deadline);
     });
+  }
+
+  /**
+   * A call gave up (timed out, aborted). Its request still waiting for room is withdrawn (never written, so never
+   * answered); one already written may yet be answered: that answer is a dead letter (`late-response`), not an
+   * output for `receive`.
+   */
+  #giveUpCall(messageId: number, error: Error): void {
+    const waiting = this.#sends.findIndex((send) => send.envelope.messageId === messageId);
+    if (waiting >= 0) (this.#sends[waiting] as PendingSend).reject(error);
+    else this.#abandoned.set(messageId, error);
+  }
+
+  #disarmTimer(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = Number.POSITIVE_INFINITY;
   }
 
   #armTimer(at: number): void {
@@ -1230,6 +1409,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     if (flags & FrameFlags.RESPONSE) {
       const call = this.#calls.get(frame.correlationId);
       if (call !== undefined) {
+        // The kernel could not record its span of this traced call: the call's span says its trace stops there.
+        if (frame.traceFlags & TRACE_FLAG_TRUNCATED) this.#truncatedCalls.add(frame.correlationId);
         if (flags & FrameFlags.ERROR) call.reject(new HandlerFailedError(this.name, parseRemoteError(frame)));
         else {
           this.#callLatency.record((performance.now() - call.startedAt) * 1e6);
@@ -1237,8 +1418,25 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
         }
         return;
       }
+      const abandoned = this.#abandoned.get(frame.correlationId);
+      if (abandoned !== undefined) this.#abandoned.delete(frame.correlationId);
       // An error answer to a call that already gave up: the failure itself was dead-lettered by the kernel.
       if (flags & FrameFlags.ERROR || frame.typeId === ERROR_REPLY_TYPE_ID) return;
+      if (abandoned !== undefined) {
+        // Its caller has left: not an output for receive() (which takes outputs that are not responses). The
+        // letter carries why the call gave up.
+        this.#init.onDeadLetter({
+          kernel: this.name,
+          reason: 'late-response',
+          error: { name: abandoned.name, message: abandoned.message, code: (abandoned as { code?: string }).code },
+          messageId: frame.messageId,
+          correlationId: frame.correlationId,
+          typeId: frame.typeId,
+          payload: frame.payload.slice(),
+          at: new Date(),
+        });
+        return;
+      }
     }
     const output = this.#own(frame);
     const receiver = this.#receivers[0];
@@ -1293,8 +1491,11 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     return done;
   }
 
-  #report(report: Extract<WorkerReport, { type: 'deadLetter' | 'exit' }>): void {
+  #report(report: Extract<WorkerReport, { type: 'deadLetter' | 'exit' | 'inspect' }>): void {
     switch (report.type) {
+      case 'inspect':
+        this.#init.onInspect?.(report.event);
+        return;
       case 'deadLetter': {
         const letter = report.letter;
         this.#lastErrorMessage = `${letter.error.name}: ${letter.error.message}`;
@@ -1307,6 +1508,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
         return;
       }
       case 'exit':
+        // The instance has left its worker: it touches the rings no more.
+        this.#instanceLeft = true;
         if (report.deviceLost !== undefined) this.#init.onDeviceLost?.(this.#device, report.deviceLost);
         if (this.#suspended) {
           // Stopped for a restart: the handle lives on, waiting for the next instance.
@@ -1322,12 +1525,16 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
             report.deviceLost === undefined
               ? new KernelFailedError(this.name, reason)
               : new CudaDeviceLostError(this.#device, report.deviceLost, `kernel '${this.name}' failed: ${reason}`),
-            true,
+            'kernel-failed',
           );
           return;
         }
-        // Failed from the host side meanwhile (forced, or its worker gone): already ended and counted.
-        if (this.#exitStatus !== undefined) return;
+        // Failed from the host side meanwhile (forced, or its worker gone): already ended and counted; its rings
+        // may go now that the instance has left.
+        if (this.#exitStatus !== undefined) {
+          this.#releaseRings();
+          return;
+        }
         this.#exitStatus = report.status;
         this.#settleExit();
         return;
@@ -1336,18 +1543,44 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
 
   #settleExit(): void {
     this.#channel.unref();
+    // No more responses can come; the deadline timer must not hold the ended handle (and its rings).
+    this.#abandoned.clear();
+    if (this.#deadlines.size === 0) this.#disarmTimer();
+    // The instance has gone: the worker answered every command it took before its exit report (the port keeps
+    // order), so a command still waiting was never taken and never will be: refused, typed, not left hanging.
+    const ended = this.#exitStatus ?? 'Terminated';
+    this.#channel.rejectAll(new InvalidStateError(this.name, 'change the state of', ended, 'Active'));
     this.#markExited();
     this.#init.onExit(this);
     // Wake the output pump so pending receivers learn the kernel is gone once its outputs are read.
     this.#consumer.interrupt();
+    this.#releaseRings();
   }
 
   /**
-   * The kernel's instance failed (`gone`: its worker died under it, or it reported its exit, so nothing consumes
-   * its input any more). Supervised, the handle is suspended for the supervisor to decide; otherwise the kernel is
-   * Failed for good, and a gone instance's queue dead-lettered.
+   * The kernel has ended for good: once its instance has left (nothing in its worker touches the rings) and no
+   * mirror copies them (`direct`), its rings go back for the next launch. The outputs not yet received are copied
+   * out first (they are still the handle's to receive); from then on the handle's ends are over an empty ring.
    */
-  #fail(error: Error, gone = false): void {
+  #releaseRings(): void {
+    const release = this.#init.releaseRings;
+    if (release === undefined || !this.#instanceLeft || this.#ringsReleased) return;
+    if (this.#transfer.strategy !== 'direct') return;
+    this.#ringsReleased = true;
+    this.#consumer.drain(this.#onOutput);
+    const ended = endedRing();
+    this.#producer = new FrameProducer(ended);
+    this.#consumer = new FrameConsumer(ended, { spin: 0 });
+    this.#inputMemory = ended;
+    release(this.#init.input, this.#init.output);
+  }
+
+  /**
+   * The kernel's instance failed. `salvage`: its instance is gone (its worker died under it, or it reported its
+   * exit), so nothing consumes its input any more and what is queued is dead-lettered with that reason.
+   * Supervised, the handle is suspended for the supervisor to decide; otherwise the kernel is Failed for good.
+   */
+  #fail(error: Error, salvage?: 'kernel-failed' | 'discarded-on-terminate'): void {
     // Failed already, or ended Terminated: a kernel ends once, and is counted once.
     if (this.#failure !== undefined || this.#exitStatus !== undefined) return;
     // The instance failed: a fail span either way (a supervised kernel's restart is a span of its own).
@@ -1370,10 +1603,11 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     this.#lastErrorMessage = error.message;
     for (const call of [...this.#calls.values()]) call.reject(error);
     for (const receiver of [...this.#receivers]) receiver.reject(error);
-    for (const send of [...this.#sends]) send.reject(error);
+    this.#dropWaitingSends(error, 'kernel-failed');
     this.#channel.rejectAll(error);
+    // Before the exit settles: its rings may go back for reuse then.
+    if (salvage !== undefined) salvageInput(this.#orphaned, salvage);
     this.#settleExit();
-    if (gone) salvageInput(this.#orphaned, 'kernel-failed');
   }
 
   /** From now on the instance is gone (or going) and the handle waits for the next one. */
@@ -1427,6 +1661,13 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       clearTimeout(timer);
     }
   }
+}
+
+/** An empty ring the ends of an ended handle stand over once its own rings went back for reuse. */
+let endedRingMemory: FrameRingMemory | undefined;
+function endedRing(): FrameRingMemory {
+  endedRingMemory ??= createFrameRing({ capacityBytes: FrameHeader.SIZE + 8, maxPayloadSize: 0 });
+  return endedRingMemory;
 }
 
 /** The numeric code of an error, for a span record (HandlerFailed for errors without a ringkernel code). */

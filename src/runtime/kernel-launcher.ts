@@ -4,6 +4,7 @@ import { STICKY_CU_RESULTS } from '../backends/cuda/cu-result.js';
 import type { KernelTransfer, TransferBridge } from '../bridge/transfer-bridge.js';
 import type { TransferStrategy } from '../bridge/transfer-strategy.js';
 import { type KernelCheckpoint, preloadQueuedFrames } from '../devices/checkpoint.js';
+import { ArgumentTypeError, describeValue, InvalidArgumentError } from '../errors/argument-errors.js';
 import { ErrorNumber } from '../errors/codes.js';
 import { CudaError } from '../errors/cuda-errors.js';
 import {
@@ -15,14 +16,17 @@ import {
 import { attachFailureError } from '../executor/attach-failure.js';
 import { type AttachFailure, type AttachResult, type AttachTask, ERROR_REPLY_MAX_BYTES } from '../executor/protocol.js';
 import { findKernel, isEntryModule, type KernelDefinition } from '../kernel/kernel-definition.js';
-import { LATENCY_HISTOGRAM_BYTES, LatencyHistogram } from '../kernel/latency-histogram.js';
+import { KERNEL_HISTOGRAMS_BYTES, LATENCY_HISTOGRAM_BYTES, LatencyHistogram } from '../kernel/latency-histogram.js';
+import type { LifecycleInspector } from '../operations/lifecycle-inspector.js';
 import type { MemoryAllocation } from '../operations/memory-dashboard.js';
 import type { RuntimeTracing } from '../telemetry/runtime-tracing.js';
 import { LifecycleTransition } from '../telemetry/span-record.js';
 import { ControlBlock } from '../wire/control-block.js';
 import { alignedFrameSize, FrameHeader } from '../wire/frame-header.js';
 import { createFrameRing, type FrameRingMemory } from '../wire/frame-ring.js';
+import { FrameRingPool } from '../wire/frame-ring-pool.js';
 import type { MessageCodec } from '../wire/message-schema.js';
+import { fixRingAllocation } from '../wire/ring-allocation.js';
 import type { RuntimeConfig } from './config.js';
 import type { DeadLetterStream } from './dead-letters.js';
 import type { DeviceRegistry } from './device-registry.js';
@@ -89,11 +93,48 @@ export function ringBytes(memory: FrameRingMemory): number {
   return memory.ring.byteLength + memory.signal.byteLength;
 }
 
+/** The kernel and options of a launch, checked before anything is looked up or allocated. */
+function checkLaunchArguments(kernel: unknown, options: unknown): void {
+  if (typeof kernel !== 'string') {
+    const definition = kernel as { id?: unknown; moduleUrl?: unknown } | null;
+    if (typeof definition !== 'object' || definition === null || typeof definition.moduleUrl !== 'string') {
+      throw new ArgumentTypeError(
+        'kernel',
+        `kernel must be a kernel id or what defineKernel returned, got ${describeValue(kernel)}`,
+      );
+    }
+  }
+  if (typeof options !== 'object' || options === null) {
+    throw new ArgumentTypeError('options', `options must be an object, got ${describeValue(options)}`);
+  }
+  const { onFull, autoActivate, drainOnTerminate, integrity } = options as LaunchOptions;
+  if (onFull !== undefined && onFull !== 'wait' && onFull !== 'reject') {
+    throw new InvalidArgumentError(
+      'options.onFull',
+      `options.onFull must be 'wait' or 'reject', got ${describeValue(onFull)}`,
+    );
+  }
+  for (const [key, value] of Object.entries({ autoActivate, drainOnTerminate, integrity })) {
+    if (value !== undefined && typeof value !== 'boolean') {
+      throw new ArgumentTypeError(`options.${key}`, `options.${key} must be a boolean, got ${describeValue(value)}`);
+    }
+  }
+}
+
 function dim3(name: string, value: Dim3): readonly [number, number, number] {
+  if (typeof value !== 'number' && !Array.isArray(value)) {
+    throw new ArgumentTypeError(
+      name,
+      `${name} must be a number or an array of up to three, got ${describeValue(value)}`,
+    );
+  }
   const parts = typeof value === 'number' ? [value] : [...value];
   const dims = [parts[0] ?? 1, parts[1] ?? 1, parts[2] ?? 1] as const;
   if (parts.length > 3 || !dims.every((d) => Number.isInteger(d) && d >= 1 && d <= 2 ** 31 - 1)) {
-    throw new RangeError(`${name} must be a positive integer or up to three of them, got ${JSON.stringify(value)}`);
+    throw new InvalidArgumentError(
+      name,
+      `${name} must be a positive integer or up to three of them, got ${JSON.stringify(value)}`,
+    );
   }
   return dims;
 }
@@ -106,6 +147,8 @@ export interface LaunchHost {
   readonly webgpu: { readonly allowFallback: boolean; readonly nativeBackend: 'default' | 'opengles' };
   readonly log: RuntimeLogger;
   readonly tracing: RuntimeTracing | undefined;
+  /** Where the kernels' lifecycle inspection events go (the runtime's `inspect` option). */
+  readonly inspector: LifecycleInspector | undefined;
   readonly deadLetters: DeadLetterStream;
   readonly bridge: TransferBridge;
   readonly workers: WorkerPools<KernelHandle>;
@@ -137,9 +180,13 @@ export class KernelLauncher {
   readonly #host: LaunchHost;
   /** Names whose launch is in progress. */
   readonly #launching = new Set<string>();
+  /** Kernels' rings by size, recycled when a kernel ends: churn reuses memory instead of allocating anew. */
+  readonly #ringPool = new FrameRingPool();
   #nextInstanceId = 1;
 
   constructor(host: LaunchHost) {
+    // Before the first ring: rings are fresh mappings whatever the process freed before (see fixRingAllocation).
+    fixRingAllocation();
     this.#host = host;
   }
 
@@ -158,6 +205,7 @@ export class KernelLauncher {
     const blockSize: Dim3 = byOptions ? (options.blockSize ?? 1) : positionalBlockSize;
     const host = this.#host;
     host.checkAccepting('launch');
+    checkLaunchArguments(kernel, options);
     const definition = typeof kernel === 'string' ? findKernel(kernel) : kernel;
     if (isEntryModule(definition.moduleUrl)) {
       throw new KernelModuleError(
@@ -167,7 +215,12 @@ export class KernelLauncher {
       );
     }
     const name = options.name ?? definition.id;
-    if (typeof name !== 'string' || name.length === 0) throw new TypeError('options.name must be a non-empty string');
+    if (typeof name !== 'string' || name.length === 0) {
+      throw new ArgumentTypeError(
+        'options.name',
+        `options.name must be a non-empty string, got ${describeValue(name)}`,
+      );
+    }
     const existing = host.liveKernel(name);
     const taken = (state: string): InvalidStateError =>
       new InvalidStateError(
@@ -183,22 +236,30 @@ export class KernelLauncher {
     const block = dim3('blockSize', blockSize);
     const capacity = options.queueCapacity ?? host.config.defaultQueueCapacity;
     if (!Number.isInteger(capacity) || capacity < 1 || capacity > 1 << 20) {
-      throw new RangeError(`options.queueCapacity must be an integer in [1, 1048576], got ${capacity}`);
+      throw new InvalidArgumentError(
+        'options.queueCapacity',
+        `options.queueCapacity must be an integer in [1, 1048576], got ${describeValue(capacity)}`,
+      );
     }
     const integrity = options.integrity ?? false;
     const onHandlerError = options.onHandlerError ?? 'dead-letter';
     if (onHandlerError !== 'dead-letter' && onHandlerError !== 'fail') {
-      throw new TypeError(
+      throw new InvalidArgumentError(
+        'options.onHandlerError',
         `options.onHandlerError must be 'dead-letter' or 'fail', got ${JSON.stringify(onHandlerError)}`,
       );
     }
     const failOnHandlerError = onHandlerError === 'fail';
     const restore = options.restore;
     if (restore !== undefined && restore.kernelId !== definition.id) {
-      throw new TypeError(`options.restore is a checkpoint of kernel '${restore.kernelId}', not '${definition.id}'`);
+      throw new ArgumentTypeError(
+        'options.restore',
+        `options.restore is a checkpoint of kernel '${restore.kernelId}', not '${definition.id}'`,
+      );
     }
     if (restore !== undefined && restore.queued.frames > 0 && restore.queued.integrity !== integrity) {
-      throw new TypeError(
+      throw new ArgumentTypeError(
+        'options.restore',
         `options.restore carries frames from a ring ${restore.queued.integrity ? 'with' : 'without'} integrity checksums: launch with integrity: ${restore.queued.integrity}`,
       );
     }
@@ -224,7 +285,8 @@ export class KernelLauncher {
         options.transferStrategy !== 'mapped' &&
         options.transferStrategy !== 'dma'
       ) {
-        throw new RangeError(
+        throw new InvalidArgumentError(
+          'options.transferStrategy',
           `options.transferStrategy: CUDA kernels take 'mapped' (rings pinned and mapped into the device) or 'dma' (replicas in device memory, copied by the mirror thread), got ${JSON.stringify(options.transferStrategy)}`,
         );
       }
@@ -233,20 +295,22 @@ export class KernelLauncher {
     const control = ControlBlock.create(instanceId);
     // A device executor learns from the block that its rings require checksums (a CPU worker from the rings).
     control.setIntegrity(integrity);
-    const histogram = new SharedArrayBuffer(LATENCY_HISTOGRAM_BYTES);
-    const input = this.ring(definition.input, capacity, integrity, 0);
+    const histogram = new SharedArrayBuffer(KERNEL_HISTOGRAMS_BYTES);
+    const input = this.ring(definition.input, capacity, integrity, 0, this.#ringPool);
     const output = this.ring(
       [definition.output, ...(definition.emits ?? [])],
       capacity,
       integrity,
       ERROR_REPLY_MAX_BYTES,
+      this.#ringPool,
     );
     // Its queued messages go first into the new input ring, before anyone can send (RangeError if they don't fit).
     if (restore !== undefined) preloadQueuedFrames(input, restore.queued.bytes);
     const kernelBytes = control.buffer.byteLength + histogram.byteLength + ringBytes(input) + ringBytes(output);
     const device = host.devices.place(options, kernelBytes, onCuda);
     if (!onCuda && host.backend === 'cuda' && options.transferStrategy === 'mapped') {
-      throw new RangeError(
+      throw new InvalidArgumentError(
+        'options.transferStrategy',
         `options.transferStrategy 'mapped' is for CUDA kernels; kernel '${definition.id}' runs on CPU workers ('direct' or 'dma')`,
       );
     }
@@ -256,6 +320,7 @@ export class KernelLauncher {
       : host.bridge.open(input, output, options.transferStrategy ?? (host.backend === 'cuda' ? 'direct' : undefined));
     const { port1, port2 } = new MessageChannel();
     const tracing = host.tracing;
+    const inspector = host.inspector;
     const launchSpan = tracing?.host.beginLifecycle();
     const telemetry = tracing?.attachKernel(instanceId, name, definition.id);
     // Reserve the name before the first await, so two concurrent launches cannot both take it.
@@ -285,6 +350,7 @@ export class KernelLauncher {
       device: on,
       restoreState: state,
       dormant,
+      inspect: host.inspector !== undefined,
       ...(onWebGpu ? { webgpu: host.webgpu } : {}),
       ...(onCuda
         ? {
@@ -321,6 +387,7 @@ export class KernelLauncher {
       instanceId,
       control,
       histogram: new LatencyHistogram(histogram),
+      hopHistogram: new LatencyHistogram(histogram, LATENCY_HISTOGRAM_BYTES),
       input,
       output,
       transfer,
@@ -337,6 +404,7 @@ export class KernelLauncher {
       onWorkerExit: (threadId) => host.workers.markDead(threadId),
       onInterrupted: (interrupted) => host.interrupted(interrupted),
       onDeviceLost: (lost, cudaErrorName) => host.devices.markLost(lost, cudaErrorName),
+      onInspect: inspector === undefined ? undefined : (event) => inspector.forward(name, instanceId, event),
       reattach: (restarted, port) =>
         this.#reattach(
           restarted,
@@ -356,6 +424,10 @@ export class KernelLauncher {
         return dormant.threadId;
       },
       onCheckpoint: () => host.checkpointed(),
+      releaseRings: (endedInput, endedOutput) => {
+        this.#ringPool.release(endedInput);
+        this.#ringPool.release(endedOutput);
+      },
     });
     if (launchSpan !== undefined) tracing?.host.endLifecycle(launchSpan, LifecycleTransition.LAUNCH, instanceId, 0);
     host.joined(handle as KernelHandle, attached.threadId, [
@@ -377,6 +449,7 @@ export class KernelLauncher {
     capacity: number,
     integrity: boolean,
     reserve: number,
+    pool?: FrameRingPool,
   ) {
     // A kernel that emits several types: room for the largest of them.
     const sizes = (Array.isArray(codec) ? codec : [codec]).map((c) => (c as { size?: unknown }).size);
@@ -384,12 +457,21 @@ export class KernelLauncher {
     if (fixed !== undefined) {
       const maxPayloadSize = Math.max(fixed, reserve);
       const capacityBytes = capacity * alignedFrameSize(fixed) + (reserve > fixed ? alignedFrameSize(reserve) : 0) + 8;
-      return createFrameRing({ capacityBytes, maxPayloadSize, integrity });
+      return pool === undefined
+        ? createFrameRing({ capacityBytes, maxPayloadSize, integrity })
+        : pool.acquire({ capacityBytes, maxPayloadSize, integrity });
     }
     const maxPayloadSize = this.#host.config.defaultMessageSize - FrameHeader.SIZE;
     // Raw bytes: room for `capacity` modest frames, and never less than two of the largest.
     const capacityBytes = Math.max(capacity * alignedFrameSize(64), 2 * alignedFrameSize(maxPayloadSize) + 8);
-    return createFrameRing({ capacityBytes, maxPayloadSize, integrity });
+    return pool === undefined
+      ? createFrameRing({ capacityBytes, maxPayloadSize, integrity })
+      : pool.acquire({ capacityBytes, maxPayloadSize, integrity });
+  }
+
+  /** Lets the pooled rings of ended kernels go (the runtime is shutting down). */
+  releasePooledRings(): void {
+    this.#ringPool.clear();
   }
 
   /**

@@ -1,3 +1,4 @@
+import { ArgumentTypeError } from '../errors/argument-errors.js';
 import type { KernelHandle } from './kernel-handle.js';
 
 /** A change in a {@link KernelRegistry}. */
@@ -10,11 +11,16 @@ export interface RegistryEvent {
 const SEGMENT = /^[A-Za-z0-9_.:-]+$/;
 
 function segments(name: string, what: string, wildcards: boolean): string[] {
-  if (typeof name !== 'string' || name.length === 0) throw new TypeError(`${what} must be a non-empty string`);
+  if (typeof name !== 'string' || name.length === 0)
+    throw new ArgumentTypeError(what, `${what} must be a non-empty string`);
   const parts = name.split('/');
   for (const part of parts) {
     const ok = SEGMENT.test(part) || (wildcards && (part === '*' || part === '**'));
-    if (!ok) throw new TypeError(`${what} ${JSON.stringify(name)}: segment ${JSON.stringify(part)} is not allowed`);
+    if (!ok)
+      throw new ArgumentTypeError(
+        what,
+        `${what} ${JSON.stringify(name)}: segment ${JSON.stringify(part)} is not allowed`,
+      );
   }
   return parts;
 }
@@ -54,7 +60,10 @@ export class KernelRegistry {
     const existing = this.#entries.get(name);
     if (existing === handle) return;
     if (existing !== undefined)
-      throw new TypeError(`registry name ${JSON.stringify(name)} is taken by kernel '${existing.name}'`);
+      throw new ArgumentTypeError(
+        'name',
+        `registry name ${JSON.stringify(name)} is taken by kernel '${existing.name}'`,
+      );
     this.#entries.set(name, handle);
     this.#notify({ type: 'registered', name, handle });
     void handle.exited.then(() => this.deregister(name, handle));

@@ -6,6 +6,7 @@ import type { TransferStrategyChoice } from '../bridge/transfer-strategy.js';
 import { KernelMigrator, type MigrationReport } from '../devices/kernel-migrator.js';
 import type { DeviceSelector, LoadBalancingStrategy, MultiGpuCoordinator } from '../devices/multi-gpu-coordinator.js';
 import { type GpuTopology, measureHostLink } from '../devices/topology.js';
+import { ArgumentTypeError, InvalidArgumentError } from '../errors/argument-errors.js';
 import {
   InvalidStateError,
   KernelNotFoundError,
@@ -24,9 +25,11 @@ import {
 } from '../operations/degradation-manager.js';
 import { HealthChecker } from '../operations/health-checker.js';
 import { KernelWatchdog, type WatchdogRecovery } from '../operations/kernel-watchdog.js';
+import { type InspectionObserver, LifecycleInspector } from '../operations/lifecycle-inspector.js';
 import { GpuMemoryDashboard } from '../operations/memory-dashboard.js';
 import { PrometheusExporter, type PrometheusExporterOptions } from '../operations/prometheus-exporter.js';
 import { Supervisor, type SupervisorOptions } from '../supervision/supervisor.js';
+import { NOOP_OBSERVABILITY, type ObservabilityContext } from '../telemetry/observability-context.js';
 import type { RuntimeTracing } from '../telemetry/runtime-tracing.js';
 import type { KernelStatusName } from '../wire/kernel-status.js';
 import { RuntimeBuilder } from './builder.js';
@@ -114,6 +117,8 @@ export interface RuntimeInit {
   readonly config: RuntimeConfig;
   /** Tracing, when the builder turned it on. */
   readonly tracing?: RuntimeTracing | undefined;
+  /** Where the kernels' lifecycle inspection events go (the builder's `inspect`). */
+  readonly inspect?: InspectionObserver | undefined;
 }
 
 /**
@@ -167,6 +172,7 @@ export class RingKernelRuntime {
   #watchdogSupervisor: Supervisor | undefined;
   #health: HealthChecker | undefined;
   #prometheus: PrometheusExporter | undefined;
+  readonly #inspector: LifecycleInspector | undefined;
   /** When kernels failed, most recent last. */
   readonly #failureTimes: number[] = [];
   #shutdown: Promise<ShutdownReport> | undefined;
@@ -212,12 +218,13 @@ export class RingKernelRuntime {
     this.config = init.config;
     this.backendProbes = init.probes;
     this.preset = init.preset;
+    this.#inspector = init.inspect === undefined ? undefined : new LifecycleInspector(init.inspect);
     this.log = createLogger(init.config.logLevel);
     this.deadLetters.on('deadLetter', (letter) =>
       this.log.debug(`dead letter from '${letter.kernel}' (${letter.reason}): ${letter.error.message}`),
     );
     this.tracing = init.tracing;
-    this.tracing?.trackMemory(this.#memory);
+    this.tracing?.joinRuntime(this.#memory, this.log);
     this.#bridge = new TransferBridge(init.backend, init.config.bridgePollInterval);
     this.#workers = new WorkerPools(init.config.maxKernelsPerWorker);
     this.#devices = new DeviceRegistry(init.backend, init.config, this.#workers, {
@@ -233,6 +240,7 @@ export class RingKernelRuntime {
       webgpu: init.webgpu ?? { allowFallback: false, nativeBackend: 'default' },
       log: this.log,
       tracing: init.tracing,
+      inspector: this.#inspector,
       deadLetters: this.deadLetters,
       bridge: this.#bridge,
       workers: this.#workers,
@@ -301,7 +309,10 @@ export class RingKernelRuntime {
    */
   async drain(timeoutMs = 30_000): Promise<DrainReport> {
     if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0)) {
-      throw new RangeError(`drain timeout must be a non-negative number of ms, got ${timeoutMs}`);
+      throw new InvalidArgumentError(
+        'timeoutMs',
+        `drain timeout must be a non-negative number of ms, got ${timeoutMs}`,
+      );
     }
     const state = this.state().value;
     if (state === 'Stopping' || state === 'Stopped') throw new RuntimeShutDownError('drain');
@@ -582,7 +593,9 @@ export class RingKernelRuntime {
   ): Promise<void> {
     const source = typeof from === 'string' ? this.kernel(from) : from;
     const target = typeof to === 'string' ? this.kernel(to) : to;
-    if (source === target) throw new TypeError(`kernel '${source.name}' cannot be connected to itself`);
+    if (source === target) {
+      throw new InvalidArgumentError('to', `kernel '${source.name}' cannot be connected to itself`);
+    }
     const accepted = target.inputCodec;
     const emitted = [source.outputCodec, ...(source.emittedCodecs ?? [])];
     const produced = emitted.find((codec) => codec.typeId === accepted.typeId);
@@ -631,10 +644,21 @@ export class RingKernelRuntime {
    */
   prometheusExporter(options?: PrometheusExporterOptions): PrometheusExporter {
     if (options !== undefined && this.#prometheus !== undefined) {
-      throw new TypeError('prometheusExporter options apply when it is first made; it exists already');
+      throw new ArgumentTypeError(
+        'options',
+        'prometheusExporter options apply when it is first made; it exists already',
+      );
     }
     this.#prometheus ??= new PrometheusExporter(this, options);
     return this.#prometheus;
+  }
+
+  /**
+   * Your own spans around the runtime's: `startSpan(name, attributes?)` on the runtime's tracer, and messages sent
+   * while one is active (`withSpan`, `startActiveSpan`) become its children. A no-op when tracing is off.
+   */
+  observabilityContext(): ObservabilityContext {
+    return this.tracing?.observability() ?? NOOP_OBSERVABILITY;
   }
 
   /** The runtime's kernel watchdog (one per runtime): finds kernels whose input waits while they do not beat. */
@@ -798,6 +822,7 @@ export class RingKernelRuntime {
       this.#health?.stop();
       this.#degradation?.stop();
       await this.#workers.destroy();
+      this.#launcher.releasePooledRings();
       this.#devices.close();
       await this.tracing?.shutdown();
       await this.#bridge.close();
@@ -851,9 +876,12 @@ export class RingKernelRuntime {
     const signals = options.signals ?? ['SIGINT', 'SIGTERM'];
     const drainTimeoutMs = options.drainTimeoutMs ?? 10_000;
     if (!Array.isArray(signals) || signals.length === 0)
-      throw new TypeError('options.signals must be a non-empty array');
+      throw new ArgumentTypeError('options.signals', 'options.signals must be a non-empty array');
     if (typeof drainTimeoutMs !== 'number' || !(drainTimeoutMs >= 0)) {
-      throw new RangeError(`options.drainTimeoutMs must be a non-negative number, got ${drainTimeoutMs}`);
+      throw new InvalidArgumentError(
+        'options.drainTimeoutMs',
+        `options.drainTimeoutMs must be a non-negative number, got ${drainTimeoutMs}`,
+      );
     }
     this.#signalHandlers?.();
     const onSignal = (): void => {

@@ -1,3 +1,4 @@
+import { ArgumentTypeError, InvalidArgumentError } from '../errors/argument-errors.js';
 import { CudaDeviceLostError } from '../errors/cuda-errors.js';
 import { KernelFailedError, RestartLimitError } from '../errors/runtime-errors.js';
 import type { KernelDefinition } from '../kernel/kernel-definition.js';
@@ -93,35 +94,50 @@ let supervisorCount = 0;
 function check(options: SupervisorOptions): Required<Omit<SupervisorOptions, 'backoff'>> & {
   backoff: Required<BackoffOptions>;
 } {
-  if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+  if (typeof options !== 'object' || options === null)
+    throw new ArgumentTypeError('options', 'options must be an object');
   const name = options.name ?? `supervisor-${++supervisorCount}`;
-  if (typeof name !== 'string' || name.length === 0) throw new TypeError('options.name must be a non-empty string');
+  if (typeof name !== 'string' || name.length === 0)
+    throw new ArgumentTypeError('options.name', 'options.name must be a non-empty string');
   const strategy = options.strategy ?? RestartStrategy.OneForOne;
   if (!Object.values(RestartStrategy).includes(strategy)) {
-    throw new TypeError(
+    throw new ArgumentTypeError(
+      'options.strategy',
       `options.strategy must be one of ${Object.values(RestartStrategy).join(', ')}, got ${JSON.stringify(strategy)}`,
     );
   }
   const maxRestarts = options.maxRestarts ?? 3;
   if (!Number.isInteger(maxRestarts) || maxRestarts < 0) {
-    throw new RangeError(`options.maxRestarts must be a non-negative integer, got ${maxRestarts}`);
+    throw new InvalidArgumentError(
+      'options.maxRestarts',
+      `options.maxRestarts must be a non-negative integer, got ${maxRestarts}`,
+    );
   }
   const windowMs = options.windowMs ?? 5000;
   if (!Number.isFinite(windowMs) || windowMs <= 0) {
-    throw new RangeError(`options.windowMs must be a positive number, got ${windowMs}`);
+    throw new InvalidArgumentError('options.windowMs', `options.windowMs must be a positive number, got ${windowMs}`);
   }
   const backoff = options.backoff ?? {};
   const initialMs = backoff.initialMs ?? 10;
   const maxMs = backoff.maxMs ?? 1000;
   const factor = backoff.factor ?? 2;
   if (!Number.isFinite(initialMs) || initialMs < 0) {
-    throw new RangeError(`options.backoff.initialMs must be a non-negative number, got ${initialMs}`);
+    throw new InvalidArgumentError(
+      'options.backoff.initialMs',
+      `options.backoff.initialMs must be a non-negative number, got ${initialMs}`,
+    );
   }
   if (!Number.isFinite(maxMs) || maxMs < initialMs) {
-    throw new RangeError(`options.backoff.maxMs must be a number >= initialMs (${initialMs}), got ${maxMs}`);
+    throw new InvalidArgumentError(
+      'options.backoff.maxMs',
+      `options.backoff.maxMs must be a number >= initialMs (${initialMs}), got ${maxMs}`,
+    );
   }
   if (!Number.isFinite(factor) || factor < 1) {
-    throw new RangeError(`options.backoff.factor must be a number >= 1, got ${factor}`);
+    throw new InvalidArgumentError(
+      'options.backoff.factor',
+      `options.backoff.factor must be a number >= 1, got ${factor}`,
+    );
   }
   return { name, strategy, maxRestarts, windowMs, backoff: { initialMs, maxMs, factor } };
 }
@@ -236,10 +252,14 @@ export class Supervisor {
     if (this.#children.some((child) => child.kind === 'kernel' && child.handle === handle)) return;
     const status = handle.status;
     if (status === 'Terminated' || status === 'Failed' || status === 'Terminating') {
-      throw new TypeError(`kernel '${handle.name}' is ${status}: only a running kernel can be supervised`);
+      throw new ArgumentTypeError(
+        'handle',
+        `kernel '${handle.name}' is ${status}: only a running kernel can be supervised`,
+      );
     }
     if (!handle.relaunch.here) {
-      throw new TypeError(
+      throw new ArgumentTypeError(
+        'handle',
         `kernel '${handle.name}' uses the ${handle.transfer.strategy} transfer strategy, which a restart cannot re-attach`,
       );
     }
@@ -306,7 +326,8 @@ export class Supervisor {
   // ---------------------------------------------------------------------------------------------------------------
 
   #checkOpen(what: string): void {
-    if (this.#retired) throw new TypeError(`cannot ${what} supervisor '${this.name}': it is ${this.#status}`);
+    if (this.#retired)
+      throw new ArgumentTypeError('supervisor', `cannot ${what} supervisor '${this.name}': it is ${this.#status}`);
   }
 
   #emit(event: SupervisorEvent): void {

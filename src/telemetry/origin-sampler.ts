@@ -1,3 +1,4 @@
+import { ArgumentTypeError, InvalidArgumentError } from '../errors/argument-errors.js';
 /** The samplers `OTEL_TRACES_SAMPLER` names (the OpenTelemetry specification's list, less the Jaeger ones). */
 export const SAMPLER_NAMES = [
   'always_on',
@@ -40,10 +41,13 @@ export class OriginSampler {
   /** @throws {RangeError} when `ratio` is outside [0, 1]; {@link TypeError} for an unknown sampler. */
   constructor(name: SamplerName, ratio = 1) {
     if (!SAMPLER_NAMES.includes(name)) {
-      throw new TypeError(`sampler must be one of ${SAMPLER_NAMES.join(', ')}, got ${JSON.stringify(name)}`);
+      throw new ArgumentTypeError(
+        'sampler',
+        `sampler must be one of ${SAMPLER_NAMES.join(', ')}, got ${JSON.stringify(name)}`,
+      );
     }
     if (typeof ratio !== 'number' || !(ratio >= 0 && ratio <= 1)) {
-      throw new RangeError(`sampler ratio must be a number in [0, 1], got ${ratio}`);
+      throw new InvalidArgumentError('sampler', `sampler ratio must be a number in [0, 1], got ${ratio}`);
     }
     this.name = name;
     this.#parentBased = name.startsWith('parentbased_');

@@ -1,6 +1,7 @@
 import { type TracerProvider, trace } from '@opentelemetry/api';
 import type { Resource } from '@opentelemetry/resources';
 import type { SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { ArgumentTypeError, InvalidArgumentError } from '../errors/argument-errors.js';
 import { SAMPLER_NAMES, type SamplerName } from './origin-sampler.js';
 
 /**
@@ -66,6 +67,20 @@ export interface TracingOptions {
    * lives on your thread, so their spans are exported from the main thread.
    */
   readonly exportThread?: boolean;
+  /**
+   * The origin's rate cap, like Jaeger's rate-limiting sampler: messages whose trace begins here, per second at
+   * most (on top of the sampler; a burst of a tenth of a second's worth passes at once). Past it, messages leave
+   * unsampled and are counted (`stats().tracesShedForRate`), so `always_on` at millions of messages per second
+   * yields whole traces at a rate the exporter carries rather than fragments. Default 20 000; `Infinity` for none.
+   */
+  readonly maxTracesPerSecond?: number;
+  /**
+   * The exporter thread's share of one core at most, in (0, 1] (its event-loop utilization over each second).
+   * Past it, records wait in the telemetry rings — which then shed whole traces at the origin and truncate them
+   * downstream, counted in `stats()` — so tracing's cost to the data path is bounded by design, not by how busy
+   * the machine happens to be. Default 0.1.
+   */
+  readonly exporterCpuShare?: number;
 }
 
 /** {@link TracingOptions} with the environment and defaults applied: what `runtime.tracing.options` holds. */
@@ -85,6 +100,8 @@ export interface ResolvedTracingOptions {
   readonly shutdownTimeoutMs: number;
   readonly exportTimeoutMs: number | undefined;
   readonly exportThread: boolean;
+  readonly maxTracesPerSecond: number;
+  readonly exporterCpuShare: number;
 }
 
 /** The default OTLP/HTTP traces endpoint: Jaeger v2 (and any OpenTelemetry Collector) receives OTLP here. */
@@ -105,29 +122,57 @@ const OPTION_KEYS = new Set([
   'shutdownTimeoutMs',
   'exportTimeoutMs',
   'exportThread',
+  'maxTracesPerSecond',
+  'exporterCpuShare',
 ]);
 
 function powerOfTwo(name: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback;
-  if (typeof value !== 'number') throw new TypeError(`tracing.${name} must be a number, got ${typeof value}`);
+  if (typeof value !== 'number')
+    throw new ArgumentTypeError(`tracing.${name}`, `tracing.${name} must be a number, got ${typeof value}`);
   if (!Number.isInteger(value) || value < 2 || value > 1 << 24 || (value & (value - 1)) !== 0) {
-    throw new RangeError(`tracing.${name} must be a power of two in [2, 16777216], got ${value}`);
+    throw new InvalidArgumentError(
+      `tracing.${name}`,
+      `tracing.${name} must be a power of two in [2, 16777216], got ${value}`,
+    );
   }
   return value;
 }
 
 function integer(name: string, value: unknown, fallback: number, min: number, max: number): number {
   if (value === undefined) return fallback;
-  if (typeof value !== 'number') throw new TypeError(`tracing.${name} must be a number, got ${typeof value}`);
+  if (typeof value !== 'number')
+    throw new ArgumentTypeError(`tracing.${name}`, `tracing.${name} must be a number, got ${typeof value}`);
   if (!Number.isInteger(value) || value < min || value > max) {
-    throw new RangeError(`tracing.${name} must be an integer in [${min}, ${max}], got ${value}`);
+    throw new InvalidArgumentError(
+      `tracing.${name}`,
+      `tracing.${name} must be an integer in [${min}, ${max}], got ${value}`,
+    );
   }
+  return value;
+}
+
+/** The default rate cap of traces begun per second at the origin. */
+export const DEFAULT_MAX_TRACES_PER_SECOND = 20_000;
+
+function rate(name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number') throw new TypeError(`tracing.${name} must be a number, got ${typeof value}`);
+  if (!(value > 0)) throw new RangeError(`tracing.${name} must be a positive number (or Infinity), got ${value}`);
+  return value;
+}
+
+function share(name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number') throw new TypeError(`tracing.${name} must be a number, got ${typeof value}`);
+  if (!(value > 0 && value <= 1)) throw new RangeError(`tracing.${name} must be a number in (0, 1], got ${value}`);
   return value;
 }
 
 function boolean(name: string, value: unknown, fallback: boolean): boolean {
   if (value === undefined) return fallback;
-  if (typeof value !== 'boolean') throw new TypeError(`tracing.${name} must be a boolean, got ${typeof value}`);
+  if (typeof value !== 'boolean')
+    throw new ArgumentTypeError(`tracing.${name}`, `tracing.${name} must be a boolean, got ${typeof value}`);
   return value;
 }
 
@@ -150,7 +195,8 @@ function sdkProviderParts(
 function fromProvider(provider: TracerProvider): { processor: SpanProcessor; resource: Resource | undefined } {
   const parts = sdkProviderParts(provider);
   if (parts === undefined) {
-    throw new TypeError(
+    throw new ArgumentTypeError(
+      'tracing.tracerProvider',
       'tracing.tracerProvider must be an OpenTelemetry SDK TracerProvider (sdk-trace-base 2.x); for another provider pass its span processor as tracing.spanProcessor',
     );
   }
@@ -168,30 +214,36 @@ export function resolveTracingOptions(
   options: TracingOptions = {},
   env: Readonly<Record<string, string | undefined>> = process.env,
 ): ResolvedTracingOptions {
-  if (typeof options !== 'object' || options === null) throw new TypeError('tracing options must be an object');
+  if (typeof options !== 'object' || options === null)
+    throw new ArgumentTypeError('tracing', 'tracing options must be an object');
   for (const key of Object.keys(options)) {
-    if (!OPTION_KEYS.has(key)) throw new TypeError(`tracing.${key} is not a tracing option`);
+    if (!OPTION_KEYS.has(key)) throw new ArgumentTypeError(`tracing.${key}`, `tracing.${key} is not a tracing option`);
   }
   const samplerName = options.sampler ?? nonEmpty(env.OTEL_TRACES_SAMPLER)?.toLowerCase() ?? 'parentbased_always_on';
   if (!(SAMPLER_NAMES as readonly string[]).includes(samplerName)) {
-    throw new TypeError(
+    throw new ArgumentTypeError(
+      'tracing.sampler',
       `tracing.sampler must be one of ${SAMPLER_NAMES.join(', ')}, got ${JSON.stringify(samplerName)}`,
     );
   }
   const envRatio = nonEmpty(env.OTEL_TRACES_SAMPLER_ARG);
   const ratio = options.samplerRatio ?? (envRatio === undefined ? 1 : Number(envRatio));
   if (typeof ratio !== 'number' || !(ratio >= 0 && ratio <= 1)) {
-    throw new RangeError(`tracing.samplerRatio must be a number in [0, 1], got ${String(ratio)}`);
+    throw new InvalidArgumentError(
+      'tracing.samplerRatio',
+      `tracing.samplerRatio must be a number in [0, 1], got ${String(ratio)}`,
+    );
   }
   const envExporter = nonEmpty(env.OTEL_TRACES_EXPORTER)?.toLowerCase();
   const exporter = options.exporter ?? envExporter ?? 'otlp';
   if (typeof exporter === 'string' && exporter !== 'otlp' && exporter !== 'console' && exporter !== 'none') {
-    throw new TypeError(
+    throw new ArgumentTypeError(
+      'tracing.exporter',
       `tracing.exporter must be 'otlp', 'console', 'none' or a SpanExporter, got ${JSON.stringify(exporter)}`,
     );
   }
   if (typeof exporter === 'object' && (exporter === null || typeof exporter.export !== 'function')) {
-    throw new TypeError('tracing.exporter must be a SpanExporter (with an export method)');
+    throw new ArgumentTypeError('tracing.exporter', 'tracing.exporter must be a SpanExporter (with an export method)');
   }
   const base = nonEmpty(env.OTEL_EXPORTER_OTLP_ENDPOINT);
   const endpoint =
@@ -202,20 +254,23 @@ export function resolveTracingOptions(
   try {
     new URL(endpoint);
   } catch {
-    throw new TypeError(`tracing.endpoint must be a URL, got ${JSON.stringify(endpoint)}`);
+    throw new ArgumentTypeError('tracing.endpoint', `tracing.endpoint must be a URL, got ${JSON.stringify(endpoint)}`);
   }
   const serviceName = options.serviceName ?? nonEmpty(env.OTEL_SERVICE_NAME) ?? 'ringkernel';
   if (typeof serviceName !== 'string' || serviceName === '') {
-    throw new TypeError('tracing.serviceName must be a non-empty string');
+    throw new ArgumentTypeError('tracing.serviceName', 'tracing.serviceName must be a non-empty string');
   }
   let spanProcessor = options.spanProcessor;
   let resource: Resource | undefined;
   if (spanProcessor !== undefined && typeof spanProcessor.onEnd !== 'function') {
-    throw new TypeError('tracing.spanProcessor must be a SpanProcessor (with an onEnd method)');
+    throw new ArgumentTypeError(
+      'tracing.spanProcessor',
+      'tracing.spanProcessor must be a SpanProcessor (with an onEnd method)',
+    );
   }
   if (options.tracerProvider !== undefined) {
     if (spanProcessor !== undefined)
-      throw new TypeError('pass tracing.spanProcessor or tracing.tracerProvider, not both');
+      throw new ArgumentTypeError('tracing', 'pass tracing.spanProcessor or tracing.tracerProvider, not both');
     ({ processor: spanProcessor, resource } = fromProvider(options.tracerProvider));
   } else if (spanProcessor === undefined && options.exporter === undefined && envExporter === undefined) {
     // Nothing said where spans go: as instrumentation libraries do, use the app's global TracerProvider if it
@@ -239,6 +294,8 @@ export function resolveTracingOptions(
     maxExportBatchSize: integer('maxExportBatchSize', options.maxExportBatchSize, 4096, 1, 1 << 20),
     shutdownTimeoutMs: integer('shutdownTimeoutMs', options.shutdownTimeoutMs, 3000, 0, 600_000),
     exportThread: boolean('exportThread', options.exportThread, true),
+    maxTracesPerSecond: rate('maxTracesPerSecond', options.maxTracesPerSecond, DEFAULT_MAX_TRACES_PER_SECOND),
+    exporterCpuShare: share('exporterCpuShare', options.exporterCpuShare, 0.1),
     exportTimeoutMs:
       options.exportTimeoutMs === undefined
         ? undefined

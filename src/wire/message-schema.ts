@@ -437,6 +437,7 @@ function describe(value: unknown): string {
   if (typeof value === 'bigint') return `${value}n`;
   if (typeof value === 'string') return JSON.stringify(value.length > 32 ? `${value.slice(0, 32)}…` : value);
   if (value instanceof Uint8Array) return `Uint8Array(${value.length})`;
+  if (value instanceof ArrayBuffer) return `ArrayBuffer(${value.byteLength})`;
   if (Array.isArray(value)) return `array(${value.length})`;
   if (typeof value === 'object' && value !== null) return 'an object';
   return String(value);
@@ -575,7 +576,13 @@ export const BYTES_TYPE_ID = 1;
 export const BytesMessage: MessageCodec<Uint8Array, Uint8Array> = Object.freeze({
   name: 'bytes',
   typeId: BYTES_TYPE_ID,
-  encodedSize: (value: Uint8Array) => value.length,
+  encodedSize: (value: Uint8Array) => {
+    // Checked here, the first thing a producer asks: an ArrayBuffer or an array has no byte length to go by.
+    if (!(value instanceof Uint8Array)) {
+      throw new ValueOutOfRangeError('bytes', `expected a Uint8Array, got ${describe(value)}`);
+    }
+    return value.length;
+  },
   encodeInto(_view: DataView, bytes: Uint8Array, offset: number, value: Uint8Array): void {
     if (!(value instanceof Uint8Array))
       throw new ValueOutOfRangeError('bytes', `expected a Uint8Array, got ${describe(value)}`);

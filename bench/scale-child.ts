@@ -1,0 +1,70 @@
+/**
+ * One scale case in a process of its own (`node dist/bench/scale-child.js <case> <count>`), so its RSS starts from
+ * a fresh baseline and no other case's garbage is counted. Prints one JSON line with the figures.
+ *
+ * - `idle`: launches `count` kernels (64-byte messages, the default queue), each activated and called once, then
+ *   idles: launches per second over the whole launch, RSS and process CPU while idle.
+ * - `churn`: `count` launch / call / terminate cycles with at most 200 kernels alive: RSS after, over RSS before.
+ */
+import { RingKernelRuntime } from '../src/index.js';
+import { BenchIdle } from './bench-kernels.js';
+
+const [mode = 'idle', countArg = '10000'] = process.argv.slice(2);
+const count = Number(countArg);
+const WINDOW = 200;
+const rssMiB = (): number => process.memoryUsage().rss / 2 ** 20;
+const sample = { seq: 0, flags: 0, ts: 0, data: new Float64Array(6) };
+
+const runtime = await RingKernelRuntime.builder()
+  .backend('cpu')
+  .config({ maxKernelsPerWorker: 1 << 20 })
+  .build();
+let figures: Record<string, number>;
+try {
+  if (mode === 'idle') {
+    const started = performance.now();
+    // Launched in waves (each a batch of concurrent launches), as an application bringing up its actors would.
+    const handles = [];
+    for (let i = 0; i < count; i += 1000) {
+      const wave = Array.from({ length: Math.min(1000, count - i) }, (_, k) =>
+        runtime.launch(BenchIdle, 1, 1, { name: `idle-${i + k}`, autoActivate: true }),
+      );
+      handles.push(...(await Promise.all(wave)));
+    }
+    const launchSeconds = (performance.now() - started) / 1000;
+    await Promise.all(handles.map((handle) => handle.call(sample)));
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const cpu0 = process.cpuUsage();
+    const wall0 = performance.now();
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    const cpu = process.cpuUsage(cpu0);
+    figures = {
+      launchesPerSec: count / launchSeconds,
+      rssMB: rssMiB(),
+      cpuPercent: ((cpu.user + cpu.system) / 1000 / (performance.now() - wall0)) * 100,
+    };
+  } else {
+    const cycle = async (i: number) => {
+      const handle = await runtime.launch(BenchIdle, 1, 1, { name: `churn-${i}`, autoActivate: true });
+      await handle.call(sample);
+      return handle;
+    };
+    // One window first (warm-up: JIT, workers), ended: the baseline is a runtime that has run WINDOW kernels.
+    const first = await Promise.all(Array.from({ length: WINDOW }, (_, i) => cycle(i)));
+    await Promise.all(first.map((handle) => handle.terminate()));
+    const before = rssMiB();
+    const started = performance.now();
+    for (let i = 0; i < count; i += WINDOW) {
+      const wave = await Promise.all(
+        Array.from({ length: Math.min(WINDOW, count - i) }, (_, k) => cycle(WINDOW + i + k)),
+      );
+      await Promise.all(wave.map((handle) => handle.terminate()));
+    }
+    const seconds = (performance.now() - started) / 1000;
+    const after = rssMiB();
+    figures = { rssBeforeMB: before, rssAfterMB: after, rssRatio: after / before, cyclesPerSec: count / seconds };
+  }
+} finally {
+  await runtime.shutdown();
+}
+console.log(JSON.stringify(figures));
