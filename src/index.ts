@@ -170,6 +170,20 @@ export type {
   MemoryPressureLevel,
 } from './operations/memory-dashboard.js';
 
+// --- A cluster over NATS: kernels addressed by name across processes and machines --------------------------------
+export type { ClusterNode, ClusterNodeEvents, ClusterNodeStats } from './cluster/cluster-node.js';
+export type { ClusterOptions, ClusterTlsOptions } from './cluster/cluster-options.js';
+export type { KernelRef, KernelRefMetrics } from './cluster/cluster-ports.js';
+export type {
+  ClusterKernelEntry,
+  ClusterNodeEntry,
+  ClusterRegistry,
+  ClusterRegistryEvent,
+  Delivery,
+} from './cluster/cluster-registry.js';
+export type { DeliveryNotice } from './cluster/kernel-host.js';
+export type { BatchOptions, RemoteKernel, RemoteKernelStats } from './cluster/remote-kernel.js';
+
 // --- Tracing ----------------------------------------------------------------------------------------------------
 export { DEFAULT_OTLP_TRACES_ENDPOINT } from './telemetry/tracing-options.js';
 export type { TracingOptions } from './telemetry/tracing-options.js';
@@ -217,3 +231,11 @@ export type { MigrationPhase } from './errors/device-errors.js';
 export { CudaCompileError, CudaDeviceLostError, CudaError, NvmlError } from './errors/cuda-errors.js';
 export { WebGpuError, WgslCompileError, WgslSchemaError } from './errors/webgpu-errors.js';
 export type { WgslCompilerMessage } from './errors/webgpu-errors.js';
+export {
+  ClusterAuthError,
+  ClusterMessageLostError,
+  ClusterNameUnknownError,
+  ClusterNodeDownError,
+  ClusterUnavailableError,
+  ClusterUnreachableError,
+} from './errors/cluster-errors.js';
