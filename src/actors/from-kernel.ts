@@ -65,6 +65,12 @@ export interface FromKernelOptions {
    * keeps its queue) and becomes the actor's error only once the supervisor gives the kernel up.
    */
   readonly supervisor?: Supervisor;
+  /**
+   * Kernels (launch names) to link this kernel's outputs into, declaratively: each link is made with
+   * `runtime.connect` once both kernels are launched, whichever launches first — the way to wire kernels that
+   * are spawned or invoked as actors. A link that cannot be made (mismatched types) is the actor's error.
+   */
+  readonly connectTo?: readonly string[];
   /** Where outputs go: the parent actor (as events), emitted (`actor.on`), or both (default). */
   readonly deliver?: 'parent' | 'emit' | 'both';
 }
@@ -88,6 +94,8 @@ interface Instance {
   stopped: boolean;
   /** Delivers an output event to the parent and/or emits it, as the logic's `deliver` option says. */
   readonly tell: (event: KernelActorOutputEvent<unknown>) => void;
+  /** Whether the declared links (`connectTo`) are made: until then events wait in `queued`. */
+  linked: boolean;
   /** Settles the actor's {@link kernelActorExited} promise: its kernel has left its worker, or never launched. */
   readonly ended: () => void;
 }
@@ -174,6 +182,7 @@ export function fromKernel<InIn, InView, OutIn, OutView, State>(
         handle: undefined,
         queued: [],
         stopped: false,
+        linked: false,
         tell: tell as Instance['tell'],
         ended,
       };
@@ -200,8 +209,26 @@ export function fromKernel<InIn, InView, OutIn, OutView, State>(
           }
           instance.handle = handle;
           self.send({ type: 'kernel.$launched', handle } as never);
-          tell({ type: 'kernel.status', kernel: handle.name, status: handle.status });
-          for (const event of instance.queued.splice(0)) dispatch(handle, event, tell, self);
+          // Declared links first: the events queued meanwhile are dispatched once every link is made, so no
+          // output meant for a linked kernel reaches the host instead.
+          const linked = Promise.all(
+            (options.connectTo ?? []).map((target) =>
+              runtime.whenLaunched(target).then((consumer) => {
+                if (!instance.stopped) return runtime.connect(handle, consumer);
+              }),
+            ),
+          );
+          linked.then(
+            () => {
+              if (instance.stopped) return;
+              tell({ type: 'kernel.status', kernel: handle.name, status: handle.status });
+              instance.linked = true;
+              for (const event of instance.queued.splice(0)) dispatch(handle, event, tell, self);
+            },
+            (error: Error) => {
+              if (!instance.stopped) self.send({ type: 'kernel.$failed', error } as never);
+            },
+          );
           // Outputs that answer no call, in order, until the kernel is gone.
           void (async () => {
             for (;;) {
@@ -261,7 +288,7 @@ export function fromKernel<InIn, InView, OutIn, OutView, State>(
         default: {
           if (instance === undefined) return snapshot;
           const handle = instance.handle;
-          if (handle === undefined) instance.queued.push(e);
+          if (handle === undefined || !instance.linked) instance.queued.push(e);
           else scope.defer(() => dispatch(handle, e, instance.tell, self));
           return snapshot;
         }

@@ -155,6 +155,11 @@ export class RingKernelRuntime {
   #migrations = 0;
   #checkpoints = 0;
   readonly #kernels = new Map<string, KernelHandle>();
+  /** Who waits for a kernel to be launched under a name ({@link RingKernelRuntime.whenLaunched}). */
+  readonly #launchWaiters = new Map<
+    string,
+    { readonly resolve: (handle: KernelHandle) => void; readonly reject: (error: Error) => void }[]
+  >();
   readonly #breakers = new Map<string, CircuitBreaker>();
   #watchdog: KernelWatchdog<KernelHandle> | undefined;
   /** Supervises the kernels the watchdog moves off a replaced worker. */
@@ -241,6 +246,9 @@ export class RingKernelRuntime {
         this.#memory.record(handle, allocations);
         this.#kernels.set(handle.name, handle);
         this.#workers.hosts(handle, threadId);
+        const waiting = this.#launchWaiters.get(handle.name);
+        this.#launchWaiters.delete(handle.name);
+        for (const waiter of waiting ?? []) waiter.resolve(handle);
       },
       ended: (handle) => this.#release(handle),
       interrupted: (handle) => this.#interrupted(handle),
@@ -682,6 +690,26 @@ export class RingKernelRuntime {
   }
 
   /** The live kernel launched under `name`. @throws {KernelNotFoundError} when there is none. */
+  /**
+   * The live kernel launched under `name`: at once if there is one, else when one is launched (kernels that are
+   * spawned as actors launch in no set order). Rejects with {@link RuntimeShutDownError} if the runtime shuts
+   * down first.
+   *
+   * @example
+   * const alerts = await runtime.whenLaunched('alerts');
+   * await runtime.connect(stats, alerts);
+   */
+  whenLaunched(name: string): Promise<KernelHandle> {
+    const live = this.#kernels.get(name);
+    if (live !== undefined) return Promise.resolve(live);
+    if (this.#shutdown !== undefined) return Promise.reject(new RuntimeShutDownError(`wait for kernel '${name}'`));
+    return new Promise<KernelHandle>((resolve, reject) => {
+      const waiters = this.#launchWaiters.get(name) ?? [];
+      waiters.push({ resolve, reject });
+      this.#launchWaiters.set(name, waiters);
+    });
+  }
+
   kernel(name: string): KernelHandle {
     const handle = this.#kernels.get(name);
     if (handle === undefined) {
@@ -751,6 +779,11 @@ export class RingKernelRuntime {
   shutdown(): Promise<ShutdownReport> {
     this.#shutdown ??= (async () => {
       const started = performance.now();
+      // Nothing more will launch: whoever waits for a kernel by name learns it now.
+      for (const [name, waiters] of this.#launchWaiters) {
+        for (const waiter of waiters) waiter.reject(new RuntimeShutDownError(`wait for kernel '${name}'`));
+      }
+      this.#launchWaiters.clear();
       this.#lifecycle.send({ type: 'STOP' });
       this.#applyAdmission();
       this.#signalHandlers?.();
