@@ -152,6 +152,7 @@ export type {
   PrometheusExporterOptions,
   ServeOptions,
 } from './operations/prometheus-exporter.js';
+export type { InspectionObserver } from './operations/lifecycle-inspector.js';
 export type {
   GpuMemoryDashboard,
   MemoryAlertEvent,
@@ -166,7 +167,8 @@ export { DEFAULT_OTLP_TRACES_ENDPOINT } from './telemetry/tracing-options.js';
 export type { TracingOptions } from './telemetry/tracing-options.js';
 export { SAMPLER_NAMES } from './telemetry/origin-sampler.js';
 export type { SamplerName } from './telemetry/origin-sampler.js';
-export type { RuntimeTracing } from './telemetry/runtime-tracing.js';
+export type { RuntimeTracing, TracingStats } from './telemetry/runtime-tracing.js';
+export type { ObservabilityContext } from './telemetry/observability-context.js';
 export type { TelemetryStats } from './telemetry/telemetry-exporter.js';
 
 // --- Errors: every one has a code (`RK_*`) and a numeric twin shared with C --------------------------------------

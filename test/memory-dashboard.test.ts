@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type MemoryAlertEvent, RingKernelRuntime } from '../src/internal.js';
-import { LATENCY_HISTOGRAM_BYTES } from '../src/kernel/latency-histogram.js';
+import { KERNEL_HISTOGRAMS_BYTES } from '../src/kernel/latency-histogram.js';
 import { AddOne, Double } from './fixtures/kernels.js';
 
 describe('GpuMemoryDashboard', () => {
@@ -17,7 +17,11 @@ describe('GpuMemoryDashboard', () => {
       const ring = (memory: { ring: SharedArrayBuffer; signal: SharedArrayBuffer }) =>
         memory.ring.byteLength + memory.signal.byteLength;
       const totals = dashboard.totals();
-      assert.equal(totals['control-block'], 2 * (128 + LATENCY_HISTOGRAM_BYTES), 'a ControlBlock and a histogram each');
+      assert.equal(
+        totals['control-block'],
+        2 * (128 + KERNEL_HISTOGRAMS_BYTES),
+        'a ControlBlock and its histograms each',
+      );
       assert.ok(totals.ring > 2 * ring(first.inputMemory), 'input, output and link rings');
       assert.equal(dashboard.allocations().filter((a) => a.owner === 'first→second').length, 1);
       assert.equal(totals.total, totals.ring + totals['control-block'] + totals.telemetry + totals['device-buffer']);

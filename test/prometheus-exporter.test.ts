@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { Counter, Registry } from 'prom-client';
 import { RingKernelRuntime } from '../src/internal.js';
-import { Accumulator, KILL_WORKER } from './fixtures/kernels.js';
+import { Accumulator, AddOne, Double, KILL_WORKER, Sink } from './fixtures/kernels.js';
 import { eventually } from './support/eventually.js';
 import { OtlpReceiver } from './support/otlp-receiver.js';
 
@@ -86,6 +86,33 @@ describe('PrometheusExporter', () => {
         assert.match(await (await fetch(`http://127.0.0.1:${server.port}/`)).text(), /\/metrics.*\/healthz.*\/readyz/);
       } finally {
         await server.close();
+      }
+    } finally {
+      await runtime.shutdown();
+    }
+  });
+
+  it('times kernel-to-kernel hops into each kernel as a histogram; host sends are not hops', async () => {
+    const runtime = await RingKernelRuntime.builder().config({ workers: 2 }).build();
+    try {
+      const first = await runtime.launch(AddOne, 1, 1, { name: 'first', autoActivate: true });
+      const second = await runtime.launch(Double, 1, 1, { name: 'second', autoActivate: true });
+      const last = await runtime.launch(Sink, 1, 1, { name: 'last', autoActivate: true });
+      await runtime.connect(first, second);
+      await runtime.connect(second, last);
+      for (let seq = 0; seq < 400; seq++) await first.send({ sender: 0, seq, value: seq });
+      await eventually(() => assert.equal(last.counters().processed, 400), 20_000);
+      const text = await runtime.prometheusExporter().gather();
+      const hops = (kernel: string) => histogram(text, 'ringkernel_kernel_hop_latency_seconds', kernel);
+      assert.equal(hops('first').count, 0, 'fed by the host only');
+      for (const kernel of ['second', 'last']) {
+        const hop = hops(kernel);
+        // One frame in eight is timed: 50 of 400, give or take the sampling phase.
+        assert.ok(hop.count >= 45 && hop.count <= 55 && hop.inf === hop.count && hop.monotone, JSON.stringify(hop));
+        const sum = Number(
+          new RegExp(`^ringkernel_kernel_hop_latency_seconds_sum\\{kernel="${kernel}"\\} (\\S+)$`, 'm').exec(text)?.[1],
+        );
+        assert.ok(sum >= 0 && sum / hop.count < 5, `mean hop ${sum / hop.count} s`);
       }
     } finally {
       await runtime.shutdown();

@@ -2,6 +2,7 @@ import { threadId } from 'node:worker_threads';
 import { type Actor, createActor } from 'xstate';
 import type { AnyKernelDefinition } from '../kernel/kernel-definition.js';
 import { kernelLifecycle } from '../kernel/kernel-lifecycle.js';
+import { lifecycleInspectionOf } from '../kernel/lifecycle-inspection.js';
 import { ControlBlock } from '../wire/control-block.js';
 import type { FrameRingMemory } from '../wire/frame-ring.js';
 import { loadKernel } from './kernel-module.js';
@@ -160,7 +161,14 @@ export class ExecutorShell {
   constructor(task: AttachTask) {
     this.task = task;
     this.control = new ControlBlock(task.controlBlock);
-    this.#actor = createActor(kernelLifecycle, { input: { controlBlock: this.control } });
+    const port = task.port;
+    this.#actor = createActor(kernelLifecycle, {
+      input: { controlBlock: this.control },
+      // The runtime's `inspect` option: lifecycle events only (a handful per kernel), never per message.
+      ...(task.inspect === true
+        ? { inspect: (event) => port.postMessage({ type: 'inspect', event: lifecycleInspectionOf(event) }) }
+        : {}),
+    });
   }
 
   /** The lifecycle state (`Launched`, `Active`, `Deactivated`, `Terminating`, `Terminated`, `Failed`). */

@@ -1,4 +1,5 @@
 import type { MessagePort } from 'node:worker_threads';
+import type { LifecycleInspection } from '../kernel/lifecycle-inspection.js';
 import type { KernelTelemetry } from '../telemetry/kernel-span-writer.js';
 import type { FrameRingMemory } from '../wire/frame-ring.js';
 
@@ -38,6 +39,8 @@ export interface AttachTask {
    * makes it take over, DISCARD drops it.
    */
   readonly dormant?: boolean;
+  /** Post the lifecycle actor's inspection events to the host (the runtime's `inspect` option). */
+  readonly inspect?: boolean;
   /** A CUDA kernel (attached to the CUDA device thread): its launch shape and the device thread's poll interval. */
   readonly cuda?: {
     readonly gridSize: number;
@@ -151,6 +154,8 @@ export interface DeadLetterReport {
 
 /** Messages from the worker to the host about one kernel. */
 export type WorkerReport =
+  /** An inspection event of the kernel's lifecycle actor (with `inspect`). */
+  | { readonly type: 'inspect'; readonly event: LifecycleInspection }
   | { readonly type: 'reply'; readonly seq: number; readonly ok: true }
   | {
       readonly type: 'reply';

@@ -13,6 +13,11 @@ export const LATENCY_BUCKETS = 32 * SUB_BUCKETS;
 const SUM_OFFSET = LATENCY_BUCKETS * 4;
 /** Bytes of memory one histogram needs: the u32 buckets, then the f64 sum. */
 export const LATENCY_HISTOGRAM_BYTES = SUM_OFFSET + 8;
+/**
+ * A kernel's shared latency histograms, one after the other: its handler latency at 0, and at
+ * {@link LATENCY_HISTOGRAM_BYTES} the latency of kernel-to-kernel hops into it.
+ */
+export const KERNEL_HISTOGRAMS_BYTES = 2 * LATENCY_HISTOGRAM_BYTES;
 
 /** The bucket a duration in nanoseconds falls in. */
 export function latencyBucket(ns: number): number {
@@ -51,12 +56,14 @@ export class LatencyHistogram {
   readonly #counts: Uint32Array;
   readonly #sum: Float64Array;
 
-  constructor(memory: ArrayBufferLike = new ArrayBuffer(LATENCY_HISTOGRAM_BYTES)) {
-    if (memory.byteLength < LATENCY_HISTOGRAM_BYTES) {
-      throw new RangeError(`a latency histogram needs ${LATENCY_HISTOGRAM_BYTES} bytes, got ${memory.byteLength}`);
+  constructor(memory: ArrayBufferLike = new ArrayBuffer(LATENCY_HISTOGRAM_BYTES), byteOffset = 0) {
+    if (memory.byteLength < byteOffset + LATENCY_HISTOGRAM_BYTES || byteOffset % 8 !== 0) {
+      throw new RangeError(
+        `a latency histogram needs ${LATENCY_HISTOGRAM_BYTES} bytes at an 8-byte aligned offset, got ${memory.byteLength} bytes at ${byteOffset}`,
+      );
     }
-    this.#counts = new Uint32Array(memory, 0, LATENCY_BUCKETS);
-    this.#sum = new Float64Array(memory, SUM_OFFSET, 1);
+    this.#counts = new Uint32Array(memory, byteOffset, LATENCY_BUCKETS);
+    this.#sum = new Float64Array(memory, byteOffset + SUM_OFFSET, 1);
   }
 
   /** Counts one duration, ns (the only writer). */

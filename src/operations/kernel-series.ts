@@ -16,6 +16,7 @@ export interface MeteredKernel {
   metrics(): { readonly inputQueueDepth: number; readonly outputQueueDepth: number; readonly sendStalls: number };
   readonly handlerLatency: { snapshot(): LatencySnapshot };
   readonly callLatency: { snapshot(): LatencySnapshot };
+  readonly hopLatency: { snapshot(): LatencySnapshot };
 }
 
 /** One kernel's per-kernel series for one scrape. */
@@ -31,6 +32,7 @@ export interface KernelSeriesRow {
   readonly migrations: number;
   readonly handlerLatency: LatencySnapshot;
   readonly callLatency: LatencySnapshot;
+  readonly hopLatency: LatencySnapshot;
 }
 
 /** Scrapes an ended kernel's final series stays in. */
@@ -101,5 +103,6 @@ function rowOf(kernel: MeteredKernel): KernelSeriesRow {
     migrations: kernel.migrations,
     handlerLatency: kernel.handlerLatency.snapshot(),
     callLatency: kernel.callLatency.snapshot(),
+    hopLatency: kernel.hopLatency.snapshot(),
   };
 }

@@ -155,6 +155,12 @@ export class PrometheusExporter {
       registers,
       read: () => series.rows().map((row) => ({ labels: { kernel: row.kernel }, latency: row.callLatency })),
     });
+    new SnapshotHistogram({
+      name: 'ringkernel_kernel_hop_latency_seconds',
+      help: "Kernel-to-kernel hop latency per receiving kernel: from the sending kernel's batch stamping the frame (HLC time, microsecond resolution) to the receiving kernel's batch taking it; one frame in eight.",
+      registers,
+      read: () => series.rows().map((row) => ({ labels: { kernel: row.kernel }, latency: row.hopLatency })),
+    });
     const live = (): MeteredKernel[] => series.rows().flatMap((row) => (row.live === undefined ? [] : [row.live]));
     new Gauge({
       name: 'ringkernel_kernel_queue_depth',

@@ -5,8 +5,8 @@ import type { WorkerReport } from '../executor/protocol.js';
 
 /** What the channel hands on: the reports it does not answer itself, and the death of an instance's port. */
 export interface ControlSink {
-  /** A dead letter or the instance's exit. */
-  report(report: Extract<WorkerReport, { type: 'deadLetter' | 'exit' }>): void;
+  /** A dead letter, the instance's exit, or a lifecycle inspection event. */
+  report(report: Extract<WorkerReport, { type: 'deadLetter' | 'exit' | 'inspect' }>): void;
   /** The current instance's port closed without an exit report: its worker is gone. */
   closed(threadId: number): void;
 }

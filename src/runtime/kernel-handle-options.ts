@@ -4,6 +4,7 @@ import type { TransferStrategy } from '../bridge/transfer-strategy.js';
 import type { DeadLetterReason } from '../executor/protocol.js';
 import type { AnyKernelDefinition } from '../kernel/kernel-definition.js';
 import type { LatencyHistogram, LatencySummary } from '../kernel/latency-histogram.js';
+import type { LifecycleInspection } from '../kernel/lifecycle-inspection.js';
 import type { CircuitBreaker } from '../operations/circuit-breaker.js';
 import type { HostSpanWriter } from '../telemetry/host-span-writer.js';
 import type { ControlBlock } from '../wire/control-block.js';
@@ -121,6 +122,8 @@ export interface KernelHandleInit {
   readonly instanceId: number;
   readonly control: ControlBlock;
   readonly histogram: LatencyHistogram;
+  /** Latency of kernel-to-kernel hops into the kernel (shared with the executor, which samples one in eight). */
+  readonly hopHistogram: LatencyHistogram;
   readonly input: FrameRingMemory;
   readonly output: FrameRingMemory;
   /** How the rings reach the kernel (the kernel's own ends, the mirror's kick). */
@@ -147,6 +150,8 @@ export interface KernelHandleInit {
   readonly reattach: (handle: KernelHandle, port: MessagePort) => Promise<{ threadId: number; device: number }>;
   /** The kernel's CUDA device hit a sticky error: the device is lost to the process (its CUDA error name). */
   readonly onDeviceLost?: (device: number, cudaErrorName: string) => void;
+  /** An inspection event of the kernel's lifecycle actor, from its executor (the runtime's `inspect` option). */
+  readonly onInspect?: ((event: LifecycleInspection) => void) | undefined;
   /** A handler that throws fails the kernel (for a supervisor to restart) instead of only its message. */
   readonly failOnHandlerError: boolean;
   /** Tracing on: where the host's spans of this kernel's messages begin. */

@@ -19,7 +19,7 @@ import { LatencyHistogram } from '../kernel/latency-histogram.js';
 import { checkPriority, invalidPriority, isPriority, Priority } from '../kernel/priority.js';
 import { checkOptions, checkSignal, checkTimeout } from '../kernel/wait-options.js';
 import type { DetachedSpan, HostSpanWriter } from '../telemetry/host-span-writer.js';
-import { LifecycleTransition, SpanRecordKind } from '../telemetry/span-record.js';
+import { LifecycleTransition, SpanRecordKind, TRACE_FLAG_TRUNCATED } from '../telemetry/span-record.js';
 import { type ControlBlock, ErrorCode, TERMINATE_FINISH, TERMINATE_NOW } from '../wire/control-block.js';
 import type { Envelope } from '../wire/envelope.js';
 import { spinFor } from '../wire/eventcount.js';
@@ -148,6 +148,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   readonly #received: OutView[] = [];
   readonly #receivers: PendingCall[] = [];
   readonly #sends: PendingSend[] = [];
+  /** Traced calls whose answer says the kernel's span was not recorded (cleared when the call's span ends). */
+  readonly #truncatedCalls = new Set<number>();
   /** Round trip of calls answered with a result, host side: request written (or queued) to its response read. */
   readonly #callLatency = new LatencyHistogram();
   readonly #launchedAt = performance.now();
@@ -536,6 +538,11 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   /** The handler latency histogram (shared with the executor, which samples one message in eight). @internal */
   get handlerLatency(): LatencyHistogram {
     return this.#init.histogram;
+  }
+
+  /** Latency of the kernel-to-kernel hops into this kernel (one frame in eight). @internal */
+  get hopLatency(): LatencyHistogram {
+    return this.#init.hopHistogram;
   }
 
   /** The round trip of this handle's calls answered with a result, host side. @internal */
@@ -1114,7 +1121,16 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     const codec = this.#inputCodec;
     const size = codec.encodedSize(request);
     const end = (errorCode: number): void =>
-      tracer.endDetached(span, SpanRecordKind.CALL, messageId, this.instanceId, codec.typeId, size, errorCode);
+      tracer.endDetached(
+        span,
+        SpanRecordKind.CALL,
+        messageId,
+        this.instanceId,
+        codec.typeId,
+        size,
+        errorCode,
+        this.#truncatedCalls.delete(messageId),
+      );
     response.then(
       () => end(0),
       (error: unknown) => end(errorNumberFrom(error)),
@@ -1158,6 +1174,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       };
       const settle = (error: Error): void => {
         pending.cleanup();
+        // Never sent: its span is given up (a request's ends with the call, as an error).
+        if (span !== undefined && !(flags & FrameFlags.REQUEST)) this.#tracer?.abandon(span);
         const at = this.#sends.indexOf(pending);
         if (at >= 0) this.#sends.splice(at, 1);
         reject(error);
@@ -1391,6 +1409,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     if (flags & FrameFlags.RESPONSE) {
       const call = this.#calls.get(frame.correlationId);
       if (call !== undefined) {
+        // The kernel could not record its span of this traced call: the call's span says its trace stops there.
+        if (frame.traceFlags & TRACE_FLAG_TRUNCATED) this.#truncatedCalls.add(frame.correlationId);
         if (flags & FrameFlags.ERROR) call.reject(new HandlerFailedError(this.name, parseRemoteError(frame)));
         else {
           this.#callLatency.record((performance.now() - call.startedAt) * 1e6);
@@ -1471,8 +1491,11 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     return done;
   }
 
-  #report(report: Extract<WorkerReport, { type: 'deadLetter' | 'exit' }>): void {
+  #report(report: Extract<WorkerReport, { type: 'deadLetter' | 'exit' | 'inspect' }>): void {
     switch (report.type) {
+      case 'inspect':
+        this.#init.onInspect?.(report.event);
+        return;
       case 'deadLetter': {
         const letter = report.letter;
         this.#lastErrorMessage = `${letter.error.name}: ${letter.error.message}`;

@@ -16,7 +16,8 @@ import {
 import { attachFailureError } from '../executor/attach-failure.js';
 import { type AttachFailure, type AttachResult, type AttachTask, ERROR_REPLY_MAX_BYTES } from '../executor/protocol.js';
 import { findKernel, isEntryModule, type KernelDefinition } from '../kernel/kernel-definition.js';
-import { LATENCY_HISTOGRAM_BYTES, LatencyHistogram } from '../kernel/latency-histogram.js';
+import { KERNEL_HISTOGRAMS_BYTES, LATENCY_HISTOGRAM_BYTES, LatencyHistogram } from '../kernel/latency-histogram.js';
+import type { LifecycleInspector } from '../operations/lifecycle-inspector.js';
 import type { MemoryAllocation } from '../operations/memory-dashboard.js';
 import type { RuntimeTracing } from '../telemetry/runtime-tracing.js';
 import { LifecycleTransition } from '../telemetry/span-record.js';
@@ -144,6 +145,8 @@ export interface LaunchHost {
   readonly backend: BackendType;
   readonly log: RuntimeLogger;
   readonly tracing: RuntimeTracing | undefined;
+  /** Where the kernels' lifecycle inspection events go (the runtime's `inspect` option). */
+  readonly inspector: LifecycleInspector | undefined;
   readonly deadLetters: DeadLetterStream;
   readonly bridge: TransferBridge;
   readonly workers: WorkerPools<KernelHandle>;
@@ -282,7 +285,7 @@ export class KernelLauncher {
     const control = ControlBlock.create(instanceId);
     // A device executor learns from the block that its rings require checksums (a CPU worker from the rings).
     control.setIntegrity(integrity);
-    const histogram = new SharedArrayBuffer(LATENCY_HISTOGRAM_BYTES);
+    const histogram = new SharedArrayBuffer(KERNEL_HISTOGRAMS_BYTES);
     const input = this.ring(definition.input, capacity, integrity, 0, this.#ringPool);
     const output = this.ring(
       [definition.output, ...(definition.emits ?? [])],
@@ -307,6 +310,7 @@ export class KernelLauncher {
       : host.bridge.open(input, output, options.transferStrategy ?? (host.backend === 'cuda' ? 'direct' : undefined));
     const { port1, port2 } = new MessageChannel();
     const tracing = host.tracing;
+    const inspector = host.inspector;
     const launchSpan = tracing?.host.beginLifecycle();
     const telemetry = tracing?.attachKernel(instanceId, name, definition.id);
     // Reserve the name before the first await, so two concurrent launches cannot both take it.
@@ -336,6 +340,7 @@ export class KernelLauncher {
       device: on,
       restoreState: state,
       dormant,
+      inspect: host.inspector !== undefined,
       ...(onCuda
         ? {
             cuda: {
@@ -371,6 +376,7 @@ export class KernelLauncher {
       instanceId,
       control,
       histogram: new LatencyHistogram(histogram),
+      hopHistogram: new LatencyHistogram(histogram, LATENCY_HISTOGRAM_BYTES),
       input,
       output,
       transfer,
@@ -387,6 +393,7 @@ export class KernelLauncher {
       onWorkerExit: (threadId) => host.workers.markDead(threadId),
       onInterrupted: (interrupted) => host.interrupted(interrupted),
       onDeviceLost: (lost, cudaErrorName) => host.devices.markLost(lost, cudaErrorName),
+      onInspect: inspector === undefined ? undefined : (event) => inspector.forward(name, instanceId, event),
       reattach: (restarted, port) =>
         this.#reattach(
           restarted,

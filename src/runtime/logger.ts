@@ -13,6 +13,14 @@ export interface RuntimeLogger {
 }
 
 /**
+ * Writes a log line to stderr on a line of its own: on a terminal it first clears the line a progress display
+ * (`\r`-redrawn, as the demo's) may have left unfinished, so the two never run together.
+ */
+function writeLine(line: string): void {
+  console.error(process.stderr.isTTY ? `\r\x1b[K${line}` : line);
+}
+
+/**
  * A logger that writes `ringkernel <level>: message` lines to stderr for the levels at or above `level`. The
  * runtime logs control-plane events only (launches, failures, restarts, degradation, dead letters at `debug`),
  * never per message on the data path.
@@ -22,10 +30,7 @@ export interface RuntimeLogger {
  * log.info('kernel restarted'); // ringkernel info: kernel restarted
  * log.debug('not shown');
  */
-export function createLogger(
-  level: LogLevel,
-  write: (line: string) => void = (line) => console.error(line),
-): RuntimeLogger {
+export function createLogger(level: LogLevel, write: (line: string) => void = writeLine): RuntimeLogger {
   const rank = LOG_LEVELS.indexOf(level);
   const at =
     (name: Exclude<LogLevel, 'silent'>) =>

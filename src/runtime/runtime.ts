@@ -25,9 +25,11 @@ import {
 } from '../operations/degradation-manager.js';
 import { HealthChecker } from '../operations/health-checker.js';
 import { KernelWatchdog, type WatchdogRecovery } from '../operations/kernel-watchdog.js';
+import { type InspectionObserver, LifecycleInspector } from '../operations/lifecycle-inspector.js';
 import { GpuMemoryDashboard } from '../operations/memory-dashboard.js';
 import { PrometheusExporter, type PrometheusExporterOptions } from '../operations/prometheus-exporter.js';
 import { Supervisor, type SupervisorOptions } from '../supervision/supervisor.js';
+import { NOOP_OBSERVABILITY, type ObservabilityContext } from '../telemetry/observability-context.js';
 import type { RuntimeTracing } from '../telemetry/runtime-tracing.js';
 import type { KernelStatusName } from '../wire/kernel-status.js';
 import { RuntimeBuilder } from './builder.js';
@@ -113,6 +115,8 @@ export interface RuntimeInit {
   readonly config: RuntimeConfig;
   /** Tracing, when the builder turned it on. */
   readonly tracing?: RuntimeTracing | undefined;
+  /** Where the kernels' lifecycle inspection events go (the builder's `inspect`). */
+  readonly inspect?: InspectionObserver | undefined;
 }
 
 /**
@@ -166,6 +170,7 @@ export class RingKernelRuntime {
   #watchdogSupervisor: Supervisor | undefined;
   #health: HealthChecker | undefined;
   #prometheus: PrometheusExporter | undefined;
+  readonly #inspector: LifecycleInspector | undefined;
   /** When kernels failed, most recent last. */
   readonly #failureTimes: number[] = [];
   #shutdown: Promise<ShutdownReport> | undefined;
@@ -211,12 +216,13 @@ export class RingKernelRuntime {
     this.config = init.config;
     this.backendProbes = init.probes;
     this.preset = init.preset;
+    this.#inspector = init.inspect === undefined ? undefined : new LifecycleInspector(init.inspect);
     this.log = createLogger(init.config.logLevel);
     this.deadLetters.on('deadLetter', (letter) =>
       this.log.debug(`dead letter from '${letter.kernel}' (${letter.reason}): ${letter.error.message}`),
     );
     this.tracing = init.tracing;
-    this.tracing?.trackMemory(this.#memory);
+    this.tracing?.joinRuntime(this.#memory, this.log);
     this.#bridge = new TransferBridge(init.backend, init.config.bridgePollInterval);
     this.#workers = new WorkerPools(init.config.maxKernelsPerWorker);
     this.#devices = new DeviceRegistry(init.backend, init.config, this.#workers, {
@@ -231,6 +237,7 @@ export class RingKernelRuntime {
       backend: init.backend,
       log: this.log,
       tracing: init.tracing,
+      inspector: this.#inspector,
       deadLetters: this.deadLetters,
       bridge: this.#bridge,
       workers: this.#workers,
@@ -641,6 +648,14 @@ export class RingKernelRuntime {
     }
     this.#prometheus ??= new PrometheusExporter(this, options);
     return this.#prometheus;
+  }
+
+  /**
+   * Your own spans around the runtime's: `startSpan(name, attributes?)` on the runtime's tracer, and messages sent
+   * while one is active (`withSpan`, `startActiveSpan`) become its children. A no-op when tracing is off.
+   */
+  observabilityContext(): ObservabilityContext {
+    return this.tracing?.observability() ?? NOOP_OBSERVABILITY;
   }
 
   /** The runtime's kernel watchdog (one per runtime): finds kernels whose input waits while they do not beat. */

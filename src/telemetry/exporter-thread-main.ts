@@ -3,6 +3,8 @@
  * memory, so no record crosses a port) and exports OTLP/HTTP (or console) spans, so that building, encoding and
  * sending spans never takes the time of the thread that sends messages.
  */
+import { connect } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import { OTLPExporterBase } from '@opentelemetry/otlp-exporter-base';
 import { convertLegacyHttpOptions, createOtlpHttpExportDelegate } from '@opentelemetry/otlp-exporter-base/node-http';
@@ -50,12 +52,52 @@ const exporter: TelemetryExporter = new TelemetryExporter({
   exportIntervalMs: init.exportIntervalMs,
   maxExportBatchSize: init.maxExportBatchSize,
   counters: new BigInt64Array(init.counters),
+  ...(init.exporter === 'otlp' ? { reachable: () => collectorReachable(init.endpoint) } : {}),
+  overBudget: cpuBudget(init.maxCpuShare),
   onFirstFailure: (error) => report({ type: 'firstFailure', message: error?.message ?? 'export failed' }),
 });
+
+/**
+ * The thread's CPU budget: `share` of one core, as event-loop utilization over windows of a second (this thread
+ * does nothing but export, so its busy time is the exporter's cost). Returns whether this window's share is spent.
+ * Bounding the share by design keeps the exporter from taking the data path's cores on a small, busy machine.
+ */
+function cpuBudget(share: number): () => boolean {
+  let windowStart = performance.eventLoopUtilization();
+  return () => {
+    const now = performance.eventLoopUtilization();
+    const window = performance.eventLoopUtilization(now, windowStart);
+    const elapsed = window.idle + window.active;
+    const spent = window.active > share * Math.max(elapsed, 100);
+    if (elapsed >= 1000) windowStart = now;
+    return spent;
+  };
+}
+
+/** Whether a TCP connection to the endpoint's host and port opens (within a second). */
+function collectorReachable(endpoint: string): Promise<boolean> {
+  const url = new URL(endpoint);
+  const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  return new Promise((resolve) => {
+    const socket = connect({ host, port, timeout: 1000 });
+    const done = (yes: boolean): void => {
+      socket.destroy();
+      resolve(yes);
+    };
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+    socket.once('timeout', () => done(false));
+  });
+}
 
 function report(message: ExporterThreadReport): void {
   port?.postMessage(message);
 }
+
+// Loaded and listening: the runtime starts taking work only now, so this thread's start-up (loading the OTLP
+// exporter's modules) never competes with the data path.
+report({ type: 'ready' });
 
 port.on('message', (request: ExporterThreadRequest) => {
   switch (request.type) {

@@ -8,6 +8,8 @@ export interface ExporterThreadInit {
   readonly exportIntervalMs: number;
   readonly maxExportBatchSize: number;
   readonly exportTimeoutMs: number | undefined;
+  /** The thread's share of one core at most (event-loop utilization over a second); past it, records wait. */
+  readonly maxCpuShare: number;
   /** {@link ExporterCounter} slots the thread publishes its counts in. */
   readonly counters: SharedArrayBuffer;
 }
@@ -22,5 +24,6 @@ export type ExporterThreadRequest =
 
 /** Reports from the exporter thread. */
 export type ExporterThreadReport =
+  | { readonly type: 'ready' }
   | { readonly type: 'done'; readonly seq: number }
   | { readonly type: 'firstFailure'; readonly message: string };

@@ -21,14 +21,21 @@ export class ExporterThread {
   readonly #waiting = new Map<number, () => void>();
   #nextSeq = 1;
   #exited = false;
+  /** Settles once the thread has loaded and listens (or has exited). */
+  readonly ready: Promise<void>;
 
   constructor(init: Omit<ExporterThreadInit, 'counters'>, onFirstFailure: (message: string) => void) {
     const counters = new SharedArrayBuffer(ExporterCounter.SIZE * 8);
     this.#counters = new BigInt64Array(counters);
     const workerData: ExporterThreadInit = { ...init, counters };
     this.#worker = new Worker(ENTRY, { workerData, name: 'ringkernel-exporter' });
+    let ready: () => void = () => {};
+    this.ready = new Promise<void>((resolve) => {
+      ready = resolve;
+    });
     this.#worker.on('message', (report: ExporterThreadReport) => {
       if (report.type === 'firstFailure') onFirstFailure(report.message);
+      else if (report.type === 'ready') ready();
       else this.#settle(report.seq);
     });
     this.#worker.on('error', (error: Error) => {
@@ -36,10 +43,14 @@ export class ExporterThread {
     });
     this.#worker.on('exit', () => {
       this.#exited = true;
+      ready();
       for (const seq of [...this.#waiting.keys()]) this.#settle(seq);
     });
-    // After the listeners: adding a 'message' listener refs the worker's port again.
-    this.#worker.unref();
+    // Held until the thread has loaded (a build awaiting `ready` must keep the process alive), then unref'd —
+    // after the listeners, since adding a 'message' listener refs the worker's port again.
+    void this.ready.then(() => {
+      if (this.#waiting.size === 0) this.#worker.unref();
+    });
   }
 
   addRing(ring: SharedArrayBuffer): void {

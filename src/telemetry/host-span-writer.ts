@@ -3,7 +3,7 @@ import type { Envelope } from '../wire/envelope.js';
 import type { FrameView } from '../wire/frame-view.js';
 import { activeParent } from './active-parent.js';
 import type { OriginSampler } from './origin-sampler.js';
-import { SpanRecordKind } from './span-record.js';
+import { SpanRecordDetail, SpanRecordKind } from './span-record.js';
 import type { SpanRecorder } from './span-recorder.js';
 import type { TelemetryClock } from './telemetry-clock.js';
 import { fillRandomId, hexToId } from './trace-ids.js';
@@ -41,11 +41,60 @@ export class HostSpanWriter {
   /** The last parent span parsed from hex: a burst of sends inside one span parses it once. */
   #parentHex = '';
   #parentTraceHex = '';
+  /** Message spans begun and detached (calls, queued sends) whose records are not written yet: their room is kept. */
+  #outstanding = 0;
+  /** The rate cap: traces this origin may still begin before the bucket is refilled from the clock. */
+  #tokens: number;
+  readonly #burst: number;
+  readonly #tokensPerMs: number;
+  #refilledAt = performance.now();
+  #shedForRoom = 0;
+  #shedForRate = 0;
+  /** Leaf spans (receive, lifecycle) not recorded for want of room. */
+  #dropped = 0;
 
-  constructor(recorder: SpanRecorder, clock: TelemetryClock, sampler: OriginSampler) {
+  /**
+   * @param maxTracesPerSecond - the origin's rate cap: traces begun per second at most (a token bucket holding a
+   *   tenth of a second's worth); Infinity for none.
+   */
+  constructor(recorder: SpanRecorder, clock: TelemetryClock, sampler: OriginSampler, maxTracesPerSecond = Infinity) {
     this.#recorder = recorder;
     this.#clock = clock;
     this.#sampler = sampler;
+    this.#tokensPerMs = maxTracesPerSecond / 1000;
+    this.#burst = Math.max(1, maxTracesPerSecond / 10);
+    this.#tokens = this.#burst;
+  }
+
+  /**
+   * What the origin left out: messages its sampler chose but that went untraced because the host's ring had no
+   * room for their records (`shedForRoom`) or the rate cap was reached (`shedForRate`), and leaf spans (receive,
+   * lifecycle) not recorded for want of room (`dropped`).
+   */
+  counts(): { readonly shedForRoom: number; readonly shedForRate: number; readonly dropped: number } {
+    return { shedForRoom: this.#shedForRoom, shedForRate: this.#shedForRate, dropped: this.#dropped };
+  }
+
+  /** A token from the rate cap's bucket; the clock is read only when the bucket looks empty. */
+  #admit(): boolean {
+    if (this.#tokens >= 1) {
+      this.#tokens--;
+      return true;
+    }
+    const now = performance.now();
+    this.#tokens = Math.min(this.#burst, this.#tokens + (now - this.#refilledAt) * this.#tokensPerMs);
+    this.#refilledAt = now;
+    if (this.#tokens >= 1) {
+      this.#tokens--;
+      return true;
+    }
+    this.#shedForRate++;
+    return false;
+  }
+
+  /** Room for one more record beside the detached spans' kept room. */
+  #roomForOne(): boolean {
+    return this.#recorder.hasRoom(this.#outstanding + 1);
   }
 
   /** Now, ns since the telemetry epoch. */
@@ -71,19 +120,32 @@ export class HostSpanWriter {
     return this.#clock.nowNs();
   }
 
-  /** Samples and fills the scratch context; false when not sampled. */
+  /**
+   * Samples and fills the scratch context; false when not sampled. A message is traced whole or not at all: the
+   * origin's record must fit the host's ring (its room is kept until it is written), and the origin's rate cap must
+   * allow it; otherwise the message leaves unsampled and nothing downstream records a span for it.
+   */
   #begin(): boolean {
     const parent = activeParent();
     if (parent !== undefined) {
       if (!this.#sampler.sampleChild((parent.traceFlags & TraceFlags.SAMPLED) !== 0)) return false;
+      if (!this.#affordable()) return false;
       this.#adoptParent(parent);
     } else {
       if (!this.#sampler.sampleRoot()) return false;
+      if (!this.#affordable()) return false;
       fillRandomId(this.#traceView, 0, 16);
       this.#hasParent = false;
     }
     fillRandomId(this.#spanView, 0, 8);
     return true;
+  }
+
+  #affordable(): boolean {
+    if (!this.#admit()) return false;
+    if (this.#roomForOne()) return true;
+    this.#shedForRoom++;
+    return false;
   }
 
   #adoptParent(parent: SpanContext): void {
@@ -119,8 +181,21 @@ export class HostSpanWriter {
     );
   }
 
-  /** A copy of the scratch context, for a span that ends after the next message is sent. */
+  /**
+   * A copy of the scratch context, for a message span that ends after the next message is sent. Its record's room
+   * is kept until {@link HostSpanWriter.endDetached} writes it or {@link HostSpanWriter.abandon} gives it up.
+   */
   detach(startNs: number): DetachedSpan {
+    this.#outstanding++;
+    return this.#copy(startNs);
+  }
+
+  /** A detached span that will never end (its message was never sent): its room is given back. */
+  abandon(_span: DetachedSpan): void {
+    this.#outstanding--;
+  }
+
+  #copy(startNs: number): DetachedSpan {
     return {
       traceId: this.#traceId.slice(),
       spanId: this.#spanId.slice(),
@@ -138,7 +213,9 @@ export class HostSpanWriter {
     typeId: number,
     payloadSize: number,
     errorCode: number,
+    truncated = false,
   ): void {
+    this.#outstanding--;
     this.#recorder.record(
       span.traceId,
       0,
@@ -154,13 +231,18 @@ export class HostSpanWriter {
       payloadSize,
       errorCode,
       kind,
-      0,
+      truncated ? SpanRecordDetail.TRUNCATED : 0,
       0,
     );
   }
 
   /** Records the host taking a sampled output of `kernel` off its output ring, from `startNs` to now. */
   receive(frame: FrameView, startNs: number, kernel: number): void {
+    // A leaf: without room it is left out (the trace ends at the kernel's span), never the detached spans' room.
+    if (!this.#roomForOne()) {
+      this.#dropped++;
+      return;
+    }
     fillRandomId(this.#receiveView, 0, 8);
     frame.copyTraceContext(this.#received, 0);
     this.#recorder.record(
@@ -199,11 +281,15 @@ export class HostSpanWriter {
       this.#hasParent = false;
     }
     fillRandomId(this.#spanView, 0, 8);
-    return this.detach(this.#clock.nowNs());
+    return this.#copy(this.#clock.nowNs());
   }
 
   /** Records a lifecycle span ending now. */
   endLifecycle(span: DetachedSpan, transition: number, kernel: number, errorCode: number): void {
+    if (!this.#roomForOne()) {
+      this.#dropped++;
+      return;
+    }
     this.#recorder.record(
       span.traceId,
       0,

@@ -1,6 +1,6 @@
 import type { Envelope } from '../wire/envelope.js';
 import type { FrameView } from '../wire/frame-view.js';
-import { SpanRecordKind } from './span-record.js';
+import { SpanRecordKind, TRACE_FLAG_TRUNCATED } from './span-record.js';
 import { SpanRecorder } from './span-recorder.js';
 import { TelemetryClock } from './telemetry-clock.js';
 import { telemetryRingEpoch } from './telemetry-ring.js';
@@ -28,6 +28,8 @@ export class KernelSpanWriter {
   readonly #spanId = new Uint8Array(8);
   readonly #spanView = new DataView(this.#spanId.buffer);
   #startNs = 0;
+  /** The current span could not be recorded (ring full): its outputs leave untraced, marked truncated. */
+  #truncated = false;
   /** When the handler returned (0 = not yet): the span ends there, before its outputs are published. */
   #endNs = 0;
 
@@ -39,10 +41,21 @@ export class KernelSpanWriter {
 
   /**
    * Starts the processing span of a sampled frame and points `outputs` (the envelope the handler's outputs are
-   * written with) at it. Returns false, touching nothing, when the frame is not sampled.
+   * written with) at it; its record's slot is claimed now, so the span is whole or not begun. Returns false,
+   * touching nothing, when the frame is not sampled. With the ring full it returns true but records nothing, and
+   * the outputs leave unsampled, flagged truncated.
    */
   begin(frame: FrameView, outputs: Envelope): boolean {
     if ((frame.traceFlags & 1) === 0) return false;
+    if (!this.#recorder.claim()) {
+      // The ring is full (counted as dropped): this span cannot be recorded, so nothing after it is traced either —
+      // a child whose parent never reaches the exporter would be an orphan. The trace ends at the upstream span.
+      this.#truncated = true;
+      outputs.traceId = undefined;
+      outputs.spanId = undefined;
+      outputs.traceFlags = TRACE_FLAG_TRUNCATED;
+      return true;
+    }
     frame.copyTraceContext(this.#context, 0);
     fillRandomId(this.#spanView, 0, 8);
     outputs.traceId = this.#traceId;
@@ -67,6 +80,10 @@ export class KernelSpanWriter {
     outputs.traceId = undefined;
     outputs.spanId = undefined;
     outputs.traceFlags = 0;
+    if (this.#truncated) {
+      this.#truncated = false;
+      return;
+    }
     this.#recorder.record(
       this.#traceId,
       0,

@@ -1,7 +1,7 @@
 import type { Attributes } from '@opentelemetry/api';
 import { getU53 } from '../wire/envelope.js';
 import type { KernelNames } from './record-to-span.js';
-import { LIFECYCLE_TRANSITION_NAMES, SpanRecordKind, SpanRecordOffset } from './span-record.js';
+import { LIFECYCLE_TRANSITION_NAMES, SpanRecordDetail, SpanRecordKind, SpanRecordOffset } from './span-record.js';
 import { errorTypeOf, OPERATION, OPERATION_TYPE } from './span-semantics.js';
 import { isZeroId } from './trace-ids.js';
 
@@ -118,6 +118,8 @@ function keyValue(tag: number, key: string, value: string | number | boolean): U
 }
 
 const SPAN_ATTRIBUTE = 0x4a; // Span.attributes = 9, length-delimited
+/** `ringkernel.trace.truncated = true`: downstream of this span a telemetry ring was full. */
+const TRUNCATED_ATTRIBUTE = keyValue(SPAN_ATTRIBUTE, 'ringkernel.trace.truncated', true);
 
 /** OTLP SpanKind per record kind. */
 const OTLP_KIND: Readonly<Record<number, number>> = {
@@ -243,6 +245,7 @@ export class OtlpRecordEncoder {
       );
       const peer = view.getUint32(at + SpanRecordOffset.PEER_KERNEL, true);
       if (peer !== 0) span.raw(this.#kernel(peer).asSource);
+      if (detail & SpanRecordDetail.TRUNCATED) span.raw(TRUNCATED_ATTRIBUTE);
     }
     const errorNumber = view.getUint32(at + SpanRecordOffset.ERROR_CODE, true);
     if (errorNumber !== 0) {

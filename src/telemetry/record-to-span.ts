@@ -3,7 +3,7 @@ import type { InstrumentationScope } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { getU53 } from '../wire/envelope.js';
-import { LIFECYCLE_TRANSITION_NAMES, SpanRecordKind, SpanRecordOffset } from './span-record.js';
+import { LIFECYCLE_TRANSITION_NAMES, SpanRecordDetail, SpanRecordKind, SpanRecordOffset } from './span-record.js';
 import { errorTypeOf, OPERATION, OPERATION_TYPE } from './span-semantics.js';
 import { epochNsToHrTime } from './telemetry-clock.js';
 import { idToHex, isZeroId } from './trace-ids.js';
@@ -79,6 +79,9 @@ export function spanFromRecord(
     attributes['messaging.message.body.size'] = view.getUint32(at + SpanRecordOffset.PAYLOAD_SIZE, true);
     const peer = view.getUint32(at + SpanRecordOffset.PEER_KERNEL, true);
     if (peer !== 0) attributes['ringkernel.source.kernel'] = kernelNames(peer)?.name ?? `kernel-${peer}`;
+    if (view.getUint8(at + SpanRecordOffset.DETAIL) & SpanRecordDetail.TRUNCATED) {
+      attributes['ringkernel.trace.truncated'] = true;
+    }
   }
   let status: ReadableSpan['status'] = { code: SpanStatusCode.UNSET };
   if (errorNumber !== 0) {

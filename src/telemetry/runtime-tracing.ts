@@ -4,6 +4,7 @@ import { ConsoleSpanExporter } from '@opentelemetry/sdk-trace-base';
 import { ExporterThread } from './exporter-thread.js';
 import { HostSpanWriter } from './host-span-writer.js';
 import type { KernelTelemetry } from './kernel-span-writer.js';
+import { RuntimeObservability } from './observability-context.js';
 import { OriginSampler } from './origin-sampler.js';
 import { SpanRecorder } from './span-recorder.js';
 import { TelemetryClock } from './telemetry-clock.js';
@@ -15,6 +16,21 @@ import { type ResolvedTracingOptions, resolveTracingOptions, type TracingOptions
 export interface TelemetryMemoryLedger {
   record(owner: object, allocations: readonly { kind: 'telemetry'; owner: string; bytes: number }[]): void;
   release(owner: object): void;
+}
+
+/** Where tracing says what went wrong (the runtime's logger). */
+export interface TracingLog {
+  warn(message: string): void;
+}
+
+/**
+ * {@link TelemetryStats} and what the origin left out. Every message the sampler chose is either traced whole or
+ * counted here: `tracesShedForRate` (over the origin's rate cap), `tracesShedForRoom` (the host's telemetry ring
+ * had no room for its record); and every trace cut short downstream counts one record in `recordsDropped`.
+ */
+export interface TracingStats extends TelemetryStats {
+  readonly tracesShedForRate: number;
+  readonly tracesShedForRoom: number;
 }
 
 /**
@@ -39,6 +55,8 @@ export class RuntimeTracing {
   readonly #kernelRings = new Map<number, SharedArrayBuffer>();
   readonly #hostRing: SharedArrayBuffer;
   #ledger: TelemetryMemoryLedger | undefined;
+  #log: TracingLog | undefined;
+  #observability: RuntimeObservability | undefined;
 
   /** @internal — made by the runtime builder. */
   constructor(options: ResolvedTracingOptions) {
@@ -47,13 +65,17 @@ export class RuntimeTracing {
     const hostRing = createTelemetryRing(options.hostRingCapacity, this.#epochUnixMs);
     this.#hostRing = hostRing;
     const sampler = new OriginSampler(options.sampler, options.samplerRatio);
-    this.host = new HostSpanWriter(new SpanRecorder(hostRing), new TelemetryClock(this.#epochUnixMs), sampler);
+    this.host = new HostSpanWriter(
+      new SpanRecorder(hostRing),
+      new TelemetryClock(this.#epochUnixMs),
+      sampler,
+      options.maxTracesPerSecond,
+    );
     const onFirstFailure = (message: string): void => {
       const where = options.spanProcessor === undefined && options.exporter === 'otlp' ? ` to ${options.endpoint}` : '';
-      process.emitWarning(
-        `ringkernel: traces could not be delivered${where} (${message}); further failures are only counted (runtime.tracing.stats())`,
-        'RingKernelWarning',
-      );
+      const text = `traces could not be delivered${where} (${message}); further failures are only counted (runtime.tracing.stats())`;
+      if (this.#log !== undefined) this.#log.warn(text);
+      else process.emitWarning(`ringkernel: ${text}`, 'RingKernelWarning');
     };
     const exporter = options.exporter;
     if (
@@ -69,6 +91,7 @@ export class RuntimeTracing {
           exportIntervalMs: options.exportIntervalMs,
           maxExportBatchSize: options.maxExportBatchSize,
           exportTimeoutMs: options.exportTimeoutMs,
+          maxCpuShare: options.exporterCpuShare,
         },
         onFirstFailure,
       );
@@ -98,9 +121,13 @@ export class RuntimeTracing {
     return resolved.enabled ? new RuntimeTracing(resolved) : undefined;
   }
 
-  /** Accounts the telemetry rings' memory in `ledger` from now on (the host's ring, and each kernel's). @internal */
-  trackMemory(ledger: TelemetryMemoryLedger): void {
+  /**
+   * Joins the runtime: the telemetry rings' memory is accounted in `ledger` from now on (the host's ring, and each
+   * kernel's), and warnings go to `log`. @internal
+   */
+  joinRuntime(ledger: TelemetryMemoryLedger, log: TracingLog): void {
     this.#ledger = ledger;
+    this.#log = log;
     ledger.record(this.#hostRing, [{ kind: 'telemetry', owner: 'host', bytes: this.#hostRing.byteLength }]);
   }
 
@@ -123,19 +150,39 @@ export class RuntimeTracing {
     this.#exporter.retireRing(ring);
   }
 
-  /** Exports every span recorded so far and waits until it is delivered or has failed. */
-  flush(): Promise<void> {
-    return this.#exporter.flush();
+  /** Settles when the exporter is ready (its thread loaded), so its start-up does not compete with the data path. */
+  ready(): Promise<void> {
+    return this.#exporter instanceof ExporterThread ? this.#exporter.ready : Promise.resolve();
   }
 
-  /** Spans exported and failed, records dropped and pending. */
-  stats(): TelemetryStats {
-    return this.#exporter.stats();
+  /** The tracer for the application's own spans (`runtime.observabilityContext()`), made on first use. @internal */
+  observability(): RuntimeObservability {
+    this.#observability ??= new RuntimeObservability(this.options);
+    return this.#observability;
+  }
+
+  /** Exports every span recorded so far and waits until it is delivered or has failed. */
+  async flush(): Promise<void> {
+    await this.#observability?.flush();
+    await this.#exporter.flush();
+  }
+
+  /** Spans exported and failed, records dropped and pending, traces the origin left out. */
+  stats(): TracingStats {
+    const exported = this.#exporter.stats();
+    const origin = this.host.counts();
+    return {
+      ...exported,
+      recordsDropped: exported.recordsDropped + origin.dropped,
+      tracesShedForRate: origin.shedForRate,
+      tracesShedForRoom: origin.shedForRoom,
+    };
   }
 
   /** Flushes (up to `shutdownTimeoutMs`) and stops exporting. Called by the runtime's shutdown. @internal */
-  shutdown(): Promise<void> {
-    return this.#exporter.shutdown(this.options.shutdownTimeoutMs);
+  async shutdown(): Promise<void> {
+    await this.#observability?.shutdown();
+    await this.#exporter.shutdown(this.options.shutdownTimeoutMs);
   }
 }
 

@@ -55,6 +55,21 @@ export const SpanRecordKind = {
   LIFECYCLE: 5,
 } as const;
 
+/**
+ * Flags in a message span's DETAIL byte (lifecycle spans use it for the transition instead).
+ */
+export const SpanRecordDetail = {
+  /** Downstream of this span a telemetry ring was full: the trace stops there (its later spans were not recorded). */
+  TRUNCATED: 0x80,
+} as const;
+
+/**
+ * W3C trace-flags bit, in a frame's TRACE_FLAGS byte, with the sampled bit clear: the message came from a traced one
+ * whose span could not be recorded (a full telemetry ring), so it and what follows it are not traced, and a call's
+ * answer tells the caller its trace was cut short.
+ */
+export const TRACE_FLAG_TRUNCATED = 0x02;
+
 /** How a record's span ended. */
 export const SpanRecordStatus = {
   OK: 0,

@@ -20,6 +20,20 @@ export class SpanRecorder {
   }
 
   /**
+   * Claims the next record's slot for a span that ends later (nothing else writes this ring meanwhile: its one
+   * producer is busy with that span). False when the ring is full: counted as dropped, and the span must not be
+   * recorded.
+   */
+  claim(): boolean {
+    return this.#writer.begin() >= 0;
+  }
+
+  /** Whether at least `slots` more records fit now (more may fit by the time they are written, never fewer). */
+  hasRoom(slots: number): boolean {
+    return this.#writer.room(slots) >= slots;
+  }
+
+  /**
    * Writes one span record. `parent` undefined (or all zero) makes a root span. Returns false when the ring was
    * full (the record is dropped and counted).
    */

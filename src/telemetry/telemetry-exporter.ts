@@ -71,10 +71,24 @@ export interface TelemetryExporterOptions {
    * thread to read: the exporter thread's counters, read by the runtime's `stats()`.
    */
   readonly counters?: BigInt64Array;
+  /**
+   * Whether the collector can be reached at all (a TCP connect to the OTLP endpoint). Asked when an export has
+   * been outstanding for a while — the OTLP transport retries a refused connection silently until its timeout —
+   * so a collector that is down is known in milliseconds, not at the first failure seconds later.
+   */
+  readonly reachable?: () => Promise<boolean>;
+  /**
+   * True while the exporter has used its share of the machine: the timer's export waits (records stay in the
+   * rings, which then shed at the origin and truncate downstream, counted). A flush is not held back.
+   */
+  readonly overBudget?: () => boolean;
 }
 
 /** The exporter's counters slots in {@link TelemetryExporterOptions.counters}. */
 export const ExporterCounter = { EXPORTED: 0, FAILED: 1, EXPORTS_FAILED: 2, SIZE: 3 } as const;
+
+/** A record drained and thrown away. */
+function ignoreRecord(): void {}
 
 const SCOPE: InstrumentationScope = { name: 'ringkernel', version: '0.1.0' };
 
@@ -111,6 +125,16 @@ export class TelemetryExporter {
   #droppedRetired = 0;
   #warned = false;
   #stopped = false;
+  /** The last export failed (collector down, refusing): while the next one is tried, records are discarded. */
+  #failing = false;
+  readonly #reachable: (() => Promise<boolean>) | undefined;
+  readonly #overBudget: (() => boolean) | undefined;
+  readonly #stallMs: number;
+  /** When the export in flight began (performance.now()). */
+  #inFlightSince = 0;
+  /** When the collector was last probed, and whether a probe is out. */
+  #probedAt = Number.NEGATIVE_INFINITY;
+  #probing = false;
 
   constructor(options: TelemetryExporterOptions) {
     this.#sink = options.sink;
@@ -118,6 +142,9 @@ export class TelemetryExporter {
     this.#maxBatch = options.maxExportBatchSize;
     this.#onFirstFailure = options.onFirstFailure;
     this.#counters = options.counters;
+    this.#reachable = options.reachable;
+    this.#overBudget = options.overBudget;
+    this.#stallMs = Math.max(10, options.exportIntervalMs);
     this.#timer = setInterval(() => this.#tick(), options.exportIntervalMs).unref();
   }
 
@@ -223,7 +250,44 @@ export class TelemetryExporter {
       while (this.#exportBatch() > 0);
       return;
     }
-    if (this.#inFlight === undefined) this.#exportBatch();
+    if (this.#inFlight === undefined) {
+      if (this.#overBudget?.() !== true) this.#exportBatch();
+    } else if (this.#failing) this.#discard();
+    else if (performance.now() - this.#inFlightSince > this.#stallMs) this.#probe();
+  }
+
+  /** An export is taking long: is anyone listening? If not, the export is as good as failed. */
+  #probe(): void {
+    const reachable = this.#reachable;
+    const now = performance.now();
+    if (reachable === undefined || this.#probing || now - this.#probedAt < 1000) return;
+    this.#probing = true;
+    this.#probedAt = now;
+    reachable().then(
+      (yes) => {
+        this.#probing = false;
+        if (!yes && this.#inFlight !== undefined) {
+          this.#failing = true;
+          this.#discard();
+        }
+      },
+      () => {
+        this.#probing = false;
+      },
+    );
+  }
+
+  /**
+   * The collector is not taking spans and an export is being retried: the rings are drained anyway and their
+   * records counted as failed, so producers keep finding room (a full ring then means what it says, and traces
+   * begun meanwhile stay whole) instead of every ring filling behind a collector that is down.
+   */
+  #discard(): void {
+    let discarded = 0;
+    for (const entry of this.#rings) discarded += entry.reader.drain(ignoreRecord);
+    if (discarded === 0) return;
+    this.#failed += discarded;
+    this.#publishCounters();
   }
 
   /** Takes up to one batch of records off the rings and hands it on; returns how many (0: there were none). */
@@ -274,6 +338,7 @@ export class TelemetryExporter {
             this.#sink.transport?.export({ body: encoder.finish().slice(), spans: taken }, done)
         : (done: (result: ExportResult) => void) => (this.#sink.exporter as SpanExporter).export(spans, done);
     this.#inFlightCount = taken;
+    this.#inFlightSince = performance.now();
     this.#inFlight = new Promise<void>((resolve) => {
       send((result: ExportResult) => {
         this.#inFlight = undefined;
@@ -282,8 +347,13 @@ export class TelemetryExporter {
           resolve();
           return;
         }
-        if (result.code === ExportResultCode.SUCCESS) this.#exported += taken;
-        else this.#fail(taken, result.error);
+        if (result.code === ExportResultCode.SUCCESS) {
+          this.#exported += taken;
+          this.#failing = false;
+        } else {
+          this.#failing = true;
+          this.#fail(taken, result.error);
+        }
         this.#publishCounters();
         resolve();
         // More waiting: go on at once rather than at the next tick (the rings are the queue).

@@ -115,6 +115,20 @@ export class SpanRecordWriter {
     this.#dropped = Atomics.load(this.#counts, DROPPED);
   }
 
+  /**
+   * Free slots, at least: the consumer's read count is reloaded when the cached one shows fewer than `wanted`.
+   * Counts nothing; for a producer that must know a record will fit before it commits to a span.
+   */
+  room(wanted: number): number {
+    const capacity = this.#mask + 1;
+    let free = capacity - ((this.#write - this.#readCache) >>> 0);
+    if (free < wanted) {
+      this.#readCache = Atomics.load(this.#counts, READ);
+      free = capacity - ((this.#write - this.#readCache) >>> 0);
+    }
+    return free;
+  }
+
   /** Byte offset of the next record, or −1 when the ring is full (the record is counted as dropped). */
   begin(): number {
     const write = this.#write;

@@ -67,6 +67,20 @@ export interface TracingOptions {
    * lives on your thread, so their spans are exported from the main thread.
    */
   readonly exportThread?: boolean;
+  /**
+   * The origin's rate cap, like Jaeger's rate-limiting sampler: messages whose trace begins here, per second at
+   * most (on top of the sampler; a burst of a tenth of a second's worth passes at once). Past it, messages leave
+   * unsampled and are counted (`stats().tracesShedForRate`), so `always_on` at millions of messages per second
+   * yields whole traces at a rate the exporter carries rather than fragments. Default 20 000; `Infinity` for none.
+   */
+  readonly maxTracesPerSecond?: number;
+  /**
+   * The exporter thread's share of one core at most, in (0, 1] (its event-loop utilization over each second).
+   * Past it, records wait in the telemetry rings — which then shed whole traces at the origin and truncate them
+   * downstream, counted in `stats()` — so tracing's cost to the data path is bounded by design, not by how busy
+   * the machine happens to be. Default 0.1.
+   */
+  readonly exporterCpuShare?: number;
 }
 
 /** {@link TracingOptions} with the environment and defaults applied: what `runtime.tracing.options` holds. */
@@ -86,6 +100,8 @@ export interface ResolvedTracingOptions {
   readonly shutdownTimeoutMs: number;
   readonly exportTimeoutMs: number | undefined;
   readonly exportThread: boolean;
+  readonly maxTracesPerSecond: number;
+  readonly exporterCpuShare: number;
 }
 
 /** The default OTLP/HTTP traces endpoint: Jaeger v2 (and any OpenTelemetry Collector) receives OTLP here. */
@@ -106,6 +122,8 @@ const OPTION_KEYS = new Set([
   'shutdownTimeoutMs',
   'exportTimeoutMs',
   'exportThread',
+  'maxTracesPerSecond',
+  'exporterCpuShare',
 ]);
 
 function powerOfTwo(name: string, value: unknown, fallback: number): number {
@@ -131,6 +149,23 @@ function integer(name: string, value: unknown, fallback: number, min: number, ma
       `tracing.${name} must be an integer in [${min}, ${max}], got ${value}`,
     );
   }
+  return value;
+}
+
+/** The default rate cap of traces begun per second at the origin. */
+export const DEFAULT_MAX_TRACES_PER_SECOND = 20_000;
+
+function rate(name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number') throw new TypeError(`tracing.${name} must be a number, got ${typeof value}`);
+  if (!(value > 0)) throw new RangeError(`tracing.${name} must be a positive number (or Infinity), got ${value}`);
+  return value;
+}
+
+function share(name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number') throw new TypeError(`tracing.${name} must be a number, got ${typeof value}`);
+  if (!(value > 0 && value <= 1)) throw new RangeError(`tracing.${name} must be a number in (0, 1], got ${value}`);
   return value;
 }
 
@@ -259,6 +294,8 @@ export function resolveTracingOptions(
     maxExportBatchSize: integer('maxExportBatchSize', options.maxExportBatchSize, 4096, 1, 1 << 20),
     shutdownTimeoutMs: integer('shutdownTimeoutMs', options.shutdownTimeoutMs, 3000, 0, 600_000),
     exportThread: boolean('exportThread', options.exportThread, true),
+    maxTracesPerSecond: rate('maxTracesPerSecond', options.maxTracesPerSecond, DEFAULT_MAX_TRACES_PER_SECOND),
+    exporterCpuShare: share('exporterCpuShare', options.exporterCpuShare, 0.1),
     exportTimeoutMs:
       options.exportTimeoutMs === undefined
         ? undefined

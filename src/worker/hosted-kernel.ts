@@ -11,7 +11,7 @@ import {
   type TerminationMode,
 } from '../executor/protocol.js';
 import type { AnyKernelDefinition, KernelContext } from '../kernel/kernel-definition.js';
-import { LatencyHistogram } from '../kernel/latency-histogram.js';
+import { LATENCY_HISTOGRAM_BYTES, LatencyHistogram } from '../kernel/latency-histogram.js';
 import { snapshotState } from '../kernel/state-codec.js';
 import { KernelSpanWriter } from '../telemetry/kernel-span-writer.js';
 import { type ControlBlock, TERMINATE_FINISH, TERMINATE_NOW } from '../wire/control-block.js';
@@ -94,6 +94,8 @@ export class HostedKernel implements RunningKernel {
   readonly #shell: ExecutorShell;
   readonly #control: ControlBlock;
   readonly #histogram: LatencyHistogram;
+  /** Kernel-to-kernel hops into this kernel: sender's batch stamp to this batch, sampled with the handler's. */
+  readonly #hops: LatencyHistogram;
   readonly #input: FrameConsumer;
   readonly #inputSignal: Int32Array;
   readonly #output: FrameProducer;
@@ -191,6 +193,7 @@ export class HostedKernel implements RunningKernel {
     this.#shell = shell;
     this.#control = shell.control;
     this.#histogram = new LatencyHistogram(task.histogram);
+    this.#hops = new LatencyHistogram(task.histogram, LATENCY_HISTOGRAM_BYTES);
     this.#telemetry = task.enableTelemetry;
     this.#spans = task.tracing === undefined ? undefined : new KernelSpanWriter(task.tracing, task.instanceId);
     // Outputs are stamped with the wall clock read once per batch (like receives), not once per frame: the HLC
@@ -476,6 +479,9 @@ export class HostedKernel implements RunningKernel {
     if (sample) {
       this.#sample = 0;
       this.#histogram.record((performance.now() - started) * 1e6);
+      // From another kernel (source ≠ host): its batch stamped the frame's HLC time, this batch's wall clock took
+      // it; µs resolution, no extra clock read.
+      if (frame.source !== 0) this.#hops.record(Math.max(0, this.#batchWallUs - frame.hlcPhysicalUs) * 1000);
     }
   }
 

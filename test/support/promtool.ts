@@ -39,11 +39,15 @@ export function promtoolCheckMetrics(promtool: string, text: string): Promise<{ 
   });
 }
 
-/** The histogram families in `text` that lack one of `_bucket`, `_sum`, `_count` (with a `+Inf` bucket). */
+/**
+ * The histogram families in `text` that have samples yet lack one of `_bucket`, `_sum`, `_count` (with a `+Inf`
+ * bucket). A family with no series yet (nothing observed, e.g. no GC so far) is complete.
+ */
 export function incompleteHistograms(text: string): string[] {
   const histograms = [...text.matchAll(/^# TYPE (\S+) histogram$/gm)].map((m) => m[1] as string);
   return histograms.filter((name) => {
     const has = (suffix: string): boolean => new RegExp(`^${name}${suffix}[{ ]`, 'm').test(text);
+    if (!has('_bucket') && !has('_sum') && !has('_count')) return false;
     return !(has('_sum') && has('_count') && new RegExp(`^${name}_bucket\\{[^}]*le="\\+Inf"`, 'm').test(text));
   });
 }
