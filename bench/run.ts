@@ -15,6 +15,7 @@ import { RingBuffer } from 'ringbuf.js';
 import { createFrameRing, FrameConsumer, FrameProducer, RingKernelRuntime } from '../src/internal.js';
 import { BenchEcho, BenchFragile, BenchHeavyState, BenchIdle, BenchSink, BenchStage } from './bench-kernels.js';
 import { type CaseResult, percentiles, round } from './case-result.js';
+import { clusterCases } from './cluster-cases.js';
 import { cudaCases } from './cuda-cases.js';
 import { dmaCases } from './dma-cases.js';
 import { type BenchJob, BenchMessages, type BenchSize } from './messages.js';
@@ -438,6 +439,7 @@ const runs: (() => Promise<CaseResult | CaseResult[]>)[] = [
   () => tracingCases(THROUGHPUT_N, quick),
   migrationCases,
   async () => scaleCases(quick),
+  () => clusterCases(quick ? 100_000 : 1_000_000, RTT_N),
 ];
 for (const run of runs) {
   const produced = await run();

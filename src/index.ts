@@ -162,6 +162,20 @@ export type {
   MemoryPressureLevel,
 } from './operations/memory-dashboard.js';
 
+// --- A cluster over NATS: kernels addressed by name across processes and machines --------------------------------
+export type { ClusterNode, ClusterNodeEvents, ClusterNodeStats } from './cluster/cluster-node.js';
+export type { ClusterOptions, ClusterTlsOptions } from './cluster/cluster-options.js';
+export type { KernelRef, KernelRefMetrics } from './cluster/cluster-ports.js';
+export type {
+  ClusterKernelEntry,
+  ClusterNodeEntry,
+  ClusterRegistry,
+  ClusterRegistryEvent,
+  Delivery,
+} from './cluster/cluster-registry.js';
+export type { DeliveryNotice } from './cluster/kernel-host.js';
+export type { BatchOptions, RemoteKernel, RemoteKernelStats } from './cluster/remote-kernel.js';
+
 // --- Tracing ----------------------------------------------------------------------------------------------------
 export { DEFAULT_OTLP_TRACES_ENDPOINT } from './telemetry/tracing-options.js';
 export type { TracingOptions } from './telemetry/tracing-options.js';
@@ -207,3 +221,11 @@ export type { MalformedFrameCode } from './errors/frame-errors.js';
 export { MigrationError, PlacementError, StateSnapshotError } from './errors/device-errors.js';
 export type { MigrationPhase } from './errors/device-errors.js';
 export { CudaCompileError, CudaDeviceLostError, CudaError, NvmlError } from './errors/cuda-errors.js';
+export {
+  ClusterAuthError,
+  ClusterMessageLostError,
+  ClusterNameUnknownError,
+  ClusterNodeDownError,
+  ClusterUnavailableError,
+  ClusterUnreachableError,
+} from './errors/cluster-errors.js';

@@ -19,7 +19,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['telemetry'], // span records, telemetry rings, the exporter
   ['executor'], // the host ↔ executor protocol and the executor shell every backend implements
   ['backends', 'worker', 'bridge'], // devices' drivers and executors (worker: the CPU's), transfer strategies
-  ['devices', 'operations', 'supervision'], // placement and migration, health and metrics, supervisors
+  ['devices', 'operations', 'supervision', 'cluster'], // placement and migration, health and metrics, supervisors, nodes of a NATS cluster
   ['runtime'], // the runtime, its builder and kernel handles
   ['actors'], // XState integration: fromKernel
   ['index.ts', 'internal.ts'], // the package's entries

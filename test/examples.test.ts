@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { probeCuda } from '../src/internal.js';
 import { eventually } from './support/eventually.js';
+import { natsServerMissing } from './support/nats-server.js';
 
 describe('examples', () => {
   it('frames-between-workers runs, delivers everything in order and exits 0', () => {
@@ -125,5 +126,20 @@ describe('npm start demo', () => {
     }, 20_000);
     assert.ok(processed > 0);
     assert.equal(await exited, 0);
+  });
+});
+
+describe('examples/cluster: a pipeline across two node processes over NATS', { skip: natsServerMissing() }, () => {
+  it('starts its nats-server and nodes, says where each kernel lives, delivers every reading in order, exits 0', () => {
+    const script = fileURLToPath(new URL('../examples/cluster.js', import.meta.url));
+    const out = execFileSync(process.execPath, [script], {
+      encoding: 'utf8',
+      env: { ...process.env, EXAMPLE_READINGS: '20000' },
+      timeout: 120_000,
+    });
+    assert.match(out, /pipeline\/average\s+on node stage-2 \(cpu, at-most-once\)/);
+    assert.match(out, /pipeline\/convert\s+on node stage-1 \(cpu, at-most-once\)/);
+    assert.match(out, /20,000 readings through 2 nodes in [\d.]+ s \([\d,]+\/s\): mean 121\.1 °F, out of order 0/);
+    assert.match(out, /lost 0, refused 0/);
   });
 });

@@ -4,7 +4,8 @@ import type { ActorLogic, ActorSystem, AnyActorRef, EventObject, Snapshot } from
 // biome-ignore lint/suspicious/noExplicitAny: matches xstate's own AnyActorSystem, which it does not export.
 type AnyActorSystem = ActorSystem<any>;
 
-import { KernelFailedError } from '../errors/runtime-errors.js';
+import type { KernelRef } from '../cluster/cluster-ports.js';
+import { InvalidStateError, KernelFailedError } from '../errors/runtime-errors.js';
 import type { AnyKernelDefinition, InputOf, KernelDefinition, OutputOf } from '../kernel/kernel-definition.js';
 import type { Dim3, KernelHandle, KernelMetrics } from '../runtime/kernel-handle.js';
 import type { LaunchOptions, RingKernelRuntime } from '../runtime/runtime.js';
@@ -88,8 +89,19 @@ type Internal =
   | { type: 'kernel.$failed'; error: Error }
   | { type: 'kernel.$refresh' };
 
+/**
+ * What the actor drives: a handle it launched, or a reference it was given (a kernel on another node of a cluster,
+ * whose lifecycle belongs to that node: no activate, deactivate or terminate here, no exit to watch).
+ */
+type Driven = KernelRef & Partial<Pick<KernelHandle, 'activate' | 'deactivate' | 'terminate' | 'exited'>>;
+
+/** Whether `kernel` is a reference to a running kernel (rather than a definition or a kernel id). */
+function isRef(kernel: unknown): kernel is KernelRef {
+  return typeof kernel === 'object' && kernel !== null && 'trySend' in kernel && 'call' in kernel;
+}
+
 interface Instance {
-  handle: KernelHandle | undefined;
+  handle: Driven | undefined;
   readonly queued: KernelActorEvent[];
   stopped: boolean;
   /** Delivers an output event to the parent and/or emits it, as the logic's `deliver` option says. */
@@ -133,7 +145,7 @@ export function kernelActorExited(actor: AnyActorRef): Promise<void> {
  * });
  */
 export function fromKernel<InIn, InView, OutIn, OutView, State>(
-  kernel: KernelDefinition<InIn, InView, OutIn, OutView, State> | string,
+  kernel: KernelDefinition<InIn, InView, OutIn, OutView, State> | string | KernelRef<InIn, OutView>,
   options: FromKernelOptions = {},
 ): ActorLogic<
   KernelActorSnapshot<OutView>,
@@ -157,7 +169,7 @@ export function fromKernel<InIn, InView, OutIn, OutView, State>(
         status: 'active',
         output: undefined,
         error: undefined,
-        kernel: input?.name ?? (typeof kernel === 'string' ? kernel : kernel.id),
+        kernel: input?.name ?? (typeof kernel === 'string' ? kernel : isRef(kernel) ? kernel.name : kernel.id),
         kernelStatus: 'Created',
         metrics: undefined,
         handle: undefined,
@@ -188,6 +200,12 @@ export function fromKernel<InIn, InView, OutIn, OutView, State>(
       };
       instances.set(self, instance);
       const input = (snapshot as Snap & { input?: KernelActorInput }).input;
+      if (isRef(kernel)) {
+        // Nothing launched here, nothing to end: the kernel belongs to its node.
+        ended();
+        driveRef(kernel as Driven, instance, tell as Instance['tell'], self);
+        return;
+      }
       const runtime = input?.runtime ?? options.runtime;
       if (runtime === undefined) {
         ended();
@@ -272,9 +290,11 @@ export function fromKernel<InIn, InView, OutIn, OutView, State>(
           if (instance !== undefined) {
             instance.stopped = true;
             const handle = instance.handle;
-            // Stopping the actor terminates the kernel (draining, as launched).
-            if (handle !== undefined && handle.status !== 'Terminated' && handle.status !== 'Failed') {
-              scope.defer(() => void handle.terminate().catch(() => {}));
+            // Stopping the actor terminates the kernel it launched (draining, as launched); a reference's kernel
+            // belongs to its node and runs on.
+            const terminate = handle?.terminate;
+            if (terminate !== undefined && handle?.status !== 'Terminated' && handle?.status !== 'Failed') {
+              scope.defer(() => void terminate.call(handle).catch(() => {}));
             }
           }
           return { ...snapshot, status: 'stopped' } as Snap;
@@ -300,13 +320,46 @@ export function fromKernel<InIn, InView, OutIn, OutView, State>(
 }
 
 function refresh<S extends KernelActorSnapshot<unknown>>(snapshot: S): S {
-  const handle = snapshot.handle;
+  const handle = snapshot.handle as Driven | undefined;
   if (handle === undefined) return snapshot;
-  return { ...snapshot, kernelStatus: handle.status, metrics: handle.metrics() };
+  const metrics = handle.metrics();
+  // A remote kernel's metrics are a request to its node: the snapshot keeps what it had.
+  return { ...snapshot, kernelStatus: handle.status, metrics: metrics instanceof Promise ? snapshot.metrics : metrics };
+}
+
+/** Starts driving a given reference: queued events, then its outputs until its kernel is gone from the cluster. */
+function driveRef<OutView>(
+  ref: Driven,
+  instance: Instance,
+  tell: (event: KernelActorOutputEvent<OutView>) => void,
+  self: AnyActorRef,
+): void {
+  instance.handle = ref;
+  // A reference has no links to make here: its kernel's links belong to its node.
+  instance.linked = true;
+  self.send({ type: 'kernel.$launched', handle: ref } as never);
+  tell({ type: 'kernel.status', kernel: ref.name, status: ref.status });
+  for (const event of instance.queued.splice(0)) dispatch(ref, event, tell, self);
+  void (async () => {
+    for (;;) {
+      let output: unknown;
+      try {
+        output = await ref.receive(60_000);
+      } catch (error) {
+        if ((error as { code?: string }).code === 'RK_TIMEOUT') continue;
+        // Its kernel is gone (its node down, the name unknown): the actor's error.
+        if (!instance.stopped) self.send({ type: 'kernel.$failed', error } as never);
+        break;
+      }
+      if (instance.stopped) break;
+      tell({ type: 'kernel.output', kernel: ref.name, output: output as OutView });
+      self.send({ type: 'kernel.$refresh' } as never);
+    }
+  })();
 }
 
 function dispatch<OutView>(
-  handle: KernelHandle,
+  handle: Driven,
   event: KernelActorEvent,
   tell: (event: KernelActorOutputEvent<OutView>) => void,
   self: AnyActorRef,
@@ -330,15 +383,24 @@ function dispatch<OutView>(
       );
       return;
     case 'kernel.activate':
-      handle.activate().then(changed, failed);
+      (handle.activate?.() ?? notHere(handle, 'activate')).then(changed, failed);
       return;
     case 'kernel.deactivate':
-      handle.deactivate().then(changed, failed);
+      (handle.deactivate?.() ?? notHere(handle, 'deactivate')).then(changed, failed);
       return;
     case 'kernel.terminate':
-      handle.terminate(event.drain === undefined ? {} : { drain: event.drain }).then(changed, failed);
+      (
+        handle.terminate?.(event.drain === undefined ? {} : { drain: event.drain }) ?? notHere(handle, 'terminate')
+      ).then(changed, failed);
       return;
   }
+}
+
+/** A lifecycle command to a kernel on another node: refused here (its node runs its lifecycle). */
+function notHere(handle: Driven, operation: string): Promise<void> {
+  return Promise.reject(
+    new InvalidStateError(handle.name, `${operation} (from another node)`, handle.status, handle.status),
+  );
 }
 
 /** Type guard for the events a kernel actor sends its parent. */

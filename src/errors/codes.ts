@@ -97,6 +97,18 @@ export const ErrorCode = {
    * ecosystem expects, and still carries this code.
    */
   InvalidArgument: 'RK_INVALID_ARGUMENT',
+  /** No NATS server of the cluster could be reached (connection refused, timed out, or lost for good). */
+  ClusterUnreachable: 'RK_CLUSTER_UNREACHABLE',
+  /** The NATS server refused the node's credentials (or their absence). */
+  ClusterAuthFailed: 'RK_CLUSTER_AUTH_FAILED',
+  /** No node of the cluster hosts a kernel under that name. */
+  ClusterNameUnknown: 'RK_CLUSTER_NAME_UNKNOWN',
+  /** The node hosting a kernel stopped answering (it died, or it left the cluster) while a request waited. */
+  ClusterNodeDown: 'RK_CLUSTER_NODE_DOWN',
+  /** The NATS client packages (`@nats-io/transport-node`, `@nats-io/jetstream`, `@nats-io/kv`) are not installed. */
+  ClusterUnavailable: 'RK_CLUSTER_UNAVAILABLE',
+  /** A message sent at-most-once to a remote kernel was lost on the way (counted, dead-lettered). */
+  ClusterMessageLost: 'RK_CLUSTER_MESSAGE_LOST',
 } as const;
 
 /** The name of an error code, e.g. `'FrameTooLarge'`. */
@@ -107,7 +119,7 @@ export type ErrorCodeString = (typeof ErrorCode)[ErrorCodeName];
 /**
  * The numeric form of each code, shared with C and CUDA (`RK_E_*`). 0 means "no error".
  * Grouped by hundreds: 1xx frames, 2xx message values, 3xx clocks, 4xx waits, 5xx kernels and runtime, 6xx WebGPU,
- * 7xx the library's API used wrongly.
+ * 7xx the library's API used wrongly, 8xx the cluster.
  */
 export const ErrorNumber: Readonly<Record<ErrorCodeName, number>> = {
   FrameTooLarge: 101,
@@ -150,6 +162,12 @@ export const ErrorNumber: Readonly<Record<ErrorCodeName, number>> = {
   WebGpuError: 603,
   WebGpuDeviceLost: 604,
   InvalidArgument: 701,
+  ClusterUnreachable: 801,
+  ClusterAuthFailed: 802,
+  ClusterNameUnknown: 803,
+  ClusterNodeDown: 804,
+  ClusterUnavailable: 805,
+  ClusterMessageLost: 806,
 };
 
 const numberByCode = new Map<string, number>(

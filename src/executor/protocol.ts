@@ -139,7 +139,13 @@ export type DeadLetterReason =
   /** Refused at the send: an argument was wrong (a priority outside 0…255, a bad timeout or signal). */
   | 'invalid-argument'
   /** A call's response that came back after the call had given up (timed out or aborted). */
-  | 'late-response';
+  | 'late-response'
+  /** Sent from another node of the cluster to a kernel whose queue was full and whose `onFull` refuses. */
+  | 'queue-full'
+  /** Sent at-most-once over the cluster and lost on the way (the receiving node saw a gap in the message ids). */
+  | 'message-lost'
+  /** Addressed over the cluster to a name no node hosts, or to a node that stopped answering. */
+  | 'undeliverable';
 
 /** A dead letter as the worker reports it. */
 export interface DeadLetterReport {

@@ -1,4 +1,5 @@
 import { BACKEND_TYPES, type BackendType, selectBackend } from '../backends/backend-type.js';
+import { type ClusterOptions, resolveClusterOptions } from '../cluster/cluster-options.js';
 import { ArgumentTypeError, InvalidArgumentError } from '../errors/argument-errors.js';
 import { BackendUnavailableError, KernelModuleError } from '../errors/runtime-errors.js';
 import { isKernelWorker } from '../kernel/kernel-definition.js';
@@ -26,6 +27,7 @@ export class RuntimeBuilder {
   #preset: PresetSettings | undefined;
   #tracing: TracingOptions | undefined;
   #inspect: InspectionObserver | undefined;
+  #cluster: ClusterOptions | undefined;
 
   /** @internal — use {@link RingKernelRuntime.builder}. */
   constructor(create: (init: RuntimeInit) => RingKernelRuntime) {
@@ -123,6 +125,22 @@ export class RuntimeBuilder {
     return this;
   }
 
+  /**
+   * Makes the runtime a node of a cluster over NATS: its named kernels are registered cluster-wide and served to
+   * other nodes, and `runtime.ref(name)` reaches kernels on any node. The NATS client (`@nats-io/transport-node`,
+   * `@nats-io/jetstream`, `@nats-io/kv`) is loaded only then. Options are checked here; `build()` connects.
+   *
+   * @example
+   * const runtime = await RingKernelRuntime.builder()
+   *   .cluster({ servers: 'nats://127.0.0.1:4222', node: 'edge-1', cluster: 'sensors' })
+   *   .build();
+   */
+  cluster(options: ClusterOptions): this {
+    resolveClusterOptions(options);
+    this.#cluster = options;
+    return this;
+  }
+
   /** Builds the runtime (its worker pool) and starts it (Running), unless {@link RuntimeBuilder.deferStart}. */
   async build(): Promise<RingKernelRuntime> {
     if (isKernelWorker()) {
@@ -153,6 +171,14 @@ export class RuntimeBuilder {
     });
     const preset = this.#preset;
     if (preset !== undefined) applyPreset(runtime, preset);
+    if (this.#cluster !== undefined) {
+      try {
+        await runtime.joinCluster(this.#cluster);
+      } catch (error) {
+        await runtime.shutdown();
+        throw error;
+      }
+    }
     return runtime;
   }
 }

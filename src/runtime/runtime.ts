@@ -3,6 +3,9 @@ import type { BackendProbe, BackendType } from '../backends/backend-type.js';
 import type { MirrorStats } from '../bridge/dma-mirror.js';
 import { TransferBridge } from '../bridge/transfer-bridge.js';
 import type { TransferStrategyChoice } from '../bridge/transfer-strategy.js';
+import type { ClusterNode } from '../cluster/cluster-node.js';
+import type { ClusterOptions } from '../cluster/cluster-options.js';
+import type { ClusterRuntimePort, HostedKernel, KernelRef } from '../cluster/cluster-ports.js';
 import { KernelMigrator, type MigrationReport } from '../devices/kernel-migrator.js';
 import type { DeviceSelector, LoadBalancingStrategy, MultiGpuCoordinator } from '../devices/multi-gpu-coordinator.js';
 import { type GpuTopology, measureHostLink } from '../devices/topology.js';
@@ -193,6 +196,10 @@ export class RingKernelRuntime {
   readonly #memory = new GpuMemoryDashboard();
   #signalHandlers: (() => void) | undefined;
   readonly #supervisors = new Set<Supervisor>();
+  /** The cluster this runtime is a node of (`builder().cluster()`), if any. */
+  #cluster: ClusterNode | undefined;
+  /** Told when a kernel is launched or has ended (the cluster node serves and registers them). */
+  readonly #kernelWatchers = new Set<(event: { type: 'launched' | 'ended'; kernel: HostedKernel }) => void>();
 
   /** The transfer strategy launches use unless they ask for another, and why (per backend). */
   get transferStrategy(): TransferStrategyChoice {
@@ -256,6 +263,7 @@ export class RingKernelRuntime {
         const waiting = this.#launchWaiters.get(handle.name);
         this.#launchWaiters.delete(handle.name);
         for (const waiter of waiting ?? []) waiter.resolve(handle);
+        for (const watcher of this.#kernelWatchers) watcher({ type: 'launched', kernel: handle });
       },
       ended: (handle) => this.#release(handle),
       interrupted: (handle) => this.#interrupted(handle),
@@ -540,7 +548,10 @@ export class RingKernelRuntime {
   #release(handle: KernelHandle): void {
     // The mirror's final copy brings the kernel's last outputs to the host ring, then it lets go of the rings.
     handle.transfer.release();
-    if (this.#kernels.get(handle.name) === handle) this.#kernels.delete(handle.name);
+    if (this.#kernels.get(handle.name) === handle) {
+      this.#kernels.delete(handle.name);
+      for (const watcher of this.#kernelWatchers) watcher({ type: 'ended', kernel: handle });
+    }
     this.#memory.release(handle);
     this.#prometheus?.kernelEnded(handle);
     const counters = handle.counters();
@@ -738,6 +749,49 @@ export class RingKernelRuntime {
     return [...this.#kernels.values()];
   }
 
+  /** The cluster this runtime is a node of (`builder().cluster({...})`), or undefined. */
+  get cluster(): ClusterNode | undefined {
+    return this.#cluster;
+  }
+
+  /**
+   * Joins a cluster (what the builder's `.cluster()` does): the runtime becomes a node, its named kernels are
+   * registered cluster-wide and served to other nodes. Loads the NATS client only now.
+   * @throws {ClusterUnreachableError | ClusterAuthError | ClusterUnavailableError} when it cannot join.
+   */
+  async joinCluster(options: ClusterOptions): Promise<ClusterNode> {
+    if (this.#shutdown !== undefined) throw new RuntimeShutDownError('join a cluster');
+    if (this.#cluster !== undefined)
+      throw new InvalidArgumentError('options', `already a node of cluster '${this.#cluster.cluster}'`);
+    const { ClusterNode } = await import('../cluster/cluster-node.js');
+    const port: ClusterRuntimePort = {
+      backend: this.backend,
+      localKernel: (name) => this.#kernels.get(name),
+      localKernels: () => [...this.#kernels.values()],
+      watchKernels: (listener) => {
+        this.#kernelWatchers.add(listener);
+        return () => this.#kernelWatchers.delete(listener);
+      },
+      deadLetter: (letter) => this.deadLetters.publish(letter),
+      launch: (kernelId, name) => this.launch(kernelId, { name, autoActivate: true }),
+    };
+    this.#cluster = await ClusterNode.join(port, options);
+    return this.#cluster;
+  }
+
+  /**
+   * The kernel named `name`, wherever it runs: the local handle when it runs here (no network), else — in a
+   * cluster — a reference to it on its node, with the same `send`/`trySend`/`call`/`receive`/`status`/`metrics`.
+   * @throws {KernelNotFoundError} outside a cluster when no live kernel has the name;
+   * {@link ClusterNameUnknownError} in a cluster when no node hosts it.
+   */
+  ref<InIn = unknown, OutView = unknown>(name: string): KernelRef<InIn, OutView> {
+    const local = this.#kernels.get(name);
+    if (local !== undefined) return local as unknown as KernelRef<InIn, OutView>;
+    if (this.#cluster === undefined) throw new KernelNotFoundError(name, 'no live kernel is launched under this name');
+    return this.#cluster.kernel<InIn, OutView>(name);
+  }
+
   /** {@link KernelHandle.activate} by name. */
   activate(name: string): Promise<void> {
     return this.kernel(name).activate();
@@ -802,6 +856,8 @@ export class RingKernelRuntime {
       this.#lifecycle.send({ type: 'STOP' });
       this.#applyAdmission();
       this.#signalHandlers?.();
+      // Leave the cluster first: other nodes stop sending here before the kernels go.
+      await this.#cluster?.leave().catch(() => undefined);
       // No restarts from here on: a kernel that fails while shutting down stays failed.
       for (const supervisor of this.#supervisors) supervisor.retire();
       // A restart under way finishes (or, waiting out its backoff, gives up) before the kernels are terminated.

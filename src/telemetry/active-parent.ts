@@ -6,6 +6,24 @@ import { context, type SpanContext, trace } from '@opentelemetry/api';
  */
 const API_GLOBALS = Symbol.for('opentelemetry.js.api.1');
 
+/** A parent set for the synchronous extent of {@link withParent}, winning over the context manager's. */
+let explicitParent: SpanContext | undefined;
+
+/**
+ * Runs `body` with `parent` as the active parent of the spans the runtime begins synchronously inside it (a send,
+ * the start of a call): how a message that arrived from another process continues that process's trace without a
+ * context manager being registered here.
+ */
+export function withParent<T>(parent: SpanContext, body: () => T): T {
+  const previous = explicitParent;
+  explicitParent = parent;
+  try {
+    return body();
+  } finally {
+    explicitParent = previous;
+  }
+}
+
 /**
  * The caller's active span context, or undefined. While no context manager is registered every context is the root
  * context, which holds no span: then this costs one property read instead of the API's lookup (`context.active()`
@@ -13,6 +31,7 @@ const API_GLOBALS = Symbol.for('opentelemetry.js.api.1');
  * With one registered it is the public API's answer.
  */
 export function activeParent(): SpanContext | undefined {
+  if (explicitParent !== undefined) return explicitParent;
   const globals = (globalThis as { [API_GLOBALS]?: { context?: unknown } })[API_GLOBALS];
   if (globals?.context === undefined) return undefined;
   const parent = trace.getSpanContext(context.active());

@@ -1,0 +1,433 @@
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
+import type { ConnectionOptions, NatsConnection, Subscription } from '@nats-io/transport-node';
+import { ClusterAuthError, ClusterNameUnknownError, ClusterUnreachableError } from '../errors/cluster-errors.js';
+import { type AnyKernelDefinition, findKernel } from '../kernel/kernel-definition.js';
+import { BytesMessage, type MessageCodec } from '../wire/message-schema.js';
+import { type ClusterOptions, type ResolvedClusterOptions, resolveClusterOptions } from './cluster-options.js';
+import type { ClusterRuntimePort, HostedKernel, KernelRef } from './cluster-ports.js';
+import { type ClusterKernelEntry, ClusterRegistry, type Delivery, patternToRegExp } from './cluster-registry.js';
+import { type ClusterSubjects, clusterSubjects } from './cluster-subjects.js';
+import { DurableInbox, ensureStream } from './durable-delivery.js';
+import { type DeliveryNotice, KernelHost, type KernelHostStats } from './kernel-host.js';
+import { loadNats, type NatsModules } from './nats-modules.js';
+import { RemoteKernel, type RemoteKernelContext } from './remote-kernel.js';
+
+/** What {@link ClusterNode.stats} reports. */
+export interface ClusterNodeStats extends KernelHostStats {
+  /** Messages this node sent other nodes' kernels that they reported lost (at-most-once). */
+  readonly lostByPeers: number;
+  /** Messages this node sent that other nodes refused or found malformed. */
+  readonly refusedByPeers: number;
+  /** Messages that could not be handed to NATS at all. */
+  readonly undeliverable: number;
+  /** Times the connection was re-established after a loss. */
+  readonly reconnects: number;
+}
+
+/** Events of a {@link ClusterNode}. */
+export interface ClusterNodeEvents {
+  /** Another node stopped heart-beating and was declared down (its kernels were removed from the registry). */
+  nodeDown: [string];
+  /** Another node's first heartbeat arrived. */
+  nodeUp: [string];
+  /** Another node reported messages from this one lost, refused or malformed. */
+  notice: [DeliveryNotice];
+  /** This node restarted a kernel of a node that went down (`failover`); or could not (the error). */
+  failover: [{ readonly name: string; readonly from: string; readonly error?: Error }];
+  /** The connection to NATS was lost (the client reconnects by itself) or came back. */
+  connection: ['disconnected' | 'reconnected'];
+}
+
+/**
+ * A runtime's membership of a cluster: its NATS connection, the cluster-wide registry, the host that serves its
+ * named kernels to other nodes, and references to other nodes' kernels. Built by
+ * `RingKernelRuntime.builder().cluster({...})`; reached as `runtime.cluster`.
+ *
+ * @example
+ * const runtime = await RingKernelRuntime.builder().cluster({ servers: 'nats://127.0.0.1:4222', node: 'a' }).build();
+ * const avg = runtime.ref('sensors/eu/avg');   // local or on another node: same API
+ * const total = await avg.call({ sensor: 1, value: 20 });
+ */
+export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
+  /** This node's name. */
+  readonly node: string;
+  /** The cluster's name. */
+  readonly cluster: string;
+  /** Every node's named kernels and heartbeats. */
+  readonly registry: ClusterRegistry;
+  readonly #options: ResolvedClusterOptions;
+  readonly #nc: NatsConnection;
+  readonly #subjects: ClusterSubjects;
+  readonly #runtime: ClusterRuntimePort;
+  readonly #host: KernelHost;
+  readonly #remotes = new Map<string, RemoteKernel>();
+  readonly #remoteContext: RemoteKernelContext;
+  readonly #nats: NatsModules;
+  readonly #js: JetStreamClient;
+  readonly #jsm: JetStreamManager;
+  /** Names whose remote traffic goes through JetStream (at-least-once). */
+  readonly #atLeastOnce: readonly RegExp[];
+  /** Names this node restarts when their node goes down. */
+  readonly #failover: readonly RegExp[];
+  /** The at-least-once inboxes of this node's kernels. */
+  readonly #inboxes = new Map<string, DurableInbox>();
+  /** Entries this node published for its kernels, as published (re-published when their status changes). */
+  readonly #published = new Map<string, ClusterKernelEntry>();
+  #stopWatching: (() => void) | undefined;
+  #heartbeat: NodeJS.Timeout | undefined;
+  #notices: Subscription | undefined;
+  #left: Promise<void> | undefined;
+  #undeliverable = 0;
+  #reconnects = 0;
+
+  private constructor(
+    options: ResolvedClusterOptions,
+    nats: NatsModules,
+    nc: NatsConnection,
+    registry: ClusterRegistry,
+    runtime: ClusterRuntimePort,
+    js: JetStreamClient,
+    jsm: JetStreamManager,
+  ) {
+    super();
+    this.#nats = nats;
+    this.#js = js;
+    this.#jsm = jsm;
+    this.#atLeastOnce = (options.atLeastOnce ?? []).map(patternToRegExp);
+    this.#failover = (options.failover ?? []).map(patternToRegExp);
+    this.node = options.node;
+    this.cluster = options.cluster;
+    this.#options = options;
+    this.#nc = nc;
+    this.registry = registry;
+    this.#runtime = runtime;
+    this.#subjects = clusterSubjects(options.cluster);
+    this.#host = new KernelHost(nc, this.#subjects, runtime, options.node);
+    this.#remoteContext = {
+      nc,
+      subjects: this.#subjects,
+      registry,
+      sender: `${options.node}#${randomBytes(4).toString('hex')}`,
+      headers: () => nats.transport.headers(),
+      batch: options.batch,
+      js,
+      retryForMs: options.retryForMs,
+      undeliverable: (kernel, error, typeId, payload) => {
+        this.#undeliverable++;
+        runtime.deadLetter({
+          kernel,
+          reason: 'undeliverable',
+          error: { name: error.name, message: error.message, code: (error as { code?: string }).code },
+          messageId: 0,
+          correlationId: 0,
+          typeId,
+          payload,
+          at: new Date(),
+        });
+      },
+    };
+  }
+
+  /**
+   * Connects to NATS and joins the cluster: the registry is loaded, the runtime's named kernels are served and
+   * registered, and the heartbeat starts. @internal — use the builder's `.cluster()`.
+   * @throws {ClusterUnreachableError} when no server answers; {@link ClusterAuthError} when the server refuses
+   * the credentials; {@link ClusterUnavailableError} when the NATS client is not installed.
+   */
+  static async join(runtime: ClusterRuntimePort, options: ClusterOptions): Promise<ClusterNode> {
+    const resolved = resolveClusterOptions(options);
+    const nats = await loadNats();
+    const nc = await connect(nats, resolved);
+    try {
+      const subjects = clusterSubjects(resolved.cluster);
+      const kv = await new nats.kv.Kvm(nc).create(subjects.bucket, { history: 1 });
+      const registry = new ClusterRegistry(kv, resolved.downAfterMs);
+      await registry.start();
+      const jsm = await nats.jetstream.jetstreamManager(nc);
+      await ensureStream(nats, jsm, subjects);
+      const node = new ClusterNode(resolved, nats, nc, registry, runtime, nats.jetstream.jetstream(nc), jsm);
+      await node.#start();
+      return node;
+    } catch (error) {
+      await nc.close().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  async #start(): Promise<void> {
+    this.registry.on('nodeDown', (node) => this.emit('nodeDown', node));
+    this.registry.on('nodeUp', (node) => this.emit('nodeUp', node));
+    if (this.#failover.length > 0) {
+      // A kernel whose entry went while its node is silent was swept with that node: restart it here, if no other
+      // node claims it first.
+      this.registry.on('change', (event) => {
+        const from = event.entry.node;
+        if (event.type !== 'deregistered' || from === this.node) return;
+        if (!this.#failover.some((pattern) => pattern.test(event.name))) return;
+        if (!this.registry.hasLeft(from) && !this.registry.isAlive(from)) {
+          void this.#takeOver(event.entry);
+          return;
+        }
+        // Another node swept it a moment before this one's clock says so: look again after two heartbeats.
+        setTimeout(() => {
+          if (this.registry.hasLeft(from) || this.registry.isAlive(from) || this.registry.get(event.name)) return;
+          void this.#takeOver(event.entry);
+        }, 2 * this.#options.heartbeatMs).unref();
+      });
+    }
+    this.#notices = this.#nc.subscribe(this.#subjects.notices(this.node), {
+      callback: (error, msg) => {
+        if (error !== null) return;
+        try {
+          this.#noticed(msg.json<DeliveryNotice>());
+        } catch {
+          // not a notice: ignored
+        }
+      },
+    });
+    void this.#watchConnection();
+    await this.#beat();
+    for (const kernel of this.#runtime.localKernels()) await this.#serve(kernel);
+    this.#stopWatching = this.#runtime.watchKernels((event) => {
+      if (event.type === 'launched') void this.#serve(event.kernel).catch(() => undefined);
+      else void this.#unserve(event.kernel.name).catch(() => undefined);
+    });
+    this.#heartbeat = setInterval(() => void this.#tick().catch(() => undefined), this.#options.heartbeatMs);
+    this.#heartbeat.unref();
+  }
+
+  async #watchConnection(): Promise<void> {
+    for await (const status of this.#nc.status()) {
+      if (status.type === 'disconnect') this.emit('connection', 'disconnected');
+      else if (status.type === 'reconnect') {
+        this.#reconnects++;
+        this.emit('connection', 'reconnected');
+        // Our entries may have been swept while we were away: publish them again.
+        void this.#tick().catch(() => undefined);
+      }
+    }
+  }
+
+  #noticed(notice: DeliveryNotice): void {
+    this.#remotes.get(notice.kernel)?.noticed(notice.reason, notice.count);
+    this.#runtime.deadLetter({
+      kernel: notice.kernel,
+      reason: notice.reason === 'refused' ? 'queue-full' : notice.reason,
+      error: notice.error,
+      messageId: 0,
+      correlationId: 0,
+      typeId: 0,
+      payload: new Uint8Array(0),
+      at: new Date(),
+    });
+    this.emit('notice', notice);
+  }
+
+  async #takeOver(lost: ClusterKernelEntry): Promise<void> {
+    if (this.#left !== undefined || this.#runtime.localKernel(lost.name) !== undefined) return;
+    const claimed = await this.registry.claim({
+      ...lost,
+      node: this.node,
+      backend: this.#runtime.backend,
+      status: 'Launched',
+    });
+    if (!claimed) return;
+    try {
+      await this.#runtime.launch(lost.kernelId, lost.name);
+      this.emit('failover', { name: lost.name, from: lost.node });
+    } catch (error) {
+      await this.registry.deregister(lost.name).catch(() => undefined);
+      this.emit('failover', { name: lost.name, from: lost.node, error: error as Error });
+    }
+  }
+
+  #entryOf(kernel: HostedKernel): ClusterKernelEntry {
+    return {
+      name: kernel.name,
+      kernelId: kernel.kernelId,
+      node: this.node,
+      backend: this.#runtime.backend,
+      status: kernel.status,
+      delivery: this.#deliveryOf(kernel.name),
+    };
+  }
+
+  #deliveryOf(name: string): Delivery {
+    return this.#atLeastOnce.some((pattern) => pattern.test(name)) ? 'at-least-once' : 'at-most-once';
+  }
+
+  async #serve(kernel: HostedKernel): Promise<void> {
+    this.#host.serve(kernel);
+    if (this.#deliveryOf(kernel.name) === 'at-least-once' && !this.#inboxes.has(kernel.name)) {
+      const inbox = new DurableInbox(kernel, (data, headers) => this.#host.deliverDurable(kernel.name, data, headers));
+      this.#inboxes.set(kernel.name, inbox);
+      await inbox.start(this.#nats, this.#js, this.#jsm, this.#subjects);
+    }
+    const entry = this.#entryOf(kernel);
+    this.#published.set(kernel.name, entry);
+    await this.registry.register(entry);
+  }
+
+  async #unserve(name: string): Promise<void> {
+    await this.#inboxes.get(name)?.close();
+    this.#inboxes.delete(name);
+    this.#host.unserve(name);
+    if (!this.#published.delete(name)) return;
+    if (this.registry.get(name)?.node === this.node) await this.registry.deregister(name);
+  }
+
+  async #beat(leaving = false): Promise<void> {
+    let processed = 0;
+    const kernels = this.#runtime.localKernels();
+    for (const kernel of kernels) processed += kernel.counters().processed;
+    await this.registry.beat({
+      node: this.node,
+      backend: this.#runtime.backend,
+      kernels: this.#published.size,
+      processed,
+      ...(leaving ? { leaving } : {}),
+    });
+  }
+
+  /** One heartbeat: beat, re-publish entries that changed or were swept, declare silent nodes down. */
+  async #tick(): Promise<void> {
+    if (this.#left !== undefined) return;
+    await this.#beat();
+    for (const [name, published] of this.#published) {
+      const kernel = this.#runtime.localKernel(name);
+      if (kernel === undefined) continue;
+      const entry = this.#entryOf(kernel);
+      const listed = this.registry.get(name);
+      // Listed by another node (it took the name over while this one was cut off): that node keeps it.
+      if (listed !== undefined && listed.node !== this.node) continue;
+      if (listed === undefined || entry.status !== published.status) {
+        this.#published.set(name, entry);
+        await this.registry.register(entry);
+      }
+    }
+    await this.registry.sweep(this.node);
+  }
+
+  /**
+   * The kernel named `name`, wherever it runs: this runtime's own handle when it is local (straight into its
+   * ring), else a {@link RemoteKernel}. The message types come from the kernel's definition when this process
+   * defines it (or from `definition`), else raw bytes.
+   * @throws {ClusterNameUnknownError} when no node of the cluster hosts a kernel by that name.
+   */
+  kernel<InIn = unknown, OutView = unknown>(name: string, definition?: AnyKernelDefinition): KernelRef<InIn, OutView> {
+    const local = this.#runtime.localKernel(name);
+    if (local !== undefined) return local as unknown as KernelRef<InIn, OutView>;
+    const entry = this.registry.get(name);
+    if (entry === undefined) throw new ClusterNameUnknownError(name, this.cluster);
+    let remote = this.#remotes.get(name);
+    if (remote === undefined) {
+      const found = definition ?? definitionOf(entry.kernelId);
+      const input = (found?.input ?? BytesMessage) as MessageCodec<unknown, unknown>;
+      const output = (found?.output ?? BytesMessage) as MessageCodec<unknown, unknown>;
+      remote = new RemoteKernel(name, input, output, this.#remoteContext);
+      this.#remotes.set(name, remote);
+    }
+    return remote as unknown as KernelRef<InIn, OutView>;
+  }
+
+  /** What this node served, sent and was told. */
+  stats(): ClusterNodeStats {
+    let lostByPeers = 0;
+    let refusedByPeers = 0;
+    for (const remote of this.#remotes.values()) {
+      const stats = remote.stats();
+      lostByPeers += stats.lost;
+      refusedByPeers += stats.refused;
+    }
+    return {
+      ...this.#host.stats(),
+      lostByPeers,
+      refusedByPeers,
+      undeliverable: this.#undeliverable,
+      reconnects: this.#reconnects,
+    };
+  }
+
+  /** The NATS connection (for tools and benchmarks that publish beside the node). @internal */
+  get connection(): NatsConnection {
+    return this.#nc;
+  }
+
+  /** The cluster's subjects. @internal */
+  get subjects(): ClusterSubjects {
+    return this.#subjects;
+  }
+
+  /**
+   * Leaves the cluster: stops serving, removes this node's kernels and heartbeat from the registry, flushes what
+   * is still batched and closes the connection. Idempotent; the runtime's shutdown calls it.
+   */
+  leave(): Promise<void> {
+    this.#left ??= (async () => {
+      if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);
+      this.#stopWatching?.();
+      // Said first, so that no node restarts the kernels that end now.
+      await this.#beat(true).catch(() => undefined);
+      await Promise.all([...this.#remotes.values()].map((remote) => remote.settled()));
+      await Promise.all([...this.#inboxes.values()].map((inbox) => inbox.close()));
+      this.#inboxes.clear();
+      this.#host.close();
+      if (!this.#nc.isClosed()) {
+        await Promise.allSettled([...this.#published.keys()].map((name) => this.registry.deregister(name)));
+        await this.registry.forgetNode(this.node).catch(() => undefined);
+      }
+      this.#published.clear();
+      this.registry.close();
+      this.#notices?.unsubscribe();
+      await this.#nc.drain().catch(() => this.#nc.close());
+    })();
+    return this.#left;
+  }
+}
+
+function definitionOf(kernelId: string | undefined): AnyKernelDefinition | undefined {
+  if (kernelId === undefined) return undefined;
+  try {
+    return findKernel(kernelId);
+  } catch {
+    return undefined;
+  }
+}
+
+async function connect(nats: NatsModules, options: ResolvedClusterOptions): Promise<NatsConnection> {
+  const { transport } = nats;
+  const connection: ConnectionOptions & { tls?: unknown } = {
+    servers: [...options.servers],
+    name: options.node,
+    timeout: options.connectTimeoutMs,
+    reconnect: true,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+    pingInterval: 5000,
+    maxPingOut: 2,
+  };
+  if (options.user !== undefined) {
+    connection.user = options.user;
+    if (options.pass !== undefined) connection.pass = options.pass;
+  }
+  if (options.token !== undefined) connection.token = options.token;
+  if (options.nkeySeed !== undefined) {
+    connection.authenticator = transport.nkeyAuthenticator(new TextEncoder().encode(options.nkeySeed));
+  }
+  if (options.creds !== undefined) {
+    connection.authenticator = transport.credsAuthenticator(new TextEncoder().encode(options.creds));
+  }
+  if (options.tls !== undefined) connection.tls = options.tls === true ? {} : { ...options.tls };
+  try {
+    return await transport.connect(connection);
+  } catch (error) {
+    const e = error as { name?: string; message?: string; code?: string };
+    const text = `${e.name ?? ''} ${e.message ?? ''} ${e.code ?? ''}`;
+    if (/Authorization|Authentication|auth/i.test(text)) {
+      throw new ClusterAuthError(options.servers, e.message ?? String(error), { cause: error });
+    }
+    throw new ClusterUnreachableError(options.servers, e.message ?? String(error), { cause: error });
+  }
+}

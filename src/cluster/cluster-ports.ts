@@ -1,0 +1,103 @@
+import type { DeadLetterReport } from '../executor/protocol.js';
+import type { CircuitBreaker } from '../operations/circuit-breaker.js';
+import type { KernelStatusName } from '../wire/kernel-status.js';
+import type { MessageCodec } from '../wire/message-schema.js';
+
+/** How a send behaves when the kernel's queue is full: the options of a kernel handle's `send`. */
+export interface SendOptions {
+  /** `'wait'` (default): wait for room, in order. `'reject'`: fail with `QueueFullError`. */
+  readonly onFull?: 'wait' | 'reject';
+  /** Longest wait for room, in ms (default: no limit). */
+  readonly timeout?: number;
+  /** Cancels the wait for room. */
+  readonly signal?: AbortSignal;
+  /** The message's priority, 0…255. */
+  readonly priority?: number;
+}
+
+/** The options of a kernel handle's `call`. */
+export interface CallOptions {
+  /** Guards the call: refused while the breaker is open; a failed call counts against it. */
+  readonly breaker?: CircuitBreaker;
+  /** Longest wait for the response, in ms. Default 30 000. */
+  readonly timeout?: number;
+  /** Cancels the call. */
+  readonly signal?: AbortSignal;
+  /** The request's priority, 0…255. */
+  readonly priority?: number;
+}
+
+/**
+ * A kernel's metrics as a reference sees them: its counters and queues (a local handle's `KernelMetrics` has these
+ * and more; a remote kernel's node sends its whole `KernelMetrics`).
+ */
+export interface KernelRefMetrics {
+  readonly name: string;
+  readonly kernelId: string;
+  readonly status: KernelStatusName;
+  readonly messagesSent: number;
+  readonly messagesReceived: number;
+  readonly messagesProcessed: number;
+  readonly messagesFailed: number;
+  readonly messagesDropped: number;
+  readonly inputQueueDepth: number;
+  readonly inputQueueCapacity: number;
+  readonly outputQueueDepth: number;
+  readonly uptimeMs: number;
+}
+
+/** A dead letter as the runtime's stream takes it. */
+export interface ClusterDeadLetter extends DeadLetterReport {
+  readonly kernel: string;
+  readonly at: Date;
+}
+
+/**
+ * A kernel as senders see it, wherever it runs: a local handle (straight into its ring) or a reference to a kernel
+ * on another node (through NATS). `metrics()` of a remote kernel asks its node, so await it either way.
+ */
+export interface KernelRef<InIn = unknown, OutView = unknown> {
+  /** The launch's name, cluster-wide. */
+  readonly name: string;
+  /** The lifecycle state (a remote kernel's as its node last published it). */
+  readonly status: KernelStatusName;
+  trySend(message: InIn, priority?: number): boolean;
+  send(message: InIn, options?: SendOptions): Promise<void>;
+  call(request: InIn, options?: CallOptions): Promise<OutView>;
+  tryReceive(): OutView | undefined;
+  receive(timeout?: number): Promise<OutView>;
+  metrics(): KernelRefMetrics | Promise<KernelRefMetrics>;
+}
+
+/** What a node needs of a kernel it hosts for the cluster. The runtime's kernel handles are these. */
+export interface HostedKernel extends KernelRef<unknown, unknown> {
+  readonly kernelId: string;
+  readonly inputCodec: MessageCodec<unknown, unknown>;
+  readonly outputCodec: MessageCodec<unknown, unknown>;
+  metrics(): KernelRefMetrics;
+  /** The kernel's message counters, cheap to poll. */
+  counters(): {
+    readonly received: number;
+    readonly processed: number;
+    readonly failed: number;
+    readonly dropped: number;
+  };
+  /** Resolves when the kernel has left its worker. */
+  readonly exited: Promise<void>;
+}
+
+/** What a cluster node needs of the runtime it belongs to: its kernels, and where dead letters go. */
+export interface ClusterRuntimePort {
+  /** The runtime's backend, published in the registry. */
+  readonly backend: string;
+  /** The live kernel launched under `name`, if any. */
+  localKernel(name: string): HostedKernel | undefined;
+  /** Every live kernel. */
+  localKernels(): readonly HostedKernel[];
+  /** Tells `listener` when a kernel is launched or has ended; returns the function that stops it. */
+  watchKernels(listener: (event: { type: 'launched' | 'ended'; kernel: HostedKernel }) => void): () => void;
+  /** Records a dead letter. */
+  deadLetter(letter: ClusterDeadLetter): void;
+  /** Launches (and activates) the kernel defined under `kernelId` as `name`: a failover. */
+  launch(kernelId: string, name: string): Promise<HostedKernel>;
+}

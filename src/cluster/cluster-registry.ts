@@ -1,0 +1,242 @@
+import { EventEmitter } from 'node:events';
+import type { KV, KvEntry, KvWatchInclude } from '@nats-io/kv';
+
+/** `KvWatchInclude.UpdatesOnly`, written out: this module loads before the NATS client is known to be installed. */
+const UPDATES_ONLY: KvWatchInclude = 'updates';
+
+import type { KernelStatusName } from '../wire/kernel-status.js';
+import { nameToken, tokenName } from './cluster-subjects.js';
+
+/** How a kernel takes remote messages. */
+export type Delivery = 'at-most-once' | 'at-least-once';
+
+/** A kernel as the cluster registry lists it. */
+export interface ClusterKernelEntry {
+  /** The launch's name, cluster-wide. */
+  readonly name: string;
+  /** Its definition's id (a process that defines the kernel too gets its message types from there). */
+  readonly kernelId: string;
+  /** The node hosting it. */
+  readonly node: string;
+  /** That node's backend. */
+  readonly backend: string;
+  /** Its lifecycle state as its node last published it. */
+  readonly status: KernelStatusName;
+  /** How it takes remote messages. */
+  readonly delivery: Delivery;
+}
+
+/** A node as the cluster registry sees it. */
+export interface ClusterNodeEntry {
+  readonly node: string;
+  readonly backend: string;
+  /** Kernels it hosts. */
+  readonly kernels: number;
+  /** Messages its kernels handled so far (its load, for placement). */
+  readonly processed: number;
+  /** When this node last heard its heartbeat (local clock, ms since the epoch). */
+  readonly seenAt: number;
+}
+
+/** A change in the cluster registry. */
+export interface ClusterRegistryEvent {
+  readonly type: 'registered' | 'updated' | 'deregistered';
+  readonly name: string;
+  readonly entry: ClusterKernelEntry;
+}
+
+const KERNEL_PREFIX = 'kernels.';
+const NODE_PREFIX = 'nodes.';
+
+/** `*` matches one level of a `/`-separated name, `**` any number, anything else itself. */
+export function patternToRegExp(pattern: string): RegExp {
+  const parts = pattern.split('/').map((part) => {
+    if (part === '**') return '.*';
+    return part.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replaceAll('*', '[^/]*');
+  });
+  return new RegExp(`^${parts.join('/')}$`);
+}
+
+/**
+ * The cluster-wide registry: every node's named kernels and every node's heartbeat, in one NATS KV bucket per
+ * cluster, kept here as a local copy by a watch (so lookups cost no round trip). A node whose heartbeat is older
+ * than `downAfterMs` is declared down: its kernels are removed from the bucket (by whichever node sees it first)
+ * and `nodeDown` is emitted.
+ *
+ * @example
+ * runtime.cluster.registry.lookup('sensors/**');  // [{ name, node, backend, status, delivery }]
+ * runtime.cluster.registry.watch('sensors/*', (event) => console.log(event.type, event.name, event.entry.node));
+ */
+export class ClusterRegistry extends EventEmitter<{
+  change: [ClusterRegistryEvent];
+  nodeDown: [string];
+  nodeUp: [string];
+}> {
+  readonly #kv: KV;
+  readonly #kernels = new Map<string, ClusterKernelEntry>();
+  readonly #nodes = new Map<string, ClusterNodeEntry>();
+  readonly #downAfterMs: number;
+  /** Nodes that said they are leaving (their kernels go on purpose: no failover). */
+  readonly #leaving = new Set<string>();
+  #watch: { stop(): void } | undefined;
+  #closed = false;
+
+  /** @internal — a node builds its registry when it joins. */
+  constructor(kv: KV, downAfterMs: number) {
+    super();
+    this.#kv = kv;
+    this.#downAfterMs = downAfterMs;
+  }
+
+  /** Starts the watch; resolves when the bucket's current entries are in. @internal */
+  async start(): Promise<void> {
+    // Updates from now on are queued by the watch while the current entries are read; replaying them in order
+    // after that ends at the bucket's latest state whatever interleaved.
+    const iterator = await this.#kv.watch({ key: '>', include: UPDATES_ONLY });
+    this.#watch = iterator;
+    const keys: string[] = [];
+    for await (const key of await this.#kv.keys()) keys.push(key);
+    for (const key of keys) {
+      const entry = await this.#kv.get(key);
+      if (entry !== null) this.#apply(entry, false);
+    }
+    void (async () => {
+      for await (const entry of iterator) this.#apply(entry, true);
+    })();
+  }
+
+  #apply(entry: KvEntry, isUpdate: boolean): void {
+    const deleted = entry.operation !== 'PUT';
+    if (entry.key.startsWith(KERNEL_PREFIX)) {
+      const name = tokenName(entry.key.slice(KERNEL_PREFIX.length));
+      const before = this.#kernels.get(name);
+      if (deleted) {
+        if (before === undefined) return;
+        this.#kernels.delete(name);
+        this.emit('change', { type: 'deregistered', name, entry: before });
+        return;
+      }
+      const parsed = entry.json<ClusterKernelEntry>();
+      this.#kernels.set(name, parsed);
+      this.emit('change', { type: before === undefined ? 'registered' : 'updated', name, entry: parsed });
+    } else if (entry.key.startsWith(NODE_PREFIX)) {
+      const node = entry.key.slice(NODE_PREFIX.length);
+      if (deleted) {
+        this.#nodes.delete(node);
+        return;
+      }
+      const beat = entry.json<Omit<ClusterNodeEntry, 'seenAt'> & { leaving?: boolean }>();
+      if (beat.leaving === true) this.#leaving.add(node);
+      const fresh = !this.#nodes.has(node);
+      // The first sight of a node dates from the entry's own write (server time), later beats from their arrival:
+      // a stale entry left by a node that died before we joined is found stale at once.
+      const seenAt = isUpdate ? Date.now() : Math.min(Date.now(), entry.created.getTime());
+      this.#nodes.set(node, { ...beat, seenAt });
+      if (fresh) this.emit('nodeUp', node);
+    }
+  }
+
+  /** The kernel registered under `name`, if any. */
+  get(name: string): ClusterKernelEntry | undefined {
+    return this.#kernels.get(name);
+  }
+
+  /** Kernels whose names match `pattern` (`*` one level, `**` any depth), sorted by name. */
+  lookup(pattern: string): ClusterKernelEntry[] {
+    const match = patternToRegExp(pattern);
+    return [...this.#kernels.values()]
+      .filter((entry) => match.test(entry.name))
+      .sort((a, b) => (a.name < b.name ? -1 : 1));
+  }
+
+  /** Calls `listener` for each change to a kernel whose name matches `pattern`; returns the function that stops it. */
+  watch(pattern: string, listener: (event: ClusterRegistryEvent) => void): () => void {
+    const match = patternToRegExp(pattern);
+    const onChange = (event: ClusterRegistryEvent): void => {
+      if (match.test(event.name)) listener(event);
+    };
+    this.on('change', onChange);
+    return () => this.off('change', onChange);
+  }
+
+  /** The nodes whose heartbeats are current. */
+  nodes(): ClusterNodeEntry[] {
+    const now = Date.now();
+    return [...this.#nodes.values()].filter((node) => now - node.seenAt <= this.#downAfterMs);
+  }
+
+  /** Whether `node` heart-beats (false once it is declared down or has left). */
+  isAlive(node: string): boolean {
+    const entry = this.#nodes.get(node);
+    return entry !== undefined && Date.now() - entry.seenAt <= this.#downAfterMs;
+  }
+
+  /** Whether `node` said it is leaving the cluster (its kernels end on purpose). */
+  hasLeft(node: string): boolean {
+    return this.#leaving.has(node);
+  }
+
+  /** Publishes a kernel's entry. @internal */
+  async register(entry: ClusterKernelEntry): Promise<void> {
+    await this.#kv.put(KERNEL_PREFIX + nameToken(entry.name), JSON.stringify(entry));
+  }
+
+  /**
+   * Publishes a kernel's entry only if no node lists the name now (a create, atomic in KV): how one node, of
+   * several that would, takes over a dead node's kernel. Resolves false when another got there first. @internal
+   */
+  async claim(entry: ClusterKernelEntry): Promise<boolean> {
+    try {
+      await this.#kv.create(KERNEL_PREFIX + nameToken(entry.name), JSON.stringify(entry));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Removes a kernel's entry. @internal */
+  async deregister(name: string): Promise<void> {
+    await this.#kv.delete(KERNEL_PREFIX + nameToken(name));
+  }
+
+  /** Publishes a node's heartbeat. @internal */
+  async beat(entry: Omit<ClusterNodeEntry, 'seenAt'> & { readonly leaving?: boolean }): Promise<void> {
+    await this.#kv.put(NODE_PREFIX + entry.node, JSON.stringify(entry));
+  }
+
+  /** Removes a node's heartbeat (it leaves). @internal */
+  async forgetNode(node: string): Promise<void> {
+    await this.#kv.delete(NODE_PREFIX + node);
+  }
+
+  /**
+   * Declares down every node whose heartbeat is older than `downAfterMs` (not `self`): removes its kernels and
+   * its heartbeat from the bucket and emits `nodeDown`. Returns the nodes declared down. @internal
+   */
+  async sweep(self: string): Promise<string[]> {
+    const now = Date.now();
+    const down: string[] = [];
+    for (const node of this.#nodes.values()) {
+      if (node.node !== self && now - node.seenAt > this.#downAfterMs) down.push(node.node);
+    }
+    // A kernel whose node has no heartbeat at all (it died before its first beat reached us) goes too.
+    for (const entry of this.#kernels.values()) {
+      if (entry.node !== self && !this.#nodes.has(entry.node) && !down.includes(entry.node)) down.push(entry.node);
+    }
+    for (const node of down) {
+      this.#nodes.delete(node);
+      const kernels = [...this.#kernels.values()].filter((entry) => entry.node === node);
+      await Promise.all(kernels.map((entry) => this.deregister(entry.name).catch(() => undefined)));
+      await this.forgetNode(node).catch(() => undefined);
+      this.emit('nodeDown', node);
+    }
+    return down;
+  }
+
+  /** Stops the watch. @internal */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#watch?.stop();
+  }
+}

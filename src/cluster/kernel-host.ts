@@ -1,0 +1,469 @@
+import type { MsgHdrs, NatsConnection, Subscription } from '@nats-io/transport-node';
+import { ClusterMessageLostError } from '../errors/cluster-errors.js';
+import { ErrorCode } from '../errors/codes.js';
+import type { MalformedFrameError } from '../errors/frame-errors.js';
+import type { RingKernelError } from '../errors/ringkernel-error.js';
+import { MessageTypeMismatchError } from '../errors/value-errors.js';
+import type { DeadLetterReason } from '../executor/protocol.js';
+import { FrameFlags } from '../wire/frame-header.js';
+import type { FrameView } from '../wire/frame-view.js';
+import type { ClusterRuntimePort, HostedKernel } from './cluster-ports.js';
+import type { ClusterSubjects } from './cluster-subjects.js';
+import { FrameBatchWriter, readFrameBatch } from './frame-batch.js';
+import {
+  contextFromFrame,
+  contextFromTraceparent,
+  ErrorPayload,
+  errorEnvelope,
+  errorPayload,
+  Header,
+  withRemoteParent,
+} from './remote-frames.js';
+
+/** The queue group every node serves kernels in: a name served by two nodes for a moment gets each message once. */
+const QUEUE = 'rk';
+/** Codes with which a kernel refuses a message it then dead-letters itself. */
+const KERNEL_REFUSALS = new Set<string>([
+  ErrorCode.InvalidState,
+  ErrorCode.KernelFailed,
+  ErrorCode.LoadShed,
+  ErrorCode.NotAcceptingWork,
+  ErrorCode.RuntimeShutDown,
+]);
+/** Outputs a node sends per answer to a receive, at most. */
+const MAX_OUTPUTS_PER_ANSWER = 256;
+
+/** What a node sends a sender about frames it refused or found missing. */
+export interface DeliveryNotice {
+  readonly kernel: string;
+  readonly reason: 'refused' | 'message-lost' | 'malformed-frame';
+  /** How many messages. */
+  readonly count: number;
+  /** The error, with its RK_* code. */
+  readonly error: { readonly name: string; readonly code: string | undefined; readonly message: string };
+}
+
+/** Counters of what a node's kernel host did. */
+export interface KernelHostStats {
+  /** Frames that arrived from other nodes and went into a local ring. */
+  readonly delivered: number;
+  /** Frames refused for a full queue. */
+  readonly refused: number;
+  /** At-most-once messages found missing (gaps in a sender's message ids). */
+  readonly lost: number;
+  /** Malformed frames and batches (a foreign publisher, a damaged message). */
+  readonly malformed: number;
+  /** Calls served. */
+  readonly calls: number;
+}
+
+interface Served {
+  readonly kernel: HostedKernel;
+  readonly subscriptions: Subscription[];
+  /** The last message id seen from each sender (loss accounting). */
+  readonly lastIds: Map<string, number>;
+}
+
+/**
+ * Serves this node's named kernels to the cluster: one-way frames into their rings, calls as request/reply with
+ * the correlation id kept, outputs on request, status and metrics. Every frame from the network is checked first;
+ * a malformed one is a typed error and a dead letter, never a crash; a refused or missing message is counted,
+ * dead-lettered here and reported to its sender.
+ */
+export class KernelHost {
+  readonly #nc: NatsConnection;
+  readonly #subjects: ClusterSubjects;
+  readonly #runtime: ClusterRuntimePort;
+  readonly #node: string;
+  readonly #served = new Map<string, Served>();
+  readonly #writer = new FrameBatchWriter();
+  #replyIds = 1;
+  #delivered = 0;
+  #refused = 0;
+  #lost = 0;
+  #malformed = 0;
+  #calls = 0;
+
+  constructor(nc: NatsConnection, subjects: ClusterSubjects, runtime: ClusterRuntimePort, node: string) {
+    this.#nc = nc;
+    this.#subjects = subjects;
+    this.#runtime = runtime;
+    this.#node = node;
+  }
+
+  /** What the host did so far. */
+  stats(): KernelHostStats {
+    return {
+      delivered: this.#delivered,
+      refused: this.#refused,
+      lost: this.#lost,
+      malformed: this.#malformed,
+      calls: this.#calls,
+    };
+  }
+
+  /** Whether the host serves `name`. */
+  serves(name: string): boolean {
+    return this.#served.has(name);
+  }
+
+  /** Starts serving a kernel. */
+  serve(kernel: HostedKernel): void {
+    if (this.#served.has(kernel.name)) return;
+    const served: Served = { kernel, subscriptions: [], lastIds: new Map() };
+    const s = this.#subjects;
+    const on = (subject: string, handle: (msg: Msg) => void): void => {
+      served.subscriptions.push(
+        this.#nc.subscribe(subject, {
+          queue: QUEUE,
+          callback: (error, msg) => {
+            if (error === null) handle(msg);
+          },
+        }),
+      );
+    };
+    on(s.input(kernel.name), (msg) => this.#input(served, msg));
+    on(s.call(kernel.name), (msg) => void this.#call(served, msg));
+    on(s.outputs(kernel.name), (msg) => void this.#outputs(served, msg));
+    on(s.control(kernel.name), (msg) => this.#control(served, msg));
+    this.#served.set(kernel.name, served);
+  }
+
+  /** Stops serving a kernel. */
+  unserve(name: string): void {
+    const served = this.#served.get(name);
+    if (served === undefined) return;
+    this.#served.delete(name);
+    for (const subscription of served.subscriptions) subscription.unsubscribe();
+  }
+
+  /** Stops serving every kernel. */
+  close(): void {
+    for (const name of [...this.#served.keys()]) this.unserve(name);
+  }
+
+  #input(served: Served, msg: Msg): void {
+    const sender = msg.headers?.get(Header.NODE) ?? '';
+    const batchParent = contextFromTraceparent(msg.headers?.get(Header.TRACEPARENT));
+    readFrameBatch(
+      msg.data,
+      (frame) => this.#deliver(served, frame, sender, batchParent),
+      (error) => this.#badFrame(served, error, sender),
+    );
+  }
+
+  #deliver(
+    served: Served,
+    frame: FrameView,
+    sender: string,
+    batchParent: ReturnType<typeof contextFromTraceparent>,
+  ): void {
+    const kernel = served.kernel;
+    this.#account(served, frame.messageId, sender);
+    const codec = kernel.inputCodec;
+    if (frame.typeId !== codec.typeId) {
+      this.#badFrame(
+        served,
+        new MessageTypeMismatchError(codec.name, `type id ${frame.typeId}, expected ${codec.typeId}`),
+        sender,
+        frame,
+      );
+      return;
+    }
+    let value: unknown;
+    try {
+      value = frame.decode(codec);
+    } catch (error) {
+      this.#badFrame(served, error as RingKernelError, sender, frame);
+      return;
+    }
+    const priority = frame.priority;
+    const parent = frame.traceFlags & 1 ? (contextFromFrame(frame) ?? batchParent) : batchParent;
+    let refused = false;
+    const sent = withRemoteParent(parent, () => {
+      try {
+        return kernel.trySend(value, priority);
+      } catch (error) {
+        refused = true;
+        this.#refusedHere(served, error as Error, sender, frame);
+        return false;
+      }
+    });
+    if (refused) return;
+    if (sent) {
+      this.#delivered++;
+      return;
+    }
+    // The ring is full: the kernel's onFull decides — wait in order (send copies the bytes now), or refuse.
+    const payload = frame.payload.slice();
+    const messageId = frame.messageId;
+    const typeId = frame.typeId;
+    withRemoteParent(parent, () => kernel.send(value, { priority })).then(
+      () => this.#delivered++,
+      (error: Error) => this.#refuse(served, error, sender, undefined, { messageId, typeId, payload }),
+    );
+  }
+
+  /**
+   * Writes an at-least-once batch's frames into the kernel's ring, waiting for room whatever the kernel's `onFull`
+   * (the batch's acknowledgement waits with it, and JetStream holds the rest). Resolves with the frames written.
+   */
+  async deliverDurable(name: string, data: Uint8Array, headers: MsgHdrs | undefined): Promise<number> {
+    const served = this.#served.get(name);
+    if (served === undefined) return 0;
+    const kernel = served.kernel;
+    const sender = headers?.get(Header.NODE) ?? '';
+    const batchParent = contextFromTraceparent(headers?.get(Header.TRACEPARENT));
+    const waits: Promise<boolean>[] = [];
+    let written = 0;
+    readFrameBatch(
+      data,
+      (frame) => {
+        const codec = kernel.inputCodec;
+        if (frame.typeId !== codec.typeId) {
+          this.#badFrame(
+            served,
+            new MessageTypeMismatchError(codec.name, `type id ${frame.typeId}, expected ${codec.typeId}`),
+            sender,
+            frame,
+          );
+          return;
+        }
+        let value: unknown;
+        try {
+          value = frame.decode(codec);
+        } catch (error) {
+          this.#badFrame(served, error as RingKernelError, sender, frame);
+          return;
+        }
+        const priority = frame.priority;
+        const parent = frame.traceFlags & 1 ? (contextFromFrame(frame) ?? batchParent) : batchParent;
+        try {
+          if (waits.length === 0 && withRemoteParent(parent, () => kernel.trySend(value, priority))) {
+            written++;
+            this.#delivered++;
+            return;
+          }
+        } catch (error) {
+          this.#refusedHere(served, error as Error, sender, frame);
+          return;
+        }
+        waits.push(
+          withRemoteParent(parent, () => kernel.send(value, { priority, onFull: 'wait' })).then(
+            () => true,
+            () => false,
+          ),
+        );
+      },
+      (error) => this.#badFrame(served, error, sender),
+    );
+    for (const wait of waits) {
+      if (await wait) {
+        written++;
+        this.#delivered++;
+      }
+    }
+    return written;
+  }
+
+  /**
+   * The kernel threw on a frame: refused it (gone, shedding load, not accepting work — the kernel dead-lettered
+   * it itself) or could not take its value (a dead letter here). Either way the sender is told.
+   */
+  #refusedHere(served: Served, error: Error, sender: string, frame: FrameView): void {
+    const code = (error as { code?: string }).code;
+    if (code !== undefined && KERNEL_REFUSALS.has(code)) {
+      this.#refused++;
+      this.#notify(sender, { kernel: served.kernel.name, reason: 'refused', count: 1, error: serialize(error) });
+      return;
+    }
+    this.#badFrame(served, error, sender, frame);
+  }
+
+  /** Loss accounting: ids from one sender incarnation rise by one; a gap is messages lost on the way. */
+  #account(served: Served, messageId: number, sender: string): void {
+    if (sender === '') return;
+    const last = served.lastIds.get(sender) ?? 0;
+    served.lastIds.set(sender, messageId);
+    if (messageId <= last + 1) return;
+    const lost = messageId - last - 1;
+    this.#lost += lost;
+    const error = new ClusterMessageLostError(
+      served.kernel.name,
+      lost,
+      `message ids ${last + 1}…${messageId - 1} from ${sender} never arrived (at-most-once delivery)`,
+    );
+    this.#letter(served, 'message-lost', error, {
+      messageId: last + 1,
+      typeId: served.kernel.inputCodec.typeId,
+      payload: new Uint8Array(0),
+    });
+    this.#notify(sender, { kernel: served.kernel.name, reason: 'message-lost', count: lost, error: serialize(error) });
+  }
+
+  #badFrame(served: Served, error: Error, sender: string, frame?: FrameView): void {
+    this.#malformed++;
+    const bytes = (error as Partial<MalformedFrameError>).bytes;
+    this.#letter(served, 'malformed-frame', error, {
+      messageId: frame?.messageId ?? 0,
+      typeId: frame?.typeId ?? 0,
+      payload: frame !== undefined ? frame.payload.slice() : (bytes ?? new Uint8Array(0)),
+    });
+    this.#notify(sender, { kernel: served.kernel.name, reason: 'malformed-frame', count: 1, error: serialize(error) });
+  }
+
+  #refuse(
+    served: Served,
+    error: Error,
+    sender: string,
+    frame?: FrameView,
+    copy?: { messageId: number; typeId: number; payload: Uint8Array },
+  ): void {
+    this.#refused++;
+    const what = copy ?? {
+      messageId: frame?.messageId ?? 0,
+      typeId: frame?.typeId ?? 0,
+      payload: frame?.payload.slice() ?? new Uint8Array(0),
+    };
+    this.#letter(served, 'queue-full', error, what);
+    this.#notify(sender, { kernel: served.kernel.name, reason: 'refused', count: 1, error: serialize(error) });
+  }
+
+  #letter(
+    served: Served,
+    reason: DeadLetterReason,
+    error: Error,
+    what: { messageId: number; typeId: number; payload: Uint8Array },
+  ): void {
+    this.#runtime.deadLetter({
+      kernel: served.kernel.name,
+      reason,
+      error: serialize(error),
+      messageId: what.messageId,
+      correlationId: 0,
+      typeId: what.typeId,
+      payload: what.payload,
+      at: new Date(),
+    });
+  }
+
+  #notify(sender: string, notice: DeliveryNotice): void {
+    if (sender === '') return; // a foreign publisher: nobody to tell
+    // The sender header is `node#incarnation`: notices go to the node.
+    const node = sender.split('#')[0] as string;
+    try {
+      this.#nc.publish(this.#subjects.notices(node), JSON.stringify(notice));
+    } catch {
+      // The connection is closing: the local dead letter stands.
+    }
+  }
+
+  async #call(served: Served, msg: Msg): Promise<void> {
+    this.#calls++;
+    const kernel = served.kernel;
+    const sender = msg.headers?.get(Header.NODE) ?? '';
+    let request: FrameView | undefined;
+    readFrameBatch(
+      msg.data,
+      (frame) => {
+        request ??= frame.copy();
+      },
+      (error) => this.#badFrame(served, error, sender),
+    );
+    const writer = this.#writer;
+    const respond = (): void => {
+      try {
+        msg.respond(writer.take());
+      } catch {
+        // The connection is closing: the caller times out.
+      }
+    };
+    if (request === undefined || !(request.flags & FrameFlags.REQUEST) || request.typeId !== kernel.inputCodec.typeId) {
+      const error =
+        request === undefined
+          ? new MessageTypeMismatchError(kernel.inputCodec.name, 'a call without a well-formed request frame')
+          : new MessageTypeMismatchError(
+              kernel.inputCodec.name,
+              `type id ${request.typeId}, expected ${kernel.inputCodec.typeId}`,
+            );
+      if (request !== undefined) this.#badFrame(served, error, sender, request);
+      writer.add(ErrorPayload, errorPayload(error), errorEnvelope(this.#replyIds++, request?.messageId ?? 0));
+      respond();
+      return;
+    }
+    const timeout = Number(msg.headers?.get(Header.TIMEOUT) ?? '') || 30_000;
+    const requestId = request.messageId;
+    const parent = contextFromFrame(request) ?? contextFromTraceparent(msg.headers?.get(Header.TRACEPARENT));
+    try {
+      const value = request.decode(kernel.inputCodec);
+      const response = await withRemoteParent(parent, () =>
+        kernel.call(value, { timeout, priority: request?.priority ?? 0 }),
+      );
+      writer.add(kernel.outputCodec, response, {
+        messageId: this.#replyIds++,
+        correlationId: requestId,
+        flags: FrameFlags.RESPONSE,
+      });
+    } catch (error) {
+      writer.add(ErrorPayload, errorPayload(error), errorEnvelope(this.#replyIds++, requestId));
+    }
+    respond();
+  }
+
+  async #outputs(served: Served, msg: Msg): Promise<void> {
+    const kernel = served.kernel;
+    let asked: { max?: number; timeout?: number } = {};
+    try {
+      asked = JSON.parse(new TextDecoder().decode(msg.data));
+    } catch {
+      // defaults
+    }
+    const max = Math.min(Math.max(1, Math.floor(asked.max ?? 64)), MAX_OUTPUTS_PER_ANSWER);
+    const timeout = Math.max(0, Math.floor(asked.timeout ?? 0));
+    const outputs: unknown[] = [];
+    const writer = this.#writer;
+    const take = (): void => {
+      while (outputs.length < max) {
+        const out = kernel.tryReceive();
+        if (out === undefined) return;
+        outputs.push(out);
+      }
+    };
+    try {
+      take();
+      if (outputs.length === 0 && timeout > 0) {
+        outputs.push(await kernel.receive(timeout));
+        take();
+      }
+      for (const out of outputs) writer.add(kernel.outputCodec, out, { messageId: this.#replyIds++ });
+    } catch (error) {
+      for (const out of outputs) writer.add(kernel.outputCodec, out, { messageId: this.#replyIds++ });
+      writer.add(ErrorPayload, errorPayload(error), errorEnvelope(this.#replyIds++, 0));
+    }
+    try {
+      msg.respond(writer.take());
+    } catch {
+      // The connection is closing.
+    }
+  }
+
+  #control(served: Served, msg: Msg): void {
+    const kernel = served.kernel;
+    try {
+      msg.respond(JSON.stringify({ node: this.#node, status: kernel.status, metrics: kernel.metrics() }));
+    } catch {
+      // The connection is closing.
+    }
+  }
+}
+
+/** The part of a NATS message the host reads. */
+interface Msg {
+  readonly data: Uint8Array;
+  readonly headers?: MsgHdrs | undefined;
+  respond(data?: Uint8Array | string): boolean;
+}
+
+function serialize(error: Error): { name: string; code: string | undefined; message: string } {
+  return { name: error.name, code: (error as { code?: string }).code, message: error.message };
+}
