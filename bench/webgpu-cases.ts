@@ -4,10 +4,10 @@
  *   awaited, on the bench's thread (no ring, no device thread).
  * - `webgpu.dispatchPerMessage.64`: RingKernel's old model: the same echo handler and rings, but one dispatch per
  *   message (batches of one, one in flight: upload, dispatch, read back, wait), host writing as fast as it can.
- * - `webgpu.call.64`: one 64-byte frame into a resident kernel's input ring until its answer is in the output ring,
- *   through the device thread (ring → batch of one → GPU → ring → host).
- * - `webgpu.sustained.64` / `.1024`: msg/s through the same path with the host writing as fast as the input ring
- *   takes frames and reading every answer back.
+ * - `webgpu.call.64`: a `call` round trip to a resident WGSL echo kernel through the runtime (ring → the device
+ *   thread's batch → GPU → ring → host).
+ * - `webgpu.sustained.64` / `.1024`: msg/s into a resident WGSL sink kernel through the runtime (`trySend`),
+ *   counted when its ControlBlock says the device has processed them.
  *
  * Where the machine has no GPU the adapter is Mesa's lavapipe (software Vulkan on the CPU): the figures are a
  * software rasteriser's, sharing the machine's cores with the host side.
@@ -15,11 +15,12 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { WebGpuBatchEngine } from '../src/backends/webgpu/batch-engine.js';
-import { WebGpuDeviceThread } from '../src/backends/webgpu/device-thread.js';
 import { openWebGpuDevice, probeWebGpu } from '../src/backends/webgpu/webgpu-adapter.js';
 import { buildWgslProgram } from '../src/backends/webgpu/wgsl-program.js';
-import { BytesMessage, createFrameRing, FrameConsumer, FrameProducer } from '../src/internal.js';
+import { BytesMessage, createFrameRing, FrameConsumer, FrameProducer, RingKernelRuntime } from '../src/internal.js';
 import type { CaseResult } from './case-result.js';
+import { sinkSendRate } from './sink-rate.js';
+import { BenchWebGpuEcho, BenchWebGpuSink } from './webgpu-bench-kernels.js';
 
 const DRIVER_DIR = fileURLToPath(new URL('../../.webgpu', import.meta.url));
 
@@ -136,48 +137,36 @@ export async function webgpuCases(
     device.destroy();
   }
 
-  const thread = await WebGpuDeviceThread.open({ allowFallback: true });
+  // The full runtime path: trySend → input ring → the device thread's batches → output ring / ControlBlock → host.
+  const runtime = await RingKernelRuntime.builder()
+    .backend('webgpu', { allowFallback: true })
+    .config({ workers: 1 })
+    .build();
   try {
-    for (const [name, size, n, ring] of [
-      ['webgpu.call.64', 64, rttN, 1 << 16],
-      ['webgpu.sustained.64', 64, throughputN, 1 << 20],
-      ['webgpu.sustained.1024', 1024, Math.floor(throughputN / 4), 1 << 22],
-    ] as const) {
-      const input = createFrameRing({ capacityBytes: ring, maxPayloadSize: size });
-      const output = createFrameRing({ capacityBytes: ring, maxPayloadSize: Math.max(size, 512) });
-      const kernelId = name;
-      await thread.launch({
-        kernelId,
-        program: echoProgram(kernelId),
-        input,
-        output,
-        outputBytes: size,
-        maxBatch: 16_384,
-        sourceId: 1,
-      });
-      const producer = new FrameProducer(input);
-      const consumer = new FrameConsumer(output);
-      if (name === 'webgpu.call.64') {
-        const message = new Uint8Array(size);
-        const samples: number[] = [];
-        for (let i = 0; i < n + 100; i++) {
-          const t0 = performance.now();
-          producer.tryWrite(BytesMessage, message);
-          while (consumer.drain(() => {}) === 0) await consumer.waitForDataAsync(1000);
-          if (i >= 100) samples.push((performance.now() - t0) * 1000);
-        }
-        const mean = samples.reduce((a, b) => a + b, 0) / samples.length;
-        results.push({ name, msgsPerSec: Math.round(1e6 / mean), ...percentiles(samples) });
-      } else {
-        const msgsPerSec = await sustained(producer, consumer, size, n);
-        const stats = await thread.stats(kernelId);
-        results.push({ name, msgsPerSec: Math.round(msgsPerSec), p50us: 0, p99us: 0 });
-        console.log(`  ${name}: ${stats.batches} batches, largest ${stats.largestBatch}`);
-      }
-      await thread.stop(kernelId, 'drain');
+    const echo = await runtime.launch(BenchWebGpuEcho, 1, 1, { autoActivate: true });
+    const message = new Uint8Array(64);
+    for (let i = 0; i < 100; i++) await echo.call(message);
+    const calls: number[] = [];
+    const callStart = performance.now();
+    for (let i = 0; i < rttN; i++) {
+      const t0 = performance.now();
+      await echo.call(message);
+      calls.push((performance.now() - t0) * 1000);
     }
+    const callRate = calls.length / ((performance.now() - callStart) / 1000);
+    results.push({ name: 'webgpu.call.64', msgsPerSec: Math.round(callRate), ...percentiles(calls) });
+    await echo.terminate();
+
+    const sink = await runtime.launch(BenchWebGpuSink, 1, 1, { autoActivate: true, queueCapacity: 16_384 });
+    const small = Object.assign(new Uint8Array(64), { seq: 0 });
+    const rate64 = await sinkSendRate(sink, small, throughputN);
+    results.push({ name: 'webgpu.sustained.64', msgsPerSec: Math.round(rate64), p50us: 0, p99us: 0 });
+    const large = Object.assign(new Uint8Array(1024), { seq: 0 });
+    const rate1k = await sinkSendRate(sink, large, Math.max(10_000, Math.floor(throughputN / 4)));
+    results.push({ name: 'webgpu.sustained.1024', msgsPerSec: Math.round(rate1k), p50us: 0, p99us: 0 });
+    await sink.terminate();
   } finally {
-    await thread.close();
+    await runtime.shutdown();
   }
   return results;
 }

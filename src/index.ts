@@ -32,6 +32,14 @@ export type {
   OutputOf,
 } from './kernel/kernel-definition.js';
 export type { CudaKernelSpec } from './kernel/cuda-kernel-spec.js';
+export type { WebGpuKernelSpec } from './kernel/webgpu-kernel-spec.js';
+export { renderWgslStruct } from './backends/webgpu/wgsl-structs.js';
+export { probeWebGpu } from './backends/webgpu/webgpu-adapter.js';
+export type {
+  WebGpuAdapterDescription,
+  WebGpuAdapterOptions,
+  WebGpuProbe,
+} from './backends/webgpu/webgpu-adapter.js';
 export { Priority } from './kernel/priority.js';
 export type { LatencySummary } from './kernel/latency-histogram.js';
 export { BYTES_TYPE_ID, BytesMessage, defineMessage, field, RESERVED_TYPE_IDS } from './wire/message-schema.js';
@@ -221,6 +229,8 @@ export type { MalformedFrameCode } from './errors/frame-errors.js';
 export { MigrationError, PlacementError, StateSnapshotError } from './errors/device-errors.js';
 export type { MigrationPhase } from './errors/device-errors.js';
 export { CudaCompileError, CudaDeviceLostError, CudaError, NvmlError } from './errors/cuda-errors.js';
+export { WebGpuError, WgslCompileError, WgslSchemaError } from './errors/webgpu-errors.js';
+export type { WgslCompilerMessage } from './errors/webgpu-errors.js';
 export {
   ClusterAuthError,
   ClusterMessageLostError,

@@ -175,7 +175,7 @@ describe('the CUDA compile pipeline', () => {
     });
     assert.throws(() => defineKernel({ ...base, id: 'v4' } as never), {
       name: 'TypeError',
-      message: "kernel 'v4': cpu must be a handler function (it may be left out only with a cuda part)",
+      message: "kernel 'v4': cpu must be a handler function (it may be left out only with a cuda or webgpu part)",
     });
   });
 });

@@ -23,7 +23,10 @@ describe('RuntimeBuilder', () => {
     );
     assert.throws(() => builder.config({ enableTelemetry: 1 as never }), /config.enableTelemetry must be a boolean/);
     assert.throws(() => builder.config({ nonsense: 1 } as never), /config.nonsense is not a runtime setting/);
-    assert.throws(() => builder.backend('tpu' as never), /backend must be one of cpu, cuda, wgpu, metal, got "tpu"/);
+    assert.throws(
+      () => builder.backend('tpu' as never),
+      /backend must be one of cpu, cuda, webgpu, wgpu, metal, got "tpu"/,
+    );
     assert.throws(() => builder.device(-1), /device must be a non-negative integer, got -1/);
   });
 
@@ -34,7 +37,8 @@ describe('RuntimeBuilder', () => {
         (error: unknown) =>
           error instanceof BackendUnavailableError &&
           error.code === ErrorCode.BackendUnavailable &&
-          error.message.includes(backend),
+          // 'wgpu' is the seed's name for the WebGPU backend: the error names it 'webgpu'.
+          error.message.includes(backend === 'wgpu' ? 'webgpu' : backend),
       );
     }
     await assert.rejects(RingKernelRuntime.builder().backend('metal').build(), /Metal needs macOS; this is linux/);

@@ -279,6 +279,49 @@ describe('WebGPU batch engine (real adapter)', () => {
     assert.equal(engine.stats.failed, failing.size);
   });
 
+  it('checkpoints exactly at once: the state of the finished batches plus what the input ring still holds is everything sent', async (t) => {
+    if (skip !== undefined) return t.skip(skip);
+    const h = rings(64 * 1024, 8);
+    const batches: number[] = [];
+    const engine = await WebGpuBatchEngine.create({
+      device: device as GPUDevice,
+      program: program('fn count(i: u32) -> u32 { atomicAdd(&rk_state[0], 1u); return RK_E_NONE; }', 'count', {
+        stateBytes: 4,
+      }),
+      input: h.input,
+      output: h.output,
+      maxBatch: 97,
+      inFlight: 6,
+      onBatch: (batch) => batches.push(batch.received),
+    });
+    engine.start();
+    const random = new Random(TEST_SEED ^ 0xc4);
+    const total = 30_000;
+    const word = new Uint8Array(4);
+    let sent = 0;
+    let checks = 0;
+    await pump(
+      () => {
+        const burst = random.int(1, 300);
+        for (let k = 0; k < burst && sent < total && h.producer.tryWrite(BytesMessage, word); k++) sent++;
+        // Whenever we look (between the engine's steps, with batches in flight), the pair is exact.
+        const counted = new DataView(engine.stateSnapshot().buffer).getUint32(0, true);
+        assert.equal(counted + h.producer.pendingFrames(), sent, `after ${sent} sent`);
+        checks++;
+        return false;
+      },
+      () => engine.stats.messages === total,
+      'checkpoint',
+    );
+    assert.equal(new DataView(engine.stateSnapshot().buffer).getUint32(0, true), total);
+    assert.equal(
+      batches.reduce((a, b) => a + b, 0),
+      total,
+    );
+    t.diagnostic(`seed ${TEST_SEED}: ${checks} checks over ${batches.length} batches`);
+    await engine.stop('drain');
+  });
+
   it('refuses a handler that does not compile, with the line and column in the handler source', async (t) => {
     if (skip !== undefined) return t.skip(skip);
     const h = rings(4096, 16);

@@ -43,8 +43,13 @@ export function detectTransferStrategy(backend: BackendType): TransferStrategyCh
         reason:
           "the GPU reads and writes the host's rings in place, pinned and mapped into the device (zero copy); dma through the native mirror with CUDA copies is not built yet",
       };
+    case 'webgpu':
     case 'wgpu':
-      return { strategy: 'dma', reason: 'WebGPU buffers are filled by copies; there is no shared mapping' };
+      return {
+        strategy: 'direct',
+        reason:
+          "the WebGPU device thread reads the host's rings in place and copies each batch into GPU buffers (WebGPU has no shared mapping)",
+      };
     case 'metal':
       return { strategy: 'mapped', reason: 'Apple GPUs share memory with the CPU' };
   }

@@ -18,11 +18,14 @@ export class WgslSchemaError extends RingKernelError {
   readonly schemaName: string;
   /** The field WGSL cannot express. */
   readonly field: string;
+  /** Why, and what to use instead. */
+  readonly reason: string;
 
   constructor(schemaName: string, field: string, reason: string) {
     super(ErrorCode.WgslSchemaUnsupported, `${schemaName}.${field} cannot be expressed in WGSL: ${reason}`);
     this.schemaName = schemaName;
     this.field = field;
+    this.reason = reason;
   }
 }
 
@@ -82,5 +85,43 @@ export class WebGpuError extends RingKernelError {
     );
     this.kind = kind;
     this.operation = operation;
+  }
+}
+
+/** A WebGPU error as data, to cross a thread (an executor's attach failure) and be rebuilt typed. */
+export type SerializedWebGpuError =
+  | { readonly type: 'schema'; readonly schemaName: string; readonly field: string; readonly reason: string }
+  | { readonly type: 'compile'; readonly kernelId: string; readonly messages: readonly WgslCompilerMessage[] }
+  | {
+      readonly type: 'device';
+      readonly kind: WebGpuError['kind'];
+      readonly operation: string;
+      readonly message: string;
+    };
+
+/** The data of a WebGPU error, or undefined for any other error. @internal */
+export function serializeWebGpuError(error: unknown): SerializedWebGpuError | undefined {
+  if (error instanceof WgslSchemaError) {
+    return { type: 'schema', schemaName: error.schemaName, field: error.field, reason: error.reason };
+  }
+  if (error instanceof WgslCompileError) return { type: 'compile', kernelId: error.kernelId, messages: error.messages };
+  if (error instanceof WebGpuError) {
+    return { type: 'device', kind: error.kind, operation: error.operation, message: error.message };
+  }
+  return undefined;
+}
+
+/** Rebuilds a WebGPU error from {@link serializeWebGpuError}'s data. @internal */
+export function reviveWebGpuError(data: SerializedWebGpuError): RingKernelError {
+  switch (data.type) {
+    case 'schema':
+      return new WgslSchemaError(data.schemaName, data.field, data.reason);
+    case 'compile':
+      return new WgslCompileError(data.kernelId, data.messages);
+    case 'device': {
+      const error = new WebGpuError(data.kind, data.operation, '');
+      error.message = data.message;
+      return error;
+    }
   }
 }

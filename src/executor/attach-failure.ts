@@ -1,6 +1,7 @@
 import { CudaCompileError, CudaDeviceLostError, CudaError } from '../errors/cuda-errors.js';
 import { StateSnapshotError } from '../errors/device-errors.js';
 import { KernelFailedError, KernelModuleError } from '../errors/runtime-errors.js';
+import { reviveWebGpuError } from '../errors/webgpu-errors.js';
 import { KERNEL_MODULE_FAILED } from './kernel-module.js';
 import type { AttachFailure } from './protocol.js';
 
@@ -23,6 +24,7 @@ export function attachFailureError(
     const { device, cudaErrorName } = failure.deviceLost;
     return new CudaDeviceLostError(device, cudaErrorName, `kernel '${kernelId}' cannot be launched there`);
   }
+  if (failure.webgpu !== undefined) return reviveWebGpuError(failure.webgpu);
   if (failure.compiler !== undefined) return new CudaCompileError(kernelId, failure.compiler, failure.log ?? '');
   if (failure.operation !== undefined) {
     return new CudaError(failure.operation, failure.cudaResult ?? 0, failure.cudaErrorName ?? 'CUDA_ERROR_UNKNOWN');

@@ -1,4 +1,5 @@
 import type { MessagePort } from 'node:worker_threads';
+import type { SerializedWebGpuError } from '../errors/webgpu-errors.js';
 import type { LifecycleInspection } from '../kernel/lifecycle-inspection.js';
 import type { KernelTelemetry } from '../telemetry/kernel-span-writer.js';
 import type { FrameRingMemory } from '../wire/frame-ring.js';
@@ -42,6 +43,11 @@ export interface AttachTask {
   /** Post the lifecycle actor's inspection events to the host (the runtime's `inspect` option). */
   readonly inspect?: boolean;
   /** A CUDA kernel (attached to the CUDA device thread): its launch shape and the device thread's poll interval. */
+  /** A WebGPU kernel (attached to the WebGPU device thread): which adapter the thread opens its device on. */
+  readonly webgpu?: {
+    readonly allowFallback: boolean;
+    readonly nativeBackend: 'default' | 'opengles';
+  };
   readonly cuda?: {
     readonly gridSize: number;
     readonly blockSize: number;
@@ -81,6 +87,8 @@ export interface AttachFailure {
   readonly operation?: string | undefined;
   readonly cudaResult?: number | undefined;
   readonly cudaErrorName?: string | undefined;
+  /** A WebGPU kernel's typed error (a schema WGSL cannot express, a handler that does not compile). */
+  readonly webgpu?: SerializedWebGpuError | undefined;
   /** The device is lost to the process (a sticky CUDA error): the host rethrows a `CudaDeviceLostError`. */
   readonly deviceLost?: { readonly device: number; readonly cudaErrorName: string } | undefined;
 }

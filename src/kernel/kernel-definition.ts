@@ -6,6 +6,7 @@ import type { FrameView } from '../wire/frame-view.js';
 import type { HybridLogicalClock } from '../wire/hlc.js';
 import type { MessageCodec } from '../wire/message-schema.js';
 import { type CudaKernelSpec, type ResolvedCudaKernelSpec, resolveCudaKernelSpec } from './cuda-kernel-spec.js';
+import { type ResolvedWebGpuKernelSpec, resolveWebGpuKernelSpec, type WebGpuKernelSpec } from './webgpu-kernel-spec.js';
 
 /**
  * What a CPU handler gets besides its message: who it is, its persistent state, a way to emit outputs, the
@@ -61,6 +62,12 @@ export interface KernelSpec<InIn, InView, OutIn, OutView, State> {
    */
   readonly cuda?: CudaKernelSpec;
   /**
+   * The kernel's WebGPU device handler (WGSL). On the WebGPU backend the runtime compiles it at launch and runs it
+   * resident on the device — its pipeline and state buffer made once — over the same rings and lifecycle as a CPU
+   * kernel, one shader invocation per message of each batch.
+   */
+  readonly webgpu?: WebGpuKernelSpec;
+  /**
    * Other message types the kernel may `emit` besides `output`. `runtime.connect(kernel, consumer)` routes each
    * output to the consumers that take its type; outputs of a type no link takes go to the host.
    */
@@ -86,9 +93,11 @@ export interface KernelSpec<InIn, InView, OutIn, OutView, State> {
 
 /** A defined kernel: its spec plus the module URL workers load it from. */
 export interface KernelDefinition<InIn = unknown, InView = unknown, OutIn = unknown, OutView = unknown, State = unknown>
-  extends Omit<KernelSpec<InIn, InView, OutIn, OutView, State>, 'module' | 'cuda'> {
+  extends Omit<KernelSpec<InIn, InView, OutIn, OutView, State>, 'module' | 'cuda' | 'webgpu'> {
   /** The CUDA part, checked, with its paths resolved. */
   readonly cuda?: ResolvedCudaKernelSpec;
+  /** The WebGPU part, checked, its source read. */
+  readonly webgpu?: ResolvedWebGpuKernelSpec;
   /** `file:` URL of the defining module. */
   readonly moduleUrl: string;
 }
@@ -199,13 +208,14 @@ export function defineKernel<InIn, InView, OutIn, OutView, State = undefined>(
       );
     }
   }
-  if (spec.cpu === undefined ? spec.cuda === undefined : typeof spec.cpu !== 'function') {
+  if (spec.cpu === undefined ? spec.cuda === undefined && spec.webgpu === undefined : typeof spec.cpu !== 'function') {
     throw new ArgumentTypeError(
       'spec.cpu',
-      `kernel '${spec.id}': cpu must be a handler function (it may be left out only with a cuda part)`,
+      `kernel '${spec.id}': cpu must be a handler function (it may be left out only with a cuda or webgpu part)`,
     );
   }
   const cuda = spec.cuda === undefined ? undefined : resolveCudaKernelSpec(spec.id, spec.cuda);
+  const webgpu = spec.webgpu === undefined ? undefined : resolveWebGpuKernelSpec(spec.id, spec.webgpu);
   if (spec.emits !== undefined) {
     if (!Array.isArray(spec.emits))
       throw new ArgumentTypeError('spec.emits', `kernel '${spec.id}': emits must be an array of message schemas`);
@@ -233,10 +243,11 @@ export function defineKernel<InIn, InView, OutIn, OutView, State = undefined>(
   if (existing !== undefined && existing.moduleUrl !== moduleUrl) {
     throw new DuplicateKernelError(spec.id, existing.moduleUrl, moduleUrl);
   }
-  const { module: _module, cuda: _cuda, ...rest } = spec;
+  const { module: _module, cuda: _cuda, webgpu: _webgpu, ...rest } = spec;
   const definition = Object.freeze({
     ...rest,
     ...(cuda === undefined ? {} : { cuda: Object.freeze(cuda) }),
+    ...(webgpu === undefined ? {} : { webgpu: Object.freeze(webgpu) }),
     moduleUrl,
   });
   registry.set(spec.id, definition);

@@ -1,4 +1,5 @@
 import { BACKEND_TYPES, type BackendType, selectBackend } from '../backends/backend-type.js';
+import type { WebGpuAdapterOptions } from '../backends/webgpu/webgpu-adapter.js';
 import { type ClusterOptions, resolveClusterOptions } from '../cluster/cluster-options.js';
 import { ArgumentTypeError, InvalidArgumentError } from '../errors/argument-errors.js';
 import { BackendUnavailableError, KernelModuleError } from '../errors/runtime-errors.js';
@@ -21,6 +22,7 @@ export class RuntimeBuilder {
   /** Makes the runtime: the builder knows only its type, so the runtime module is the only one to import the other. */
   readonly #create: (init: RuntimeInit) => RingKernelRuntime;
   #backend: BackendType | undefined;
+  #webgpu: WebGpuAdapterOptions = {};
   #device = 0;
   #config: Partial<RuntimeConfig> = {};
   #start = true;
@@ -64,15 +66,34 @@ export class RuntimeBuilder {
     return this;
   }
 
-  /** Asks for a backend; `build()` fails with `BackendUnavailableError` if it cannot run here. */
-  backend(type: BackendType): this {
+  /**
+   * Asks for a backend; `build()` fails with `BackendUnavailableError` if it cannot run here. For WebGPU
+   * (`'webgpu'`, or the seed's `'wgpu'`), `options` choose the adapter: a software (fallback) adapter such as
+   * Mesa's lavapipe is taken only with `allowFallback: true`.
+   *
+   * @example
+   * await RingKernelRuntime.builder().backend('webgpu', { allowFallback: true }).build();
+   */
+  backend(type: BackendType, options?: WebGpuAdapterOptions): this {
     if (!BACKEND_TYPES.includes(type)) {
       throw new ArgumentTypeError(
         'backend',
         `backend must be one of ${BACKEND_TYPES.join(', ')}, got ${JSON.stringify(type)}`,
       );
     }
-    this.#backend = type;
+    if (options !== undefined) {
+      if (typeof options !== 'object' || options === null) throw new TypeError('backend options must be an object');
+      if (options.allowFallback !== undefined && typeof options.allowFallback !== 'boolean') {
+        throw new TypeError(`backend options.allowFallback must be a boolean, got ${String(options.allowFallback)}`);
+      }
+      if (options.nativeBackend !== undefined && !['default', 'opengles'].includes(options.nativeBackend)) {
+        throw new TypeError(
+          `backend options.nativeBackend must be 'default' or 'opengles', got ${JSON.stringify(options.nativeBackend)}`,
+        );
+      }
+      this.#webgpu = options;
+    }
+    this.#backend = type === 'wgpu' ? 'webgpu' : type;
     return this;
   }
 
@@ -152,7 +173,7 @@ export class RuntimeBuilder {
     }
     // Explicit settings override the preset's, whichever was called first.
     const config = resolveConfig({ ...this.#preset?.config, ...this.#config });
-    const { backend, probes } = selectBackend(this.#backend);
+    const { backend, probes } = await selectBackend(this.#backend, this.#webgpu);
     if (backend === 'cpu' && this.#device !== 0) {
       throw new BackendUnavailableError('cpu', `device ${this.#device} does not exist; the CPU backend has device 0`);
     }
@@ -162,6 +183,10 @@ export class RuntimeBuilder {
     const runtime = this.#create({
       backend,
       probes,
+      webgpu: {
+        allowFallback: this.#webgpu.allowFallback ?? false,
+        nativeBackend: this.#webgpu.nativeBackend ?? 'default',
+      },
       device: this.#device,
       config,
       tracing,

@@ -143,6 +143,8 @@ function dim3(name: string, value: Dim3): readonly [number, number, number] {
 export interface LaunchHost {
   readonly config: RuntimeConfig;
   readonly backend: BackendType;
+  /** The adapter the WebGPU device thread opens its device on (WebGPU backend). */
+  readonly webgpu: { readonly allowFallback: boolean; readonly nativeBackend: 'default' | 'opengles' };
   readonly log: RuntimeLogger;
   readonly tracing: RuntimeTracing | undefined;
   /** Where the kernels' lifecycle inspection events go (the runtime's `inspect` option). */
@@ -263,10 +265,18 @@ export class KernelLauncher {
     }
     // On the CUDA backend a kernel with a cuda part runs on its GPU; every other kernel runs on CPU workers.
     const onCuda = host.backend === 'cuda' && definition.cuda !== undefined;
-    if (!onCuda && definition.cpu === undefined) {
+    // On the WebGPU backend a kernel with a webgpu part runs on the device thread; the others on CPU workers.
+    const onWebGpu = host.backend === 'webgpu' && definition.webgpu !== undefined;
+    if (!onCuda && !onWebGpu && definition.cpu === undefined) {
+      const has = definition.cuda !== undefined ? 'CUDA' : 'WebGPU';
       throw new BackendUnavailableError(
-        'cuda',
-        `kernel '${definition.id}' has only a CUDA handler, and this runtime's backend is ${host.backend}`,
+        has === 'CUDA' ? 'cuda' : 'webgpu',
+        `kernel '${definition.id}' has only a ${has} handler, and this runtime's backend is ${host.backend}`,
+      );
+    }
+    if (onWebGpu && options.transferStrategy !== undefined && options.transferStrategy !== 'direct') {
+      throw new RangeError(
+        `options.transferStrategy: WebGPU kernels take 'direct' (the device thread reads the rings in place), got ${JSON.stringify(options.transferStrategy)}`,
       );
     }
     if (onCuda) {
@@ -341,6 +351,7 @@ export class KernelLauncher {
       restoreState: state,
       dormant,
       inspect: host.inspector !== undefined,
+      ...(onWebGpu ? { webgpu: host.webgpu } : {}),
       ...(onCuda
         ? {
             cuda: {

@@ -115,6 +115,8 @@ export interface RuntimeInit {
   readonly backend: BackendType;
   readonly probes: readonly BackendProbe[];
   readonly device: number;
+  /** The WebGPU adapter a WebGPU backend's device thread opens its device on. */
+  readonly webgpu?: { readonly allowFallback: boolean; readonly nativeBackend: 'default' | 'opengles' } | undefined;
   readonly config: RuntimeConfig;
   /** Tracing, when the builder turned it on. */
   readonly tracing?: RuntimeTracing | undefined;
@@ -242,6 +244,7 @@ export class RingKernelRuntime {
     this.#launcher = new KernelLauncher({
       config: init.config,
       backend: init.backend,
+      webgpu: init.webgpu ?? { allowFallback: false, nativeBackend: 'default' },
       log: this.log,
       tracing: init.tracing,
       inspector: this.#inspector,

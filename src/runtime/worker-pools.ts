@@ -1,12 +1,15 @@
 import type { EventLoopUtilization } from 'node:perf_hooks';
 import type { MessagePort, Worker } from 'node:worker_threads';
 import { Piscina } from 'piscina';
+import { prepareWebGpuDriver } from '../backends/webgpu/dawn-module.js';
 import type { AttachResult, AttachTask } from '../executor/protocol.js';
 
 /** The CPU backend's executor: the Piscina task module that hosts kernels in worker threads. */
 const KERNEL_HOST = new URL('../worker/kernel-host.js', import.meta.url).href;
 /** The CUDA backend's executor: the device thread's task module. */
 const CUDA_DEVICE_HOST = new URL('../backends/cuda/cuda-device-host.js', import.meta.url).href;
+/** The WebGPU backend's executor: the device thread's task module (one thread owns the GPUDevice). */
+const WEBGPU_DEVICE_HOST = new URL('../backends/webgpu/webgpu-device-host.js', import.meta.url).href;
 /** How many CUDA kernels the device thread may host (each is a resident launch plus a few ring polls). */
 const MAX_CUDA_KERNELS = 1024;
 
@@ -19,6 +22,7 @@ const MAX_CUDA_KERNELS = 1024;
 export class WorkerPools<K extends object> {
   readonly #pools: Piscina<AttachTask, AttachResult>[] = [];
   #cuda: Piscina<AttachTask, AttachResult> | undefined;
+  #webgpu: Piscina<AttachTask, AttachResult> | undefined;
   readonly #maxKernelsPerWorker: number;
   /** Kernels hosted per worker thread, for placement. */
   readonly #hosted = new Map<number, number>();
@@ -72,7 +76,12 @@ export class WorkerPools<K extends object> {
    * control port is transferred with it.
    */
   attach(task: AttachTask, onCuda: boolean, device: number, port: MessagePort): Promise<AttachResult> {
-    const pool = onCuda ? this.#cudaPool() : (this.#pools[device] as Piscina<AttachTask, AttachResult>);
+    const pool =
+      task.webgpu !== undefined
+        ? this.#webgpuPool()
+        : onCuda
+          ? this.#cudaPool()
+          : (this.#pools[device] as Piscina<AttachTask, AttachResult>);
     return pool.run(task, { transferList: [port] });
   }
 
@@ -137,6 +146,29 @@ export class WorkerPools<K extends object> {
   async destroy(): Promise<void> {
     await Promise.all(this.#pools.map((pool) => pool.destroy()));
     await this.#cuda?.destroy();
+    // Its kernels have ended: every batch readback has settled (ending a thread with one pending would crash).
+    await this.#webgpu?.destroy();
+  }
+
+  /** The WebGPU device thread, started by the first WebGPU launch. */
+  #webgpuPool(): Piscina<AttachTask, AttachResult> {
+    if (this.#webgpu === undefined) {
+      // The driver's environment (VK_DRIVER_FILES) must be set from this thread: a worker's env is a copy.
+      prepareWebGpuDriver();
+      this.#webgpu = new Piscina<AttachTask, AttachResult>({
+        filename: WEBGPU_DEVICE_HOST,
+        minThreads: 1,
+        maxThreads: 1,
+        idleTimeout: Number.POSITIVE_INFINITY,
+        concurrentTasksPerWorker: MAX_CUDA_KERNELS,
+        // Engines park with Atomics.waitAsync on the thread's event loop; Piscina's 'sync' atomics would freeze it.
+        atomics: 'disabled',
+      });
+      this.#webgpu.on('error', (error: Error) => {
+        process.emitWarning(`ringkernel: the WebGPU device thread failed: ${error.message}`, 'RingKernelWarning');
+      });
+    }
+    return this.#webgpu;
   }
 
   /** The CUDA device thread (one for every CUDA device), started by the first CUDA launch. */

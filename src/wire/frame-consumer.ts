@@ -212,6 +212,22 @@ export class FrameConsumer {
     this.#heldAt = this.#frameStart;
   }
 
+  /**
+   * Moves a hold ({@link FrameConsumer.holdCurrentFrame}) forward to `cursor`, the start of a later frame this
+   * consumer has handed out and not finished (a {@link FrameConsumer.cursor} it read before that frame): the room
+   * before it is freed. For a consumer with several batches in flight, as the oldest one finishes.
+   */
+  holdAt(cursor: number): void {
+    this.#heldAt = cursor;
+    Atomics.store(this.#ring.indices, READ, cursor);
+    wake(this.#ring.signal, PRODUCER_SEQ, PRODUCER_SLEEPING);
+  }
+
+  /** Whether a hold keeps the published read index behind this consumer. */
+  get holding(): boolean {
+    return this.#heldAt !== undefined;
+  }
+
   /** Ends a {@link FrameConsumer.holdBack}: publishes the read index where this consumer is. */
   releaseHeld(): void {
     if (this.#heldAt === undefined) return;

@@ -2,15 +2,19 @@ import { ErrorNumber, errorCodeOf } from '../../errors/codes.js';
 import type { MalformedFrameError } from '../../errors/frame-errors.js';
 import { WebGpuError } from '../../errors/webgpu-errors.js';
 import type { Envelope } from '../../wire/envelope.js';
+import { DEFAULT_SPIN, waitUntilAsync } from '../../wire/eventcount.js';
 import { FrameConsumer } from '../../wire/frame-consumer.js';
 import { FrameFlags } from '../../wire/frame-header.js';
 import { FrameProducer } from '../../wire/frame-producer.js';
 import type { FrameRingMemory } from '../../wire/frame-ring.js';
 import type { FrameView } from '../../wire/frame-view.js';
 import type { HybridLogicalClock } from '../../wire/hlc.js';
-import { BytesMessage, type MessageCodec } from '../../wire/message-schema.js';
+import type { MessageCodec } from '../../wire/message-schema.js';
+import { RingSignalOffset } from '../../wire/ring-signal.js';
+import { createBatchSlot, type Slot, STATUS_BYTES, Usage } from './batch-slot.js';
+import { BatchSpanWriter } from './batch-span-writer.js';
+import { ErrorResponse, errorBody, NO_RESPONSE, typed } from './output-codecs.js';
 import {
-  BATCH_UNIFORM_BYTES,
   type CompiledWgslKernel,
   compileWgslKernel,
   MESSAGE_DESCRIPTOR_WORDS,
@@ -18,12 +22,8 @@ import {
   type WgslProgram,
 } from './wgsl-program.js';
 
-/** GPUBufferUsage and GPUMapMode bits (WebGPU spec constants; the binding's globals are not installed). */
-const Usage = { MAP_READ: 1, COPY_SRC: 4, COPY_DST: 8, UNIFORM: 64, STORAGE: 128 } as const;
+/** GPUMapMode.READ (a WebGPU spec constant; the binding's globals are not installed). */
 const MAP_READ = 1;
-
-/** The type id of an error response (the runtime's `ErrorReply`: JSON `{ name, message, code }`). */
-export const ERROR_RESPONSE_TYPE_ID = 2;
 
 /** Why the engine gave up a message. */
 export type BatchDeadLetterReason = 'handler-error' | 'discarded-on-terminate' | 'malformed-frame' | 'kernel-failed';
@@ -31,6 +31,8 @@ export type BatchDeadLetterReason = 'handler-error' | 'discarded-on-terminate' |
 /** A message the engine could not handle, for the owner to dead-letter. */
 export interface BatchDeadLetter {
   readonly reason: BatchDeadLetterReason;
+  /** The frame came on the kernel's own input ring (from the host), not a kernel-to-kernel link. */
+  readonly fromHost: boolean;
   /** The `RK_E_*` number (the handler's own code for `handler-error`). */
   readonly errorNumber: number;
   readonly message: string;
@@ -65,7 +67,27 @@ export interface BatchEngineOptions {
   readonly onDeadLetter?: (letter: BatchDeadLetter) => void;
   /** Called once when the device is lost or reports an error the engine cannot go on after. */
   readonly onFailure?: (error: WebGpuError) => void;
+  /**
+   * Tracing on: the kernel's telemetry ring and its instance id. Each sampled message gets a processing span (the
+   * batch's submit to its readback), parented by the span its frame carries; its outputs carry that span.
+   */
+  readonly telemetry?: { readonly ring: SharedArrayBuffer; readonly kernel: number } | undefined;
+  /** After each batch's outputs are written: its counts and where the input ring is handled to. */
+  readonly onBatch?: (batch: BatchDone) => void;
 }
+
+/** One finished batch, for the owner's counters. */
+export interface BatchDone {
+  readonly received: number;
+  readonly processed: number;
+  readonly failed: number;
+  /** The primary input ring's cursor up to which every frame's outputs are written (a batch boundary). */
+  readonly handledCursor: number;
+  readonly inFlight: number;
+}
+
+/** How {@link WebGpuBatchEngine.stop} ends the queue: handle it, dead-letter it, or leave it in the ring. */
+export type BatchStopMode = 'drain' | 'discard' | 'keep';
 
 /** Counters of a {@link WebGpuBatchEngine}. */
 export interface BatchEngineStats {
@@ -82,28 +104,8 @@ export interface BatchEngineStats {
   readonly outputMs: number;
 }
 
-interface Slot {
-  readonly uniform: GPUBuffer;
-  readonly messages: GPUBuffer;
-  readonly input: GPUBuffer;
-  readonly statuses: GPUBuffer;
-  readonly outputs: GPUBuffer;
-  readonly readback: GPUBuffer;
-  readonly bindGroup: GPUBindGroup;
-  /** Host copies of what was uploaded: descriptors, payload bytes, and the envelope fields outputs need. */
-  readonly descriptors: Uint32Array;
-  readonly data: Uint8Array;
-  readonly messageIds: Float64Array;
-  readonly correlationIds: Float64Array;
-  count: number;
-  dataBytes: number;
-  submittedAt: number;
-  /** The readback of this batch: settles (resolves or rejects) exactly once; never left pending at teardown. */
-  mapped: Promise<void> | undefined;
-}
-
-const STATUS_BYTES = OUTPUT_STATUS_WORDS * 4;
-const DESCRIPTOR_BYTES = MESSAGE_DESCRIPTOR_WORDS * 4;
+const DATA_SEQ = RingSignalOffset.DATA_SEQ >> 2;
+const CONSUMER_SLEEPING = RingSignalOffset.CONSUMER_SLEEPING >> 2;
 const TWO_32 = 0x1_0000_0000;
 
 /**
@@ -122,8 +124,19 @@ export class WebGpuBatchEngine {
   readonly #device: GPUDevice;
   readonly #kernelId: string;
   readonly #compiled: CompiledWgslKernel;
-  readonly #consumer: FrameConsumer;
-  readonly #producer: FrameProducer;
+  #consumer: FrameConsumer;
+  /** Every input: the kernel's own ring first, then kernel-to-kernel links. */
+  readonly #inputs: FrameConsumer[];
+  #nextInput = 0;
+  #producer: FrameProducer;
+  readonly #inputMemory: FrameRingMemory;
+  readonly #inputSignal: Int32Array;
+  readonly #outputMemory: FrameRingMemory;
+  readonly #links: { readonly producer: FrameProducer; readonly types: ReadonlySet<number> | undefined }[] = [];
+  readonly #stateMirror: Uint8Array;
+  readonly #producerClock: { clock?: HybridLogicalClock };
+  readonly #onBatch: ((batch: BatchDone) => void) | undefined;
+  readonly #tracer: BatchSpanWriter | undefined;
   readonly #state: GPUBuffer | undefined;
   readonly #stateBindGroup: GPUBindGroup | undefined;
   readonly #stateBytes: number;
@@ -141,7 +154,7 @@ export class WebGpuBatchEngine {
   readonly #onFailure: ((error: WebGpuError) => void) | undefined;
   #running: Promise<void> | undefined;
   #paused = false;
-  #stopMode: 'drain' | 'discard' | undefined;
+  #stopMode: BatchStopMode | undefined;
   #failure: WebGpuError | undefined;
   #wake: AbortController | undefined;
   #batches = 0;
@@ -165,10 +178,14 @@ export class WebGpuBatchEngine {
     this.#consumer = new FrameConsumer(options.input, {
       onMalformed: (error) => this.#malformed(error),
     });
-    this.#producer = new FrameProducer(options.output, {
-      deferWake: true,
-      ...(options.clock === undefined ? {} : { clock: options.clock }),
-    });
+    this.#inputs = [this.#consumer];
+    this.#inputMemory = options.input;
+    this.#inputSignal = new Int32Array(options.input.signal);
+    this.#outputMemory = options.output;
+    this.#onBatch = options.onBatch;
+    this.#tracer = options.telemetry === undefined ? undefined : new BatchSpanWriter(options.telemetry);
+    this.#producerClock = options.clock === undefined ? {} : { clock: options.clock };
+    this.#producer = new FrameProducer(options.output, { deferWake: true, ...this.#producerClock });
     const sourceId = options.sourceId ?? 0;
     this.#envelope = { correlationId: 0, source: sourceId, flags: FrameFlags.RESPONSE };
     this.#errorEnvelope = { correlationId: 0, source: sourceId, flags: FrameFlags.RESPONSE | FrameFlags.ERROR };
@@ -182,6 +199,7 @@ export class WebGpuBatchEngine {
       2 * (Math.ceil(this.#maxPayload / 4) * 4 + 4),
     );
     this.#stateBytes = program.stateBytes;
+    this.#stateMirror = new Uint8Array(program.stateBytes);
     if (program.stateBytes > 0) {
       this.#state = device.createBuffer({
         label: `${this.#kernelId} state`,
@@ -229,52 +247,19 @@ export class WebGpuBatchEngine {
   }
 
   #createSlot(index: number): Slot {
-    const device = this.#device;
-    const label = `${this.#kernelId} batch ${index}`;
-    const max = this.#maxBatch;
-    const outBytes = this.#outWords * 4;
-    const uniform = device.createBuffer({ label, size: BATCH_UNIFORM_BYTES, usage: Usage.UNIFORM | Usage.COPY_DST });
-    const messages = device.createBuffer({
-      label,
-      size: max * DESCRIPTOR_BYTES,
-      usage: Usage.STORAGE | Usage.COPY_DST,
+    return createBatchSlot(this.#device, this.#compiled.batchLayout, {
+      label: `${this.#kernelId} batch ${index}`,
+      maxBatch: this.#maxBatch,
+      outputBytes: this.#outWords * 4,
+      dataCapacity: this.#dataCapacity,
+      readbackBytes: this.#stateAt + this.#stateBytes,
+      traced: this.#tracer !== undefined,
     });
-    const input = device.createBuffer({ label, size: this.#dataCapacity, usage: Usage.STORAGE | Usage.COPY_DST });
-    const statuses = device.createBuffer({ label, size: max * STATUS_BYTES, usage: Usage.STORAGE | Usage.COPY_SRC });
-    const outputs = device.createBuffer({
-      label,
-      size: Math.max(4, max * outBytes),
-      usage: Usage.STORAGE | Usage.COPY_SRC,
-    });
-    const readback = device.createBuffer({
-      label,
-      size: max * STATUS_BYTES + Math.max(4, max * outBytes),
-      usage: Usage.MAP_READ | Usage.COPY_DST,
-    });
-    const bindGroup = device.createBindGroup({
-      layout: this.#compiled.batchLayout,
-      entries: [uniform, messages, input, statuses, outputs].map((buffer, binding) => ({
-        binding,
-        resource: { buffer },
-      })),
-    });
-    return {
-      uniform,
-      messages,
-      input,
-      statuses,
-      outputs,
-      readback,
-      bindGroup,
-      descriptors: new Uint32Array(max * MESSAGE_DESCRIPTOR_WORDS),
-      data: new Uint8Array(this.#dataCapacity),
-      messageIds: new Float64Array(max),
-      correlationIds: new Float64Array(max),
-      count: 0,
-      dataBytes: 0,
-      submittedAt: 0,
-      mapped: undefined,
-    };
+  }
+
+  /** Where in a readback the state copy lies. */
+  get #stateAt(): number {
+    return this.#maxBatch * STATUS_BYTES + Math.max(4, this.#maxBatch * this.#outWords * 4);
   }
 
   /** Counters, for metrics. */
@@ -301,7 +286,19 @@ export class WebGpuBatchEngine {
   /** Starts draining the input ring. */
   start(): void {
     if (this.#running !== undefined) throw new Error(`kernel '${this.#kernelId}': the batch engine runs already`);
+    if (this.#destroyed) throw new Error(`kernel '${this.#kernelId}': the batch engine was disposed`);
+    // The rings' ends are taken now, not at create: a migration's new instance is made while the old one still
+    // reads and writes them, and must start from their indices as they are when it takes over.
+    this.#consumer = new FrameConsumer(this.#inputMemory, { onMalformed: (error) => this.#malformed(error) });
+    this.#inputs[0] = this.#consumer;
+    this.#producer = new FrameProducer(this.#outputMemory, { deferWake: true, ...this.#producerClock });
     this.#running = this.#run();
+  }
+
+  /** Frees the buffers of an engine that never started (a launch rolled back). */
+  dispose(): void {
+    if (this.#running !== undefined) throw new Error(`kernel '${this.#kernelId}': a started engine ends with stop()`);
+    this.#destroy();
   }
 
   /** Stops taking input (deactivate): batches in flight finish and their outputs are written; state stays. */
@@ -317,12 +314,13 @@ export class WebGpuBatchEngine {
   }
 
   /**
-   * Ends the engine: `drain` handles every frame already in the input ring first; `discard` dead-letters them
-   * (`discarded-on-terminate`). Either way batches in flight are finished and read back (no readback is left
+   * Ends the engine: `drain` handles every frame already in the input rings first; `discard` dead-letters them
+   * (`discarded-on-terminate`); `keep` leaves them in the rings (a restart's next instance takes them). Either way
+   * batches in flight are finished and read back (no readback is left
    * pending), then the engine's buffers are destroyed. Resolves when all of that is done; rejects with the failure
    * if the device failed.
    */
-  async stop(mode: 'drain' | 'discard'): Promise<void> {
+  async stop(mode: BatchStopMode): Promise<void> {
     this.#stopMode ??= mode;
     if (mode === 'discard') this.#stopMode = 'discard';
     this.#paused = false;
@@ -360,12 +358,44 @@ export class WebGpuBatchEngine {
         `kernel '${this.#kernelId}': restore needs ${this.#stateBytes} bytes of state, got ${bytes.length}`,
       );
     }
+    this.#stateMirror.set(bytes);
     if (this.#state !== undefined) this.#device.queue.writeBuffer(this.#state, 0, bytes);
+  }
+
+  /**
+   * The state as the last finished batch left it, at once (each batch reads the state back with its outputs).
+   * With the kernel's own input ring held at its first unfinished frame, that is the state matching what the ring
+   * still holds: the pair is an exact checkpoint.
+   */
+  stateSnapshot(): Uint8Array {
+    return this.#stateMirror.slice();
+  }
+
+  /** Also takes input from this ring (another kernel produces into it). */
+  linkIn(memory: FrameRingMemory): void {
+    this.#inputs.push(new FrameConsumer(memory, { onMalformed: (error) => this.#malformed(error) }));
+    this.#interrupt();
+  }
+
+  /**
+   * Sends outputs of these types (all when undefined) to this ring instead of the host, ringing `wake` (the
+   * consumer's own input doorbell) after each batch. Answers to the host's calls still go to the host.
+   */
+  linkOut(memory: FrameRingMemory, wake: SharedArrayBuffer, types: readonly number[] | undefined): void {
+    this.#links.push({
+      producer: new FrameProducer(memory, { alsoWake: wake, deferWake: true, ...this.#producerClock }),
+      types: types === undefined ? undefined : new Set(types),
+    });
   }
 
   #interrupt(): void {
     this.#wake?.abort();
     this.#consumer.interrupt();
+  }
+
+  /** Wakes the loop to look at its state (a lifecycle change made by its owner). */
+  kick(): void {
+    this.#interrupt();
   }
 
   async #run(): Promise<void> {
@@ -379,15 +409,15 @@ export class WebGpuBatchEngine {
   }
 
   async #loop(): Promise<void> {
-    const consumer = this.#consumer;
     while (this.#failure === undefined) {
       const stopping = this.#stopMode;
       if (stopping === 'discard') {
         this.#discardQueued();
         break;
       }
+      if (stopping === 'keep') break;
       const takeInput = !this.#paused;
-      const hasData = takeInput && consumer.hasData();
+      const hasData = takeInput && this.#hasInput();
       if (hasData && this.#free.length > 0 && (this.#busy.length === 0 || this.#worthSubmitting())) {
         this.#submit();
         continue;
@@ -404,7 +434,16 @@ export class WebGpuBatchEngine {
         // Deactivated: frames may wait in the ring; sleep until resumed or stopped, not until data.
         await new Promise((resolve) => wake.signal.addEventListener('abort', resolve, { once: true }));
       } else {
-        await consumer.waitForDataAsync(Number.POSITIVE_INFINITY, wake.signal).catch(() => false);
+        // Park on the own input ring's doorbell, which every kernel-to-kernel producer into this kernel also rings.
+        await waitUntilAsync(
+          this.#inputSignal,
+          DATA_SEQ,
+          CONSUMER_SLEEPING,
+          this.#anyInput,
+          Number.POSITIVE_INFINITY,
+          DEFAULT_SPIN,
+          wake.signal,
+        ).catch(() => false);
       }
       this.#wake = undefined;
     }
@@ -412,9 +451,31 @@ export class WebGpuBatchEngine {
     if (this.#failure !== undefined) throw this.#failure;
   }
 
+  readonly #anyInput = (): boolean => this.#hasInput();
+
+  #hasInput(): boolean {
+    for (const input of this.#inputs) if (input.hasData()) return true;
+    return false;
+  }
+
   /** With batches in flight, a new one is submitted only when enough has gathered to be worth a dispatch. */
   #worthSubmitting(): boolean {
-    return this.#consumer.availableReadBytes() >= Math.min(this.#dataCapacity, this.#lastBatchBytes) / 2;
+    const wanted = Math.min(this.#dataCapacity, this.#lastBatchBytes) / 2;
+    for (const input of this.#inputs) if (input.availableReadBytes() >= wanted) return true;
+    return false;
+  }
+
+  /** The next input with frames, round robin from after the last one used (the kernel's own ring first). */
+  #pickInput(): number {
+    const n = this.#inputs.length;
+    for (let k = 0; k < n; k++) {
+      const index = (this.#nextInput + k) % n;
+      if ((this.#inputs[index] as FrameConsumer).hasData()) {
+        this.#nextInput = (index + 1) % n;
+        return index;
+      }
+    }
+    return 0;
   }
 
   #lastBatchBytes = 0;
@@ -429,7 +490,27 @@ export class WebGpuBatchEngine {
     let count = 0;
     let bytes = 0;
     let frameBytes = 0;
-    this.#consumer.drain((frame: FrameView) => {
+    const source = this.#pickInput();
+    const input = this.#inputs[source] as FrameConsumer;
+    slot.source = source;
+    slot.startCursor = input.cursor;
+    // The kernel's own ring keeps its published read index at the first frame not yet answered: a checkpoint's
+    // queue (and a failed kernel's salvage) then starts exactly where the state's batches end.
+    const hold = source === 0 && !input.holding;
+    const tracing = this.#tracer !== undefined;
+    slot.anySampled = false;
+    if (tracing) slot.startNs = (this.#tracer as BatchSpanWriter).nowNs();
+    input.drain((frame: FrameView) => {
+      if (hold && count === 0) input.holdCurrentFrame();
+      if (tracing) {
+        // Unsampled frames cost this one byte read.
+        const sampled = (frame.traceFlags & 1) !== 0;
+        slot.sampled[count] = sampled ? 1 : 0;
+        if (sampled) {
+          frame.copyTraceContext(slot.traceContext, count * 24);
+          slot.anySampled = true;
+        }
+      }
       const size = frame.payloadSize;
       const d = count * MESSAGE_DESCRIPTOR_WORDS;
       descriptors[d] = frame.typeId;
@@ -474,9 +555,12 @@ export class WebGpuBatchEngine {
     const outputAt = this.#maxBatch * STATUS_BYTES;
     encoder.copyBufferToBuffer(slot.statuses, 0, slot.readback, 0, statusBytes);
     if (outputBytes > 0) encoder.copyBufferToBuffer(slot.outputs, 0, slot.readback, outputAt, outputBytes);
+    if (this.#state !== undefined) {
+      encoder.copyBufferToBuffer(this.#state, 0, slot.readback, this.#stateAt, this.#stateBytes);
+    }
     queue.submit([encoder.finish()]);
     slot.submittedAt = performance.now();
-    slot.mapped = slot.readback.mapAsync(MAP_READ, 0, outputAt + Math.max(4, outputBytes));
+    slot.mapped = slot.readback.mapAsync(MAP_READ, 0, this.#stateAt + this.#stateBytes);
     // The readback promise is awaited in order by #completeHead; a rejection there fails the kernel.
     slot.mapped.catch(() => {});
     this.#busy.push(slot);
@@ -499,24 +583,46 @@ export class WebGpuBatchEngine {
     const read = performance.now();
     this.#gpuMs += read - slot.submittedAt;
     const outputAt = this.#maxBatch * STATUS_BYTES;
-    const range = slot.readback.getMappedRange(0, outputAt + Math.max(4, slot.count * this.#outWords * 4));
+    const range = slot.readback.getMappedRange(0, this.#stateAt + this.#stateBytes);
+    let counts = { processed: 0, failed: 0 };
     try {
-      await this.#writeOutputs(
+      counts = await this.#writeOutputs(
         slot,
         new Uint32Array(range, 0, slot.count * OUTPUT_STATUS_WORDS),
         new Uint8Array(range, outputAt),
       );
+      if (this.#stateBytes > 0) this.#stateMirror.set(new Uint8Array(range, this.#stateAt, this.#stateBytes));
     } finally {
       slot.readback.unmap();
       this.#busy.shift();
       this.#free.push(slot);
       this.#outputMs += performance.now() - read;
     }
+    // The hold moves to the next unfinished batch of the kernel's own ring, or goes.
+    const next = this.#busy.find((pending) => pending.source === 0);
+    if (slot.source === 0) {
+      if (next === undefined) this.#consumer.releaseHeld();
+      else this.#consumer.holdAt(next.startCursor);
+    }
+    this.#onBatch?.({
+      received: slot.count,
+      processed: counts.processed,
+      failed: counts.failed,
+      handledCursor: next === undefined ? this.#consumer.cursor : next.startCursor,
+      inFlight: this.#busy.length,
+    });
   }
 
-  async #writeOutputs(slot: Slot, statuses: Uint32Array, outputs: Uint8Array): Promise<void> {
+  async #writeOutputs(
+    slot: Slot,
+    statuses: Uint32Array,
+    outputs: Uint8Array,
+  ): Promise<{ processed: number; failed: number }> {
     const outBytes = this.#outWords * 4;
     const producer = this.#producer;
+    const fromHost = slot.source === 0;
+    let processed = 0;
+    let failed = 0;
     for (let i = 0; i < slot.count; i++) {
       const s = i * OUTPUT_STATUS_WORDS;
       let error = statuses[s] as number;
@@ -529,30 +635,55 @@ export class WebGpuBatchEngine {
       if (error === 0 && emit !== 0 && (size > outBytes || size > producer.maxPayloadSize)) {
         error = ErrorNumber.FrameTooLarge;
       }
+      const request = fromHost && (flags & FrameFlags.REQUEST) !== 0;
+      const traced = slot.anySampled && slot.sampled[i] === 1;
+      if (traced) this.#tracer?.begin(slot, i, this.#envelope, this.#errorEnvelope);
       if (error !== 0) {
         this.#failed++;
+        failed++;
         const code = errorCodeOf(error);
         const message = `kernel '${this.#kernelId}': the WGSL handler returned ${code ?? 'error'} (${error})`;
         this.#deadLetter(slot, i, 'handler-error', error, message);
-        if (flags & FrameFlags.REQUEST) {
-          await this.#write(ErrorResponse, errorBody('WgslHandlerError', message, code ?? error), messageId, true);
+        if (request) {
+          await this.#write(
+            producer,
+            ErrorResponse,
+            errorBody('WgslHandlerError', message, code ?? error),
+            messageId,
+            true,
+          );
         }
+        if (traced) this.#tracer?.end(slot, i, error, this.#envelope, this.#errorEnvelope);
         continue;
       }
       this.#messages++;
+      processed++;
       if (emit !== 0) {
-        this.#envelope.correlationId = messageId;
         const payload = outputs.subarray(i * outBytes, i * outBytes + size);
-        await this.#write(typed(typeId), payload, messageId, false);
-      } else if (flags & FrameFlags.REQUEST) {
-        await this.#write(ErrorResponse, NO_RESPONSE, messageId, true);
+        const codec = typed(typeId);
+        // Answers to the host's calls go home; other outputs to the links that take their type, else home.
+        let routed = false;
+        if (!request) {
+          for (const link of this.#links) {
+            if (link.types !== undefined && !link.types.has(typeId)) continue;
+            routed = true;
+            await this.#write(link.producer, codec, payload, messageId, false);
+          }
+        }
+        if (!routed) await this.#write(producer, codec, payload, messageId, false);
+      } else if (request) {
+        await this.#write(producer, ErrorResponse, NO_RESPONSE, messageId, true);
       }
+      if (traced) this.#tracer?.end(slot, i, 0, this.#envelope, this.#errorEnvelope);
     }
     producer.wakeConsumer();
+    for (const link of this.#links) link.producer.wakeConsumer();
+    return { processed, failed };
   }
 
   /** Writes one output frame, waiting for room in the output ring (backpressure reaches the input ring). */
   async #write(
+    producer: FrameProducer,
     codec: MessageCodec<Uint8Array, unknown>,
     payload: Uint8Array,
     correlationId: number,
@@ -560,7 +691,6 @@ export class WebGpuBatchEngine {
   ): Promise<void> {
     const envelope = error ? this.#errorEnvelope : this.#envelope;
     envelope.correlationId = correlationId;
-    const producer = this.#producer;
     while (!producer.tryWrite(codec, payload, envelope)) {
       producer.wakeConsumer();
       await producer.waitForSpaceAsync(((payload.length + 7) & ~7) + 128, 50);
@@ -574,6 +704,7 @@ export class WebGpuBatchEngine {
     const size = slot.descriptors[d + 1] as number;
     this.#onDeadLetter({
       reason,
+      fromHost: slot.source === 0,
       errorNumber,
       message,
       messageId: slot.messageIds[i] as number,
@@ -585,10 +716,17 @@ export class WebGpuBatchEngine {
   }
 
   #discardQueued(): void {
-    this.#consumer.drain((frame) => {
+    this.#inputs.forEach((input, index) => {
+      this.#discardFrom(input, index === 0);
+    });
+  }
+
+  #discardFrom(input: FrameConsumer, fromHost: boolean): void {
+    input.drain((frame) => {
       this.#discarded++;
       this.#onDeadLetter?.({
         reason: 'discarded-on-terminate',
+        fromHost,
         errorNumber: ErrorNumber.KernelFailed,
         message: `kernel '${this.#kernelId}' terminated with discard before handling the message`,
         messageId: frame.messageId,
@@ -604,6 +742,7 @@ export class WebGpuBatchEngine {
     this.#failed++;
     this.#onDeadLetter?.({
       reason: 'malformed-frame',
+      fromHost: true,
       errorNumber: error.errno,
       message: error.message,
       messageId: 0,
@@ -639,27 +778,4 @@ export class WebGpuBatchEngine {
     }
     this.#state?.destroy();
   }
-}
-
-const encoder = new TextEncoder();
-const ErrorResponse: MessageCodec<Uint8Array, Uint8Array> = {
-  ...BytesMessage,
-  name: 'error-reply',
-  typeId: ERROR_RESPONSE_TYPE_ID,
-};
-const NO_RESPONSE = errorBody('NoResponse', 'the WGSL handler emitted nothing, so the call has no response', undefined);
-
-function errorBody(name: string, message: string, code: string | number | undefined): Uint8Array {
-  return encoder.encode(JSON.stringify({ name, message, code }));
-}
-
-/** Output codecs by type id: raw bytes carrying the handler's type id (the payload is already encoded). */
-const codecs = new Map<number, MessageCodec<Uint8Array, Uint8Array>>();
-function typed(typeId: number): MessageCodec<Uint8Array, Uint8Array> {
-  let codec = codecs.get(typeId);
-  if (codec === undefined) {
-    codec = { ...BytesMessage, name: `type ${typeId}`, typeId };
-    codecs.set(typeId, codec);
-  }
-  return codec;
 }

@@ -61,6 +61,26 @@ export function prepareWebGpuDriver(): void {
   }
 }
 
+let vulkanLoader: boolean | undefined;
+
+/**
+ * Whether a Vulkan loader (`libvulkan.so.1`) can be loaded here, Linux only (elsewhere Dawn uses Metal or D3D12):
+ * asked before Dawn, which otherwise prints a warning on every probe of a machine without one.
+ */
+export function hasVulkanLoader(): boolean {
+  if (process.platform !== 'linux') return true;
+  if (vulkanLoader === undefined) {
+    prepareWebGpuDriver();
+    try {
+      preloaded.push(koffi.load('libvulkan.so.1'));
+      vulkanLoader = true;
+    } catch {
+      vulkanLoader = false;
+    }
+  }
+  return vulkanLoader;
+}
+
 /**
  * Loads the optional `webgpu` package once, on first use: CPU-only users never pay for it.
  *

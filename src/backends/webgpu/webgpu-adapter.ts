@@ -1,6 +1,6 @@
 import { BackendUnavailableError } from '../../errors/runtime-errors.js';
 import { WebGpuError } from '../../errors/webgpu-errors.js';
-import { loadDawn } from './dawn-module.js';
+import { hasVulkanLoader, loadDawn } from './dawn-module.js';
 
 /** Which native API Dawn drives: Vulkan (Linux), Metal (macOS), D3D12 (Windows), or OpenGL ES (compatibility). */
 export type WebGpuNativeBackend = 'default' | 'opengles';
@@ -29,7 +29,7 @@ export interface WebGpuAdapterDescription {
   readonly timestampQuery: boolean;
 }
 
-/** A device ready for kernels, with what it is. */
+/** A device ready for kernels, with what it is. @internal */
 export interface OpenedWebGpuDevice {
   readonly device: GPUDevice;
   readonly adapter: WebGpuAdapterDescription;
@@ -47,8 +47,15 @@ export type WebGpuProbe =
 const instances = new Map<WebGpuNativeBackend, GPU>();
 
 async function requestAdapter(options: WebGpuAdapterOptions): Promise<{ adapter: GPUAdapter | null; why: string }> {
-  const dawn = await loadDawn();
   const nativeBackend = options.nativeBackend ?? 'default';
+  // Dawn is not loaded at all where there is no Vulkan to drive (it would warn on stderr at every probe).
+  if (nativeBackend === 'default' && !hasVulkanLoader()) {
+    return {
+      adapter: null,
+      why: 'no Vulkan loader (libvulkan.so.1) here: install a Vulkan driver, or on Linux without a GPU run scripts/fetch-webgpu-driver.sh and set RINGKERNEL_WEBGPU_DRIVER_DIR',
+    };
+  }
+  const dawn = await loadDawn();
   let gpu = instances.get(nativeBackend);
   if (gpu === undefined) {
     gpu = dawn.create(nativeBackend === 'opengles' ? ['backend=opengles'] : []);
@@ -122,6 +129,7 @@ async function findAdapter(options: WebGpuAdapterOptions): Promise<{ probe: WebG
  *
  * @throws {BackendUnavailableError} without the `webgpu` package or an adapter; {@link WebGpuError} when the
  * device cannot be created.
+ * @internal
  */
 export async function openWebGpuDevice(options: WebGpuAdapterOptions = {}): Promise<OpenedWebGpuDevice> {
   const { probe, adapter } = await findAdapter(options);

@@ -1,0 +1,47 @@
+/**
+ * The Piscina task module of the runtime's WebGPU device thread: `attach` compiles one WebGPU kernel on the thread's
+ * device and returns once it is resident (its pipeline, state and batch buffers made; its batches run from its
+ * rings). One thread per adapter owns its `GPUDevice`; a device that is lost is replaced by a new one for the next
+ * launch (a supervised restart lands there).
+ */
+import { serializeWebGpuError } from '../../errors/webgpu-errors.js';
+import { attachKernel, type ExecutorBackend } from '../../executor/executor-shell.js';
+import type { AttachResult, AttachTask } from '../../executor/protocol.js';
+import { HostedWebGpuKernel } from './hosted-webgpu-kernel.js';
+import { openWebGpuDevice } from './webgpu-adapter.js';
+
+let device: Promise<GPUDevice> | undefined;
+
+/** The thread's device, opened on first use; a lost one is let go so the next launch opens another. */
+function deviceFor(task: AttachTask): Promise<GPUDevice> {
+  if (device === undefined) {
+    const opening = openWebGpuDevice({
+      allowFallback: task.webgpu?.allowFallback ?? false,
+      nativeBackend: task.webgpu?.nativeBackend ?? 'default',
+    }).then(({ device: opened }) => {
+      opened.lost.then(() => {
+        if (device === opening) device = undefined;
+      });
+      return opened;
+    });
+    opening.catch(() => {
+      if (device === opening) device = undefined;
+    });
+    device = opening;
+  }
+  return device;
+}
+
+const webgpuExecutor: ExecutorBackend = {
+  async prepare(definition, shell) {
+    return HostedWebGpuKernel.prepare(definition, shell, await deviceFor(shell.task));
+  },
+  failureDetail(error) {
+    const webgpu = serializeWebGpuError(error);
+    return webgpu === undefined ? {} : { webgpu };
+  },
+};
+
+export default function attach(task: AttachTask): Promise<AttachResult> {
+  return attachKernel(task, webgpuExecutor);
+}
