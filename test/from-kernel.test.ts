@@ -66,13 +66,17 @@ describe('fromKernel: kernels as XState actors', () => {
     child.send({ type: 'kernel.send', message: { sender: 1, seq: 1, value: 5 } }); // queued until launched
     await eventually(() => assert.deepEqual(outputs, [0, 1, 2, 3, 4]));
     assert.equal(emitted.length, 5, 'also emitted for actor.on listeners');
-    const snapshot = await waitFor(
-      child,
-      (s: { metrics?: { messagesProcessed: number } }) => (s.metrics?.messagesProcessed ?? 0) >= 1,
-    );
+    // The last output can reach the parent before the worker counts the message as processed, and a snapshot is
+    // refreshed only by the actor's own events: ask for a refresh until the count is in (never wait unbounded).
+    const snapshot = await eventually(() => {
+      child.send({ type: 'kernel.$refresh' });
+      const s = child.getSnapshot() as { metrics?: { messagesProcessed: number }; kernelStatus: string };
+      assert.ok((s.metrics?.messagesProcessed ?? 0) >= 1, 'the snapshot carries the processed count');
+      return s;
+    });
     assert.equal(snapshot.kernelStatus, 'Active');
     child.send({ type: 'kernel.deactivate' });
-    await waitFor(child, (s: { kernelStatus: string }) => s.kernelStatus === 'Deactivated');
+    await waitFor(child, (s: { kernelStatus: string }) => s.kernelStatus === 'Deactivated', { timeout: 10_000 });
     actor.stop();
     await eventually(() => assert.throws(() => runtime.kernel('test.splitter')));
   });
