@@ -143,12 +143,22 @@ export function isKernelWorker(): boolean {
 export function isEntryModule(moduleUrl: string): boolean {
   const entry = process.argv[1];
   if (entry === undefined || !moduleUrl.startsWith('file:')) return false;
-  try {
-    return realpathSync(fileURLToPath(moduleUrl)) === realpathSync(entry);
-  } catch {
-    return false;
+  // Asked at every launch: two realpath walks (an lstat per path component) each time would cost more than the
+  // rest of a launch's host-side work. A module's path does not move while the process runs.
+  const key = `${entry}\0${moduleUrl}`;
+  let known = entryModuleAnswers.get(key);
+  if (known === undefined) {
+    try {
+      known = realpathSync(fileURLToPath(moduleUrl)) === realpathSync(entry);
+    } catch {
+      known = false;
+    }
+    entryModuleAnswers.set(key, known);
   }
+  return known;
 }
+/** {@link isEntryModule}'s answers, by entry and module URL (one per kernel module the process launches). */
+const entryModuleAnswers = new Map<string, boolean>();
 const ID = /^[A-Za-z0-9_.:/-]{1,200}$/;
 
 function callerModuleUrl(): string {

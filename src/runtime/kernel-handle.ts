@@ -312,7 +312,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     // The kernel stops accepting now. Sends still waiting for room would be written after the worker's last
     // look at its queue (or into a ring nobody consumes any more): they are refused, each a dead letter.
     this.#closed = true;
-    if (this.#failure === undefined) {
+    // The error only when a send waits: one made (with its stack) at every terminate costs churn dearly.
+    if (this.#failure === undefined && this.#sends.length > 0) {
       this.#dropWaitingSends(
         new InvalidStateError(
           this.name,

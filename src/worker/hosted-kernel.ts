@@ -309,7 +309,8 @@ export class HostedKernel implements RunningKernel {
           const handled = this.#drainInputs();
           this.#publish();
           if (handled >= BATCH) await yieldTurn();
-          else if (handled === 0 && !this.#spinForData()) await this.#park();
+          else if (handled === 0 && !(this.#justHandled && this.#spinForData())) await this.#park();
+          this.#justHandled = handled > 0;
           continue;
         }
         // Launched or Deactivated (or a termination request whose command is on its way): input waits in its
@@ -362,6 +363,13 @@ export class HostedKernel implements RunningKernel {
     }
     this.#shell.drained();
   }
+
+  /**
+   * Whether the loop's last look at its inputs found frames. Only a kernel that has just handled some spins for
+   * more before it parks: one that found none (just activated, or woken by a command) parks at once, so bringing
+   * up thousands of kernels does not cost a spin each on their worker.
+   */
+  #justHandled = false;
 
   /**
    * Spins briefly, synchronously, for the next frame: a busy kernel then goes on without a Promise or an event
