@@ -57,6 +57,14 @@ export interface AttachTask {
   };
 }
 
+/**
+ * The Piscina task of a CPU worker: the kernels launched together (in one turn of the host's event loop) that the
+ * host placed on this worker, attached in one task rather than a task each. Each kernel's port is in the transfer.
+ */
+export interface AttachBatch {
+  readonly attach: readonly AttachTask[];
+}
+
 /** What the attach task resolves with. */
 export interface AttachResult {
   /** The worker thread now hosting the kernel. */

@@ -1,8 +1,8 @@
 import type { EventLoopUtilization } from 'node:perf_hooks';
 import type { MessagePort, Worker } from 'node:worker_threads';
-import { Piscina } from 'piscina';
+import { Piscina, queueOptionsSymbol } from 'piscina';
 import { prepareWebGpuDriver } from '../backends/webgpu/dawn-module.js';
-import type { AttachResult, AttachTask } from '../executor/protocol.js';
+import type { AttachBatch, AttachResult, AttachTask } from '../executor/protocol.js';
 
 /** The CPU backend's executor: the Piscina task module that hosts kernels in worker threads. */
 const KERNEL_HOST = new URL('../worker/kernel-host.js', import.meta.url).href;
@@ -12,6 +12,16 @@ const CUDA_DEVICE_HOST = new URL('../backends/cuda/cuda-device-host.js', import.
 const WEBGPU_DEVICE_HOST = new URL('../backends/webgpu/webgpu-device-host.js', import.meta.url).href;
 /** How many CUDA kernels the device thread may host (each is a resident launch plus a few ring polls). */
 const MAX_CUDA_KERNELS = 1024;
+/** The attach batch option naming the worker thread the batch was placed on (read by the load balancer). */
+const PLACED_ON = queueOptionsSymbol;
+
+/** A CPU attach asked for in this turn of the event loop, waiting to go out with the others in one batch. */
+interface PendingAttach {
+  readonly task: AttachTask;
+  readonly port: MessagePort;
+  resolve(result: AttachResult): void;
+  reject(error: unknown): void;
+}
 
 /**
  * The executor threads a runtime attaches kernels to: one Piscina pool of worker threads per device (CPU virtual
@@ -20,7 +30,7 @@ const MAX_CUDA_KERNELS = 1024;
  * Keyed by the runtime's kernel handles (`K`); only the control plane comes here.
  */
 export class WorkerPools<K extends object> {
-  readonly #pools: Piscina<AttachTask, AttachResult>[] = [];
+  readonly #pools: Piscina<AttachBatch, AttachResult[]>[] = [];
   #cuda: Piscina<AttachTask, AttachResult> | undefined;
   #webgpu: Piscina<AttachTask, AttachResult> | undefined;
   readonly #maxKernelsPerWorker: number;
@@ -31,6 +41,10 @@ export class WorkerPools<K extends object> {
   readonly #deadThreads = new Set<number>();
   /** Each worker's event-loop utilization at the previous load measurement. */
   readonly #elu = new Map<number, EventLoopUtilization>();
+  /** CPU attaches asked for in this turn, by device: they leave together, one batch per worker, at its end. */
+  readonly #pending = new Map<number, PendingAttach[]>();
+  /** Kernels in attach batches on their way to each worker thread: placement counts them as hosted. */
+  readonly #attaching = new Map<number, number>();
 
   constructor(maxKernelsPerWorker: number) {
     this.#maxKernelsPerWorker = maxKernelsPerWorker;
@@ -39,7 +53,7 @@ export class WorkerPools<K extends object> {
   /** Adds the next device's pool, of `workers` threads. */
   addDevice(workers: number): void {
     const max = this.#maxKernelsPerWorker;
-    const pool = new Piscina<AttachTask, AttachResult>({
+    const pool = new Piscina<AttachBatch, AttachResult[]>({
       filename: KERNEL_HOST,
       minThreads: workers,
       maxThreads: workers,
@@ -47,14 +61,18 @@ export class WorkerPools<K extends object> {
       concurrentTasksPerWorker: max,
       // Kernels park with Atomics.waitAsync on the worker's event loop; Piscina's 'sync' atomics would freeze it.
       atomics: 'disabled',
-      // Place each kernel on the worker hosting the fewest (attach tasks in flight count too).
-      loadBalancer: (_task, candidates) => {
+      // A batch goes to the worker its kernels were placed on (#flush); one whose worker has gone since, or that
+      // was not placed (every worker full), to the worker hosting the fewest (attach tasks in flight count too).
+      loadBalancer: (task, candidates) => {
+        const placedOn = ((task as unknown as Record<symbol, unknown>)[PLACED_ON] as { threadId?: number } | null)
+          ?.threadId;
         let best = null;
         let bestLoad = Number.POSITIVE_INFINITY;
         for (const worker of candidates) {
           // A thread whose kernels saw it die may not be marked destroyed by Piscina yet: never place on it.
           if (worker.terminating || worker.destroyed || this.#deadThreads.has(worker.id)) continue;
-          const load = (this.#hosted.get(worker.id) ?? 0) + worker.currentUsage;
+          if (worker.id === placedOn) return worker;
+          const load = this.#load(worker.id) + worker.currentUsage;
           if (load < bestLoad && load < max) {
             best = worker;
             bestLoad = load;
@@ -72,22 +90,90 @@ export class WorkerPools<K extends object> {
   }
 
   /**
-   * Runs an attach task: on the CUDA device thread (`onCuda`), else on a worker of `device`'s pool. The kernel's
-   * control port is transferred with it.
+   * Runs an attach task: on the WebGPU or CUDA device thread (`onCuda`), else on a worker of `device`'s pool. The
+   * kernel's control port is transferred with it. CPU attaches asked for in the same turn of the event loop (a
+   * wave of launches) leave together at its end, one Piscina task per worker rather than one per kernel.
    */
   attach(task: AttachTask, onCuda: boolean, device: number, port: MessagePort): Promise<AttachResult> {
-    const pool =
-      task.webgpu !== undefined
-        ? this.#webgpuPool()
-        : onCuda
-          ? this.#cudaPool()
-          : (this.#pools[device] as Piscina<AttachTask, AttachResult>);
-    return pool.run(task, { transferList: [port] });
+    if (task.webgpu !== undefined) return this.#webgpuPool().run(task, { transferList: [port] });
+    if (onCuda) return this.#cudaPool().run(task, { transferList: [port] });
+    return new Promise<AttachResult>((resolve, reject) => {
+      let pending = this.#pending.get(device);
+      if (pending === undefined) {
+        pending = [];
+        this.#pending.set(device, pending);
+        queueMicrotask(() => this.#flush(device));
+      }
+      pending.push({ task, port, resolve, reject });
+    });
+  }
+
+  /**
+   * Sends `device`'s pending attaches: each kernel placed on the live worker hosting the fewest (counting those
+   * being attached), under `maxKernelsPerWorker`; one batch per worker, pinned to it. A kernel no worker has room
+   * for goes alone and unpinned: the load balancer holds it until one has.
+   */
+  #flush(device: number): void {
+    const pending = this.#pending.get(device) ?? [];
+    this.#pending.delete(device);
+    const pool = this.#pools[device] as Piscina<AttachBatch, AttachResult[]>;
+    const threads = pool.threads.map((thread) => thread.threadId).filter((id) => !this.#deadThreads.has(id));
+    const batches = new Map<number | undefined, PendingAttach[]>();
+    for (const attach of pending) {
+      let best: number | undefined;
+      let bestLoad = this.#maxKernelsPerWorker;
+      for (const threadId of threads) {
+        const load = this.#load(threadId);
+        if (load < bestLoad) {
+          best = threadId;
+          bestLoad = load;
+        }
+      }
+      if (best === undefined) {
+        this.#send(pool, undefined, [attach]);
+        continue;
+      }
+      this.#attaching.set(best, (this.#attaching.get(best) ?? 0) + 1);
+      const batch = batches.get(best);
+      if (batch === undefined) batches.set(best, [attach]);
+      else batch.push(attach);
+    }
+    for (const [threadId, batch] of batches) this.#send(pool, threadId, batch);
+  }
+
+  /** One attach batch to the worker `threadId` (or wherever the load balancer says); each kernel settles alone. */
+  #send(pool: Piscina<AttachBatch, AttachResult[]>, threadId: number | undefined, batch: PendingAttach[]): void {
+    const task = { attach: batch.map((pending) => pending.task), [PLACED_ON]: { threadId } };
+    pool.run(task, { transferList: batch.map((pending) => pending.port) }).then(
+      (results) => {
+        this.#attached(threadId, batch.length);
+        batch.forEach((pending, i) => {
+          pending.resolve(results[i] as AttachResult);
+        });
+      },
+      (error: unknown) => {
+        this.#attached(threadId, batch.length);
+        for (const pending of batch) pending.reject(error);
+      },
+    );
+  }
+
+  /** A batch placed on `threadId` has come back: its kernels are hosted now (or failed), no longer attaching. */
+  #attached(threadId: number | undefined, kernels: number): void {
+    if (threadId === undefined) return;
+    const left = (this.#attaching.get(threadId) ?? kernels) - kernels;
+    if (left > 0) this.#attaching.set(threadId, left);
+    else this.#attaching.delete(threadId);
+  }
+
+  /** Kernels a worker thread hosts or is being given: what placement balances. */
+  #load(threadId: number): number {
+    return (this.#hosted.get(threadId) ?? 0) + (this.#attaching.get(threadId) ?? 0);
   }
 
   /** The worker threads of `device`'s pool. */
   threads(device: number): readonly Worker[] {
-    return (this.#pools[device] as Piscina<AttachTask, AttachResult>).threads;
+    return (this.#pools[device] as Piscina<AttachBatch, AttachResult[]>).threads;
   }
 
   /** The mean event-loop utilization of `device`'s workers since the last time it was asked. */

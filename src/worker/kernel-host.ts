@@ -5,7 +5,7 @@
  * not keep the process alive). The user writes no worker code.
  */
 import { attachKernel, type ExecutorBackend } from '../executor/executor-shell.js';
-import type { AttachResult, AttachTask } from '../executor/protocol.js';
+import type { AttachBatch, AttachResult } from '../executor/protocol.js';
 import { restoreState } from '../kernel/state-codec.js';
 import { HostedKernel } from './hosted-kernel.js';
 
@@ -27,7 +27,10 @@ const cpuExecutor: ExecutorBackend = {
   },
 };
 
-/** Piscina task: attaches one kernel to this worker and returns once it is resident (status Launched). */
-export default function attach(task: AttachTask): Promise<AttachResult> {
-  return attachKernel(task, cpuExecutor);
+/**
+ * Piscina task: attaches the batch's kernels to this worker and returns once each is resident (status Launched),
+ * or why it is not, in the batch's order.
+ */
+export default function attach(batch: AttachBatch): Promise<AttachResult[]> {
+  return Promise.all(batch.attach.map((task) => attachKernel(task, cpuExecutor)));
 }
