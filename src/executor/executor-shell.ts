@@ -134,7 +134,10 @@ export async function attachKernel(task: AttachTask, backend: ExecutorBackend): 
     }
     stage = 'start';
     if (task.dormant) shell.awaitStart(prepared);
-    else shell.listen(prepared.start());
+    else {
+      shell.listen(prepared.start());
+      if (task.activate === true) shell.activate();
+    }
     return { threadId, ...prepared.attachInfo };
   } catch (error) {
     prepared?.discard();
@@ -247,6 +250,14 @@ export class ExecutorShell {
     this.#actor.stop();
     this.task.port.off('message', this.#onCommand);
     this.task.port.close();
+  }
+
+  /** The launch asked for an active kernel (`autoActivate`): Launched → Active, as an ACTIVATE command would. */
+  activate(): void {
+    const running = this.#running;
+    if (running === undefined || this.#exited || !this.#actor.getSnapshot().can({ type: 'ACTIVATE' })) return;
+    this.#actor.send({ type: 'ACTIVATE' });
+    running.kick();
   }
 
   /** Dispatches the host's commands to a started kernel. @internal */

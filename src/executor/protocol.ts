@@ -42,6 +42,11 @@ export interface AttachTask {
   readonly dormant?: boolean;
   /** Post the lifecycle actor's inspection events to the host (the runtime's `inspect` option). */
   readonly inspect?: boolean;
+  /**
+   * Activate the kernel as soon as it has started (the launch's `autoActivate`): Launched → Active within the
+   * attach, rather than by an ACTIVATE command and its reply after it.
+   */
+  readonly activate?: boolean;
   /** A CUDA kernel (attached to the CUDA device thread): its launch shape and the device thread's poll interval. */
   /** A WebGPU kernel (attached to the WebGPU device thread): which adapter the thread opens its device on. */
   readonly webgpu?: {

@@ -271,6 +271,12 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     return this.#command('ACTIVATE', 'activate');
   }
 
+  /** @internal The launch's attach activated the kernel (`autoActivate`): as if `activate()` had been answered. */
+  activatedAtLaunch(): void {
+    this.#activationAsked = true;
+    this.#activeWanted = true;
+  }
+
   /** Deactivates the kernel: it stays resident and stops taking input; what is sent meanwhile waits, in order. */
   deactivate(): Promise<void> {
     return this.#command('DEACTIVATE', 'deactivate');

@@ -322,6 +322,8 @@ export class KernelLauncher {
     const tracing = host.tracing;
     const inspector = host.inspector;
     const launchSpan = tracing?.host.beginLifecycle();
+    // autoActivate: the attach activates the kernel too (one round trip less); its span covers the attach.
+    const activateSpan = options.autoActivate === true ? tracing?.host.beginLifecycle() : undefined;
     const telemetry = tracing?.attachKernel(instanceId, name, definition.id);
     // Reserve the name before the first await, so two concurrent launches cannot both take it.
     this.#launching.add(name);
@@ -364,7 +366,12 @@ export class KernelLauncher {
         : {}),
     });
     try {
-      attached = await host.workers.attach(task(port2, device, restore?.state), onCuda, device, port2);
+      attached = await host.workers.attach(
+        { ...task(port2, device, restore?.state), activate: options.autoActivate === true },
+        onCuda,
+        device,
+        port2,
+      );
       if (attached.failure !== undefined) throw this.#attachError(attached.failure, definition, name, onCuda);
       const how = attached.cuda;
       if (how !== undefined) {
@@ -436,7 +443,16 @@ export class KernelLauncher {
     ]);
     const on = host.devices.count > 1 ? ` of device ${device}` : '';
     host.log.debug(`launched kernel '${name}' (${definition.id}) on worker ${attached.threadId}${on}`);
-    if (options.autoActivate) await handle.activate();
+    if (options.autoActivate === true) {
+      // Active already (its ControlBlock says so), unless its state did not take the activation: then ask.
+      if (handle.status !== 'Active') await handle.activate();
+      else {
+        handle.activatedAtLaunch();
+        if (activateSpan !== undefined) {
+          tracing?.host.endLifecycle(activateSpan, LifecycleTransition.ACTIVATE, instanceId, 0);
+        }
+      }
+    }
     return handle;
   }
 
