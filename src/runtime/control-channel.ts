@@ -92,6 +92,11 @@ export class ControlChannel {
     this.#replies.clear();
   }
 
+  /** Whether any command or snapshot waits for its answer. */
+  get waiting(): boolean {
+    return this.#replies.size > 0 || this.#snapshots.size > 0;
+  }
+
   /** Nothing will be answered any more: commands and snapshots in flight reject with `error`. */
   rejectAll(error: Error): void {
     this.rejectReplies(error);

@@ -1556,7 +1556,10 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     // The instance has gone: the worker answered every command it took before its exit report (the port keeps
     // order), so a command still waiting was never taken and never will be: refused, typed, not left hanging.
     const ended = this.#exitStatus ?? 'Terminated';
-    this.#channel.rejectAll(new InvalidStateError(this.name, 'change the state of', ended, 'Active'));
+    // Built only when a command waits: an error (and its stack) at every exit costs churn dearly.
+    if (this.#channel.waiting) {
+      this.#channel.rejectAll(new InvalidStateError(this.name, 'change the state of', ended, 'Active'));
+    }
     this.#markExited();
     this.#init.onExit(this);
     // Wake the output pump so pending receivers learn the kernel is gone once its outputs are read.
