@@ -2,6 +2,7 @@ import type { EventLoopUtilization } from 'node:perf_hooks';
 import type { MessagePort, Worker } from 'node:worker_threads';
 import { Piscina, queueOptionsSymbol } from 'piscina';
 import { prepareWebGpuDriver } from '../backends/webgpu/dawn-module.js';
+import { RuntimeShutDownError } from '../errors/runtime-errors.js';
 import type { AttachBatch, AttachResult, AttachTask } from '../executor/protocol.js';
 
 /** The CPU backend's executor: the Piscina task module that hosts kernels in worker threads. */
@@ -41,8 +42,13 @@ export class WorkerPools<K extends object> {
   readonly #deadThreads = new Set<number>();
   /** Each worker's event-loop utilization at the previous load measurement. */
   readonly #elu = new Map<number, EventLoopUtilization>();
-  /** CPU attaches asked for in this turn, by device: they leave together, one batch per worker, at its end. */
+  /**
+   * CPU attaches not sent yet, by device, in order: those asked for in this turn (they leave together, one batch
+   * per worker, at its end), then those waiting for a worker with room (sent as kernels leave).
+   */
   readonly #pending = new Map<number, PendingAttach[]>();
+  /** Devices whose pending attaches are about to be sent. */
+  readonly #flushing = new Set<number>();
   /** Kernels in attach batches on their way to each worker thread: placement counts them as hosted. */
   readonly #attaching = new Map<number, number>();
 
@@ -52,17 +58,17 @@ export class WorkerPools<K extends object> {
 
   /** Adds the next device's pool, of `workers` threads. */
   addDevice(workers: number): void {
-    const max = this.#maxKernelsPerWorker;
     const pool = new Piscina<AttachBatch, AttachResult[]>({
       filename: KERNEL_HOST,
       minThreads: workers,
       maxThreads: workers,
       idleTimeout: Number.POSITIVE_INFINITY,
-      concurrentTasksPerWorker: max,
+      concurrentTasksPerWorker: this.#maxKernelsPerWorker,
       // Kernels park with Atomics.waitAsync on the worker's event loop; Piscina's 'sync' atomics would freeze it.
       atomics: 'disabled',
-      // A batch goes to the worker its kernels were placed on (#flush); one whose worker has gone since, or that
-      // was not placed (every worker full), to the worker hosting the fewest (attach tasks in flight count too).
+      // A batch goes to the worker its kernels were placed on (#flush), under maxKernelsPerWorker; one whose worker
+      // has gone since (or placed when no worker was known) to the worker hosting the fewest. Never refused: a
+      // task the balancer refuses heads Piscina's queue and holds back every task behind it.
       loadBalancer: (task, candidates) => {
         const placedOn = ((task as unknown as Record<symbol, unknown>)[PLACED_ON] as { threadId?: number } | null)
           ?.threadId;
@@ -73,7 +79,7 @@ export class WorkerPools<K extends object> {
           if (worker.terminating || worker.destroyed || this.#deadThreads.has(worker.id)) continue;
           if (worker.id === placedOn) return worker;
           const load = this.#load(worker.id) + worker.currentUsage;
-          if (load < bestLoad && load < max) {
+          if (load < bestLoad) {
             best = worker;
             bestLoad = load;
           }
@@ -102,23 +108,45 @@ export class WorkerPools<K extends object> {
       if (pending === undefined) {
         pending = [];
         this.#pending.set(device, pending);
-        queueMicrotask(() => this.#flush(device));
       }
       pending.push({ task, port, resolve, reject });
+      this.#scheduleFlush(device);
     });
   }
 
+  /** Sends `device`'s pending attaches at the end of this turn (once, however many are asked for in it). */
+  #scheduleFlush(device: number): void {
+    if (this.#flushing.has(device)) return;
+    this.#flushing.add(device);
+    queueMicrotask(() => {
+      this.#flushing.delete(device);
+      this.#flush(device);
+    });
+  }
+
+  /** A kernel left a worker, or an attach failed: attaches waiting for room may go now. */
+  #roomMayHaveCome(): void {
+    for (const [device, pending] of this.#pending) if (pending.length > 0) this.#scheduleFlush(device);
+  }
+
   /**
-   * Sends `device`'s pending attaches: each kernel placed on the live worker hosting the fewest (counting those
-   * being attached), under `maxKernelsPerWorker`; one batch per worker, pinned to it. A kernel no worker has room
-   * for goes alone and unpinned: the load balancer holds it until one has.
+   * Sends `device`'s pending attaches, in order: each kernel placed on the live worker hosting the fewest
+   * (counting those being attached), under `maxKernelsPerWorker`; one batch per worker, pinned to it. When no
+   * worker has room the rest wait, in order, until a kernel leaves. With no live worker known (all replaced just
+   * now) they go unpinned: Piscina hands them to the first worker ready.
    */
   #flush(device: number): void {
-    const pending = this.#pending.get(device) ?? [];
-    this.#pending.delete(device);
+    const pending = this.#pending.get(device);
+    if (pending === undefined) return;
     const pool = this.#pools[device] as Piscina<AttachBatch, AttachResult[]>;
     const threads = pool.threads.map((thread) => thread.threadId).filter((id) => !this.#deadThreads.has(id));
-    const batches = new Map<number | undefined, PendingAttach[]>();
+    if (threads.length === 0) {
+      this.#pending.delete(device);
+      this.#send(pool, undefined, pending);
+      return;
+    }
+    const batches = new Map<number, PendingAttach[]>();
+    let placed = 0;
     for (const attach of pending) {
       let best: number | undefined;
       let bestLoad = this.#maxKernelsPerWorker;
@@ -129,15 +157,15 @@ export class WorkerPools<K extends object> {
           bestLoad = load;
         }
       }
-      if (best === undefined) {
-        this.#send(pool, undefined, [attach]);
-        continue;
-      }
+      if (best === undefined) break; // every worker is full: the rest wait for room
+      placed++;
       this.#attaching.set(best, (this.#attaching.get(best) ?? 0) + 1);
       const batch = batches.get(best);
       if (batch === undefined) batches.set(best, [attach]);
       else batch.push(attach);
     }
+    pending.splice(0, placed);
+    if (pending.length === 0) this.#pending.delete(device);
     for (const [threadId, batch] of batches) this.#send(pool, threadId, batch);
   }
 
@@ -150,10 +178,13 @@ export class WorkerPools<K extends object> {
         batch.forEach((pending, i) => {
           pending.resolve(results[i] as AttachResult);
         });
+        // A kernel whose attach failed takes no room: after the launches resumed (and joined), look again.
+        if (results.some((result) => result.failure !== undefined)) setImmediate(() => this.#roomMayHaveCome());
       },
       (error: unknown) => {
         this.#attached(threadId, batch.length);
         for (const pending of batch) pending.reject(error);
+        setImmediate(() => this.#roomMayHaveCome());
       },
     );
   }
@@ -201,7 +232,9 @@ export class WorkerPools<K extends object> {
   left(kernel: K): void {
     const thread = this.#threadOf.get(kernel);
     this.#threadOf.delete(kernel);
-    if (thread !== undefined) this.#hosted.set(thread, Math.max(0, (this.#hosted.get(thread) ?? 1) - 1));
+    if (thread === undefined) return;
+    this.#hosted.set(thread, Math.max(0, (this.#hosted.get(thread) ?? 1) - 1));
+    this.#roomMayHaveCome();
   }
 
   /** The thread hosting `kernel`, if any. */
@@ -230,6 +263,11 @@ export class WorkerPools<K extends object> {
 
   /** Stops every thread (the kernels have been terminated). */
   async destroy(): Promise<void> {
+    // Launches still waiting for a worker with room will not get one.
+    for (const pending of this.#pending.values()) {
+      for (const attach of pending.splice(0)) attach.reject(new RuntimeShutDownError('launch'));
+    }
+    this.#pending.clear();
     await Promise.all(this.#pools.map((pool) => pool.destroy()));
     await this.#cuda?.destroy();
     // Its kernels have ended: every batch readback has settled (ending a thread with one pending would crash).
