@@ -2,21 +2,15 @@ import { MessageChannel } from 'node:worker_threads';
 import { type Relaunch, relaunchOf } from '../bridge/relaunch.js';
 import type { KernelTransfer } from '../bridge/transfer-bridge.js';
 import { copyQueuedFrames, type KernelCheckpoint } from '../devices/checkpoint.js';
-import { InvalidArgumentError } from '../errors/argument-errors.js';
 import { type ErrorCodeString, ErrorNumber, errorNumberOf } from '../errors/codes.js';
 import { CudaDeviceLostError } from '../errors/cuda-errors.js';
 import { StateSnapshotError } from '../errors/device-errors.js';
-import { HandlerFailedError, InvalidStateError, KernelFailedError, QueueFullError } from '../errors/runtime-errors.js';
+import { HandlerFailedError, InvalidStateError, KernelFailedError } from '../errors/runtime-errors.js';
 import { AbortedError, TimeoutError } from '../errors/value-errors.js';
-import {
-  type DeadLetterReason,
-  ERROR_REPLY_TYPE_ID,
-  type SerializedError,
-  type WorkerReport,
-} from '../executor/protocol.js';
+import { ERROR_REPLY_TYPE_ID, type SerializedError, type WorkerReport } from '../executor/protocol.js';
 import { COMMAND_TARGET, type LifecycleCommand, lifecycleAccepts } from '../kernel/kernel-lifecycle.js';
 import { LatencyHistogram } from '../kernel/latency-histogram.js';
-import { checkPriority, invalidPriority, isPriority, Priority } from '../kernel/priority.js';
+import { isPriority, Priority } from '../kernel/priority.js';
 import { checkOptions, checkSignal, checkTimeout } from '../kernel/wait-options.js';
 import type { DetachedSpan, HostSpanWriter } from '../telemetry/host-span-writer.js';
 import { LifecycleTransition, SpanRecordKind, TRACE_FLAG_TRUNCATED } from '../telemetry/span-record.js';
@@ -24,12 +18,12 @@ import { type ControlBlock, ErrorCode, TERMINATE_FINISH, TERMINATE_NOW } from '.
 import type { Envelope } from '../wire/envelope.js';
 import { spinFor } from '../wire/eventcount.js';
 import { FrameConsumer } from '../wire/frame-consumer.js';
-import { alignedFrameSize, FrameFlags, FrameHeader } from '../wire/frame-header.js';
+import { FrameFlags, FrameHeader } from '../wire/frame-header.js';
 import { FrameProducer } from '../wire/frame-producer.js';
 import { createFrameRing, type FrameRingMemory } from '../wire/frame-ring.js';
 import type { FrameView } from '../wire/frame-view.js';
 import { KernelStatus, type KernelStatusName, kernelStatusName } from '../wire/kernel-status.js';
-import { BytesMessage, type MessageCodec } from '../wire/message-schema.js';
+import type { MessageCodec } from '../wire/message-schema.js';
 import { RingOffset } from '../wire/ring-signal.js';
 import { ControlChannel } from './control-channel.js';
 import type {
@@ -47,6 +41,8 @@ import { type DormantInstance, dropDormant, queuedIn, sendState } from './kernel
 export type { DormantInstance } from './kernel-migration.js';
 
 import { type OrphanedKernel, recoverInputs, salvageInput } from './kernel-recovery.js';
+import { type SendQueueOwner, WaitingSends } from './send-queue.js';
+import { checkSendOptions, refusalOf, refusedLetter } from './send-refusal.js';
 
 export type {
   CallOptions,
@@ -69,15 +65,6 @@ interface PendingCall {
   cleanup(): void;
 }
 
-interface PendingSend {
-  readonly codec: MessageCodec<Uint8Array, unknown>;
-  readonly bytes: Uint8Array;
-  readonly envelope: Envelope;
-  resolve(): void;
-  reject(error: Error): void;
-  cleanup(): void;
-}
-
 const RESOLVED = Promise.resolve();
 /** The options of a send or call that gave none (no allocation per send). */
 const NO_OPTIONS: SendOptions & CallOptions = Object.freeze({});
@@ -85,8 +72,6 @@ const NO_OPTIONS: SendOptions & CallOptions = Object.freeze({});
 const FORCE_GRACE_MS = 1000;
 /** How long one wait of `for await (… of handle)` lasts before it looks again (it waits on, however long). */
 const ITERATION_WAIT_MS = 60_000;
-/** How long sends wait for room, with the kernel taking nothing in, before the host looks for a deadlock. */
-const STALL_MS = 1000;
 /** How long the host spins for a response before parking, in ms: a kernel usually answers well within it. */
 const HOST_SPIN_MS = 0.05;
 /** The same through the DMA mirror, whose two copies and kernel wake-up take longer than a direct answer. */
@@ -147,17 +132,14 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   #timerAt = Number.POSITIVE_INFINITY;
   readonly #received: OutView[] = [];
   readonly #receivers: PendingCall[] = [];
-  readonly #sends: PendingSend[] = [];
+  /** Sends waiting for room in the input ring. */
+  readonly #waitingSends = new WaitingSends(() => this.#sendQueueOwner());
   /** Traced calls whose answer says the kernel's span was not recorded (cleared when the call's span ends). */
   readonly #truncatedCalls = new Set<number>();
   /** Round trip of calls answered with a result, host side: request written (or queued) to its response read. */
   readonly #callLatency = new LatencyHistogram();
   readonly #launchedAt = performance.now();
   readonly #exited: Promise<void>;
-  /** Sends stalled for want of a reader: when the kernel last took input in (see #checkStall). */
-  #stallMark: { received: number; since: number } | undefined;
-  #stalled = false;
-  #stalls = 0;
   /** Whether anyone asked this kernel to activate (a call to a kernel nobody will activate is refused at once). */
   #activationAsked = false;
   /** The terminate under way (or done), so that terminating twice waits for the one. */
@@ -171,7 +153,6 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   readonly #discarded = new WeakSet<DormantInstance>();
   #sent = 0;
   #pumping = false;
-  #sending = false;
   #failure: Error | undefined;
   #lastErrorMessage: string | undefined;
   #exitStatus: 'Terminated' | 'Failed' | undefined;
@@ -313,7 +294,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     // look at its queue (or into a ring nobody consumes any more): they are refused, each a dead letter.
     this.#closed = true;
     if (this.#failure === undefined) {
-      this.#dropWaitingSends(
+      this.#waitingSends.drop(
         new InvalidStateError(
           this.name,
           'send to',
@@ -352,7 +333,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    */
   trySend(message: InIn, priority: number = Priority.Normal): boolean {
     this.#checkSendable('send to', message, priority); // also refuses a priority outside 0…255
-    if (this.#sends.length > 0) return false; // earlier sends are waiting: keep order
+    if (this.#waitingSends.length > 0) return false; // earlier sends are waiting: keep order
     return this.#write(message, 0, priority);
   }
 
@@ -368,11 +349,11 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       if (signal?.aborted) throw new AbortedError(`send to kernel '${this.name}'`, signal.reason);
       const priority = checked.priority ?? Priority.Normal;
       this.#checkSendable('send to', message, priority);
-      if (this.#sends.length === 0 && this.#write(message, 0, priority)) return RESOLVED;
+      if (this.#waitingSends.length === 0 && this.#write(message, 0, priority)) return RESOLVED;
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.#enqueue(message, 0, checked);
+    return this.#waitingSends.enqueue(this.#inputCodec, message, 0, checked);
   }
 
   /**
@@ -413,16 +394,23 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
           'not yet activated, so it takes no input: call activate() first, or launch with { autoActivate: true }',
         );
       }
-      if (this.#sends.length === 0 && this.#write(request, FrameFlags.REQUEST, priority)) {
+      if (this.#waitingSends.length === 0 && this.#write(request, FrameFlags.REQUEST, priority)) {
         this.#traceCall(response, messageId, request);
         this.#pump();
         return response;
       }
       // Waits for room with no deadline or signal of its own: the call's own withdraw it (see #giveUpCall).
-      this.#enqueue(request, FrameFlags.REQUEST, priority === Priority.Normal ? NO_OPTIONS : { priority }).then(
-        () => this.#pump(),
-        (error: Error) => this.#calls.get(messageId)?.reject(error),
-      );
+      this.#waitingSends
+        .enqueue(
+          this.#inputCodec,
+          request,
+          FrameFlags.REQUEST,
+          priority === Priority.Normal ? NO_OPTIONS : { priority },
+        )
+        .then(
+          () => this.#pump(),
+          (error: Error) => this.#calls.get(messageId)?.reject(error),
+        );
       this.#traceCall(response, messageId, request);
     } catch (error) {
       this.#calls.get(messageId)?.reject(error as Error);
@@ -567,8 +555,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       inputQueueDepth: this.#producer.pendingFrames(),
       inputQueueCapacity: this.#init.queueCapacity,
       outputQueueDepth: this.#consumer.availableReadFrames() + this.#received.length,
-      sendsWaiting: this.#sends.length,
-      sendStalls: this.#stalls,
+      sendsWaiting: this.#waitingSends.length,
+      sendStalls: this.#waitingSends.stalls,
       lastError: lastCode === 0 ? null : { code: lastCode, message: this.#lastErrorMessage },
       errorCount: control.errorCount,
       uptimeMs: Math.round(performance.now() - this.#launchedAt),
@@ -741,7 +729,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     this.#resumed = undefined;
     for (const link of this.#links) await this.#sendLink(link);
     if (this.#activeWanted) await this.#command('ACTIVATE', 'activate');
-    if (this.#sends.length > 0) void this.#flushSends();
+    if (this.#waitingSends.length > 0) void this.#waitingSends.flush();
     if (this.#waiting()) this.#pump();
     resumed?.resolve();
   }
@@ -923,7 +911,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     this.#suspended = false;
     const resumed = this.#resumed;
     this.#resumed = undefined;
-    if (this.#sends.length > 0) void this.#flushSends();
+    if (this.#waitingSends.length > 0) void this.#waitingSends.flush();
     if (this.#waiting()) this.#pump();
     resumed?.resolve();
     return { carried, activated };
@@ -955,47 +943,23 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     ) {
       return;
     }
-    if (!isPriority(priority)) {
-      // Not a priority at all (-1, NaN, 300): the caller's mistake, not the kernel's state.
-      const error = invalidPriority(priority);
-      this.#refuse('invalid-argument', error, message);
-      throw error;
-    }
-    if (this.#closed && this.#failure === undefined) {
-      // Terminate was called: the status word may still say Active until the worker takes the command.
-      const error = new InvalidStateError(
-        this.name,
-        operation,
-        this.#exitStatus ?? 'Terminating',
-        'Active',
-        'and takes no more messages (launch it again for a new instance)',
-      );
-      this.#refuse('kernel-gone', error, message);
-      throw error;
-    }
-    if (!admitted && this.#failure === undefined && this.#refusal !== undefined) {
-      const { error, reason } = this.#refusal(this.name, priority);
-      this.#refuse(reason, error, message);
-      throw error;
-    }
-    // Supervised and not given up: the instance may be failing, stopped or restarting, and the host may not know
-    // it yet (the status word is written before the exit report arrives). Messages queue in the ring for the
-    // restarted instance; should the supervisor give the kernel up, they are dead-lettered, not lost.
-    if ((this.#suspended || this.#supervisor !== undefined) && this.#failure === undefined) return;
-    const status = this.status;
-    const error =
-      this.#failure ??
-      new InvalidStateError(
-        this.name,
-        operation,
-        status,
-        'Active',
-        status === 'Terminated' || status === 'Terminating'
-          ? 'and takes no more messages (launch it again for a new instance)'
-          : 'and takes no messages',
-      );
-    this.#refuse('kernel-gone', error, message);
-    throw error;
+    const refused = refusalOf(
+      {
+        name: this.name,
+        status: this.status,
+        failure: this.#failure,
+        exitStatus: this.#exitStatus,
+        closed: this.#closed,
+        admitted,
+        refusal: this.#refusal,
+        awaitsRestart: this.#suspended || this.#supervisor !== undefined,
+      },
+      operation,
+      priority,
+    );
+    if (refused === undefined) return;
+    this.#init.onDeadLetter(refusedLetter(this.name, refused, this.#inputCodec, message));
+    throw refused.error;
   }
 
   /**
@@ -1005,56 +969,12 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   #checkOptions<T extends SendOptions & CallOptions>(options: T | undefined, message: InIn, send: boolean): T {
     if (options === undefined) return NO_OPTIONS as T;
     try {
-      const bag = checkOptions(options, 'options');
-      if (bag.timeout !== undefined) checkTimeout(bag.timeout, 'options.timeout');
-      checkSignal(bag.signal, 'options.signal');
-      if (bag.priority !== undefined) checkPriority(bag.priority, 'options.priority');
-      if (send && bag.onFull !== undefined && bag.onFull !== 'wait' && bag.onFull !== 'reject') {
-        throw new InvalidArgumentError(
-          'options.onFull',
-          `options.onFull must be 'wait' or 'reject', got ${bag.onFull}`,
-        );
-      }
-      return bag;
+      return checkSendOptions(options, send);
     } catch (error) {
-      this.#refuse('invalid-argument', error as Error, message);
+      const refused = { error: error as Error, reason: 'invalid-argument' } as const;
+      this.#init.onDeadLetter(refusedLetter(this.name, refused, this.#inputCodec, message));
       throw error;
     }
-  }
-
-  /**
-   * Sends still waiting for room will never be written: each rejects with `error` and is recorded as a dead
-   * letter (its bytes were encoded when it started waiting).
-   */
-  #dropWaitingSends(error: Error, reason: DeadLetterReason): void {
-    const dropped = this.#sends.splice(0);
-    for (const send of dropped) {
-      this.#init.onDeadLetter({
-        kernel: this.name,
-        reason,
-        error: { name: error.name, message: error.message, code: (error as { code?: string }).code },
-        messageId: send.envelope.messageId ?? 0,
-        correlationId: 0,
-        typeId: send.codec.typeId,
-        payload: send.bytes,
-        at: new Date(),
-      });
-      send.reject(error);
-    }
-  }
-
-  /** A refused message is recorded: a dead letter as well as the caller's error. */
-  #refuse(reason: DeadLetterReason, error: Error, message: InIn): void {
-    this.#init.onDeadLetter({
-      kernel: this.name,
-      reason,
-      error: { name: error.name, message: error.message, code: (error as { code?: string }).code },
-      messageId: 0,
-      correlationId: 0,
-      typeId: this.#inputCodec.typeId,
-      payload: encodeCopy(this.#inputCodec, message),
-      at: new Date(),
-    });
   }
 
   /**
@@ -1071,7 +991,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    * for each kernel-to-kernel input ring that is not empty. @internal
    */
   get pendingWork(): number {
-    let pending = this.#producer.pendingFrames() + this.#sends.length + this.#calls.size;
+    let pending = this.#producer.pendingFrames() + this.#waitingSends.length + this.#calls.size;
     for (const link of this.#links) {
       if (link.command !== 'LINK_IN') continue;
       const indices = new Uint32Array(link.memory.ring, 0, 2);
@@ -1079,6 +999,37 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       if (Atomics.load(indices, 0) !== Atomics.load(indices, 1)) pending++;
     }
     return pending;
+  }
+
+  /** What the waiting sends need of this handle (made when a send first waits for room). */
+  #sendQueueOwner(): SendQueueOwner {
+    return {
+      name: this.name,
+      instanceId: this.instanceId,
+      tracer: this.#tracer,
+      onFull: this.#init.onFull,
+      failed: () => this.#failure !== undefined,
+      takeMessageId: () => this.#nextMessageId++,
+      holdRequestSpan: (span) => {
+        this.#requestSpan = span;
+      },
+      tryWrite: (send) => {
+        if (!this.#producer.tryWrite(send.codec, send.bytes, send.envelope)) return false;
+        this.#afterWrite?.();
+        return true;
+      },
+      waitForSpace: (frameBytes, ms) => this.#producer.waitForSpaceAsync(frameBytes, ms),
+      sent: () => {
+        this.#sent++;
+      },
+      taken: () => Number(this.#control.messagesReceived),
+      outputsUnread: () =>
+        this.#receivers.length === 0 &&
+        this.#calls.size === 0 &&
+        this.status === 'Active' &&
+        this.#consumer.availableReadBytes() * 2 >= this.#init.output.ring.byteLength - RingOffset.DATA,
+      onDeadLetter: (letter) => this.#init.onDeadLetter(letter),
+    };
   }
 
   #write(message: InIn, flags: number, priority: number): boolean {
@@ -1134,126 +1085,6 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     response.then(
       () => end(0),
       (error: unknown) => end(errorNumberFrom(error)),
-    );
-  }
-
-  #enqueue(message: InIn, flags: number, options: SendOptions): Promise<void> {
-    if ((options.onFull ?? this.#init.onFull) === 'reject') return Promise.reject(new QueueFullError(this.name));
-    // Encode now: the caller may reuse its object, and the ring takes bytes in order later.
-    const codec = this.#inputCodec;
-    const bytes = new Uint8Array(codec.encodedSize(message));
-    codec.encodeInto(new DataView(bytes.buffer), bytes, 0, message);
-    const envelope: Envelope = {
-      messageId: this.#nextMessageId++,
-      destination: this.instanceId,
-      flags,
-      priority: options.priority ?? Priority.Normal,
-    };
-    const span = this.#traceQueued(envelope);
-    return new Promise<void>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
-      const onAbort = (): void => settle(new AbortedError(`send to kernel '${this.name}'`, options.signal?.reason));
-      const pending: PendingSend = {
-        codec: { ...BytesMessage, name: codec.name, typeId: codec.typeId },
-        bytes,
-        envelope,
-        resolve: () => {
-          pending.cleanup();
-          this.#sent++;
-          if (span !== undefined && !(flags & FrameFlags.REQUEST)) {
-            const id = envelope.messageId ?? 0;
-            this.#tracer?.endDetached(span, SpanRecordKind.SEND, id, this.instanceId, codec.typeId, bytes.length, 0);
-          }
-          resolve();
-        },
-        reject: (error) => settle(error),
-        cleanup: () => {
-          if (timer !== undefined) clearTimeout(timer);
-          options.signal?.removeEventListener('abort', onAbort);
-        },
-      };
-      const settle = (error: Error): void => {
-        pending.cleanup();
-        // Never sent: its span is given up (a request's ends with the call, as an error).
-        if (span !== undefined && !(flags & FrameFlags.REQUEST)) this.#tracer?.abandon(span);
-        const at = this.#sends.indexOf(pending);
-        if (at >= 0) this.#sends.splice(at, 1);
-        reject(error);
-      };
-      if (options.timeout !== undefined && options.timeout !== Number.POSITIVE_INFINITY) {
-        timer = setTimeout(() => {
-          const error = new TimeoutError(`send to kernel '${this.name}'`, options.timeout as number);
-          if (this.#stalled) {
-            error.message += `: deadlocked — the kernel's output queue is full and nothing reads it, so it takes no input; read outputs while sending`;
-          }
-          settle(error);
-        }, options.timeout);
-      }
-      options.signal?.addEventListener('abort', onAbort, { once: true });
-      this.#sends.push(pending);
-      void this.#flushSends();
-    });
-  }
-
-  /**
-   * Tracing on: the sampling decision for a message that waits for room. Its span outlives the scratch context,
-   * so the envelope gets a copy; a request's span is left for `call` to end.
-   */
-  #traceQueued(envelope: Envelope): DetachedSpan | undefined {
-    const tracer = this.#tracer;
-    if (tracer === undefined) return undefined;
-    const startNs = tracer.beginMessage(envelope);
-    if (startNs < 0) return undefined;
-    const span = tracer.detach(startNs);
-    envelope.traceId = span.traceId;
-    envelope.spanId = span.spanId;
-    if ((envelope.flags ?? 0) & FrameFlags.REQUEST) this.#requestSpan = span;
-    return span;
-  }
-
-  async #flushSends(): Promise<void> {
-    if (this.#sending) return;
-    this.#sending = true;
-    try {
-      while (this.#sends.length > 0 && this.#failure === undefined) {
-        const head = this.#sends[0] as PendingSend;
-        if (this.#producer.tryWrite(head.codec, head.bytes, head.envelope)) {
-          this.#afterWrite?.();
-          this.#sends.shift();
-          head.resolve();
-          continue;
-        }
-        if (!(await this.#producer.waitForSpaceAsync(alignedFrameSize(head.bytes.length), 100))) this.#checkStall();
-      }
-    } finally {
-      this.#sending = false;
-    }
-  }
-
-  /**
-   * Sends have waited for room: is it a deadlock? The kernel, Active, has taken nothing in for {@link STALL_MS}
-   * while its output queue is at least half full and nothing on the host reads outputs (no receive, no call):
-   * it holds an output for room that only a receive makes, so input never drains and sends wait for ever. Said
-   * once per stall, as a warning naming the kernel and counted in `sendStalls`; a send's timeout then says why.
-   */
-  #checkStall(): void {
-    const now = performance.now();
-    const received = Number(this.#control.messagesReceived);
-    const mark = this.#stallMark;
-    if (mark === undefined || mark.received !== received) {
-      this.#stallMark = { received, since: now };
-      this.#stalled = false;
-      return;
-    }
-    if (this.#stalled || now - mark.since < STALL_MS) return;
-    if (this.#receivers.length > 0 || this.#calls.size > 0 || this.status !== 'Active') return;
-    const outputStorage = this.#init.output.ring.byteLength - RingOffset.DATA;
-    if (this.#consumer.availableReadBytes() * 2 < outputStorage) return;
-    this.#stalled = true;
-    this.#stalls++;
-    process.emitWarning(
-      `kernel '${this.name}': sends are deadlocked — its input queue is full while its output queue is full and nothing reads it, so the kernel holds and sends wait for ever. Read outputs while sending (for await (const output of handle), or receiveBatch()), or give send a timeout`,
-      { type: 'RingKernelWarning', code: 'RK_SEND_DEADLOCK' },
     );
   }
 
@@ -1316,9 +1147,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    * output for `receive`.
    */
   #giveUpCall(messageId: number, error: Error): void {
-    const waiting = this.#sends.findIndex((send) => send.envelope.messageId === messageId);
-    if (waiting >= 0) (this.#sends[waiting] as PendingSend).reject(error);
-    else this.#abandoned.set(messageId, error);
+    if (!this.#waitingSends.withdraw(messageId, error)) this.#abandoned.set(messageId, error);
   }
 
   #disarmTimer(): void {
@@ -1603,7 +1432,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     this.#lastErrorMessage = error.message;
     for (const call of [...this.#calls.values()]) call.reject(error);
     for (const receiver of [...this.#receivers]) receiver.reject(error);
-    this.#dropWaitingSends(error, 'kernel-failed');
+    this.#waitingSends.drop(error, 'kernel-failed');
     this.#channel.rejectAll(error);
     // Before the exit settles: its rings may go back for reuse then.
     if (salvage !== undefined) salvageInput(this.#orphaned, salvage);
@@ -1675,17 +1504,6 @@ function errorNumberFrom(error: unknown): number {
   const code = (error as { code?: unknown } | undefined)?.code;
   const number = typeof code === 'string' ? errorNumberOf(code as ErrorCodeString) : 0;
   return number === 0 ? ErrorNumber.HandlerFailed : number;
-}
-
-/** The message as bytes, for a dead letter (an empty payload if it cannot even be encoded). */
-function encodeCopy<In>(codec: MessageCodec<In, unknown>, message: In): Uint8Array {
-  try {
-    const bytes = new Uint8Array(codec.encodedSize(message));
-    codec.encodeInto(new DataView(bytes.buffer), bytes, 0, message);
-    return bytes;
-  } catch {
-    return new Uint8Array(0);
-  }
 }
 
 function parseRemoteError(frame: FrameView): SerializedError {
