@@ -1,20 +1,18 @@
-import { MessageChannel } from 'node:worker_threads';
 import { type Relaunch, relaunchOf } from '../bridge/relaunch.js';
 import type { KernelTransfer } from '../bridge/transfer-bridge.js';
-import { copyQueuedFrames, type KernelCheckpoint } from '../devices/checkpoint.js';
-import { type ErrorCodeString, ErrorNumber, errorNumberOf } from '../errors/codes.js';
-import { CudaDeviceLostError } from '../errors/cuda-errors.js';
+import type { KernelCheckpoint } from '../devices/checkpoint.js';
+import { ErrorNumber } from '../errors/codes.js';
 import { StateSnapshotError } from '../errors/device-errors.js';
 import { HandlerFailedError, InvalidStateError, KernelFailedError } from '../errors/runtime-errors.js';
 import { AbortedError, TimeoutError } from '../errors/value-errors.js';
-import { ERROR_REPLY_TYPE_ID, type SerializedError, type WorkerReport } from '../executor/protocol.js';
-import { COMMAND_TARGET, type LifecycleCommand, lifecycleAccepts } from '../kernel/kernel-lifecycle.js';
+import { ERROR_REPLY_TYPE_ID, type SerializedError } from '../executor/protocol.js';
+import { lifecycleAccepts } from '../kernel/kernel-lifecycle.js';
 import { LatencyHistogram } from '../kernel/latency-histogram.js';
 import { isPriority, Priority } from '../kernel/priority.js';
 import { checkOptions, checkSignal, checkTimeout } from '../kernel/wait-options.js';
 import type { DetachedSpan, HostSpanWriter } from '../telemetry/host-span-writer.js';
 import { LifecycleTransition, SpanRecordKind, TRACE_FLAG_TRUNCATED } from '../telemetry/span-record.js';
-import { type ControlBlock, ErrorCode, TERMINATE_FINISH, TERMINATE_NOW } from '../wire/control-block.js';
+import { type ControlBlock, ErrorCode } from '../wire/control-block.js';
 import type { Envelope } from '../wire/envelope.js';
 import { spinFor } from '../wire/eventcount.js';
 import { FrameConsumer } from '../wire/frame-consumer.js';
@@ -25,7 +23,6 @@ import type { FrameView } from '../wire/frame-view.js';
 import { KernelStatus, type KernelStatusName, kernelStatusName } from '../wire/kernel-status.js';
 import type { MessageCodec } from '../wire/message-schema.js';
 import { RingOffset } from '../wire/ring-signal.js';
-import { ControlChannel } from './control-channel.js';
 import type {
   CallOptions,
   KernelFailureListener,
@@ -36,11 +33,12 @@ import type {
   Refusal,
   SendOptions,
 } from './kernel-handle-options.js';
-import { type DormantInstance, dropDormant, queuedIn, sendState } from './kernel-migration.js';
+import type { DormantInstance } from './kernel-migration.js';
 
 export type { DormantInstance } from './kernel-migration.js';
 
-import { type OrphanedKernel, recoverInputs, salvageInput } from './kernel-recovery.js';
+import { errorNumberFrom, type InstanceOwner, KernelInstance } from './kernel-instance.js';
+import { salvageInput } from './kernel-recovery.js';
 import { type SendQueueOwner, WaitingSends } from './send-queue.js';
 import { checkSendOptions, refusalOf, refusedLetter } from './send-refusal.js';
 
@@ -69,7 +67,7 @@ const RESOLVED = Promise.resolve();
 /** The options of a send or call that gave none (no allocation per send). */
 const NO_OPTIONS: SendOptions & CallOptions = Object.freeze({});
 /** How long a forced kernel gets to stop after the message in hand before the host marks it Failed itself. */
-const FORCE_GRACE_MS = 1000;
+const _FORCE_GRACE_MS = 1000;
 /** How long one wait of `for await (… of handle)` lasts before it looks again (it waits on, however long). */
 const ITERATION_WAIT_MS = 60_000;
 /** How long the host spins for a response before parking, in ms: a kernel usually answers well within it. */
@@ -101,8 +99,6 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   #consumer: FrameConsumer;
   /** The input ring (an empty stand-in once the kernel ended and its rings went back for reuse). */
   #inputMemory: FrameRingMemory;
-  /** The current instance has left its worker (reported its exit, or its thread died). */
-  #instanceLeft = false;
   #ringsReleased = false;
   /** Calls that gave up after their request was written: their responses, should they come, are dead letters. */
   readonly #abandoned = new Map<number, Error>();
@@ -146,36 +142,21 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   #terminating: Promise<void> | undefined;
   #markExited!: () => void;
   #nextMessageId: number;
-  /** The device hosting the current instance. */
-  #device: number;
-  #migrations = 0;
-  /** Dormant instances dropped on purpose (their port's close is not a worker's death). */
-  readonly #discarded = new WeakSet<DormantInstance>();
+  /** Ids of `receive` waits (each keys a table of its own). */
+  #nextReceiveId = 0;
   #sent = 0;
   #pumping = false;
   #failure: Error | undefined;
   #lastErrorMessage: string | undefined;
   #exitStatus: 'Terminated' | 'Failed' | undefined;
-  /** The control-port RPC with the current instance (rebound when a supervisor restarts or a migration moves it). */
-  readonly #channel: ControlChannel;
-  /** Kernel-to-kernel links, replayed into a restarted instance. */
-  readonly #links: LinkCommand[] = [];
-  /** The supervisor's failure listener; while set, a failure suspends the kernel instead of ending it. */
-  #supervisor: KernelFailureListener | undefined;
-  /** The instance has left its worker and the handle waits for a restart (or to be given up). */
-  #suspended = false;
-  /** Whether the user last activated (not deactivated) the kernel, so a restarted instance is activated too. */
-  #activeWanted = false;
+  /** The current instance in its worker: lifecycle commands, reports, restarts, migrations, checkpoints. */
+  readonly #instance: KernelInstance;
   /**
    * The lowest priority the kernel admits now: 0 (everything) normally, raised by load shedding, above 255
    * (nothing) while the runtime accepts no work. One compare on the send path.
    */
   #minPriority = 0;
   #refusal: Refusal | undefined;
-  /** Settles when a suspended kernel is restarted (or rejects when it is given up): commands wait for it. */
-  #resumed: { promise: Promise<void>; resolve(): void; reject(error: Error): void } | undefined;
-  /** Settles the wait for a graceful stop-for-restart. */
-  #onInstanceExit: (() => void) | undefined;
   readonly #onOutput = (frame: FrameView): void => this.#dispatch(frame);
   #hasOutput = (): boolean => this.#consumer.hasData();
 
@@ -204,31 +185,48 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       };
     }
     this.#nextMessageId = init.firstMessageId ?? 1;
-    this.#device = init.device;
     this.#exited = new Promise((resolve) => {
       this.#markExited = resolve;
     });
-    this.#channel = new ControlChannel(init.name, {
-      report: (report) => this.#report(report),
-      closed: (threadId) => this.#instanceClosed(threadId),
-    });
-    this.#channel.bind(init.port, init.threadId);
+    this.#instance = new KernelInstance(this.#instanceOwner());
   }
 
-  /** The instance's port closed without an exit report: its worker is gone (process.exit in a handler, a crash). */
-  #instanceClosed(threadId: number): void {
-    this.#instanceLeft = true;
-    if (this.#exitStatus !== undefined) {
-      // Ended already (a forced termination failed it): now that its worker has let go, its rings may go too.
-      this.#releaseRings();
-      return;
-    }
-    if (this.#suspended) {
-      this.#onInstanceExit?.(); // died while stopping for a restart: stopped all the same
-      return;
-    }
-    this.#init.onWorkerExit(threadId);
-    this.#fail(new KernelFailedError(this.name, 'its worker thread exited'), 'kernel-failed');
+  /** What the instance control needs of this handle. */
+  #instanceOwner(): InstanceOwner {
+    return {
+      handle: this as KernelHandle,
+      name: this.name,
+      instanceId: this.instanceId,
+      control: this.#control,
+      init: this.#init,
+      tracer: this.#tracer,
+      exited: this.#exited,
+      failure: () => this.#failure,
+      exitStatus: () => this.#exitStatus,
+      status: () => this.status,
+      transfer: () => this.#transfer,
+      useTransfer: (transfer) => {
+        this.#transfer = transfer;
+        this.#afterWrite = transfer.afterInputWrite;
+      },
+      fail: (error, salvage) => this.#fail(error, salvage),
+      ended: (status) => {
+        this.#exitStatus = status;
+        this.#settleExit();
+      },
+      instanceGone: () => this.#releaseRings(),
+      reopened: () => {
+        this.#exitStatus = undefined;
+      },
+      resumeTraffic: () => {
+        if (this.#waitingSends.length > 0) void this.#waitingSends.flush();
+        if (this.#waiting()) this.#pump();
+      },
+      lastError: (message) => {
+        this.#lastErrorMessage = message;
+      },
+      rejectCall: (messageId, error) => this.#calls.get(messageId)?.reject(error),
+    };
   }
 
   /** The lifecycle state, read from the ControlBlock (no message). */
@@ -249,12 +247,12 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   /** Activates the kernel: it starts (or resumes) taking input. */
   activate(): Promise<void> {
     this.#activationAsked = true;
-    return this.#command('ACTIVATE', 'activate');
+    return this.#instance.command('ACTIVATE', 'activate');
   }
 
   /** Deactivates the kernel: it stays resident and stops taking input; what is sent meanwhile waits, in order. */
   deactivate(): Promise<void> {
-    return this.#command('DEACTIVATE', 'deactivate');
+    return this.#instance.command('DEACTIVATE', 'deactivate');
   }
 
   /**
@@ -289,7 +287,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   async #terminate(options: { readonly drain?: boolean }): Promise<void> {
     const drain = options.drain ?? this.#init.drainOnTerminate;
     // A kernel the user terminates has ended on purpose: no supervisor restarts it.
-    this.#supervisor = undefined;
+    this.#instance.superviseWith(undefined);
     // The kernel stops accepting now. Sends still waiting for room would be written after the worker's last
     // look at its queue (or into a ring nobody consumes any more): they are refused, each a dead letter.
     this.#closed = true;
@@ -305,25 +303,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
         'discarded-on-terminate',
       );
     }
-    if (this.#suspended) {
-      this.abandon(new KernelFailedError(this.name, 'terminated while waiting for its supervisor to restart it'), true);
-      return;
-    }
-    const command = this.#command('TERMINATE', 'terminate', drain);
-    // The word stops a batch in progress after the message in hand; the command says what to do next (and so
-    // does the discard word, for a device executor that acts on the words before the command arrives).
-    this.#control.requestTermination(TERMINATE_FINISH, !drain);
-    await command;
-    const timeout = this.#init.terminationTimeout;
-    if (await this.#exitWithin(timeout)) return;
-    // Forced: the kernel stops after the message in hand and dead-letters the rest; if its worker never gets that
-    // far (a handler that never returns), the kernel is failed anyway.
-    this.#control.requestTermination(TERMINATE_NOW);
-    this.#channel.post({ seq: this.#channel.seq(), command: 'ABORT' });
-    if (await this.#exitWithin(FORCE_GRACE_MS)) return;
-    const error = new KernelFailedError(this.name, `did not terminate within ${timeout} ms`);
-    (error as { cause?: unknown }).cause = { code: ErrorCode.TerminationTimeout };
-    this.#fail(error);
+    return this.#instance.terminate(drain);
   }
 
   /**
@@ -385,7 +365,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       const priority = checked.priority ?? Priority.Normal;
       this.#checkSendable('call', request, priority);
       // Launched and never asked to activate: the kernel takes no input, and the call would only time out.
-      if (this.status === 'Launched' && !this.#activationAsked && this.#supervisor === undefined && !this.#suspended) {
+      const instance = this.#instance;
+      if (this.status === 'Launched' && !this.#activationAsked && !instance.supervised && !instance.suspended) {
         throw new InvalidStateError(
           this.name,
           'call',
@@ -449,7 +430,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     if (this.#exitStatus === 'Terminated') {
       return Promise.reject(new InvalidStateError(this.name, 'receive from', 'Terminated', 'Active'));
     }
-    const id = this.#channel.seq();
+    const id = this.#nextReceiveId++;
     const waiting = new Map<number, PendingCall>();
     const promise = this.#waitFor(waiting, id, timeout, signal, 'receive');
     this.#receivers.push(waiting.get(id) as PendingCall);
@@ -563,10 +544,10 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       latency: this.#init.histogram.summary(),
       transferStrategy: this.#transfer.strategy,
       transfer: this.#transfer.stats(),
-      workerThreadId: this.#channel.threadId,
+      workerThreadId: this.#instance.threadId,
       restarts: control.generation,
-      device: this.#device,
-      migrations: this.#migrations,
+      device: this.#instance.device,
+      migrations: this.#instance.migrations,
       gridSize: this.#init.gridSize,
       blockSize: this.#init.blockSize,
     };
@@ -609,18 +590,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    * Sends a kernel-to-kernel wiring command to the kernel's worker and waits for it to be in place; the link is
    * kept and wired again into every restarted instance. @internal
    */
-  async link(command: LinkCommand): Promise<void> {
-    if (this.#suspended) {
-      this.#links.push(command); // wired when the supervisor restarts the kernel
-      return;
-    }
-    await this.#sendLink(command);
-    this.#links.push(command);
-  }
-
-  #sendLink(command: LinkCommand): Promise<void> {
-    if (this.#failure !== undefined) return Promise.reject(this.#failure);
-    return this.#channel.request(command);
+  link(command: LinkCommand): Promise<void> {
+    return this.#instance.link(command);
   }
 
   /** Where a new instance of this kernel can be launched (restart here, another worker, another device). @internal */
@@ -640,12 +611,12 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
 
   /** Whether a supervisor watches this kernel (restarts it when its instance fails). @internal */
   get supervised(): boolean {
-    return this.#supervisor !== undefined;
+    return this.#instance.supervised;
   }
 
   /** Whether the kernel's instance has stopped and its supervisor has yet to restart it (or give it up). */
   get awaitingRestart(): boolean {
-    return this.#suspended;
+    return this.#instance.suspended;
   }
 
   /**
@@ -654,7 +625,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    * answer with {@link KernelHandle.restart} or {@link KernelHandle.abandon}. @internal
    */
   superviseWith(listener: KernelFailureListener | undefined): void {
-    this.#supervisor = listener;
+    this.#instance.superviseWith(listener);
   }
 
   /**
@@ -662,35 +633,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    * writes the outputs it made, then leaves its worker; its queued input stays in the rings for the next
    * instance. Resolves once it has left (at once when it already has). @internal
    */
-  async stopForRestart(): Promise<void> {
-    if (this.#suspended || this.#failure !== undefined || this.#exitStatus !== undefined) return;
-    this.#enterSuspension();
-    const exited = new Promise<void>((resolve) => {
-      this.#onInstanceExit = resolve;
-    });
-    this.#channel.post({ seq: this.#channel.seq(), command: 'TERMINATE', drain: false, keep: true });
-    // The queue stays in the rings for the next instance (a device executor reads that from the discard word).
-    this.#control.requestTermination(TERMINATE_FINISH, true);
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(false), this.#init.terminationTimeout);
-    });
-    try {
-      if (await Promise.race([exited.then(() => true), timedOut])) return;
-    } finally {
-      clearTimeout(timer);
-      this.#onInstanceExit = undefined;
-    }
-    // The instance does not stop (a handler that never returns): it cannot be restarted, only given up.
-    const error = new KernelFailedError(
-      this.name,
-      `did not stop for a restart within ${this.#init.terminationTimeout} ms`,
-    );
-    (error as { cause?: unknown }).cause = { code: ErrorCode.TerminationTimeout };
-    this.#control.requestTermination(TERMINATE_NOW);
-    this.#channel.post({ seq: this.#channel.seq(), command: 'ABORT' });
-    this.abandon(error);
-    throw error;
+  stopForRestart(): Promise<void> {
+    return this.#instance.stopForRestart();
   }
 
   /**
@@ -699,39 +643,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    * activated again if it was active. What was queued meanwhile is handled by the new instance; calls still
    * waiting get their responses from it. @internal
    */
-  async restart(): Promise<void> {
-    if (!this.#suspended || this.#failure !== undefined) {
-      throw new InvalidStateError(this.name, 'restart', this.status, 'Launched');
-    }
-    // A dma kernel's replicas held what the dead instance was given: they go (the output replica's frames are
-    // carried home first), the input ring resumes at the handled cursor, and fresh replicas start from there.
-    const reopen = this.#transfer.reopen;
-    if (reopen !== undefined) this.#transfer.release();
-    recoverInputs(this.#orphaned);
-    if (reopen !== undefined) {
-      this.#transfer = reopen();
-      this.#afterWrite = this.#transfer.afterInputWrite;
-    }
-    this.#control.resetForRestart();
-    const { port1, port2 } = new MessageChannel();
-    let threadId: number;
-    try {
-      ({ threadId, device: this.#device } = await this.#init.reattach(this, port2));
-    } catch (error) {
-      port1.close();
-      throw error;
-    }
-    this.#channel.bind(port1, threadId);
-    this.#instanceLeft = false;
-    this.#exitStatus = undefined;
-    this.#suspended = false;
-    const resumed = this.#resumed;
-    this.#resumed = undefined;
-    for (const link of this.#links) await this.#sendLink(link);
-    if (this.#activeWanted) await this.#command('ACTIVATE', 'activate');
-    if (this.#waitingSends.length > 0) void this.#waitingSends.flush();
-    if (this.#waiting()) this.#pump();
-    resumed?.resolve();
+  restart(): Promise<void> {
+    return this.#instance.restart();
   }
 
   /**
@@ -740,23 +653,17 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    * own terminate without drain would. @internal
    */
   abandon(error: Error, quiet = false): void {
-    this.#supervisor = undefined;
-    if (this.#failure !== undefined) return;
-    const wasSuspended = this.#suspended;
-    this.#suspended = false;
-    this.#resumed?.reject(error);
-    this.#resumed = undefined;
-    this.#fail(error, wasSuspended ? (quiet ? 'discarded-on-terminate' : 'kernel-failed') : undefined);
+    this.#instance.abandon(error, quiet);
   }
 
   /** The (virtual) device hosting the kernel now. */
   get device(): number {
-    return this.#device;
+    return this.#instance.device;
   }
 
   /** Times the kernel was migrated between devices. */
   get migrations(): number {
-    return this.#migrations;
+    return this.#instance.migrations;
   }
 
   /**
@@ -770,22 +677,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    * const saved = await counter.checkpoint();
    * const twin = await runtime.launch('counter', 1, 1, { name: 'counter-2', restore: saved, autoActivate: true });
    */
-  async checkpoint(): Promise<KernelCheckpoint> {
-    const wasActive = await this.quiesce();
-    try {
-      const state = await this.snapshotState();
-      const queued = copyQueuedFrames(this.#init.input);
-      this.#init.onCheckpoint();
-      return Object.freeze({
-        kernelId: this.kernelId,
-        name: this.name,
-        takenAt: new Date(),
-        state,
-        queued,
-      });
-    } finally {
-      if (wasActive) await this.resumeAfterQuiesce();
-    }
+  checkpoint(): Promise<KernelCheckpoint> {
+    return this.#instance.checkpoint(this.kernelId);
   }
 
   /**
@@ -793,42 +686,26 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    * checkpoint's pause): it finishes the batch in hand and takes no more input. Returns whether it was active.
    * @internal
    */
-  async quiesce(): Promise<boolean> {
-    if (this.status !== 'Active') return false;
-    await this.#command('DEACTIVATE', 'quiesce', true, false);
-    return true;
+  quiesce(): Promise<boolean> {
+    return this.#instance.quiesce();
   }
 
   /** Ends a {@link KernelHandle.quiesce}: activates the kernel again if the user still wants it active. @internal */
-  async resumeAfterQuiesce(): Promise<void> {
-    if (this.#activeWanted && this.status !== 'Active') await this.#command('ACTIVATE', 'resume', true, false);
+  resumeAfterQuiesce(): Promise<void> {
+    return this.#instance.resumeAfterQuiesce();
   }
 
   /** Asks the instance for its state's bytes (between batches). @throws {StateSnapshotError} @internal */
   snapshotState(): Promise<Uint8Array> {
-    if (this.#failure !== undefined) return Promise.reject(this.#failure);
-    if (this.#exitStatus !== undefined || this.#suspended) {
-      return Promise.reject(new InvalidStateError(this.name, 'checkpoint', this.status, 'Active'));
-    }
-    return this.#channel.snapshot();
+    return this.#instance.snapshotState();
   }
 
   /**
    * Attaches a migration's new instance, dormant, on `device`: its worker loads the kernel's module now, before
    * the kernel pauses. @internal
    */
-  async prepareMove(device: number): Promise<DormantInstance> {
-    const { port1, port2 } = new MessageChannel();
-    // A dma CUDA kernel's rings are replicas in its device's memory: the new instance gets its own on the target.
-    const transferMove = this.#transfer.moveTo?.(device);
-    try {
-      const threadId = await this.#init.attachDormant(this, port2, device, transferMove?.devicePointers);
-      return { port: port1, threadId, device, transferMove };
-    } catch (error) {
-      port1.close();
-      transferMove?.abort();
-      throw error;
-    }
+  prepareMove(device: number): Promise<DormantInstance> {
+    return this.#instance.prepareMove(device);
   }
 
   /**
@@ -837,15 +714,12 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    * not. @internal
    */
   transferState(dormant: DormantInstance, state: Uint8Array): { restored: Promise<void> } {
-    return sendState(this.name, dormant, state, {
-      discarded: this.#discarded,
-      onWorkerExit: (threadId) => this.#init.onWorkerExit(threadId),
-    });
+    return this.#instance.transferState(dormant, state);
   }
 
   /** Drops a dormant instance that will not be used (a migration rolling back). @internal */
   discardMove(dormant: DormantInstance): void {
-    dropDormant(dormant, this.#discarded);
+    this.#instance.discardMove(dormant);
   }
 
   /**
@@ -856,70 +730,16 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    * `resume`, it is activated too if the user wants it active (`activated` settles then). Frames in the rings at
    * the swap are returned: they were carried in place. @internal
    */
-  async completeMove(
+  completeMove(
     dormant: DormantInstance,
     resume: boolean,
   ): Promise<{ carried: { frames: number; bytes: number }; activated: Promise<void> }> {
-    try {
-      await this.stopForRestart(); // throws (kernel Failed) when the old instance will not stop
-    } catch (error) {
-      dormant.transferMove?.abort();
-      throw error;
-    }
-    recoverInputs(this.#orphaned);
-    const carried = this.queuedInPlace();
-    if (dormant.transferMove !== undefined) {
-      // The old instance has stopped: its device's mirror carries the last outputs home, and the target's takes
-      // the rings over from the host's, queue included, before the new instance starts.
-      this.#transfer = dormant.transferMove.commit();
-      this.#afterWrite = this.#transfer.afterInputWrite;
-    }
-    this.#control.resetForRestart(false);
-    this.#channel.bind(dormant.port, dormant.threadId);
-    this.#instanceLeft = false;
-    this.#device = dormant.device;
-    this.#migrations++;
-    const request = (message: object): Promise<void> => this.#channel.request(message);
-    // Pipelined, one round trip in all: the port keeps order, so the links are in place before the activation
-    // lets the new instance take input.
-    // The new instance's worker may die before it answers: then the kernel has no instance left and fails (its
-    // queue dead-lettered, nothing lost silently).
-    const started = new Promise<void>((resolve, reject) => {
-      const onClose = (): void => {
-        this.#init.onWorkerExit(dormant.threadId);
-        reject(new KernelFailedError(this.name, 'its new instance exited before it started'));
-      };
-      dormant.port.once('close', onClose);
-      request({ command: 'START' }).then(() => {
-        dormant.port.off('close', onClose);
-        resolve();
-      }, reject);
-    });
-    // Handled now: should the new instance never start, its unanswered wiring is refused when it ends.
-    const wired = Promise.all(this.#links.map((link) => request(link)));
-    wired.catch(() => {});
-    const activated = resume && this.#activeWanted ? request({ command: 'ACTIVATE' }) : Promise.resolve();
-    activated.catch(() => {}); // awaited by the caller
-    try {
-      await started;
-    } catch (error) {
-      this.abandon(error as Error);
-      throw error;
-    }
-    await wired;
-    this.#exitStatus = undefined;
-    this.#suspended = false;
-    const resumed = this.#resumed;
-    this.#resumed = undefined;
-    if (this.#waitingSends.length > 0) void this.#waitingSends.flush();
-    if (this.#waiting()) this.#pump();
-    resumed?.resolve();
-    return { carried, activated };
+    return this.#instance.completeMove(dormant, resume);
   }
 
   /** Frames (and their bytes) queued now in the input ring and every kernel-to-kernel input ring. @internal */
   queuedInPlace(): { frames: number; bytes: number } {
-    return queuedIn([this.#init.input, ...this.#orphaned.linkInputs]);
+    return this.#instance.queuedInPlace();
   }
 
   /** Marks the kernel Failed from the host side (its worker is gone). @internal */
@@ -952,7 +772,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
         closed: this.#closed,
         admitted,
         refusal: this.#refusal,
-        awaitsRestart: this.#suspended || this.#supervisor !== undefined,
+        awaitsRestart: this.#instance.suspended || this.#instance.supervised,
       },
       operation,
       priority,
@@ -992,7 +812,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    */
   get pendingWork(): number {
     let pending = this.#producer.pendingFrames() + this.#waitingSends.length + this.#calls.size;
-    for (const link of this.#links) {
+    for (const link of this.#instance.links) {
       if (link.command !== 'LINK_IN') continue;
       const indices = new Uint32Array(link.memory.ring, 0, 2);
       // Acquire loads of the link's write and read indices (its producer and consumer are other threads).
@@ -1289,96 +1109,13 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     return codec.view(new DataView(payload.buffer), payload, 0, payload.length) as OutView;
   }
 
-  #command(command: LifecycleCommand, operation: string, drain = true, wanted = true): Promise<void> {
-    if (this.#failure !== undefined) return Promise.reject(this.#failure);
-    // Between two instances: the command goes to the next one, once it is attached.
-    const resumed = this.#resumed;
-    if (this.#suspended && resumed !== undefined) {
-      return resumed.promise.then(() => this.#command(command, operation, drain, wanted));
-    }
-    const status = this.status;
-    if (!lifecycleAccepts(status, command)) {
-      return Promise.reject(new InvalidStateError(this.name, operation, status, COMMAND_TARGET[command]));
-    }
-    const done = this.#channel
-      .request(command === 'TERMINATE' ? { command, drain, keep: false } : { command })
-      .then(() => {
-        if (command !== 'TERMINATE' && wanted) this.#activeWanted = command === 'ACTIVATE';
-      });
-    // Activate and deactivate are lifecycle spans of their own; terminate's span covers the whole of terminate().
-    const tracer = this.#tracer;
-    if (tracer !== undefined && command !== 'TERMINATE') {
-      const span = tracer.beginLifecycle();
-      const transition = command === 'ACTIVATE' ? LifecycleTransition.ACTIVATE : LifecycleTransition.DEACTIVATE;
-      if (span !== undefined) {
-        done.then(
-          () => tracer.endLifecycle(span, transition, this.instanceId, 0),
-          (error: unknown) => tracer.endLifecycle(span, transition, this.instanceId, errorNumberFrom(error)),
-        );
-      }
-    }
-    return done;
-  }
-
-  #report(report: Extract<WorkerReport, { type: 'deadLetter' | 'exit' | 'inspect' }>): void {
-    switch (report.type) {
-      case 'inspect':
-        this.#init.onInspect?.(report.event);
-        return;
-      case 'deadLetter': {
-        const letter = report.letter;
-        this.#lastErrorMessage = `${letter.error.name}: ${letter.error.message}`;
-        this.#init.onDeadLetter({ kernel: this.name, ...letter, at: new Date() });
-        // A call whose handler failed is answered by its dead letter, whether or not the error reply on the output
-        // ring gets there (it may be held for room when the kernel fails; a late one is ignored).
-        if (letter.reason === 'handler-error' && report.request === true) {
-          this.#calls.get(letter.messageId)?.reject(new HandlerFailedError(this.name, letter.error));
-        }
-        return;
-      }
-      case 'exit':
-        // The instance has left its worker: it touches the rings no more.
-        this.#instanceLeft = true;
-        if (report.deviceLost !== undefined) this.#init.onDeviceLost?.(this.#device, report.deviceLost);
-        if (this.#suspended) {
-          // Stopped for a restart: the handle lives on, waiting for the next instance.
-          this.#channel.unref();
-          this.#onInstanceExit?.();
-          return;
-        }
-        if (report.status === 'Failed') {
-          // The instance has exited: nothing consumes the input any more, so an unsupervised kernel's queue is
-          // dead-lettered (a supervised one keeps it for the next instance).
-          const reason = report.reason ?? 'unknown';
-          this.#fail(
-            report.deviceLost === undefined
-              ? new KernelFailedError(this.name, reason)
-              : new CudaDeviceLostError(this.#device, report.deviceLost, `kernel '${this.name}' failed: ${reason}`),
-            'kernel-failed',
-          );
-          return;
-        }
-        // Failed from the host side meanwhile (forced, or its worker gone): already ended and counted; its rings
-        // may go now that the instance has left.
-        if (this.#exitStatus !== undefined) {
-          this.#releaseRings();
-          return;
-        }
-        this.#exitStatus = report.status;
-        this.#settleExit();
-        return;
-    }
-  }
-
   #settleExit(): void {
-    this.#channel.unref();
     // No more responses can come; the deadline timer must not hold the ended handle (and its rings).
     this.#abandoned.clear();
     if (this.#deadlines.size === 0) this.#disarmTimer();
-    // The instance has gone: the worker answered every command it took before its exit report (the port keeps
-    // order), so a command still waiting was never taken and never will be: refused, typed, not left hanging.
+    // The instance has gone: a command still waiting was never taken and never will be: refused, typed.
     const ended = this.#exitStatus ?? 'Terminated';
-    this.#channel.rejectAll(new InvalidStateError(this.name, 'change the state of', ended, 'Active'));
+    this.#instance.ended(new InvalidStateError(this.name, 'change the state of', ended, 'Active'));
     this.#markExited();
     this.#init.onExit(this);
     // Wake the output pump so pending receivers learn the kernel is gone once its outputs are read.
@@ -1393,7 +1130,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    */
   #releaseRings(): void {
     const release = this.#init.releaseRings;
-    if (release === undefined || !this.#instanceLeft || this.#ringsReleased) return;
+    if (release === undefined || !this.#instance.left || this.#ringsReleased) return;
     if (this.#transfer.strategy !== 'direct') return;
     this.#ringsReleased = true;
     this.#consumer.drain(this.#onOutput);
@@ -1413,12 +1150,13 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     // Failed already, or ended Terminated: a kernel ends once, and is counted once.
     if (this.#failure !== undefined || this.#exitStatus !== undefined) return;
     // The instance failed: a fail span either way (a supervised kernel's restart is a span of its own).
+    const instance = this.#instance;
     const span = this.#tracer?.beginLifecycle();
-    if (span !== undefined && !this.#suspended) {
+    if (span !== undefined && !instance.suspended) {
       this.#tracer?.endLifecycle(span, LifecycleTransition.FAIL, this.instanceId, ErrorNumber.KernelFailed);
     }
-    if (this.#supervisor !== undefined && !this.#suspended) {
-      this.#suspend(error);
+    if (instance.supervised && !instance.suspended) {
+      instance.suspend(error);
       return;
     }
     this.#failure = error;
@@ -1433,62 +1171,10 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     for (const call of [...this.#calls.values()]) call.reject(error);
     for (const receiver of [...this.#receivers]) receiver.reject(error);
     this.#waitingSends.drop(error, 'kernel-failed');
-    this.#channel.rejectAll(error);
+    instance.failed(error);
     // Before the exit settles: its rings may go back for reuse then.
-    if (salvage !== undefined) salvageInput(this.#orphaned, salvage);
+    if (salvage !== undefined) salvageInput(instance.orphaned, salvage);
     this.#settleExit();
-  }
-
-  /** From now on the instance is gone (or going) and the handle waits for the next one. */
-  #enterSuspension(): void {
-    this.#suspended = true;
-    let resolve!: () => void;
-    let reject!: (error: Error) => void;
-    const promise = new Promise<void>((res, rej) => {
-      resolve = res;
-      reject = rej;
-    });
-    promise.catch(() => {}); // nobody need be waiting
-    this.#resumed = { promise, resolve, reject };
-  }
-
-  #suspend(error: Error): void {
-    this.#enterSuspension();
-    // The instance is gone: the host is the only writer of the status word until the next one attaches.
-    this.#control.setActive(false);
-    this.#control.setStatus(KernelStatus.Failed);
-    this.#control.recordError(ErrorCode.KernelFailed);
-    this.#lastErrorMessage = error.message;
-    // Commands in flight will never be answered by that instance.
-    this.#channel.rejectReplies(error);
-    this.#channel.unref();
-    this.#init.onInterrupted(this);
-    (this.#supervisor as KernelFailureListener)(this, error);
-  }
-
-  /** The kernel's rings and records for its recovery (kernel-recovery.ts), when its instance has gone. */
-  get #orphaned(): OrphanedKernel {
-    const links = this.#links;
-    return {
-      name: this.name,
-      control: this.#control,
-      input: this.#init.input,
-      linkInputs: links.flatMap((link) => (link.command === 'LINK_IN' ? [link.memory] : [])),
-      onDeadLetter: (letter) => this.#init.onDeadLetter(letter),
-      rejectCall: (messageId, error) => this.#calls.get(messageId)?.reject(error),
-    };
-  }
-
-  async #exitWithin(ms: number): Promise<boolean> {
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(false), ms);
-    });
-    try {
-      return await Promise.race([this.#exited.then(() => true), timedOut]);
-    } finally {
-      clearTimeout(timer);
-    }
   }
 }
 
@@ -1497,13 +1183,6 @@ let endedRingMemory: FrameRingMemory | undefined;
 function endedRing(): FrameRingMemory {
   endedRingMemory ??= createFrameRing({ capacityBytes: FrameHeader.SIZE + 8, maxPayloadSize: 0 });
   return endedRingMemory;
-}
-
-/** The numeric code of an error, for a span record (HandlerFailed for errors without a ringkernel code). */
-function errorNumberFrom(error: unknown): number {
-  const code = (error as { code?: unknown } | undefined)?.code;
-  const number = typeof code === 'string' ? errorNumberOf(code as ErrorCodeString) : 0;
-  return number === 0 ? ErrorNumber.HandlerFailed : number;
 }
 
 function parseRemoteError(frame: FrameView): SerializedError {
