@@ -2,7 +2,6 @@ import { type Relaunch, relaunchOf } from '../bridge/relaunch.js';
 import type { KernelTransfer } from '../bridge/transfer-bridge.js';
 import type { KernelCheckpoint } from '../devices/checkpoint.js';
 import { ErrorNumber } from '../errors/codes.js';
-import { StateSnapshotError } from '../errors/device-errors.js';
 import { HandlerFailedError, InvalidStateError, KernelFailedError } from '../errors/runtime-errors.js';
 import { AbortedError, TimeoutError } from '../errors/value-errors.js';
 import { ERROR_REPLY_TYPE_ID, type SerializedError } from '../executor/protocol.js';
@@ -33,10 +32,11 @@ import type {
   Refusal,
   SendOptions,
 } from './kernel-handle-options.js';
-import type { DormantInstance } from './kernel-migration.js';
 
 export type { DormantInstance } from './kernel-migration.js';
 
+import type { MigratableKernel } from '../devices/kernel-migrator.js';
+import { CallWaiters, type PendingCall } from './call-waiters.js';
 import { errorNumberFrom, type InstanceOwner, KernelInstance } from './kernel-instance.js';
 import { salvageInput } from './kernel-recovery.js';
 import { type SendQueueOwner, WaitingSends } from './send-queue.js';
@@ -53,21 +53,9 @@ export type {
   SendOptions,
 } from './kernel-handle-options.js';
 
-interface PendingCall {
-  /** performance.now() when the call (or receive) began. */
-  readonly startedAt: number;
-  readonly deadline: number;
-  expire(): void;
-  resolve(value: unknown): void;
-  reject(error: Error): void;
-  cleanup(): void;
-}
-
 const RESOLVED = Promise.resolve();
 /** The options of a send or call that gave none (no allocation per send). */
 const NO_OPTIONS: SendOptions & CallOptions = Object.freeze({});
-/** How long a forced kernel gets to stop after the message in hand before the host marks it Failed itself. */
-const _FORCE_GRACE_MS = 1000;
 /** How long one wait of `for await (… of handle)` lasts before it looks again (it waits on, however long). */
 const ITERATION_WAIT_MS = 60_000;
 /** How long the host spins for a response before parking, in ms: a kernel usually answers well within it. */
@@ -121,13 +109,12 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   #transfer: KernelTransfer;
   /** How long the pump spins for output before it parks, ms. */
   readonly #spinMs: number;
-  readonly #calls = new Map<number, PendingCall>();
-  /** Every call and receive waiting, for the shared deadline timer. */
-  readonly #deadlines = new Set<PendingCall>();
-  #timer: NodeJS.Timeout | undefined;
-  #timerAt = Number.POSITIVE_INFINITY;
+  /** The calls and receives waiting, with their shared deadline timer. */
+  readonly #waiters: CallWaiters<OutView>;
+  /** The waiters' tables, read directly by the output pump. */
+  readonly #calls: Map<number, PendingCall>;
+  readonly #receivers: PendingCall[];
   readonly #received: OutView[] = [];
-  readonly #receivers: PendingCall[] = [];
   /** Sends waiting for room in the input ring. */
   readonly #waitingSends = new WaitingSends(() => this.#sendQueueOwner());
   /** Traced calls whose answer says the kernel's span was not recorded (cleared when the call's span ends). */
@@ -142,8 +129,6 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   #terminating: Promise<void> | undefined;
   #markExited!: () => void;
   #nextMessageId: number;
-  /** Ids of `receive` waits (each keys a table of its own). */
-  #nextReceiveId = 0;
   #sent = 0;
   #pumping = false;
   #failure: Error | undefined;
@@ -185,6 +170,13 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       };
     }
     this.#nextMessageId = init.firstMessageId ?? 1;
+    this.#waiters = new CallWaiters<OutView>({
+      name: init.name,
+      ended: () => this.#exitStatus !== undefined,
+      callGaveUp: (messageId, error) => this.#callGaveUp(messageId, error),
+    });
+    this.#calls = this.#waiters.calls;
+    this.#receivers = this.#waiters.receivers;
     this.#exited = new Promise((resolve) => {
       this.#markExited = resolve;
     });
@@ -360,7 +352,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     if (signal?.aborted) return Promise.reject(new AbortedError(`call on kernel '${this.name}'`, signal.reason));
     const timeout = checked.timeout ?? 30_000;
     const messageId = this.#nextMessageId;
-    const response = this.#waitFor(this.#calls, messageId, timeout, signal, 'call');
+    const response = this.#waiters.call(messageId, timeout, signal);
     try {
       const priority = checked.priority ?? Priority.Normal;
       this.#checkSendable('call', request, priority);
@@ -380,7 +372,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
         this.#pump();
         return response;
       }
-      // Waits for room with no deadline or signal of its own: the call's own withdraw it (see #giveUpCall).
+      // Waits for room with no deadline or signal of its own: the call's own withdraw it (see #callGaveUp).
       this.#waitingSends
         .enqueue(
           this.#inputCodec,
@@ -430,10 +422,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     if (this.#exitStatus === 'Terminated') {
       return Promise.reject(new InvalidStateError(this.name, 'receive from', 'Terminated', 'Active'));
     }
-    const id = this.#nextReceiveId++;
-    const waiting = new Map<number, PendingCall>();
-    const promise = this.#waitFor(waiting, id, timeout, signal, 'receive');
-    this.#receivers.push(waiting.get(id) as PendingCall);
+    const promise = this.#waiters.receive(timeout, signal);
     this.#pump();
     return promise;
   }
@@ -682,64 +671,11 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   }
 
   /**
-   * Pauses an active kernel between batches without changing what the user asked for (a migration's or a
-   * checkpoint's pause): it finishes the batch in hand and takes no more input. Returns whether it was active.
-   * @internal
+   * The kernel's side of the migration protocol, for the runtime's migrator: a dormant instance prepared on the
+   * target, the pause, the state's transfer and the swap (see {@link KernelInstance}). @internal
    */
-  quiesce(): Promise<boolean> {
-    return this.#instance.quiesce();
-  }
-
-  /** Ends a {@link KernelHandle.quiesce}: activates the kernel again if the user still wants it active. @internal */
-  resumeAfterQuiesce(): Promise<void> {
-    return this.#instance.resumeAfterQuiesce();
-  }
-
-  /** Asks the instance for its state's bytes (between batches). @throws {StateSnapshotError} @internal */
-  snapshotState(): Promise<Uint8Array> {
-    return this.#instance.snapshotState();
-  }
-
-  /**
-   * Attaches a migration's new instance, dormant, on `device`: its worker loads the kernel's module now, before
-   * the kernel pauses. @internal
-   */
-  prepareMove(device: number): Promise<DormantInstance> {
-    return this.#instance.prepareMove(device);
-  }
-
-  /**
-   * Hands the state to the dormant instance (the buffer is transferred, not copied); `restored` resolves once its
-   * worker has rebuilt the state, or rejects with {@link StateSnapshotError} when the `restore` hook (or v8) could
-   * not. @internal
-   */
-  transferState(dormant: DormantInstance, state: Uint8Array): { restored: Promise<void> } {
-    return this.#instance.transferState(dormant, state);
-  }
-
-  /** Drops a dormant instance that will not be used (a migration rolling back). @internal */
-  discardMove(dormant: DormantInstance): void {
-    this.#instance.discardMove(dormant);
-  }
-
-  /**
-   * The migration's swap: the old instance stops after the batch in hand, writing out the outputs it made and
-   * leaving the queue in the rings (as for a restart); the dormant instance then takes the same rings and
-   * ControlBlock over where the old one's handlers got to, and is wired to the kernel's links again. Senders and
-   * kernel-to-kernel producers keep writing into the same rings, so they now reach the new instance. With
-   * `resume`, it is activated too if the user wants it active (`activated` settles then). Frames in the rings at
-   * the swap are returned: they were carried in place. @internal
-   */
-  completeMove(
-    dormant: DormantInstance,
-    resume: boolean,
-  ): Promise<{ carried: { frames: number; bytes: number }; activated: Promise<void> }> {
-    return this.#instance.completeMove(dormant, resume);
-  }
-
-  /** Frames (and their bytes) queued now in the input ring and every kernel-to-kernel input ring. @internal */
-  queuedInPlace(): { frames: number; bytes: number } {
-    return this.#instance.queuedInPlace();
+  get migration(): MigratableKernel {
+    return this.#instance;
   }
 
   /** Marks the kernel Failed from the host side (its worker is gone). @internal */
@@ -909,90 +845,12 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   }
 
   /**
-   * Registers a waiter (call or receive) with its timeout and abort signal. Timeouts share one timer per handle,
-   * armed for the earliest deadline, instead of a timer per call (a setTimeout/clearTimeout pair per call costs
-   * about as much as the call itself).
-   */
-  #waitFor(
-    table: Map<number, PendingCall>,
-    id: number,
-    timeout: number,
-    signal: AbortSignal | undefined,
-    what: string,
-  ): Promise<OutView> {
-    return new Promise<OutView>((resolve, reject) => {
-      // A call that gives up (its deadline, its signal) leaves its request behind: see #giveUpCall.
-      const giveUp = (error: Error): void => {
-        pending.reject(error);
-        if (table === this.#calls) this.#giveUpCall(id, error);
-      };
-      const onAbort = (): void => giveUp(new AbortedError(`${what} on kernel '${this.name}'`, signal?.reason));
-      const startedAt = performance.now();
-      const pending: PendingCall = {
-        startedAt,
-        deadline: startedAt + timeout,
-        expire: () => giveUp(new TimeoutError(`${what} on kernel '${this.name}'`, timeout)),
-        resolve: (value) => {
-          pending.cleanup();
-          resolve(value as OutView);
-        },
-        reject: (error) => {
-          pending.cleanup();
-          reject(error);
-        },
-        cleanup: () => {
-          // An ended kernel's timer must not hold the handle (and its rings) until the deadline.
-          if (this.#deadlines.delete(pending) && this.#deadlines.size === 0 && this.#exitStatus !== undefined) {
-            this.#disarmTimer();
-          }
-          if (signal !== undefined) signal.removeEventListener('abort', onAbort);
-          table.delete(id);
-          if (table !== this.#calls) {
-            const at = this.#receivers.indexOf(pending);
-            if (at >= 0) this.#receivers.splice(at, 1);
-          }
-        },
-      };
-      if (signal !== undefined) signal.addEventListener('abort', onAbort, { once: true });
-      table.set(id, pending);
-      if (timeout === Number.POSITIVE_INFINITY) return; // no deadline to watch
-      this.#deadlines.add(pending);
-      if (pending.deadline < this.#timerAt) this.#armTimer(pending.deadline);
-    });
-  }
-
-  /**
    * A call gave up (timed out, aborted). Its request still waiting for room is withdrawn (never written, so never
    * answered); one already written may yet be answered: that answer is a dead letter (`late-response`), not an
    * output for `receive`.
    */
-  #giveUpCall(messageId: number, error: Error): void {
+  #callGaveUp(messageId: number, error: Error): void {
     if (!this.#waitingSends.withdraw(messageId, error)) this.#abandoned.set(messageId, error);
-  }
-
-  #disarmTimer(): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#timerAt = Number.POSITIVE_INFINITY;
-  }
-
-  #armTimer(at: number): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timerAt = at;
-    // Unref'd: waiting callers are kept alive by the output pump's park, not by their deadline.
-    this.#timer = setTimeout(() => this.#expire(), Math.max(0, at - performance.now())).unref();
-  }
-
-  #expire(): void {
-    this.#timer = undefined;
-    this.#timerAt = Number.POSITIVE_INFINITY;
-    const now = performance.now();
-    let next = Number.POSITIVE_INFINITY;
-    for (const pending of [...this.#deadlines]) {
-      if (pending.deadline <= now) pending.expire();
-      else next = Math.min(next, pending.deadline);
-    }
-    if (next !== Number.POSITIVE_INFINITY) this.#armTimer(next);
   }
 
   /**
@@ -1112,7 +970,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   #settleExit(): void {
     // No more responses can come; the deadline timer must not hold the ended handle (and its rings).
     this.#abandoned.clear();
-    if (this.#deadlines.size === 0) this.#disarmTimer();
+    this.#waiters.kernelEnded();
     // The instance has gone: a command still waiting was never taken and never will be: refused, typed.
     const ended = this.#exitStatus ?? 'Terminated';
     this.#instance.ended(new InvalidStateError(this.name, 'change the state of', ended, 'Active'));

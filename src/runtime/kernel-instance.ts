@@ -1,6 +1,7 @@
 import { MessageChannel } from 'node:worker_threads';
 import type { KernelTransfer } from '../bridge/transfer-bridge.js';
 import { copyQueuedFrames, type KernelCheckpoint } from '../devices/checkpoint.js';
+import type { MigratableKernel } from '../devices/kernel-migrator.js';
 import { type ErrorCodeString, ErrorNumber, errorNumberOf } from '../errors/codes.js';
 import { CudaDeviceLostError } from '../errors/cuda-errors.js';
 import { HandlerFailedError, InvalidStateError, KernelFailedError } from '../errors/runtime-errors.js';
@@ -64,7 +65,7 @@ export interface InstanceOwner {
  * the cold paths that replace the instance — a supervisor's stop and restart, a migration's dormant instance and
  * swap, a checkpoint's pause. The handle keeps the data plane; this holds what happens between two instances.
  */
-export class KernelInstance {
+export class KernelInstance implements MigratableKernel {
   readonly #owner: InstanceOwner;
   /** The control-port RPC with the current instance (rebound when a supervisor restarts or a migration moves it). */
   readonly #channel: ControlChannel;
@@ -97,6 +98,21 @@ export class KernelInstance {
       closed: (threadId) => this.#instanceClosed(threadId),
     });
     this.#channel.bind(init.port, init.threadId);
+  }
+
+  /** The kernel's name. */
+  get name(): string {
+    return this.#owner.name;
+  }
+
+  /** The kernel's lifecycle state. */
+  get status(): KernelStatusName {
+    return this.#owner.status();
+  }
+
+  /** Whether the kernel waits for its supervisor to restart it (it cannot migrate meanwhile). */
+  get awaitingRestart(): boolean {
+    return this.#suspended;
   }
 
   /** The worker thread hosting the current instance. */

@@ -420,7 +420,7 @@ export class RingKernelRuntime {
       defaultTimeoutMs: this.config.terminationTimeout,
       checkAccepting: (operation) => this.#checkAccepting(operation),
       kernel: (name) => this.kernel(name),
-      migratable: (handle) => handle,
+      migratable: (handle) => handle.migration,
       deviceCount: () => this.#devices.count,
       freeBytes: (device) => this.#devices.freeBytes(device),
       bytesOf: (handle) => this.#memory.bytesOf(handle),
