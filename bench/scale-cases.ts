@@ -20,7 +20,8 @@ const figure = (name: string, value: number, unit: string): CaseResult => ({
 
 /**
  * How many actors one process holds: `idle10k.*` — 10 000 launched, activated, called-once and idle kernels (64-byte
- * messages, default queue), the process's RSS and CPU; `launch.rate` — launches per second over those 10 000;
+ * messages, default queue), the process's RSS and CPU; `launch.rate` — launches per second over those 10 000, and
+ * `launch.cpuUs` the CPU time each took across the process's threads;
  * `churn.rssRatio` — RSS after 10 000 launch / call / terminate cycles with at most 200 alive, over RSS before.
  */
 export function scaleCases(quick: boolean): CaseResult[] {
@@ -32,6 +33,7 @@ export function scaleCases(quick: boolean): CaseResult[] {
     figure(`idle${tag}.rssMB`, idle.rssMB as number, 'MiB (goal < 1024 at 10k)'),
     figure(`idle${tag}.cpuPercent`, idle.cpuPercent as number, '% of one core (goal < 2)'),
     figure('launch.rate', idle.launchesPerSec as number, `launches/s over ${kernels} (goal ≥ 5000)`),
+    figure('launch.cpuUs', idle.launchCpuUs as number, 'CPU µs per launch, all threads (2 cores: 400 = 5000/s)'),
     figure(
       'churn.rssRatio',
       churn.rssRatio as number,
