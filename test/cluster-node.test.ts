@@ -6,14 +6,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { connect, headers } from '@nats-io/transport-node';
 import { FrameBatchWriter } from '../src/cluster/frame-batch.js';
-import {
-  ClusterAuthError,
-  ClusterNameUnknownError,
-  ClusterUnreachableError,
-  type DeadLetter,
-  ErrorCode,
-  RingKernelRuntime,
-} from '../src/index.js';
+import { ClusterAuthError, ClusterNameUnknownError, ClusterUnreachableError } from '../src/cluster.js';
+import { type DeadLetter, ErrorCode, RingKernelRuntime } from '../src/index.js';
 import { Accumulator, Echo, Numbers } from './fixtures/kernels.js';
 import { eventually } from './support/eventually.js';
 import { freePort, type NatsServer, natsServerMissing, startNatsServer } from './support/nats-server.js';
