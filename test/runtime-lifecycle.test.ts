@@ -89,7 +89,8 @@ describe('kernel lifecycle', () => {
     assert.equal(reply.total, 5, 'a call right after launch is answered without activate()');
     await handle.activate();
     assert.equal(handle.status, 'Active');
-    assert.equal(handle.metrics().messagesReceived, 1);
+    const next = await handle.call({ sender: 1, seq: 2, value: 7 }, { timeout: 5_000 });
+    assert.equal(next.total, 12, 'still Active, its state kept');
     await handle.terminate();
   });
 
