@@ -275,9 +275,20 @@ export class KernelLauncher {
       );
     }
     if (onWebGpu && options.transferStrategy !== undefined && options.transferStrategy !== 'direct') {
-      throw new RangeError(
+      throw new InvalidArgumentError(
+        'options.transferStrategy',
         `options.transferStrategy: WebGPU kernels take 'direct' (the device thread reads the rings in place), got ${JSON.stringify(options.transferStrategy)}`,
       );
+    }
+    const outputBytes = onWebGpu ? definition.webgpu?.outputBytes : undefined;
+    if (outputBytes !== undefined) {
+      const limit = this.#maxPayloadSize([definition.output, ...(definition.emits ?? [])], ERROR_REPLY_MAX_BYTES);
+      if (outputBytes > limit) {
+        throw new InvalidArgumentError(
+          'spec.webgpu.outputBytes',
+          `kernel '${definition.id}': webgpu.outputBytes must be at most ${limit} (the output ring's largest payload), got ${outputBytes}`,
+        );
+      }
     }
     if (onCuda) {
       if (
@@ -451,22 +462,28 @@ export class KernelLauncher {
     reserve: number,
     pool?: FrameRingPool,
   ) {
-    // A kernel that emits several types: room for the largest of them.
-    const sizes = (Array.isArray(codec) ? codec : [codec]).map((c) => (c as { size?: unknown }).size);
-    const fixed = sizes.every((size) => typeof size === 'number') ? Math.max(...(sizes as number[])) : undefined;
+    const fixed = fixedSizeOf(codec);
+    const maxPayloadSize = this.#maxPayloadSize(codec, reserve);
     if (fixed !== undefined) {
-      const maxPayloadSize = Math.max(fixed, reserve);
       const capacityBytes = capacity * alignedFrameSize(fixed) + (reserve > fixed ? alignedFrameSize(reserve) : 0) + 8;
       return pool === undefined
         ? createFrameRing({ capacityBytes, maxPayloadSize, integrity })
         : pool.acquire({ capacityBytes, maxPayloadSize, integrity });
     }
-    const maxPayloadSize = this.#host.config.defaultMessageSize - FrameHeader.SIZE;
     // Raw bytes: room for `capacity` modest frames, and never less than two of the largest.
     const capacityBytes = Math.max(capacity * alignedFrameSize(64), 2 * alignedFrameSize(maxPayloadSize) + 8);
     return pool === undefined
       ? createFrameRing({ capacityBytes, maxPayloadSize, integrity })
       : pool.acquire({ capacityBytes, maxPayloadSize, integrity });
+  }
+
+  /** The largest payload a ring for `codec` (and a frame of `reserve` bytes) takes. */
+  #maxPayloadSize(
+    codec: MessageCodec<unknown, unknown> | readonly MessageCodec<unknown, unknown>[],
+    reserve: number,
+  ): number {
+    const fixed = fixedSizeOf(codec);
+    return fixed === undefined ? this.#host.config.defaultMessageSize - FrameHeader.SIZE : Math.max(fixed, reserve);
   }
 
   /** Lets the pooled rings of ended kernels go (the runtime is shutting down). */
@@ -537,4 +554,12 @@ export class KernelLauncher {
       this.#host.devices.markLost(failure.deviceLost.device, failure.deviceLost.cudaErrorName);
     return attachFailureError(failure, kernel, name, onCuda ? 'the CUDA device thread' : 'its worker');
   }
+}
+
+/** The largest size of fixed-size codecs (a kernel that emits several types needs room for each), or undefined. */
+function fixedSizeOf(
+  codec: MessageCodec<unknown, unknown> | readonly MessageCodec<unknown, unknown>[],
+): number | undefined {
+  const sizes = (Array.isArray(codec) ? codec : [codec]).map((c) => (c as { size?: unknown }).size);
+  return sizes.every((size) => typeof size === 'number') ? Math.max(...(sizes as number[])) : undefined;
 }

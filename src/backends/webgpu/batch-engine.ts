@@ -1,3 +1,4 @@
+import { InvalidArgumentError } from '../../errors/argument-errors.js';
 import { ErrorNumber, errorCodeOf } from '../../errors/codes.js';
 import type { MalformedFrameError } from '../../errors/frame-errors.js';
 import { WebGpuError } from '../../errors/webgpu-errors.js';
@@ -224,22 +225,24 @@ export class WebGpuBatchEngine {
   /**
    * Compiles the kernel and makes its resident buffers.
    *
-   * @throws {WgslCompileError} when the handler does not compile; {@link RangeError} on options out of range.
+   * @throws {WgslCompileError} when the handler does not compile; {@link InvalidArgumentError} on options out of
+   * range.
    */
   static async create(options: BatchEngineOptions): Promise<WebGpuBatchEngine> {
     const { program } = options;
     const maxBatch = options.maxBatch ?? 4096;
     if (!Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > 65_536) {
-      throw new RangeError(`maxBatch must be an integer in [1, 65536], got ${maxBatch}`);
+      throw new InvalidArgumentError('maxBatch', `maxBatch must be an integer between 1 and 65536, got ${maxBatch}`);
     }
     const inFlight = options.inFlight ?? 4;
     if (!Number.isInteger(inFlight) || inFlight < 1 || inFlight > 64) {
-      throw new RangeError(`inFlight must be an integer in [1, 64], got ${inFlight}`);
+      throw new InvalidArgumentError('inFlight', `inFlight must be an integer between 1 and 64, got ${inFlight}`);
     }
     const outputBytes = options.outputBytes ?? Math.min(256, options.output.maxPayloadSize);
     if (!Number.isInteger(outputBytes) || outputBytes < 0 || outputBytes > options.output.maxPayloadSize) {
-      throw new RangeError(
-        `outputBytes must be an integer in [0, ${options.output.maxPayloadSize}] (the output ring's largest payload), got ${outputBytes}`,
+      throw new InvalidArgumentError(
+        'outputBytes',
+        `outputBytes must be an integer between 0 and ${options.output.maxPayloadSize} (the output ring's largest payload), got ${outputBytes}`,
       );
     }
     const compiled = await compileWgslKernel(options.device, program);
@@ -354,7 +357,8 @@ export class WebGpuBatchEngine {
   /** Overwrites the state buffer (before the next batch is submitted). */
   restore(bytes: Uint8Array): void {
     if (bytes.length !== this.#stateBytes) {
-      throw new RangeError(
+      throw new InvalidArgumentError(
+        'restore',
         `kernel '${this.#kernelId}': restore needs ${this.#stateBytes} bytes of state, got ${bytes.length}`,
       );
     }

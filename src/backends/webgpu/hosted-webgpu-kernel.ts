@@ -1,3 +1,4 @@
+import { ArgumentTypeError } from '../../errors/argument-errors.js';
 import { ErrorCode, ErrorNumber } from '../../errors/codes.js';
 import type { WebGpuError } from '../../errors/webgpu-errors.js';
 import type { ExecutorShell, PreparedKernel, RunningKernel } from '../../executor/executor-shell.js';
@@ -45,7 +46,9 @@ export class HostedWebGpuKernel implements RunningKernel {
     device: GPUDevice,
   ): Promise<PreparedKernel> {
     const spec = definition.webgpu;
-    if (spec === undefined) throw new TypeError(`kernel '${definition.id}' has no webgpu part`);
+    if (spec === undefined) {
+      throw new ArgumentTypeError('spec.webgpu', `kernel '${definition.id}' has no webgpu part to run on the device`);
+    }
     const task = shell.task;
     const codecs = [definition.input, definition.output, ...(definition.emits ?? [])];
     const program = buildWgslProgram({
