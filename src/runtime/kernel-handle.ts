@@ -14,6 +14,7 @@ import {
   type SerializedError,
   type WorkerReport,
 } from '../executor/protocol.js';
+import type { DeviceBatchMetrics } from '../kernel/device-batch-metrics.js';
 import { COMMAND_TARGET, type LifecycleCommand, lifecycleAccepts } from '../kernel/kernel-lifecycle.js';
 import { LatencyHistogram } from '../kernel/latency-histogram.js';
 import { checkPriority, invalidPriority, isPriority, Priority } from '../kernel/priority.js';
@@ -543,6 +544,11 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   /** Latency of the kernel-to-kernel hops into this kernel (one frame in eight). @internal */
   get hopLatency(): LatencyHistogram {
     return this.#init.hopHistogram;
+  }
+
+  /** A WebGPU kernel's batch metrics (batches, their sizes, in flight, stage times); undefined on CPU workers. @internal */
+  get deviceBatches(): DeviceBatchMetrics | undefined {
+    return this.#init.deviceBatches;
   }
 
   /** The round trip of this handle's calls answered with a result, host side. @internal */

@@ -15,6 +15,7 @@ import {
 } from '../errors/runtime-errors.js';
 import { attachFailureError } from '../executor/attach-failure.js';
 import { type AttachFailure, type AttachResult, type AttachTask, ERROR_REPLY_MAX_BYTES } from '../executor/protocol.js';
+import { DEVICE_BATCH_METRICS_BYTES, DeviceBatchMetrics } from '../kernel/device-batch-metrics.js';
 import { findKernel, isEntryModule, type KernelDefinition } from '../kernel/kernel-definition.js';
 import { KERNEL_HISTOGRAMS_BYTES, LATENCY_HISTOGRAM_BYTES, LatencyHistogram } from '../kernel/latency-histogram.js';
 import type { LifecycleInspector } from '../operations/lifecycle-inspector.js';
@@ -306,7 +307,8 @@ export class KernelLauncher {
     const control = ControlBlock.create(instanceId);
     // A device executor learns from the block that its rings require checksums (a CPU worker from the rings).
     control.setIntegrity(integrity);
-    const histogram = new SharedArrayBuffer(KERNEL_HISTOGRAMS_BYTES);
+    // A WebGPU kernel's batch metrics follow its latency histograms: the device thread records, the exporter reads.
+    const histogram = new SharedArrayBuffer(KERNEL_HISTOGRAMS_BYTES + (onWebGpu ? DEVICE_BATCH_METRICS_BYTES : 0));
     const input = this.ring(definition.input, capacity, integrity, 0, this.#ringPool);
     const output = this.ring(
       [definition.output, ...(definition.emits ?? [])],
@@ -399,6 +401,7 @@ export class KernelLauncher {
       control,
       histogram: new LatencyHistogram(histogram),
       hopHistogram: new LatencyHistogram(histogram, LATENCY_HISTOGRAM_BYTES),
+      deviceBatches: onWebGpu ? new DeviceBatchMetrics(histogram, KERNEL_HISTOGRAMS_BYTES) : undefined,
       input,
       output,
       transfer,

@@ -2,6 +2,7 @@ import { InvalidArgumentError } from '../../errors/argument-errors.js';
 import { ErrorNumber, errorCodeOf } from '../../errors/codes.js';
 import type { MalformedFrameError } from '../../errors/frame-errors.js';
 import { WebGpuError } from '../../errors/webgpu-errors.js';
+import type { DeviceBatchMetrics } from '../../kernel/device-batch-metrics.js';
 import type { Envelope } from '../../wire/envelope.js';
 import { DEFAULT_SPIN, waitUntilAsync } from '../../wire/eventcount.js';
 import { FrameConsumer } from '../../wire/frame-consumer.js';
@@ -73,6 +74,8 @@ export interface BatchEngineOptions {
    * batch's submit to its readback), parented by the span its frame carries; its outputs carry that span.
    */
   readonly telemetry?: { readonly ring: SharedArrayBuffer; readonly kernel: number } | undefined;
+  /** Where to record batches, their sizes, in flight and stage times (shared with the host's metrics). */
+  readonly metrics?: DeviceBatchMetrics | undefined;
   /** After each batch's outputs are written: its counts and where the input ring is handled to. */
   readonly onBatch?: (batch: BatchDone) => void;
 }
@@ -137,6 +140,7 @@ export class WebGpuBatchEngine {
   readonly #stateMirror: Uint8Array;
   readonly #producerClock: { clock?: HybridLogicalClock };
   readonly #onBatch: ((batch: BatchDone) => void) | undefined;
+  readonly #metrics: DeviceBatchMetrics | undefined;
   readonly #tracer: BatchSpanWriter | undefined;
   readonly #state: GPUBuffer | undefined;
   readonly #stateBindGroup: GPUBindGroup | undefined;
@@ -184,6 +188,7 @@ export class WebGpuBatchEngine {
     this.#inputSignal = new Int32Array(options.input.signal);
     this.#outputMemory = options.output;
     this.#onBatch = options.onBatch;
+    this.#metrics = options.metrics;
     this.#tracer = options.telemetry === undefined ? undefined : new BatchSpanWriter(options.telemetry);
     this.#producerClock = options.clock === undefined ? {} : { clock: options.clock };
     this.#producer = new FrameProducer(options.output, { deferWake: true, ...this.#producerClock });
@@ -572,6 +577,7 @@ export class WebGpuBatchEngine {
     this.#lastBatch = count;
     if (count > this.#largestBatch) this.#largestBatch = count;
     this.#uploadMs += slot.submittedAt - started;
+    this.#metrics?.submitted(count, (slot.submittedAt - started) * 1e6, this.#busy.length);
   }
 
   async #completeHead(): Promise<void> {
@@ -600,7 +606,9 @@ export class WebGpuBatchEngine {
       slot.readback.unmap();
       this.#busy.shift();
       this.#free.push(slot);
-      this.#outputMs += performance.now() - read;
+      const written = performance.now();
+      this.#outputMs += written - read;
+      this.#metrics?.completed((read - slot.submittedAt) * 1e6, (written - read) * 1e6, this.#busy.length);
     }
     // The hold moves to the next unfinished batch of the kernel's own ring, or goes.
     const next = this.#busy.find((pending) => pending.source === 0);
@@ -775,6 +783,7 @@ export class WebGpuBatchEngine {
   #destroy(): void {
     if (this.#destroyed) return;
     this.#destroyed = true;
+    this.#metrics?.idle();
     for (const slot of this.#all) {
       for (const buffer of [slot.uniform, slot.messages, slot.input, slot.statuses, slot.outputs, slot.readback]) {
         buffer.destroy();

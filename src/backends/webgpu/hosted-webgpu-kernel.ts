@@ -3,7 +3,9 @@ import { ErrorCode, ErrorNumber } from '../../errors/codes.js';
 import type { WebGpuError } from '../../errors/webgpu-errors.js';
 import type { ExecutorShell, PreparedKernel, RunningKernel } from '../../executor/executor-shell.js';
 import type { TerminationMode } from '../../executor/protocol.js';
+import { DEVICE_BATCH_METRICS_BYTES, DeviceBatchMetrics } from '../../kernel/device-batch-metrics.js';
 import type { AnyKernelDefinition } from '../../kernel/kernel-definition.js';
+import { KERNEL_HISTOGRAMS_BYTES } from '../../kernel/latency-histogram.js';
 import { FrameFlags } from '../../wire/frame-header.js';
 import type { FrameRingMemory } from '../../wire/frame-ring.js';
 import { HybridLogicalClock, wallClockUs } from '../../wire/hlc.js';
@@ -72,6 +74,11 @@ export class HostedWebGpuKernel implements RunningKernel {
       output,
       outputBytes,
       maxBatch: spec.maxBatch,
+      // The host made room for the batch metrics after the latency histograms (a WebGPU launch always does).
+      metrics:
+        task.histogram.byteLength >= KERNEL_HISTOGRAMS_BYTES + DEVICE_BATCH_METRICS_BYTES
+          ? new DeviceBatchMetrics(task.histogram, KERNEL_HISTOGRAMS_BYTES)
+          : undefined,
       sourceId: task.instanceId,
       clock: new HybridLogicalClock(task.instanceId),
       telemetry: task.tracing === undefined ? undefined : { ring: task.tracing.ring, kernel: task.instanceId },
