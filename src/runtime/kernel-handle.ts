@@ -8,6 +8,7 @@ import { CudaDeviceLostError } from '../errors/cuda-errors.js';
 import { StateSnapshotError } from '../errors/device-errors.js';
 import { HandlerFailedError, InvalidStateError, KernelFailedError, QueueFullError } from '../errors/runtime-errors.js';
 import { AbortedError, TimeoutError } from '../errors/value-errors.js';
+import { reviveWebGpuError } from '../errors/webgpu-errors.js';
 import {
   type DeadLetterReason,
   ERROR_REPLY_TYPE_ID,
@@ -1528,9 +1529,11 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
           // dead-lettered (a supervised one keeps it for the next instance).
           const reason = report.reason ?? 'unknown';
           this.#fail(
-            report.deviceLost === undefined
-              ? new KernelFailedError(this.name, reason)
-              : new CudaDeviceLostError(this.#device, report.deviceLost, `kernel '${this.name}' failed: ${reason}`),
+            report.webgpu !== undefined
+              ? reviveWebGpuError(report.webgpu)
+              : report.deviceLost === undefined
+                ? new KernelFailedError(this.name, reason)
+                : new CudaDeviceLostError(this.#device, report.deviceLost, `kernel '${this.name}' failed: ${reason}`),
             'kernel-failed',
           );
           return;

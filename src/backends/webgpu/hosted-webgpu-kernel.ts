@@ -1,6 +1,6 @@
 import { ArgumentTypeError } from '../../errors/argument-errors.js';
 import { ErrorCode, ErrorNumber } from '../../errors/codes.js';
-import type { WebGpuError } from '../../errors/webgpu-errors.js';
+import { serializeWebGpuError, type WebGpuError } from '../../errors/webgpu-errors.js';
 import type { ExecutorShell, PreparedKernel, RunningKernel } from '../../executor/executor-shell.js';
 import type { TerminationMode } from '../../executor/protocol.js';
 import { DEVICE_BATCH_METRICS_BYTES, DeviceBatchMetrics } from '../../kernel/device-batch-metrics.js';
@@ -29,6 +29,8 @@ export class HostedWebGpuKernel implements RunningKernel {
   #mode: TerminationMode | undefined;
   #ending = false;
   #failure: string | undefined;
+  /** The device error that failed the kernel, reported typed with its exit. */
+  #deviceError: WebGpuError | undefined;
 
   private constructor(shell: ExecutorShell, engine: WebGpuBatchEngine) {
     this.#shell = shell;
@@ -152,7 +154,8 @@ export class HostedWebGpuKernel implements RunningKernel {
     const control = this.#shell.control;
     control.setInFlight(0);
     if (this.#failure !== undefined) control.recordError(ErrorNumber.KernelFailed);
-    this.#shell.exit(this.#failure);
+    const webgpu = this.#deviceError === undefined ? undefined : serializeWebGpuError(this.#deviceError);
+    this.#shell.exit(this.#failure, undefined, webgpu);
   }
 
   #batch(batch: BatchDone): void {
@@ -184,6 +187,7 @@ export class HostedWebGpuKernel implements RunningKernel {
   }
 
   #fail(error: WebGpuError): void {
+    this.#deviceError ??= error;
     this.#failure ??= error.message;
     this.#end('discard');
   }
