@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { type DeadLetter, RingKernelRuntime } from '../src/index.js';
+import { type DeadLetter, InvalidArgumentError, RingKernelRuntime } from '../src/index.js';
 import { WgslCompileError, WgslSchemaError } from '../src/webgpu.js';
 import {
   CpuDouble,
@@ -14,6 +14,7 @@ import {
   WgslAddOne,
   WgslBroken,
   WgslCount,
+  WgslOversizedOutput,
   WgslTotal,
   WgslUnexpressible,
 } from './fixtures/webgpu-kernels.js';
@@ -167,6 +168,27 @@ describe('WebGPU kernels in the runtime (real adapter)', () => {
       assert.ok(error instanceof WgslSchemaError, String(error));
       assert.equal(error.field, 'value');
       assert.match(error.message, /no 64-bit floats/);
+      return true;
+    });
+  });
+
+  it('refuses launch options a WebGPU kernel cannot take, with typed errors naming the field', async (t) => {
+    if (skip !== undefined) return t.skip(skip);
+    const rt = runtime as RingKernelRuntime;
+    await assert.rejects(rt.launch(WgslOversizedOutput, 1, 1), (error: unknown) => {
+      assert.ok(error instanceof InvalidArgumentError, String(error));
+      assert.equal(error.code, 'RK_INVALID_ARGUMENT');
+      assert.equal(error.argument, 'spec.webgpu.outputBytes');
+      assert.match(
+        error.message,
+        /webgpu.outputBytes must be at most \d+ \(the output ring's largest payload\), got 4096/,
+      );
+      return true;
+    });
+    await assert.rejects(rt.launch(WgslAddOne, 1, 1, { transferStrategy: 'dma' }), (error: unknown) => {
+      assert.ok(error instanceof InvalidArgumentError, String(error));
+      assert.equal(error.argument, 'options.transferStrategy');
+      assert.match(error.message, /WebGPU kernels take 'direct'/);
       return true;
     });
   });

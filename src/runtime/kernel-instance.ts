@@ -5,6 +5,7 @@ import type { MigratableKernel } from '../devices/kernel-migrator.js';
 import { type ErrorCodeString, ErrorNumber, errorNumberOf } from '../errors/codes.js';
 import { CudaDeviceLostError } from '../errors/cuda-errors.js';
 import { HandlerFailedError, InvalidStateError, KernelFailedError } from '../errors/runtime-errors.js';
+import { reviveWebGpuError } from '../errors/webgpu-errors.js';
 import type { WorkerReport } from '../executor/protocol.js';
 import { COMMAND_TARGET, type LifecycleCommand, lifecycleAccepts } from '../kernel/kernel-lifecycle.js';
 import type { HostSpanWriter } from '../telemetry/host-span-writer.js';
@@ -560,9 +561,11 @@ export class KernelInstance implements MigratableKernel {
           // dead-lettered (a supervised one keeps it for the next instance).
           const reason = report.reason ?? 'unknown';
           owner.fail(
-            report.deviceLost === undefined
-              ? new KernelFailedError(owner.name, reason)
-              : new CudaDeviceLostError(this.#device, report.deviceLost, `kernel '${owner.name}' failed: ${reason}`),
+            report.webgpu !== undefined
+              ? reviveWebGpuError(report.webgpu)
+              : report.deviceLost === undefined
+                ? new KernelFailedError(owner.name, reason)
+                : new CudaDeviceLostError(this.#device, report.deviceLost, `kernel '${owner.name}' failed: ${reason}`),
             'kernel-failed',
           );
           return;
