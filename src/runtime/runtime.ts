@@ -13,18 +13,15 @@ import { ArgumentTypeError, InvalidArgumentError } from '../errors/argument-erro
 import {
   InvalidStateError,
   KernelNotFoundError,
-  LinkTypeMismatchError,
   NotAcceptingWorkError,
   RuntimeShutDownError,
 } from '../errors/runtime-errors.js';
-import type { DeadLetterReason } from '../executor/protocol.js';
 import type { KernelDefinition } from '../kernel/kernel-definition.js';
 import { CircuitBreaker, type CircuitBreakerOptions } from '../operations/circuit-breaker.js';
 import {
   type DegradationLevel,
   DegradationManager,
   type DegradationOptions,
-  type DegradationSignals,
 } from '../operations/degradation-manager.js';
 import { HealthChecker } from '../operations/health-checker.js';
 import { KernelWatchdog, type WatchdogRecovery } from '../operations/kernel-watchdog.js';
@@ -39,51 +36,23 @@ import { RuntimeBuilder } from './builder.js';
 import type { RuntimeConfig } from './config.js';
 import { DeadLetterStream } from './dead-letters.js';
 import { type DeviceMemoryReport, DeviceRegistry, type LostCudaDevice } from './device-registry.js';
-import type { CallOptions, Dim3, KernelHandle, KernelMetrics, Refusal, SendOptions } from './kernel-handle.js';
+import { KernelAdmission } from './kernel-admission.js';
+import type { CallOptions, Dim3, KernelHandle, KernelMetrics, SendOptions } from './kernel-handle.js';
 import { KernelLauncher, type LaunchOptions, ringBytes } from './kernel-launcher.js';
+import { connectKernels } from './kernel-links.js';
 import { KernelRegistry } from './kernel-registry.js';
+import { LoadMeter } from './load-meter.js';
 import { createLogger, type RuntimeLogger } from './logger.js';
 import type { PresetName } from './presets.js';
 import { type RuntimeLifecycleState, runtimeLifecycle } from './runtime-lifecycle.js';
+import { RuntimeStatistics, type ShutdownReport } from './runtime-statistics.js';
+import { SignalShutdown } from './signal-shutdown.js';
+import { replaceStuckWorker } from './stuck-worker-recovery.js';
 import { WorkerPools } from './worker-pools.js';
 
 export type { LostCudaDevice } from './device-registry.js';
 export type { LaunchOptions } from './kernel-launcher.js';
-
-/** What {@link RingKernelRuntime.shutdown} (or `completeShutdown`) reports: the runtime's whole life in figures. */
-export interface ShutdownReport {
-  /** From build to Stopped, ms. */
-  readonly uptimeMs: number;
-  /** Kernels launched over the runtime's life. */
-  readonly kernelsLaunched: number;
-  /** Kernels that ended Terminated / Failed. */
-  readonly terminated: number;
-  readonly failed: number;
-  /** Kernel restarts by supervisors (and the watchdog). */
-  readonly restarts: number;
-  /** Messages the kernels handled without error, whose handler threw, and dropped (malformed, discarded). */
-  readonly messagesProcessed: number;
-  readonly messagesFailed: number;
-  readonly messagesDropped: number;
-  /** Every message dead-lettered, and by reason. */
-  readonly deadLetters: number;
-  readonly deadLettersByReason: Readonly<Partial<Record<DeadLetterReason, number>>>;
-  /** Messages refused by load shedding. */
-  readonly shedMessages: number;
-  /** Times a circuit breaker opened. */
-  readonly circuitTrips: number;
-  /** Health checks run. */
-  readonly healthChecks: number;
-  /** Stale kernels the watchdog acted on. */
-  readonly watchdogRecoveries: number;
-  /** Kernels moved between devices, and checkpoints taken (by `handle.checkpoint()` and by migrations). */
-  readonly migratedKernels: number;
-  readonly checkpoints: number;
-  /** Whether a drain finished with no work left (undefined: no drain was asked for). */
-  readonly drained: boolean | undefined;
-  /** How long the shutdown itself took, ms. */
-  readonly durationMs: number;
-}
+export type { ShutdownReport } from './runtime-statistics.js';
 
 /** What {@link RingKernelRuntime.drain} reports. */
 export interface DrainReport {
@@ -161,8 +130,14 @@ export class RingKernelRuntime {
   /** Launches (and relaunches) kernels. */
   readonly #launcher: KernelLauncher;
   #migrator: KernelMigrator<KernelHandle> | undefined;
-  #migrations = 0;
-  #checkpoints = 0;
+  /** The runtime's life in figures, for its shutdown report and health checks. */
+  readonly #statistics = new RuntimeStatistics();
+  /** What the kernels admit (drain, load shedding). */
+  readonly #admission = new KernelAdmission({
+    state: () => this.state().value,
+    kernels: () => this.#kernels.values(),
+  });
+  readonly #load = new LoadMeter();
   readonly #kernels = new Map<string, KernelHandle>();
   /** Who waits for a kernel to be launched under a name ({@link RingKernelRuntime.whenLaunched}). */
   readonly #launchWaiters = new Map<
@@ -176,27 +151,13 @@ export class RingKernelRuntime {
   #health: HealthChecker | undefined;
   #prometheus: PrometheusExporter | undefined;
   readonly #inspector: LifecycleInspector | undefined;
-  /** When kernels failed, most recent last. */
-  readonly #failureTimes: number[] = [];
   #shutdown: Promise<ShutdownReport> | undefined;
-  #terminated = 0;
-  #failed = 0;
-  #restarts = 0;
-  readonly #builtAt = performance.now();
   readonly #lifecycle = createActor(runtimeLifecycle).start();
-  #launched = 0;
-  /** Counters of kernels that have ended, added up as each one leaves. */
-  readonly #ended = { processed: 0, failed: 0, dropped: 0 };
   #drained: boolean | undefined;
-  /** What every kernel admits: the lowest priority, and how a refusal is reported (drain, load shedding). */
-  #admission: { minPriority: number; refusal: Refusal | undefined } = { minPriority: 0, refusal: undefined };
-  /** Load shedding's floor, kept apart so a drain's "nothing" does not forget it. */
-  #shedding: { minPriority: number; refusal: Refusal | undefined } = { minPriority: 0, refusal: undefined };
-  #shed = 0;
   #degradation: DegradationManager | undefined;
-  #lastLoad = { processed: 0, failed: 0 };
   readonly #memory = new GpuMemoryDashboard();
-  #signalHandlers: (() => void) | undefined;
+  /** The opt-in graceful stop on SIGINT / SIGTERM. */
+  readonly #signals = new SignalShutdown(this);
   readonly #supervisors = new Set<Supervisor>();
   /** The cluster this runtime is a node of (`builder().cluster()`), if any. */
   #cluster: ClusterNode | undefined;
@@ -258,8 +219,8 @@ export class RingKernelRuntime {
       checkAccepting: (operation) => this.#checkAccepting(operation),
       liveKernel: (name) => this.#kernels.get(name),
       joined: (handle, threadId, allocations) => {
-        handle.admit(this.#admission.minPriority, this.#admission.refusal);
-        this.#launched++;
+        this.#admission.admitNew(handle);
+        this.#statistics.launched();
         this.#memory.record(handle, allocations);
         this.#kernels.set(handle.name, handle);
         this.#workers.hosts(handle, threadId);
@@ -272,9 +233,9 @@ export class RingKernelRuntime {
       interrupted: (handle) => this.#interrupted(handle),
       restarted: (handle, threadId) => {
         this.#workers.hosts(handle, threadId);
-        this.#restarts++;
+        this.#statistics.restarted();
       },
-      checkpointed: () => this.#checkpoints++,
+      checkpointed: () => this.#statistics.checkpointed(),
     });
     if (init.start !== false) this.#lifecycle.send({ type: 'START' });
   }
@@ -325,7 +286,7 @@ export class RingKernelRuntime {
     const state = this.state().value;
     if (state === 'Stopping' || state === 'Stopped') throw new RuntimeShutDownError('drain');
     if (state !== 'Draining') this.#lifecycle.send({ type: 'DRAIN' });
-    this.#applyAdmission();
+    this.#admission.apply();
     const started = performance.now();
     let pendingWork = 0;
     for (;;) {
@@ -345,20 +306,13 @@ export class RingKernelRuntime {
   degradationManager(options: DegradationOptions = {}): DegradationManager {
     this.#degradation ??= new DegradationManager(
       {
-        measure: () => this.#measureLoad(),
-        shedBelow: (minPriority, refuse) => {
-          this.#shedding = {
-            minPriority,
-            refusal:
-              refuse === undefined
-                ? undefined
-                : (kernel, priority) => {
-                    this.#shed++;
-                    return { error: refuse(kernel, priority), reason: 'load-shed' };
-                  },
-          };
-          this.#applyAdmission();
-        },
+        measure: () =>
+          this.#load.measure({
+            kernels: this.#kernels.values(),
+            breakers: this.circuitBreakers(),
+            memoryPressure: this.gpuMemoryDashboard().memoryPressure(),
+          }),
+        shedBelow: (minPriority, refuse) => this.#admission.shedBelow(minPriority, refuse),
       },
       options,
     );
@@ -371,48 +325,9 @@ export class RingKernelRuntime {
     return this.#degradation?.level() ?? 'Normal';
   }
 
-  /** The degradation signals, measured now. */
-  #measureLoad(): DegradationSignals {
-    let queuePressure = 0;
-    let processed = 0;
-    let failed = 0;
-    for (const handle of this.#kernels.values()) {
-      const metrics = handle.metrics();
-      queuePressure = Math.max(queuePressure, metrics.inputQueueDepth / metrics.inputQueueCapacity);
-      processed += metrics.messagesProcessed;
-      failed += metrics.messagesFailed;
-    }
-    const handled = processed - this.#lastLoad.processed + (failed - this.#lastLoad.failed);
-    const errorRate = handled > 0 ? Math.max(0, failed - this.#lastLoad.failed) / handled : 0;
-    this.#lastLoad = { processed, failed };
-    const breakers = this.circuitBreakers();
-    const open = breakers.filter((breaker) => breaker.state !== 'Closed').length;
-    return {
-      queuePressure: Math.min(1, queuePressure),
-      memoryPressure: this.gpuMemoryDashboard().memoryPressure(),
-      errorRate,
-      openBreakers: breakers.length === 0 ? 0 : open / breakers.length,
-    };
-  }
-
   /** The runtime's memory dashboard (one per runtime): its rings and control blocks by kind, and pressure. */
   gpuMemoryDashboard(): GpuMemoryDashboard {
     return this.#memory;
-  }
-
-  #applyAdmission(): void {
-    const state = this.state().value;
-    this.#admission =
-      state === 'Running'
-        ? this.#shedding
-        : {
-            minPriority: 256,
-            refusal: (kernel) => ({
-              error: new NotAcceptingWorkError(`send to kernel '${kernel}'`, this.state().value),
-              reason: 'not-accepting-work',
-            }),
-          };
-    for (const handle of this.#kernels.values()) handle.admit(this.#admission.minPriority, this.#admission.refusal);
   }
 
   /**
@@ -505,7 +420,7 @@ export class RingKernelRuntime {
       defaultTimeoutMs: this.config.terminationTimeout,
       checkAccepting: (operation) => this.#checkAccepting(operation),
       kernel: (name) => this.kernel(name),
-      migratable: (handle) => handle,
+      migratable: (handle) => handle.migration,
       deviceCount: () => this.#devices.count,
       freeBytes: (device) => this.#devices.freeBytes(device),
       bytesOf: (handle) => this.#memory.bytesOf(handle),
@@ -516,8 +431,7 @@ export class RingKernelRuntime {
 
   #migrated(handle: KernelHandle, from: number, threadId: number, report: MigrationReport): void {
     this.#workers.hosts(handle, threadId);
-    this.#migrations++;
-    this.#checkpoints++;
+    this.#statistics.migrated();
     this.log.info(
       `kernel '${handle.name}' migrated from device ${from} to ${report.to} (worker ${threadId}): ${report.bytesMoved} B moved, ${report.messagesCarried} messages carried, paused ${report.pauseMs.toFixed(2)} ms`,
     );
@@ -529,8 +443,7 @@ export class RingKernelRuntime {
       `kernel '${handle.name}' failed (${handle.metrics().lastError?.message ?? 'unknown'}); its supervisor decides`,
     );
     this.#workers.left(handle);
-    this.#failureTimes.push(performance.now());
-    if (this.#failureTimes.length > 1000) this.#failureTimes.shift();
+    this.#statistics.failedNow();
   }
 
   /**
@@ -557,26 +470,17 @@ export class RingKernelRuntime {
     }
     this.#memory.release(handle);
     this.#prometheus?.kernelEnded(handle);
-    const counters = handle.counters();
-    this.#ended.processed += counters.processed;
-    this.#ended.failed += counters.failed;
-    this.#ended.dropped += counters.dropped;
+    this.#statistics.ended(handle);
     this.tracing?.detachKernel(handle.instanceId);
     this.#workers.left(handle);
     if (handle.status === 'Failed') {
       this.log.error(`kernel '${handle.name}' failed: ${handle.metrics().lastError?.message ?? 'unknown'}`);
-      this.#failed++;
-      this.#failureTimes.push(performance.now());
-      if (this.#failureTimes.length > 1000) this.#failureTimes.shift();
-    } else {
-      this.#terminated++;
     }
   }
 
   /** How many kernels failed in the last `ms` milliseconds (for health checks). */
   recentFailures(ms: number): number {
-    const since = performance.now() - ms;
-    return this.#failureTimes.filter((at) => at >= since).length;
+    return this.#statistics.recentFailures(ms);
   }
 
   /** The runtime's health checker (one per runtime), with its built-in checks registered. */
@@ -604,26 +508,12 @@ export class RingKernelRuntime {
   ): Promise<void> {
     const source = typeof from === 'string' ? this.kernel(from) : from;
     const target = typeof to === 'string' ? this.kernel(to) : to;
-    if (source === target) {
-      throw new InvalidArgumentError('to', `kernel '${source.name}' cannot be connected to itself`);
-    }
-    const accepted = target.inputCodec;
-    const emitted = [source.outputCodec, ...(source.emittedCodecs ?? [])];
-    const produced = emitted.find((codec) => codec.typeId === accepted.typeId);
-    if (produced === undefined) {
-      throw new LinkTypeMismatchError(
-        `cannot connect '${source.name}' to '${target.name}': '${source.name}' outputs ${emitted.map((codec) => codec.name).join(', ')} and '${target.name}' takes ${accepted.name}`,
-      );
-    }
-    // A kernel that emits several types: the link takes only the consumer's (routing by message type).
-    const types = emitted.length > 1 ? [accepted.typeId] : undefined;
-    const capacity = options.queueCapacity ?? this.config.defaultQueueCapacity;
-    const memory = this.#launcher.ring(produced, capacity, target.inputMemory.integrity, 0);
-    // The link's ring lives as long as its consumer.
-    this.#memory.record(target, [{ kind: 'ring', owner: `${source.name}→${target.name}`, bytes: ringBytes(memory) }]);
-    // Consumer first: frames may flow as soon as the producer has the ring.
-    await target.link({ command: 'LINK_IN', memory });
-    await source.link({ command: 'LINK_OUT', memory, wake: target.transfer.kernelInput.signal, types });
+    await connectKernels(source, target, options.queueCapacity, {
+      defaultQueueCapacity: this.config.defaultQueueCapacity,
+      ring: (codec, capacity, integrity) => this.#launcher.ring(codec, capacity, integrity, 0),
+      record: (consumer, owner, memory) =>
+        this.#memory.record(consumer, [{ kind: 'ring', owner, bytes: ringBytes(memory) }]),
+    });
   }
 
   /**
@@ -687,38 +577,26 @@ export class RingKernelRuntime {
     return this.#watchdog;
   }
 
-  /**
-   * A kernel's handler never returns: only replacing its worker thread stops it. The worker's other kernels are
-   * put under the runtime's watchdog supervisor first (unless supervised already), so they restart on a live
-   * worker with their queues; the stuck kernel restarts too, or, under `'fail'`, stays Failed.
-   */
-  async #recoverStale(stale: KernelHandle, policy: 'restart' | 'fail'): Promise<WatchdogRecovery | undefined> {
-    const threadId = this.#workers.threadOf(stale);
-    const worker = threadId === undefined ? undefined : this.#workers.worker(threadId);
-    // Already being replaced (every kernel of a stuck worker looks stale: one recovery covers them all).
-    if (threadId === undefined || worker === undefined || this.#workers.isDead(threadId)) return undefined;
-    if (this.#shutdown !== undefined) return undefined;
-    const hosted = this.#workers.kernelsOn(threadId);
-    // The kernel whose handler is stuck is the one inside a batch; the others only wait for the worker.
-    const handle = hosted.find((kernel) => kernel.inBatch) ?? stale;
-    const moved = hosted.filter((kernel) => kernel !== handle);
-    this.#watchdogSupervisor ??= this.supervisor({
-      name: 'watchdog',
-      maxRestarts: 1000,
-      windowMs: 60_000,
-      backoff: { initialMs: 0 },
+  /** The watchdog found `stale`: its worker is replaced (see {@link replaceStuckWorker}). */
+  #recoverStale(stale: KernelHandle, policy: 'restart' | 'fail'): Promise<WatchdogRecovery | undefined> {
+    const runtime = this;
+    return replaceStuckWorker(stale, policy, {
+      get shuttingDown() {
+        return runtime.#shutdown !== undefined;
+      },
+      workers: this.#workers,
+      supervisor: () => {
+        this.#watchdogSupervisor ??= this.supervisor({
+          name: 'watchdog',
+          maxRestarts: 1000,
+          windowMs: 60_000,
+          backoff: { initialMs: 0 },
+        });
+        return this.#watchdogSupervisor;
+      },
     });
-    // Direct kernels move (restart elsewhere), and so do dma ones (their restart attaches fresh replicas).
-    const movable = (kernel: KernelHandle): boolean => kernel.relaunch.anotherWorker;
-    for (const other of moved) if (!other.supervised && movable(other)) this.#watchdogSupervisor.supervise(other);
-    if (policy === 'fail' || !movable(handle)) handle.superviseWith(undefined);
-    else if (!handle.supervised) this.#watchdogSupervisor.supervise(handle);
-    this.#workers.markDead(threadId);
-    await worker.terminate();
-    return { kernel: handle.name, policy, threadId, moved: moved.map((other) => other.name) };
   }
 
-  /** The live kernel launched under `name`. @throws {KernelNotFoundError} when there is none. */
   /**
    * The live kernel launched under `name`: at once if there is one, else when one is launched (kernels that are
    * spawned as actors launch in no set order). Rejects with {@link RuntimeShutDownError} if the runtime shuts
@@ -739,6 +617,7 @@ export class RingKernelRuntime {
     });
   }
 
+  /** The live kernel launched under `name`. @throws {KernelNotFoundError} when there is none. */
   kernel(name: string): KernelHandle {
     const handle = this.#kernels.get(name);
     if (handle === undefined) {
@@ -857,8 +736,8 @@ export class RingKernelRuntime {
       }
       this.#launchWaiters.clear();
       this.#lifecycle.send({ type: 'STOP' });
-      this.#applyAdmission();
-      this.#signalHandlers?.();
+      this.#admission.apply();
+      this.#signals.remove();
       // Leave the cluster first: other nodes stop sending here before the kernels go.
       await this.#cluster?.leave().catch(() => undefined);
       // No restarts from here on: a kernel that fails while shutting down stays failed.
@@ -884,27 +763,18 @@ export class RingKernelRuntime {
       await this.#bridge.close();
       this.#lifecycle.send({ type: 'STOPPED' });
       this.#lifecycle.stop();
-      const now = performance.now();
-      return {
-        uptimeMs: Math.round(now - this.#builtAt),
-        kernelsLaunched: this.#launched,
-        terminated: this.#terminated,
-        failed: this.#failed,
-        restarts: this.#restarts,
-        messagesProcessed: this.#ended.processed,
-        messagesFailed: this.#ended.failed,
-        messagesDropped: this.#ended.dropped,
-        deadLetters: this.deadLetters.total,
-        deadLettersByReason: this.deadLetters.counts(),
-        shedMessages: this.#shed,
-        circuitTrips: this.circuitBreakers().reduce((sum, breaker) => sum + breaker.stats().trips, 0),
-        healthChecks: this.#health?.checksRun ?? 0,
-        watchdogRecoveries: this.#watchdog?.recoveries ?? 0,
-        migratedKernels: this.#migrations,
-        checkpoints: this.#checkpoints,
-        drained: this.#drained,
-        durationMs: Math.round(now - started),
-      };
+      return this.#statistics.report(
+        {
+          deadLetters: this.deadLetters.total,
+          deadLettersByReason: this.deadLetters.counts(),
+          shedMessages: this.#admission.shed,
+          circuitTrips: this.circuitBreakers().reduce((sum, breaker) => sum + breaker.stats().trips, 0),
+          healthChecks: this.#health?.checksRun ?? 0,
+          watchdogRecoveries: this.#watchdog?.recoveries ?? 0,
+          drained: this.#drained,
+        },
+        started,
+      );
     })();
     return this.#shutdown;
   }
@@ -929,32 +799,7 @@ export class RingKernelRuntime {
       readonly onReport?: (report: ShutdownReport) => void;
     } = {},
   ): () => void {
-    const signals = options.signals ?? ['SIGINT', 'SIGTERM'];
-    const drainTimeoutMs = options.drainTimeoutMs ?? 10_000;
-    if (!Array.isArray(signals) || signals.length === 0)
-      throw new ArgumentTypeError('options.signals', 'options.signals must be a non-empty array');
-    if (typeof drainTimeoutMs !== 'number' || !(drainTimeoutMs >= 0)) {
-      throw new InvalidArgumentError(
-        'options.drainTimeoutMs',
-        `options.drainTimeoutMs must be a non-negative number, got ${drainTimeoutMs}`,
-      );
-    }
-    this.#signalHandlers?.();
-    const onSignal = (): void => {
-      remove();
-      void (async () => {
-        if (this.state().value === 'Running' || this.state().value === 'Draining') await this.drain(drainTimeoutMs);
-        const report = await this.completeShutdown();
-        options.onReport?.(report);
-      })();
-    };
-    const remove = (): void => {
-      for (const signal of signals) process.off(signal, onSignal);
-      if (this.#signalHandlers === remove) this.#signalHandlers = undefined;
-    };
-    for (const signal of signals) process.on(signal, onSignal);
-    this.#signalHandlers = remove;
-    return remove;
+    return this.#signals.install(options);
   }
 
   /** Shuts the runtime down (for `await using`). */
