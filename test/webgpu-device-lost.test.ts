@@ -19,21 +19,27 @@ import { webgpuMissing } from './support/webgpu.js';
 
 /** The device thread listens for the hook only when its environment says so (it copies ours when it starts). */
 process.env.RINGKERNEL_WEBGPU_TEST_HOOKS = '1';
+after(() => {
+  delete process.env.RINGKERNEL_WEBGPU_TEST_HOOKS;
+});
 const HOOK_CHANNEL = 'ringkernel.webgpu.test-hook';
 const QUEUED = 40;
 
-/** Destroys the device thread's device; resolves once its `lost` promise has resolved there (10 s at most). */
-async function loseTheDevice(): Promise<void> {
+/**
+ * Asks the device thread's test hook for `hook` (`'lose-device'`: destroy its device; `'uncaptured-error'`: make a
+ * real validation error outside any error scope); resolves once the thread says it is done (10 s at most).
+ */
+async function deviceHook(hook: 'lose-device' | 'uncaptured-error'): Promise<void> {
   const channel = new BroadcastChannel(HOOK_CHANNEL);
   let timer: NodeJS.Timeout | undefined;
   try {
     const lost = new Promise<void>((resolve, reject) => {
       channel.onmessage = (event) => {
-        if ((event as MessageEvent).data === 'device-lost') resolve();
+        if ((event as MessageEvent).data === (hook === 'lose-device' ? 'device-lost' : hook)) resolve();
       };
       timer = setTimeout(() => reject(new Error('the device thread did not answer the test hook in 10 s')), 10_000);
     });
-    channel.postMessage('lose-device');
+    channel.postMessage(hook);
     await lost;
   } finally {
     clearTimeout(timer);
@@ -89,11 +95,10 @@ describe('a lost WebGPU device (real adapter; the loss is a real device.destroy(
       queueCapacity: 16_384,
     })) as unknown as Words;
     while (streamed < 16_000 && streaming.trySend({ value: streamed })) streamed++;
-    await loseTheDevice();
+    await deviceHook('lose-device');
   });
   after(async () => {
     await runtime?.shutdown();
-    delete process.env.RINGKERNEL_WEBGPU_TEST_HOOKS;
   });
 
   it('fails every kernel of the device with WebGpuError (RK_WEBGPU_DEVICE_LOST); a waiting call is rejected with it', async (t) => {
@@ -154,5 +159,64 @@ describe('a lost WebGPU device (real adapter; the loss is a real device.destroy(
     // A new launch lands on the new device too.
     const fresh = await runtime.launch(WgslAddOne, 1, 1, { name: 'fresh', autoActivate: true });
     assert.equal((await fresh.call({ value: 9 })).value, 10);
+  });
+});
+
+describe('an uncaptured WebGPU error (real adapter; a real validation error made on the device thread through a test hook)', () => {
+  it("fails the device's kernels with WebGpuError of that kind, dead-letters their queues; a supervised kernel restarts on a new device", async (t) => {
+    const skip = await webgpuMissing();
+    if (skip !== undefined) return t.skip(skip);
+    const runtime = await RingKernelRuntime.builder()
+      .backend('webgpu', { allowFallback: true })
+      .config({ workers: 1 })
+      .build();
+    const letters: DeadLetter[] = [];
+    runtime.deadLetters.on('deadLetter', (letter) => letters.push(letter));
+    try {
+      const supervisor = runtime.supervisor({
+        name: 'gpu',
+        maxRestarts: 5,
+        windowMs: 60_000,
+        backoff: { initialMs: 0 },
+      });
+      const plain = await runtime.launch(WgslAddOne, 1, 1, { name: 'plain', autoActivate: true });
+      // Deactivated: its queue and a call wait in its ring when the error comes.
+      await plain.deactivate();
+      const supervised = await supervisor.launch(WgslAddOne, 1, 1, { name: 'kept', autoActivate: false });
+      for (let i = 0; i < QUEUED; i++) {
+        await plain.send({ value: 1000 + i });
+        await supervised.send({ value: 2000 + i });
+      }
+      const waiting = plain.call({ value: 7 }, { timeout: 20_000 });
+      waiting.catch(() => {});
+      await deviceHook('uncaptured-error');
+      await assert.rejects(waiting, (error: unknown) => {
+        assert.ok(error instanceof WebGpuError, String(error));
+        assert.equal(error.code, 'RK_WEBGPU_ERROR');
+        assert.equal(error.kind, 'validation');
+        assert.match(error.message, /WebGPU validation error during running batches: .*does not fit/s);
+        return true;
+      });
+      await plain.exited;
+      assert.equal(plain.status, 'Failed');
+      const lettered = (kernel: string): number[] =>
+        letters
+          .filter((l) => l.kernel === kernel && l.reason === 'kernel-failed')
+          .map((l) => new DataView(l.payload.buffer, l.payload.byteOffset).getUint32(0, true));
+      await eventually(() =>
+        assert.deepEqual(lettered('plain'), [...Array.from({ length: QUEUED }, (_, i) => 1000 + i), 7]),
+      );
+      await eventually(() => assert.ok(supervised.restarts === 1 && !supervised.awaitingRestart, 'restarted'));
+      await supervised.activate();
+      const outputs: number[] = [];
+      while (outputs.length < QUEUED) outputs.push((await supervised.receive(20_000)).value);
+      assert.deepEqual(
+        outputs,
+        Array.from({ length: QUEUED }, (_, i) => 2001 + i),
+      );
+      assert.deepEqual(lettered('kept'), []);
+    } finally {
+      await runtime.shutdown();
+    }
   });
 });

@@ -225,7 +225,18 @@ export class WebGpuBatchEngine {
     device.lost.then((info) => {
       if (!this.#destroyed) this.#fail(new WebGpuError('lost', 'running batches', `${info.reason}: ${info.message}`));
     });
+    device.addEventListener('uncapturederror', this.#onUncapturedError);
   }
+
+  /**
+   * An error no scope caught, somewhere on the device: which kernel's work caused it cannot be told, and the device
+   * is in a state nobody checked, so every kernel on it fails with it (the device thread lets the device go).
+   */
+  readonly #onUncapturedError = (event: Event): void => {
+    if (this.#destroyed) return;
+    const error = (event as GPUUncapturedErrorEvent).error;
+    this.#fail(new WebGpuError(uncapturedKind(error), 'running batches', error.message));
+  };
 
   /**
    * Compiles the kernel and makes its resident buffers.
@@ -784,6 +795,7 @@ export class WebGpuBatchEngine {
     if (this.#destroyed) return;
     this.#destroyed = true;
     this.#metrics?.idle();
+    this.#device.removeEventListener('uncapturederror', this.#onUncapturedError);
     for (const slot of this.#all) {
       for (const buffer of [slot.uniform, slot.messages, slot.input, slot.statuses, slot.outputs, slot.readback]) {
         buffer.destroy();
@@ -791,4 +803,12 @@ export class WebGpuBatchEngine {
     }
     this.#state?.destroy();
   }
+}
+
+/** The WebGPU error scope an uncaptured error belongs to. */
+function uncapturedKind(error: GPUError): 'validation' | 'out-of-memory' | 'internal' {
+  const name = error.constructor.name;
+  if (name === 'GPUValidationError') return 'validation';
+  if (name === 'GPUOutOfMemoryError') return 'out-of-memory';
+  return 'internal';
 }

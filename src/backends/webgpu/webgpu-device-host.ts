@@ -7,6 +7,7 @@
 import { serializeWebGpuError } from '../../errors/webgpu-errors.js';
 import { attachKernel, type ExecutorBackend } from '../../executor/executor-shell.js';
 import type { AttachResult, AttachTask } from '../../executor/protocol.js';
+import { Usage } from './batch-slot.js';
 import { HostedWebGpuKernel } from './hosted-webgpu-kernel.js';
 import { openWebGpuDevice } from './webgpu-adapter.js';
 
@@ -16,8 +17,9 @@ let device: Promise<GPUDevice> | undefined;
  * The test hook's channel name. With `RINGKERNEL_WEBGPU_TEST_HOOKS=1` in the environment the device thread starts
  * with, the message `'lose-device'` on a `BroadcastChannel` of this name destroys the thread's device — what a
  * driver reset or a removed GPU does: its `lost` promise resolves for real, its pending readbacks fail, and every
- * kernel on it takes the device-lost path. The thread answers `'device-lost'` once `lost` has resolved. Off
- * otherwise: nothing listens.
+ * kernel on it takes the device-lost path. The thread answers `'device-lost'` once `lost` has resolved. The message
+ * `'uncaptured-error'` makes a real validation error outside any error scope (a copy past a buffer's end) and is
+ * answered the same. Off otherwise: nothing listens.
  * @internal
  */
 export const WEBGPU_TEST_HOOK_CHANNEL = 'ringkernel.webgpu.test-hook';
@@ -26,7 +28,19 @@ if (process.env.RINGKERNEL_WEBGPU_TEST_HOOKS === '1') {
   const channel = new BroadcastChannel(WEBGPU_TEST_HOOK_CHANNEL);
   channel.unref();
   channel.onmessage = async (event) => {
-    if ((event as MessageEvent).data !== 'lose-device' || device === undefined) return;
+    const hook = (event as MessageEvent).data;
+    if (hook === 'uncaptured-error' && device !== undefined) {
+      // A copy past a buffer's end, outside any error scope: a real validation error nobody captures.
+      const gpu = await device;
+      const source = gpu.createBuffer({ size: 4, usage: Usage.COPY_SRC });
+      const target = gpu.createBuffer({ size: 4, usage: Usage.COPY_DST });
+      const encoder = gpu.createCommandEncoder();
+      encoder.copyBufferToBuffer(source, 0, target, 0, 8);
+      gpu.queue.submit([encoder.finish()]);
+      channel.postMessage('uncaptured-error');
+      return;
+    }
+    if (hook !== 'lose-device' || device === undefined) return;
     const losing = device;
     // The next launch (a supervised restart) opens a new device, not this one.
     device = undefined;
@@ -45,6 +59,11 @@ function deviceFor(task: AttachTask): Promise<GPUDevice> {
       nativeBackend: task.webgpu?.nativeBackend ?? 'default',
     }).then(({ device: opened }) => {
       opened.lost.then(() => {
+        if (device === opening) device = undefined;
+      });
+      // Its kernels fail with the error (each engine listens); the next launch, a supervised restart among
+      // them, opens a new device rather than one in a state nobody checked.
+      opened.addEventListener('uncapturederror', () => {
         if (device === opening) device = undefined;
       });
       return opened;
