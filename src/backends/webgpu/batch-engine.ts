@@ -281,6 +281,17 @@ export class WebGpuBatchEngine {
     return this.#maxBatch * STATUS_BYTES + Math.max(4, this.#maxBatch * this.#outWords * 4);
   }
 
+  /** Resolves once no batch is in flight (at once when none is; when the engine fails or ends too). */
+  settled(): Promise<void> {
+    if (this.#busy.length === 0 || this.#failure !== undefined || this.#destroyed) return Promise.resolve();
+    return new Promise((resolve) => this.#settledWaiters.push(resolve));
+  }
+
+  #wakeSettled(): void {
+    const waiters = this.#settledWaiters.splice(0);
+    for (const resolve of waiters) resolve();
+  }
+
   /** Counters, for metrics. */
   get stats(): BatchEngineStats {
     return {
@@ -499,6 +510,7 @@ export class WebGpuBatchEngine {
   }
 
   #lastBatchBytes = 0;
+  readonly #settledWaiters: (() => void)[] = [];
 
   #submit(): void {
     const started = performance.now();
@@ -634,6 +646,7 @@ export class WebGpuBatchEngine {
       handledCursor: next === undefined ? this.#consumer.cursor : next.startCursor,
       inFlight: this.#busy.length,
     });
+    if (this.#busy.length === 0) this.#wakeSettled();
   }
 
   async #writeOutputs(
@@ -779,6 +792,7 @@ export class WebGpuBatchEngine {
   #fail(error: WebGpuError): void {
     if (this.#failure !== undefined) return;
     this.#failure = error;
+    this.#wakeSettled();
     this.#interrupt();
     this.#onFailure?.(error);
   }
@@ -794,6 +808,7 @@ export class WebGpuBatchEngine {
   #destroy(): void {
     if (this.#destroyed) return;
     this.#destroyed = true;
+    this.#wakeSettled();
     this.#metrics?.idle();
     this.#device.removeEventListener('uncapturederror', this.#onUncapturedError);
     for (const slot of this.#all) {
