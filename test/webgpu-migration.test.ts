@@ -102,7 +102,7 @@ describe('migrating a WebGPU kernel between two devices of one adapter (real ada
       // Two GPUDevices: the one the kernel left can go without it.
       await loseDevice(0);
       // Polled: its port does not hold the event loop, so a bare wait on `exited` could outlive everything else.
-      await eventually(() => assert.match(bystander.metrics().lastError?.message ?? '', /WebGPU device lost/));
+      await eventually(() => assert.match(bystander.metrics().lastError?.message ?? '', /WebGPU device lost/), 20_000);
       assert.equal(bystander.status, 'Failed');
       assert.deepEqual((await kernel.call({ value: 1 })).toObject(), { count: total + 2, total: sum + 6 });
       assert.equal(kernel.status, 'Active');
