@@ -221,3 +221,56 @@ describe('an uncaptured WebGPU error (real adapter; a real validation error made
     }
   });
 });
+
+describe('a WebGPU device lost while a batch waits for room in a full output ring (real adapter; real device.destroy())', () => {
+  it('the answers written stay answered, the rest is dead-lettered: every message exactly once, in order', async (t) => {
+    const skip = await webgpuMissing();
+    if (skip !== undefined) return t.skip(skip);
+    const runtime = await RingKernelRuntime.builder()
+      .backend('webgpu', { allowFallback: true })
+      .config({ workers: 1 })
+      .build();
+    const letters: DeadLetter[] = [];
+    runtime.deadLetters.on('deadLetter', (letter) => letters.push(letter));
+    try {
+      const kernel = await runtime.launch(WgslAddOne, 1, 1, { name: 'blocked', autoActivate: true, queueCapacity: 64 });
+      // Nobody reads the outputs: send until both rings are full and the batch in hand waits for room (half a
+      // second without progress, bounded).
+      let sent = 0;
+      let progressAt = performance.now();
+      while (sent < 5000 && performance.now() - progressAt < 500) {
+        if (kernel.trySend({ value: sent })) {
+          sent++;
+          progressAt = performance.now();
+        } else await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+      assert.ok(sent > 64, `${sent} sent: more than the output ring holds`);
+      await deviceHook('lose-device');
+      const answered: number[] = [];
+      const lettered = (): number[] =>
+        letters
+          .filter((l) => l.kernel === 'blocked')
+          .map((l) => new DataView(l.payload.buffer, l.payload.byteOffset).getUint32(0, true));
+      await eventually(() => {
+        for (let out = kernel.tryReceive(); out !== undefined; out = kernel.tryReceive()) answered.push(out.value - 1);
+        assert.equal(kernel.status, 'Failed');
+        assert.equal(
+          answered.length + lettered().length,
+          sent,
+          `${answered.length} answered, ${lettered().length} lettered`,
+        );
+      }, 20_000);
+      t.diagnostic(`${sent} sent: ${answered.length} answered, ${lettered().length} dead-lettered`);
+      assert.deepEqual(
+        [...answered, ...lettered()],
+        Array.from({ length: sent }, (_, i) => i),
+      );
+      assert.ok(
+        letters.filter((l) => l.kernel === 'blocked').every((l) => l.reason === 'kernel-failed'),
+        'only the kernel failure dead-lettered',
+      );
+    } finally {
+      await runtime.shutdown();
+    }
+  });
+});
