@@ -12,7 +12,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { type DeadLetter, type KernelHandle, RingKernelRuntime, WebGpuError } from '../src/index.js';
+import { type DeadLetter, type KernelHandle, RingKernelRuntime } from '../src/index.js';
+import { WebGpuError } from '../src/webgpu.js';
 import { WgslAddOne } from './fixtures/webgpu-kernels.js';
 import { eventually } from './support/eventually.js';
 import { webgpuMissing } from './support/webgpu.js';

@@ -10,11 +10,11 @@ import {
   BytesMessage,
   defineKernel,
   InvalidArgumentError,
-  probeWebGpu,
   RingKernelError,
   RingKernelRuntime,
 } from '../src/index.js';
 import { resolveWebGpuKernelSpec } from '../src/kernel/webgpu-kernel-spec.js';
+import { probeWebGpu } from '../src/webgpu.js';
 
 describe("a kernel's webgpu part", () => {
   it('is validated up front with typed errors naming the field and the valid values', () => {

@@ -237,7 +237,10 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     return this.#exited;
   }
 
-  /** Activates the kernel: it starts (or resumes) taking input. */
+  /**
+   * Activates the kernel: it starts (or resumes) taking input. A kernel that is already Active stays so and this
+   * resolves (launch activates by default, so code written for `autoActivate: false` keeps working).
+   */
   activate(): Promise<void> {
     this.#activationAsked = true;
     return this.#instance.command('ACTIVATE', 'activate');
@@ -365,7 +368,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
           'call',
           'Launched',
           'Active',
-          'not yet activated, so it takes no input: call activate() first, or launch with { autoActivate: true }',
+          'launched with { autoActivate: false } and not yet activated, so it takes no input: call activate() first',
         );
       }
       if (this.#waitingSends.length === 0 && this.#write(request, FrameFlags.REQUEST, priority)) {

@@ -170,6 +170,11 @@ export class KernelInstance implements MigratableKernel {
       return resumed.promise.then(() => this.command(command, operation, drain, wanted));
     }
     const status = owner.status();
+    // Activating an Active kernel leaves it so (launch activates by default; code that activates anyway works).
+    if (command === 'ACTIVATE' && status === 'Active' && !this.#suspended) {
+      if (wanted) this.#activeWanted = true;
+      return Promise.resolve();
+    }
     if (!lifecycleAccepts(status, command)) {
       return Promise.reject(new InvalidStateError(owner.name, operation, status, COMMAND_TARGET[command]));
     }

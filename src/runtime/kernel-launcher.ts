@@ -48,7 +48,11 @@ export interface LaunchOptions {
   readonly name?: string;
   /** Frames each of the kernel's queues holds. Default: `config.defaultQueueCapacity`. */
   readonly queueCapacity?: number;
-  /** Activate right after launch. Default false: a launched kernel is resident but idle (the seed's semantics). */
+  /**
+   * Activate right after launch. Default true: the kernel takes input as soon as `launch` resolves, as a
+   * `fromKernel` actor's kernel does. Pass false for a kernel that is resident but idle (Launched) until
+   * `activate()` — e.g. to connect it to others before it consumes.
+   */
   readonly autoActivate?: boolean;
   /** What `send` does when the input queue is full. Default `'wait'`. */
   readonly onFull?: 'wait' | 'reject';
@@ -450,7 +454,7 @@ export class KernelLauncher {
     ]);
     const on = host.devices.count > 1 ? ` of device ${device}` : '';
     host.log.debug(`launched kernel '${name}' (${definition.id}) on worker ${attached.threadId}${on}`);
-    if (options.autoActivate) await handle.activate();
+    if (options.autoActivate ?? true) await handle.activate();
     return handle;
   }
 
