@@ -9,7 +9,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { type MigrationReport, RingKernelRuntime, WebGpuError } from '../src/index.js';
+import { type MigrationReport, RingKernelRuntime } from '../src/index.js';
+import { WebGpuError } from '../src/webgpu.js';
 import { WgslAddOne, WgslTotal } from './fixtures/webgpu-kernels.js';
 import { eventually } from './support/eventually.js';
 import { Random, TEST_SEED } from './support/random.js';
