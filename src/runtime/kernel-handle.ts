@@ -214,6 +214,20 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
         if (this.#waitingSends.length > 0) void this.#waitingSends.flush();
         if (this.#waiting()) this.#pump();
       },
+      stopTaking: () => {
+        // Sends still waiting for room would be written after the worker's last look at its queue (or into a ring
+        // nobody consumes any more): they are refused, each a dead letter.
+        this.#closed = true;
+        if (this.#failure !== undefined) return;
+        const error = new InvalidStateError(
+          this.name,
+          'send to',
+          'Terminating',
+          'Active',
+          'and takes no more messages: this send was still waiting for room in its queue',
+        );
+        this.#waitingSends.drop(error, 'discarded-on-terminate');
+      },
       lastError: (message) => {
         this.#lastErrorMessage = message;
       },
@@ -256,46 +270,12 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   terminate(options: { readonly drain?: boolean } = {}): Promise<void> {
     // Once asked, a kernel terminates once: a second terminate (a stopped actor's, then shutdown's) waits for it.
     if (this.#terminating !== undefined) return this.#terminating;
-    const terminating = this.#terminateTraced(options);
+    const terminating = this.#instance.terminate(options.drain ?? this.#init.drainOnTerminate);
     this.#terminating = terminating;
     terminating.catch(() => {
       if (this.#terminating === terminating) this.#terminating = undefined;
     });
     return terminating;
-  }
-
-  async #terminateTraced(options: { readonly drain?: boolean }): Promise<void> {
-    const span = this.#tracer?.beginLifecycle();
-    if (span === undefined) return this.#terminate(options);
-    try {
-      await this.#terminate(options);
-      this.#tracer?.endLifecycle(span, LifecycleTransition.TERMINATE, this.instanceId, 0);
-    } catch (error) {
-      this.#tracer?.endLifecycle(span, LifecycleTransition.TERMINATE, this.instanceId, errorNumberFrom(error));
-      throw error;
-    }
-  }
-
-  async #terminate(options: { readonly drain?: boolean }): Promise<void> {
-    const drain = options.drain ?? this.#init.drainOnTerminate;
-    // A kernel the user terminates has ended on purpose: no supervisor restarts it.
-    this.#instance.superviseWith(undefined);
-    // The kernel stops accepting now. Sends still waiting for room would be written after the worker's last
-    // look at its queue (or into a ring nobody consumes any more): they are refused, each a dead letter.
-    this.#closed = true;
-    if (this.#failure === undefined) {
-      this.#waitingSends.drop(
-        new InvalidStateError(
-          this.name,
-          'send to',
-          'Terminating',
-          'Active',
-          'and takes no more messages: this send was still waiting for room in its queue',
-        ),
-        'discarded-on-terminate',
-      );
-    }
-    return this.#instance.terminate(drain);
   }
 
   /**
