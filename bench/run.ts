@@ -1,6 +1,7 @@
 /**
  * `npm run bench [-- --quick] [-- --json FILE]`: the data-plane benchmarks, every case in one run so ratios
- * compare like with like on a shared, noisy machine.
+ * compare like with like on a shared, noisy machine. With `--json FILE` it writes the figures there and, beside
+ * them (FILE with `.svg`), a chart of ringkernel against postMessage, Piscina and a raw ring.
  *
  * Throughput (`msgsPerSec`): the main thread sends N messages one way; the worker times them from the end of the
  * first fifth (warm-up: JIT, worker start) to the last one handled. Latency (`p50us`, `p99us`): one-way latency as half of an unloaded ping-pong round trip.
@@ -15,6 +16,7 @@ import { RingBuffer } from 'ringbuf.js';
 import { createFrameRing, FrameConsumer, FrameProducer, RingKernelRuntime } from '../src/internal.js';
 import { BenchEcho, BenchFragile, BenchHeavyState, BenchIdle, BenchSink, BenchStage } from './bench-kernels.js';
 import { type CaseResult, percentiles, round } from './case-result.js';
+import { renderBenchChart } from './chart.js';
 import { clusterCases } from './cluster-cases.js';
 import { cudaCases } from './cuda-cases.js';
 import { dmaCases } from './dma-cases.js';
@@ -533,5 +535,8 @@ if (jsonFile !== undefined) {
     ratios,
   };
   writeFileSync(jsonFile, `${JSON.stringify({ cases, meta }, null, 2)}\n`);
-  console.log(`wrote ${jsonFile}`);
+  // The picture beside the figures: ringkernel against postMessage, Piscina and a raw ring, from this run.
+  const chartFile = jsonFile.replace(/(\.json)?$/, '.svg');
+  writeFileSync(chartFile, renderBenchChart(cases, meta));
+  console.log(`wrote ${jsonFile} and ${chartFile}`);
 }

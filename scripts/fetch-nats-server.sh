@@ -6,6 +6,7 @@
 #
 #   scripts/fetch-nats-server.sh && node --test dist/test/cluster-*.test.js
 set -euo pipefail
+source "$(dirname "$0")/lib/debian-archive.sh"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 dest="$root/.nats"
 if [ -x "$dest/nats-server" ]; then echo "$dest/nats-server"; exit 0; fi
@@ -14,12 +15,7 @@ command -v apt-get >/dev/null || { echo "fetch-nats-server: no apt-get here; ins
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-echo "deb http://deb.debian.org/debian bookworm main" >"$work/sources.list"
-mkdir -p "$work/lists/partial" "$work/cache/archives/partial"
-apt_options=(-q -o "Dir::Etc::SourceList=$work/sources.list" -o Dir::Etc::SourceParts=/dev/null
-  -o "Dir::State::Lists=$work/lists" -o "Dir::Cache=$work/cache" -o Debug::NoLocking=1
-  -o APT::Sandbox::User=root)
-apt-get "${apt_options[@]}" update >/dev/null
+debian_archive "$work" "deb http://deb.debian.org/debian bookworm main"
 (cd "$work" && apt-get "${apt_options[@]}" download nats-server >/dev/null)
 dpkg-deb -x "$work"/nats-server_*.deb "$work/root"
 

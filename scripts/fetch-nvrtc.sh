@@ -7,6 +7,7 @@
 #
 #   scripts/fetch-nvrtc.sh && CUDA_HOME=$PWD/.nvrtc node --test dist/test/cuda-nvrtc.test.js
 set -euo pipefail
+source "$(dirname "$0")/lib/debian-archive.sh"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 dest="$root/.nvrtc"
 if [ -f "$dest/lib64/libnvrtc.so.11.2" ] && [ -f "$dest/include/cooperative_groups.h" ]; then exit 0; fi
@@ -16,14 +17,9 @@ toolkit_include="${CUDA_HOME:-/usr/local/cuda}/include"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-echo "deb http://deb.debian.org/debian bookworm main non-free" >"$work/sources.list"
-mkdir -p "$work/lists/partial" "$work/cache/archives/partial"
-apt_options=(-q -o "Dir::Etc::SourceList=$work/sources.list" -o Dir::Etc::SourceParts=/dev/null
-  -o "Dir::State::Lists=$work/lists" -o "Dir::Cache=$work/cache" -o Debug::NoLocking=1
-  -o APT::Sandbox::User=root)
-apt-get "${apt_options[@]}" update >/dev/null
+debian_archive "$work" "deb http://deb.debian.org/debian bookworm main non-free"
 (cd "$work" && apt-get "${apt_options[@]}" download libnvrtc11.2 libnvrtc-builtins11.8 libcu++-dev >/dev/null)
-for deb in "$work"/*.deb; do dpkg-deb -x "$deb" "$work/root"; done
+debian_unpack "$work" "$work/root"
 
 rm -rf "$dest"
 mkdir -p "$dest/lib64" "$dest/include"

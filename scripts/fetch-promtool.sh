@@ -5,6 +5,7 @@
 #
 #   scripts/fetch-promtool.sh && node --test dist/test/prometheus-promtool.test.js
 set -euo pipefail
+source "$(dirname "$0")/lib/debian-archive.sh"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 dest="$root/.promtool"
 if [ -x "$dest/promtool" ] && "$dest/promtool" --version >/dev/null 2>&1; then exit 0; fi
@@ -13,12 +14,7 @@ arch="$(dpkg --print-architecture 2>/dev/null || true)"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-echo "deb http://deb.debian.org/debian bookworm main" >"$work/sources.list"
-mkdir -p "$work/lists/partial" "$work/cache/archives/partial"
-apt_options=(-q -o "Dir::Etc::SourceList=$work/sources.list" -o Dir::Etc::SourceParts=/dev/null
-  -o "Dir::State::Lists=$work/lists" -o "Dir::Cache=$work/cache" -o Debug::NoLocking=1
-  -o APT::Sandbox::User=root -o "APT::Architecture=$arch")
-apt-get "${apt_options[@]}" update >/dev/null
+debian_archive "$work" "deb http://deb.debian.org/debian bookworm main" -- -o "APT::Architecture=$arch"
 (cd "$work" && apt-get "${apt_options[@]}" download prometheus >/dev/null)
 dpkg-deb -x "$work"/prometheus_*.deb "$work/root"
 

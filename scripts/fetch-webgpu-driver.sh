@@ -10,6 +10,7 @@
 #
 #   scripts/fetch-webgpu-driver.sh && RINGKERNEL_WEBGPU_DRIVER_DIR=$PWD/.webgpu node dist/examples/webgpu.js
 set -euo pipefail
+source "$(dirname "$0")/lib/debian-archive.sh"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 dest="$root/.webgpu"
 if [ -f "$dest/lvp_icd.json" ] && [ -f "$dest/lib/libvulkan_lvp.so" ] && [ -f "$dest/lib/libvulkan.so.1" ]; then exit 0; fi
@@ -17,14 +18,7 @@ if [ -f "$dest/lvp_icd.json" ] && [ -f "$dest/lib/libvulkan_lvp.so" ] && [ -f "$
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-printf '%s\n' "deb http://deb.debian.org/debian bookworm main" \
-  "deb http://deb.debian.org/debian bookworm-backports main" >"$work/sources.list"
-mkdir -p "$work/lists/partial" "$work/cache/archives/partial"
-# A private source list, package lists and cache: the system's apt configuration is read, never written.
-apt_options=(-q -o "Dir::Etc::SourceList=$work/sources.list" -o Dir::Etc::SourceParts=/dev/null
-  -o "Dir::State::Lists=$work/lists" -o "Dir::Cache=$work/cache" -o Debug::NoLocking=1
-  -o APT::Sandbox::User=root)
-apt-get "${apt_options[@]}" update >/dev/null
+debian_archive "$work" "deb http://deb.debian.org/debian bookworm main" "deb http://deb.debian.org/debian bookworm-backports main"
 # What an install would add, against the system's own package status: packages it would newly install (an
 # "Inst name (version ...)" line). Upgrades of installed ones ("Inst name [old] (new ...)") are skipped: the
 # system's older libraries (libdrm) serve lavapipe, and replacing them is what this script must not do.
@@ -37,7 +31,7 @@ for package in "${wanted[@]}"; do
   if [ "$package" = mesa-vulkan-drivers ]; then downloads+=("mesa-vulkan-drivers/bookworm-backports"); else downloads+=("$package"); fi
 done
 (cd "$work" && apt-get "${apt_options[@]}" download "${downloads[@]}" >/dev/null)
-for deb in "$work"/*.deb; do dpkg-deb -x "$deb" "$work/root"; done
+debian_unpack "$work" "$work/root"
 
 rm -rf "$dest"
 mkdir -p "$dest/lib"

@@ -33,13 +33,6 @@ export type {
 } from './kernel/kernel-definition.js';
 export type { CudaKernelSpec } from './kernel/cuda-kernel-spec.js';
 export type { WebGpuKernelSpec } from './kernel/webgpu-kernel-spec.js';
-export { renderWgslStruct } from './backends/webgpu/wgsl-structs.js';
-export { probeWebGpu } from './backends/webgpu/webgpu-adapter.js';
-export type {
-  WebGpuAdapterDescription,
-  WebGpuAdapterOptions,
-  WebGpuProbe,
-} from './backends/webgpu/webgpu-adapter.js';
 export { Priority } from './kernel/priority.js';
 export type { LatencySummary } from './kernel/latency-histogram.js';
 export { BYTES_TYPE_ID, BytesMessage, defineMessage, field, RESERVED_TYPE_IDS } from './wire/message-schema.js';
@@ -115,8 +108,6 @@ export type {
 } from './devices/multi-gpu-coordinator.js';
 export type { DeviceInfo, DeviceKind, DeviceLink, DeviceLinkKind, GpuTopology } from './devices/topology.js';
 export type { DeviceMemoryReport } from './runtime/device-registry.js';
-export { cudaTopology } from './devices/cuda-topology.js';
-export type { CudaTopologyOptions } from './devices/cuda-topology.js';
 export type { KernelMigrator, MigrationOptions, MigrationReport } from './devices/kernel-migrator.js';
 export type { KernelCheckpoint, QueuedFrames } from './devices/checkpoint.js';
 export { detectTransferStrategy, TRANSFER_STRATEGIES } from './bridge/transfer-strategy.js';
@@ -170,7 +161,9 @@ export type {
   MemoryPressureLevel,
 } from './operations/memory-dashboard.js';
 
-// --- A cluster over NATS: kernels addressed by name across processes and machines --------------------------------
+// --- A cluster over NATS: the types the runtime's cluster members are written in -------------------------------
+// The cluster's errors are in `ringkernel/cluster`, the CUDA backend's in `ringkernel/cuda`, the WebGPU backend's
+// (with adapter probing and WGSL generation) in `ringkernel/webgpu`.
 export type { ClusterNode, ClusterNodeEvents, ClusterNodeStats } from './cluster/cluster-node.js';
 export type { ClusterOptions, ClusterTlsOptions } from './cluster/cluster-options.js';
 export type { KernelRef, KernelRefMetrics } from './cluster/cluster-ports.js';
@@ -228,14 +221,3 @@ export { FrameTooLargeError, MalformedFrameError } from './errors/frame-errors.j
 export type { MalformedFrameCode } from './errors/frame-errors.js';
 export { MigrationError, PlacementError, StateSnapshotError } from './errors/device-errors.js';
 export type { MigrationPhase } from './errors/device-errors.js';
-export { CudaCompileError, CudaDeviceLostError, CudaError, NvmlError } from './errors/cuda-errors.js';
-export { WebGpuError, WgslCompileError, WgslSchemaError } from './errors/webgpu-errors.js';
-export type { WgslCompilerMessage } from './errors/webgpu-errors.js';
-export {
-  ClusterAuthError,
-  ClusterMessageLostError,
-  ClusterNameUnknownError,
-  ClusterNodeDownError,
-  ClusterUnavailableError,
-  ClusterUnreachableError,
-} from './errors/cluster-errors.js';

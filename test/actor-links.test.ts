@@ -53,7 +53,7 @@ describe('kernels spawned as actors, linked with connectTo', () => {
   it('whenLaunched waits for a kernel by name, and rejects when the runtime shuts down first', async () => {
     const other = await RingKernelRuntime.builder().backend('cpu').config({ workers: 1 }).build();
     const waiting = other.whenLaunched('later');
-    const launched = await other.launch(AddOne, { name: 'later' });
+    const launched = await other.launch(AddOne, { autoActivate: false, name: 'later' });
     assert.equal(await waiting, launched);
     const never = assert.rejects(other.whenLaunched('never'), RuntimeShutDownError);
     await other.shutdown();

@@ -22,7 +22,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['devices', 'operations', 'supervision', 'cluster'], // placement and migration, health and metrics, supervisors, nodes of a NATS cluster
   ['runtime'], // the runtime, its builder and kernel handles
   ['actors'], // XState integration: fromKernel
-  ['index.ts', 'internal.ts'], // the package's entries
+  ['index.ts', 'cuda.ts', 'webgpu.ts', 'cluster.ts', 'internal.ts'], // the package's entries
 ];
 
 /**

@@ -6,14 +6,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { connect, headers } from '@nats-io/transport-node';
 import { FrameBatchWriter } from '../src/cluster/frame-batch.js';
-import {
-  ClusterAuthError,
-  ClusterNameUnknownError,
-  ClusterUnreachableError,
-  type DeadLetter,
-  ErrorCode,
-  RingKernelRuntime,
-} from '../src/index.js';
+import { ClusterAuthError, ClusterNameUnknownError, ClusterUnreachableError } from '../src/cluster.js';
+import { type DeadLetter, ErrorCode, RingKernelRuntime } from '../src/index.js';
 import { Accumulator, Echo, Numbers } from './fixtures/kernels.js';
 import { eventually } from './support/eventually.js';
 import { freePort, type NatsServer, natsServerMissing, startNatsServer } from './support/nats-server.js';
@@ -169,7 +163,7 @@ describe('cluster nodes in one process', { skip: missing }, () => {
   test('a node that stops heart-beating is declared down within downAfterMs + a heartbeat, its kernels removed', async () => {
     await using b = await node(server, 'b6');
     const a = await node(server, 'a6');
-    await a.launch(Accumulator, 1, 1, { name: 'acc6' });
+    await a.launch(Accumulator, 1, 1, { autoActivate: false, name: 'acc6' });
     await until(() => b.cluster?.registry.get('acc6') !== undefined);
     const down = new Promise<number>((resolve) => b.cluster?.once('nodeDown', () => resolve(performance.now())));
     // Silence a6 without leaving: close its connection under it (as a crash would).
@@ -185,7 +179,7 @@ describe('cluster nodes in one process', { skip: missing }, () => {
   test('another cluster on the same NATS does not see our kernels', async () => {
     await using ours = await node(server, 'a7', 'ours');
     await using theirs = await node(server, 'b7', 'theirs');
-    await ours.launch(Accumulator, 1, 1, { name: 'private' });
+    await ours.launch(Accumulator, 1, 1, { autoActivate: false, name: 'private' });
     await until(() => ours.cluster?.registry.get('private') !== undefined);
     await new Promise((resolve) => setTimeout(resolve, 300));
     assert.equal(theirs.cluster?.registry.get('private'), undefined);

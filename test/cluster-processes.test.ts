@@ -8,13 +8,8 @@ import { context } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { assign, createActor, enqueueActions, setup, toPromise } from 'xstate';
-import {
-  ClusterNodeDownError,
-  ErrorCode,
-  fromKernel,
-  type KernelActorOutputEvent,
-  RingKernelRuntime,
-} from '../src/index.js';
+import { ClusterNodeDownError } from '../src/cluster.js';
+import { ErrorCode, fromKernel, type KernelActorOutputEvent, RingKernelRuntime } from '../src/index.js';
 import { Accumulator, Echo } from './fixtures/kernels.js';
 import { startNodeProcess } from './support/cluster-process.js';
 import { eventually } from './support/eventually.js';

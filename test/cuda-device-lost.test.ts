@@ -66,9 +66,14 @@ describe('a fault on a CUDA device loses the device (emulated devices: CPU threa
     dmaSupervisor = runtime.supervisor({ name: 'dma', maxRestarts: 5, windowMs: 60_000, backoff: { initialMs: 0 } });
     const on0 = { device: 0, queueCapacity: 128 } as const;
     trapping = await runtime.launch(TrappingAddOne, 1, 1, { ...on0, name: 'trapping', autoActivate: true });
-    neighbour = await runtime.launch(AddOneWords, 1, 1, { ...on0, name: 'neighbour' });
-    survivor = await supervisor.launch(AddOneWords, 1, 1, { ...on0, name: 'survivor' });
-    replicated = await dmaSupervisor.launch(AddOneWords, 1, 1, { ...on0, name: 'replicated', transferStrategy: 'dma' });
+    neighbour = await runtime.launch(AddOneWords, 1, 1, { autoActivate: false, ...on0, name: 'neighbour' });
+    survivor = await supervisor.launch(AddOneWords, 1, 1, { autoActivate: false, ...on0, name: 'survivor' });
+    replicated = await dmaSupervisor.launch(AddOneWords, 1, 1, {
+      autoActivate: false,
+      ...on0,
+      name: 'replicated',
+      transferStrategy: 'dma',
+    });
     // Under the same supervisor, on the device that stays: it must run on when its sibling is given up.
     sibling = await dmaSupervisor.launch(AddOneWords, 1, 1, { device: 1, name: 'sibling', autoActivate: true });
     dmaSupervisor.on((event) => supervisorEvents.push(event));
@@ -159,7 +164,7 @@ describe('a fault on a CUDA device loses the device (emulated devices: CPU threa
     if (skipped !== undefined) return t.skip(skipped);
     assert.deepEqual(unwords(await bystander.call(words(41))), [42]);
     await assert.rejects(
-      runtime.launch(AddOneWords, 1, 1, { device: 0, name: 'on-lost' }),
+      runtime.launch(AddOneWords, 1, 1, { autoActivate: false, device: 0, name: 'on-lost' }),
       (error: unknown) => error instanceof CudaDeviceLostError && error.device === 0,
     );
     const placed = await runtime.launch(AddOneWords, 1, 1, { name: 'placed', autoActivate: true });
@@ -206,7 +211,7 @@ describe('a fault on a CUDA device loses the device (emulated devices: CPU threa
       await using later = await build();
       assert.deepEqual(later.lostDevices(), []);
       await assert.rejects(
-        later.launch(AddOneWords, 1, 1, { device: 0, name: 'named-dma', transferStrategy: 'dma' }),
+        later.launch(AddOneWords, 1, 1, { autoActivate: false, device: 0, name: 'named-dma', transferStrategy: 'dma' }),
         (error: unknown) => error instanceof CudaDeviceLostError && error.device === 0,
       );
       assert.deepEqual(
@@ -218,7 +223,7 @@ describe('a fault on a CUDA device loses the device (emulated devices: CPU threa
     {
       await using later = await build();
       await assert.rejects(
-        later.launch(AddOneWords, 1, 1, { device: 0, name: 'named-mapped' }),
+        later.launch(AddOneWords, 1, 1, { autoActivate: false, device: 0, name: 'named-mapped' }),
         (error: unknown) => error instanceof CudaDeviceLostError && error.cudaErrorName === 'CUDA_ERROR_LAUNCH_FAILED',
       );
       assert.deepEqual(

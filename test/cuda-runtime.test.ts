@@ -139,7 +139,12 @@ for (const target of targets) {
     it('launches resident, answers calls, and echoes a seeded stream in order with nothing lost', async (t) => {
       const rt = run(t);
       if (rt === undefined) return;
-      const kernel = await rt.launch(AddOneWords, 1, 1, { name: 'add-one', queueCapacity: 256, ...strategy });
+      const kernel = await rt.launch(AddOneWords, 1, 1, {
+        autoActivate: false,
+        name: 'add-one',
+        queueCapacity: 256,
+        ...strategy,
+      });
       assert.equal(kernel.status, 'Launched');
       assert.equal(kernel.metrics().transferStrategy, target.strategy ?? (rt.backend === 'cuda' ? 'mapped' : 'direct'));
       await kernel.activate();
@@ -241,7 +246,12 @@ for (const target of targets) {
     it('terminates without draining: what was queued becomes dead letters, counted', async (t) => {
       const rt = run(t);
       if (rt === undefined) return;
-      const kernel = await rt.launch(DoubleReading, 1, 1, { name: 'discarding', queueCapacity: 64, ...strategy });
+      const kernel = await rt.launch(DoubleReading, 1, 1, {
+        autoActivate: false,
+        name: 'discarding',
+        queueCapacity: 64,
+        ...strategy,
+      });
       for (let seq = 0; seq < 20; seq++) await kernel.send({ sender: 9, seq, value: 1 });
       await kernel.terminate({ drain: false });
       assert.equal(kernel.status, 'Terminated');
@@ -263,21 +273,21 @@ describe('the CUDA launch path refuses what it cannot do, with typed errors', ()
   it('a CUDA-only kernel on the CPU backend', async () => {
     await using runtime = await RingKernelRuntime.builder().backend('cpu').config({ workers: 1 }).build();
     await assert.rejects(
-      runtime.launch(CudaOnly),
+      runtime.launch(CudaOnly, { autoActivate: false }),
       (error: unknown) => error instanceof BackendUnavailableError && /has only a CUDA handler/.test(error.message),
     );
   });
 
   it('a handler that does not compile, with the compiler log; a cache hit on the second launch; CUDA → CUDA link', (t) =>
     onEmulatedDevice(t, async (runtime) => {
-      await assert.rejects(runtime.launch(BrokenCuda), (error: unknown) => {
+      await assert.rejects(runtime.launch(BrokenCuda, { autoActivate: false }), (error: unknown) => {
         if (!(error instanceof CudaCompileError)) assert.fail(String(error));
         assert.equal(error.code, 'RK_CUDA_COMPILE_FAILED');
         assert.equal(error.compiler, 'g++');
         assert.match(error.log, /error/);
         return true;
       });
-      const first = await runtime.launch(AddOneWords, 1, 1, { name: 'cached-1' });
+      const first = await runtime.launch(AddOneWords, 1, 1, { autoActivate: false, name: 'cached-1' });
       const built = readdirSync(cache).filter((file) => file.endsWith('.so'));
       assert.ok(built.length >= 1, 'the build is in the cache');
       const stamps = built.map((file) => statSync(join(cache, file)).mtimeMs);
@@ -294,7 +304,7 @@ describe('the CUDA launch path refuses what it cannot do, with typed errors', ()
       await first.send(words(5, 10));
       assert.deepEqual(unwords(await second.receive(10_000)), [7, 12], 'one added by each kernel');
       await assert.rejects(
-        runtime.launch(AddOneWords, 1, 1, { name: 'as-direct', transferStrategy: 'direct' }),
+        runtime.launch(AddOneWords, 1, 1, { autoActivate: false, name: 'as-direct', transferStrategy: 'direct' }),
         (error: unknown) => error instanceof RangeError && /take 'mapped' .* or 'dma'/.test(error.message),
       );
     }));
@@ -471,7 +481,11 @@ describe('kernel-to-kernel out of a CUDA kernel (emulated device: CPU threads st
 describe('integrity on a CUDA kernel (emulated device: CPU threads stand in for the GPU)', () => {
   it('checks every input CRC32-C and checksums every output; a frame corrupted in shared memory is dead-lettered', (t) =>
     onEmulatedDevice(t, async (runtime, letters) => {
-      const kernel = await runtime.launch(DoubleReading, 1, 1, { name: 'checked', integrity: true });
+      const kernel = await runtime.launch(DoubleReading, 1, 1, {
+        autoActivate: false,
+        name: 'checked',
+        integrity: true,
+      });
       // Launched, not active: the frames wait in the ring, where a stray write flips a payload bit of the second.
       for (let seq = 0; seq < 3; seq++) assert.ok(kernel.trySend({ sender: 8, seq, value: seq + 1 }));
       const ring = new DataView(kernel.inputMemory.ring);
@@ -508,7 +522,12 @@ describe('integrity on a CUDA kernel (emulated device: CPU threads stand in for 
 
   it('seeded: frames corrupted every way the device checks come back whole, once each, with the right code', (t) =>
     onEmulatedDevice(t, async (runtime, letters) => {
-      const kernel = await runtime.launch(DoubleReading, 1, 1, { name: 'fuzzed', integrity: true, queueCapacity: 64 });
+      const kernel = await runtime.launch(DoubleReading, 1, 1, {
+        autoActivate: false,
+        name: 'fuzzed',
+        integrity: true,
+        queueCapacity: 64,
+      });
       const ring = new DataView(kernel.inputMemory.ring);
       const storage = kernel.inputMemory.ring.byteLength - RingOffset.DATA;
       // Bytes of the input ring's data area, wrapping as the ring does.

@@ -286,11 +286,16 @@ describe('CUDA runtime devices (emulated driver: no GPU on these machines)', () 
       // LeastLoaded: backlogs on devices 0, 1 and 3 (kernels never activated), so device 2.
       coordinator.setStrategy(LoadBalancingStrategy.LeastLoaded);
       for (const device of [0, 1, 3]) {
-        const backlog = await runtime.launch(Sink, 1, 1, { name: `backlog${device}`, device, queueCapacity: 64 });
+        const backlog = await runtime.launch(Sink, 1, 1, {
+          autoActivate: false,
+          name: `backlog${device}`,
+          device,
+          queueCapacity: 64,
+        });
         for (let i = 0; i < 60; i++) backlog.trySend({ sender: 9, seq: i, value: 0 });
       }
       assert.equal(coordinator.selectDevice(), 2);
-      const placed = await runtime.launch(Sink, 1, 1, { name: 'placed', queueCapacity: 64 });
+      const placed = await runtime.launch(Sink, 1, 1, { autoActivate: false, name: 'placed', queueCapacity: 64 });
       assert.equal(placed.device, 2, 'a launch that names no device goes where the coordinator says');
     } finally {
       for (const { device, pointer } of held) {
@@ -310,7 +315,7 @@ describe('device memory gauge (CPU backend)', () => {
       .backend('cpu')
       .config({ workers: 2, devices: 2, deviceMemoryMB: 16 })
       .build();
-    const sink = await runtime.launch(Sink, 1, 1, { device: 1 });
+    const sink = await runtime.launch(Sink, 1, 1, { autoActivate: false, device: 1 });
     const bytes = runtime.gpuMemoryDashboard().totals().total;
     assert.ok(bytes > 0);
     assert.deepEqual(runtime.deviceMemory(), [

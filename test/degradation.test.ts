@@ -33,7 +33,7 @@ describe('DegradationManager', () => {
       const changes: DegradationChange[] = [];
       degradation.on('change', (change) => changes.push(change));
       // Launched, not active: its queue fills as we send. Capacity 100 frames.
-      const queue = await runtime.launch(Accumulator, 1, 1, { name: 'queue', queueCapacity: 100 });
+      const queue = await runtime.launch(Accumulator, 1, 1, { autoActivate: false, name: 'queue', queueCapacity: 100 });
       let seq = 0;
       const fill = (n: number) => {
         for (let k = 0; k < n; k++) assert.ok(queue.trySend({ sender: 1, seq: seq++, value: 1 }, Priority.Critical));

@@ -39,7 +39,7 @@ describe('virtual devices: topology', () => {
       assert.ok(link.bandwidthGBps > 0 && link.latencyUs > 0, 'measured, so positive');
     }
     // A kernel placed on a device runs on one of that device's workers.
-    const sink = await runtime.launch(Sink, 1, 1, { device: 2 });
+    const sink = await runtime.launch(Sink, 1, 1, { autoActivate: false, device: 2 });
     assert.ok(devices[2]?.workerThreadIds.includes(sink.metrics().workerThreadId));
     assert.equal(sink.metrics().device, 2);
     await runtime.kernelMigrator().migrateKernel(sink, 2, 3);
@@ -60,13 +60,16 @@ describe('virtual devices: topology', () => {
     await using runtime = await RingKernelRuntime.builder()
       .config({ workers: 2, devices: 2, deviceMemoryMB: 1 })
       .build();
-    await assert.rejects(runtime.launch(Sink, 1, 1, { device: 2 }), PlacementError);
+    await assert.rejects(runtime.launch(Sink, 1, 1, { autoActivate: false, device: 2 }), PlacementError);
     // Two 8192-frame rings of 120-byte frames (≈ 2 MiB) do not fit a 1 MiB budget.
-    await assert.rejects(runtime.launch(Sink, 1, 1, { device: 0, queueCapacity: 8192 }), (error) => {
-      assert.ok(error instanceof PlacementError);
-      assert.equal(error.code, 'RK_PLACEMENT_FAILED');
-      return true;
-    });
+    await assert.rejects(
+      runtime.launch(Sink, 1, 1, { autoActivate: false, device: 0, queueCapacity: 8192 }),
+      (error) => {
+        assert.ok(error instanceof PlacementError);
+        assert.equal(error.code, 'RK_PLACEMENT_FAILED');
+        return true;
+      },
+    );
   });
 });
 
@@ -77,11 +80,11 @@ describe('MultiGpuCoordinator: each strategy on 4 virtual devices', () => {
     runtime = await RingKernelRuntime.builder().config({ workers: 5, devices: 4, deviceMemoryMB: 8 }).build();
     // Memory: device 0 holds a big kernel (16 384-frame rings ≈ 5 MiB), devices 1 and 3 a medium one each, device 2
     // two small ones — the most free memory, but the most kernels.
-    await runtime.launch(Sink, 1, 1, { name: 'big', device: 0, queueCapacity: 16_384 });
-    await runtime.launch(Sink, 1, 1, { name: 'medium-1', device: 1, queueCapacity: 4096 });
-    await runtime.launch(Sink, 1, 1, { name: 'small-2a', device: 2, queueCapacity: 64 });
-    await runtime.launch(Sink, 1, 1, { name: 'small-2b', device: 2, queueCapacity: 64 });
-    await runtime.launch(Sink, 1, 1, { name: 'medium-3', device: 3, queueCapacity: 4096 });
+    await runtime.launch(Sink, 1, 1, { autoActivate: false, name: 'big', device: 0, queueCapacity: 16_384 });
+    await runtime.launch(Sink, 1, 1, { autoActivate: false, name: 'medium-1', device: 1, queueCapacity: 4096 });
+    await runtime.launch(Sink, 1, 1, { autoActivate: false, name: 'small-2a', device: 2, queueCapacity: 64 });
+    await runtime.launch(Sink, 1, 1, { autoActivate: false, name: 'small-2b', device: 2, queueCapacity: 64 });
+    await runtime.launch(Sink, 1, 1, { autoActivate: false, name: 'medium-3', device: 3, queueCapacity: 4096 });
   });
   after(() => runtime.shutdown());
 
@@ -154,7 +157,12 @@ describe('MultiGpuCoordinator: each strategy on 4 virtual devices', () => {
     coordinator.setStrategy(LoadBalancingStrategy.LeastLoaded);
     // Device 3: a kernel kept busy (2 ms per message); device 1: 60 messages waiting for a kernel never activated.
     const busy = await runtime.launch(Slow, 1, 1, { name: 'busy', device: 3, queueCapacity: 512, autoActivate: true });
-    const backlog = await runtime.launch(Sink, 1, 1, { name: 'backlog', device: 1, queueCapacity: 64 });
+    const backlog = await runtime.launch(Sink, 1, 1, {
+      autoActivate: false,
+      name: 'backlog',
+      device: 1,
+      queueCapacity: 64,
+    });
     for (let i = 0; i < 60; i++) backlog.trySend({ sender: 9, seq: i, value: 0 });
     for (let i = 0; i < 200; i++) busy.trySend({ sender: 9, seq: i, value: 2 });
     coordinator.loads(); // the utilization window starts here
@@ -169,7 +177,7 @@ describe('MultiGpuCoordinator: each strategy on 4 virtual devices', () => {
     // Devices 0 (1 kernel, 2 workers) and 2 (2 kernels, 1 worker) are idle: device 0 has the fewer per worker.
     assert.equal(chosen, 0, JSON.stringify(loads.map((load) => [load.device.id, load.score])));
     // And a launch that names no device goes where the coordinator says.
-    const placed = await runtime.launch(Sink, 1, 1, { name: 'placed', queueCapacity: 64 });
+    const placed = await runtime.launch(Sink, 1, 1, { autoActivate: false, name: 'placed', queueCapacity: 64 });
     assert.equal(placed.device, 0);
     assert.ok(coordinator.placements > 0);
     await busy.terminate({ drain: false });
@@ -188,7 +196,12 @@ describe('checkpoints', () => {
     assert.equal(saved.queued.frames, 10);
     assert.ok(saved.state.byteLength > 0);
     assert.equal(acc.status, 'Deactivated', 'a deactivated kernel stays so');
-    const twin = await runtime.launch(Accumulator, 1, 1, { name: 'twin', device: 1, restore: saved });
+    const twin = await runtime.launch(Accumulator, 1, 1, {
+      autoActivate: false,
+      name: 'twin',
+      device: 1,
+      restore: saved,
+    });
     await twin.activate();
     for (let i = 5; i < 15; i++) {
       const out = await twin.receive(5000);
@@ -200,13 +213,13 @@ describe('checkpoints', () => {
     // The original still has its own queue (the checkpoint copied it).
     await acc.activate();
     for (let i = 5; i < 15; i++) assert.equal((await acc.receive(5000)).seq, i);
-    await assert.rejects(runtime.launch(Sink, 1, 1, { name: 'wrong', restore: saved }), TypeError);
+    await assert.rejects(runtime.launch(Sink, 1, 1, { autoActivate: false, name: 'wrong', restore: saved }), TypeError);
     await assert.rejects(
-      runtime.launch(Accumulator, 1, 1, { name: 'checked', restore: saved, integrity: true }),
+      runtime.launch(Accumulator, 1, 1, { autoActivate: false, name: 'checked', restore: saved, integrity: true }),
       /integrity/,
     );
     await assert.rejects(
-      runtime.launch(Accumulator, 1, 1, { name: 'cramped', restore: saved, queueCapacity: 4 }),
+      runtime.launch(Accumulator, 1, 1, { autoActivate: false, name: 'cramped', restore: saved, queueCapacity: 4 }),
       RangeError,
     );
     const report = await runtime.shutdown();
@@ -219,12 +232,15 @@ describe('checkpoints', () => {
     const fussy = await runtime.launch(Fussy, 1, 1, { autoActivate: true });
     await fussy.call({ sender: 1, seq: 0, value: REFUSE_RESTORE });
     const saved = await fussy.checkpoint();
-    await assert.rejects(runtime.launch(Fussy, 1, 1, { name: 'fussy-2', restore: saved }), (error) => {
-      assert.ok(error instanceof StateSnapshotError);
-      assert.equal(error.step, 'restore');
-      assert.match(error.message, /refuses to be restored/);
-      return true;
-    });
+    await assert.rejects(
+      runtime.launch(Fussy, 1, 1, { autoActivate: false, name: 'fussy-2', restore: saved }),
+      (error) => {
+        assert.ok(error instanceof StateSnapshotError);
+        assert.equal(error.step, 'restore');
+        assert.match(error.message, /refuses to be restored/);
+        return true;
+      },
+    );
     assert.throws(() => runtime.kernel('fussy-2'));
   });
 

@@ -40,11 +40,11 @@ describe('transfer strategies', () => {
     await using runtime = await RingKernelRuntime.builder().config({ workers: 1 }).build();
     assert.equal(runtime.transferStrategy.strategy, 'direct');
     assert.equal(runtime.mirrorStats(), null, 'no mirror thread until a kernel asks for dma');
-    await assert.rejects(runtime.launch(Echo, 1, 1, { transferStrategy: 'pigeon' as 'dma' }), {
+    await assert.rejects(runtime.launch(Echo, 1, 1, { autoActivate: false, transferStrategy: 'pigeon' as 'dma' }), {
       name: 'TypeError',
       message: 'options.transferStrategy must be one of direct, dma, mapped, got "pigeon"',
     });
-    await assert.rejects(runtime.launch(Echo, 1, 1, { transferStrategy: 'mapped' }), {
+    await assert.rejects(runtime.launch(Echo, 1, 1, { autoActivate: false, transferStrategy: 'mapped' }), {
       name: 'RangeError',
       message:
         "options.transferStrategy 'mapped' is reserved for CUDA zero-copy memory; the cpu backend takes 'direct' or 'dma'",

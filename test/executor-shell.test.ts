@@ -136,7 +136,7 @@ describe('executor shell: in the runtime', () => {
       cpu: () => undefined,
     });
     runtime = await RingKernelRuntime.builder().backend('cpu').config({ workers: 1 }).build();
-    await assert.rejects(runtime.launch(Elsewhere, 1, 1), (error: unknown) => {
+    await assert.rejects(runtime.launch(Elsewhere, 1, 1, { autoActivate: false }), (error: unknown) => {
       assert.ok(error instanceof KernelFailedError, `a KernelFailedError, not ${String(error)}`);
       assert.equal(error.code, 'RK_KERNEL_FAILED');
       assert.match(error.message, /test\.executor-shell\.elsewhere/);

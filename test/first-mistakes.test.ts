@@ -15,11 +15,11 @@ describe('first mistakes', () => {
   after(() => runtime.shutdown());
 
   it('call() before activate() is refused at once, naming the state and what to do', async () => {
-    const kernel = await runtime.launch(Accumulator, 1, 1, { name: 'never-activated' });
+    const kernel = await runtime.launch(Accumulator, 1, 1, { autoActivate: false, name: 'never-activated' });
     await assert.rejects(kernel.call({ sender: 0, seq: 0, value: 1 }), {
       code: ErrorCode.InvalidState,
       message:
-        "cannot call kernel 'never-activated': it is Launched, not yet activated, so it takes no input: call activate() first, or launch with { autoActivate: true }",
+        "cannot call kernel 'never-activated': it is Launched, launched with { autoActivate: false } and not yet activated, so it takes no input: call activate() first",
     });
     // Asked to activate (not yet done): the call waits for it and is answered.
     const activating = kernel.activate();
@@ -67,8 +67,8 @@ describe('first mistakes', () => {
   });
 
   it('connecting kernels of mismatched types is a typed error', async () => {
-    const add = await runtime.launch(AddOne, 1, 1, { name: 'mismatch-a' });
-    const acc = await runtime.launch(Accumulator, 1, 1, { name: 'mismatch-b' });
+    const add = await runtime.launch(AddOne, 1, 1, { autoActivate: false, name: 'mismatch-a' });
+    const acc = await runtime.launch(Accumulator, 1, 1, { autoActivate: false, name: 'mismatch-b' });
     await assert.rejects(runtime.connect(acc, add), (error: unknown) => {
       assert.ok(error instanceof RingKernelError);
       assert.equal(error.code, ErrorCode.MessageTypeMismatch);
@@ -89,7 +89,7 @@ describe('first mistakes', () => {
         [1, 1, 1],
       ],
     );
-    const sized = await runtime.launch(AddOne, { name: 'sized', gridSize: 2, blockSize: [4, 2] });
+    const sized = await runtime.launch(AddOne, { autoActivate: false, name: 'sized', gridSize: 2, blockSize: [4, 2] });
     assert.deepEqual(
       [sized.metrics().gridSize, sized.metrics().blockSize],
       [
@@ -98,7 +98,7 @@ describe('first mistakes', () => {
       ],
     );
     await assert.rejects(
-      runtime.launch(AddOne, { name: 'bad-size', gridSize: 0 }),
+      runtime.launch(AddOne, { autoActivate: false, name: 'bad-size', gridSize: 0 }),
       /gridSize must be a positive integer/,
     );
     const positional = await runtime.launch(AddOne, 1, 1, { name: 'positional', autoActivate: true });

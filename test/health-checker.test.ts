@@ -44,7 +44,7 @@ describe('HealthChecker', () => {
     const runtime = await RingKernelRuntime.builder().config({ workers: 2 }).build();
     try {
       const health = runtime.healthChecker();
-      const paused = await runtime.launch(Sink, 1, 1, { name: 'paused', queueCapacity: 10 });
+      const paused = await runtime.launch(Sink, 1, 1, { autoActivate: false, name: 'paused', queueCapacity: 10 });
       for (let seq = 0; seq < 9; seq++) paused.trySend({ sender: 0, seq, value: 0 });
       const full = await health.check();
       assert.equal(full.status, 'Degraded');

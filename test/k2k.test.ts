@@ -59,7 +59,7 @@ describe('kernel-to-kernel links', () => {
   it('merge fan-in fairly and copy to every consumer on fan-out', async () => {
     const a = await runtime.launch(AddOne, 1, 1, { name: 'fan-a', autoActivate: true });
     const b = await runtime.launch(Double, 1, 1, { name: 'fan-b', autoActivate: true });
-    const merge = await runtime.launch(Accumulator, 1, 1, { name: 'fan-merge' });
+    const merge = await runtime.launch(Accumulator, 1, 1, { autoActivate: false, name: 'fan-merge' });
     const copy = await runtime.launch(MinusThree, 1, 1, { name: 'fan-copy', autoActivate: true });
     await runtime.connect(a, merge);
     await runtime.connect(b, merge);
@@ -155,7 +155,7 @@ describe('kernel-to-kernel links', () => {
       Array.from({ length: 100 }, (_, k) => (201 + 2 * k) * 10),
     );
     assert.equal(classifier.tryReceive(), undefined, 'nothing else reached the host');
-    const echo = await runtime.launch(Echo, 1, 1, { name: 'route-none' });
+    const echo = await runtime.launch(Echo, 1, 1, { autoActivate: false, name: 'route-none' });
     await assert.rejects(
       runtime.connect(classifier, echo),
       /cannot connect 'route-src' to 'route-none': 'route-src' outputs test.Numbers, test.Total and 'route-none' takes /,
@@ -164,8 +164,8 @@ describe('kernel-to-kernel links', () => {
   });
 
   it('refuse to connect kernels whose message types do not match', async () => {
-    const add = await runtime.launch(AddOne, 1, 1, { name: 'type-a' });
-    const acc = await runtime.launch(Accumulator, 1, 1, { name: 'type-b' });
+    const add = await runtime.launch(AddOne, 1, 1, { autoActivate: false, name: 'type-a' });
+    const acc = await runtime.launch(Accumulator, 1, 1, { autoActivate: false, name: 'type-b' });
     await assert.rejects(
       runtime.connect(acc, add),
       /cannot connect 'type-b' to 'type-a': 'type-b' outputs test.Total and 'type-a' takes test.Numbers/,

@@ -60,7 +60,7 @@ describe("a kernel's module, as the workers load it", () => {
     });
     const runtime = await RingKernelRuntime.builder().backend('cpu').config({ workers: 1 }).build();
     try {
-      await assert.rejects(runtime.launch(Pinger, 1, 1), (error: unknown) => {
+      await assert.rejects(runtime.launch(Pinger, 1, 1, { autoActivate: false }), (error: unknown) => {
         assert.ok(error instanceof KernelModuleError);
         assert.equal(error.code, ErrorCode.KernelModule);
         assert.match(

@@ -23,7 +23,9 @@ describe('KernelRegistry', () => {
     const stop = runtime.registry.watch('sensors/*/temperature', (event) => {
       events.push(event);
     });
-    const handles = await Promise.all(names.map((_, i) => runtime.launch(Accumulator, 1, 1, { name: `reg-${i}` })));
+    const handles = await Promise.all(
+      names.map((_, i) => runtime.launch(Accumulator, 1, 1, { autoActivate: false, name: `reg-${i}` })),
+    );
     for (const [i, name] of names.entries()) runtime.registry.register(name, handles[i] as (typeof handles)[number]);
     const found = (pattern: string) => runtime.registry.lookup(pattern).map((entry) => entry.name);
     assert.deepEqual(found('sensors/*/temperature'), ['sensors/eu/temperature', 'sensors/us/temperature']);

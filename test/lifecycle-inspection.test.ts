@@ -37,7 +37,7 @@ describe('runtime inspect option', () => {
       },
     ).start();
     try {
-      const handle = await runtime.launch(Accumulator, 1, 1, { name: 'watched' });
+      const handle = await runtime.launch(Accumulator, 1, 1, { autoActivate: false, name: 'watched' });
       await handle.activate();
       await handle.deactivate();
       await handle.activate();

@@ -11,8 +11,8 @@ describe('GpuMemoryDashboard', () => {
       const dashboard = runtime.gpuMemoryDashboard();
       assert.equal(runtime.gpuMemoryDashboard(), dashboard);
       assert.equal(dashboard.totals().total, 0);
-      const first = await runtime.launch(AddOne, 1, 1, { name: 'first', queueCapacity: 64 });
-      const second = await runtime.launch(Double, 1, 1, { name: 'second', queueCapacity: 64 });
+      const first = await runtime.launch(AddOne, 1, 1, { autoActivate: false, name: 'first', queueCapacity: 64 });
+      const second = await runtime.launch(Double, 1, 1, { autoActivate: false, name: 'second', queueCapacity: 64 });
       await runtime.connect(first, second, { queueCapacity: 32 });
       const ring = (memory: { ring: SharedArrayBuffer; signal: SharedArrayBuffer }) =>
         memory.ring.byteLength + memory.signal.byteLength;

@@ -10,9 +10,11 @@ import { fileURLToPath } from 'node:url';
 import { Registry } from 'prom-client';
 import { RingKernelRuntime } from '../src/internal.js';
 import { Accumulator } from './fixtures/kernels.js';
+import { WgslAddOne } from './fixtures/webgpu-kernels.js';
 import { eventually } from './support/eventually.js';
 import { OtlpReceiver } from './support/otlp-receiver.js';
 import { findPromtool, incompleteHistograms, promtoolCheckMetrics } from './support/promtool.js';
+import { webgpuMissing } from './support/webgpu.js';
 
 const promtool = findPromtool();
 const skip = 'skip' in promtool ? promtool.skip : false;
@@ -65,6 +67,85 @@ describe('promtool check metrics', () => {
     } finally {
       await runtime.shutdown();
       await receiver.close();
+    }
+  });
+
+  it('passes on a WebGPU runtime (real adapter) whose batch metrics reach the exporter: batches, sizes, in flight, stage times', {
+    skip,
+  }, async (t) => {
+    const noAdapter = await webgpuMissing();
+    if (noAdapter !== undefined) return t.skip(noAdapter);
+    const registry = new Registry();
+    const runtime = await RingKernelRuntime.builder()
+      .backend('webgpu', { allowFallback: true })
+      .config({ workers: 1 })
+      .build();
+    try {
+      runtime.prometheusExporter({ registry });
+      const cpu = await runtime.launch(Accumulator, 1, 1, { name: 'cpu', autoActivate: true });
+      const called = await runtime.launch(WgslAddOne, 1, 1, { name: 'called', autoActivate: true });
+      const streamed = await runtime.launch(WgslAddOne, 1, 1, {
+        name: 'streamed',
+        autoActivate: true,
+        queueCapacity: 4096,
+      });
+      // One call at a time on an idle kernel: each is a batch of exactly one message.
+      for (let i = 0; i < 40; i++) assert.equal((await called.call({ value: i })).value, i + 1);
+      const streamedCount = 3000;
+      for (let i = 0; i < streamedCount; i++) await streamed.send({ value: i });
+      for (let i = 0; i < streamedCount; i++) assert.equal((await streamed.receive()).value, i + 1);
+      // Terminated, the streamed kernel's batches are all read back: its final series are exact.
+      await streamed.terminate();
+      const value = (text: string, series: string): number => {
+        const escaped = series.replace(/[{}"+.]/g, (c) => `\\${c}`);
+        const found = new RegExp(`^${escaped} (\\S+)$`, 'm').exec(text)?.[1];
+        assert.ok(found !== undefined, `${series} is in the scrape`);
+        return Number(found);
+      };
+      const text = await eventually(async () => {
+        const scraped = await registry.metrics();
+        // The last batch's stage times are recorded just after its outputs are written.
+        assert.equal(
+          value(scraped, 'ringkernel_webgpu_batch_stage_seconds_count{kernel="called",stage="readback"}'),
+          40,
+        );
+        assert.equal(value(scraped, 'ringkernel_webgpu_batches_in_flight{kernel="called"}'), 0);
+        return scraped;
+      });
+      const { code, output } = await promtoolCheckMetrics(promtoolPath, text);
+      assert.equal(code, 0, `promtool check metrics:\n${output}`);
+      assert.deepEqual(incompleteHistograms(text), []);
+      for (const name of [
+        'ringkernel_webgpu_batches_total',
+        'ringkernel_webgpu_batch_messages',
+        'ringkernel_webgpu_batches_in_flight',
+        'ringkernel_webgpu_batch_stage_seconds',
+      ]) {
+        assert.match(text, new RegExp(`^# HELP ${name} \\S`, 'm'), `${name} is exposed with its help`);
+      }
+      // Calls one at a time: 40 batches of one message.
+      assert.equal(value(text, 'ringkernel_webgpu_batches_total{kernel="called"}'), 40);
+      assert.equal(value(text, 'ringkernel_webgpu_batch_messages_bucket{kernel="called",le="1"}'), 40);
+      assert.equal(value(text, 'ringkernel_webgpu_batch_messages_sum{kernel="called"}'), 40);
+      // A stream: every message in exactly one batch, each batch counted once per stage.
+      const batches = value(text, 'ringkernel_webgpu_batches_total{kernel="streamed"}');
+      t.diagnostic(`${streamedCount} streamed messages in ${batches} batches`);
+      assert.ok(batches >= 1 && batches <= streamedCount, `${batches} batches`);
+      assert.equal(value(text, 'ringkernel_webgpu_batch_messages_sum{kernel="streamed"}'), streamedCount);
+      assert.equal(value(text, 'ringkernel_webgpu_batch_messages_count{kernel="streamed"}'), batches);
+      assert.equal(value(text, 'ringkernel_webgpu_batch_messages_bucket{kernel="streamed",le="+Inf"}'), batches);
+      for (const stage of ['upload', 'dispatch', 'readback']) {
+        const series = `ringkernel_webgpu_batch_stage_seconds_count{kernel="streamed",stage="${stage}"}`;
+        assert.equal(value(text, series), batches, series);
+        const seconds = value(text, `ringkernel_webgpu_batch_stage_seconds_sum{kernel="streamed",stage="${stage}"}`);
+        assert.ok(seconds > 0 && seconds < 60, `${stage}: ${seconds} s`);
+      }
+      // CPU kernels have no batch series.
+      assert.doesNotMatch(text, /^ringkernel_webgpu_\S+\{kernel="cpu"/m);
+      await cpu.terminate();
+      await called.terminate();
+    } finally {
+      await runtime.shutdown();
     }
   });
 

@@ -18,7 +18,7 @@ describe('runtime lifecycle: start, drain, complete shutdown', () => {
     try {
       assert.equal(runtime.state().value, 'Initializing');
       assert.equal(runtime.state().isAcceptingWork(), false);
-      await assert.rejects(runtime.launch(Accumulator), (error: unknown) => {
+      await assert.rejects(runtime.launch(Accumulator, { autoActivate: false }), (error: unknown) => {
         assert.ok(error instanceof NotAcceptingWorkError);
         assert.equal(error.code, ErrorCode.NotAcceptingWork);
         assert.equal(error.state, 'Initializing');
@@ -55,7 +55,10 @@ describe('runtime lifecycle: start, drain, complete shutdown', () => {
     assert.equal(runtime.state().isAcceptingWork(), false);
     assert.throws(() => slow.trySend({ sender: 1, seq: 99, value: 1 }), NotAcceptingWorkError);
     await assert.rejects(slow.call({ sender: 1, seq: 100, value: 1 }), NotAcceptingWorkError);
-    await assert.rejects(runtime.launch(Accumulator, 1, 1, { name: 'late' }), NotAcceptingWorkError);
+    await assert.rejects(
+      runtime.launch(Accumulator, 1, 1, { autoActivate: false, name: 'late' }),
+      NotAcceptingWorkError,
+    );
     const report = await draining;
     assert.equal(report.drained, true);
     assert.equal(report.pendingWork, 0);
@@ -96,7 +99,7 @@ describe('runtime lifecycle: start, drain, complete shutdown', () => {
   it('a drain that cannot finish says so after its timeout, with the work left', async () => {
     const runtime = await RingKernelRuntime.builder().config({ workers: 1 }).build();
     try {
-      const paused = await runtime.launch(Accumulator, 1, 1, { name: 'paused' }); // launched, never activated
+      const paused = await runtime.launch(Accumulator, 1, 1, { autoActivate: false, name: 'paused' }); // launched, never activated
       for (let seq = 0; seq < 7; seq++) paused.trySend({ sender: 3, seq, value: 1 });
       const report = await runtime.drain(50);
       assert.equal(report.drained, false);

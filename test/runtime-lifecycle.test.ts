@@ -69,7 +69,7 @@ describe('kernel lifecycle', () => {
   after(() => runtime.shutdown());
 
   it('goes Launched → Active ⇄ Deactivated → Terminated, mirrored in the ControlBlock', async () => {
-    const handle = await runtime.launch(Accumulator, 1, 1, { name: 'life' });
+    const handle = await runtime.launch(Accumulator, 1, 1, { name: 'life', autoActivate: false });
     assert.equal(handle.status, 'Launched');
     await handle.activate();
     assert.equal(handle.status, 'Active');
@@ -82,8 +82,20 @@ describe('kernel lifecycle', () => {
     assert.throws(() => runtime.kernel('life'), KernelNotFoundError);
   });
 
+  it('activates on launch by default, as a fromKernel actor does; activate() on an Active kernel resolves', async () => {
+    const handle = await runtime.launch(Accumulator, { name: 'eager' });
+    assert.equal(handle.status, 'Active');
+    const reply = await handle.call({ sender: 1, seq: 1, value: 5 }, { timeout: 5_000 });
+    assert.equal(reply.total, 5, 'a call right after launch is answered without activate()');
+    await handle.activate();
+    assert.equal(handle.status, 'Active');
+    const next = await handle.call({ sender: 1, seq: 2, value: 7 }, { timeout: 5_000 });
+    assert.equal(next.total, 12, 'still Active, its state kept');
+    await handle.terminate();
+  });
+
   it('refuses invalid transitions with a typed InvalidState error naming both states', async () => {
-    const handle = await runtime.launch(Accumulator, 1, 1, { name: 'invalid' });
+    const handle = await runtime.launch(Accumulator, 1, 1, { name: 'invalid', autoActivate: false });
     await assert.rejects(handle.deactivate(), (error: unknown) => {
       assert.ok(error instanceof InvalidStateError);
       assert.equal(error.code, ErrorCode.InvalidState);
@@ -93,7 +105,9 @@ describe('kernel lifecycle', () => {
       return true;
     });
     await handle.activate();
-    await assert.rejects(handle.activate(), /it is Active, and Active → Active/);
+    await handle.deactivate();
+    await assert.rejects(handle.deactivate(), /it is Deactivated, and Deactivated → Deactivated/);
+    await handle.activate();
     await assert.rejects(
       runtime.launch(Accumulator, 1, 1, { name: 'invalid' }),
       /cannot launch kernel 'invalid': it is Active/,
@@ -115,7 +129,7 @@ describe('kernel lifecycle', () => {
       (error: unknown) => error instanceof KernelNotFoundError && error.code === 'RK_KERNEL_NOT_FOUND',
     );
     assert.throws(() => runtime.status('nobody'), KernelNotFoundError);
-    const handle = await runtime.launch(Accumulator, [2, 2], [32], { name: 'held' });
+    const handle = await runtime.launch(Accumulator, [2, 2], [32], { name: 'held', autoActivate: false });
     assert.deepEqual(handle.metrics().gridSize, [2, 2, 1]);
     for (let i = 0; i < 10; i++) assert.ok(handle.trySend({ sender: 1, seq: i, value: 1 }));
     await new Promise((resolve) => setTimeout(resolve, 50));

@@ -99,7 +99,12 @@ describe('messages through kernels', () => {
   });
 
   it('rejects with QueueFull when told not to wait, and times out a wait for room', async () => {
-    const handle = await runtime.launch(Sink, 1, 1, { name: 'full', queueCapacity: 4, onFull: 'reject' });
+    const handle = await runtime.launch(Sink, 1, 1, {
+      autoActivate: false,
+      name: 'full',
+      queueCapacity: 4,
+      onFull: 'reject',
+    });
     let accepted = 0;
     while (handle.trySend({ sender: 0, seq: accepted, value: 0 })) accepted++;
     assert.ok(accepted >= 4);
@@ -282,7 +287,7 @@ describe('messages through kernels', () => {
   it('dead-letters frames corrupted in shared memory (bad magic; a flipped payload bit under integrity) and goes on', async () => {
     for (const integrity of [false, true]) {
       const name = `corrupt-${integrity}`;
-      const handle = await runtime.launch(Accumulator, 1, 1, { name, integrity });
+      const handle = await runtime.launch(Accumulator, 1, 1, { autoActivate: false, name, integrity });
       // Launched, not active: the frames wait in the ring, where a stray write corrupts one of them.
       for (let seq = 0; seq < 3; seq++) assert.ok(handle.trySend({ sender: 7, seq, value: 1 }));
       const ring = new DataView(handle.inputMemory.ring);

@@ -57,7 +57,11 @@ describe('supervision', () => {
 
   it('without a supervisor, a kernel failed by its handler dead-letters its whole queue: every message once', async () => {
     // Queued before activation: the second fails the kernel; the rest were never handled.
-    const handle = await runtime.launch(Accumulator, 1, 1, { name: 'unsupervised', onHandlerError: 'fail' });
+    const handle = await runtime.launch(Accumulator, 1, 1, {
+      autoActivate: false,
+      name: 'unsupervised',
+      onHandlerError: 'fail',
+    });
     for (const [seq, value] of [1, -1, 2, 3, 4, 5].entries()) assert.ok(handle.trySend({ sender: 0, seq, value }));
     await handle.activate();
     // (Polled: a handle's control port does not keep the process alive, so a bare `await handle.exited` could
@@ -315,8 +319,8 @@ describe('supervision', () => {
     const sub = root.supervisor({ name: 'subtree' });
     const log = recorder();
     root.on(log.listener);
-    const top = await root.launch(Accumulator, 1, 1, { name: 'tree-top' });
-    const bottom = await sub.launch(Accumulator, 1, 1, { name: 'tree-bottom' });
+    const top = await root.launch(Accumulator, 1, 1, { autoActivate: false, name: 'tree-top' });
+    const bottom = await sub.launch(Accumulator, 1, 1, { autoActivate: false, name: 'tree-bottom' });
     // Launched but not active: their messages wait in their queues.
     for (let seq = 0; seq < 5; seq++) {
       top.trySend({ sender: 7, seq, value: 1 });
@@ -395,7 +399,7 @@ describe('supervision', () => {
       onHandlerError: 'fail',
     });
     // Launched, not active: the link ring (4 frames) fills and stays full.
-    const sink = await runtime.launch(TotalsToNumbers, 1, 1, { name: 'split-sink' });
+    const sink = await runtime.launch(TotalsToNumbers, 1, 1, { autoActivate: false, name: 'split-sink' });
     await runtime.connect(splitter, sink, { queueCapacity: 4 });
     // Ten outputs, then a throw: the first fit the link, the rest are held for room when the kernel fails.
     const call = splitter.call({ sender: 4, seq: 1, value: -10 }, { timeout: 20_000 });
@@ -435,7 +439,11 @@ describe('supervision', () => {
     it(`seeded stress (${strategy}): random failures and crashes under a stream of sends and calls; every message accounted once`, async (t) => {
       // dma: the kernel reads mirror replicas; each restart lets them go and attaches fresh ones at the handled
       // cursor (without the native library the kernel runs direct, said once on stderr: nothing to test then).
-      const probe = await runtime.launch(Accumulator, 1, 1, { name: `probe-${strategy}`, transferStrategy: strategy });
+      const probe = await runtime.launch(Accumulator, 1, 1, {
+        autoActivate: false,
+        name: `probe-${strategy}`,
+        transferStrategy: strategy,
+      });
       const runs = probe.metrics().transferStrategy;
       await probe.terminate();
       if (runs !== strategy)

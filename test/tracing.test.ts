@@ -268,7 +268,7 @@ describe('tracing: OTLP/HTTP to a real receiver', () => {
     receiver.clear();
     const runtime = await tracedRuntime({ endpoint: receiver.url });
     try {
-      const kernel = await runtime.launch(Sink, 1, 1, { name: 'life' });
+      const kernel = await runtime.launch(Sink, 1, 1, { autoActivate: false, name: 'life' });
       await kernel.activate();
       await kernel.deactivate();
       await kernel.terminate();

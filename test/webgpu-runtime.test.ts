@@ -6,13 +6,15 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { type DeadLetter, RingKernelRuntime, WgslCompileError, WgslSchemaError } from '../src/index.js';
+import { type DeadLetter, InvalidArgumentError, RingKernelRuntime } from '../src/index.js';
+import { WgslCompileError, WgslSchemaError } from '../src/webgpu.js';
 import {
   CpuDouble,
   POISON,
   WgslAddOne,
   WgslBroken,
   WgslCount,
+  WgslOversizedOutput,
   WgslTotal,
   WgslUnexpressible,
 } from './fixtures/webgpu-kernels.js';
@@ -70,7 +72,7 @@ describe('WebGPU kernels in the runtime (real adapter)', () => {
   it('terminate without drain dead-letters the queue, each message once', async (t) => {
     if (skip !== undefined) return t.skip(skip);
     const rt = runtime as RingKernelRuntime;
-    const kernel = await rt.launch(WgslAddOne, 1, 1, { name: 'discarding' });
+    const kernel = await rt.launch(WgslAddOne, 1, 1, { autoActivate: false, name: 'discarding' });
     for (let i = 0; i < 20; i++) await kernel.send({ value: i });
     await kernel.terminate({ drain: false });
     await eventually(() =>
@@ -156,16 +158,37 @@ describe('WebGPU kernels in the runtime (real adapter)', () => {
   it('refuses a handler that does not compile, with line and column, and a schema WGSL cannot express', async (t) => {
     if (skip !== undefined) return t.skip(skip);
     const rt = runtime as RingKernelRuntime;
-    await assert.rejects(rt.launch(WgslBroken, 1, 1), (error: unknown) => {
+    await assert.rejects(rt.launch(WgslBroken, 1, 1, { autoActivate: false }), (error: unknown) => {
       assert.ok(error instanceof WgslCompileError, String(error));
       const first = error.messages.find((m) => m.type === 'error');
       assert.deepEqual([first?.line, first?.column], [3, 14]);
       return true;
     });
-    await assert.rejects(rt.launch(WgslUnexpressible, 1, 1), (error: unknown) => {
+    await assert.rejects(rt.launch(WgslUnexpressible, 1, 1, { autoActivate: false }), (error: unknown) => {
       assert.ok(error instanceof WgslSchemaError, String(error));
       assert.equal(error.field, 'value');
       assert.match(error.message, /no 64-bit floats/);
+      return true;
+    });
+  });
+
+  it('refuses launch options a WebGPU kernel cannot take, with typed errors naming the field', async (t) => {
+    if (skip !== undefined) return t.skip(skip);
+    const rt = runtime as RingKernelRuntime;
+    await assert.rejects(rt.launch(WgslOversizedOutput, 1, 1), (error: unknown) => {
+      assert.ok(error instanceof InvalidArgumentError, String(error));
+      assert.equal(error.code, 'RK_INVALID_ARGUMENT');
+      assert.equal(error.argument, 'spec.webgpu.outputBytes');
+      assert.match(
+        error.message,
+        /webgpu.outputBytes must be at most \d+ \(the output ring's largest payload\), got 4096/,
+      );
+      return true;
+    });
+    await assert.rejects(rt.launch(WgslAddOne, 1, 1, { transferStrategy: 'dma' }), (error: unknown) => {
+      assert.ok(error instanceof InvalidArgumentError, String(error));
+      assert.equal(error.argument, 'options.transferStrategy');
+      assert.match(error.message, /WebGPU kernels take 'direct'/);
       return true;
     });
   });

@@ -33,6 +33,9 @@ const KERNEL_REFUSALS = new Set<string>([
 /** Outputs a node sends per answer to a receive, at most. */
 const MAX_OUTPUTS_PER_ANSWER = 256;
 
+/** What `#decode` returns for a frame that is not the kernel's message (it has been dead-lettered already). */
+const NOT_DECODED: unique symbol = Symbol('not decoded');
+
 /** What a node sends a sender about frames it refused or found missing. */
 export interface DeliveryNotice {
   readonly kernel: string;
@@ -160,23 +163,8 @@ export class KernelHost {
   ): void {
     const kernel = served.kernel;
     this.#account(served, frame.messageId, sender);
-    const codec = kernel.inputCodec;
-    if (frame.typeId !== codec.typeId) {
-      this.#badFrame(
-        served,
-        new MessageTypeMismatchError(codec.name, `type id ${frame.typeId}, expected ${codec.typeId}`),
-        sender,
-        frame,
-      );
-      return;
-    }
-    let value: unknown;
-    try {
-      value = frame.decode(codec);
-    } catch (error) {
-      this.#badFrame(served, error as RingKernelError, sender, frame);
-      return;
-    }
+    const value = this.#decode(served, frame, sender);
+    if (value === NOT_DECODED) return;
     const priority = frame.priority;
     const parent = frame.traceFlags & 1 ? (contextFromFrame(frame) ?? batchParent) : batchParent;
     let refused = false;
@@ -204,6 +192,22 @@ export class KernelHost {
     );
   }
 
+  /** The frame's message for the served kernel, or NOT_DECODED when it is not one (dead-lettered as a bad frame). */
+  #decode(served: Served, frame: FrameView, sender: string): unknown {
+    const codec = served.kernel.inputCodec;
+    if (frame.typeId !== codec.typeId) {
+      const mismatch = new MessageTypeMismatchError(codec.name, `type id ${frame.typeId}, expected ${codec.typeId}`);
+      this.#badFrame(served, mismatch, sender, frame);
+      return NOT_DECODED;
+    }
+    try {
+      return frame.decode(codec);
+    } catch (error) {
+      this.#badFrame(served, error as RingKernelError, sender, frame);
+      return NOT_DECODED;
+    }
+  }
+
   /**
    * Writes an at-least-once batch's frames into the kernel's ring, waiting for room whatever the kernel's `onFull`
    * (the batch's acknowledgement waits with it, and JetStream holds the rest). Resolves with the frames written.
@@ -219,23 +223,8 @@ export class KernelHost {
     readFrameBatch(
       data,
       (frame) => {
-        const codec = kernel.inputCodec;
-        if (frame.typeId !== codec.typeId) {
-          this.#badFrame(
-            served,
-            new MessageTypeMismatchError(codec.name, `type id ${frame.typeId}, expected ${codec.typeId}`),
-            sender,
-            frame,
-          );
-          return;
-        }
-        let value: unknown;
-        try {
-          value = frame.decode(codec);
-        } catch (error) {
-          this.#badFrame(served, error as RingKernelError, sender, frame);
-          return;
-        }
+        const value = this.#decode(served, frame, sender);
+        if (value === NOT_DECODED) return;
         const priority = frame.priority;
         const parent = frame.traceFlags & 1 ? (contextFromFrame(frame) ?? batchParent) : batchParent;
         try {

@@ -283,8 +283,8 @@ export class RemoteKernel<InIn = unknown, OutView = unknown> implements KernelRe
   /**
    * Sends a request and resolves with the kernel's response, matched by correlation id. Rejects within its
    * timeout however the other node fails.
-   * @throws {TimeoutError} after `timeout` ms (default 30 s); {@link ClusterNodeDownError} when the hosting node
-   * stopped heart-beating or no node answers for the name; {@link ClusterNameUnknownError} when no node hosts it;
+   * @throws {TimeoutError} after `timeout` ms (default 30 s); `ClusterNodeDownError` when the hosting node
+   * stopped heart-beating or no node answers for the name; `ClusterNameUnknownError` when no node hosts it;
    * the kernel's own error (`HandlerFailedError`'s code RK_HANDLER_FAILED…) when it failed the request.
    */
   async call(request: InIn, options: CallOptions = {}): Promise<OutView> {
@@ -354,7 +354,7 @@ export class RemoteKernel<InIn = unknown, OutView = unknown> implements KernelRe
   /**
    * Waits for the kernel's next output that answers no call, asking its node (which sends every output waiting,
    * up to 64, in one answer).
-   * @throws {TimeoutError} after `timeout` ms (default 30 s); {@link ClusterNodeDownError} when its node is gone.
+   * @throws {TimeoutError} after `timeout` ms (default 30 s); `ClusterNodeDownError` when its node is gone.
    */
   async receive(timeout = 30_000): Promise<OutView> {
     const ready = this.#received.shift();

@@ -1,5 +1,6 @@
 import { threadId } from 'node:worker_threads';
 import { type Actor, createActor } from 'xstate';
+import type { SerializedWebGpuError } from '../errors/webgpu-errors.js';
 import type { AnyKernelDefinition } from '../kernel/kernel-definition.js';
 import { kernelLifecycle } from '../kernel/kernel-lifecycle.js';
 import { lifecycleInspectionOf } from '../kernel/lifecycle-inspection.js';
@@ -228,7 +229,7 @@ export class ExecutorShell {
    * The kernel has left its executor: marks the ControlBlock terminated, reports the exit (Terminated, or Failed
    * with `failure` as the reason), stops the lifecycle and closes the port. Once.
    */
-  exit(failure?: string, deviceLost?: string): void {
+  exit(failure?: string, deviceLost?: string, webgpu?: SerializedWebGpuError): void {
     if (this.#exited) return;
     this.#exited = true;
     if (failure === undefined) {
@@ -243,6 +244,7 @@ export class ExecutorShell {
         status: 'Failed',
         reason: failure,
         ...(deviceLost === undefined ? {} : { deviceLost }),
+        ...(webgpu === undefined ? {} : { webgpu }),
       });
     }
     this.#actor.stop();

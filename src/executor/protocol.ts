@@ -197,6 +197,8 @@ export type WorkerReport =
       readonly reason?: string;
       /** A CUDA kernel failed with a sticky error: its device is lost to the process (the CUDA error name). */
       readonly deviceLost?: string;
+      /** A WebGPU kernel failed with a device error (its device lost): the host fails it with that typed error. */
+      readonly webgpu?: SerializedWebGpuError;
     };
 
 /** Turns anything thrown into something a port can carry. */

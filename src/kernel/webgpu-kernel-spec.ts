@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ArgumentTypeError, describeValue, InvalidArgumentError } from '../errors/argument-errors.js';
 
 /**
  * A kernel's device side on the WebGPU backend: a WGSL handler, `fn <entry>(i: u32) -> u32`, run once per message
@@ -72,14 +73,21 @@ export const MAX_WEBGPU_STATE_BYTES = 16 << 20;
 export const MAX_WEBGPU_BATCH = 65_536;
 
 const WGSL_IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const SPEC_FIELDS = ['file', 'source', 'entry', 'workgroupSize', 'stateBytes', 'stateType', 'outputBytes', 'maxBatch'];
 
 function count(kernelId: string, name: string, value: unknown, min: number, max: number): number | undefined {
   if (value === undefined) return undefined;
-  if (typeof value !== 'number' || !Number.isInteger(value)) {
-    throw new TypeError(`kernel '${kernelId}': webgpu.${name} must be an integer, got ${String(value)}`);
+  if (typeof value !== 'number') {
+    throw new ArgumentTypeError(
+      `spec.webgpu.${name}`,
+      `kernel '${kernelId}': webgpu.${name} must be an integer between ${min} and ${max}, got ${describeValue(value)}`,
+    );
   }
-  if (value < min || value > max) {
-    throw new RangeError(`kernel '${kernelId}': webgpu.${name} must be between ${min} and ${max}, got ${value}`);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new InvalidArgumentError(
+      `spec.webgpu.${name}`,
+      `kernel '${kernelId}': webgpu.${name} must be an integer between ${min} and ${max}, got ${value}`,
+    );
   }
   return value;
 }
@@ -88,52 +96,89 @@ function readSource(kernelId: string, file: unknown): { source: string; origin: 
   let path: string;
   if (file instanceof URL) {
     if (file.protocol !== 'file:') {
-      throw new TypeError(`kernel '${kernelId}': webgpu.file must be a file: URL, got ${file.protocol}`);
+      throw new InvalidArgumentError(
+        'spec.webgpu.file',
+        `kernel '${kernelId}': webgpu.file must be a file: URL or an absolute path, got a ${file.protocol} URL`,
+      );
     }
     path = fileURLToPath(file);
   } else if (typeof file === 'string' && file.startsWith('file:')) path = fileURLToPath(file);
   else if (typeof file === 'string' && isAbsolute(file)) path = file;
   else {
-    throw new TypeError(
-      `kernel '${kernelId}': webgpu.file must be a file: URL or an absolute path, got ${JSON.stringify(file)}`,
+    const error = typeof file === 'string' ? InvalidArgumentError : ArgumentTypeError;
+    throw new error(
+      'spec.webgpu.file',
+      `kernel '${kernelId}': webgpu.file must be a file: URL or an absolute path, got ${describeValue(file)}`,
     );
   }
   try {
     return { source: readFileSync(path, 'utf8'), origin: path };
   } catch (error) {
-    throw new TypeError(`kernel '${kernelId}': webgpu.file ${path} cannot be read: ${(error as Error).message}`);
+    throw new InvalidArgumentError(
+      'spec.webgpu.file',
+      `kernel '${kernelId}': webgpu.file ${path} cannot be read: ${(error as Error).message}`,
+    );
   }
 }
 
 /**
  * Checks a kernel's `webgpu` part. @internal
- * @throws {TypeError | RangeError} with the field's name.
+ * @throws {ArgumentTypeError} (a `TypeError`, code RK_INVALID_ARGUMENT) on a field of the wrong type;
+ * {@link InvalidArgumentError} (a `RangeError`, same code) on a value outside the valid ones. Both name the field
+ * (`argument`, e.g. `spec.webgpu.stateBytes`) and say what is valid.
  */
 export function resolveWebGpuKernelSpec(kernelId: string, spec: unknown): ResolvedWebGpuKernelSpec {
   if (typeof spec !== 'object' || spec === null) {
-    throw new TypeError(`kernel '${kernelId}': webgpu must be an object ({ file } or { source })`);
+    throw new ArgumentTypeError(
+      'spec.webgpu',
+      `kernel '${kernelId}': webgpu must be an object ({ file } or { source }), got ${describeValue(spec)}`,
+    );
+  }
+  for (const key of Object.keys(spec)) {
+    if (!SPEC_FIELDS.includes(key)) {
+      throw new ArgumentTypeError(
+        `spec.webgpu.${key}`,
+        `kernel '${kernelId}': webgpu.${key} is not a field of the webgpu part (the fields are ${SPEC_FIELDS.join(', ')})`,
+      );
+    }
   }
   const { file, source, entry, workgroupSize, stateBytes, stateType, outputBytes, maxBatch } = spec as Record<
     string,
     unknown
   >;
   if ((file === undefined) === (source === undefined)) {
-    throw new TypeError(`kernel '${kernelId}': webgpu needs exactly one of file and source`);
+    throw new ArgumentTypeError(
+      'spec.webgpu',
+      `kernel '${kernelId}': webgpu needs exactly one of file and source, got ${file === undefined ? 'neither' : 'both'}`,
+    );
   }
   if (source !== undefined && (typeof source !== 'string' || source.trim() === '')) {
-    throw new TypeError(`kernel '${kernelId}': webgpu.source must be the handler's WGSL text`);
+    const error = typeof source === 'string' ? InvalidArgumentError : ArgumentTypeError;
+    throw new error(
+      'spec.webgpu.source',
+      `kernel '${kernelId}': webgpu.source must be the handler's WGSL text, got ${describeValue(source)}`,
+    );
   }
   if (entry !== undefined && (typeof entry !== 'string' || !WGSL_IDENTIFIER.test(entry) || entry.startsWith('rk_'))) {
-    throw new TypeError(
-      `kernel '${kernelId}': webgpu.entry must be a WGSL identifier not starting with rk_, got ${JSON.stringify(entry)}`,
+    const error = typeof entry === 'string' ? InvalidArgumentError : ArgumentTypeError;
+    throw new error(
+      'spec.webgpu.entry',
+      `kernel '${kernelId}': webgpu.entry must be a WGSL identifier not starting with rk_, got ${describeValue(entry)}`,
     );
   }
   if (stateType !== undefined && (typeof stateType !== 'string' || stateType.trim() === '')) {
-    throw new TypeError(`kernel '${kernelId}': webgpu.stateType must be a WGSL type name`);
+    const error = typeof stateType === 'string' ? InvalidArgumentError : ArgumentTypeError;
+    throw new error(
+      'spec.webgpu.stateType',
+      `kernel '${kernelId}': webgpu.stateType must be a WGSL type name, got ${describeValue(stateType)}`,
+    );
   }
   const state = count(kernelId, 'stateBytes', stateBytes, 0, MAX_WEBGPU_STATE_BYTES) ?? 0;
   if (state % 4 !== 0) {
-    throw new RangeError(`kernel '${kernelId}': webgpu.stateBytes must be a multiple of 4, got ${state}`);
+    throw new InvalidArgumentError(
+      'spec.webgpu.stateBytes',
+      `kernel '${kernelId}': webgpu.stateBytes must be a multiple of 4 between 0 and ${MAX_WEBGPU_STATE_BYTES}, got ${state}`,
+    );
   }
   const read = source === undefined ? readSource(kernelId, file) : { source: source as string, origin: 'inline' };
   return {

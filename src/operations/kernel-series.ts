@@ -1,3 +1,4 @@
+import type { DeviceBatchSnapshot } from '../kernel/device-batch-metrics.js';
 import type { LatencySnapshot } from '../kernel/latency-histogram.js';
 
 /** The part of a kernel handle the metrics read. */
@@ -17,6 +18,8 @@ export interface MeteredKernel {
   readonly handlerLatency: { snapshot(): LatencySnapshot };
   readonly callLatency: { snapshot(): LatencySnapshot };
   readonly hopLatency: { snapshot(): LatencySnapshot };
+  /** A device kernel's batch metrics (WebGPU); undefined for kernels on CPU workers. */
+  readonly deviceBatches?: { snapshot(): DeviceBatchSnapshot } | undefined;
 }
 
 /** One kernel's per-kernel series for one scrape. */
@@ -33,6 +36,7 @@ export interface KernelSeriesRow {
   readonly handlerLatency: LatencySnapshot;
   readonly callLatency: LatencySnapshot;
   readonly hopLatency: LatencySnapshot;
+  readonly deviceBatches: DeviceBatchSnapshot | undefined;
 }
 
 /** Scrapes an ended kernel's final series stays in. */
@@ -104,5 +108,6 @@ function rowOf(kernel: MeteredKernel): KernelSeriesRow {
     handlerLatency: kernel.handlerLatency.snapshot(),
     callLatency: kernel.callLatency.snapshot(),
     hopLatency: kernel.hopLatency.snapshot(),
+    deviceBatches: kernel.deviceBatches?.snapshot(),
   };
 }

@@ -3,6 +3,7 @@ import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { TelemetryStats } from '../telemetry/telemetry-exporter.js';
 import type { CircuitState } from './circuit-breaker.js';
 import type { DegradationLevel } from './degradation-manager.js';
+import { registerDeviceBatchMetrics } from './device-batch-series.js';
 import type { HealthReport } from './health-checker.js';
 import { probeAnswer } from './health-endpoints.js';
 import { KernelSeriesBook, type MeteredKernel } from './kernel-series.js';
@@ -271,6 +272,7 @@ export class PrometheusExporter {
       },
     });
     registerTracingMetrics(runtime, registers);
+    registerDeviceBatchMetrics(series, registers);
     if (options.processMetrics === true) {
       collectDefaultMetrics({ register: this.registry });
       // prom-client names these gauges like counters, which Prometheus's linter rejects; their per-type

@@ -1,5 +1,5 @@
 import { BACKEND_TYPES, type BackendType, selectBackend } from '../backends/backend-type.js';
-import type { WebGpuAdapterOptions } from '../backends/webgpu/webgpu-adapter.js';
+import { checkWebGpuAdapterOptions, type WebGpuAdapterOptions } from '../backends/webgpu/webgpu-adapter.js';
 import { type ClusterOptions, resolveClusterOptions } from '../cluster/cluster-options.js';
 import { ArgumentTypeError, InvalidArgumentError } from '../errors/argument-errors.js';
 import { BackendUnavailableError, KernelModuleError } from '../errors/runtime-errors.js';
@@ -82,15 +82,7 @@ export class RuntimeBuilder {
       );
     }
     if (options !== undefined) {
-      if (typeof options !== 'object' || options === null) throw new TypeError('backend options must be an object');
-      if (options.allowFallback !== undefined && typeof options.allowFallback !== 'boolean') {
-        throw new TypeError(`backend options.allowFallback must be a boolean, got ${String(options.allowFallback)}`);
-      }
-      if (options.nativeBackend !== undefined && !['default', 'opengles'].includes(options.nativeBackend)) {
-        throw new TypeError(
-          `backend options.nativeBackend must be 'default' or 'opengles', got ${JSON.stringify(options.nativeBackend)}`,
-        );
-      }
+      checkWebGpuAdapterOptions(options, 'backend options');
       this.#webgpu = options;
     }
     this.#backend = type === 'wgpu' ? 'webgpu' : type;

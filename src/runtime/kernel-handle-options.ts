@@ -2,6 +2,7 @@ import type { MessagePort } from 'node:worker_threads';
 import type { CudaReplicaPointers, KernelTransfer, KernelTransferStats } from '../bridge/transfer-bridge.js';
 import type { TransferStrategy } from '../bridge/transfer-strategy.js';
 import type { DeadLetterReason } from '../executor/protocol.js';
+import type { DeviceBatchMetrics } from '../kernel/device-batch-metrics.js';
 import type { AnyKernelDefinition } from '../kernel/kernel-definition.js';
 import type { LatencyHistogram, LatencySummary } from '../kernel/latency-histogram.js';
 import type { LifecycleInspection } from '../kernel/lifecycle-inspection.js';
@@ -124,6 +125,8 @@ export interface KernelHandleInit {
   readonly histogram: LatencyHistogram;
   /** Latency of kernel-to-kernel hops into the kernel (shared with the executor, which samples one in eight). */
   readonly hopHistogram: LatencyHistogram;
+  /** A device kernel's batch metrics (shared with its device executor); undefined for CPU-worker kernels. */
+  readonly deviceBatches?: DeviceBatchMetrics | undefined;
   readonly input: FrameRingMemory;
   readonly output: FrameRingMemory;
   /** How the rings reach the kernel (the kernel's own ends, the mirror's kick). */

@@ -5,6 +5,7 @@ import { ErrorNumber } from '../errors/codes.js';
 import { HandlerFailedError, InvalidStateError, KernelFailedError } from '../errors/runtime-errors.js';
 import { AbortedError, TimeoutError } from '../errors/value-errors.js';
 import { ERROR_REPLY_TYPE_ID, type SerializedError } from '../executor/protocol.js';
+import type { DeviceBatchMetrics } from '../kernel/device-batch-metrics.js';
 import { lifecycleAccepts } from '../kernel/kernel-lifecycle.js';
 import { LatencyHistogram } from '../kernel/latency-histogram.js';
 import { isPriority, Priority } from '../kernel/priority.js';
@@ -345,7 +346,10 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     return this.#exited;
   }
 
-  /** Activates the kernel: it starts (or resumes) taking input. */
+  /**
+   * Activates the kernel: it starts (or resumes) taking input. A kernel that is already Active stays so and this
+   * resolves (launch activates by default, so code written for `autoActivate: false` keeps working).
+   */
   activate(): Promise<void> {
     this.#activationAsked = true;
     return this.#instance.command('ACTIVATE', 'activate');
@@ -439,7 +443,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
           'call',
           'Launched',
           'Active',
-          'not yet activated, so it takes no input: call activate() first, or launch with { autoActivate: true }',
+          'launched with { autoActivate: false } and not yet activated, so it takes no input: call activate() first',
         );
       }
       if (this.#waitingSends.length === 0 && this.#write(request, FrameFlags.REQUEST, priority)) {
@@ -576,6 +580,11 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   /** Latency of the kernel-to-kernel hops into this kernel (one frame in eight). @internal */
   get hopLatency(): LatencyHistogram {
     return this.#init.hopHistogram;
+  }
+
+  /** A WebGPU kernel's batch metrics (batches, their sizes, in flight, stage times); undefined on CPU workers. @internal */
+  get deviceBatches(): DeviceBatchMetrics | undefined {
+    return this.#init.deviceBatches;
   }
 
   /** The round trip of this handle's calls answered with a result, host side. @internal */

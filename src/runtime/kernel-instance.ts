@@ -5,6 +5,7 @@ import type { MigratableKernel } from '../devices/kernel-migrator.js';
 import { type ErrorCodeString, ErrorNumber, errorNumberOf } from '../errors/codes.js';
 import { CudaDeviceLostError } from '../errors/cuda-errors.js';
 import { HandlerFailedError, InvalidStateError, KernelFailedError } from '../errors/runtime-errors.js';
+import { reviveWebGpuError } from '../errors/webgpu-errors.js';
 import type { WorkerReport } from '../executor/protocol.js';
 import { COMMAND_TARGET, type LifecycleCommand, lifecycleAccepts } from '../kernel/kernel-lifecycle.js';
 import type { HostSpanWriter } from '../telemetry/host-span-writer.js';
@@ -171,6 +172,11 @@ export class KernelInstance implements MigratableKernel {
       return resumed.promise.then(() => this.command(command, operation, drain, wanted));
     }
     const status = owner.status();
+    // Activating an Active kernel leaves it so (launch activates by default; code that activates anyway works).
+    if (command === 'ACTIVATE' && status === 'Active' && !this.#suspended) {
+      if (wanted) this.#activeWanted = true;
+      return Promise.resolve();
+    }
     if (!lifecycleAccepts(status, command)) {
       return Promise.reject(new InvalidStateError(owner.name, operation, status, COMMAND_TARGET[command]));
     }
@@ -575,9 +581,11 @@ export class KernelInstance implements MigratableKernel {
           // dead-lettered (a supervised one keeps it for the next instance).
           const reason = report.reason ?? 'unknown';
           owner.fail(
-            report.deviceLost === undefined
-              ? new KernelFailedError(owner.name, reason)
-              : new CudaDeviceLostError(this.#device, report.deviceLost, `kernel '${owner.name}' failed: ${reason}`),
+            report.webgpu !== undefined
+              ? reviveWebGpuError(report.webgpu)
+              : report.deviceLost === undefined
+                ? new KernelFailedError(owner.name, reason)
+                : new CudaDeviceLostError(this.#device, report.deviceLost, `kernel '${owner.name}' failed: ${reason}`),
             'kernel-failed',
           );
           return;

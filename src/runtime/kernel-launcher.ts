@@ -15,6 +15,7 @@ import {
 } from '../errors/runtime-errors.js';
 import { attachFailureError } from '../executor/attach-failure.js';
 import { type AttachFailure, type AttachResult, type AttachTask, ERROR_REPLY_MAX_BYTES } from '../executor/protocol.js';
+import { DEVICE_BATCH_METRICS_BYTES, DeviceBatchMetrics } from '../kernel/device-batch-metrics.js';
 import { findKernel, isEntryModule, type KernelDefinition } from '../kernel/kernel-definition.js';
 import { KERNEL_HISTOGRAMS_BYTES, LATENCY_HISTOGRAM_BYTES, LatencyHistogram } from '../kernel/latency-histogram.js';
 import type { LifecycleInspector } from '../operations/lifecycle-inspector.js';
@@ -47,7 +48,11 @@ export interface LaunchOptions {
   readonly name?: string;
   /** Frames each of the kernel's queues holds. Default: `config.defaultQueueCapacity`. */
   readonly queueCapacity?: number;
-  /** Activate right after launch. Default false: a launched kernel is resident but idle (the seed's semantics). */
+  /**
+   * Activate right after launch. Default true: the kernel takes input as soon as `launch` resolves, as a
+   * `fromKernel` actor's kernel does. Pass false for a kernel that is resident but idle (Launched) until
+   * `activate()` — e.g. to connect it to others before it consumes.
+   */
   readonly autoActivate?: boolean;
   /** What `send` does when the input queue is full. Default `'wait'`. */
   readonly onFull?: 'wait' | 'reject';
@@ -275,9 +280,20 @@ export class KernelLauncher {
       );
     }
     if (onWebGpu && options.transferStrategy !== undefined && options.transferStrategy !== 'direct') {
-      throw new RangeError(
+      throw new InvalidArgumentError(
+        'options.transferStrategy',
         `options.transferStrategy: WebGPU kernels take 'direct' (the device thread reads the rings in place), got ${JSON.stringify(options.transferStrategy)}`,
       );
+    }
+    const outputBytes = onWebGpu ? definition.webgpu?.outputBytes : undefined;
+    if (outputBytes !== undefined) {
+      const limit = this.#maxPayloadSize([definition.output, ...(definition.emits ?? [])], ERROR_REPLY_MAX_BYTES);
+      if (outputBytes > limit) {
+        throw new InvalidArgumentError(
+          'spec.webgpu.outputBytes',
+          `kernel '${definition.id}': webgpu.outputBytes must be at most ${limit} (the output ring's largest payload), got ${outputBytes}`,
+        );
+      }
     }
     if (onCuda) {
       if (
@@ -295,7 +311,8 @@ export class KernelLauncher {
     const control = ControlBlock.create(instanceId);
     // A device executor learns from the block that its rings require checksums (a CPU worker from the rings).
     control.setIntegrity(integrity);
-    const histogram = new SharedArrayBuffer(KERNEL_HISTOGRAMS_BYTES);
+    // A WebGPU kernel's batch metrics follow its latency histograms: the device thread records, the exporter reads.
+    const histogram = new SharedArrayBuffer(KERNEL_HISTOGRAMS_BYTES + (onWebGpu ? DEVICE_BATCH_METRICS_BYTES : 0));
     const input = this.ring(definition.input, capacity, integrity, 0, this.#ringPool);
     const output = this.ring(
       [definition.output, ...(definition.emits ?? [])],
@@ -388,6 +405,7 @@ export class KernelLauncher {
       control,
       histogram: new LatencyHistogram(histogram),
       hopHistogram: new LatencyHistogram(histogram, LATENCY_HISTOGRAM_BYTES),
+      deviceBatches: onWebGpu ? new DeviceBatchMetrics(histogram, KERNEL_HISTOGRAMS_BYTES) : undefined,
       input,
       output,
       transfer,
@@ -436,7 +454,7 @@ export class KernelLauncher {
     ]);
     const on = host.devices.count > 1 ? ` of device ${device}` : '';
     host.log.debug(`launched kernel '${name}' (${definition.id}) on worker ${attached.threadId}${on}`);
-    if (options.autoActivate) await handle.activate();
+    if (options.autoActivate ?? true) await handle.activate();
     return handle;
   }
 
@@ -451,22 +469,28 @@ export class KernelLauncher {
     reserve: number,
     pool?: FrameRingPool,
   ) {
-    // A kernel that emits several types: room for the largest of them.
-    const sizes = (Array.isArray(codec) ? codec : [codec]).map((c) => (c as { size?: unknown }).size);
-    const fixed = sizes.every((size) => typeof size === 'number') ? Math.max(...(sizes as number[])) : undefined;
+    const fixed = fixedSizeOf(codec);
+    const maxPayloadSize = this.#maxPayloadSize(codec, reserve);
     if (fixed !== undefined) {
-      const maxPayloadSize = Math.max(fixed, reserve);
       const capacityBytes = capacity * alignedFrameSize(fixed) + (reserve > fixed ? alignedFrameSize(reserve) : 0) + 8;
       return pool === undefined
         ? createFrameRing({ capacityBytes, maxPayloadSize, integrity })
         : pool.acquire({ capacityBytes, maxPayloadSize, integrity });
     }
-    const maxPayloadSize = this.#host.config.defaultMessageSize - FrameHeader.SIZE;
     // Raw bytes: room for `capacity` modest frames, and never less than two of the largest.
     const capacityBytes = Math.max(capacity * alignedFrameSize(64), 2 * alignedFrameSize(maxPayloadSize) + 8);
     return pool === undefined
       ? createFrameRing({ capacityBytes, maxPayloadSize, integrity })
       : pool.acquire({ capacityBytes, maxPayloadSize, integrity });
+  }
+
+  /** The largest payload a ring for `codec` (and a frame of `reserve` bytes) takes. */
+  #maxPayloadSize(
+    codec: MessageCodec<unknown, unknown> | readonly MessageCodec<unknown, unknown>[],
+    reserve: number,
+  ): number {
+    const fixed = fixedSizeOf(codec);
+    return fixed === undefined ? this.#host.config.defaultMessageSize - FrameHeader.SIZE : Math.max(fixed, reserve);
   }
 
   /** Lets the pooled rings of ended kernels go (the runtime is shutting down). */
@@ -537,4 +561,12 @@ export class KernelLauncher {
       this.#host.devices.markLost(failure.deviceLost.device, failure.deviceLost.cudaErrorName);
     return attachFailureError(failure, kernel, name, onCuda ? 'the CUDA device thread' : 'its worker');
   }
+}
+
+/** The largest size of fixed-size codecs (a kernel that emits several types needs room for each), or undefined. */
+function fixedSizeOf(
+  codec: MessageCodec<unknown, unknown> | readonly MessageCodec<unknown, unknown>[],
+): number | undefined {
+  const sizes = (Array.isArray(codec) ? codec : [codec]).map((c) => (c as { size?: unknown }).size);
+  return sizes.every((size) => typeof size === 'number') ? Math.max(...(sizes as number[])) : undefined;
 }

@@ -1,6 +1,8 @@
+import { InvalidArgumentError } from '../../errors/argument-errors.js';
 import { ErrorNumber, errorCodeOf } from '../../errors/codes.js';
 import type { MalformedFrameError } from '../../errors/frame-errors.js';
 import { WebGpuError } from '../../errors/webgpu-errors.js';
+import type { DeviceBatchMetrics } from '../../kernel/device-batch-metrics.js';
 import type { Envelope } from '../../wire/envelope.js';
 import { DEFAULT_SPIN, waitUntilAsync } from '../../wire/eventcount.js';
 import { FrameConsumer } from '../../wire/frame-consumer.js';
@@ -72,6 +74,8 @@ export interface BatchEngineOptions {
    * batch's submit to its readback), parented by the span its frame carries; its outputs carry that span.
    */
   readonly telemetry?: { readonly ring: SharedArrayBuffer; readonly kernel: number } | undefined;
+  /** Where to record batches, their sizes, in flight and stage times (shared with the host's metrics). */
+  readonly metrics?: DeviceBatchMetrics | undefined;
   /** After each batch's outputs are written: its counts and where the input ring is handled to. */
   readonly onBatch?: (batch: BatchDone) => void;
 }
@@ -136,6 +140,7 @@ export class WebGpuBatchEngine {
   readonly #stateMirror: Uint8Array;
   readonly #producerClock: { clock?: HybridLogicalClock };
   readonly #onBatch: ((batch: BatchDone) => void) | undefined;
+  readonly #metrics: DeviceBatchMetrics | undefined;
   readonly #tracer: BatchSpanWriter | undefined;
   readonly #state: GPUBuffer | undefined;
   readonly #stateBindGroup: GPUBindGroup | undefined;
@@ -183,6 +188,7 @@ export class WebGpuBatchEngine {
     this.#inputSignal = new Int32Array(options.input.signal);
     this.#outputMemory = options.output;
     this.#onBatch = options.onBatch;
+    this.#metrics = options.metrics;
     this.#tracer = options.telemetry === undefined ? undefined : new BatchSpanWriter(options.telemetry);
     this.#producerClock = options.clock === undefined ? {} : { clock: options.clock };
     this.#producer = new FrameProducer(options.output, { deferWake: true, ...this.#producerClock });
@@ -224,22 +230,24 @@ export class WebGpuBatchEngine {
   /**
    * Compiles the kernel and makes its resident buffers.
    *
-   * @throws {WgslCompileError} when the handler does not compile; {@link RangeError} on options out of range.
+   * @throws {WgslCompileError} when the handler does not compile; {@link InvalidArgumentError} on options out of
+   * range.
    */
   static async create(options: BatchEngineOptions): Promise<WebGpuBatchEngine> {
     const { program } = options;
     const maxBatch = options.maxBatch ?? 4096;
     if (!Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > 65_536) {
-      throw new RangeError(`maxBatch must be an integer in [1, 65536], got ${maxBatch}`);
+      throw new InvalidArgumentError('maxBatch', `maxBatch must be an integer between 1 and 65536, got ${maxBatch}`);
     }
     const inFlight = options.inFlight ?? 4;
     if (!Number.isInteger(inFlight) || inFlight < 1 || inFlight > 64) {
-      throw new RangeError(`inFlight must be an integer in [1, 64], got ${inFlight}`);
+      throw new InvalidArgumentError('inFlight', `inFlight must be an integer between 1 and 64, got ${inFlight}`);
     }
     const outputBytes = options.outputBytes ?? Math.min(256, options.output.maxPayloadSize);
     if (!Number.isInteger(outputBytes) || outputBytes < 0 || outputBytes > options.output.maxPayloadSize) {
-      throw new RangeError(
-        `outputBytes must be an integer in [0, ${options.output.maxPayloadSize}] (the output ring's largest payload), got ${outputBytes}`,
+      throw new InvalidArgumentError(
+        'outputBytes',
+        `outputBytes must be an integer between 0 and ${options.output.maxPayloadSize} (the output ring's largest payload), got ${outputBytes}`,
       );
     }
     const compiled = await compileWgslKernel(options.device, program);
@@ -354,7 +362,8 @@ export class WebGpuBatchEngine {
   /** Overwrites the state buffer (before the next batch is submitted). */
   restore(bytes: Uint8Array): void {
     if (bytes.length !== this.#stateBytes) {
-      throw new RangeError(
+      throw new InvalidArgumentError(
+        'restore',
         `kernel '${this.#kernelId}': restore needs ${this.#stateBytes} bytes of state, got ${bytes.length}`,
       );
     }
@@ -568,6 +577,7 @@ export class WebGpuBatchEngine {
     this.#lastBatch = count;
     if (count > this.#largestBatch) this.#largestBatch = count;
     this.#uploadMs += slot.submittedAt - started;
+    this.#metrics?.submitted(count, (slot.submittedAt - started) * 1e6, this.#busy.length);
   }
 
   async #completeHead(): Promise<void> {
@@ -596,7 +606,9 @@ export class WebGpuBatchEngine {
       slot.readback.unmap();
       this.#busy.shift();
       this.#free.push(slot);
-      this.#outputMs += performance.now() - read;
+      const written = performance.now();
+      this.#outputMs += written - read;
+      this.#metrics?.completed((read - slot.submittedAt) * 1e6, (written - read) * 1e6, this.#busy.length);
     }
     // The hold moves to the next unfinished batch of the kernel's own ring, or goes.
     const next = this.#busy.find((pending) => pending.source === 0);
@@ -771,6 +783,7 @@ export class WebGpuBatchEngine {
   #destroy(): void {
     if (this.#destroyed) return;
     this.#destroyed = true;
+    this.#metrics?.idle();
     for (const slot of this.#all) {
       for (const buffer of [slot.uniform, slot.messages, slot.input, slot.statuses, slot.outputs, slot.readback]) {
         buffer.destroy();

@@ -1,8 +1,11 @@
+import { ArgumentTypeError } from '../../errors/argument-errors.js';
 import { ErrorCode, ErrorNumber } from '../../errors/codes.js';
-import type { WebGpuError } from '../../errors/webgpu-errors.js';
+import { serializeWebGpuError, type WebGpuError } from '../../errors/webgpu-errors.js';
 import type { ExecutorShell, PreparedKernel, RunningKernel } from '../../executor/executor-shell.js';
 import type { TerminationMode } from '../../executor/protocol.js';
+import { DEVICE_BATCH_METRICS_BYTES, DeviceBatchMetrics } from '../../kernel/device-batch-metrics.js';
 import type { AnyKernelDefinition } from '../../kernel/kernel-definition.js';
+import { KERNEL_HISTOGRAMS_BYTES } from '../../kernel/latency-histogram.js';
 import { FrameFlags } from '../../wire/frame-header.js';
 import type { FrameRingMemory } from '../../wire/frame-ring.js';
 import { HybridLogicalClock, wallClockUs } from '../../wire/hlc.js';
@@ -26,6 +29,8 @@ export class HostedWebGpuKernel implements RunningKernel {
   #mode: TerminationMode | undefined;
   #ending = false;
   #failure: string | undefined;
+  /** The device error that failed the kernel, reported typed with its exit. */
+  #deviceError: WebGpuError | undefined;
 
   private constructor(shell: ExecutorShell, engine: WebGpuBatchEngine) {
     this.#shell = shell;
@@ -45,7 +50,9 @@ export class HostedWebGpuKernel implements RunningKernel {
     device: GPUDevice,
   ): Promise<PreparedKernel> {
     const spec = definition.webgpu;
-    if (spec === undefined) throw new TypeError(`kernel '${definition.id}' has no webgpu part`);
+    if (spec === undefined) {
+      throw new ArgumentTypeError('spec.webgpu', `kernel '${definition.id}' has no webgpu part to run on the device`);
+    }
     const task = shell.task;
     const codecs = [definition.input, definition.output, ...(definition.emits ?? [])];
     const program = buildWgslProgram({
@@ -69,6 +76,11 @@ export class HostedWebGpuKernel implements RunningKernel {
       output,
       outputBytes,
       maxBatch: spec.maxBatch,
+      // The host made room for the batch metrics after the latency histograms (a WebGPU launch always does).
+      metrics:
+        task.histogram.byteLength >= KERNEL_HISTOGRAMS_BYTES + DEVICE_BATCH_METRICS_BYTES
+          ? new DeviceBatchMetrics(task.histogram, KERNEL_HISTOGRAMS_BYTES)
+          : undefined,
       sourceId: task.instanceId,
       clock: new HybridLogicalClock(task.instanceId),
       telemetry: task.tracing === undefined ? undefined : { ring: task.tracing.ring, kernel: task.instanceId },
@@ -142,7 +154,8 @@ export class HostedWebGpuKernel implements RunningKernel {
     const control = this.#shell.control;
     control.setInFlight(0);
     if (this.#failure !== undefined) control.recordError(ErrorNumber.KernelFailed);
-    this.#shell.exit(this.#failure);
+    const webgpu = this.#deviceError === undefined ? undefined : serializeWebGpuError(this.#deviceError);
+    this.#shell.exit(this.#failure, undefined, webgpu);
   }
 
   #batch(batch: BatchDone): void {
@@ -174,6 +187,7 @@ export class HostedWebGpuKernel implements RunningKernel {
   }
 
   #fail(error: WebGpuError): void {
+    this.#deviceError ??= error;
     this.#failure ??= error.message;
     this.#end('discard');
   }

@@ -1,3 +1,4 @@
+import { ArgumentTypeError, describeValue, InvalidArgumentError } from '../../errors/argument-errors.js';
 import { BackendUnavailableError } from '../../errors/runtime-errors.js';
 import { WebGpuError } from '../../errors/webgpu-errors.js';
 import { hasVulkanLoader, loadDawn } from './dawn-module.js';
@@ -14,6 +15,49 @@ export interface WebGpuAdapterOptions {
   readonly allowFallback?: boolean;
   /** Dawn's native backend: the platform's default or OpenGL ES (EGL, compatibility feature level). */
   readonly nativeBackend?: WebGpuNativeBackend;
+}
+
+const NATIVE_BACKENDS: readonly WebGpuNativeBackend[] = ['default', 'opengles'];
+const ADAPTER_OPTIONS = ['allowFallback', 'nativeBackend'];
+
+/**
+ * Checks WebGPU adapter options up front.
+ *
+ * @throws {ArgumentTypeError} (code RK_INVALID_ARGUMENT) on a field of the wrong type or one that does not exist;
+ * {@link InvalidArgumentError} on a value outside the valid ones. Both name the field and the valid values.
+ * @internal
+ */
+export function checkWebGpuAdapterOptions(options: unknown, argument = 'options'): WebGpuAdapterOptions {
+  if (options === undefined) return {};
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new ArgumentTypeError(
+      argument,
+      `${argument} must be an object ({ allowFallback, nativeBackend }), got ${describeValue(options)}`,
+    );
+  }
+  for (const key of Object.keys(options)) {
+    if (!ADAPTER_OPTIONS.includes(key)) {
+      throw new ArgumentTypeError(
+        `${argument}.${key}`,
+        `${argument}.${key} is not a WebGPU adapter option (the options are ${ADAPTER_OPTIONS.join(', ')})`,
+      );
+    }
+  }
+  const { allowFallback, nativeBackend } = options as Record<string, unknown>;
+  if (allowFallback !== undefined && typeof allowFallback !== 'boolean') {
+    throw new ArgumentTypeError(
+      `${argument}.allowFallback`,
+      `${argument}.allowFallback must be true or false, got ${describeValue(allowFallback)}`,
+    );
+  }
+  if (nativeBackend !== undefined && !NATIVE_BACKENDS.includes(nativeBackend as WebGpuNativeBackend)) {
+    const error = typeof nativeBackend === 'string' ? InvalidArgumentError : ArgumentTypeError;
+    throw new error(
+      `${argument}.nativeBackend`,
+      `${argument}.nativeBackend must be 'default' or 'opengles', got ${describeValue(nativeBackend)}`,
+    );
+  }
+  return options as WebGpuAdapterOptions;
 }
 
 /** What an adapter is, as its driver describes it. */
@@ -96,9 +140,10 @@ function describe(adapter: GPUAdapter, nativeBackend: WebGpuNativeBackend): WebG
  * @example
  * const probe = await probeWebGpu({ allowFallback: true });
  * if (!probe.available) console.log(`skipped: no WebGPU adapter (${probe.reason})`);
+ * @throws {ArgumentTypeError | InvalidArgumentError} (rejects) on options that are wrong, naming the field.
  */
 export async function probeWebGpu(options: WebGpuAdapterOptions = {}): Promise<WebGpuProbe> {
-  const { probe } = await findAdapter(options);
+  const { probe } = await findAdapter(checkWebGpuAdapterOptions(options));
   return probe;
 }
 

@@ -12,6 +12,31 @@ import { openWebGpuDevice } from './webgpu-adapter.js';
 
 let device: Promise<GPUDevice> | undefined;
 
+/**
+ * The test hook's channel name. With `RINGKERNEL_WEBGPU_TEST_HOOKS=1` in the environment the device thread starts
+ * with, the message `'lose-device'` on a `BroadcastChannel` of this name destroys the thread's device — what a
+ * driver reset or a removed GPU does: its `lost` promise resolves for real, its pending readbacks fail, and every
+ * kernel on it takes the device-lost path. The thread answers `'device-lost'` once `lost` has resolved. Off
+ * otherwise: nothing listens.
+ * @internal
+ */
+export const WEBGPU_TEST_HOOK_CHANNEL = 'ringkernel.webgpu.test-hook';
+
+if (process.env.RINGKERNEL_WEBGPU_TEST_HOOKS === '1') {
+  const channel = new BroadcastChannel(WEBGPU_TEST_HOOK_CHANNEL);
+  channel.unref();
+  channel.onmessage = async (event) => {
+    if ((event as MessageEvent).data !== 'lose-device' || device === undefined) return;
+    const losing = device;
+    // The next launch (a supervised restart) opens a new device, not this one.
+    device = undefined;
+    const gpu = await losing;
+    gpu.destroy();
+    await gpu.lost;
+    channel.postMessage('device-lost');
+  };
+}
+
 /** The thread's device, opened on first use; a lost one is let go so the next launch opens another. */
 function deviceFor(task: AttachTask): Promise<GPUDevice> {
   if (device === undefined) {
