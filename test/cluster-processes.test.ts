@@ -3,14 +3,18 @@
  * nodes of one cluster on a real nats-server on loopback.
  */
 import assert from 'node:assert/strict';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { pathToFileURL } from 'node:url';
 import { context } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { assign, createActor, enqueueActions, setup, toPromise } from 'xstate';
-import { ClusterNodeDownError } from '../src/cluster.js';
-import { ErrorCode, fromKernel, type KernelActorOutputEvent, RingKernelRuntime } from '../src/index.js';
-import { Accumulator, Echo } from './fixtures/kernels.js';
+import { ClusterNodeDownError, ClusterNodeUnknownError, ClusterPlacementError } from '../src/cluster.js';
+import { defineKernel, ErrorCode, fromKernel, type KernelActorOutputEvent, RingKernelRuntime } from '../src/index.js';
+import { Accumulator, Echo, Numbers, Total } from './fixtures/kernels.js';
+import { Doubler } from './fixtures/placed-kernel.js';
 import { startNodeProcess } from './support/cluster-process.js';
 import { eventually } from './support/eventually.js';
 import { type NatsServer, natsServerMissing, startNatsServer } from './support/nats-server.js';
@@ -181,6 +185,90 @@ describe('cluster nodes in several processes', { skip: missing }, () => {
       context.disable();
       await a.stop();
       await receiver.close();
+    }
+  });
+
+  test('launch with { node } places a kernel on another process, which imports its module; least-loaded picks the emptiest node', async () => {
+    const cluster = 'placed';
+    // pa hosts two kernels, pb none; neither process imports the Doubler's module.
+    const [a, b] = await Promise.all([
+      startNodeProcess({
+        servers: server.url,
+        node: 'pa',
+        cluster,
+        kernels: [
+          { id: Accumulator.id, name: 'l/acc' },
+          { id: Echo.id, name: 'l/echo' },
+        ],
+      }),
+      startNodeProcess({ servers: server.url, node: 'pb', cluster, kernels: [] }),
+    ]);
+    try {
+      await using here = await self('pz', cluster);
+      await here.launch(Accumulator, { name: 'l/here' });
+      await until(
+        () => here.cluster?.registry.lookup('l/*').length === 3 && here.cluster.registry.nodes().length === 3,
+      );
+
+      const onA = await here.launch(Doubler, { name: 'l/doubler', node: 'pa' });
+      assert.equal(here.cluster?.registry.get('l/doubler')?.node, 'pa', 'registered on pa when launch resolves');
+      assert.equal(here.cluster?.registry.get('l/doubler')?.moduleUrl, Doubler.moduleUrl);
+      onA.trySend({ sender: 0, seq: 0, value: 3 });
+      const doubled = await onA.call({ sender: 0, seq: 1, value: 4 }, { timeout: 10_000 });
+      assert.deepEqual([doubled.sender, doubled.total, doubled.count], [a.child.pid, 14, 2], 'handled in pa');
+      assert.equal(here.ref('l/doubler'), onA, 'the name reaches the same reference');
+
+      // Loads now: pa 3 kernels, pz 1, pb 0.
+      const auto = await here.launch(Doubler, { name: 'l/auto', node: 'least-loaded', queueCapacity: 64 });
+      assert.equal(here.cluster?.registry.get('l/auto')?.node, 'pb');
+      assert.equal((await auto.call({ sender: 0, seq: 0, value: 5 }, { timeout: 10_000 })).sender, b.child.pid);
+      assert.equal((await auto.metrics()).inputQueueCapacity, 64, 'the launch options travelled');
+      // pb 1 = pz 1: the tie goes to the fewest queued, then the name.
+      const second = await here.launch(Accumulator, { name: 'l/auto2', node: 'least-loaded' });
+      assert.equal(here.cluster?.registry.get('l/auto2')?.node, 'pb');
+      assert.equal((await second.call({ sender: 0, seq: 0, value: 1 }, { timeout: 10_000 })).count, 1);
+      // Now pb 2 > pz 1: least-loaded is this node, and the launch is local (a handle, no NATS hop).
+      const local = await here.launch(Accumulator, { name: 'l/auto3', node: 'least-loaded' });
+      assert.equal(local, here.kernel('l/auto3'));
+      await until(() => here.cluster?.registry.get('l/auto3')?.node === 'pz');
+
+      const unknown = await here.launch(Doubler, { name: 'l/nowhere', node: 'edge-9' }).then(
+        () => assert.fail('a launch on an unknown node resolved'),
+        (e: Error) => e,
+      );
+      assert.ok(unknown instanceof ClusterNodeUnknownError, `${unknown.name}: ${unknown.message}`);
+      assert.equal(unknown.code, ErrorCode.ClusterNodeUnknown);
+      assert.deepEqual(unknown.liveNodes, ['pa', 'pb', 'pz']);
+      assert.match(unknown.message, /'edge-9'.*pa, pb, pz/);
+
+      // A kernel whose module is not there on the node: its import fails there, and the launch rejects with why.
+      const missingModule = pathToFileURL(join(tmpdir(), `rk-missing-${process.pid}`, 'kernel.js')).href;
+      const Missing = defineKernel({
+        id: 'test.placed.missing',
+        module: missingModule,
+        input: Numbers,
+        output: Total,
+        cpu: () => undefined,
+      });
+      const refused = await here.launch(Missing, { name: 'l/missing', node: 'pb' }).then(
+        () => assert.fail('a launch whose module the node cannot load resolved'),
+        (e: Error & { code?: string }) => e,
+      );
+      assert.ok(refused instanceof ClusterPlacementError, `${refused.name}: ${refused.message}`);
+      assert.equal(refused.code, ErrorCode.ClusterPlacementFailed);
+      assert.deepEqual([refused.node, refused.kernelId], ['pb', 'test.placed.missing']);
+      assert.match(refused.message, /ERR_MODULE_NOT_FOUND|Cannot find module/);
+      assert.equal(here.cluster?.registry.get('l/missing'), undefined);
+      // The node's own launch refusing it (the name is taken there) comes back with that error's code as the cause.
+      const taken = await here.launch(Doubler, { name: 'l/doubler', node: 'pa' }).then(
+        () => assert.fail('a launch under a name taken on that node resolved'),
+        (e: Error & { code?: string }) => e,
+      );
+      assert.ok(taken instanceof ClusterPlacementError);
+      assert.equal((taken.cause as { code?: string }).code, ErrorCode.InvalidState);
+      assert.equal((await onA.call({ sender: 0, seq: 2, value: 1 }, { timeout: 10_000 })).count, 3);
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
     }
   });
 
