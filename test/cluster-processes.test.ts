@@ -332,15 +332,15 @@ describe('cluster nodes in several processes', { skip: missing }, () => {
     }
   });
 
-  test('failover: a node SIGKILLed mid-stream, its at-least-once kernel restarts on this node and every batch is handled', async () => {
+  test('failover: a node SIGKILLed mid-stream, its at-least-once kernel restarts on this node and every message is handled, in order', async () => {
     const cluster = 'failover';
-    // 20 000 messages in 64-frame batches, the node killed once the first 10 000 are stored (sized for ~30 s here).
-    const total = 20_000;
+    // 100 000 messages in 64-frame batches, the node killed once the first half is stored.
+    const total = 100_000;
     const a = await startNodeProcess({
       servers: server.url,
       node: 'fa',
       cluster,
-      kernels: [{ id: 'test.sink', name: 'f/sink' }],
+      kernels: [{ id: Accumulator.id, name: 'f/acc' }],
       atLeastOnce: ['f/*'],
     });
     try {
@@ -356,31 +356,41 @@ describe('cluster nodes in several processes', { skip: missing }, () => {
           failover: ['f/*'],
         })
         .build();
-      await until(() => here.cluster?.registry.get('f/sink')?.node === 'fa');
+      await until(() => here.cluster?.registry.get('f/acc')?.node === 'fa');
       const took = new Promise<{ name: string; from: string; error?: Error }>((resolve) =>
         here.cluster?.once('failover', resolve),
       );
-      const sink = here.ref<NumbersIn, unknown>('f/sink');
+      const acc = here.ref<NumbersIn, TotalOut>('f/acc');
       const sends: Promise<void>[] = [];
-      for (let seq = 0; seq < total / 2; seq++) sends.push(sink.send({ sender: 1, seq, value: 1 }));
+      for (let seq = 0; seq < total / 2; seq++) sends.push(acc.send({ sender: 1, seq, value: 1 }));
       await Promise.all(sends);
       const killedAt = performance.now();
       await a.kill();
       // Sent while the kernel has no node: stored by JetStream, handled once it runs again.
-      for (let seq = total / 2; seq < total; seq++) sends.push(sink.send({ sender: 1, seq, value: 1 }));
+      for (let seq = total / 2; seq < total; seq++) sends.push(acc.send({ sender: 1, seq, value: 1 }));
       await Promise.all(sends);
       const failover = await Promise.race([
         took,
         new Promise<never>((_, reject) =>
-          setTimeout(() => reject(new Error('no node took f/sink over within 10 s')), 10_000).unref(),
+          setTimeout(() => reject(new Error('no node took f/acc over within 10 s')), 10_000).unref(),
         ),
       ]);
       assert.equal(failover.error, undefined);
-      assert.deepEqual([failover.name, failover.from], ['f/sink', 'fa']);
+      assert.deepEqual([failover.name, failover.from], ['f/acc', 'fa']);
       assert.ok(performance.now() - killedAt < 1000 + 3 * 200 + 2000, 'restarted within downAfterMs and a few beats');
-      assert.equal(here.cluster?.registry.get('f/sink')?.node, 'fc');
-      const local = here.kernel('f/sink');
-      // Every batch handled and acknowledged (by the dead node before it died, or here): the work queue is empty.
+      assert.equal(here.cluster?.registry.get('f/acc')?.node, 'fc');
+      const local = here.kernel('f/acc');
+      const receive = async (): Promise<TotalOut> => (await local.receive(20_000)) as TotalOut;
+      // The restarted kernel handles, once each and in order, every message from the first one the dead node had
+      // not acknowledged (those before it it had handled) to the last.
+      const first = (await receive()).seq;
+      let next = first + 1;
+      while (next < total) {
+        const out = await receive();
+        assert.equal(out.seq, next, `after seq ${next - 1} came ${out.seq}`);
+        next++;
+      }
+      assert.equal(local.counters().processed, total - first);
       const { jetstreamManager } = await import('@nats-io/jetstream');
       const jsm = await jetstreamManager(here.cluster?.connection as never);
       const stream = here.cluster?.subjects.stream as string;
@@ -388,8 +398,7 @@ describe('cluster nodes in several processes', { skip: missing }, () => {
         const info = await jsm.streams.info(stream);
         assert.equal(info.state.messages, 0, `${info.state.messages} batches not acknowledged`);
       }, 20_000);
-      assert.ok(local.counters().processed > 0, 'the restarted kernel handled what the dead one left');
-      assert.ok(local.counters().processed <= total);
+      assert.equal(local.tryReceive(), undefined, 'nothing handled twice after the last');
     } finally {
       await a.kill();
     }

@@ -95,6 +95,8 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
   #placements: Subscription | undefined;
   /** Launches this node is placing on other nodes and has not yet seen registered, per node (placement's load). */
   readonly #placing = new Map<string, number>();
+  /** Names this node is taking over from a dead node: their durable consumers are made anew (see DurableInbox). */
+  readonly #takingOver = new Set<string>();
   #left: Promise<void> | undefined;
   #undeliverable = 0;
   #reconnects = 0;
@@ -256,6 +258,7 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
       status: 'Launched',
     });
     if (!claimed) return;
+    this.#takingOver.add(lost.name);
     try {
       await this.#launchHere({
         kernelId: lost.kernelId,
@@ -264,6 +267,7 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
       });
       this.emit('failover', { name: lost.name, from: lost.node });
     } catch (error) {
+      this.#takingOver.delete(lost.name);
       await this.registry.deregister(lost.name).catch(() => undefined);
       this.emit('failover', { name: lost.name, from: lost.node, error: error as Error });
     }
@@ -321,7 +325,7 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
     if (this.#deliveryOf(kernel.name) === 'at-least-once' && !this.#inboxes.has(kernel.name)) {
       const inbox = new DurableInbox(kernel, (data, headers) => this.#host.deliverDurable(kernel.name, data, headers));
       this.#inboxes.set(kernel.name, inbox);
-      await inbox.start(this.#nats, this.#js, this.#jsm, this.#subjects);
+      await inbox.start(this.#nats, this.#js, this.#jsm, this.#subjects, this.#takingOver.delete(kernel.name));
     }
     const entry = this.#entryOf(kernel);
     this.#published.set(kernel.name, entry);
