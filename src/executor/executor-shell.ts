@@ -38,8 +38,11 @@ import {
  * }
  */
 export interface RunningKernel {
-  /** SNAPSHOT: the kernel's state as bytes, taken between two batches (so it matches the handled cursors). */
-  snapshot(): Uint8Array;
+  /**
+   * SNAPSHOT: the kernel's state as bytes, taken between two batches (so it matches the handled cursors). A device
+   * executor may answer once the batches it has in flight are done (a promise).
+   */
+  snapshot(): Uint8Array | Promise<Uint8Array>;
   /** ABORT: stop after the message in hand, dead-letter what is queued, end Failed (`termination was forced`). */
   abort(): void;
   /** LINK_IN: also consume this ring (another kernel produces into it). Throw to refuse it. */
@@ -306,13 +309,20 @@ export class ExecutorShell {
     switch (command.command) {
       case 'SNAPSHOT': {
         // Between batches (commands arrive on the event loop): the state matches the handled cursors exactly.
-        let report: WorkerReport;
+        const seq = command.seq;
+        const answer = (bytes: Uint8Array): void => {
+          this.report({ type: 'snapshot', seq, bytes }, [bytes.buffer as ArrayBuffer]);
+        };
+        const refuse = (error: unknown): void => {
+          this.report({ type: 'snapshot', seq, error: serializeError(error) });
+        };
         try {
-          report = { type: 'snapshot', seq: command.seq, bytes: running.snapshot() };
+          const bytes = running.snapshot();
+          if (bytes instanceof Uint8Array) answer(bytes);
+          else bytes.then(answer, refuse);
         } catch (error) {
-          report = { type: 'snapshot', seq: command.seq, error: serializeError(error) };
+          refuse(error);
         }
-        this.report(report, 'bytes' in report ? [report.bytes.buffer as ArrayBuffer] : []);
         return;
       }
       case 'START':

@@ -225,7 +225,18 @@ export class WebGpuBatchEngine {
     device.lost.then((info) => {
       if (!this.#destroyed) this.#fail(new WebGpuError('lost', 'running batches', `${info.reason}: ${info.message}`));
     });
+    device.addEventListener('uncapturederror', this.#onUncapturedError);
   }
+
+  /**
+   * An error no scope caught, somewhere on the device: which kernel's work caused it cannot be told, and the device
+   * is in a state nobody checked, so every kernel on it fails with it (the device thread lets the device go).
+   */
+  readonly #onUncapturedError = (event: Event): void => {
+    if (this.#destroyed) return;
+    const error = (event as GPUUncapturedErrorEvent).error;
+    this.#fail(new WebGpuError(uncapturedKind(error), 'running batches', error.message));
+  };
 
   /**
    * Compiles the kernel and makes its resident buffers.
@@ -268,6 +279,17 @@ export class WebGpuBatchEngine {
   /** Where in a readback the state copy lies. */
   get #stateAt(): number {
     return this.#maxBatch * STATUS_BYTES + Math.max(4, this.#maxBatch * this.#outWords * 4);
+  }
+
+  /** Resolves once no batch is in flight (at once when none is; when the engine fails or ends too). */
+  settled(): Promise<void> {
+    if (this.#busy.length === 0 || this.#failure !== undefined || this.#destroyed) return Promise.resolve();
+    return new Promise((resolve) => this.#settledWaiters.push(resolve));
+  }
+
+  #wakeSettled(): void {
+    const waiters = this.#settledWaiters.splice(0);
+    for (const resolve of waiters) resolve();
   }
 
   /** Counters, for metrics. */
@@ -488,6 +510,7 @@ export class WebGpuBatchEngine {
   }
 
   #lastBatchBytes = 0;
+  readonly #settledWaiters: (() => void)[] = [];
 
   #submit(): void {
     const started = performance.now();
@@ -532,6 +555,7 @@ export class WebGpuBatchEngine {
       descriptors[d + 6] = frame.source;
       descriptors[d + 7] = frame.priority;
       slot.messageIds[count] = messageId;
+      slot.frameEnds[count] = input.cursor;
       slot.correlationIds[count] = frame.correlationId;
       data.set(frame.payload, bytes);
       bytes += (size + 3) & ~3;
@@ -594,14 +618,16 @@ export class WebGpuBatchEngine {
     this.#gpuMs += read - slot.submittedAt;
     const outputAt = this.#maxBatch * STATUS_BYTES;
     const range = slot.readback.getMappedRange(0, this.#stateAt + this.#stateBytes);
-    let counts = { processed: 0, failed: 0 };
+    let counts = { processed: 0, failed: 0, written: 0 };
     try {
       counts = await this.#writeOutputs(
         slot,
         new Uint32Array(range, 0, slot.count * OUTPUT_STATUS_WORDS),
         new Uint8Array(range, outputAt),
       );
-      if (this.#stateBytes > 0) this.#stateMirror.set(new Uint8Array(range, this.#stateAt, this.#stateBytes));
+      if (this.#stateBytes > 0 && counts.written === slot.count) {
+        this.#stateMirror.set(new Uint8Array(range, this.#stateAt, this.#stateBytes));
+      }
     } finally {
       slot.readback.unmap();
       this.#busy.shift();
@@ -609,6 +635,10 @@ export class WebGpuBatchEngine {
       const written = performance.now();
       this.#outputMs += written - read;
       this.#metrics?.completed((read - slot.submittedAt) * 1e6, (written - read) * 1e6, this.#busy.length);
+    }
+    if (counts.written < slot.count) {
+      this.#cutShort(slot, counts);
+      return;
     }
     // The hold moves to the next unfinished batch of the kernel's own ring, or goes.
     const next = this.#busy.find((pending) => pending.source === 0);
@@ -623,19 +653,41 @@ export class WebGpuBatchEngine {
       handledCursor: next === undefined ? this.#consumer.cursor : next.startCursor,
       inFlight: this.#busy.length,
     });
+    if (this.#busy.length === 0) this.#wakeSettled();
+  }
+
+  /**
+   * The engine failed while a batch's outputs were written: the frames answered so far are handled, the rest stay
+   * in the ring for the host (dead letters, or a supervised restart's next instance), each message once.
+   */
+  #cutShort(slot: Slot, counts: { processed: number; failed: number; written: number }): void {
+    const { written } = counts;
+    const handledCursor = written > 0 ? (slot.frameEnds[written - 1] as number) : slot.startCursor;
+    if (slot.source === 0) this.#consumer.holdAt(handledCursor);
+    this.#onBatch?.({
+      received: written,
+      processed: counts.processed,
+      failed: counts.failed,
+      handledCursor,
+      inFlight: this.#busy.length,
+    });
   }
 
   async #writeOutputs(
     slot: Slot,
     statuses: Uint32Array,
     outputs: Uint8Array,
-  ): Promise<{ processed: number; failed: number }> {
+  ): Promise<{ processed: number; failed: number; written: number }> {
     const outBytes = this.#outWords * 4;
     const producer = this.#producer;
     const fromHost = slot.source === 0;
     let processed = 0;
     let failed = 0;
+    let written = 0;
     for (let i = 0; i < slot.count; i++) {
+      // The device went while the outputs were written (they waited for room): its readback is unmapped under us,
+      // so the rest of the batch is not answered here; it stays in the ring, after the frames that were.
+      if (this.#lost(statuses)) break;
       const s = i * OUTPUT_STATUS_WORDS;
       let error = statuses[s] as number;
       const size = statuses[s + 1] as number;
@@ -656,20 +708,22 @@ export class WebGpuBatchEngine {
         const code = errorCodeOf(error);
         const message = `kernel '${this.#kernelId}': the WGSL handler returned ${code ?? 'error'} (${error})`;
         this.#deadLetter(slot, i, 'handler-error', error, message);
-        if (request) {
-          await this.#write(
+        const answered =
+          !request ||
+          (await this.#write(
             producer,
             ErrorResponse,
             errorBody('WgslHandlerError', message, code ?? error),
             messageId,
             true,
-          );
-        }
+          ));
+        // Its dead letter went out already (and answers a call): the message is done even if the reply is not.
+        written++;
+        if (!answered) break;
         if (traced) this.#tracer?.end(slot, i, error, this.#envelope, this.#errorEnvelope);
         continue;
       }
-      this.#messages++;
-      processed++;
+      let delivered = true;
       if (emit !== 0) {
         const payload = outputs.subarray(i * outBytes, i * outBytes + size);
         const codec = typed(typeId);
@@ -679,34 +733,54 @@ export class WebGpuBatchEngine {
           for (const link of this.#links) {
             if (link.types !== undefined && !link.types.has(typeId)) continue;
             routed = true;
-            await this.#write(link.producer, codec, payload, messageId, false);
+            delivered = delivered && (await this.#write(link.producer, codec, payload, messageId, false));
           }
         }
-        if (!routed) await this.#write(producer, codec, payload, messageId, false);
+        if (!routed) delivered = await this.#write(producer, codec, payload, messageId, false);
       } else if (request) {
-        await this.#write(producer, ErrorResponse, NO_RESPONSE, messageId, true);
+        delivered = await this.#write(producer, ErrorResponse, NO_RESPONSE, messageId, true);
       }
+      // Failed before its output was written: it stays in the input ring, after the frames that were answered.
+      if (!delivered) break;
+      this.#messages++;
+      processed++;
       if (traced) this.#tracer?.end(slot, i, 0, this.#envelope, this.#errorEnvelope);
+      written++;
     }
     producer.wakeConsumer();
     for (const link of this.#links) link.producer.wakeConsumer();
-    return { processed, failed };
+    return { processed, failed, written };
   }
 
-  /** Writes one output frame, waiting for room in the output ring (backpressure reaches the input ring). */
+  /** Whether a batch's mapped readback went with its device (a lost device unmaps it: its views read as empty). */
+  #lost(statuses: Uint32Array): boolean {
+    if (statuses.length > 0 && this.#failure === undefined) return false;
+    this.#fail(this.#failure ?? new WebGpuError('lost', 'writing a batch back', 'its readback was unmapped'));
+    return true;
+  }
+
+  /**
+   * Writes one output frame, waiting for room in the output ring (backpressure reaches the input ring). False when
+   * the engine failed before it was written (the frame then stays in the input ring for the host).
+   */
   async #write(
     producer: FrameProducer,
     codec: MessageCodec<Uint8Array, unknown>,
     payload: Uint8Array,
     correlationId: number,
     error: boolean,
-  ): Promise<void> {
+  ): Promise<boolean> {
     const envelope = error ? this.#errorEnvelope : this.#envelope;
-    envelope.correlationId = correlationId;
-    while (!producer.tryWrite(codec, payload, envelope)) {
+    let bytes = payload;
+    while (this.#failure === undefined) {
+      envelope.correlationId = correlationId;
+      if (producer.tryWrite(codec, bytes, envelope)) return true;
+      // Waiting (rare: the ring is full), on a copy: a device lost meanwhile unmaps the readback it lies in.
+      if (bytes === payload) bytes = payload.slice();
       producer.wakeConsumer();
       await producer.waitForSpaceAsync(((payload.length + 7) & ~7) + 128, 50);
     }
+    return false;
   }
 
   #deadLetter(slot: Slot, i: number, reason: BatchDeadLetterReason, errorNumber: number, message: string): void {
@@ -768,6 +842,7 @@ export class WebGpuBatchEngine {
   #fail(error: WebGpuError): void {
     if (this.#failure !== undefined) return;
     this.#failure = error;
+    this.#wakeSettled();
     this.#interrupt();
     this.#onFailure?.(error);
   }
@@ -783,7 +858,9 @@ export class WebGpuBatchEngine {
   #destroy(): void {
     if (this.#destroyed) return;
     this.#destroyed = true;
+    this.#wakeSettled();
     this.#metrics?.idle();
+    this.#device.removeEventListener('uncapturederror', this.#onUncapturedError);
     for (const slot of this.#all) {
       for (const buffer of [slot.uniform, slot.messages, slot.input, slot.statuses, slot.outputs, slot.readback]) {
         buffer.destroy();
@@ -791,4 +868,12 @@ export class WebGpuBatchEngine {
     }
     this.#state?.destroy();
   }
+}
+
+/** The WebGPU error scope an uncaptured error belongs to. */
+function uncapturedKind(error: GPUError): 'validation' | 'out-of-memory' | 'internal' {
+  const name = error.constructor.name;
+  if (name === 'GPUValidationError') return 'validation';
+  if (name === 'GPUOutOfMemoryError') return 'out-of-memory';
+  return 'internal';
 }

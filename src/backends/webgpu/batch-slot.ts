@@ -28,6 +28,8 @@ export interface Slot {
   source: number;
   /** The kernel's own ring: where the batch's first frame starts (its cursor before the batch). */
   startCursor: number;
+  /** Where each frame of the batch ends in its ring: the handled cursor when a batch is cut short. */
+  readonly frameEnds: Uint32Array;
   /** Tracing: which messages are sampled (1), and their trace id and parent span id (24 bytes each). */
   readonly sampled: Uint8Array;
   readonly traceContext: Uint8Array;
@@ -89,6 +91,7 @@ export function createBatchSlot(device: GPUDevice, layout: GPUBindGroupLayout, s
     submittedAt: 0,
     source: 0,
     startCursor: 0,
+    frameEnds: new Uint32Array(max),
     sampled: new Uint8Array(shape.traced ? max : 0),
     traceContext: new Uint8Array(shape.traced ? max * 24 : 0),
     anySampled: false,

@@ -109,7 +109,13 @@ export class HostedWebGpuKernel implements RunningKernel {
     };
   }
 
-  snapshot(): Uint8Array {
+  /**
+   * Deactivated (a checkpoint's or a migration's quiesce), once the batches in flight are done: they would change
+   * the state and move the input ring's handled cursor after the snapshot. Active, at once: the state of the last
+   * finished batch, which matches the input ring held at the first unfinished frame.
+   */
+  async snapshot(): Promise<Uint8Array> {
+    if (this.#shell.state !== 'Active') await this.#engine.settled();
     return this.#engine.stateSnapshot();
   }
 
