@@ -5,7 +5,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { defineKernel, defineMessage, ErrorCode, KernelModuleError, RingKernelRuntime } from '../src/index.js';
+import {
+  defineKernel,
+  defineMessage,
+  ErrorCode,
+  KernelFailedError,
+  KernelModuleError,
+  RingKernelRuntime,
+} from '../src/index.js';
 
 const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
 
@@ -59,6 +66,36 @@ describe("a kernel's module, as the workers load it", () => {
         assert.match(
           error.message,
           /^kernel 'typescript\.pinger' \(module file:\/\/\S+\/pinger\.ts\): Node cannot import this TypeScript module in ringkernel's worker threads.*node --import tsx main\.ts.*compile the kernel modules to JavaScript/,
+        );
+        return true;
+      });
+    } finally {
+      await runtime.shutdown();
+      rmSync(folder, { recursive: true, force: true });
+    }
+  });
+  it("a module that throws on import fails the launch with its own error, whatever the error's words", async () => {
+    // The failure crosses from the worker typed: a module's own error is never taken for one of ringkernel's
+    // kernel-module refusals, not even when its message reads like one.
+    const folder = mkdtempSync(join(tmpdir(), 'ringkernel-throwing-kernel-'));
+    const source = join(folder, 'throwing.mjs');
+    writeFileSync(source, "throw new Error('kernel module failed: the database is not reachable');\n");
+    const Ping = defineMessage('throwing.Ping', { value: 'u32' });
+    const Throwing = defineKernel({
+      id: 'throwing.pinger',
+      input: Ping,
+      output: Ping,
+      cpu: (ping) => ({ value: ping.value }),
+      module: pathToFileURL(source),
+    });
+    const runtime = await RingKernelRuntime.builder().backend('cpu').config({ workers: 1 }).build();
+    try {
+      await assert.rejects(runtime.launch(Throwing, 1, 1), (error: unknown) => {
+        assert.ok(error instanceof KernelFailedError, String(error));
+        assert.equal(error instanceof KernelModuleError, false);
+        assert.match(
+          error.message,
+          /^kernel 'throwing\.pinger' failed: its worker could not launch it: kernel module failed: the database is not reachable$/,
         );
         return true;
       });

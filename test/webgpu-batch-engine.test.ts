@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { type BatchDeadLetter, WebGpuBatchEngine } from '../src/backends/webgpu/batch-engine.js';
+import { WebGpuBatchEngine } from '../src/backends/webgpu/batch-engine.js';
+import type { BatchDeadLetter } from '../src/backends/webgpu/batch-engine-contract.js';
 import { buildWgslProgram, type WgslProgram, type WgslProgramSource } from '../src/backends/webgpu/wgsl-program.js';
 import { ErrorNumber } from '../src/errors/codes.js';
 import { WgslCompileError } from '../src/errors/webgpu-errors.js';

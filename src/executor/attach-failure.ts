@@ -2,7 +2,6 @@ import { CudaCompileError, CudaDeviceLostError, CudaError } from '../errors/cuda
 import { StateSnapshotError } from '../errors/device-errors.js';
 import { KernelFailedError, KernelModuleError } from '../errors/runtime-errors.js';
 import { reviveWebGpuError } from '../errors/webgpu-errors.js';
-import { KERNEL_MODULE_FAILED } from './kernel-module.js';
 import type { AttachFailure } from './protocol.js';
 
 /**
@@ -32,9 +31,6 @@ export function attachFailureError(
   // The executor could not rebuild the checkpoint's state (the `restore` hook, or v8, threw).
   if (failure.stage === 'restore') return new StateSnapshotError(name, 'restore', failure.error.message);
   // The kernel's module is the user's to fix (kernel-module.ts says how, in their terms).
-  const message = failure.error.message;
-  if (failure.stage === 'load' && message.startsWith(KERNEL_MODULE_FAILED)) {
-    return new KernelModuleError(kernel, message.slice(KERNEL_MODULE_FAILED.length));
-  }
+  if (failure.kernelModule !== undefined) return new KernelModuleError(kernel, failure.kernelModule);
   return new KernelFailedError(kernelId, `${executor} could not launch it: ${failure.error.message}`);
 }

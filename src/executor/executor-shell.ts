@@ -6,7 +6,7 @@ import { kernelLifecycle } from '../kernel/kernel-lifecycle.js';
 import { lifecycleInspectionOf } from '../kernel/lifecycle-inspection.js';
 import { ControlBlock } from '../wire/control-block.js';
 import type { FrameRingMemory } from '../wire/frame-ring.js';
-import { loadKernel } from './kernel-module.js';
+import { kernelModuleDetail, loadKernel } from './kernel-module.js';
 import {
   type AttachFailure,
   type AttachResult,
@@ -143,7 +143,8 @@ export async function attachKernel(task: AttachTask, backend: ExecutorBackend): 
   } catch (error) {
     prepared?.discard();
     task.port.close();
-    return { threadId, failure: { ...backend.failureDetail?.(error), error: serializeError(error), stage } };
+    const detail = { ...backend.failureDetail?.(error), ...kernelModuleDetail(error) };
+    return { threadId, failure: { ...detail, error: serializeError(error), stage } };
   }
 }
 

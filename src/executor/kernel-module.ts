@@ -1,13 +1,23 @@
 /**
  * How a worker finds a kernel: it imports the kernel's module, which defines it. What can go wrong there is the
- * user's to fix, so it is said in their terms (errors cross back to the host by message: the host turns one that
- * starts with {@link KERNEL_MODULE_FAILED} into a `KernelModuleError`).
+ * user's to fix, so it is said in their terms: a {@link KernelModuleProblem}, which crosses back to the host typed
+ * (the attach failure's `kernelModule`) and becomes a `KernelModuleError` there.
  */
 import { ErrorCode } from '../errors/codes.js';
 import { type AnyKernelDefinition, enterKernelWorker, findKernel } from '../kernel/kernel-definition.js';
 
-/** How the message of a kernel-module failure starts when it crosses to the host. @internal */
-export const KERNEL_MODULE_FAILED = 'kernel module failed: ';
+/**
+ * The kernel's module cannot be used, for a reason the user must fix, said in their terms (the message). Raised in
+ * the worker; the host rebuilds it as a `KernelModuleError` naming the kernel and its module. @internal
+ */
+export class KernelModuleProblem extends Error {
+  override readonly name = 'KernelModuleProblem';
+}
+
+/** The typed part of an attach failure that a {@link KernelModuleProblem} makes (nothing for other errors). @internal */
+export function kernelModuleDetail(error: unknown): { readonly kernelModule?: string } {
+  return error instanceof KernelModuleProblem ? { kernelModule: error.message } : {};
+}
 
 /**
  * A TypeScript kernel module that a worker cannot import: the program ran under a loader (tsx, ts-node) that
@@ -23,9 +33,9 @@ export async function loadKernel(kernelId: string, moduleUrl: string): Promise<A
     await import(moduleUrl);
   } catch (error) {
     const code = (error as { code?: unknown } | null)?.code;
-    if (code === ErrorCode.KernelModule) throw new Error(`${KERNEL_MODULE_FAILED}${(error as Error).message}`);
+    if (code === ErrorCode.KernelModule) throw new KernelModuleProblem((error as Error).message);
     if (code === 'ERR_UNKNOWN_FILE_EXTENSION' && /\.[cm]?tsx?$/.test(new URL(moduleUrl).pathname)) {
-      throw new Error(`${KERNEL_MODULE_FAILED}${TYPESCRIPT_IN_WORKERS}`);
+      throw new KernelModuleProblem(TYPESCRIPT_IN_WORKERS);
     }
     throw error;
   }

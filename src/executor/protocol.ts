@@ -89,6 +89,8 @@ export interface AttachFailure {
   readonly cudaErrorName?: string | undefined;
   /** A WebGPU kernel's typed error (a schema WGSL cannot express, a handler that does not compile). */
   readonly webgpu?: SerializedWebGpuError | undefined;
+  /** The kernel's module is the user's to fix: what is wrong, in their terms (the host's `KernelModuleError`). */
+  readonly kernelModule?: string | undefined;
   /** The device is lost to the process (a sticky CUDA error): the host rethrows a `CudaDeviceLostError`. */
   readonly deviceLost?: { readonly device: number; readonly cudaErrorName: string } | undefined;
 }

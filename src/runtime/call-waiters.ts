@@ -15,7 +15,7 @@ export interface PendingCall {
 export interface WaitersOwner {
   readonly name: string;
   /** Whether the kernel has ended: then its deadline timer must not hold the handle (and its rings). */
-  ended(): boolean;
+  hasEnded(): boolean;
   /**
    * The call `messageId` gave up (its deadline, its signal) and has been rejected with `error`; its request may
    * still wait for room, or be answered later.
@@ -104,7 +104,7 @@ export class CallWaiters<Out> {
         },
         cleanup: () => {
           // An ended kernel's timer must not hold the handle (and its rings) until the deadline.
-          if (this.#deadlines.delete(pending) && this.#deadlines.size === 0 && owner.ended()) {
+          if (this.#deadlines.delete(pending) && this.#deadlines.size === 0 && owner.hasEnded()) {
             this.#disarmTimer();
           }
           if (signal !== undefined) signal.removeEventListener('abort', onAbort);

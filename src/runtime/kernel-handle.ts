@@ -37,10 +37,11 @@ import type {
 export type { DormantInstance } from './kernel-migration.js';
 
 import type { MigratableKernel } from '../devices/kernel-migrator.js';
-import { CallWaiters, type PendingCall } from './call-waiters.js';
+import { CallWaiters, type PendingCall, type WaitersOwner } from './call-waiters.js';
+import type { DeadLetter } from './dead-letters.js';
 import { errorNumberFrom, type InstanceOwner, KernelInstance } from './kernel-instance.js';
 import { salvageInput } from './kernel-recovery.js';
-import { type SendQueueOwner, WaitingSends } from './send-queue.js';
+import { type SendQueueOwner, type WaitingSend, WaitingSends } from './send-queue.js';
 import { checkSendOptions, refusalOf, refusedLetter } from './send-refusal.js';
 
 export type {
@@ -117,7 +118,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   readonly #receivers: PendingCall[];
   readonly #received: OutView[] = [];
   /** Sends waiting for room in the input ring. */
-  readonly #waitingSends = new WaitingSends(() => this.#sendQueueOwner());
+  readonly #waitingSends: WaitingSends;
   /** Traced calls whose answer says the kernel's span was not recorded (cleared when the call's span ends). */
   readonly #truncatedCalls = new Set<number>();
   /** Round trip of calls answered with a result, host side: request written (or queued) to its response read. */
@@ -171,56 +172,164 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       };
     }
     this.#nextMessageId = init.firstMessageId ?? 1;
-    this.#waiters = new CallWaiters<OutView>({
-      name: init.name,
-      ended: () => this.#exitStatus !== undefined,
-      callGaveUp: (messageId, error) => this.#callGaveUp(messageId, error),
-    });
-    this.#calls = this.#waiters.calls;
-    this.#receivers = this.#waiters.receivers;
     this.#exited = new Promise((resolve) => {
       this.#markExited = resolve;
     });
-    this.#instance = new KernelInstance(this.#instanceOwner());
+    const port = new KernelHandle.#Port(this as KernelHandle);
+    this.#waiters = new CallWaiters<OutView>(port);
+    this.#calls = this.#waiters.calls;
+    this.#receivers = this.#waiters.receivers;
+    this.#waitingSends = new WaitingSends(port);
+    this.#instance = new KernelInstance(port);
   }
 
-  /** What the instance control needs of this handle. */
-  #instanceOwner(): InstanceOwner {
-    return {
-      handle: this as KernelHandle,
-      name: this.name,
-      instanceId: this.instanceId,
-      control: this.#control,
-      init: this.#init,
-      tracer: this.#tracer,
-      exited: this.#exited,
-      failure: () => this.#failure,
-      exitStatus: () => this.#exitStatus,
-      status: () => this.status,
-      transfer: () => this.#transfer,
-      useTransfer: (transfer) => {
-        this.#transfer = transfer;
-        this.#afterWrite = transfer.afterInputWrite;
-      },
-      fail: (error, salvage) => this.#fail(error, salvage),
-      ended: (status) => {
-        this.#exitStatus = status;
-        this.#settleExit();
-      },
-      instanceGone: () => this.#releaseRings(),
-      reopened: () => {
-        this.#exitStatus = undefined;
-      },
-      resumeTraffic: () => {
-        if (this.#waitingSends.length > 0) void this.#waitingSends.flush();
-        if (this.#waiting()) this.#pump();
-      },
-      lastError: (message) => {
-        this.#lastErrorMessage = message;
-      },
-      rejectCall: (messageId, error) => this.#calls.get(messageId)?.reject(error),
-    };
-  }
+  /**
+   * What the handle's parts — its instance control, call waiters and waiting sends — need of it, each through the
+   * interface it declares: one small object per handle whose methods are shared (closures would cost each of
+   * thousands of kernels their own). Nested in the class, it reads the handle's private state.
+   */
+  static readonly #Port = class HandlePort implements InstanceOwner, WaitersOwner, SendQueueOwner {
+    readonly handle: KernelHandle;
+    readonly name: string;
+    readonly instanceId: number;
+    readonly control: ControlBlock;
+    readonly init: KernelHandleInit;
+    readonly tracer: HostSpanWriter | undefined;
+    readonly exited: Promise<void>;
+    readonly onFull: 'wait' | 'reject';
+
+    constructor(handle: KernelHandle) {
+      this.handle = handle;
+      this.name = handle.name;
+      this.instanceId = handle.instanceId;
+      this.control = handle.#control;
+      this.init = handle.#init;
+      this.tracer = handle.#tracer;
+      this.exited = handle.#exited;
+      this.onFull = handle.#init.onFull;
+    }
+
+    failure(): Error | undefined {
+      return this.handle.#failure;
+    }
+
+    failed(): boolean {
+      return this.handle.#failure !== undefined;
+    }
+
+    exitStatus(): 'Terminated' | 'Failed' | undefined {
+      return this.handle.#exitStatus;
+    }
+
+    hasEnded(): boolean {
+      return this.handle.#exitStatus !== undefined;
+    }
+
+    status(): KernelStatusName {
+      return this.handle.status;
+    }
+
+    transfer(): KernelTransfer {
+      return this.handle.#transfer;
+    }
+
+    useTransfer(transfer: KernelTransfer): void {
+      this.handle.#transfer = transfer;
+      this.handle.#afterWrite = transfer.afterInputWrite;
+    }
+
+    fail(error: Error, salvage?: 'kernel-failed' | 'discarded-on-terminate'): void {
+      this.handle.#fail(error, salvage);
+    }
+
+    ended(status: 'Terminated' | 'Failed'): void {
+      this.handle.#exitStatus = status;
+      this.handle.#settleExit();
+    }
+
+    instanceGone(): void {
+      this.handle.#releaseRings();
+    }
+
+    reopened(): void {
+      this.handle.#exitStatus = undefined;
+    }
+
+    resumeTraffic(): void {
+      const handle = this.handle;
+      if (handle.#waitingSends.length > 0) void handle.#waitingSends.flush();
+      if (handle.#waiting()) handle.#pump();
+    }
+
+    stopTaking(): void {
+      const handle = this.handle;
+      // Sends still waiting for room would be written after the worker's last look at its queue (or into a ring
+      // nobody consumes any more): they are refused, each a dead letter.
+      handle.#closed = true;
+      if (handle.#failure !== undefined) return;
+      const error = new InvalidStateError(
+        handle.name,
+        'send to',
+        'Terminating',
+        'Active',
+        'and takes no more messages: this send was still waiting for room in its queue',
+      );
+      handle.#waitingSends.drop(error, 'discarded-on-terminate');
+    }
+
+    lastError(message: string): void {
+      this.handle.#lastErrorMessage = message;
+    }
+
+    rejectCall(messageId: number, error: Error): void {
+      this.handle.#calls.get(messageId)?.reject(error);
+    }
+
+    callGaveUp(messageId: number, error: Error): void {
+      this.handle.#callGaveUp(messageId, error);
+    }
+
+    takeMessageId(): number {
+      return this.handle.#nextMessageId++;
+    }
+
+    holdRequestSpan(span: DetachedSpan): void {
+      this.handle.#requestSpan = span;
+    }
+
+    tryWrite(send: WaitingSend): boolean {
+      const handle = this.handle;
+      if (!handle.#producer.tryWrite(send.codec, send.bytes, send.envelope)) return false;
+      handle.#afterWrite?.();
+      return true;
+    }
+
+    waitForSpace(frameBytes: number, ms: number): Promise<boolean> {
+      return this.handle.#producer.waitForSpaceAsync(frameBytes, ms);
+    }
+
+    sent(): void {
+      this.handle.#sent++;
+    }
+
+    taken(): number {
+      return Number(this.handle.#control.messagesReceived);
+    }
+
+    outputsUnread(): boolean {
+      const handle = this.handle;
+      return (
+        handle.#receivers.length === 0 &&
+        handle.#calls.size === 0 &&
+        handle.status === 'Active' &&
+        handle.#consumer.availableReadBytes() * 2 >= handle.#init.output.ring.byteLength - RingOffset.DATA
+      );
+    }
+
+    onDeadLetter(letter: DeadLetter): void {
+      this.handle.#init.onDeadLetter(letter);
+    }
+  };
 
   /** The lifecycle state, read from the ControlBlock (no message). */
   get status(): KernelStatusName {
@@ -260,46 +369,12 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   terminate(options: { readonly drain?: boolean } = {}): Promise<void> {
     // Once asked, a kernel terminates once: a second terminate (a stopped actor's, then shutdown's) waits for it.
     if (this.#terminating !== undefined) return this.#terminating;
-    const terminating = this.#terminateTraced(options);
+    const terminating = this.#instance.terminate(options.drain ?? this.#init.drainOnTerminate);
     this.#terminating = terminating;
     terminating.catch(() => {
       if (this.#terminating === terminating) this.#terminating = undefined;
     });
     return terminating;
-  }
-
-  async #terminateTraced(options: { readonly drain?: boolean }): Promise<void> {
-    const span = this.#tracer?.beginLifecycle();
-    if (span === undefined) return this.#terminate(options);
-    try {
-      await this.#terminate(options);
-      this.#tracer?.endLifecycle(span, LifecycleTransition.TERMINATE, this.instanceId, 0);
-    } catch (error) {
-      this.#tracer?.endLifecycle(span, LifecycleTransition.TERMINATE, this.instanceId, errorNumberFrom(error));
-      throw error;
-    }
-  }
-
-  async #terminate(options: { readonly drain?: boolean }): Promise<void> {
-    const drain = options.drain ?? this.#init.drainOnTerminate;
-    // A kernel the user terminates has ended on purpose: no supervisor restarts it.
-    this.#instance.superviseWith(undefined);
-    // The kernel stops accepting now. Sends still waiting for room would be written after the worker's last
-    // look at its queue (or into a ring nobody consumes any more): they are refused, each a dead letter.
-    this.#closed = true;
-    if (this.#failure === undefined) {
-      this.#waitingSends.drop(
-        new InvalidStateError(
-          this.name,
-          'send to',
-          'Terminating',
-          'Active',
-          'and takes no more messages: this send was still waiting for room in its queue',
-        ),
-        'discarded-on-terminate',
-      );
-    }
-    return this.#instance.terminate(drain);
   }
 
   /**
@@ -764,37 +839,6 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       if (Atomics.load(indices, 0) !== Atomics.load(indices, 1)) pending++;
     }
     return pending;
-  }
-
-  /** What the waiting sends need of this handle (made when a send first waits for room). */
-  #sendQueueOwner(): SendQueueOwner {
-    return {
-      name: this.name,
-      instanceId: this.instanceId,
-      tracer: this.#tracer,
-      onFull: this.#init.onFull,
-      failed: () => this.#failure !== undefined,
-      takeMessageId: () => this.#nextMessageId++,
-      holdRequestSpan: (span) => {
-        this.#requestSpan = span;
-      },
-      tryWrite: (send) => {
-        if (!this.#producer.tryWrite(send.codec, send.bytes, send.envelope)) return false;
-        this.#afterWrite?.();
-        return true;
-      },
-      waitForSpace: (frameBytes, ms) => this.#producer.waitForSpaceAsync(frameBytes, ms),
-      sent: () => {
-        this.#sent++;
-      },
-      taken: () => Number(this.#control.messagesReceived),
-      outputsUnread: () =>
-        this.#receivers.length === 0 &&
-        this.#calls.size === 0 &&
-        this.status === 'Active' &&
-        this.#consumer.availableReadBytes() * 2 >= this.#init.output.ring.byteLength - RingOffset.DATA,
-      onDeadLetter: (letter) => this.#init.onDeadLetter(letter),
-    };
   }
 
   #write(message: InIn, flags: number, priority: number): boolean {

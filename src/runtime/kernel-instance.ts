@@ -54,6 +54,8 @@ export interface InstanceOwner {
   reopened(): void;
   /** Traffic resumes into the new instance: waiting sends are written, waiting calls and receives read. */
   resumeTraffic(): void;
+  /** The kernel is being terminated: from now on it takes no new message. */
+  stopTaking(): void;
   /** The message of the kernel's last error, for its metrics. */
   lastError(message: string): void;
   /** The host call `messageId` fails with `error` (its request was dead-lettered). */
@@ -199,11 +201,29 @@ export class KernelInstance implements MigratableKernel {
   }
 
   /**
-   * Terminates the instance (the handle has stopped taking messages already): the command, then the termination
-   * word; past `terminationTimeout` the kernel is forced, and failed should it not stop even then.
+   * Terminates the kernel (see `KernelHandle.terminate`), a lifecycle span of its own when traced: it takes no
+   * more messages, the instance gets the command, then the termination word; past `terminationTimeout` the kernel
+   * is forced, and failed should it not stop even then.
    */
   async terminate(drain: boolean): Promise<void> {
     const owner = this.#owner;
+    const tracer = owner.tracer;
+    const span = tracer?.beginLifecycle();
+    if (span === undefined) return this.#terminate(drain);
+    try {
+      await this.#terminate(drain);
+      tracer?.endLifecycle(span, LifecycleTransition.TERMINATE, owner.instanceId, 0);
+    } catch (error) {
+      tracer?.endLifecycle(span, LifecycleTransition.TERMINATE, owner.instanceId, errorNumberFrom(error));
+      throw error;
+    }
+  }
+
+  async #terminate(drain: boolean): Promise<void> {
+    const owner = this.#owner;
+    // A kernel the user terminates has ended on purpose: no supervisor restarts it.
+    this.#supervisor = undefined;
+    owner.stopTaking();
     if (this.#suspended) {
       this.abandon(
         new KernelFailedError(owner.name, 'terminated while waiting for its supervisor to restart it'),

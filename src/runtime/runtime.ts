@@ -41,6 +41,7 @@ import type { CallOptions, Dim3, KernelHandle, KernelMetrics, SendOptions } from
 import { KernelLauncher, type LaunchOptions, ringBytes } from './kernel-launcher.js';
 import { connectKernels } from './kernel-links.js';
 import { KernelRegistry } from './kernel-registry.js';
+import { LaunchWaiters } from './launch-waiters.js';
 import { LoadMeter } from './load-meter.js';
 import { createLogger, type RuntimeLogger } from './logger.js';
 import type { PresetName } from './presets.js';
@@ -140,10 +141,7 @@ export class RingKernelRuntime {
   readonly #load = new LoadMeter();
   readonly #kernels = new Map<string, KernelHandle>();
   /** Who waits for a kernel to be launched under a name ({@link RingKernelRuntime.whenLaunched}). */
-  readonly #launchWaiters = new Map<
-    string,
-    { readonly resolve: (handle: KernelHandle) => void; readonly reject: (error: Error) => void }[]
-  >();
+  readonly #launchWaiters = new LaunchWaiters<KernelHandle>();
   readonly #breakers = new Map<string, CircuitBreaker>();
   #watchdog: KernelWatchdog<KernelHandle> | undefined;
   /** Supervises the kernels the watchdog moves off a replaced worker. */
@@ -224,9 +222,7 @@ export class RingKernelRuntime {
         this.#memory.record(handle, allocations);
         this.#kernels.set(handle.name, handle);
         this.#workers.hosts(handle, threadId);
-        const waiting = this.#launchWaiters.get(handle.name);
-        this.#launchWaiters.delete(handle.name);
-        for (const waiter of waiting ?? []) waiter.resolve(handle);
+        this.#launchWaiters.launched(handle.name, handle);
         for (const watcher of this.#kernelWatchers) watcher({ type: 'launched', kernel: handle });
       },
       ended: (handle) => this.#release(handle),
@@ -642,11 +638,7 @@ export class RingKernelRuntime {
     const live = this.#kernels.get(name);
     if (live !== undefined) return Promise.resolve(live);
     if (this.#shutdown !== undefined) return Promise.reject(new RuntimeShutDownError(`wait for kernel '${name}'`));
-    return new Promise<KernelHandle>((resolve, reject) => {
-      const waiters = this.#launchWaiters.get(name) ?? [];
-      waiters.push({ resolve, reject });
-      this.#launchWaiters.set(name, waiters);
-    });
+    return this.#launchWaiters.wait(name);
   }
 
   /** The live kernel launched under `name`. @throws {KernelNotFoundError} when there is none. */
@@ -763,10 +755,7 @@ export class RingKernelRuntime {
     this.#shutdown ??= (async () => {
       const started = performance.now();
       // Nothing more will launch: whoever waits for a kernel by name learns it now.
-      for (const [name, waiters] of this.#launchWaiters) {
-        for (const waiter of waiters) waiter.reject(new RuntimeShutDownError(`wait for kernel '${name}'`));
-      }
-      this.#launchWaiters.clear();
+      this.#launchWaiters.shutDown();
       this.#lifecycle.send({ type: 'STOP' });
       this.#admission.apply();
       this.#signals.remove();

@@ -59,8 +59,7 @@ export interface SendQueueOwner {
  * wait on a kernel whose outputs nobody reads.
  */
 export class WaitingSends {
-  readonly #ownerOf: () => SendQueueOwner;
-  #ownerMade: SendQueueOwner | undefined;
+  readonly #owner: SendQueueOwner;
   readonly #sends: WaitingSend[] = [];
   #flushing = false;
   /** Sends stalled for want of a reader: when the kernel last took input in (see #checkStall). */
@@ -68,14 +67,8 @@ export class WaitingSends {
   #stalled = false;
   #stalls = 0;
 
-  /** `owner` is asked for what the sends need the first time one waits (most kernels never wait for room). */
-  constructor(owner: () => SendQueueOwner) {
-    this.#ownerOf = owner;
-  }
-
-  get #owner(): SendQueueOwner {
-    this.#ownerMade ??= this.#ownerOf();
-    return this.#ownerMade;
+  constructor(owner: SendQueueOwner) {
+    this.#owner = owner;
   }
 
   /** Sends waiting now. */

@@ -10,7 +10,8 @@ import { FrameFlags } from '../../wire/frame-header.js';
 import type { FrameRingMemory } from '../../wire/frame-ring.js';
 import { HybridLogicalClock, wallClockUs } from '../../wire/hlc.js';
 import type { MessageSchema } from '../../wire/message-schema.js';
-import { type BatchDeadLetter, type BatchDone, WebGpuBatchEngine } from './batch-engine.js';
+import { WebGpuBatchEngine } from './batch-engine.js';
+import type { BatchDeadLetter, BatchDone } from './batch-engine-contract.js';
 import { buildWgslProgram } from './wgsl-program.js';
 
 /** A codec that is a `defineMessage` schema (its WGSL struct can be generated), not raw bytes. */
