@@ -35,6 +35,8 @@ export {
   ClusterMessageLostError,
   ClusterNameUnknownError,
   ClusterNodeDownError,
+  ClusterNodeUnknownError,
+  ClusterPlacementError,
   ClusterUnavailableError,
   ClusterUnreachableError,
 } from './errors/cluster-errors.js';

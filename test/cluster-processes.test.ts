@@ -3,14 +3,18 @@
  * nodes of one cluster on a real nats-server on loopback.
  */
 import assert from 'node:assert/strict';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { pathToFileURL } from 'node:url';
 import { context } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { assign, createActor, enqueueActions, setup, toPromise } from 'xstate';
-import { ClusterNodeDownError } from '../src/cluster.js';
-import { ErrorCode, fromKernel, type KernelActorOutputEvent, RingKernelRuntime } from '../src/index.js';
-import { Accumulator, Echo } from './fixtures/kernels.js';
+import { ClusterNodeDownError, ClusterNodeUnknownError, ClusterPlacementError } from '../src/cluster.js';
+import { defineKernel, ErrorCode, fromKernel, type KernelActorOutputEvent, RingKernelRuntime } from '../src/index.js';
+import { Accumulator, Echo, Numbers, Total } from './fixtures/kernels.js';
+import { Doubler } from './fixtures/placed-kernel.js';
 import { startNodeProcess } from './support/cluster-process.js';
 import { eventually } from './support/eventually.js';
 import { type NatsServer, natsServerMissing, startNatsServer } from './support/nats-server.js';
@@ -184,6 +188,90 @@ describe('cluster nodes in several processes', { skip: missing }, () => {
     }
   });
 
+  test('launch with { node } places a kernel on another process, which imports its module; least-loaded picks the emptiest node', async () => {
+    const cluster = 'placed';
+    // pa hosts two kernels, pb none; neither process imports the Doubler's module.
+    const [a, b] = await Promise.all([
+      startNodeProcess({
+        servers: server.url,
+        node: 'pa',
+        cluster,
+        kernels: [
+          { id: Accumulator.id, name: 'l/acc' },
+          { id: Echo.id, name: 'l/echo' },
+        ],
+      }),
+      startNodeProcess({ servers: server.url, node: 'pb', cluster, kernels: [] }),
+    ]);
+    try {
+      await using here = await self('pz', cluster);
+      await here.launch(Accumulator, { name: 'l/here' });
+      await until(
+        () => here.cluster?.registry.lookup('l/*').length === 3 && here.cluster.registry.nodes().length === 3,
+      );
+
+      const onA = await here.launch(Doubler, { name: 'l/doubler', node: 'pa' });
+      assert.equal(here.cluster?.registry.get('l/doubler')?.node, 'pa', 'registered on pa when launch resolves');
+      assert.equal(here.cluster?.registry.get('l/doubler')?.moduleUrl, Doubler.moduleUrl);
+      onA.trySend({ sender: 0, seq: 0, value: 3 });
+      const doubled = await onA.call({ sender: 0, seq: 1, value: 4 }, { timeout: 10_000 });
+      assert.deepEqual([doubled.sender, doubled.total, doubled.count], [a.child.pid, 14, 2], 'handled in pa');
+      assert.equal(here.ref('l/doubler'), onA, 'the name reaches the same reference');
+
+      // Loads now: pa 3 kernels, pz 1, pb 0.
+      const auto = await here.launch(Doubler, { name: 'l/auto', node: 'least-loaded', queueCapacity: 64 });
+      assert.equal(here.cluster?.registry.get('l/auto')?.node, 'pb');
+      assert.equal((await auto.call({ sender: 0, seq: 0, value: 5 }, { timeout: 10_000 })).sender, b.child.pid);
+      assert.equal((await auto.metrics()).inputQueueCapacity, 64, 'the launch options travelled');
+      // pb 1 = pz 1: the tie goes to the fewest queued, then the name.
+      const second = await here.launch(Accumulator, { name: 'l/auto2', node: 'least-loaded' });
+      assert.equal(here.cluster?.registry.get('l/auto2')?.node, 'pb');
+      assert.equal((await second.call({ sender: 0, seq: 0, value: 1 }, { timeout: 10_000 })).count, 1);
+      // Now pb 2 > pz 1: least-loaded is this node, and the launch is local (a handle, no NATS hop).
+      const local = await here.launch(Accumulator, { name: 'l/auto3', node: 'least-loaded' });
+      assert.equal(local, here.kernel('l/auto3'));
+      await until(() => here.cluster?.registry.get('l/auto3')?.node === 'pz');
+
+      const unknown = await here.launch(Doubler, { name: 'l/nowhere', node: 'edge-9' }).then(
+        () => assert.fail('a launch on an unknown node resolved'),
+        (e: Error) => e,
+      );
+      assert.ok(unknown instanceof ClusterNodeUnknownError, `${unknown.name}: ${unknown.message}`);
+      assert.equal(unknown.code, ErrorCode.ClusterNodeUnknown);
+      assert.deepEqual(unknown.liveNodes, ['pa', 'pb', 'pz']);
+      assert.match(unknown.message, /'edge-9'.*pa, pb, pz/);
+
+      // A kernel whose module is not there on the node: its import fails there, and the launch rejects with why.
+      const missingModule = pathToFileURL(join(tmpdir(), `rk-missing-${process.pid}`, 'kernel.js')).href;
+      const Missing = defineKernel({
+        id: 'test.placed.missing',
+        module: missingModule,
+        input: Numbers,
+        output: Total,
+        cpu: () => undefined,
+      });
+      const refused = await here.launch(Missing, { name: 'l/missing', node: 'pb' }).then(
+        () => assert.fail('a launch whose module the node cannot load resolved'),
+        (e: Error & { code?: string }) => e,
+      );
+      assert.ok(refused instanceof ClusterPlacementError, `${refused.name}: ${refused.message}`);
+      assert.equal(refused.code, ErrorCode.ClusterPlacementFailed);
+      assert.deepEqual([refused.node, refused.kernelId], ['pb', 'test.placed.missing']);
+      assert.match(refused.message, /ERR_MODULE_NOT_FOUND|Cannot find module/);
+      assert.equal(here.cluster?.registry.get('l/missing'), undefined);
+      // The node's own launch refusing it (the name is taken there) comes back with that error's code as the cause.
+      const taken = await here.launch(Doubler, { name: 'l/doubler', node: 'pa' }).then(
+        () => assert.fail('a launch under a name taken on that node resolved'),
+        (e: Error & { code?: string }) => e,
+      );
+      assert.ok(taken instanceof ClusterPlacementError);
+      assert.equal((taken.cause as { code?: string }).code, ErrorCode.InvalidState);
+      assert.equal((await onA.call({ sender: 0, seq: 2, value: 1 }, { timeout: 10_000 })).count, 3);
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+
   test('a node killed mid-call: the call rejects within its timeout, the node is declared down, its names go', async () => {
     const cluster = 'killed';
     const a = await startNodeProcess({
@@ -244,15 +332,15 @@ describe('cluster nodes in several processes', { skip: missing }, () => {
     }
   });
 
-  test('failover: a node SIGKILLed mid-stream, its at-least-once kernel restarts on this node and every batch is handled', async () => {
+  test('failover: a node SIGKILLed mid-stream, its at-least-once kernel restarts on this node and every message is handled, in order', async () => {
     const cluster = 'failover';
-    // 20 000 messages in 64-frame batches, the node killed once the first 10 000 are stored (sized for ~30 s here).
-    const total = 20_000;
+    // 100 000 messages in 64-frame batches, the node killed once the first half is stored.
+    const total = 100_000;
     const a = await startNodeProcess({
       servers: server.url,
       node: 'fa',
       cluster,
-      kernels: [{ id: 'test.sink', name: 'f/sink' }],
+      kernels: [{ id: Accumulator.id, name: 'f/acc' }],
       atLeastOnce: ['f/*'],
     });
     try {
@@ -268,31 +356,41 @@ describe('cluster nodes in several processes', { skip: missing }, () => {
           failover: ['f/*'],
         })
         .build();
-      await until(() => here.cluster?.registry.get('f/sink')?.node === 'fa');
+      await until(() => here.cluster?.registry.get('f/acc')?.node === 'fa');
       const took = new Promise<{ name: string; from: string; error?: Error }>((resolve) =>
         here.cluster?.once('failover', resolve),
       );
-      const sink = here.ref<NumbersIn, unknown>('f/sink');
+      const acc = here.ref<NumbersIn, TotalOut>('f/acc');
       const sends: Promise<void>[] = [];
-      for (let seq = 0; seq < total / 2; seq++) sends.push(sink.send({ sender: 1, seq, value: 1 }));
+      for (let seq = 0; seq < total / 2; seq++) sends.push(acc.send({ sender: 1, seq, value: 1 }));
       await Promise.all(sends);
       const killedAt = performance.now();
       await a.kill();
       // Sent while the kernel has no node: stored by JetStream, handled once it runs again.
-      for (let seq = total / 2; seq < total; seq++) sends.push(sink.send({ sender: 1, seq, value: 1 }));
+      for (let seq = total / 2; seq < total; seq++) sends.push(acc.send({ sender: 1, seq, value: 1 }));
       await Promise.all(sends);
       const failover = await Promise.race([
         took,
         new Promise<never>((_, reject) =>
-          setTimeout(() => reject(new Error('no node took f/sink over within 10 s')), 10_000).unref(),
+          setTimeout(() => reject(new Error('no node took f/acc over within 10 s')), 10_000).unref(),
         ),
       ]);
       assert.equal(failover.error, undefined);
-      assert.deepEqual([failover.name, failover.from], ['f/sink', 'fa']);
+      assert.deepEqual([failover.name, failover.from], ['f/acc', 'fa']);
       assert.ok(performance.now() - killedAt < 1000 + 3 * 200 + 2000, 'restarted within downAfterMs and a few beats');
-      assert.equal(here.cluster?.registry.get('f/sink')?.node, 'fc');
-      const local = here.kernel('f/sink');
-      // Every batch handled and acknowledged (by the dead node before it died, or here): the work queue is empty.
+      assert.equal(here.cluster?.registry.get('f/acc')?.node, 'fc');
+      const local = here.kernel('f/acc');
+      const receive = async (): Promise<TotalOut> => (await local.receive(20_000)) as TotalOut;
+      // The restarted kernel handles, once each and in order, every message from the first one the dead node had
+      // not acknowledged (those before it it had handled) to the last.
+      const first = (await receive()).seq;
+      let next = first + 1;
+      while (next < total) {
+        const out = await receive();
+        assert.equal(out.seq, next, `after seq ${next - 1} came ${out.seq}`);
+        next++;
+      }
+      assert.equal(local.counters().processed, total - first);
       const { jetstreamManager } = await import('@nats-io/jetstream');
       const jsm = await jetstreamManager(here.cluster?.connection as never);
       const stream = here.cluster?.subjects.stream as string;
@@ -300,8 +398,7 @@ describe('cluster nodes in several processes', { skip: missing }, () => {
         const info = await jsm.streams.info(stream);
         assert.equal(info.state.messages, 0, `${info.state.messages} batches not acknowledged`);
       }, 20_000);
-      assert.ok(local.counters().processed > 0, 'the restarted kernel handled what the dead one left');
-      assert.ok(local.counters().processed <= total);
+      assert.equal(local.tryReceive(), undefined, 'nothing handled twice after the last');
     } finally {
       await a.kill();
     }

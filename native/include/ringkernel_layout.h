@@ -99,6 +99,8 @@
 #define RK_E_CLUSTER_NODE_DOWN 804u
 #define RK_E_CLUSTER_UNAVAILABLE 805u
 #define RK_E_CLUSTER_MESSAGE_LOST 806u
+#define RK_E_CLUSTER_NODE_UNKNOWN 807u
+#define RK_E_CLUSTER_PLACEMENT_FAILED 808u
 
 /* Span records (telemetry rings). */
 #define RK_SPAN_KIND_SEND 1u

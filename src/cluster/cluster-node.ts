@@ -2,7 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type { ConnectionOptions, NatsConnection, Subscription } from '@nats-io/transport-node';
-import { ClusterAuthError, ClusterNameUnknownError, ClusterUnreachableError } from '../errors/cluster-errors.js';
+import {
+  ClusterAuthError,
+  ClusterNameUnknownError,
+  ClusterNodeDownError,
+  ClusterPlacementError,
+  ClusterUnreachableError,
+} from '../errors/cluster-errors.js';
+import { RingKernelError } from '../errors/ringkernel-error.js';
 import { type AnyKernelDefinition, findKernel } from '../kernel/kernel-definition.js';
 import { BytesMessage, type MessageCodec } from '../wire/message-schema.js';
 import { type ClusterOptions, type ResolvedClusterOptions, resolveClusterOptions } from './cluster-options.js';
@@ -11,6 +18,13 @@ import { type ClusterKernelEntry, ClusterRegistry, type Delivery, patternToRegEx
 import { type ClusterSubjects, clusterSubjects } from './cluster-subjects.js';
 import { DurableInbox, ensureStream } from './durable-delivery.js';
 import { type DeliveryNotice, KernelHost, type KernelHostStats } from './kernel-host.js';
+import {
+  chooseNode,
+  type PlacedLaunchOptions,
+  type PlacementAnswer,
+  type PlacementRequest,
+  placedOptions,
+} from './kernel-placement.js';
 import { loadNats, type NatsModules } from './nats-modules.js';
 import { RemoteKernel, type RemoteKernelContext } from './remote-kernel.js';
 
@@ -78,6 +92,11 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
   #stopWatching: (() => void) | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
   #notices: Subscription | undefined;
+  #placements: Subscription | undefined;
+  /** Launches this node is placing on other nodes and has not yet seen registered, per node (placement's load). */
+  readonly #placing = new Map<string, number>();
+  /** Names this node is taking over from a dead node: their durable consumers are made anew (see DurableInbox). */
+  readonly #takingOver = new Set<string>();
   #left: Promise<void> | undefined;
   #undeliverable = 0;
   #reconnects = 0;
@@ -187,6 +206,11 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
         }
       },
     });
+    this.#placements = this.#nc.subscribe(this.#subjects.place(this.node), {
+      callback: (error, msg) => {
+        if (error === null) void this.#placed(msg);
+      },
+    });
     void this.#watchConnection();
     await this.#beat();
     for (const kernel of this.#runtime.localKernels()) await this.#serve(kernel);
@@ -234,19 +258,57 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
       status: 'Launched',
     });
     if (!claimed) return;
+    this.#takingOver.add(lost.name);
     try {
-      await this.#runtime.launch(lost.kernelId, lost.name);
+      await this.#launchHere({
+        kernelId: lost.kernelId,
+        moduleUrl: lost.moduleUrl,
+        options: { name: lost.name, autoActivate: true },
+      });
       this.emit('failover', { name: lost.name, from: lost.node });
     } catch (error) {
+      this.#takingOver.delete(lost.name);
       await this.registry.deregister(lost.name).catch(() => undefined);
       this.emit('failover', { name: lost.name, from: lost.node, error: error as Error });
     }
   }
 
+  /**
+   * Launches a kernel here for the cluster — a failover, or a launch another node placed here — importing the
+   * module that defines it when this process does not define it yet; resolves once it is served and registered.
+   */
+  async #launchHere(request: PlacementRequest): Promise<HostedKernel> {
+    if (definitionOf(request.kernelId) === undefined && request.moduleUrl !== undefined) {
+      await import(request.moduleUrl);
+    }
+    const kernel = await this.#runtime.launch(request.kernelId, request.options);
+    await this.#serve(kernel);
+    return kernel;
+  }
+
+  /** Another node placed a launch here: launch it and answer once it is registered, or answer why not. */
+  async #placed(msg: { json<T>(): T; respond(data?: string): boolean }): Promise<void> {
+    let answer: PlacementAnswer = {};
+    try {
+      if (this.#left !== undefined) throw new ClusterNodeDownError('', this.node, 'the node is leaving the cluster');
+      await this.#launchHere(msg.json<PlacementRequest>());
+    } catch (error) {
+      const e = error as { name?: string; code?: string; message?: string };
+      answer = { error: { name: e.name ?? 'Error', code: e.code, message: e.message ?? String(error) } };
+    }
+    try {
+      msg.respond(JSON.stringify(answer));
+    } catch {
+      // The connection is closing: the placing node's request times out.
+    }
+  }
+
   #entryOf(kernel: HostedKernel): ClusterKernelEntry {
+    const moduleUrl = definitionOf(kernel.kernelId)?.moduleUrl;
     return {
       name: kernel.name,
       kernelId: kernel.kernelId,
+      ...(moduleUrl === undefined ? {} : { moduleUrl }),
       node: this.node,
       backend: this.#runtime.backend,
       status: kernel.status,
@@ -263,7 +325,7 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
     if (this.#deliveryOf(kernel.name) === 'at-least-once' && !this.#inboxes.has(kernel.name)) {
       const inbox = new DurableInbox(kernel, (data, headers) => this.#host.deliverDurable(kernel.name, data, headers));
       this.#inboxes.set(kernel.name, inbox);
-      await inbox.start(this.#nats, this.#js, this.#jsm, this.#subjects);
+      await inbox.start(this.#nats, this.#js, this.#jsm, this.#subjects, this.#takingOver.delete(kernel.name));
     }
     const entry = this.#entryOf(kernel);
     this.#published.set(kernel.name, entry);
@@ -280,13 +342,18 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
 
   async #beat(leaving = false): Promise<void> {
     let processed = 0;
+    let queued = 0;
     const kernels = this.#runtime.localKernels();
-    for (const kernel of kernels) processed += kernel.counters().processed;
+    for (const kernel of kernels) {
+      processed += kernel.counters().processed;
+      queued += kernel.metrics().inputQueueDepth;
+    }
     await this.registry.beat({
       node: this.node,
       backend: this.#runtime.backend,
       kernels: this.#published.size,
       processed,
+      queued,
       ...(leaving ? { leaving } : {}),
     });
   }
@@ -330,6 +397,77 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
       this.#remotes.set(name, remote);
     }
     return remote as unknown as KernelRef<InIn, OutView>;
+  }
+
+  /**
+   * The node a launch with `options.node` goes to: that node when it is live, or for `'least-loaded'` the live
+   * node (this one included) that lists the fewest kernels, then has the fewest queued input messages. @internal —
+   * `runtime.launch(k, { node })` asks.
+   * @throws {ClusterNodeUnknownError} when `node` names no live node of the cluster.
+   */
+  placement(node: unknown): string {
+    return chooseNode(node, this.node, this.registry, this.cluster, this.#placing);
+  }
+
+  /**
+   * Launches a kernel on another node (see `runtime.launch(k, { node })`): that node imports the kernel's module
+   * when it does not define the kernel yet, launches it and registers it; resolves with a reference once this node
+   * sees it registered there. @internal
+   * @throws {ClusterPlacementError} when that node cannot launch it (`cause`: its error, with its code);
+   * {@link ClusterNodeDownError} when the node does not answer within `timeoutMs`.
+   */
+  async launchOn<InIn = unknown, OutView = unknown>(
+    node: string,
+    kernel: string | AnyKernelDefinition,
+    options: Readonly<Record<string, unknown>>,
+    timeoutMs = 30_000,
+  ): Promise<KernelRef<InIn, OutView>> {
+    const launch: PlacedLaunchOptions = placedOptions(options);
+    const definition = typeof kernel === 'string' ? definitionOf(kernel) : kernel;
+    const kernelId = typeof kernel === 'string' ? kernel : kernel.id;
+    const request: PlacementRequest = { kernelId, moduleUrl: definition?.moduleUrl, options: launch };
+    const started = performance.now();
+    this.#placing.set(node, (this.#placing.get(node) ?? 0) + 1);
+    try {
+      let answer: PlacementAnswer;
+      try {
+        const reply = await this.#nc.request(this.#subjects.place(node), JSON.stringify(request), {
+          timeout: timeoutMs,
+        });
+        answer = reply.json<PlacementAnswer>();
+      } catch (error) {
+        throw new ClusterNodeDownError(launch.name, node, `no answer to the launch placed there`, { cause: error });
+      }
+      if (answer.error !== undefined) {
+        const { code, message, name } = answer.error;
+        const cause = code?.startsWith('RK_') ? new RingKernelError(code as never, message) : new Error(message);
+        cause.name = name;
+        throw new ClusterPlacementError(node, kernelId, `${code === undefined ? name : code}: ${message}`, { cause });
+      }
+      await this.#registeredOn(launch.name, node, Math.max(0, timeoutMs - (performance.now() - started)));
+      return this.kernel<InIn, OutView>(launch.name, definition);
+    } finally {
+      const left = (this.#placing.get(node) ?? 1) - 1;
+      if (left === 0) this.#placing.delete(node);
+      else this.#placing.set(node, left);
+    }
+  }
+
+  /** Resolves once this node's copy of the registry lists `name` on `node`. */
+  #registeredOn(name: string, node: string, timeoutMs: number): Promise<void> {
+    if (this.registry.get(name)?.node === node) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        stop();
+        reject(new ClusterNodeDownError(name, node, `launched there, but not registered within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const stop = this.registry.watch(name, (event) => {
+        if (event.type === 'deregistered' || event.entry.node !== node || event.name !== name) return;
+        clearTimeout(timer);
+        stop();
+        resolve();
+      });
+    });
   }
 
   /** What this node served, sent and was told. */
@@ -381,6 +519,7 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
       this.#published.clear();
       this.registry.close();
       this.#notices?.unsubscribe();
+      this.#placements?.unsubscribe();
       await this.#nc.drain().catch(() => this.#nc.close());
     })();
     return this.#left;

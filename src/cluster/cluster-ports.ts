@@ -2,6 +2,7 @@ import type { DeadLetterReport } from '../executor/protocol.js';
 import type { CircuitBreaker } from '../operations/circuit-breaker.js';
 import type { KernelStatusName } from '../wire/kernel-status.js';
 import type { MessageCodec } from '../wire/message-schema.js';
+import type { PlacedLaunchOptions } from './kernel-placement.js';
 
 /** How a send behaves when the kernel's queue is full: the options of a kernel handle's `send`. */
 export interface SendOptions {
@@ -98,6 +99,9 @@ export interface ClusterRuntimePort {
   watchKernels(listener: (event: { type: 'launched' | 'ended'; kernel: HostedKernel }) => void): () => void;
   /** Records a dead letter. */
   deadLetter(letter: ClusterDeadLetter): void;
-  /** Launches (and activates) the kernel defined under `kernelId` as `name`: a failover. */
-  launch(kernelId: string, name: string): Promise<HostedKernel>;
+  /**
+   * Launches the kernel defined under `kernelId` (defined in this process) with `options`: a failover (activated)
+   * or a launch another node placed here.
+   */
+  launch(kernelId: string, options: PlacedLaunchOptions): Promise<HostedKernel>;
 }

@@ -16,6 +16,8 @@ export interface ClusterKernelEntry {
   readonly name: string;
   /** Its definition's id (a process that defines the kernel too gets its message types from there). */
   readonly kernelId: string;
+  /** The module that defines it, which a node taking it over imports when it does not define it yet. */
+  readonly moduleUrl?: string;
   /** The node hosting it. */
   readonly node: string;
   /** That node's backend. */
@@ -32,8 +34,10 @@ export interface ClusterNodeEntry {
   readonly backend: string;
   /** Kernels it hosts. */
   readonly kernels: number;
-  /** Messages its kernels handled so far (its load, for placement). */
+  /** Messages its kernels handled so far. */
   readonly processed: number;
+  /** Input messages waiting in its kernels' queues at its last heartbeat (a load placement weighs). */
+  readonly queued?: number;
   /** When this node last heard its heartbeat (local clock, ms since the epoch). */
   readonly seenAt: number;
 }

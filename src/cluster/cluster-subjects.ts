@@ -25,6 +25,8 @@ export interface ClusterSubjects {
   consumer(kernel: string): string;
   /** Notices from a node back to senders (refused or lost frames), per sending node. */
   notices(node: string): string;
+  /** Launches placed on a node by another (request/reply). */
+  place(node: string): string;
 }
 
 /** Cluster names: what a KV bucket and a stream name may carry. */
@@ -74,5 +76,6 @@ export function clusterSubjects(cluster: string): ClusterSubjects {
     durable: (kernel) => `${base}.d.${nameToken(kernel)}`,
     consumer: (kernel) => `k_${consumerToken(kernel)}`,
     notices: (node) => `${base}.n.${node}.notice`,
+    place: (node) => `${base}.n.${node}.place`,
   };
 }

@@ -59,10 +59,22 @@ export class DurableInbox {
     this.#deliver = deliver;
   }
 
-  /** Creates the kernel's durable consumer if needed and starts consuming. */
-  async start(nats: NatsModules, js: JetStreamClient, jsm: JetStreamManager, subjects: ClusterSubjects): Promise<void> {
+  /**
+   * Creates the kernel's durable consumer if needed and starts consuming. `takeOver`: the kernel restarts here after
+   * its node died — the consumer is made anew, so that it delivers from the first batch not acknowledged, in stream
+   * order: the dead node's unacknowledged batches come first, then those sent meanwhile (the old consumer would hand
+   * out the new ones at once and redeliver the old ones only after their acknowledgement wait, out of order).
+   */
+  async start(
+    nats: NatsModules,
+    js: JetStreamClient,
+    jsm: JetStreamManager,
+    subjects: ClusterSubjects,
+    takeOver = false,
+  ): Promise<void> {
     const name = subjects.consumer(this.#kernel.name);
     const { AckPolicy } = nats.jetstream;
+    if (takeOver) await jsm.consumers.delete(subjects.stream, name).catch(() => undefined);
     try {
       await jsm.consumers.info(subjects.stream, name);
     } catch {

@@ -76,3 +76,37 @@ export class ClusterMessageLostError extends RingKernelError {
     this.lost = lost;
   }
 }
+
+/** A launch named a node (`launch(k, { node })`) that is not a live node of the cluster. */
+export class ClusterNodeUnknownError extends RingKernelError {
+  /** The node the launch named. */
+  readonly node: string;
+  /** The live nodes of the cluster when it was looked up. */
+  readonly liveNodes: readonly string[];
+
+  constructor(node: string, cluster: string, liveNodes: readonly string[]) {
+    super(
+      ErrorCode.ClusterNodeUnknown,
+      `node '${node}' is not a live node of cluster '${cluster}'; live nodes: ${liveNodes.length === 0 ? '(none)' : liveNodes.join(', ')}`,
+    );
+    this.node = node;
+    this.liveNodes = liveNodes;
+  }
+}
+
+/**
+ * The node a launch was placed on could not launch the kernel: its module would not load there (not installed at
+ * that path, or it fails to import), or the node's own launch refused it (`cause` carries that error and its code).
+ */
+export class ClusterPlacementError extends RingKernelError {
+  /** The node the launch was placed on. */
+  readonly node: string;
+  /** The kernel definition's id. */
+  readonly kernelId: string;
+
+  constructor(node: string, kernelId: string, detail: string, options?: ErrorOptions) {
+    super(ErrorCode.ClusterPlacementFailed, `node '${node}' could not launch kernel '${kernelId}': ${detail}`, options);
+    this.node = node;
+    this.kernelId = kernelId;
+  }
+}

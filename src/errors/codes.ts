@@ -109,6 +109,10 @@ export const ErrorCode = {
   ClusterUnavailable: 'RK_CLUSTER_UNAVAILABLE',
   /** A message sent at-most-once to a remote kernel was lost on the way (counted, dead-lettered). */
   ClusterMessageLost: 'RK_CLUSTER_MESSAGE_LOST',
+  /** A launch named a node (`{ node }`) that is not a live node of the cluster. */
+  ClusterNodeUnknown: 'RK_CLUSTER_NODE_UNKNOWN',
+  /** The node a launch was placed on could not launch the kernel (its module would not load there, or the launch failed). */
+  ClusterPlacementFailed: 'RK_CLUSTER_PLACEMENT_FAILED',
 } as const;
 
 /** The name of an error code, e.g. `'FrameTooLarge'`. */
@@ -168,6 +172,8 @@ export const ErrorNumber: Readonly<Record<ErrorCodeName, number>> = {
   ClusterNodeDown: 804,
   ClusterUnavailable: 805,
   ClusterMessageLost: 806,
+  ClusterNodeUnknown: 807,
+  ClusterPlacementFailed: 808,
 };
 
 const numberByCode = new Map<string, number>(

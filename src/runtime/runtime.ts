@@ -16,7 +16,7 @@ import {
   NotAcceptingWorkError,
   RuntimeShutDownError,
 } from '../errors/runtime-errors.js';
-import type { KernelDefinition } from '../kernel/kernel-definition.js';
+import type { AnyKernelDefinition, KernelDefinition } from '../kernel/kernel-definition.js';
 import { CircuitBreaker, type CircuitBreakerOptions } from '../operations/circuit-breaker.js';
 import {
   type DegradationLevel,
@@ -331,9 +331,17 @@ export class RingKernelRuntime {
    * module and starts its lifecycle actor) and resolves with its handle, status Launched — resident, not yet
    * consuming (`activate()` it, or pass `autoActivate`).
    *
+   * In a cluster, `options.node` places the launch on that node (`'least-loaded'`: the live node listing the fewest
+   * kernels) and resolves with a reference once the kernel is registered there; see `docs/cluster.md`.
+   *
    * @throws {KernelNotFoundError} for an unknown kernel id; {@link InvalidStateError} when a live kernel already
-   * has the launch's name; `TypeError`/`RangeError` on bad sizes or options.
+   * has the launch's name; `TypeError`/`RangeError` on bad sizes or options; with `node`, `ClusterNodeUnknownError`
+   * or `ClusterPlacementError`.
    */
+  launch<InIn, InView, OutIn, OutView, State>(
+    kernel: string | KernelDefinition<InIn, InView, OutIn, OutView, State>,
+    options: LaunchOptions & { readonly node: string },
+  ): Promise<KernelRef<InIn, OutView>>;
   launch<InIn, InView, OutIn, OutView, State>(
     kernel: string | KernelDefinition<InIn, InView, OutIn, OutView, State>,
     options?: LaunchOptions,
@@ -349,8 +357,32 @@ export class RingKernelRuntime {
     sizesOrOptions: Dim3 | LaunchOptions = 1,
     positionalBlockSize: Dim3 = 1,
     positionalOptions: LaunchOptions = {},
-  ): Promise<KernelHandle<InIn, OutView>> {
+  ): Promise<KernelHandle<InIn, OutView> | KernelRef<InIn, OutView>> {
+    const byOptions = typeof sizesOrOptions === 'object' && !Array.isArray(sizesOrOptions);
+    const options = (byOptions ? sizesOrOptions : positionalOptions) as LaunchOptions & { node?: unknown };
+    if (options?.node !== undefined) {
+      const sized = byOptions
+        ? options
+        : { gridSize: sizesOrOptions as Dim3, blockSize: positionalBlockSize, ...options };
+      return this.#launchOnNode(kernel, sized);
+    }
     return this.#launcher.launch(kernel, sizesOrOptions, positionalBlockSize, positionalOptions);
+  }
+
+  /** A launch with `options.node`: here when the cluster places it here, else on that node. */
+  async #launchOnNode<InIn, InView, OutIn, OutView, State>(
+    kernel: string | KernelDefinition<InIn, InView, OutIn, OutView, State>,
+    { node, ...options }: LaunchOptions & { node?: unknown },
+  ): Promise<KernelHandle<InIn, OutView> | KernelRef<InIn, OutView>> {
+    if (this.#cluster === undefined) {
+      throw new InvalidArgumentError(
+        'options.node',
+        'options.node places a launch on a node of a cluster, and this runtime is not a node of one (builder().cluster({...}))',
+      );
+    }
+    const target = this.#cluster.placement(node);
+    if (target === this.#cluster.node) return this.#launcher.launch(kernel, options);
+    return this.#cluster.launchOn<InIn, OutView>(target, kernel as string | AnyKernelDefinition, options);
   }
 
   /**
@@ -647,7 +679,7 @@ export class RingKernelRuntime {
         return () => this.#kernelWatchers.delete(listener);
       },
       deadLetter: (letter) => this.deadLetters.publish(letter),
-      launch: (kernelId, name) => this.launch(kernelId, { name, autoActivate: true }),
+      launch: (kernelId, options) => this.launch(kernelId, options as LaunchOptions),
     };
     this.#cluster = await ClusterNode.join(port, options);
     return this.#cluster;
