@@ -272,6 +272,27 @@ describe('cluster nodes in several processes', { skip: missing }, () => {
     }
   });
 
+  test('a placed kernel fails over to a node whose program never imported its module: it imports it from the registry entry', async () => {
+    const cluster = 'placed-failover';
+    const [a, b] = await Promise.all([
+      startNodeProcess({ servers: server.url, node: 'qa', cluster, kernels: [] }),
+      startNodeProcess({ servers: server.url, node: 'qb', cluster, kernels: [], failover: ['q/*'] }),
+    ]);
+    try {
+      await using here = await self('qz', cluster);
+      await until(() => here.cluster?.registry.nodes().length === 3);
+      await here.launch(Doubler, { name: 'q/doubler', node: 'qa' });
+      await a.kill();
+      await until(() => here.cluster?.registry.get('q/doubler')?.node === 'qb', 10_000);
+      const moved = here.ref<NumbersIn, TotalOut>('q/doubler');
+      const answer = await eventually(() => moved.call({ sender: 0, seq: 0, value: 21 }, { timeout: 2000 }), 10_000);
+      assert.deepEqual([answer.sender, answer.total], [b.child.pid, 42], 'handled in qb, from init()');
+      await until(() => b.output().includes('{"failover":"q/doubler","from":"qa"}'));
+    } finally {
+      await Promise.all([a.kill(), b.stop()]);
+    }
+  });
+
   test('a node killed mid-call: the call rejects within its timeout, the node is declared down, its names go', async () => {
     const cluster = 'killed';
     const a = await startNodeProcess({

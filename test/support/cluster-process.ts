@@ -23,6 +23,7 @@ export async function startNodeProcess(spec: {
   readonly cluster: string;
   readonly kernels: readonly { readonly id: string; readonly name: string }[];
   readonly atLeastOnce?: readonly string[];
+  readonly failover?: readonly string[];
   readonly traceEndpoint?: string;
 }): Promise<NodeProcess> {
   const child = spawn(process.execPath, [FIXTURE], {
