@@ -29,7 +29,7 @@ import {
 } from '../src/internal.js';
 import { AddOneWords, TRAP_WORD, TrappingAddOne } from './fixtures/cuda-kernels.js';
 import { EMULATOR, emulatorMissing } from './support/emulated-cuda.js';
-import { eventually } from './support/eventually.js';
+import { eventually, within } from './support/eventually.js';
 
 process.env.RINGKERNEL_EMU_DEVICES = '2';
 const words = (...values: number[]): Uint8Array => new Uint8Array(new Uint32Array(values).buffer);
@@ -105,7 +105,7 @@ describe('a fault on a CUDA device loses the device (emulated devices: CPU threa
       assert.match(error.message, /kernel 'trapping' failed/);
       return true;
     });
-    await trapping.exited;
+    await within(trapping.exited, 20_000, "the trapping kernel's exit");
     assert.equal(trapping.status, 'Failed');
     assert.match(trapping.metrics().lastError?.message ?? '', /CUDA_ERROR_LAUNCH_FAILED/);
     // The trapping frame and the five behind it were never handled: each is a dead letter, none is lost.
@@ -115,7 +115,7 @@ describe('a fault on a CUDA device loses the device (emulated devices: CPU threa
 
   it('fails every other kernel of the device, and dead-letters each queue whole', async (t) => {
     if (skipped !== undefined) return t.skip(skipped);
-    await neighbour.exited;
+    await within(neighbour.exited, 20_000, "its neighbour's exit");
     assert.equal(neighbour.status, 'Failed');
     assert.match(neighbour.metrics().lastError?.message ?? '', /CUDA device 0 is lost .*CUDA_ERROR_LAUNCH_FAILED/);
     const expected = Array.from({ length: QUEUED }, (_, i) => 1000 + i);

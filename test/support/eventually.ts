@@ -14,3 +14,20 @@ export async function eventually<T>(check: () => T | Promise<T>, timeoutMs = 5_0
     }
   }
 }
+
+/**
+ * Waits for `promise`, at most `timeoutMs`. The timer also holds the event loop while it waits: a kernel's ports
+ * do not, so a bare `await handle.exited` on a kernel that ends later (a device fault on another thread) could
+ * outlive everything else in the process and leave the test pending.
+ */
+export async function within<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([promise, timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
