@@ -1,8 +1,8 @@
 /**
- * ringkernel's cluster over NATS, for applications that opt into it (`ringkernel/cluster`): the node, the
- * registry, remote references and the cluster's errors. A runtime joins a cluster with
- * `RingKernelRuntime.builder().cluster({ servers })`; it loads the optional `@nats-io/*` packages lazily, so
- * installing them is part of opting in.
+ * ringkernel's cluster over NATS, for applications that opt into it (`ringkernel/cluster`): the cluster's
+ * errors. The types of the node, the registry and remote references are in the main entry, whose signatures name
+ * them. A runtime joins a cluster with `RingKernelRuntime.builder().cluster({ servers })`; it loads the optional
+ * `@nats-io/*` packages lazily, so installing them is part of opting in.
  *
  * @example
  * ```ts
@@ -18,18 +18,6 @@
  * @packageDocumentation
  */
 
-export type { ClusterNode, ClusterNodeEvents, ClusterNodeStats } from './cluster/cluster-node.js';
-export type { ClusterOptions, ClusterTlsOptions } from './cluster/cluster-options.js';
-export type { KernelRef, KernelRefMetrics } from './cluster/cluster-ports.js';
-export type {
-  ClusterKernelEntry,
-  ClusterNodeEntry,
-  ClusterRegistry,
-  ClusterRegistryEvent,
-  Delivery,
-} from './cluster/cluster-registry.js';
-export type { DeliveryNotice } from './cluster/kernel-host.js';
-export type { BatchOptions, RemoteKernel, RemoteKernelStats } from './cluster/remote-kernel.js';
 export {
   ClusterAuthError,
   ClusterMessageLostError,

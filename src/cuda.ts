@@ -1,7 +1,7 @@
 /**
- * ringkernel's CUDA backend, for applications that opt into it (`ringkernel/cuda`): the backend's errors and
- * the types a CUDA kernel spec and its devices are described in. The backend itself is chosen with
- * `RingKernelRuntime.builder().backend('cuda')`; this entry holds what only a CUDA user needs to name.
+ * ringkernel's CUDA backend, for applications that opt into it (`ringkernel/cuda`): the backend's errors. The
+ * types a CUDA kernel spec and its devices are described in are in the main entry, whose signatures name them.
+ * The backend itself is chosen with `RingKernelRuntime.builder().backend('cuda')`.
  *
  * @example
  * ```ts
@@ -18,7 +18,4 @@
  * @packageDocumentation
  */
 
-export type { CudaDeviceInfo } from './backends/cuda/driver.js';
 export { CudaCompileError, CudaDeviceLostError, CudaError, NvmlError } from './errors/cuda-errors.js';
-export type { CudaKernelSpec } from './kernel/cuda-kernel-spec.js';
-export type { LostCudaDevice } from './runtime/runtime.js';
