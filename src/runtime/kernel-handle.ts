@@ -130,6 +130,13 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   /** The terminate under way (or done), so that terminating twice waits for the one. */
   #terminating: Promise<void> | undefined;
   #markExited!: () => void;
+  /**
+   * A timer that holds the event loop while someone waits on {@link KernelHandle.exited} and the kernel has not
+   * exited: the kernel's ports do not hold it (an idle runtime must let the process end), so without it a bare
+   * `await handle.exited` could outlive everything else in the process and never settle.
+   */
+  #exitHold: NodeJS.Timeout | undefined;
+  #hasExited = false;
   #nextMessageId: number;
   #sent = 0;
   #pumping = false;
@@ -342,8 +349,19 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     return this.#control.heartbeatUs;
   }
 
-  /** Resolves when the kernel has left its worker (Terminated or Failed). */
+  /**
+   * Resolves when the kernel has left its worker (Terminated or Failed). Reading it holds the process open until
+   * then, as awaiting a child process's exit does: `await handle.exited` settles even when the kernel ends later,
+   * on another thread (a handler failure, a device fault), and nothing else keeps node running meanwhile.
+   */
   get exited(): Promise<void> {
+    // The longest interval node takes (about 24.8 days); it never fires before the exit clears it.
+    if (!this.#hasExited && this.#exitHold === undefined) this.#exitHold = setInterval(() => {}, 0x7fff_ffff);
+    return this.#exited;
+  }
+
+  /** @internal {@link KernelHandle.exited} for the runtime's own watchers, which must not hold the process open. */
+  get exitedUnheld(): Promise<void> {
     return this.#exited;
   }
 
@@ -1063,6 +1081,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     // The instance has gone: a command still waiting was never taken and never will be: refused, typed.
     const ended = this.#exitStatus ?? 'Terminated';
     this.#instance.ended(() => new InvalidStateError(this.name, 'change the state of', ended, 'Active'));
+    this.#hasExited = true;
+    clearInterval(this.#exitHold);
     this.#markExited();
     this.#init.onExit(this);
     // Wake the output pump so pending receivers learn the kernel is gone once its outputs are read.
