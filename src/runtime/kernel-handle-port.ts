@@ -4,7 +4,7 @@ import { InvalidStateError } from '../errors/runtime-errors.js';
 import type { SerializedError } from '../executor/protocol.js';
 import { lifecycleAccepts } from '../kernel/kernel-lifecycle.js';
 import type { DetachedSpan, HostSpanWriter } from '../telemetry/host-span-writer.js';
-import { LifecycleTransition } from '../telemetry/span-record.js';
+import { LifecycleTransition, SpanRecordKind } from '../telemetry/span-record.js';
 import { type ControlBlock, ErrorCode } from '../wire/control-block.js';
 import type { FrameConsumer } from '../wire/frame-consumer.js';
 import { FrameHeader } from '../wire/frame-header.js';
@@ -17,7 +17,7 @@ import type { CallWaiters, WaitersOwner } from './call-waiters.js';
 import type { DeadLetter } from './dead-letters.js';
 import type { KernelHandle } from './kernel-handle.js';
 import type { KernelHandleInit, KernelMetrics, Refusal } from './kernel-handle-options.js';
-import type { InstanceOwner, KernelInstance } from './kernel-instance.js';
+import { errorNumberFrom, type InstanceOwner, type KernelInstance } from './kernel-instance.js';
 import { salvageInput } from './kernel-recovery.js';
 import type { SendQueueOwner, WaitingSend, WaitingSends } from './send-queue.js';
 import { refusalOf, refusedLetter } from './send-refusal.js';
@@ -56,6 +56,8 @@ export interface HandleAccess {
   standOver(handle: KernelHandle, ring: FrameRingMemory): void;
   /** Settles `handle.exited`. */
   markExited(handle: KernelHandle): void;
+  /** Takes the span of the request just written (undefined when it was not sampled, or tracing is off). */
+  takeRequestSpan(handle: KernelHandle): DetachedSpan | undefined;
   /** Whether `terminate()` was called: the kernel takes no new message. */
   closed(handle: KernelHandle): boolean;
   /** Messages the handle has written into the input ring. */
@@ -90,6 +92,15 @@ export class HandlePort implements InstanceOwner, WaitersOwner, SendQueueOwner {
   readonly #launchedAt = performance.now();
   /** Whether anyone asked this kernel to activate (a call to a kernel nobody will activate is refused at once). */
   #activationAsked = false;
+  /**
+   * A timer that holds the event loop while someone waits on `KernelHandle.exited` and the kernel has not
+   * exited: the kernel's ports do not hold it (an idle runtime must let the process end), so without it a bare
+   * `await handle.exited` could outlive everything else in the process and never settle.
+   */
+  #exitHold: NodeJS.Timeout | undefined;
+  #hasExited = false;
+  /** Traced calls whose answer says the kernel's span was not recorded (cleared when the call's span ends). */
+  readonly #truncatedCalls = new Set<number>();
   /** The terminate under way (or done), so that terminating twice waits for the one. */
   #terminating: Promise<void> | undefined;
 
@@ -272,6 +283,9 @@ export class HandlePort implements InstanceOwner, WaitersOwner, SendQueueOwner {
   }
 
   waitForSpace(frameBytes: number, ms: number): Promise<boolean> {
+    // On `dma` the room comes back through the mirror thread: it must not sleep through this wait (a host that
+    // carries its own frames across never kicks it).
+    this.#access.transfer(this.handle).wakeMirror?.();
     return this.#access.producer(this.handle).waitForSpaceAsync(frameBytes, ms);
   }
 
@@ -295,6 +309,45 @@ export class HandlePort implements InstanceOwner, WaitersOwner, SendQueueOwner {
 
   onDeadLetter(letter: DeadLetter): void {
     this.init.onDeadLetter(letter);
+  }
+
+  /** See `KernelHandle.exited`: the exit, the process held open until it comes. */
+  heldExit(): Promise<void> {
+    // The longest interval node takes (about 24.8 days); it never fires before the exit clears it.
+    if (!this.#hasExited && this.#exitHold === undefined) this.#exitHold = setInterval(() => {}, 0x7fff_ffff);
+    return this.exited;
+  }
+
+  /**
+   * Ends the span of the request just written (if sampled) when its call settles, `response` (the call's
+   * answer) saying how.
+   */
+  traceCall(response: Promise<unknown>, messageId: number, request: unknown): void {
+    const span = this.#access.takeRequestSpan(this.handle);
+    const tracer = this.tracer;
+    if (span === undefined || tracer === undefined) return;
+    const codec = this.init.definition.input;
+    const size = codec.encodedSize(request);
+    const end = (errorCode: number): void =>
+      tracer.endDetached(
+        span,
+        SpanRecordKind.CALL,
+        messageId,
+        this.instanceId,
+        codec.typeId,
+        size,
+        errorCode,
+        this.#truncatedCalls.delete(messageId),
+      );
+    response.then(
+      () => end(0),
+      (error: unknown) => end(errorNumberFrom(error)),
+    );
+  }
+
+  /** The kernel could not record its span of the traced call `messageId`: the call's span says its trace stops there. */
+  truncated(messageId: number): void {
+    this.#truncatedCalls.add(messageId);
   }
 
   /** See `KernelHandle.activate`. */
@@ -473,6 +526,8 @@ export class HandlePort implements InstanceOwner, WaitersOwner, SendQueueOwner {
     // The instance has gone: a command still waiting was never taken and never will be: refused, typed.
     const ended = access.exitStatus(handle) ?? 'Terminated';
     access.instance(handle).ended(() => new InvalidStateError(this.name, 'change the state of', ended, 'Active'));
+    this.#hasExited = true;
+    clearInterval(this.#exitHold);
     access.markExited(handle);
     this.init.onExit(handle);
     // Wake the output pump so pending receivers learn the kernel is gone once its outputs are read.
@@ -511,4 +566,25 @@ export function remoteErrorOf(frame: FrameView): SerializedError {
   } catch {
     return { name: 'Error', message: 'the kernel handler failed (unreadable error report)' };
   }
+}
+
+/**
+ * The output pump's spin test for a transfer: whether output is there. On CPU `dma` each look first carries the
+ * rings across on this thread (request in, response out, a parked kernel woken: no wait for the mirror thread nor
+ * for an event-loop turn), then nudges the kernel should the mirror thread have published to it while it slept.
+ */
+export function outputCheck(transfer: KernelTransfer, consumer: FrameConsumer): () => boolean {
+  const { serve, nudgeKernel } = transfer;
+  if (serve === undefined) {
+    if (nudgeKernel === undefined) return () => consumer.hasData();
+    return () => {
+      nudgeKernel();
+      return consumer.hasData();
+    };
+  }
+  return () => {
+    serve();
+    nudgeKernel?.();
+    return consumer.hasData();
+  };
 }

@@ -11,7 +11,7 @@ import { isPriority, Priority } from '../kernel/priority.js';
 import { checkOptions, checkSignal, checkTimeout } from '../kernel/wait-options.js';
 import type { KernelSupervision } from '../supervision/supervisor.js';
 import type { DetachedSpan, HostSpanWriter } from '../telemetry/host-span-writer.js';
-import { SpanRecordKind, TRACE_FLAG_TRUNCATED } from '../telemetry/span-record.js';
+import { TRACE_FLAG_TRUNCATED } from '../telemetry/span-record.js';
 import type { ControlBlock } from '../wire/control-block.js';
 import type { Envelope } from '../wire/envelope.js';
 import { spinFor } from '../wire/eventcount.js';
@@ -32,8 +32,8 @@ import type {
   Refusal,
   SendOptions,
 } from './kernel-handle-options.js';
-import { type HandleAccess, HandlePort, remoteErrorOf } from './kernel-handle-port.js';
-import { errorNumberFrom, KernelInstance } from './kernel-instance.js';
+import { type HandleAccess, HandlePort, outputCheck, remoteErrorOf } from './kernel-handle-port.js';
+import { KernelInstance } from './kernel-instance.js';
 import { WaitingSends } from './send-queue.js';
 import { checkSendOptions } from './send-refusal.js';
 
@@ -84,7 +84,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   readonly #tracer: HostSpanWriter | undefined;
   /** The span of the request `#write`/`#enqueue` just sent, for `call` to end when the response comes. */
   #requestSpan: DetachedSpan | undefined;
-  /** Kicks the DMA mirror after an input frame is published (undefined for `direct`). */
+  /** Sees an input frame on its way after it is published: on `dma`, carries it or kicks the mirror. */
   #afterWrite: (() => void) | undefined;
   /** How the rings reach the instance; a `dma` CUDA kernel's changes when it migrates. */
   #transfer: KernelTransfer;
@@ -98,19 +98,10 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   readonly #received: OutView[] = [];
   /** Sends waiting for room in the input ring. */
   readonly #waitingSends: WaitingSends;
-  /** Traced calls whose answer says the kernel's span was not recorded (cleared when the call's span ends). */
-  readonly #truncatedCalls = new Set<number>();
   /** Round trip of calls answered with a result, host side: request written (or queued) to its response read. */
   readonly #callLatency = new LatencyHistogram();
   readonly #exited: Promise<void>;
   #markExited!: () => void;
-  /**
-   * A timer that holds the event loop while someone waits on {@link KernelHandle.exited} and the kernel has not
-   * exited: the kernel's ports do not hold it (an idle runtime must let the process end), so without it a bare
-   * `await handle.exited` could outlive everything else in the process and never settle.
-   */
-  #exitHold: NodeJS.Timeout | undefined;
-  #hasExited = false;
   #nextMessageId: number;
   #sent = 0;
   #pumping = false;
@@ -126,7 +117,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    */
   #minPriority = 0;
   readonly #onOutput = (frame: FrameView): void => this.#dispatch(frame);
-  #hasOutput = (): boolean => this.#consumer.hasData();
+  /** The pump's spin test: whether output is there (on `dma`, after carrying the rings across itself). */
+  #hasOutput: () => boolean;
 
   /** @internal — handles come from `runtime.launch`. */
   constructor(init: KernelHandleInit) {
@@ -145,13 +137,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     this.#transfer = init.transfer;
     this.#afterWrite = init.transfer.afterInputWrite;
     this.#spinMs = init.transfer.strategy === 'dma' ? HOST_SPIN_DMA_MS : HOST_SPIN_MS;
-    const nudge = init.transfer.nudgeKernel;
-    if (nudge !== undefined) {
-      this.#hasOutput = () => {
-        nudge();
-        return this.#consumer.hasData();
-      };
-    }
+    this.#hasOutput = outputCheck(init.transfer, this.#consumer);
     this.#nextMessageId = init.firstMessageId ?? 1;
     this.#exited = new Promise((resolve) => {
       this.#markExited = resolve;
@@ -182,6 +168,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     useTransfer: (handle, transfer) => {
       handle.#transfer = transfer;
       handle.#afterWrite = transfer.afterInputWrite;
+      handle.#hasOutput = outputCheck(transfer, handle.#consumer);
     },
     producer: (handle) => handle.#producer,
     consumer: (handle) => handle.#consumer,
@@ -207,10 +194,11 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       handle.#consumer = new FrameConsumer(ring, { spin: 0 });
       handle.#inputMemory = ring;
     },
-    markExited: (handle) => {
-      handle.#hasExited = true;
-      clearInterval(handle.#exitHold);
-      handle.#markExited();
+    markExited: (handle) => handle.#markExited(),
+    takeRequestSpan: (handle) => {
+      const span = handle.#requestSpan;
+      handle.#requestSpan = undefined;
+      return span;
     },
     closed: (handle) => handle.#closed,
     sent: (handle) => handle.#sent,
@@ -233,9 +221,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    * on another thread (a handler failure, a device fault), and nothing else keeps node running meanwhile.
    */
   get exited(): Promise<void> {
-    // The longest interval node takes (about 24.8 days); it never fires before the exit clears it.
-    if (!this.#hasExited && this.#exitHold === undefined) this.#exitHold = setInterval(() => {}, 0x7fff_ffff);
-    return this.#exited;
+    return this.#port.heldExit();
   }
 
   /** @internal {@link KernelHandle.exited} for the runtime's own watchers, which must not hold the process open. */
@@ -332,7 +318,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       // Launched and never asked to activate: the kernel takes no input, and the call would only time out.
       if (this.#control.status === KernelStatus.Launched) this.#port.checkCallable();
       if (this.#waitingSends.length === 0 && this.#write(request, FrameFlags.REQUEST, priority)) {
-        this.#traceCall(response, messageId, request);
+        if (this.#requestSpan !== undefined) this.#port.traceCall(response, messageId, request);
         this.#pump();
         return response;
       }
@@ -348,7 +334,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
           () => this.#pump(),
           (error: Error) => this.#calls.get(messageId)?.reject(error),
         );
-      this.#traceCall(response, messageId, request);
+      if (this.#requestSpan !== undefined) this.#port.traceCall(response, messageId, request);
     } catch (error) {
       this.#calls.get(messageId)?.reject(error as Error);
     }
@@ -631,17 +617,21 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     return this.#port.pendingWork();
   }
 
+  /** Writes one frame into the input ring, and on `dma` sees it on its way to the kernel. */
   #write(message: InIn, flags: number, priority: number): boolean {
     const envelope = this.#envelope;
     envelope.messageId = this.#nextMessageId;
     envelope.flags = flags;
     envelope.priority = priority;
     const tracer = this.#tracer;
-    if (tracer !== undefined) return this.#writeTraced(tracer, message, flags);
-    if (!this.#producer.tryWrite(this.#inputCodec, message, envelope)) return false;
+    if (tracer !== undefined) {
+      if (!this.#writeTraced(tracer, message, flags)) return false;
+    } else {
+      if (!this.#producer.tryWrite(this.#inputCodec, message, envelope)) return false;
+      this.#nextMessageId++;
+      this.#sent++;
+    }
     this.#afterWrite?.();
-    this.#nextMessageId++;
-    this.#sent++;
     return true;
   }
 
@@ -660,31 +650,6 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       }
     }
     return true;
-  }
-
-  /** Ends the span of the request just sent (if sampled) when its call settles. Sampled calls only. */
-  #traceCall(response: Promise<OutView>, messageId: number, request: InIn): void {
-    const span = this.#requestSpan;
-    const tracer = this.#tracer;
-    if (span === undefined || tracer === undefined) return;
-    this.#requestSpan = undefined;
-    const codec = this.#inputCodec;
-    const size = codec.encodedSize(request);
-    const end = (errorCode: number): void =>
-      tracer.endDetached(
-        span,
-        SpanRecordKind.CALL,
-        messageId,
-        this.instanceId,
-        codec.typeId,
-        size,
-        errorCode,
-        this.#truncatedCalls.delete(messageId),
-      );
-    response.then(
-      () => end(0),
-      (error: unknown) => end(errorNumberFrom(error)),
-    );
   }
 
   /**
@@ -718,7 +683,10 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
           break;
         }
         // Spin first, synchronously: a response that comes back within the spin needs no event-loop turn.
-        if (!spinFor(this.#hasOutput, this.#spinMs)) await this.#consumer.waitForDataAsync(1000);
+        if (spinFor(this.#hasOutput, this.#spinMs)) continue;
+        // This thread stops carrying the rings across (`dma`): the mirror thread must not sleep through the park.
+        this.#transfer.wakeMirror?.();
+        await this.#consumer.waitForDataAsync(1000);
       }
     } finally {
       this.#pumping = false;
@@ -742,7 +710,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       const call = this.#calls.get(frame.correlationId);
       if (call !== undefined) {
         // The kernel could not record its span of this traced call: the call's span says its trace stops there.
-        if (frame.traceFlags & TRACE_FLAG_TRUNCATED) this.#truncatedCalls.add(frame.correlationId);
+        if (frame.traceFlags & TRACE_FLAG_TRUNCATED) this.#port.truncated(frame.correlationId);
         if (flags & FrameFlags.ERROR) call.reject(new HandlerFailedError(this.name, remoteErrorOf(frame)));
         else {
           this.#callLatency.record((performance.now() - call.startedAt) * 1e6);
