@@ -61,7 +61,6 @@ const TWO_32 = 0x1_0000_0000;
 export class WebGpuBatchEngine {
   readonly #device: GPUDevice;
   readonly #kernelId: string;
-  readonly #compiled: CompiledWgslKernel;
   #consumer: FrameConsumer;
   /** Every input: the kernel's own ring first, then kernel-to-kernel links. */
   readonly #inputs: FrameConsumer[];
@@ -113,12 +112,9 @@ export class WebGpuBatchEngine {
     const { device, program } = options;
     this.#device = device;
     this.#kernelId = program.kernelId;
-    this.#compiled = compiled;
     this.#onDeadLetter = options.onDeadLetter;
     this.#onFailure = options.onFailure;
-    this.#consumer = new FrameConsumer(options.input, {
-      onMalformed: (error) => this.#malformed(error),
-    });
+    this.#consumer = new FrameConsumer(options.input, { onMalformed: this.#onMalformed });
     this.#inputs = [this.#consumer];
     this.#inputMemory = options.input;
     this.#inputSignal = new Int32Array(options.input.signal);
@@ -163,8 +159,15 @@ export class WebGpuBatchEngine {
       outputAt: this.#maxBatch * STATUS_BYTES,
       state,
     };
+    const shape = {
+      maxBatch: this.#maxBatch,
+      outputBytes: this.#outWords * 4,
+      dataCapacity: this.#dataCapacity,
+      readbackBytes: this.#stateAt + this.#stateBytes,
+      traced: this.#tracer !== undefined,
+    };
     for (let i = 0; i < (options.inFlight ?? 4); i++) {
-      const slot = this.#createSlot(i);
+      const slot = createBatchSlot(device, compiled.batchLayout, { ...shape, label: `${this.#kernelId} batch ${i}` });
       this.#free.push(slot);
       this.#all.push(slot);
     }
@@ -211,23 +214,11 @@ export class WebGpuBatchEngine {
     return new WebGpuBatchEngine(options, compiled);
   }
 
-  #createSlot(index: number): Slot {
-    return createBatchSlot(this.#device, this.#compiled.batchLayout, {
-      label: `${this.#kernelId} batch ${index}`,
-      maxBatch: this.#maxBatch,
-      outputBytes: this.#outWords * 4,
-      dataCapacity: this.#dataCapacity,
-      readbackBytes: this.#stateAt + this.#stateBytes,
-      traced: this.#tracer !== undefined,
-    });
-  }
-
   /** Where in a readback the state copy lies. */
   get #stateAt(): number {
     return this.#maxBatch * STATUS_BYTES + Math.max(4, this.#maxBatch * this.#outWords * 4);
   }
 
-  /** Resolves once no batch is in flight (at once when none is; when the engine fails or ends too). */
   /**
    * Since when (`performance.now()`) a batch's outputs have been waiting for room in a full output ring, or
    * undefined: a batch that waits on a consumer that does not read cannot finish until it does.
@@ -236,6 +227,7 @@ export class WebGpuBatchEngine {
     return this.#roomWaitSince;
   }
 
+  /** Resolves once no batch is in flight (at once when none is; when the engine fails or ends too). */
   settled(): Promise<void> {
     if (this.#busy.length === 0 || this.#failure !== undefined || this.#destroyed) return Promise.resolve();
     return new Promise((resolve) => this.#settledWaiters.push(resolve));
@@ -273,7 +265,7 @@ export class WebGpuBatchEngine {
     if (this.#destroyed) throw new Error(`kernel '${this.#kernelId}': the batch engine was disposed`);
     // The rings' ends are taken now, not at create: a migration's new instance is made while the old one still
     // reads and writes them, and must start from their indices as they are when it takes over.
-    this.#consumer = new FrameConsumer(this.#inputMemory, { onMalformed: (error) => this.#malformed(error) });
+    this.#consumer = new FrameConsumer(this.#inputMemory, { onMalformed: this.#onMalformed });
     this.#inputs[0] = this.#consumer;
     this.#producer = new FrameProducer(this.#outputMemory, { deferWake: true, ...this.#producerClock });
     this.#running = this.#run();
@@ -358,7 +350,7 @@ export class WebGpuBatchEngine {
 
   /** Also takes input from this ring (another kernel produces into it). */
   linkIn(memory: FrameRingMemory): void {
-    this.#inputs.push(new FrameConsumer(memory, { onMalformed: (error) => this.#malformed(error) }));
+    this.#inputs.push(new FrameConsumer(memory, { onMalformed: this.#onMalformed }));
     this.#interrupt();
   }
 
@@ -727,23 +719,21 @@ export class WebGpuBatchEngine {
     }
   }
 
+  /** Dead-letters every frame still queued in the kernel's inputs (a terminate with discard). */
   #discardQueued(): void {
     this.#inputs.forEach((input, index) => {
-      this.#discardFrom(input, index === 0);
+      input.drain((frame) => {
+        this.#discarded++;
+        this.#onDeadLetter?.(discardedLetter(frame, index === 0, this.#kernelId));
+      });
     });
   }
 
-  #discardFrom(input: FrameConsumer, fromHost: boolean): void {
-    input.drain((frame) => {
-      this.#discarded++;
-      this.#onDeadLetter?.(discardedLetter(frame, fromHost, this.#kernelId));
-    });
-  }
-
-  #malformed(error: MalformedFrameError): void {
+  /** A malformed frame in an input ring: counted failed, dead-lettered. */
+  readonly #onMalformed = (error: MalformedFrameError): void => {
     this.#failed++;
     this.#onDeadLetter?.(malformedLetter(error));
-  }
+  };
 
   #fail(error: WebGpuError): void {
     if (this.#failure !== undefined) return;
