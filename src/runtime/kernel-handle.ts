@@ -285,6 +285,11 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       handle.#waitingSends.drop(error, 'discarded-on-terminate');
     }
 
+    collectOutputs(): void {
+      const handle = this.handle;
+      if (!handle.#ringsReleased) handle.#consumer.drain(handle.#onOutput);
+    }
+
     lastError(message: string): void {
       this.handle.#lastErrorMessage = message;
     }

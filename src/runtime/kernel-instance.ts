@@ -60,7 +60,15 @@ export interface InstanceOwner {
   lastError(message: string): void;
   /** The host call `messageId` fails with `error` (its request was dead-lettered). */
   rejectCall(messageId: number, error: Error): void;
+  /**
+   * Reads what waits in the output ring into the handle's own queue (calls answered, the rest kept for
+   * `receive()`), so that a draining instance never waits on a reader.
+   */
+  collectOutputs(): void;
 }
+
+/** How often a draining terminate reads the outputs nobody else reads (see `InstanceOwner.collectOutputs`). */
+const OUTPUT_COLLECT_MS = 2;
 
 /**
  * A kernel's hold on its instance in a worker (or on a device): the control-port RPC and the lifecycle commands
@@ -236,13 +244,20 @@ export class KernelInstance implements MigratableKernel {
       );
       return;
     }
-    const command = this.command('TERMINATE', 'terminate', drain);
-    // The word stops a batch in progress after the message in hand; the command says what to do next (and so
-    // does the discard word, for a device executor that acts on the words before the command arrives).
-    owner.control.requestTermination(TERMINATE_FINISH, !drain);
-    await command;
+    // A drain writes outputs until the queue is empty: were they left in a full ring nobody reads, the instance
+    // would wait for room until `terminationTimeout` and fail. The host takes them meanwhile, for `receive()`.
+    const collector = drain ? setInterval(() => owner.collectOutputs(), OUTPUT_COLLECT_MS) : undefined;
+    try {
+      const command = this.command('TERMINATE', 'terminate', drain);
+      // The word stops a batch in progress after the message in hand; the command says what to do next (and so
+      // does the discard word, for a device executor that acts on the words before the command arrives).
+      owner.control.requestTermination(TERMINATE_FINISH, !drain);
+      await command;
+      if (await this.#exitWithin(owner.init.terminationTimeout)) return;
+    } finally {
+      clearInterval(collector);
+    }
     const timeout = owner.init.terminationTimeout;
-    if (await this.#exitWithin(timeout)) return;
     // Forced: the kernel stops after the message in hand and dead-letters the rest; if its worker never gets that
     // far (a handler that never returns), the kernel is failed anyway.
     owner.control.requestTermination(TERMINATE_NOW);
