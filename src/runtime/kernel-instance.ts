@@ -16,7 +16,7 @@ import { ControlChannel } from './control-channel.js';
 import type { KernelHandle } from './kernel-handle.js';
 import type { KernelFailureListener, KernelHandleInit, LinkCommand } from './kernel-handle-options.js';
 import { type DormantInstance, dropDormant, queuedIn, sendState } from './kernel-migration.js';
-import { type OrphanedKernel, recoverInputs } from './kernel-recovery.js';
+import { type OrphanedKernel, recoverInputs, salvageInput } from './kernel-recovery.js';
 
 /** How long a forced kernel gets to stop after the message in hand before the host marks it Failed itself. */
 const FORCE_GRACE_MS = 1000;
@@ -80,6 +80,8 @@ export class KernelInstance implements MigratableKernel {
   readonly #owner: InstanceOwner;
   /** The control-port RPC with the current instance (rebound when a supervisor restarts or a migration moves it). */
   readonly #channel: ControlChannel;
+  /** A forced termination failed the kernel while its worker still held the rings: salvage them once it goes. */
+  #salvageOnLeave: (() => void) | undefined;
   /** The current instance has left its worker (reported its exit, or its thread died). */
   #left = false;
   /** The device hosting the current instance. */
@@ -252,8 +254,8 @@ export class KernelInstance implements MigratableKernel {
       // The word stops a batch in progress after the message in hand; the command says what to do next (and so
       // does the discard word, for a device executor that acts on the words before the command arrives).
       owner.control.requestTermination(TERMINATE_FINISH, !drain);
-      await command;
-      if (await this.#exitWithin(owner.init.terminationTimeout)) return;
+      // The command's answer is timed too: a handler that never returns never reads it.
+      if (await this.#exitWithin(owner.init.terminationTimeout, command)) return;
     } finally {
       clearInterval(collector);
     }
@@ -265,6 +267,14 @@ export class KernelInstance implements MigratableKernel {
     if (await this.#exitWithin(FORCE_GRACE_MS)) return;
     const error = new KernelFailedError(owner.name, `did not terminate within ${timeout} ms`);
     (error as { cause?: unknown }).cause = { code: ErrorCode.TerminationTimeout };
+    // Its handler never returns: the worker still holds the rings, so its queue is dead-lettered once the worker
+    // has gone (replaced now, or with the pool at shutdown).
+    const salvaged = new Promise<void>((resolve) => {
+      this.#salvageOnLeave = resolve;
+    });
+    // The worker is replaced while the kernel still counts as placed on it (its neighbours move with their
+    // queues); it goes asynchronously, after the kernel has failed with this error.
+    owner.init.onStuckTermination?.(owner.handle, salvaged);
     owner.fail(error);
   }
 
@@ -558,7 +568,13 @@ export class KernelInstance implements MigratableKernel {
     const owner = this.#owner;
     this.#left = true;
     if (owner.exitStatus() !== undefined) {
-      // Ended already (a forced termination failed it): now that its worker has let go, its rings may go too.
+      // Ended already (a forced termination failed it): now that its worker has let go, what it never handled is
+      // dead-lettered, and its rings may go.
+      if (this.#salvageOnLeave !== undefined) {
+        salvageInput(this.orphaned, 'kernel-failed');
+        this.#salvageOnLeave();
+        this.#salvageOnLeave = undefined;
+      }
       owner.instanceGone();
       return;
     }
@@ -622,13 +638,18 @@ export class KernelInstance implements MigratableKernel {
     }
   }
 
-  async #exitWithin(ms: number): Promise<boolean> {
+  /**
+   * Whether the instance has exited within `ms` (after `first` settles, when given: a command it must answer; its
+   * rejection is thrown).
+   */
+  async #exitWithin(ms: number, first?: Promise<void>): Promise<boolean> {
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<boolean>((resolve) => {
       timer = setTimeout(() => resolve(false), ms);
     });
+    const exited = this.#owner.exited;
     try {
-      return await Promise.race([this.#owner.exited.then(() => true), timedOut]);
+      return await Promise.race([(first ?? Promise.resolve()).then(() => exited).then(() => true), timedOut]);
     } finally {
       clearTimeout(timer);
     }

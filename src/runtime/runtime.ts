@@ -51,6 +51,9 @@ import { SignalShutdown } from './signal-shutdown.js';
 import { replaceStuckWorker } from './stuck-worker-recovery.js';
 import { WorkerPools } from './worker-pools.js';
 
+/** How long a shutdown waits for a stuck kernel's worker to go (its queue is dead-lettered then). */
+const SALVAGE_WAIT_MS = 2_000;
+
 export type { LostCudaDevice } from './device-registry.js';
 export type { LaunchOptions } from './kernel-launcher.js';
 export type { ShutdownReport } from './runtime-statistics.js';
@@ -150,6 +153,8 @@ export class RingKernelRuntime {
   #prometheus: PrometheusExporter | undefined;
   readonly #inspector: LifecycleInspector | undefined;
   #shutdown: Promise<ShutdownReport> | undefined;
+  /** Kernels forced out of a stuck handler whose queues are dead-lettered once their worker has gone. */
+  readonly #salvaging = new Set<Promise<void>>();
   readonly #lifecycle = createActor(runtimeLifecycle).start();
   #drained: boolean | undefined;
   #degradation: DegradationManager | undefined;
@@ -227,6 +232,11 @@ export class RingKernelRuntime {
       },
       ended: (handle) => this.#release(handle),
       interrupted: (handle) => this.#interrupted(handle),
+      stuck: (handle, salvaged) => {
+        this.#salvaging.add(salvaged);
+        void salvaged.then(() => this.#salvaging.delete(salvaged));
+        void this.#recoverStale(handle, 'fail');
+      },
       restarted: (handle, threadId) => {
         this.#workers.hosts(handle, threadId);
         this.#statistics.restarted();
@@ -781,6 +791,15 @@ export class RingKernelRuntime {
       this.#health?.stop();
       this.#degradation?.stop();
       await this.#workers.destroy();
+      // The stuck kernels' workers are gone with the pool: their queues are dead-lettered before the report.
+      if (this.#salvaging.size > 0) {
+        let timer: NodeJS.Timeout | undefined;
+        const bound = new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, SALVAGE_WAIT_MS);
+        });
+        await Promise.race([Promise.all(this.#salvaging), bound]);
+        clearTimeout(timer);
+      }
       this.#launcher.releasePooledRings();
       this.#devices.close();
       await this.tracing?.shutdown();
