@@ -880,7 +880,11 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       this.#nextMessageId++;
       this.#sent++;
     }
-    this.#afterWrite?.();
+    // A request on CPU `dma`: the pump is about to spin for its answer, carrying the rings across; it starts here.
+    // (A kick instead would wake the mirror thread to spin beside the kernel's worker, on a core it needs.)
+    const serve = (flags & FrameFlags.REQUEST) !== 0 ? this.#transfer.serve : undefined;
+    if (serve !== undefined) serve();
+    else this.#afterWrite?.();
     return true;
   }
 
