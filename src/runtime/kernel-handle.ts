@@ -192,6 +192,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     standOver: (handle, ring) => {
       handle.#producer = new FrameProducer(ring);
       handle.#consumer = new FrameConsumer(ring, { spin: 0 });
+      // The pump's spin test reads the consumer it was made with: never the ring that went back for reuse.
+      handle.#hasOutput = outputCheck(handle.#transfer, handle.#consumer);
       handle.#inputMemory = ring;
     },
     markExited: (handle) => handle.#markExited(),
