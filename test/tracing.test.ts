@@ -397,6 +397,33 @@ describe('tracing: OTLP/HTTP to a real receiver', () => {
     });
   }
 
+  it('a SpanExporter that answers before export returns (as the console exporter does): every batch goes out, flush settles', async () => {
+    const received: string[] = [];
+    const synchronous = {
+      export(spans: { name: string }[], done: (result: { code: number }) => void): void {
+        for (const span of spans) received.push(span.name);
+        done({ code: 0 });
+      },
+      shutdown: async (): Promise<void> => {},
+    };
+    // One span per batch: many exports, each answered at once.
+    const runtime = await tracedRuntime({ exporter: synchronous, sampler: 'always_on', maxExportBatchSize: 1 });
+    try {
+      const sink = await runtime.launch(Sink, 1, 1, { name: 'sink', autoActivate: true });
+      for (let seq = 0; seq < 20; seq++) assert.ok(sink.trySend({ sender: 0, seq, value: seq }));
+      await processed(sink, 20);
+      // The timer's exports, one after the other (a flush that waited on an export that never ends would spin).
+      await eventually(() => {
+        assert.equal(received.filter((name) => name === 'send sink').length, 20, received.join(', '));
+        assert.equal(received.filter((name) => name === 'process sink').length, 20, received.join(', '));
+      }, 10_000);
+      await runtime.tracing?.flush();
+      assert.equal(runtime.tracing?.stats().spansExported, received.length);
+    } finally {
+      await runtime.shutdown();
+    }
+  });
+
   it('a SpanExporter passed in gets ReadableSpans with the same ids, parents and attributes', async () => {
     const memory = new InMemorySpanExporter();
     const runtime = await tracedRuntime({ exporter: memory, sampler: 'always_on', serviceName: 'in-memory' });
@@ -522,6 +549,7 @@ describe('tracing: configuration and the telemetry ring', () => {
         recordsPending: 0,
         tracesShedForRate: 0,
         tracesShedForRoom: 0,
+        tracesShedForExport: 0,
       });
     } finally {
       await runtime.shutdown();
