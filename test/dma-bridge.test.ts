@@ -182,6 +182,44 @@ describe('the DMA mirror thread', { skip: skipReason }, () => {
     assert.equal(runtime.mirrorStats()?.channels, 0, 'the failed kernel released its rings');
   });
 
+  it('answers calls over rings the caller carries itself, whatever sleeps between them (seeded pauses)', async () => {
+    await using runtime = await RingKernelRuntime.builder().config({ workers: 2 }).build();
+    const random = new Random(TEST_SEED + 2);
+    const kernels = await Promise.all(
+      [0, 1, 2].map((i) =>
+        runtime.launch(AddOne, 1, 1, { name: `served-${i}`, autoActivate: true, transferStrategy: 'dma' }),
+      ),
+    );
+    // Per caller: calls one after another, with seeded pauses between them, some long enough for the kernel to
+    // park and the mirror thread to fall asleep (and the longest for it to sleep deeply): each wake-up must then
+    // come from the thread serving the call, or from the mirror once that thread parks. Two callers share kernel
+    // 0, so some calls find its pump parked already (the mirror thread carries those).
+    const CALLS = 400;
+    const callers = [0, 0, 1, 2].map(async (k, caller) => {
+      const handle = kernels[k] as (typeof kernels)[number];
+      for (let seq = 0; seq < CALLS; seq++) {
+        const value = random.int(0, 1_000_000);
+        const answer = await handle.call({ sender: caller, seq, value }, { timeout: 5_000 });
+        const { sender, seq: answered, value: result } = answer;
+        assert.deepEqual({ sender, seq: answered, result }, { sender: caller, seq, result: value + 1 }, `call ${seq}`);
+        const pause = random.int(0, 99);
+        if (pause < 60) continue;
+        if (pause < 90) await new Promise((resolve) => setImmediate(resolve));
+        else if (pause < 99) await new Promise((resolve) => setTimeout(resolve, random.int(1, 4)));
+        else await new Promise((resolve) => setTimeout(resolve, 230)); // past the mirror's deep-idle threshold
+      }
+    });
+    await Promise.all(callers);
+    for (const [k, handle] of kernels.entries()) {
+      const transfer = handle.metrics().transfer;
+      const calls = k === 0 ? 2 * CALLS : CALLS;
+      assert.equal(transfer?.input.frames, calls, `kernel ${k}: every request crossed once`);
+      assert.equal(transfer?.output.frames, calls, `kernel ${k}: every response crossed once`);
+      assert.ok((transfer?.input.servedBatches ?? 0) > 0, `kernel ${k}: the caller carried requests itself`);
+      assert.ok((transfer?.output.servedBatches ?? 0) > 0, `kernel ${k}: the caller carried responses itself`);
+    }
+  });
+
   it('carries kernel-to-kernel traffic into a dma kernel (its link wakes the replica it parks on)', async () => {
     await using runtime = await RingKernelRuntime.builder().config({ workers: 2 }).build();
     const first = await runtime.launch(AddOne, 1, 1, { name: 'first', autoActivate: true });

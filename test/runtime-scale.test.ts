@@ -45,4 +45,17 @@ describe('runtime at scale and at exit', () => {
       assert.ok(seconds < 10, `exited after ${seconds.toFixed(1)} s`);
     });
   }
+
+  it('keeps node running while `await handle.exited` waits for a kernel that fails later on its worker', () => {
+    // Nothing else holds the event loop in this script: before `exited` held it, node ended with exit code 13
+    // (an unsettled top-level await) instead of reporting the failure.
+    const script = fileURLToPath(new URL('./fixtures/awaited-exit.js', import.meta.url));
+    const result = spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(result.signal, null, 'killed: the process did not exit by itself after the kernel exited');
+    assert.equal(result.status, 0, `exit code ${result.status}: ${result.stderr}`);
+    assert.match(result.stdout, /^exited Failed$/m);
+    // The runtime's log names the kernel's failure once, not once per layer that wrapped it.
+    assert.match(result.stderr, /kernel 'doomed' failed: .*negative value -1/);
+    assert.doesNotMatch(result.stderr, /failed: kernel 'doomed' failed/);
+  });
 });

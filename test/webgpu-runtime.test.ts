@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { type DeadLetter, InvalidArgumentError, RingKernelRuntime } from '../src/index.js';
+import { type DeadLetter, InvalidArgumentError, RingKernelRuntime, StateSnapshotError } from '../src/index.js';
 import { WgslCompileError, WgslSchemaError } from '../src/webgpu.js';
 import {
   CpuDouble,
@@ -18,7 +18,7 @@ import {
   WgslTotal,
   WgslUnexpressible,
 } from './fixtures/webgpu-kernels.js';
-import { eventually } from './support/eventually.js';
+import { eventually, within } from './support/eventually.js';
 import { OtlpReceiver } from './support/otlp-receiver.js';
 import { Random, TEST_SEED } from './support/random.js';
 import { webgpuMissing } from './support/webgpu.js';
@@ -108,6 +108,39 @@ describe('WebGPU kernels in the runtime (real adapter)', () => {
     const resumed = await rt.launch(WgslTotal, 1, 1, { name: 'totals-2', autoActivate: true, restore: checkpoint });
     assert.deepEqual((await resumed.call({ value: 5 })).toObject(), { count: 301, total: sum + 5 });
     await resumed.terminate();
+  });
+
+  it('refuses a checkpoint, typed, while a batch waits on outputs nobody reads; takes it once they are read', async (t) => {
+    if (skip !== undefined) return t.skip(skip);
+    const rt = runtime as RingKernelRuntime;
+    // Tiny rings: the output ring fills, the next batch waits for room, and the input ring fills behind it.
+    const kernel = await rt.launch(WgslTotal, 1, 1, { name: 'unread', queueCapacity: 8 });
+    let sent = 0;
+    for (let round = 0, stalled = 0; stalled < 3 && round < 200; round++) {
+      let taken = 0;
+      while (kernel.trySend({ value: sent + taken + 1 })) taken++;
+      sent += taken;
+      stalled = taken === 0 ? stalled + 1 : 0;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.ok(sent > 8, `the kernel took ${sent} messages: its output ring never filled`);
+    // Before: the snapshot waited for that batch, which waited for a reader: the checkpoint never settled.
+    await assert.rejects(
+      within(kernel.checkpoint(), 10_000, 'checkpoint of a kernel whose outputs nobody reads'),
+      (error: unknown) =>
+        error instanceof StateSnapshotError && /full output ring: read the kernel's outputs/.test(error.message),
+    );
+    assert.equal(kernel.status, 'Active', 'the refused checkpoint resumed the kernel');
+    let last = { count: 0, total: 0 };
+    for (let i = 0; i < sent; i++) {
+      const out = (await kernel.receive(10_000)).toObject();
+      if (out.count > last.count) last = out;
+    }
+    const sum = (sent * (sent + 1)) / 2;
+    assert.deepEqual(last, { count: sent, total: sum });
+    const checkpoint = await within(kernel.checkpoint(), 10_000, 'checkpoint once the outputs were read');
+    assert.deepEqual([...new Uint32Array(checkpoint.state.slice().buffer)], [sent, sum]);
+    await kernel.terminate();
   });
 
   it('fails only the messages whose handler returns an error code (a seeded 1 %): each answered or dead-lettered once', async (t) => {

@@ -419,7 +419,8 @@ typedef struct rk_mirror_channel {
   RK_ATOMIC(uint32_t) max_lag_bytes; /* @36, writer: mirror. Largest lag seen. */
   RK_ATOMIC(int32_t) wake_seq; /* @40, writer: mirror. Bumped to ask JS to notify waiters. */
   uint32_t direction; /* @44, writer: host. 0 host to device, 1 device to host. */
-  uint8_t reserved[16]; /* @48, writer: host. Zero; room to grow. */
+  RK_ATOMIC(uint64_t) served_batches; /* @48, writer: mirror. Of the batches, those a host thread made (rk_mirror_serve). */
+  uint8_t reserved[8]; /* @56, writer: host. Zero; room to grow. */
 } rk_mirror_channel;
 #define RK_MIRROR_CHANNEL_SIZE 64u
 #define RK_MIRROR_CHANNEL_BYTES_OFFSET 0u
@@ -430,7 +431,8 @@ typedef struct rk_mirror_channel {
 #define RK_MIRROR_CHANNEL_MAX_LAG_BYTES_OFFSET 36u
 #define RK_MIRROR_CHANNEL_WAKE_SEQ_OFFSET 40u
 #define RK_MIRROR_CHANNEL_DIRECTION_OFFSET 44u
-#define RK_MIRROR_CHANNEL_RESERVED_OFFSET 48u
+#define RK_MIRROR_CHANNEL_SERVED_BATCHES_OFFSET 48u
+#define RK_MIRROR_CHANNEL_RESERVED_OFFSET 56u
 RK_STATIC_ASSERT(sizeof(rk_mirror_channel) == 64, "rk_mirror_channel: size");
 RK_STATIC_ASSERT(RK_ALIGNOF(rk_mirror_channel) == 8, "rk_mirror_channel: alignment");
 RK_STATIC_ASSERT(RK_OFFSETOF(rk_mirror_channel, bytes) == 0, "rk_mirror_channel.bytes: offset");
@@ -441,7 +443,8 @@ RK_STATIC_ASSERT(RK_OFFSETOF(rk_mirror_channel, lag_bytes) == 32, "rk_mirror_cha
 RK_STATIC_ASSERT(RK_OFFSETOF(rk_mirror_channel, max_lag_bytes) == 36, "rk_mirror_channel.max_lag_bytes: offset");
 RK_STATIC_ASSERT(RK_OFFSETOF(rk_mirror_channel, wake_seq) == 40, "rk_mirror_channel.wake_seq: offset");
 RK_STATIC_ASSERT(RK_OFFSETOF(rk_mirror_channel, direction) == 44, "rk_mirror_channel.direction: offset");
-RK_STATIC_ASSERT(RK_OFFSETOF(rk_mirror_channel, reserved) == 48, "rk_mirror_channel.reserved: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_mirror_channel, served_batches) == 48, "rk_mirror_channel.served_batches: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_mirror_channel, reserved) == 56, "rk_mirror_channel.reserved: offset");
 
 /* rk_link_table: Kernel-to-kernel input rings of a device executor. Host: fill entry count, then release-store count + 1. Executor: acquire-load count each round; drain each ring after its own input; release-store the ring read index (and the handled cursor in its signal) once the batch is published. */
 typedef struct rk_link_table {

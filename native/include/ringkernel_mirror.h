@@ -15,9 +15,16 @@
 
 #include "ringkernel_layout.h"
 
-#define RK_MIRROR_ABI_VERSION 1u
+#define RK_MIRROR_ABI_VERSION 2u
 #define RK_MIRROR_HOST_TO_DEVICE 0u
 #define RK_MIRROR_DEVICE_TO_HOST 1u
+/* rk_mirror_serve's result bits. */
+#define RK_SERVE_MOVED 1
+#define RK_SERVE_WAKE 2
+#define RK_SERVE_BUSY 4
+/* The channel table grows by chunks of this many channels, up to this many chunks. */
+#define RK_CHANNEL_CHUNK 64
+#define RK_CHANNEL_CHUNKS 1024
 
 /* How bytes and ring indices reach the device. Host pointers are plain memory; device pointers are whatever the
    device's allocator returned (for the CPU device, host memory too). */
@@ -68,6 +75,16 @@ RK_EXPORT int32_t rk_mirror_attach(rk_mirror *mirror, uint32_t direction, uint8_
 /* Copies what is left to copy on the channel one last time, then forgets it: when it returns, the mirror thread
    no longer touches any of the channel's memory. Returns the bytes of that final copy, or -1 for a bad id. */
 RK_EXPORT int64_t rk_mirror_detach(rk_mirror *mirror, int32_t channel);
+/* Steps one or two channels (-1 for none) once on the calling thread, as the copy thread would: what the source
+   has published is copied and published at the destination, and the consumer's read index carried back. For a host
+   thread that waits on those rings (a call's response) and would otherwise wait for the copy thread to be scheduled
+   and for its wake-up to cross an event loop. A channel the copy thread is stepping right now is skipped (that step
+   does the same work, and RK_SERVE_BUSY says so). Never blocks. Returns RK_SERVE_MOVED when anything moved, and
+   RK_SERVE_WAKE when a waiter of these rings was parked: the caller wakes it (for JavaScript waiters:
+   Atomics.notify), not the waker thread. A
+   CUDA mirror serves nothing (its copies need the device context of its copy thread): 0. Call between attach and
+   detach of the channels; any thread. */
+RK_EXPORT int32_t rk_mirror_serve(rk_mirror *mirror, int32_t first, int32_t second);
 /* Wakes a sleeping copy thread (a host producer published while rk_mirror_state.sleeping was 1). */
 RK_EXPORT void rk_mirror_kick(rk_mirror *mirror);
 /* Stops the copy thread and joins it; asks the waker thread to stop without waiting for it (it may be inside the

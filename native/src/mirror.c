@@ -121,6 +121,10 @@ uint32_t rk_mirror_abi_version(void) { return RK_MIRROR_ABI_VERSION; }
 /* ---- the mirror ------------------------------------------------------------------------------------------------ */
 
 typedef struct channel {
+  /* Who steps the channel now (the copy thread, or a host thread serving it: rk_mirror_serve); 0 when nobody. Its
+     acquire/release orders the single-writer state below between them. */
+  _Atomic uint32_t busy;
+  /* Written under both the table lock and busy; read under either. */
   bool used;
   uint32_t direction;
   rk_ring_header *host, *device;
@@ -143,7 +147,9 @@ struct rk_mirror {
   uint64_t poll_ns, spin_ns;
   /* Guards the channel table: the copy thread holds it for one pass, attach/detach for their change. */
   pthread_mutex_t lock;
-  channel *channels;
+  /* The table, in chunks that never move once allocated, so rk_mirror_serve reaches a channel by id without the
+     table lock. A chunk is published (release) before any id in it is handed out. */
+  _Atomic(channel *) chunks[RK_CHANNEL_CHUNKS];
   int32_t capacity;
   pthread_t copier, waker;
   bool has_waker, copier_joined, waker_joined;
@@ -161,6 +167,21 @@ struct rk_mirror {
 };
 
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The channel with this id (below the capacity published to the caller's thread). */
+static channel *channel_at(rk_mirror *m, int32_t id) {
+  channel *chunk = atomic_load_explicit(&m->chunks[id / RK_CHANNEL_CHUNK], memory_order_acquire);
+  return chunk == NULL ? NULL : &chunk[id % RK_CHANNEL_CHUNK];
+}
+
+static bool channel_try_lock(channel *c) {
+  return atomic_exchange_explicit(&c->busy, 1, memory_order_acquire) == 0;
+}
+static void channel_unlock(channel *c) { atomic_store_explicit(&c->busy, 0, memory_order_release); }
+/* Only attach and detach wait: a holder steps one channel once (a copy of what is published) and lets go. */
+static void channel_lock(channel *c) {
+  while (!channel_try_lock(c)) sched_yield();
+}
 static rk_mirror *live_mirrors;
 
 static uint64_t now_ns(void) {
@@ -307,11 +328,17 @@ static bool mirror_pass(rk_mirror *m, bool *pending) {
   uint64_t moved = 0;
   pthread_mutex_lock(&m->lock);
   for (int32_t i = 0; i < m->capacity; i++) {
-    channel *c = &m->channels[i];
+    channel *c = channel_at(m, i);
     if (!c->used) continue;
+    /* A host thread is serving it right now: that step does this one's work; look again soon. */
+    if (!channel_try_lock(c)) {
+      *pending = true;
+      continue;
+    }
     uint32_t read_before = c->mirrored_read;
     moved += mirror_channel(m->ops, c, &wake, pending);
     if (c->mirrored_read != read_before) moved++;
+    channel_unlock(c);
   }
   pthread_mutex_unlock(&m->lock);
   add_u64(&m->state->passes, 1);
@@ -460,36 +487,36 @@ int32_t rk_mirror_attach(rk_mirror *m, uint32_t direction, uint8_t *host_ring, u
   pthread_mutex_lock(&m->lock);
   int32_t id = -1;
   for (int32_t i = 0; i < m->capacity; i++) {
-    if (!m->channels[i].used) {
+    if (!channel_at(m, i)->used) {
       id = i;
       break;
     }
   }
   if (id < 0) {
-    int32_t grown = m->capacity == 0 ? 16 : m->capacity * 2;
-    channel *table = realloc(m->channels, (size_t)grown * sizeof *table);
-    if (table == NULL) {
+    int32_t chunk = m->capacity / RK_CHANNEL_CHUNK;
+    channel *fresh = chunk < RK_CHANNEL_CHUNKS ? calloc(RK_CHANNEL_CHUNK, sizeof *fresh) : NULL;
+    if (fresh == NULL) {
       pthread_mutex_unlock(&m->lock);
       return -1;
     }
-    memset(table + m->capacity, 0, (size_t)(grown - m->capacity) * sizeof *table);
+    atomic_store_explicit(&m->chunks[chunk], fresh, memory_order_release);
     id = m->capacity;
-    m->channels = table;
-    m->capacity = grown;
+    m->capacity += RK_CHANNEL_CHUNK;
   }
-  channel *c = &m->channels[id];
-  *c = (channel){
-      .used = true,
-      .direction = direction,
-      .host = (rk_ring_header *)host_ring,
-      .device = (rk_ring_header *)device_ring,
-      .host_data = host_ring + RK_RING_HEADER_SIZE,
-      .device_data = device_ring + RK_RING_HEADER_SIZE,
-      .storage = storage_size,
-      .host_signal = host_signal,
-      .device_signal = device_signal,
-      .stats = stats,
-  };
+  channel *c = channel_at(m, id);
+  /* A host thread may still try to serve the id's former channel: it waits for this, then sees the new one. */
+  channel_lock(c);
+  c->used = true;
+  c->direction = direction;
+  c->host = (rk_ring_header *)host_ring;
+  c->device = (rk_ring_header *)device_ring;
+  c->host_data = host_ring + RK_RING_HEADER_SIZE;
+  c->device_data = device_ring + RK_RING_HEADER_SIZE;
+  c->storage = storage_size;
+  c->host_signal = host_signal;
+  c->device_signal = device_signal;
+  c->stats = stats;
+  c->broken = false;
   /* Start the replica where the host ring is: nothing copied yet (input), everything published already there
      (output: the host ring is the destination). Device indices are written before the device consumer runs. */
   uint32_t host_read = atomic_load_explicit(&c->host->read_index, memory_order_acquire);
@@ -501,6 +528,7 @@ int32_t rk_mirror_attach(rk_mirror *m, uint32_t direction, uint8_t *host_ring, u
   c->mirrored_read = host_read;
   atomic_store_explicit(&m->state->channels, atomic_load_explicit(&m->state->channels, memory_order_relaxed) + 1,
                         memory_order_relaxed);
+  channel_unlock(c);
   pthread_mutex_unlock(&m->lock);
   return id;
 }
@@ -508,18 +536,50 @@ int32_t rk_mirror_attach(rk_mirror *m, uint32_t direction, uint8_t *host_ring, u
 int64_t rk_mirror_detach(rk_mirror *m, int32_t id) {
   if (m == NULL) return -1;
   pthread_mutex_lock(&m->lock);
-  if (id < 0 || id >= m->capacity || !m->channels[id].used) {
+  if (id < 0 || id >= m->capacity || !channel_at(m, id)->used) {
     pthread_mutex_unlock(&m->lock);
     return -1;
   }
   bool wake = false, pending = false;
-  channel *c = &m->channels[id];
+  channel *c = channel_at(m, id);
+  channel_lock(c);
   int64_t moved = mirror_channel(m->ops, c, &wake, &pending);
   c->used = false;
+  channel_unlock(c);
   atomic_store_explicit(&m->state->channels, atomic_load_explicit(&m->state->channels, memory_order_relaxed) - 1,
                         memory_order_relaxed);
   pthread_mutex_unlock(&m->lock);
   return moved;
+}
+
+int32_t rk_mirror_serve(rk_mirror *m, int32_t first, int32_t second) {
+  /* A CUDA mirror's copies need its context current: only its copy thread has it. */
+  if (m == NULL || m->ops != &CPU_DEVICE_OPS || atomic_load_explicit(&m->stop, memory_order_acquire)) return 0;
+  int32_t result = 0;
+  int32_t ids[2] = {first, second};
+  for (int k = 0; k < 2; k++) {
+    int32_t id = ids[k];
+    /* The ids this thread holds were handed out below the capacity it saw; a stale or foreign id finds nothing. */
+    if (id < 0 || id >= RK_CHANNEL_CHUNKS * RK_CHANNEL_CHUNK) continue;
+    channel *c = channel_at(m, id);
+    if (c == NULL) continue;
+    if (!channel_try_lock(c)) {
+      result |= RK_SERVE_BUSY; /* the copy thread is stepping it */
+      continue;
+    }
+    if (c->used) {
+      bool wake = false, pending = false;
+      uint32_t read_before = c->mirrored_read;
+      if (mirror_channel(m->ops, c, &wake, &pending) > 0) {
+        add_u64(&c->stats->served_batches, 1);
+        result |= RK_SERVE_MOVED;
+      }
+      if (c->mirrored_read != read_before) result |= RK_SERVE_MOVED;
+      if (wake) result |= RK_SERVE_WAKE;
+    }
+    channel_unlock(c);
+  }
+  return result;
 }
 
 void rk_mirror_kick(rk_mirror *m) {
@@ -581,6 +641,6 @@ void rk_mirror_destroy(rk_mirror *m) {
     m->waker_joined = true;
   }
   pthread_mutex_destroy(&m->lock);
-  free(m->channels);
+  for (int32_t i = 0; i < RK_CHANNEL_CHUNKS; i++) free(atomic_load_explicit(&m->chunks[i], memory_order_relaxed));
   free(m);
 }

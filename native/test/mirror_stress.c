@@ -8,6 +8,9 @@
  *     a mirror that touched it afterwards is a heap-use-after-free.
  *   - The mirror is stopped and destroyed while the other half still copies; then their memory is freed.
  *   - The waker thread's callback is slow (it stands for JavaScript) and is running when the mirror stops.
+ *   - The consumers also serve their pair's rings themselves (rk_mirror_serve, as a host waiting for a call's
+ *     response does), at seeded random moments, racing the copy thread for the same channels; idle rings are
+ *     attached meanwhile, so the channel table grows under them.
  * Prints "mirror stress ok ..." and exits 0, or names the first wrong byte and exits 1.
  */
 #define _GNU_SOURCE
@@ -26,6 +29,7 @@
 #define STORAGE 2048u
 #define MAX_PAYLOAD 300u
 #define FRAMES_BEFORE_DETACH 20000u
+#define IDLE_RINGS 100
 
 typedef struct ring {
   uint8_t *memory; /* header + STORAGE bytes */
@@ -33,6 +37,7 @@ typedef struct ring {
 } ring;
 
 typedef struct pair {
+  rk_mirror *mirror;
   ring host_in, device_in, host_out, device_out;
   rk_mirror_channel *stats_in, *stats_out;
   int32_t id_in, id_out;
@@ -41,9 +46,13 @@ typedef struct pair {
   pthread_t producer, kernel, consumer;
   uint32_t seed;
   _Atomic int failed;
+  _Atomic uint64_t served, serve_wakes;
 } pair;
 
 static _Atomic uint64_t wake_calls;
+/* The consumers serve only while the mirror exists (they run on after it is destroyed). */
+static _Atomic int serve_allowed = 1;
+static _Atomic int serves_in_flight;
 
 static void slow_wake(void) {
   atomic_fetch_add(&wake_calls, 1);
@@ -137,13 +146,36 @@ static void *kernel_main(void *arg) {
   return NULL;
 }
 
+/* xorshift32: the consumer's seeded choices of when to serve. */
+static uint32_t next_random(uint32_t *state) {
+  uint32_t x = *state;
+  x ^= x << 13;
+  x ^= x >> 17;
+  x ^= x << 5;
+  return *state = x;
+}
+
 static void *consumer_main(void *arg) {
   pair *p = arg;
   uint8_t frame[RK_FRAME_HEADER_SIZE + MAX_PAYLOAD];
   uint32_t length;
+  uint32_t random = p->seed | 1u;
   for (uint32_t expected = 0; !atomic_load(&p->stop);) {
     if (!try_read(&p->host_out, frame, &length)) {
-      sched_yield();
+      /* Half the time, carry the pair's rings across itself instead of waiting for the copy thread (the ids stay
+         valid after a detach: serving them then must do nothing). */
+      if (next_random(&random) & 1u) {
+        /* Dekker with main: it clears serve_allowed, then waits for serves_in_flight to drain before destroying. */
+        atomic_fetch_add(&serves_in_flight, 1);
+        if (atomic_load(&serve_allowed)) {
+          int32_t served = rk_mirror_serve(p->mirror, p->id_in, p->id_out);
+          if (served & RK_SERVE_MOVED) atomic_fetch_add(&p->served, 1);
+          if (served & RK_SERVE_WAKE) atomic_fetch_add(&p->serve_wakes, 1);
+        }
+        atomic_fetch_sub(&serves_in_flight, 1);
+      } else {
+        sched_yield();
+      }
       continue;
     }
     uint32_t seq;
@@ -164,6 +196,7 @@ static void *consumer_main(void *arg) {
 
 static void pair_start(rk_mirror *m, pair *p, uint32_t seed) {
   memset(p, 0, sizeof *p);
+  p->mirror = m;
   p->seed = seed;
   p->host_in = ring_new();
   p->device_in = ring_new();
@@ -203,6 +236,8 @@ static void pair_free(pair *p) {
   free(p->stats_out);
 }
 
+static uint64_t served_total;
+
 static uint64_t checked(pair *pairs) {
   uint64_t total = 0;
   for (int i = 0; i < CHANNELS; i++) total += atomic_load(&pairs[i].checked);
@@ -218,7 +253,29 @@ int main(void) {
   }
   static pair pairs[CHANNELS];
   for (int i = 0; i < CHANNELS; i++) pair_start(m, &pairs[i], 0x5eed0000u + (uint32_t)i);
+  /* Idle rings attached while the pairs run: the table grows past its first chunk under the serving consumers. */
+  static ring idle_rings[IDLE_RINGS][2];
+  static rk_mirror_channel idle_stats[IDLE_RINGS];
+  int32_t idle_ids[IDLE_RINGS];
+  for (int i = 0; i < IDLE_RINGS; i++) {
+    idle_rings[i][0] = ring_new();
+    idle_rings[i][1] = ring_new();
+    idle_ids[i] = rk_mirror_attach(m, RK_MIRROR_HOST_TO_DEVICE, idle_rings[i][0].memory, idle_rings[i][1].memory,
+                                   STORAGE, idle_rings[i][0].signal, idle_rings[i][1].signal, &idle_stats[i]);
+    if (idle_ids[i] < 0) {
+      fprintf(stderr, "idle attach failed\n");
+      return 1;
+    }
+  }
   while (checked(pairs) < FRAMES_BEFORE_DETACH * CHANNELS / 2) sched_yield();
+  for (int i = 0; i < IDLE_RINGS; i++) {
+    if (rk_mirror_detach(m, idle_ids[i]) < 0) {
+      fprintf(stderr, "idle detach failed\n");
+      return 1;
+    }
+    ring_free(&idle_rings[i][0]);
+    ring_free(&idle_rings[i][1]);
+  }
   /* Detach half while they run; free their memory at once. */
   uint64_t detached_frames = 0;
   for (int i = 0; i < CHANNELS / 2; i++) {
@@ -232,27 +289,31 @@ int main(void) {
     }
     pair_stop_threads(&pairs[i]);
     detached_frames += atomic_load(&pairs[i].checked);
+    served_total += atomic_load(&pairs[i].served);
     pair_free(&pairs[i]);
   }
   /* The others keep going a little, then the mirror stops under them. */
   uint64_t mark = checked(pairs);
   while (checked(pairs) < mark + FRAMES_BEFORE_DETACH) sched_yield();
-  rk_mirror_stop(m);
+  rk_mirror_stop(m); /* the consumers' serves now find a stopped mirror and do nothing */
   while (!rk_mirror_waker_exited(m)) sched_yield(); /* the slow callback returns, then the waker */
+  atomic_store(&serve_allowed, 0);
+  while (atomic_load(&serves_in_flight) != 0) sched_yield();
   rk_mirror_destroy(m);
   uint64_t total = checked(pairs);
   int failed = 0;
   for (int i = CHANNELS / 2; i < CHANNELS; i++) {
     pair_stop_threads(&pairs[i]);
     failed |= atomic_load(&pairs[i].failed);
+    served_total += atomic_load(&pairs[i].served);
     pair_free(&pairs[i]);
   }
   for (int i = 0; i < CHANNELS / 2; i++) failed |= atomic_load(&pairs[i].failed);
   uint64_t passes = atomic_load(&state->passes);
   free(state);
   if (failed) return 1;
-  printf("mirror stress ok: %llu frames checked (%llu before detach), %llu passes, %llu wake calls\n",
+  printf("mirror stress ok: %llu frames checked (%llu before detach), %llu passes, %llu wake calls, %llu served\n",
          (unsigned long long)total, (unsigned long long)detached_frames, (unsigned long long)passes,
-         (unsigned long long)atomic_load(&wake_calls));
+         (unsigned long long)atomic_load(&wake_calls), (unsigned long long)served_total);
   return 0;
 }

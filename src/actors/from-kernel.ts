@@ -220,7 +220,7 @@ export function fromKernel<InIn, InView, OutIn, OutView, State>(
       const launcher = options.supervisor ?? runtime;
       launcher.launch(definition as AnyKernelDefinition, options.gridSize ?? 1, options.blockSize ?? 1, launch).then(
         (handle) => {
-          void handle.exited.then(ended);
+          void handle.exitedUnheld.then(ended);
           if (instance.stopped) {
             void handle.terminate().catch(() => {});
             return;
@@ -261,7 +261,7 @@ export function fromKernel<InIn, InView, OutIn, OutView, State>(
               self.send({ type: 'kernel.$refresh' } as never);
             }
           })();
-          void handle.exited.then(() => {
+          void handle.exitedUnheld.then(() => {
             if (instance.stopped) return;
             if (handle.status === 'Failed') {
               self.send({

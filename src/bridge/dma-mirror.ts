@@ -26,8 +26,10 @@ export interface MirrorChannelStats {
   /** Bytes waiting at the source when the last batch started, and the largest such lag. */
   readonly lagBytes: number;
   readonly maxLagBytes: number;
-  /** Times a JS waiter of this ring had to be woken through the callback. */
+  /** Times a JS waiter of this ring had to be woken (through the callback, or by the thread serving the ring). */
   readonly wakeRequests: number;
+  /** Of the batches, those a host thread made itself while it waited on the ring ({@link DmaMirror.server}). */
+  readonly servedBatches: number;
 }
 
 /** The mirror thread as a whole. */
@@ -53,6 +55,9 @@ const SLEEPING = MirrorStateOffset.SLEEPING >> 2;
 const DATA_SEQ = RingSignalOffset.DATA_SEQ >> 2;
 const SPACE_SEQ = RingSignalOffset.SPACE_SEQ >> 2;
 const WAKE_SEQ = MirrorChannelOffset.WAKE_SEQ >> 2;
+/** rk_mirror_serve's result bits (RK_SERVE_WAKE, RK_SERVE_BUSY). */
+const SERVE_WAKE = 2;
+const SERVE_BUSY = 4;
 
 /** A CUDA mirror's device: the driver library the runtime loaded and the device's primary context. */
 export interface CudaMirrorDevice {
@@ -70,6 +75,8 @@ interface Channel extends MirroredRing {
   readonly hostSignal: Int32Array;
   readonly deviceSignal: Int32Array;
   lastWakeSeq: number;
+  /** Cleared by detach: a server made earlier must not step the id, which a later attach may reuse. */
+  attached: boolean;
 }
 
 /**
@@ -77,6 +84,9 @@ interface Channel extends MirroredRing {
  * `RingBufferBridge` transfer loop). For each mirrored ring it copies newly published bytes to the replica and
  * publishes its write index, and mirrors the consumer's read index back, so both ends see an ordinary ringbuf.js
  * ring (native/src/mirror.c has the memory-ordering contract).
+ *
+ * On the CPU device a host thread can also carry a kernel's rings across itself ({@link DmaMirror.server}): after
+ * it writes, and while it spins for an answer; each ring's try-lock keeps one stepper at a time.
  *
  * Wake-ups cross the boundary by two one-way paths, because C futexes and V8's `Atomics.wait` do not see each
  * other: a host producer that publishes while the mirror sleeps kicks it ({@link DmaMirror.afterHostWrite}, one
@@ -206,6 +216,7 @@ export class DmaMirror {
       hostSignal: new Int32Array(host.signal),
       deviceSignal: new Int32Array(device.signal),
       lastWakeSeq: 0,
+      attached: true,
     });
     return ring;
   }
@@ -244,6 +255,34 @@ export class DmaMirror {
     );
   }
 
+  /**
+   * A function that carries a kernel's two rings across on this thread, as the copy thread would, for a host that
+   * has just written to them or waits on them (a call's response). The copy thread then need not be scheduled (on
+   * a loaded machine it waits behind the kernel's own worker) nor kicked awake, and a kernel the step finds parked
+   * is notified here and now rather than through the waker thread and this thread's event loop. Each call is one
+   * native call (tens of ns) that steps each ring once; a ring the copy thread is stepping right now is left to it
+   * (and the thread kicked, should it be about to sleep). Does nothing once a ring is detached or the mirror
+   * closed; a CUDA mirror's only kicks its thread (its copies need that thread's device context).
+   */
+  server(input: MirroredRing, output: MirroredRing): () => void {
+    const first = this.#channels.get(input);
+    const second = this.#channels.get(output);
+    if (first === undefined || second === undefined) throw new BackendUnavailableError('dma', 'the ring is detached');
+    if (this.cuda) return this.afterHostWrite;
+    const lib = this.#lib;
+    const pointer = this.#pointer;
+    return () => {
+      if (!first.attached || !second.attached || this.#closed) return;
+      const result = lib.serve(pointer, first.id, second.id) as number;
+      if (result === 0) return;
+      if ((result & SERVE_WAKE) !== 0) {
+        this.#notify(first);
+        this.#notify(second);
+      }
+      if ((result & SERVE_BUSY) !== 0) this.afterHostWrite();
+    };
+  }
+
   /** Driver copies the CUDA mirrors of this process could not make (0 on a healthy device). */
   cudaCopyFailures(): number {
     return this.#lib.cudaCopyFailures() as number;
@@ -257,6 +296,7 @@ export class DmaMirror {
     const channel = this.#channels.get(ring);
     if (channel === undefined) return;
     if (!this.#closed) this.#lib.detach(this.#pointer, channel.id);
+    channel.attached = false;
     this.#channels.delete(ring);
     // The final copy may have published to a parked host consumer: tell it now rather than through the waker.
     this.#notify(channel);
@@ -266,7 +306,16 @@ export class DmaMirror {
   channelStats(ring: MirroredRing): MirrorChannelStats {
     const channel = this.#channels.get(ring);
     if (channel === undefined) {
-      return { bytes: 0, frames: 0, batches: 0, copyNs: 0, lagBytes: 0, maxLagBytes: 0, wakeRequests: 0 };
+      return {
+        bytes: 0,
+        frames: 0,
+        batches: 0,
+        copyNs: 0,
+        lagBytes: 0,
+        maxLagBytes: 0,
+        wakeRequests: 0,
+        servedBatches: 0,
+      };
     }
     const { counters, words } = channel;
     return {
@@ -277,6 +326,7 @@ export class DmaMirror {
       lagBytes: Atomics.load(words, MirrorChannelOffset.LAG_BYTES >> 2) >>> 0,
       maxLagBytes: Atomics.load(words, MirrorChannelOffset.MAX_LAG_BYTES >> 2) >>> 0,
       wakeRequests: Atomics.load(words, WAKE_SEQ) >>> 0,
+      servedBatches: Number(Atomics.load(counters, MirrorChannelOffset.SERVED_BATCHES >> 3)),
     };
   }
 

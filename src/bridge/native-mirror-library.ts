@@ -27,6 +27,8 @@ export interface MirrorLibrary {
   readonly cudaCopyFailures: KoffiFunction;
   readonly detach: KoffiFunction;
   readonly kick: KoffiFunction;
+  /** `rk_mirror_serve`: steps up to two channels on the calling thread. */
+  readonly serve: KoffiFunction;
   readonly stop: KoffiFunction;
   readonly wakerExited: KoffiFunction;
   readonly destroy: KoffiFunction;
@@ -40,7 +42,7 @@ export type MirrorLibraryLoad =
   | { readonly available: false; readonly reason: string };
 
 /** The ABI this TypeScript speaks (RK_MIRROR_ABI_VERSION in native/include/ringkernel_mirror.h). */
-const ABI_VERSION = 1;
+const ABI_VERSION = 2;
 
 /**
  * Where the library is: `RINGKERNEL_NATIVE_LIB` when set (tests point it elsewhere to exercise the fallback),
@@ -118,6 +120,7 @@ function tryLoad(): MirrorLibraryLoad {
         cudaCopyFailures: lib.func('uint32_t rk_mirror_cuda_copy_failures(void)'),
         detach: lib.func('int64_t rk_mirror_detach(void *mirror, int32_t channel)'),
         kick: lib.func('void rk_mirror_kick(void *mirror)'),
+        serve: lib.func('int32_t rk_mirror_serve(void *mirror, int32_t first, int32_t second)'),
         stop: lib.func('void rk_mirror_stop(void *mirror)'),
         wakerExited: lib.func('int32_t rk_mirror_waker_exited(void *mirror)'),
         destroy: lib.func('void rk_mirror_destroy(void *mirror)'),

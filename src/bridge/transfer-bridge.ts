@@ -27,10 +27,24 @@ export interface KernelTransfer {
   /** The rings the kernel's executor reads and writes: the host's own (`direct`) or the mirror's replicas. */
   readonly kernelInput: FrameRingMemory;
   readonly kernelOutput: FrameRingMemory;
-  /** Call after the host publishes on the input ring (kicks a sleeping mirror); undefined for `direct`. */
+  /**
+   * Call after the host publishes on the input ring: on CPU `dma` it carries the frame across itself ({@link
+   * KernelTransfer.serve}), on CUDA `dma` it kicks a sleeping mirror; undefined for `direct`.
+   */
   readonly afterInputWrite: (() => void) | undefined;
+  /**
+   * `dma`: kicks the mirror thread should it sleep. For a host that stops carrying the rings itself (it parks) or
+   * waits for room the mirror brings back: the thread must not sleep through that. Undefined for `direct`.
+   */
+  readonly wakeMirror: (() => void) | undefined;
   /** Call while spinning synchronously for output: wakes the kernel if it sleeps on input it has not seen. */
   readonly nudgeKernel: (() => void) | undefined;
+  /**
+   * CPU `dma`: carries the kernel's rings across on the calling thread, as the mirror thread would, and wakes a
+   * kernel it finds parked ({@link DmaMirror.server}): for a host spinning for a response, so that the round trip
+   * waits for neither the mirror thread nor an event-loop turn. Undefined for every other transfer.
+   */
+  readonly serve: (() => void) | undefined;
   /**
    * A CUDA kernel on `dma`: its rings' replicas in device memory, which the GPU reads and writes (the host rings
    * above are the mirror's other end).
@@ -121,11 +135,16 @@ export class TransferBridge {
     } = attachRingPair(mirror, (ring, direction) => mirror.attach(ring, direction), input, output);
     const kernelSignal = new Int32Array(mirroredInput.device.signal);
     const kernelIndices = new Uint32Array(mirroredInput.device.ring, 0, 2);
+    // The host carries what it writes across itself (the mirror thread, not kicked, can sleep: on a two-core
+    // machine a third busy thread beside the host and the kernel's worker costs them both).
+    const serve = mirror.server(mirroredInput, mirroredOutput);
     return {
       strategy: 'dma',
       kernelInput: mirroredInput.device,
       kernelOutput: mirroredOutput.device,
-      afterInputWrite: mirror.afterHostWrite,
+      afterInputWrite: serve,
+      wakeMirror: mirror.afterHostWrite,
+      serve,
       // The mirror wakes a kernel parked on its replica through the koffi callback, which runs on this thread's
       // event loop: while this thread spins synchronously for a response, it does the callback's job itself.
       nudgeKernel: () => {
@@ -249,7 +268,9 @@ export class TransferBridge {
       kernelOutput: output,
       devicePointers: pointers,
       afterInputWrite: mirror.afterHostWrite,
+      wakeMirror: mirror.afterHostWrite,
       nudgeKernel: undefined,
+      serve: undefined,
       stats: () => ({ input: mirror.channelStats(mirroredInput), output: mirror.channelStats(mirroredOutput) }),
       release,
       moveTo: (target) => {
@@ -352,7 +373,9 @@ function directTransfer(input: FrameRingMemory, output: FrameRingMemory): Kernel
     kernelInput: input,
     kernelOutput: output,
     afterInputWrite: undefined,
+    wakeMirror: undefined,
     nudgeKernel: undefined,
+    serve: undefined,
     stats: () => null,
     release: () => {},
   };

@@ -105,7 +105,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   readonly #tracer: HostSpanWriter | undefined;
   /** The span of the request `#write`/`#enqueue` just sent, for `call` to end when the response comes. */
   #requestSpan: DetachedSpan | undefined;
-  /** Kicks the DMA mirror after an input frame is published (undefined for `direct`). */
+  /** Sees an input frame on its way after it is published: on `dma`, carries it or kicks the mirror. */
   #afterWrite: (() => void) | undefined;
   /** How the rings reach the instance; a `dma` CUDA kernel's changes when it migrates. */
   #transfer: KernelTransfer;
@@ -130,6 +130,13 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   /** The terminate under way (or done), so that terminating twice waits for the one. */
   #terminating: Promise<void> | undefined;
   #markExited!: () => void;
+  /**
+   * A timer that holds the event loop while someone waits on {@link KernelHandle.exited} and the kernel has not
+   * exited: the kernel's ports do not hold it (an idle runtime must let the process end), so without it a bare
+   * `await handle.exited` could outlive everything else in the process and never settle.
+   */
+  #exitHold: NodeJS.Timeout | undefined;
+  #hasExited = false;
   #nextMessageId: number;
   #sent = 0;
   #pumping = false;
@@ -145,7 +152,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   #minPriority = 0;
   #refusal: Refusal | undefined;
   readonly #onOutput = (frame: FrameView): void => this.#dispatch(frame);
-  #hasOutput = (): boolean => this.#consumer.hasData();
+  /** The pump's spin test: whether output is there (on `dma`, after carrying the rings across itself). */
+  #hasOutput: () => boolean;
 
   /** @internal — handles come from `runtime.launch`. */
   constructor(init: KernelHandleInit) {
@@ -164,13 +172,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     this.#transfer = init.transfer;
     this.#afterWrite = init.transfer.afterInputWrite;
     this.#spinMs = init.transfer.strategy === 'dma' ? HOST_SPIN_DMA_MS : HOST_SPIN_MS;
-    const nudge = init.transfer.nudgeKernel;
-    if (nudge !== undefined) {
-      this.#hasOutput = () => {
-        nudge();
-        return this.#consumer.hasData();
-      };
-    }
+    this.#hasOutput = this.#outputCheck(init.transfer);
     this.#nextMessageId = init.firstMessageId ?? 1;
     this.#exited = new Promise((resolve) => {
       this.#markExited = resolve;
@@ -234,8 +236,10 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     }
 
     useTransfer(transfer: KernelTransfer): void {
-      this.handle.#transfer = transfer;
-      this.handle.#afterWrite = transfer.afterInputWrite;
+      const handle = this.handle;
+      handle.#transfer = transfer;
+      handle.#afterWrite = transfer.afterInputWrite;
+      handle.#hasOutput = handle.#outputCheck(transfer);
     }
 
     fail(error: Error, salvage?: 'kernel-failed' | 'discarded-on-terminate'): void {
@@ -306,6 +310,9 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     }
 
     waitForSpace(frameBytes: number, ms: number): Promise<boolean> {
+      // On `dma` the room comes back through the mirror thread: it must not sleep through this wait (a host that
+      // carries its own frames across never kicks it).
+      this.handle.#transfer.wakeMirror?.();
       return this.handle.#producer.waitForSpaceAsync(frameBytes, ms);
     }
 
@@ -342,8 +349,19 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     return this.#control.heartbeatUs;
   }
 
-  /** Resolves when the kernel has left its worker (Terminated or Failed). */
+  /**
+   * Resolves when the kernel has left its worker (Terminated or Failed). Reading it holds the process open until
+   * then, as awaiting a child process's exit does: `await handle.exited` settles even when the kernel ends later,
+   * on another thread (a handler failure, a device fault), and nothing else keeps node running meanwhile.
+   */
   get exited(): Promise<void> {
+    // The longest interval node takes (about 24.8 days); it never fires before the exit clears it.
+    if (!this.#hasExited && this.#exitHold === undefined) this.#exitHold = setInterval(() => {}, 0x7fff_ffff);
+    return this.#exited;
+  }
+
+  /** @internal {@link KernelHandle.exited} for the runtime's own watchers, which must not hold the process open. */
+  get exitedUnheld(): Promise<void> {
     return this.#exited;
   }
 
@@ -848,17 +866,21 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     return pending;
   }
 
+  /** Writes one frame into the input ring, and on `dma` sees it on its way to the kernel. */
   #write(message: InIn, flags: number, priority: number): boolean {
     const envelope = this.#envelope;
     envelope.messageId = this.#nextMessageId;
     envelope.flags = flags;
     envelope.priority = priority;
     const tracer = this.#tracer;
-    if (tracer !== undefined) return this.#writeTraced(tracer, message, flags);
-    if (!this.#producer.tryWrite(this.#inputCodec, message, envelope)) return false;
+    if (tracer !== undefined) {
+      if (!this.#writeTraced(tracer, message, flags)) return false;
+    } else {
+      if (!this.#producer.tryWrite(this.#inputCodec, message, envelope)) return false;
+      this.#nextMessageId++;
+      this.#sent++;
+    }
     this.#afterWrite?.();
-    this.#nextMessageId++;
-    this.#sent++;
     return true;
   }
 
@@ -953,7 +975,10 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
           break;
         }
         // Spin first, synchronously: a response that comes back within the spin needs no event-loop turn.
-        if (!this.#spinForOutput()) await this.#consumer.waitForDataAsync(1000);
+        if (this.#spinForOutput()) continue;
+        // This thread stops carrying the rings across (`dma`): the mirror thread must not sleep through the park.
+        this.#transfer.wakeMirror?.();
+        await this.#consumer.waitForDataAsync(1000);
       }
     } finally {
       this.#pumping = false;
@@ -962,6 +987,28 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
 
   #spinForOutput(): boolean {
     return spinFor(this.#hasOutput, this.#spinMs);
+  }
+
+  /**
+   * The spin test for a transfer. On CPU `dma` each look first carries the rings across on this thread (request
+   * in, response out, a parked kernel woken: no wait for the mirror thread nor for an event-loop turn), then
+   * nudges the kernel should the mirror thread have published to it while it slept.
+   */
+  #outputCheck(transfer: KernelTransfer): () => boolean {
+    const { serve, nudgeKernel } = transfer;
+    const consumer = this.#consumer;
+    if (serve === undefined) {
+      if (nudgeKernel === undefined) return () => consumer.hasData();
+      return () => {
+        nudgeKernel();
+        return consumer.hasData();
+      };
+    }
+    return () => {
+      serve();
+      nudgeKernel?.();
+      return consumer.hasData();
+    };
   }
 
   #dispatch(frame: FrameView): void {
@@ -1038,6 +1085,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     // The instance has gone: a command still waiting was never taken and never will be: refused, typed.
     const ended = this.#exitStatus ?? 'Terminated';
     this.#instance.ended(() => new InvalidStateError(this.name, 'change the state of', ended, 'Active'));
+    this.#hasExited = true;
+    clearInterval(this.#exitHold);
     this.#markExited();
     this.#init.onExit(this);
     // Wake the output pump so pending receivers learn the kernel is gone once its outputs are read.

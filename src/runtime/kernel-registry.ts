@@ -66,7 +66,7 @@ export class KernelRegistry {
       );
     this.#entries.set(name, handle);
     this.#notify({ type: 'registered', name, handle });
-    void handle.exited.then(() => this.deregister(name, handle));
+    void handle.exitedUnheld.then(() => this.deregister(name, handle));
   }
 
   /** Removes `name` (only if it still names `handle`, when given). Returns whether it was there. */

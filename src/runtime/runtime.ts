@@ -502,7 +502,10 @@ export class RingKernelRuntime {
     this.tracing?.detachKernel(handle.instanceId);
     this.#workers.left(handle);
     if (handle.status === 'Failed') {
-      this.log.error(`kernel '${handle.name}' failed: ${handle.metrics().lastError?.message ?? 'unknown'}`);
+      const why = handle.metrics().lastError?.message ?? 'unknown';
+      // A KernelFailedError's message already names the kernel: said once.
+      const prefix = `kernel '${handle.name}' failed: `;
+      this.log.error(why.startsWith(prefix) ? why : `${prefix}${why}`);
     }
   }
 

@@ -267,7 +267,7 @@ export class Supervisor {
     handle.superviseWith((_failed, error) => this.#childFailed(child, error));
     this.#children.push(child);
     // A kernel that ends for good (terminated by the user, or given up) leaves the supervisor.
-    void handle.exited.then(() => this.#remove(child));
+    void handle.exitedUnheld.then(() => this.#remove(child));
   }
 
   /** A child supervisor: it escalates to this one when its own budget is spent. */

@@ -76,6 +76,8 @@ export const MirrorChannelOffset = {
   WAKE_SEQ: 40,
   /** u32, host: {@link MirrorDirection}; set before the block is shared. */
   DIRECTION: 44,
+  /** u64, mirror: the copy batches of {@link MirrorChannelOffset.BATCHES} made by a host thread serving the ring. */
+  SERVED_BATCHES: 48,
   SIZE: 64,
 } as const;
 
@@ -104,6 +106,14 @@ export const MIRROR_CHANNEL_LAYOUT = defineStructLayout(
       { atomic: true },
     ],
     ['direction', 'u32', MirrorChannelOffset.DIRECTION, 'host', '0 host to device, 1 device to host.'],
-    ['reserved', 'u8', 48, 'host', 'Zero; room to grow.', { count: 16 }],
+    [
+      'served_batches',
+      'u64',
+      MirrorChannelOffset.SERVED_BATCHES,
+      'mirror',
+      'Of the batches, those a host thread made (rk_mirror_serve).',
+      { atomic: true },
+    ],
+    ['reserved', 'u8', 56, 'host', 'Zero; room to grow.', { count: 8 }],
   ],
 );

@@ -64,6 +64,7 @@ export class WebGpuBatchEngine {
   readonly #outputMemory: FrameRingMemory;
   readonly #links: { readonly producer: FrameProducer; readonly types: ReadonlySet<number> | undefined }[] = [];
   readonly #stateMirror: Uint8Array;
+  #roomWaitSince: number | undefined;
   readonly #producerClock: { clock?: HybridLogicalClock };
   readonly #onBatch: ((batch: BatchDone) => void) | undefined;
   readonly #metrics: DeviceBatchMetrics | undefined;
@@ -208,6 +209,14 @@ export class WebGpuBatchEngine {
   }
 
   /** Resolves once no batch is in flight (at once when none is; when the engine fails or ends too). */
+  /**
+   * Since when (`performance.now()`) a batch's outputs have been waiting for room in a full output ring, or
+   * undefined: a batch that waits on a consumer that does not read cannot finish until it does.
+   */
+  get roomWaitSince(): number | undefined {
+    return this.#roomWaitSince;
+  }
+
   settled(): Promise<void> {
     if (this.#busy.length === 0 || this.#failure !== undefined || this.#destroyed) return Promise.resolve();
     return new Promise((resolve) => this.#settledWaiters.push(resolve));
@@ -698,15 +707,20 @@ export class WebGpuBatchEngine {
   ): Promise<boolean> {
     const envelope = error ? this.#errorEnvelope : this.#envelope;
     let bytes = payload;
-    while (this.#failure === undefined) {
-      envelope.correlationId = correlationId;
-      if (producer.tryWrite(codec, bytes, envelope)) return true;
-      // Waiting (rare: the ring is full), on a copy: a device lost meanwhile unmaps the readback it lies in.
-      if (bytes === payload) bytes = payload.slice();
-      producer.wakeConsumer();
-      await producer.waitForSpaceAsync(((payload.length + 7) & ~7) + 128, 50);
+    try {
+      while (this.#failure === undefined) {
+        envelope.correlationId = correlationId;
+        if (producer.tryWrite(codec, bytes, envelope)) return true;
+        // Waiting (rare: the ring is full), on a copy: a device lost meanwhile unmaps the readback it lies in.
+        if (bytes === payload) bytes = payload.slice();
+        this.#roomWaitSince ??= performance.now();
+        producer.wakeConsumer();
+        await producer.waitForSpaceAsync(((payload.length + 7) & ~7) + 128, 50);
+      }
+      return false;
+    } finally {
+      this.#roomWaitSince = undefined;
     }
-    return false;
   }
 
   #deadLetter(slot: Slot, i: number, reason: BatchDeadLetterReason, errorNumber: number, message: string): void {

@@ -14,6 +14,11 @@ import { WebGpuBatchEngine } from './batch-engine.js';
 import type { BatchDeadLetter, BatchDone } from './batch-engine-contract.js';
 import { buildWgslProgram } from './wgsl-program.js';
 
+/** How often a snapshot looks whether the batches it waits for are stalled on a full output ring. */
+const SNAPSHOT_POLL_MS = 20;
+/** How long a batch may wait for output room before a snapshot gives up on it (outputs nobody reads). */
+const OUTPUT_STALL_MS = 250;
+
 /** A codec that is a `defineMessage` schema (its WGSL struct can be generated), not raw bytes. */
 function isSchema(codec: unknown): codec is MessageSchema {
   return typeof codec === 'object' && codec !== null && Array.isArray((codec as MessageSchema).fields);
@@ -116,8 +121,28 @@ export class HostedWebGpuKernel implements RunningKernel {
    * finished batch, which matches the input ring held at the first unfinished frame.
    */
   async snapshot(): Promise<Uint8Array> {
-    if (this.#shell.state !== 'Active') await this.#engine.settled();
+    if (this.#shell.state !== 'Active') await this.#settledOrRefused();
     return this.#engine.stateSnapshot();
+  }
+
+  /**
+   * Waits for the batches in flight, unless one of them waits for room in an output ring nobody reads: it would
+   * finish only once its consumer reads, so the snapshot is refused (with what to do) rather than left pending.
+   */
+  async #settledOrRefused(): Promise<void> {
+    let settled = false;
+    const done = this.#engine.settled().then(() => {
+      settled = true;
+    });
+    while (!settled) {
+      await Promise.race([done, new Promise((resolve) => setTimeout(resolve, SNAPSHOT_POLL_MS))]);
+      const since = this.#engine.roomWaitSince;
+      if (!settled && since !== undefined && performance.now() - since >= OUTPUT_STALL_MS) {
+        throw new Error(
+          `a batch in flight has waited ${OUTPUT_STALL_MS} ms for room in a full output ring: read the kernel's outputs, then checkpoint again`,
+        );
+      }
+    }
   }
 
   abort(): void {
