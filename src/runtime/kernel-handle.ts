@@ -892,7 +892,6 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       tracer.retract();
       return false;
     }
-    this.#afterWrite?.();
     const messageId = this.#nextMessageId++;
     this.#sent++;
     if (startNs >= 0) {
