@@ -402,7 +402,7 @@ function registerTracingMetrics(runtime: MetricsSource, registers: Registry[]): 
   );
   new Counter({
     name: 'ringkernel_tracing_traces_shed_total',
-    help: 'Messages the sampler chose but the origin left untraced, whole: over the rate cap (rate), no room in the host\'s telemetry ring (room), or the exporter behind with the destination kernel\'s ring half full (export).',
+    help: "Messages the sampler chose but the origin left untraced, whole: over the rate cap (rate), no room in the host's telemetry ring (room), or the exporter behind with the destination kernel's ring half full (export).",
     labelNames: ['reason'],
     registers,
     collect() {
