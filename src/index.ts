@@ -59,7 +59,7 @@ export type { HlcTimestamp, HybridLogicalClockOptions } from './wire/hlc.js';
 
 // --- Talking to a launched kernel -------------------------------------------------------------------------------
 export { KernelHandle } from './runtime/kernel-handle.js';
-export type { CallOptions, Dim3, KernelMetrics, ReceiveOptions, SendOptions } from './runtime/kernel-handle.js';
+export type { CallOptions, Dim3, KernelMetrics, ReceiveOptions, SendOptions } from './runtime/kernel-handle-options.js';
 export { KernelStatus, kernelStatusName } from './wire/kernel-status.js';
 export type { KernelStatusCode, KernelStatusName } from './wire/kernel-status.js';
 export type { DeadLetter, DeadLetterStream } from './runtime/dead-letters.js';

@@ -33,6 +33,19 @@ const LAYERS: readonly (readonly string[])[] = [
  */
 const ALLOWED_UPWARD = { importer: 'supervision/supervisor.ts', targetPart: 'runtime', typeOnly: true } as const;
 
+/**
+ * The most lines a file of `src/` may have. Past it a file has more than one job you can say in a line (the
+ * handle's hot paths and its cold ones, a facade and its parts): split it along the seams its callers use.
+ */
+const MAX_FILE_LINES = 800;
+
+/** Lines as an editor numbers them: a final newline ends the last line, it does not start another. */
+function lineCount(text: string): number {
+  if (text.length === 0) return 0;
+  const newlines = text.split('\n').length - 1;
+  return text.endsWith('\n') ? newlines : newlines + 1;
+}
+
 /** One import of one module: the specifier as written, and whether the compiler erases it. */
 interface ImportRef {
   readonly specifier: string;
@@ -212,6 +225,14 @@ describe('architecture: the layers of src/', () => {
     };
     for (const path of graph.keys()) visit(path, []);
     assert.deepEqual(cycles, []);
+  });
+
+  it(`keeps every file of src/ within ${MAX_FILE_LINES} lines`, () => {
+    const long = listSources(srcRoot)
+      .map((file) => ({ path: toPosix(relative(srcRoot, file)), lines: lineCount(readFileSync(file, 'utf8')) }))
+      .filter((file) => file.lines > MAX_FILE_LINES)
+      .map((file) => `src/${file.path}: ${file.lines} lines`);
+    assert.deepEqual(long, [], 'a file this long has more than one job: split it along the seams its callers use');
   });
 
   it('never imports tests, benchmarks, examples or scripts from src/', () => {

@@ -12,11 +12,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { type DeadLetter, type KernelHandle, RingKernelRuntime } from '../src/index.js';
+import type { DeadLetter, KernelHandle, RingKernelRuntime } from '../src/index.js';
 import { WebGpuError } from '../src/webgpu.js';
 import { WgslAddOne } from './fixtures/webgpu-kernels.js';
 import { eventually } from './support/eventually.js';
-import { webgpuMissing } from './support/webgpu.js';
+import { letteredValues, startWebGpuRuntime, webgpuMissing } from './support/webgpu.js';
 
 /** The device thread listens for the hook only when its environment says so (it copies ours when it starts). */
 process.env.RINGKERNEL_WEBGPU_TEST_HOOKS = '1';
@@ -51,7 +51,6 @@ async function deviceHook(hook: 'lose-device' | 'uncaptured-error'): Promise<voi
 describe('a lost WebGPU device (real adapter; the loss is a real device.destroy() through a test hook)', () => {
   let skip: string | undefined;
   let runtime: RingKernelRuntime;
-  const letters: DeadLetter[] = [];
   type Words = KernelHandle<{ value: number }, { value: number }>;
   let busy: Words;
   let streaming: Words;
@@ -59,19 +58,14 @@ describe('a lost WebGPU device (real adapter; the loss is a real device.destroy(
   let idle: Words;
   let supervised: Words;
   let doomed: Promise<unknown>;
+  let letters: DeadLetter[] = [];
   const lettered = (kernel: string): number[] =>
-    letters
-      .filter((l) => l.kernel === kernel && l.reason === 'kernel-failed')
-      .map((l) => new DataView(l.payload.buffer, l.payload.byteOffset).getUint32(0, true));
+    letteredValues(letters, (l) => l.kernel === kernel && l.reason === 'kernel-failed');
 
   before(async () => {
     skip = await webgpuMissing();
     if (skip !== undefined) return;
-    runtime = await RingKernelRuntime.builder()
-      .backend('webgpu', { allowFallback: true })
-      .config({ workers: 1 })
-      .build();
-    runtime.deadLetters.on('deadLetter', (letter) => letters.push(letter));
+    ({ runtime, letters } = await startWebGpuRuntime());
     const supervisor = runtime.supervisor({ name: 'gpu', maxRestarts: 5, windowMs: 60_000, backoff: { initialMs: 0 } });
     busy = (await runtime.launch(WgslAddOne, 1, 1, { name: 'busy', autoActivate: true })) as unknown as Words;
     // Launched and never activated: each holds a queue when the device goes.
@@ -168,12 +162,7 @@ describe('an uncaptured WebGPU error (real adapter; a real validation error made
   it("fails the device's kernels with WebGpuError of that kind, dead-letters their queues; a supervised kernel restarts on a new device", async (t) => {
     const skip = await webgpuMissing();
     if (skip !== undefined) return t.skip(skip);
-    const runtime = await RingKernelRuntime.builder()
-      .backend('webgpu', { allowFallback: true })
-      .config({ workers: 1 })
-      .build();
-    const letters: DeadLetter[] = [];
-    runtime.deadLetters.on('deadLetter', (letter) => letters.push(letter));
+    const { runtime, letters } = await startWebGpuRuntime();
     try {
       const supervisor = runtime.supervisor({
         name: 'gpu',
@@ -201,9 +190,7 @@ describe('an uncaptured WebGPU error (real adapter; a real validation error made
       });
       await eventually(() => assert.equal(plain.status, 'Failed'), 20_000);
       const lettered = (kernel: string): number[] =>
-        letters
-          .filter((l) => l.kernel === kernel && l.reason === 'kernel-failed')
-          .map((l) => new DataView(l.payload.buffer, l.payload.byteOffset).getUint32(0, true));
+        letteredValues(letters, (l) => l.kernel === kernel && l.reason === 'kernel-failed');
       await eventually(
         () => assert.deepEqual(lettered('plain'), [...Array.from({ length: QUEUED }, (_, i) => 1000 + i), 7]),
         20_000,
@@ -227,12 +214,7 @@ describe('a WebGPU device lost while a batch waits for room in a full output rin
   it('the answers written stay answered, the rest is dead-lettered: every message exactly once, in order', async (t) => {
     const skip = await webgpuMissing();
     if (skip !== undefined) return t.skip(skip);
-    const runtime = await RingKernelRuntime.builder()
-      .backend('webgpu', { allowFallback: true })
-      .config({ workers: 1 })
-      .build();
-    const letters: DeadLetter[] = [];
-    runtime.deadLetters.on('deadLetter', (letter) => letters.push(letter));
+    const { runtime, letters } = await startWebGpuRuntime();
     try {
       const kernel = await runtime.launch(WgslAddOne, 1, 1, { name: 'blocked', autoActivate: true, queueCapacity: 64 });
       // Nobody reads the outputs: send until both rings are full and the batch in hand waits for room (half a
@@ -248,10 +230,7 @@ describe('a WebGPU device lost while a batch waits for room in a full output rin
       assert.ok(sent > 64, `${sent} sent: more than the output ring holds`);
       await deviceHook('lose-device');
       const answered: number[] = [];
-      const lettered = (): number[] =>
-        letters
-          .filter((l) => l.kernel === 'blocked')
-          .map((l) => new DataView(l.payload.buffer, l.payload.byteOffset).getUint32(0, true));
+      const lettered = (): number[] => letteredValues(letters, (l) => l.kernel === 'blocked');
       await eventually(() => {
         for (let out = kernel.tryReceive(); out !== undefined; out = kernel.tryReceive()) answered.push(out.value - 1);
         assert.equal(kernel.status, 'Failed');

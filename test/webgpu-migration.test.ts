@@ -9,12 +9,12 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { type MigrationReport, RingKernelRuntime } from '../src/index.js';
+import type { MigrationReport } from '../src/index.js';
 import { WebGpuError } from '../src/webgpu.js';
 import { WgslAddOne, WgslTotal } from './fixtures/webgpu-kernels.js';
 import { eventually } from './support/eventually.js';
 import { Random, TEST_SEED } from './support/random.js';
-import { webgpuMissing } from './support/webgpu.js';
+import { startWebGpuRuntime, webgpuMissing } from './support/webgpu.js';
 
 process.env.RINGKERNEL_WEBGPU_TEST_HOOKS = '1';
 after(() => {
@@ -44,10 +44,7 @@ describe('migrating a WebGPU kernel between two devices of one adapter (real ada
   it('moves state and queue 0 → 1 → 0 → 1 under a seeded stream: every message once, the running sum exact', async (t) => {
     const skip = await webgpuMissing();
     if (skip !== undefined) return t.skip(skip);
-    const runtime = await RingKernelRuntime.builder()
-      .backend('webgpu', { allowFallback: true })
-      .config({ workers: 2, devices: 2 })
-      .build();
+    const { runtime } = await startWebGpuRuntime({ config: { workers: 2, devices: 2 } });
     try {
       const kernel = await runtime.launch(WgslTotal, 1, 1, {
         name: 'totals',

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { type DeadLetter, InvalidArgumentError, RingKernelRuntime, StateSnapshotError } from '../src/index.js';
+import { type DeadLetter, InvalidArgumentError, type RingKernelRuntime, StateSnapshotError } from '../src/index.js';
 import { WgslCompileError, WgslSchemaError } from '../src/webgpu.js';
 import {
   CpuDouble,
@@ -21,21 +21,17 @@ import {
 import { eventually, within } from './support/eventually.js';
 import { OtlpReceiver } from './support/otlp-receiver.js';
 import { Random, TEST_SEED } from './support/random.js';
-import { webgpuMissing } from './support/webgpu.js';
+import { startWebGpuRuntime, webgpuMissing } from './support/webgpu.js';
 
 describe('WebGPU kernels in the runtime (real adapter)', () => {
   let skip: string | undefined;
   let runtime: RingKernelRuntime | undefined;
-  const letters: DeadLetter[] = [];
+  let letters: DeadLetter[] = [];
 
   before(async () => {
     skip = await webgpuMissing();
     if (skip !== undefined) return;
-    runtime = await RingKernelRuntime.builder()
-      .backend('webgpu', { allowFallback: true })
-      .config({ workers: 1 })
-      .build();
-    runtime.deadLetters.on('deadLetter', (letter) => letters.push(letter));
+    ({ runtime, letters } = await startWebGpuRuntime());
   });
   after(async () => {
     await runtime?.shutdown();
@@ -281,11 +277,7 @@ describe('WebGPU kernels, traced (real adapter, real OTLP receiver)', () => {
     const skip = await webgpuMissing();
     if (skip !== undefined) return t.skip(skip);
     const receiver = await OtlpReceiver.start();
-    const runtime = await RingKernelRuntime.builder()
-      .backend('webgpu', { allowFallback: true })
-      .config({ workers: 1 })
-      .tracing({ endpoint: receiver.url, exportIntervalMs: 20 })
-      .build();
+    const { runtime } = await startWebGpuRuntime({ tracing: { endpoint: receiver.url, exportIntervalMs: 20 } });
     try {
       const kernel = await runtime.launch(WgslAddOne, 1, 1, { name: 'traced', autoActivate: true });
       assert.equal((await kernel.call({ value: 1 })).value, 2);
@@ -316,10 +308,7 @@ describe('WebGPU runtime teardown with batches in flight (real adapter)', () => 
   it('shuts down mid-stream: no crash, every message handled (drain) and counted, the process goes on', async (t) => {
     const skip = await webgpuMissing();
     if (skip !== undefined) return t.skip(skip);
-    const runtime = await RingKernelRuntime.builder()
-      .backend('webgpu', { allowFallback: true })
-      .config({ workers: 1 })
-      .build();
+    const { runtime } = await startWebGpuRuntime();
     const kernel = await runtime.launch(WgslCount, 1, 1, { name: 'teardown', autoActivate: true, queueCapacity: 8192 });
     const random = new Random(TEST_SEED ^ 0x7e);
     let sent = 0;

@@ -1,32 +1,10 @@
 import type { DeadLetterReport } from '../executor/protocol.js';
-import type { CircuitBreaker } from '../operations/circuit-breaker.js';
+import type { CallOptions, SendOptions } from '../operations/message-options.js';
 import type { KernelStatusName } from '../wire/kernel-status.js';
 import type { MessageCodec } from '../wire/message-schema.js';
 import type { PlacedLaunchOptions } from './kernel-placement.js';
 
-/** How a send behaves when the kernel's queue is full: the options of a kernel handle's `send`. */
-export interface SendOptions {
-  /** `'wait'` (default): wait for room, in order. `'reject'`: fail with `QueueFullError`. */
-  readonly onFull?: 'wait' | 'reject';
-  /** Longest wait for room, in ms (default: no limit). */
-  readonly timeout?: number;
-  /** Cancels the wait for room. */
-  readonly signal?: AbortSignal;
-  /** The message's priority, 0…255. */
-  readonly priority?: number;
-}
-
-/** The options of a kernel handle's `call`. */
-export interface CallOptions {
-  /** Guards the call: refused while the breaker is open; a failed call counts against it. */
-  readonly breaker?: CircuitBreaker;
-  /** Longest wait for the response, in ms. Default 30 000. */
-  readonly timeout?: number;
-  /** Cancels the call. */
-  readonly signal?: AbortSignal;
-  /** The request's priority, 0…255. */
-  readonly priority?: number;
-}
+export type { CallOptions, SendOptions } from '../operations/message-options.js';
 
 /**
  * A kernel's metrics as a reference sees them: its counters and queues (a local handle's `KernelMetrics` has these

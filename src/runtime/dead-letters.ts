@@ -53,3 +53,21 @@ export class DeadLetterStream extends EventEmitter<{ deadLetter: [DeadLetter] }>
     this.emit('deadLetter', letter);
   }
 }
+
+/** The letter of a message sent by name to no live kernel (reason `unknown-kernel`): a byte payload is kept. */
+export function unknownKernelLetter(
+  name: string,
+  message: unknown,
+  error: Error & { readonly code: string },
+): DeadLetter {
+  return {
+    kernel: name,
+    reason: 'unknown-kernel',
+    error: { name: error.name, message: error.message, code: error.code },
+    messageId: 0,
+    correlationId: 0,
+    typeId: 0,
+    payload: message instanceof Uint8Array ? message.slice() : new Uint8Array(0),
+    at: new Date(),
+  };
+}

@@ -5,6 +5,8 @@ import type { RuntimeLifecycleState } from './runtime-lifecycle.js';
 /** A kernel as admission sees it: the lowest priority it admits, and how it reports a refused message. */
 export interface AdmittingKernel {
   admit(minPriority: number, refusal: Refusal | undefined): void;
+  /** Work not yet done: queued input, waiting sends, calls awaiting answers, non-empty link rings. */
+  readonly pendingWork: number;
 }
 
 /** What admission needs from the runtime. */
@@ -62,6 +64,22 @@ export class KernelAdmission {
             },
     };
     this.apply();
+  }
+
+  /**
+   * Waits, looking every 2 ms, until no kernel has work left or `timeoutMs` has passed (the runtime's drain, once
+   * new work is refused): the work left then, and how long it waited.
+   */
+  async workDone(timeoutMs: number): Promise<{ readonly pendingWork: number; readonly waitedMs: number }> {
+    const started = performance.now();
+    let pendingWork = 0;
+    for (;;) {
+      pendingWork = 0;
+      for (const kernel of this.#port.kernels()) pendingWork += kernel.pendingWork;
+      if (pendingWork === 0 || performance.now() - started >= timeoutMs) break;
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    return { pendingWork, waitedMs: Math.round(performance.now() - started) };
   }
 
   /** Applies the admission the runtime's state calls for to every live kernel (after a change of either). */

@@ -6,7 +6,6 @@ import type { DeviceBatchMetrics } from '../kernel/device-batch-metrics.js';
 import type { AnyKernelDefinition } from '../kernel/kernel-definition.js';
 import type { LatencyHistogram, LatencySummary } from '../kernel/latency-histogram.js';
 import type { LifecycleInspection } from '../kernel/lifecycle-inspection.js';
-import type { CircuitBreaker } from '../operations/circuit-breaker.js';
 import type { HostSpanWriter } from '../telemetry/host-span-writer.js';
 import type { ControlBlock } from '../wire/control-block.js';
 import type { FrameRingMemory } from '../wire/frame-ring.js';
@@ -14,42 +13,14 @@ import type { KernelStatusName } from '../wire/kernel-status.js';
 import type { DeadLetter } from './dead-letters.js';
 import type { KernelHandle } from './kernel-handle.js';
 
+export type { CallOptions, SendOptions } from '../operations/message-options.js';
+
 /**
  * What a {@link KernelHandle} is built from and speaks in: its options, its metrics, its failure listener, and the
  * init the launcher builds it with.
  */
 /** A grid or block size: a count, or up to three dimensions. */
 export type Dim3 = number | readonly [number, number?, number?];
-
-/** How a send behaves when the kernel's input queue is full. */
-export interface SendOptions {
-  /** `'wait'` (default): wait for room, in order. `'reject'`: fail at once with `QueueFullError`. */
-  readonly onFull?: 'wait' | 'reject';
-  /** Longest wait for room, in ms: 0…2³¹−1, or `Infinity` (the default: no limit). */
-  readonly timeout?: number;
-  /** Cancels the wait for room (an aborted one sends nothing): rejects with `AbortedError`, the reason its cause. */
-  readonly signal?: AbortSignal;
-  /** The message's priority, 0…255 (default {@link Priority.Normal}): load shedding refuses the lowest first. */
-  readonly priority?: number;
-}
-
-/** Options of {@link KernelHandle.call}. */
-export interface CallOptions {
-  /**
-   * Guards the call: refused at once with `CircuitOpenError` while the breaker is open; a failed call (handler
-   * error, timeout, kernel failure) counts against it.
-   */
-  readonly breaker?: CircuitBreaker;
-  /** Longest wait for the response, in ms: 0…2³¹−1, or `Infinity` for no limit. Default 30 000. */
-  readonly timeout?: number;
-  /**
-   * Cancels the call: an aborted signal sends nothing; one that aborts later rejects with `AbortedError` (the
-   * reason its cause), and the response, should it still come, is a dead letter (`late-response`).
-   */
-  readonly signal?: AbortSignal;
-  /** The request's priority, 0…255 (default {@link Priority.Normal}). */
-  readonly priority?: number;
-}
 
 /** Options of {@link KernelHandle.receive}. */
 export interface ReceiveOptions {

@@ -1,31 +1,30 @@
 import { type Relaunch, relaunchOf } from '../bridge/relaunch.js';
 import type { KernelTransfer } from '../bridge/transfer-bridge.js';
 import type { KernelCheckpoint } from '../devices/checkpoint.js';
-import { ErrorNumber } from '../errors/codes.js';
+import type { MigratableKernel } from '../devices/kernel-migrator.js';
 import { HandlerFailedError, InvalidStateError, KernelFailedError } from '../errors/runtime-errors.js';
 import { AbortedError, TimeoutError } from '../errors/value-errors.js';
-import { ERROR_REPLY_TYPE_ID, type SerializedError } from '../executor/protocol.js';
+import { ERROR_REPLY_TYPE_ID } from '../executor/protocol.js';
 import type { DeviceBatchMetrics } from '../kernel/device-batch-metrics.js';
-import { lifecycleAccepts } from '../kernel/kernel-lifecycle.js';
 import { LatencyHistogram } from '../kernel/latency-histogram.js';
 import { isPriority, Priority } from '../kernel/priority.js';
 import { checkOptions, checkSignal, checkTimeout } from '../kernel/wait-options.js';
+import type { KernelSupervision } from '../supervision/supervisor.js';
 import type { DetachedSpan, HostSpanWriter } from '../telemetry/host-span-writer.js';
-import { LifecycleTransition, SpanRecordKind, TRACE_FLAG_TRUNCATED } from '../telemetry/span-record.js';
-import { type ControlBlock, ErrorCode } from '../wire/control-block.js';
+import { TRACE_FLAG_TRUNCATED } from '../telemetry/span-record.js';
+import type { ControlBlock } from '../wire/control-block.js';
 import type { Envelope } from '../wire/envelope.js';
 import { spinFor } from '../wire/eventcount.js';
 import { FrameConsumer } from '../wire/frame-consumer.js';
-import { FrameFlags, FrameHeader } from '../wire/frame-header.js';
+import { FrameFlags } from '../wire/frame-header.js';
 import { FrameProducer } from '../wire/frame-producer.js';
-import { createFrameRing, type FrameRingMemory } from '../wire/frame-ring.js';
+import type { FrameRingMemory } from '../wire/frame-ring.js';
 import type { FrameView } from '../wire/frame-view.js';
 import { KernelStatus, type KernelStatusName, kernelStatusName } from '../wire/kernel-status.js';
 import type { MessageCodec } from '../wire/message-schema.js';
-import { RingOffset } from '../wire/ring-signal.js';
+import { CallWaiters, type PendingCall } from './call-waiters.js';
 import type {
   CallOptions,
-  KernelFailureListener,
   KernelHandleInit,
   KernelMetrics,
   LinkCommand,
@@ -33,27 +32,10 @@ import type {
   Refusal,
   SendOptions,
 } from './kernel-handle-options.js';
-
-export type { DormantInstance } from './kernel-migration.js';
-
-import type { MigratableKernel } from '../devices/kernel-migrator.js';
-import { CallWaiters, type PendingCall, type WaitersOwner } from './call-waiters.js';
-import type { DeadLetter } from './dead-letters.js';
-import { errorNumberFrom, type InstanceOwner, KernelInstance } from './kernel-instance.js';
-import { salvageInput } from './kernel-recovery.js';
-import { type SendQueueOwner, type WaitingSend, WaitingSends } from './send-queue.js';
-import { checkSendOptions, refusalOf, refusedLetter } from './send-refusal.js';
-
-export type {
-  CallOptions,
-  Dim3,
-  KernelFailureListener,
-  KernelHandleInit,
-  KernelMetrics,
-  ReceiveOptions,
-  Refusal,
-  SendOptions,
-} from './kernel-handle-options.js';
+import { type HandleAccess, HandlePort, outputCheck, remoteErrorOf } from './kernel-handle-port.js';
+import { KernelInstance } from './kernel-instance.js';
+import { WaitingSends } from './send-queue.js';
+import { checkSendOptions } from './send-refusal.js';
 
 const RESOLVED = Promise.resolve();
 /** The options of a send or call that gave none (no allocation per send). */
@@ -89,9 +71,6 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   #consumer: FrameConsumer;
   /** The input ring (an empty stand-in once the kernel ended and its rings went back for reuse). */
   #inputMemory: FrameRingMemory;
-  #ringsReleased = false;
-  /** Calls that gave up after their request was written: their responses, should they come, are dead letters. */
-  readonly #abandoned = new Map<number, Error>();
   /**
    * Set the moment `terminate()` is called: from then on the kernel takes no new message, so nothing is written
    * into its input ring after the worker's last look at it (a frame written then would be neither handled nor
@@ -119,30 +98,17 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   readonly #received: OutView[] = [];
   /** Sends waiting for room in the input ring. */
   readonly #waitingSends: WaitingSends;
-  /** Traced calls whose answer says the kernel's span was not recorded (cleared when the call's span ends). */
-  readonly #truncatedCalls = new Set<number>();
   /** Round trip of calls answered with a result, host side: request written (or queued) to its response read. */
   readonly #callLatency = new LatencyHistogram();
-  readonly #launchedAt = performance.now();
   readonly #exited: Promise<void>;
-  /** Whether anyone asked this kernel to activate (a call to a kernel nobody will activate is refused at once). */
-  #activationAsked = false;
-  /** The terminate under way (or done), so that terminating twice waits for the one. */
-  #terminating: Promise<void> | undefined;
   #markExited!: () => void;
-  /**
-   * A timer that holds the event loop while someone waits on {@link KernelHandle.exited} and the kernel has not
-   * exited: the kernel's ports do not hold it (an idle runtime must let the process end), so without it a bare
-   * `await handle.exited` could outlive everything else in the process and never settle.
-   */
-  #exitHold: NodeJS.Timeout | undefined;
-  #hasExited = false;
   #nextMessageId: number;
   #sent = 0;
   #pumping = false;
   #failure: Error | undefined;
-  #lastErrorMessage: string | undefined;
   #exitStatus: 'Terminated' | 'Failed' | undefined;
+  /** What the handle's parts need of it, and the cold paths of its end (its failure, its exit). */
+  readonly #port: HandlePort;
   /** The current instance in its worker: lifecycle commands, reports, restarts, migrations, checkpoints. */
   readonly #instance: KernelInstance;
   /**
@@ -150,7 +116,6 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    * (nothing) while the runtime accepts no work. One compare on the send path.
    */
   #minPriority = 0;
-  #refusal: Refusal | undefined;
   readonly #onOutput = (frame: FrameView): void => this.#dispatch(frame);
   /** The pump's spin test: whether output is there (on `dma`, after carrying the rings across itself). */
   #hasOutput: () => boolean;
@@ -172,12 +137,13 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     this.#transfer = init.transfer;
     this.#afterWrite = init.transfer.afterInputWrite;
     this.#spinMs = init.transfer.strategy === 'dma' ? HOST_SPIN_DMA_MS : HOST_SPIN_MS;
-    this.#hasOutput = this.#outputCheck(init.transfer);
+    this.#hasOutput = outputCheck(init.transfer, this.#consumer);
     this.#nextMessageId = init.firstMessageId ?? 1;
     this.#exited = new Promise((resolve) => {
       this.#markExited = resolve;
     });
-    const port = new KernelHandle.#Port(this as KernelHandle);
+    const port = new HandlePort(this as KernelHandle, init, this.#exited, KernelHandle.#access);
+    this.#port = port;
     this.#waiters = new CallWaiters<OutView>(port);
     this.#calls = this.#waiters.calls;
     this.#receivers = this.#waiters.receivers;
@@ -185,158 +151,58 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     this.#instance = new KernelInstance(port);
   }
 
-  /**
-   * What the handle's parts — its instance control, call waiters and waiting sends — need of it, each through the
-   * interface it declares: one small object per handle whose methods are shared (closures would cost each of
-   * thousands of kernels their own). Nested in the class, it reads the handle's private state.
-   */
-  static readonly #Port = class HandlePort implements InstanceOwner, WaitersOwner, SendQueueOwner {
-    readonly handle: KernelHandle;
-    readonly name: string;
-    readonly instanceId: number;
-    readonly control: ControlBlock;
-    readonly init: KernelHandleInit;
-    readonly tracer: HostSpanWriter | undefined;
-    readonly exited: Promise<void>;
-    readonly onFull: 'wait' | 'reject';
-
-    constructor(handle: KernelHandle) {
-      this.handle = handle;
-      this.name = handle.name;
-      this.instanceId = handle.instanceId;
-      this.control = handle.#control;
-      this.init = handle.#init;
-      this.tracer = handle.#tracer;
-      this.exited = handle.#exited;
-      this.onFull = handle.#init.onFull;
-    }
-
-    failure(): Error | undefined {
-      return this.handle.#failure;
-    }
-
-    failed(): boolean {
-      return this.handle.#failure !== undefined;
-    }
-
-    exitStatus(): 'Terminated' | 'Failed' | undefined {
-      return this.handle.#exitStatus;
-    }
-
-    hasEnded(): boolean {
-      return this.handle.#exitStatus !== undefined;
-    }
-
-    status(): KernelStatusName {
-      return this.handle.status;
-    }
-
-    transfer(): KernelTransfer {
-      return this.handle.#transfer;
-    }
-
-    useTransfer(transfer: KernelTransfer): void {
-      const handle = this.handle;
+  /** The handle's private state as its port reads and changes it (see {@link HandleAccess}). */
+  static readonly #access: HandleAccess = {
+    failure: (handle) => handle.#failure,
+    exitStatus: (handle) => handle.#exitStatus,
+    setExitStatus: (handle, status) => {
+      handle.#exitStatus = status;
+    },
+    setFailure: (handle, error) => {
+      handle.#failure = error;
+    },
+    close: (handle) => {
+      handle.#closed = true;
+    },
+    transfer: (handle) => handle.#transfer,
+    useTransfer: (handle, transfer) => {
       handle.#transfer = transfer;
       handle.#afterWrite = transfer.afterInputWrite;
-      handle.#hasOutput = handle.#outputCheck(transfer);
-    }
-
-    fail(error: Error, salvage?: 'kernel-failed' | 'discarded-on-terminate'): void {
-      this.handle.#fail(error, salvage);
-    }
-
-    ended(status: 'Terminated' | 'Failed'): void {
-      this.handle.#exitStatus = status;
-      this.handle.#settleExit();
-    }
-
-    instanceGone(): void {
-      this.handle.#releaseRings();
-    }
-
-    reopened(): void {
-      this.handle.#exitStatus = undefined;
-    }
-
-    resumeTraffic(): void {
-      const handle = this.handle;
-      if (handle.#waitingSends.length > 0) void handle.#waitingSends.flush();
+      handle.#hasOutput = outputCheck(transfer, handle.#consumer);
+    },
+    producer: (handle) => handle.#producer,
+    consumer: (handle) => handle.#consumer,
+    waiters: (handle) => handle.#waiters,
+    waitingSends: (handle) => handle.#waitingSends,
+    instance: (handle) => handle.#instance,
+    afterWrite: (handle) => handle.#afterWrite?.(),
+    takeMessageId: (handle) => handle.#nextMessageId++,
+    countSent: (handle) => {
+      handle.#sent++;
+    },
+    holdRequestSpan: (handle, span) => {
+      handle.#requestSpan = span;
+    },
+    pumpIfWaiting: (handle) => {
       if (handle.#waiting()) handle.#pump();
-    }
-
-    stopTaking(): void {
-      const handle = this.handle;
-      // Sends still waiting for room would be written after the worker's last look at its queue (or into a ring
-      // nobody consumes any more): they are refused, each a dead letter.
-      handle.#closed = true;
-      // The error only when a send waits: one made (with its stack) at every terminate costs churn dearly.
-      if (handle.#failure !== undefined || handle.#waitingSends.length === 0) return;
-      const error = new InvalidStateError(
-        handle.name,
-        'send to',
-        'Terminating',
-        'Active',
-        'and takes no more messages: this send was still waiting for room in its queue',
-      );
-      handle.#waitingSends.drop(error, 'discarded-on-terminate');
-    }
-
-    lastError(message: string): void {
-      this.handle.#lastErrorMessage = message;
-    }
-
-    rejectCall(messageId: number, error: Error): void {
-      this.handle.#calls.get(messageId)?.reject(error);
-    }
-
-    callGaveUp(messageId: number, error: Error): void {
-      this.handle.#callGaveUp(messageId, error);
-    }
-
-    takeMessageId(): number {
-      return this.handle.#nextMessageId++;
-    }
-
-    holdRequestSpan(span: DetachedSpan): void {
-      this.handle.#requestSpan = span;
-    }
-
-    tryWrite(send: WaitingSend): boolean {
-      const handle = this.handle;
-      if (!handle.#producer.tryWrite(send.codec, send.bytes, send.envelope)) return false;
-      handle.#afterWrite?.();
-      return true;
-    }
-
-    waitForSpace(frameBytes: number, ms: number): Promise<boolean> {
-      // On `dma` the room comes back through the mirror thread: it must not sleep through this wait (a host that
-      // carries its own frames across never kicks it).
-      this.handle.#transfer.wakeMirror?.();
-      return this.handle.#producer.waitForSpaceAsync(frameBytes, ms);
-    }
-
-    sent(): void {
-      this.handle.#sent++;
-    }
-
-    taken(): number {
-      return Number(this.handle.#control.messagesReceived);
-    }
-
-    outputsUnread(): boolean {
-      const handle = this.handle;
-      return (
-        handle.#receivers.length === 0 &&
-        handle.#calls.size === 0 &&
-        handle.status === 'Active' &&
-        handle.#consumer.availableReadBytes() * 2 >= handle.#init.output.ring.byteLength - RingOffset.DATA
-      );
-    }
-
-    onDeadLetter(letter: DeadLetter): void {
-      this.handle.#init.onDeadLetter(letter);
-    }
+    },
+    drainOutputs: (handle) => {
+      handle.#consumer.drain(handle.#onOutput);
+    },
+    standOver: (handle, ring) => {
+      handle.#producer = new FrameProducer(ring);
+      handle.#consumer = new FrameConsumer(ring, { spin: 0 });
+      handle.#inputMemory = ring;
+    },
+    markExited: (handle) => handle.#markExited(),
+    takeRequestSpan: (handle) => {
+      const span = handle.#requestSpan;
+      handle.#requestSpan = undefined;
+      return span;
+    },
+    closed: (handle) => handle.#closed,
+    sent: (handle) => handle.#sent,
+    outputsHeld: (handle) => handle.#received.length,
   };
 
   /** The lifecycle state, read from the ControlBlock (no message). */
@@ -355,9 +221,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    * on another thread (a handler failure, a device fault), and nothing else keeps node running meanwhile.
    */
   get exited(): Promise<void> {
-    // The longest interval node takes (about 24.8 days); it never fires before the exit clears it.
-    if (!this.#hasExited && this.#exitHold === undefined) this.#exitHold = setInterval(() => {}, 0x7fff_ffff);
-    return this.#exited;
+    return this.#port.heldExit();
   }
 
   /** @internal {@link KernelHandle.exited} for the runtime's own watchers, which must not hold the process open. */
@@ -370,14 +234,12 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    * resolves (launch activates by default, so code written for `autoActivate: false` keeps working).
    */
   activate(): Promise<void> {
-    this.#activationAsked = true;
-    return this.#instance.command('ACTIVATE', 'activate');
+    return this.#port.activate();
   }
 
   /** @internal The launch's attach activated the kernel (`autoActivate`): as if `activate()` had been answered. */
   activatedAtLaunch(): void {
-    this.#activationAsked = true;
-    this.#instance.activatedAtAttach();
+    this.#port.activatedAtLaunch();
   }
 
   /** Deactivates the kernel: it stays resident and stops taking input; what is sent meanwhile waits, in order. */
@@ -392,14 +254,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    * RK_TERMINATION_TIMEOUT as cause).
    */
   terminate(options: { readonly drain?: boolean } = {}): Promise<void> {
-    // Once asked, a kernel terminates once: a second terminate (a stopped actor's, then shutdown's) waits for it.
-    if (this.#terminating !== undefined) return this.#terminating;
-    const terminating = this.#instance.terminate(options.drain ?? this.#init.drainOnTerminate);
-    this.#terminating = terminating;
-    terminating.catch(() => {
-      if (this.#terminating === terminating) this.#terminating = undefined;
-    });
-    return terminating;
+    return this.#port.terminate(options.drain);
   }
 
   /**
@@ -461,18 +316,9 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       const priority = checked.priority ?? Priority.Normal;
       this.#checkSendable('call', request, priority);
       // Launched and never asked to activate: the kernel takes no input, and the call would only time out.
-      const instance = this.#instance;
-      if (this.status === 'Launched' && !this.#activationAsked && !instance.supervised && !instance.suspended) {
-        throw new InvalidStateError(
-          this.name,
-          'call',
-          'Launched',
-          'Active',
-          'launched with { autoActivate: false } and not yet activated, so it takes no input: call activate() first',
-        );
-      }
+      if (this.#control.status === KernelStatus.Launched) this.#port.checkCallable();
       if (this.#waitingSends.length === 0 && this.#write(request, FrameFlags.REQUEST, priority)) {
-        this.#traceCall(response, messageId, request);
+        if (this.#requestSpan !== undefined) this.#port.traceCall(response, messageId, request);
         this.#pump();
         return response;
       }
@@ -488,7 +334,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
           () => this.#pump(),
           (error: Error) => this.#calls.get(messageId)?.reject(error),
         );
-      this.#traceCall(response, messageId, request);
+      if (this.#requestSpan !== undefined) this.#port.traceCall(response, messageId, request);
     } catch (error) {
       this.#calls.get(messageId)?.reject(error as Error);
     }
@@ -588,13 +434,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     readonly failed: number;
     readonly dropped: number;
   } {
-    const control = this.#control;
-    return {
-      received: Number(control.messagesReceived),
-      processed: Number(control.messagesProcessed),
-      failed: Number(control.messagesFailed),
-      dropped: Number(control.messagesDropped),
-    };
+    return this.#port.counters();
   }
 
   /** The handler latency histogram (shared with the executor, which samples one message in eight). @internal */
@@ -619,44 +459,12 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
 
   /** Counters, queue depths, latency, status: read from shared memory, no message to the kernel. */
   metrics(): KernelMetrics {
-    const control = this.#control;
-    const lastCode = control.lastErrorCode;
-    return {
-      name: this.name,
-      kernelId: this.kernelId,
-      instanceId: this.instanceId,
-      status: this.status,
-      messagesSent: this.#sent,
-      messagesReceived: Number(control.messagesReceived),
-      messagesProcessed: Number(control.messagesProcessed),
-      messagesFailed: Number(control.messagesFailed),
-      messagesDropped: Number(control.messagesDropped),
-      inputQueueDepth: this.#producer.pendingFrames(),
-      inputQueueCapacity: this.#init.queueCapacity,
-      outputQueueDepth: this.#consumer.availableReadFrames() + this.#received.length,
-      sendsWaiting: this.#waitingSends.length,
-      sendStalls: this.#waitingSends.stalls,
-      lastError: lastCode === 0 ? null : { code: lastCode, message: this.#lastErrorMessage },
-      errorCount: control.errorCount,
-      uptimeMs: Math.round(performance.now() - this.#launchedAt),
-      latency: this.#init.histogram.summary(),
-      transferStrategy: this.#transfer.strategy,
-      transfer: this.#transfer.stats(),
-      workerThreadId: this.#instance.threadId,
-      restarts: control.generation,
-      device: this.#instance.device,
-      migrations: this.#instance.migrations,
-      gridSize: this.#init.gridSize,
-      blockSize: this.#init.blockSize,
-    };
+    return this.#port.metrics();
   }
 
   /** Terminates the kernel if it is still running (for `await using`). */
   async [Symbol.asyncDispose](): Promise<void> {
-    if (this.#terminating !== undefined) return this.#terminating;
-    if (this.#exitStatus === undefined && this.#failure === undefined && lifecycleAccepts(this.status, 'TERMINATE')) {
-      await this.terminate();
-    }
+    return this.#port.dispose();
   }
 
   /** How the kernel's rings reach it (kernel-to-kernel links ring the doorbell of its own input end). @internal */
@@ -707,51 +515,17 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     return this.#control.drainingInput !== 0;
   }
 
-  /** Whether a supervisor watches this kernel (restarts it when its instance fails). @internal */
-  get supervised(): boolean {
-    return this.#instance.supervised;
-  }
-
   /** Whether the kernel's instance has stopped and its supervisor has yet to restart it (or give it up). */
   get awaitingRestart(): boolean {
     return this.#instance.suspended;
   }
 
   /**
-   * Puts the kernel under a supervisor (or takes it out, with `undefined`): from now on a failure of its instance
-   * suspends the handle — queued input kept, calls and receives still waiting — and calls `listener`, which must
-   * answer with {@link KernelHandle.restart} or {@link KernelHandle.abandon}. @internal
+   * The kernel's side of supervision: what its supervisor (and a stuck worker's recovery) does to it — watch it,
+   * stop it for a restart of its group, restart it, give it up. @internal
    */
-  superviseWith(listener: KernelFailureListener | undefined): void {
-    this.#instance.superviseWith(listener);
-  }
-
-  /**
-   * Stops the kernel's instance for a restart of its supervisor's group: it finishes the message in hand and
-   * writes the outputs it made, then leaves its worker; its queued input stays in the rings for the next
-   * instance. Resolves once it has left (at once when it already has). @internal
-   */
-  stopForRestart(): Promise<void> {
-    return this.#instance.stopForRestart();
-  }
-
-  /**
-   * Attaches a fresh instance of the suspended kernel: fresh state (the definition's `init`), the same rings
-   * and ControlBlock, resuming where the last instance's handlers got to, wired again to its links, and
-   * activated again if it was active. What was queued meanwhile is handled by the new instance; calls still
-   * waiting get their responses from it. @internal
-   */
-  restart(): Promise<void> {
-    return this.#instance.restart();
-  }
-
-  /**
-   * Gives the suspended kernel up: it becomes Failed for good, its waiting calls, receives and sends reject, and
-   * what is still queued for it is dead-lettered (reason `kernel-failed`), or — `quiet` — dropped as the user's
-   * own terminate without drain would. @internal
-   */
-  abandon(error: Error, quiet = false): void {
-    this.#instance.abandon(error, quiet);
+  get supervision(): KernelSupervision {
+    return this.#instance;
   }
 
   /** The (virtual) device hosting the kernel now. */
@@ -789,7 +563,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
 
   /** Marks the kernel Failed from the host side (its worker is gone). @internal */
   fail(reason: string): void {
-    this.#fail(new KernelFailedError(this.name, reason));
+    this.#port.fail(new KernelFailedError(this.name, reason));
   }
 
   // ---------------------------------------------------------------------------------------------------------------
@@ -808,23 +582,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     ) {
       return;
     }
-    const refused = refusalOf(
-      {
-        name: this.name,
-        status: this.status,
-        failure: this.#failure,
-        exitStatus: this.#exitStatus,
-        closed: this.#closed,
-        admitted,
-        refusal: this.#refusal,
-        awaitsRestart: this.#instance.suspended || this.#instance.supervised,
-      },
-      operation,
-      priority,
-    );
-    if (refused === undefined) return;
-    this.#init.onDeadLetter(refusedLetter(this.name, refused, this.#inputCodec, message));
-    throw refused.error;
+    const refused = this.#port.refusal(operation, message, priority, admitted);
+    if (refused !== undefined) throw refused;
   }
 
   /**
@@ -836,8 +595,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     try {
       return checkSendOptions(options, send);
     } catch (error) {
-      const refused = { error: error as Error, reason: 'invalid-argument' } as const;
-      this.#init.onDeadLetter(refusedLetter(this.name, refused, this.#inputCodec, message));
+      this.#port.refuseOptions(error as Error, message);
       throw error;
     }
   }
@@ -848,7 +606,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    */
   admit(minPriority: number, refusal: Refusal | undefined): void {
     this.#minPriority = minPriority;
-    this.#refusal = refusal;
+    this.#port.useRefusal(refusal);
   }
 
   /**
@@ -856,14 +614,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    * for each kernel-to-kernel input ring that is not empty. @internal
    */
   get pendingWork(): number {
-    let pending = this.#producer.pendingFrames() + this.#waitingSends.length + this.#calls.size;
-    for (const link of this.#instance.links) {
-      if (link.command !== 'LINK_IN') continue;
-      const indices = new Uint32Array(link.memory.ring, 0, 2);
-      // Acquire loads of the link's write and read indices (its producer and consumer are other threads).
-      if (Atomics.load(indices, 0) !== Atomics.load(indices, 1)) pending++;
-    }
-    return pending;
+    return this.#port.pendingWork();
   }
 
   /** Writes one frame into the input ring, and on `dma` sees it on its way to the kernel. */
@@ -904,40 +655,6 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     return true;
   }
 
-  /** Ends the span of the request just sent (if sampled) when its call settles. Sampled calls only. */
-  #traceCall(response: Promise<OutView>, messageId: number, request: InIn): void {
-    const span = this.#requestSpan;
-    const tracer = this.#tracer;
-    if (span === undefined || tracer === undefined) return;
-    this.#requestSpan = undefined;
-    const codec = this.#inputCodec;
-    const size = codec.encodedSize(request);
-    const end = (errorCode: number): void =>
-      tracer.endDetached(
-        span,
-        SpanRecordKind.CALL,
-        messageId,
-        this.instanceId,
-        codec.typeId,
-        size,
-        errorCode,
-        this.#truncatedCalls.delete(messageId),
-      );
-    response.then(
-      () => end(0),
-      (error: unknown) => end(errorNumberFrom(error)),
-    );
-  }
-
-  /**
-   * A call gave up (timed out, aborted). Its request still waiting for room is withdrawn (never written, so never
-   * answered); one already written may yet be answered: that answer is a dead letter (`late-response`), not an
-   * output for `receive`.
-   */
-  #callGaveUp(messageId: number, error: Error): void {
-    if (!this.#waitingSends.withdraw(messageId, error)) this.#abandoned.set(messageId, error);
-  }
-
   /**
    * Reads outputs while anyone waits for one. First synchronously — drain, spin, drain — so a response that
    * comes back within the spin is delivered before `call` even returns, with no Promise or event-loop turn of the
@@ -965,16 +682,11 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       while (this.#waiting()) {
         if (this.#consumer.drain(this.#onOutput) > 0) continue;
         if (this.#exitStatus === 'Terminated') {
-          for (const receiver of [...this.#receivers]) {
-            receiver.reject(new InvalidStateError(this.name, 'receive from', 'Terminated', 'Active'));
-          }
-          for (const call of [...this.#calls.values()]) {
-            call.reject(new InvalidStateError(this.name, 'call', 'Terminated', 'Active'));
-          }
+          this.#port.refuseWaiting();
           break;
         }
         // Spin first, synchronously: a response that comes back within the spin needs no event-loop turn.
-        if (this.#spinForOutput()) continue;
+        if (spinFor(this.#hasOutput, this.#spinMs)) continue;
         // This thread stops carrying the rings across (`dma`): the mirror thread must not sleep through the park.
         this.#transfer.wakeMirror?.();
         await this.#consumer.waitForDataAsync(1000);
@@ -982,32 +694,6 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     } finally {
       this.#pumping = false;
     }
-  }
-
-  #spinForOutput(): boolean {
-    return spinFor(this.#hasOutput, this.#spinMs);
-  }
-
-  /**
-   * The spin test for a transfer. On CPU `dma` each look first carries the rings across on this thread (request
-   * in, response out, a parked kernel woken: no wait for the mirror thread nor for an event-loop turn), then
-   * nudges the kernel should the mirror thread have published to it while it slept.
-   */
-  #outputCheck(transfer: KernelTransfer): () => boolean {
-    const { serve, nudgeKernel } = transfer;
-    const consumer = this.#consumer;
-    if (serve === undefined) {
-      if (nudgeKernel === undefined) return () => consumer.hasData();
-      return () => {
-        nudgeKernel();
-        return consumer.hasData();
-      };
-    }
-    return () => {
-      serve();
-      nudgeKernel?.();
-      return consumer.hasData();
-    };
   }
 
   #dispatch(frame: FrameView): void {
@@ -1027,31 +713,16 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       const call = this.#calls.get(frame.correlationId);
       if (call !== undefined) {
         // The kernel could not record its span of this traced call: the call's span says its trace stops there.
-        if (frame.traceFlags & TRACE_FLAG_TRUNCATED) this.#truncatedCalls.add(frame.correlationId);
-        if (flags & FrameFlags.ERROR) call.reject(new HandlerFailedError(this.name, parseRemoteError(frame)));
+        if (frame.traceFlags & TRACE_FLAG_TRUNCATED) this.#port.truncated(frame.correlationId);
+        if (flags & FrameFlags.ERROR) call.reject(new HandlerFailedError(this.name, remoteErrorOf(frame)));
         else {
           this.#callLatency.record((performance.now() - call.startedAt) * 1e6);
           call.resolve(this.#own(frame));
         }
         return;
       }
-      const abandoned = this.#abandoned.get(frame.correlationId);
-      if (abandoned !== undefined) this.#abandoned.delete(frame.correlationId);
-      // An error answer to a call that already gave up: the failure itself was dead-lettered by the kernel.
-      if (flags & FrameFlags.ERROR || frame.typeId === ERROR_REPLY_TYPE_ID) return;
-      if (abandoned !== undefined) {
-        // Its caller has left: not an output for receive() (which takes outputs that are not responses). The
-        // letter carries why the call gave up.
-        this.#init.onDeadLetter({
-          kernel: this.name,
-          reason: 'late-response',
-          error: { name: abandoned.name, message: abandoned.message, code: (abandoned as { code?: string }).code },
-          messageId: frame.messageId,
-          correlationId: frame.correlationId,
-          typeId: frame.typeId,
-          payload: frame.payload.slice(),
-          at: new Date(),
-        });
+      // No call waits for it: a late answer to one that gave up, an error answer, or else an output after all.
+      if (this.#port.lateResponse(frame, (flags & FrameFlags.ERROR) !== 0 || frame.typeId === ERROR_REPLY_TYPE_ID)) {
         return;
       }
     }
@@ -1075,90 +746,5 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     }
     const payload = frame.payload.slice();
     return codec.view(new DataView(payload.buffer), payload, 0, payload.length) as OutView;
-  }
-
-  #settleExit(): void {
-    // No more responses can come; the deadline timer must not hold the ended handle (and its rings).
-    this.#abandoned.clear();
-    this.#waiters.kernelEnded();
-    // The instance has gone: a command still waiting was never taken and never will be: refused, typed.
-    const ended = this.#exitStatus ?? 'Terminated';
-    this.#instance.ended(() => new InvalidStateError(this.name, 'change the state of', ended, 'Active'));
-    this.#hasExited = true;
-    clearInterval(this.#exitHold);
-    this.#markExited();
-    this.#init.onExit(this);
-    // Wake the output pump so pending receivers learn the kernel is gone once its outputs are read.
-    this.#consumer.interrupt();
-    this.#releaseRings();
-  }
-
-  /**
-   * The kernel has ended for good: once its instance has left (nothing in its worker touches the rings) and no
-   * mirror copies them (`direct`), its rings go back for the next launch. The outputs not yet received are copied
-   * out first (they are still the handle's to receive); from then on the handle's ends are over an empty ring.
-   */
-  #releaseRings(): void {
-    const release = this.#init.releaseRings;
-    if (release === undefined || !this.#instance.left || this.#ringsReleased) return;
-    if (this.#transfer.strategy !== 'direct') return;
-    this.#ringsReleased = true;
-    this.#consumer.drain(this.#onOutput);
-    const ended = endedRing();
-    this.#producer = new FrameProducer(ended);
-    this.#consumer = new FrameConsumer(ended, { spin: 0 });
-    this.#inputMemory = ended;
-    release(this.#init.input, this.#init.output);
-  }
-
-  /**
-   * The kernel's instance failed. `salvage`: its instance is gone (its worker died under it, or it reported its
-   * exit), so nothing consumes its input any more and what is queued is dead-lettered with that reason.
-   * Supervised, the handle is suspended for the supervisor to decide; otherwise the kernel is Failed for good.
-   */
-  #fail(error: Error, salvage?: 'kernel-failed' | 'discarded-on-terminate'): void {
-    // Failed already, or ended Terminated: a kernel ends once, and is counted once.
-    if (this.#failure !== undefined || this.#exitStatus !== undefined) return;
-    // The instance failed: a fail span either way (a supervised kernel's restart is a span of its own).
-    const instance = this.#instance;
-    const span = this.#tracer?.beginLifecycle();
-    if (span !== undefined && !instance.suspended) {
-      this.#tracer?.endLifecycle(span, LifecycleTransition.FAIL, this.instanceId, ErrorNumber.KernelFailed);
-    }
-    if (instance.supervised && !instance.suspended) {
-      instance.suspend(error);
-      return;
-    }
-    this.#failure = error;
-    if (this.#exitStatus === undefined) {
-      // The worker is gone or unresponsive: the host becomes the only writer of the status word.
-      this.#control.setActive(false);
-      this.#control.setStatus(KernelStatus.Failed);
-      this.#control.recordError(ErrorCode.KernelFailed);
-    }
-    this.#exitStatus = 'Failed';
-    this.#lastErrorMessage = error.message;
-    for (const call of [...this.#calls.values()]) call.reject(error);
-    for (const receiver of [...this.#receivers]) receiver.reject(error);
-    this.#waitingSends.drop(error, 'kernel-failed');
-    instance.failed(error);
-    // Before the exit settles: its rings may go back for reuse then.
-    if (salvage !== undefined) salvageInput(instance.orphaned, salvage);
-    this.#settleExit();
-  }
-}
-
-/** An empty ring the ends of an ended handle stand over once its own rings went back for reuse. */
-let endedRingMemory: FrameRingMemory | undefined;
-function endedRing(): FrameRingMemory {
-  endedRingMemory ??= createFrameRing({ capacityBytes: FrameHeader.SIZE + 8, maxPayloadSize: 0 });
-  return endedRingMemory;
-}
-
-function parseRemoteError(frame: FrameView): SerializedError {
-  try {
-    return JSON.parse(new TextDecoder().decode(frame.payload)) as SerializedError;
-  } catch {
-    return { name: 'Error', message: 'the kernel handler failed (unreadable error report)' };
   }
 }

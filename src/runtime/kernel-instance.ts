@@ -8,6 +8,7 @@ import { HandlerFailedError, InvalidStateError, KernelFailedError } from '../err
 import { reviveWebGpuError } from '../errors/webgpu-errors.js';
 import type { WorkerReport } from '../executor/protocol.js';
 import { COMMAND_TARGET, type LifecycleCommand, lifecycleAccepts } from '../kernel/kernel-lifecycle.js';
+import type { KernelSupervision } from '../supervision/supervisor.js';
 import type { HostSpanWriter } from '../telemetry/host-span-writer.js';
 import { LifecycleTransition } from '../telemetry/span-record.js';
 import { type ControlBlock, ErrorCode, TERMINATE_FINISH, TERMINATE_NOW } from '../wire/control-block.js';
@@ -68,7 +69,7 @@ export interface InstanceOwner {
  * the cold paths that replace the instance — a supervisor's stop and restart, a migration's dormant instance and
  * swap, a checkpoint's pause. The handle keeps the data plane; this holds what happens between two instances.
  */
-export class KernelInstance implements MigratableKernel {
+export class KernelInstance implements MigratableKernel, KernelSupervision {
   readonly #owner: InstanceOwner;
   /** The control-port RPC with the current instance (rebound when a supervisor restarts or a migration moves it). */
   readonly #channel: ControlChannel;
@@ -269,7 +270,7 @@ export class KernelInstance implements MigratableKernel {
     return this.#channel.request(command);
   }
 
-  /** Stops the instance for a restart of its supervisor's group (see `KernelHandle.stopForRestart`). */
+  /** Stops the instance for a restart of its supervisor's group (see {@link KernelSupervision.stopForRestart}). */
   async stopForRestart(): Promise<void> {
     const owner = this.#owner;
     if (this.#suspended || owner.failure() !== undefined || owner.exitStatus() !== undefined) return;
@@ -302,7 +303,7 @@ export class KernelInstance implements MigratableKernel {
     throw error;
   }
 
-  /** Attaches a fresh instance of the suspended kernel (see `KernelHandle.restart`). */
+  /** Attaches a fresh instance of the suspended kernel (see {@link KernelSupervision.restart}). */
   async restart(): Promise<void> {
     const owner = this.#owner;
     if (!this.#suspended || owner.failure() !== undefined) {
@@ -336,7 +337,7 @@ export class KernelInstance implements MigratableKernel {
     resumed?.resolve();
   }
 
-  /** Gives the suspended kernel up (see `KernelHandle.abandon`). */
+  /** Gives the suspended kernel up (see {@link KernelSupervision.abandon}). */
   abandon(error: Error, quiet = false): void {
     this.#supervisor = undefined;
     if (this.#owner.failure() !== undefined) return;

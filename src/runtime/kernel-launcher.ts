@@ -31,7 +31,8 @@ import { fixRingAllocation } from '../wire/ring-allocation.js';
 import type { RuntimeConfig } from './config.js';
 import type { DeadLetterStream } from './dead-letters.js';
 import type { DeviceRegistry } from './device-registry.js';
-import { type Dim3, KernelHandle } from './kernel-handle.js';
+import { KernelHandle } from './kernel-handle.js';
+import type { Dim3 } from './kernel-handle-options.js';
 import type { RuntimeLogger } from './logger.js';
 import type { WorkerPools } from './worker-pools.js';
 

@@ -5,39 +5,37 @@ import { TransferBridge } from '../bridge/transfer-bridge.js';
 import type { TransferStrategyChoice } from '../bridge/transfer-strategy.js';
 import type { ClusterNode } from '../cluster/cluster-node.js';
 import type { ClusterOptions } from '../cluster/cluster-options.js';
-import type { ClusterRuntimePort, HostedKernel, KernelRef } from '../cluster/cluster-ports.js';
+import type { KernelRef } from '../cluster/cluster-ports.js';
 import { KernelMigrator, type MigrationReport } from '../devices/kernel-migrator.js';
 import type { DeviceSelector, LoadBalancingStrategy, MultiGpuCoordinator } from '../devices/multi-gpu-coordinator.js';
 import { type GpuTopology, measureHostLink } from '../devices/topology.js';
-import { ArgumentTypeError, InvalidArgumentError } from '../errors/argument-errors.js';
+import { InvalidArgumentError } from '../errors/argument-errors.js';
 import {
   InvalidStateError,
   KernelNotFoundError,
   NotAcceptingWorkError,
   RuntimeShutDownError,
 } from '../errors/runtime-errors.js';
-import type { AnyKernelDefinition, KernelDefinition } from '../kernel/kernel-definition.js';
-import { CircuitBreaker, type CircuitBreakerOptions } from '../operations/circuit-breaker.js';
-import {
-  type DegradationLevel,
-  DegradationManager,
-  type DegradationOptions,
-} from '../operations/degradation-manager.js';
-import { HealthChecker } from '../operations/health-checker.js';
-import { KernelWatchdog, type WatchdogRecovery } from '../operations/kernel-watchdog.js';
+import type { KernelDefinition } from '../kernel/kernel-definition.js';
+import type { CircuitBreaker, CircuitBreakerOptions } from '../operations/circuit-breaker.js';
+import type { DegradationLevel, DegradationManager, DegradationOptions } from '../operations/degradation-manager.js';
+import type { HealthChecker } from '../operations/health-checker.js';
+import type { KernelWatchdog, WatchdogRecovery } from '../operations/kernel-watchdog.js';
 import { type InspectionObserver, LifecycleInspector } from '../operations/lifecycle-inspector.js';
 import { GpuMemoryDashboard } from '../operations/memory-dashboard.js';
-import { PrometheusExporter, type PrometheusExporterOptions } from '../operations/prometheus-exporter.js';
+import type { PrometheusExporter, PrometheusExporterOptions } from '../operations/prometheus-exporter.js';
 import { Supervisor, type SupervisorOptions } from '../supervision/supervisor.js';
 import { NOOP_OBSERVABILITY, type ObservabilityContext } from '../telemetry/observability-context.js';
 import type { RuntimeTracing } from '../telemetry/runtime-tracing.js';
 import type { KernelStatusName } from '../wire/kernel-status.js';
 import { RuntimeBuilder } from './builder.js';
+import { ClusterMembership } from './cluster-membership.js';
 import type { RuntimeConfig } from './config.js';
-import { DeadLetterStream } from './dead-letters.js';
+import { DeadLetterStream, unknownKernelLetter } from './dead-letters.js';
 import { type DeviceMemoryReport, DeviceRegistry, type LostCudaDevice } from './device-registry.js';
 import { KernelAdmission } from './kernel-admission.js';
-import type { CallOptions, Dim3, KernelHandle, KernelMetrics, SendOptions } from './kernel-handle.js';
+import type { KernelHandle } from './kernel-handle.js';
+import type { CallOptions, Dim3, KernelMetrics, SendOptions } from './kernel-handle-options.js';
 import { KernelLauncher, type LaunchOptions, ringBytes } from './kernel-launcher.js';
 import { connectKernels } from './kernel-links.js';
 import { KernelRegistry } from './kernel-registry.js';
@@ -46,6 +44,7 @@ import { LoadMeter } from './load-meter.js';
 import { createLogger, type RuntimeLogger } from './logger.js';
 import type { PresetName } from './presets.js';
 import { type RuntimeLifecycleState, runtimeLifecycle } from './runtime-lifecycle.js';
+import { RuntimeOperations } from './runtime-operations.js';
 import { RuntimeStatistics, type ShutdownReport } from './runtime-statistics.js';
 import { SignalShutdown } from './signal-shutdown.js';
 import { replaceStuckWorker } from './stuck-worker-recovery.js';
@@ -142,25 +141,20 @@ export class RingKernelRuntime {
   readonly #kernels = new Map<string, KernelHandle>();
   /** Who waits for a kernel to be launched under a name ({@link RingKernelRuntime.whenLaunched}). */
   readonly #launchWaiters = new LaunchWaiters<KernelHandle>();
-  readonly #breakers = new Map<string, CircuitBreaker>();
-  #watchdog: KernelWatchdog<KernelHandle> | undefined;
   /** Supervises the kernels the watchdog moves off a replaced worker. */
   #watchdogSupervisor: Supervisor | undefined;
-  #health: HealthChecker | undefined;
-  #prometheus: PrometheusExporter | undefined;
   readonly #inspector: LifecycleInspector | undefined;
   #shutdown: Promise<ShutdownReport> | undefined;
   readonly #lifecycle = createActor(runtimeLifecycle).start();
   #drained: boolean | undefined;
-  #degradation: DegradationManager | undefined;
+  /** Circuit breakers, degradation manager, health checker, Prometheus exporter, watchdog: made on first use. */
+  readonly #operations: RuntimeOperations;
   readonly #memory = new GpuMemoryDashboard();
   /** The opt-in graceful stop on SIGINT / SIGTERM. */
   readonly #signals = new SignalShutdown(this);
   readonly #supervisors = new Set<Supervisor>();
-  /** The cluster this runtime is a node of (`builder().cluster()`), if any. */
-  #cluster: ClusterNode | undefined;
-  /** Told when a kernel is launched or has ended (the cluster node serves and registers them). */
-  readonly #kernelWatchers = new Set<(event: { type: 'launched' | 'ended'; kernel: HostedKernel }) => void>();
+  /** The runtime as a node of a cluster (`builder().cluster()`), once it joins one. */
+  readonly #cluster: ClusterMembership;
 
   /** The transfer strategy launches use unless they ask for another, and why (per backend). */
   get transferStrategy(): TransferStrategyChoice {
@@ -223,7 +217,7 @@ export class RingKernelRuntime {
         this.#kernels.set(handle.name, handle);
         this.#workers.hosts(handle, threadId);
         this.#launchWaiters.launched(handle.name, handle);
-        for (const watcher of this.#kernelWatchers) watcher({ type: 'launched', kernel: handle });
+        this.#cluster.kernelEvent('launched', handle);
       },
       ended: (handle) => this.#release(handle),
       interrupted: (handle) => this.#interrupted(handle),
@@ -232,6 +226,29 @@ export class RingKernelRuntime {
         this.#statistics.restarted();
       },
       checkpointed: () => this.#statistics.checkpointed(),
+    });
+    this.#cluster = new ClusterMembership({
+      backend: init.backend,
+      localKernel: (name) => this.#kernels.get(name),
+      localKernels: () => [...this.#kernels.values()],
+      deadLetter: (letter) => this.deadLetters.publish(letter),
+      launch: (kernelId, options) => this.launch(kernelId, options as LaunchOptions),
+      launchHere: (kernel, options) => this.#launcher.launch(kernel, options),
+    });
+    this.#operations = new RuntimeOperations({
+      runtime: this,
+      log: this.log,
+      kernels: () => this.kernels(),
+      degradation: (breakers) => ({
+        measure: () =>
+          this.#load.measure({
+            kernels: this.#kernels.values(),
+            breakers: breakers(),
+            memoryPressure: this.#memory.memoryPressure(),
+          }),
+        shedBelow: (minPriority, refuse) => this.#admission.shedBelow(minPriority, refuse),
+      }),
+      recoverStale: (stale, policy) => this.#recoverStale(stale.handle, policy),
     });
     if (init.start !== false) this.#lifecycle.send({ type: 'START' });
   }
@@ -283,15 +300,9 @@ export class RingKernelRuntime {
     if (state === 'Stopping' || state === 'Stopped') throw new RuntimeShutDownError('drain');
     if (state !== 'Draining') this.#lifecycle.send({ type: 'DRAIN' });
     this.#admission.apply();
-    const started = performance.now();
-    let pendingWork = 0;
-    for (;;) {
-      pendingWork = this.kernels().reduce((sum, handle) => sum + handle.pendingWork, 0);
-      if (pendingWork === 0 || performance.now() - started >= timeoutMs) break;
-      await new Promise((resolve) => setTimeout(resolve, 2));
-    }
+    const { pendingWork, waitedMs } = await this.#admission.workDone(timeoutMs);
     this.#drained = pendingWork === 0;
-    return { drained: this.#drained, pendingWork, waitedMs: Math.round(performance.now() - started) };
+    return { drained: this.#drained, pendingWork, waitedMs };
   }
 
   /**
@@ -300,25 +311,12 @@ export class RingKernelRuntime {
    * priority.
    */
   degradationManager(options: DegradationOptions = {}): DegradationManager {
-    this.#degradation ??= new DegradationManager(
-      {
-        measure: () =>
-          this.#load.measure({
-            kernels: this.#kernels.values(),
-            breakers: this.circuitBreakers(),
-            memoryPressure: this.gpuMemoryDashboard().memoryPressure(),
-          }),
-        shedBelow: (minPriority, refuse) => this.#admission.shedBelow(minPriority, refuse),
-      },
-      options,
-    );
-    this.#degradation.on('change', ({ from, to }) => this.log.warn(`degradation ${from} → ${to}`));
-    return this.#degradation;
+    return this.#operations.degradationManager(options);
   }
 
   /** The degradation level: the manager's, or Normal when there is none. */
   degradationLevel(): DegradationLevel {
-    return this.#degradation?.level() ?? 'Normal';
+    return this.#operations.degradationLevel();
   }
 
   /** The runtime's memory dashboard (one per runtime): its rings and control blocks by kind, and pressure. */
@@ -364,25 +362,9 @@ export class RingKernelRuntime {
       const sized = byOptions
         ? options
         : { gridSize: sizesOrOptions as Dim3, blockSize: positionalBlockSize, ...options };
-      return this.#launchOnNode(kernel, sized);
+      return this.#cluster.launchOn(kernel, sized);
     }
     return this.#launcher.launch(kernel, sizesOrOptions, positionalBlockSize, positionalOptions);
-  }
-
-  /** A launch with `options.node`: here when the cluster places it here, else on that node. */
-  async #launchOnNode<InIn, InView, OutIn, OutView, State>(
-    kernel: string | KernelDefinition<InIn, InView, OutIn, OutView, State>,
-    { node, ...options }: LaunchOptions & { node?: unknown },
-  ): Promise<KernelHandle<InIn, OutView> | KernelRef<InIn, OutView>> {
-    if (this.#cluster === undefined) {
-      throw new InvalidArgumentError(
-        'options.node',
-        'options.node places a launch on a node of a cluster, and this runtime is not a node of one (builder().cluster({...}))',
-      );
-    }
-    const target = this.#cluster.placement(node);
-    if (target === this.#cluster.node) return this.#launcher.launch(kernel, options);
-    return this.#cluster.launchOn<InIn, OutView>(target, kernel as string | AnyKernelDefinition, options);
   }
 
   /**
@@ -494,10 +476,10 @@ export class RingKernelRuntime {
     handle.transfer.release();
     if (this.#kernels.get(handle.name) === handle) {
       this.#kernels.delete(handle.name);
-      for (const watcher of this.#kernelWatchers) watcher({ type: 'ended', kernel: handle });
+      this.#cluster.kernelEvent('ended', handle);
     }
     this.#memory.release(handle);
-    this.#prometheus?.kernelEnded(handle);
+    this.#operations.kernelEnded(handle);
     this.#statistics.ended(handle);
     this.tracing?.detachKernel(handle.instanceId);
     this.#workers.left(handle);
@@ -516,8 +498,7 @@ export class RingKernelRuntime {
 
   /** The runtime's health checker (one per runtime), with its built-in checks registered. */
   healthChecker(): HealthChecker {
-    this.#health ??= new HealthChecker(this);
-    return this.#health;
+    return this.#operations.healthChecker();
   }
 
   /**
@@ -556,17 +537,12 @@ export class RingKernelRuntime {
    * await handle.call(request, { breaker, timeout: 100 });
    */
   circuitBreaker(name = 'default', options: Omit<CircuitBreakerOptions, 'name'> = {}): CircuitBreaker {
-    let breaker = this.#breakers.get(name);
-    if (breaker === undefined) {
-      breaker = new CircuitBreaker({ ...options, name });
-      this.#breakers.set(name, breaker);
-    }
-    return breaker;
+    return this.#operations.circuitBreaker(name, options);
   }
 
   /** Every circuit breaker made with {@link RingKernelRuntime.circuitBreaker}. */
   circuitBreakers(): CircuitBreaker[] {
-    return [...this.#breakers.values()];
+    return this.#operations.circuitBreakers();
   }
 
   /**
@@ -575,14 +551,7 @@ export class RingKernelRuntime {
    * @throws {TypeError} on bad options, or options given once the exporter exists.
    */
   prometheusExporter(options?: PrometheusExporterOptions): PrometheusExporter {
-    if (options !== undefined && this.#prometheus !== undefined) {
-      throw new ArgumentTypeError(
-        'options',
-        'prometheusExporter options apply when it is first made; it exists already',
-      );
-    }
-    this.#prometheus ??= new PrometheusExporter(this, options);
-    return this.#prometheus;
+    return this.#operations.prometheusExporter(options);
   }
 
   /**
@@ -595,17 +564,7 @@ export class RingKernelRuntime {
 
   /** The runtime's kernel watchdog (one per runtime): finds kernels whose input waits while they do not beat. */
   kernelWatchdog(): KernelWatchdog<KernelHandle> {
-    this.#watchdog ??= new KernelWatchdog<KernelHandle>(
-      () => this.kernels(),
-      undefined,
-      (stale, policy) => this.#recoverStale(stale.handle, policy),
-    );
-    this.#watchdog.on('recovered', (r) =>
-      this.log.warn(
-        `watchdog replaced worker ${r.threadId}: '${r.kernel}' (${r.policy}); moved ${r.moved.length} kernels`,
-      ),
-    );
-    return this.#watchdog;
+    return this.#operations.kernelWatchdog();
   }
 
   /** The watchdog found `stale`: its worker is replaced (see {@link replaceStuckWorker}). */
@@ -660,7 +619,7 @@ export class RingKernelRuntime {
 
   /** The cluster this runtime is a node of (`builder().cluster({...})`), or undefined. */
   get cluster(): ClusterNode | undefined {
-    return this.#cluster;
+    return this.#cluster.node;
   }
 
   /**
@@ -670,22 +629,7 @@ export class RingKernelRuntime {
    */
   async joinCluster(options: ClusterOptions): Promise<ClusterNode> {
     if (this.#shutdown !== undefined) throw new RuntimeShutDownError('join a cluster');
-    if (this.#cluster !== undefined)
-      throw new InvalidArgumentError('options', `already a node of cluster '${this.#cluster.cluster}'`);
-    const { ClusterNode } = await import('../cluster/cluster-node.js');
-    const port: ClusterRuntimePort = {
-      backend: this.backend,
-      localKernel: (name) => this.#kernels.get(name),
-      localKernels: () => [...this.#kernels.values()],
-      watchKernels: (listener) => {
-        this.#kernelWatchers.add(listener);
-        return () => this.#kernelWatchers.delete(listener);
-      },
-      deadLetter: (letter) => this.deadLetters.publish(letter),
-      launch: (kernelId, options) => this.launch(kernelId, options as LaunchOptions),
-    };
-    this.#cluster = await ClusterNode.join(port, options);
-    return this.#cluster;
+    return this.#cluster.join(options);
   }
 
   /**
@@ -695,10 +639,7 @@ export class RingKernelRuntime {
    * {@link ClusterNameUnknownError} in a cluster when no node hosts it.
    */
   ref<InIn = unknown, OutView = unknown>(name: string): KernelRef<InIn, OutView> {
-    const local = this.#kernels.get(name);
-    if (local !== undefined) return local as unknown as KernelRef<InIn, OutView>;
-    if (this.#cluster === undefined) throw new KernelNotFoundError(name, 'no live kernel is launched under this name');
-    return this.#cluster.kernel<InIn, OutView>(name);
+    return this.#cluster.ref<InIn, OutView>(name);
   }
 
   /** {@link KernelHandle.activate} by name. */
@@ -718,16 +659,7 @@ export class RingKernelRuntime {
     const handle = this.#kernels.get(name);
     if (handle === undefined) {
       const error = new KernelNotFoundError(name, 'no live kernel is launched under this name');
-      this.deadLetters.publish({
-        kernel: name,
-        reason: 'unknown-kernel',
-        error: { name: error.name, message: error.message, code: error.code },
-        messageId: 0,
-        correlationId: 0,
-        typeId: 0,
-        payload: message instanceof Uint8Array ? message.slice() : new Uint8Array(0),
-        at: new Date(),
-      });
+      this.deadLetters.publish(unknownKernelLetter(name, message, error));
       return Promise.reject(error);
     }
     return handle.send(message, options);
@@ -763,7 +695,7 @@ export class RingKernelRuntime {
       this.#admission.apply();
       this.#signals.remove();
       // Leave the cluster first: other nodes stop sending here before the kernels go.
-      await this.#cluster?.leave().catch(() => undefined);
+      await this.#cluster.leave();
       // No restarts from here on: a kernel that fails while shutting down stays failed.
       for (const supervisor of this.#supervisors) supervisor.retire();
       // A restart under way finishes (or, waiting out its backoff, gives up) before the kernels are terminated.
@@ -777,9 +709,7 @@ export class RingKernelRuntime {
           }
         }),
       );
-      this.#watchdog?.stop();
-      this.#health?.stop();
-      this.#degradation?.stop();
+      this.#operations.stop();
       await this.#workers.destroy();
       this.#launcher.releasePooledRings();
       this.#devices.close();
@@ -792,9 +722,7 @@ export class RingKernelRuntime {
           deadLetters: this.deadLetters.total,
           deadLettersByReason: this.deadLetters.counts(),
           shedMessages: this.#admission.shed,
-          circuitTrips: this.circuitBreakers().reduce((sum, breaker) => sum + breaker.stats().trips, 0),
-          healthChecks: this.#health?.checksRun ?? 0,
-          watchdogRecoveries: this.#watchdog?.recoveries ?? 0,
+          ...this.#operations.counts(),
           drained: this.#drained,
         },
         started,

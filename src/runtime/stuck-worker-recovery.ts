@@ -7,9 +7,12 @@ export interface WorkerHostedKernel {
   readonly name: string;
   /** Whether the kernel's worker is inside one of its batches. */
   readonly inBatch: boolean;
-  readonly supervised: boolean;
   readonly relaunch: Relaunch;
-  superviseWith(listener: KernelFailureListener | undefined): void;
+  /** Its supervision: whether a supervisor watches it, and taking it out of its supervisor's hands. */
+  readonly supervision: {
+    readonly supervised: boolean;
+    superviseWith(listener: KernelFailureListener | undefined): void;
+  };
 }
 
 /** What the recovery needs from the runtime. */
@@ -51,9 +54,9 @@ export async function replaceStuckWorker<K extends WorkerHostedKernel>(
   const supervisor = port.supervisor();
   // Direct kernels move (restart elsewhere), and so do dma ones (their restart attaches fresh replicas).
   const movable = (kernel: K): boolean => kernel.relaunch.anotherWorker;
-  for (const other of moved) if (!other.supervised && movable(other)) supervisor.supervise(other);
-  if (policy === 'fail' || !movable(handle)) handle.superviseWith(undefined);
-  else if (!handle.supervised) supervisor.supervise(handle);
+  for (const other of moved) if (!other.supervision.supervised && movable(other)) supervisor.supervise(other);
+  if (policy === 'fail' || !movable(handle)) handle.supervision.superviseWith(undefined);
+  else if (!handle.supervision.supervised) supervisor.supervise(handle);
   workers.markDead(threadId);
   await worker.terminate();
   return { kernel: handle.name, policy, threadId, moved: moved.map((other) => other.name) };

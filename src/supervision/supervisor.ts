@@ -2,8 +2,43 @@ import { ArgumentTypeError, InvalidArgumentError } from '../errors/argument-erro
 import { CudaDeviceLostError } from '../errors/cuda-errors.js';
 import { KernelFailedError, RestartLimitError } from '../errors/runtime-errors.js';
 import type { KernelDefinition } from '../kernel/kernel-definition.js';
-import type { Dim3, KernelHandle } from '../runtime/kernel-handle.js';
+import type { KernelHandle } from '../runtime/kernel-handle.js';
+import type { Dim3, KernelFailureListener } from '../runtime/kernel-handle-options.js';
 import type { LaunchOptions } from '../runtime/runtime.js';
+
+/**
+ * A kernel's side of supervision, what a supervisor does to a kernel it watches (a handle gives it as its
+ * `supervision`; the kernel's instance control implements it).
+ */
+export interface KernelSupervision {
+  /** Whether a supervisor watches the kernel. */
+  readonly supervised: boolean;
+  /**
+   * Puts the kernel under a supervisor (or takes it out, with `undefined`): from now on a failure of its instance
+   * suspends the kernel — queued input kept, calls and receives still waiting — and calls `listener`, which must
+   * answer with {@link KernelSupervision.restart} or {@link KernelSupervision.abandon}.
+   */
+  superviseWith(listener: KernelFailureListener | undefined): void;
+  /**
+   * Stops the kernel's instance for a restart of its supervisor's group: it finishes the message in hand and
+   * writes the outputs it made, then leaves its worker; its queued input stays in the rings for the next
+   * instance. Resolves once it has left (at once when it already has).
+   */
+  stopForRestart(): Promise<void>;
+  /**
+   * Attaches a fresh instance of the suspended kernel: fresh state (the definition's `init`), the same rings
+   * and ControlBlock, resuming where the last instance's handlers got to, wired again to its links, and
+   * activated again if it was active. What was queued meanwhile is handled by the new instance; calls still
+   * waiting get their responses from it.
+   */
+  restart(): Promise<void>;
+  /**
+   * Gives the suspended kernel up: it becomes Failed for good, its waiting calls, receives and sends reject, and
+   * what is still queued for it is dead-lettered (reason `kernel-failed`), or — `quiet` — dropped as the user's
+   * own terminate without drain would.
+   */
+  abandon(error: Error, quiet?: boolean): void;
+}
 
 /** Which children a supervisor restarts when one of them fails (Erlang/OTP's strategies). */
 export const RestartStrategy = {
@@ -264,7 +299,7 @@ export class Supervisor {
       );
     }
     const child: Child = { kind: 'kernel', handle };
-    handle.superviseWith((_failed, error) => this.#childFailed(child, error));
+    handle.supervision.superviseWith((_failed, error) => this.#childFailed(child, error));
     this.#children.push(child);
     // A kernel that ends for good (terminated by the user, or given up) leaves the supervisor.
     void handle.exitedUnheld.then(() => this.#remove(child));
@@ -317,8 +352,8 @@ export class Supervisor {
     for (const child of this.#children) {
       if (child.kind === 'supervisor') child.supervisor.retire();
       else {
-        child.handle.superviseWith(undefined);
-        if (child.handle.awaitingRestart) child.handle.abandon(this.#givenUp(child.handle, 'was retired'));
+        child.handle.supervision.superviseWith(undefined);
+        if (child.handle.awaitingRestart) child.handle.supervision.abandon(this.#givenUp(child.handle, 'was retired'));
       }
     }
   }
@@ -367,7 +402,7 @@ export class Supervisor {
     // Restarted meanwhile with an earlier failure's group (one-for-all, rest-for-one): nothing left to do.
     if (child.kind === 'kernel' && !child.handle.awaitingRestart) return;
     if (this.#retired) {
-      if (child.kind === 'kernel') child.handle.abandon(this.#givenUp(child.handle, `is ${this.#status}`));
+      if (child.kind === 'kernel') child.handle.supervision.abandon(this.#givenUp(child.handle, `is ${this.#status}`));
       return;
     }
     const now = performance.now();
@@ -410,7 +445,7 @@ export class Supervisor {
       return;
     }
     try {
-      await child.handle.stopForRestart();
+      await child.handle.supervision.stopForRestart();
     } catch {
       // It would not stop (a handler that never returns): it has been given up; the rest of the group goes on.
       this.#remove(child);
@@ -428,12 +463,12 @@ export class Supervisor {
     }
     if (!child.handle.awaitingRestart) return;
     try {
-      await child.handle.restart();
+      await child.handle.supervision.restart();
     } catch (error) {
       // No restart can succeed, here or from a parent: the device is gone for this process. Give this kernel up
       // alone rather than the whole tree.
       if (!(error instanceof CudaDeviceLostError)) throw error;
-      child.handle.abandon(this.#givenUp(child.handle, `cannot restart it: ${error.message}`));
+      child.handle.supervision.abandon(this.#givenUp(child.handle, `cannot restart it: ${error.message}`));
       this.#emit({ type: 'child-given-up', supervisor: this.name, child: child.handle.name, error });
     }
   }
@@ -451,7 +486,7 @@ export class Supervisor {
     if (child.kind === 'supervisor') {
       for (const grandchild of child.supervisor.#children) child.supervisor.#abandon(grandchild, why);
     } else if (child.handle.awaitingRestart) {
-      child.handle.abandon(this.#givenUp(child.handle, why));
+      child.handle.supervision.abandon(this.#givenUp(child.handle, why));
     }
   }
 
@@ -492,7 +527,7 @@ export class Supervisor {
       }
       const handle = child.handle;
       if (handle.awaitingRestart) {
-        handle.abandon(this.#givenUp(handle, kill ? 'killed its tree' : 'stopped'));
+        handle.supervision.abandon(this.#givenUp(handle, kill ? 'killed its tree' : 'stopped'));
         continue;
       }
       try {

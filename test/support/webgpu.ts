@@ -7,6 +7,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { openWebGpuDevice, probeWebGpu } from '../../src/backends/webgpu/webgpu-adapter.js';
+import { type DeadLetter, RingKernelRuntime, type RuntimeConfig, type TracingOptions } from '../../src/index.js';
 
 /** The driver folder the fetch script makes. */
 export const WEBGPU_DRIVER_DIR = fileURLToPath(new URL('../../../.webgpu', import.meta.url));
@@ -32,4 +33,34 @@ export function webgpuMissing(): Promise<string | undefined> {
 /** A device on the test adapter (software where there is no GPU). */
 export async function openTestDevice(): Promise<GPUDevice> {
   return (await openWebGpuDevice({ allowFallback: true })).device;
+}
+
+/** A runtime on the test adapter and every dead letter it has reported, in order. Shut it down when done. */
+export interface WebGpuTestRuntime {
+  readonly runtime: RingKernelRuntime;
+  readonly letters: DeadLetter[];
+}
+
+/**
+ * Builds a runtime on the WebGPU backend of the test adapter (software where there is no GPU): one worker unless
+ * `config` says otherwise, traced when `tracing` is given, its dead letters collected from the start.
+ */
+export async function startWebGpuRuntime(
+  options: { readonly config?: Partial<RuntimeConfig>; readonly tracing?: TracingOptions } = {},
+): Promise<WebGpuTestRuntime> {
+  const builder = RingKernelRuntime.builder()
+    .backend('webgpu', { allowFallback: true })
+    .config({ workers: 1, ...options.config });
+  if (options.tracing !== undefined) builder.tracing(options.tracing);
+  const runtime = await builder.build();
+  const letters: DeadLetter[] = [];
+  runtime.deadLetters.on('deadLetter', (letter) => letters.push(letter));
+  return { runtime, letters };
+}
+
+/** The values (each payload's first u32, as the test kernels' messages carry it) of the letters `keep` keeps. */
+export function letteredValues(letters: readonly DeadLetter[], keep: (letter: DeadLetter) => boolean): number[] {
+  return letters
+    .filter(keep)
+    .map((letter) => new DataView(letter.payload.buffer, letter.payload.byteOffset).getUint32(0, true));
 }

@@ -15,13 +15,21 @@ import type { MessageCodec } from '../../wire/message-schema.js';
 import { RingSignalOffset } from '../../wire/ring-signal.js';
 import type {
   BatchDeadLetter,
-  BatchDeadLetterReason,
   BatchDone,
   BatchEngineOptions,
   BatchEngineStats,
   BatchStopMode,
 } from './batch-engine-contract.js';
-import { createBatchSlot, type Slot, STATUS_BYTES, Usage } from './batch-slot.js';
+import { discardedLetter, malformedLetter, slotLetter, uncapturedKind } from './batch-reports.js';
+import {
+  type BatchDispatch,
+  createBatchSlot,
+  destroyBatchSlot,
+  encodeBatch,
+  type Slot,
+  STATUS_BYTES,
+  Usage,
+} from './batch-slot.js';
 import { BatchSpanWriter } from './batch-span-writer.js';
 import { ErrorResponse, errorBody, NO_RESPONSE, typed } from './output-codecs.js';
 import {
@@ -53,7 +61,6 @@ const TWO_32 = 0x1_0000_0000;
 export class WebGpuBatchEngine {
   readonly #device: GPUDevice;
   readonly #kernelId: string;
-  readonly #compiled: CompiledWgslKernel;
   #consumer: FrameConsumer;
   /** Every input: the kernel's own ring first, then kernel-to-kernel links. */
   readonly #inputs: FrameConsumer[];
@@ -70,7 +77,8 @@ export class WebGpuBatchEngine {
   readonly #metrics: DeviceBatchMetrics | undefined;
   readonly #tracer: BatchSpanWriter | undefined;
   readonly #state: GPUBuffer | undefined;
-  readonly #stateBindGroup: GPUBindGroup | undefined;
+  /** How each batch is dispatched and read back. */
+  readonly #dispatch: BatchDispatch;
   readonly #stateBytes: number;
   readonly #workgroupSize: number;
   readonly #maxBatch: number;
@@ -104,12 +112,9 @@ export class WebGpuBatchEngine {
     const { device, program } = options;
     this.#device = device;
     this.#kernelId = program.kernelId;
-    this.#compiled = compiled;
     this.#onDeadLetter = options.onDeadLetter;
     this.#onFailure = options.onFailure;
-    this.#consumer = new FrameConsumer(options.input, {
-      onMalformed: (error) => this.#malformed(error),
-    });
+    this.#consumer = new FrameConsumer(options.input, { onMalformed: this.#onMalformed });
     this.#inputs = [this.#consumer];
     this.#inputMemory = options.input;
     this.#inputSignal = new Int32Array(options.input.signal);
@@ -133,19 +138,36 @@ export class WebGpuBatchEngine {
     );
     this.#stateBytes = program.stateBytes;
     this.#stateMirror = new Uint8Array(program.stateBytes);
+    let state: BatchDispatch['state'];
     if (program.stateBytes > 0) {
-      this.#state = device.createBuffer({
+      const buffer = device.createBuffer({
         label: `${this.#kernelId} state`,
         size: program.stateBytes,
         usage: Usage.STORAGE | Usage.COPY_SRC | Usage.COPY_DST,
       });
-      this.#stateBindGroup = device.createBindGroup({
+      const bindGroup = device.createBindGroup({
         layout: compiled.stateLayout as GPUBindGroupLayout,
-        entries: [{ binding: 0, resource: { buffer: this.#state } }],
+        entries: [{ binding: 0, resource: { buffer } }],
       });
+      this.#state = buffer;
+      state = { buffer, bindGroup, at: this.#stateAt, bytes: program.stateBytes };
     }
+    this.#dispatch = {
+      pipeline: compiled.pipeline,
+      workgroupSize: program.workgroupSize,
+      outWords: this.#outWords,
+      outputAt: this.#maxBatch * STATUS_BYTES,
+      state,
+    };
+    const shape = {
+      maxBatch: this.#maxBatch,
+      outputBytes: this.#outWords * 4,
+      dataCapacity: this.#dataCapacity,
+      readbackBytes: this.#stateAt + this.#stateBytes,
+      traced: this.#tracer !== undefined,
+    };
     for (let i = 0; i < (options.inFlight ?? 4); i++) {
-      const slot = this.#createSlot(i);
+      const slot = createBatchSlot(device, compiled.batchLayout, { ...shape, label: `${this.#kernelId} batch ${i}` });
       this.#free.push(slot);
       this.#all.push(slot);
     }
@@ -192,23 +214,11 @@ export class WebGpuBatchEngine {
     return new WebGpuBatchEngine(options, compiled);
   }
 
-  #createSlot(index: number): Slot {
-    return createBatchSlot(this.#device, this.#compiled.batchLayout, {
-      label: `${this.#kernelId} batch ${index}`,
-      maxBatch: this.#maxBatch,
-      outputBytes: this.#outWords * 4,
-      dataCapacity: this.#dataCapacity,
-      readbackBytes: this.#stateAt + this.#stateBytes,
-      traced: this.#tracer !== undefined,
-    });
-  }
-
   /** Where in a readback the state copy lies. */
   get #stateAt(): number {
     return this.#maxBatch * STATUS_BYTES + Math.max(4, this.#maxBatch * this.#outWords * 4);
   }
 
-  /** Resolves once no batch is in flight (at once when none is; when the engine fails or ends too). */
   /**
    * Since when (`performance.now()`) a batch's outputs have been waiting for room in a full output ring, or
    * undefined: a batch that waits on a consumer that does not read cannot finish until it does.
@@ -217,6 +227,7 @@ export class WebGpuBatchEngine {
     return this.#roomWaitSince;
   }
 
+  /** Resolves once no batch is in flight (at once when none is; when the engine fails or ends too). */
   settled(): Promise<void> {
     if (this.#busy.length === 0 || this.#failure !== undefined || this.#destroyed) return Promise.resolve();
     return new Promise((resolve) => this.#settledWaiters.push(resolve));
@@ -254,7 +265,7 @@ export class WebGpuBatchEngine {
     if (this.#destroyed) throw new Error(`kernel '${this.#kernelId}': the batch engine was disposed`);
     // The rings' ends are taken now, not at create: a migration's new instance is made while the old one still
     // reads and writes them, and must start from their indices as they are when it takes over.
-    this.#consumer = new FrameConsumer(this.#inputMemory, { onMalformed: (error) => this.#malformed(error) });
+    this.#consumer = new FrameConsumer(this.#inputMemory, { onMalformed: this.#onMalformed });
     this.#inputs[0] = this.#consumer;
     this.#producer = new FrameProducer(this.#outputMemory, { deferWake: true, ...this.#producerClock });
     this.#running = this.#run();
@@ -339,7 +350,7 @@ export class WebGpuBatchEngine {
 
   /** Also takes input from this ring (another kernel produces into it). */
   linkIn(memory: FrameRingMemory): void {
-    this.#inputs.push(new FrameConsumer(memory, { onMalformed: (error) => this.#malformed(error) }));
+    this.#inputs.push(new FrameConsumer(memory, { onMalformed: this.#onMalformed }));
     this.#interrupt();
   }
 
@@ -511,22 +522,7 @@ export class WebGpuBatchEngine {
     queue.writeBuffer(slot.uniform, 0, header);
     queue.writeBuffer(slot.messages, 0, descriptors, 0, count * MESSAGE_DESCRIPTOR_WORDS);
     if (bytes > 0) queue.writeBuffer(slot.input, 0, data, 0, bytes);
-    const encoder = this.#device.createCommandEncoder();
-    const pass = encoder.beginComputePass();
-    pass.setPipeline(this.#compiled.pipeline);
-    pass.setBindGroup(0, slot.bindGroup);
-    if (this.#stateBindGroup !== undefined) pass.setBindGroup(1, this.#stateBindGroup);
-    pass.dispatchWorkgroups(Math.ceil(count / this.#workgroupSize));
-    pass.end();
-    const statusBytes = count * STATUS_BYTES;
-    const outputBytes = count * this.#outWords * 4;
-    const outputAt = this.#maxBatch * STATUS_BYTES;
-    encoder.copyBufferToBuffer(slot.statuses, 0, slot.readback, 0, statusBytes);
-    if (outputBytes > 0) encoder.copyBufferToBuffer(slot.outputs, 0, slot.readback, outputAt, outputBytes);
-    if (this.#state !== undefined) {
-      encoder.copyBufferToBuffer(this.#state, 0, slot.readback, this.#stateAt, this.#stateBytes);
-    }
-    queue.submit([encoder.finish()]);
+    queue.submit([encodeBatch(this.#device, slot, this.#dispatch)]);
     slot.submittedAt = performance.now();
     slot.mapped = slot.readback.mapAsync(MAP_READ, 0, this.#stateAt + this.#stateBytes);
     // The readback promise is awaited in order by #completeHead; a rejection there fails the kernel.
@@ -642,7 +638,7 @@ export class WebGpuBatchEngine {
         failed++;
         const code = errorCodeOf(error);
         const message = `kernel '${this.#kernelId}': the WGSL handler returned ${code ?? 'error'} (${error})`;
-        this.#deadLetter(slot, i, 'handler-error', error, message);
+        this.#onDeadLetter?.(slotLetter(slot, i, 'handler-error', error, message));
         const answered =
           !request ||
           (await this.#write(
@@ -723,61 +719,21 @@ export class WebGpuBatchEngine {
     }
   }
 
-  #deadLetter(slot: Slot, i: number, reason: BatchDeadLetterReason, errorNumber: number, message: string): void {
-    if (this.#onDeadLetter === undefined) return;
-    const d = i * MESSAGE_DESCRIPTOR_WORDS;
-    const at = (slot.descriptors[d + 3] as number) * 4;
-    const size = slot.descriptors[d + 1] as number;
-    this.#onDeadLetter({
-      reason,
-      fromHost: slot.source === 0,
-      errorNumber,
-      message,
-      messageId: slot.messageIds[i] as number,
-      correlationId: slot.correlationIds[i] as number,
-      typeId: slot.descriptors[d] as number,
-      flags: slot.descriptors[d + 2] as number,
-      payload: slot.data.slice(at, at + size),
-    });
-  }
-
+  /** Dead-letters every frame still queued in the kernel's inputs (a terminate with discard). */
   #discardQueued(): void {
     this.#inputs.forEach((input, index) => {
-      this.#discardFrom(input, index === 0);
-    });
-  }
-
-  #discardFrom(input: FrameConsumer, fromHost: boolean): void {
-    input.drain((frame) => {
-      this.#discarded++;
-      this.#onDeadLetter?.({
-        reason: 'discarded-on-terminate',
-        fromHost,
-        errorNumber: ErrorNumber.KernelFailed,
-        message: `kernel '${this.#kernelId}' terminated with discard before handling the message`,
-        messageId: frame.messageId,
-        correlationId: frame.correlationId,
-        typeId: frame.typeId,
-        flags: frame.flags,
-        payload: frame.payload.slice(),
+      input.drain((frame) => {
+        this.#discarded++;
+        this.#onDeadLetter?.(discardedLetter(frame, index === 0, this.#kernelId));
       });
     });
   }
 
-  #malformed(error: MalformedFrameError): void {
+  /** A malformed frame in an input ring: counted failed, dead-lettered. */
+  readonly #onMalformed = (error: MalformedFrameError): void => {
     this.#failed++;
-    this.#onDeadLetter?.({
-      reason: 'malformed-frame',
-      fromHost: true,
-      errorNumber: error.errno,
-      message: error.message,
-      messageId: 0,
-      correlationId: 0,
-      typeId: 0,
-      flags: 0,
-      payload: new Uint8Array(0),
-    });
-  }
+    this.#onDeadLetter?.(malformedLetter(error));
+  };
 
   #fail(error: WebGpuError): void {
     if (this.#failure !== undefined) return;
@@ -801,19 +757,7 @@ export class WebGpuBatchEngine {
     this.#wakeSettled();
     this.#metrics?.idle();
     this.#device.removeEventListener('uncapturederror', this.#onUncapturedError);
-    for (const slot of this.#all) {
-      for (const buffer of [slot.uniform, slot.messages, slot.input, slot.statuses, slot.outputs, slot.readback]) {
-        buffer.destroy();
-      }
-    }
+    for (const slot of this.#all) destroyBatchSlot(slot);
     this.#state?.destroy();
   }
-}
-
-/** The WebGPU error scope an uncaptured error belongs to. */
-function uncapturedKind(error: GPUError): 'validation' | 'out-of-memory' | 'internal' {
-  const name = error.constructor.name;
-  if (name === 'GPUValidationError') return 'validation';
-  if (name === 'GPUOutOfMemoryError') return 'out-of-memory';
-  return 'internal';
 }

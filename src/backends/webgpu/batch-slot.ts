@@ -99,3 +99,45 @@ export function createBatchSlot(device: GPUDevice, layout: GPUBindGroupLayout, s
     mapped: undefined,
   };
 }
+
+/** Destroys a slot's buffers (the engine's teardown). */
+export function destroyBatchSlot(slot: Slot): void {
+  for (const buffer of [slot.uniform, slot.messages, slot.input, slot.statuses, slot.outputs, slot.readback]) {
+    buffer.destroy();
+  }
+}
+
+/** How a kernel's batches are dispatched and read back (fixed at launch). */
+export interface BatchDispatch {
+  readonly pipeline: GPUComputePipeline;
+  readonly workgroupSize: number;
+  /** Words each message's output may take. */
+  readonly outWords: number;
+  /** Where the outputs start in a readback: after the statuses of the largest batch. */
+  readonly outputAt: number;
+  /** The kernel's state, when it has one: its bind group (group 1), and where its copy lies in a readback. */
+  readonly state:
+    | { readonly buffer: GPUBuffer; readonly bindGroup: GPUBindGroup; readonly at: number; readonly bytes: number }
+    | undefined;
+}
+
+/**
+ * Encodes one batch of `slot.count` messages: the kernel's dispatch, then the copies into the slot's readback —
+ * statuses, outputs, and the state as the batch leaves it (a synchronous checkpoint's source).
+ */
+export function encodeBatch(device: GPUDevice, slot: Slot, dispatch: BatchDispatch): GPUCommandBuffer {
+  const count = slot.count;
+  const state = dispatch.state;
+  const encoder = device.createCommandEncoder();
+  const pass = encoder.beginComputePass();
+  pass.setPipeline(dispatch.pipeline);
+  pass.setBindGroup(0, slot.bindGroup);
+  if (state !== undefined) pass.setBindGroup(1, state.bindGroup);
+  pass.dispatchWorkgroups(Math.ceil(count / dispatch.workgroupSize));
+  pass.end();
+  const outputBytes = count * dispatch.outWords * 4;
+  encoder.copyBufferToBuffer(slot.statuses, 0, slot.readback, 0, count * STATUS_BYTES);
+  if (outputBytes > 0) encoder.copyBufferToBuffer(slot.outputs, 0, slot.readback, dispatch.outputAt, outputBytes);
+  if (state !== undefined) encoder.copyBufferToBuffer(state.buffer, 0, slot.readback, state.at, state.bytes);
+  return encoder.finish();
+}
