@@ -246,12 +246,11 @@ describe('tracing under overload', () => {
       const report = JSON.stringify(stats);
       assert.equal(stats.spansExported, 0, report);
       assert.equal(stats.recordsDropped, 0, report);
-      // The rings kept draining: neither ring ever filled (no cap; nothing shed for want of room in the host's
-      // ring), and far more records were discarded than the kernel's ring holds. Every message was traced — its send
-      // span and its processing span, both failed — or, where the exporter thread (which yields its core to the
-      // flood) was behind, left untraced whole at the origin.
+      // The rings kept draining (all of it discarded above, none dropped): neither ring ever filled (no cap; nothing
+      // shed for want of room in the host's ring). Every message was traced — its send span and its processing
+      // span, both failed — or, where the exporter thread (which yields its core to other work) was behind, left
+      // untraced whole at the origin.
       assert.equal(stats.tracesShedForRoom + stats.tracesShedForRate, 0, report);
-      assert.ok(stats.spansFailed > 2 * 32_768, report);
       assert.ok(stats.spansFailed >= 2 * (MESSAGES - stats.tracesShedForExport), report);
       // The warning went to the runtime's logger (silent here), not to process warnings.
       assert.deepEqual(
