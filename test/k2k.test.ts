@@ -7,6 +7,8 @@ import {
   Classifier,
   Double,
   Echo,
+  LOOP_FOREVER,
+  Looper,
   MinusThree,
   Numbers,
   TotalsToNumbers,
@@ -97,19 +99,30 @@ describe('kernel-to-kernel links', () => {
       const a = await quick.launch(AddOne, 1, 1, { name: 'a', queueCapacity: 32, autoActivate: true });
       const b = await quick.launch(Double, 1, 1, { name: 'b', queueCapacity: 32, autoActivate: true });
       const c = await quick.launch(MinusThree, 1, 1, { name: 'c', queueCapacity: 32, autoActivate: true });
+      // The stage after c never takes input: its handler never returns on the first message.
+      const d = await quick.launch(Looper, 1, 1, { name: 'd', queueCapacity: 32, autoActivate: true });
       await quick.connect(a, b, { queueCapacity: 32 });
       await quick.connect(b, c, { queueCapacity: 32 });
-      // Nobody reads c's outputs: c's output ring fills, then every stage holds an output and stops taking input.
+      await quick.connect(c, d, { queueCapacity: 32 });
+      // c's first output is LOOP_FOREVER for d: then d's ring fills, and every stage holds an output and stops
+      // taking input. (A host that does not read is no block: a draining kernel's outputs are taken for it.)
+      const first = (LOOP_FOREVER + 3) / 2 - 1;
       let sent = 0;
       for (let seq = 0; seq < 1000; seq++) {
-        if (a.trySend({ sender: 0, seq, value: seq })) sent++;
+        if (a.trySend({ sender: 0, seq, value: seq === 0 ? first : seq })) sent++;
         else await new Promise((resolve) => setTimeout(resolve, 1));
       }
       assert.ok(sent < 1000, 'the pipeline backed up');
       const report = await quick.shutdown();
-      assert.equal(report.failed, 3, 'draining was impossible, so termination was forced');
+      // d never stops: forced, and failed once the grace is over; the stages behind it are forced as well (or, should
+      // one be stopped with nothing in hand, end Terminated): every kernel ended, and nothing is lost either way.
+      assert.equal(d.status, 'Failed');
+      assert.match(d.metrics().lastError?.message ?? '', /did not terminate within 200 ms/);
+      assert.equal(report.failed + report.terminated, 4);
+      assert.ok(report.failed >= 1, 'draining was impossible, so termination was forced');
       let outputs = 0;
       while (c.tryReceive() !== undefined) outputs++;
+      while (d.tryReceive() !== undefined) outputs++;
       const seqs = new Set(quick.deadLetters.recent().map((letter) => letter.payload.length));
       assert.deepEqual([...seqs], [16], 'every dead letter carries a whole message');
       assert.equal(

@@ -3,7 +3,9 @@ import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { type DeadLetter, ErrorCode, RingKernelRuntime } from '../src/internal.js';
+import { Accumulator, LOOP_FOREVER, Looper } from './fixtures/kernels.js';
 import { SlowSink, Work } from './fixtures/reliability-kernels.js';
+import { eventually, within } from './support/eventually.js';
 import { Random, TEST_SEED } from './support/random.js';
 
 /** The seq a dead letter of a `Work` message carried. */
@@ -155,6 +157,55 @@ describe('reliability: lifecycle commands issued concurrently all settle', () =>
       }
     } finally {
       await runtime.shutdown();
+    }
+  });
+});
+
+describe('terminate of a kernel whose handler never returns', () => {
+  it('fails it after the grace, dead-letters its queue once its worker is replaced, and its neighbour goes on', async () => {
+    const runtime = await RingKernelRuntime.builder().config({ workers: 1, terminationTimeout: 200 }).build();
+    const letters: DeadLetter[] = [];
+    runtime.deadLetters.on('deadLetter', (letter) => letters.push(letter));
+    try {
+      const looper = await runtime.launch(Looper, 1, 1, { name: 'looper' });
+      const neighbour = await runtime.launch(Accumulator, 1, 1, { name: 'neighbour' });
+      assert.equal((await neighbour.call({ sender: 0, seq: 0, value: 2 })).total, 2);
+      assert.ok(looper.trySend({ sender: 0, seq: 0, value: LOOP_FOREVER }));
+      for (let seq = 1; seq <= 5; seq++) assert.ok(looper.trySend({ sender: 0, seq, value: seq }));
+      // Before, terminate waited for the worker to answer its command, which a handler that never returns never
+      // lets it do: the promise never settled (and shutdown hung with it).
+      const outcome = await within(
+        looper.terminate().then(
+          () => undefined,
+          (error: unknown) => error,
+        ),
+        10_000,
+        'terminate of a stuck kernel',
+      );
+      assert.equal(outcome, undefined, `terminate rejected: ${String(outcome)}`);
+      assert.equal(looper.status, 'Failed');
+      assert.match(looper.metrics().lastError?.message ?? '', /did not terminate within 200 ms/);
+      // The stuck message and the five behind it: each a dead letter, once, after the worker has gone.
+      await eventually(() => assert.equal(letters.filter((l) => l.kernel === 'looper').length, 6), 10_000);
+      assert.ok(letters.every((l) => l.reason === 'kernel-failed'));
+      assert.deepEqual(
+        letters.map((l) => new DataView(l.payload.buffer, l.payload.byteOffset).getUint32(4, true)).sort(),
+        [0, 1, 2, 3, 4, 5],
+      );
+      // The neighbour shared the stuck worker: it was restarted on a fresh one (a restart starts from fresh state).
+      const answer = await eventually(
+        () => neighbour.call({ sender: 0, seq: 1, value: 3 }, { timeout: 2_000 }),
+        10_000,
+      );
+      assert.equal(answer.total, 3);
+      assert.equal(neighbour.status, 'Active');
+    } finally {
+      const report = await within(runtime.shutdown(), 15_000, 'shutdown');
+      assert.equal(
+        report.failed,
+        1,
+        JSON.stringify({ report, neighbour: runtime.kernels().map((k) => [k.name, k.status]) }),
+      );
     }
   });
 });

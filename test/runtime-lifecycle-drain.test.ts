@@ -168,3 +168,45 @@ describe('runtime lifecycle: start, drain, complete shutdown', () => {
     assert.equal(report.messagesProcessed, 1000, 'the queued messages were handled before the stop');
   });
 });
+
+describe('a draining terminate whose outputs nobody reads', () => {
+  it('finishes promptly: the host keeps the outputs for receive() while the kernel drains into a full ring', async () => {
+    const runtime = await RingKernelRuntime.builder().config({ workers: 1 }).build();
+    const letters: DeadLetter[] = [];
+    runtime.deadLetters.on('deadLetter', (letter) => letters.push(letter));
+    try {
+      // Tiny rings: the output ring fills, the kernel waits for room, and its input ring fills behind it.
+      const kernel = await runtime.launch(Accumulator, 1, 1, { name: 'unread', queueCapacity: 8 });
+      let sent = 0;
+      for (let round = 0, stalled = 0; stalled < 3 && round < 200; round++) {
+        let taken = 0;
+        while (kernel.trySend({ sender: 0, seq: sent + taken, value: 1 })) taken++;
+        sent += taken;
+        stalled = taken === 0 ? stalled + 1 : 0;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.ok(sent > 8, `the kernel took ${sent} messages: its output ring never filled`);
+      // Before, the drain waited for a reader until terminationTimeout (5 s here), then failed the kernel.
+      const started = performance.now();
+      await kernel.terminate();
+      const ms = performance.now() - started;
+      assert.equal(
+        kernel.status,
+        'Terminated',
+        `terminate took ${ms.toFixed(0)} ms and left the kernel ${kernel.status}`,
+      );
+      // Every message handled once, in order, and still the caller's to receive.
+      for (let seq = 0; seq < sent; seq++) {
+        const out = kernel.tryReceive();
+        assert.ok(out !== undefined, `output ${seq} of ${sent} is missing`);
+        assert.equal(out.seq, seq);
+        assert.equal(out.total, seq + 1);
+      }
+      assert.equal(kernel.tryReceive(), undefined);
+      assert.deepEqual(letters, []);
+    } finally {
+      const report = await runtime.shutdown();
+      assert.equal(report.failed, 0);
+    }
+  });
+});

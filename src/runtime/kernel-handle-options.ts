@@ -117,6 +117,11 @@ export interface KernelHandleInit {
   /** Called when a supervised kernel's instance failed and its supervisor will decide what happens next. */
   readonly onInterrupted: (handle: KernelHandle) => void;
   /**
+   * Called when a forced termination found the kernel's handler stuck: its worker must be replaced. `salvaged`
+   * settles once the worker has gone and what the kernel never handled is dead-lettered.
+   */
+  readonly onStuckTermination?: (handle: KernelHandle, salvaged: Promise<void>) => void;
+  /**
    * Attaches a new instance of the kernel — same ControlBlock, same rings — to a worker, on the given control
    * port; resolves with the worker's thread id and the device it runs on (a supervisor's restart: another device
    * when the kernel's CUDA device was lost).

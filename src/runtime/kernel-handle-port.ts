@@ -224,6 +224,10 @@ export class HandlePort implements InstanceOwner, WaitersOwner, SendQueueOwner {
     waitingSends.drop(error, 'discarded-on-terminate');
   }
 
+  collectOutputs(): void {
+    this.#access.drainOutputs(this.handle);
+  }
+
   lastError(message: string): void {
     this.#lastErrorMessage = message;
   }

@@ -17,7 +17,7 @@ import { ControlChannel } from './control-channel.js';
 import type { KernelHandle } from './kernel-handle.js';
 import type { KernelFailureListener, KernelHandleInit, LinkCommand } from './kernel-handle-options.js';
 import { type DormantInstance, dropDormant, queuedIn, sendState } from './kernel-migration.js';
-import { type OrphanedKernel, recoverInputs } from './kernel-recovery.js';
+import { type OrphanedKernel, recoverInputs, salvageInput } from './kernel-recovery.js';
 
 /** How long a forced kernel gets to stop after the message in hand before the host marks it Failed itself. */
 const FORCE_GRACE_MS = 1000;
@@ -61,7 +61,15 @@ export interface InstanceOwner {
   lastError(message: string): void;
   /** The host call `messageId` fails with `error` (its request was dead-lettered). */
   rejectCall(messageId: number, error: Error): void;
+  /**
+   * Reads what waits in the output ring into the handle's own queue (calls answered, the rest kept for
+   * `receive()`), so that a draining instance never waits on a reader.
+   */
+  collectOutputs(): void;
 }
+
+/** How often a draining terminate reads the outputs nobody else reads (see `InstanceOwner.collectOutputs`). */
+const OUTPUT_COLLECT_MS = 2;
 
 /**
  * A kernel's hold on its instance in a worker (or on a device): the control-port RPC and the lifecycle commands
@@ -73,6 +81,8 @@ export class KernelInstance implements MigratableKernel, KernelSupervision {
   readonly #owner: InstanceOwner;
   /** The control-port RPC with the current instance (rebound when a supervisor restarts or a migration moves it). */
   readonly #channel: ControlChannel;
+  /** A forced termination failed the kernel while its worker still held the rings: salvage them once it goes. */
+  #salvageOnLeave: (() => void) | undefined;
   /** The current instance has left its worker (reported its exit, or its thread died). */
   #left = false;
   /** The device hosting the current instance. */
@@ -237,13 +247,20 @@ export class KernelInstance implements MigratableKernel, KernelSupervision {
       );
       return;
     }
-    const command = this.command('TERMINATE', 'terminate', drain);
-    // The word stops a batch in progress after the message in hand; the command says what to do next (and so
-    // does the discard word, for a device executor that acts on the words before the command arrives).
-    owner.control.requestTermination(TERMINATE_FINISH, !drain);
-    await command;
+    // A drain writes outputs until the queue is empty: were they left in a full ring nobody reads, the instance
+    // would wait for room until `terminationTimeout` and fail. The host takes them meanwhile, for `receive()`.
+    const collector = drain ? setInterval(() => owner.collectOutputs(), OUTPUT_COLLECT_MS) : undefined;
+    try {
+      const command = this.command('TERMINATE', 'terminate', drain);
+      // The word stops a batch in progress after the message in hand; the command says what to do next (and so
+      // does the discard word, for a device executor that acts on the words before the command arrives).
+      owner.control.requestTermination(TERMINATE_FINISH, !drain);
+      // The command's answer is timed too: a handler that never returns never reads it.
+      if (await this.#exitWithin(owner.init.terminationTimeout, command)) return;
+    } finally {
+      clearInterval(collector);
+    }
     const timeout = owner.init.terminationTimeout;
-    if (await this.#exitWithin(timeout)) return;
     // Forced: the kernel stops after the message in hand and dead-letters the rest; if its worker never gets that
     // far (a handler that never returns), the kernel is failed anyway.
     owner.control.requestTermination(TERMINATE_NOW);
@@ -251,6 +268,14 @@ export class KernelInstance implements MigratableKernel, KernelSupervision {
     if (await this.#exitWithin(FORCE_GRACE_MS)) return;
     const error = new KernelFailedError(owner.name, `did not terminate within ${timeout} ms`);
     (error as { cause?: unknown }).cause = { code: ErrorCode.TerminationTimeout };
+    // Its handler never returns: the worker still holds the rings, so its queue is dead-lettered once the worker
+    // has gone (replaced now, or with the pool at shutdown).
+    const salvaged = new Promise<void>((resolve) => {
+      this.#salvageOnLeave = resolve;
+    });
+    // The worker is replaced while the kernel still counts as placed on it (its neighbours move with their
+    // queues); it goes asynchronously, after the kernel has failed with this error.
+    owner.init.onStuckTermination?.(owner.handle, salvaged);
     owner.fail(error);
   }
 
@@ -544,7 +569,13 @@ export class KernelInstance implements MigratableKernel, KernelSupervision {
     const owner = this.#owner;
     this.#left = true;
     if (owner.exitStatus() !== undefined) {
-      // Ended already (a forced termination failed it): now that its worker has let go, its rings may go too.
+      // Ended already (a forced termination failed it): now that its worker has let go, what it never handled is
+      // dead-lettered, and its rings may go.
+      if (this.#salvageOnLeave !== undefined) {
+        salvageInput(this.orphaned, 'kernel-failed');
+        this.#salvageOnLeave();
+        this.#salvageOnLeave = undefined;
+      }
       owner.instanceGone();
       return;
     }
@@ -608,13 +639,18 @@ export class KernelInstance implements MigratableKernel, KernelSupervision {
     }
   }
 
-  async #exitWithin(ms: number): Promise<boolean> {
+  /**
+   * Whether the instance has exited within `ms` (after `first` settles, when given: a command it must answer; its
+   * rejection is thrown).
+   */
+  async #exitWithin(ms: number, first?: Promise<void>): Promise<boolean> {
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<boolean>((resolve) => {
       timer = setTimeout(() => resolve(false), ms);
     });
+    const exited = this.#owner.exited;
     try {
-      return await Promise.race([this.#owner.exited.then(() => true), timedOut]);
+      return await Promise.race([(first ?? Promise.resolve()).then(() => exited).then(() => true), timedOut]);
     } finally {
       clearTimeout(timer);
     }

@@ -171,6 +171,11 @@ export interface LaunchHost {
   ended(handle: KernelHandle): void;
   /** A supervised kernel's instance failed; its supervisor decides. */
   interrupted(handle: KernelHandle): void;
+  /**
+   * A forced termination found `handle`'s handler stuck: its worker thread is replaced (not while shutting down:
+   * the pool goes then). `salvaged` settles once that worker has gone and the kernel's queue is dead-lettered.
+   */
+  stuck(handle: KernelHandle, salvaged: Promise<void>): void;
   /** A kernel's new instance runs on `threadId` (a supervisor's restart). */
   restarted(handle: KernelHandle, threadId: number): void;
   /** A checkpoint of a kernel was taken. */
@@ -430,6 +435,7 @@ export class KernelLauncher {
       onExit: (exited) => host.ended(exited),
       onWorkerExit: (threadId) => host.workers.markDead(threadId),
       onInterrupted: (interrupted) => host.interrupted(interrupted),
+      onStuckTermination: (stuck, salvaged) => host.stuck(stuck, salvaged),
       onDeviceLost: (lost, cudaErrorName) => host.devices.markLost(lost, cudaErrorName),
       onInspect: inspector === undefined ? undefined : (event) => inspector.forward(name, instanceId, event),
       reattach: (restarted, port) =>

@@ -58,26 +58,36 @@ export function recoverInputs(kernel: OrphanedKernel): void {
 }
 
 /**
- * The worker is dead, so nobody consumes the input ring any more: the host takes over as its consumer and
- * dead-letters what is left (reason `kernel-failed`), so nothing sent is lost without a word. It starts where
+ * The worker is dead, so nobody consumes the input rings any more (the kernel's own, and those other kernels
+ * produce into): the host takes over as their consumer and dead-letters what is left (reason `kernel-failed`), so nothing sent is lost without a word. It starts where
  * the worker's handlers got to (the ControlBlock's handled cursor), not at the last published read index, so
  * messages handled in the worker's last batch are not reported twice; the message whose handler was running
  * (the one that killed the worker, say) is reported.
  */
 export function salvageInput(kernel: OrphanedKernel, reason: 'kernel-failed' | 'discarded-on-terminate'): void {
-  const orphaned = new FrameConsumer(kernel.input);
-  orphaned.resumeAt(kernel.control.handledCursor);
   const error = { name: 'KernelFailedError', message: `kernel '${kernel.name}' failed before handling this message` };
-  orphaned.drain((frame) => {
-    kernel.onDeadLetter({
-      kernel: kernel.name,
-      reason,
-      error,
-      messageId: frame.messageId,
-      correlationId: frame.correlationId,
-      typeId: frame.typeId,
-      payload: frame.payload.slice(),
-      at: new Date(),
+  const rings: { memory: FrameRingMemory; cursor: number }[] = [
+    { memory: kernel.input, cursor: kernel.control.handledCursor },
+  ];
+  // Its kernel-to-kernel inputs too: what another kernel sent it and it never handled is as lost as the host's.
+  for (const memory of kernel.linkInputs) {
+    const signal = new Int32Array(memory.signal);
+    rings.push({ memory, cursor: Atomics.load(signal, RingSignalOffset.HANDLED_CURSOR >> 2) >>> 0 });
+  }
+  for (const { memory, cursor } of rings) {
+    const orphaned = new FrameConsumer(memory);
+    orphaned.resumeAt(cursor);
+    orphaned.drain((frame) => {
+      kernel.onDeadLetter({
+        kernel: kernel.name,
+        reason,
+        error,
+        messageId: frame.messageId,
+        correlationId: frame.correlationId,
+        typeId: frame.typeId,
+        payload: frame.payload.slice(),
+        at: new Date(),
+      });
     });
-  });
+  }
 }

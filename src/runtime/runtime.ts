@@ -50,6 +50,9 @@ import { SignalShutdown } from './signal-shutdown.js';
 import { replaceStuckWorker } from './stuck-worker-recovery.js';
 import { WorkerPools } from './worker-pools.js';
 
+/** How long a shutdown waits for a stuck kernel's worker to go (its queue is dead-lettered then). */
+const SALVAGE_WAIT_MS = 2_000;
+
 export type { LostCudaDevice } from './device-registry.js';
 export type { LaunchOptions } from './kernel-launcher.js';
 export type { ShutdownReport } from './runtime-statistics.js';
@@ -145,6 +148,8 @@ export class RingKernelRuntime {
   #watchdogSupervisor: Supervisor | undefined;
   readonly #inspector: LifecycleInspector | undefined;
   #shutdown: Promise<ShutdownReport> | undefined;
+  /** Kernels forced out of a stuck handler whose queues are dead-lettered once their worker has gone. */
+  readonly #salvaging = new Set<Promise<void>>();
   readonly #lifecycle = createActor(runtimeLifecycle).start();
   #drained: boolean | undefined;
   /** Circuit breakers, degradation manager, health checker, Prometheus exporter, watchdog: made on first use. */
@@ -221,6 +226,11 @@ export class RingKernelRuntime {
       },
       ended: (handle) => this.#release(handle),
       interrupted: (handle) => this.#interrupted(handle),
+      stuck: (handle, salvaged) => {
+        this.#salvaging.add(salvaged);
+        void salvaged.then(() => this.#salvaging.delete(salvaged));
+        void this.#recoverStale(handle, 'fail');
+      },
       restarted: (handle, threadId) => {
         this.#workers.hosts(handle, threadId);
         this.#statistics.restarted();
@@ -711,6 +721,15 @@ export class RingKernelRuntime {
       );
       this.#operations.stop();
       await this.#workers.destroy();
+      // The stuck kernels' workers are gone with the pool: their queues are dead-lettered before the report.
+      if (this.#salvaging.size > 0) {
+        let timer: NodeJS.Timeout | undefined;
+        const bound = new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, SALVAGE_WAIT_MS);
+        });
+        await Promise.race([Promise.all(this.#salvaging), bound]);
+        clearTimeout(timer);
+      }
       this.#launcher.releasePooledRings();
       this.#devices.close();
       await this.tracing?.shutdown();
