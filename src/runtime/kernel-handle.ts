@@ -645,7 +645,10 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   #writeTraced(tracer: HostSpanWriter, message: InIn, flags: number): boolean {
     const envelope = this.#envelope;
     const startNs = tracer.beginMessage(envelope);
-    if (!this.#producer.tryWrite(this.#inputCodec, message, envelope)) return false;
+    if (!this.#producer.tryWrite(this.#inputCodec, message, envelope)) {
+      tracer.retract();
+      return false;
+    }
     const messageId = this.#nextMessageId++;
     this.#sent++;
     if (startNs >= 0) {
