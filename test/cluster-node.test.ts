@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { connect, headers } from '@nats-io/transport-node';
 import { FrameBatchWriter } from '../src/cluster/frame-batch.js';
 import { ClusterAuthError, ClusterNameUnknownError, ClusterUnreachableError } from '../src/cluster.js';
-import { type DeadLetter, ErrorCode, RingKernelRuntime } from '../src/index.js';
+import { type DeadLetter, ErrorCode, InvalidStateError, RingKernelRuntime } from '../src/index.js';
 import { Accumulator, Echo, Numbers } from './fixtures/kernels.js';
 import { eventually } from './support/eventually.js';
 import { freePort, type NatsServer, natsServerMissing, startNatsServer } from './support/nats-server.js';
@@ -84,6 +84,36 @@ describe('cluster nodes in one process', { skip: missing }, () => {
     });
     assert.throws(() => b.ref('nowhere/at-all'), ClusterNameUnknownError);
     assert.throws(() => b.ref('nowhere/at-all'), { code: ErrorCode.ClusterNameUnknown });
+  });
+
+  test("a name is the cluster's: a second node's launch under a live kernel's name is refused, typed", async () => {
+    await using a = await node(server, 'a-names');
+    await using b = await node(server, 'b-names');
+    const first = await a.launch(Accumulator, 1, 1, { name: 'only-one' });
+    await until(() => b.cluster?.registry.get('only-one') !== undefined);
+    // Before, B launched its own 'only-one' and its listing overwrote A's: senders by name lost A's kernel.
+    await assert.rejects(b.launch(Accumulator, 1, 1, { name: 'only-one' }), (error: unknown) => {
+      assert.ok(error instanceof InvalidStateError);
+      assert.equal(error.code, ErrorCode.InvalidState);
+      assert.match(error.message, /the name 'only-one' is taken by a kernel on node 'a-names' of the cluster/);
+      return true;
+    });
+    assert.equal(b.kernels().length, 0, 'nothing was launched on B');
+    assert.equal(b.cluster?.registry.get('only-one')?.node, 'a-names');
+    // Once A's kernel has ended, the name is free for B.
+    await first.terminate();
+    await until(() => b.cluster?.registry.get('only-one') === undefined);
+    const second = await b.launch(Accumulator, 1, 1, { name: 'only-one' });
+    await until(() => a.cluster?.registry.get('only-one')?.node === 'b-names');
+    assert.equal(
+      (
+        await a
+          .ref<{ sender: number; seq: number; value: number }, { total: number }>('only-one')
+          .call({ sender: 0, seq: 0, value: 4 }, { timeout: 10_000 })
+      ).total,
+      4,
+    );
+    await second.terminate();
   });
 
   test('raw bytes kernels: payloads travel as they are', async () => {
