@@ -429,7 +429,7 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
     node: string,
     kernel: string | AnyKernelDefinition,
     options: Readonly<Record<string, unknown>>,
-    timeoutMs = 30_000,
+    timeoutMs = this.#options.placementTimeoutMs,
   ): Promise<KernelRef<InIn, OutView>> {
     const launch: PlacedLaunchOptions = placedOptions(options);
     const definition = typeof kernel === 'string' ? definitionOf(kernel) : kernel;
