@@ -195,6 +195,7 @@ describe('the DMA mirror thread', { skip: skipReason }, () => {
     // come from the thread serving the call, or from the mirror once that thread parks. Two callers share kernel
     // 0, so some calls find its pump parked already (the mirror thread carries those).
     const CALLS = 400;
+    const sends: number[] = [];
     const callers = [0, 0, 1, 2].map(async (k, caller) => {
       const handle = kernels[k] as (typeof kernels)[number];
       for (let seq = 0; seq < CALLS; seq++) {
@@ -207,12 +208,18 @@ describe('the DMA mirror thread', { skip: skipReason }, () => {
         if (pause < 90) await new Promise((resolve) => setImmediate(resolve));
         else if (pause < 99) await new Promise((resolve) => setTimeout(resolve, random.int(1, 4)));
         else await new Promise((resolve) => setTimeout(resolve, 230)); // past the mirror's deep-idle threshold
+        if (pause < 90 || k === 0) continue;
+        // A send after a pause finds the kernel and the mirror thread asleep: the sender carries it and wakes it.
+        await handle.send({ sender: caller, seq: CALLS + seq, value });
+        const output = await handle.receive(5_000);
+        assert.deepEqual([output.seq, output.value], [CALLS + seq, value + 1], `send after call ${seq}`);
+        sends[k] = (sends[k] ?? 0) + 1;
       }
     });
     await Promise.all(callers);
     for (const [k, handle] of kernels.entries()) {
       const transfer = handle.metrics().transfer;
-      const calls = k === 0 ? 2 * CALLS : CALLS;
+      const calls = (k === 0 ? 2 * CALLS : CALLS) + (sends[k] ?? 0);
       assert.equal(transfer?.input.frames, calls, `kernel ${k}: every request crossed once`);
       assert.equal(transfer?.output.frames, calls, `kernel ${k}: every response crossed once`);
       assert.ok((transfer?.input.servedBatches ?? 0) > 0, `kernel ${k}: the caller carried requests itself`);

@@ -182,6 +182,15 @@ describe('PrometheusExporter', () => {
       (sample(text, 'ringkernel_memory_bytes', { kind: 'telemetry' }) ?? 0) > (hostRingCapacity + ringCapacity) * 64,
     );
     assert.equal(sample(text, 'ringkernel_tracing_records_dropped_total', {}), 0);
+    // Sheds at the origin, by reason: the counters stats() keeps.
+    const shed = runtime.tracing?.stats();
+    for (const [reason, count] of [
+      ['rate', shed?.tracesShedForRate],
+      ['room', shed?.tracesShedForRoom],
+      ['export', shed?.tracesShedForExport],
+    ] as const) {
+      assert.equal(sample(text, 'ringkernel_tracing_traces_shed_total', { reason }), count, reason);
+    }
     await runtime.shutdown();
     await receiver.close();
     const after = await registry.metrics();

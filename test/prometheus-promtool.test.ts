@@ -50,6 +50,7 @@ describe('promtool check metrics', () => {
         'ringkernel_kernel_restarts_total',
         'ringkernel_tracing_spans_exported_total',
         'ringkernel_tracing_records_dropped_total',
+        'ringkernel_tracing_traces_shed_total',
         'process_cpu_seconds_total',
       ]) {
         assert.match(text, new RegExp(`^# HELP ${name} \\S`, 'm'), `${name} is exposed with its help`);

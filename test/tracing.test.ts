@@ -358,7 +358,7 @@ describe('tracing: OTLP/HTTP to a real receiver', () => {
     }
   });
 
-  it('a full telemetry ring drops and counts records, and never holds the data path up', async () => {
+  it('a kernel ring the exporter does not drain: past half of it the origin sheds whole traces, counted; the data path never waits', async () => {
     receiver.clear();
     const runtime = await tracedRuntime({
       endpoint: receiver.url,
@@ -369,12 +369,20 @@ describe('tracing: OTLP/HTTP to a real receiver', () => {
     try {
       const sink = await runtime.launch(Sink, 1, 1, { name: 'sink', autoActivate: true });
       const n = 1000;
-      for (let seq = 0; seq < n; seq++) await sink.send({ sender: 1, seq, value: 1 });
-      await processed(sink, n);
-      assert.equal(runtime.tracing?.stats().recordsDropped, n - 64);
+      // One at a time, each processed before the next is sent: the origin sees the kernel's ring as it fills.
+      for (let seq = 0; seq < n; seq++) {
+        await sink.send({ sender: 1, seq, value: 1 });
+        await processed(sink, seq + 1);
+      }
+      const stats = runtime.tracing?.stats();
+      assert.ok(stats !== undefined);
+      const report = JSON.stringify(stats);
+      // Half the kernel's 64 records traced; every later message left untraced at the origin, whole, and counted.
+      assert.equal(stats.tracesShedForExport, n - 32, report);
+      assert.equal(stats.tracesShedForRate + stats.tracesShedForRoom + stats.recordsDropped, 0, report);
       await runtime.tracing?.flush();
-      assert.equal(receiver.named('process sink').length, 64);
-      assert.equal(receiver.named('send sink').length, n);
+      assert.equal(receiver.named('send sink').length, 32, report);
+      assert.equal(receiver.named('process sink').length, 32, report);
     } finally {
       await runtime.shutdown();
     }
@@ -396,6 +404,33 @@ describe('tracing: OTLP/HTTP to a real receiver', () => {
       assert.ok(seconds < 10, `exited after ${seconds.toFixed(1)} s`);
     });
   }
+
+  it('a SpanExporter that answers before export returns (as the console exporter does): every batch goes out, flush settles', async () => {
+    const received: string[] = [];
+    const synchronous = {
+      export(spans: { name: string }[], done: (result: { code: number }) => void): void {
+        for (const span of spans) received.push(span.name);
+        done({ code: 0 });
+      },
+      shutdown: async (): Promise<void> => {},
+    };
+    // One span per batch: many exports, each answered at once.
+    const runtime = await tracedRuntime({ exporter: synchronous, sampler: 'always_on', maxExportBatchSize: 1 });
+    try {
+      const sink = await runtime.launch(Sink, 1, 1, { name: 'sink', autoActivate: true });
+      for (let seq = 0; seq < 20; seq++) assert.ok(sink.trySend({ sender: 0, seq, value: seq }));
+      await processed(sink, 20);
+      // The timer's exports, one after the other (a flush that waited on an export that never ends would spin).
+      await eventually(() => {
+        assert.equal(received.filter((name) => name === 'send sink').length, 20, received.join(', '));
+        assert.equal(received.filter((name) => name === 'process sink').length, 20, received.join(', '));
+      }, 10_000);
+      await runtime.tracing?.flush();
+      assert.equal(runtime.tracing?.stats().spansExported, received.length);
+    } finally {
+      await runtime.shutdown();
+    }
+  });
 
   it('a SpanExporter passed in gets ReadableSpans with the same ids, parents and attributes', async () => {
     const memory = new InMemorySpanExporter();
@@ -522,6 +557,7 @@ describe('tracing: configuration and the telemetry ring', () => {
         recordsPending: 0,
         tracesShedForRate: 0,
         tracesShedForRoom: 0,
+        tracesShedForExport: 0,
       });
     } finally {
       await runtime.shutdown();

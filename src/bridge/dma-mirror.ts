@@ -152,6 +152,11 @@ export class DmaMirror {
     process.on('exit', this.#onExit);
   }
 
+  /** Whether the mirror thread sleeps (or is about to): one atomic load. */
+  get sleeping(): boolean {
+    return Atomics.load(this.#stateWords, SLEEPING) !== 0;
+  }
+
   /**
    * Call after the host published a frame on an input ring: wakes the mirror if it sleeps (one atomic load when
    * it does not). Eventcount pairing: the host's seq_cst publish, then this load; the mirror's seq_cst "sleeping"

@@ -28,8 +28,8 @@ export interface KernelTransfer {
   readonly kernelInput: FrameRingMemory;
   readonly kernelOutput: FrameRingMemory;
   /**
-   * Call after the host publishes on the input ring: on CPU `dma` it carries the frame across itself ({@link
-   * KernelTransfer.serve}), on CUDA `dma` it kicks a sleeping mirror; undefined for `direct`.
+   * Call after the host publishes on the input ring: kicks a sleeping mirror, or on CPU `dma`, when the kernel
+   * sleeps too, carries the frame across itself ({@link KernelTransfer.serve}); undefined for `direct`.
    */
   readonly afterInputWrite: (() => void) | undefined;
   /**
@@ -135,14 +135,20 @@ export class TransferBridge {
     } = attachRingPair(mirror, (ring, direction) => mirror.attach(ring, direction), input, output);
     const kernelSignal = new Int32Array(mirroredInput.device.signal);
     const kernelIndices = new Uint32Array(mirroredInput.device.ring, 0, 2);
-    // The host carries what it writes across itself (the mirror thread, not kicked, can sleep: on a two-core
-    // machine a third busy thread beside the host and the kernel's worker costs them both).
     const serve = mirror.server(mirroredInput, mirroredOutput);
     return {
       strategy: 'dma',
       kernelInput: mirroredInput.device,
       kernelOutput: mirroredOutput.device,
-      afterInputWrite: serve,
+      // A frame that finds both the mirror thread and the kernel asleep (one send after a pause) is carried across
+      // here, and the kernel woken here: a kicked thread would have to be scheduled, and would wake the kernel only
+      // through this thread's event loop. A stream finds the thread awake and leaves the copying to it: it copies
+      // what accumulated in one batch, which the kernel drains in one go (carried frame by frame, a stream ran at
+      // a third of the rate).
+      afterInputWrite: () => {
+        if (mirror.sleeping && Atomics.load(kernelSignal, CONSUMER_SLEEPING) !== 0) serve();
+        else mirror.afterHostWrite();
+      },
       wakeMirror: mirror.afterHostWrite,
       serve,
       // The mirror wakes a kernel parked on its replica through the koffi callback, which runs on this thread's

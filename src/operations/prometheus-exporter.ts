@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
-import type { TelemetryStats } from '../telemetry/telemetry-exporter.js';
+import type { TracingStats } from '../telemetry/runtime-tracing.js';
 import type { CircuitState } from './circuit-breaker.js';
 import type { DegradationLevel } from './degradation-manager.js';
 import { registerDeviceBatchMetrics } from './device-batch-series.js';
@@ -21,7 +21,7 @@ export interface MetricsSource {
   /** `/healthz` and `/readyz` answer from it. */
   healthChecker(): { check(): Promise<HealthReport> };
   /** Tracing's own counts, when tracing is on. */
-  readonly tracing?: { stats(): TelemetryStats } | undefined;
+  readonly tracing?: { stats(): TracingStats } | undefined;
 }
 
 const DEGRADATION_ORDER: readonly DegradationLevel[] = ['Normal', 'Light', 'Moderate', 'Severe', 'Critical'];
@@ -400,6 +400,20 @@ function registerTracingMetrics(runtime: MetricsSource, registers: Registry[]): 
     'Span records dropped at the source because a telemetry ring was full (the data path never waits for tracing).',
     (s) => s.recordsDropped,
   );
+  new Counter({
+    name: 'ringkernel_tracing_traces_shed_total',
+    help: "Messages the sampler chose but the origin left untraced, whole: over the rate cap (rate), no room in the host's telemetry ring (room), or the exporter behind with the destination kernel's ring half full (export).",
+    labelNames: ['reason'],
+    registers,
+    collect() {
+      this.reset();
+      const current = stats();
+      if (current === undefined) return;
+      this.inc({ reason: 'rate' }, current.tracesShedForRate);
+      this.inc({ reason: 'room' }, current.tracesShedForRoom);
+      this.inc({ reason: 'export' }, current.tracesShedForExport);
+    },
+  });
   new Gauge({
     name: 'ringkernel_tracing_records_pending',
     help: 'Span records waiting in the telemetry rings for the exporter.',

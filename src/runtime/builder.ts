@@ -38,7 +38,8 @@ export class RuntimeBuilder {
 
   /**
    * The development preset: fast start, verbose logs, every message traced where affordable — up to 20 000
-   * traces/s; past that whole traces are left out and counted (see {@link PRESETS}).
+   * traces/s and what the exporter thread carries; past that whole traces are left out and counted (see
+   * {@link PRESETS}).
    */
   development(): this {
     this.#preset = PRESETS.development;

@@ -192,6 +192,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     standOver: (handle, ring) => {
       handle.#producer = new FrameProducer(ring);
       handle.#consumer = new FrameConsumer(ring, { spin: 0 });
+      // The pump's spin test reads the consumer it was made with: never the ring that went back for reuse.
+      handle.#hasOutput = outputCheck(handle.#transfer, handle.#consumer);
       handle.#inputMemory = ring;
     },
     markExited: (handle) => handle.#markExited(),
@@ -631,7 +633,11 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
       this.#nextMessageId++;
       this.#sent++;
     }
-    this.#afterWrite?.();
+    // A request on CPU `dma`: the pump is about to spin for its answer, carrying the rings across; it starts here.
+    // (A kick instead would wake the mirror thread to spin beside the kernel's worker, on a core it needs.)
+    const serve = (flags & FrameFlags.REQUEST) !== 0 ? this.#transfer.serve : undefined;
+    if (serve !== undefined) serve();
+    else this.#afterWrite?.();
     return true;
   }
 
@@ -639,7 +645,10 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   #writeTraced(tracer: HostSpanWriter, message: InIn, flags: number): boolean {
     const envelope = this.#envelope;
     const startNs = tracer.beginMessage(envelope);
-    if (!this.#producer.tryWrite(this.#inputCodec, message, envelope)) return false;
+    if (!this.#producer.tryWrite(this.#inputCodec, message, envelope)) {
+      tracer.retract();
+      return false;
+    }
     const messageId = this.#nextMessageId++;
     this.#sent++;
     if (startNs >= 0) {

@@ -39,8 +39,9 @@ export interface PresetSettings {
  * - **development**: fast start and verbose logs — two workers, `logLevel: 'debug'` (launches, failures,
  *   restarts, degradation, every dead letter), a short 2 s termination timeout, handler latency sampled, every
  *   message traced where that is affordable (`parentbased_always_on`, OTLP to the default endpoint): up to the
- *   rate cap of 20 000 traces/s and while the telemetry rings have room; at higher rates the messages past it
- *   leave untraced — whole traces, never fragments — and are counted (`runtime.tracing.stats()`), and the
+ *   rate cap of 20 000 traces/s, while the telemetry rings have room and while the exporter thread (lowest
+ *   priority, a tenth of a core at most) keeps up; at higher rates the messages past it leave untraced — whole
+ *   traces, never fragments — and are counted (`runtime.tracing.stats()`), and the
  *   watchdog reports stale kernels after 5 s (report only: a developer wants to see the stuck handler, not have it
  *   replaced).
  * - **production**: `logLevel: 'info'`; 10 % of messages traced (`parentbased_traceidratio`, 0.1); health checks

@@ -3,7 +3,9 @@
  * memory, so no record crosses a port) and exports OTLP/HTTP (or console) spans, so that building, encoding and
  * sending spans never takes the time of the thread that sends messages.
  */
+import { readlinkSync } from 'node:fs';
 import { connect } from 'node:net';
+import { setPriority } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import { OTLPExporterBase } from '@opentelemetry/otlp-exporter-base';
@@ -90,6 +92,24 @@ function collectorReachable(endpoint: string): Promise<boolean> {
     socket.once('timeout', () => done(false));
   });
 }
+
+/**
+ * Puts this thread at the lowest scheduling priority (nice 19), alone among the process's threads: where the data
+ * path keeps every core busy the scheduler gives the exporter what is left (a nice-19 thread weighs 15 against a
+ * normal thread's 1024), and on an idle core it runs at full speed. The exporter then falls behind rather than
+ * taking the data path's time, and its backlog is shed at the origin, whole and counted. Linux names the thread
+ * by its id in /proc/thread-self; elsewhere the thread keeps the process's priority.
+ */
+function yieldToDataPath(): void {
+  try {
+    const threadId = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    if (Number.isInteger(threadId) && threadId > 0) setPriority(threadId, 19);
+  } catch {
+    // No /proc (not Linux), or a sandbox that refuses: the budget below still bounds the thread's share.
+  }
+}
+
+yieldToDataPath();
 
 function report(message: ExporterThreadReport): void {
   port?.postMessage(message);

@@ -100,7 +100,15 @@ export class ExporterThread {
   }
 
   async shutdown(timeoutMs: number): Promise<void> {
-    await this.#request((seq) => ({ type: 'shutdown', seq, timeoutMs }));
+    // The thread runs at the lowest priority: on a machine busy with other work it may answer late, so shutdown
+    // waits for it no longer than its own timeout and a second more; what it had not delivered stays counted as
+    // pending (recordsPending).
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, timeoutMs + 1000);
+    });
+    await Promise.race([this.#request((seq) => ({ type: 'shutdown', seq, timeoutMs })), late]);
+    clearTimeout(timer);
     await this.#worker.terminate();
   }
 

@@ -6,7 +6,12 @@ import type { OriginSampler } from './origin-sampler.js';
 import { SpanRecordDetail, SpanRecordKind } from './span-record.js';
 import type { SpanRecorder } from './span-recorder.js';
 import type { TelemetryClock } from './telemetry-clock.js';
+import { TelemetryRingFill } from './telemetry-ring.js';
 import { fillRandomId, hexToId } from './trace-ids.js';
+
+/** What the origin decided for the last message (see {@link HostSpanWriter.retract}). */
+const Decision = { NONE: 0, SAMPLED: 1, SHED_FOR_RATE: 2, SHED_FOR_ROOM: 3, SHED_FOR_EXPORT: 4 } as const;
+type Decision = (typeof Decision)[keyof typeof Decision];
 
 /** A span begun on the host that ends later (a call awaiting its response, a send waiting for room). */
 export interface DetachedSpan {
@@ -50,6 +55,11 @@ export class HostSpanWriter {
   #refilledAt = performance.now();
   #shedForRoom = 0;
   #shedForRate = 0;
+  #shedForExport = 0;
+  /** What the last {@link HostSpanWriter.beginMessage} decided, for {@link HostSpanWriter.retract} to undo. */
+  #last: Decision = Decision.NONE;
+  /** How full each kernel's telemetry ring is, by kernel instance: where a message's first hop records its span. */
+  readonly #kernelRings = new Map<number, TelemetryRingFill>();
   /** Leaf spans (receive, lifecycle) not recorded for want of room. */
   #dropped = 0;
 
@@ -68,11 +78,36 @@ export class HostSpanWriter {
 
   /**
    * What the origin left out: messages its sampler chose but that went untraced because the host's ring had no
-   * room for their records (`shedForRoom`) or the rate cap was reached (`shedForRate`), and leaf spans (receive,
-   * lifecycle) not recorded for want of room (`dropped`).
+   * room for their records (`shedForRoom`), the rate cap was reached (`shedForRate`), or the exporter was behind
+   * with the destination kernel's ring — half of it still waiting to be exported (`shedForExport`); and leaf spans
+   * (receive, lifecycle) not recorded for want of room (`dropped`).
    */
-  counts(): { readonly shedForRoom: number; readonly shedForRate: number; readonly dropped: number } {
-    return { shedForRoom: this.#shedForRoom, shedForRate: this.#shedForRate, dropped: this.#dropped };
+  counts(): {
+    readonly shedForRoom: number;
+    readonly shedForRate: number;
+    readonly shedForExport: number;
+    readonly dropped: number;
+  } {
+    return {
+      shedForRoom: this.#shedForRoom,
+      shedForRate: this.#shedForRate,
+      shedForExport: this.#shedForExport,
+      dropped: this.#dropped,
+    };
+  }
+
+  /**
+   * Watches kernel instance `instance`'s telemetry ring: while half of it waits for the exporter, messages sent to
+   * that kernel leave untraced, whole, so the exporter's backlog is shed at the origin instead of cutting traces
+   * short at the kernel (whose ring would fill next).
+   */
+  watchKernel(instance: number, ring: SharedArrayBuffer): void {
+    this.#kernelRings.set(instance, new TelemetryRingFill(ring));
+  }
+
+  /** Stops watching a kernel's ring (the kernel has exited). */
+  unwatchKernel(instance: number): void {
+    this.#kernelRings.delete(instance);
   }
 
   /** A token from the rate cap's bucket; the clock is read only when the bucket looks empty. */
@@ -89,6 +124,7 @@ export class HostSpanWriter {
       return true;
     }
     this.#shedForRate++;
+    this.#last = Decision.SHED_FOR_RATE;
     return false;
   }
 
@@ -108,7 +144,8 @@ export class HostSpanWriter {
    * span's start (ns ≥ 0). Not sampled: clears the envelope's trace fields and returns −1.
    */
   beginMessage(envelope: Envelope): number {
-    if (!this.#begin()) {
+    this.#last = Decision.NONE;
+    if (!this.#begin(envelope.destination)) {
       envelope.traceId = undefined;
       envelope.spanId = undefined;
       envelope.traceFlags = 0;
@@ -117,23 +154,48 @@ export class HostSpanWriter {
     envelope.traceId = this.#traceId;
     envelope.spanId = this.#spanId;
     envelope.traceFlags = 1;
+    this.#last = Decision.SAMPLED;
     return this.#clock.nowNs();
   }
 
   /**
-   * Samples and fills the scratch context; false when not sampled. A message is traced whole or not at all: the
-   * origin's record must fit the host's ring (its room is kept until it is written), and the origin's rate cap must
-   * allow it; otherwise the message leaves unsampled and nothing downstream records a span for it.
+   * The message {@link HostSpanWriter.beginMessage} just decided for was not written (its ring was full; it will be
+   * sent again and decided again): its decision is undone, so each message counts once — a shed is uncounted, a
+   * sampled message's rate-cap token given back.
    */
-  #begin(): boolean {
+  retract(): void {
+    switch (this.#last) {
+      case Decision.SAMPLED:
+        this.#tokens = Math.min(this.#burst, this.#tokens + 1);
+        break;
+      case Decision.SHED_FOR_RATE:
+        this.#shedForRate--;
+        break;
+      case Decision.SHED_FOR_ROOM:
+        this.#shedForRoom--;
+        break;
+      case Decision.SHED_FOR_EXPORT:
+        this.#shedForExport--;
+        break;
+    }
+    this.#last = Decision.NONE;
+  }
+
+  /**
+   * Samples and fills the scratch context; false when not sampled. A message is traced whole or not at all: the
+   * destination kernel's ring must not be half full (the exporter behind), the origin's rate cap must allow it, and
+   * the origin's record must fit the host's ring (its room is kept until it is written); otherwise the message
+   * leaves unsampled and nothing downstream records a span for it.
+   */
+  #begin(destination: number | undefined): boolean {
     const parent = activeParent();
     if (parent !== undefined) {
       if (!this.#sampler.sampleChild((parent.traceFlags & TraceFlags.SAMPLED) !== 0)) return false;
-      if (!this.#affordable()) return false;
+      if (!this.#affordable(destination)) return false;
       this.#adoptParent(parent);
     } else {
       if (!this.#sampler.sampleRoot()) return false;
-      if (!this.#affordable()) return false;
+      if (!this.#affordable(destination)) return false;
       fillRandomId(this.#traceView, 0, 16);
       this.#hasParent = false;
     }
@@ -141,10 +203,16 @@ export class HostSpanWriter {
     return true;
   }
 
-  #affordable(): boolean {
+  #affordable(destination: number | undefined): boolean {
+    if (destination !== undefined && this.#kernelRings.get(destination)?.halfFull() === true) {
+      this.#shedForExport++;
+      this.#last = Decision.SHED_FOR_EXPORT;
+      return false;
+    }
     if (!this.#admit()) return false;
     if (this.#roomForOne()) return true;
     this.#shedForRoom++;
+    this.#last = Decision.SHED_FOR_ROOM;
     return false;
   }
 

@@ -1,6 +1,7 @@
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
 import { ConsoleSpanExporter } from '@opentelemetry/sdk-trace-base';
+import { defineApiGlobalSlot } from './active-parent.js';
 import { ExporterThread } from './exporter-thread.js';
 import { HostSpanWriter } from './host-span-writer.js';
 import type { KernelTelemetry } from './kernel-span-writer.js';
@@ -26,11 +27,13 @@ export interface TracingLog {
 /**
  * {@link TelemetryStats} and what the origin left out. Every message the sampler chose is either traced whole or
  * counted here: `tracesShedForRate` (over the origin's rate cap), `tracesShedForRoom` (the host's telemetry ring
- * had no room for its record); and every trace cut short downstream counts one record in `recordsDropped`.
+ * had no room for its record), `tracesShedForExport` (the exporter was behind: half the destination kernel's ring
+ * still waited for it); and every trace cut short downstream counts one record in `recordsDropped`.
  */
 export interface TracingStats extends TelemetryStats {
   readonly tracesShedForRate: number;
   readonly tracesShedForRoom: number;
+  readonly tracesShedForExport: number;
 }
 
 /**
@@ -61,6 +64,7 @@ export class RuntimeTracing {
   /** @internal — made by the runtime builder. */
   constructor(options: ResolvedTracingOptions) {
     this.options = options;
+    defineApiGlobalSlot();
     this.#epochUnixMs = TelemetryClock.epochNow();
     const hostRing = createTelemetryRing(options.hostRingCapacity, this.#epochUnixMs);
     this.#hostRing = hostRing;
@@ -138,6 +142,7 @@ export class RuntimeTracing {
     this.#ledger?.record(ring, [{ kind: 'telemetry', owner: name, bytes: ring.byteLength }]);
     this.#exporter.nameKernel(instance, { name, kernelId });
     this.#exporter.addRing(ring);
+    this.host.watchKernel(instance, ring);
     return { ring };
   }
 
@@ -146,6 +151,7 @@ export class RuntimeTracing {
     const ring = this.#kernelRings.get(instance);
     if (ring === undefined) return;
     this.#kernelRings.delete(instance);
+    this.host.unwatchKernel(instance);
     this.#ledger?.release(ring);
     this.#exporter.retireRing(ring);
   }
@@ -176,6 +182,7 @@ export class RuntimeTracing {
       recordsDropped: exported.recordsDropped + origin.dropped,
       tracesShedForRate: origin.shedForRate,
       tracesShedForRoom: origin.shedForRoom,
+      tracesShedForExport: origin.shedForExport,
     };
   }
 

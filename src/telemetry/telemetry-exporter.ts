@@ -339,8 +339,12 @@ export class TelemetryExporter {
         : (done: (result: ExportResult) => void) => (this.#sink.exporter as SpanExporter).export(spans, done);
     this.#inFlightCount = taken;
     this.#inFlightSince = performance.now();
-    this.#inFlight = new Promise<void>((resolve) => {
+    // An exporter may call back before `export` returns (the console exporter does): then the export is over
+    // before it could be marked in flight, and marking it afterwards would leave it "in flight" for ever.
+    let settled = false;
+    const flight = new Promise<void>((resolve) => {
       send((result: ExportResult) => {
+        settled = true;
         this.#inFlight = undefined;
         this.#inFlightCount = 0;
         if (this.#stopped) {
@@ -362,6 +366,7 @@ export class TelemetryExporter {
         if (this.stats().recordsPending >= this.#maxBatch) setImmediate(() => this.#tick());
       });
     });
+    if (!settled) this.#inFlight = flight;
     return taken;
   }
 

@@ -80,6 +80,30 @@ export function telemetryRingBacklog(buffer: SharedArrayBuffer): { dropped: numb
 }
 
 /**
+ * Another thread's look at how full a telemetry ring is (two atomic loads, no writes): how the message's origin
+ * tells, before it begins a trace, whether the kernel the message goes to still has room for that trace's records.
+ *
+ * @example
+ * const fill = new TelemetryRingFill(kernelRing);
+ * if (!fill.halfFull()) traceThisMessage();
+ */
+export class TelemetryRingFill {
+  readonly #counts: Uint32Array;
+  readonly #half: number;
+
+  constructor(buffer: SharedArrayBuffer) {
+    this.#counts = new Uint32Array(buffer, 0, 4);
+    this.#half = (this.#counts[CAPACITY] as number) >>> 1;
+  }
+
+  /** Whether half the ring or more is waiting for the exporter (or the exporter is that far behind). */
+  halfFull(): boolean {
+    const counts = this.#counts;
+    return (Atomics.load(counts, WRITE) - Atomics.load(counts, READ)) >>> 0 >= this.#half;
+  }
+}
+
+/**
  * The producer's end of a telemetry ring. `begin()` returns where to write the next record (or −1 when the ring is
  * full: the record is counted as dropped and must not be written); the caller fills the record through `view` /
  * `bytes`, then `commit()` publishes it. Never blocks, never allocates.

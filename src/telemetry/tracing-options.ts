@@ -76,9 +76,10 @@ export interface TracingOptions {
   readonly maxTracesPerSecond?: number;
   /**
    * The exporter thread's share of one core at most, in (0, 1] (its event-loop utilization over each second).
-   * Past it, records wait in the telemetry rings — which then shed whole traces at the origin and truncate them
-   * downstream, counted in `stats()` — so tracing's cost to the data path is bounded by design, not by how busy
-   * the machine happens to be. Default 0.1.
+   * Past it, records wait in the telemetry rings; once half of a kernel's ring waits, the origin leaves messages to
+   * that kernel untraced, whole (`stats().tracesShedForExport`). The thread also runs at the lowest scheduling
+   * priority (nice 19, on Linux), so on a busy machine it takes only what the data path leaves. Tracing's cost to
+   * the data path is thus bounded by design, not by how busy the machine happens to be. Default 0.1.
    */
   readonly exporterCpuShare?: number;
 }
