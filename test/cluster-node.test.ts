@@ -6,8 +6,13 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { connect, headers } from '@nats-io/transport-node';
 import { FrameBatchWriter } from '../src/cluster/frame-batch.js';
-import { ClusterAuthError, ClusterNameUnknownError, ClusterUnreachableError } from '../src/cluster.js';
-import { type DeadLetter, ErrorCode, RingKernelRuntime } from '../src/index.js';
+import {
+  ClusterAuthError,
+  ClusterNameUnknownError,
+  ClusterNodeDownError,
+  ClusterUnreachableError,
+} from '../src/cluster.js';
+import { type ClusterOptions, type DeadLetter, ErrorCode, InvalidStateError, RingKernelRuntime } from '../src/index.js';
 import { Accumulator, Echo, Numbers } from './fixtures/kernels.js';
 import { eventually } from './support/eventually.js';
 import { freePort, type NatsServer, natsServerMissing, startNatsServer } from './support/nats-server.js';
@@ -18,10 +23,15 @@ const missing = natsServerMissing();
 const until = (condition: () => boolean, timeoutMs = 5000): Promise<void> =>
   eventually(() => assert.ok(condition(), condition.toString()), timeoutMs);
 
-async function node(server: NatsServer, name: string, cluster = 'test'): Promise<RingKernelRuntime> {
+async function node(
+  server: NatsServer,
+  name: string,
+  cluster = 'test',
+  more: Partial<ClusterOptions> = {},
+): Promise<RingKernelRuntime> {
   return RingKernelRuntime.builder()
     .config({ workers: 1 })
-    .cluster({ servers: server.url, node: name, cluster, heartbeatMs: 200, downAfterMs: 1000 })
+    .cluster({ servers: server.url, node: name, cluster, heartbeatMs: 200, downAfterMs: 1000, ...more })
     .build();
 }
 
@@ -84,6 +94,70 @@ describe('cluster nodes in one process', { skip: missing }, () => {
     });
     assert.throws(() => b.ref('nowhere/at-all'), ClusterNameUnknownError);
     assert.throws(() => b.ref('nowhere/at-all'), { code: ErrorCode.ClusterNameUnknown });
+  });
+
+  test("a name is the cluster's: a second node's launch under a live kernel's name is refused, typed", async () => {
+    await using a = await node(server, 'a-names');
+    await using b = await node(server, 'b-names');
+    const first = await a.launch(Accumulator, 1, 1, { name: 'only-one' });
+    await until(() => b.cluster?.registry.get('only-one') !== undefined);
+    // Before, B launched its own 'only-one' and its listing overwrote A's: senders by name lost A's kernel.
+    await assert.rejects(b.launch(Accumulator, 1, 1, { name: 'only-one' }), (error: unknown) => {
+      assert.ok(error instanceof InvalidStateError);
+      assert.equal(error.code, ErrorCode.InvalidState);
+      assert.match(error.message, /the name 'only-one' is taken by a kernel on node 'a-names' of the cluster/);
+      return true;
+    });
+    assert.equal(b.kernels().length, 0, 'nothing was launched on B');
+    assert.equal(b.cluster?.registry.get('only-one')?.node, 'a-names');
+    // Once A's kernel has ended, the name is free for B.
+    await first.terminate();
+    await until(() => b.cluster?.registry.get('only-one') === undefined);
+    const second = await b.launch(Accumulator, 1, 1, { name: 'only-one' });
+    await until(() => a.cluster?.registry.get('only-one')?.node === 'b-names');
+    assert.equal(
+      (
+        await a
+          .ref<{ sender: number; seq: number; value: number }, { total: number }>('only-one')
+          .call({ sender: 0, seq: 0, value: 4 }, { timeout: 10_000 })
+      ).total,
+      4,
+    );
+    await second.terminate();
+  });
+
+  test('a launch placed on a node that never answers rejects after placementTimeoutMs, typed', async () => {
+    await using a = await node(server, 'a-place', 'test', { placementTimeoutMs: 300 });
+    const registry = a.cluster?.registry;
+    const subjects = a.cluster?.subjects;
+    assert.ok(registry !== undefined && subjects !== undefined);
+    // A node that heart-beats but never answers a placement: a plain client that swallows the request.
+    const mute = await connect({ servers: server.url });
+    try {
+      const swallowed: unknown[] = [];
+      mute.subscribe(subjects.place('mute'), {
+        callback: (_error, msg) => {
+          swallowed.push(msg);
+        },
+      });
+      await mute.flush();
+      await registry.beat({ node: 'mute', backend: 'cpu', kernels: 0, processed: 0, queued: 0 });
+      await until(() => registry.isAlive('mute'));
+      const started = performance.now();
+      await assert.rejects(a.launch(Accumulator, { name: 'never-placed', node: 'mute' }), (error: unknown) => {
+        assert.ok(error instanceof ClusterNodeDownError);
+        assert.equal(error.code, ErrorCode.ClusterNodeDown);
+        return true;
+      });
+      assert.equal(swallowed.length, 1, 'the placement reached the mute node');
+      // Rejected at the configured bound (300 ms), not at the 30 s default.
+      assert.ok(performance.now() - started < 10_000, 'rejected at placementTimeoutMs, not the default');
+    } finally {
+      await mute.close();
+    }
+    assert.throws(() => RingKernelRuntime.builder().cluster({ servers: 'nats://x', placementTimeoutMs: 0 }), {
+      message: 'cluster options: placementTimeoutMs must be a positive number, got 0',
+    });
   });
 
   test('raw bytes kernels: payloads travel as they are', async () => {

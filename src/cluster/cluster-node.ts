@@ -321,6 +321,8 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
   }
 
   async #serve(kernel: HostedKernel): Promise<void> {
+    // A failover's name was claimed for this node before its launch.
+    const claimed = this.#takingOver.has(kernel.name);
     this.#host.serve(kernel);
     if (this.#deliveryOf(kernel.name) === 'at-least-once' && !this.#inboxes.has(kernel.name)) {
       const inbox = new DurableInbox(kernel, (data, headers) => this.#host.deliverDurable(kernel.name, data, headers));
@@ -328,8 +330,15 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
       await inbox.start(this.#nats, this.#js, this.#jsm, this.#subjects, this.#takingOver.delete(kernel.name));
     }
     const entry = this.#entryOf(kernel);
+    // A name is the cluster's: claimed atomically unless this node lists it already, so a launch racing another
+    // node's under the same name never overwrites that node's listing (the loser stays local, unlisted).
+    const listed = this.registry.get(kernel.name);
+    if (!claimed && listed?.node !== this.node) {
+      if (!(await this.registry.claim(entry))) return;
+    } else {
+      await this.registry.register(entry);
+    }
     this.#published.set(kernel.name, entry);
-    await this.registry.register(entry);
   }
 
   async #unserve(name: string): Promise<void> {
@@ -420,7 +429,7 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
     node: string,
     kernel: string | AnyKernelDefinition,
     options: Readonly<Record<string, unknown>>,
-    timeoutMs = 30_000,
+    timeoutMs = this.#options.placementTimeoutMs,
   ): Promise<KernelRef<InIn, OutView>> {
     const launch: PlacedLaunchOptions = placedOptions(options);
     const definition = typeof kernel === 'string' ? definitionOf(kernel) : kernel;

@@ -54,6 +54,11 @@ export interface ClusterOptions {
   readonly failover?: readonly string[];
   /** How long a sender retries an at-least-once batch while the servers are away, ms. Default 60 000. */
   readonly retryForMs?: number;
+  /**
+   * How long `launch(k, { node })` waits for the chosen node to launch and register the kernel, ms: past it the
+   * launch rejects with `ClusterNodeDownError`. Default 30 000.
+   */
+  readonly placementTimeoutMs?: number;
 }
 
 /** {@link ClusterOptions} checked, with defaults. */
@@ -66,6 +71,7 @@ export interface ResolvedClusterOptions extends Omit<ClusterOptions, 'servers' |
   readonly connectTimeoutMs: number;
   readonly batch: Required<BatchOptions>;
   readonly retryForMs: number;
+  readonly placementTimeoutMs: number;
 }
 
 function positive(name: string, value: number | undefined, fallback: number): number {
@@ -145,6 +151,7 @@ export function resolveClusterOptions(options: ClusterOptions): ResolvedClusterO
     downAfterMs,
     connectTimeoutMs: positive('connectTimeoutMs', options.connectTimeoutMs, 5000),
     retryForMs: positive('retryForMs', options.retryForMs, 60_000),
+    placementTimeoutMs: positive('placementTimeoutMs', options.placementTimeoutMs, 30_000),
     batch: {
       maxFrames,
       maxBytes: positive('batch.maxBytes', batch.maxBytes, 65_536),

@@ -165,6 +165,8 @@ export interface LaunchHost {
   checkAccepting(operation: string): void;
   /** The live kernel launched under `name`, if any. */
   liveKernel(name: string): KernelHandle | undefined;
+  /** The live node of the runtime's cluster that lists a kernel under `name`, when it is another node. */
+  nameHeldElsewhere(name: string): { readonly node: string; readonly status: string } | undefined;
   /** A kernel is launched and resident on `threadId`: it joins the runtime (admission, memory, by-name lookup). */
   joined(handle: KernelHandle, threadId: number, allocations: readonly MemoryAllocation[]): void;
   /** A kernel has ended (terminated or failed for good). */
@@ -242,6 +244,17 @@ export class KernelLauncher {
         `and the name '${name}' is taken while it lives: pass { name } to launch another instance of kernel '${definition.id}'`,
       );
     if (existing !== undefined) throw taken(existing.status);
+    // Names are the cluster's: another node's live kernel keeps its name (senders there address it by that name).
+    const elsewhere = host.nameHeldElsewhere(name);
+    if (elsewhere !== undefined) {
+      throw new InvalidStateError(
+        name,
+        'launch',
+        elsewhere.status,
+        'Launched',
+        `and the name '${name}' is taken by a kernel on node '${elsewhere.node}' of the cluster: pass another { name }`,
+      );
+    }
     if (this.#launching.has(name)) throw taken('Created');
     const grid = dim3('gridSize', gridSize);
     const block = dim3('blockSize', blockSize);

@@ -215,6 +215,12 @@ export class RingKernelRuntime {
       },
       checkAccepting: (operation) => this.#checkAccepting(operation),
       liveKernel: (name) => this.#kernels.get(name),
+      nameHeldElsewhere: (name) => {
+        const cluster = this.cluster;
+        const entry = cluster?.registry.get(name);
+        if (cluster === undefined || entry === undefined || entry.node === cluster.node) return undefined;
+        return cluster.registry.isAlive(entry.node) ? entry : undefined;
+      },
       joined: (handle, threadId, allocations) => {
         this.#admission.admitNew(handle);
         this.#statistics.launched();
