@@ -126,6 +126,33 @@ describe('cluster nodes in one process', { skip: missing }, () => {
     await second.terminate();
   });
 
+  test('a kernel whose name a dead node still listed when it launched is listed once that entry is swept', async () => {
+    await using a = await node(server, 'a-relist');
+    await using b = await node(server, 'b-relist');
+    const registry = a.cluster?.registry;
+    assert.ok(registry !== undefined);
+    // Workers up first, so that the launch below takes milliseconds, well inside one heartbeat (200 ms).
+    await (await a.launch(Accumulator, 1, 1, { name: 'warm-up' })).terminate();
+    // The entry a node that died before its first heartbeat left behind: a launch here cannot claim the name yet.
+    await registry.register({
+      name: 'relisted',
+      kernelId: Accumulator.id,
+      node: 'gone',
+      backend: 'cpu',
+      status: 'Active',
+      delivery: 'at-most-once',
+    });
+    await until(() => registry.get('relisted')?.node === 'gone');
+    // Launched at once, before the next heartbeat sweeps that entry: its claim (a KV create) finds the name taken.
+    await a.launch(Accumulator, 1, 1, { name: 'relisted' });
+    // Before, the kernel stayed unlisted for good once its claim had failed: nobody could reach it by name.
+    await until(() => b.cluster?.registry.get('relisted')?.node === 'a-relist', 10_000);
+    const answer = await b
+      .ref<{ sender: number; seq: number; value: number }, { total: number }>('relisted')
+      .call({ sender: 0, seq: 0, value: 7 }, { timeout: 10_000 });
+    assert.equal(answer.total, 7);
+  });
+
   test('a launch placed on a node that never answers rejects after placementTimeoutMs, typed', async () => {
     await using a = await node(server, 'a-place', 'test', { placementTimeoutMs: 300 });
     const registry = a.cluster?.registry;

@@ -331,7 +331,8 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
     }
     const entry = this.#entryOf(kernel);
     // A name is the cluster's: claimed atomically unless this node lists it already, so a launch racing another
-    // node's under the same name never overwrites that node's listing (the loser stays local, unlisted).
+    // node's under the same name never overwrites that node's listing (the loser stays local, unlisted until the
+    // name is free: see #tick).
     const listed = this.registry.get(kernel.name);
     if (!claimed && listed?.node !== this.node) {
       if (!(await this.registry.claim(entry))) return;
@@ -384,6 +385,13 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
       }
     }
     await this.registry.sweep(this.node);
+    // A kernel whose name another node listed when it was served (a launch racing that node's, or the entry of a
+    // dead node not swept yet) is listed here once the name is free.
+    for (const kernel of this.#runtime.localKernels()) {
+      if (this.#published.has(kernel.name) || this.registry.get(kernel.name) !== undefined) continue;
+      const entry = this.#entryOf(kernel);
+      if (await this.registry.claim(entry)) this.#published.set(kernel.name, entry);
+    }
   }
 
   /**
