@@ -194,6 +194,18 @@ describe('reliability: timeouts and cancellation', () => {
 });
 
 describe('reliability: a response whose call has given up is a dead letter', () => {
+  it('a late response is dead-lettered when it comes, with no later call or receive to read it', async () => {
+    await withSink(async (kernel, letters) => {
+      // The handler takes 50 ms; the call gives up after 1 ms, and nothing reads the kernel's outputs afterwards.
+      await assert.rejects(kernel.call({ seq: 1, micros: 50_000 }, { timeout: 1 }), TimeoutError);
+      await eventually(() => assert.equal(kernel.counters().processed, 1));
+      // Before, the output pump stopped with the last waiting call: the answer sat in the ring, undelivered and
+      // not dead-lettered, until some later call or receive happened to read it.
+      await eventually(() => assert.equal(letters.filter((l) => l.reason === 'late-response').length, 1));
+      assert.equal(kernel.tryReceive(), undefined, 'a late response is not an output');
+    });
+  });
+
   it(`late responses never reach receive(); each is dead-lettered late-response (seed ${TEST_SEED})`, async () => {
     const random = new Random(TEST_SEED ^ 0x1a7e);
     await withSink(async (kernel, letters) => {

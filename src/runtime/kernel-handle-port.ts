@@ -242,7 +242,16 @@ export class HandlePort implements InstanceOwner, WaitersOwner, SendQueueOwner {
    * output for `receive`.
    */
   callGaveUp(messageId: number, error: Error): void {
-    if (!this.#access.waitingSends(this.handle).withdraw(messageId, error)) this.#abandoned.set(messageId, error);
+    if (this.#access.waitingSends(this.handle).withdraw(messageId, error)) return;
+    this.#abandoned.set(messageId, error);
+    // The output pump goes on until that answer is read, so its dead letter comes when the answer does (not at
+    // the next call or receive, which may never come).
+    this.#access.pumpIfWaiting(this.handle);
+  }
+
+  /** Whether answers to calls that gave up are still to come (the output pump reads on for them). */
+  get lateResponsesDue(): boolean {
+    return this.#abandoned.size > 0;
   }
 
   /**

@@ -680,7 +680,9 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   }
 
   #waiting(): boolean {
-    return (this.#calls.size > 0 || this.#receivers.length > 0) && this.#failure === undefined;
+    return (
+      (this.#calls.size > 0 || this.#receivers.length > 0 || this.#port.lateResponsesDue) && this.#failure === undefined
+    );
   }
 
   async #pumpAsync(): Promise<void> {
