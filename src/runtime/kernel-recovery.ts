@@ -21,22 +21,27 @@ export interface OrphanedKernel {
 }
 
 /**
+ * The kernel's input rings, each with where its handlers got to: its own ring (the ControlBlock's handled cursor)
+ * first, then its kernel-to-kernel inputs (each ring's own handled cursor).
+ */
+function inputRings(kernel: OrphanedKernel): { memory: FrameRingMemory; cursor: number }[] {
+  const rings = [{ memory: kernel.input, cursor: kernel.control.handledCursor }];
+  for (const memory of kernel.linkInputs) {
+    const signal = new Int32Array(memory.signal);
+    rings.push({ memory, cursor: Atomics.load(signal, RingSignalOffset.HANDLED_CURSOR >> 2) >>> 0 });
+  }
+  return rings;
+}
+
+/**
  * Before a restart (or a migration's swap): each input ring is taken over where the last instance's handlers got
  * to (its handled cursor), so nothing handled is handled again; and if the instance died inside a handler (its
  * worker crashed), that one message is dead-lettered rather than retried, so a poison message cannot crash every
  * restart in turn.
  */
 export function recoverInputs(kernel: OrphanedKernel): void {
-  const control = kernel.control;
-  const draining = control.drainingInput;
-  const rings: { memory: FrameRingMemory; cursor: number }[] = [
-    { memory: kernel.input, cursor: control.handledCursor },
-  ];
-  for (const memory of kernel.linkInputs) {
-    const signal = new Int32Array(memory.signal);
-    rings.push({ memory, cursor: Atomics.load(signal, RingSignalOffset.HANDLED_CURSOR >> 2) >>> 0 });
-  }
-  rings.forEach(({ memory, cursor }, index) => {
+  const draining = kernel.control.drainingInput;
+  inputRings(kernel).forEach(({ memory, cursor }, index) => {
     const taken = new FrameConsumer(memory);
     taken.resumeAt(cursor);
     if (draining !== index + 1) return;
@@ -59,22 +64,15 @@ export function recoverInputs(kernel: OrphanedKernel): void {
 
 /**
  * The worker is dead, so nobody consumes the input rings any more (the kernel's own, and those other kernels
- * produce into): the host takes over as their consumer and dead-letters what is left (reason `kernel-failed`), so nothing sent is lost without a word. It starts where
- * the worker's handlers got to (the ControlBlock's handled cursor), not at the last published read index, so
- * messages handled in the worker's last batch are not reported twice; the message whose handler was running
- * (the one that killed the worker, say) is reported.
+ * produce into): the host takes over as their consumer and dead-letters what is left (reason `kernel-failed`), so
+ * nothing sent is lost without a word. Each ring starts where the worker's handlers got to (its handled cursor),
+ * not at its last published read index, so messages handled in the worker's last batch are not reported twice;
+ * the message whose handler was running (the one that killed the worker, say) is reported.
  */
 export function salvageInput(kernel: OrphanedKernel, reason: 'kernel-failed' | 'discarded-on-terminate'): void {
   const error = { name: 'KernelFailedError', message: `kernel '${kernel.name}' failed before handling this message` };
-  const rings: { memory: FrameRingMemory; cursor: number }[] = [
-    { memory: kernel.input, cursor: kernel.control.handledCursor },
-  ];
   // Its kernel-to-kernel inputs too: what another kernel sent it and it never handled is as lost as the host's.
-  for (const memory of kernel.linkInputs) {
-    const signal = new Int32Array(memory.signal);
-    rings.push({ memory, cursor: Atomics.load(signal, RingSignalOffset.HANDLED_CURSOR >> 2) >>> 0 });
-  }
-  for (const { memory, cursor } of rings) {
+  for (const { memory, cursor } of inputRings(kernel)) {
     const orphaned = new FrameConsumer(memory);
     orphaned.resumeAt(cursor);
     orphaned.drain((frame) => {
