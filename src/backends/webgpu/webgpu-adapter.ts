@@ -81,7 +81,7 @@ export function checkWebGpuAdapterOptions(options: unknown, argument = 'options'
   return options as WebGpuAdapterOptions;
 }
 
-/** The adapter options as the runtime keeps them: every field set. @internal */
+/** The WebGPU adapter options as the runtime keeps them: every field set. */
 export interface ResolvedWebGpuOptions {
   readonly allowFallback: boolean;
   readonly nativeBackend: WebGpuNativeBackend;
