@@ -447,6 +447,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     readonly processed: number;
     readonly failed: number;
     readonly dropped: number;
+    /** Of `received`, those a kernel on the same worker thread handed over on a fused link (see `connect`). */
+    readonly fused: number;
   } {
     return this.#port.counters();
   }
