@@ -232,7 +232,25 @@ describe('WebGPU adapter options', () => {
         { fallback: true },
         ArgumentTypeError,
         '.fallback',
-        '.fallback is not a WebGPU adapter option (the options are allowFallback, nativeBackend)',
+        '.fallback is not a WebGPU adapter option (the options are allowFallback, nativeBackend, deviceBackends)',
+      ],
+      [
+        { deviceBackends: 'opengles' },
+        ArgumentTypeError,
+        '.deviceBackends',
+        `.deviceBackends must be a non-empty array of 'default' or 'opengles', one per device, got "opengles"`,
+      ],
+      [
+        { deviceBackends: [] },
+        ArgumentTypeError,
+        '.deviceBackends',
+        `.deviceBackends must be a non-empty array of 'default' or 'opengles', one per device, got an empty array`,
+      ],
+      [
+        { deviceBackends: ['default', 'gl'] },
+        InvalidArgumentError,
+        '.deviceBackends[1]',
+        `.deviceBackends[1] must be 'default' or 'opengles', got "gl"`,
       ],
     ];
     const check = (argument: string, type: Case[1], field: string, message: string) => (error: unknown) => {

@@ -68,9 +68,10 @@ export async function selectBackend(
 ): Promise<{ backend: BackendType; probes: BackendProbe[] }> {
   const asked = requested === 'wgpu' ? 'webgpu' : requested;
   if (asked === 'webgpu') {
-    const probe = await probeWebGpuBackend(webgpu);
-    if (!probe.available) throw new BackendUnavailableError('webgpu', probe.reason);
-    return { backend: 'webgpu', probes: [probe] };
+    const probes = await probeWebGpuAdapters(webgpu);
+    const missing = probes.find((probe) => !probe.available);
+    if (missing !== undefined) throw new BackendUnavailableError('webgpu', missing.reason);
+    return { backend: 'webgpu', probes };
   }
   if (asked !== undefined) {
     const probe = probeBackend(asked);
@@ -79,9 +80,19 @@ export async function selectBackend(
   }
   const cuda = probeBackend('cuda');
   if (cuda.available) return { backend: 'cuda', probes: [cuda] };
-  const gpu = await probeWebGpuBackend({ ...webgpu, allowFallback: false });
+  const gpus = await probeWebGpuAdapters({ ...webgpu, allowFallback: false });
   const cpu = probeBackend('cpu');
-  return { backend: gpu.available ? 'webgpu' : 'cpu', probes: [cuda, gpu, cpu] };
+  return { backend: gpus.every((gpu) => gpu.available) ? 'webgpu' : 'cpu', probes: [cuda, ...gpus, cpu] };
+}
+
+/** One probe per native backend the options name (`nativeBackend` and each of `deviceBackends`). */
+function probeWebGpuAdapters(options: WebGpuAdapterOptions): Promise<BackendProbe[]> {
+  const backends = new Set([options.nativeBackend ?? 'default', ...(options.deviceBackends ?? [])]);
+  return Promise.all(
+    [...backends].map((nativeBackend) =>
+      probeWebGpuBackend({ allowFallback: options.allowFallback === true, nativeBackend }),
+    ),
+  );
 }
 
 /** Adapter probes by options: the adapter a process can have does not change while it runs. */

@@ -1,3 +1,5 @@
+import type { WebGpuAdapterDescription } from '../backends/webgpu/webgpu-adapter.js';
+
 /** What kind of device: the CPU backend's virtual devices, or GPUs (CUDA; not on these machines). */
 export type DeviceKind = 'cpu' | 'cuda';
 
@@ -13,6 +15,12 @@ export interface DeviceInfo {
   readonly computeUnits: number;
   /** The worker threads of a CPU virtual device. */
   readonly workerThreadIds: readonly number[];
+  /**
+   * WebGPU backend: the adapter of the device's `GPUDevice` (its own `GPUDevice` on the device thread), once a
+   * WebGPU kernel has been placed there. Devices on different native backends (`deviceBackends`) have different
+   * adapters.
+   */
+  readonly webgpuAdapter?: WebGpuAdapterDescription | undefined;
 }
 
 /** How data gets between two devices. */

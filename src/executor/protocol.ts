@@ -70,12 +70,25 @@ export interface AttachBatch {
   readonly attach: readonly AttachTask[];
 }
 
+/** The adapter of a WebGPU kernel's device, as its driver describes it (the backend's `WebGpuAdapterDescription`). */
+export interface AttachedWebGpuAdapter {
+  readonly vendor: string;
+  readonly architecture: string;
+  readonly device: string;
+  readonly description: string;
+  readonly isFallback: boolean;
+  readonly nativeBackend: 'default' | 'opengles';
+  readonly timestampQuery: boolean;
+}
+
 /** What the attach task resolves with. */
 export interface AttachResult {
   /** The worker thread now hosting the kernel. */
   readonly threadId: number;
   /** A CUDA kernel: how its image was made (compiler, cache hit). */
   readonly cuda?: { readonly compiler: string; readonly cached: boolean; readonly key: string };
+  /** A WebGPU kernel: the adapter of the `GPUDevice` it was placed on. */
+  readonly webgpu?: { readonly adapter: AttachedWebGpuAdapter };
   /**
    * The attach failed (errors cross threads as data, so it comes back typed rather than thrown): the host rebuilds
    * the error from it (`attachFailureError`).

@@ -179,6 +179,7 @@ export class RuntimeBuilder {
       webgpu: {
         allowFallback: this.#webgpu.allowFallback ?? false,
         nativeBackend: this.#webgpu.nativeBackend ?? 'default',
+        deviceBackends: this.#webgpu.deviceBackends ?? [],
       },
       device: this.#device,
       config,

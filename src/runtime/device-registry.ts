@@ -2,6 +2,7 @@ import { totalmem } from 'node:os';
 import type { BackendType } from '../backends/backend-type.js';
 import { STICKY_CU_RESULTS } from '../backends/cuda/cu-result.js';
 import { type CudaDeviceInfo, requireCudaDriver } from '../backends/cuda/driver.js';
+import type { WebGpuAdapterDescription } from '../backends/webgpu/webgpu-adapter.js';
 import { CudaDeviceMemory } from '../devices/cuda-device-memory.js';
 import { cudaTopology } from '../devices/cuda-topology.js';
 import {
@@ -77,6 +78,8 @@ export class DeviceRegistry {
   #cudaTopology: GpuTopology | undefined;
   /** Reads CUDA devices' memory (`cuMemGetInfo`) for placement and metrics; opened on first use. */
   #cudaMemory: CudaDeviceMemory | undefined;
+  /** WebGPU backend: each device's adapter, as the device thread reported it at an attach there. */
+  readonly #webgpuAdapters = new Map<number, WebGpuAdapterDescription>();
 
   /** Makes the devices, and each one's worker pool in `workers`. */
   constructor(backend: BackendType, config: RuntimeConfig, workers: WorkerPools<KernelHandle>, host: DeviceHost) {
@@ -112,6 +115,11 @@ export class DeviceRegistry {
             },
       );
     }
+  }
+
+  /** A WebGPU kernel was attached on `device`, whose `GPUDevice` is on `adapter` (a lost one's replacement too). */
+  attachedWebGpu(device: number, adapter: WebGpuAdapterDescription): void {
+    this.#webgpuAdapters.set(device, adapter);
   }
 
   /** How many devices the runtime has. */
@@ -175,10 +183,14 @@ export class DeviceRegistry {
    * console.log(devices.map((d) => `${d.name}: ${d.computeUnits} workers, ${d.memoryMB} MiB`));
    */
   topology(): GpuTopology {
-    const withWorkers = (device: DeviceInfo): DeviceInfo => ({
-      ...device,
-      workerThreadIds: this.#workers.threads(device.id).map((thread) => thread.threadId),
-    });
+    const withWorkers = (device: DeviceInfo): DeviceInfo => {
+      const webgpuAdapter = this.#webgpuAdapters.get(device.id);
+      return {
+        ...device,
+        workerThreadIds: this.#workers.threads(device.id).map((thread) => thread.threadId),
+        ...(webgpuAdapter === undefined ? {} : { webgpuAdapter }),
+      };
+    };
     if (this.#backend === 'cuda') {
       this.#cudaTopology ??= cudaTopology(requireCudaDriver());
       return { ...this.#cudaTopology, devices: this.#cudaTopology.devices.map(withWorkers) };

@@ -1,6 +1,7 @@
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import type { BackendType } from '../backends/backend-type.js';
 import { STICKY_CU_RESULTS } from '../backends/cuda/cu-result.js';
+import { nativeBackendOf, type ResolvedWebGpuOptions } from '../backends/webgpu/webgpu-adapter.js';
 import type { KernelTransfer, TransferBridge } from '../bridge/transfer-bridge.js';
 import type { TransferStrategy } from '../bridge/transfer-strategy.js';
 import { type KernelCheckpoint, preloadQueuedFrames } from '../devices/checkpoint.js';
@@ -149,8 +150,8 @@ function dim3(name: string, value: Dim3): readonly [number, number, number] {
 export interface LaunchHost {
   readonly config: RuntimeConfig;
   readonly backend: BackendType;
-  /** The adapter the WebGPU device thread opens its device on (WebGPU backend). */
-  readonly webgpu: { readonly allowFallback: boolean; readonly nativeBackend: 'default' | 'opengles' };
+  /** The adapters the WebGPU device thread opens its devices on (WebGPU backend). */
+  readonly webgpu: ResolvedWebGpuOptions;
   readonly log: RuntimeLogger;
   readonly tracing: RuntimeTracing | undefined;
   /** Where the kernels' lifecycle inspection events go (the runtime's `inspect` option). */
@@ -390,7 +391,9 @@ export class KernelLauncher {
       restoreState: state,
       dormant,
       inspect: host.inspector !== undefined,
-      ...(onWebGpu ? { webgpu: host.webgpu } : {}),
+      ...(onWebGpu
+        ? { webgpu: { allowFallback: host.webgpu.allowFallback, nativeBackend: nativeBackendOf(host.webgpu, on) } }
+        : {}),
       ...(onCuda
         ? {
             cuda: {
@@ -403,7 +406,7 @@ export class KernelLauncher {
         : {}),
     });
     try {
-      attached = await host.workers.attach(
+      attached = await this.#attach(
         { ...task(port2, device, restore?.state), activate: autoActivate },
         onCuda,
         device,
@@ -465,7 +468,7 @@ export class KernelLauncher {
       firstMessageId: (restore?.queued.maxMessageId ?? 0) + 1,
       attachDormant: async (moving, port, on, devicePointers) => {
         const rings = devicePointers === undefined ? moving.transfer : { ...moving.transfer, devicePointers };
-        const dormant = await host.workers.attach(task(port, on, undefined, true, rings), onCuda, on, port);
+        const dormant = await this.#attach(task(port, on, undefined, true, rings), onCuda, on, port);
         if (dormant.failure !== undefined) throw this.#attachError(dormant.failure, definition, name, onCuda);
         return dormant.threadId;
       },
@@ -560,7 +563,7 @@ export class KernelLauncher {
     }
     const restartSpan = host.tracing?.host.beginLifecycle();
     // A CUDA kernel is relaunched by the CUDA device thread, over the same rings and ControlBlock.
-    const attached = await host.workers.attach(task(device), onCuda, device, port);
+    const attached = await this.#attach(task(device), onCuda, device, port);
     if (attached.failure !== undefined) throw this.#attachError(attached.failure, definition, handle.name, onCuda);
     const { threadId } = attached;
     if (restartSpan !== undefined) {
@@ -569,6 +572,13 @@ export class KernelLauncher {
     host.restarted(handle, threadId);
     host.log.info(`kernel '${handle.name}' restarted on worker ${threadId} (restart ${handle.restarts})`);
     return { threadId, device };
+  }
+
+  /** Attaches a kernel's instance on its worker; a WebGPU one tells which adapter its device is on. */
+  async #attach(task: AttachTask, onCuda: boolean, device: number, port: MessagePort): Promise<AttachResult> {
+    const attached = await this.#host.workers.attach(task, onCuda, device, port);
+    if (attached.webgpu !== undefined) this.#host.devices.attachedWebGpu(device, attached.webgpu.adapter);
+    return attached;
   }
 
   /** A CUDA kernel's rings; replicas on a device that turns out lost (`dma`) fail with CudaDeviceLostError. */

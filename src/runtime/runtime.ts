@@ -1,5 +1,6 @@
 import { createActor } from 'xstate';
 import type { BackendProbe, BackendType } from '../backends/backend-type.js';
+import type { ResolvedWebGpuOptions } from '../backends/webgpu/webgpu-adapter.js';
 import type { MirrorStats } from '../bridge/dma-mirror.js';
 import { TransferBridge } from '../bridge/transfer-bridge.js';
 import type { TransferStrategyChoice } from '../bridge/transfer-strategy.js';
@@ -87,8 +88,8 @@ export interface RuntimeInit {
   readonly backend: BackendType;
   readonly probes: readonly BackendProbe[];
   readonly device: number;
-  /** The WebGPU adapter a WebGPU backend's device thread opens its device on. */
-  readonly webgpu?: { readonly allowFallback: boolean; readonly nativeBackend: 'default' | 'opengles' } | undefined;
+  /** The WebGPU adapters a WebGPU backend's device thread opens its devices on. */
+  readonly webgpu?: ResolvedWebGpuOptions | undefined;
   readonly config: RuntimeConfig;
   /** Tracing, when the builder turned it on. */
   readonly tracing?: RuntimeTracing | undefined;
@@ -202,7 +203,7 @@ export class RingKernelRuntime {
     this.#launcher = new KernelLauncher({
       config: init.config,
       backend: init.backend,
-      webgpu: init.webgpu ?? { allowFallback: false, nativeBackend: 'default' },
+      webgpu: init.webgpu ?? { allowFallback: false, nativeBackend: 'default', deviceBackends: [] },
       log: this.log,
       tracing: init.tracing,
       inspector: this.#inspector,

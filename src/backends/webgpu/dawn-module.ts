@@ -31,7 +31,8 @@ const preloaded: unknown[] = [];
  * Makes a driver folder named by {@link WEBGPU_DRIVER_DIR_ENV} usable by Dawn in this process: its libraries are
  * loaded by absolute path (the dynamic linker then satisfies Dawn's `dlopen("libvulkan.so.1")` and the driver's own
  * dependencies by soname from them, with no `LD_LIBRARY_PATH`), and `VK_DRIVER_FILES` names its manifest.
- * `XDG_RUNTIME_DIR` is set where unset (Mesa warns on every device without it). Environment changes reach the
+ * `XDG_RUNTIME_DIR` is set where unset (Mesa warns on every device without it), and `EGL_PLATFORM=surfaceless`
+ * (the OpenGL ES backend's EGL, with no display). Environment changes reach the
  * process only from the main thread (a worker's `process.env` is a copy), so the main thread calls this before it
  * starts a device thread; libraries loaded from any thread are loaded for the whole process.
  */
@@ -40,6 +41,9 @@ export function prepareWebGpuDriver(): void {
   driverPrepared = true;
   const dir = process.env[WEBGPU_DRIVER_DIR_ENV];
   if (isMainThread && process.env.XDG_RUNTIME_DIR === undefined) process.env.XDG_RUNTIME_DIR = '/tmp';
+  // Dawn's OpenGL ES backend opens EGL on no display (a server, a device thread): without this Mesa's EGL looks
+  // for X11 or Wayland and fails (`eglInitialize failed with EGL_NOT_INITIALIZED`), so no adapter comes up.
+  if (isMainThread && process.env.EGL_PLATFORM === undefined) process.env.EGL_PLATFORM = 'surfaceless';
   if (dir === undefined || dir === '') return;
   const root = resolve(dir);
   if (isMainThread && process.env.VK_DRIVER_FILES === undefined) {

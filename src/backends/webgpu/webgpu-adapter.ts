@@ -15,10 +15,25 @@ export interface WebGpuAdapterOptions {
   readonly allowFallback?: boolean;
   /** Dawn's native backend: the platform's default or OpenGL ES (EGL, compatibility feature level). */
   readonly nativeBackend?: WebGpuNativeBackend;
+  /**
+   * The native backend of each of the runtime's devices, by index: device `i` opens its `GPUDevice` on the adapter
+   * of `deviceBackends[i]`; devices past the list use `nativeBackend`. Two different entries put two adapters under
+   * one runtime — `['default', 'opengles']` makes device 0 Vulkan and device 1 OpenGL ES (on Linux) — and a
+   * migration between those devices moves a kernel from one adapter to the other. Each backend named must have an
+   * adapter, or the build fails saying which.
+   */
+  readonly deviceBackends?: readonly WebGpuNativeBackend[];
 }
 
 const NATIVE_BACKENDS: readonly WebGpuNativeBackend[] = ['default', 'opengles'];
-const ADAPTER_OPTIONS = ['allowFallback', 'nativeBackend'];
+const ADAPTER_OPTIONS = ['allowFallback', 'nativeBackend', 'deviceBackends'];
+
+/** A native backend's value checked; `field` names it in the error. */
+function checkNativeBackend(value: unknown, field: string): void {
+  if (NATIVE_BACKENDS.includes(value as WebGpuNativeBackend)) return;
+  const error = typeof value === 'string' ? InvalidArgumentError : ArgumentTypeError;
+  throw new error(field, `${field} must be 'default' or 'opengles', got ${describeValue(value)}`);
+}
 
 /**
  * Checks WebGPU adapter options up front.
@@ -43,21 +58,40 @@ export function checkWebGpuAdapterOptions(options: unknown, argument = 'options'
       );
     }
   }
-  const { allowFallback, nativeBackend } = options as Record<string, unknown>;
+  const { allowFallback, nativeBackend, deviceBackends } = options as Record<string, unknown>;
   if (allowFallback !== undefined && typeof allowFallback !== 'boolean') {
     throw new ArgumentTypeError(
       `${argument}.allowFallback`,
       `${argument}.allowFallback must be true or false, got ${describeValue(allowFallback)}`,
     );
   }
-  if (nativeBackend !== undefined && !NATIVE_BACKENDS.includes(nativeBackend as WebGpuNativeBackend)) {
-    const error = typeof nativeBackend === 'string' ? InvalidArgumentError : ArgumentTypeError;
-    throw new error(
-      `${argument}.nativeBackend`,
-      `${argument}.nativeBackend must be 'default' or 'opengles', got ${describeValue(nativeBackend)}`,
-    );
+  if (nativeBackend !== undefined) checkNativeBackend(nativeBackend, `${argument}.nativeBackend`);
+  if (deviceBackends !== undefined) {
+    if (!Array.isArray(deviceBackends) || deviceBackends.length === 0) {
+      const got = Array.isArray(deviceBackends) ? 'an empty array' : describeValue(deviceBackends);
+      throw new ArgumentTypeError(
+        `${argument}.deviceBackends`,
+        `${argument}.deviceBackends must be a non-empty array of 'default' or 'opengles', one per device, got ${got}`,
+      );
+    }
+    for (const [device, backend] of deviceBackends.entries()) {
+      checkNativeBackend(backend, `${argument}.deviceBackends[${device}]`);
+    }
   }
   return options as WebGpuAdapterOptions;
+}
+
+/** The WebGPU adapter options as the runtime keeps them: every field set. */
+export interface ResolvedWebGpuOptions {
+  readonly allowFallback: boolean;
+  readonly nativeBackend: WebGpuNativeBackend;
+  /** Empty: every device on `nativeBackend`. */
+  readonly deviceBackends: readonly WebGpuNativeBackend[];
+}
+
+/** The native backend of the runtime's device `device`. @internal */
+export function nativeBackendOf(options: ResolvedWebGpuOptions, device: number): WebGpuNativeBackend {
+  return options.deviceBackends[device] ?? options.nativeBackend;
 }
 
 /** What an adapter is, as its driver describes it. */

@@ -10,10 +10,10 @@ import { attachKernel, type ExecutorBackend } from '../../executor/executor-shel
 import type { AttachResult, AttachTask } from '../../executor/protocol.js';
 import { Usage } from './batch-slot.js';
 import { HostedWebGpuKernel } from './hosted-webgpu-kernel.js';
-import { openWebGpuDevice } from './webgpu-adapter.js';
+import { type OpenedWebGpuDevice, openWebGpuDevice } from './webgpu-adapter.js';
 
-/** The thread's devices, by the runtime's device index. */
-const devices = new Map<number, Promise<GPUDevice>>();
+/** The thread's devices, by the runtime's device index (each on the adapter the task's options name). */
+const devices = new Map<number, Promise<OpenedWebGpuDevice>>();
 
 /**
  * The test hook's channel name. With `RINGKERNEL_WEBGPU_TEST_HOOKS=1` in the environment the device thread starts
@@ -36,7 +36,7 @@ if (process.env.RINGKERNEL_WEBGPU_TEST_HOOKS === '1') {
     if (hook === 'uncaptured-error') {
       for (const opening of [...devices.values()]) {
         // A copy past a buffer's end, outside any error scope: a real validation error nobody captures.
-        const gpu = await opening;
+        const gpu = (await opening).device;
         const source = gpu.createBuffer({ size: 4, usage: Usage.COPY_SRC });
         const target = gpu.createBuffer({ size: 4, usage: Usage.COPY_DST });
         const encoder = gpu.createCommandEncoder();
@@ -52,7 +52,7 @@ if (process.env.RINGKERNEL_WEBGPU_TEST_HOOKS === '1') {
       if (only !== undefined && index !== only) continue;
       // The next launch there (a supervised restart) opens a new device, not this one.
       devices.delete(index);
-      const gpu = await losing;
+      const gpu = (await losing).device;
       gpu.destroy();
       await gpu.lost;
     }
@@ -61,14 +61,15 @@ if (process.env.RINGKERNEL_WEBGPU_TEST_HOOKS === '1') {
 }
 
 /** The device for the runtime's device `task.device`, opened on first use; a lost one is let go for a new one. */
-function deviceFor(task: AttachTask): Promise<GPUDevice> {
+function deviceFor(task: AttachTask): Promise<OpenedWebGpuDevice> {
   const index = task.device ?? 0;
   let opening = devices.get(index);
   if (opening === undefined) {
     const opened = openWebGpuDevice({
       allowFallback: task.webgpu?.allowFallback ?? false,
       nativeBackend: task.webgpu?.nativeBackend ?? 'default',
-    }).then(({ device }) => {
+    }).then((made) => {
+      const { device } = made;
       const letGo = (): void => {
         if (devices.get(index) === opened) devices.delete(index);
       };
@@ -76,7 +77,7 @@ function deviceFor(task: AttachTask): Promise<GPUDevice> {
       // Its kernels fail with the error (each engine listens); the next launch, a supervised restart among
       // them, opens a new device rather than one in a state nobody checked.
       device.addEventListener('uncapturederror', letGo);
-      return device;
+      return made;
     });
     opened.catch(() => {
       if (devices.get(index) === opened) devices.delete(index);
@@ -89,7 +90,9 @@ function deviceFor(task: AttachTask): Promise<GPUDevice> {
 
 const webgpuExecutor: ExecutorBackend = {
   async prepare(definition, shell) {
-    return HostedWebGpuKernel.prepare(definition, shell, await deviceFor(shell.task));
+    const { device, adapter } = await deviceFor(shell.task);
+    const prepared = await HostedWebGpuKernel.prepare(definition, shell, device);
+    return { ...prepared, attachInfo: { webgpu: { adapter } } };
   },
   failureDetail(error) {
     const webgpu = serializeWebGpuError(error);
