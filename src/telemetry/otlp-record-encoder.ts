@@ -171,18 +171,14 @@ function keyField(key: string): Uint8Array {
 const MESSAGE_ID_KEY = keyField('messaging.message.id');
 const BODY_SIZE_KEY = keyField('messaging.message.body.size');
 
-/** The most bytes of a message span outside its shared head and its optional attributes (source, error). */
-const MAX_SPAN_FIXED =
-  1 +
-  3 +
-  18 +
-  10 +
-  10 +
-  9 +
-  9 +
-  (4 + MESSAGE_ID_KEY.length + 16) +
-  (4 + BODY_SIZE_KEY.length + 1 + 10) +
-  TRUNCATED_ATTRIBUTE.length;
+/**
+ * The most bytes of a span besides its shared head and its optional source and error attributes: the spans field's
+ * tag and length (4), trace id (18), span id (10), parent (10), start and end (9 each), the message id attribute (a
+ * key and up to 16 digits), the body size attribute (a key and a varint) and the truncated flag.
+ */
+const ID_FIELDS = 4 + 18 + 10 + 10;
+const MESSAGE_FIELDS = 4 + MESSAGE_ID_KEY.length + 16 + 5 + BODY_SIZE_KEY.length + 10;
+const MAX_SPAN_FIXED = ID_FIELDS + 2 * 9 + MESSAGE_FIELDS + TRUNCATED_ATTRIBUTE.length;
 
 /**
  * epoch ms + ns as u64 ns since the Unix epoch, exactly (no float past 2^53), as a fixed64 field `tag` at `at`;
