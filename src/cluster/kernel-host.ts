@@ -60,11 +60,16 @@ export interface KernelHostStats {
   readonly calls: number;
 }
 
+/** The last message id seen from one sender: looked up once per batch, updated per frame. */
+interface SenderIds {
+  last: number;
+}
+
 interface Served {
   readonly kernel: HostedKernel;
   readonly subscriptions: Subscription[];
   /** The last message id seen from each sender (loss accounting). */
-  readonly lastIds: Map<string, number>;
+  readonly lastIds: Map<string, SenderIds>;
 }
 
 /**
@@ -148,10 +153,14 @@ export class KernelHost {
   #input(served: Served, msg: Msg): void {
     const sender = msg.headers?.get(Header.NODE) ?? '';
     const batchParent = contextFromTraceparent(msg.headers?.get(Header.TRACEPARENT));
-    readFrameBatch(
-      msg.data,
-      (frame) => this.#deliver(served, frame, sender, batchParent),
-      (error) => this.#badFrame(served, error, sender),
+    const ids = this.#senderIds(served, sender);
+    // The batch's frames go into the ring one by one, and the kernel is woken once, after the last.
+    served.kernel.burst(() =>
+      readFrameBatch(
+        msg.data,
+        (frame) => this.#deliver(served, frame, sender, batchParent, ids),
+        (error) => this.#badFrame(served, error, sender),
+      ),
     );
   }
 
@@ -160,24 +169,25 @@ export class KernelHost {
     frame: FrameView,
     sender: string,
     batchParent: ReturnType<typeof contextFromTraceparent>,
+    ids: SenderIds | undefined,
   ): void {
     const kernel = served.kernel;
-    this.#account(served, frame.messageId, sender);
+    if (ids !== undefined) this.#account(served, frame.messageId, sender, ids);
     const value = this.#decode(served, frame, sender);
     if (value === NOT_DECODED) return;
     const priority = frame.priority;
     const parent = frame.traceFlags & 1 ? (contextFromFrame(frame) ?? batchParent) : batchParent;
-    let refused = false;
-    const sent = withRemoteParent(parent, () => {
-      try {
-        return kernel.trySend(value, priority);
-      } catch (error) {
-        refused = true;
-        this.#refusedHere(served, error as Error, sender, frame);
-        return false;
-      }
-    });
-    if (refused) return;
+    let sent: boolean;
+    try {
+      // The payload is already the kernel's input type (checked by #decode): its bytes go into the ring as they are.
+      sent =
+        parent === undefined
+          ? kernel.trySendEncoded(frame.payload, priority)
+          : withRemoteParent(parent, () => kernel.trySendEncoded(frame.payload, priority));
+    } catch (error) {
+      this.#refusedHere(served, error as Error, sender, frame);
+      return;
+    }
     if (sent) {
       this.#delivered++;
       return;
@@ -269,11 +279,21 @@ export class KernelHost {
     this.#badFrame(served, error, sender, frame);
   }
 
+  /** The ids seen from `sender` (none for a publisher that does not say who it is: no loss accounting then). */
+  #senderIds(served: Served, sender: string): SenderIds | undefined {
+    if (sender === '') return undefined;
+    let ids = served.lastIds.get(sender);
+    if (ids === undefined) {
+      ids = { last: 0 };
+      served.lastIds.set(sender, ids);
+    }
+    return ids;
+  }
+
   /** Loss accounting: ids from one sender incarnation rise by one; a gap is messages lost on the way. */
-  #account(served: Served, messageId: number, sender: string): void {
-    if (sender === '') return;
-    const last = served.lastIds.get(sender) ?? 0;
-    served.lastIds.set(sender, messageId);
+  #account(served: Served, messageId: number, sender: string, ids: SenderIds): void {
+    const last = ids.last;
+    ids.last = messageId;
     if (messageId <= last + 1) return;
     const lost = messageId - last - 1;
     this.#lost += lost;
