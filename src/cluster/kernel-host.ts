@@ -46,6 +46,16 @@ export interface DeliveryNotice {
   readonly error: { readonly name: string; readonly code: string | undefined; readonly message: string };
 }
 
+/**
+ * A kernel of the publishing node has ended and its subjects are let go: what each sender (`node#incarnation`) sent
+ * past `lastIds[sender]` (0: nothing of its arrived) was never taken, and nobody will take it.
+ */
+export interface KernelEndedNotice {
+  readonly kernel: string;
+  readonly node: string;
+  readonly lastIds: Readonly<Record<string, number>>;
+}
+
 /** Counters of what a node's kernel host did. */
 export interface KernelHostStats {
   /** Frames that arrived from other nodes and went into a local ring. */
@@ -137,12 +147,25 @@ export class KernelHost {
     this.#served.set(kernel.name, served);
   }
 
-  /** Stops serving a kernel. */
+  /**
+   * Stops serving a kernel, and tells every node the last message it took from each of their senders: core NATS
+   * drops what is published to a subject nobody listens to without a word, so the senders count what they sent
+   * after that themselves (at-most-once: lost, counted, dead-lettered there).
+   */
   unserve(name: string): void {
     const served = this.#served.get(name);
     if (served === undefined) return;
     this.#served.delete(name);
+    // Synchronous: no callback of these subscriptions runs after this, so the ids below are final.
     for (const subscription of served.subscriptions) subscription.unsubscribe();
+    const lastIds: Record<string, number> = {};
+    for (const [sender, ids] of served.lastIds) lastIds[sender] = ids.last;
+    const notice: KernelEndedNotice = { kernel: name, node: this.#node, lastIds };
+    try {
+      this.#nc.publish(this.#subjects.ended, JSON.stringify(notice));
+    } catch {
+      // The connection is closing: senders find the name gone from the registry.
+    }
   }
 
   /** Stops serving every kernel. */
