@@ -248,17 +248,19 @@ async function kernelCases(): Promise<CaseResult[]> {
 }
 
 /**
- * pipeline3.64: stage → stage → sink, three CPU kernels. `k2k`: wired with runtime.connect, worker to worker.
- * `host`: the same kernels, with the main thread moving every message from one stage to the next.
+ * pipeline3.64: stage → stage → sink, three CPU kernels. `k2k`: wired with runtime.connect. `host`: the same
+ * kernels, with the main thread moving every message from one stage to the next. Placed with two virtual devices
+ * of one worker each: the first stage on one worker, the second stage and the sink on the other, so that their
+ * link is fused (see docs/actors-and-supervision.md) and the first stage has a worker to itself.
  */
 async function pipelineCases(): Promise<CaseResult[]> {
   const results: CaseResult[] = [];
   for (const routing of ['k2k', 'host'] as const) {
-    const runtime = await RingKernelRuntime.builder().backend('cpu').build();
+    const runtime = await RingKernelRuntime.builder().backend('cpu').config({ workers: 2, devices: 2 }).build();
     try {
-      const first = await runtime.launch(BenchStage, 1, 1, { name: 's1', autoActivate: true });
-      const second = await runtime.launch(BenchStage, 1, 1, { name: 's2', autoActivate: true });
-      const sink = await runtime.launch(BenchSink, 1, 1, { name: 'sink', autoActivate: true });
+      const first = await runtime.launch(BenchStage, 1, 1, { name: 's1', device: 0, autoActivate: true });
+      const second = await runtime.launch(BenchStage, 1, 1, { name: 's2', device: 1, autoActivate: true });
+      const sink = await runtime.launch(BenchSink, 1, 1, { name: 'sink', device: 1, autoActivate: true });
       if (routing === 'k2k') {
         await runtime.connect(first, second);
         await runtime.connect(second, sink);

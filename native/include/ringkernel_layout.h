@@ -210,7 +210,7 @@ typedef struct rk_control_block {
   RK_ATOMIC(uint32_t) pause_request; /* @108, writer: host. 1 = stop between batches and say so in paused (a device executor's checkpoint); 0 = go on. */
   RK_ATOMIC(uint32_t) paused; /* @112, writer: executor. 1 while the executor honours pause_request: no batch in hand, the kernel state is at rest. */
   uint32_t integrity; /* @116, writer: host. 1 = the kernel's rings require a CRC32-C on every frame: a device executor checks its inputs' and checksums its outputs. Set before launch. */
-  uint8_t reserved[8]; /* @120, writer: host. Zero; room to grow. */
+  RK_ATOMIC(uint64_t) messages_fused; /* @120, writer: executor. Of messages_received, those a producer kernel on the same worker thread had this kernel handle on its own turn (a fused kernel-to-kernel link). */
 } rk_control_block;
 #define RK_CONTROL_BLOCK_SIZE 128u
 #define RK_CONTROL_BLOCK_STATUS_OFFSET 0u
@@ -237,7 +237,7 @@ typedef struct rk_control_block {
 #define RK_CONTROL_BLOCK_PAUSE_REQUEST_OFFSET 108u
 #define RK_CONTROL_BLOCK_PAUSED_OFFSET 112u
 #define RK_CONTROL_BLOCK_INTEGRITY_OFFSET 116u
-#define RK_CONTROL_BLOCK_RESERVED_OFFSET 120u
+#define RK_CONTROL_BLOCK_MESSAGES_FUSED_OFFSET 120u
 RK_STATIC_ASSERT(sizeof(rk_control_block) == 128, "rk_control_block: size");
 RK_STATIC_ASSERT(RK_ALIGNOF(rk_control_block) == 8, "rk_control_block: alignment");
 RK_STATIC_ASSERT(RK_OFFSETOF(rk_control_block, status) == 0, "rk_control_block.status: offset");
@@ -264,7 +264,7 @@ RK_STATIC_ASSERT(RK_OFFSETOF(rk_control_block, terminate_discard) == 104, "rk_co
 RK_STATIC_ASSERT(RK_OFFSETOF(rk_control_block, pause_request) == 108, "rk_control_block.pause_request: offset");
 RK_STATIC_ASSERT(RK_OFFSETOF(rk_control_block, paused) == 112, "rk_control_block.paused: offset");
 RK_STATIC_ASSERT(RK_OFFSETOF(rk_control_block, integrity) == 116, "rk_control_block.integrity: offset");
-RK_STATIC_ASSERT(RK_OFFSETOF(rk_control_block, reserved) == 120, "rk_control_block.reserved: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_control_block, messages_fused) == 120, "rk_control_block.messages_fused: offset");
 
 /* rk_ring_header: ringbuf.js 0.4 SPSC ring: this header, then storage_size data bytes (capacity + 1 slots). Indices wrap modulo storage_size; the ring is empty when they are equal and full when write + 1 == read (mod storage_size). Producer: copy, then release-store write_index. Consumer: acquire-load write_index, read, then release-store read_index. */
 typedef struct rk_ring_header {

@@ -45,13 +45,21 @@ export interface RunningKernel {
   snapshot(): Uint8Array | Promise<Uint8Array>;
   /** ABORT: stop after the message in hand, dead-letter what is queued, end Failed (`termination was forced`). */
   abort(): void;
-  /** LINK_IN: also consume this ring (another kernel produces into it). Throw to refuse it. */
-  linkIn(memory: FrameRingMemory): void;
+  /**
+   * LINK_IN: also consume this ring (another kernel produces into it); `link` names the link on both ends (absent:
+   * never fused). Throw to refuse it.
+   */
+  linkIn(memory: FrameRingMemory, link: number | undefined): void;
   /**
    * LINK_OUT: write outputs of these message types (all when undefined) to this ring instead of the host, and ring
    * the consuming kernel's doorbell `wake` after each frame. Throw to refuse it.
    */
-  linkOut(memory: FrameRingMemory, wake: SharedArrayBuffer, types: readonly number[] | undefined): void;
+  linkOut(
+    memory: FrameRingMemory,
+    wake: SharedArrayBuffer,
+    types: readonly number[] | undefined,
+    link: number | undefined,
+  ): void;
   /**
    * TERMINATE was accepted (the lifecycle is Terminating): after the message in hand, end the queue the way `mode`
    * says — handle it (`drain`), dead-letter it (`discard`), or leave it in the rings for the next instance (`keep`).
@@ -347,8 +355,8 @@ export class ExecutorShell {
       case 'LINK_IN':
       case 'LINK_OUT':
         try {
-          if (command.command === 'LINK_IN') running.linkIn(command.memory);
-          else running.linkOut(command.memory, command.wake, command.types);
+          if (command.command === 'LINK_IN') running.linkIn(command.memory, command.link);
+          else running.linkOut(command.memory, command.wake, command.types, command.link);
         } catch {
           this.report({ type: 'reply', seq: command.seq, ok: false, state: 'linked', target: 'linked' });
           return;

@@ -136,8 +136,11 @@ export type ControlCommand =
   | { readonly seq: number; readonly command: 'START' | 'DISCARD' }
   /** A dormant instance: rebuild the state from these bytes (answered by a `restored` report). */
   | { readonly seq: number; readonly command: 'RESTORE'; readonly bytes: Uint8Array }
-  /** Kernel-to-kernel: also consume this ring (its producer is another kernel, in any worker). */
-  | { readonly seq: number; readonly command: 'LINK_IN'; readonly memory: FrameRingMemory }
+  /**
+   * Kernel-to-kernel: also consume this ring (its producer is another kernel, in any worker). `link` names the
+   * link on both ends (absent: the link is never fused).
+   */
+  | { readonly seq: number; readonly command: 'LINK_IN'; readonly memory: FrameRingMemory; readonly link?: number }
   /**
    * Kernel-to-kernel: send outputs (of the given type ids, or all) to this ring instead of the host, and ring the
    * consumer kernel's input doorbell (`wake`) after each frame.
@@ -146,6 +149,7 @@ export type ControlCommand =
       readonly seq: number;
       readonly command: 'LINK_OUT';
       readonly memory: FrameRingMemory;
+      readonly link?: number;
       readonly wake: SharedArrayBuffer;
       readonly types: readonly number[] | undefined;
     };

@@ -156,12 +156,16 @@ export interface KernelHandleInit {
   readonly releaseRings?: (input: FrameRingMemory, output: FrameRingMemory) => void;
 }
 
-/** A kernel-to-kernel wiring command, kept so a restarted kernel is wired again. */
+/**
+ * A kernel-to-kernel wiring command, kept so a restarted kernel is wired again. `link` names the link (the same on
+ * both ends): two kernels that find themselves on one worker thread know their link by it (see fused links).
+ */
 export type LinkCommand =
-  | { command: 'LINK_IN'; memory: FrameRingMemory }
+  | { command: 'LINK_IN'; memory: FrameRingMemory; link: number }
   | {
       command: 'LINK_OUT';
       memory: FrameRingMemory;
+      link: number;
       wake: SharedArrayBuffer;
       types: readonly number[] | undefined;
     };

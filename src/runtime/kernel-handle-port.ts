@@ -480,6 +480,7 @@ export class HandlePort implements InstanceOwner, WaitersOwner, SendQueueOwner {
     readonly processed: number;
     readonly failed: number;
     readonly dropped: number;
+    readonly fused: number;
   } {
     const control = this.control;
     return {
@@ -487,6 +488,7 @@ export class HandlePort implements InstanceOwner, WaitersOwner, SendQueueOwner {
       processed: Number(control.messagesProcessed),
       failed: Number(control.messagesFailed),
       dropped: Number(control.messagesDropped),
+      fused: Number(control.messagesFused),
     };
   }
 

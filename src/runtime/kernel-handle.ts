@@ -47,6 +47,12 @@ const ITERATION_WAIT_MS = 60_000;
 const HOST_SPIN_MS = 0.05;
 /** The same through the DMA mirror, whose two copies and kernel wake-up take longer than a direct answer. */
 const HOST_SPIN_DMA_MS = 0.2;
+/**
+ * A WebGPU kernel's answer takes a batch's upload, dispatch and readback (~0.1–0.2 ms on a software adapter), past
+ * the spin: the first wait of a call then sleeps on the output ring's futex for up to this long, ms, which wakes
+ * at once when the answer is published and costs no CPU the device thread and the driver need (a spin does).
+ */
+const HOST_BLOCK_WEBGPU_MS = 0.5;
 
 /**
  * The host's end of one launched kernel. Sending writes straight into the kernel's input ring (no Promise
@@ -93,6 +99,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   #transfer: KernelTransfer;
   /** How long the pump spins for output before it parks, ms. */
   readonly #spinMs: number;
+  /** How long the pump's first wait sleeps on the output ring before it parks on the event loop, ms (0: none). */
+  readonly #blockMs: number;
   /** The calls and receives waiting, with their shared deadline timer. */
   readonly #waiters: CallWaiters<OutView>;
   /** The waiters' tables, read directly by the output pump. */
@@ -140,7 +148,11 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     this.#tracer = init.tracer;
     this.#transfer = init.transfer;
     this.#afterWrite = init.transfer.afterInputWrite;
-    this.#spinMs = init.transfer.strategy === 'dma' ? HOST_SPIN_DMA_MS : HOST_SPIN_MS;
+    // A WebGPU kernel's answer comes well past a spin, and a spinning host holds a core the device thread and the
+    // driver need to make it: it sleeps on the output ring's futex instead.
+    const webgpu = init.deviceBatches !== undefined;
+    this.#spinMs = webgpu ? 0 : init.transfer.strategy === 'dma' ? HOST_SPIN_DMA_MS : HOST_SPIN_MS;
+    this.#blockMs = webgpu ? HOST_BLOCK_WEBGPU_MS : 0;
     this.#hasOutput = outputCheck(init.transfer, this.#consumer);
     this.#nextMessageId = init.firstMessageId ?? 1;
     this.#exited = new Promise((resolve) => {
@@ -439,6 +451,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     readonly processed: number;
     readonly failed: number;
     readonly dropped: number;
+    /** Of `received`, those a kernel on the same worker thread handed over on a fused link (see `connect`). */
+    readonly fused: number;
   } {
     return this.#port.counters();
   }
@@ -696,9 +710,14 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   #pump(): void {
     if (this.#pumping) return;
     const until = performance.now() + this.#spinMs;
+    let blocked = this.#blockMs === 0;
     for (let spins = 0; this.#waiting(); ) {
       if (this.#consumer.drain(this.#onOutput) > 0 || this.#hasOutput()) continue;
       if ((++spins & 63) === 0 && performance.now() >= until) {
+        if (!blocked) {
+          blocked = true;
+          if (this.#consumer.waitForData(this.#blockMs)) continue;
+        }
         this.#pumping = true;
         void this.#pumpAsync();
         return;

@@ -17,6 +17,9 @@ export interface LinkableKernel {
   link(command: LinkCommand): Promise<void>;
 }
 
+/** The next link's id: unique in this process, so unique on every worker thread a runtime of it has. */
+let nextLinkId = 1;
+
 /** Where a link's ring comes from, and where its memory is accounted. */
 export interface LinkRings {
   readonly defaultQueueCapacity: number;
@@ -53,7 +56,8 @@ export async function connectKernels(
   const types = emitted.length > 1 ? [accepted.typeId] : undefined;
   const memory = rings.ring(produced, queueCapacity ?? rings.defaultQueueCapacity, target.inputMemory.integrity);
   rings.record(target, `${source.name}→${target.name}`, memory);
+  const link = nextLinkId++;
   // Consumer first: frames may flow as soon as the producer has the ring.
-  await target.link({ command: 'LINK_IN', memory });
-  await source.link({ command: 'LINK_OUT', memory, wake: target.transfer.kernelInput.signal, types });
+  await target.link({ command: 'LINK_IN', memory, link });
+  await source.link({ command: 'LINK_OUT', memory, link, wake: target.transfer.kernelInput.signal, types });
 }

@@ -33,7 +33,7 @@ export const ControlBlockOffset = {
   PAUSE_REQUEST: 108,
   PAUSED: 112,
   INTEGRITY: 116,
-  RESERVED: 120,
+  MESSAGES_FUSED: 120,
   SIZE: 128,
 } as const;
 
@@ -137,7 +137,14 @@ export const CONTROL_BLOCK_LAYOUT = defineStructLayout(
       'host',
       "1 = the kernel's rings require a CRC32-C on every frame: a device executor checks its inputs' and checksums its outputs. Set before launch.",
     ],
-    ['reserved', 'u8', ControlBlockOffset.RESERVED, 'host', 'Zero; room to grow.', { count: 8 }],
+    [
+      'messages_fused',
+      'u64',
+      ControlBlockOffset.MESSAGES_FUSED,
+      'executor',
+      'Of messages_received, those a producer kernel on the same worker thread had this kernel handle on its own turn (a fused kernel-to-kernel link).',
+      A(),
+    ],
   ],
 );
 
@@ -285,6 +292,14 @@ export class ControlBlock {
     if (processed) Atomics.add(u64, I64(ControlBlockOffset.MESSAGES_PROCESSED), BigInt(processed));
     if (failed) Atomics.add(u64, I64(ControlBlockOffset.MESSAGES_FAILED), BigInt(failed));
     if (dropped) Atomics.add(u64, I64(ControlBlockOffset.MESSAGES_DROPPED), BigInt(dropped));
+  }
+  /** Of {@link ControlBlock.messagesReceived}, those handed over on a fused link (see `messages_fused`). */
+  get messagesFused(): bigint {
+    return Atomics.load(this.#u64, I64(ControlBlockOffset.MESSAGES_FUSED));
+  }
+  /** Executor: counts messages handled on a fused link, once per batch. */
+  addFused(count: number): void {
+    if (count) Atomics.add(this.#u64, I64(ControlBlockOffset.MESSAGES_FUSED), BigInt(count));
   }
   /** Messages taken and not yet finished. */
   get messagesInFlight(): number {

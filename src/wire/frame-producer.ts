@@ -180,6 +180,14 @@ export class FrameProducer {
     this.#wake();
   }
 
+  /**
+   * The consumer has read every frame published so far on this thread's turn (a fused link): no wake-up is owed
+   * for them. Frames published later are woken for as usual.
+   */
+  consumerCaughtUp(): void {
+    this.#unwoken = 0;
+  }
+
   #wake(): void {
     wake(this.#ring.signal, CONSUMER_SEQ, CONSUMER_SLEEPING);
     if (this.#alsoWake !== undefined) wake(this.#alsoWake, CONSUMER_SEQ, CONSUMER_SLEEPING);

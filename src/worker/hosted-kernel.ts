@@ -25,6 +25,7 @@ import type { FrameView } from '../wire/frame-view.js';
 import { HybridLogicalClock, wallClockUs } from '../wire/hlc.js';
 import { BytesMessage, type MessageCodec } from '../wire/message-schema.js';
 import { RingSignalOffset } from '../wire/ring-signal.js';
+import { type FusedLinkConsumer, linkConsumer, registerLinkConsumer, unregisterLinkConsumer } from './fused-links.js';
 
 /** Frames handled per batch before the kernel yields its worker to other kernels and to control messages. */
 const BATCH = 256;
@@ -75,10 +76,11 @@ interface HeldOutput {
   readonly envelope: Envelope;
 }
 
-/** A kernel-to-kernel output: a ring into another kernel, and the message types routed to it. */
+/** A kernel-to-kernel output: a ring into another kernel, the message types routed to it, and the link's id. */
 interface OutputLink {
   readonly producer: FrameProducer;
   readonly types: ReadonlySet<number> | undefined;
+  readonly link: number | undefined;
 }
 
 /**
@@ -87,7 +89,7 @@ interface OutputLink {
  * batch, and parks with `Atomics.waitAsync` when idle (no CPU, no timer wake-ups). Many HostedKernels share a
  * worker; each yields the event loop after every full batch.
  */
-export class HostedKernel implements RunningKernel {
+export class HostedKernel implements RunningKernel, FusedLinkConsumer {
   readonly #definition: AnyKernelDefinition;
   readonly #handler: NonNullable<AnyKernelDefinition['cpu']>;
   readonly #task: AttachTask;
@@ -105,6 +107,12 @@ export class HostedKernel implements RunningKernel {
   /** Every ring this kernel consumes: its own input first, then kernel-to-kernel links, drained in turn. */
   readonly #inputs: FrameConsumer[] = [];
   readonly #links: OutputLink[] = [];
+  /** The index in {@link HostedKernel.#inputs} of each kernel-to-kernel link this kernel consumes, by link id. */
+  readonly #linkIndex = new Map<number, number>();
+  /** Handling frames now (a batch of its own loop, or a fused one): a producer on this thread must not nest one. */
+  #busy = false;
+  /** A fused batch (run on a producer's turn) failed outside any handler: the kernel's own loop fails with it. */
+  #fusedFailure: { readonly error: unknown } | undefined;
   /** Which input the next batch starts with (fair merging of fan-in). */
   #nextInput = 0;
   /** Set by a control command, so a park ends and the loop looks at the new state. */
@@ -151,6 +159,8 @@ export class HostedKernel implements RunningKernel {
   #wakeControl: (() => void) | undefined;
   #aborted = false;
   #received = 0;
+  /** Of the frames received since the last publish, those a fused link's producer had this kernel handle. */
+  #fusedFrames = 0;
   #processed = 0;
   #failed = 0;
   #dropped = 0;
@@ -234,14 +244,64 @@ export class HostedKernel implements RunningKernel {
     this.#aborted = true;
   }
 
-  linkIn(memory: FrameRingMemory): void {
+  linkIn(memory: FrameRingMemory, link: number | undefined): void {
     this.#inputs.push(new FrameConsumer(memory, { spin: 0, onMalformed: (error) => this.#malformed(error) }));
     this.#handledCursors.push(new Int32Array(memory.signal));
+    if (link === undefined) return;
+    this.#linkIndex.set(link, this.#inputs.length - 1);
+    registerLinkConsumer(link, this);
   }
 
-  linkOut(memory: FrameRingMemory, wake: SharedArrayBuffer, types: readonly number[] | undefined): void {
+  linkOut(
+    memory: FrameRingMemory,
+    wake: SharedArrayBuffer,
+    types: readonly number[] | undefined,
+    link: number | undefined,
+  ): void {
     const producer = new FrameProducer(memory, { clock: this.#clock, spin: 2048, alsoWake: wake, deferWake: true });
-    this.#links.push({ producer, types: types === undefined ? undefined : new Set(types) });
+    this.#links.push({ producer, types: types === undefined ? undefined : new Set(types), link });
+  }
+
+  /**
+   * A fused link: its producer, on this thread, has just written into link `link`'s ring and has this kernel
+   * handle what is queued there now, on its turn, as one batch of this kernel's own (handled cursors, counters,
+   * spans, dead letters as ever). Unless this kernel cannot take input now (not active, stopping, its outputs held
+   * for room, in a batch already): then its own loop takes the frames, as on any link.
+   */
+  drainLink(link: number): boolean {
+    const index = this.#linkIndex.get(link);
+    if (index === undefined) return false;
+    const input = this.#inputs[index] as FrameConsumer;
+    if (
+      this.#busy ||
+      this.#held.length > 0 ||
+      this.#crash !== undefined ||
+      this.#fusedFailure !== undefined ||
+      this.#aborted ||
+      this.#control.terminationRequest !== 0 ||
+      this.#shell.state !== 'Active'
+    ) {
+      return !input.hasData();
+    }
+    this.#batchWallUs = wallClockUs();
+    const control = this.#control;
+    this.#busy = true;
+    control.setDrainingInput(index + 1);
+    this.#linkInput = input;
+    this.#linkCursor = this.#handledCursors[index] as Int32Array;
+    try {
+      this.#fusedFrames += input.drain(this.#onLinkFrame, BATCH);
+    } catch (error) {
+      // Not the producer's failure: this kernel's loop fails with it, as if its own batch had thrown.
+      this.#fusedFailure = { error };
+    } finally {
+      control.setDrainingInput(0);
+      this.#busy = false;
+    }
+    this.#publish();
+    // Its handler failed the kernel, its outputs wait for room, or it is to stop: its own loop must look now.
+    if (this.#fusedFailure !== undefined || this.#held.length > 0 || !this.#batchGoesOn()) this.kick();
+    return !input.hasData();
   }
 
   terminating(mode: TerminationMode): void {
@@ -282,6 +342,7 @@ export class HostedKernel implements RunningKernel {
         // A command's kick has done its job once the loop is back here to look at the state.
         this.#kicked = false;
         const state = this.#shell.state;
+        if (this.#fusedFailure !== undefined) throw this.#fusedFailure.error;
         if (this.#crash !== undefined) {
           reason = `its handler failed: ${serializeError(this.#crash.error).message}`;
           this.#settleCrashedFrame();
@@ -323,6 +384,8 @@ export class HostedKernel implements RunningKernel {
     } catch (error) {
       reason = `kernel loop failed: ${serializeError(error).message}`;
     }
+    // No producer on this thread hands this instance frames any more (a next one registers again).
+    for (const link of this.#linkIndex.keys()) unregisterLinkConsumer(link, this);
     this.#lastBeatUs = 0;
     this.#publish();
     this.#control.setInFlight(0);
@@ -384,6 +447,15 @@ export class HostedKernel implements RunningKernel {
    * shared between them. Returns how many frames were handled.
    */
   #drainInputs(): number {
+    this.#busy = true;
+    try {
+      return this.#drainEachInput();
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  #drainEachInput(): number {
     const inputs = this.#inputs;
     const count = inputs.length;
     const control = this.#control;
@@ -518,7 +590,7 @@ export class HostedKernel implements RunningKernel {
       for (const link of this.#links) {
         if (link.types !== undefined && !link.types.has(codec.typeId)) continue;
         routed = true;
-        this.#writeTo(link.producer, codec, message, correlationId, flags);
+        this.#writeTo(link.producer, codec, message, correlationId, flags, link.link);
       }
       if (routed) return;
     }
@@ -535,11 +607,20 @@ export class HostedKernel implements RunningKernel {
     message: unknown,
     correlationId: number,
     flags: number,
+    link?: number,
   ): void {
     const envelope = this.#replyEnvelope;
     envelope.correlationId = correlationId;
     envelope.flags = flags;
-    if (this.#held.length === 0 && target.tryWrite(codec, message, envelope)) return;
+    if (this.#held.length === 0) {
+      if (target.tryWrite(codec, message, envelope)) return;
+      // A fused link's ring is full: its consumer, on this thread, takes what is queued; then there may be room.
+      if (link !== undefined && linkConsumer(link)?.drainLink(link) !== undefined) {
+        envelope.correlationId = correlationId;
+        envelope.flags = flags;
+        if (target.tryWrite(codec, message, envelope)) return;
+      }
+    }
     // No room (or older outputs still waiting): hold an encoded copy, in order; the loop stops taking input
     // until the held outputs are written. Nothing is dropped; backpressure reaches whoever feeds this kernel.
     const size = codec.encodedSize(message);
@@ -565,7 +646,13 @@ export class HostedKernel implements RunningKernel {
   /** Wakes the consumers of this kernel's outputs (the host, linked kernels) that sleep: once per batch. */
   #wakeConsumers(): void {
     this.#output.wakeConsumer();
-    for (const link of this.#links) link.producer.wakeConsumer();
+    for (const link of this.#links) {
+      // A consumer on this thread handles the batch now (a fused link); its own loop is woken only if it did not.
+      const id = link.link;
+      const consumer = id === undefined ? undefined : linkConsumer(id);
+      if (consumer?.drainLink(id as number) === true) link.producer.consumerCaughtUp();
+      else link.producer.wakeConsumer();
+    }
   }
 
   #flushHeld(): boolean {
@@ -597,7 +684,8 @@ export class HostedKernel implements RunningKernel {
     this.#wakeConsumers();
     const control = this.#control;
     control.addBatch(this.#received, this.#processed, this.#failed, this.#dropped);
-    this.#received = this.#processed = this.#failed = this.#dropped = 0;
+    control.addFused(this.#fusedFrames);
+    this.#received = this.#processed = this.#failed = this.#dropped = this.#fusedFrames = 0;
     const now = wallClockUs();
     this.#batchWallUs = now;
     if (now - this.#lastBeatUs >= 1000) {

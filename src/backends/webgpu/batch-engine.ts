@@ -4,12 +4,11 @@ import type { MalformedFrameError } from '../../errors/frame-errors.js';
 import { WebGpuError } from '../../errors/webgpu-errors.js';
 import type { DeviceBatchMetrics } from '../../kernel/device-batch-metrics.js';
 import type { Envelope } from '../../wire/envelope.js';
-import { DEFAULT_SPIN, waitUntilAsync } from '../../wire/eventcount.js';
+import { DEFAULT_SPIN, waitUntil, waitUntilAsync } from '../../wire/eventcount.js';
 import { FrameConsumer } from '../../wire/frame-consumer.js';
 import { FrameFlags } from '../../wire/frame-header.js';
 import { FrameProducer } from '../../wire/frame-producer.js';
 import type { FrameRingMemory } from '../../wire/frame-ring.js';
-import type { FrameView } from '../../wire/frame-view.js';
 import type { HybridLogicalClock } from '../../wire/hlc.js';
 import type { MessageCodec } from '../../wire/message-schema.js';
 import { RingSignalOffset } from '../../wire/ring-signal.js';
@@ -20,6 +19,7 @@ import type {
   BatchEngineStats,
   BatchStopMode,
 } from './batch-engine-contract.js';
+import { fillBatch } from './batch-fill.js';
 import { discardedLetter, malformedLetter, slotLetter, uncapturedKind } from './batch-reports.js';
 import {
   type BatchDispatch,
@@ -44,7 +44,14 @@ const MAP_READ = 1;
 
 const DATA_SEQ = RingSignalOffset.DATA_SEQ >> 2;
 const CONSUMER_SLEEPING = RingSignalOffset.CONSUMER_SLEEPING >> 2;
-const TWO_32 = 0x1_0000_0000;
+/**
+ * After a batch that answered a call, how long the engine sleeps on its input ring's futex before it parks on the
+ * event loop, ms: a caller that calls again sends within it, and a futex wakes at once where a park waits for the
+ * thread's event loop to turn (a wake-up of ~0.05–0.15 ms on a busy machine).
+ */
+const NEXT_CALL_WAIT_MS = 0.3;
+/** The engines running on this thread: a futex wait blocks them all, so it is taken only while none has a batch in flight. */
+const running = new Set<{ readonly idle: boolean }>();
 
 /**
  * Runs one WebGPU kernel as a resident actor on a device: its pipeline, state buffer and batch buffers are made
@@ -107,6 +114,8 @@ export class WebGpuBatchEngine {
   #gpuMs = 0;
   #outputMs = 0;
   #destroyed = false;
+  /** The last batch answered a call from the host: another may follow at once. */
+  #answeredCall = false;
 
   private constructor(options: BatchEngineOptions, compiled: CompiledWgslKernel) {
     const { device, program } = options;
@@ -378,9 +387,11 @@ export class WebGpuBatchEngine {
   async #run(): Promise<void> {
     // A pending Atomics.waitAsync or readback does not keep a thread's event loop alive: hold a ref'd handle.
     const alive = setInterval(() => {}, 1 << 30);
+    running.add(this);
     try {
       await this.#loop();
     } finally {
+      running.delete(this);
       clearInterval(alive);
     }
   }
@@ -405,6 +416,10 @@ export class WebGpuBatchEngine {
       }
       if (hasData) continue;
       if (stopping === 'drain' && !this.#paused) break;
+      if (this.#answeredCall && !this.#paused && this.#threadIdle()) {
+        this.#answeredCall = false;
+        if (waitUntil(this.#inputSignal, DATA_SEQ, CONSUMER_SLEEPING, this.#anyInput, NEXT_CALL_WAIT_MS, 0)) continue;
+      }
       const wake = new AbortController();
       this.#wake = wake;
       if (this.#paused) {
@@ -429,6 +444,17 @@ export class WebGpuBatchEngine {
   }
 
   readonly #anyInput = (): boolean => this.#hasInput();
+
+  /** No engine of this thread has a batch in flight (their readbacks would wait behind a blocking wait). */
+  #threadIdle(): boolean {
+    for (const engine of running) if (!engine.idle) return false;
+    return true;
+  }
+
+  /** Whether no batch of this engine is in flight. */
+  get idle(): boolean {
+    return this.#busy.length === 0;
+  }
 
   #hasInput(): boolean {
     for (const input of this.#inputs) if (input.hasData()) return true;
@@ -461,55 +487,18 @@ export class WebGpuBatchEngine {
   #submit(): void {
     const started = performance.now();
     const slot = this.#free.pop() as Slot;
-    const descriptors = slot.descriptors;
-    const data = slot.data;
-    const limit = this.#dataCapacity - Math.ceil(this.#maxPayload / 4) * 4;
-    const max = this.#maxBatch;
-    let count = 0;
-    let bytes = 0;
-    let frameBytes = 0;
     const source = this.#pickInput();
     const input = this.#inputs[source] as FrameConsumer;
     slot.source = source;
     slot.startCursor = input.cursor;
-    // The kernel's own ring keeps its published read index at the first frame not yet answered: a checkpoint's
-    // queue (and a failed kernel's salvage) then starts exactly where the state's batches end.
-    const hold = source === 0 && !input.holding;
-    const tracing = this.#tracer !== undefined;
-    slot.anySampled = false;
-    if (tracing) slot.startNs = (this.#tracer as BatchSpanWriter).nowNs();
-    input.drain((frame: FrameView) => {
-      if (hold && count === 0) input.holdCurrentFrame();
-      if (tracing) {
-        // Unsampled frames cost this one byte read.
-        const sampled = (frame.traceFlags & 1) !== 0;
-        slot.sampled[count] = sampled ? 1 : 0;
-        if (sampled) {
-          frame.copyTraceContext(slot.traceContext, count * 24);
-          slot.anySampled = true;
-        }
-      }
-      const size = frame.payloadSize;
-      const d = count * MESSAGE_DESCRIPTOR_WORDS;
-      descriptors[d] = frame.typeId;
-      descriptors[d + 1] = size;
-      descriptors[d + 2] = frame.flags;
-      descriptors[d + 3] = bytes >>> 2;
-      const messageId = frame.messageId;
-      descriptors[d + 4] = messageId >>> 0;
-      descriptors[d + 5] = Math.floor(messageId / TWO_32);
-      descriptors[d + 6] = frame.source;
-      descriptors[d + 7] = frame.priority;
-      slot.messageIds[count] = messageId;
-      slot.frameEnds[count] = input.cursor;
-      slot.correlationIds[count] = frame.correlationId;
-      data.set(frame.payload, bytes);
-      bytes += (size + 3) & ~3;
-      frameBytes += frame.length;
-      count++;
-      // Stop while the next frame, however large, still fits the batch's payload area.
-      return count < max && bytes <= limit;
-    }, max);
+    const { count, bytes, frameBytes } = fillBatch(slot, input, {
+      max: this.#maxBatch,
+      limit: this.#dataCapacity - Math.ceil(this.#maxPayload / 4) * 4,
+      // The kernel's own ring keeps its published read index at the first frame not yet answered: a checkpoint's
+      // queue (and a failed kernel's salvage) then starts exactly where the state's batches end.
+      hold: source === 0 && !input.holding,
+      tracer: this.#tracer,
+    });
     if (count === 0) {
       this.#free.push(slot);
       return;
@@ -520,8 +509,8 @@ export class WebGpuBatchEngine {
     const queue = this.#device.queue;
     const header = new Uint32Array([count, this.#outWords, 0, 0]);
     queue.writeBuffer(slot.uniform, 0, header);
-    queue.writeBuffer(slot.messages, 0, descriptors, 0, count * MESSAGE_DESCRIPTOR_WORDS);
-    if (bytes > 0) queue.writeBuffer(slot.input, 0, data, 0, bytes);
+    queue.writeBuffer(slot.messages, 0, slot.descriptors, 0, count * MESSAGE_DESCRIPTOR_WORDS);
+    if (bytes > 0) queue.writeBuffer(slot.input, 0, slot.data, 0, bytes);
     queue.submit([encodeBatch(this.#device, slot, this.#dispatch)]);
     slot.submittedAt = performance.now();
     slot.mapped = slot.readback.mapAsync(MAP_READ, 0, this.#stateAt + this.#stateBytes);
@@ -631,6 +620,7 @@ export class WebGpuBatchEngine {
         error = ErrorNumber.FrameTooLarge;
       }
       const request = fromHost && (flags & FrameFlags.REQUEST) !== 0;
+      if (request) this.#answeredCall = true;
       const traced = slot.anySampled && slot.sampled[i] === 1;
       if (traced) this.#tracer?.begin(slot, i, this.#envelope, this.#errorEnvelope);
       if (error !== 0) {
