@@ -594,13 +594,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
 
   /** Runs `body` (a burst of sends) with the kernel woken once at its end, not once per message. @internal */
   burst<T>(body: () => T): T {
-    const producer = this.#producer;
-    producer.deferWakes(true);
-    try {
-      return body();
-    } finally {
-      producer.deferWakes(false);
-    }
+    return this.#port.burst(body);
   }
 
   /** Marks the kernel Failed from the host side (its worker is gone). @internal */
