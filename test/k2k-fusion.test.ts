@@ -188,7 +188,8 @@ describe('fused kernel-to-kernel links', () => {
       const first = await traced.launch(AddOne, 1, 1, { name: 'f1', autoActivate: true });
       const second = await traced.launch(Double, 1, 1, { name: 'f2', autoActivate: true });
       const third = await traced.launch(MinusThree, 1, 1, { name: 'f3', autoActivate: true });
-      // Links of 4 frames: full rings make the producer have its consumer take what is queued mid-batch.
+      // Links of 4 frames: producers hold outputs for room and end their batches early; their consumers take the
+      // queue after each.
       await traced.connect(first, second, { queueCapacity: 4 });
       await traced.connect(second, third, { queueCapacity: 4 });
       const n = 200;
