@@ -5,13 +5,17 @@
  *   at 1 %, and on for every message, exporting over OTLP/HTTP protobuf to a local sink in another thread, with the
  *   default tracing options (the origin's rate cap, the exporter's CPU share). Each figure is the median of its
  *   rounds (at least 10⁶ messages a run, so every run spans several of the exporter's 100 ms drains).
- * - `tracing.ratio01.pairedRatio`: what 1 % sampling costs, as the median over rounds of ratio01 / off measured back
- *   to back in the same round (both runtimes built and their kernels launched before either is timed; which goes
- *   first alternates). On two cores shared with other work a single run's rate can halve or double with what the
+ * - `tracing.ratio01.pairedRatio`: what 1 % sampling costs, as the median over 15 rounds (quick runs too, only
+ *   shorter) of ratio01 / off measured back to back in the same round, which goes first alternating. The same three
+ *   runtimes serve every round, built and warmed up (a few of the exporter's drains) before the first, so no round
+ *   pays for a thread's start-up or the first compilation of its code — the ratio is the steady cost, the same
+ *   work on both sides. A traced run's time includes whatever its exporter did meanwhile; what the run left in the
+ *   rings (at most half a kernel's ring: past it the origin sheds) is exported after it, untimed, so it falls on no
+ *   other run. On two cores shared with other work a single run's rate can halve or double with what the
  *   neighbours do, and `off` against `off` alone varies that much: pairing and the median keep one noisy moment
  *   from deciding the ratio. The goal line of bench/run.ts reads this row.
  * - `tracing.all.droppedRecords`, `tracing.all.shedTraces`, `tracing.ratio01.droppedRecords`: what was left out,
- *   counted (the most over the rounds): traces cut short at a kernel whose ring was full, and messages left
+ *   counted (the most in one run): traces cut short at a kernel whose ring was full, and messages left
  *   untraced, whole, at the origin (rate cap, no room, or the exporter behind).
  * - `tracing.host.ratio01.ns` / `tracing.host.all.ns`: what tracing adds to one send on the sending thread, in ns
  *   — the origin's sampling decision and envelope context, plus the send span's record when sampled — timed in a
@@ -36,15 +40,25 @@ export type TracingCaseResult = CaseResult;
 
 interface SendRun {
   readonly rate: number;
+  /** Records dropped (traces cut short at a kernel) and traces shed whole at the origin, during this run. */
   readonly dropped: number;
   readonly shed: number;
 }
 
-/** A runtime with a sink kernel launched, ready to be timed by {@link SinkRuntime.sendRate}. */
+/** How long each runtime is warmed up before the rounds: several of the exporter's 100 ms drains. */
+const WARM_UP_MS = 400;
+
+const SAMPLE = { seq: 0, flags: 0, ts: 0, data: new Float64Array(6) };
+
+/**
+ * A runtime with a sink kernel launched and warmed up, timed again and again by {@link SinkRuntime.sendRate}:
+ * the same runtimes serve every round, so no round pays for a thread's start-up or its code's first compilation
+ * (which fall on V8's compiler and GC threads, on the same two cores) — a round measures the steady cost.
+ */
 class SinkRuntime {
   private constructor(
     readonly runtime: RingKernelRuntime,
-    readonly sink: KernelHandle<unknown>,
+    readonly sink: KernelHandle<typeof SAMPLE>,
   ) {}
 
   static async start(tracing: TracingOptions | undefined): Promise<SinkRuntime> {
@@ -52,36 +66,40 @@ class SinkRuntime {
     if (tracing !== undefined) builder.tracing(tracing);
     const runtime = await builder.build();
     try {
-      return new SinkRuntime(runtime, await runtime.launch(BenchSink, 1, 1, { autoActivate: true }));
+      const sink = await runtime.launch(BenchSink, 1, 1, { autoActivate: true });
+      return new SinkRuntime(runtime, sink as KernelHandle<typeof SAMPLE>);
     } catch (error) {
       await runtime.shutdown();
       throw error;
     }
   }
 
-  /** Sends `n` 64-byte messages into the sink; msg/s after the warm-up fifth, as in `kernel.send.64`. */
-  async sendRate(n: number): Promise<SendRun> {
-    const sample = { seq: 0, flags: 0, ts: 0, data: new Float64Array(6) };
-    const rate = await sinkSendRate(this.sink as KernelHandle<typeof sample>, sample, n);
+  /** Sends to the sink for `ms` (a traced runtime exporting meanwhile, as in a round), then settles as after one. */
+  async warmUp(ms: number): Promise<void> {
+    const until = performance.now() + ms;
+    while (performance.now() < until) await sinkSendRate(this.sink, SAMPLE, 200_000);
+    await this.runtime.tracing?.flush();
+  }
+
+  #counts(): { dropped: number; shed: number } {
     const stats = this.runtime.tracing?.stats();
     return {
-      rate,
       dropped: stats?.recordsDropped ?? 0,
       shed: (stats?.tracesShedForRate ?? 0) + (stats?.tracesShedForRoom ?? 0) + (stats?.tracesShedForExport ?? 0),
     };
   }
-}
 
-/** Starts a runtime for each of `modes`, then times them one after the other, back to back. */
-async function backToBack(modes: readonly (TracingOptions | undefined)[], n: number): Promise<SendRun[]> {
-  const runtimes: SinkRuntime[] = [];
-  try {
-    for (const mode of modes) runtimes.push(await SinkRuntime.start(mode));
-    const runs: SendRun[] = [];
-    for (const runtime of runtimes) runs.push(await runtime.sendRate(n));
-    return runs;
-  } finally {
-    for (const { runtime } of runtimes) await runtime.shutdown();
+  /**
+   * Sends `n` 64-byte messages into the sink; msg/s after the warm-up fifth, as in `kernel.send.64`. Whatever the
+   * exporter did meanwhile is in that time; what the run left in the rings (at most half a kernel's ring: past it
+   * the origin sheds) is exported after it, untimed, so that it falls on no other run.
+   */
+  async sendRate(n: number): Promise<SendRun> {
+    const before = this.#counts();
+    const rate = await sinkSendRate(this.sink, SAMPLE, n);
+    await this.runtime.tracing?.flush();
+    const after = this.#counts();
+    return { rate, dropped: after.dropped - before.dropped, shed: after.shed - before.shed };
   }
 }
 
@@ -161,11 +179,17 @@ function hostCostNs(ratio: number, n: number): number {
 export async function tracingCases(n: number, quick: boolean): Promise<TracingCaseResult[]> {
   const otlpSink = new Worker(new URL('./otlp-sink-worker.js', import.meta.url));
   const [{ url }] = (await once(otlpSink, 'message')) as [{ url: string }];
+  const runtimes: SinkRuntime[] = [];
   try {
     const ratio01: TracingOptions = { endpoint: url, sampler: 'parentbased_traceidratio', samplerRatio: 0.01 };
     const all: TracingOptions = { endpoint: url, sampler: 'always_on' };
     const perRun = Math.max(n, 1_000_000);
-    const rounds = quick ? 7 : 9;
+    // As many rounds in a quick run as in a full one (only shorter): the median of a few pairs is what one noisy
+    // moment can move.
+    const rounds = 15;
+    for (const mode of [undefined, ratio01, all]) runtimes.push(await SinkRuntime.start(mode));
+    const [untraced, sampledRuntime, allRuntime] = runtimes as [SinkRuntime, SinkRuntime, SinkRuntime];
+    for (const runtime of runtimes) await runtime.warmUp(WARM_UP_MS);
     const off: number[] = [];
     const sampled: number[] = [];
     const paired: number[] = [];
@@ -174,16 +198,16 @@ export async function tracingCases(n: number, quick: boolean): Promise<TracingCa
     let droppedAll = 0;
     let shedAll = 0;
     for (let round = 0; round < rounds; round++) {
+      // Back to back, which goes first alternating: a pair sees the same neighbours, and neither is always first.
       const offFirst = round % 2 === 0;
-      const [first, second] = await backToBack(offFirst ? [undefined, ratio01] : [ratio01, undefined], perRun);
+      const first = await (offFirst ? untraced : sampledRuntime).sendRate(perRun);
+      const second = await (offFirst ? sampledRuntime : untraced).sendRate(perRun);
       const [plain, traced] = offFirst ? [first, second] : [second, first];
-      if (plain === undefined || traced === undefined) throw new Error('a paired round lost a run');
       off.push(plain.rate);
       sampled.push(traced.rate);
       paired.push(traced.rate / plain.rate);
       droppedRatio01 = Math.max(droppedRatio01, traced.dropped);
-      const [allRun] = await backToBack([all], perRun);
-      if (allRun === undefined) throw new Error('the all-sampled run is missing');
+      const allRun = await allRuntime.sendRate(perRun);
       everything.push(allRun.rate);
       droppedAll = Math.max(droppedAll, allRun.dropped);
       shedAll = Math.max(shedAll, allRun.shed);
@@ -254,6 +278,7 @@ export async function tracingCases(n: number, quick: boolean): Promise<TracingCa
     });
     return results;
   } finally {
+    for (const { runtime } of runtimes) await runtime.shutdown();
     await otlpSink.terminate();
   }
 }

@@ -13,8 +13,14 @@ import { convertLegacyHttpOptions, createOtlpHttpExportDelegate } from '@opentel
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
 import { ConsoleSpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { ExporterThreadInit, ExporterThreadReport, ExporterThreadRequest } from './exporter-thread-protocol.js';
+import { LoopbackReceiver, warmUpExport } from './exporter-warm-up.js';
 import { OtlpRecordEncoder } from './otlp-record-encoder.js';
-import { type EncodedSpans, TelemetryExporter, type TelemetrySink } from './telemetry-exporter.js';
+import {
+  type EncodedSpans,
+  type EncodedSpansTransport,
+  TelemetryExporter,
+  type TelemetrySink,
+} from './telemetry-exporter.js';
 
 const port = parentPort;
 if (port === null) throw new Error('the exporter thread must run in a worker thread');
@@ -23,18 +29,17 @@ const timeout = init.exportTimeoutMs;
 const resource = defaultResource().merge(resourceFromAttributes({ 'service.name': init.serviceName }));
 
 /**
- * The OTLP path: records are encoded straight into the protobuf request, then sent with the OTLP exporter's own
- * HTTP transport (so endpoint, headers, timeout, retries, compression and TLS follow the same OTEL_* variables).
+ * The OTLP exporter's own HTTP transport to `url` (so headers, timeout, retries, compression and TLS follow the same
+ * OTEL_* variables), sending requests the encoder has already made.
  */
-function otlpSink(): TelemetrySink {
-  const encoder = new OtlpRecordEncoder(resource.attributes, (instance) => exporter.kernelNames(instance), '0.1.0');
+function otlpTransport(url: string): EncodedSpansTransport {
   const passThrough = {
     serializeRequest: (batch: EncodedSpans): Uint8Array => batch.body,
     deserializeResponse: (): Record<string, never> => ({}),
   };
   const delegate = createOtlpHttpExportDelegate(
     convertLegacyHttpOptions(
-      { url: init.endpoint, ...(timeout === undefined ? {} : { timeoutMillis: timeout }) },
+      { url, ...(timeout === undefined ? {} : { timeoutMillis: timeout }) },
       'TRACES',
       'v1/traces',
       { 'Content-Type': 'application/x-protobuf' },
@@ -44,8 +49,13 @@ function otlpSink(): TelemetrySink {
     { name: 'span', countItems: (batch: EncodedSpans) => batch.spans },
     undefined,
   );
-  const transport = new OTLPExporterBase<EncodedSpans>(delegate);
-  return { encoder, transport };
+  return new OTLPExporterBase<EncodedSpans>(delegate);
+}
+
+/** The OTLP path: records are encoded straight into the protobuf request, then sent with {@link otlpTransport}. */
+function otlpSink(): TelemetrySink {
+  const encoder = new OtlpRecordEncoder(resource.attributes, (instance) => exporter.kernelNames(instance), '0.1.0');
+  return { encoder, transport: otlpTransport(init.endpoint) };
 }
 
 const exporter: TelemetryExporter = new TelemetryExporter({
@@ -115,9 +125,38 @@ function report(message: ExporterThreadReport): void {
   port?.postMessage(message);
 }
 
-// Loaded and listening: the runtime starts taking work only now, so this thread's start-up (loading the OTLP
-// exporter's modules) never competes with the data path.
-report({ type: 'ready' });
+/** Records the export path is run over before the thread is ready: three full batches (see warmUpExport). */
+const WARM_UP_RECORDS = 3 * 4096;
+
+/**
+ * Compiles the export path before the first real record: for OTLP, through the same HTTP transport to a receiver
+ * of our own on the loopback interface (which only reads and answers), so the HTTP client is compiled too. Never
+ * holds the thread's start for long: a warm-up that cannot finish within five seconds is left behind.
+ */
+async function warmUp(): Promise<number> {
+  const run = async (): Promise<number> => {
+    const receiver = init.exporter === 'otlp' ? await LoopbackReceiver.start().catch(() => undefined) : undefined;
+    if (receiver === undefined) return warmUpExport(WARM_UP_RECORDS);
+    try {
+      return await warmUpExport(WARM_UP_RECORDS, otlpTransport(receiver.url));
+    } finally {
+      await receiver.close();
+    }
+  };
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<number>((resolve) => {
+    timer = setTimeout(() => resolve(0), 5000).unref();
+  });
+  const warmed = await Promise.race([run().catch(() => 0), late]);
+  clearTimeout(timer);
+  return warmed;
+}
+
+const warmedUp = await warmUp();
+
+// Loaded, compiled and listening: the runtime starts taking work only now, so this thread's start-up (loading the
+// OTLP exporter's modules, compiling its export path) never competes with the data path.
+report({ type: 'ready', warmedUp });
 
 port.on('message', (request: ExporterThreadRequest) => {
   switch (request.type) {

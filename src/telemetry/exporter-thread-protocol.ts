@@ -24,6 +24,7 @@ export type ExporterThreadRequest =
 
 /** Reports from the exporter thread. */
 export type ExporterThreadReport =
-  | { readonly type: 'ready' }
+  /** Loaded, and its export path run over `warmedUp` synthetic records (so compiled) before any real one. */
+  | { readonly type: 'ready'; readonly warmedUp: number }
   | { readonly type: 'done'; readonly seq: number }
   | { readonly type: 'firstFailure'; readonly message: string };

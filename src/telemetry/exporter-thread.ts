@@ -21,7 +21,8 @@ export class ExporterThread {
   readonly #waiting = new Map<number, () => void>();
   #nextSeq = 1;
   #exited = false;
-  /** Settles once the thread has loaded and listens (or has exited). */
+  #warmedUp = 0;
+  /** Settles once the thread has loaded, compiled its export path and listens (or has exited). */
   readonly ready: Promise<void>;
 
   constructor(init: Omit<ExporterThreadInit, 'counters'>, onFirstFailure: (message: string) => void) {
@@ -35,8 +36,10 @@ export class ExporterThread {
     });
     this.#worker.on('message', (report: ExporterThreadReport) => {
       if (report.type === 'firstFailure') onFirstFailure(report.message);
-      else if (report.type === 'ready') ready();
-      else this.#settle(report.seq);
+      else if (report.type === 'ready') {
+        this.#warmedUp = report.warmedUp;
+        ready();
+      } else this.#settle(report.seq);
     });
     this.#worker.on('error', (error: Error) => {
       process.emitWarning(`ringkernel: the trace exporter thread failed: ${error.message}`, 'RingKernelWarning');
@@ -51,6 +54,11 @@ export class ExporterThread {
     void this.ready.then(() => {
       if (this.#waiting.size === 0) this.#worker.unref();
     });
+  }
+
+  /** Synthetic records the thread ran its export path over before it was ready (0 until then). */
+  get warmedUp(): number {
+    return this.#warmedUp;
   }
 
   addRing(ring: SharedArrayBuffer): void {

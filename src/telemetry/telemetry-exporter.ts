@@ -335,7 +335,7 @@ export class TelemetryExporter {
     const send =
       encoder !== undefined
         ? (done: (result: ExportResult) => void) =>
-            this.#sink.transport?.export({ body: encoder.finish().slice(), spans: taken }, done)
+            this.#sink.transport?.export({ body: encoder.finish(), spans: taken }, done)
         : (done: (result: ExportResult) => void) => (this.#sink.exporter as SpanExporter).export(spans, done);
     this.#inFlightCount = taken;
     this.#inFlightSince = performance.now();
