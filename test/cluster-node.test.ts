@@ -13,9 +13,10 @@ import {
   ClusterUnreachableError,
 } from '../src/cluster.js';
 import { type ClusterOptions, type DeadLetter, ErrorCode, InvalidStateError, RingKernelRuntime } from '../src/index.js';
-import { Accumulator, Echo, Numbers } from './fixtures/kernels.js';
+import { Accumulator, Echo, Numbers, Sink } from './fixtures/kernels.js';
 import { eventually } from './support/eventually.js';
 import { freePort, type NatsServer, natsServerMissing, startNatsServer } from './support/nats-server.js';
+import { Random, TEST_SEED } from './support/random.js';
 
 const missing = natsServerMissing();
 
@@ -259,6 +260,57 @@ describe('cluster nodes in one process', { skip: missing }, () => {
     await until(() => (a.cluster?.stats().lost ?? 0) === 3, 5000);
     await until(() => letters.some((letter) => letter.reason === 'message-lost'), 5000);
     assert.equal(letters.find((letter) => letter.reason === 'message-lost')?.error.code, ErrorCode.ClusterMessageLost);
+  });
+
+  test('remote sends racing a terminate are each handled or dead-lettered, never lost silently (seeded)', async (t) => {
+    await using a = await node(server, 'a9');
+    await using b = await node(server, 'b9');
+    const letters: DeadLetter[] = [];
+    a.deadLetters.on('deadLetter', (letter) => letters.push(letter));
+    const lettersOfB: DeadLetter[] = [];
+    b.deadLetters.on('deadLetter', (letter) => lettersOfB.push(letter));
+    const random = new Random(TEST_SEED);
+    for (let round = 0; round < 4; round++) {
+      const name = `race/sink-${round}`;
+      const sink = await a.launch(Sink, 1, 1, { name, autoActivate: true });
+      await until(() => b.cluster?.registry.get(name) !== undefined);
+      const remote = b.ref<{ sender: number; seq: number; value: number }, unknown>(name);
+      const lostBefore = b.cluster?.stats().lostByPeers ?? 0;
+      let sent = 0;
+      let terminated: Promise<void> | undefined;
+      const stopAt = random.int(500, 5_000);
+      // Batches of sends from B while A terminates the kernel (draining or not): frames reach it before, during
+      // and after its end, and after its subjects are let go.
+      for (let turn = 0; turn < 2_000; turn++) {
+        try {
+          for (let k = random.int(1, 100); k > 0; k--) {
+            remote.trySend({ sender: 9, seq: sent, value: 1 });
+            sent++;
+          }
+        } catch (error) {
+          assert.ok(error instanceof InvalidStateError, `refused at the sender once the kernel is gone: ${error}`);
+          break;
+        }
+        if (terminated === undefined && sent >= stopAt) terminated = sink.terminate({ drain: round % 2 === 0 });
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      await terminated;
+      const handled = (): number => sink.counters().processed;
+      const refused = (): DeadLetter[] => letters.filter((l) => l.kernel === name && l.reason !== 'message-lost');
+      // Lost: what B sent that A never took (gaps A saw, and what followed the kernel's end), counted on B.
+      const lost = (): number => (b.cluster?.stats().lostByPeers ?? 0) - lostBefore;
+      await until(() => handled() + refused().length + lost() >= sent);
+      assert.equal(handled() + refused().length + lost(), sent, `handled ${handled()}, refused ${refused().length}`);
+      for (const letter of refused()) {
+        const message = Numbers.decode(letter.payload);
+        assert.ok(
+          message.sender === 9 && message.seq < sent,
+          `a dead letter carries a message B sent: ${letter.reason}`,
+        );
+      }
+      if (lost() > 0) assert.ok(lettersOfB.some((l) => l.kernel === name && l.reason === 'message-lost'));
+      t.diagnostic(`round ${round}: sent ${sent}, handled ${handled()}, refused ${refused().length}, lost ${lost()}`);
+    }
   });
 
   test('a node that stops heart-beating is declared down within downAfterMs + a heartbeat, its kernels removed', async () => {

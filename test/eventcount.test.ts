@@ -64,8 +64,11 @@ describe('eventcount wake-ups', () => {
       const replies = new FrameConsumer(output);
       const signal = new Int32Array(input.signal);
       for (let i = 0; i < 20; i++) {
-        // Give the worker time to park, so every frame has to wake it.
-        await new Promise((resolve) => setTimeout(resolve, 5));
+        // Wait for the worker to park (a loaded machine may take a while to run it), so every frame has to wake it.
+        for (let waited = 0; waited < 2_000 && Atomics.load(signal, RingSignalOffset.CONSUMER_SLEEPING >> 2) === 0; ) {
+          await new Promise((resolve) => setTimeout(resolve, 5));
+          waited += 5;
+        }
         assert.equal(
           Atomics.load(signal, RingSignalOffset.CONSUMER_SLEEPING >> 2),
           1,

@@ -4,6 +4,7 @@ import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type { ConnectionOptions, NatsConnection, Subscription } from '@nats-io/transport-node';
 import {
   ClusterAuthError,
+  ClusterMessageLostError,
   ClusterNameUnknownError,
   ClusterNodeDownError,
   ClusterPlacementError,
@@ -17,7 +18,7 @@ import type { ClusterRuntimePort, HostedKernel, KernelRef } from './cluster-port
 import { type ClusterKernelEntry, ClusterRegistry, type Delivery, patternToRegExp } from './cluster-registry.js';
 import { type ClusterSubjects, clusterSubjects } from './cluster-subjects.js';
 import { DurableInbox, ensureStream } from './durable-delivery.js';
-import { type DeliveryNotice, KernelHost, type KernelHostStats } from './kernel-host.js';
+import { type DeliveryNotice, type KernelEndedNotice, KernelHost, type KernelHostStats } from './kernel-host.js';
 import {
   chooseNode,
   type PlacedLaunchOptions,
@@ -92,6 +93,7 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
   #stopWatching: (() => void) | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
   #notices: Subscription | undefined;
+  #endings: Subscription | undefined;
   #placements: Subscription | undefined;
   /** Launches this node is placing on other nodes and has not yet seen registered, per node (placement's load). */
   readonly #placing = new Map<string, number>();
@@ -196,6 +198,16 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
         }, 2 * this.#options.heartbeatMs).unref();
       });
     }
+    this.#endings = this.#nc.subscribe(this.#subjects.ended, {
+      callback: (error, msg) => {
+        if (error !== null) return;
+        try {
+          this.#kernelEnded(msg.json<KernelEndedNotice>());
+        } catch {
+          // not a notice: ignored
+        }
+      },
+    });
     this.#notices = this.#nc.subscribe(this.#subjects.notices(this.node), {
       callback: (error, msg) => {
         if (error !== null) return;
@@ -232,6 +244,29 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
         void this.#tick().catch(() => undefined);
       }
     }
+  }
+
+  /** A kernel this node sends to ended on its node: what this node sent after the last it took is lost. */
+  #kernelEnded(notice: KernelEndedNotice): void {
+    const remote = this.#remotes.get(notice.kernel);
+    if (remote === undefined || notice.node === this.node) return;
+    const lost = remote.ended(notice.node, notice.lastIds[this.#remoteContext.sender] ?? 0);
+    if (lost === 0) return;
+    const error = new ClusterMessageLostError(
+      notice.kernel,
+      lost,
+      `${lost} message(s) sent after the kernel ended on node ${notice.node} reached nobody (at-most-once delivery)`,
+    );
+    this.#runtime.deadLetter({
+      kernel: notice.kernel,
+      reason: 'message-lost',
+      error: { name: error.name, code: error.code, message: error.message },
+      messageId: 0,
+      correlationId: 0,
+      typeId: 0,
+      payload: new Uint8Array(0),
+      at: new Date(),
+    });
   }
 
   #noticed(notice: DeliveryNotice): void {
@@ -536,6 +571,7 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
       this.#published.clear();
       this.registry.close();
       this.#notices?.unsubscribe();
+      this.#endings?.unsubscribe();
       this.#placements?.unsubscribe();
       await this.#nc.drain().catch(() => this.#nc.close());
     })();

@@ -63,6 +63,13 @@ export interface HostedKernel extends KernelRef<unknown, unknown> {
   };
   /** Resolves when the kernel has left its worker. */
   readonly exited: Promise<void>;
+  /**
+   * `trySend` of a payload already encoded as the kernel's input type (its type id and size checked): copied into
+   * the ring as it is, with no decode and no re-encode.
+   */
+  trySendEncoded(payload: Uint8Array, priority: number): boolean;
+  /** Runs `body` (a batch of sends) with the kernel woken once at its end, not once per message. */
+  burst<T>(body: () => T): T;
 }
 
 /** What a cluster node needs of the runtime it belongs to: its kernels, and where dead letters go. */

@@ -25,6 +25,8 @@ export interface ClusterSubjects {
   consumer(kernel: string): string;
   /** Notices from a node back to senders (refused or lost frames), per sending node. */
   notices(node: string): string;
+  /** Where a node says that a kernel of its own has ended, and up to which message it took each sender's. */
+  readonly ended: string;
   /** Launches placed on a node by another (request/reply). */
   place(node: string): string;
 }
@@ -76,6 +78,7 @@ export function clusterSubjects(cluster: string): ClusterSubjects {
     durable: (kernel) => `${base}.d.${nameToken(kernel)}`,
     consumer: (kernel) => `k_${consumerToken(kernel)}`,
     notices: (node) => `${base}.n.${node}.notice`,
+    ended: `${base}.ended`,
     place: (node) => `${base}.n.${node}.place`,
   };
 }

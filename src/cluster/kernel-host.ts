@@ -46,6 +46,16 @@ export interface DeliveryNotice {
   readonly error: { readonly name: string; readonly code: string | undefined; readonly message: string };
 }
 
+/**
+ * A kernel of the publishing node has ended and its subjects are let go: what each sender (`node#incarnation`) sent
+ * past `lastIds[sender]` (0: nothing of its arrived) was never taken, and nobody will take it.
+ */
+export interface KernelEndedNotice {
+  readonly kernel: string;
+  readonly node: string;
+  readonly lastIds: Readonly<Record<string, number>>;
+}
+
 /** Counters of what a node's kernel host did. */
 export interface KernelHostStats {
   /** Frames that arrived from other nodes and went into a local ring. */
@@ -60,11 +70,16 @@ export interface KernelHostStats {
   readonly calls: number;
 }
 
+/** The last message id seen from one sender: looked up once per batch, updated per frame. */
+interface SenderIds {
+  last: number;
+}
+
 interface Served {
   readonly kernel: HostedKernel;
   readonly subscriptions: Subscription[];
   /** The last message id seen from each sender (loss accounting). */
-  readonly lastIds: Map<string, number>;
+  readonly lastIds: Map<string, SenderIds>;
 }
 
 /**
@@ -132,12 +147,25 @@ export class KernelHost {
     this.#served.set(kernel.name, served);
   }
 
-  /** Stops serving a kernel. */
+  /**
+   * Stops serving a kernel, and tells every node the last message it took from each of their senders: core NATS
+   * drops what is published to a subject nobody listens to without a word, so the senders count what they sent
+   * after that themselves (at-most-once: lost, counted, dead-lettered there).
+   */
   unserve(name: string): void {
     const served = this.#served.get(name);
     if (served === undefined) return;
     this.#served.delete(name);
+    // Synchronous: no callback of these subscriptions runs after this, so the ids below are final.
     for (const subscription of served.subscriptions) subscription.unsubscribe();
+    const lastIds: Record<string, number> = {};
+    for (const [sender, ids] of served.lastIds) lastIds[sender] = ids.last;
+    const notice: KernelEndedNotice = { kernel: name, node: this.#node, lastIds };
+    try {
+      this.#nc.publish(this.#subjects.ended, JSON.stringify(notice));
+    } catch {
+      // The connection is closing: senders find the name gone from the registry.
+    }
   }
 
   /** Stops serving every kernel. */
@@ -148,10 +176,14 @@ export class KernelHost {
   #input(served: Served, msg: Msg): void {
     const sender = msg.headers?.get(Header.NODE) ?? '';
     const batchParent = contextFromTraceparent(msg.headers?.get(Header.TRACEPARENT));
-    readFrameBatch(
-      msg.data,
-      (frame) => this.#deliver(served, frame, sender, batchParent),
-      (error) => this.#badFrame(served, error, sender),
+    const ids = this.#senderIds(served, sender);
+    // The batch's frames go into the ring one by one, and the kernel is woken once, after the last.
+    served.kernel.burst(() =>
+      readFrameBatch(
+        msg.data,
+        (frame) => this.#deliver(served, frame, sender, batchParent, ids),
+        (error) => this.#badFrame(served, error, sender),
+      ),
     );
   }
 
@@ -160,24 +192,25 @@ export class KernelHost {
     frame: FrameView,
     sender: string,
     batchParent: ReturnType<typeof contextFromTraceparent>,
+    ids: SenderIds | undefined,
   ): void {
     const kernel = served.kernel;
-    this.#account(served, frame.messageId, sender);
+    if (ids !== undefined) this.#account(served, frame.messageId, sender, ids);
     const value = this.#decode(served, frame, sender);
     if (value === NOT_DECODED) return;
     const priority = frame.priority;
     const parent = frame.traceFlags & 1 ? (contextFromFrame(frame) ?? batchParent) : batchParent;
-    let refused = false;
-    const sent = withRemoteParent(parent, () => {
-      try {
-        return kernel.trySend(value, priority);
-      } catch (error) {
-        refused = true;
-        this.#refusedHere(served, error as Error, sender, frame);
-        return false;
-      }
-    });
-    if (refused) return;
+    let sent: boolean;
+    try {
+      // The payload is already the kernel's input type (checked by #decode): its bytes go into the ring as they are.
+      sent =
+        parent === undefined
+          ? kernel.trySendEncoded(frame.payload, priority)
+          : withRemoteParent(parent, () => kernel.trySendEncoded(frame.payload, priority));
+    } catch (error) {
+      this.#refusedHere(served, error as Error, sender, frame);
+      return;
+    }
     if (sent) {
       this.#delivered++;
       return;
@@ -269,11 +302,21 @@ export class KernelHost {
     this.#badFrame(served, error, sender, frame);
   }
 
+  /** The ids seen from `sender` (none for a publisher that does not say who it is: no loss accounting then). */
+  #senderIds(served: Served, sender: string): SenderIds | undefined {
+    if (sender === '') return undefined;
+    let ids = served.lastIds.get(sender);
+    if (ids === undefined) {
+      ids = { last: 0 };
+      served.lastIds.set(sender, ids);
+    }
+    return ids;
+  }
+
   /** Loss accounting: ids from one sender incarnation rise by one; a gap is messages lost on the way. */
-  #account(served: Served, messageId: number, sender: string): void {
-    if (sender === '') return;
-    const last = served.lastIds.get(sender) ?? 0;
-    served.lastIds.set(sender, messageId);
+  #account(served: Served, messageId: number, sender: string, ids: SenderIds): void {
+    const last = ids.last;
+    ids.last = messageId;
     if (messageId <= last + 1) return;
     const lost = messageId - last - 1;
     this.#lost += lost;

@@ -107,6 +107,8 @@ export class RemoteKernel<InIn = unknown, OutView = unknown> implements KernelRe
   #batches = 0;
   #lost = 0;
   #refused = 0;
+  /** The registry's entry when the kernel was last seen ending: sends are refused while it is still listed. */
+  #endedEntry: object | undefined;
 
   /** @internal — from `runtime.ref(name)` or `node.kernel(name)`. */
   constructor(
@@ -140,6 +142,24 @@ export class RemoteKernel<InIn = unknown, OutView = unknown> implements KernelRe
   noticed(reason: 'refused' | 'message-lost' | 'malformed-frame', count: number): void {
     if (reason === 'message-lost') this.#lost += count;
     else this.#refused += count;
+  }
+
+  /**
+   * The kernel ended on `node`, having taken this node's messages up to id `lastId`: every message sent after it
+   * (or still waiting to go) is lost — counted, and returned for the dead letter. Sends are refused from now until
+   * the registry lists the name again, and a kernel launched under the name counts this node's messages afresh.
+   * Durable (at-least-once) sends are JetStream's to redeliver: nothing is counted for them.
+   */
+  ended(node: string, lastId: number): number {
+    if (this.#atLeastOnce()) return 0;
+    const entry = this.#context.registry.get(this.name);
+    if (entry !== undefined && entry.node !== node) return 0; // already listed elsewhere: a notice from the past
+    const lost = Math.max(0, this.#nextSendId - 1 - lastId);
+    if (this.#writer.frames > 0) this.#writer.take(); // counted in `lost`: they would reach nobody, or the next kernel
+    this.#lost += lost;
+    this.#endedEntry = entry;
+    this.#nextSendId = 1;
+    return lost;
   }
 
   /**
@@ -395,7 +415,8 @@ export class RemoteKernel<InIn = unknown, OutView = unknown> implements KernelRe
   }
 
   #checkAddressable(operation: string): void {
-    if (this.#context.registry.get(this.name) === undefined) {
+    const entry = this.#context.registry.get(this.name);
+    if (entry === undefined || entry === this.#endedEntry) {
       throw new InvalidStateError(this.name, operation, 'Terminated', 'Active');
     }
   }

@@ -295,6 +295,17 @@ export class HandlePort implements InstanceOwner, WaitersOwner, SendQueueOwner {
     return true;
   }
 
+  /** See `KernelHandle.burst`: the input's wake-ups deferred while `body` sends, one at its end. */
+  burst<T>(body: () => T): T {
+    const producer = this.#access.producer(this.handle);
+    producer.deferWakes(true);
+    try {
+      return body();
+    } finally {
+      producer.deferWakes(false);
+    }
+  }
+
   waitForSpace(frameBytes: number, ms: number): Promise<boolean> {
     // On `dma` the room comes back through the mirror thread: it must not sleep through this wait (a host that
     // carries its own frames across never kicks it).

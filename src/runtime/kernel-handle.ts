@@ -13,6 +13,7 @@ import type { KernelSupervision } from '../supervision/supervisor.js';
 import type { DetachedSpan, HostSpanWriter } from '../telemetry/host-span-writer.js';
 import { TRACE_FLAG_TRUNCATED } from '../telemetry/span-record.js';
 import type { ControlBlock } from '../wire/control-block.js';
+import { encodedPayloadCodec, viewOfEncoded } from '../wire/encoded-payload.js';
 import type { Envelope } from '../wire/envelope.js';
 import { spinFor } from '../wire/eventcount.js';
 import { FrameConsumer } from '../wire/frame-consumer.js';
@@ -84,6 +85,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    */
   #closed = false;
   readonly #inputCodec: MessageCodec<InIn, unknown>;
+  /** The input type's payloads as they come encoded (trySendEncoded): copied as they are. */
+  readonly #encodedInput: MessageCodec<Uint8Array, unknown>;
   readonly #outputCodec: MessageCodec<unknown, OutView>;
   readonly #envelope: Envelope;
   /** Undefined when tracing is off: the hot paths test it once. */
@@ -136,6 +139,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     this.instanceId = init.instanceId;
     this.#control = init.control;
     this.#inputCodec = init.definition.input;
+    this.#encodedInput = encodedPayloadCodec(init.definition.input);
     this.#outputCodec = init.definition.output;
     this.#producer = new FrameProducer(init.input);
     this.#inputMemory = init.input;
@@ -577,6 +581,22 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     return this.#instance;
   }
 
+  /**
+   * `trySend` of a payload already encoded as the kernel's input type (a frame from another node, its type id and
+   * size checked by the caller): the bytes are copied as they are, with no decode and no re-encode. @internal
+   */
+  trySendEncoded(payload: Uint8Array, priority: number): boolean {
+    if (!this.#sendable(priority))
+      this.#checkSendable('send to', viewOfEncoded(this.#inputCodec, payload) as InIn, priority);
+    if (this.#waitingSends.length > 0) return false; // earlier sends are waiting: keep order
+    return this.#write(payload as InIn, 0, priority, this.#encodedInput as MessageCodec<InIn, unknown>);
+  }
+
+  /** Runs `body` (a burst of sends) with the kernel woken once at its end, not once per message. @internal */
+  burst<T>(body: () => T): T {
+    return this.#port.burst(body);
+  }
+
   /** Marks the kernel Failed from the host side (its worker is gone). @internal */
   fail(reason: string): void {
     this.#port.fail(new KernelFailedError(this.name, reason));
@@ -584,20 +604,22 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
 
   // ---------------------------------------------------------------------------------------------------------------
 
-  #checkSendable(operation: string, message: InIn, priority: number): void {
-    // One atomic load and two compares on the hot path: Launched, Active and Deactivated take messages, of a
-    // valid, admitted priority.
+  /** One atomic load and a few compares: Launched, Active and Deactivated take messages of an admitted priority. */
+  #sendable(priority: number): boolean {
     const code = this.#control.status;
-    const admitted = priority >= this.#minPriority && isPriority(priority);
-    if (
-      admitted &&
+    return (
+      priority >= this.#minPriority &&
+      isPriority(priority) &&
       code >= KernelStatus.Launched &&
       code <= KernelStatus.Deactivated &&
       this.#failure === undefined &&
       !this.#closed
-    ) {
-      return;
-    }
+    );
+  }
+
+  #checkSendable(operation: string, message: InIn, priority: number): void {
+    if (this.#sendable(priority)) return;
+    const admitted = priority >= this.#minPriority && isPriority(priority);
     const refused = this.#port.refusal(operation, message, priority, admitted);
     if (refused !== undefined) throw refused;
   }
@@ -634,16 +656,16 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   }
 
   /** Writes one frame into the input ring, and on `dma` sees it on its way to the kernel. */
-  #write(message: InIn, flags: number, priority: number): boolean {
+  #write(message: InIn, flags: number, priority: number, codec = this.#inputCodec): boolean {
     const envelope = this.#envelope;
     envelope.messageId = this.#nextMessageId;
     envelope.flags = flags;
     envelope.priority = priority;
     const tracer = this.#tracer;
     if (tracer !== undefined) {
-      if (!this.#writeTraced(tracer, message, flags)) return false;
+      if (!this.#writeTraced(tracer, message, flags, codec)) return false;
     } else {
-      if (!this.#producer.tryWrite(this.#inputCodec, message, envelope)) return false;
+      if (!this.#producer.tryWrite(codec, message, envelope)) return false;
       this.#nextMessageId++;
       this.#sent++;
     }
@@ -656,10 +678,10 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
   }
 
   /** `#write` with tracing on: the sampling decision, then the send span (or, for a request, the call's). */
-  #writeTraced(tracer: HostSpanWriter, message: InIn, flags: number): boolean {
+  #writeTraced(tracer: HostSpanWriter, message: InIn, flags: number, codec: MessageCodec<InIn, unknown>): boolean {
     const envelope = this.#envelope;
     const startNs = tracer.beginMessage(envelope);
-    if (!this.#producer.tryWrite(this.#inputCodec, message, envelope)) {
+    if (!this.#producer.tryWrite(codec, message, envelope)) {
       tracer.retract();
       return false;
     }
@@ -668,7 +690,6 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     if (startNs >= 0) {
       if (flags & FrameFlags.REQUEST) this.#requestSpan = tracer.detach(startNs);
       else {
-        const codec = this.#inputCodec;
         tracer.endSend(startNs, messageId, this.instanceId, codec.typeId, codec.encodedSize(message));
       }
     }

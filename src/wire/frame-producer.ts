@@ -72,7 +72,7 @@ export class FrameProducer {
   #spaceNeeded = 0;
   #nextMessageId = 1;
   #framesWritten = 0;
-  readonly #deferWake: boolean;
+  #deferWake: boolean;
   /** Frames published since the consumer was last woken (deferred wakes only). */
   #unwoken = 0;
 
@@ -158,6 +158,15 @@ export class FrameProducer {
     if (this.#deferWake) this.#unwoken++;
     else this.#wake();
     return true;
+  }
+
+  /**
+   * Defers wake-ups from now on (`true`), or ends deferring and wakes the consumer for what was published meanwhile
+   * (`false`): a producer writing a burst it knows the size of (a batch from the network) pays one wake-up for it.
+   */
+  deferWakes(defer: boolean): void {
+    this.#deferWake = defer;
+    if (!defer) this.wakeConsumer();
   }
 
   /**

@@ -19,6 +19,7 @@ import type {
   BatchEngineStats,
   BatchStopMode,
 } from './batch-engine-contract.js';
+import { checkBatchEngineOptions } from './batch-engine-options.js';
 import { fillBatch } from './batch-fill.js';
 import { discardedLetter, malformedLetter, slotLetter, uncapturedKind } from './batch-reports.js';
 import {
@@ -203,23 +204,8 @@ export class WebGpuBatchEngine {
    * range.
    */
   static async create(options: BatchEngineOptions): Promise<WebGpuBatchEngine> {
-    const { program } = options;
-    const maxBatch = options.maxBatch ?? 4096;
-    if (!Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > 65_536) {
-      throw new InvalidArgumentError('maxBatch', `maxBatch must be an integer between 1 and 65536, got ${maxBatch}`);
-    }
-    const inFlight = options.inFlight ?? 4;
-    if (!Number.isInteger(inFlight) || inFlight < 1 || inFlight > 64) {
-      throw new InvalidArgumentError('inFlight', `inFlight must be an integer between 1 and 64, got ${inFlight}`);
-    }
-    const outputBytes = options.outputBytes ?? Math.min(256, options.output.maxPayloadSize);
-    if (!Number.isInteger(outputBytes) || outputBytes < 0 || outputBytes > options.output.maxPayloadSize) {
-      throw new InvalidArgumentError(
-        'outputBytes',
-        `outputBytes must be an integer between 0 and ${options.output.maxPayloadSize} (the output ring's largest payload), got ${outputBytes}`,
-      );
-    }
-    const compiled = await compileWgslKernel(options.device, program);
+    checkBatchEngineOptions(options);
+    const compiled = await compileWgslKernel(options.device, options.program);
     return new WebGpuBatchEngine(options, compiled);
   }
 
@@ -418,6 +404,7 @@ export class WebGpuBatchEngine {
       if (stopping === 'drain' && !this.#paused) break;
       if (this.#answeredCall && !this.#paused && this.#threadIdle()) {
         this.#answeredCall = false;
+        this.#prepareSingle();
         if (waitUntil(this.#inputSignal, DATA_SEQ, CONSUMER_SLEEPING, this.#anyInput, NEXT_CALL_WAIT_MS, 0)) continue;
       }
       const wake = new AbortController();
@@ -507,11 +494,12 @@ export class WebGpuBatchEngine {
     slot.dataBytes = bytes;
     this.#lastBatchBytes = frameBytes;
     const queue = this.#device.queue;
-    const header = new Uint32Array([count, this.#outWords, 0, 0]);
-    queue.writeBuffer(slot.uniform, 0, header);
+    this.#writeHeader(slot, count);
     queue.writeBuffer(slot.messages, 0, slot.descriptors, 0, count * MESSAGE_DESCRIPTOR_WORDS);
     if (bytes > 0) queue.writeBuffer(slot.input, 0, slot.data, 0, bytes);
-    queue.submit([encodeBatch(this.#device, slot, this.#dispatch)]);
+    const ahead = count === 1 ? slot.single : undefined;
+    slot.single = undefined;
+    queue.submit([ahead ?? encodeBatch(this.#device, slot, this.#dispatch, count)]);
     slot.submittedAt = performance.now();
     slot.mapped = slot.readback.mapAsync(MAP_READ, 0, this.#stateAt + this.#stateBytes);
     // The readback promise is awaited in order by #completeHead; a rejection there fails the kernel.
@@ -522,6 +510,24 @@ export class WebGpuBatchEngine {
     if (count > this.#largestBatch) this.#largestBatch = count;
     this.#uploadMs += slot.submittedAt - started;
     this.#metrics?.submitted(count, (slot.submittedAt - started) * 1e6, this.#busy.length);
+  }
+
+  /** Writes the slot's uniform header for a batch of `count` (queued: it lands before the next submit). */
+  #writeHeader(slot: Slot, count: number): void {
+    if (slot.headerCount === count) return;
+    this.#device.queue.writeBuffer(slot.uniform, 0, new Uint32Array([count, this.#outWords, 0, 0]));
+    slot.headerCount = count;
+  }
+
+  /**
+   * While waiting for the next call: the slot the next batch takes gets its one-message batch encoded, and its
+   * header written, ahead, so a call's batch is only uploaded and submitted.
+   */
+  #prepareSingle(): void {
+    const next = this.#free[this.#free.length - 1];
+    if (next === undefined || next.single !== undefined) return;
+    this.#writeHeader(next, 1);
+    next.single = encodeBatch(this.#device, next, this.#dispatch, 1);
   }
 
   async #completeHead(): Promise<void> {
@@ -654,12 +660,17 @@ export class WebGpuBatchEngine {
           for (const link of this.#links) {
             if (link.types !== undefined && !link.types.has(typeId)) continue;
             routed = true;
-            delivered = delivered && (await this.#write(link.producer, codec, payload, messageId, false));
+            const wrote = this.#output(link.producer, codec, payload, messageId, false);
+            delivered = delivered && (wrote === true || (await wrote));
           }
         }
-        if (!routed) delivered = await this.#write(producer, codec, payload, messageId, false);
+        if (!routed) {
+          const wrote = this.#output(producer, codec, payload, messageId, false);
+          delivered = wrote === true || (await wrote);
+        }
       } else if (request) {
-        delivered = await this.#write(producer, ErrorResponse, NO_RESPONSE, messageId, true);
+        const wrote = this.#output(producer, ErrorResponse, NO_RESPONSE, messageId, true);
+        delivered = wrote === true || (await wrote);
       }
       // Failed before its output was written: it stays in the input ring, after the frames that were answered.
       if (!delivered) break;
@@ -684,6 +695,25 @@ export class WebGpuBatchEngine {
    * Writes one output frame, waiting for room in the output ring (backpressure reaches the input ring). False when
    * the engine failed before it was written (the frame then stays in the input ring for the host).
    */
+  /**
+   * Writes one output frame: at once when the ring has room (no Promise: the common case, per message), else
+   * through {@link #write}, which waits for room.
+   */
+  #output(
+    producer: FrameProducer,
+    codec: MessageCodec<Uint8Array, unknown>,
+    payload: Uint8Array,
+    correlationId: number,
+    error: boolean,
+  ): true | Promise<boolean> {
+    if (this.#failure === undefined) {
+      const envelope = error ? this.#errorEnvelope : this.#envelope;
+      envelope.correlationId = correlationId;
+      if (producer.tryWrite(codec, payload, envelope)) return true;
+    }
+    return this.#write(producer, codec, payload, correlationId, error);
+  }
+
   async #write(
     producer: FrameProducer,
     codec: MessageCodec<Uint8Array, unknown>,

@@ -37,6 +37,13 @@ export interface Slot {
   startNs: number;
   /** The readback of this batch: settles (resolves or rejects) exactly once; never left pending at teardown. */
   mapped: Promise<void> | undefined;
+  /** The batch size the uniform header holds now (it is rewritten only when a batch's differs). */
+  headerCount: number;
+  /**
+   * A one-message batch encoded ahead, while the engine had nothing to do, for the next call: submitted as is
+   * (a command buffer is used once) when the slot's next batch has one message, dropped otherwise.
+   */
+  single: GPUCommandBuffer | undefined;
 }
 
 /** The sizes of a kernel's batch slots. */
@@ -97,6 +104,8 @@ export function createBatchSlot(device: GPUDevice, layout: GPUBindGroupLayout, s
     anySampled: false,
     startNs: 0,
     mapped: undefined,
+    headerCount: 0,
+    single: undefined,
   };
 }
 
@@ -122,11 +131,10 @@ export interface BatchDispatch {
 }
 
 /**
- * Encodes one batch of `slot.count` messages: the kernel's dispatch, then the copies into the slot's readback —
- * statuses, outputs, and the state as the batch leaves it (a synchronous checkpoint's source).
+ * Encodes one batch of `count` messages in the slot: the kernel's dispatch, then the copies into the slot's
+ * readback — statuses, outputs, and the state as the batch leaves it (a synchronous checkpoint's source).
  */
-export function encodeBatch(device: GPUDevice, slot: Slot, dispatch: BatchDispatch): GPUCommandBuffer {
-  const count = slot.count;
+export function encodeBatch(device: GPUDevice, slot: Slot, dispatch: BatchDispatch, count: number): GPUCommandBuffer {
   const state = dispatch.state;
   const encoder = device.createCommandEncoder();
   const pass = encoder.beginComputePass();
