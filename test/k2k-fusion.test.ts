@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { type DeadLetter, RingKernelRuntime, type SupervisorEvent } from '../src/internal.js';
-import { Accumulator, AddOne, Fragile, Numbers } from './fixtures/kernels.js';
+import { Accumulator, AddOne, Double, Fragile, KILL_WORKER, MinusThree, Numbers } from './fixtures/kernels.js';
 import { eventually } from './support/eventually.js';
+import { OtlpReceiver, type ReceivedSpan } from './support/otlp-receiver.js';
 import { Random, TEST_SEED } from './support/random.js';
 
 /**
@@ -173,5 +174,90 @@ describe('fused kernel-to-kernel links', () => {
     await supervisor.stop();
     await first.terminate();
     await sink.terminate();
+  });
+  it('spans per hop on fused links: one trace per message, each hop parented by the one before', {
+    timeout: 60_000,
+  }, async () => {
+    const receiver = await OtlpReceiver.start();
+    // One worker: the three kernels share it, so both links are fused.
+    const traced = await RingKernelRuntime.builder()
+      .config({ workers: 1 })
+      .tracing({ endpoint: receiver.url, exportIntervalMs: 20 })
+      .build();
+    try {
+      const first = await traced.launch(AddOne, 1, 1, { name: 'f1', autoActivate: true });
+      const second = await traced.launch(Double, 1, 1, { name: 'f2', autoActivate: true });
+      const third = await traced.launch(MinusThree, 1, 1, { name: 'f3', autoActivate: true });
+      // Links of 4 frames: producers hold outputs for room and end their batches early; their consumers take the
+      // queue after each.
+      await traced.connect(first, second, { queueCapacity: 4 });
+      await traced.connect(second, third, { queueCapacity: 4 });
+      const n = 200;
+      for (let seq = 0; seq < n; seq++)
+        if (!first.trySend({ sender: 1, seq, value: seq })) await first.send({ sender: 1, seq, value: seq });
+      for (let seq = 0; seq < n; seq++) assert.equal((await third.receive(5_000)).value, (seq + 1) * 2 - 3);
+      assert.ok(second.counters().fused > 0 && third.counters().fused > 0, 'the links ran fused');
+      await eventually(async () => {
+        await traced.tracing?.flush();
+        assert.equal(receiver.named('process f3').length, n);
+        assert.equal(receiver.named('receive f3').length, n);
+      }, 10_000);
+      const spans = new Map(receiver.spans.map((span) => [span.spanId, span]));
+      const sends = receiver.named('send f1');
+      assert.equal(new Set(sends.map((span) => span.traceId)).size, n, 'one trace per message');
+      for (const send of sends) {
+        const receive = receiver.spans.find((span) => span.traceId === send.traceId && span.name === 'receive f3');
+        const chain: string[] = [];
+        for (let span: ReceivedSpan | undefined = receive; span !== undefined; span = spans.get(span.parentSpanId)) {
+          chain.push(span.name);
+        }
+        assert.deepEqual(chain, ['receive f3', 'process f3', 'process f2', 'process f1', 'send f1']);
+      }
+    } finally {
+      await traced.shutdown();
+      await receiver.close();
+    }
+  });
+  it(`a worker dies inside a fused consumer's handler: only that message is dead-lettered, nothing else lost or repeated (seed ${TEST_SEED})`, {
+    timeout: 60_000,
+  }, async () => {
+    // One worker: producer and consumer share it (fused); its death fails both, and both are restarted.
+    const solo = await RingKernelRuntime.builder().config({ workers: 1 }).build();
+    const found: DeadLetter[] = [];
+    solo.deadLetters.on('deadLetter', (letter) => found.push(letter));
+    try {
+      const supervisor = solo.supervisor({ name: 'fused-death', backoff: { initialMs: 5 } });
+      const producer = await supervisor.launch(AddOne, 1, 1, { name: 'fd-add', autoActivate: true });
+      const consumer = await supervisor.launch(Accumulator, 1, 1, { name: 'fd-acc', autoActivate: true });
+      // A link of 4 frames: the producer fills it within each of its batches, again and again.
+      await solo.connect(producer, consumer, { queueCapacity: 4 });
+      const total = 3_000;
+      const killer = new Random(TEST_SEED + 22).int(500, 2_499);
+      const message = { sender: 22, seq: 0, value: 0 };
+      for (let seq = 0; seq < total; seq++) {
+        message.seq = seq;
+        message.value = seq === killer ? KILL_WORKER - 1 : seq; // add-one makes it the consumer's killer
+        if (!producer.trySend(message)) await producer.send(message);
+      }
+      const seqs: number[] = [];
+      for (let i = 0; i < total - 1; i++) seqs.push((await consumer.receive(20_000)).seq);
+      assert.deepEqual(
+        seqs,
+        Array.from({ length: total }, (_, seq) => seq).filter((seq) => seq !== killer),
+        'every other message handled once, in order',
+      );
+      assert.equal(consumer.tryReceive(), undefined);
+      await eventually(() => assert.equal(found.length, 1));
+      assert.deepEqual(
+        found.map((letter) => [letter.kernel, letter.reason, Numbers.decode(letter.payload).seq]),
+        [['fd-acc', 'kernel-failed', killer]],
+        "only the message in hand is dead-lettered, and it is the consumer's",
+      );
+      assert.deepEqual([producer.restarts, consumer.restarts], [1, 1]);
+      assert.ok(consumer.counters().fused > 0, 'the link ran fused');
+      await supervisor.stop();
+    } finally {
+      await solo.shutdown();
+    }
   });
 });

@@ -590,7 +590,7 @@ export class HostedKernel implements RunningKernel, FusedLinkConsumer {
       for (const link of this.#links) {
         if (link.types !== undefined && !link.types.has(codec.typeId)) continue;
         routed = true;
-        this.#writeTo(link.producer, codec, message, correlationId, flags, link.link);
+        this.#writeTo(link.producer, codec, message, correlationId, flags);
       }
       if (routed) return;
     }
@@ -607,20 +607,14 @@ export class HostedKernel implements RunningKernel, FusedLinkConsumer {
     message: unknown,
     correlationId: number,
     flags: number,
-    link?: number,
   ): void {
     const envelope = this.#replyEnvelope;
     envelope.correlationId = correlationId;
     envelope.flags = flags;
-    if (this.#held.length === 0) {
-      if (target.tryWrite(codec, message, envelope)) return;
-      // A fused link's ring is full: its consumer, on this thread, takes what is queued; then there may be room.
-      if (link !== undefined && linkConsumer(link)?.drainLink(link) !== undefined) {
-        envelope.correlationId = correlationId;
-        envelope.flags = flags;
-        if (target.tryWrite(codec, message, envelope)) return;
-      }
-    }
+    // A fused link's full ring is not drained here, inside this kernel's batch: the output is held and the batch
+    // ends, and the consumer takes the queue after it (#wakeConsumers). So only one kernel of a worker is ever
+    // inside a batch, which a worker's death (the frame in hand) and a stuck handler's recovery rely on.
+    if (this.#held.length === 0 && target.tryWrite(codec, message, envelope)) return;
     // No room (or older outputs still waiting): hold an encoded copy, in order; the loop stops taking input
     // until the held outputs are written. Nothing is dropped; backpressure reaches whoever feeds this kernel.
     const size = codec.encodedSize(message);
@@ -646,12 +640,21 @@ export class HostedKernel implements RunningKernel, FusedLinkConsumer {
   /** Wakes the consumers of this kernel's outputs (the host, linked kernels) that sleep: once per batch. */
   #wakeConsumers(): void {
     this.#output.wakeConsumer();
-    for (const link of this.#links) {
-      // A consumer on this thread handles the batch now (a fused link); its own loop is woken only if it did not.
-      const id = link.link;
-      const consumer = id === undefined ? undefined : linkConsumer(id);
-      if (consumer?.drainLink(id as number) === true) link.producer.consumerCaughtUp();
-      else link.producer.wakeConsumer();
+    const links = this.#links;
+    if (links.length === 0) return;
+    // Busy meanwhile: a cycle of fused links leads back here, where this kernel takes no batch (its loop will).
+    const busy = this.#busy;
+    this.#busy = true;
+    try {
+      for (const link of links) {
+        // A consumer on this thread handles the batch now (a fused link); its own loop is woken only if it did not.
+        const id = link.link;
+        const consumer = id === undefined ? undefined : linkConsumer(id);
+        if (consumer?.drainLink(id as number) === true) link.producer.consumerCaughtUp();
+        else link.producer.wakeConsumer();
+      }
+    } finally {
+      this.#busy = busy;
     }
   }
 
