@@ -51,6 +51,20 @@ describe('eventcount wake-ups', () => {
     assert.equal(Atomics.load(eagerSignal, DATA_SEQ), 3);
   });
 
+  it('deferWakes(true) holds the wake-ups of a burst; deferWakes(false) wakes once for it, then per frame again', () => {
+    const memory = createFrameRing({ capacityBytes: 1 << 16 });
+    const signal = new Int32Array(memory.signal);
+    Atomics.store(signal, RingSignalOffset.CONSUMER_SLEEPING >> 2, 1); // the consumer has parked
+    const producer = new FrameProducer(memory);
+    producer.deferWakes(true);
+    for (let i = 0; i < 64; i++) assert.ok(producer.tryWrite(BytesMessage, new Uint8Array(8)));
+    assert.equal(Atomics.load(signal, DATA_SEQ), 0, 'no wake per frame of the burst');
+    producer.deferWakes(false);
+    assert.equal(Atomics.load(signal, DATA_SEQ), 1, 'one wake for the burst');
+    assert.ok(producer.tryWrite(BytesMessage, new Uint8Array(8)));
+    assert.equal(Atomics.load(signal, DATA_SEQ), 2, 'per frame again after the burst');
+  });
+
   for (const mode of ['sync', 'async'] as const) {
     it(`wake a consumer parked with ${mode === 'sync' ? 'Atomics.wait' : 'Atomics.waitAsync'} in a worker, once per park`, async () => {
       const input = createFrameRing({ capacityBytes: 4096 });

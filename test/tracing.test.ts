@@ -25,9 +25,9 @@ import { OtlpReceiver, type ReceivedSpan } from './support/otlp-receiver.js';
 
 context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
 
-async function tracedRuntime(options: TracingOptions): Promise<RingKernelRuntime> {
+async function tracedRuntime(options: TracingOptions, workers = 2): Promise<RingKernelRuntime> {
   return RingKernelRuntime.builder()
-    .config({ workers: 2 })
+    .config({ workers })
     .tracing({ exportIntervalMs: 20, ...options })
     .build();
 }
@@ -127,50 +127,55 @@ describe('tracing: OTLP/HTTP to a real receiver', () => {
     }
   });
 
-  it('a 3-kernel K2K pipeline: one trace per message, a span per hop, each hop parented by the one before', async () => {
-    receiver.clear();
-    const runtime = await tracedRuntime({ endpoint: receiver.url });
-    try {
-      const first = await runtime.launch(AddOne, 1, 1, { name: 'p1', autoActivate: true });
-      const second = await runtime.launch(Double, 1, 1, { name: 'p2', autoActivate: true });
-      const third = await runtime.launch(MinusThree, 1, 1, { name: 'p3', autoActivate: true });
-      // Links of 4 frames: stages hold outputs for room (backpressure), and held outputs keep their trace context.
-      await runtime.connect(first, second, { queueCapacity: 4 });
-      await runtime.connect(second, third, { queueCapacity: 4 });
-      const n = 200;
-      for (let seq = 0; seq < n; seq++)
-        if (!first.trySend({ sender: 1, seq, value: seq })) await first.send({ sender: 1, seq, value: seq });
-      for (let seq = 0; seq < n; seq++) assert.equal((await third.receive(5_000)).value, (seq + 1) * 2 - 3);
-      await flushUntil(runtime, () => {
-        assert.equal(receiver.named('receive p3').length, n);
-        assert.equal(receiver.named('process p3').length, n);
-      });
-      const sends = receiver.named('send p1');
-      assert.equal(sends.length, n);
-      assert.equal(new Set(sends.map((s) => s.traceId)).size, n, 'one trace per message');
-      const spans = byId(receiver.spans);
-      for (const send of sends) {
-        const trace = receiver.spans.filter((s) => s.traceId === send.traceId);
-        assert.deepEqual(trace.map((s) => s.name).sort(), [
-          'process p1',
-          'process p2',
-          'process p3',
-          'receive p3',
-          'send p1',
-        ]);
-        const receive = trace.find((s) => s.name === 'receive p3') as ReceivedSpan;
-        const chain: string[] = [];
-        for (let s: ReceivedSpan | undefined = receive; s !== undefined; s = spans.get(s.parentSpanId)) {
-          chain.push(s.name);
+  // On one worker the three kernels share it and both links are fused (the producer has the consumer handle its
+  // batch on its own turn): the spans must come out the same.
+  for (const workers of [2, 1]) {
+    it(`a 3-kernel K2K pipeline on ${workers} worker(s): one trace per message, a span per hop, each hop parented by the one before`, async () => {
+      receiver.clear();
+      const runtime = await tracedRuntime({ endpoint: receiver.url }, workers);
+      try {
+        const first = await runtime.launch(AddOne, 1, 1, { name: 'p1', autoActivate: true });
+        const second = await runtime.launch(Double, 1, 1, { name: 'p2', autoActivate: true });
+        const third = await runtime.launch(MinusThree, 1, 1, { name: 'p3', autoActivate: true });
+        // Links of 4 frames: stages hold outputs for room (backpressure), and held outputs keep their trace context.
+        await runtime.connect(first, second, { queueCapacity: 4 });
+        await runtime.connect(second, third, { queueCapacity: 4 });
+        const n = 200;
+        for (let seq = 0; seq < n; seq++)
+          if (!first.trySend({ sender: 1, seq, value: seq })) await first.send({ sender: 1, seq, value: seq });
+        for (let seq = 0; seq < n; seq++) assert.equal((await third.receive(5_000)).value, (seq + 1) * 2 - 3);
+        if (workers === 1) assert.ok(second.counters().fused > 0 && third.counters().fused > 0, 'the links ran fused');
+        await flushUntil(runtime, () => {
+          assert.equal(receiver.named('receive p3').length, n);
+          assert.equal(receiver.named('process p3').length, n);
+        });
+        const sends = receiver.named('send p1');
+        assert.equal(sends.length, n);
+        assert.equal(new Set(sends.map((s) => s.traceId)).size, n, 'one trace per message');
+        const spans = byId(receiver.spans);
+        for (const send of sends) {
+          const trace = receiver.spans.filter((s) => s.traceId === send.traceId);
+          assert.deepEqual(trace.map((s) => s.name).sort(), [
+            'process p1',
+            'process p2',
+            'process p3',
+            'receive p3',
+            'send p1',
+          ]);
+          const receive = trace.find((s) => s.name === 'receive p3') as ReceivedSpan;
+          const chain: string[] = [];
+          for (let s: ReceivedSpan | undefined = receive; s !== undefined; s = spans.get(s.parentSpanId)) {
+            chain.push(s.name);
+          }
+          assert.deepEqual(chain, ['receive p3', 'process p3', 'process p2', 'process p1', 'send p1']);
+          const hop = trace.find((s) => s.name === 'process p2') as ReceivedSpan;
+          assert.equal(hop.attributes['ringkernel.source.kernel'], 'p1');
         }
-        assert.deepEqual(chain, ['receive p3', 'process p3', 'process p2', 'process p1', 'send p1']);
-        const hop = trace.find((s) => s.name === 'process p2') as ReceivedSpan;
-        assert.equal(hop.attributes['ringkernel.source.kernel'], 'p1');
+      } finally {
+        await runtime.shutdown();
       }
-    } finally {
-      await runtime.shutdown();
-    }
-  });
+    });
+  }
 
   it('sampling 1.0: exactly N processing spans for N messages, none dropped', async () => {
     receiver.clear();

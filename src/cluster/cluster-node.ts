@@ -198,26 +198,12 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
         }, 2 * this.#options.heartbeatMs).unref();
       });
     }
-    this.#endings = this.#nc.subscribe(this.#subjects.ended, {
-      callback: (error, msg) => {
-        if (error !== null) return;
-        try {
-          this.#kernelEnded(msg.json<KernelEndedNotice>());
-        } catch {
-          // not a notice: ignored
-        }
-      },
-    });
-    this.#notices = this.#nc.subscribe(this.#subjects.notices(this.node), {
-      callback: (error, msg) => {
-        if (error !== null) return;
-        try {
-          this.#noticed(msg.json<DeliveryNotice>());
-        } catch {
-          // not a notice: ignored
-        }
-      },
-    });
+    this.#endings = this.#subscribeNotices(this.#subjects.ended, (notice: KernelEndedNotice) =>
+      this.#kernelEnded(notice),
+    );
+    this.#notices = this.#subscribeNotices(this.#subjects.notices(this.node), (notice: DeliveryNotice) =>
+      this.#noticed(notice),
+    );
     this.#placements = this.#nc.subscribe(this.#subjects.place(this.node), {
       callback: (error, msg) => {
         if (error === null) void this.#placed(msg);
@@ -246,6 +232,20 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
     }
   }
 
+  /** Subscribes to JSON notices on `subject`; a message that is not one is ignored. */
+  #subscribeNotices<T>(subject: string, handle: (notice: T) => void): Subscription {
+    return this.#nc.subscribe(subject, {
+      callback: (error, msg) => {
+        if (error !== null) return;
+        try {
+          handle(msg.json<T>());
+        } catch {
+          // not a notice: ignored
+        }
+      },
+    });
+  }
+
   /** A kernel this node sends to ended on its node: what this node sent after the last it took is lost. */
   #kernelEnded(notice: KernelEndedNotice): void {
     const remote = this.#remotes.get(notice.kernel);
@@ -257,15 +257,12 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
       lost,
       `${lost} message(s) sent after the kernel ended on node ${notice.node} reached nobody (at-most-once delivery)`,
     );
-    this.#runtime.deadLetter({
+    // Counted and dead-lettered as a loss the receiving node reported.
+    this.#noticed({
       kernel: notice.kernel,
       reason: 'message-lost',
+      count: lost,
       error: { name: error.name, code: error.code, message: error.message },
-      messageId: 0,
-      correlationId: 0,
-      typeId: 0,
-      payload: new Uint8Array(0),
-      at: new Date(),
     });
   }
 

@@ -1,4 +1,5 @@
 import type { MsgHdrs, NatsConnection, Subscription } from '@nats-io/transport-node';
+import type { SpanContext } from '@opentelemetry/api';
 import { ClusterMessageLostError } from '../errors/cluster-errors.js';
 import { ErrorCode } from '../errors/codes.js';
 import type { MalformedFrameError } from '../errors/frame-errors.js';
@@ -73,6 +74,11 @@ export interface KernelHostStats {
 /** The last message id seen from one sender: looked up once per batch, updated per frame. */
 interface SenderIds {
   last: number;
+}
+
+/** The span a frame's delivery runs under: the sender's own (in the frame) or the batch's (in its headers). */
+function parentOf(frame: FrameView, batchParent: SpanContext | undefined): SpanContext | undefined {
+  return frame.traceFlags & 1 ? (contextFromFrame(frame) ?? batchParent) : batchParent;
 }
 
 interface Served {
@@ -191,26 +197,15 @@ export class KernelHost {
     served: Served,
     frame: FrameView,
     sender: string,
-    batchParent: ReturnType<typeof contextFromTraceparent>,
+    batchParent: SpanContext | undefined,
     ids: SenderIds | undefined,
   ): void {
-    const kernel = served.kernel;
     if (ids !== undefined) this.#account(served, frame.messageId, sender, ids);
     const value = this.#decode(served, frame, sender);
     if (value === NOT_DECODED) return;
-    const priority = frame.priority;
-    const parent = frame.traceFlags & 1 ? (contextFromFrame(frame) ?? batchParent) : batchParent;
-    let sent: boolean;
-    try {
-      // The payload is already the kernel's input type (checked by #decode): its bytes go into the ring as they are.
-      sent =
-        parent === undefined
-          ? kernel.trySendEncoded(frame.payload, priority)
-          : withRemoteParent(parent, () => kernel.trySendEncoded(frame.payload, priority));
-    } catch (error) {
-      this.#refusedHere(served, error as Error, sender, frame);
-      return;
-    }
+    const parent = parentOf(frame, batchParent);
+    const sent = this.#tryWrite(served, frame, sender, parent);
+    if (sent === undefined) return;
     if (sent) {
       this.#delivered++;
       return;
@@ -219,10 +214,30 @@ export class KernelHost {
     const payload = frame.payload.slice();
     const messageId = frame.messageId;
     const typeId = frame.typeId;
-    withRemoteParent(parent, () => kernel.send(value, { priority })).then(
+    const priority = frame.priority;
+    withRemoteParent(parent, () => served.kernel.send(value, { priority })).then(
       () => this.#delivered++,
       (error: Error) => this.#refuse(served, error, sender, undefined, { messageId, typeId, payload }),
     );
+  }
+
+  /**
+   * Writes a checked frame's payload into the kernel's ring as it came (it is already the kernel's input type: no
+   * decode, no re-encode), under the sender's span. True when written, false when the ring is full, undefined when
+   * the kernel refused it (dead-lettered, and reported to the sender).
+   */
+  #tryWrite(served: Served, frame: FrameView, sender: string, parent: SpanContext | undefined): boolean | undefined {
+    const kernel = served.kernel;
+    const priority = frame.priority;
+    try {
+      // No closure for the common case of a frame sent outside any span.
+      return parent === undefined
+        ? kernel.trySendEncoded(frame.payload, priority)
+        : withRemoteParent(parent, () => kernel.trySendEncoded(frame.payload, priority));
+    } catch (error) {
+      this.#refusedHere(served, error as Error, sender, frame);
+      return undefined;
+    }
   }
 
   /** The frame's message for the served kernel, or NOT_DECODED when it is not one (dead-lettered as a bad frame). */
@@ -258,18 +273,17 @@ export class KernelHost {
       (frame) => {
         const value = this.#decode(served, frame, sender);
         if (value === NOT_DECODED) return;
-        const priority = frame.priority;
-        const parent = frame.traceFlags & 1 ? (contextFromFrame(frame) ?? batchParent) : batchParent;
-        try {
-          if (waits.length === 0 && withRemoteParent(parent, () => kernel.trySend(value, priority))) {
+        const parent = parentOf(frame, batchParent);
+        if (waits.length === 0) {
+          const sent = this.#tryWrite(served, frame, sender, parent);
+          if (sent === undefined) return;
+          if (sent) {
             written++;
             this.#delivered++;
             return;
           }
-        } catch (error) {
-          this.#refusedHere(served, error as Error, sender, frame);
-          return;
         }
+        const priority = frame.priority;
         waits.push(
           withRemoteParent(parent, () => kernel.send(value, { priority, onFull: 'wait' })).then(
             () => true,

@@ -146,7 +146,7 @@ export class RemoteKernel<InIn = unknown, OutView = unknown> implements KernelRe
 
   /**
    * The kernel ended on `node`, having taken this node's messages up to id `lastId`: every message sent after it
-   * (or still waiting to go) is lost — counted, and returned for the dead letter. Sends are refused from now until
+   * (or still waiting to go) is lost. Returns how many (the caller counts them, as a notice). Sends are refused until
    * the registry lists the name again, and a kernel launched under the name counts this node's messages afresh.
    * Durable (at-least-once) sends are JetStream's to redeliver: nothing is counted for them.
    */
@@ -155,8 +155,7 @@ export class RemoteKernel<InIn = unknown, OutView = unknown> implements KernelRe
     const entry = this.#context.registry.get(this.name);
     if (entry !== undefined && entry.node !== node) return 0; // already listed elsewhere: a notice from the past
     const lost = Math.max(0, this.#nextSendId - 1 - lastId);
-    if (this.#writer.frames > 0) this.#writer.take(); // counted in `lost`: they would reach nobody, or the next kernel
-    this.#lost += lost;
+    if (this.#writer.frames > 0) this.#writer.take(); // in `lost`: they would reach nobody, or the next kernel
     this.#endedEntry = entry;
     this.#nextSendId = 1;
     return lost;

@@ -85,8 +85,8 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    */
   #closed = false;
   readonly #inputCodec: MessageCodec<InIn, unknown>;
-  /** The input type's payloads as they come encoded (trySendEncoded): copied as they are. */
-  readonly #encodedInput: MessageCodec<Uint8Array, unknown>;
+  /** The input type's payloads as they come encoded (trySendEncoded, made at its first use): copied as they are. */
+  #encodedInput: MessageCodec<Uint8Array, unknown> | undefined;
   readonly #outputCodec: MessageCodec<unknown, OutView>;
   readonly #envelope: Envelope;
   /** Undefined when tracing is off: the hot paths test it once. */
@@ -139,7 +139,6 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     this.instanceId = init.instanceId;
     this.#control = init.control;
     this.#inputCodec = init.definition.input;
-    this.#encodedInput = encodedPayloadCodec(init.definition.input);
     this.#outputCodec = init.definition.output;
     this.#producer = new FrameProducer(init.input);
     this.#inputMemory = init.input;
@@ -589,6 +588,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
     if (!this.#sendable(priority))
       this.#checkSendable('send to', viewOfEncoded(this.#inputCodec, payload) as InIn, priority);
     if (this.#waitingSends.length > 0) return false; // earlier sends are waiting: keep order
+    this.#encodedInput ??= encodedPayloadCodec(this.#inputCodec);
     return this.#write(payload as InIn, 0, priority, this.#encodedInput as MessageCodec<InIn, unknown>);
   }
 
