@@ -50,6 +50,11 @@ export interface ClusterNodeEvents {
   nodeUp: [string];
   /** Another node reported messages from this one lost, refused or malformed. */
   notice: [DeliveryNotice];
+  /**
+   * This node was declared down while away (a pause, a cut-off connection) and another node took a kernel's name
+   * meanwhile (a failover): the instance here was ended, so that the kernel does not run twice.
+   */
+  displaced: [{ readonly name: string; readonly by: string }];
   /** This node restarted a kernel of a node that went down (`failover`); or could not (the error). */
   failover: [{ readonly name: string; readonly from: string; readonly error?: Error }];
   /** The connection to NATS was lost (the client reconnects by itself) or came back. */
@@ -103,6 +108,8 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
   /** Names this node is taking over from a dead node: their durable consumers are made anew (see DurableInbox). */
   readonly #takingOver = new Set<string>();
   #left: Promise<void> | undefined;
+  /** When this node's last heartbeat ran (performance.now()). */
+  #lastTick = performance.now();
   #undeliverable = 0;
   #reconnects = 0;
 
@@ -451,6 +458,11 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
   /** One heartbeat: beat, re-publish entries that changed or were swept, declare silent nodes down. */
   async #tick(): Promise<void> {
     if (this.#left !== undefined) return;
+    // A heartbeat this late means this process was away (paused, starved): its view of the other nodes' heartbeats
+    // is as old, so it declares nobody down on this one (they are seen again as their beats come in).
+    const now = performance.now();
+    const away = now - this.#lastTick > this.#options.downAfterMs;
+    this.#lastTick = now;
     await this.#beat();
     for (const [name, published] of this.#published) {
       const kernel = this.#runtime.localKernel(name);
@@ -458,14 +470,18 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
       if (kernel === undefined || this.#moves.moving(name)) continue;
       const entry = this.#entryOf(kernel);
       const listed = this.registry.get(name);
-      // Listed by another node (it took the name over while this one was cut off): that node keeps it.
-      if (listed !== undefined && listed.node !== this.node) continue;
+      // Listed by another node: it took the name over while this one was declared down. That node keeps it, and
+      // the instance here ends — else both would take the name's messages (its subjects are the name's).
+      if (listed !== undefined && listed.node !== this.node) {
+        await this.#displaced(kernel, listed.node);
+        continue;
+      }
       if (listed === undefined || entry.status !== published.status) {
         this.#published.set(name, entry);
         await this.registry.register(entry);
       }
     }
-    await this.registry.sweep(this.node);
+    if (!away) await this.registry.sweep(this.node);
     // A kernel whose name another node listed when it was served (a launch racing that node's, or the entry of a
     // dead node not swept yet) is listed here once the name is free.
     for (const kernel of this.#runtime.localKernels()) {
@@ -474,6 +490,16 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
       const entry = this.#entryOf(kernel);
       if (await this.registry.claim(entry)) this.#published.set(kernel.name, entry);
     }
+  }
+
+  /** Ends this node's instance of a kernel whose name another node took over while this one was away. */
+  async #displaced(kernel: HostedKernel, by: string): Promise<void> {
+    this.#published.delete(kernel.name);
+    // Its subjects are let go first (senders told what it took), then the instance ends: what it still queued is
+    // dead-lettered there (discarded on terminate), and at-least-once batches it did not acknowledge go to `by`.
+    await this.#unserve(kernel.name);
+    await kernel.terminate().catch(() => undefined);
+    this.emit('displaced', { name: kernel.name, by });
   }
 
   /**

@@ -51,6 +51,8 @@ interface MovePrepare {
   readonly state: string;
   /** The registry entry's revision the target swaps (compare-and-swap) when it takes the name. */
   readonly revision: number;
+  /** The source's timeout per step: the target gives the move up when no commit comes within twice that. */
+  readonly timeoutMs: number;
 }
 
 /** The source let the kernel go: what it held, the ids it took, the outputs no one received. */
@@ -241,6 +243,7 @@ export class KernelMoves {
         },
         state: Buffer.from(state).toString('base64'),
         revision: listed.revision,
+        timeoutMs,
       };
       prepared = true;
       await this.#ask(target, prepare, name, timeoutMs);
@@ -361,7 +364,8 @@ export class KernelMoves {
     if (port.runtime.localKernel(name) !== undefined || this.#arriving.has(name)) {
       throw new InvalidStateError(name, 'move here', 'Active', 'Terminated', `and already runs on node '${port.node}'`);
     }
-    const timer = setTimeout(() => void this.#giveUp(step.move).catch(() => undefined), COMMIT_GRACE_MS * 5);
+    const grace = 2 * step.timeoutMs + COMMIT_GRACE_MS;
+    const timer = setTimeout(() => void this.#giveUp(step.move).catch(() => undefined), grace);
     timer.unref();
     this.#arriving.set(name, { move: step.move, revision: step.revision, timer });
     try {
