@@ -20,7 +20,7 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { RingKernelRuntime } from '../src/index.js';
 import { natsServerMissing, startNatsServer } from '../test/support/nats-server.js';
-import { type CaseResult, percentiles, round } from './case-result.js';
+import { type CaseResult, median, percentiles, round } from './case-result.js';
 // This process defines the kernels it addresses (as an app imports its kernel modules): their message types then
 // come from the definitions, not raw bytes.
 import './bench-kernels.js';
@@ -101,11 +101,6 @@ class Receiver {
     await exited;
     clearTimeout(timer);
   }
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[sorted.length >> 1] as number;
 }
 
 export async function clusterCases(count: number, rtts: number): Promise<CaseResult[]> {

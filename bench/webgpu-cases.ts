@@ -22,7 +22,7 @@ import { WebGpuBatchEngine } from '../src/backends/webgpu/batch-engine.js';
 import { openWebGpuDevice, probeWebGpu } from '../src/backends/webgpu/webgpu-adapter.js';
 import { buildWgslProgram } from '../src/backends/webgpu/wgsl-program.js';
 import { BytesMessage, createFrameRing, FrameConsumer, FrameProducer, RingKernelRuntime } from '../src/internal.js';
-import type { CaseResult } from './case-result.js';
+import { type CaseResult, median } from './case-result.js';
 import { sinkSendRate } from './sink-rate.js';
 import { BenchWebGpuEcho, BenchWebGpuSink } from './webgpu-bench-kernels.js';
 
@@ -93,11 +93,6 @@ async function timeTrips(trip: () => Promise<unknown>, count: number, into: numb
   }
   into.push(...samples);
   return median(samples);
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[sorted.length >> 1] as number;
 }
 
 const echoProgram = (kernelId: string) =>
