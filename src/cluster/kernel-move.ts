@@ -10,7 +10,7 @@ import type { ClusterKernelEntry, ClusterRegistry } from './cluster-registry.js'
 import type { ClusterSubjects } from './cluster-subjects.js';
 import { FrameBatchWriter, readFrameBatch } from './frame-batch.js';
 import type { HeldMessage, KernelHost } from './kernel-host.js';
-import type { PlacedLaunchOptions } from './kernel-placement.js';
+import { answerAfter, type PlacedLaunchOptions, type PlacementAnswer } from './kernel-placement.js';
 
 /** Options of a move to another node (`runtime.kernelMigrator().moveToNode`). */
 export interface NodeMoveOptions {
@@ -70,10 +70,6 @@ interface MoveCommit {
 }
 
 type MoveStep = MovePrepare | MoveCommit | { readonly step: 'abort'; readonly move: string };
-
-interface MoveAnswer {
-  readonly error?: { readonly name: string; readonly code: string | undefined; readonly message: string };
-}
 
 /** The kernel's side of the pause and checkpoint (a local handle's migration port). */
 export interface MovableKernel {
@@ -325,12 +321,12 @@ export class KernelMoves {
 
   /** Asks `node` a step of a move; rejects with why it could not, or with a timeout. */
   async #ask(node: string, step: MoveStep, name: string, timeoutMs: number): Promise<void> {
-    let answer: MoveAnswer;
+    let answer: PlacementAnswer;
     try {
       const reply = await this.#port.nc.request(this.#port.subjects.move(node), JSON.stringify(step), {
         timeout: timeoutMs,
       });
-      answer = reply.json<MoveAnswer>();
+      answer = reply.json<PlacementAnswer>();
     } catch (error) {
       throw new ClusterNodeDownError(name, node, `no answer to the move's ${step.step} within ${timeoutMs} ms`, {
         cause: error,
@@ -352,21 +348,12 @@ export class KernelMoves {
 
   /** A step of a move another node runs, to here. */
   async #step(msg: { json<T>(): T; respond(data?: string): boolean }): Promise<void> {
-    let answer: MoveAnswer = {};
-    try {
+    await answerAfter(msg, () => {
       const step = msg.json<MoveStep>();
-      if (step.step === 'prepare') await this.#prepare(step);
-      else if (step.step === 'commit') await this.#commit(step);
-      else await this.#giveUp(step.move);
-    } catch (error) {
-      const e = error as { name?: string; code?: string; message?: string };
-      answer = { error: { name: e.name ?? 'Error', code: e.code, message: e.message ?? String(error) } };
-    }
-    try {
-      msg.respond(JSON.stringify(answer));
-    } catch {
-      // The connection is closing (or the step was told, not asked).
-    }
+      if (step.step === 'prepare') return this.#prepare(step);
+      if (step.step === 'commit') return this.#commit(step);
+      return this.#giveUp(step.move);
+    });
   }
 
   async #prepare(step: MovePrepare): Promise<void> {
