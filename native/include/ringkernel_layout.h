@@ -279,14 +279,14 @@ RK_STATIC_ASSERT(RK_ALIGNOF(rk_ring_header) == 4, "rk_ring_header: alignment");
 RK_STATIC_ASSERT(RK_OFFSETOF(rk_ring_header, write_index) == 0, "rk_ring_header.write_index: offset");
 RK_STATIC_ASSERT(RK_OFFSETOF(rk_ring_header, read_index) == 4, "rk_ring_header.read_index: offset");
 
-/* rk_ring_signal: Eventcount doorbell of one ring. A sleeper sets its *_sleeping flag, re-checks the ring, then waits on the other side's *_seq; the other side, after publishing, bumps the seq and notifies only when the flag is set. Native threads cannot wake V8 waiters (not a futex): they only bump the seq, and JS waiters use a bounded wait. */
+/* rk_ring_signal: Eventcount doorbell of one ring. A sleeper sets its *_sleeping flag, re-checks the ring, then waits on the other side's *_seq; the other side, after publishing, bumps the seq and notifies only when the flag is set (a JS waker lowers the flag with an atomic exchange as it does: one notify per park). Native threads cannot wake V8 waiters (not a futex): they only bump the seq, and JS waiters use a bounded wait. */
 typedef struct rk_ring_signal {
   RK_ATOMIC(int32_t) data_seq; /* @0, writer: producer. Eventcount the consumer parks on. */
-  RK_ATOMIC(int32_t) consumer_sleeping; /* @4, writer: consumer. 1 while parked. */
+  RK_ATOMIC(int32_t) consumer_sleeping; /* @4, writer: consumer. 1 while parked; a JS waker may lower it. */
   RK_ATOMIC(uint32_t) handled_cursor; /* @8, writer: consumer. Ring offset just past the last frame whose handling finished. */
   uint8_t pad0[52]; /* @12, writer: host. Cache-line padding. */
   RK_ATOMIC(int32_t) space_seq; /* @64, writer: consumer. Eventcount the producer parks on. */
-  RK_ATOMIC(int32_t) producer_sleeping; /* @68, writer: producer. 1 while waiting. */
+  RK_ATOMIC(int32_t) producer_sleeping; /* @68, writer: producer. 1 while waiting; a JS waker may lower it. */
   uint8_t pad1[56]; /* @72, writer: host. Cache-line padding. */
 } rk_ring_signal;
 #define RK_RING_SIGNAL_SIZE 128u
