@@ -20,3 +20,12 @@ export function percentiles(samples: number[]): { p50us: number; p99us: number }
   const at = (q: number) => samples[Math.min(samples.length - 1, Math.floor(q * samples.length))] as number;
   return { p50us: round(at(0.5)), p99us: round(at(0.99)) };
 }
+
+/** The median of `values` (the mean of the middle two for an even count); `values` is not changed. */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 === 1
+    ? (sorted[middle] as number)
+    : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+}

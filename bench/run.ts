@@ -531,9 +531,19 @@ const allRatios = {
         'webgpu.sustained.64 / webgpu.dispatchPerMessage.64 (goal ≥ 100)': round(
           rate('webgpu.sustained.64') / rate('webgpu.dispatchPerMessage.64'),
         ),
-        'webgpu.call.64 p50 / webgpu.raw.rtt.64 p50 (goal ≤ 1.5)': round(
-          by('webgpu.call.64').p50us / by('webgpu.raw.rtt.64').p50us,
+        'webgpu.call.64 p50 / webgpu.raw.rtt.64 p50, median of paired rounds (goal ≤ 1.5)':
+          by('webgpu.call.pairedRatio').value ?? 0,
+      }
+    : {}),
+  ...(cases.some((c) => c.name === 'cluster.call.64')
+    ? {
+        'cluster.call.64 p50 / nats.request.64 p50 (goal ≤ 1.3)': round(
+          by('cluster.call.64').p50us / by('nats.request.64').p50us,
         ),
+        'cluster.send.64 msg/s, two processes (goal ≥ 1 M)': rate('cluster.send.64'),
+        'cluster.send.64 / nats.publish.64, median of paired rounds (goal ≥ 2)':
+          by('cluster.send.pairedRatio').value ?? 0,
+        'cluster.atLeastOnce.64 msg/s (goal ≥ 100 k)': rate('cluster.atLeastOnce.64'),
       }
     : {}),
   'pipeline3.64 / pipeline3.host.64 (goal ≥ 5)': round(rate('pipeline3.64') / rate('pipeline3.host.64')),

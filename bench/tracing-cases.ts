@@ -32,7 +32,7 @@ import { SpanRecorder } from '../src/telemetry/span-recorder.js';
 import { TelemetryClock } from '../src/telemetry/telemetry-clock.js';
 import { createTelemetryRing, SpanRecordReader } from '../src/telemetry/telemetry-ring.js';
 import { BenchSink } from './bench-kernels.js';
-import type { CaseResult } from './case-result.js';
+import { type CaseResult, median } from './case-result.js';
 import { sinkSendRate, yieldTurn } from './sink-rate.js';
 
 /** One result row, as bench/run.ts prints and stores it. */
@@ -101,14 +101,6 @@ class SinkRuntime {
     const after = this.#counts();
     return { rate, dropped: after.dropped - before.dropped, shed: after.shed - before.shed };
   }
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = sorted.length >> 1;
-  return sorted.length % 2 === 1
-    ? (sorted[middle] as number)
-    : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
 }
 
 /** Fills the rings with `n` sampled messages' spans (no export meanwhile), then times exporting all of them. */

@@ -6,6 +6,10 @@
  *   message (batches of one, one in flight: upload, dispatch, read back, wait), host writing as fast as it can.
  * - `webgpu.call.64`: a `call` round trip to a resident WGSL echo kernel through the runtime (ring → the device
  *   thread's batch → GPU → ring → host).
+ * - `webgpu.call.pairedRatio`: call p50 / raw p50, the median over alternating rounds of the two (which goes first
+ *   alternates), after both are warmed up alike: the call path's code takes a few thousand calls to reach its steady
+ *   speed (the first thousands run at about twice the steady p50), and a shared machine's noisy moment should fall
+ *   on both sides of a round, not on one case. The goal line reads this row; the two rows above hold every sample.
  * - `webgpu.sustained.64` / `.1024`: msg/s into a resident WGSL sink kernel through the runtime (`trySend`),
  *   counted when its ControlBlock says the device has processed them.
  *
@@ -18,7 +22,7 @@ import { WebGpuBatchEngine } from '../src/backends/webgpu/batch-engine.js';
 import { openWebGpuDevice, probeWebGpu } from '../src/backends/webgpu/webgpu-adapter.js';
 import { buildWgslProgram } from '../src/backends/webgpu/wgsl-program.js';
 import { BytesMessage, createFrameRing, FrameConsumer, FrameProducer, RingKernelRuntime } from '../src/internal.js';
-import type { CaseResult } from './case-result.js';
+import { type CaseResult, median } from './case-result.js';
 import { sinkSendRate } from './sink-rate.js';
 import { BenchWebGpuEcho, BenchWebGpuSink } from './webgpu-bench-kernels.js';
 
@@ -40,7 +44,8 @@ const ONE_SHOT = `@group(0) @binding(0) var<storage, read> src: array<u32>;
 
 const sleep = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-async function roundTrips(device: GPUDevice, count: number): Promise<{ samples: number[]; perSecond: number }> {
+/** The API's floor, one 64-byte message: writeBuffer → dispatch → copy → mapAsync, awaited on this thread. */
+function rawRoundTrip(device: GPUDevice): { trip: () => Promise<void>; destroy: () => void } {
   const module = device.createShaderModule({ code: ONE_SHOT });
   const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
   const src = device.createBuffer({ size: 64, usage: 128 | 8 });
@@ -54,11 +59,9 @@ async function roundTrips(device: GPUDevice, count: number): Promise<{ samples: 
     ],
   });
   const message = new Uint8Array(64);
-  const samples: number[] = [];
-  const started = performance.now();
-  for (let i = 0; i < count; i++) {
-    const t0 = performance.now();
-    message[0] = i & 0xff;
+  let i = 0;
+  const trip = async (): Promise<void> => {
+    message[0] = ++i & 0xff;
     device.queue.writeBuffer(src, 0, message);
     const encoder = device.createCommandEncoder();
     const pass = encoder.beginComputePass();
@@ -71,11 +74,25 @@ async function roundTrips(device: GPUDevice, count: number): Promise<{ samples: 
     await readback.mapAsync(1);
     if (new Uint8Array(readback.getMappedRange())[0] !== (i & 0xff)) throw new Error('one-shot echo came back wrong');
     readback.unmap();
+  };
+  return {
+    trip,
+    destroy: () => {
+      for (const buffer of [src, dst, readback]) buffer.destroy();
+    },
+  };
+}
+
+/** Round trips of `trip`, one after another: each one's time in µs. */
+async function timeTrips(trip: () => Promise<unknown>, count: number, into: number[]): Promise<number> {
+  const samples: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const t0 = performance.now();
+    await trip();
     samples.push((performance.now() - t0) * 1000);
   }
-  const perSecond = count / ((performance.now() - started) / 1000);
-  for (const buffer of [src, dst, readback]) buffer.destroy();
-  return { samples, perSecond };
+  into.push(...samples);
+  return median(samples);
 }
 
 const echoProgram = (kernelId: string) =>
@@ -115,9 +132,13 @@ export async function webgpuCases(
   const results: CaseResult[] = [];
 
   const { device } = await openWebGpuDevice({ allowFallback: true });
+  // The full runtime path: trySend → input ring → the device thread's batches → output ring / ControlBlock → host.
+  const runtime = await RingKernelRuntime.builder()
+    .backend('webgpu', { allowFallback: true })
+    .config({ workers: 1 })
+    .build();
+  const raw = rawRoundTrip(device);
   try {
-    const raw = await roundTrips(device, rttN);
-    results.push({ name: 'webgpu.raw.rtt.64', msgsPerSec: Math.round(raw.perSecond), ...percentiles(raw.samples) });
     const input = createFrameRing({ capacityBytes: 1 << 16, maxPayloadSize: 64 });
     const output = createFrameRing({ capacityBytes: 1 << 16, maxPayloadSize: 512 });
     const engine = await WebGpuBatchEngine.create({
@@ -132,29 +153,59 @@ export async function webgpuCases(
     engine.start();
     const perMessage = await sustained(new FrameProducer(input), new FrameConsumer(output), 64, rttN);
     await engine.stop('drain');
-    results.push({ name: 'webgpu.dispatchPerMessage.64', msgsPerSec: Math.round(perMessage), p50us: 0, p99us: 0 });
-  } finally {
-    device.destroy();
-  }
 
-  // The full runtime path: trySend → input ring → the device thread's batches → output ring / ControlBlock → host.
-  const runtime = await RingKernelRuntime.builder()
-    .backend('webgpu', { allowFallback: true })
-    .config({ workers: 1 })
-    .build();
-  try {
+    // The call against the raw round trip: both warmed up alike (the call path's code takes a few thousand calls to
+    // reach its steady speed), then measured in alternating rounds, so a noisy moment of the shared machine falls on
+    // both sides of a round rather than on one case.
     const echo = await runtime.launch(BenchWebGpuEcho, 1, 1, { autoActivate: true });
     const message = new Uint8Array(64);
-    for (let i = 0; i < 100; i++) await echo.call(message);
-    const calls: number[] = [];
-    const callStart = performance.now();
-    for (let i = 0; i < rttN; i++) {
-      const t0 = performance.now();
-      await echo.call(message);
-      calls.push((performance.now() - t0) * 1000);
+    const call = () => echo.call(message);
+    for (let i = 0; i < 3; i++) {
+      await timeTrips(raw.trip, 1_000, []);
+      await timeTrips(call, 1_000, []);
     }
-    const callRate = calls.length / ((performance.now() - callStart) / 1000);
-    results.push({ name: 'webgpu.call.64', msgsPerSec: Math.round(callRate), ...percentiles(calls) });
+    const rounds = rttN >= 5_000 ? 20 : 8;
+    const perRound = Math.ceil(rttN / rounds);
+    const rawSamples: number[] = [];
+    const callSamples: number[] = [];
+    const ratios: number[] = [];
+    let rawMs = 0;
+    let callMs = 0;
+    for (let round = 0; round < rounds; round++) {
+      const rawFirst = round % 2 === 0;
+      let rawP50 = 0;
+      let callP50 = 0;
+      for (const side of rawFirst ? ['raw', 'call'] : ['call', 'raw']) {
+        const t0 = performance.now();
+        if (side === 'raw') {
+          rawP50 = await timeTrips(raw.trip, perRound, rawSamples);
+          rawMs += performance.now() - t0;
+        } else {
+          callP50 = await timeTrips(call, perRound, callSamples);
+          callMs += performance.now() - t0;
+        }
+      }
+      ratios.push(callP50 / rawP50);
+    }
+    results.push({
+      name: 'webgpu.raw.rtt.64',
+      msgsPerSec: Math.round(rawSamples.length / (rawMs / 1000)),
+      ...percentiles(rawSamples),
+    });
+    results.push({ name: 'webgpu.dispatchPerMessage.64', msgsPerSec: Math.round(perMessage), p50us: 0, p99us: 0 });
+    results.push({
+      name: 'webgpu.call.64',
+      msgsPerSec: Math.round(callSamples.length / (callMs / 1000)),
+      ...percentiles(callSamples),
+    });
+    results.push({
+      name: 'webgpu.call.pairedRatio',
+      msgsPerSec: 0,
+      p50us: 0,
+      p99us: 0,
+      value: Math.round(median(ratios) * 100) / 100,
+      unit: `call p50 / raw p50, median of ${rounds} alternating rounds of ${perRound} each (each round ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)})`,
+    });
     await echo.terminate();
 
     const sink = await runtime.launch(BenchWebGpuSink, 1, 1, { autoActivate: true, queueCapacity: 16_384 });
@@ -166,6 +217,8 @@ export async function webgpuCases(
     results.push({ name: 'webgpu.sustained.1024', msgsPerSec: Math.round(rate1k), p50us: 0, p99us: 0 });
     await sink.terminate();
   } finally {
+    raw.destroy();
+    device.destroy();
     await runtime.shutdown();
   }
   return results;
