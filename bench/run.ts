@@ -2,8 +2,9 @@
  * `npm run bench [-- --quick] [-- --json FILE] [-- --only GROUP,…]`: the data-plane benchmarks, every case in one
  * run so ratios compare like with like on a shared, noisy machine. `--only` runs just the named groups of cases
  * (postMessage, ringbuf, frames, piscina, kernel, dma, cuda, webgpu, pipeline, supervision, tracing, migration,
- * scale, cluster) and prints the ratios whose cases ran: for comparing a few figures paired, quickly. With `--json FILE` it writes the figures there and, beside
- * them (FILE with `.svg`), a chart of ringkernel against postMessage, Piscina and a raw ring.
+ * scale, cluster) and prints the ratios whose cases ran: for comparing a few figures paired, quickly. With
+ * `--json FILE` it writes the figures there and, beside them (FILE with `.svg`, full runs only), a chart of
+ * ringkernel against postMessage, Piscina and a raw ring.
  *
  * Throughput (`msgsPerSec`): the main thread sends N messages one way; the worker times them from the end of the
  * first fifth (warm-up: JIT, worker start) to the last one handled. Latency (`p50us`, `p99us`): one-way latency as half of an unloaded ping-pong round trip.
