@@ -1,7 +1,8 @@
 /**
- * `npm run bench [-- --quick] [-- --json FILE]`: the data-plane benchmarks, every case in one run so ratios
- * compare like with like on a shared, noisy machine. With `--json FILE` it writes the figures there and, beside
- * them (FILE with `.svg`), a chart of ringkernel against postMessage, Piscina and a raw ring.
+ * `npm run bench [-- --quick] [-- --json FILE] [-- --only PREFIX,…]`: the data-plane benchmarks, every case in one
+ * run so ratios compare like with like on a shared, noisy machine. With `--json FILE` it writes the figures there
+ * and, beside them (FILE with `.svg`), a chart of ringkernel against postMessage, Piscina and a raw ring. With
+ * `--only kernel,scale` it runs just those case groups (named in `runs` below; no ratios, no chart): for A/B runs.
  *
  * Throughput (`msgsPerSec`): the main thread sends N messages one way; the worker times them from the end of the
  * first fifth (warm-up: JIT, worker start) to the last one handled. Latency (`p50us`, `p99us`): one-way latency as half of an unloaded ping-pong round trip.
@@ -31,6 +32,12 @@ const quick = args.includes('--quick');
 const jsonIndex = args.indexOf('--json');
 const jsonFile = jsonIndex >= 0 ? args[jsonIndex + 1] : undefined;
 if (jsonIndex >= 0 && jsonFile === undefined) throw new TypeError('--json needs a file name');
+const onlyIndex = args.indexOf('--only');
+/** `--only kernel,scale`: just the case groups whose group names start with one of these (no ratios, no chart). */
+const only = onlyIndex >= 0 ? args[onlyIndex + 1]?.split(',') : undefined;
+if (onlyIndex >= 0 && (only === undefined || only.some((prefix) => prefix.length === 0))) {
+  throw new TypeError('--only needs a comma-separated list of case-name prefixes, e.g. --only kernel,scale');
+}
 
 const THROUGHPUT_N = quick ? 300_000 : 2_000_000;
 const RTT_N = quick ? 3_000 : 20_000;
@@ -427,25 +434,27 @@ async function migrationCases(): Promise<CaseResult[]> {
 
 const cases: CaseResult[] = [];
 const started = performance.now();
-const runs: (() => Promise<CaseResult | CaseResult[]>)[] = [
-  postMessageCase,
-  ringbufCase,
-  () => framesCase(64),
-  () => framesCase(256),
-  () => framesCase(1024),
-  piscinaCase,
-  kernelCases,
-  () => dmaCases(THROUGHPUT_N, RTT_N, percentiles),
-  () => cudaCases(quick ? 100_000 : 1_000_000, quick ? 1_000 : 10_000, percentiles),
-  () => webgpuCases(quick ? 200_000 : 2_000_000, quick ? 1_000 : 5_000, percentiles),
-  pipelineCases,
-  supervisionCases,
-  () => tracingCases(THROUGHPUT_N, quick),
-  migrationCases,
-  async () => scaleCases(quick),
-  () => clusterCases(quick ? 100_000 : 1_000_000, RTT_N),
+/** Every case group, by its group name (what `--only` picks; `scale` makes idle10k.*, launch.* and churn.*). */
+const runs: [string, () => Promise<CaseResult | CaseResult[]>][] = [
+  ['postMessage', postMessageCase],
+  ['ringbuf', ringbufCase],
+  ['frames.64', () => framesCase(64)],
+  ['frames.256', () => framesCase(256)],
+  ['frames.1024', () => framesCase(1024)],
+  ['piscina', piscinaCase],
+  ['kernel', kernelCases],
+  ['dma', () => dmaCases(THROUGHPUT_N, RTT_N, percentiles)],
+  ['cuda', () => cudaCases(quick ? 100_000 : 1_000_000, quick ? 1_000 : 10_000, percentiles)],
+  ['webgpu', () => webgpuCases(quick ? 200_000 : 2_000_000, quick ? 1_000 : 5_000, percentiles)],
+  ['pipeline3', pipelineCases],
+  ['supervision', supervisionCases],
+  ['tracing', () => tracingCases(THROUGHPUT_N, quick)],
+  ['migrate', migrationCases],
+  ['scale', async () => scaleCases(quick)],
+  ['cluster', () => clusterCases(quick ? 100_000 : 1_000_000, RTT_N)],
 ];
-for (const run of runs) {
+for (const [group, run] of runs) {
+  if (only !== undefined && !only.some((prefix) => group.startsWith(prefix))) continue;
   const produced = await run();
   for (const result of Array.isArray(produced) ? produced : [produced]) {
     cases.push(result);
@@ -455,6 +464,18 @@ for (const run of runs) {
         : `${result.name.padEnd(24)} ${String(result.value).padStart(10)} ${result.unit}`,
     );
   }
+}
+if (only !== undefined) {
+  // The ratios and the chart compare cases across groups: only a full run has them all.
+  console.log(`took ${((performance.now() - started) / 1000).toFixed(1)} s (--only ${only.join(',')}: no ratios)`);
+  if (jsonFile !== undefined) {
+    mkdirSync(dirname(jsonFile), { recursive: true });
+    writeFileSync(
+      jsonFile,
+      `${JSON.stringify({ cases, meta: { date: new Date().toISOString(), quick, only } }, null, 2)}\n`,
+    );
+  }
+  process.exit(0);
 }
 const by = (name: string): CaseResult => cases.find((c) => c.name === name) as CaseResult;
 const rate = (name: string): number => by(name).msgsPerSec;
