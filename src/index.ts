@@ -175,6 +175,7 @@ export type {
   Delivery,
 } from './cluster/cluster-registry.js';
 export type { DeliveryNotice } from './cluster/kernel-host.js';
+export type { NodeMoveOptions, NodeMoveReport } from './cluster/kernel-move.js';
 export type { BatchOptions, RemoteKernel, RemoteKernelStats } from './cluster/remote-kernel.js';
 
 // --- Tracing ----------------------------------------------------------------------------------------------------

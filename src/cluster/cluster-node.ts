@@ -19,6 +19,7 @@ import { type ClusterKernelEntry, ClusterRegistry, type Delivery, patternToRegEx
 import { type ClusterSubjects, clusterSubjects } from './cluster-subjects.js';
 import { DurableInbox, ensureStream } from './durable-delivery.js';
 import { type DeliveryNotice, type KernelEndedNotice, KernelHost, type KernelHostStats } from './kernel-host.js';
+import { KernelMoves, type NodeMoveOptions, type NodeMoveReport } from './kernel-move.js';
 import {
   chooseNode,
   type PlacedLaunchOptions,
@@ -49,6 +50,11 @@ export interface ClusterNodeEvents {
   nodeUp: [string];
   /** Another node reported messages from this one lost, refused or malformed. */
   notice: [DeliveryNotice];
+  /**
+   * This node was declared down while away (a pause, a cut-off connection) and another node took a kernel's name
+   * meanwhile (a failover): the instance here was ended, so that the kernel does not run twice.
+   */
+  displaced: [{ readonly name: string; readonly by: string }];
   /** This node restarted a kernel of a node that went down (`failover`); or could not (the error). */
   failover: [{ readonly name: string; readonly from: string; readonly error?: Error }];
   /** The connection to NATS was lost (the client reconnects by itself) or came back. */
@@ -77,6 +83,8 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
   readonly #subjects: ClusterSubjects;
   readonly #runtime: ClusterRuntimePort;
   readonly #host: KernelHost;
+  /** Kernels moving to and from this node. */
+  readonly #moves: KernelMoves;
   readonly #remotes = new Map<string, RemoteKernel>();
   readonly #remoteContext: RemoteKernelContext;
   readonly #nats: NatsModules;
@@ -100,6 +108,8 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
   /** Names this node is taking over from a dead node: their durable consumers are made anew (see DurableInbox). */
   readonly #takingOver = new Set<string>();
   #left: Promise<void> | undefined;
+  /** When this node's last heartbeat ran (performance.now()). */
+  #lastTick = performance.now();
   #undeliverable = 0;
   #reconnects = 0;
 
@@ -126,6 +136,7 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
     this.#runtime = runtime;
     this.#subjects = clusterSubjects(options.cluster);
     this.#host = new KernelHost(nc, this.#subjects, runtime, options.node);
+    this.#moves = this.#movesOf(nc, runtime);
     this.#remoteContext = {
       nc,
       subjects: this.#subjects,
@@ -175,6 +186,40 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
       await nc.close().catch(() => undefined);
       throw error;
     }
+  }
+
+  #movesOf(nc: NatsConnection, runtime: ClusterRuntimePort): KernelMoves {
+    return new KernelMoves({
+      node: this.node,
+      nc,
+      subjects: this.#subjects,
+      registry: this.registry,
+      host: this.#host,
+      runtime,
+      leaving: () => this.#left !== undefined,
+      entryOf: (kernel) => this.#entryOf(kernel),
+      movable: (name) => runtime.movable(name),
+      launchHere: (kernelId, moduleUrl, options, state) =>
+        this.#launchHere({ kernelId, moduleUrl, options }, { kernelId, name: options.name, state }),
+      drainInbox: async (name, timeoutMs) => {
+        const inbox = this.#inboxes.get(name);
+        this.#inboxes.delete(name);
+        return inbox === undefined || (await inbox.drain(timeoutMs));
+      },
+      startInbox: async (kernel) => {
+        if (this.#deliveryOf(kernel.name) !== 'at-least-once' || this.#inboxes.has(kernel.name)) return;
+        const inbox = new DurableInbox(kernel, (data, headers) =>
+          this.#host.deliverDurable(kernel.name, data, headers),
+        );
+        this.#inboxes.set(kernel.name, inbox);
+        // Remade: the batches the other node took and did not acknowledge come first, in stream order.
+        await inbox.start(this.#nats, this.#js, this.#jsm, this.#subjects, true);
+      },
+      listed: (name, entry) => {
+        if (entry === undefined) this.#published.delete(name);
+        else this.#published.set(name, entry);
+      },
+    });
   }
 
   async #start(): Promise<void> {
@@ -309,11 +354,18 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
    * Launches a kernel here for the cluster — a failover, or a launch another node placed here — importing the
    * module that defines it when this process does not define it yet; resolves once it is served and registered.
    */
-  async #launchHere(request: PlacementRequest): Promise<HostedKernel> {
+  async #launchHere(
+    request: PlacementRequest,
+    restore?: { kernelId: string; name: string; state: Uint8Array },
+  ): Promise<HostedKernel> {
     if (definitionOf(request.kernelId) === undefined && request.moduleUrl !== undefined) {
       await import(request.moduleUrl);
     }
-    const kernel = await this.#runtime.launch(request.kernelId, request.options);
+    const options =
+      restore === undefined
+        ? request.options
+        : { ...request.options, restore: { ...restore, takenAt: new Date(), queued: NOTHING_QUEUED } };
+    const kernel = await this.#runtime.launch(request.kernelId, options);
     await this.#serve(kernel);
     return kernel;
   }
@@ -353,6 +405,9 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
   }
 
   async #serve(kernel: HostedKernel): Promise<void> {
+    // A kernel moving here is served behind a hold, and listed when its move commits.
+    const group = this.#moves.arrivingGroup(kernel.name);
+    if (group !== undefined) return this.#host.serve(kernel, { group });
     // A failover's name was claimed for this node before its launch.
     const claimed = this.#takingOver.has(kernel.name);
     this.#host.serve(kernel);
@@ -403,27 +458,48 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
   /** One heartbeat: beat, re-publish entries that changed or were swept, declare silent nodes down. */
   async #tick(): Promise<void> {
     if (this.#left !== undefined) return;
+    // A heartbeat this late means this process was away (paused, starved): its view of the other nodes' heartbeats
+    // is as old, so it declares nobody down on this one (they are seen again as their beats come in).
+    const now = performance.now();
+    const away = now - this.#lastTick > this.#options.downAfterMs;
+    this.#lastTick = now;
     await this.#beat();
     for (const [name, published] of this.#published) {
       const kernel = this.#runtime.localKernel(name);
-      if (kernel === undefined) continue;
+      // A moving kernel's entry is the move's to change (it swaps it at the revision it read).
+      if (kernel === undefined || this.#moves.moving(name)) continue;
       const entry = this.#entryOf(kernel);
       const listed = this.registry.get(name);
-      // Listed by another node (it took the name over while this one was cut off): that node keeps it.
-      if (listed !== undefined && listed.node !== this.node) continue;
+      // Listed by another node: it took the name over while this one was declared down. That node keeps it, and
+      // the instance here ends — else both would take the name's messages (its subjects are the name's).
+      if (listed !== undefined && listed.node !== this.node) {
+        await this.#displaced(kernel, listed.node);
+        continue;
+      }
       if (listed === undefined || entry.status !== published.status) {
         this.#published.set(name, entry);
         await this.registry.register(entry);
       }
     }
-    await this.registry.sweep(this.node);
+    if (!away) await this.registry.sweep(this.node);
     // A kernel whose name another node listed when it was served (a launch racing that node's, or the entry of a
     // dead node not swept yet) is listed here once the name is free.
     for (const kernel of this.#runtime.localKernels()) {
       if (this.#published.has(kernel.name) || this.registry.get(kernel.name) !== undefined) continue;
+      if (this.#moves.moving(kernel.name)) continue;
       const entry = this.#entryOf(kernel);
       if (await this.registry.claim(entry)) this.#published.set(kernel.name, entry);
     }
+  }
+
+  /** Ends this node's instance of a kernel whose name another node took over while this one was away. */
+  async #displaced(kernel: HostedKernel, by: string): Promise<void> {
+    this.#published.delete(kernel.name);
+    // Its subjects are let go first (senders told what it took), then the instance ends: what it still queued is
+    // dead-lettered there (discarded on terminate), and at-least-once batches it did not acknowledge go to `by`.
+    await this.#unserve(kernel.name);
+    await kernel.terminate().catch(() => undefined);
+    this.emit('displaced', { name: kernel.name, by });
   }
 
   /**
@@ -519,6 +595,30 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
     });
   }
 
+  /**
+   * The entry of a live kernel another node lists under `name` (a launch here under that name is refused), unless
+   * the kernel is moving here from that node. @internal
+   */
+  holderElsewhere(name: string): ClusterKernelEntry | undefined {
+    const entry = this.registry.get(name);
+    if (entry === undefined || entry.node === this.node || this.#moves.arrivingGroup(name) !== undefined)
+      return undefined;
+    return this.registry.isAlive(entry.node) ? entry : undefined;
+  }
+
+  /**
+   * Moves the local kernel `name` to node `node` (or `'least-loaded'`), with its state, the messages queued for it
+   * and its unreceived outputs; senders keep addressing it by name. See `KernelMigrator.moveToNode`. @internal
+   * @throws {ClusterNodeUnknownError} when `node` is no live node; see {@link KernelMoves.move} for the rest.
+   */
+  moveKernel(name: string, node: string, options?: NodeMoveOptions): Promise<NodeMoveReport> {
+    try {
+      return this.#moves.move(name, this.placement(node), options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
   /** What this node served, sent and was told. */
   stats(): ClusterNodeStats {
     let lostByPeers = 0;
@@ -558,6 +658,7 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
       // Said first, so that no node restarts the kernels that end now.
       await this.#beat(true).catch(() => undefined);
       await Promise.all([...this.#remotes.values()].map((remote) => remote.settled()));
+      await this.#moves.close();
       await Promise.all([...this.#inboxes.values()].map((inbox) => inbox.close()));
       this.#inboxes.clear();
       this.#host.close();
@@ -575,6 +676,9 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
     return this.#left;
   }
 }
+
+/** A moved kernel's checkpoint carries no frames: what was queued is handled at the source or held and handed on. */
+const NOTHING_QUEUED = Object.freeze({ frames: 0, bytes: new Uint8Array(0), maxMessageId: 0, integrity: false });
 
 function definitionOf(kernelId: string | undefined): AnyKernelDefinition | undefined {
   if (kernelId === undefined) return undefined;

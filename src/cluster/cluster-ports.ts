@@ -1,7 +1,9 @@
+import type { KernelCheckpoint } from '../devices/checkpoint.js';
 import type { DeadLetterReport } from '../executor/protocol.js';
 import type { CallOptions, SendOptions } from '../operations/message-options.js';
 import type { KernelStatusName } from '../wire/kernel-status.js';
 import type { MessageCodec } from '../wire/message-schema.js';
+import type { MovableKernel } from './kernel-move.js';
 import type { PlacedLaunchOptions } from './kernel-placement.js';
 
 export type { CallOptions, SendOptions } from '../operations/message-options.js';
@@ -70,6 +72,8 @@ export interface HostedKernel extends KernelRef<unknown, unknown> {
   trySendEncoded(payload: Uint8Array, priority: number): boolean;
   /** Runs `body` (a batch of sends) with the kernel woken once at its end, not once per message. */
   burst<T>(body: () => T): T;
+  /** Ends the kernel (a move ends its instance on the node it left). */
+  terminate(): Promise<void>;
 }
 
 /** What a cluster node needs of the runtime it belongs to: its kernels, and where dead letters go. */
@@ -88,5 +92,10 @@ export interface ClusterRuntimePort {
    * Launches the kernel defined under `kernelId` (defined in this process) with `options`: a failover (activated)
    * or a launch another node placed here.
    */
-  launch(kernelId: string, options: PlacedLaunchOptions): Promise<HostedKernel>;
+  launch(
+    kernelId: string,
+    options: PlacedLaunchOptions & { readonly restore?: KernelCheckpoint },
+  ): Promise<HostedKernel>;
+  /** The live local kernel `name`'s pause and checkpoint, for a move to another node. */
+  movable(name: string): MovableKernel | undefined;
 }

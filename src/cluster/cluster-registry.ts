@@ -198,6 +198,30 @@ export class ClusterRegistry extends EventEmitter<{
     }
   }
 
+  /**
+   * Reads the bucket's entry of `name` now (not the local copy, which may lag): the entry and its revision, or
+   * undefined when no node lists it. @internal
+   */
+  async current(name: string): Promise<{ entry: ClusterKernelEntry; revision: number } | undefined> {
+    const found = await this.#kv.get(KERNEL_PREFIX + nameToken(name));
+    if (found === null || found.operation !== 'PUT') return undefined;
+    return { entry: found.json<ClusterKernelEntry>(), revision: found.revision };
+  }
+
+  /**
+   * Replaces a kernel's entry only if the bucket still holds it at `revision` (a compare-and-swap): of a move's two
+   * nodes, exactly one wins — the target taking the name, or the source keeping it. Resolves false when the entry
+   * changed meanwhile. @internal
+   */
+  async swap(entry: ClusterKernelEntry, revision: number): Promise<boolean> {
+    try {
+      await this.#kv.update(KERNEL_PREFIX + nameToken(entry.name), JSON.stringify(entry), revision);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** Removes a kernel's entry. @internal */
   async deregister(name: string): Promise<void> {
     await this.#kv.delete(KERNEL_PREFIX + nameToken(name));

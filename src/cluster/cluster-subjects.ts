@@ -29,6 +29,8 @@ export interface ClusterSubjects {
   readonly ended: string;
   /** Launches placed on a node by another (request/reply). */
   place(node: string): string;
+  /** The steps of kernels moving to a node from another (request/reply). */
+  move(node: string): string;
 }
 
 /** Cluster names: what a KV bucket and a stream name may carry. */
@@ -80,5 +82,6 @@ export function clusterSubjects(cluster: string): ClusterSubjects {
     notices: (node) => `${base}.n.${node}.notice`,
     ended: `${base}.ended`,
     place: (node) => `${base}.n.${node}.place`,
+    move: (node) => `${base}.n.${node}.move`,
   };
 }

@@ -53,6 +53,8 @@ export class DurableInbox {
   #written = 0;
   #baseline = 0;
   #closed = false;
+  /** The batch being written into the ring now, if any. */
+  #delivering: Promise<number> | undefined;
 
   constructor(kernel: HostedKernel, deliver: (data: Uint8Array, headers: MsgHdrs | undefined) => Promise<number>) {
     this.#kernel = kernel;
@@ -100,7 +102,9 @@ export class DurableInbox {
         const seq = msg.seq;
         if (this.#inFlight.has(seq)) continue; // redelivered while still being handled here: acked with the first
         this.#inFlight.add(seq);
-        this.#written += await this.#deliver(msg.data, msg.headers);
+        this.#delivering = this.#deliver(msg.data, msg.headers);
+        this.#written += await this.#delivering;
+        this.#delivering = undefined;
         this.#pending.push({ msg, handledAt: this.#baseline + this.#written });
         this.#ackHandled();
       }
@@ -122,6 +126,26 @@ export class DurableInbox {
       done.msg.ack();
       this.#inFlight.delete(done.msg.seq);
     }
+  }
+
+  /**
+   * Stops consuming, then waits until the kernel has handled every frame this inbox wrote and acknowledges them
+   * (the kernel is about to move: what is not acknowledged goes to its next node). Resolves false when that takes
+   * longer than `timeoutMs` (the frames not handled yet stay unacknowledged).
+   */
+  async drain(timeoutMs: number): Promise<boolean> {
+    const deadline = performance.now() + timeoutMs;
+    this.#closed = true;
+    this.#messages?.stop();
+    await this.#delivering;
+    for (;;) {
+      this.#ackHandled();
+      if (this.#pending.length === 0) break;
+      if (performance.now() >= deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, ACK_POLL_MS));
+    }
+    if (this.#poll !== undefined) clearInterval(this.#poll);
+    return true;
   }
 
   /** Stops consuming; what is not acknowledged is redelivered to the next consumer of the name. */

@@ -86,6 +86,25 @@ interface Served {
   readonly subscriptions: Subscription[];
   /** The last message id seen from each sender (loss accounting). */
   readonly lastIds: Map<string, SenderIds>;
+  /** While the kernel moves between nodes: one-way batches and calls kept in arrival order, not yet handled. */
+  held: HeldMessage[] | undefined;
+  /** Calls handed to the kernel and not answered yet, and sends waiting for room: a move waits for both. */
+  busy: number;
+  /** Outputs carried from the kernel's previous node, answered before the kernel's own. */
+  carried: unknown[];
+  /** Whether its outputs and control subjects are taken (not while it arrives from another node). */
+  queries: boolean;
+}
+
+/**
+ * A one-way batch or a call that arrived while its kernel was moving, kept as it came (bytes, the headers the host
+ * reads and, for a call, where its answer goes) so that it can be handled where the kernel lands.
+ */
+export interface HeldMessage {
+  readonly kind: 'input' | 'call';
+  readonly data: Uint8Array;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly reply?: string;
 }
 
 /**
@@ -131,26 +150,133 @@ export class KernelHost {
     return this.#served.has(name);
   }
 
-  /** Starts serving a kernel. */
-  serve(kernel: HostedKernel): void {
+  /**
+   * Starts serving a kernel. `arriving`: the kernel is moving here from another node — its one-way and call
+   * subjects are taken in a queue group of their own (so that, until the old node lets go, both nodes get every
+   * message) and held, and outputs and control wait for {@link KernelHost.arrive}.
+   */
+  serve(kernel: HostedKernel, arriving?: { readonly group: string }): void {
     if (this.#served.has(kernel.name)) return;
-    const served: Served = { kernel, subscriptions: [], lastIds: new Map() };
-    const s = this.#subjects;
-    const on = (subject: string, handle: (msg: Msg) => void): void => {
-      served.subscriptions.push(
-        this.#nc.subscribe(subject, {
-          queue: QUEUE,
-          callback: (error, msg) => {
-            if (error === null) handle(msg);
-          },
-        }),
-      );
+    const served: Served = {
+      kernel,
+      subscriptions: [],
+      lastIds: new Map(),
+      held: arriving === undefined ? undefined : [],
+      busy: 0,
+      carried: [],
+      queries: false,
     };
-    on(s.input(kernel.name), (msg) => this.#input(served, msg));
-    on(s.call(kernel.name), (msg) => void this.#call(served, msg));
-    on(s.outputs(kernel.name), (msg) => void this.#outputs(served, msg));
-    on(s.control(kernel.name), (msg) => this.#control(served, msg));
+    const s = this.#subjects;
+    const queue = arriving?.group ?? QUEUE;
+    this.#subscribe(served, s.input(kernel.name), queue, (msg) => this.#input(served, msg));
+    this.#subscribe(served, s.call(kernel.name), queue, (msg) => void this.#call(served, msg));
+    if (arriving === undefined) this.#serveQueries(served);
     this.#served.set(kernel.name, served);
+  }
+
+  #subscribe(served: Served, subject: string, queue: string, handle: (msg: Msg) => void): void {
+    served.subscriptions.push(
+      this.#nc.subscribe(subject, {
+        queue,
+        callback: (error, msg) => {
+          if (error === null) handle(msg);
+        },
+      }),
+    );
+  }
+
+  #serveQueries(served: Served): void {
+    if (served.queries) return;
+    served.queries = true;
+    const name = served.kernel.name;
+    this.#subscribe(served, this.#subjects.outputs(name), QUEUE, (msg) => void this.#outputs(served, msg));
+    this.#subscribe(served, this.#subjects.control(name), QUEUE, (msg) => this.#control(served, msg));
+  }
+
+  /** From now on, one-way batches and calls for `name` are held in arrival order (its kernel is about to move). */
+  hold(name: string): void {
+    const served = this.#served.get(name);
+    if (served !== undefined) served.held ??= [];
+  }
+
+  /** Whether no call to `name` awaits its answer and no send to it waits for room. */
+  idle(name: string): boolean {
+    return (this.#served.get(name)?.busy ?? 0) === 0;
+  }
+
+  /**
+   * The kernel moved away: stops taking its subjects (every message the server sent before that is taken, into the
+   * held list) and forgets it without telling senders it ended. Returns what was held and the last message id
+   * taken from each sender before the hold.
+   */
+  async letGo(name: string): Promise<{ held: HeldMessage[]; lastIds: Record<string, number> }> {
+    const served = this.#served.get(name);
+    if (served === undefined) return { held: [], lastIds: {} };
+    served.held ??= [];
+    await Promise.all(served.subscriptions.map((subscription) => subscription.drain().catch(() => undefined)));
+    this.#served.delete(name);
+    const lastIds: Record<string, number> = {};
+    for (const [sender, ids] of served.lastIds) lastIds[sender] = ids.last;
+    return { held: served.held, lastIds };
+  }
+
+  /**
+   * Ends a hold: what the kernel's previous node held (`from`, with the ids it had taken from each sender) is
+   * handled first, then what was held here that is not a copy of it (both nodes got every message while both
+   * listened), in arrival order; outputs and control are served from now on. Without `from`: a move given up at
+   * the source, whose held messages are handled here in order.
+   */
+  release(
+    name: string,
+    from?: {
+      readonly held: readonly HeldMessage[];
+      readonly lastIds: Readonly<Record<string, number>>;
+      outputs: unknown[];
+    },
+  ): void {
+    const served = this.#served.get(name);
+    if (served?.held === undefined) return;
+    const own = served.held;
+    served.held = undefined;
+    if (from !== undefined) {
+      for (const [sender, last] of Object.entries(from.lastIds)) served.lastIds.set(sender, { last });
+      served.carried.push(...from.outputs);
+    }
+    const seen = this.#replay(served, from?.held ?? []);
+    for (const held of own)
+      if (!seen.has(held, (sender) => served.lastIds.get(sender)?.last ?? 0)) {
+        this.#handleHeld(served, held);
+      }
+    this.#serveQueries(served);
+  }
+
+  /**
+   * A move given up at its target: stops taking the kernel's subjects and forgets it; what was held here is
+   * dropped (the source took every message too, and handles them).
+   */
+  async giveUp(name: string): Promise<void> {
+    const served = this.#served.get(name);
+    if (served === undefined) return;
+    this.#served.delete(name);
+    await Promise.all(served.subscriptions.map((subscription) => subscription.drain().catch(() => undefined)));
+  }
+
+  /** Handles `messages` in order, and returns what they were, to know their copies. */
+  #replay(served: Served, messages: readonly HeldMessage[]): HeldCopies {
+    const copies = new HeldCopies();
+    for (const held of messages) {
+      copies.add(held);
+      this.#handleHeld(served, held);
+    }
+    return copies;
+  }
+
+  #handleHeld(served: Served, held: HeldMessage): void {
+    const msg = heldMsg(held, (data) => {
+      if (held.reply !== undefined) this.#nc.publish(held.reply, data);
+    });
+    if (held.kind === 'input') this.#input(served, msg);
+    else void this.#call(served, msg);
   }
 
   /**
@@ -180,6 +306,10 @@ export class KernelHost {
   }
 
   #input(served: Served, msg: Msg): void {
+    if (served.held !== undefined) {
+      served.held.push(heldOf('input', msg));
+      return;
+    }
     const sender = msg.headers?.get(Header.NODE) ?? '';
     const batchParent = contextFromTraceparent(msg.headers?.get(Header.TRACEPARENT));
     const ids = this.#senderIds(served, sender);
@@ -215,9 +345,16 @@ export class KernelHost {
     const messageId = frame.messageId;
     const typeId = frame.typeId;
     const priority = frame.priority;
+    served.busy++;
     withRemoteParent(parent, () => served.kernel.send(value, { priority })).then(
-      () => this.#delivered++,
-      (error: Error) => this.#refuse(served, error, sender, undefined, { messageId, typeId, payload }),
+      () => {
+        served.busy--;
+        this.#delivered++;
+      },
+      (error: Error) => {
+        served.busy--;
+        this.#refuse(served, error, sender, undefined, { messageId, typeId, payload });
+      },
     );
   }
 
@@ -405,6 +542,10 @@ export class KernelHost {
   }
 
   async #call(served: Served, msg: Msg): Promise<void> {
+    if (served.held !== undefined) {
+      served.held.push(heldOf('call', msg));
+      return;
+    }
     this.#calls++;
     const kernel = served.kernel;
     const sender = msg.headers?.get(Header.NODE) ?? '';
@@ -440,11 +581,12 @@ export class KernelHost {
     const timeout = Number(msg.headers?.get(Header.TIMEOUT) ?? '') || 30_000;
     const requestId = request.messageId;
     const parent = contextFromFrame(request) ?? contextFromTraceparent(msg.headers?.get(Header.TRACEPARENT));
+    served.busy++;
     try {
       const value = request.decode(kernel.inputCodec);
       const response = await withRemoteParent(parent, () =>
         kernel.call(value, { timeout, priority: request?.priority ?? 0 }),
-      );
+      ).finally(() => served.busy--);
       writer.add(kernel.outputCodec, response, {
         messageId: this.#replyIds++,
         correlationId: requestId,
@@ -469,6 +611,7 @@ export class KernelHost {
     const outputs: unknown[] = [];
     const writer = this.#writer;
     const take = (): void => {
+      while (outputs.length < max && served.carried.length > 0) outputs.push(served.carried.shift());
       while (outputs.length < max) {
         const out = kernel.tryReceive();
         if (out === undefined) return;
@@ -507,9 +650,80 @@ export class KernelHost {
 interface Msg {
   readonly data: Uint8Array;
   readonly headers?: MsgHdrs | undefined;
+  readonly reply?: string | undefined;
   respond(data?: Uint8Array | string): boolean;
 }
 
 function serialize(error: Error): { name: string; code: string | undefined; message: string } {
   return { name: error.name, code: (error as { code?: string }).code, message: error.message };
+}
+
+/** A held message as the host reads it again: its bytes, its headers, and an answer that goes to its reply. */
+function heldMsg(held: HeldMessage, respond: (data: Uint8Array) => void): Msg {
+  return {
+    data: held.data,
+    headers: { get: (key: string) => held.headers[key] ?? '' } as MsgHdrs,
+    respond: (data?: Uint8Array | string) => {
+      respond(typeof data === 'string' ? new TextEncoder().encode(data) : (data ?? new Uint8Array(0)));
+      return true;
+    },
+  };
+}
+
+/** The headers the host reads, kept with a held message. */
+const HELD_HEADERS = [Header.NODE, Header.TRACEPARENT, Header.TIMEOUT] as const;
+
+function heldOf(kind: HeldMessage['kind'], msg: Msg): HeldMessage {
+  const headers: Record<string, string> = {};
+  for (const key of HELD_HEADERS) {
+    const value = msg.headers?.get(key);
+    if (value) headers[key] = value;
+  }
+  // Copied: the client may reuse the buffer the message was read from.
+  return { kind, data: msg.data.slice(), headers, ...(msg.reply ? { reply: msg.reply } : {}) };
+}
+
+/**
+ * What a node that held messages for a moving kernel handed on, to know the copies the other node got of the same
+ * messages: one-way batches by their sender's message ids, calls by sender and id, anonymous ones by their bytes.
+ */
+class HeldCopies {
+  readonly #calls = new Set<string>();
+  readonly #anonymous = new Map<string, number>();
+
+  add(held: HeldMessage): void {
+    const sender = held.headers[Header.NODE];
+    if (sender !== undefined && held.kind === 'call') this.#calls.add(`${sender} ${firstId(held.data)}`);
+    else if (sender === undefined) {
+      const key = `${held.kind} ${Buffer.from(held.data).toString('base64')}`;
+      this.#anonymous.set(key, (this.#anonymous.get(key) ?? 0) + 1);
+    }
+  }
+
+  /** Whether `held` is a copy of one handed on (a one-way batch: ids at or below the last one taken from it). */
+  has(held: HeldMessage, lastTaken: (sender: string) => number): boolean {
+    const sender = held.headers[Header.NODE];
+    if (sender === undefined) {
+      const key = `${held.kind} ${Buffer.from(held.data).toString('base64')}`;
+      const count = this.#anonymous.get(key) ?? 0;
+      if (count === 0) return false;
+      this.#anonymous.set(key, count - 1);
+      return true;
+    }
+    const id = firstId(held.data);
+    return held.kind === 'call' ? this.#calls.has(`${sender} ${id}`) : id <= lastTaken(sender);
+  }
+}
+
+/** The message id of a batch's first frame (0 when it has none). */
+function firstId(data: Uint8Array): number {
+  let id = 0;
+  readFrameBatch(
+    data,
+    (frame) => {
+      if (id === 0) id = frame.messageId;
+    },
+    () => undefined,
+  );
+  return id;
 }

@@ -16,6 +16,8 @@ import { FrameBatchWriter, readFrameBatch } from './frame-batch.js';
 import { activeTrace, errorFromFrame, Header } from './remote-frames.js';
 
 const RESOLVED = Promise.resolve();
+/** The wait before a request that found nobody listening (a kernel moving between nodes) is asked again, ms. */
+const NO_RESPONDERS_RETRY_MS = 10;
 /** How much longer than a receive's own timeout its request waits for the node's answer. */
 const RECEIVE_MARGIN_MS = 2000;
 
@@ -333,10 +335,7 @@ export class RemoteKernel<InIn = unknown, OutView = unknown> implements KernelRe
     headers.set(Header.TIMEOUT, String(timeout));
     if (trace !== undefined) headers.set(Header.TRACEPARENT, trace.traceparent);
     const node = this.node;
-    const pending = this.#context.nc.request(this.#context.subjects.call(this.name), writer.take(), {
-      timeout,
-      headers,
-    });
+    const pending = this.#request(this.#context.subjects.call(this.name), writer.take(), { timeout, headers });
     const signal = options.signal;
     const reply = await (signal === undefined
       ? pending
@@ -380,13 +379,11 @@ export class RemoteKernel<InIn = unknown, OutView = unknown> implements KernelRe
     if (ready !== undefined) return ready;
     this.#checkAddressable('receive from');
     const node = this.node;
-    const reply = await this.#context.nc
-      .request(this.#context.subjects.outputs(this.name), JSON.stringify({ max: 64, timeout }), {
-        timeout: timeout + RECEIVE_MARGIN_MS,
-      })
-      .catch((error: unknown) => {
-        throw this.#requestError(error, 'receive', timeout, node);
-      });
+    const reply = await this.#request(this.#context.subjects.outputs(this.name), JSON.stringify({ max: 64, timeout }), {
+      timeout: timeout + RECEIVE_MARGIN_MS,
+    }).catch((error: unknown) => {
+      throw this.#requestError(error, 'receive', timeout, node);
+    });
     let failure: Error | undefined;
     readFrameBatch(
       reply.data,
@@ -405,12 +402,36 @@ export class RemoteKernel<InIn = unknown, OutView = unknown> implements KernelRe
   async metrics(): Promise<KernelRefMetrics> {
     this.#checkAddressable('read metrics of');
     const node = this.node;
-    const reply = await this.#context.nc
-      .request(this.#context.subjects.control(this.name), '', { timeout: 5000 })
-      .catch((error: unknown) => {
+    const reply = await this.#request(this.#context.subjects.control(this.name), '', { timeout: 5000 }).catch(
+      (error: unknown) => {
         throw this.#requestError(error, 'metrics', 5000, node);
-      });
+      },
+    );
     return (reply.json() as { metrics: KernelRefMetrics }).metrics;
+  }
+
+  /**
+   * A NATS request to the kernel's node. Nobody listening while the registry still lists the kernel is a moment
+   * of its move between nodes (the old node let go, the new one not yet listening): asked again shortly, within
+   * the request's timeout — the request reached nobody, so it cannot be handled twice.
+   */
+  async #request(
+    subject: string,
+    data: Uint8Array | string,
+    options: { timeout: number; headers?: MsgHdrs },
+  ): Promise<import('@nats-io/transport-node').Msg> {
+    const end = performance.now() + options.timeout;
+    for (;;) {
+      try {
+        return await this.#context.nc.request(subject, data, options);
+      } catch (error) {
+        const left = end - performance.now();
+        if (!causeNames(error).has('NoRespondersError') || left < NO_RESPONDERS_RETRY_MS * 2) throw error;
+        if (this.#context.registry.get(this.name) === undefined) throw error;
+        await new Promise((resolve) => setTimeout(resolve, NO_RESPONDERS_RETRY_MS));
+        options = { ...options, timeout: Math.floor(left - NO_RESPONDERS_RETRY_MS) };
+      }
+    }
   }
 
   #checkAddressable(operation: string): void {

@@ -1,3 +1,5 @@
+import type { NodeMoveOptions, NodeMoveReport } from '../cluster/kernel-move.js';
+import { InvalidArgumentError } from '../errors/argument-errors.js';
 import { MigrationError, type MigrationPhase, PlacementError } from '../errors/device-errors.js';
 import { InvalidStateError } from '../errors/runtime-errors.js';
 import { TimeoutError } from '../errors/value-errors.js';
@@ -95,6 +97,13 @@ export interface MigrationHost<K = MigratableKernel> {
   bytesOf(handle: K): number;
   /** The kernel now runs on `dormant`'s worker (bookkeeping: hosted counts, migrations, checkpoints, the log). */
   migrated(handle: K, from: number, dormant: DormantTarget, report: MigrationReport): void;
+  /** The runtime's cluster node, once it joined one: moves kernels to other nodes. */
+  cluster?(): NodeMover | undefined;
+}
+
+/** What a move to another node needs of the runtime's cluster node. */
+export interface NodeMover {
+  moveKernel(name: string, node: string, options?: NodeMoveOptions): Promise<NodeMoveReport>;
 }
 
 const PHASES: readonly MigrationPhase[] = ['prepare', 'quiesce', 'checkpoint', 'transfer', 'restore', 'swap', 'resume'];
@@ -174,6 +183,36 @@ export class KernelMigrator<K = MigratableKernel> {
     } finally {
       this.#moving.delete(handle);
     }
+  }
+
+  /**
+   * Moves the kernel launched here as `name` to node `node` of the runtime's cluster (or `'least-loaded'`: the
+   * live node hosting the fewest kernels): it finishes what is already queued here, is paused and checkpointed,
+   * launched there from its state, and takes over there — the messages sent meanwhile (held, in order per sender),
+   * its unreceived outputs and its registry entry with it. Senders on every node keep using the name: their
+   * references (`runtime.ref(name)`) follow it, at-least-once kernels keep their guarantee. A local handle of the
+   * kernel held on this node ends with its instance here; address it by `runtime.ref(name)` instead.
+   *
+   * @throws {InvalidArgumentError} unless the runtime is a node of a cluster; `ClusterNodeUnknownError` when
+   * `node` is no live node; `KernelNotFoundError` when no live kernel by that name runs on this node;
+   * `InvalidStateError` when it is already moving or not Launched, Active or Deactivated.
+   * @throws {MigrationError} when a step failed (the target died, did not answer within `timeoutMs`, could not
+   * launch it): `rolledBack` is true when the kernel runs on here with nothing lost.
+   * @example
+   * const report = await runtime.kernelMigrator().moveToNode('sensors/eu/avg', 'node-b');
+   * console.log(`moved to ${report.to}: ${report.stateBytes} B of state, paused ${report.pauseMs.toFixed(1)} ms`);
+   * await runtime.ref('sensors/eu/avg').send({ sensor: 1, value: 20 }); // now through NATS, to node-b
+   */
+  async moveToNode(name: string, node: string, options?: NodeMoveOptions): Promise<NodeMoveReport> {
+    this.#host.checkAccepting('move a kernel');
+    const cluster = this.#host.cluster?.();
+    if (cluster === undefined) {
+      throw new InvalidArgumentError(
+        'node',
+        'moveToNode moves a kernel to another node of a cluster, and this runtime is not a node of one (builder().cluster({...}))',
+      );
+    }
+    return cluster.moveKernel(name, node, options);
   }
 
   async #migrate(

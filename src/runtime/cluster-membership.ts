@@ -11,7 +11,7 @@ import type { LaunchOptions } from './kernel-launcher.js';
 type KernelEvent = { type: 'launched' | 'ended'; kernel: HostedKernel };
 
 /** What the runtime's cluster membership needs of the runtime: what the node needs, and a launch here. */
-export interface MembershipHost extends Omit<ClusterRuntimePort, 'watchKernels' | 'localKernel'> {
+export interface MembershipHost extends Omit<ClusterRuntimePort, 'watchKernels' | 'localKernel' | 'movable'> {
   /** The live kernel launched here under `name`, if any. */
   localKernel(name: string): KernelHandle | undefined;
   /** Launches a kernel on this node, whatever the cluster's placement. */
@@ -60,6 +60,7 @@ export class ClusterMembership {
       },
       deadLetter: (letter) => host.deadLetter(letter),
       launch: (kernelId, placed) => host.launch(kernelId, placed),
+      movable: (name) => host.localKernel(name)?.migration,
     };
     this.#node = await ClusterNode.join(port, options);
     return this.#node;

@@ -219,12 +219,7 @@ export class RingKernelRuntime {
       },
       checkAccepting: (operation) => this.#checkAccepting(operation),
       liveKernel: (name) => this.#kernels.get(name),
-      nameHeldElsewhere: (name) => {
-        const cluster = this.cluster;
-        const entry = cluster?.registry.get(name);
-        if (cluster === undefined || entry === undefined || entry.node === cluster.node) return undefined;
-        return cluster.registry.isAlive(entry.node) ? entry : undefined;
-      },
+      nameHeldElsewhere: (name) => this.cluster?.holderElsewhere(name),
       joined: (handle, threadId, allocations) => {
         this.#admission.admitNew(handle);
         this.#statistics.launched();
@@ -439,11 +434,12 @@ export class RingKernelRuntime {
   }
 
   /**
-   * The runtime's kernel migrator (one per runtime): moves live kernels between devices with their state and
-   * queue, nothing lost, rolled back on failure.
+   * The runtime's kernel migrator (one per runtime): moves live kernels between devices, or to another node of
+   * the runtime's cluster, with their state and queue, nothing lost, rolled back on failure.
    *
    * @example
    * const report = await runtime.kernelMigrator().migrateKernel('scorer', 0, 1);
+   * await runtime.kernelMigrator().moveToNode('scorer', 'gpu-node-2');
    */
   kernelMigrator(): KernelMigrator<KernelHandle> {
     this.#migrator ??= new KernelMigrator<KernelHandle>({
@@ -455,6 +451,7 @@ export class RingKernelRuntime {
       freeBytes: (device) => this.#devices.freeBytes(device),
       bytesOf: (handle) => this.#memory.bytesOf(handle),
       migrated: (handle, from, dormant, report) => this.#migrated(handle, from, dormant.threadId, report),
+      cluster: () => this.cluster,
     });
     return this.#migrator;
   }

@@ -25,6 +25,8 @@ export async function startNodeProcess(spec: {
   readonly atLeastOnce?: readonly string[];
   readonly failover?: readonly string[];
   readonly traceEndpoint?: string;
+  readonly heartbeatMs?: number;
+  readonly downAfterMs?: number;
 }): Promise<NodeProcess> {
   const child = spawn(process.execPath, [FIXTURE], {
     env: { ...process.env, RK_CLUSTER_NODE: JSON.stringify(spec) },

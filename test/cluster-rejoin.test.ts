@@ -1,0 +1,84 @@
+/**
+ * A node declared down that comes back under the same name (its process paused past `downAfterMs`, then resumed),
+ * over a real nats-server on loopback: the kernel another node restarted meanwhile keeps the name, and the
+ * returning node's own instance ends — the kernel never runs twice, the registry lists it once.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type ClusterOptions, type DeadLetter, RingKernelRuntime } from '../src/index.js';
+import { OrderedSum } from './fixtures/kernels.js';
+import { startNodeProcess } from './support/cluster-process.js';
+import { eventually } from './support/eventually.js';
+import { type NatsServer, natsServerMissing, startNatsServer } from './support/nats-server.js';
+
+const missing = natsServerMissing();
+
+const until = (condition: () => boolean, timeoutMs = 5000): Promise<void> =>
+  eventually(() => assert.ok(condition(), condition.toString()), timeoutMs);
+
+type NumbersIn = { sender: number; seq: number; value: number };
+type TallyOut = { total: number; count: number; disorder: number };
+
+describe('a node that comes back after it was declared down', { skip: missing }, () => {
+  let server: NatsServer;
+  before(async () => {
+    server = await startNatsServer();
+  });
+  after(async () => {
+    await server?.close();
+  });
+
+  const node = (name: string, more: Partial<ClusterOptions> = {}): Promise<RingKernelRuntime> =>
+    RingKernelRuntime.builder()
+      .config({ workers: 1 })
+      .cluster({ servers: server.url, node: name, cluster: 'rejoin', heartbeatMs: 200, downAfterMs: 1000, ...more })
+      .build();
+
+  test('its kernel, restarted elsewhere meanwhile, is not run twice: the returning instance ends and every message reaches the one listed', async () => {
+    const x = await startNodeProcess({
+      servers: server.url,
+      node: 'rx',
+      cluster: 'rejoin',
+      kernels: [{ id: OrderedSum.id, name: 'rejoin/sum' }],
+    });
+    try {
+      await using f = await node('rf', { failover: ['rejoin/**'] });
+      await using c = await node('rc');
+      const letters: DeadLetter[] = [];
+      c.deadLetters.on('deadLetter', (letter) => letters.push(letter));
+      await until(() => c.cluster?.registry.get('rejoin/sum')?.node === 'rx');
+      const failedOver = new Promise((resolve) => f.cluster?.once('failover', resolve));
+      // Paused past downAfterMs: declared down, and F restarts its kernel.
+      x.child.kill('SIGSTOP');
+      await failedOver;
+      await until(() => c.cluster?.registry.get('rejoin/sum')?.node === 'rf');
+      x.child.kill('SIGCONT');
+      // Back: it heart-beats again, lists no kernel, and the name stays F's.
+      await until(() => c.cluster?.registry.isAlive('rx') === true);
+      await until(() => c.cluster?.registry.nodes().find((entry) => entry.node === 'rx')?.kernels === 0);
+      await until(() => x.output().includes('"displaced":"rejoin/sum"'));
+      assert.equal(c.cluster?.registry.get('rejoin/sum')?.node, 'rf');
+      assert.deepEqual(
+        c.cluster?.registry.lookup('rejoin/**').map((entry) => entry.node),
+        ['rf'],
+      );
+      // Every message sent by name from now on reaches F's instance (none is taken by the returning one).
+      const ref = c.ref<NumbersIn, TallyOut>('rejoin/sum');
+      for (let seq = 1; seq <= 2000; seq++) ref.trySend({ sender: 1, seq, value: 1 });
+      const tally = await ref.call({ sender: 1, seq: 2001, value: 1 }, { timeout: 10_000 });
+      assert.deepEqual([tally.count, tally.total, tally.disorder], [2001, 2001, 0]);
+      assert.equal(c.cluster?.stats().lostByPeers, 0);
+      assert.deepEqual(letters, []);
+      // And it stays that way over later heartbeats (the returning node does not list it again).
+      await sleep(600);
+      assert.deepEqual(
+        c.cluster?.registry.lookup('rejoin/**').map((entry) => entry.node),
+        ['rf'],
+      );
+    } finally {
+      x.child.kill('SIGCONT');
+      await x.stop();
+    }
+  });
+});
