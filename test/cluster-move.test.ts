@@ -242,7 +242,10 @@ describe('kernels moving between nodes', { skip: missing }, () => {
       // B, thawed, gives up the kernel it was asked to take (told to abort): the name stays A's alone.
       await sleep(1500);
       assert.equal(c.cluster?.registry.get('stays')?.node, 'fa');
-      assert.equal((await ref.call({ sender: 1, seq: 3002, value: 1 }, { timeout: 10_000 })).count, 3002);
+      // Every call is answered by A's kernel (were B serving the name too, about half would go to B's copy).
+      for (let seq = 3002; seq < 3022; seq++) {
+        assert.equal((await ref.call({ sender: 1, seq, value: 1 }, { timeout: 10_000 })).count, seq);
+      }
     } finally {
       b.child.kill('SIGCONT');
       await b.stop();

@@ -221,6 +221,10 @@ describe('cluster nodes in one process', { skip: missing }, () => {
       const other = new FrameBatchWriter();
       other.add(Echo.input, new Uint8Array(8), { messageId: 2 });
       foreign.publish(subjects.input('acc4'), other.take());
+      // The kernel's type id over a payload of the wrong size (checked by size, before the frame goes into the ring).
+      const resized = new FrameBatchWriter();
+      resized.add({ ...Echo.input, typeId: Numbers.typeId }, new Uint8Array(8), { messageId: 3 });
+      foreign.publish(subjects.input('acc4'), resized.take());
       // A call with garbage is answered with an error, not left hanging.
       const reply = await foreign.request(subjects.call('acc4'), new Uint8Array(7), { timeout: 5000 });
       assert.ok(reply.data.length > 0);
@@ -229,7 +233,7 @@ describe('cluster nodes in one process', { skip: missing }, () => {
       foreign.publish(subjects.input('acc4'), bytes, { headers: h });
       await foreign.flush();
       await until(() => acc.counters().processed === 1, 5000);
-      await until(() => letters.length >= 5, 5000);
+      await until(() => letters.length >= 6, 5000);
     } finally {
       await foreign.close();
     }
@@ -238,8 +242,13 @@ describe('cluster nodes in one process', { skip: missing }, () => {
     assert.ok(codes.includes(ErrorCode.FrameBadLength), codes.join());
     assert.ok(codes.includes(ErrorCode.FrameBadMagic), codes.join());
     assert.ok(codes.includes(ErrorCode.MessageTypeMismatch), codes.join());
+    assert.ok(
+      letters.some((letter) => letter.error.message.includes(`payload is 8 bytes, not ${Numbers.size}`)),
+      'the resized frame is refused by its size',
+    );
+    assert.equal(acc.counters().processed, 1, 'only the good frame reached the kernel');
     assert.equal(acc.status, 'Active');
-    assert.ok((a.cluster?.stats().malformed ?? 0) >= 5);
+    assert.ok((a.cluster?.stats().malformed ?? 0) >= 6);
   });
 
   test('a gap in a sender’s message ids is counted as lost on both sides, never silent', async () => {
@@ -260,6 +269,30 @@ describe('cluster nodes in one process', { skip: missing }, () => {
     await until(() => (a.cluster?.stats().lost ?? 0) === 3, 5000);
     await until(() => letters.some((letter) => letter.reason === 'message-lost'), 5000);
     assert.equal(letters.find((letter) => letter.reason === 'message-lost')?.error.code, ErrorCode.ClusterMessageLost);
+  });
+
+  test('remote sends waiting for room when their kernel ends are each one dead letter, not two', async () => {
+    await using a = await node(server, 'a-wait');
+    await using b = await node(server, 'b-wait');
+    const letters: DeadLetter[] = [];
+    a.deadLetters.on('deadLetter', (letter) => letters.push(letter));
+    // Not active: the ring fills, and the sends after that wait for room on A.
+    const sink = await a.launch(Sink, 1, 1, { name: 'waiting', queueCapacity: 8, onFull: 'wait', autoActivate: false });
+    await until(() => b.cluster?.registry.get('waiting') !== undefined);
+    const remote = b.ref<{ sender: number; seq: number; value: number }, unknown>('waiting');
+    for (let seq = 0; seq < 40; seq++) remote.trySend({ sender: 1, seq, value: 1 });
+    await until(() => (a.cluster?.stats().delivered ?? 0) > 0 && sink.metrics().inputQueueDepth > 0);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await sink.terminate({ drain: false });
+    // Queued in the ring or waiting for room: each of the 40 is one dead letter on A (before, a waiting send was
+    // lettered by the kernel and again by the node).
+    await until(() => letters.length >= 40);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(letters.length, 40, letters.map((letter) => letter.reason).join());
+    assert.deepEqual(
+      letters.map((letter) => Numbers.decode(letter.payload).seq).sort((x, y) => x - y),
+      Array.from({ length: 40 }, (_, i) => i),
+    );
   });
 
   test('remote sends racing a terminate are each handled or dead-lettered, never lost silently (seeded)', async (t) => {

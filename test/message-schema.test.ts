@@ -75,6 +75,17 @@ function roundTrip(value: Input) {
 }
 
 describe('defineMessage', () => {
+  it('checks a payload size without building a view: its own size passes, any other is a typed mismatch', () => {
+    assert.doesNotThrow(() => Everything.checkSize?.(112));
+    for (const size of [0, 111, 113, 224]) {
+      assert.throws(
+        () => Everything.checkSize?.(size),
+        (error: unknown) =>
+          error instanceof MessageTypeMismatchError && error.message.includes(`payload is ${size} bytes, not 112`),
+      );
+    }
+  });
+
   it('lays fields out with natural C alignment', () => {
     const offsets = Object.fromEntries(Everything.fields.map((f) => [f.name, f.offset]));
     assert.deepEqual(offsets, {

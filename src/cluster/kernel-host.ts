@@ -34,9 +34,6 @@ const KERNEL_REFUSALS = new Set<string>([
 /** Outputs a node sends per answer to a receive, at most. */
 const MAX_OUTPUTS_PER_ANSWER = 256;
 
-/** What `#decode` returns for a frame that is not the kernel's message (it has been dead-lettered already). */
-const NOT_DECODED: unique symbol = Symbol('not decoded');
-
 /** What a node sends a sender about frames it refused or found missing. */
 export interface DeliveryNotice {
   readonly kernel: string;
@@ -331,8 +328,7 @@ export class KernelHost {
     ids: SenderIds | undefined,
   ): void {
     if (ids !== undefined) this.#account(served, frame.messageId, sender, ids);
-    const value = this.#decode(served, frame, sender);
-    if (value === NOT_DECODED) return;
+    if (!this.#accepts(served, frame, sender)) return;
     const parent = parentOf(frame, batchParent);
     const sent = this.#tryWrite(served, frame, sender, parent);
     if (sent === undefined) return;
@@ -341,6 +337,7 @@ export class KernelHost {
       return;
     }
     // The ring is full: the kernel's onFull decides — wait in order (send copies the bytes now), or refuse.
+    const value = frame.decode(served.kernel.inputCodec);
     const payload = frame.payload.slice();
     const messageId = frame.messageId;
     const typeId = frame.typeId;
@@ -353,7 +350,9 @@ export class KernelHost {
       },
       (error: Error) => {
         served.busy--;
-        this.#refuse(served, error, sender, undefined, { messageId, typeId, payload });
+        // A send still waiting when the kernel ended was dead-lettered by the kernel itself: told, not lettered again.
+        if (refusedByKernel(error)) this.#toldRefused(served, error, sender);
+        else this.#refuse(served, error, sender, undefined, { messageId, typeId, payload });
       },
     );
   }
@@ -377,19 +376,22 @@ export class KernelHost {
     }
   }
 
-  /** The frame's message for the served kernel, or NOT_DECODED when it is not one (dead-lettered as a bad frame). */
-  #decode(served: Served, frame: FrameView, sender: string): unknown {
+  /**
+   * Whether the frame is the served kernel's message — its type id, and its size by the codec's `checkSize` (no
+   * view is built for a frame that goes into the ring as it came); else it is dead-lettered as a bad frame.
+   */
+  #accepts(served: Served, frame: FrameView, sender: string): boolean {
     const codec = served.kernel.inputCodec;
-    if (frame.typeId !== codec.typeId) {
-      const mismatch = new MessageTypeMismatchError(codec.name, `type id ${frame.typeId}, expected ${codec.typeId}`);
-      this.#badFrame(served, mismatch, sender, frame);
-      return NOT_DECODED;
-    }
     try {
-      return frame.decode(codec);
+      if (frame.typeId !== codec.typeId) {
+        throw new MessageTypeMismatchError(codec.name, `type id ${frame.typeId}, expected ${codec.typeId}`);
+      }
+      if (codec.checkSize === undefined) frame.decode(codec);
+      else codec.checkSize(frame.payloadSize);
+      return true;
     } catch (error) {
       this.#badFrame(served, error as RingKernelError, sender, frame);
-      return NOT_DECODED;
+      return false;
     }
   }
 
@@ -408,8 +410,7 @@ export class KernelHost {
     readFrameBatch(
       data,
       (frame) => {
-        const value = this.#decode(served, frame, sender);
-        if (value === NOT_DECODED) return;
+        if (!this.#accepts(served, frame, sender)) return;
         const parent = parentOf(frame, batchParent);
         if (waits.length === 0) {
           const sent = this.#tryWrite(served, frame, sender, parent);
@@ -421,6 +422,7 @@ export class KernelHost {
           }
         }
         const priority = frame.priority;
+        const value = frame.decode(kernel.inputCodec);
         waits.push(
           withRemoteParent(parent, () => kernel.send(value, { priority, onFull: 'wait' })).then(
             () => true,
@@ -444,13 +446,14 @@ export class KernelHost {
    * it itself) or could not take its value (a dead letter here). Either way the sender is told.
    */
   #refusedHere(served: Served, error: Error, sender: string, frame: FrameView): void {
-    const code = (error as { code?: string }).code;
-    if (code !== undefined && KERNEL_REFUSALS.has(code)) {
-      this.#refused++;
-      this.#notify(sender, { kernel: served.kernel.name, reason: 'refused', count: 1, error: serialize(error) });
-      return;
-    }
-    this.#badFrame(served, error, sender, frame);
+    if (refusedByKernel(error)) this.#toldRefused(served, error, sender);
+    else this.#badFrame(served, error, sender, frame);
+  }
+
+  /** A refusal the kernel dead-lettered itself: counted, and its sender told. */
+  #toldRefused(served: Served, error: Error, sender: string): void {
+    this.#refused++;
+    this.#notify(sender, { kernel: served.kernel.name, reason: 'refused', count: 1, error: serialize(error) });
   }
 
   /** The ids seen from `sender` (none for a publisher that does not say who it is: no loss accounting then). */
@@ -652,6 +655,12 @@ interface Msg {
   readonly headers?: MsgHdrs | undefined;
   readonly reply?: string | undefined;
   respond(data?: Uint8Array | string): boolean;
+}
+
+/** Whether the kernel refused a message with `error` and dead-lettered it itself. */
+function refusedByKernel(error: Error): boolean {
+  const code = (error as { code?: string }).code;
+  return code !== undefined && KERNEL_REFUSALS.has(code);
 }
 
 function serialize(error: Error): { name: string; code: string | undefined; message: string } {

@@ -111,6 +111,18 @@ export interface MovePort {
   listed(name: string, entry: ClusterKernelEntry | undefined): void;
 }
 
+/** A kernel moving here. */
+interface Arrival {
+  readonly move: string;
+  /** The registry entry's revision its commit swaps. */
+  readonly revision: number;
+  /** Gives the move up when no commit comes. */
+  readonly timer: NodeJS.Timeout;
+  /** Its launch is under way: a give-up meanwhile is done by the launch's end. */
+  launching: boolean;
+  abandoned: boolean;
+}
+
 /** How long an arriving kernel waits for its source's commit before it gives the move up, ms (past the timeout). */
 const COMMIT_GRACE_MS = 2000;
 
@@ -137,7 +149,7 @@ export class KernelMoves {
   /** Kernels moving away from here: the node publishes nothing for them meanwhile. */
   readonly #leaving = new Set<string>();
   /** Kernels moving here, by name: the move's id, the entry revision to swap, and the timer that gives it up. */
-  readonly #arriving = new Map<string, { move: string; revision: number; timer: NodeJS.Timeout }>();
+  readonly #arriving = new Map<string, Arrival>();
 
   constructor(port: MovePort) {
     this.#port = port;
@@ -225,9 +237,6 @@ export class KernelMoves {
       phase = 'checkpoint';
       const state = await within(movable.snapshotState(), `the checkpoint of kernel '${name}'`);
       stateBytes = state.byteLength;
-      for (let out = kernel.tryReceive(); out !== undefined; out = kernel.tryReceive()) {
-        outputs.add(kernel.outputCodec, out, { messageId: ++outputsCarried });
-      }
       await port.nc.flush(); // the inbox's acknowledgements reach the server before the target consumes
       phase = 'transfer';
       const prepare: MovePrepare = {
@@ -250,12 +259,15 @@ export class KernelMoves {
     } catch (error) {
       // Nothing handed on yet: the kernel resumes here with what was held, in order.
       if (prepared) this.#tell(target, { step: 'abort', move });
-      const outs = decodeOutputs(outputs.take(), kernel);
-      port.host.release(name, { held: [], lastIds: {}, outputs: outs });
+      port.host.release(name);
       const rolledBack = await this.#resume(kernel, movable, wasActive);
       throw new MigrationError(name, phase, error, rolledBack);
     }
     phase = 'swap';
+    // Paused: no output comes after these. Taken now, once the target is there to answer them.
+    for (let out = kernel.tryReceive(); out !== undefined; out = kernel.tryReceive()) {
+      outputs.add(kernel.outputCodec, out, { messageId: ++outputsCarried });
+    }
     // Every message the server sent here is taken, held: from now on only the target gets them.
     const { held, lastIds } = await port.host.letGo(name);
     const carried = outputs.take();
@@ -367,13 +379,19 @@ export class KernelMoves {
     const grace = 2 * step.timeoutMs + COMMIT_GRACE_MS;
     const timer = setTimeout(() => void this.#giveUp(step.move).catch(() => undefined), grace);
     timer.unref();
-    this.#arriving.set(name, { move: step.move, revision: step.revision, timer });
+    const arrival: Arrival = { move: step.move, revision: step.revision, timer, launching: true, abandoned: false };
+    this.#arriving.set(name, arrival);
     try {
       await port.launchHere(step.kernelId, step.moduleUrl, step.options, Buffer.from(step.state, 'base64'));
+      arrival.launching = false;
+      // Given up while it launched (the source's abort came first): it ends here, its held copies with it.
+      if (arrival.abandoned)
+        throw new InvalidStateError(name, 'move here', 'Launched', 'Active', 'and the move was given up');
       await port.nc.flush(); // its subscriptions are the server's before the source lets go
     } catch (error) {
-      clearTimeout(timer);
-      this.#arriving.delete(name);
+      arrival.launching = false;
+      arrival.abandoned = false;
+      await this.#giveUp(step.move);
       port.runtime
         .localKernel(name)
         ?.terminate()
@@ -410,6 +428,10 @@ export class KernelMoves {
     const found = [...this.#arriving].find(([, a]) => a.move === move);
     if (found === undefined) return;
     const [name, arriving] = found;
+    if (arriving.launching) {
+      arriving.abandoned = true;
+      return;
+    }
     clearTimeout(arriving.timer);
     this.#arriving.delete(name);
     await this.#port.host.giveUp(name);

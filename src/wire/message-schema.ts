@@ -151,6 +151,13 @@ export interface MessageCodec<In, View> {
   encodeInto(view: DataView, bytes: Uint8Array, offset: number, value: In): void;
   /** A zero-copy view over `size` payload bytes at `offset`. */
   view(view: DataView, bytes: Uint8Array, offset: number, size: number): View;
+  /**
+   * Checks that a payload of `size` bytes can be this message, without building a view: what a receiver that
+   * passes the bytes on as they are needs (a cluster node writing a frame from the network into a ring). Optional:
+   * a codec without it is checked by building a view.
+   * @throws {MessageTypeMismatchError} when it cannot.
+   */
+  checkSize?(size: number): void;
 }
 
 /** A message type defined with {@link defineMessage}. */
@@ -309,6 +316,10 @@ export function defineMessage<const F extends FieldsSpec>(
       if (payloadSize !== size)
         throw new MessageTypeMismatchError(name, `payload is ${payloadSize} bytes, not ${size}`);
       return new View(view, bytes, offset) as MessageView<F>;
+    },
+    checkSize(payloadSize) {
+      if (payloadSize !== size)
+        throw new MessageTypeMismatchError(name, `payload is ${payloadSize} bytes, not ${size}`);
     },
     encode(value) {
       const bytes = new Uint8Array(size);
