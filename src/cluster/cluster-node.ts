@@ -21,6 +21,7 @@ import { DurableInbox, ensureStream } from './durable-delivery.js';
 import { type DeliveryNotice, type KernelEndedNotice, KernelHost, type KernelHostStats } from './kernel-host.js';
 import { KernelMoves, type NodeMoveOptions, type NodeMoveReport } from './kernel-move.js';
 import {
+  answerAfter,
   chooseNode,
   type PlacedLaunchOptions,
   type PlacementAnswer,
@@ -372,19 +373,10 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
 
   /** Another node placed a launch here: launch it and answer once it is registered, or answer why not. */
   async #placed(msg: { json<T>(): T; respond(data?: string): boolean }): Promise<void> {
-    let answer: PlacementAnswer = {};
-    try {
+    await answerAfter(msg, async () => {
       if (this.#left !== undefined) throw new ClusterNodeDownError('', this.node, 'the node is leaving the cluster');
       await this.#launchHere(msg.json<PlacementRequest>());
-    } catch (error) {
-      const e = error as { name?: string; code?: string; message?: string };
-      answer = { error: { name: e.name ?? 'Error', code: e.code, message: e.message ?? String(error) } };
-    }
-    try {
-      msg.respond(JSON.stringify(answer));
-    } catch {
-      // The connection is closing: the placing node's request times out.
-    }
+    });
   }
 
   #entryOf(kernel: HostedKernel): ClusterKernelEntry {

@@ -10,7 +10,7 @@ import type { ClusterKernelEntry, ClusterRegistry } from './cluster-registry.js'
 import type { ClusterSubjects } from './cluster-subjects.js';
 import { FrameBatchWriter, readFrameBatch } from './frame-batch.js';
 import type { HeldMessage, KernelHost } from './kernel-host.js';
-import type { PlacedLaunchOptions } from './kernel-placement.js';
+import { answerAfter, type PlacedLaunchOptions, type PlacementAnswer } from './kernel-placement.js';
 
 /** Options of a move to another node (`runtime.kernelMigrator().moveToNode`). */
 export interface NodeMoveOptions {
@@ -69,10 +69,35 @@ interface MoveCommit {
   readonly outputs: string;
 }
 
-type MoveStep = MovePrepare | MoveCommit | { readonly step: 'abort'; readonly move: string };
+/** A held message as it travels (its bytes in base64). */
+type TravellingHeld = MoveCommit['held'][number];
 
-interface MoveAnswer {
-  readonly error?: { readonly name: string; readonly code: string | undefined; readonly message: string };
+/** A part of what the source held, sent ahead of the commit when it all would not fit one NATS message. */
+interface MoveHeld {
+  readonly step: 'held';
+  readonly move: string;
+  readonly held: readonly TravellingHeld[];
+}
+
+type MoveStep = MovePrepare | MoveHeld | MoveCommit | { readonly step: 'abort'; readonly move: string };
+
+/** Bytes of held messages per part of a move's hand-over, at most (well under NATS's default 1 MB payload). */
+const HELD_PART_BYTES = 256 * 1024;
+
+/** `held` cut into parts of about {@link HELD_PART_BYTES} each, in order (at least one part, maybe empty). */
+function inParts(held: readonly TravellingHeld[]): TravellingHeld[][] {
+  const parts: TravellingHeld[][] = [[]];
+  let bytes = 0;
+  for (const message of held) {
+    const size = message.data.length + 256;
+    if (bytes + size > HELD_PART_BYTES && bytes > 0) {
+      parts.push([]);
+      bytes = 0;
+    }
+    parts[parts.length - 1]?.push(message);
+    bytes += size;
+  }
+  return parts;
 }
 
 /** The kernel's side of the pause and checkpoint (a local handle's migration port). */
@@ -121,6 +146,8 @@ interface Arrival {
   /** Its launch is under way: a give-up meanwhile is done by the launch's end. */
   launching: boolean;
   abandoned: boolean;
+  /** The parts of what the source held that came ahead of its commit. */
+  readonly received: TravellingHeld[];
 }
 
 /** How long an arriving kernel waits for its source's commit before it gives the move up, ms (past the timeout). */
@@ -271,16 +298,14 @@ export class KernelMoves {
     // Every message the server sent here is taken, held: from now on only the target gets them.
     const { held, lastIds } = await port.host.letGo(name);
     const carried = outputs.take();
-    const commit: MoveCommit = {
-      step: 'commit',
-      move,
-      held: held.map((h) => ({ ...h, data: Buffer.from(h.data).toString('base64') })),
-      lastIds,
-      outputs: Buffer.from(carried).toString('base64'),
-    };
+    // What was held goes in parts that each fit a NATS message, in order; the last part goes with the commit.
+    const parts = inParts(held.map((h) => ({ ...h, data: Buffer.from(h.data).toString('base64') })));
+    const last = parts.pop() ?? [];
     let failure: unknown;
     try {
-      await this.#ask(target, commit, name, timeoutMs);
+      for (const part of parts) await this.#ask(target, { step: 'held', move, held: part }, name, timeoutMs);
+      const outputsText = Buffer.from(carried).toString('base64');
+      await this.#ask(target, { step: 'commit', move, held: last, lastIds, outputs: outputsText }, name, timeoutMs);
     } catch (error) {
       failure = error;
     }
@@ -325,12 +350,12 @@ export class KernelMoves {
 
   /** Asks `node` a step of a move; rejects with why it could not, or with a timeout. */
   async #ask(node: string, step: MoveStep, name: string, timeoutMs: number): Promise<void> {
-    let answer: MoveAnswer;
+    let answer: PlacementAnswer;
     try {
       const reply = await this.#port.nc.request(this.#port.subjects.move(node), JSON.stringify(step), {
         timeout: timeoutMs,
       });
-      answer = reply.json<MoveAnswer>();
+      answer = reply.json<PlacementAnswer>();
     } catch (error) {
       throw new ClusterNodeDownError(name, node, `no answer to the move's ${step.step} within ${timeoutMs} ms`, {
         cause: error,
@@ -352,21 +377,13 @@ export class KernelMoves {
 
   /** A step of a move another node runs, to here. */
   async #step(msg: { json<T>(): T; respond(data?: string): boolean }): Promise<void> {
-    let answer: MoveAnswer = {};
-    try {
+    await answerAfter(msg, () => {
       const step = msg.json<MoveStep>();
-      if (step.step === 'prepare') await this.#prepare(step);
-      else if (step.step === 'commit') await this.#commit(step);
-      else await this.#giveUp(step.move);
-    } catch (error) {
-      const e = error as { name?: string; code?: string; message?: string };
-      answer = { error: { name: e.name ?? 'Error', code: e.code, message: e.message ?? String(error) } };
-    }
-    try {
-      msg.respond(JSON.stringify(answer));
-    } catch {
-      // The connection is closing (or the step was told, not asked).
-    }
+      if (step.step === 'prepare') return this.#prepare(step);
+      if (step.step === 'held') return this.#received(step);
+      if (step.step === 'commit') return this.#commit(step);
+      return this.#giveUp(step.move);
+    });
   }
 
   async #prepare(step: MovePrepare): Promise<void> {
@@ -379,7 +396,14 @@ export class KernelMoves {
     const grace = 2 * step.timeoutMs + COMMIT_GRACE_MS;
     const timer = setTimeout(() => void this.#giveUp(step.move).catch(() => undefined), grace);
     timer.unref();
-    const arrival: Arrival = { move: step.move, revision: step.revision, timer, launching: true, abandoned: false };
+    const arrival: Arrival = {
+      move: step.move,
+      revision: step.revision,
+      timer,
+      launching: true,
+      abandoned: false,
+      received: [],
+    };
     this.#arriving.set(name, arrival);
     try {
       await port.launchHere(step.kernelId, step.moduleUrl, step.options, Buffer.from(step.state, 'base64'));
@@ -400,6 +424,15 @@ export class KernelMoves {
     }
   }
 
+  /** A part of what the source held, ahead of its commit. */
+  async #received(step: MoveHeld): Promise<void> {
+    const arriving = [...this.#arriving.values()].find((a) => a.move === step.move);
+    if (arriving === undefined || arriving.launching) {
+      throw new InvalidStateError(`move ${step.move}`, 'hand over', 'Terminated', 'Launched', 'and was given up here');
+    }
+    arriving.received.push(...step.held);
+  }
+
   async #commit(step: MoveCommit): Promise<void> {
     const port = this.#port;
     const [name, arriving] = [...this.#arriving].find(([, a]) => a.move === step.move) ?? [];
@@ -416,7 +449,7 @@ export class KernelMoves {
     this.#arriving.delete(name);
     port.listed(name, entry);
     port.host.release(name, {
-      held: step.held.map((h) => ({ ...h, data: Buffer.from(h.data, 'base64') })),
+      held: [...arriving.received, ...step.held].map((h) => ({ ...h, data: Buffer.from(h.data, 'base64') })),
       lastIds: step.lastIds,
       outputs: decodeOutputs(Buffer.from(step.outputs, 'base64'), kernel),
     });

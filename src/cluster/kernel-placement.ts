@@ -115,3 +115,26 @@ export function chooseNode(
     return ka - kb || qa - qb || (a < b ? -1 : a > b ? 1 : 0);
   })[0] as string;
 }
+
+/**
+ * Runs `work` for a request from another node and answers it: `{}` once done, else the error's name, code and
+ * message (a placement's or a move's answer). Never throws: an answer the connection cannot carry any more is
+ * left to the asking node's timeout.
+ */
+export async function answerAfter(
+  msg: { respond(data?: string): boolean },
+  work: () => Promise<unknown>,
+): Promise<void> {
+  let answer: PlacementAnswer = {};
+  try {
+    await work();
+  } catch (error) {
+    const e = error as { name?: string; code?: string; message?: string };
+    answer = { error: { name: e.name ?? 'Error', code: e.code, message: e.message ?? String(error) } };
+  }
+  try {
+    msg.respond(JSON.stringify(answer));
+  } catch {
+    // The connection is closing: the asking node's request times out.
+  }
+}
