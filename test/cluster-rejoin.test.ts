@@ -35,6 +35,44 @@ describe('a node that comes back after it was declared down', { skip: missing },
       .cluster({ servers: server.url, node: name, cluster: 'rejoin', heartbeatMs: 200, downAfterMs: 1000, ...more })
       .build();
 
+  test('a node process restarted before it was declared down lists what it hosts now, and nothing of its previous life', async () => {
+    // This node declares nobody down within the test: the restart comes well inside its downAfterMs.
+    await using c = await node('rc2', { downAfterMs: 60_000 });
+    const first = await startNodeProcess({
+      servers: server.url,
+      node: 'rx2',
+      cluster: 'rejoin',
+      kernels: [
+        { id: OrderedSum.id, name: 'restart/a' },
+        { id: OrderedSum.id, name: 'restart/b' },
+      ],
+    });
+    await until(() => c.cluster?.registry.lookup('restart/*').length === 2);
+    await first.kill();
+    const second = await startNodeProcess({
+      servers: server.url,
+      node: 'rx2',
+      cluster: 'rejoin',
+      kernels: [{ id: OrderedSum.id, name: 'restart/b' }],
+    });
+    try {
+      // 'restart/a' was its previous incarnation's: nobody serves it now, so it is not listed (before, it stayed
+      // listed under the node's name for good, since that name heart-beats again).
+      await until(
+        () => c.cluster?.registry.get('restart/a') === undefined && c.cluster?.registry.get('restart/b') !== undefined,
+      );
+      assert.deepEqual(
+        c.cluster?.registry.lookup('restart/*').map((entry) => [entry.name, entry.node]),
+        [['restart/b', 'rx2']],
+      );
+      const b = c.ref<NumbersIn, TallyOut>('restart/b');
+      const tally = await b.call({ sender: 1, seq: 1, value: 5 }, { timeout: 10_000 });
+      assert.deepEqual([tally.count, tally.total], [1, 5], 'the new incarnation answers, from its own start');
+    } finally {
+      await second.stop();
+    }
+  });
+
   test('its kernel, restarted elsewhere meanwhile, is not run twice: the returning instance ends and every message reaches the one listed', async () => {
     const x = await startNodeProcess({
       servers: server.url,

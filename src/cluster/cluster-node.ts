@@ -257,6 +257,12 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
     });
     void this.#watchConnection();
     await this.#beat();
+    // Entries under this node's name that it does not host are a previous incarnation's (the process restarted
+    // before the cluster declared it down): nobody serves them now, so they go.
+    for (const entry of this.registry.lookup('**')) {
+      if (entry.node !== this.node || this.#runtime.localKernel(entry.name) !== undefined) continue;
+      await this.registry.deregister(entry.name).catch(() => undefined);
+    }
     for (const kernel of this.#runtime.localKernels()) await this.#serve(kernel);
     this.#stopWatching = this.#runtime.watchKernels((event) => {
       if (event.type === 'launched') void this.#serve(event.kernel).catch(() => undefined);
