@@ -247,6 +247,28 @@ describe('the DMA mirror thread', { skip: skipReason }, () => {
     assert.ok(served <= BATCHES + 8, `in batches, not frame by frame: ${JSON.stringify(input)}`);
   });
 
+  it('leaves a ring the sender carries to it alone: the polling mirror thread copies nothing of a one-turn stream', async () => {
+    // The mirror polls every 20 µs; the sender pauses (busy, in the same turn) between groups of frames, so a
+    // mirror thread that copied beside the sender would find frames the sender has not carried yet, every time.
+    await using runtime = await RingKernelRuntime.builder().config({ workers: 1, bridgePollInterval: 20 }).build();
+    const sink = await runtime.launch(Sink, 1, 1, { autoActivate: true, transferStrategy: 'dma', queueCapacity: 8192 });
+    const n = 64 * 12 + 30;
+    for (let seq = 0; seq < n; seq++) {
+      assert.ok(sink.trySend({ sender: 0, seq, value: seq }), `send ${seq}`);
+      if (seq % 40 === 39) for (const until = performance.now() + 2; performance.now() < until; );
+    }
+    const deadline = Date.now() + 10_000;
+    while (sink.counters().processed < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 1));
+    assert.equal(sink.counters().processed, n);
+    const input = sink.metrics().transfer?.input;
+    assert.equal(input?.frames, n, 'every frame crossed once');
+    assert.ok(
+      (input?.carriedSkips ?? 0) > 0,
+      `the mirror thread ran and left the ring to the sender: ${JSON.stringify(input)}`,
+    );
+    assert.equal(input?.batches, input?.servedBatches, `every batch was the sender's: ${JSON.stringify(input)}`);
+  });
+
   it('carries bursts of every length in order, the tail of each at the end of its turn (seeded)', async () => {
     await using runtime = await RingKernelRuntime.builder().config({ workers: 1 }).build();
     const random = new Random(TEST_SEED);

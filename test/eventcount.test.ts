@@ -42,13 +42,36 @@ describe('eventcount wake-ups', () => {
     assert.equal(Atomics.load(signal, DATA_SEQ), 1, 'one wake for the batch');
     batched.wakeConsumer();
     assert.equal(Atomics.load(signal, DATA_SEQ), 1, 'nothing new: no wake');
-    // Without deferWake, a producer wakes a sleeping consumer after every frame.
+    // Without deferWake, a producer wakes a sleeping consumer after every frame that finds it parked.
     const eagerMemory = createFrameRing({ capacityBytes: 1 << 16 });
     const eagerSignal = new Int32Array(eagerMemory.signal);
-    Atomics.store(eagerSignal, CONSUMER_SLEEPING, 1);
     const eager = new FrameProducer(eagerMemory);
-    for (let i = 0; i < 3; i++) eager.tryWrite(BytesMessage, new Uint8Array(8));
+    for (let i = 0; i < 3; i++) {
+      Atomics.store(eagerSignal, CONSUMER_SLEEPING, 1); // the consumer has parked again
+      eager.tryWrite(BytesMessage, new Uint8Array(8));
+    }
     assert.equal(Atomics.load(eagerSignal, DATA_SEQ), 3);
+  });
+
+  it('one notify per park: the first waker lowers the flag, the frames after it find the consumer owed nothing', () => {
+    const memory = createFrameRing({ capacityBytes: 1 << 16 });
+    const signal = new Int32Array(memory.signal);
+    const CONSUMER_SLEEPING = RingSignalOffset.CONSUMER_SLEEPING >> 2;
+    const PRODUCER_SLEEPING = RingSignalOffset.PRODUCER_SLEEPING >> 2;
+    Atomics.store(signal, CONSUMER_SLEEPING, 1); // parked; it has not run yet to lower the flag itself
+    const producer = new FrameProducer(memory);
+    // A second producer ringing the same doorbell (a kernel-to-kernel link's `alsoWake`) finds the same park.
+    const linked = new FrameProducer(createFrameRing({ capacityBytes: 1 << 16 }), { alsoWake: memory.signal });
+    for (let i = 0; i < 50; i++) assert.ok(producer.tryWrite(BytesMessage, new Uint8Array(8)));
+    assert.ok(linked.tryWrite(BytesMessage, new Uint8Array(8)));
+    assert.equal(Atomics.load(signal, DATA_SEQ), 1, 'one bump (and notify) for the one park');
+    assert.equal(Atomics.load(signal, CONSUMER_SLEEPING), 0, 'the waker lowered the flag');
+    // The same on the way back: a consumer freeing room wakes a waiting producer once.
+    const consumer = new FrameConsumer(memory);
+    Atomics.store(signal, PRODUCER_SLEEPING, 1);
+    for (let i = 0; i < 10; i++) consumer.drain(() => {}, 5);
+    assert.equal(Atomics.load(signal, SPACE_SEQ), 1);
+    assert.equal(Atomics.load(signal, PRODUCER_SLEEPING), 0);
   });
 
   it('deferWakes(true) holds the wake-ups of a burst; deferWakes(false) wakes once for it, then per frame again', () => {
@@ -61,6 +84,7 @@ describe('eventcount wake-ups', () => {
     assert.equal(Atomics.load(signal, DATA_SEQ), 0, 'no wake per frame of the burst');
     producer.deferWakes(false);
     assert.equal(Atomics.load(signal, DATA_SEQ), 1, 'one wake for the burst');
+    Atomics.store(signal, RingSignalOffset.CONSUMER_SLEEPING >> 2, 1); // the consumer has parked again
     assert.ok(producer.tryWrite(BytesMessage, new Uint8Array(8)));
     assert.equal(Atomics.load(signal, DATA_SEQ), 2, 'per frame again after the burst');
   });

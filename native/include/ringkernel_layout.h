@@ -279,14 +279,14 @@ RK_STATIC_ASSERT(RK_ALIGNOF(rk_ring_header) == 4, "rk_ring_header: alignment");
 RK_STATIC_ASSERT(RK_OFFSETOF(rk_ring_header, write_index) == 0, "rk_ring_header.write_index: offset");
 RK_STATIC_ASSERT(RK_OFFSETOF(rk_ring_header, read_index) == 4, "rk_ring_header.read_index: offset");
 
-/* rk_ring_signal: Eventcount doorbell of one ring. A sleeper sets its *_sleeping flag, re-checks the ring, then waits on the other side's *_seq; the other side, after publishing, bumps the seq and notifies only when the flag is set. Native threads cannot wake V8 waiters (not a futex): they only bump the seq, and JS waiters use a bounded wait. */
+/* rk_ring_signal: Eventcount doorbell of one ring. A sleeper sets its *_sleeping flag, re-checks the ring, then waits on the other side's *_seq; the other side, after publishing, bumps the seq and notifies only when the flag is set (a JS waker lowers the flag with an atomic exchange as it does: one notify per park). Native threads cannot wake V8 waiters (not a futex): they only bump the seq, and JS waiters use a bounded wait. */
 typedef struct rk_ring_signal {
   RK_ATOMIC(int32_t) data_seq; /* @0, writer: producer. Eventcount the consumer parks on. */
-  RK_ATOMIC(int32_t) consumer_sleeping; /* @4, writer: consumer. 1 while parked. */
+  RK_ATOMIC(int32_t) consumer_sleeping; /* @4, writer: consumer. 1 while parked; a JS waker may lower it. */
   RK_ATOMIC(uint32_t) handled_cursor; /* @8, writer: consumer. Ring offset just past the last frame whose handling finished. */
   uint8_t pad0[52]; /* @12, writer: host. Cache-line padding. */
   RK_ATOMIC(int32_t) space_seq; /* @64, writer: consumer. Eventcount the producer parks on. */
-  RK_ATOMIC(int32_t) producer_sleeping; /* @68, writer: producer. 1 while waiting. */
+  RK_ATOMIC(int32_t) producer_sleeping; /* @68, writer: producer. 1 while waiting; a JS waker may lower it. */
   uint8_t pad1[56]; /* @72, writer: host. Cache-line padding. */
 } rk_ring_signal;
 #define RK_RING_SIGNAL_SIZE 128u
@@ -409,7 +409,7 @@ RK_STATIC_ASSERT(RK_OFFSETOF(rk_mirror_state, wake_calls) == 24, "rk_mirror_stat
 RK_STATIC_ASSERT(RK_OFFSETOF(rk_mirror_state, channels) == 32, "rk_mirror_state.channels: offset");
 RK_STATIC_ASSERT(RK_OFFSETOF(rk_mirror_state, reserved1) == 36, "rk_mirror_state.reserved1: offset");
 
-/* rk_mirror_channel: One per mirrored ring (a kernel on the dma strategy has two: input, host to device; output, device to host). Statistics and the wake request word; relaxed counters, seq_cst wake_seq. */
+/* rk_mirror_channel: One per mirrored ring (a kernel on the dma strategy has two: input, host to device; output, device to host). Statistics, the wake request word and the host-carries flag; relaxed counters, seq_cst wake_seq and host_carries. */
 typedef struct rk_mirror_channel {
   RK_ATOMIC(uint64_t) bytes; /* @0, writer: mirror. Bytes copied, padding included. */
   RK_ATOMIC(uint64_t) frames; /* @8, writer: mirror. Frames copied. */
@@ -420,7 +420,8 @@ typedef struct rk_mirror_channel {
   RK_ATOMIC(int32_t) wake_seq; /* @40, writer: mirror. Bumped to ask JS to notify waiters. */
   uint32_t direction; /* @44, writer: host. 0 host to device, 1 device to host. */
   RK_ATOMIC(uint64_t) served_batches; /* @48, writer: mirror. Of the batches, those a host thread made (rk_mirror_serve). */
-  uint8_t reserved[8]; /* @56, writer: host. Zero; room to grow. */
+  RK_ATOMIC(int32_t) host_carries; /* @56, writer: host. Nonzero while a host thread carries the ring itself: the mirror skips it. Host: store 1, then serve the ring at least once more before storing 0; after storing 0 (seq_cst), load the mirror state sleeping flag and kick a sleeping mirror that still has work there. Mirror: load it seq_cst in every pass, the re-scan before sleeping included (Dekker pair with that store and load). A hint only: the channel lock still keeps one stepper at a time. */
+  RK_ATOMIC(uint32_t) carried_skips; /* @60, writer: mirror. Passes that left the ring to its host carrier. */
 } rk_mirror_channel;
 #define RK_MIRROR_CHANNEL_SIZE 64u
 #define RK_MIRROR_CHANNEL_BYTES_OFFSET 0u
@@ -432,7 +433,8 @@ typedef struct rk_mirror_channel {
 #define RK_MIRROR_CHANNEL_WAKE_SEQ_OFFSET 40u
 #define RK_MIRROR_CHANNEL_DIRECTION_OFFSET 44u
 #define RK_MIRROR_CHANNEL_SERVED_BATCHES_OFFSET 48u
-#define RK_MIRROR_CHANNEL_RESERVED_OFFSET 56u
+#define RK_MIRROR_CHANNEL_HOST_CARRIES_OFFSET 56u
+#define RK_MIRROR_CHANNEL_CARRIED_SKIPS_OFFSET 60u
 RK_STATIC_ASSERT(sizeof(rk_mirror_channel) == 64, "rk_mirror_channel: size");
 RK_STATIC_ASSERT(RK_ALIGNOF(rk_mirror_channel) == 8, "rk_mirror_channel: alignment");
 RK_STATIC_ASSERT(RK_OFFSETOF(rk_mirror_channel, bytes) == 0, "rk_mirror_channel.bytes: offset");
@@ -444,7 +446,8 @@ RK_STATIC_ASSERT(RK_OFFSETOF(rk_mirror_channel, max_lag_bytes) == 36, "rk_mirror
 RK_STATIC_ASSERT(RK_OFFSETOF(rk_mirror_channel, wake_seq) == 40, "rk_mirror_channel.wake_seq: offset");
 RK_STATIC_ASSERT(RK_OFFSETOF(rk_mirror_channel, direction) == 44, "rk_mirror_channel.direction: offset");
 RK_STATIC_ASSERT(RK_OFFSETOF(rk_mirror_channel, served_batches) == 48, "rk_mirror_channel.served_batches: offset");
-RK_STATIC_ASSERT(RK_OFFSETOF(rk_mirror_channel, reserved) == 56, "rk_mirror_channel.reserved: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_mirror_channel, host_carries) == 56, "rk_mirror_channel.host_carries: offset");
+RK_STATIC_ASSERT(RK_OFFSETOF(rk_mirror_channel, carried_skips) == 60, "rk_mirror_channel.carried_skips: offset");
 
 /* rk_link_table: Kernel-to-kernel input rings of a device executor. Host: fill entry count, then release-store count + 1. Executor: acquire-load count each round; drain each ring after its own input; release-store the ring read index (and the handled cursor in its signal) once the batch is published. */
 typedef struct rk_link_table {

@@ -330,6 +330,17 @@ static bool mirror_pass(rk_mirror *m, bool *pending) {
   for (int32_t i = 0; i < m->capacity; i++) {
     channel *c = channel_at(m, i);
     if (!c->used) continue;
+    /* A host thread carries this ring itself (a stream written in one turn: it serves the ring as it goes and once
+       more before it lowers the flag, then kicks this thread if it sleeps). Leave it alone and do not count it as
+       pending: copying beside that thread would only take a core from it and from the kernel. seq_cst: this load,
+       in the re-scan after the sleeping store, pairs with the host's "store 0, load sleeping" (rk_mirror_channel
+       docs), so a ring handed back is either seen here or kicked for. */
+    if (atomic_load_explicit(&c->stats->host_carries, memory_order_seq_cst) != 0) {
+      atomic_store_explicit(&c->stats->carried_skips,
+                            atomic_load_explicit(&c->stats->carried_skips, memory_order_relaxed) + 1,
+                            memory_order_relaxed);
+      continue;
+    }
     /* A host thread is serving it right now: that step does this one's work; look again soon. */
     if (!channel_try_lock(c)) {
       *pending = true;

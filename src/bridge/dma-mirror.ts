@@ -30,6 +30,8 @@ export interface MirrorChannelStats {
   readonly wakeRequests: number;
   /** Of the batches, those a host thread made itself while it waited on the ring ({@link DmaMirror.server}). */
   readonly servedBatches: number;
+  /** Passes of the mirror thread that left the ring alone because a host thread carried it ({@link DmaMirror.carrying}). */
+  readonly carriedSkips: number;
 }
 
 /** The mirror thread as a whole. */
@@ -55,6 +57,8 @@ const SLEEPING = MirrorStateOffset.SLEEPING >> 2;
 const DATA_SEQ = RingSignalOffset.DATA_SEQ >> 2;
 const SPACE_SEQ = RingSignalOffset.SPACE_SEQ >> 2;
 const WAKE_SEQ = MirrorChannelOffset.WAKE_SEQ >> 2;
+const HOST_CARRIES = MirrorChannelOffset.HOST_CARRIES >> 2;
+const CARRIED_SKIPS = MirrorChannelOffset.CARRIED_SKIPS >> 2;
 /** rk_mirror_serve's result bits (RK_SERVE_WAKE, RK_SERVE_BUSY). */
 const SERVE_WAKE = 2;
 const SERVE_BUSY = 4;
@@ -288,6 +292,23 @@ export class DmaMirror {
     };
   }
 
+  /**
+   * A switch for a host thread that carries `ring` across itself for a while (with {@link DmaMirror.server}):
+   * `true` makes the mirror thread leave the ring alone, so it can sleep instead of copying beside that thread;
+   * `false` hands the ring back. The caller serves the ring at least once after `true` and before `false`, and
+   * after `false` calls {@link DmaMirror.afterHostWrite} if it leaves the mirror work on the ring (room to carry
+   * back to a producer that waits for it): that seq_cst store of the flag, then the load of the sleeping flag,
+   * pair with the mirror's "sleeping, then re-scan" (rk_mirror_channel.host_carries has the contract).
+   */
+  carrying(ring: MirroredRing): (carrying: boolean) => void {
+    const channel = this.#channels.get(ring);
+    if (channel === undefined) throw new BackendUnavailableError('dma', 'the ring is detached');
+    const words = channel.words;
+    return (carrying) => {
+      Atomics.store(words, HOST_CARRIES, carrying ? 1 : 0);
+    };
+  }
+
   /** Driver copies the CUDA mirrors of this process could not make (0 on a healthy device). */
   cudaCopyFailures(): number {
     return this.#lib.cudaCopyFailures() as number;
@@ -320,6 +341,7 @@ export class DmaMirror {
         maxLagBytes: 0,
         wakeRequests: 0,
         servedBatches: 0,
+        carriedSkips: 0,
       };
     }
     const { counters, words } = channel;
@@ -332,6 +354,7 @@ export class DmaMirror {
       maxLagBytes: Atomics.load(words, MirrorChannelOffset.MAX_LAG_BYTES >> 2) >>> 0,
       wakeRequests: Atomics.load(words, WAKE_SEQ) >>> 0,
       servedBatches: Number(Atomics.load(counters, MirrorChannelOffset.SERVED_BATCHES >> 3)),
+      carriedSkips: Atomics.load(words, CARRIED_SKIPS) >>> 0,
     };
   }
 

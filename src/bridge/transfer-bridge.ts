@@ -99,42 +99,72 @@ const READ = RingOffset.READ_INDEX >> 2;
 const HOST_CARRY_BATCH = 64;
 
 /**
- * CPU `dma`'s `afterInputWrite`: the producing thread carries its own frames to the kernel's replica
- * (`serve`, one native call that copies everything pending and wakes a parked kernel), in batches:
+ * CPU `dma`'s `afterInputWrite` and `wakeMirror`: the producing thread carries its own frames to the kernel's
+ * replica (`serve`, one native call that copies everything pending and wakes a parked kernel), in batches:
  * - the first frame written in a turn of the event loop, and any frame that finds the kernel parked on an empty
  *   replica, at once (a send after a pause waits for nobody);
  * - then every {@link HOST_CARRY_BATCH} frames, and what is left at the end of the turn (a microtask).
  *
- * Why not leave streams to the mirror thread: on a machine with as many cores as busy threads, a third thread
- * copying beside the producer and the kernel's worker takes a core they need — the stream ran at 35–44 % of
- * `direct` on two cores. Why not carry frame by frame: a native call per frame, and a kernel woken per frame,
- * cost more than the copy (a third of the rate, measured). The mirror thread still carries what the host does
- * not: outputs, and input while the host waits for room (it is kicked then: see `wakeMirror`).
+ * For the turn, the ring is flagged as carried by this thread (`carrying`): the mirror thread leaves it alone
+ * and can sleep. Why: on a machine with as many cores as busy threads, a third thread copying beside the producer
+ * and the kernel's worker takes a core they need — once kicked (a producer waiting for room kicks it) the mirror
+ * stayed awake, copied the frames between two serves a few at a time and woke the kernel through the main
+ * thread's callback for each little batch. Why not carry frame by frame: a native call per frame, and a kernel
+ * woken per frame, cost more than the copy (a third of the rate, measured). The mirror thread still carries what
+ * the host does not: outputs, and the room the kernel frees while the host waits for it between turns. A kick
+ * asked for during a carried turn (`wakeMirror`) is made at the turn's end, once the ring is handed back.
  */
-function hostCarrier(serve: () => void, kernelSignal: Int32Array, kernelIndices: Uint32Array): () => void {
+function hostCarrier(
+  serve: () => void,
+  carrying: (carrying: boolean) => void,
+  kickMirror: () => void,
+  kernelSignal: Int32Array,
+  kernelIndices: Uint32Array,
+): { readonly afterInputWrite: () => void; readonly wakeMirror: () => void } {
   let pending = 0;
   let turnOpen = false;
+  let kickOwed = false;
   const endOfTurn = (): void => {
     turnOpen = false;
-    if (pending === 0) return;
-    pending = 0;
-    serve();
-  };
-  return () => {
-    if (!turnOpen) {
-      turnOpen = true;
-      queueMicrotask(endOfTurn);
-    } else if (
-      ++pending < HOST_CARRY_BATCH &&
-      // Parked on an empty replica: nothing else will bring it this frame soon. (A kernel just woken still shows
-      // the flag, but not an empty replica: no second wake-up per frame.)
-      (Atomics.load(kernelSignal, CONSUMER_SLEEPING) === 0 ||
-        Atomics.load(kernelIndices, WRITE) !== Atomics.load(kernelIndices, READ))
-    ) {
-      return;
+    if (pending > 0) {
+      pending = 0;
+      serve();
     }
-    pending = 0;
-    serve();
+    carrying(false);
+    if (kickOwed) {
+      kickOwed = false;
+      kickMirror();
+    }
+  };
+  return {
+    afterInputWrite: () => {
+      if (!turnOpen) {
+        turnOpen = true;
+        carrying(true);
+        queueMicrotask(endOfTurn);
+      } else if (
+        ++pending < HOST_CARRY_BATCH &&
+        // Parked on an empty replica: nothing else will bring it this frame soon. (A kernel just woken still shows
+        // the flag, but not an empty replica: no second wake-up per frame.)
+        (Atomics.load(kernelSignal, CONSUMER_SLEEPING) === 0 ||
+          Atomics.load(kernelIndices, WRITE) !== Atomics.load(kernelIndices, READ))
+      ) {
+        return;
+      }
+      pending = 0;
+      serve();
+    },
+    wakeMirror: () => {
+      if (!turnOpen) {
+        kickMirror();
+        return;
+      }
+      // While this thread carries the ring the mirror would skip it: kick it once the ring is handed back, and
+      // meanwhile carry now what the kernel has freed (a producer waiting for room may find it at once).
+      kickOwed = true;
+      pending = 0;
+      serve();
+    },
   };
 }
 
@@ -179,12 +209,19 @@ export class TransferBridge {
     const kernelSignal = new Int32Array(mirroredInput.device.signal);
     const kernelIndices = new Uint32Array(mirroredInput.device.ring, 0, 2);
     const serve = mirror.server(mirroredInput, mirroredOutput);
+    const carrier = hostCarrier(
+      serve,
+      mirror.carrying(mirroredInput),
+      mirror.afterHostWrite,
+      kernelSignal,
+      kernelIndices,
+    );
     return {
       strategy: 'dma',
       kernelInput: mirroredInput.device,
       kernelOutput: mirroredOutput.device,
-      afterInputWrite: hostCarrier(serve, kernelSignal, kernelIndices),
-      wakeMirror: mirror.afterHostWrite,
+      afterInputWrite: carrier.afterInputWrite,
+      wakeMirror: carrier.wakeMirror,
       serve,
       // The mirror wakes a kernel parked on its replica through the koffi callback, which runs on this thread's
       // event loop: while this thread spins synchronously for a response, it does the callback's job itself.

@@ -22,8 +22,12 @@ export const KERNEL_HISTOGRAMS_BYTES = 2 * LATENCY_HISTOGRAM_BYTES;
 /** The bucket a duration in nanoseconds falls in. */
 export function latencyBucket(ns: number): number {
   if (ns < 1) return 0;
-  const exponent = Math.min(31, Math.floor(Math.log2(ns)));
-  const base = 2 ** exponent;
+  // 2^32 ns and more: the last bucket (exponent 31, last sub-bucket).
+  if (ns >= 0x1_0000_0000) return LATENCY_BUCKETS - 1;
+  // The power of two at or below ns, exactly, from its integer part's leading zeros: a kernel records a sample
+  // every few messages, and Math.log2 with 2 ** e cost about as much as the clock reads around the handler.
+  const exponent = 31 - Math.clz32(ns);
+  const base = exponent === 31 ? 0x8000_0000 : 1 << exponent;
   const sub = Math.min(SUB_BUCKETS - 1, Math.floor(((ns - base) / base) * SUB_BUCKETS));
   return exponent * SUB_BUCKETS + sub;
 }

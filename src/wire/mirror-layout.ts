@@ -78,6 +78,13 @@ export const MirrorChannelOffset = {
   DIRECTION: 44,
   /** u64, mirror: the copy batches of {@link MirrorChannelOffset.BATCHES} made by a host thread serving the ring. */
   SERVED_BATCHES: 48,
+  /**
+   * i32, host: 1 while a host thread carries this ring itself (a stream written in one event-loop turn, served
+   * by that thread as it goes and at the turn's end); the mirror thread then leaves the ring alone.
+   */
+  HOST_CARRIES: 56,
+  /** u32, mirror: passes of the mirror thread that left the ring to its host carrier. */
+  CARRIED_SKIPS: 60,
   SIZE: 64,
 } as const;
 
@@ -88,7 +95,7 @@ export const MirrorChannelOffset = {
  */
 export const MIRROR_CHANNEL_LAYOUT = defineStructLayout(
   'rk_mirror_channel',
-  'One per mirrored ring (a kernel on the dma strategy has two: input, host to device; output, device to host). Statistics and the wake request word; relaxed counters, seq_cst wake_seq.',
+  'One per mirrored ring (a kernel on the dma strategy has two: input, host to device; output, device to host). Statistics, the wake request word and the host-carries flag; relaxed counters, seq_cst wake_seq and host_carries.',
   MirrorChannelOffset.SIZE,
   [
     ['bytes', 'u64', MirrorChannelOffset.BYTES, 'mirror', 'Bytes copied, padding included.', { atomic: true }],
@@ -114,6 +121,21 @@ export const MIRROR_CHANNEL_LAYOUT = defineStructLayout(
       'Of the batches, those a host thread made (rk_mirror_serve).',
       { atomic: true },
     ],
-    ['reserved', 'u8', 56, 'host', 'Zero; room to grow.', { count: 8 }],
+    [
+      'host_carries',
+      'i32',
+      MirrorChannelOffset.HOST_CARRIES,
+      'host',
+      'Nonzero while a host thread carries the ring itself: the mirror skips it. Host: store 1, then serve the ring at least once more before storing 0; after storing 0 (seq_cst), load the mirror state sleeping flag and kick a sleeping mirror that still has work there. Mirror: load it seq_cst in every pass, the re-scan before sleeping included (Dekker pair with that store and load). A hint only: the channel lock still keeps one stepper at a time.',
+      { atomic: true },
+    ],
+    [
+      'carried_skips',
+      'u32',
+      MirrorChannelOffset.CARRIED_SKIPS,
+      'mirror',
+      'Passes that left the ring to its host carrier.',
+      { atomic: true },
+    ],
   ],
 );

@@ -9,7 +9,10 @@ import { defineStructLayout } from './struct-layout.js';
 export const RingSignalOffset = {
   /** i32, producer: bumped when the producer publishes while the consumer sleeps. The consumer waits on it. */
   DATA_SEQ: 0,
-  /** i32, consumer: 1 while the consumer is parked (or about to park), else 0. */
+  /**
+   * i32, consumer: 1 while the consumer is parked (or about to park), else 0. The first producer-side waker
+   * lowers it as it notifies (the one wake-up the park is owed; see eventcount.ts).
+   */
   CONSUMER_SLEEPING: 4,
   /**
    * u32, consumer: ring offset just past the last frame it finished handling (stored per frame). A consumer that
@@ -18,7 +21,7 @@ export const RingSignalOffset = {
   HANDLED_CURSOR: 8,
   /** i32, consumer: bumped when the consumer frees space while the producer sleeps. The producer waits on it. */
   SPACE_SEQ: 64,
-  /** i32, producer: 1 while the producer waits for room, else 0. */
+  /** i32, producer: 1 while the producer waits for room, else 0. Lowered by the first waker, as above. */
   PRODUCER_SLEEPING: 68,
   /** Size of the signal block in bytes. */
   SIZE: 128,
@@ -27,11 +30,18 @@ export const RingSignalOffset = {
 /** The signal block layout table, from which the C header is generated. */
 export const RING_SIGNAL_LAYOUT = defineStructLayout(
   'rk_ring_signal',
-  "Eventcount doorbell of one ring. A sleeper sets its *_sleeping flag, re-checks the ring, then waits on the other side's *_seq; the other side, after publishing, bumps the seq and notifies only when the flag is set. Native threads cannot wake V8 waiters (not a futex): they only bump the seq, and JS waiters use a bounded wait.",
+  "Eventcount doorbell of one ring. A sleeper sets its *_sleeping flag, re-checks the ring, then waits on the other side's *_seq; the other side, after publishing, bumps the seq and notifies only when the flag is set (a JS waker lowers the flag with an atomic exchange as it does: one notify per park). Native threads cannot wake V8 waiters (not a futex): they only bump the seq, and JS waiters use a bounded wait.",
   RingSignalOffset.SIZE,
   [
     ['data_seq', 'i32', RingSignalOffset.DATA_SEQ, 'producer', 'Eventcount the consumer parks on.', { atomic: true }],
-    ['consumer_sleeping', 'i32', RingSignalOffset.CONSUMER_SLEEPING, 'consumer', '1 while parked.', { atomic: true }],
+    [
+      'consumer_sleeping',
+      'i32',
+      RingSignalOffset.CONSUMER_SLEEPING,
+      'consumer',
+      '1 while parked; a JS waker may lower it.',
+      { atomic: true },
+    ],
     [
       'handled_cursor',
       'u32',
@@ -42,7 +52,14 @@ export const RING_SIGNAL_LAYOUT = defineStructLayout(
     ],
     ['pad0', 'u8', 12, 'host', 'Cache-line padding.', { count: 52 }],
     ['space_seq', 'i32', RingSignalOffset.SPACE_SEQ, 'consumer', 'Eventcount the producer parks on.', { atomic: true }],
-    ['producer_sleeping', 'i32', RingSignalOffset.PRODUCER_SLEEPING, 'producer', '1 while waiting.', { atomic: true }],
+    [
+      'producer_sleeping',
+      'i32',
+      RingSignalOffset.PRODUCER_SLEEPING,
+      'producer',
+      '1 while waiting; a JS waker may lower it.',
+      { atomic: true },
+    ],
     ['pad1', 'u8', 72, 'host', 'Cache-line padding.', { count: 56 }],
   ],
 );

@@ -40,7 +40,8 @@ export const SCALAR_C_TYPE: Readonly<Record<ScalarKind, string>> = {
 };
 
 /**
- * Who writes a field. Every field of a shared block has exactly one writer; everyone else only reads it.
+ * Who writes a field. Every field of a shared block has exactly one writer; everyone else only reads it. The one
+ * exception: a ring doorbell's sleeping flags, which the sleeper raises and its first waker lowers (eventcount.ts).
  * - `host`: the runtime on the main thread (writes before sharing, or requests such as termination).
  * - `lifecycle`: the kernel's lifecycle actor, which runs in the worker that hosts the kernel.
  * - `executor`: the loop that consumes the kernel's messages: the worker thread on the CPU backend, the GPU on CUDA.
