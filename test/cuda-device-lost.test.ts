@@ -187,7 +187,10 @@ describe('a fault on a CUDA device loses the device (emulated devices: CPU threa
     driver.init();
     const devices = [driver.device(0), driver.device(1)];
     const pinned = PinnedHostMemory.open(driver, devices);
-    const view = new Uint8Array(new SharedArrayBuffer(3 * 4096));
+    // A registry of its own beside the runtime's (one per process in the library): its view must not share a page
+    // with a buffer the runtime pinned, which the driver would refuse (CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED).
+    // Small SharedArrayBuffers lie side by side on the C heap; these three pages lie inside this one's own five.
+    const view = new Uint8Array(new SharedArrayBuffer(5 * 4096), 4096, 3 * 4096);
     driver.primaryContextRetain(devices[1] as number); // current: the device that is left
     pinned.pin(view);
     assert.equal(pinned.registrations, 1);

@@ -241,10 +241,16 @@ describe('the DMA mirror thread', { skip: skipReason }, () => {
     const input = sink.metrics().transfer?.input;
     assert.equal(input?.frames, n, 'every frame crossed once');
     // The mirror thread, polling, may take some of it (a native call that finds it stepping the ring leaves the
-    // ring to it): at least half the batches are the sender's, and the sender never carried frame by frame.
+    // ring to it): at least half the batches are the sender's, and the sender never carried frame by frame. A frame
+    // that finds the kernel parked on an empty replica goes at once, alone (a send after a pause waits for nobody):
+    // on a loaded machine the kernel often drains a batch and parks before the next frame, so a carry per 64 frames
+    // is the quiet case (50 here) and two per 64 the common loaded one (67 seen) — frame by frame would be 3200.
     const served = input?.servedBatches ?? 0;
     assert.ok(served >= BATCHES / 2, `carried by the sender: ${JSON.stringify(input)}`);
-    assert.ok(served <= BATCHES + 8, `in batches, not frame by frame: ${JSON.stringify(input)}`);
+    assert.ok(
+      served <= n / 16,
+      `in batches (16 frames a carry at least), not frame by frame: ${JSON.stringify(input)}`,
+    );
   });
 
   it('leaves a ring the sender carries to it alone: the polling mirror thread copies nothing of a one-turn stream', async () => {
