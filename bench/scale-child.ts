@@ -1,6 +1,7 @@
 /**
- * One scale case in a process of its own (`node dist/bench/scale-child.js <case> <count>`), so its RSS starts from
- * a fresh baseline and no other case's garbage is counted. Prints one JSON line with the figures.
+ * One scale case in a process of its own (`node dist/bench/scale-child.js <case> <count> [config]`), so its RSS
+ * starts from a fresh baseline and no other case's garbage is counted. Prints one JSON line with the figures.
+ * `config`: runtime settings as JSON, over the bench's, for A/B runs (e.g. `'{"workerHeapMB":0}'`).
  *
  * - `idle`: launches `count` kernels (64-byte messages, the default queue), each activated and called once, then
  *   idles: launches per second over the whole launch and the CPU time each took (all threads), RSS and process
@@ -12,7 +13,7 @@
 import { RingKernelRuntime } from '../src/index.js';
 import { BenchIdle } from './bench-kernels.js';
 
-const [mode = 'idle', countArg = '10000'] = process.argv.slice(2);
+const [mode = 'idle', countArg = '10000', configArg = '{}'] = process.argv.slice(2);
 const count = Number(countArg);
 const WINDOW = 200;
 const rssMiB = (): number => process.memoryUsage().rss / 2 ** 20;
@@ -20,7 +21,7 @@ const sample = { seq: 0, flags: 0, ts: 0, data: new Float64Array(6) };
 
 const runtime = await RingKernelRuntime.builder()
   .backend('cpu')
-  .config({ maxKernelsPerWorker: 1 << 20 })
+  .config({ maxKernelsPerWorker: 1 << 20, ...JSON.parse(configArg) })
   .build();
 let figures: Record<string, number>;
 try {

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { RingKernelRuntime } from '../src/internal.js';
 import { FrameRingPool } from '../src/wire/frame-ring-pool.js';
 import { Accumulator } from './fixtures/kernels.js';
-import { SlowSink } from './fixtures/reliability-kernels.js';
+import { SlowSink, WorkerHeapLimits } from './fixtures/reliability-kernels.js';
 import { Random, TEST_SEED } from './support/random.js';
 
 const WINDOW = 200;
@@ -53,6 +53,67 @@ describe('reliability: memory of ended kernels is reused, not accumulated', () =
     } finally {
       await runtime.shutdown();
     }
+  });
+});
+
+describe("reliability: the kernel workers' heaps are sized", () => {
+  /** The resource limits the worker hosting a kernel of `runtime` runs under. */
+  const limitsOf = async (runtime: RingKernelRuntime): Promise<Record<string, number>> => {
+    const kernel = await runtime.launch(WorkerHeapLimits, { name: 'limits' });
+    const answer = await kernel.call(new Uint8Array(1));
+    await kernel.terminate();
+    return JSON.parse(new TextDecoder().decode(answer)) as Record<string, number>;
+  };
+
+  it("by default a 1024 MiB old and a 24 MiB young generation; 0 leaves Node's defaults; others as configured", async () => {
+    const sized = await RingKernelRuntime.builder().config({ workers: 1 }).build();
+    try {
+      const limits = await limitsOf(sized);
+      assert.equal(limits.maxOldGenerationSizeMb, 1024);
+      assert.equal(limits.maxYoungGenerationSizeMb, 24);
+    } finally {
+      await sized.shutdown();
+    }
+    const configured = await RingKernelRuntime.builder()
+      .config({ workers: 1, workerHeapMB: 768, workerYoungHeapMB: 12 })
+      .build();
+    try {
+      const limits = await limitsOf(configured);
+      assert.equal(limits.maxOldGenerationSizeMb, 768);
+      assert.equal(limits.maxYoungGenerationSizeMb, 12);
+    } finally {
+      await configured.shutdown();
+    }
+    const nodeDefaults = await RingKernelRuntime.builder()
+      .config({ workers: 1, workerHeapMB: 0, workerYoungHeapMB: 0 })
+      .build();
+    try {
+      const limits = await limitsOf(nodeDefaults);
+      // Node's own, sized from the machine's memory: never the runtime's.
+      assert.notEqual(limits.maxOldGenerationSizeMb, 1024);
+      assert.notEqual(limits.maxYoungGenerationSizeMb, 24);
+    } finally {
+      await nodeDefaults.shutdown();
+    }
+  });
+
+  it('refuses limits a worker cannot start with, naming the field', () => {
+    const builder = RingKernelRuntime.builder();
+    assert.throws(
+      () => builder.config({ workerHeapMB: 32 }),
+      (error: unknown) =>
+        error instanceof RangeError &&
+        (error as { code?: string }).code === 'RK_INVALID_ARGUMENT' &&
+        error.message === "config.workerHeapMB must be 0 (Node's default) or an integer in [64, 1048576] MiB, got 32",
+    );
+    assert.throws(
+      () => builder.config({ workerYoungHeapMB: 2.5 }),
+      /^RangeError: config\.workerYoungHeapMB must be 0 \(Node's default\) or an integer in \[3, 1024\] MiB, got 2\.5$/,
+    );
+    assert.throws(
+      () => builder.config({ workerHeapMB: '1G' as never }),
+      /^TypeError: config\.workerHeapMB must be a number, got string$/,
+    );
   });
 });
 

@@ -45,6 +45,21 @@ export interface RuntimeConfig {
    * the machine's memory divided evenly among the devices.
    */
   readonly deviceMemoryMB: number;
+  /**
+   * The old generation of each worker thread's heap, in MiB (the kernels' state lives there): the most it may hold
+   * (Node's `resourceLimits.maxOldGenerationSizeMb`). It also bounds how far V8 lets that heap grow between full
+   * collections: below 2 GiB V8 grows it by 1.3–2× its live size, from 2 GiB on by 4×, so a worker that launches
+   * and ends kernels all day holds about half the memory it would under Node's default (up to 4 GiB). A worker
+   * whose kernels' state outgrows it dies (its kernels fail, supervised ones restart elsewhere): raise it for
+   * kernels with large state. 0: Node's default. Default 1024.
+   */
+  readonly workerHeapMB: number;
+  /**
+   * The young generation of each worker thread's heap, in MiB (Node's `resourceLimits.maxYoungGenerationSizeMb`:
+   * two semi-spaces and a third for large objects): where each message's short-lived objects are made and
+   * collected. 0: Node's default (48 on 64-bit machines, to which V8 grows it under steady allocation). Default 24.
+   */
+  readonly workerYoungHeapMB: number;
 }
 
 /** The defaults, as the seed gives them. */
@@ -59,6 +74,8 @@ export const DEFAULT_RUNTIME_CONFIG: RuntimeConfig = Object.freeze({
   logLevel: 'warn',
   devices: 1,
   deviceMemoryMB: 0,
+  workerHeapMB: 1024,
+  workerYoungHeapMB: 24,
 });
 
 function integer(name: string, value: unknown, min: number, max: number): number {
@@ -69,6 +86,20 @@ function integer(name: string, value: unknown, min: number, max: number): number
     throw new InvalidArgumentError(
       `config.${name}`,
       `config.${name} must be an integer in [${min}, ${max}], got ${value}`,
+    );
+  }
+  return value;
+}
+
+/** A heap limit: 0 (Node's default) or an integer in [min, max]. */
+function heapLimit(name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number') {
+    throw new ArgumentTypeError(`config.${name}`, `config.${name} must be a number, got ${typeof value}`);
+  }
+  if (value !== 0 && (!Number.isInteger(value) || value < min || value > max)) {
+    throw new InvalidArgumentError(
+      `config.${name}`,
+      `config.${name} must be 0 (Node's default) or an integer in [${min}, ${max}] MiB, got ${value}`,
     );
   }
   return value;
@@ -96,6 +127,9 @@ export function resolveConfig(partial: Partial<RuntimeConfig> = {}): RuntimeConf
   integer('maxKernelsPerWorker', merged.maxKernelsPerWorker, 1, 1 << 20);
   integer('devices', merged.devices, 1, 64);
   integer('deviceMemoryMB', merged.deviceMemoryMB, 0, 1 << 30);
+  // Below these a worker cannot load its modules; past them V8 takes no more.
+  heapLimit('workerHeapMB', merged.workerHeapMB, 64, 1 << 20);
+  heapLimit('workerYoungHeapMB', merged.workerYoungHeapMB, 3, 1024);
   if (merged.workers < merged.devices) {
     throw new InvalidArgumentError(
       'config.workers',

@@ -192,7 +192,10 @@ export class RingKernelRuntime {
     this.tracing = init.tracing;
     this.tracing?.joinRuntime(this.#memory, this.log);
     this.#bridge = new TransferBridge(init.backend, init.config.bridgePollInterval);
-    this.#workers = new WorkerPools(init.config.maxKernelsPerWorker);
+    this.#workers = new WorkerPools(init.config.maxKernelsPerWorker, {
+      oldMB: init.config.workerHeapMB,
+      youngMB: init.config.workerYoungHeapMB,
+    });
     this.#devices = new DeviceRegistry(init.backend, init.config, this.#workers, {
       kernels: () => this.#kernels.values(),
       bytesOf: (kernel) => this.#memory.bytesOf(kernel),

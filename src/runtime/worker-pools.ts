@@ -1,5 +1,5 @@
 import type { EventLoopUtilization } from 'node:perf_hooks';
-import type { MessagePort, Worker } from 'node:worker_threads';
+import type { MessagePort, ResourceLimits, Worker } from 'node:worker_threads';
 import { Piscina, queueOptionsSymbol } from 'piscina';
 import { prepareWebGpuDriver } from '../backends/webgpu/dawn-module.js';
 import { RuntimeShutDownError } from '../errors/runtime-errors.js';
@@ -51,9 +51,16 @@ export class WorkerPools<K extends object> {
   readonly #flushing = new Set<number>();
   /** Kernels in attach batches on their way to each worker thread: placement counts them as hosted. */
   readonly #attaching = new Map<number, number>();
+  /** The kernel workers' heap limits. */
+  readonly #resourceLimits: ResourceLimits;
 
-  constructor(maxKernelsPerWorker: number) {
+  /** `heap`: the kernel workers' heap limits in MiB (config.workerHeapMB, workerYoungHeapMB; 0: Node's default). */
+  constructor(maxKernelsPerWorker: number, heap: { readonly oldMB: number; readonly youngMB: number }) {
     this.#maxKernelsPerWorker = maxKernelsPerWorker;
+    this.#resourceLimits = {
+      ...(heap.oldMB > 0 ? { maxOldGenerationSizeMb: heap.oldMB } : {}),
+      ...(heap.youngMB > 0 ? { maxYoungGenerationSizeMb: heap.youngMB } : {}),
+    };
   }
 
   /** Adds the next device's pool, of `workers` threads. */
@@ -66,6 +73,7 @@ export class WorkerPools<K extends object> {
       concurrentTasksPerWorker: this.#maxKernelsPerWorker,
       // Kernels park with Atomics.waitAsync on the worker's event loop; Piscina's 'sync' atomics would freeze it.
       atomics: 'disabled',
+      resourceLimits: this.#resourceLimits,
       // A batch goes to the worker its kernels were placed on (#flush), under maxKernelsPerWorker; one whose worker
       // has gone since (or placed when no worker was known) to the worker hosting the fewest. Never refused: a
       // task the balancer refuses heads Piscina's queue and holds back every task behind it.
