@@ -14,7 +14,7 @@ import {
 } from '../src/cluster.js';
 import { type ClusterOptions, type DeadLetter, ErrorCode, InvalidStateError, RingKernelRuntime } from '../src/index.js';
 import { Accumulator, Echo, Numbers, Sink } from './fixtures/kernels.js';
-import { eventually } from './support/eventually.js';
+import { eventually, within } from './support/eventually.js';
 import { freePort, type NatsServer, natsServerMissing, startNatsServer } from './support/nats-server.js';
 import { Random, TEST_SEED } from './support/random.js';
 
@@ -128,12 +128,24 @@ describe('cluster nodes in one process', { skip: missing }, () => {
   });
 
   test('a kernel whose name a dead node still listed when it launched is listed once that entry is swept', async () => {
-    await using a = await node(server, 'a-relist');
-    await using b = await node(server, 'b-relist');
+    // Heartbeats a second apart (not 200 ms): the launch below has to fit between the dead node's entry arriving and
+    // the next sweep, which removes it.
+    const slow = { heartbeatMs: 1000, downAfterMs: 5000 };
+    await using a = await node(server, 'a-relist', 'test', slow);
+    await using b = await node(server, 'b-relist', 'test', slow);
     const registry = a.cluster?.registry;
     assert.ok(registry !== undefined);
-    // Workers up first, so that the launch below takes milliseconds, well inside one heartbeat (200 ms).
+    // Workers up first, so that the launch below takes milliseconds, well inside one heartbeat.
     await (await a.launch(Accumulator, 1, 1, { name: 'warm-up' })).terminate();
+    // Seen as it arrives, not polled for: a sweep can remove it milliseconds later (either node's next heartbeat),
+    // sooner than a poll on a loaded machine comes round.
+    const seen = new Promise<void>((resolve) => {
+      const stop = registry.watch('relisted', (event) => {
+        if (event.type !== 'registered' || event.entry.node !== 'gone') return;
+        stop();
+        resolve();
+      });
+    });
     // The entry a node that died before its first heartbeat left behind: a launch here cannot claim the name yet.
     await registry.register({
       name: 'relisted',
@@ -143,11 +155,11 @@ describe('cluster nodes in one process', { skip: missing }, () => {
       status: 'Active',
       delivery: 'at-most-once',
     });
-    await until(() => registry.get('relisted')?.node === 'gone');
+    await within(seen, 10_000, "the dead node's entry in A's registry");
     // Launched at once, before the next heartbeat sweeps that entry: its claim (a KV create) finds the name taken.
     await a.launch(Accumulator, 1, 1, { name: 'relisted' });
     // Before, the kernel stayed unlisted for good once its claim had failed: nobody could reach it by name.
-    await until(() => b.cluster?.registry.get('relisted')?.node === 'a-relist', 10_000);
+    await until(() => b.cluster?.registry.get('relisted')?.node === 'a-relist', 30_000);
     const answer = await b
       .ref<{ sender: number; seq: number; value: number }, { total: number }>('relisted')
       .call({ sender: 0, seq: 0, value: 7 }, { timeout: 10_000 });

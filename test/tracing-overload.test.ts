@@ -49,7 +49,8 @@ describe('tracing under overload', () => {
         exporterCpuShare: 0.5,
       })
       .build();
-    const MESSAGES = 20_000;
+    const FLOOD = 20_000;
+    const MAX_FLOODS = 10;
     const CALLS = 500;
     try {
       const first = await runtime.launch(AddOne, 1, 1, { name: 'first', autoActivate: true, queueCapacity: 1024 });
@@ -61,13 +62,23 @@ describe('tracing under overload', () => {
       const calls = Promise.all(
         Array.from({ length: CALLS }, (_, seq) => answering.call({ sender: 1, seq, value: 1 }, { timeout: 60_000 })),
       );
-      await flood(first, MESSAGES);
+      // The exporter thread runs at the lowest priority: on a machine loaded by other processes one flood may get
+      // too few traces out to judge. Flooded again until enough have (at most MAX_FLOODS times); everything below
+      // is judged over all the floods.
+      const traced = (): ReceivedSpan[] =>
+        receiver.spans.filter((s) => s.attributes['messaging.operation'] !== undefined);
+      let messages = 0;
+      do {
+        await flood(first, FLOOD);
+        messages += FLOOD;
+        await eventually(() => assert.equal(last.counters().processed, messages), 60_000);
+        await runtime.tracing?.flush();
+      } while (orphans(traced()).nonRoot <= 500 && messages < MAX_FLOODS * FLOOD);
       await calls;
-      await eventually(() => assert.equal(last.counters().processed, MESSAGES), 60_000);
       await runtime.tracing?.flush();
       const stats = runtime.tracing?.stats();
       assert.ok(stats !== undefined);
-      const spans = receiver.spans.filter((s) => s.attributes['messaging.operation'] !== undefined);
+      const spans = traced();
       const { nonRoot, orphaned } = orphans(spans);
       const found = nonRoot - orphaned.length;
       const report = JSON.stringify({ stats, spans: spans.length, nonRoot, orphaned: orphaned.length });
@@ -85,7 +96,7 @@ describe('tracing under overload', () => {
       // Every message was decided once at its origin: traced (its send span) or counted as shed.
       const sends = spans.filter((s) => s.name === 'send first').length;
       assert.ok(
-        sends + stats.tracesShedForRoom + stats.tracesShedForRate + stats.tracesShedForExport >= MESSAGES,
+        sends + stats.tracesShedForRoom + stats.tracesShedForRate + stats.tracesShedForExport >= messages,
         report,
       );
       // Each stage's processing spans hang off the stage before: a dropped stage ends the trace there.

@@ -176,9 +176,9 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
     try {
       const subjects = clusterSubjects(resolved.cluster);
       const kv = await new nats.kv.Kvm(nc).create(subjects.bucket, { history: 1 });
-      const registry = new ClusterRegistry(kv, resolved.downAfterMs);
-      await registry.start();
       const jsm = await nats.jetstream.jetstreamManager(nc);
+      const registry = new ClusterRegistry(kv, { name: subjects.bucket, jsm }, resolved.downAfterMs);
+      await registry.start();
       await ensureStream(nats, jsm, subjects);
       const node = new ClusterNode(resolved, nats, nc, registry, runtime, nats.jetstream.jetstream(nc), jsm);
       await node.#start();

@@ -49,6 +49,35 @@ export interface ClusterRegistryEvent {
   readonly entry: ClusterKernelEntry;
 }
 
+/**
+ * The JetStream calls the registry lists its bucket's keys with: the stream's own list of subjects (one request,
+ * paged by the client). @internal
+ */
+export interface BucketSubjects {
+  /** The KV bucket's name (its stream is `KV_<name>`, its subjects `$KV.<name>.<key>`). */
+  readonly name: string;
+  readonly jsm: {
+    readonly streams: {
+      info(
+        stream: string,
+        query: { subjects_filter: string },
+      ): Promise<{ state: { subjects?: Record<string, number> } }>;
+    };
+  };
+}
+
+/**
+ * Every key the bucket holds an entry for (a delete marker included), as the stream's state lists them. Not
+ * `kv.keys()`: it ends when a consumer's pending count reaches 0 or an idle heartbeat comes, and with other nodes
+ * putting and deleting keys meanwhile it was seen never to end on nats-server 2.9 (their writes keep the consumer
+ * from idling): a node's join hung.
+ */
+async function bucketKeys(bucket: BucketSubjects): Promise<string[]> {
+  const prefix = `$KV.${bucket.name}.`;
+  const info = await bucket.jsm.streams.info(`KV_${bucket.name}`, { subjects_filter: `${prefix}>` });
+  return Object.keys(info.state.subjects ?? {}).map((subject) => subject.slice(prefix.length));
+}
+
 const KERNEL_PREFIX = 'kernels.';
 const NODE_PREFIX = 'nodes.';
 
@@ -77,6 +106,7 @@ export class ClusterRegistry extends EventEmitter<{
   nodeUp: [string];
 }> {
   readonly #kv: KV;
+  readonly #bucket: BucketSubjects;
   readonly #kernels = new Map<string, ClusterKernelEntry>();
   readonly #nodes = new Map<string, ClusterNodeEntry>();
   readonly #downAfterMs: number;
@@ -86,9 +116,10 @@ export class ClusterRegistry extends EventEmitter<{
   #closed = false;
 
   /** @internal — a node builds its registry when it joins. */
-  constructor(kv: KV, downAfterMs: number) {
+  constructor(kv: KV, bucket: BucketSubjects, downAfterMs: number) {
     super();
     this.#kv = kv;
+    this.#bucket = bucket;
     this.#downAfterMs = downAfterMs;
   }
 
@@ -98,9 +129,7 @@ export class ClusterRegistry extends EventEmitter<{
     // after that ends at the bucket's latest state whatever interleaved.
     const iterator = await this.#kv.watch({ key: '>', include: UPDATES_ONLY });
     this.#watch = iterator;
-    const keys: string[] = [];
-    for await (const key of await this.#kv.keys()) keys.push(key);
-    for (const key of keys) {
+    for (const key of await bucketKeys(this.#bucket)) {
       const entry = await this.#kv.get(key);
       if (entry !== null) this.#apply(entry, false);
     }
