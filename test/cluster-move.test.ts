@@ -3,7 +3,7 @@
  * loopback: a third node keeps sending and calling by name while the kernel moves A → B → A.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ClusterNodeUnknownError } from '../src/cluster.js';
 import {
@@ -16,14 +16,11 @@ import {
 } from '../src/index.js';
 import { Accumulator, OrderedSum } from './fixtures/kernels.js';
 import { startNodeProcess } from './support/cluster-process.js';
-import { eventually } from './support/eventually.js';
-import { type NatsServer, natsServerMissing, startNatsServer } from './support/nats-server.js';
+import { until } from './support/eventually.js';
+import { natsServerForSuite, natsServerMissing } from './support/nats-server.js';
 import { Random, TEST_SEED } from './support/random.js';
 
 const missing = natsServerMissing();
-
-const until = (condition: () => boolean, timeoutMs = 5000): Promise<void> =>
-  eventually(() => assert.ok(condition(), condition.toString()), timeoutMs);
 
 type NumbersIn = { sender: number; seq: number; value: number };
 type TallyOut = { total: number; count: number; disorder: number };
@@ -33,13 +30,7 @@ type TotalOut = { sender: number; seq: number; total: number; count: number };
 const plain = ({ total, count, disorder }: TallyOut): TallyOut => ({ total, count, disorder });
 
 describe('kernels moving between nodes', { skip: missing }, () => {
-  let server: NatsServer;
-  before(async () => {
-    server = await startNatsServer();
-  });
-  after(async () => {
-    await server?.close();
-  });
+  const server = natsServerForSuite();
 
   const node = (name: string, cluster: string, more: Partial<ClusterOptions> = {}): Promise<RingKernelRuntime> =>
     RingKernelRuntime.builder()

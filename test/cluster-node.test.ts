@@ -3,7 +3,7 @@
  * here on a free loopback port). Multi-process behaviour is in cluster-processes.test.ts.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { connect, headers } from '@nats-io/transport-node';
 import { FrameBatchWriter } from '../src/cluster/frame-batch.js';
 import {
@@ -14,15 +14,11 @@ import {
 } from '../src/cluster.js';
 import { type ClusterOptions, type DeadLetter, ErrorCode, InvalidStateError, RingKernelRuntime } from '../src/index.js';
 import { Accumulator, Echo, Numbers, Sink } from './fixtures/kernels.js';
-import { eventually, within } from './support/eventually.js';
-import { freePort, type NatsServer, natsServerMissing, startNatsServer } from './support/nats-server.js';
+import { until, within } from './support/eventually.js';
+import { freePort, type NatsServer, natsServerForSuite, natsServerMissing } from './support/nats-server.js';
 import { Random, TEST_SEED } from './support/random.js';
 
 const missing = natsServerMissing();
-
-/** Waits until `condition` holds (fails the test with the condition's text after `timeoutMs`). */
-const until = (condition: () => boolean, timeoutMs = 5000): Promise<void> =>
-  eventually(() => assert.ok(condition(), condition.toString()), timeoutMs);
 
 async function node(
   server: NatsServer,
@@ -37,13 +33,7 @@ async function node(
 }
 
 describe('cluster nodes in one process', { skip: missing }, () => {
-  let server: NatsServer;
-  before(async () => {
-    server = await startNatsServer();
-  });
-  after(async () => {
-    await server?.close();
-  });
+  const server = natsServerForSuite();
 
   test('a kernel on node A is found by name on node B, and takes send, call and receive from there', async () => {
     await using a = await node(server, 'a');
@@ -465,14 +455,8 @@ describe('cluster nodes in one process', { skip: missing }, () => {
 });
 
 describe('a cluster on a server that requires auth', { skip: missing }, () => {
-  let server: NatsServer;
-  before(async () => {
-    server = await startNatsServer({
-      config: 'authorization { users = [ { user: "ours", password: "s3cret" } ] }\n',
-    });
-  });
-  after(async () => {
-    await server?.close();
+  const server = natsServerForSuite({
+    config: 'authorization { users = [ { user: "ours", password: "s3cret" } ] }\n',
   });
 
   test('an unauthenticated node is refused with ClusterAuthError; the right credentials join', async () => {

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { context } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
@@ -16,26 +16,17 @@ import { defineKernel, ErrorCode, fromKernel, type KernelActorOutputEvent, RingK
 import { Accumulator, Echo, Numbers, Total } from './fixtures/kernels.js';
 import { Doubler } from './fixtures/placed-kernel.js';
 import { startNodeProcess } from './support/cluster-process.js';
-import { eventually } from './support/eventually.js';
-import { type NatsServer, natsServerMissing, startNatsServer } from './support/nats-server.js';
+import { eventually, until } from './support/eventually.js';
+import { natsServerForSuite, natsServerMissing } from './support/nats-server.js';
 import { OtlpReceiver } from './support/otlp-receiver.js';
 
 const missing = natsServerMissing();
-
-const until = (condition: () => boolean, timeoutMs = 5000): Promise<void> =>
-  eventually(() => assert.ok(condition(), condition.toString()), timeoutMs);
 
 type NumbersIn = { sender: number; seq: number; value: number };
 type TotalOut = { sender: number; seq: number; total: number; count: number };
 
 describe('cluster nodes in several processes', { skip: missing }, () => {
-  let server: NatsServer;
-  before(async () => {
-    server = await startNatsServer();
-  });
-  after(async () => {
-    await server?.close();
-  });
+  const server = natsServerForSuite();
 
   const self = (node: string, cluster: string): Promise<RingKernelRuntime> =>
     RingKernelRuntime.builder()

@@ -3,26 +3,20 @@
  * registry's bucket when it joins a cluster whose other nodes are at work.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
 import { type ClusterKernelEntry, ClusterRegistry } from '../src/cluster/cluster-registry.js';
 import { nameToken } from '../src/cluster/cluster-subjects.js';
 import { within } from './support/eventually.js';
-import { type NatsServer, natsServerMissing, startNatsServer } from './support/nats-server.js';
+import { natsServerForSuite, natsServerMissing } from './support/nats-server.js';
 import { Random, TEST_SEED } from './support/random.js';
 
 const STARTS = 40;
 
 describe('the cluster registry', { skip: natsServerMissing() }, () => {
-  let server: NatsServer;
-  before(async () => {
-    server = await startNatsServer();
-  });
-  after(async () => {
-    await server?.close();
-  });
+  const server = natsServerForSuite();
 
   test('a registry starting while other nodes put and delete entries ends with the bucket as it is, and never waits for good (seeded)', async () => {
     const others = await connect({ servers: server.url });

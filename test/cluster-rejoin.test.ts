@@ -4,30 +4,21 @@
  * returning node's own instance ends — the kernel never runs twice, the registry lists it once.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type ClusterOptions, type DeadLetter, RingKernelRuntime } from '../src/index.js';
 import { OrderedSum } from './fixtures/kernels.js';
 import { startNodeProcess } from './support/cluster-process.js';
-import { eventually } from './support/eventually.js';
-import { type NatsServer, natsServerMissing, startNatsServer } from './support/nats-server.js';
+import { until } from './support/eventually.js';
+import { natsServerForSuite, natsServerMissing } from './support/nats-server.js';
 
 const missing = natsServerMissing();
-
-const until = (condition: () => boolean, timeoutMs = 5000): Promise<void> =>
-  eventually(() => assert.ok(condition(), condition.toString()), timeoutMs);
 
 type NumbersIn = { sender: number; seq: number; value: number };
 type TallyOut = { total: number; count: number; disorder: number };
 
 describe('a node that comes back after it was declared down', { skip: missing }, () => {
-  let server: NatsServer;
-  before(async () => {
-    server = await startNatsServer();
-  });
-  after(async () => {
-    await server?.close();
-  });
+  const server = natsServerForSuite();
 
   const node = (name: string, more: Partial<ClusterOptions> = {}): Promise<RingKernelRuntime> =>
     RingKernelRuntime.builder()

@@ -65,36 +65,25 @@ describe("reliability: the kernel workers' heaps are sized", () => {
     return JSON.parse(new TextDecoder().decode(answer)) as Record<string, number>;
   };
 
+  /** The limits a worker of a one-worker runtime built with `config` runs under. */
+  const limitsWith = async (config: Record<string, number>): Promise<Record<string, number>> => {
+    await using runtime = await RingKernelRuntime.builder()
+      .config({ workers: 1, ...config })
+      .build();
+    return await limitsOf(runtime); // awaited before the runtime is disposed
+  };
+
   it("by default a 1024 MiB old and a 24 MiB young generation; 0 leaves Node's defaults; others as configured", async () => {
-    const sized = await RingKernelRuntime.builder().config({ workers: 1 }).build();
-    try {
-      const limits = await limitsOf(sized);
-      assert.equal(limits.maxOldGenerationSizeMb, 1024);
-      assert.equal(limits.maxYoungGenerationSizeMb, 24);
-    } finally {
-      await sized.shutdown();
-    }
-    const configured = await RingKernelRuntime.builder()
-      .config({ workers: 1, workerHeapMB: 768, workerYoungHeapMB: 12 })
-      .build();
-    try {
-      const limits = await limitsOf(configured);
-      assert.equal(limits.maxOldGenerationSizeMb, 768);
-      assert.equal(limits.maxYoungGenerationSizeMb, 12);
-    } finally {
-      await configured.shutdown();
-    }
-    const nodeDefaults = await RingKernelRuntime.builder()
-      .config({ workers: 1, workerHeapMB: 0, workerYoungHeapMB: 0 })
-      .build();
-    try {
-      const limits = await limitsOf(nodeDefaults);
-      // Node's own, sized from the machine's memory: never the runtime's.
-      assert.notEqual(limits.maxOldGenerationSizeMb, 1024);
-      assert.notEqual(limits.maxYoungGenerationSizeMb, 24);
-    } finally {
-      await nodeDefaults.shutdown();
-    }
+    const sized = await limitsWith({});
+    assert.equal(sized.maxOldGenerationSizeMb, 1024);
+    assert.equal(sized.maxYoungGenerationSizeMb, 24);
+    const configured = await limitsWith({ workerHeapMB: 768, workerYoungHeapMB: 12 });
+    assert.equal(configured.maxOldGenerationSizeMb, 768);
+    assert.equal(configured.maxYoungGenerationSizeMb, 12);
+    // Node's own, sized from the machine's memory: never the runtime's.
+    const nodeDefaults = await limitsWith({ workerHeapMB: 0, workerYoungHeapMB: 0 });
+    assert.notEqual(nodeDefaults.maxOldGenerationSizeMb, 1024);
+    assert.notEqual(nodeDefaults.maxYoungGenerationSizeMb, 24);
   });
 
   it('refuses limits a worker cannot start with, naming the field', () => {

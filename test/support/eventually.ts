@@ -15,6 +15,13 @@ export async function eventually<T>(check: () => T | Promise<T>, timeoutMs = 5_0
   }
 }
 
+/** Waits until `condition()` holds; fails with the condition's source text after `timeoutMs`. */
+export function until(condition: () => boolean, timeoutMs = 5_000): Promise<void> {
+  return eventually(() => {
+    if (!condition()) throw new Error(`not true within ${timeoutMs} ms: ${condition.toString()}`);
+  }, timeoutMs);
+}
+
 /**
  * Waits for `promise`, at most `timeoutMs`. The timer also holds the event loop while it waits: a kernel's ports
  * do not, so a bare `await handle.exited` on a kernel that ends later (a device fault on another thread) could

@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 const FETCHED = fileURLToPath(new URL('../../../.nats/nats-server', import.meta.url));
@@ -119,5 +120,37 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
       await stop();
       rmSync(storeDir, { recursive: true, force: true });
     },
+  };
+}
+
+/**
+ * The suite's nats-server: started before the `describe` block it is called in, closed after it. The object it
+ * returns stands for the server once started (reading it before then throws).
+ */
+export function natsServerForSuite(options: NatsServerOptions = {}): NatsServer {
+  let server: NatsServer | undefined;
+  const started = (): NatsServer => {
+    if (server === undefined) throw new Error('the suite’s nats-server is not started yet (read it inside a test)');
+    return server;
+  };
+  before(async () => {
+    server = await startNatsServer(options);
+  });
+  after(async () => {
+    await server?.close();
+  });
+  return {
+    get url() {
+      return started().url;
+    },
+    get port() {
+      return started().port;
+    },
+    get storeDir() {
+      return started().storeDir;
+    },
+    stop: () => started().stop(),
+    restart: () => started().restart(),
+    close: () => started().close(),
   };
 }
