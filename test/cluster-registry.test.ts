@@ -9,7 +9,9 @@ import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
 import { type ClusterKernelEntry, ClusterRegistry } from '../src/cluster/cluster-registry.js';
 import { nameToken } from '../src/cluster/cluster-subjects.js';
-import { within } from './support/eventually.js';
+import { ErrorCode, RingKernelRuntime } from '../src/index.js';
+import { Accumulator } from './fixtures/kernels.js';
+import { until, within } from './support/eventually.js';
 import { natsServerForSuite, natsServerMissing } from './support/nats-server.js';
 import { Random, TEST_SEED } from './support/random.js';
 
@@ -90,5 +92,91 @@ describe('the cluster registry', { skip: natsServerMissing() }, () => {
       await others.close();
       await joining.close();
     }
+  });
+
+  test('a node whose registry watch dies (its consumer deleted) declares no live node down and follows the bucket again', async () => {
+    const node = (name: string): Promise<RingKernelRuntime> =>
+      RingKernelRuntime.builder()
+        .config({ workers: 1 })
+        .cluster({ servers: server.url, node: name, cluster: 'watch-lost', heartbeatMs: 200, downAfterMs: 1000 })
+        .build();
+    await using a = await node('wa');
+    await using b = await node('wb');
+    const cluster = a.cluster;
+    assert.ok(cluster !== undefined);
+    const kept = await b.launch(Accumulator, 1, 1, { name: 'watched/kept', autoActivate: true });
+    const gone = await b.launch(Accumulator, 1, 1, { name: 'watched/gone', autoActivate: true });
+    await until(() => cluster.registry.lookup('watched/*').length === 2);
+    const downs: string[] = [];
+    cluster.on('nodeDown', (down) => downs.push(down));
+    const dropped: string[] = [];
+    cluster.registry.watch('watched/kept', (event) => {
+      if (event.type === 'deregistered') dropped.push(event.name);
+    });
+    const faults: { code: string; message: string }[] = [];
+    cluster.on('registry', (error) => faults.push({ code: error.code, message: error.message }));
+    // What a consumer lost to the server looks like to the client (an inactive one cleaned up after a long
+    // disconnect, a JetStream restart that lost it): every watcher of the bucket's stream deleted under its node.
+    const admin = await connect({ servers: server.url });
+    try {
+      const jsm = await jetstreamManager(admin);
+      const stream = `KV_${cluster.subjects.bucket}`;
+      const watchers: string[] = [];
+      for await (const consumer of jsm.consumers.list(stream)) watchers.push(consumer.config.name ?? consumer.name);
+      assert.ok(watchers.length >= 2, `the two nodes' watchers: ${watchers.join()}`);
+      for (const name of watchers) await jsm.consumers.delete(stream, name);
+    } finally {
+      await admin.close();
+    }
+    // Changes made after that reach A (before, its copy stayed as it was until the client's 60 s heartbeat check,
+    // and A declared B down meanwhile: its heartbeats stopped arriving).
+    await gone.terminate();
+    // Listed and ended again before B's own copy follows the bucket: B removes the entry all the same (before, it
+    // looked in its copy, found no entry there, and the entry stayed in the bucket for good).
+    const brief = await b.launch(Accumulator, 1, 1, { name: 'watched/brief', autoActivate: true });
+    await brief.terminate();
+    const later = await b.launch(Accumulator, 1, 1, { name: 'watched/later', autoActivate: true });
+    await until(
+      () =>
+        cluster.registry.get('watched/later')?.node === 'wb' &&
+        cluster.registry.get('watched/gone') === undefined &&
+        cluster.registry.get('watched/brief') === undefined,
+      10_000,
+    );
+    assert.equal(await cluster.registry.current('watched/brief'), undefined, 'the bucket does not list it');
+    // Still following: a further change arrives too, and a few heartbeats on B stays alive on A.
+    await later.terminate();
+    await until(() => cluster.registry.get('watched/later') === undefined, 10_000);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    assert.equal(cluster.registry.get('watched/kept')?.node, 'wb');
+    assert.equal(cluster.registry.isAlive('wb'), true);
+    assert.deepEqual(downs, [], 'A declared no live node down');
+    assert.deepEqual(dropped, [], "B's kernel was never dropped from A's copy");
+    assert.ok((cluster.stats().registryResyncs ?? 0) >= 1, 'the lost watch is counted');
+    assert.ok(faults.length >= 1 && faults.every((fault) => fault.code === ErrorCode.ClusterRegistryStale));
+    assert.match(faults[0]?.message ?? '', /registry/);
+    await kept.terminate();
+  });
+
+  test('kernels ended right after their launch are not left listed (seeded)', async () => {
+    await using a = await RingKernelRuntime.builder()
+      .config({ workers: 1 })
+      .cluster({ servers: server.url, node: 'wc', cluster: 'brief', heartbeatMs: 200, downAfterMs: 1000 })
+      .build();
+    const registry = a.cluster?.registry;
+    assert.ok(registry !== undefined);
+    const random = new Random(TEST_SEED);
+    const names: string[] = [];
+    for (let round = 0; round < 20; round++) {
+      const name = `brief/k${round}`;
+      names.push(name);
+      const kernel = await a.launch(Accumulator, 1, 1, { name, autoActivate: random.int(0, 1) === 0 });
+      // Ended at once, or after a few ms: while its listing (a KV create) is still on its way, or after.
+      if (random.int(0, 2) === 0) await new Promise((resolve) => setTimeout(resolve, random.int(0, 5)));
+      await kernel.terminate();
+    }
+    // Before, a kernel whose end came before its listing was done stayed listed for good, naming nobody.
+    await until(() => registry.lookup('brief/*').length === 0, 10_000);
+    for (const name of names) assert.equal(await registry.current(name), undefined, `${name} is not in the bucket`);
   });
 });
