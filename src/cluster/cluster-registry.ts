@@ -439,6 +439,15 @@ export class ClusterRegistry extends EventEmitter<{
     for (const entry of this.#kernels.values()) {
       if (entry.node !== self && !this.#nodes.has(entry.node) && !down.includes(entry.node)) down.push(entry.node);
     }
+    for (const node of [...down]) {
+      // This node's copy may lag (a busy event loop whose updates wait behind this timer): the bucket has the last
+      // word. A heartbeat newer than the one applied here means the node is alive.
+      const beat = await this.#kv.get(NODE_PREFIX + node).catch(() => null);
+      if (beat !== null && beat.operation === 'PUT' && beat.revision > (this.#revisions.get(beat.key) ?? 0)) {
+        this.#apply(beat, true);
+        down.splice(down.indexOf(node), 1);
+      }
+    }
     for (const node of down) {
       this.#nodes.delete(node);
       const kernels = [...this.#kernels.values()].filter((entry) => entry.node === node);
