@@ -490,7 +490,12 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
         await this.#displaced(kernel, listed.node);
         continue;
       }
-      if (listed === undefined || entry.status !== published.status) {
+      if (listed === undefined) {
+        // Swept while this node was away (declared down): listed again only if no node took the name meanwhile —
+        // a create, atomic, since this copy may not show that node's entry yet (a put would take the name from it).
+        // If one did, a later heartbeat finds its entry here and this instance ends.
+        if (await this.registry.claim(entry)) this.#published.set(name, entry);
+      } else if (entry.status !== published.status) {
         this.#published.set(name, entry);
         await this.registry.register(entry);
       }
