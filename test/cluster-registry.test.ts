@@ -5,15 +5,50 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { Kvm } from '@nats-io/kv';
+import { type KV, type KvEntry, Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
 import { type ClusterKernelEntry, ClusterRegistry } from '../src/cluster/cluster-registry.js';
 import { nameToken } from '../src/cluster/cluster-subjects.js';
-import { within } from './support/eventually.js';
+import { until, within } from './support/eventually.js';
 import { natsServerForSuite, natsServerMissing } from './support/nats-server.js';
 import { Random, TEST_SEED } from './support/random.js';
 
 const STARTS = 40;
+
+/**
+ * The bucket `kv` as a registry on a busy node reads it: while `lag` is on, the watch's updates wait (as they do
+ * behind a long task on the event loop) and everything else goes straight to the server.
+ */
+function lagging(kv: KV): { kv: KV; lag(on: boolean): void } {
+  let lagging = false;
+  let wake: (() => void) | undefined;
+  const watch = async (options: Parameters<KV['watch']>[0]) => {
+    const updates = await kv.watch(options);
+    return {
+      stop: () => updates.stop(),
+      async *[Symbol.asyncIterator](): AsyncGenerator<KvEntry> {
+        for await (const entry of updates) {
+          while (lagging) await new Promise<void>((resolve) => (wake = resolve));
+          yield entry;
+        }
+      },
+    };
+  };
+  const proxy = new Proxy(kv, {
+    get: (target, key) => {
+      if (key === 'watch') return watch;
+      const value = Reflect.get(target, key, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  return {
+    kv: proxy,
+    lag: (on) => {
+      lagging = on;
+      if (!on) wake?.();
+    },
+  };
+}
 
 describe('the cluster registry', { skip: natsServerMissing() }, () => {
   const server = natsServerForSuite();
@@ -89,6 +124,55 @@ describe('the cluster registry', { skip: natsServerMissing() }, () => {
     } finally {
       await others.close();
       await joining.close();
+    }
+  });
+
+  test('a node whose heartbeats this copy has not applied yet (its event loop busy) is not declared down: the bucket has the last word', async () => {
+    const others = await connect({ servers: server.url });
+    const busy = await connect({ servers: server.url });
+    try {
+      const bucket = 'rk-lagging';
+      const written = await new Kvm(others).create(bucket, { history: 1 });
+      const view = lagging(await new Kvm(busy).open(bucket));
+      const registry = new ClusterRegistry(view.kv, { name: bucket, jsm: await jetstreamManager(busy) }, 400);
+      try {
+        await registry.start();
+        const beat = () =>
+          written.put('nodes.far', JSON.stringify({ node: 'far', backend: 'cpu', kernels: 1, processed: 0 }));
+        const key = `kernels.${nameToken('lag/k')}`;
+        const entry: ClusterKernelEntry = {
+          name: 'lag/k',
+          kernelId: 'lag',
+          node: 'far',
+          backend: 'cpu',
+          status: 'Active',
+          delivery: 'at-most-once',
+        };
+        await beat();
+        await written.put(key, JSON.stringify(entry));
+        await until(() => registry.isAlive('far') && registry.get('lag/k') !== undefined);
+        // The node beats on; this copy applies none of it for longer than downAfterMs.
+        view.lag(true);
+        for (let i = 0; i < 6; i++) {
+          await beat();
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+        assert.equal(registry.isAlive('far'), false, 'the last beat applied here is older than downAfterMs');
+        assert.deepEqual(await registry.sweep('near'), [], 'a node that beats is not declared down');
+        assert.equal(registry.isAlive('far'), true);
+        assert.equal((await written.get(key))?.operation, 'PUT', 'its kernel stays listed');
+        view.lag(false);
+        // A node that does stop beating is declared down, its kernels with it.
+        await new Promise((resolve) => setTimeout(resolve, 600));
+        assert.deepEqual(await registry.sweep('near'), ['far']);
+        assert.equal((await written.get(key))?.operation, 'DEL');
+        assert.equal(registry.isAlive('far'), false);
+      } finally {
+        registry.close();
+      }
+    } finally {
+      await others.close();
+      await busy.close();
     }
   });
 });

@@ -109,6 +109,8 @@ export class ClusterRegistry extends EventEmitter<{
   readonly #bucket: BucketSubjects;
   readonly #kernels = new Map<string, ClusterKernelEntry>();
   readonly #nodes = new Map<string, ClusterNodeEntry>();
+  /** The bucket revision of each node's heartbeat as last applied here. */
+  readonly #beats = new Map<string, number>();
   readonly #downAfterMs: number;
   /** Nodes that said they are leaving (their kernels go on purpose: no failover). */
   readonly #leaving = new Set<string>();
@@ -156,8 +158,11 @@ export class ClusterRegistry extends EventEmitter<{
       const node = entry.key.slice(NODE_PREFIX.length);
       if (deleted) {
         this.#nodes.delete(node);
+        this.#beats.delete(node);
         return;
       }
+      if (entry.revision < (this.#beats.get(node) ?? 0)) return; // an older beat than one read from the bucket
+      this.#beats.set(node, entry.revision);
       const beat = entry.json<Omit<ClusterNodeEntry, 'seenAt'> & { leaving?: boolean }>();
       if (beat.leaving === true) this.#leaving.add(node);
       const fresh = !this.#nodes.has(node);
@@ -280,8 +285,18 @@ export class ClusterRegistry extends EventEmitter<{
     for (const entry of this.#kernels.values()) {
       if (entry.node !== self && !this.#nodes.has(entry.node) && !down.includes(entry.node)) down.push(entry.node);
     }
+    for (const node of [...down]) {
+      // This node's copy may lag (a busy event loop whose updates wait behind this timer): the bucket has the last
+      // word. A heartbeat newer than the one applied here means the node is alive.
+      const beat = await this.#kv.get(NODE_PREFIX + node).catch(() => null);
+      if (beat !== null && beat.operation === 'PUT' && beat.revision > (this.#beats.get(node) ?? 0)) {
+        this.#apply(beat, true);
+        down.splice(down.indexOf(node), 1);
+      }
+    }
     for (const node of down) {
       this.#nodes.delete(node);
+      this.#beats.delete(node);
       const kernels = [...this.#kernels.values()].filter((entry) => entry.node === node);
       await Promise.all(kernels.map((entry) => this.deregister(entry.name).catch(() => undefined)));
       await this.forgetNode(node).catch(() => undefined);

@@ -11,6 +11,7 @@ import type { FrameView } from '../wire/frame-view.js';
 import type { ClusterRuntimePort, HostedKernel } from './cluster-ports.js';
 import type { ClusterSubjects } from './cluster-subjects.js';
 import { FrameBatchWriter, readFrameBatch } from './frame-batch.js';
+import { type HeldMessage, handOverOrder } from './hand-over.js';
 import {
   contextFromFrame,
   contextFromTraceparent,
@@ -91,17 +92,6 @@ interface Served {
   carried: unknown[];
   /** Whether its outputs and control subjects are taken (not while it arrives from another node). */
   queries: boolean;
-}
-
-/**
- * A one-way batch or a call that arrived while its kernel was moving, kept as it came (bytes, the headers the host
- * reads and, for a call, where its answer goes) so that it can be handled where the kernel lands.
- */
-export interface HeldMessage {
-  readonly kind: 'input' | 'call';
-  readonly data: Uint8Array;
-  readonly headers: Readonly<Record<string, string>>;
-  readonly reply?: string;
 }
 
 /**
@@ -219,9 +209,9 @@ export class KernelHost {
 
   /**
    * Ends a hold: what the kernel's previous node held (`from`, with the ids it had taken from each sender) is
-   * handled first, then what was held here that is not a copy of it (both nodes got every message while both
-   * listened), in arrival order; outputs and control are served from now on. Without `from`: a move given up at
-   * the source, whose held messages are handled here in order.
+   * handled, and what was held here that is not a copy of it (both nodes got every message while both listened),
+   * each where its sender sent it (see {@link handOverOrder}); outputs and control are served from now on. Without
+   * `from`: a move given up at the source, whose held messages are handled here in order.
    */
   release(
     name: string,
@@ -239,11 +229,9 @@ export class KernelHost {
       for (const [sender, last] of Object.entries(from.lastIds)) served.lastIds.set(sender, { last });
       served.carried.push(...from.outputs);
     }
-    const seen = this.#replay(served, from?.held ?? []);
-    for (const held of own)
-      if (!seen.has(held, (sender) => served.lastIds.get(sender)?.last ?? 0)) {
-        this.#handleHeld(served, held);
-      }
+    const lastTaken: Record<string, number> = {};
+    for (const [sender, ids] of served.lastIds) lastTaken[sender] = ids.last;
+    for (const held of handOverOrder(from?.held ?? [], own, lastTaken)) this.#handleHeld(served, held);
     this.#serveQueries(served);
   }
 
@@ -256,16 +244,6 @@ export class KernelHost {
     if (served === undefined) return;
     this.#served.delete(name);
     await Promise.all(served.subscriptions.map((subscription) => subscription.drain().catch(() => undefined)));
-  }
-
-  /** Handles `messages` in order, and returns what they were, to know their copies. */
-  #replay(served: Served, messages: readonly HeldMessage[]): HeldCopies {
-    const copies = new HeldCopies();
-    for (const held of messages) {
-      copies.add(held);
-      this.#handleHeld(served, held);
-    }
-    return copies;
   }
 
   #handleHeld(served: Served, held: HeldMessage): void {
@@ -690,49 +668,4 @@ function heldOf(kind: HeldMessage['kind'], msg: Msg): HeldMessage {
   }
   // Copied: the client may reuse the buffer the message was read from.
   return { kind, data: msg.data.slice(), headers, ...(msg.reply ? { reply: msg.reply } : {}) };
-}
-
-/**
- * What a node that held messages for a moving kernel handed on, to know the copies the other node got of the same
- * messages: one-way batches by their sender's message ids, calls by sender and id, anonymous ones by their bytes.
- */
-class HeldCopies {
-  readonly #calls = new Set<string>();
-  readonly #anonymous = new Map<string, number>();
-
-  add(held: HeldMessage): void {
-    const sender = held.headers[Header.NODE];
-    if (sender !== undefined && held.kind === 'call') this.#calls.add(`${sender} ${firstId(held.data)}`);
-    else if (sender === undefined) {
-      const key = `${held.kind} ${Buffer.from(held.data).toString('base64')}`;
-      this.#anonymous.set(key, (this.#anonymous.get(key) ?? 0) + 1);
-    }
-  }
-
-  /** Whether `held` is a copy of one handed on (a one-way batch: ids at or below the last one taken from it). */
-  has(held: HeldMessage, lastTaken: (sender: string) => number): boolean {
-    const sender = held.headers[Header.NODE];
-    if (sender === undefined) {
-      const key = `${held.kind} ${Buffer.from(held.data).toString('base64')}`;
-      const count = this.#anonymous.get(key) ?? 0;
-      if (count === 0) return false;
-      this.#anonymous.set(key, count - 1);
-      return true;
-    }
-    const id = firstId(held.data);
-    return held.kind === 'call' ? this.#calls.has(`${sender} ${id}`) : id <= lastTaken(sender);
-  }
-}
-
-/** The message id of a batch's first frame (0 when it has none). */
-function firstId(data: Uint8Array): number {
-  let id = 0;
-  readFrameBatch(
-    data,
-    (frame) => {
-      if (id === 0) id = frame.messageId;
-    },
-    () => undefined,
-  );
-  return id;
 }

@@ -9,7 +9,8 @@ import type { ClusterRuntimePort, HostedKernel } from './cluster-ports.js';
 import type { ClusterKernelEntry, ClusterRegistry } from './cluster-registry.js';
 import type { ClusterSubjects } from './cluster-subjects.js';
 import { FrameBatchWriter, readFrameBatch } from './frame-batch.js';
-import type { HeldMessage, KernelHost } from './kernel-host.js';
+import type { HeldMessage } from './hand-over.js';
+import type { KernelHost } from './kernel-host.js';
 import { answerAfter, type PlacedLaunchOptions, type PlacementAnswer } from './kernel-placement.js';
 
 /** Options of a move to another node (`runtime.kernelMigrator().moveToNode`). */
