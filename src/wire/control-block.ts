@@ -195,7 +195,7 @@ export class ControlBlock {
     if (version !== CONTROL_BLOCK_VERSION) {
       throw new InvalidArgumentError(
         'buffer',
-        `ControlBlock buffer holds layout version ${version}, not ${CONTROL_BLOCK_VERSION}`,
+        `ControlBlock buffer: layout version ${version} is not ${CONTROL_BLOCK_VERSION}`,
       );
     }
   }
