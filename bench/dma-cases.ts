@@ -76,7 +76,10 @@ async function pairedOneWay<In>(
   sample: In & { seq: number },
   rounds: number,
 ): Promise<DmaCaseResult> {
-  const direct = (await runtime.launch(BenchSink, 1, 1, { name: 'bench.sink.direct', autoActivate: true })) as unknown as KernelHandle<In>;
+  const direct = (await runtime.launch(BenchSink, 1, 1, {
+    name: 'bench.sink.direct',
+    autoActivate: true,
+  })) as unknown as KernelHandle<In>;
   try {
     const ratios: number[] = [];
     for (let round = 0; round < rounds; round++) {

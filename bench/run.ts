@@ -509,8 +509,7 @@ const allRatios = {
   'pipeline3.64 msg/s (goal ≥ 1 M)': rate('pipeline3.64'),
   ...(dmaRan
     ? {
-        'dma.oneway.64 / kernel.send.64, median of paired rounds (goal ≥ 0.7)':
-          by('dma.oneway.pairedRatio').value ?? 0,
+        'dma.oneway.64 / kernel.send.64, median of paired rounds (goal ≥ 0.7)': by('dma.oneway.pairedRatio').value ?? 0,
         'dma.oneway.64 / kernel.send.64, cases run apart': round(rate('dma.oneway.64') / rate('kernel.send.64')),
         'kernel.call.64 p50 / dma.call.64 p50': round(by('kernel.call.64').p50us / by('dma.call.64').p50us),
       }
