@@ -52,6 +52,54 @@ function lagging(kv: KV): { kv: KV; lag(on: boolean): void } {
   };
 }
 
+/**
+ * The bucket `kv` with a watch that can be made to end, as the client's does when its subscription closes or its
+ * consumer cannot be made again: `end()` ends the watch open now, and the next watch waits until `reopen()`.
+ */
+function ending(kv: KV): { kv: KV; end(): void; reopen(): void } {
+  let endOpen: (() => void) | undefined;
+  let held: Promise<void> = Promise.resolve();
+  let release: (() => void) | undefined;
+  const watch = async (options: Parameters<KV['watch']>[0]) => {
+    await held;
+    const updates = await kv.watch(options);
+    const updatesIterator = updates[Symbol.asyncIterator]();
+    const ended = new Promise<IteratorResult<KvEntry>>((resolve) => {
+      endOpen = () => {
+        updates.stop();
+        resolve({ done: true, value: undefined });
+      };
+    });
+    return {
+      stop: () => updates.stop(),
+      [Symbol.asyncIterator]: () => ({
+        next: () => Promise.race([updatesIterator.next(), ended]),
+        return: async (): Promise<IteratorResult<KvEntry>> => {
+          updates.stop();
+          return { done: true, value: undefined };
+        },
+      }),
+    };
+  };
+  const proxy = new Proxy(kv, {
+    get: (target, key) => {
+      if (key === 'watch') return watch;
+      const value = Reflect.get(target, key, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  return {
+    kv: proxy,
+    end: () => {
+      held = new Promise((resolve) => {
+        release = resolve;
+      });
+      endOpen?.();
+    },
+    reopen: () => release?.(),
+  };
+}
+
 describe('the cluster registry', { skip: natsServerMissing() }, () => {
   const server = natsServerForSuite();
 
@@ -126,6 +174,70 @@ describe('the cluster registry', { skip: natsServerMissing() }, () => {
     } finally {
       await others.close();
       await joining.close();
+    }
+  });
+
+  test('a watch that ends is replaced: the bucket is read anew, and what changed meanwhile is given as events', async () => {
+    const others = await connect({ servers: server.url });
+    const own = await connect({ servers: server.url });
+    try {
+      const bucket = 'rk-ending';
+      const written = await new Kvm(others).create(bucket, { history: 1 });
+      const view = ending(await new Kvm(own).open(bucket));
+      const registry = new ClusterRegistry(view.kv, { name: bucket, jsm: await jetstreamManager(own) }, 60_000);
+      const entry = (name: string, status: ClusterKernelEntry['status'] = 'Active'): ClusterKernelEntry => ({
+        name,
+        kernelId: 'ending',
+        node: 'far',
+        backend: 'cpu',
+        status,
+        delivery: 'at-most-once',
+      });
+      const put = (listed: ClusterKernelEntry): Promise<number> =>
+        written.put(`kernels.${nameToken(listed.name)}`, JSON.stringify(listed));
+      const faults: { code: string; message: string }[] = [];
+      registry.on('stale', (error) => faults.push({ code: error.code, message: error.message }));
+      try {
+        await registry.start();
+        for (const name of ['end/a', 'end/b', 'end/c']) await put(entry(name));
+        await until(() => registry.lookup('end/*').length === 3);
+        const changes: string[] = [];
+        registry.watch('end/*', (event) => changes.push(`${event.type} ${event.name} ${event.entry.status}`));
+        view.end();
+        // Before, the copy stayed as it was from here on, without a word.
+        await until(() => faults.length === 1);
+        // While it watches again: one entry removed, one changed, one added; one left as it was.
+        await written.delete(`kernels.${nameToken('end/a')}`);
+        await put(entry('end/b', 'Deactivated'));
+        await put(entry('end/d'));
+        view.reopen();
+        await until(() => changes.length === 3);
+        assert.deepEqual(changes.sort(), [
+          'deregistered end/a Active',
+          'registered end/d Active',
+          'updated end/b Deactivated',
+        ]);
+        // And it follows the bucket from there.
+        await put(entry('end/e'));
+        await until(() => registry.get('end/e') !== undefined);
+        assert.deepEqual(
+          registry.lookup('end/*').map((listed) => `${listed.name} ${listed.status}`),
+          ['end/b Deactivated', 'end/c Active', 'end/d Active', 'end/e Active'],
+        );
+        assert.equal(changes.length, 4, changes.join());
+        assert.equal(registry.resyncs, 1);
+        assert.deepEqual(faults, [
+          {
+            code: ErrorCode.ClusterRegistryStale,
+            message: 'cluster registry rk-ending: its watch ended; reading it anew',
+          },
+        ]);
+      } finally {
+        registry.close();
+      }
+    } finally {
+      await others.close();
+      await own.close();
     }
   });
 
