@@ -2,7 +2,8 @@ import type { EventLoopUtilization } from 'node:perf_hooks';
 import type { MessagePort, ResourceLimits, Worker } from 'node:worker_threads';
 import { Piscina, queueOptionsSymbol } from 'piscina';
 import { prepareWebGpuDriver } from '../backends/webgpu/dawn-module.js';
-import { RuntimeShutDownError } from '../errors/runtime-errors.js';
+import { RingKernelError } from '../errors/ringkernel-error.js';
+import { KernelFailedError, RuntimeShutDownError } from '../errors/runtime-errors.js';
 import type { AttachBatch, AttachResult, AttachTask } from '../executor/protocol.js';
 
 /** The CPU backend's executor: the Piscina task module that hosts kernels in worker threads. */
@@ -17,6 +18,16 @@ const MAX_CUDA_KERNELS = 1024;
 const PLACED_ON = queueOptionsSymbol;
 
 /** A CPU attach asked for in this turn of the event loop, waiting to go out with the others in one batch. */
+/**
+ * A worker that ended (or whose pool threw) while attaching a batch: each of its kernels fails, typed, with the
+ * pool's error as the cause — Piscina's own errors ("worker exited with code: 7") carry no RK_* code.
+ */
+function attachLost(kernelId: string, error: unknown): Error {
+  if (error instanceof RingKernelError) return error;
+  const why = error instanceof Error ? error.message : String(error);
+  return new KernelFailedError(kernelId, `its worker ended while attaching it (${why})`, { cause: error });
+}
+
 interface PendingAttach {
   readonly task: AttachTask;
   readonly port: MessagePort;
@@ -191,7 +202,7 @@ export class WorkerPools<K extends object> {
       },
       (error: unknown) => {
         this.#attached(threadId, batch.length);
-        for (const pending of batch) pending.reject(error);
+        for (const pending of batch) pending.reject(attachLost(pending.task.kernelId, error));
         setImmediate(() => this.#roomMayHaveCome());
       },
     );
