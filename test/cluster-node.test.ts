@@ -297,6 +297,28 @@ describe('cluster nodes in one process', { skip: missing }, () => {
     );
   });
 
+  test('a kernel that ends while a heartbeat re-lists its status leaves no entry behind (seeded, 40 kernels)', async () => {
+    // Heartbeats every 5 ms: a status change (Active → Terminating → Terminated) is re-listed by a heartbeat while
+    // the kernel's end removes its entry, over and over. An entry left behind names a kernel nobody serves: senders
+    // elsewhere keep sending to it, and what they send is lost without a word.
+    await using a = await node(server, 'a12', 'test', { heartbeatMs: 5 });
+    const random = new Random(TEST_SEED);
+    const names: string[] = [];
+    for (let round = 0; round < 40; round++) {
+      const name = `ending/k${round}`;
+      names.push(name);
+      const kernel = await a.launch(Sink, 1, 1, { name, autoActivate: true });
+      await until(() => a.cluster?.registry.get(name) !== undefined);
+      await new Promise((resolve) => setTimeout(resolve, random.int(0, 10)));
+      await kernel.terminate({ drain: random.int(0, 1) === 0 });
+    }
+    // A few heartbeats later, the bucket lists none of them.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const left: string[] = [];
+    for (const name of names) if ((await a.cluster?.registry.current(name)) !== undefined) left.push(name);
+    assert.deepEqual(left, [], `seed ${TEST_SEED}: entries of ended kernels left in the registry`);
+  });
+
   test('remote sends racing a terminate are each handled or dead-lettered, never lost silently (seeded)', async (t) => {
     await using a = await node(server, 'a9');
     await using b = await node(server, 'b9');

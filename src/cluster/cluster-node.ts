@@ -107,6 +107,12 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
   readonly #inboxes = new Map<string, DurableInbox>();
   /** Entries this node published for its kernels, as published (re-published when their status changes). */
   readonly #published = new Map<string, ClusterKernelEntry>();
+  /**
+   * This node's registry writes for each kernel name, one at a time: a heartbeat re-listing a kernel's status and
+   * the kernel's end removing its entry would otherwise interleave — the re-listing landing after the removal (or
+   * the removal losing its compare-and-swap to it) leaves an entry that names a kernel nobody serves.
+   */
+  readonly #writes = new Map<string, Promise<unknown>>();
   #stopWatching: (() => void) | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
   #notices: Subscription | undefined;
@@ -407,6 +413,20 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
     };
   }
 
+  /** Runs `write` after this node's earlier registry writes for `name` have settled (see `#writes`). */
+  #serially<T>(name: string, write: () => Promise<T>): Promise<T> {
+    const run = (this.#writes.get(name) ?? Promise.resolve()).then(write);
+    const settled = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#writes.set(name, settled);
+    void settled.then(() => {
+      if (this.#writes.get(name) === settled) this.#writes.delete(name);
+    });
+    return run;
+  }
+
   #deliveryOf(name: string): Delivery {
     return this.#atLeastOnce.some((pattern) => pattern.test(name)) ? 'at-least-once' : 'at-most-once';
   }
@@ -423,32 +443,42 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
       this.#inboxes.set(kernel.name, inbox);
       await inbox.start(this.#nats, this.#js, this.#jsm, this.#subjects, this.#takingOver.delete(kernel.name));
     }
-    const entry = this.#entryOf(kernel);
-    // A name is the cluster's: claimed atomically unless this node lists it already, so a launch racing another
-    // node's under the same name never overwrites that node's listing (the loser stays local, unlisted until the
-    // name is free: see #tick).
-    const listed = this.registry.get(kernel.name);
-    if (!claimed && listed?.node !== this.node) {
-      if (!(await this.registry.claim(entry))) return;
-    } else {
-      await this.registry.register(entry);
-    }
-    this.#published.set(kernel.name, entry);
+    const listedHere = await this.#serially(kernel.name, async () => {
+      const entry = this.#entryOf(kernel);
+      // A name is the cluster's: claimed atomically unless this node lists it already, so a launch racing another
+      // node's under the same name never overwrites that node's listing (the loser stays local, unlisted until the
+      // name is free: see #tick).
+      const listed = this.registry.get(kernel.name);
+      if (!claimed && listed?.node !== this.node) {
+        if (!(await this.registry.claim(entry))) return false;
+      } else {
+        await this.registry.register(entry);
+      }
+      this.#published.set(kernel.name, entry);
+      return true;
+    });
+    if (!listedHere) return;
     // Ended while it was being listed (a terminate right after the launch: its end was handled before the listing
     // was done, and found nothing to remove): the entry goes now, or it would name a kernel nobody serves.
     if (this.#runtime.localKernel(kernel.name) === undefined) await this.#unserve(kernel.name);
   }
 
   async #unserve(name: string): Promise<void> {
+    // Unlisted here first: a heartbeat from now on leaves the name alone.
+    const published = this.#published.delete(name);
     await this.#inboxes.get(name)?.close();
     this.#inboxes.delete(name);
     this.#host.unserve(name);
-    if (!this.#published.delete(name)) return;
-    // The bucket's entry, not the local copy: a copy that lags (its watch being replaced) may not list yet a kernel
-    // this node listed a moment ago, and the entry would stay when the kernel is gone. Removed only at the revision
-    // read, so that a name another node has taken meanwhile stays its.
-    const listed = await this.registry.current(name).catch(() => undefined);
-    if (listed?.entry.node === this.node) await this.registry.deregister(name, listed.revision);
+    if (!published) return;
+    await this.#serially(name, async () => {
+      // A kernel launched here again under the name meanwhile keeps its entry.
+      if (this.#published.has(name) || this.#runtime.localKernel(name) !== undefined) return;
+      // The bucket's entry, not the local copy: a copy that lags (its watch being replaced) may not list yet a
+      // kernel this node listed a moment ago, and the entry would stay when the kernel is gone. Removed only at the
+      // revision read, so that a name another node has taken meanwhile stays its.
+      const listed = await this.registry.current(name).catch(() => undefined);
+      if (listed?.entry.node === this.node) await this.registry.deregister(name, listed.revision);
+    });
   }
 
   async #beat(leaving = false): Promise<void> {
@@ -478,31 +508,10 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
     const away = now - this.#lastTick > this.#options.downAfterMs;
     this.#lastTick = now;
     await this.#beat();
-    for (const [name, published] of this.#published) {
+    for (const name of [...this.#published.keys()]) {
+      const displacedBy = await this.#serially(name, () => this.#relist(name));
       const kernel = this.#runtime.localKernel(name);
-      // A moving kernel's entry is the move's to change (it swaps it at the revision it read).
-      if (kernel === undefined || this.#moves.moving(name)) continue;
-      const entry = this.#entryOf(kernel);
-      const listed = this.registry.get(name);
-      // Listed by another node: it took the name over while this one was declared down. That node keeps it, and
-      // the instance here ends — else both would take the name's messages (its subjects are the name's).
-      if (listed !== undefined && listed.node !== this.node) {
-        await this.#displaced(kernel, listed.node);
-        continue;
-      }
-      if (listed === undefined) {
-        // Swept while this node was away (declared down): listed again only if no node took the name meanwhile —
-        // a create, atomic, since this copy may not show that node's entry yet (a put would take the name from it).
-        // If one did, a later heartbeat finds its entry here and this instance ends.
-        if (await this.registry.claim(entry)) this.#published.set(name, entry);
-      } else if (entry.status !== published.status) {
-        // A new status replaces the entry only while it is still this node's in the bucket (a compare-and-swap):
-        // this copy may lag behind another node taking the name, which a put would take back from it.
-        const current = await this.registry.current(name);
-        if (current?.entry.node === this.node && (await this.registry.swap(entry, current.revision))) {
-          this.#published.set(name, entry);
-        }
-      }
+      if (displacedBy !== undefined && kernel !== undefined) await this.#displaced(kernel, displacedBy);
     }
     if (!away) await this.registry.sweep(this.node);
     // A kernel whose name another node listed when it was served (a launch racing that node's, or the entry of a
@@ -510,9 +519,47 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
     for (const kernel of this.#runtime.localKernels()) {
       if (this.#published.has(kernel.name) || this.registry.get(kernel.name) !== undefined) continue;
       if (this.#moves.moving(kernel.name)) continue;
-      const entry = this.#entryOf(kernel);
-      if (await this.registry.claim(entry)) this.#published.set(kernel.name, entry);
+      await this.#serially(kernel.name, async () => {
+        // Ended, or listed, while earlier writes ran.
+        if (this.#runtime.localKernel(kernel.name) !== kernel || this.#published.has(kernel.name)) return;
+        const entry = this.#entryOf(kernel);
+        if (await this.registry.claim(entry)) this.#published.set(kernel.name, entry);
+      });
+      // Ended while it was being listed: its end found nothing to remove then.
+      if (this.#runtime.localKernel(kernel.name) !== kernel) await this.#unserve(kernel.name);
     }
+  }
+
+  /**
+   * A heartbeat's look at the entry of a kernel this node lists: listed again if it was swept, its new status if it
+   * changed. Returns the node that took the name, when another did (the instance here ends then).
+   */
+  async #relist(name: string): Promise<string | undefined> {
+    const published = this.#published.get(name);
+    const kernel = this.#runtime.localKernel(name);
+    // Ended (its end removes the entry), or moving: a moving kernel's entry is the move's to change (it swaps it at
+    // the revision it read).
+    if (published === undefined || kernel === undefined || this.#moves.moving(name)) return undefined;
+    const entry = this.#entryOf(kernel);
+    const listed = this.registry.get(name);
+    // Listed by another node: it took the name over while this one was declared down. That node keeps it, and
+    // the instance here ends — else both would take the name's messages (its subjects are the name's).
+    if (listed !== undefined && listed.node !== this.node) return listed.node;
+    if (listed === undefined) {
+      // Swept while this node was away (declared down): listed again only if no node took the name meanwhile —
+      // a create, atomic, since this copy may not show that node's entry yet (a put would take the name from it).
+      // If one did, a later heartbeat finds its entry here and this instance ends.
+      if ((await this.registry.claim(entry)) && this.#published.has(name)) this.#published.set(name, entry);
+    } else if (entry.status !== published.status) {
+      // A new status replaces the entry only while it is still this node's in the bucket (a compare-and-swap):
+      // this copy may lag behind another node taking the name, which a put would take back from it.
+      const current = await this.registry.current(name);
+      if (current?.entry.node === this.node && (await this.registry.swap(entry, current.revision))) {
+        // (Ended meanwhile: unlisted here, and its end's removal, queued behind this write, takes the entry away.)
+        if (this.#published.has(name)) this.#published.set(name, entry);
+      }
+    }
+    return undefined;
   }
 
   /** Ends this node's instance of a kernel whose name another node took over while this one was away. */

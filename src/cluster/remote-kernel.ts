@@ -18,6 +18,8 @@ import { activeTrace, errorFromFrame, Header } from './remote-frames.js';
 const RESOLVED = Promise.resolve();
 /** The wait before a request that found nobody listening (a kernel moving between nodes) is asked again, ms. */
 const NO_RESPONDERS_RETRY_MS = 10;
+/** The statuses of a kernel on its way out: a reference told it ended takes no sends while listed so. */
+const ENDED_STATUSES = new Set<string>(['Terminating', 'Terminated', 'Failed']);
 /** How much longer than a receive's own timeout its request waits for the node's answer. */
 const RECEIVE_MARGIN_MS = 2000;
 
@@ -111,6 +113,8 @@ export class RemoteKernel<InIn = unknown, OutView = unknown> implements KernelRe
   #refused = 0;
   /** The registry's entry when the kernel was last seen ending: sends are refused while it is still listed. */
   #endedEntry: object | undefined;
+  /** The node that said this kernel ended there (sends refused while the registry shows it ending there). */
+  #endedOn: string | undefined;
 
   /** @internal — from `runtime.ref(name)` or `node.kernel(name)`. */
   constructor(
@@ -159,6 +163,7 @@ export class RemoteKernel<InIn = unknown, OutView = unknown> implements KernelRe
     const lost = Math.max(0, this.#nextSendId - 1 - lastId);
     if (this.#writer.frames > 0) this.#writer.take(); // in `lost`: they would reach nobody, or the next kernel
     this.#endedEntry = entry;
+    this.#endedOn = node;
     this.#nextSendId = 1;
     return lost;
   }
@@ -436,7 +441,14 @@ export class RemoteKernel<InIn = unknown, OutView = unknown> implements KernelRe
 
   #checkAddressable(operation: string): void {
     const entry = this.#context.registry.get(this.name);
-    if (entry === undefined || entry === this.#endedEntry) {
+    // Ended: the entry this node had when told so, or one the ended kernel's node wrote later with its last
+    // status (a heartbeat's re-listing that reached this copy after the notice) — what is sent while that entry is
+    // here would reach nobody, uncounted. A kernel launched there again under the name is listed Launched or Active.
+    if (
+      entry === undefined ||
+      entry === this.#endedEntry ||
+      (entry.node === this.#endedOn && ENDED_STATUSES.has(entry.status))
+    ) {
       throw new InvalidStateError(this.name, operation, 'Terminated', 'Active');
     }
   }
