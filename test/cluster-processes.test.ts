@@ -219,7 +219,9 @@ describe('cluster nodes in several processes', { skip: missing }, () => {
       assert.equal(here.cluster?.registry.get('l/auto')?.node, 'pb');
       assert.equal((await auto.call({ sender: 0, seq: 0, value: 5 }, { timeout: 10_000 })).sender, b.child.pid);
       assert.equal((await auto.metrics()).inputQueueCapacity, 64, 'the launch options travelled');
-      // pb 1 = pz 1: the tie goes to the fewest queued, then the name.
+      // pb 1 = pz 1: the tie goes to the fewest queued (as the nodes' heartbeats last said: pb's may have been taken
+      // while the call above waited in its queue, so the next one is awaited), then the name.
+      await until(() => here.cluster?.registry.nodes().find((entry) => entry.node === 'pb')?.queued === 0);
       const second = await here.launch(Accumulator, { name: 'l/auto2', node: 'least-loaded' });
       assert.equal(here.cluster?.registry.get('l/auto2')?.node, 'pb');
       assert.equal((await second.call({ sender: 0, seq: 0, value: 1 }, { timeout: 10_000 })).count, 1);
