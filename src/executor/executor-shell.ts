@@ -146,10 +146,7 @@ export async function attachKernel(task: AttachTask, backend: ExecutorBackend): 
     }
     stage = 'start';
     if (task.dormant) shell.awaitStart(prepared);
-    else {
-      shell.listen(prepared.start());
-      if (task.activate === true) shell.activate();
-    }
+    else shell.listen(prepared.start());
     return { threadId, ...prepared.attachInfo };
   } catch (error) {
     prepared?.discard();
@@ -197,10 +194,13 @@ export class ExecutorShell {
     return this.#actor.getSnapshot().context.drain;
   }
 
-  /** The kernel is resident over its rings: starts its lifecycle (Created → Launched). */
+  /**
+   * The kernel is resident over its rings: starts its lifecycle (Created → Launched), and on to Active in the
+   * same macrostep when the launch asked for an active kernel (`autoActivate`), as an ACTIVATE command would.
+   */
   launched(): void {
     this.#actor.start();
-    this.#actor.send({ type: 'LAUNCHED' });
+    this.#actor.send(this.task.activate === true ? { type: 'LAUNCHED', activate: true } : { type: 'LAUNCHED' });
   }
 
   /** Terminating → Terminated: the queue has been ended the way the termination asked. */
@@ -264,14 +264,6 @@ export class ExecutorShell {
     this.#actor.stop();
     this.task.port.off('message', this.#onCommand);
     this.task.port.close();
-  }
-
-  /** The launch asked for an active kernel (`autoActivate`): Launched → Active, as an ACTIVATE command would. */
-  activate(): void {
-    const running = this.#running;
-    if (running === undefined || this.#exited || !this.#actor.getSnapshot().can({ type: 'ACTIVATE' })) return;
-    this.#actor.send({ type: 'ACTIVATE' });
-    running.kick();
   }
 
   /** Dispatches the host's commands to a started kernel. @internal */

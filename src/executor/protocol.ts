@@ -44,7 +44,7 @@ export interface AttachTask {
   readonly inspect?: boolean;
   /**
    * Activate the kernel as soon as it has started (the launch's `autoActivate`): Launched → Active within the
-   * attach, rather than by an ACTIVATE command and its reply after it.
+   * attach, in the lifecycle's LAUNCHED macrostep, rather than by an ACTIVATE command and its reply after it.
    */
   readonly activate?: boolean;
   /** A CUDA kernel (attached to the CUDA device thread): its launch shape and the device thread's poll interval. */

@@ -126,7 +126,7 @@ export class HostedKernel implements RunningKernel, FusedLinkConsumer {
   readonly #handledCursors: Int32Array[] = [];
   /** The link ring being drained and its handled-cursor word (set before each link's share of a batch). */
   #linkInput: FrameConsumer | undefined;
-  #linkCursor: Int32Array = new Int32Array(new SharedArrayBuffer(4));
+  #linkCursor: Int32Array;
   /** Handles a frame from a kernel-to-kernel link, then records how far that link's handling got. */
   readonly #onLinkFrame = (frame: FrameView): boolean => {
     this.#handle(frame);
@@ -214,6 +214,8 @@ export class HostedKernel implements RunningKernel, FusedLinkConsumer {
     this.#inputs.push(this.#input);
     this.#inputSignal = new Int32Array(task.input.signal);
     this.#handledCursors.push(this.#inputSignal);
+    // Set before each link's share of a batch; a kernel without links never reads it (no buffer of its own).
+    this.#linkCursor = this.#inputSignal;
     this.#replyEnvelope.source = task.instanceId;
     const kernel = this;
     this.#context = {
