@@ -22,7 +22,8 @@ const figure = (name: string, value: number, unit: string): CaseResult => ({
  * How many actors one process holds: `idle10k.*` — 10 000 launched, activated, called-once and idle kernels (64-byte
  * messages, default queue), the process's RSS and CPU; `launch.rate` — launches per second over those 10 000, and
  * `launch.cpuUs` the CPU time each took across the process's threads;
- * `churn.rssRatio` — RSS after 10 000 launch / call / terminate cycles with at most 200 alive, over RSS before.
+ * `churn.rssRatio` — RSS after 10 000 launch / call / terminate cycles with at most 200 alive, over RSS before;
+ * `churn.rssSecondHalfRatio` — over RSS halfway through: a leak apart from the heaps growing to their working size.
  */
 export function scaleCases(quick: boolean): CaseResult[] {
   const kernels = quick ? 2_000 : 10_000;
@@ -38,6 +39,11 @@ export function scaleCases(quick: boolean): CaseResult[] {
       'churn.rssRatio',
       churn.rssRatio as number,
       `RSS after / before ${kernels} cycles, ≤ 200 alive (goal ≤ 1.5)`,
+    ),
+    figure(
+      'churn.rssSecondHalfRatio',
+      churn.rssSecondHalfRatio as number,
+      `RSS after / halfway through the ${kernels} cycles (1.0: the second half added nothing)`,
     ),
     figure('churn.rate', churn.cyclesPerSec as number, 'launch/call/terminate cycles per second'),
   ];

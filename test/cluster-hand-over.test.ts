@@ -73,6 +73,53 @@ describe('a moving kernel’s hand-over order', () => {
     }
   });
 
+  test('several senders, interleaved differently at each node: every message once, each sender’s in its order (seeded, 2000 hand-overs)', () => {
+    const random = new Random(TEST_SEED + 2);
+    for (let round = 0; round < 2000; round++) {
+      const count = random.int(60, 160);
+      // One stream per sender; the server takes them interleaved (t: when it takes each).
+      const senders = ['s1#1', 's2#1', 's3#1'];
+      const streams = senders.map((sender) => senderStream(random, sender, count));
+      const next = senders.map(() => 0);
+      const taken: { message: HeldMessage; sender: number; t: number }[] = [];
+      for (let t = 0; taken.length < count * senders.length; t++) {
+        const open = senders.map((_, i) => i).filter((i) => (next[i] as number) < count);
+        const sender = open[random.int(0, open.length - 1)] as number;
+        taken.push({ message: (streams[sender] as HeldMessage[])[next[sender] as number] as HeldMessage, sender, t });
+        next[sender] = (next[sender] as number) + 1;
+      }
+      /** What a node with these subscription windows got, in the order it got it: each sender's in its order. */
+      const arrivals = (input: [number, number], call: [number, number]): HeldMessage[] => {
+        const last = senders.map(() => -1);
+        return taken
+          .filter(({ message, t }) => {
+            const [from, to] = message.kind === 'input' ? input : call;
+            return t >= from && t < to;
+          })
+          .map(({ message, sender, t }) => {
+            const at = Math.max(t + random.int(0, 40) / 10, (last[sender] as number) + 0.001);
+            last[sender] = at;
+            return { message, at };
+          })
+          .sort((a, b) => a.at - b.at)
+          .map(({ message }) => message);
+      };
+      const total = taken.length;
+      const letGo = random.int(total / 2, total - 20);
+      const oldNode = arrivals([0, letGo + random.int(0, 8)], [0, letGo + random.int(0, 8)]);
+      const took = random.int(0, letGo - 30);
+      const newNode = arrivals([took + random.int(0, 8), total], [took + random.int(0, 8), total]);
+      const handled = handOverOrder(oldNode, newNode, {});
+      for (const [i, sender] of senders.entries()) {
+        assert.deepEqual(
+          orders(handled.filter((message) => message.headers[Header.NODE] === sender)),
+          orders(streams[i] as HeldMessage[]),
+          `seed ${TEST_SEED + 2}, round ${round}, sender ${sender}: let go at ${letGo}, taken at ${took}`,
+        );
+      }
+    }
+  });
+
   test('one-way batches the old node took before its hold are copies; an anonymous publisher’s copies go by bytes', () => {
     const random = new Random(TEST_SEED + 1);
     const stream = senderStream(random, 'mc#1', 30).filter((message) => message.kind === 'input');

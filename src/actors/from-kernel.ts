@@ -5,6 +5,7 @@ import type { ActorLogic, ActorSystem, AnyActorRef, EventObject, Snapshot } from
 type AnyActorSystem = ActorSystem<any>;
 
 import type { KernelRef } from '../cluster/cluster-ports.js';
+import { ArgumentTypeError } from '../errors/argument-errors.js';
 import { InvalidStateError, KernelFailedError } from '../errors/runtime-errors.js';
 import type { AnyKernelDefinition, InputOf, KernelDefinition, OutputOf } from '../kernel/kernel-definition.js';
 import type { KernelHandle } from '../runtime/kernel-handle.js';
@@ -212,7 +213,10 @@ export function fromKernel<InIn, InView, OutIn, OutView, State>(
         ended();
         self.send({
           type: 'kernel.$failed',
-          error: new TypeError('fromKernel needs a runtime (options.runtime or input.runtime)'),
+          error: new ArgumentTypeError(
+            'options.runtime',
+            'fromKernel needs a runtime (options.runtime or input.runtime)',
+          ),
         } as never);
         return;
       }

@@ -1,3 +1,4 @@
+import { ArgumentTypeError, describeValue } from '../errors/argument-errors.js';
 import { ErrorNumber } from '../errors/codes.js';
 import { LifecycleTransition, SPAN_RECORD_LAYOUT, SpanRecordKind, SpanRecordStatus } from '../telemetry/span-record.js';
 import { TELEMETRY_RING_LAYOUT } from '../telemetry/telemetry-ring.js';
@@ -136,7 +137,8 @@ export function renderLayoutHeader(): string {
  * writeFileSync('native/include/messages.h', renderMessagesHeader('MY_MESSAGES_H', [Reading, Alert]));
  */
 export function renderMessagesHeader(guard: string, schemas: readonly MessageSchema[]): string {
-  if (!/^[A-Z_][A-Z0-9_]*$/.test(guard)) throw new TypeError(`guard must be an upper-case C identifier, got ${guard}`);
+  if (!/^[A-Z_][A-Z0-9_]*$/.test(guard))
+    throw new ArgumentTypeError('guard', `guard must be an upper-case C identifier, got ${describeValue(guard)}`);
   const body = schemas.map((schema) =>
     schema.toCStruct().replaceAll('_Static_assert', 'RK_STATIC_ASSERT').replaceAll('(offsetof(', '(RK_OFFSETOF('),
   );

@@ -1,4 +1,5 @@
 import type { BackendType } from '../backends/backend-type.js';
+import { ArgumentTypeError, InvalidArgumentError } from '../errors/argument-errors.js';
 
 /**
  * How a kernel's rings reach the memory its executor reads:
@@ -57,18 +58,20 @@ export function detectTransferStrategy(backend: BackendType): TransferStrategyCh
 
 /**
  * Checks a launch's `transferStrategy` option against the backend.
- * @throws {TypeError} for a name that is not a strategy; {@link RangeError} for `mapped` off CUDA.
+ * @throws {ArgumentTypeError} for a name that is not a strategy; {@link InvalidArgumentError} for `mapped` off CUDA.
  *
  */
 export function checkTransferStrategy(value: unknown, backend: BackendType): TransferStrategy | undefined {
   if (value === undefined) return undefined;
   if (typeof value !== 'string' || !TRANSFER_STRATEGIES.includes(value as TransferStrategy)) {
-    throw new TypeError(
+    throw new ArgumentTypeError(
+      'options.transferStrategy',
       `options.transferStrategy must be one of ${TRANSFER_STRATEGIES.join(', ')}, got ${JSON.stringify(value)}`,
     );
   }
   if (value === 'mapped' && backend !== 'cuda') {
-    throw new RangeError(
+    throw new InvalidArgumentError(
+      'options.transferStrategy',
       `options.transferStrategy 'mapped' is reserved for CUDA zero-copy memory; the ${backend} backend takes 'direct' or 'dma'`,
     );
   }

@@ -24,8 +24,9 @@ const TAKEN = -2;
  * subject with two subscriptions, and the server does not end two subscriptions at one instant: while the old node
  * lets go, a sender's call may still reach it after its one-way batch sent just before went only to the new node.
  * Handling the old node's messages first and the rest after would then answer the call before that batch. So a
- * message only `own` has goes right before the first message after it in `own` that both nodes got (`handed`
- * holds every message `own` has up to the last of those), and after the ones before it.
+ * message only `own` has goes right before the first message after it in `own`, from the same sender, that both
+ * nodes got, and after the ones before it (`handed` holds every message `own` has up to the last of those). Only a
+ * sender's own order is kept: two senders' messages may reach the two nodes interleaved differently.
  *
  * Copies are known by sender and message id (one-way batches and calls count ids apart), and, for messages whose
  * publisher does not say who it is, by their bytes: the n-th such copy here matches the n-th there.
@@ -54,26 +55,29 @@ export function handOverOrder(
     const copy = sender !== undefined && held.kind === 'input' && batchIds(held.data).first <= (taken.get(sender) ?? 0);
     return copy ? TAKEN : NEW;
   });
-  // Each message only here goes before the handed message that the next copy after it (in arrival order here) is.
+  // A message only here goes before the first copy after it (in arrival order here) from its own sender: a sender's
+  // messages come in its order to both nodes, but two senders' may interleave differently at each.
   const before = new Array<number>(own.length);
-  let next = handed.length;
+  const nextCopy = new Map<string, number>();
   for (let i = own.length - 1; i >= 0; i--) {
+    const held = own[i] as HeldMessage;
+    const sender = held.headers[Header.NODE] ?? '';
     const index = place[i] as number;
-    if (index >= 0) next = Math.min(next, index);
-    before[i] = next;
+    if (index >= 0) nextCopy.set(sender, Math.min(nextCopy.get(sender) ?? handed.length, index));
+    before[i] = nextCopy.get(sender) ?? handed.length;
   }
+  // Stable: a sender's own messages keep their order (their places do not decrease along it).
+  const fresh = own.map((_, i) => i).filter((i) => place[i] === NEW);
+  fresh.sort((a, b) => (before[a] as number) - (before[b] as number));
   const order: HeldMessage[] = [];
-  let i = 0;
-  const ownUpTo = (limit: number): void => {
-    for (; i < own.length && (before[i] as number) <= limit; i++) {
-      if (place[i] === NEW) order.push(own[i] as HeldMessage);
-    }
-  };
+  let next = 0;
   handed.forEach((held, index) => {
-    ownUpTo(index);
+    for (; next < fresh.length && (before[fresh[next] as number] as number) <= index; next++) {
+      order.push(own[fresh[next] as number] as HeldMessage);
+    }
     order.push(held);
   });
-  ownUpTo(Number.POSITIVE_INFINITY);
+  for (; next < fresh.length; next++) order.push(own[fresh[next] as number] as HeldMessage);
   return order;
 }
 

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import { InvalidArgumentError } from '../errors/argument-errors.js';
+import { describeValue, InvalidArgumentError } from '../errors/argument-errors.js';
 import { ClusterNodeDownError, ClusterPlacementError } from '../errors/cluster-errors.js';
 import { MigrationError, type MigrationPhase } from '../errors/device-errors.js';
 import { InvalidStateError, KernelNotFoundError } from '../errors/runtime-errors.js';
@@ -217,7 +217,10 @@ export class KernelMoves {
       throw new InvalidArgumentError('node', `kernel '${name}' already runs on node '${target}'`);
     const timeoutMs = options.timeoutMs ?? 10_000;
     if (typeof timeoutMs !== 'number' || !(timeoutMs > 0)) {
-      throw new RangeError(`options.timeoutMs must be a positive number of ms, got ${timeoutMs}`);
+      throw new InvalidArgumentError(
+        'options.timeoutMs',
+        `options.timeoutMs must be a positive number of ms, got ${describeValue(timeoutMs)}`,
+      );
     }
     const status = kernel.status;
     if (this.moving(name) || (status !== 'Launched' && status !== 'Active' && status !== 'Deactivated')) {

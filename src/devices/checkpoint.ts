@@ -1,3 +1,4 @@
+import { InvalidArgumentError } from '../errors/argument-errors.js';
 import { FrameConsumer } from '../wire/frame-consumer.js';
 import type { FrameRingMemory } from '../wire/frame-ring.js';
 
@@ -65,7 +66,8 @@ export function copyQueuedFrames(memory: FrameRingMemory): QueuedFrames {
 
 /**
  * Writes copied frames into an empty ring that nobody consumes or produces into yet (a launch restoring a
- * checkpoint, before its kernel is attached). @throws {RangeError} when they do not fit.
+ * checkpoint, before its kernel is attached).
+ * @throws {InvalidArgumentError} (a RangeError, RK_INVALID_ARGUMENT) naming options.restore when they do not fit.
  */
 export function preloadQueuedFrames(memory: FrameRingMemory, bytes: Uint8Array): void {
   const indices = new Uint32Array(memory.ring, 0, 2);
@@ -73,7 +75,10 @@ export function preloadQueuedFrames(memory: FrameRingMemory, bytes: Uint8Array):
   if (Atomics.load(indices, 0) !== Atomics.load(indices, 1)) throw new RangeError('the ring is not empty');
   // One slot stays free (ringbuf.js: full when write + 1 == read).
   if (bytes.length > size - 8) {
-    throw new RangeError(`${bytes.length} bytes of queued frames do not fit a ring of ${size} bytes`);
+    throw new InvalidArgumentError(
+      'options.restore',
+      `options.restore: the checkpoint's ${bytes.length} bytes of queued frames do not fit an input ring of ${size} bytes (raise options.queueCapacity)`,
+    );
   }
   new Uint8Array(memory.ring, DATA, size).set(bytes, 0);
   Atomics.store(indices, 1, 0);

@@ -1,5 +1,6 @@
 import { CuDeviceP2PAttribute, type CudaDriver } from '../backends/cuda/driver.js';
 import { loadNvml, type Nvml, pciKey } from '../backends/cuda/nvml.js';
+import { ArgumentTypeError, describeValue, InvalidArgumentError } from '../errors/argument-errors.js';
 import { CudaError, NvmlError } from '../errors/cuda-errors.js';
 import type { DeviceInfo, DeviceLink, GpuTopology } from './topology.js';
 
@@ -91,13 +92,20 @@ function scanNvLinks(nvml: Nvml, busIds: readonly string[]): NvLinkScan {
 }
 
 function checkOptions(options: CudaTopologyOptions): { copyBytes: number; repetitions: number } {
-  if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+  if (typeof options !== 'object' || options === null)
+    throw new ArgumentTypeError('options', `cudaTopology: options must be an object, got ${describeValue(options)}`);
   const { copyBytes = DEFAULT_COPY_BYTES, repetitions = 5 } = options;
   if (!Number.isSafeInteger(copyBytes) || copyBytes < 4096) {
-    throw new RangeError(`options.copyBytes must be an integer of at least 4096, got ${copyBytes}`);
+    throw new InvalidArgumentError(
+      'options.copyBytes',
+      `options.copyBytes must be an integer of at least 4096, got ${copyBytes}`,
+    );
   }
   if (!Number.isInteger(repetitions) || repetitions < 1 || repetitions > 100) {
-    throw new RangeError(`options.repetitions must be an integer in [1, 100], got ${repetitions}`);
+    throw new InvalidArgumentError(
+      'options.repetitions',
+      `options.repetitions must be an integer in [1, 100], got ${repetitions}`,
+    );
   }
   return { copyBytes, repetitions };
 }

@@ -1,5 +1,5 @@
 import type { NodeMoveOptions, NodeMoveReport } from '../cluster/kernel-move.js';
-import { InvalidArgumentError } from '../errors/argument-errors.js';
+import { ArgumentTypeError, describeValue, InvalidArgumentError } from '../errors/argument-errors.js';
 import { MigrationError, type MigrationPhase, PlacementError } from '../errors/device-errors.js';
 import { InvalidStateError } from '../errors/runtime-errors.js';
 import { TimeoutError } from '../errors/value-errors.js';
@@ -170,11 +170,17 @@ export class KernelMigrator<K = MigratableKernel> {
       throw new InvalidStateError(handle.name, 'migrate', handle.awaitingRestart ? 'Failed' : status, 'Active');
     }
     if (options.failAt !== undefined && !PHASES.includes(options.failAt)) {
-      throw new TypeError(`options.failAt must be one of ${PHASES.join(', ')}, got ${JSON.stringify(options.failAt)}`);
+      throw new ArgumentTypeError(
+        'options.failAt',
+        `options.failAt must be one of ${PHASES.join(', ')}, got ${JSON.stringify(options.failAt)}`,
+      );
     }
     const timeoutMs = options.timeoutMs ?? this.#host.defaultTimeoutMs;
     if (typeof timeoutMs !== 'number' || !(timeoutMs > 0)) {
-      throw new RangeError(`options.timeoutMs must be a positive number of ms, got ${timeoutMs}`);
+      throw new InvalidArgumentError(
+        'options.timeoutMs',
+        `options.timeoutMs must be a positive number of ms, got ${describeValue(timeoutMs)}`,
+      );
     }
     if (this.#moving.has(handle)) throw new PlacementError(`kernel '${handle.name}' is already being migrated`);
     this.#moving.add(handle);

@@ -1,3 +1,4 @@
+import { ArgumentTypeError, InvalidArgumentError } from '../errors/argument-errors.js';
 import { PlacementError } from '../errors/device-errors.js';
 import type { DeviceInfo } from './topology.js';
 
@@ -92,7 +93,8 @@ export class MultiGpuCoordinator {
   static #check(strategy: LoadBalancingStrategy | DeviceSelector): LoadBalancingStrategy | DeviceSelector {
     if (typeof strategy === 'function') return strategy;
     if (!Object.values(LoadBalancingStrategy).includes(strategy)) {
-      throw new TypeError(
+      throw new ArgumentTypeError(
+        'strategy',
         `strategy must be one of ${Object.values(LoadBalancingStrategy).join(', ')} or a function, got ${JSON.stringify(strategy)}`,
       );
     }
@@ -109,7 +111,7 @@ export class MultiGpuCoordinator {
     return this.#placements;
   }
 
-  /** Changes the strategy. @throws {TypeError} on an unknown one. */
+  /** Changes the strategy. @throws {ArgumentTypeError} (RK_INVALID_ARGUMENT) on an unknown one. */
   setStrategy(strategy: LoadBalancingStrategy | DeviceSelector): void {
     this.#strategy = MultiGpuCoordinator.#check(strategy);
   }
@@ -126,10 +128,16 @@ export class MultiGpuCoordinator {
   selectDevice(requirements: PlacementRequirements = {}): number {
     const { memoryBytes = 0, minComputeUnits = 0, colocateWith, excludeDevices = [] } = requirements;
     if (typeof memoryBytes !== 'number' || !(memoryBytes >= 0)) {
-      throw new RangeError(`requirements.memoryBytes must be a non-negative number, got ${memoryBytes}`);
+      throw new InvalidArgumentError(
+        'requirements.memoryBytes',
+        `requirements.memoryBytes must be a non-negative number, got ${memoryBytes}`,
+      );
     }
     if (typeof minComputeUnits !== 'number' || !(minComputeUnits >= 0)) {
-      throw new RangeError(`requirements.minComputeUnits must be a non-negative number, got ${minComputeUnits}`);
+      throw new InvalidArgumentError(
+        'requirements.minComputeUnits',
+        `requirements.minComputeUnits must be a non-negative number, got ${minComputeUnits}`,
+      );
     }
     const loads = this.#source.loads();
     const pinned = colocateWith === undefined ? undefined : this.#source.deviceOfKernel(colocateWith);

@@ -1,5 +1,6 @@
 import { isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ArgumentTypeError, InvalidArgumentError } from '../errors/argument-errors.js';
 
 /**
  * A kernel's device side on the CUDA backend: a CUDA C handler (a `__device__` function with `rk_handle`'s
@@ -75,13 +76,17 @@ const C_IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
 function resolvePath(kernelId: string, name: string, value: unknown): string {
   if (value instanceof URL) {
     if (value.protocol !== 'file:') {
-      throw new TypeError(`kernel '${kernelId}': cuda.${name} must be a file: URL, got ${value.protocol}`);
+      throw new ArgumentTypeError(
+        `spec.cuda.${name}`,
+        `kernel '${kernelId}': cuda.${name} must be a file: URL, got ${value.protocol}`,
+      );
     }
     return fileURLToPath(value);
   }
   if (typeof value === 'string' && value.startsWith('file:')) return fileURLToPath(value);
   if (typeof value === 'string' && isAbsolute(value)) return value;
-  throw new TypeError(
+  throw new ArgumentTypeError(
+    `spec.cuda.${name}`,
     `kernel '${kernelId}': cuda.${name} must be a file: URL or an absolute path, got ${JSON.stringify(value)}`,
   );
 }
@@ -89,31 +94,43 @@ function resolvePath(kernelId: string, name: string, value: unknown): string {
 function optionalCount(kernelId: string, name: string, value: unknown, max: number): number | undefined {
   if (value === undefined) return undefined;
   if (typeof value !== 'number' || !Number.isInteger(value)) {
-    throw new TypeError(`kernel '${kernelId}': cuda.${name} must be an integer, got ${String(value)}`);
+    throw new ArgumentTypeError(
+      `spec.cuda.${name}`,
+      `kernel '${kernelId}': cuda.${name} must be an integer, got ${String(value)}`,
+    );
   }
   if (value < 1 || value > max) {
-    throw new RangeError(`kernel '${kernelId}': cuda.${name} must be between 1 and ${max}, got ${value}`);
+    throw new InvalidArgumentError(
+      `spec.cuda.${name}`,
+      `kernel '${kernelId}': cuda.${name} must be between 1 and ${max}, got ${value}`,
+    );
   }
   return value;
 }
 
 /**
  * Checks a kernel's `cuda` part.
- * @throws {TypeError | RangeError} with the field's name.
+ * @throws {ArgumentTypeError | InvalidArgumentError} (RK_INVALID_ARGUMENT) with the field's name.
  */
 export function resolveCudaKernelSpec(kernelId: string, spec: unknown): ResolvedCudaKernelSpec {
   if (typeof spec !== 'object' || spec === null) {
-    throw new TypeError(`kernel '${kernelId}': cuda must be an object ({ file } or { source })`);
+    throw new ArgumentTypeError('spec.cuda', `kernel '${kernelId}': cuda must be an object ({ file } or { source })`);
   }
   const { file, source, entry, blockSize, batchMax, stateBytes, ptx } = spec as Record<string, unknown>;
   if ((file === undefined) === (source === undefined)) {
-    throw new TypeError(`kernel '${kernelId}': cuda needs exactly one of file and source`);
+    throw new ArgumentTypeError('spec.cuda', `kernel '${kernelId}': cuda needs exactly one of file and source`);
   }
   if (source !== undefined && (typeof source !== 'string' || source.trim() === '')) {
-    throw new TypeError(`kernel '${kernelId}': cuda.source must be the handler's CUDA C text`);
+    throw new ArgumentTypeError(
+      'spec.cuda.source',
+      `kernel '${kernelId}': cuda.source must be the handler's CUDA C text`,
+    );
   }
   if (entry !== undefined && (typeof entry !== 'string' || !C_IDENTIFIER.test(entry))) {
-    throw new TypeError(`kernel '${kernelId}': cuda.entry must be a C identifier, got ${JSON.stringify(entry)}`);
+    throw new ArgumentTypeError(
+      'spec.cuda.entry',
+      `kernel '${kernelId}': cuda.entry must be a C identifier, got ${JSON.stringify(entry)}`,
+    );
   }
   return {
     file: file === undefined ? undefined : resolvePath(kernelId, 'file', file),

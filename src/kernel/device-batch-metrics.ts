@@ -3,6 +3,8 @@
  * (single writer, plain stores, once per batch), the host reads at scrape time without a message. How many batches,
  * how large, how many are in flight now, and how long each batch spent in its three stages.
  */
+
+import { InvalidArgumentError } from '../errors/argument-errors.js';
 import { LATENCY_HISTOGRAM_BYTES, LatencyHistogram, type LatencySnapshot } from './latency-histogram.js';
 
 /** The stages of one batch, in the order they happen. */
@@ -43,7 +45,8 @@ export class DeviceBatchMetrics {
 
   constructor(memory: ArrayBufferLike, byteOffset: number) {
     if (memory.byteLength < byteOffset + DEVICE_BATCH_METRICS_BYTES || byteOffset % 8 !== 0) {
-      throw new RangeError(
+      throw new InvalidArgumentError(
+        'memory',
         `device batch metrics need ${DEVICE_BATCH_METRICS_BYTES} bytes at an 8-byte aligned offset, got ${memory.byteLength} bytes at ${byteOffset}`,
       );
     }

@@ -1,3 +1,5 @@
+import { InvalidArgumentError } from '../errors/argument-errors.js';
+
 /**
  * A log-linear latency histogram, in shared memory for a kernel's handler latency (the executor records, single
  * writer, plain stores; the host reads at any time without a message) or in host memory for a host-side latency.
@@ -62,7 +64,8 @@ export class LatencyHistogram {
 
   constructor(memory: ArrayBufferLike = new ArrayBuffer(LATENCY_HISTOGRAM_BYTES), byteOffset = 0) {
     if (memory.byteLength < byteOffset + LATENCY_HISTOGRAM_BYTES || byteOffset % 8 !== 0) {
-      throw new RangeError(
+      throw new InvalidArgumentError(
+        'memory',
         `a latency histogram needs ${LATENCY_HISTOGRAM_BYTES} bytes at an 8-byte aligned offset, got ${memory.byteLength} bytes at ${byteOffset}`,
       );
     }

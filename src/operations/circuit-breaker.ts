@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { ArgumentTypeError, InvalidArgumentError } from '../errors/argument-errors.js';
 import { CircuitOpenError } from '../errors/runtime-errors.js';
 
 /** The three states of a {@link CircuitBreaker}. */
@@ -34,9 +35,13 @@ export interface CircuitBreakerStats {
 }
 
 function positive(name: string, value: number, integer: boolean): number {
-  if (typeof value !== 'number') throw new TypeError(`${name} must be a number, got ${typeof value}`);
+  if (typeof value !== 'number')
+    throw new ArgumentTypeError(`options.${name}`, `options.${name} must be a number, got ${typeof value}`);
   if (!(value > 0) || (integer && !Number.isInteger(value)) || !Number.isFinite(value)) {
-    throw new RangeError(`${name} must be a positive ${integer ? 'integer' : 'number'}, got ${value}`);
+    throw new InvalidArgumentError(
+      `options.${name}`,
+      `options.${name} must be a positive ${integer ? 'integer' : 'number'}, got ${value}`,
+    );
   }
   return value;
 }

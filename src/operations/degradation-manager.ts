@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { ArgumentTypeError, InvalidArgumentError } from '../errors/argument-errors.js';
 import { LoadShedError } from '../errors/runtime-errors.js';
 import { Priority } from '../kernel/priority.js';
 import { PeriodicTask } from './periodic-task.js';
@@ -86,19 +87,29 @@ export interface DegradationHost {
 function checkOptions(options: DegradationOptions) {
   const hysteresis = options.hysteresis ?? DEFAULT_DEGRADATION.hysteresis;
   if (typeof hysteresis !== 'number' || !(hysteresis >= 0 && hysteresis <= 0.9)) {
-    throw new RangeError(`options.hysteresis must be a number in [0, 0.9], got ${hysteresis}`);
+    throw new InvalidArgumentError(
+      'options.hysteresis',
+      `options.hysteresis must be a number in [0, 0.9], got ${hysteresis}`,
+    );
   }
   const thresholds = { ...DEFAULT_DEGRADATION.thresholds, ...options.thresholds };
   for (const [signal, values] of Object.entries(thresholds)) {
     if (!Array.isArray(values) || values.length !== 4 || !values.every((v, k) => v > (k === 0 ? 0 : values[k - 1]))) {
-      throw new RangeError(`options.thresholds.${signal} must be four increasing positive numbers`);
+      throw new InvalidArgumentError(
+        `options.thresholds.${signal}`,
+        `options.thresholds.${signal} must be four increasing positive numbers, got ${JSON.stringify(values)}`,
+      );
     }
   }
   const admit = { ...DEFAULT_DEGRADATION.admit, ...options.admit };
   for (const [level, priority] of Object.entries(admit)) {
-    if (!ORDER.includes(level as DegradationLevel)) throw new TypeError(`options.admit.${level} is not a level`);
+    if (!ORDER.includes(level as DegradationLevel))
+      throw new ArgumentTypeError(`options.admit.${level}`, `options.admit.${level} is not a level`);
     if ((priority & 0xff) !== priority) {
-      throw new RangeError(`options.admit.${level} must be a priority in [0, 255], got ${priority}`);
+      throw new InvalidArgumentError(
+        `options.admit.${level}`,
+        `options.admit.${level} must be a priority in [0, 255], got ${priority}`,
+      );
     }
   }
   return { hysteresis, thresholds: thresholds as DegradationThresholds, admit };

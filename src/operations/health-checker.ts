@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { freemem, totalmem } from 'node:os';
 import { getHeapStatistics } from 'node:v8';
+import { ArgumentTypeError, describeValue, InvalidArgumentError } from '../errors/argument-errors.js';
 import { PeriodicTask } from './periodic-task.js';
 
 /** What the health checker's built-in checks read from the runtime (the runtime implements it). */
@@ -138,15 +139,29 @@ export class HealthChecker extends EventEmitter<{ change: [HealthReport, HealthL
     });
   }
 
-  /** Adds a check. @throws {TypeError} on a malformed check or a name already registered. */
+  /**
+   * Adds a check.
+   * @throws {ArgumentTypeError} on a malformed check, {InvalidArgumentError} on a name already registered.
+   */
   register(check: HealthCheck): void {
-    if (typeof check?.name !== 'string' || check.name.length === 0) throw new TypeError('a health check needs a name');
+    if (typeof check?.name !== 'string' || check.name.length === 0)
+      throw new ArgumentTypeError(
+        'check.name',
+        `a health check needs a name: check.name must be a non-empty string, got ${describeValue(check?.name)}`,
+      );
     if (check.kind !== 'liveness' && check.kind !== 'readiness') {
-      throw new TypeError(`health check '${check.name}': kind must be 'liveness' or 'readiness'`);
+      throw new ArgumentTypeError(
+        'check.kind',
+        `health check '${check.name}': check.kind must be 'liveness' or 'readiness', got ${describeValue(check.kind)}`,
+      );
     }
     if (typeof check.check !== 'function')
-      throw new TypeError(`health check '${check.name}': check must be a function`);
-    if (this.#checks.has(check.name)) throw new TypeError(`health check '${check.name}' is already registered`);
+      throw new ArgumentTypeError('check.check', `health check '${check.name}': check.check must be a function`);
+    if (this.#checks.has(check.name))
+      throw new InvalidArgumentError(
+        'check.name',
+        `health check '${check.name}' is already registered: check.name must be unique`,
+      );
     this.#checks.set(check.name, check);
   }
 

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { ArgumentTypeError, describeValue, InvalidArgumentError } from '../errors/argument-errors.js';
 import { PeriodicTask } from './periodic-task.js';
 
 /**
@@ -105,10 +106,16 @@ export class KernelWatchdog<K extends WatchedKernel = WatchedKernel> extends Eve
    */
   setPolicy(policy: WatchdogPolicy): void {
     if (policy !== 'report' && policy !== 'restart' && policy !== 'fail') {
-      throw new TypeError(`watchdog policy must be 'report', 'restart' or 'fail', got ${JSON.stringify(policy)}`);
+      throw new ArgumentTypeError(
+        'policy',
+        `setPolicy: policy must be 'report', 'restart' or 'fail', got ${JSON.stringify(policy)}`,
+      );
     }
     if (policy !== 'report' && this.#recover === undefined) {
-      throw new TypeError(`watchdog policy '${policy}' needs a runtime: use runtime.kernelWatchdog()`);
+      throw new ArgumentTypeError(
+        'policy',
+        `setPolicy: watchdog policy '${policy}' needs a runtime: use runtime.kernelWatchdog()`,
+      );
     }
     this.#policy = policy;
   }
@@ -121,7 +128,10 @@ export class KernelWatchdog<K extends WatchedKernel = WatchedKernel> extends Eve
   /** Sets the heartbeat timeout. @throws {RangeError} unless a positive number of ms. */
   setHeartbeatTimeout(ms: number): void {
     if (typeof ms !== 'number' || !(ms > 0) || !Number.isFinite(ms)) {
-      throw new RangeError(`heartbeat timeout must be a positive number of ms, got ${ms}`);
+      throw new InvalidArgumentError(
+        'ms',
+        `setHeartbeatTimeout: ms must be a positive number of ms, got ${describeValue(ms)}`,
+      );
     }
     this.#timeoutMs = ms;
   }

@@ -1,4 +1,5 @@
 import type { InspectionEvent } from 'xstate';
+import { ArgumentTypeError } from '../errors/argument-errors.js';
 import type { LifecycleInspection } from '../kernel/lifecycle-inspection.js';
 
 /**
@@ -40,7 +41,11 @@ export class LifecycleInspector {
   constructor(observer: InspectionObserver) {
     if (typeof observer === 'function') this.#next = observer;
     else if (typeof observer?.next === 'function') this.#next = (event) => observer.next?.(event);
-    else throw new TypeError('inspect must be an XState inspection observer: a function or an object with next()');
+    else
+      throw new ArgumentTypeError(
+        'observer',
+        'inspect must be an XState inspection observer: a function or an object with next()',
+      );
   }
 
   /** One event of the lifecycle actor of kernel `name`'s instance `instanceId`. */

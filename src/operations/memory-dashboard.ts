@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { totalmem } from 'node:os';
+import { ArgumentTypeError, describeValue, InvalidArgumentError } from '../errors/argument-errors.js';
 
 /** What a block of runtime memory holds. */
 export type MemoryKind = 'ring' | 'control-block' | 'telemetry' | 'device-buffer';
@@ -93,7 +94,10 @@ export class GpuMemoryDashboard extends EventEmitter<{ alert: [MemoryAlertEvent]
   /** Sets the budget. @throws {RangeError} unless a positive number of bytes. */
   setBudget(bytes: number): void {
     if (typeof bytes !== 'number' || !(bytes > 0) || !Number.isFinite(bytes)) {
-      throw new RangeError(`memory budget must be a positive number of bytes, got ${bytes}`);
+      throw new InvalidArgumentError(
+        'bytes',
+        `setBudget: bytes (the memory budget) must be a positive number of bytes, got ${describeValue(bytes)}`,
+      );
     }
     this.#budget = bytes;
   }
@@ -105,7 +109,10 @@ export class GpuMemoryDashboard extends EventEmitter<{ alert: [MemoryAlertEvent]
   setThresholds(thresholds: readonly [number, number, number]): void {
     const [a, b, c] = thresholds;
     if (!(a > 0 && a < b && b < c && c <= 1)) {
-      throw new RangeError(`thresholds must be three increasing numbers in (0, 1], got ${JSON.stringify(thresholds)}`);
+      throw new InvalidArgumentError(
+        'thresholds',
+        `setThresholds: thresholds must be three increasing numbers in (0, 1], got ${JSON.stringify(thresholds)}`,
+      );
     }
     this.#thresholds = [a, b, c];
   }
@@ -141,7 +148,11 @@ export class GpuMemoryDashboard extends EventEmitter<{ alert: [MemoryAlertEvent]
 
   /** Raises an alert to every listener. */
   triggerAlert(level: MemoryPressureAlert, message?: string): MemoryAlertEvent {
-    if (!LEVELS.includes(level)) throw new TypeError(`alert level must be one of ${LEVELS.join(', ')}, got ${level}`);
+    if (!LEVELS.includes(level))
+      throw new ArgumentTypeError(
+        'level',
+        `triggerAlert: level must be one of ${LEVELS.join(', ')}, got ${describeValue(level)}`,
+      );
     const pressure = this.memoryPressure();
     const event: MemoryAlertEvent = {
       level,

@@ -1,3 +1,5 @@
+import { describeValue, InvalidArgumentError } from '../errors/argument-errors.js';
+
 /**
  * A task run every `intervalMs` on a timer that does not keep the process alive: what the health checker, the
  * watchdog and the degradation manager each start and stop. One concept, so the three validate, restart and
@@ -26,7 +28,10 @@ export class PeriodicTask {
   /** Runs the task every `intervalMs` (replacing any earlier interval). @throws {RangeError} unless positive. */
   start(intervalMs: number): void {
     if (typeof intervalMs !== 'number' || !(intervalMs > 0)) {
-      throw new RangeError(`interval must be a positive number of ms, got ${intervalMs}`);
+      throw new InvalidArgumentError(
+        'intervalMs',
+        `start: intervalMs must be a positive number of ms, got ${describeValue(intervalMs)}`,
+      );
     }
     this.stop();
     this.#intervalMs = intervalMs;

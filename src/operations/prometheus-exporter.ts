@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { ArgumentTypeError, describeValue, InvalidArgumentError } from '../errors/argument-errors.js';
 import type { TracingStats } from '../telemetry/runtime-tracing.js';
 import type { CircuitState } from './circuit-breaker.js';
 import type { DegradationLevel } from './degradation-manager.js';
@@ -68,19 +69,23 @@ const TOTAL_NAMED_GAUGES = [
   'nodejs_active_resources_total',
 ];
 
-/** Validates {@link PrometheusExporterOptions}. @throws {TypeError} naming the bad field. */
+/** Validates {@link PrometheusExporterOptions}. @throws {ArgumentTypeError} naming the bad field. */
 export function checkExporterOptions(options: PrometheusExporterOptions): void {
   if (typeof options !== 'object' || options === null)
-    throw new TypeError('prometheusExporter options must be an object');
+    throw new ArgumentTypeError('options', 'prometheusExporter options must be an object');
   for (const key of Object.keys(options)) {
-    if (!OPTION_KEYS.has(key)) throw new TypeError(`prometheusExporter.${key} is not an option`);
+    if (!OPTION_KEYS.has(key))
+      throw new ArgumentTypeError(`options.${key}`, `prometheusExporter.${key} is not an option`);
   }
   const { registry, processMetrics } = options;
   if (registry !== undefined && (typeof registry !== 'object' || typeof registry.registerMetric !== 'function')) {
-    throw new TypeError('prometheusExporter.registry must be a prom-client Registry');
+    throw new ArgumentTypeError('options.registry', 'prometheusExporter.registry must be a prom-client Registry');
   }
   if (processMetrics !== undefined && typeof processMetrics !== 'boolean') {
-    throw new TypeError(`prometheusExporter.processMetrics must be a boolean, got ${typeof processMetrics}`);
+    throw new ArgumentTypeError(
+      'options.processMetrics',
+      `prometheusExporter.processMetrics must be a boolean, got ${typeof processMetrics}`,
+    );
   }
 }
 
@@ -309,9 +314,13 @@ export class PrometheusExporter {
   async serve(options: ServeOptions | number = {}): Promise<MetricsServer> {
     const { port = 0, host = '127.0.0.1' } = typeof options === 'number' ? { port: options } : options;
     if (!Number.isInteger(port) || port < 0 || port > 65_535) {
-      throw new RangeError(`serve: port must be an integer in [0, 65535], got ${String(port)}`);
+      throw new InvalidArgumentError(
+        'options.port',
+        `serve: port must be an integer in [0, 65535], got ${String(port)}`,
+      );
     }
-    if (typeof host !== 'string' || host === '') throw new TypeError('serve: host must be a non-empty string');
+    if (typeof host !== 'string' || host === '')
+      throw new ArgumentTypeError('options.host', `serve: host must be a non-empty string, got ${describeValue(host)}`);
     const server: Server = createServer((request, response) => {
       const path = request.url?.split('?')[0];
       if (request.method !== 'GET' && request.method !== 'HEAD') {

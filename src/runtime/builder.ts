@@ -133,7 +133,10 @@ export class RuntimeBuilder {
    */
   inspect(observer: InspectionObserver): this {
     if (typeof observer !== 'function' && typeof (observer as { next?: unknown })?.next !== 'function') {
-      throw new TypeError('inspect must be an XState inspection observer: a function or an object with next()');
+      throw new ArgumentTypeError(
+        'observer',
+        'inspect must be an XState inspection observer: a function or an object with next()',
+      );
     }
     this.#inspect = observer;
     return this;

@@ -2,6 +2,7 @@ import { type Relaunch, relaunchOf } from '../bridge/relaunch.js';
 import type { KernelTransfer } from '../bridge/transfer-bridge.js';
 import type { KernelCheckpoint } from '../devices/checkpoint.js';
 import type { MigratableKernel } from '../devices/kernel-migrator.js';
+import { InvalidArgumentError } from '../errors/argument-errors.js';
 import { HandlerFailedError, InvalidStateError, KernelFailedError } from '../errors/runtime-errors.js';
 import { AbortedError, TimeoutError } from '../errors/value-errors.js';
 import { ERROR_REPLY_TYPE_ID } from '../executor/protocol.js';
@@ -402,7 +403,7 @@ export class KernelHandle<InIn = unknown, OutView = unknown> {
    */
   async receiveBatch(max = 256, timeout = 30_000): Promise<OutView[]> {
     if (!Number.isInteger(max) || max < 1) {
-      throw new RangeError(`receiveBatch: max must be a positive integer, got ${String(max)}`);
+      throw new InvalidArgumentError('max', `receiveBatch: max must be a positive integer, got ${String(max)}`);
     }
     const first = await this.receive(timeout);
     const batch = [first] as OutView[];

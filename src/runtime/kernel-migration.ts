@@ -39,7 +39,7 @@ export function sendState(
     dormant.port.once('message', (report: WorkerReport) => {
       dormant.port.off('close', onClose);
       if (report.type !== 'restored') {
-        reject(new Error(`unexpected report from the dormant instance: ${report.type}`));
+        reject(new KernelFailedError(kernel, `its new instance answered the restore with '${report.type}'`));
       } else if (report.error === undefined) {
         resolve();
       } else {

@@ -218,8 +218,8 @@ export class HostSpanWriter {
 
   #adoptParent(parent: SpanContext): void {
     if (parent.spanId !== this.#parentHex || parent.traceId !== this.#parentTraceHex) {
-      hexToId(parent.traceId, this.#parentTrace, 0, 16);
-      hexToId(parent.spanId, this.#parent, 0, 8);
+      hexToId('traceId', parent.traceId, this.#parentTrace, 0, 16);
+      hexToId('parentSpanId', parent.spanId, this.#parent, 0, 8);
       this.#parentHex = parent.spanId;
       this.#parentTraceHex = parent.traceId;
     }

@@ -1,3 +1,4 @@
+import { InvalidArgumentError } from '../errors/argument-errors.js';
 import { defineStructLayout } from '../wire/struct-layout.js';
 import { SpanRecordOffset } from './span-record.js';
 
@@ -51,7 +52,10 @@ const TWO_32 = 0x1_0000_0000;
  */
 export function createTelemetryRing(capacity: number, epochUnixMs: number): SharedArrayBuffer {
   if (!Number.isInteger(capacity) || capacity < 2 || capacity > 1 << 24 || (capacity & (capacity - 1)) !== 0) {
-    throw new RangeError(`telemetry ring capacity must be a power of two in [2, 16777216], got ${capacity}`);
+    throw new InvalidArgumentError(
+      'capacity',
+      `telemetry ring capacity must be a power of two in [2, 16777216], got ${capacity}`,
+    );
   }
   const buffer = new SharedArrayBuffer(TelemetryRingOffset.RECORDS + capacity * SpanRecordOffset.SIZE);
   const view = new DataView(buffer);

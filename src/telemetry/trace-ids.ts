@@ -1,4 +1,5 @@
 import { randomFillSync } from 'node:crypto';
+import { InvalidEnvelopeError } from '../errors/value-errors.js';
 
 /**
  * W3C trace and span ids, made without the OpenTelemetry SDK: random 32-bit words written straight into the
@@ -56,12 +57,12 @@ export function idToHex(bytes: Uint8Array, at: number, length: number): string {
 }
 
 /**
- * Writes a hex id (an OpenTelemetry `SpanContext`'s) as bytes.
- * @throws {RangeError} when `hex` is not `2 × length` hex digits.
+ * Writes a hex id (an OpenTelemetry `SpanContext`'s, maybe one that came from another process) as bytes.
+ * @throws {InvalidEnvelopeError} naming `field` when `hex` is not `2 × length` hex digits.
  */
-export function hexToId(hex: string, bytes: Uint8Array, at: number, length: number): void {
+export function hexToId(field: string, hex: string, bytes: Uint8Array, at: number, length: number): void {
   if (hex.length !== length * 2 || !/^[0-9a-f]+$/i.test(hex)) {
-    throw new RangeError(`expected ${length * 2} hex digits, got ${JSON.stringify(hex)}`);
+    throw new InvalidEnvelopeError(field, `expected ${length * 2} hex digits, got ${JSON.stringify(hex)}`);
   }
   for (let i = 0; i < length; i++) bytes[at + i] = Number.parseInt(hex.slice(i * 2, i * 2 + 2), 16);
 }

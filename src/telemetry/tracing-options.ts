@@ -158,15 +158,22 @@ export const DEFAULT_MAX_TRACES_PER_SECOND = 20_000;
 
 function rate(name: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback;
-  if (typeof value !== 'number') throw new TypeError(`tracing.${name} must be a number, got ${typeof value}`);
-  if (!(value > 0)) throw new RangeError(`tracing.${name} must be a positive number (or Infinity), got ${value}`);
+  if (typeof value !== 'number')
+    throw new ArgumentTypeError(`tracing.${name}`, `tracing.${name} must be a number, got ${typeof value}`);
+  if (!(value > 0))
+    throw new InvalidArgumentError(
+      `tracing.${name}`,
+      `tracing.${name} must be a positive number (or Infinity), got ${value}`,
+    );
   return value;
 }
 
 function share(name: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback;
-  if (typeof value !== 'number') throw new TypeError(`tracing.${name} must be a number, got ${typeof value}`);
-  if (!(value > 0 && value <= 1)) throw new RangeError(`tracing.${name} must be a number in (0, 1], got ${value}`);
+  if (typeof value !== 'number')
+    throw new ArgumentTypeError(`tracing.${name}`, `tracing.${name} must be a number, got ${typeof value}`);
+  if (!(value > 0 && value <= 1))
+    throw new InvalidArgumentError(`tracing.${name}`, `tracing.${name} must be a number in (0, 1], got ${value}`);
   return value;
 }
 

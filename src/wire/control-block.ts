@@ -1,3 +1,4 @@
+import { InvalidArgumentError } from '../errors/argument-errors.js';
 import { ErrorCode, type ErrorCodeString, errorNumberOf } from '../errors/codes.js';
 import { KernelStatus, type KernelStatusCode } from './kernel-status.js';
 import { defineStructLayout } from './struct-layout.js';
@@ -171,19 +172,31 @@ export class ControlBlock {
   readonly #i32: Int32Array;
   readonly #u64: BigUint64Array;
 
-  /** Wraps an existing block. @throws {RangeError} when the buffer is too small or has another layout version. */
+  /**
+   * Wraps an existing block.
+   * @throws {InvalidArgumentError} (a RangeError) when the buffer is too small or has another layout version.
+   */
   constructor(buffer: SharedArrayBuffer, byteOffset = 0) {
     if (byteOffset % 8 !== 0)
-      throw new RangeError(`ControlBlock byteOffset must be a multiple of 8, got ${byteOffset}`);
+      throw new InvalidArgumentError(
+        'byteOffset',
+        `ControlBlock byteOffset must be a multiple of 8, got ${byteOffset}`,
+      );
     if (buffer.byteLength < byteOffset + ControlBlockOffset.SIZE) {
-      throw new RangeError(`ControlBlock needs ${ControlBlockOffset.SIZE} bytes at offset ${byteOffset}`);
+      throw new InvalidArgumentError(
+        'buffer',
+        `ControlBlock needs ${ControlBlockOffset.SIZE} bytes at offset ${byteOffset}, the buffer has ${buffer.byteLength}`,
+      );
     }
     this.buffer = buffer;
     this.#i32 = new Int32Array(buffer, byteOffset, ControlBlockOffset.SIZE / 4);
     this.#u64 = new BigUint64Array(buffer, byteOffset, ControlBlockOffset.SIZE / 8);
     const version = Atomics.load(this.#i32, I32(ControlBlockOffset.LAYOUT_VERSION));
     if (version !== CONTROL_BLOCK_VERSION) {
-      throw new RangeError(`ControlBlock layout version ${version} is not ${CONTROL_BLOCK_VERSION}`);
+      throw new InvalidArgumentError(
+        'buffer',
+        `ControlBlock buffer: layout version ${version} is not ${CONTROL_BLOCK_VERSION}`,
+      );
     }
   }
 

@@ -1,3 +1,4 @@
+import { ArgumentTypeError } from '../errors/argument-errors.js';
 import { ErrorCode } from '../errors/codes.js';
 import { type MalformedFrameCode, MalformedFrameError } from '../errors/frame-errors.js';
 import { CRC32C_INIT, crc32cFinish, crc32cUpdate } from './crc32c.js';
@@ -78,7 +79,7 @@ export class FrameConsumer {
     const ring = openRing(memory, options.spin);
     this.#ring = ring;
     if (options.onMalformed !== undefined && typeof options.onMalformed !== 'function') {
-      throw new TypeError('onMalformed must be a function');
+      throw new ArgumentTypeError('options.onMalformed', 'options.onMalformed must be a function');
     }
     this.maxPayloadSize = memory.maxPayloadSize;
     this.#frame = new FrameView(this.#ring.view, this.#ring.bytes, 0);

@@ -1,4 +1,5 @@
 import { RingBuffer } from 'ringbuf.js';
+import { ArgumentTypeError, describeValue, InvalidArgumentError } from '../errors/argument-errors.js';
 import { alignedFrameSize, FRAME_ALIGN, FrameHeader } from './frame-header.js';
 import { RingOffset, RingSignalOffset } from './ring-signal.js';
 
@@ -40,25 +41,30 @@ export const MAX_RING_CAPACITY = 1 << 30;
  * The data area is a multiple of 8 bytes and frames are padded to 8, so every frame (and its payload) starts
  * 8-byte aligned and a frame's 4-byte length prefix never straddles the wrap point.
  *
- * @throws {TypeError | RangeError} on options that are not numbers or are out of range.
+ * @throws {ArgumentTypeError | InvalidArgumentError} on options that are not numbers or are out of range.
  * @example
  * const memory = createFrameRing({ capacityBytes: 64 * 1024, maxPayloadSize: 4096 });
  * worker.postMessage(memory);
  * const producer = new FrameProducer(memory);
  */
 export function createFrameRing(options: FrameRingOptions): FrameRingMemory {
-  if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+  if (typeof options !== 'object' || options === null)
+    throw new ArgumentTypeError('options', `createFrameRing: options must be an object, got ${describeValue(options)}`);
   const { capacityBytes } = options;
   if (typeof capacityBytes !== 'number') {
-    throw new TypeError(`capacityBytes must be a number, got ${typeof capacityBytes}`);
+    throw new ArgumentTypeError(
+      'options.capacityBytes',
+      `options.capacityBytes must be a number, got ${typeof capacityBytes}`,
+    );
   }
   if (
     !Number.isInteger(capacityBytes) ||
     capacityBytes < FrameHeader.SIZE + FRAME_ALIGN ||
     capacityBytes > MAX_RING_CAPACITY
   ) {
-    throw new RangeError(
-      `capacityBytes must be an integer in [${FrameHeader.SIZE + FRAME_ALIGN}, ${MAX_RING_CAPACITY}], got ${capacityBytes}`,
+    throw new InvalidArgumentError(
+      'options.capacityBytes',
+      `options.capacityBytes must be an integer in [${FrameHeader.SIZE + FRAME_ALIGN}, ${MAX_RING_CAPACITY}], got ${capacityBytes}`,
     );
   }
   // Storage holds capacity + 1 slots; make the storage a multiple of 8 so frames stay aligned across the wrap.
@@ -67,15 +73,20 @@ export function createFrameRing(options: FrameRingOptions): FrameRingMemory {
   const largestPayload = storageSize - FRAME_ALIGN - FrameHeader.SIZE;
   const maxPayloadSize = options.maxPayloadSize ?? largestPayload;
   if (typeof maxPayloadSize !== 'number') {
-    throw new TypeError(`maxPayloadSize must be a number, got ${typeof maxPayloadSize}`);
+    throw new ArgumentTypeError(
+      'options.maxPayloadSize',
+      `options.maxPayloadSize must be a number, got ${typeof maxPayloadSize}`,
+    );
   }
   if (!Number.isInteger(maxPayloadSize) || maxPayloadSize < 0 || maxPayloadSize > largestPayload) {
-    throw new RangeError(
-      `maxPayloadSize must be an integer in [0, ${largestPayload}] for a ${capacityBytes}-byte ring, got ${maxPayloadSize}`,
+    throw new InvalidArgumentError(
+      'options.maxPayloadSize',
+      `options.maxPayloadSize must be an integer in [0, ${largestPayload}] for a ${capacityBytes}-byte ring, got ${maxPayloadSize}`,
     );
   }
   const integrity = options.integrity ?? false;
-  if (typeof integrity !== 'boolean') throw new TypeError(`integrity must be a boolean, got ${typeof integrity}`);
+  if (typeof integrity !== 'boolean')
+    throw new ArgumentTypeError('options.integrity', `options.integrity must be a boolean, got ${typeof integrity}`);
   const ring = RingBuffer.getStorageForCapacity(storageSize - 1, Uint8Array);
   const signal = new SharedArrayBuffer(RingSignalOffset.SIZE);
   return Object.freeze({ ring, signal, maxPayloadSize, integrity });
@@ -83,23 +94,35 @@ export function createFrameRing(options: FrameRingOptions): FrameRingMemory {
 
 /** Checks memory received from another thread and returns its storage size. */
 export function checkRingMemory(memory: FrameRingMemory): number {
-  if (typeof memory !== 'object' || memory === null) throw new TypeError('memory must be a FrameRingMemory');
+  if (typeof memory !== 'object' || memory === null)
+    throw new ArgumentTypeError('memory', `memory must be a FrameRingMemory, got ${describeValue(memory)}`);
   const { ring, signal, maxPayloadSize, integrity } = memory;
-  if (typeof integrity !== 'boolean') throw new TypeError('memory.integrity must be a boolean');
+  if (typeof integrity !== 'boolean')
+    throw new ArgumentTypeError('memory.integrity', 'memory.integrity must be a boolean');
   if (!(ring instanceof SharedArrayBuffer) || !(signal instanceof SharedArrayBuffer)) {
-    throw new TypeError('memory.ring and memory.signal must be SharedArrayBuffers');
+    throw new ArgumentTypeError('memory.ring', 'memory.ring and memory.signal must be SharedArrayBuffers');
   }
   const storageSize = ring.byteLength - RingOffset.DATA;
   if (storageSize <= 0 || storageSize % FRAME_ALIGN !== 0) {
-    throw new RangeError(`ring storage of ${storageSize} bytes is not a positive multiple of ${FRAME_ALIGN}`);
+    throw new InvalidArgumentError(
+      'memory.ring',
+      `memory.ring: ring storage of ${storageSize} bytes is not a positive multiple of ${FRAME_ALIGN}`,
+    );
   }
-  if (signal.byteLength < RingSignalOffset.SIZE) throw new RangeError('memory.signal is too small');
+  if (signal.byteLength < RingSignalOffset.SIZE)
+    throw new InvalidArgumentError(
+      'memory.signal',
+      `memory.signal is too small: ${signal.byteLength} bytes, a ring signal needs ${RingSignalOffset.SIZE}`,
+    );
   if (
     !Number.isInteger(maxPayloadSize) ||
     maxPayloadSize < 0 ||
     alignedFrameSize(maxPayloadSize) > storageSize - FRAME_ALIGN
   ) {
-    throw new RangeError(`maxPayloadSize ${maxPayloadSize} does not fit a ring of ${storageSize} bytes`);
+    throw new InvalidArgumentError(
+      'memory.maxPayloadSize',
+      `memory.maxPayloadSize ${maxPayloadSize} does not fit a ring of ${storageSize} bytes`,
+    );
   }
   return storageSize;
 }

@@ -1,4 +1,5 @@
-import { ClockSkewError } from '../errors/value-errors.js';
+import { describeValue, InvalidArgumentError } from '../errors/argument-errors.js';
+import { ClockSkewError, ValueOutOfRangeError } from '../errors/value-errors.js';
 
 /** A hybrid-logical-clock timestamp. Ordered by physical time, then logical counter, then node id. */
 export interface HlcTimestamp {
@@ -61,10 +62,15 @@ export class HybridLogicalClock {
 
   constructor(node: number, options: HybridLogicalClockOptions = {}) {
     if (!Number.isInteger(node) || node < 0 || node > 0xffff_ffff) {
-      throw new RangeError(`HybridLogicalClock node must be an integer in [0, 2^32), got ${node}`);
+      throw new InvalidArgumentError('node', `HybridLogicalClock node must be an integer in [0, 2^32), got ${node}`);
     }
     const maxSkewUs = options.maxSkewUs ?? 60_000_000;
-    if (!(maxSkewUs >= 0)) throw new RangeError(`maxSkewUs must be a non-negative number, got ${maxSkewUs}`);
+    if (!(maxSkewUs >= 0)) {
+      throw new InvalidArgumentError(
+        'options.maxSkewUs',
+        `HybridLogicalClock options.maxSkewUs must be a non-negative number, got ${describeValue(maxSkewUs)}`,
+      );
+    }
     this.node = node;
     this.maxSkewUs = maxSkewUs;
     this.#now = options.now ?? wallClockUs;
@@ -115,7 +121,8 @@ export class HybridLogicalClock {
     else if (physical === local) logical = this.logical + 1;
     else if (physical === remotePhysicalUs) logical = remoteLogical + 1;
     else logical = 0;
-    if (logical > MAX_LOGICAL) throw new RangeError('HLC logical counter overflow');
+    if (logical > MAX_LOGICAL)
+      throw new ValueOutOfRangeError('HlcTimestamp.logical', `the logical counter would pass ${MAX_LOGICAL}`);
     this.physicalUs = physical;
     this.logical = logical;
   }

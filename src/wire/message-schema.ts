@@ -1,3 +1,4 @@
+import { ArgumentTypeError, describeValue, InvalidArgumentError } from '../errors/argument-errors.js';
 import {
   MessageSchemaError,
   MessageTypeMismatchError,
@@ -42,7 +43,7 @@ const MAX_FIELD_BYTES = 1 << 24;
 
 function checkLength(what: string, n: number): number {
   if (!Number.isInteger(n) || n < 1 || n > MAX_FIELD_BYTES) {
-    throw new RangeError(`${what} must be an integer in [1, ${MAX_FIELD_BYTES}], got ${n}`);
+    throw new InvalidArgumentError(what, `${what} must be an integer in [1, ${MAX_FIELD_BYTES}], got ${n}`);
   }
   return n;
 }
@@ -57,7 +58,10 @@ export const field = {
   /** A fixed-length numeric array; views expose it as a typed array over the frame (zero copy). */
   array<E extends ScalarKind>(element: E, length: number): ArrayFieldType<E> {
     if (!(element in SCALAR_SIZE))
-      throw new TypeError(`field.array element must be a scalar kind, got ${String(element)}`);
+      throw new ArgumentTypeError(
+        'field.array element',
+        `field.array element must be a scalar kind, got ${describeValue(element)}`,
+      );
     return { kind: 'array', element, length: checkLength('field.array length', length) };
   },
   /** Exactly `length` raw bytes. */
@@ -328,7 +332,10 @@ export function defineMessage<const F extends FieldsSpec>(
     },
     decode(bytes, offset = 0) {
       if (offset < 0 || offset + size > bytes.length) {
-        throw new RangeError(`${name}.decode needs ${size} bytes at offset ${offset}, have ${bytes.length}`);
+        throw new InvalidArgumentError(
+          'bytes',
+          `${name}.decode needs ${size} bytes at offset ${offset}, have ${bytes.length}`,
+        );
       }
       let source = bytes;
       let at = offset;

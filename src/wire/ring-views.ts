@@ -1,3 +1,4 @@
+import { describeValue, InvalidArgumentError } from '../errors/argument-errors.js';
 import { DEFAULT_SPIN } from './eventcount.js';
 import { alignedFrameSize } from './frame-header.js';
 import { checkRingMemory, type FrameRingMemory } from './frame-ring.js';
@@ -69,6 +70,10 @@ class OpenRing implements RingViews {
  */
 export function openRing(memory: FrameRingMemory, spin: number = DEFAULT_SPIN): RingViews {
   const storageSize = checkRingMemory(memory);
-  if (!Number.isInteger(spin) || spin < 0) throw new RangeError(`spin must be a non-negative integer, got ${spin}`);
+  if (!Number.isInteger(spin) || spin < 0)
+    throw new InvalidArgumentError(
+      'options.spin',
+      `options.spin must be a non-negative integer, got ${describeValue(spin)}`,
+    );
   return new OpenRing(memory, storageSize, spin);
 }

@@ -1,3 +1,5 @@
+import { InvalidArgumentError } from '../errors/argument-errors.js';
+
 /**
  * Fixed binary layouts shared by TypeScript, C and CUDA.
  *
@@ -123,25 +125,34 @@ export function defineStructLayout(
   const names = new Set<string>();
   for (const field of fields) {
     const elementSize = SCALAR_SIZE[field.kind];
-    if (names.has(field.name)) throw new RangeError(`${cName}.${field.name} is defined twice`);
+    if (names.has(field.name)) throw new InvalidArgumentError('fields', `${cName}.${field.name} is defined twice`);
     names.add(field.name);
     if (field.offset % elementSize !== 0) {
-      throw new RangeError(`${cName}.${field.name} at offset ${field.offset} is not aligned to ${elementSize}`);
+      throw new InvalidArgumentError(
+        'fields',
+        `${cName}.${field.name} at offset ${field.offset} is not aligned to ${elementSize}`,
+      );
     }
     if (field.offset !== cursor) {
-      throw new RangeError(`${cName}.${field.name} starts at ${field.offset}, expected ${cursor} (gap or overlap)`);
+      throw new InvalidArgumentError(
+        'fields',
+        `${cName}.${field.name} starts at ${field.offset}, expected ${cursor} (gap or overlap)`,
+      );
     }
     cursor = field.offset + elementSize * field.count;
     align = Math.max(align, elementSize);
   }
-  if (cursor !== size) throw new RangeError(`${cName}: fields end at ${cursor}, but the size is ${size}`);
-  if (size % align !== 0) throw new RangeError(`${cName}: size ${size} is not a multiple of its alignment ${align}`);
+  if (cursor !== size)
+    throw new InvalidArgumentError('size', `${cName}: fields end at ${cursor}, but the size is ${size}`);
+  if (size % align !== 0)
+    throw new InvalidArgumentError('size', `${cName}: size ${size} is not a multiple of its alignment ${align}`);
   return Object.freeze({ cName, doc, size, align, fields: Object.freeze(fields) });
 }
 
 /** Looks a field up by its C name. */
 export function layoutField(layout: StructLayout, name: string): LayoutField {
   const field = layout.fields.find((f) => f.name === name);
-  if (field === undefined) throw new RangeError(`${layout.cName} has no field ${name}`);
+  if (field === undefined)
+    throw new InvalidArgumentError('name', `${layout.cName} has no field ${JSON.stringify(name)}`);
   return field;
 }

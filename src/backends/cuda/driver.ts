@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { ArgumentTypeError, InvalidArgumentError } from '../../errors/argument-errors.js';
 import { CudaError } from '../../errors/cuda-errors.js';
 import { BackendUnavailableError } from '../../errors/runtime-errors.js';
 import { nativePath } from '../package-root.js';
@@ -121,21 +122,27 @@ const INT32_MAX = 0x7fff_ffff;
 
 function checkCount(name: string, value: unknown, min: number, max: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value)) {
-    throw new TypeError(`${name} must be an integer, got ${typeof value === 'number' ? value : typeof value}`);
+    throw new ArgumentTypeError(
+      name,
+      `${name} must be an integer, got ${typeof value === 'number' ? value : typeof value}`,
+    );
   }
-  if (value < min || value > max) throw new RangeError(`${name} must be between ${min} and ${max}, got ${value}`);
+  if (value < min || value > max)
+    throw new InvalidArgumentError(name, `${name} must be between ${min} and ${max}, got ${value}`);
   return value;
 }
 
 function checkPointer(name: string, value: unknown): bigint {
-  if (typeof value !== 'bigint') throw new TypeError(`${name} must be a bigint device pointer, got ${typeof value}`);
-  if (value < 0n || value >= 1n << 64n) throw new RangeError(`${name} must be a 64-bit unsigned pointer, got ${value}`);
+  if (typeof value !== 'bigint')
+    throw new ArgumentTypeError(name, `${name} must be a bigint device pointer, got ${typeof value}`);
+  if (value < 0n || value >= 1n << 64n)
+    throw new InvalidArgumentError(name, `${name} must be a 64-bit unsigned pointer, got ${value}`);
   return value;
 }
 
 function checkBytes(name: string, value: unknown): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
-    throw new RangeError(`${name} must be a positive safe integer, got ${String(value)}`);
+    throw new InvalidArgumentError(name, `${name} must be a positive safe integer, got ${String(value)}`);
   }
   return value;
 }
@@ -145,7 +152,7 @@ function checkBytes(name: string, value: unknown): number {
  * buffer, and an array of views (koffi passes each as the slot's address). Exported for the tests.
  */
 export function packKernelArgs(args: readonly CudaKernelArg[]): Uint8Array[] {
-  if (!Array.isArray(args)) throw new TypeError('args must be an array of { type, value }');
+  if (!Array.isArray(args)) throw new ArgumentTypeError('args', 'args must be an array of { type, value }');
   const storage = new ArrayBuffer(Math.max(8, args.length * 8));
   const view = new DataView(storage);
   return args.map((arg, index) => {
@@ -156,10 +163,11 @@ export function packKernelArgs(args: readonly CudaKernelArg[]): Uint8Array[] {
         view.setBigUint64(at, checkPointer(`args[${index}].value`, arg.value), true);
         break;
       case 'i64':
-        if (typeof arg.value !== 'bigint') throw new TypeError(`args[${index}].value must be a bigint`);
+        if (typeof arg.value !== 'bigint')
+          throw new ArgumentTypeError(`args[${index}].value`, `args[${index}].value must be a bigint`);
         view.setBigInt64(at, BigInt.asIntN(64, arg.value), true);
         if (BigInt.asIntN(64, arg.value) !== arg.value)
-          throw new RangeError(`args[${index}].value is not a 64-bit integer`);
+          throw new InvalidArgumentError(`args[${index}].value`, `args[${index}].value is not a 64-bit integer`);
         break;
       case 'u32':
         view.setUint32(at, checkCount(`args[${index}].value`, arg.value, 0, UINT32_MAX), true);
@@ -169,12 +177,14 @@ export function packKernelArgs(args: readonly CudaKernelArg[]): Uint8Array[] {
         break;
       case 'f32':
       case 'f64':
-        if (typeof arg.value !== 'number') throw new TypeError(`args[${index}].value must be a number`);
+        if (typeof arg.value !== 'number')
+          throw new ArgumentTypeError(`args[${index}].value`, `args[${index}].value must be a number`);
         if (arg.type === 'f32') view.setFloat32(at, arg.value, true);
         else view.setFloat64(at, arg.value, true);
         break;
       default:
-        throw new TypeError(
+        throw new ArgumentTypeError(
+          `args[${index}].type`,
           `args[${index}].type must be one of pointer, u64, i64, u32, i32, f32, f64, got ${JSON.stringify((arg as { type?: unknown } | undefined)?.type)}`,
         );
     }
@@ -183,7 +193,7 @@ export function packKernelArgs(args: readonly CudaKernelArg[]): Uint8Array[] {
 }
 
 function checkDims(name: string, dims: unknown): readonly [number, number, number] {
-  if (!Array.isArray(dims) || dims.length !== 3) throw new TypeError(`${name} must be [x, y, z]`);
+  if (!Array.isArray(dims) || dims.length !== 3) throw new ArgumentTypeError(name, `${name} must be [x, y, z]`);
   return [
     checkCount(`${name}[0]`, dims[0], 1, INT32_MAX),
     checkCount(`${name}[1]`, dims[1], 1, 65_535),
@@ -349,7 +359,7 @@ export class CudaDriver {
     memory: Uint8Array,
     flags: number = CuMemHostRegisterFlag.Portable | CuMemHostRegisterFlag.DeviceMap,
   ): bigint {
-    if (!(memory instanceof Uint8Array)) throw new TypeError('memory must be a Uint8Array');
+    if (!(memory instanceof Uint8Array)) throw new ArgumentTypeError('memory', 'memory must be a Uint8Array');
     checkBytes('memory.byteLength', memory.byteLength);
     checkCount('flags', flags, 0, 0x0f);
     this.#call('cuMemHostRegister_v2', memory, memory.byteLength, flags);
@@ -361,7 +371,7 @@ export class CudaDriver {
 
   /** `cuMemHostUnregister`. */
   memHostUnregister(memory: Uint8Array): void {
-    if (!(memory instanceof Uint8Array)) throw new TypeError('memory must be a Uint8Array');
+    if (!(memory instanceof Uint8Array)) throw new ArgumentTypeError('memory', 'memory must be a Uint8Array');
     this.#call('cuMemHostUnregister', memory);
   }
 
@@ -372,7 +382,7 @@ export class CudaDriver {
    */
   moduleLoadData(ptx: string): bigint {
     if (typeof ptx !== 'string' || !(ptx.includes('.entry') || ptx.startsWith(EMULATED_IMAGE_PREFIX))) {
-      throw new TypeError('ptx must be PTX text with at least one .entry');
+      throw new ArgumentTypeError('ptx', 'ptx must be PTX text with at least one .entry');
     }
     const image = Buffer.from(`${ptx}\0`, 'utf8');
     const out = new BigUint64Array(1);
@@ -387,7 +397,7 @@ export class CudaDriver {
 
   /** `cuModuleGetFunction`. */
   moduleGetFunction(module: bigint, name: string): bigint {
-    if (typeof name !== 'string' || name === '') throw new TypeError('name must be a non-empty string');
+    if (typeof name !== 'string' || name === '') throw new ArgumentTypeError('name', 'name must be a non-empty string');
     const out = new BigUint64Array(1);
     this.#call('cuModuleGetFunction', out, checkPointer('module', module), name);
     return out[0] as bigint;
@@ -398,7 +408,8 @@ export class CudaDriver {
     checkPointer('function', fn);
     const [gx, gy, gz] = checkDims('grid', config?.grid);
     const [bx, by, bz] = checkDims('block', config.block);
-    if (bx * by * bz > 1024) throw new RangeError(`block must have at most 1024 threads, got ${bx * by * bz}`);
+    if (bx * by * bz > 1024)
+      throw new InvalidArgumentError('config.block', `block must have at most 1024 threads, got ${bx * by * bz}`);
     const shared = checkCount('sharedMemBytes', config.sharedMemBytes ?? 0, 0, INT32_MAX);
     const stream = checkPointer('stream', config.stream ?? 0n);
     const params = packKernelArgs(args);
@@ -476,7 +487,7 @@ export class CudaDriver {
 
   /** `cuMemcpyHtoDAsync_v2`: copies `source` to device memory on `stream`. Keep `source` alive until the sync. */
   memcpyHtoDAsync(destination: bigint, source: Uint8Array, stream: bigint): void {
-    if (!(source instanceof Uint8Array)) throw new TypeError('source must be a Uint8Array');
+    if (!(source instanceof Uint8Array)) throw new ArgumentTypeError('source', 'source must be a Uint8Array');
     checkBytes('source.byteLength', source.byteLength);
     this.#call(
       'cuMemcpyHtoDAsync_v2',
@@ -489,7 +500,8 @@ export class CudaDriver {
 
   /** `cuMemcpyDtoHAsync_v2`: copies device memory into `destination` on `stream`; read it after the sync. */
   memcpyDtoHAsync(destination: Uint8Array, source: bigint, stream: bigint): void {
-    if (!(destination instanceof Uint8Array)) throw new TypeError('destination must be a Uint8Array');
+    if (!(destination instanceof Uint8Array))
+      throw new ArgumentTypeError('destination', 'destination must be a Uint8Array');
     checkBytes('destination.byteLength', destination.byteLength);
     this.#call(
       'cuMemcpyDtoHAsync_v2',
@@ -525,14 +537,15 @@ export class CudaDriver {
 
   /** `cuMemcpyHtoD_v2`: copies `source` to device memory; synchronous. */
   memcpyHtoD(destination: bigint, source: Uint8Array): void {
-    if (!(source instanceof Uint8Array)) throw new TypeError('source must be a Uint8Array');
+    if (!(source instanceof Uint8Array)) throw new ArgumentTypeError('source', 'source must be a Uint8Array');
     checkBytes('source.byteLength', source.byteLength);
     this.#call('cuMemcpyHtoD_v2', checkPointer('destination', destination), source, source.byteLength);
   }
 
   /** `cuMemcpyDtoH_v2`: copies device memory into `destination`; synchronous. */
   memcpyDtoH(destination: Uint8Array, source: bigint): void {
-    if (!(destination instanceof Uint8Array)) throw new TypeError('destination must be a Uint8Array');
+    if (!(destination instanceof Uint8Array))
+      throw new ArgumentTypeError('destination', 'destination must be a Uint8Array');
     checkBytes('destination.byteLength', destination.byteLength);
     this.#call('cuMemcpyDtoH_v2', destination, checkPointer('source', source), destination.byteLength);
   }

@@ -6,6 +6,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { isAbsolute } from 'node:path';
+import { ArgumentTypeError } from '../../errors/argument-errors.js';
 import { nativePath } from '../package-root.js';
 
 /**
@@ -47,13 +48,13 @@ const nativeDir = (relative: string) => nativePath(relative);
 export function buildEmulatedKernel(options: EmulatedBuildOptions): EmulatedBuild {
   const { handlerPath, outputPath, includeDirs = [] } = options ?? ({} as EmulatedBuildOptions);
   if (typeof handlerPath !== 'string' || handlerPath === '') {
-    throw new TypeError('options.handlerPath must be a non-empty string');
+    throw new ArgumentTypeError('options.handlerPath', 'options.handlerPath must be a non-empty string');
   }
   if (typeof outputPath !== 'string' || !isAbsolute(outputPath)) {
-    throw new TypeError('options.outputPath must be an absolute path');
+    throw new ArgumentTypeError('options.outputPath', 'options.outputPath must be an absolute path');
   }
   if (!Array.isArray(includeDirs) || includeDirs.some((dir) => typeof dir !== 'string' || dir === '')) {
-    throw new TypeError('options.includeDirs must be an array of non-empty strings');
+    throw new ArgumentTypeError('options.includeDirs', 'options.includeDirs must be an array of non-empty strings');
   }
   const compiler = process.env.CXX !== undefined && process.env.CXX !== '' ? process.env.CXX : 'g++';
   const args = [

@@ -1,3 +1,4 @@
+import { ArgumentTypeError, InvalidArgumentError } from '../../errors/argument-errors.js';
 import { ErrorCode, ErrorNumber, errorCodeOf } from '../../errors/codes.js';
 import { CudaCompileError, CudaDeviceLostError, CudaError } from '../../errors/cuda-errors.js';
 import type { ExecutorShell, RunningKernel } from '../../executor/executor-shell.js';
@@ -274,7 +275,8 @@ export class HostedCudaKernel implements RunningKernel {
   /** Fills the device state from a checkpoint's bytes (a restore at launch, or a migration's RESTORE). */
   restoreState(bytes: Uint8Array): void {
     if (bytes.byteLength !== this.#stateBytes) {
-      throw new TypeError(
+      throw new ArgumentTypeError(
+        'bytes',
         `kernel '${this.#definition.id}': the checkpoint's state is ${bytes.byteLength} bytes, its cuda.stateBytes is ${this.#stateBytes}`,
       );
     }
@@ -319,7 +321,8 @@ export class HostedCudaKernel implements RunningKernel {
     const table = new DataView(this.#linkTable);
     const words = new Uint32Array(this.#linkTable);
     const index = Atomics.load(words, LinkTableOffset.COUNT >> 2);
-    if (index >= MAX_KERNEL_LINKS) throw new RangeError(`a CUDA kernel takes at most ${MAX_KERNEL_LINKS} links`);
+    if (index >= MAX_KERNEL_LINKS)
+      throw new InvalidArgumentError('index', `a CUDA kernel takes at most ${MAX_KERNEL_LINKS} links`);
     const ring = new Uint8Array(memory.ring);
     const signal = new Uint8Array(memory.signal);
     const ringPointer = this.#slot.pinned.pin(ring);
@@ -342,8 +345,10 @@ export class HostedCudaKernel implements RunningKernel {
     const table = new DataView(this.#routeTable);
     const words = new Uint32Array(this.#routeTable);
     const index = Atomics.load(words, RouteTableOffset.COUNT >> 2);
-    if (index >= MAX_KERNEL_LINKS) throw new RangeError(`a CUDA kernel takes at most ${MAX_KERNEL_LINKS} output links`);
-    if (types !== undefined && types.length !== 1) throw new RangeError('a CUDA output link takes one message type');
+    if (index >= MAX_KERNEL_LINKS)
+      throw new InvalidArgumentError('index', `a CUDA kernel takes at most ${MAX_KERNEL_LINKS} output links`);
+    if (types !== undefined && types.length !== 1)
+      throw new InvalidArgumentError('types', 'a CUDA output link takes one message type');
     const ring = new Uint8Array(memory.ring);
     const ringPointer = this.#slot.pinned.pin(ring);
     this.#views.push(ring);

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
+import { ArgumentTypeError } from '../../errors/argument-errors.js';
 import { CudaCompileError } from '../../errors/cuda-errors.js';
 import type { AnyKernelDefinition } from '../../kernel/kernel-definition.js';
 import type { MessageSchema } from '../../wire/message-schema.js';
@@ -97,7 +98,7 @@ function entryShim(entry: string): string {
 
 function handlerSource(definition: AnyKernelDefinition): string {
   const spec = definition.cuda;
-  if (spec === undefined) throw new TypeError(`kernel '${definition.id}' has no cuda part`);
+  if (spec === undefined) throw new ArgumentTypeError('definition.cuda', `kernel '${definition.id}' has no cuda part`);
   let text: string;
   if (spec.source !== undefined) {
     text = spec.source;

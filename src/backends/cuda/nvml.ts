@@ -1,3 +1,4 @@
+import { ArgumentTypeError, InvalidArgumentError } from '../../errors/argument-errors.js';
 import { NvmlError } from '../../errors/cuda-errors.js';
 import { loadNativeLibrary, memoByPath, type NativeFunction } from './native-library.js';
 
@@ -174,7 +175,10 @@ export class Nvml {
   /** `nvmlDeviceGetHandleByPciBusId_v2`: the GPU at a PCI address (CUDA's `cuDeviceGetPCIBusId` form is fine). */
   deviceHandleByPciBusId(busId: string): bigint {
     if (typeof busId !== 'string' || pciKey(busId) === undefined) {
-      throw new TypeError(`busId must be a PCI address domain:bus:device.function, got ${JSON.stringify(busId)}`);
+      throw new ArgumentTypeError(
+        'busId',
+        `busId must be a PCI address domain:bus:device.function, got ${JSON.stringify(busId)}`,
+      );
     }
     const out = new BigUint64Array(1);
     this.#check('nvmlDeviceGetHandleByPciBusId_v2', this.#rc('nvmlDeviceGetHandleByPciBusId_v2', busId, out));
@@ -236,7 +240,7 @@ export class Nvml {
 
 function checkLink(link: number): void {
   if (!Number.isInteger(link) || link < 0 || link >= NVML_NVLINK_MAX_LINKS) {
-    throw new RangeError(`link must be an integer in [0, ${NVML_NVLINK_MAX_LINKS - 1}], got ${link}`);
+    throw new InvalidArgumentError('link', `link must be an integer in [0, ${NVML_NVLINK_MAX_LINKS - 1}], got ${link}`);
   }
 }
 

@@ -1,3 +1,4 @@
+import { InvalidArgumentError } from '../../errors/argument-errors.js';
 import { CudaError } from '../../errors/cuda-errors.js';
 import { STICKY_CU_RESULTS } from './cu-result.js';
 import { CuDeviceAttribute, type CudaDriver, CuMemHostRegisterFlag } from './driver.js';
@@ -84,7 +85,7 @@ export class PinnedHostMemory {
    * Keep `view`'s buffer alive until {@link PinnedHostMemory.unpin}.
    */
   pin(view: Uint8Array): bigint {
-    if (this.#pinned.has(view)) throw new TypeError('this view is already pinned');
+    if (this.#pinned.has(view)) throw new InvalidArgumentError('view', 'pin: this view is already pinned');
     const address = this.#driver.koffi.address(view);
     const start = (address / PAGE) * PAGE;
     const end = ((address + BigInt(view.byteLength) + PAGE - 1n) / PAGE) * PAGE;
