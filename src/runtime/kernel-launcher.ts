@@ -1,4 +1,3 @@
-import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import type { BackendType } from '../backends/backend-type.js';
 import { STICKY_CU_RESULTS } from '../backends/cuda/cu-result.js';
 import { nativeBackendOf, type ResolvedWebGpuOptions } from '../backends/webgpu/webgpu-adapter.js';
@@ -35,7 +34,7 @@ import type { DeviceRegistry } from './device-registry.js';
 import { KernelHandle } from './kernel-handle.js';
 import type { Dim3 } from './kernel-handle-options.js';
 import type { RuntimeLogger } from './logger.js';
-import type { WorkerPools } from './worker-pools.js';
+import type { KernelControl, WorkerPools } from './worker-pools.js';
 
 /** Options of `RingKernelRuntime.launch`. */
 export interface LaunchOptions {
@@ -355,7 +354,9 @@ export class KernelLauncher {
     const transfer = onCuda
       ? this.#openCudaTransfer(input, output, device, options.transferStrategy === 'dma' ? 'dma' : 'mapped')
       : host.bridge.open(input, output, options.transferStrategy ?? (host.backend === 'cuda' ? 'direct' : undefined));
-    const { port1, port2 } = new MessageChannel();
+    // The instance's control port: a share of its worker's control line (CPU), a MessagePort (device threads).
+    const openControl = (): KernelControl => host.workers.openControl(onCuda || onWebGpu);
+    const firstControl = openControl();
     const tracing = host.tracing;
     const inspector = host.inspector;
     const launchSpan = tracing?.host.beginLifecycle();
@@ -367,7 +368,7 @@ export class KernelLauncher {
     this.#launching.add(name);
     let attached: AttachResult;
     const task = (
-      port: MessagePort,
+      port: KernelControl,
       on: number,
       state?: Uint8Array,
       dormant = false,
@@ -382,7 +383,7 @@ export class KernelLauncher {
       // The rings the worker reads: the host's own (direct), or the mirror's replicas (dma).
       input: rings.kernelInput,
       output: rings.kernelOutput,
-      port,
+      port: port.executor,
       enableTelemetry: host.config.enableTelemetry,
       failOnHandlerError,
       // The kernel's telemetry ring outlives its instances: a restarted instance writes to the same one.
@@ -407,10 +408,10 @@ export class KernelLauncher {
     });
     try {
       attached = await this.#attach(
-        { ...task(port2, device, restore?.state), activate: autoActivate },
+        { ...task(firstControl, device, restore?.state), activate: autoActivate },
         onCuda,
         device,
-        port2,
+        firstControl,
       );
       if (attached.failure !== undefined) throw this.#attachError(attached.failure, definition, name, onCuda);
       const how = attached.cuda;
@@ -418,7 +419,7 @@ export class KernelLauncher {
         host.log.debug(`kernel '${name}': CUDA image ${how.key} from ${how.cached ? 'the cache' : how.compiler}`);
       }
     } catch (error) {
-      port1.close();
+      firstControl.host.close();
       transfer.release();
       if (launchSpan !== undefined) {
         tracing?.host.endLifecycle(launchSpan, LifecycleTransition.LAUNCH, instanceId, ErrorNumber.KernelFailed);
@@ -439,7 +440,7 @@ export class KernelLauncher {
       input,
       output,
       transfer,
-      port: port1,
+      port: firstControl.host,
       threadId: attached.threadId,
       gridSize: grid,
       blockSize: block,
@@ -454,21 +455,22 @@ export class KernelLauncher {
       onStuckTermination: (stuck, salvaged) => host.stuck(stuck, salvaged),
       onDeviceLost: (lost, cudaErrorName) => host.devices.markLost(lost, cudaErrorName),
       onInspect: inspector === undefined ? undefined : (event) => inspector.forward(name, instanceId, event),
-      reattach: (restarted, port) =>
+      reattach: (restarted, next) =>
         this.#reattach(
           restarted,
           definition,
           // A migrated dma kernel's replicas are on its new device: the handle's transfer has them.
-          (on) => task(port, on, undefined, false, restarted.transfer),
-          port,
+          (on) => task(next, on, undefined, false, restarted.transfer),
+          next,
         ),
+      openControl,
       failOnHandlerError,
       tracer: tracing?.host,
       device,
       firstMessageId: (restore?.queued.maxMessageId ?? 0) + 1,
-      attachDormant: async (moving, port, on, devicePointers) => {
+      attachDormant: async (moving, next, on, devicePointers) => {
         const rings = devicePointers === undefined ? moving.transfer : { ...moving.transfer, devicePointers };
-        const dormant = await this.#attach(task(port, on, undefined, true, rings), onCuda, on, port);
+        const dormant = await this.#attach(task(next, on, undefined, true, rings), onCuda, on, next);
         if (dormant.failure !== undefined) throw this.#attachError(dormant.failure, definition, name, onCuda);
         return dormant.threadId;
       },
@@ -547,7 +549,7 @@ export class KernelLauncher {
     handle: KernelHandle,
     definition: { readonly id: string; readonly moduleUrl: string },
     task: (device: number) => AttachTask,
-    port: MessagePort,
+    control: KernelControl,
   ): Promise<{ threadId: number; device: number }> {
     const host = this.#host;
     if (host.shuttingDown) throw new RuntimeShutDownError('restart');
@@ -563,7 +565,7 @@ export class KernelLauncher {
     }
     const restartSpan = host.tracing?.host.beginLifecycle();
     // A CUDA kernel is relaunched by the CUDA device thread, over the same rings and ControlBlock.
-    const attached = await this.#attach(task(device), onCuda, device, port);
+    const attached = await this.#attach(task(device), onCuda, device, control);
     if (attached.failure !== undefined) throw this.#attachError(attached.failure, definition, handle.name, onCuda);
     const { threadId } = attached;
     if (restartSpan !== undefined) {
@@ -575,8 +577,8 @@ export class KernelLauncher {
   }
 
   /** Attaches a kernel's instance on its worker; a WebGPU one tells which adapter its device is on. */
-  async #attach(task: AttachTask, onCuda: boolean, device: number, port: MessagePort): Promise<AttachResult> {
-    const attached = await this.#host.workers.attach(task, onCuda, device, port);
+  async #attach(task: AttachTask, onCuda: boolean, device: number, control: KernelControl): Promise<AttachResult> {
+    const attached = await this.#host.workers.attach(task, onCuda, device, control);
     if (attached.webgpu !== undefined) this.#host.devices.attachedWebGpu(device, attached.webgpu.adapter);
     return attached;
   }

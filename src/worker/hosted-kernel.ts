@@ -493,7 +493,17 @@ export class HostedKernel implements RunningKernel, FusedLinkConsumer {
   async #park(): Promise<void> {
     this.#kicked = false;
     const signal = this.#inputSignal;
-    await waitUntilAsync(signal, DATA_SEQ, CONSUMER_SLEEPING, this.#anyInput, Number.POSITIVE_INFINITY, 0);
+    // No keep-alive timer per parked kernel: the pool's task port holds a kernel worker's event loop.
+    await waitUntilAsync(
+      signal,
+      DATA_SEQ,
+      CONSUMER_SLEEPING,
+      this.#anyInput,
+      Number.POSITIVE_INFINITY,
+      0,
+      undefined,
+      false,
+    );
     // The batch wall clock went stale while parked.
     this.#batchWallUs = wallClockUs();
   }
