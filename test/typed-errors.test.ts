@@ -30,6 +30,7 @@ import {
 } from '../src/internal.js';
 import { hexToId } from '../src/telemetry/trace-ids.js';
 import { SlowSink, Work } from './fixtures/reliability-kernels.js';
+import { ExitsItsWorker } from './fixtures/worker-exit-kernels.js';
 
 /** One bad input: what it calls, the code it must raise, and the words its message must contain. */
 interface Row {
@@ -718,6 +719,23 @@ describe('typed errors: the builder and XState actors', () => {
           actor.subscribe({ error: reject });
           actor.start();
         }),
+    },
+  ]);
+});
+
+describe('typed errors: a launch whose worker ends while attaching the kernel', () => {
+  let runtime: RingKernelRuntime;
+  before(async () => {
+    runtime = await RingKernelRuntime.builder().config({ workers: 1 }).build();
+  });
+  after(() => runtime.shutdown());
+  table([
+    {
+      what: 'a kernel whose module ends the worker that imports it',
+      code: ErrorCode.KernelFailed,
+      names: "kernel 'test.worker-exit.exits-its-worker'",
+      value: 'worker exited with code: 7',
+      run: () => runtime.launch(ExitsItsWorker, 1, 1),
     },
   ]);
 });

@@ -2,7 +2,8 @@ import type { EventLoopUtilization } from 'node:perf_hooks';
 import { MessageChannel, type MessagePort, type ResourceLimits, type Worker } from 'node:worker_threads';
 import { Piscina, queueOptionsSymbol } from 'piscina';
 import { prepareWebGpuDriver } from '../backends/webgpu/dawn-module.js';
-import { RuntimeShutDownError } from '../errors/runtime-errors.js';
+import { RingKernelError } from '../errors/ringkernel-error.js';
+import { KernelFailedError, RuntimeShutDownError } from '../errors/runtime-errors.js';
 import type { ControlPort, LinePort } from '../executor/control-line.js';
 import type { AttachBatch, AttachBatchResult, AttachResult, AttachTask } from '../executor/protocol.js';
 import { ControlLines } from './control-lines.js';
@@ -25,6 +26,16 @@ const PLACED_ON = queueOptionsSymbol;
 export interface KernelControl {
   readonly host: ControlPort;
   readonly executor: MessagePort | number;
+}
+
+/**
+ * A worker that ended (or whose pool threw) while attaching a batch: each of its kernels fails, typed, with the
+ * pool's error as the cause — Piscina's own errors ("worker exited with code: 7") carry no RK_* code.
+ */
+function attachLost(kernelId: string, error: unknown): Error {
+  if (error instanceof RingKernelError) return error;
+  const why = error instanceof Error ? error.message : String(error);
+  return new KernelFailedError(kernelId, `its worker ended while attaching it (${why})`, { cause: error });
 }
 
 /** A CPU attach asked for in this turn of the event loop, waiting to go out with the others in one batch. */
@@ -232,7 +243,7 @@ export class WorkerPools<K extends object> {
       },
       (error: unknown) => {
         this.#attached(threadId, batch.length);
-        for (const pending of batch) pending.reject(error);
+        for (const pending of batch) pending.reject(attachLost(pending.task.kernelId, error));
         setImmediate(() => this.#roomMayHaveCome());
       },
     );
