@@ -6,10 +6,12 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { MessageChannel } from 'node:worker_threads';
 import type { ControlPort } from '../src/executor/control-line.js';
 import type { AttachTask, WorkerReport } from '../src/executor/protocol.js';
 import { ControlBlock, createFrameRing, KernelStatus } from '../src/internal.js';
 import { KERNEL_HISTOGRAMS_BYTES } from '../src/kernel/latency-histogram.js';
+import { ControlLines } from '../src/runtime/control-lines.js';
 import { type KernelControl, WorkerPools } from '../src/runtime/worker-pools.js';
 import { eventually } from './support/eventually.js';
 
@@ -128,5 +130,43 @@ describe('control lines: one per CPU worker, shared by its kernels', () => {
     } finally {
       if (!destroyed) await pools.destroy();
     }
+  });
+
+  it("keeps a kernel's reports that come before anyone listens, in order, and its close for the first to listen", async () => {
+    // A kernel's first reports can reach the host before its attach result (another batch brought the line):
+    // they wait for the handle's listener, as a MessagePort's messages wait until it is started.
+    const lines = new ControlLines();
+    const { port1: worker, port2: hostEnd } = new MessageChannel();
+    const early = lines.open();
+    const other = lines.open();
+    lines.adopt(7, hostEnd);
+    lines.bind(early, 7);
+    lines.bind(other, 7);
+    for (let seq = 1; seq <= 3; seq++)
+      worker.postMessage({ kernel: early.key, message: { type: 'reply', seq, ok: true } });
+    worker.postMessage({ kernel: early.key, closed: true });
+    worker.postMessage({ kernel: other.key, message: { type: 'reply', seq: 9, ok: true } });
+    const heardByOther: unknown[] = [];
+    other.on('message', (message) => heardByOther.push(message));
+    await eventually(() => assert.equal(heardByOther.length, 1));
+    assert.equal(lines.size, 1); // the early one's entry went with its close
+    const heard: unknown[] = [];
+    let closed = 0;
+    early.on('message', (message) => heard.push(message));
+    early.on('close', () => closed++);
+    await eventually(() => assert.equal(closed, 1));
+    assert.deepEqual(
+      heard.map((message) => (message as { seq: number }).seq),
+      [1, 2, 3],
+    );
+    assert.deepEqual(heardByOther, [{ type: 'reply', seq: 9, ok: true }]);
+    // The line's end going (its worker's death) closes every port still on it.
+    let otherClosed = false;
+    other.on('close', () => {
+      otherClosed = true;
+    });
+    worker.close();
+    await eventually(() => assert.equal(otherClosed, true));
+    assert.equal(lines.size, 0);
   });
 });

@@ -45,6 +45,14 @@ export class LinePort implements ControlPort {
   #onMessage: Listener[] = [];
   #onClose: Listener[] = [];
   #closed = false;
+  /**
+   * Messages that arrived before the first `message` listener (or while the first delivery is scheduled), in
+   * order — as a MessagePort queues them until started: a kernel's first reports may reach the host before its
+   * attach result does. Undefined once messages flow.
+   */
+  #queued: unknown[] | undefined = [];
+  /** The port closed before anyone listened for it: the first `close` listener still hears of it. */
+  #closeUnheard = false;
 
   constructor(key: number, line: LineEnds) {
     this.key = key;
@@ -59,9 +67,18 @@ export class LinePort implements ControlPort {
   /** As MessagePort: a first `message` listener refs the port (the last one's removal unrefs it). */
   on(event: 'message' | 'close', listener: Listener): this {
     if (event === 'message') {
-      if (this.#onMessage.length === 0) this.ref();
+      if (this.#onMessage.length === 0) {
+        this.ref();
+        if (this.#queued !== undefined && this.#onMessage.length === 0) setImmediate(() => this.#flush());
+      }
       this.#onMessage = [...this.#onMessage, listener];
-    } else this.#onClose = [...this.#onClose, listener];
+    } else {
+      this.#onClose = [...this.#onClose, listener];
+      if (this.#closeUnheard) {
+        this.#closeUnheard = false;
+        setImmediate(() => this.#emitClose());
+      }
+    }
     return this;
   }
 
@@ -102,7 +119,8 @@ export class LinePort implements ControlPort {
   /** A message for this kernel arrived on the line. @internal */
   deliver(message: unknown): void {
     if (this.#closed) return;
-    for (const listener of this.#onMessage) listener(message);
+    if (this.#queued !== undefined) this.#queued.push(message);
+    else for (const listener of this.#onMessage) listener(message);
   }
 
   /** The other end closed, or the line did (its thread is gone): `close`, once, after the current turn. @internal */
@@ -110,11 +128,24 @@ export class LinePort implements ControlPort {
     if (this.#closed) return;
     this.#closed = true;
     this.#line.forget(this);
-    setImmediate(() => {
-      for (const listener of this.#onClose) listener(undefined);
-      this.#onMessage = [];
-      this.#onClose = [];
-    });
+    // After the messages queued before it (their delivery, when scheduled, was scheduled first).
+    setImmediate(() => this.#emitClose());
+  }
+
+  /** Delivers the queued messages, in order, and from now on each as it comes. */
+  #flush(): void {
+    const queued = this.#queued;
+    if (queued === undefined) return;
+    for (let i = 0; i < queued.length; i++) for (const listener of this.#onMessage) listener(queued[i]);
+    this.#queued = undefined;
+  }
+
+  #emitClose(): void {
+    if (this.#onClose.length === 0) {
+      this.#closeUnheard = true;
+      return;
+    }
+    for (const listener of this.#onClose) listener(undefined);
   }
 }
 
