@@ -17,8 +17,13 @@ export interface AttachTask {
   /** Numeric id of this launch: frames' source/destination, the ControlBlock's kernel_id, the HLC node. */
   readonly instanceId: number;
   readonly controlBlock: SharedArrayBuffer;
-  /** Handler latency histogram ({@link LATENCY_HISTOGRAM_BYTES}). */
+  /**
+   * The kernel's latency histograms ({@link KERNEL_HISTOGRAMS_BYTES}; a WebGPU kernel's batch metrics after them),
+   * from `histogramOffset` — the ControlBlock's own buffer, past the block, when the host launched the kernel.
+   */
   readonly histogram: SharedArrayBuffer;
+  /** Where in `histogram` the histograms start (8-byte aligned). Default 0. */
+  readonly histogramOffset?: number;
   readonly input: FrameRingMemory;
   readonly output: FrameRingMemory;
   /**

@@ -22,7 +22,7 @@ import type { LifecycleInspector } from '../operations/lifecycle-inspector.js';
 import type { MemoryAllocation } from '../operations/memory-dashboard.js';
 import type { RuntimeTracing } from '../telemetry/runtime-tracing.js';
 import { LifecycleTransition } from '../telemetry/span-record.js';
-import { ControlBlock } from '../wire/control-block.js';
+import { ControlBlock, ControlBlockOffset } from '../wire/control-block.js';
 import { alignedFrameSize, FrameHeader } from '../wire/frame-header.js';
 import { createFrameRing, type FrameRingMemory } from '../wire/frame-ring.js';
 import { FrameRingPool } from '../wire/frame-ring-pool.js';
@@ -327,11 +327,17 @@ export class KernelLauncher {
       }
     }
     const instanceId = this.#nextInstanceId++;
-    const control = ControlBlock.create(instanceId);
+    // The latency histograms follow the ControlBlock in its buffer (one SharedArrayBuffer for both); a WebGPU
+    // kernel's batch metrics follow them: the device thread records, the exporter reads.
+    const control = ControlBlock.create(
+      instanceId,
+      instanceId,
+      KERNEL_HISTOGRAMS_BYTES + (onWebGpu ? DEVICE_BATCH_METRICS_BYTES : 0),
+    );
+    const histogram = control.buffer;
+    const histogramOffset = ControlBlockOffset.SIZE;
     // A device executor learns from the block that its rings require checksums (a CPU worker from the rings).
     control.setIntegrity(integrity);
-    // A WebGPU kernel's batch metrics follow its latency histograms: the device thread records, the exporter reads.
-    const histogram = new SharedArrayBuffer(KERNEL_HISTOGRAMS_BYTES + (onWebGpu ? DEVICE_BATCH_METRICS_BYTES : 0));
     const input = this.ring(definition.input, capacity, integrity, 0, this.#ringPool);
     const output = this.ring(
       [definition.output, ...(definition.emits ?? [])],
@@ -342,7 +348,7 @@ export class KernelLauncher {
     );
     // Its queued messages go first into the new input ring, before anyone can send (RangeError if they don't fit).
     if (restore !== undefined) preloadQueuedFrames(input, restore.queued.bytes);
-    const kernelBytes = control.buffer.byteLength + histogram.byteLength + ringBytes(input) + ringBytes(output);
+    const kernelBytes = control.buffer.byteLength + ringBytes(input) + ringBytes(output);
     const device = host.devices.place(options, kernelBytes, onCuda);
     if (!onCuda && host.backend === 'cuda' && options.transferStrategy === 'mapped') {
       throw new InvalidArgumentError(
@@ -380,6 +386,7 @@ export class KernelLauncher {
       instanceId,
       controlBlock: control.buffer,
       histogram,
+      histogramOffset,
       // The rings the worker reads: the host's own (direct), or the mirror's replicas (dma).
       input: rings.kernelInput,
       output: rings.kernelOutput,
@@ -434,9 +441,11 @@ export class KernelLauncher {
       definition,
       instanceId,
       control,
-      histogram: new LatencyHistogram(histogram),
-      hopHistogram: new LatencyHistogram(histogram, LATENCY_HISTOGRAM_BYTES),
-      deviceBatches: onWebGpu ? new DeviceBatchMetrics(histogram, KERNEL_HISTOGRAMS_BYTES) : undefined,
+      histogram: new LatencyHistogram(histogram, histogramOffset),
+      hopHistogram: new LatencyHistogram(histogram, histogramOffset + LATENCY_HISTOGRAM_BYTES),
+      deviceBatches: onWebGpu
+        ? new DeviceBatchMetrics(histogram, histogramOffset + KERNEL_HISTOGRAMS_BYTES)
+        : undefined,
       input,
       output,
       transfer,
@@ -482,7 +491,7 @@ export class KernelLauncher {
     });
     if (launchSpan !== undefined) tracing?.host.endLifecycle(launchSpan, LifecycleTransition.LAUNCH, instanceId, 0);
     host.joined(handle as KernelHandle, attached.threadId, [
-      { kind: 'control-block', owner: name, bytes: control.buffer.byteLength + histogram.byteLength },
+      { kind: 'control-block', owner: name, bytes: control.buffer.byteLength },
       { kind: 'ring', owner: name, bytes: ringBytes(input) + ringBytes(output) },
     ]);
     const on = host.devices.count > 1 ? ` of device ${device}` : '';

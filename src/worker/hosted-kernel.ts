@@ -202,8 +202,9 @@ export class HostedKernel implements RunningKernel, FusedLinkConsumer {
     this.#task = task;
     this.#shell = shell;
     this.#control = shell.control;
-    this.#histogram = new LatencyHistogram(task.histogram);
-    this.#hops = new LatencyHistogram(task.histogram, LATENCY_HISTOGRAM_BYTES);
+    const histograms = task.histogramOffset ?? 0;
+    this.#histogram = new LatencyHistogram(task.histogram, histograms);
+    this.#hops = new LatencyHistogram(task.histogram, histograms + LATENCY_HISTOGRAM_BYTES);
     this.#telemetry = task.enableTelemetry;
     this.#spans = task.tracing === undefined ? undefined : new KernelSpanWriter(task.tracing, task.instanceId);
     // Outputs are stamped with the wall clock read once per batch (like receives), not once per frame: the HLC
