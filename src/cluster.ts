@@ -25,6 +25,7 @@ export {
   ClusterNodeDownError,
   ClusterNodeUnknownError,
   ClusterPlacementError,
+  ClusterRegistryStaleError,
   ClusterUnavailableError,
   ClusterUnreachableError,
 } from './errors/cluster-errors.js';

@@ -9,6 +9,8 @@ import { type KV, type KvEntry, Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
 import { type ClusterKernelEntry, ClusterRegistry } from '../src/cluster/cluster-registry.js';
 import { nameToken } from '../src/cluster/cluster-subjects.js';
+import { ErrorCode, RingKernelRuntime } from '../src/index.js';
+import { Accumulator } from './fixtures/kernels.js';
 import { until, within } from './support/eventually.js';
 import { natsServerForSuite, natsServerMissing } from './support/nats-server.js';
 import { Random, TEST_SEED } from './support/random.js';
@@ -47,6 +49,54 @@ function lagging(kv: KV): { kv: KV; lag(on: boolean): void } {
       lagging = on;
       if (!on) wake?.();
     },
+  };
+}
+
+/**
+ * The bucket `kv` with a watch that can be made to end, as the client's does when its subscription closes or its
+ * consumer cannot be made again: `end()` ends the watch open now, and the next watch waits until `reopen()`.
+ */
+function ending(kv: KV): { kv: KV; end(): void; reopen(): void } {
+  let endOpen: (() => void) | undefined;
+  let held: Promise<void> = Promise.resolve();
+  let release: (() => void) | undefined;
+  const watch = async (options: Parameters<KV['watch']>[0]) => {
+    await held;
+    const updates = await kv.watch(options);
+    const updatesIterator = updates[Symbol.asyncIterator]();
+    const ended = new Promise<IteratorResult<KvEntry>>((resolve) => {
+      endOpen = () => {
+        updates.stop();
+        resolve({ done: true, value: undefined });
+      };
+    });
+    return {
+      stop: () => updates.stop(),
+      [Symbol.asyncIterator]: () => ({
+        next: () => Promise.race([updatesIterator.next(), ended]),
+        return: async (): Promise<IteratorResult<KvEntry>> => {
+          updates.stop();
+          return { done: true, value: undefined };
+        },
+      }),
+    };
+  };
+  const proxy = new Proxy(kv, {
+    get: (target, key) => {
+      if (key === 'watch') return watch;
+      const value = Reflect.get(target, key, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  return {
+    kv: proxy,
+    end: () => {
+      held = new Promise((resolve) => {
+        release = resolve;
+      });
+      endOpen?.();
+    },
+    reopen: () => release?.(),
   };
 }
 
@@ -125,6 +175,156 @@ describe('the cluster registry', { skip: natsServerMissing() }, () => {
       await others.close();
       await joining.close();
     }
+  });
+
+  test('a watch that ends is replaced: the bucket is read anew, and what changed meanwhile is given as events', async () => {
+    const others = await connect({ servers: server.url });
+    const own = await connect({ servers: server.url });
+    try {
+      const bucket = 'rk-ending';
+      const written = await new Kvm(others).create(bucket, { history: 1 });
+      const view = ending(await new Kvm(own).open(bucket));
+      const registry = new ClusterRegistry(view.kv, { name: bucket, jsm: await jetstreamManager(own) }, 60_000);
+      const entry = (name: string, status: ClusterKernelEntry['status'] = 'Active'): ClusterKernelEntry => ({
+        name,
+        kernelId: 'ending',
+        node: 'far',
+        backend: 'cpu',
+        status,
+        delivery: 'at-most-once',
+      });
+      const put = (listed: ClusterKernelEntry): Promise<number> =>
+        written.put(`kernels.${nameToken(listed.name)}`, JSON.stringify(listed));
+      const faults: { code: string; message: string }[] = [];
+      registry.on('stale', (error) => faults.push({ code: error.code, message: error.message }));
+      try {
+        await registry.start();
+        for (const name of ['end/a', 'end/b', 'end/c']) await put(entry(name));
+        await until(() => registry.lookup('end/*').length === 3);
+        const changes: string[] = [];
+        registry.watch('end/*', (event) => changes.push(`${event.type} ${event.name} ${event.entry.status}`));
+        view.end();
+        // Before, the copy stayed as it was from here on, without a word.
+        await until(() => faults.length === 1);
+        // While it watches again: one entry removed, one changed, one added; one left as it was.
+        await written.delete(`kernels.${nameToken('end/a')}`);
+        await put(entry('end/b', 'Deactivated'));
+        await put(entry('end/d'));
+        view.reopen();
+        await until(() => changes.length === 3);
+        assert.deepEqual(changes.sort(), [
+          'deregistered end/a Active',
+          'registered end/d Active',
+          'updated end/b Deactivated',
+        ]);
+        // And it follows the bucket from there.
+        await put(entry('end/e'));
+        await until(() => registry.get('end/e') !== undefined);
+        assert.deepEqual(
+          registry.lookup('end/*').map((listed) => `${listed.name} ${listed.status}`),
+          ['end/b Deactivated', 'end/c Active', 'end/d Active', 'end/e Active'],
+        );
+        assert.equal(changes.length, 4, changes.join());
+        assert.equal(registry.resyncs, 1);
+        assert.deepEqual(faults, [
+          {
+            code: ErrorCode.ClusterRegistryStale,
+            message: 'cluster registry rk-ending: its watch ended; reading it anew',
+          },
+        ]);
+      } finally {
+        registry.close();
+      }
+    } finally {
+      await others.close();
+      await own.close();
+    }
+  });
+
+  test('a node whose registry watch dies (its consumer deleted) declares no live node down and follows the bucket again', async () => {
+    const node = (name: string): Promise<RingKernelRuntime> =>
+      RingKernelRuntime.builder()
+        .config({ workers: 1 })
+        .cluster({ servers: server.url, node: name, cluster: 'watch-lost', heartbeatMs: 200, downAfterMs: 1000 })
+        .build();
+    await using a = await node('wa');
+    await using b = await node('wb');
+    const cluster = a.cluster;
+    assert.ok(cluster !== undefined);
+    const kept = await b.launch(Accumulator, 1, 1, { name: 'watched/kept', autoActivate: true });
+    const gone = await b.launch(Accumulator, 1, 1, { name: 'watched/gone', autoActivate: true });
+    await until(() => cluster.registry.lookup('watched/*').length === 2);
+    const downs: string[] = [];
+    cluster.on('nodeDown', (down) => downs.push(down));
+    const dropped: string[] = [];
+    cluster.registry.watch('watched/kept', (event) => {
+      if (event.type === 'deregistered') dropped.push(event.name);
+    });
+    const faults: { code: string; message: string }[] = [];
+    cluster.on('registry', (error) => faults.push({ code: error.code, message: error.message }));
+    // What a consumer lost to the server looks like to the client (an inactive one cleaned up after a long
+    // disconnect, a JetStream restart that lost it): every watcher of the bucket's stream deleted under its node.
+    const admin = await connect({ servers: server.url });
+    try {
+      const jsm = await jetstreamManager(admin);
+      const stream = `KV_${cluster.subjects.bucket}`;
+      const watchers: string[] = [];
+      for await (const consumer of jsm.consumers.list(stream)) watchers.push(consumer.config.name ?? consumer.name);
+      assert.ok(watchers.length >= 2, `the two nodes' watchers: ${watchers.join()}`);
+      for (const name of watchers) await jsm.consumers.delete(stream, name);
+    } finally {
+      await admin.close();
+    }
+    // Changes made after that reach A (before, its copy stayed as it was until the client's 60 s heartbeat check,
+    // and A declared B down meanwhile: its heartbeats stopped arriving).
+    await gone.terminate();
+    // Listed and ended again before B's own copy follows the bucket: B removes the entry all the same (before, it
+    // looked in its copy, found no entry there, and the entry stayed in the bucket for good).
+    const brief = await b.launch(Accumulator, 1, 1, { name: 'watched/brief', autoActivate: true });
+    await brief.terminate();
+    const later = await b.launch(Accumulator, 1, 1, { name: 'watched/later', autoActivate: true });
+    await until(
+      () =>
+        cluster.registry.get('watched/later')?.node === 'wb' &&
+        cluster.registry.get('watched/gone') === undefined &&
+        cluster.registry.get('watched/brief') === undefined,
+      10_000,
+    );
+    assert.equal(await cluster.registry.current('watched/brief'), undefined, 'the bucket does not list it');
+    // Still following: a further change arrives too, and a few heartbeats on B stays alive on A.
+    await later.terminate();
+    await until(() => cluster.registry.get('watched/later') === undefined, 10_000);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    assert.equal(cluster.registry.get('watched/kept')?.node, 'wb');
+    assert.equal(cluster.registry.isAlive('wb'), true);
+    assert.deepEqual(downs, [], 'A declared no live node down');
+    assert.deepEqual(dropped, [], "B's kernel was never dropped from A's copy");
+    assert.ok((cluster.stats().registryResyncs ?? 0) >= 1, 'the lost watch is counted');
+    assert.ok(faults.length >= 1 && faults.every((fault) => fault.code === ErrorCode.ClusterRegistryStale));
+    assert.match(faults[0]?.message ?? '', /registry/);
+    await kept.terminate();
+  });
+
+  test('kernels ended right after their launch are not left listed (seeded)', async () => {
+    await using a = await RingKernelRuntime.builder()
+      .config({ workers: 1 })
+      .cluster({ servers: server.url, node: 'wc', cluster: 'brief', heartbeatMs: 200, downAfterMs: 1000 })
+      .build();
+    const registry = a.cluster?.registry;
+    assert.ok(registry !== undefined);
+    const random = new Random(TEST_SEED);
+    const names: string[] = [];
+    for (let round = 0; round < 20; round++) {
+      const name = `brief/k${round}`;
+      names.push(name);
+      const kernel = await a.launch(Accumulator, 1, 1, { name, autoActivate: random.int(0, 1) === 0 });
+      // Ended at once, or after a few ms: while its listing (a KV create) is still on its way, or after.
+      if (random.int(0, 2) === 0) await new Promise((resolve) => setTimeout(resolve, random.int(0, 5)));
+      await kernel.terminate();
+    }
+    // Before, a kernel whose end came before its listing was done stayed listed for good, naming nobody.
+    await until(() => registry.lookup('brief/*').length === 0, 10_000);
+    for (const name of names) assert.equal(await registry.current(name), undefined, `${name} is not in the bucket`);
   });
 
   test('a node whose heartbeats this copy has not applied yet (its event loop busy) is not declared down: the bucket has the last word', async () => {

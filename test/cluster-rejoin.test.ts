@@ -6,10 +6,14 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type ClusterOptions, type DeadLetter, RingKernelRuntime } from '../src/index.js';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import { connect } from '@nats-io/transport-node';
+import { nameToken } from '../src/cluster/cluster-subjects.js';
+import { type ClusterKernelEntry, type ClusterOptions, type DeadLetter, RingKernelRuntime } from '../src/index.js';
 import { OrderedSum } from './fixtures/kernels.js';
 import { startNodeProcess } from './support/cluster-process.js';
-import { until } from './support/eventually.js';
+import { until, within } from './support/eventually.js';
 import { natsServerForSuite, natsServerMissing } from './support/nats-server.js';
 
 const missing = natsServerMissing();
@@ -108,6 +112,100 @@ describe('a node that comes back after it was declared down', { skip: missing },
     } finally {
       x.child.kill('SIGCONT');
       await x.stop();
+    }
+  });
+
+  test('a node paused past downAfterMs, its kernel taken over by nobody, lists it again: callers by name reach the same instance', async () => {
+    const x = await startNodeProcess({
+      servers: server.url,
+      node: 'ry',
+      cluster: 'rejoin',
+      kernels: [{ id: OrderedSum.id, name: 'paused/sum' }],
+    });
+    try {
+      await using c = await node('rc3');
+      const registry = c.cluster?.registry;
+      assert.ok(registry !== undefined);
+      await until(() => registry.get('paused/sum')?.node === 'ry');
+      const ref = c.ref<NumbersIn, TallyOut>('paused/sum');
+      const first = await ref.call({ sender: 1, seq: 1, value: 2 }, { timeout: 10_000 });
+      assert.deepEqual([first.count, first.total], [1, 2]);
+      const changes: string[] = [];
+      registry.watch('paused/**', (event) => changes.push(`${event.type} ${event.entry.node}`));
+      const down = new Promise<void>((resolve) =>
+        c.cluster?.on('nodeDown', (gone) => {
+          if (gone === 'ry') resolve();
+        }),
+      );
+      // Its event loop stopped past downAfterMs (as a long synchronous import or a GC pause would): declared down.
+      x.child.kill('SIGSTOP');
+      await within(down, 10_000, 'ry declared down');
+      await until(() => registry.get('paused/sum') === undefined);
+      x.child.kill('SIGCONT');
+      // Back: it heart-beats and lists its kernel again, and the reference made before reaches the same instance.
+      await until(() => registry.get('paused/sum')?.node === 'ry' && registry.isAlive('ry'), 10_000);
+      for (let seq = 2; seq <= 501; seq++) ref.trySend({ sender: 1, seq, value: 1 });
+      const tally = await ref.call({ sender: 1, seq: 502, value: 1 }, { timeout: 10_000 });
+      assert.deepEqual([tally.count, tally.total, tally.disorder], [502, 503, 0], 'its state carried on, nothing lost');
+      assert.deepEqual(
+        registry.lookup('paused/**').map((entry) => entry.node),
+        ['ry'],
+      );
+      assert.deepEqual(changes, ['deregistered ry', 'registered ry']);
+      assert.equal(c.cluster?.stats().lostByPeers, 0);
+    } finally {
+      x.child.kill('SIGCONT');
+      await x.stop();
+    }
+  });
+
+  test("a returning node whose copy does not show yet that another node took its kernel's name does not take it back", async () => {
+    // Heartbeats two seconds apart: the steps below fit between two of them.
+    await using x = await node('rz', { heartbeatMs: 2000, downAfterMs: 4000 });
+    const cluster = x.cluster;
+    assert.ok(cluster !== undefined);
+    const kernel = await x.launch(OrderedSum, 1, 1, { name: 'taken/sum', autoActivate: true });
+    await until(() => cluster.registry.get('taken/sum')?.node === 'rz');
+    const key = `kernels.${nameToken('taken/sum')}`;
+    const other = await connect({ servers: server.url });
+    // Another node, 'rf2' (a plain client here), heart-beating.
+    const kv = await new Kvm(other).open(cluster.subjects.bucket);
+    const beat = (): Promise<unknown> =>
+      kv.put('nodes.rf2', JSON.stringify({ node: 'rf2', backend: 'cpu', kernels: 1, processed: 0, queued: 0 }));
+    const beating = setInterval(() => void beat().catch(() => undefined), 100);
+    try {
+      await until(() => cluster.registry.isAlive('rf2'));
+      // Just after one of rz's heartbeats (once it is done with it), so that the next one comes after all of the
+      // steps below.
+      const beats = await kv.watch({ key: 'nodes.rz', include: 'updates' });
+      for await (const _ of beats) break;
+      await sleep(200);
+      // rz declared down (its entry swept), and rz's copy sees that...
+      await kv.delete(key);
+      await until(() => cluster.registry.get('taken/sum') === undefined, 500);
+      // ...but not yet that rf2 takes the name (its watch stops delivering: its consumer is lost).
+      const jsm = await jetstreamManager(other);
+      const stream = `KV_${cluster.subjects.bucket}`;
+      const watchers: string[] = [];
+      for await (const consumer of jsm.consumers.list(stream)) watchers.push(consumer.name);
+      for (const name of watchers) await jsm.consumers.delete(stream, name).catch(() => false);
+      const taken: ClusterKernelEntry = {
+        name: 'taken/sum',
+        kernelId: OrderedSum.id,
+        node: 'rf2',
+        backend: 'cpu',
+        status: 'Active',
+        delivery: 'at-most-once',
+      };
+      await kv.create(key, JSON.stringify(taken));
+      const displaced = new Promise((resolve) => cluster.once('displaced', resolve));
+      // Before, rz's next heartbeat put its own entry back over rf2's (its copy listed nobody), and kept the name.
+      await within(displaced, 20_000, 'rz ends its instance');
+      assert.equal((await cluster.registry.current('taken/sum'))?.entry.node, 'rf2', "the name stays rf2's");
+      await until(() => kernel.status === 'Terminated');
+    } finally {
+      clearInterval(beating);
+      await other.close();
     }
   });
 });

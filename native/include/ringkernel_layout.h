@@ -101,6 +101,7 @@
 #define RK_E_CLUSTER_MESSAGE_LOST 806u
 #define RK_E_CLUSTER_NODE_UNKNOWN 807u
 #define RK_E_CLUSTER_PLACEMENT_FAILED 808u
+#define RK_E_CLUSTER_REGISTRY_STALE 809u
 
 /* Span records (telemetry rings). */
 #define RK_SPAN_KIND_SEND 1u

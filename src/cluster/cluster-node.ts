@@ -8,6 +8,7 @@ import {
   ClusterNameUnknownError,
   ClusterNodeDownError,
   ClusterPlacementError,
+  type ClusterRegistryStaleError,
   ClusterUnreachableError,
 } from '../errors/cluster-errors.js';
 import { RingKernelError } from '../errors/ringkernel-error.js';
@@ -41,6 +42,8 @@ export interface ClusterNodeStats extends KernelHostStats {
   readonly undeliverable: number;
   /** Times the connection was re-established after a loss. */
   readonly reconnects: number;
+  /** Times this node's copy of the registry stopped following the bucket and was read anew (see `registry` events). */
+  readonly registryResyncs: number;
 }
 
 /** Events of a {@link ClusterNode}. */
@@ -60,6 +63,11 @@ export interface ClusterNodeEvents {
   failover: [{ readonly name: string; readonly from: string; readonly error?: Error }];
   /** The connection to NATS was lost (the client reconnects by itself) or came back. */
   connection: ['disconnected' | 'reconnected'];
+  /**
+   * This node's copy of the registry stopped following the bucket (its watch ended or failed, or stopped delivering
+   * this node's own heartbeats): it is read anew and watched again. Meanwhile the node declares no other node down.
+   */
+  registry: [ClusterRegistryStaleError];
 }
 
 /**
@@ -226,6 +234,7 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
   async #start(): Promise<void> {
     this.registry.on('nodeDown', (node) => this.emit('nodeDown', node));
     this.registry.on('nodeUp', (node) => this.emit('nodeUp', node));
+    this.registry.on('stale', (error) => this.emit('registry', error));
     if (this.#failover.length > 0) {
       // A kernel whose entry went while its node is silent was swept with that node: restart it here, if no other
       // node claims it first.
@@ -425,6 +434,9 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
       await this.registry.register(entry);
     }
     this.#published.set(kernel.name, entry);
+    // Ended while it was being listed (a terminate right after the launch: its end was handled before the listing
+    // was done, and found nothing to remove): the entry goes now, or it would name a kernel nobody serves.
+    if (this.#runtime.localKernel(kernel.name) === undefined) await this.#unserve(kernel.name);
   }
 
   async #unserve(name: string): Promise<void> {
@@ -432,7 +444,11 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
     this.#inboxes.delete(name);
     this.#host.unserve(name);
     if (!this.#published.delete(name)) return;
-    if (this.registry.get(name)?.node === this.node) await this.registry.deregister(name);
+    // The bucket's entry, not the local copy: a copy that lags (its watch being replaced) may not list yet a kernel
+    // this node listed a moment ago, and the entry would stay when the kernel is gone. Removed only at the revision
+    // read, so that a name another node has taken meanwhile stays its.
+    const listed = await this.registry.current(name).catch(() => undefined);
+    if (listed?.entry.node === this.node) await this.registry.deregister(name, listed.revision);
   }
 
   async #beat(leaving = false): Promise<void> {
@@ -474,7 +490,12 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
         await this.#displaced(kernel, listed.node);
         continue;
       }
-      if (listed === undefined || entry.status !== published.status) {
+      if (listed === undefined) {
+        // Swept while this node was away (declared down): listed again only if no node took the name meanwhile —
+        // a create, atomic, since this copy may not show that node's entry yet (a put would take the name from it).
+        // If one did, a later heartbeat finds its entry here and this instance ends.
+        if (await this.registry.claim(entry)) this.#published.set(name, entry);
+      } else if (entry.status !== published.status) {
         this.#published.set(name, entry);
         await this.registry.register(entry);
       }
@@ -632,6 +653,7 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
       refusedByPeers,
       undeliverable: this.#undeliverable,
       reconnects: this.#reconnects,
+      registryResyncs: this.registry.resyncs,
     };
   }
 

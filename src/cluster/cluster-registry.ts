@@ -4,8 +4,15 @@ import type { KV, KvEntry, KvWatchInclude } from '@nats-io/kv';
 /** `KvWatchInclude.UpdatesOnly`, written out: this module loads before the NATS client is known to be installed. */
 const UPDATES_ONLY: KvWatchInclude = 'updates';
 
+import { ClusterRegistryStaleError } from '../errors/cluster-errors.js';
 import type { KernelStatusName } from '../wire/kernel-status.js';
 import { nameToken, tokenName } from './cluster-subjects.js';
+
+/** A watch of the bucket, as `kv.watch` returns it. */
+type BucketWatch = Awaited<ReturnType<KV['watch']>>;
+
+/** The longest wait between two tries to watch the bucket again after its watch was lost. */
+const MAX_RETRY_MS = 2000;
 
 /** How a kernel takes remote messages. */
 export type Delivery = 'at-most-once' | 'at-least-once';
@@ -61,7 +68,7 @@ export interface BucketSubjects {
       info(
         stream: string,
         query: { subjects_filter: string },
-      ): Promise<{ state: { subjects?: Record<string, number> } }>;
+      ): Promise<{ state: { subjects?: Record<string, number>; last_seq?: number } }>;
     };
   };
 }
@@ -72,10 +79,13 @@ export interface BucketSubjects {
  * putting and deleting keys meanwhile it was seen never to end on nats-server 2.9 (their writes keep the consumer
  * from idling): a node's join hung.
  */
-async function bucketKeys(bucket: BucketSubjects): Promise<string[]> {
+async function bucketKeys(bucket: BucketSubjects): Promise<{ keys: string[]; lastRevision: number }> {
   const prefix = `$KV.${bucket.name}.`;
   const info = await bucket.jsm.streams.info(`KV_${bucket.name}`, { subjects_filter: `${prefix}>` });
-  return Object.keys(info.state.subjects ?? {}).map((subject) => subject.slice(prefix.length));
+  return {
+    keys: Object.keys(info.state.subjects ?? {}).map((subject) => subject.slice(prefix.length)),
+    lastRevision: info.state.last_seq ?? 0,
+  };
 }
 
 const KERNEL_PREFIX = 'kernels.';
@@ -94,7 +104,9 @@ export function patternToRegExp(pattern: string): RegExp {
  * The cluster-wide registry: every node's named kernels and every node's heartbeat, in one NATS KV bucket per
  * cluster, kept here as a local copy by a watch (so lookups cost no round trip). A node whose heartbeat is older
  * than `downAfterMs` is declared down: its kernels are removed from the bucket (by whichever node sees it first)
- * and `nodeDown` is emitted.
+ * and `nodeDown` is emitted. A watch that ends, fails, or stops delivering this node's own heartbeats is reported
+ * (`stale`) and replaced: the bucket is read anew and the copy brought up to it, with the events a watch would have
+ * given.
  *
  * @example
  * runtime.cluster.registry.lookup('sensors/**');  // [{ name, node, backend, status, delivery }]
@@ -104,17 +116,31 @@ export class ClusterRegistry extends EventEmitter<{
   change: [ClusterRegistryEvent];
   nodeDown: [string];
   nodeUp: [string];
+  stale: [ClusterRegistryStaleError];
 }> {
   readonly #kv: KV;
   readonly #bucket: BucketSubjects;
   readonly #kernels = new Map<string, ClusterKernelEntry>();
   readonly #nodes = new Map<string, ClusterNodeEntry>();
-  /** The bucket revision of each node's heartbeat as last applied here. */
-  readonly #beats = new Map<string, number>();
   readonly #downAfterMs: number;
   /** Nodes that said they are leaving (their kernels go on purpose: no failover). */
   readonly #leaving = new Set<string>();
-  #watch: { stop(): void } | undefined;
+  /** The revision of the last entry applied per key: an older one arriving later (a read racing the watch) is not. */
+  readonly #revisions = new Map<string, number>();
+  /** The watch this copy follows; undefined while it is being replaced. */
+  #watch: BucketWatch | undefined;
+  /** The highest revision the watch delivered. */
+  #followed = 0;
+  /** This node's oldest heartbeat the watch has not delivered yet: its revision, and when the server acknowledged it. */
+  #unseenBeat: { readonly revision: number; readonly at: number } | undefined;
+  /** The revision of this node's latest heartbeat. */
+  #lastBeat = 0;
+  /** Times the watch was lost and the bucket read anew. */
+  #resyncs = 0;
+  /** Whether a lost watch is being replaced. */
+  #resyncing = false;
+  /** The wait before the next try to watch again, and what ends it early (close). */
+  #retry: { readonly timer: NodeJS.Timeout; readonly wake: () => void } | undefined;
   #closed = false;
 
   /** @internal — a node builds its registry when it joins. */
@@ -127,20 +153,116 @@ export class ClusterRegistry extends EventEmitter<{
 
   /** Starts the watch; resolves when the bucket's current entries are in. @internal */
   async start(): Promise<void> {
+    await this.#follow(false);
+  }
+
+  /** Times this copy stopped following the bucket (its watch ended, failed or fell behind) and read it anew. */
+  get resyncs(): number {
+    return this.#resyncs;
+  }
+
+  /**
+   * Watches the bucket, reads its current entries, then applies what the watch delivers until it ends. With
+   * `reconcile` (a watch replaced), entries the copy holds that the bucket no longer does are removed too.
+   */
+  async #follow(reconcile: boolean): Promise<void> {
     // Updates from now on are queued by the watch while the current entries are read; replaying them in order
     // after that ends at the bucket's latest state whatever interleaved.
-    const iterator = await this.#kv.watch({ key: '>', include: UPDATES_ONLY });
-    this.#watch = iterator;
-    for (const key of await bucketKeys(this.#bucket)) {
-      const entry = await this.#kv.get(key);
-      if (entry !== null) this.#apply(entry, false);
+    const watch = await this.#kv.watch({ key: '>', include: UPDATES_ONLY });
+    if (this.#closed) {
+      watch.stop();
+      return;
     }
-    void (async () => {
-      for await (const entry of iterator) this.#apply(entry, true);
-    })();
+    this.#watch = watch;
+    try {
+      const { keys, lastRevision } = await bucketKeys(this.#bucket);
+      const listed = new Set<string>();
+      for (const key of keys) {
+        const entry = await this.#kv.get(key);
+        if (entry === null) continue;
+        if (entry.operation === 'PUT') listed.add(entry.key);
+        this.#apply(entry, false);
+      }
+      if (reconcile) this.#forgetUnlisted(listed, lastRevision);
+    } catch (error) {
+      this.#watch = undefined;
+      watch.stop();
+      throw error;
+    }
+    // What this node wrote before is in what was just read.
+    this.#unseenBeat = undefined;
+    void this.#consume(watch);
+  }
+
+  /** Applies what `watch` delivers; when it ends or fails (not closed, not replaced), the watch is lost. */
+  async #consume(watch: BucketWatch): Promise<void> {
+    let failure: unknown;
+    try {
+      for await (const entry of watch) {
+        if (this.#watch !== watch) return;
+        this.#followed = Math.max(this.#followed, entry.revision);
+        if (this.#unseenBeat !== undefined && entry.revision >= this.#unseenBeat.revision) this.#unseenBeat = undefined;
+        this.#apply(entry, true);
+      }
+    } catch (error) {
+      failure = error;
+    }
+    if (this.#watch !== watch) return;
+    const detail = failure === undefined ? 'its watch ended' : `its watch failed (${(failure as Error).message})`;
+    this.#lost(detail, failure);
+  }
+
+  /** The watch is lost: reported, counted, and replaced (a new watch and a fresh read), retried until closed. */
+  #lost(detail: string, cause?: unknown): void {
+    if (this.#closed || this.#resyncing) return;
+    const watch = this.#watch;
+    this.#watch = undefined;
+    watch?.stop();
+    this.#resyncs++;
+    this.emit('stale', new ClusterRegistryStaleError(this.#bucket.name, detail, cause === undefined ? {} : { cause }));
+    void this.#resync();
+  }
+
+  async #resync(): Promise<void> {
+    this.#resyncing = true;
+    this.#unseenBeat = undefined;
+    for (let attempt = 0; !this.#closed; attempt++) {
+      try {
+        await this.#follow(true);
+        break;
+      } catch {
+        // The server or JetStream is away: tried again, backing off, until it answers or the registry is closed.
+        await new Promise<void>((wake) => {
+          const timer = setTimeout(wake, Math.min(MAX_RETRY_MS, 50 * 2 ** attempt));
+          this.#retry = { timer, wake };
+        });
+        this.#retry = undefined;
+      }
+    }
+    this.#resyncing = false;
+  }
+
+  /**
+   * After a fresh read: removes the kernels and nodes the copy holds that the bucket does not list, unless the copy
+   * has them from a revision newer than the read (the old watch delivered them before it was replaced).
+   */
+  #forgetUnlisted(listed: ReadonlySet<string>, lastRevision: number): void {
+    const newer = (key: string): boolean => (this.#revisions.get(key) ?? 0) > lastRevision;
+    for (const [name, entry] of this.#kernels) {
+      const key = KERNEL_PREFIX + nameToken(name);
+      if (listed.has(key) || newer(key)) continue;
+      this.#kernels.delete(name);
+      this.emit('change', { type: 'deregistered', name, entry });
+    }
+    for (const node of this.#nodes.keys()) {
+      const key = NODE_PREFIX + node;
+      if (!listed.has(key) && !newer(key)) this.#nodes.delete(node);
+    }
   }
 
   #apply(entry: KvEntry, isUpdate: boolean): void {
+    if (entry.revision <= (this.#revisions.get(entry.key) ?? 0)) return;
+    this.#revisions.set(entry.key, entry.revision);
     const deleted = entry.operation !== 'PUT';
     if (entry.key.startsWith(KERNEL_PREFIX)) {
       const name = tokenName(entry.key.slice(KERNEL_PREFIX.length));
@@ -158,17 +280,15 @@ export class ClusterRegistry extends EventEmitter<{
       const node = entry.key.slice(NODE_PREFIX.length);
       if (deleted) {
         this.#nodes.delete(node);
-        this.#beats.delete(node);
         return;
       }
-      if (entry.revision < (this.#beats.get(node) ?? 0)) return; // an older beat than one read from the bucket
-      this.#beats.set(node, entry.revision);
       const beat = entry.json<Omit<ClusterNodeEntry, 'seenAt'> & { leaving?: boolean }>();
       if (beat.leaving === true) this.#leaving.add(node);
       const fresh = !this.#nodes.has(node);
       // The first sight of a node dates from the entry's own write (server time), later beats from their arrival:
-      // a stale entry left by a node that died before we joined is found stale at once.
-      const seenAt = isUpdate ? Date.now() : Math.min(Date.now(), entry.created.getTime());
+      // a stale entry left by a node that died before we joined is found stale at once. A beat newer than the one
+      // this copy had (read after its watch was lost) is one the node made meanwhile: it counts as arrived now.
+      const seenAt = isUpdate || !fresh ? Date.now() : Math.min(Date.now(), entry.created.getTime());
       this.#nodes.set(node, { ...beat, seenAt });
       if (fresh) this.emit('nodeUp', node);
     }
@@ -256,14 +376,45 @@ export class ClusterRegistry extends EventEmitter<{
     }
   }
 
-  /** Removes a kernel's entry. @internal */
-  async deregister(name: string): Promise<void> {
-    await this.#kv.delete(KERNEL_PREFIX + nameToken(name));
+  /**
+   * Removes a kernel's entry; with `revision`, only if the bucket still holds it at that revision (resolves false
+   * when it changed meanwhile). @internal
+   */
+  async deregister(name: string, revision?: number): Promise<boolean> {
+    if (revision === undefined) {
+      await this.#kv.delete(KERNEL_PREFIX + nameToken(name));
+      return true;
+    }
+    try {
+      await this.#kv.delete(KERNEL_PREFIX + nameToken(name), { previousSeq: revision });
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** Publishes a node's heartbeat. @internal */
   async beat(entry: Omit<ClusterNodeEntry, 'seenAt'> & { readonly leaving?: boolean }): Promise<void> {
-    await this.#kv.put(NODE_PREFIX + entry.node, JSON.stringify(entry));
+    // A heartbeat the server stored more than downAfterMs ago, with a later one stored since, that the watch has not
+    // delivered: the watch stopped delivering (its consumer lost), though the connection works.
+    const unseen = this.#unseenBeat;
+    if (unseen !== undefined && this.#lastBeat > unseen.revision && performance.now() - unseen.at > this.#downAfterMs) {
+      this.#lost(`its watch did not deliver this node's heartbeat in ${this.#downAfterMs} ms`);
+    }
+    const revision = await this.#kv.put(NODE_PREFIX + entry.node, JSON.stringify(entry));
+    this.#lastBeat = Math.max(this.#lastBeat, revision);
+    if (this.#unseenBeat === undefined && revision > this.#followed && !this.#resyncing) {
+      this.#unseenBeat = { revision, at: performance.now() };
+    }
+  }
+
+  /**
+   * Whether this copy is as current as this node's heartbeat before the latest: not, while the watch is being
+   * replaced or lags by a heartbeat or more — then the other nodes' beats may be in the bucket and not here yet.
+   */
+  #current(): boolean {
+    if (this.#resyncing) return false;
+    return this.#unseenBeat === undefined || this.#unseenBeat.revision >= this.#lastBeat;
   }
 
   /** Removes a node's heartbeat (it leaves). @internal */
@@ -273,9 +424,12 @@ export class ClusterRegistry extends EventEmitter<{
 
   /**
    * Declares down every node whose heartbeat is older than `downAfterMs` (not `self`): removes its kernels and
-   * its heartbeat from the bucket and emits `nodeDown`. Returns the nodes declared down. @internal
+   * its heartbeat from the bucket and emits `nodeDown`. Returns the nodes declared down (none while this copy lags
+   * behind the bucket). @internal
    */
   async sweep(self: string): Promise<string[]> {
+    // A copy that lags declares nobody down: the beats it misses would make live nodes look silent.
+    if (!this.#current()) return [];
     const now = Date.now();
     const down: string[] = [];
     for (const node of this.#nodes.values()) {
@@ -289,14 +443,13 @@ export class ClusterRegistry extends EventEmitter<{
       // This node's copy may lag (a busy event loop whose updates wait behind this timer): the bucket has the last
       // word. A heartbeat newer than the one applied here means the node is alive.
       const beat = await this.#kv.get(NODE_PREFIX + node).catch(() => null);
-      if (beat !== null && beat.operation === 'PUT' && beat.revision > (this.#beats.get(node) ?? 0)) {
+      if (beat !== null && beat.operation === 'PUT' && beat.revision > (this.#revisions.get(beat.key) ?? 0)) {
         this.#apply(beat, true);
         down.splice(down.indexOf(node), 1);
       }
     }
     for (const node of down) {
       this.#nodes.delete(node);
-      this.#beats.delete(node);
       const kernels = [...this.#kernels.values()].filter((entry) => entry.node === node);
       await Promise.all(kernels.map((entry) => this.deregister(entry.name).catch(() => undefined)));
       await this.forgetNode(node).catch(() => undefined);
@@ -310,5 +463,10 @@ export class ClusterRegistry extends EventEmitter<{
     if (this.#closed) return;
     this.#closed = true;
     this.#watch?.stop();
+    this.#watch = undefined;
+    if (this.#retry !== undefined) {
+      clearTimeout(this.#retry.timer);
+      this.#retry.wake();
+    }
   }
 }

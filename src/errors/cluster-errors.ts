@@ -110,3 +110,19 @@ export class ClusterPlacementError extends RingKernelError {
     this.kernelId = kernelId;
   }
 }
+
+/**
+ * A node's copy of the cluster registry stopped following the registry's bucket: its watch ended or failed (a
+ * consumer lost to a server restart or cleaned up while the node was away), or it fell behind the node's own
+ * heartbeats. Reported (`runtime.cluster.on('registry', …)`, `stats().registryResyncs`), not thrown: the node reads
+ * the bucket anew and watches it again.
+ */
+export class ClusterRegistryStaleError extends RingKernelError {
+  /** The registry's bucket. */
+  readonly bucket: string;
+
+  constructor(bucket: string, detail: string, options?: ErrorOptions) {
+    super(ErrorCode.ClusterRegistryStale, `cluster registry ${bucket}: ${detail}; reading it anew`, options);
+    this.bucket = bucket;
+  }
+}

@@ -113,6 +113,11 @@ export const ErrorCode = {
   ClusterNodeUnknown: 'RK_CLUSTER_NODE_UNKNOWN',
   /** The node a launch was placed on could not launch the kernel (its module would not load there, or the launch failed). */
   ClusterPlacementFailed: 'RK_CLUSTER_PLACEMENT_FAILED',
+  /**
+   * A node's copy of the cluster registry stopped following the registry's bucket (its watch ended, failed, or fell
+   * behind the node's own heartbeats); the node read the bucket anew.
+   */
+  ClusterRegistryStale: 'RK_CLUSTER_REGISTRY_STALE',
 } as const;
 
 /** The name of an error code, e.g. `'FrameTooLarge'`. */
@@ -174,6 +179,7 @@ export const ErrorNumber: Readonly<Record<ErrorCodeName, number>> = {
   ClusterMessageLost: 806,
   ClusterNodeUnknown: 807,
   ClusterPlacementFailed: 808,
+  ClusterRegistryStale: 809,
 };
 
 const numberByCode = new Map<string, number>(
