@@ -21,7 +21,7 @@ export interface ControlPort {
 
 /**
  * What crosses a control line: a message for (or from) one kernel, by its key, or the news that its end closed.
- * The key is the host's, unique in the process, one per kernel instance.
+ * The key is the host's, unique among its runtime's kernels, one per kernel instance.
  */
 export interface LineMessage {
   readonly kernel: number;
