@@ -208,4 +208,51 @@ describe('a node that comes back after it was declared down', { skip: missing },
       await other.close();
     }
   });
+
+  test("a node whose copy does not show yet that another node took its kernel's name does not take it back with a new status", async () => {
+    // Heartbeats two seconds apart: the steps below fit between two of them.
+    await using x = await node('rs', { heartbeatMs: 2000, downAfterMs: 4000 });
+    const cluster = x.cluster;
+    assert.ok(cluster !== undefined);
+    const kernel = await x.launch(OrderedSum, 1, 1, { name: 'status/sum', autoActivate: true });
+    await until(() => cluster.registry.get('status/sum')?.status === 'Active');
+    const key = `kernels.${nameToken('status/sum')}`;
+    const other = await connect({ servers: server.url });
+    const kv = await new Kvm(other).open(cluster.subjects.bucket);
+    const beat = (): Promise<unknown> =>
+      kv.put('nodes.rf3', JSON.stringify({ node: 'rf3', backend: 'cpu', kernels: 1, processed: 0, queued: 0 }));
+    const beating = setInterval(() => void beat().catch(() => undefined), 100);
+    try {
+      await until(() => cluster.registry.isAlive('rf3'));
+      const beats = await kv.watch({ key: 'nodes.rs', include: 'updates' });
+      for await (const _ of beats) break;
+      await sleep(200);
+      // rs's copy stops following the bucket (its watch's consumer lost) while it still lists the kernel as its own...
+      const jsm = await jetstreamManager(other);
+      const stream = `KV_${cluster.subjects.bucket}`;
+      const watchers: string[] = [];
+      for await (const consumer of jsm.consumers.list(stream)) watchers.push(consumer.name);
+      for (const name of watchers) await jsm.consumers.delete(stream, name).catch(() => false);
+      // ...and rf3 takes the name (rs declared down and swept, then rf3's claim), unseen by rs.
+      const taken: ClusterKernelEntry = {
+        name: 'status/sum',
+        kernelId: OrderedSum.id,
+        node: 'rf3',
+        backend: 'cpu',
+        status: 'Active',
+        delivery: 'at-most-once',
+      };
+      await kv.delete(key);
+      await kv.create(key, JSON.stringify(taken));
+      // The kernel's status changes on rs: its next heartbeat publishes it.
+      await kernel.deactivate();
+      const displaced = new Promise((resolve) => cluster.once('displaced', resolve));
+      // Before, that heartbeat put rs's entry over rf3's and rs kept the name.
+      await within(displaced, 20_000, 'rs ends its instance');
+      assert.equal((await cluster.registry.current('status/sum'))?.entry.node, 'rf3', "the name stays rf3's");
+    } finally {
+      clearInterval(beating);
+      await other.close();
+    }
+  });
 });

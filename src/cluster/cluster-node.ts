@@ -496,8 +496,12 @@ export class ClusterNode extends EventEmitter<ClusterNodeEvents> {
         // If one did, a later heartbeat finds its entry here and this instance ends.
         if (await this.registry.claim(entry)) this.#published.set(name, entry);
       } else if (entry.status !== published.status) {
-        this.#published.set(name, entry);
-        await this.registry.register(entry);
+        // A new status replaces the entry only while it is still this node's in the bucket (a compare-and-swap):
+        // this copy may lag behind another node taking the name, which a put would take back from it.
+        const current = await this.registry.current(name);
+        if (current?.entry.node === this.node && (await this.registry.swap(entry, current.revision))) {
+          this.#published.set(name, entry);
+        }
       }
     }
     if (!away) await this.registry.sweep(this.node);
