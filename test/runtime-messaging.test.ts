@@ -379,6 +379,10 @@ describe('messages through kernels', () => {
       assert.deepEqual(salvaged[0]?.messageId, 101, 'the fatal call');
       assert.equal(salvaged.length - 1 + refused, 50, 'every message behind the crash is accounted for, none twice');
       assert.ok(salvaged.every((l) => l.payload.length === 16));
+      assert.ok(
+        salvaged.every((l) => l.error.code === ErrorCode.KernelFailed && l.error.message.includes("kernel 'doomed'")),
+        'each letter says the kernel failed, with its code',
+      );
       assert.equal(doomed.status, 'Failed');
       // What the kernel produced before it died is still delivered; then receive rejects.
       for (let seq = 0; seq < 100; seq++) assert.equal((await doomed.receive(1000)).seq, seq);

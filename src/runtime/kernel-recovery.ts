@@ -70,7 +70,8 @@ export function recoverInputs(kernel: OrphanedKernel): void {
  * the message whose handler was running (the one that killed the worker, say) is reported.
  */
 export function salvageInput(kernel: OrphanedKernel, reason: 'kernel-failed' | 'discarded-on-terminate'): void {
-  const error = { name: 'KernelFailedError', message: `kernel '${kernel.name}' failed before handling this message` };
+  const failed = new KernelFailedError(kernel.name, 'it ended before handling this message');
+  const error = { name: failed.name, message: failed.message, code: failed.code };
   // Its kernel-to-kernel inputs too: what another kernel sent it and it never handled is as lost as the host's.
   for (const { memory, cursor } of inputRings(kernel)) {
     const orphaned = new FrameConsumer(memory);
