@@ -28,10 +28,10 @@ type TotalOut = { sender: number; seq: number; total: number; count: number };
 describe('cluster nodes in several processes', { skip: missing }, () => {
   const server = natsServerForSuite();
 
-  const self = (node: string, cluster: string): Promise<RingKernelRuntime> =>
+  const self = (node: string, cluster: string, downAfterMs = 1000): Promise<RingKernelRuntime> =>
     RingKernelRuntime.builder()
       .config({ workers: 1 })
-      .cluster({ servers: server.url, node, cluster, heartbeatMs: 200, downAfterMs: 1000 })
+      .cluster({ servers: server.url, node, cluster, heartbeatMs: 200, downAfterMs })
       .build();
 
   test('kernels in two other processes are found by name and take send, call and receive from this one', async () => {
@@ -181,21 +181,26 @@ describe('cluster nodes in several processes', { skip: missing }, () => {
 
   test('launch with { node } places a kernel on another process, which imports its module; least-loaded picks the emptiest node', async () => {
     const cluster = 'placed';
+    // Placement counts only live nodes. On a loaded machine a process importing a module and starting its first
+    // kernel can go a second without a heartbeat; this test is about where launches go, not about finding nodes
+    // down, so its nodes wait longer before they call one down.
+    const downAfterMs = 5000;
     // pa hosts two kernels, pb none; neither process imports the Doubler's module.
     const [a, b] = await Promise.all([
       startNodeProcess({
         servers: server.url,
         node: 'pa',
         cluster,
+        downAfterMs,
         kernels: [
           { id: Accumulator.id, name: 'l/acc' },
           { id: Echo.id, name: 'l/echo' },
         ],
       }),
-      startNodeProcess({ servers: server.url, node: 'pb', cluster, kernels: [] }),
+      startNodeProcess({ servers: server.url, node: 'pb', cluster, downAfterMs, kernels: [] }),
     ]);
     try {
-      await using here = await self('pz', cluster);
+      await using here = await self('pz', cluster, downAfterMs);
       await here.launch(Accumulator, { name: 'l/here' });
       await until(
         () => here.cluster?.registry.lookup('l/*').length === 3 && here.cluster.registry.nodes().length === 3,
