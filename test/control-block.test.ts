@@ -3,11 +3,13 @@ import { describe, it } from 'node:test';
 import {
   CONTROL_BLOCK_LAYOUT,
   ControlBlock,
+  ControlBlockOffset,
   ErrorCode,
   KernelStatus,
   kernelStatusName,
   layoutField,
 } from '../src/internal.js';
+import { KERNEL_HISTOGRAMS_BYTES, LATENCY_HISTOGRAM_BYTES, LatencyHistogram } from '../src/kernel/latency-histogram.js';
 import { TERMINATE_FINISH } from '../src/wire/control-block.js';
 
 /** Reads a field straight from memory at the offset the layout table gives, as C would. */
@@ -28,6 +30,22 @@ describe('ControlBlock', () => {
     assert.throws(() => new ControlBlock(new SharedArrayBuffer(128)), /layout version 0 is not 1/);
     assert.throws(() => new ControlBlock(new SharedArrayBuffer(64)), /needs 128 bytes/);
     assert.throws(() => new ControlBlock(block.buffer, 4), /multiple of 8/);
+  });
+
+  it("keeps a kernel's histograms after the block in its one buffer, neither touching the other", () => {
+    const block = ControlBlock.create(5, 5, KERNEL_HISTOGRAMS_BYTES);
+    assert.equal(block.buffer.byteLength, ControlBlockOffset.SIZE + KERNEL_HISTOGRAMS_BYTES);
+    const handler = new LatencyHistogram(block.buffer, ControlBlockOffset.SIZE);
+    const hops = new LatencyHistogram(block.buffer, ControlBlockOffset.SIZE + LATENCY_HISTOGRAM_BYTES);
+    for (let i = 1; i <= 100; i++) handler.record(i * 1000);
+    hops.record(5000);
+    block.setStatus(KernelStatus.Active);
+    block.addBatch(3, 3, 0, 0);
+    assert.equal(handler.summary().samples, 100);
+    assert.equal(hops.summary().samples, 1);
+    assert.equal(block.status, KernelStatus.Active);
+    assert.equal(block.kernelId, 5);
+    assert.equal(block.messagesProcessed, 3n);
   });
 
   it('writes each field exactly where the layout table (and so the C header) puts it', () => {

@@ -27,7 +27,9 @@ import {
   StateSnapshotError,
 } from '../src/internal.js';
 import { LATENCY_HISTOGRAM_BYTES } from '../src/kernel/latency-histogram.js';
+import type { LifecycleInspection } from '../src/kernel/lifecycle-inspection.js';
 import { Numbers, Total } from './fixtures/kernels.js';
+import { eventually } from './support/eventually.js';
 
 const FIXTURE_MODULE = new URL('./fixtures/kernels.js', import.meta.url).href;
 /** The fixture module's sink kernel, as the host names it. */
@@ -176,6 +178,50 @@ describe('executor shell: attach', () => {
     assert.deepEqual((await exited)[0], { type: 'exit', status: 'Failed', reason: 'termination was forced' });
     assert.equal(control.hasTerminated, true);
     assert.equal(control.status, KernelStatus.Failed);
+    host.close();
+  });
+
+  it('activates at launch (autoActivate) by one LAUNCHED event: Created → Launched → Active in one macrostep', async () => {
+    const backend = new RecordingBackend();
+    const { task, host, control } = taskFor();
+    const inspected: LifecycleInspection[] = [];
+    host.on('message', (report: WorkerReport) => {
+      if (report.type === 'inspect') inspected.push(report.event);
+    });
+    after(() => host.close());
+    const attached = await attachKernel({ ...task, activate: true, inspect: true }, backend);
+    assert.equal(attached.failure, undefined);
+    assert.equal(control.status, KernelStatus.Active);
+    assert.equal(control.isActive, true);
+    assert.equal(backend.shell?.state, 'Active');
+    await eventually(() => assert.ok(inspected.some((event) => event.snapshot?.value === 'Active')));
+    // One event took it there: no ACTIVATE was sent, and its microsteps went through Launched.
+    const events = inspected.filter((event) => event.type === '@xstate.event').map((event) => event.event?.type);
+    assert.deepEqual(
+      events.filter((type) => !type?.startsWith('xstate.')),
+      ['LAUNCHED'],
+    );
+    const steps = inspected.filter((event) => event.type === '@xstate.microstep').map((e) => e.snapshot?.value);
+    assert.deepEqual(steps, ['Launched', 'Active']);
+    // Active from the start, it takes commands as any Active kernel does.
+    const replies = (await exchange(host, { seq: 1, command: 'DEACTIVATE' })).filter((r) => r.type === 'reply');
+    assert.deepEqual(replies, [{ type: 'reply', seq: 1, ok: true }]);
+    assert.equal(control.status, KernelStatus.Deactivated);
+    backend.shell?.exit();
+    host.close();
+  });
+
+  it('launches without activating when the launch did not ask (autoActivate: false): Launched, waiting', async () => {
+    const backend = new RecordingBackend();
+    const { task, host, control } = taskFor();
+    after(() => host.close());
+    const attached = await attachKernel({ ...task, activate: false }, backend);
+    assert.equal(attached.failure, undefined);
+    assert.equal(control.status, KernelStatus.Launched);
+    assert.equal(control.isActive, false);
+    assert.deepEqual(await exchange(host, { seq: 1, command: 'ACTIVATE' }), [{ type: 'reply', seq: 1, ok: true }]);
+    assert.equal(control.status, KernelStatus.Active);
+    backend.shell?.exit();
     host.close();
   });
 

@@ -74,6 +74,49 @@ describe("a kernel's module, as the workers load it", () => {
       rmSync(folder, { recursive: true, force: true });
     }
   });
+  it('imports a module once for a wave of launches, and again after an import that failed', async () => {
+    // Workers import a kernel's module once and reuse it for every launch; an import that failed is not
+    // remembered: once the module is there, the next launch finds it.
+    const folder = mkdtempSync(join(tmpdir(), 'ringkernel-late-kernel-'));
+    const source = join(folder, 'late.mjs');
+    const library = new URL('../src/index.js', import.meta.url).href;
+    const Ping = defineMessage('late.Ping', { value: 'u32' });
+    const Late = defineKernel({
+      id: 'late.echo',
+      input: Ping,
+      output: Ping,
+      cpu: (ping) => ({ value: ping.value + 1 }),
+      module: pathToFileURL(source),
+    });
+    const runtime = await RingKernelRuntime.builder().backend('cpu').config({ workers: 1 }).build();
+    try {
+      await assert.rejects(runtime.launch(Late, { name: 'late-0' }), KernelFailedError);
+      writeFileSync(
+        source,
+        [
+          `import { defineKernel, defineMessage } from ${JSON.stringify(library)};`,
+          "const Ping = defineMessage('late.Ping', { value: 'u32' });",
+          'export const Late = defineKernel({',
+          "  id: 'late.echo', input: Ping, output: Ping, cpu: (ping) => ({ value: ping.value + 1 }),",
+          '  module: import.meta.url,',
+          '});',
+          '',
+        ].join('\n'),
+      );
+      const handles = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => runtime.launch(Late, { name: `late-${i + 1}` })),
+      );
+      const answers = await Promise.all(handles.map((handle, i) => handle.call({ value: i })));
+      assert.deepEqual(
+        answers.map((answer) => answer.value),
+        handles.map((_, i) => i + 1),
+      );
+    } finally {
+      await runtime.shutdown();
+      rmSync(folder, { recursive: true, force: true });
+    }
+  });
+
   it("a module that throws on import fails the launch with its own error, whatever the error's words", async () => {
     // The failure crosses from the worker typed: a module's own error is never taken for one of ringkernel's
     // kernel-module refusals, not even when its message reads like one.

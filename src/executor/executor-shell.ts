@@ -6,6 +6,7 @@ import { kernelLifecycle } from '../kernel/kernel-lifecycle.js';
 import { lifecycleInspectionOf } from '../kernel/lifecycle-inspection.js';
 import { ControlBlock } from '../wire/control-block.js';
 import type { FrameRingMemory } from '../wire/frame-ring.js';
+import { type ControlPort, executorPort } from './control-line.js';
 import { kernelModuleDetail, loadKernel } from './kernel-module.js';
 import {
   type AttachFailure,
@@ -135,10 +136,11 @@ export interface ExecutorBackend {
 export async function attachKernel(task: AttachTask, backend: ExecutorBackend): Promise<AttachResult> {
   let stage: AttachStage = 'load';
   let prepared: PreparedKernel | undefined;
+  const port = executorPort(task.port);
   try {
     const definition = await loadKernel(task.kernelId, task.moduleUrl);
     stage = 'prepare';
-    const shell = new ExecutorShell(task);
+    const shell = new ExecutorShell(task, port);
     prepared = await backend.prepare(definition, shell);
     if (task.restoreState !== undefined) {
       stage = 'restore';
@@ -146,14 +148,11 @@ export async function attachKernel(task: AttachTask, backend: ExecutorBackend): 
     }
     stage = 'start';
     if (task.dormant) shell.awaitStart(prepared);
-    else {
-      shell.listen(prepared.start());
-      if (task.activate === true) shell.activate();
-    }
+    else shell.listen(prepared.start());
     return { threadId, ...prepared.attachInfo };
   } catch (error) {
     prepared?.discard();
-    task.port.close();
+    port.close();
     const detail = { ...backend.failureDetail?.(error), ...kernelModuleDetail(error) };
     return { threadId, failure: { ...detail, error: serializeError(error), stage } };
   }
@@ -169,15 +168,18 @@ export class ExecutorShell {
   readonly task: AttachTask;
   /** The kernel's ControlBlock. */
   readonly control: ControlBlock;
+  /** The kernel's control port (its own MessagePort, or its share of the worker's control line). */
+  readonly #port: ControlPort;
   readonly #actor: Actor<typeof kernelLifecycle>;
   #running: RunningKernel | undefined;
   #exited = false;
   readonly #onCommand = (command: ControlCommand): void => this.#command(command);
 
-  constructor(task: AttachTask) {
+  /** `port`: the task's control port, as the executor reaches it (see `executorPort`). */
+  constructor(task: AttachTask, port: ControlPort = executorPort(task.port)) {
     this.task = task;
+    this.#port = port;
     this.control = new ControlBlock(task.controlBlock);
-    const port = task.port;
     this.#actor = createActor(kernelLifecycle, {
       input: { controlBlock: this.control },
       // The runtime's `inspect` option: lifecycle events only (a handful per kernel), never per message.
@@ -197,10 +199,13 @@ export class ExecutorShell {
     return this.#actor.getSnapshot().context.drain;
   }
 
-  /** The kernel is resident over its rings: starts its lifecycle (Created → Launched). */
+  /**
+   * The kernel is resident over its rings: starts its lifecycle (Created → Launched), and on to Active in the
+   * same macrostep when the launch asked for an active kernel (`autoActivate`), as an ACTIVATE command would.
+   */
   launched(): void {
     this.#actor.start();
-    this.#actor.send({ type: 'LAUNCHED' });
+    this.#actor.send(this.task.activate === true ? { type: 'LAUNCHED', activate: true } : { type: 'LAUNCHED' });
   }
 
   /** Terminating → Terminated: the queue has been ended the way the termination asked. */
@@ -210,7 +215,7 @@ export class ExecutorShell {
 
   /** Posts a report to the host. `transfer`: buffers to move rather than copy. */
   report(report: WorkerReport, transfer: readonly ArrayBuffer[] = []): void {
-    this.task.port.postMessage(report, transfer as ArrayBuffer[]);
+    this.#port.postMessage(report, transfer);
   }
 
   /**
@@ -262,22 +267,14 @@ export class ExecutorShell {
       });
     }
     this.#actor.stop();
-    this.task.port.off('message', this.#onCommand);
-    this.task.port.close();
-  }
-
-  /** The launch asked for an active kernel (`autoActivate`): Launched → Active, as an ACTIVATE command would. */
-  activate(): void {
-    const running = this.#running;
-    if (running === undefined || this.#exited || !this.#actor.getSnapshot().can({ type: 'ACTIVATE' })) return;
-    this.#actor.send({ type: 'ACTIVATE' });
-    running.kick();
+    this.#port.off('message', this.#onCommand);
+    this.#port.close();
   }
 
   /** Dispatches the host's commands to a started kernel. @internal */
   listen(running: RunningKernel): void {
     this.#running = running;
-    this.task.port.on('message', this.#onCommand);
+    this.#port.on('message', this.#onCommand);
   }
 
   /**
@@ -285,7 +282,7 @@ export class ExecutorShell {
    * the rings over: the old instance has left them) or DISCARD (the migration rolled back). @internal
    */
   awaitStart(prepared: PreparedKernel): void {
-    const port = this.task.port;
+    const port = this.#port;
     const onCommand = (command: ControlCommand): void => {
       if (command.command === 'RESTORE') {
         let report: WorkerReport = { type: 'restored', seq: command.seq };

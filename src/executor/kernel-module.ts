@@ -26,11 +26,29 @@ export function kernelModuleDetail(error: unknown): { readonly kernelModule?: st
 const TYPESCRIPT_IN_WORKERS =
   "Node cannot import this TypeScript module in ringkernel's worker threads: the TypeScript loader your program runs under (tsx, ts-node) is not active in them. Either start Node with the loader as a flag, which worker threads inherit — node --import tsx main.ts (tsx 4), or node --loader ts-node/esm main.ts — or compile the kernel modules to JavaScript (tsc) and run the compiled program";
 
+/**
+ * The kernel modules this thread has imported (or is importing), by URL. A module is evaluated once whatever,
+ * but each `import()` still resolves its URL (file system calls, package.json reads): a wave of launches of one
+ * kernel waits on one import instead. A failed import is forgotten, so the next launch tries again.
+ */
+const imports = new Map<string, Promise<unknown>>();
+
+/** Imports `moduleUrl` once for every launch of its kernels on this thread. */
+function importOnce(moduleUrl: string): Promise<unknown> {
+  let imported = imports.get(moduleUrl);
+  if (imported === undefined) {
+    imported = import(moduleUrl);
+    imports.set(moduleUrl, imported);
+    imported.catch(() => imports.delete(moduleUrl));
+  }
+  return imported;
+}
+
 /** Imports the kernel's module in this worker and returns its definition. @internal */
 export async function loadKernel(kernelId: string, moduleUrl: string): Promise<AnyKernelDefinition> {
   enterKernelWorker();
   try {
-    await import(moduleUrl);
+    await importOnce(moduleUrl);
   } catch (error) {
     const code = (error as { code?: unknown } | null)?.code;
     if (code === ErrorCode.KernelModule) throw new KernelModuleProblem((error as Error).message);

@@ -6,7 +6,8 @@ import type { FrameRingMemory } from '../wire/frame-ring.js';
 
 /**
  * The control plane between the runtime (host) and the worker hosting a kernel: one Piscina task to attach the
- * kernel, then one MessagePort per kernel. Messages only — never on the data path.
+ * kernel, then its control port — a MessagePort of its own on a device thread, its share of the worker's control
+ * line on a CPU worker. Messages only — never on the data path.
  */
 
 /** The Piscina task that attaches a kernel to a worker. */
@@ -16,12 +17,20 @@ export interface AttachTask {
   /** Numeric id of this launch: frames' source/destination, the ControlBlock's kernel_id, the HLC node. */
   readonly instanceId: number;
   readonly controlBlock: SharedArrayBuffer;
-  /** Handler latency histogram ({@link LATENCY_HISTOGRAM_BYTES}). */
+  /**
+   * The kernel's latency histograms ({@link KERNEL_HISTOGRAMS_BYTES}; a WebGPU kernel's batch metrics after them),
+   * from `histogramOffset` — the ControlBlock's own buffer, past the block, when the host launched the kernel.
+   */
   readonly histogram: SharedArrayBuffer;
+  /** Where in `histogram` the histograms start (8-byte aligned). Default 0. */
+  readonly histogramOffset?: number;
   readonly input: FrameRingMemory;
   readonly output: FrameRingMemory;
-  /** The kernel's control port (transferred). */
-  readonly port: MessagePort;
+  /**
+   * The kernel's control port: a MessagePort (transferred; device threads), or the key of the kernel's share of
+   * its CPU worker's control line (see `control-line.ts`).
+   */
+  readonly port: MessagePort | number;
   readonly enableTelemetry: boolean;
   /** A handler that throws fails the kernel (after dead-lettering the message) instead of only the message. */
   readonly failOnHandlerError: boolean;
@@ -44,7 +53,7 @@ export interface AttachTask {
   readonly inspect?: boolean;
   /**
    * Activate the kernel as soon as it has started (the launch's `autoActivate`): Launched → Active within the
-   * attach, rather than by an ACTIVATE command and its reply after it.
+   * attach, in the lifecycle's LAUNCHED macrostep, rather than by an ACTIVATE command and its reply after it.
    */
   readonly activate?: boolean;
   /** A CUDA kernel (attached to the CUDA device thread): its launch shape and the device thread's poll interval. */
@@ -64,10 +73,18 @@ export interface AttachTask {
 
 /**
  * The Piscina task of a CPU worker: the kernels launched together (in one turn of the host's event loop) that the
- * host placed on this worker, attached in one task rather than a task each. Each kernel's port is in the transfer.
+ * host placed on this worker, attached in one task rather than a task each. Each kernel's control port is a key
+ * on the worker's control line.
  */
 export interface AttachBatch {
   readonly attach: readonly AttachTask[];
+}
+
+/** What a CPU worker's attach batch resolves with: each kernel's result, in order, and the line once. */
+export interface AttachBatchResult {
+  readonly results: readonly AttachResult[];
+  /** The host's end of the worker's control line, with the first batch the worker ran (transferred). */
+  readonly line?: MessagePort | undefined;
 }
 
 /** The adapter of a WebGPU kernel's device, as its driver describes it (the backend's `WebGpuAdapterDescription`). */

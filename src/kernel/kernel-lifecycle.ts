@@ -4,7 +4,8 @@ import { KernelStatus, type KernelStatusName } from '../wire/kernel-status.js';
 
 /** Events the kernel lifecycle machine accepts. */
 export type KernelLifecycleEvent =
-  | { type: 'LAUNCHED' }
+  /** The kernel is resident. `activate`: and it is to take input at once (a launch's `autoActivate`). */
+  | { type: 'LAUNCHED'; activate?: boolean }
   | { type: 'ACTIVATE' }
   | { type: 'DEACTIVATE' }
   | { type: 'TERMINATE'; drain: boolean }
@@ -22,6 +23,8 @@ interface KernelLifecycleContext {
   drain: boolean;
   /** Why the kernel failed, once it has. */
   failure: string | undefined;
+  /** LAUNCHED asked for activation: Launched passes on to Active in the same macrostep. */
+  activateOnLaunch: boolean;
 }
 
 /** Every running state ends the same way: Terminating, remembering whether to drain. */
@@ -43,6 +46,7 @@ const terminate = {
  * const actor = createActor(kernelLifecycle, { input: { controlBlock } }).start();
  * actor.send({ type: 'LAUNCHED' });
  * actor.send({ type: 'ACTIVATE' }); // status word is now KernelStatus.Active
+ * // or, in one macrostep (Created → Launched → Active): actor.send({ type: 'LAUNCHED', activate: true })
  */
 export const kernelLifecycle = setup({
   types: {
@@ -61,17 +65,30 @@ export const kernelLifecycle = setup({
 }).createMachine({
   id: 'kernel',
   initial: 'Created',
-  context: ({ input }) => ({ controlBlock: input.controlBlock, drain: true, failure: undefined }),
+  context: ({ input }) => ({
+    controlBlock: input.controlBlock,
+    drain: true,
+    failure: undefined,
+    activateOnLaunch: false,
+  }),
   on: {
     FAIL: { target: '.Failed', actions: assign({ failure: ({ event }) => event.reason }) },
   },
   states: {
     Created: {
       entry: { type: 'mirror', params: 'Created' },
-      on: { LAUNCHED: 'Launched' },
+      on: {
+        LAUNCHED: {
+          target: 'Launched',
+          actions: assign({ activateOnLaunch: ({ event }) => event.activate === true }),
+        },
+      },
     },
     Launched: {
       entry: { type: 'mirror', params: 'Launched' },
+      // A launch with autoActivate: one event (LAUNCHED) takes the kernel through Launched to Active, instead of
+      // a second event and macrostep for ACTIVATE. Launched is entered only from Created, so this runs once.
+      always: { guard: ({ context }) => context.activateOnLaunch, target: 'Active' },
       on: {
         ACTIVATE: 'Active',
         TERMINATE: terminate,

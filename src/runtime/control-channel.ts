@@ -1,6 +1,6 @@
-import type { MessagePort } from 'node:worker_threads';
 import { StateSnapshotError } from '../errors/device-errors.js';
 import { InvalidStateError } from '../errors/runtime-errors.js';
+import type { ControlPort } from '../executor/control-line.js';
 import type { WorkerReport } from '../executor/protocol.js';
 
 /** What the channel hands on: the reports it does not answer itself, and the death of an instance's port. */
@@ -20,7 +20,7 @@ export interface ControlSink {
 export class ControlChannel {
   readonly #kernel: string;
   readonly #sink: ControlSink;
-  #port!: MessagePort;
+  #port!: ControlPort;
   #threadId = 0;
   #nextSeq = 1;
   readonly #replies = new Map<number, { resolve(): void; reject(error: Error): void }>();
@@ -38,7 +38,7 @@ export class ControlChannel {
   }
 
   /** Listens to an instance's control port from now on. */
-  bind(port: MessagePort, threadId: number): void {
+  bind(port: ControlPort, threadId: number): void {
     this.#port = port;
     this.#threadId = threadId;
     port.on('message', (report: WorkerReport) => {

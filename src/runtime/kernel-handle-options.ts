@@ -1,6 +1,6 @@
-import type { MessagePort } from 'node:worker_threads';
 import type { CudaReplicaPointers, KernelTransfer, KernelTransferStats } from '../bridge/transfer-bridge.js';
 import type { TransferStrategy } from '../bridge/transfer-strategy.js';
+import type { ControlPort } from '../executor/control-line.js';
 import type { DeadLetterReason } from '../executor/protocol.js';
 import type { DeviceBatchMetrics } from '../kernel/device-batch-metrics.js';
 import type { AnyKernelDefinition } from '../kernel/kernel-definition.js';
@@ -12,6 +12,7 @@ import type { FrameRingMemory } from '../wire/frame-ring.js';
 import type { KernelStatusName } from '../wire/kernel-status.js';
 import type { DeadLetter } from './dead-letters.js';
 import type { KernelHandle } from './kernel-handle.js';
+import type { KernelControl } from './worker-pools.js';
 
 export type { CallOptions, SendOptions } from '../operations/message-options.js';
 
@@ -102,7 +103,8 @@ export interface KernelHandleInit {
   readonly output: FrameRingMemory;
   /** How the rings reach the kernel (the kernel's own ends, the mirror's kick). */
   readonly transfer: KernelTransfer;
-  readonly port: MessagePort;
+  /** The host's end of the instance's control port. */
+  readonly port: ControlPort;
   readonly threadId: number;
   readonly gridSize: readonly [number, number, number];
   readonly blockSize: readonly [number, number, number];
@@ -126,7 +128,9 @@ export interface KernelHandleInit {
    * port; resolves with the worker's thread id and the device it runs on (a supervisor's restart: another device
    * when the kernel's CUDA device was lost).
    */
-  readonly reattach: (handle: KernelHandle, port: MessagePort) => Promise<{ threadId: number; device: number }>;
+  readonly reattach: (handle: KernelHandle, control: KernelControl) => Promise<{ threadId: number; device: number }>;
+  /** A control port for a new instance of the kernel (a restart's, a migration's), of the kind its executor takes. */
+  readonly openControl: () => KernelControl;
   /** The kernel's CUDA device hit a sticky error: the device is lost to the process (its CUDA error name). */
   readonly onDeviceLost?: (device: number, cudaErrorName: string) => void;
   /** An inspection event of the kernel's lifecycle actor, from its executor (the runtime's `inspect` option). */
@@ -146,7 +150,7 @@ export interface KernelHandleInit {
    */
   readonly attachDormant: (
     handle: KernelHandle,
-    port: MessagePort,
+    control: KernelControl,
     device: number,
     devicePointers?: CudaReplicaPointers,
   ) => Promise<number>;

@@ -1,4 +1,3 @@
-import { MessageChannel } from 'node:worker_threads';
 import type { KernelTransfer } from '../bridge/transfer-bridge.js';
 import { copyQueuedFrames, type KernelCheckpoint } from '../devices/checkpoint.js';
 import type { MigratableKernel } from '../devices/kernel-migrator.js';
@@ -342,15 +341,15 @@ export class KernelInstance implements MigratableKernel, KernelSupervision {
     recoverInputs(this.orphaned);
     if (reopen !== undefined) owner.useTransfer(reopen());
     owner.control.resetForRestart();
-    const { port1, port2 } = new MessageChannel();
+    const control = owner.init.openControl();
     let threadId: number;
     try {
-      ({ threadId, device: this.#device } = await owner.init.reattach(owner.handle, port2));
+      ({ threadId, device: this.#device } = await owner.init.reattach(owner.handle, control));
     } catch (error) {
-      port1.close();
+      control.host.close();
       throw error;
     }
-    this.#channel.bind(port1, threadId);
+    this.#channel.bind(control.host, threadId);
     this.#left = false;
     owner.reopened();
     this.#suspended = false;
@@ -413,14 +412,14 @@ export class KernelInstance implements MigratableKernel, KernelSupervision {
   /** Attaches a migration's new instance, dormant, on `device` (see `KernelHandle.prepareMove`). */
   async prepareMove(device: number): Promise<DormantInstance> {
     const owner = this.#owner;
-    const { port1, port2 } = new MessageChannel();
+    const control = owner.init.openControl();
     // A dma CUDA kernel's rings are replicas in its device's memory: the new instance gets its own on the target.
     const transferMove = owner.transfer().moveTo?.(device);
     try {
-      const threadId = await owner.init.attachDormant(owner.handle, port2, device, transferMove?.devicePointers);
-      return { port: port1, threadId, device, transferMove };
+      const threadId = await owner.init.attachDormant(owner.handle, control, device, transferMove?.devicePointers);
+      return { port: control.host, threadId, device, transferMove };
     } catch (error) {
-      port1.close();
+      control.host.close();
       transferMove?.abort();
       throw error;
     }

@@ -1,4 +1,3 @@
-import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import type { BackendType } from '../backends/backend-type.js';
 import { STICKY_CU_RESULTS } from '../backends/cuda/cu-result.js';
 import { nativeBackendOf, type ResolvedWebGpuOptions } from '../backends/webgpu/webgpu-adapter.js';
@@ -23,7 +22,7 @@ import type { LifecycleInspector } from '../operations/lifecycle-inspector.js';
 import type { MemoryAllocation } from '../operations/memory-dashboard.js';
 import type { RuntimeTracing } from '../telemetry/runtime-tracing.js';
 import { LifecycleTransition } from '../telemetry/span-record.js';
-import { ControlBlock } from '../wire/control-block.js';
+import { ControlBlock, ControlBlockOffset } from '../wire/control-block.js';
 import { alignedFrameSize, FrameHeader } from '../wire/frame-header.js';
 import { createFrameRing, type FrameRingMemory } from '../wire/frame-ring.js';
 import { FrameRingPool } from '../wire/frame-ring-pool.js';
@@ -35,7 +34,7 @@ import type { DeviceRegistry } from './device-registry.js';
 import { KernelHandle } from './kernel-handle.js';
 import type { Dim3 } from './kernel-handle-options.js';
 import type { RuntimeLogger } from './logger.js';
-import type { WorkerPools } from './worker-pools.js';
+import type { KernelControl, WorkerPools } from './worker-pools.js';
 
 /** Options of `RingKernelRuntime.launch`. */
 export interface LaunchOptions {
@@ -328,11 +327,17 @@ export class KernelLauncher {
       }
     }
     const instanceId = this.#nextInstanceId++;
-    const control = ControlBlock.create(instanceId);
+    // The latency histograms follow the ControlBlock in its buffer (one SharedArrayBuffer for both); a WebGPU
+    // kernel's batch metrics follow them: the device thread records, the exporter reads.
+    const control = ControlBlock.create(
+      instanceId,
+      instanceId,
+      KERNEL_HISTOGRAMS_BYTES + (onWebGpu ? DEVICE_BATCH_METRICS_BYTES : 0),
+    );
+    const histogram = control.buffer;
+    const histogramOffset = ControlBlockOffset.SIZE;
     // A device executor learns from the block that its rings require checksums (a CPU worker from the rings).
     control.setIntegrity(integrity);
-    // A WebGPU kernel's batch metrics follow its latency histograms: the device thread records, the exporter reads.
-    const histogram = new SharedArrayBuffer(KERNEL_HISTOGRAMS_BYTES + (onWebGpu ? DEVICE_BATCH_METRICS_BYTES : 0));
     const input = this.ring(definition.input, capacity, integrity, 0, this.#ringPool);
     const output = this.ring(
       [definition.output, ...(definition.emits ?? [])],
@@ -343,7 +348,7 @@ export class KernelLauncher {
     );
     // Its queued messages go first into the new input ring, before anyone can send (RangeError if they don't fit).
     if (restore !== undefined) preloadQueuedFrames(input, restore.queued.bytes);
-    const kernelBytes = control.buffer.byteLength + histogram.byteLength + ringBytes(input) + ringBytes(output);
+    const kernelBytes = control.buffer.byteLength + ringBytes(input) + ringBytes(output);
     const device = host.devices.place(options, kernelBytes, onCuda);
     if (!onCuda && host.backend === 'cuda' && options.transferStrategy === 'mapped') {
       throw new InvalidArgumentError(
@@ -355,7 +360,9 @@ export class KernelLauncher {
     const transfer = onCuda
       ? this.#openCudaTransfer(input, output, device, options.transferStrategy === 'dma' ? 'dma' : 'mapped')
       : host.bridge.open(input, output, options.transferStrategy ?? (host.backend === 'cuda' ? 'direct' : undefined));
-    const { port1, port2 } = new MessageChannel();
+    // The instance's control port: a share of its worker's control line (CPU), a MessagePort (device threads).
+    const openControl = (): KernelControl => host.workers.openControl(onCuda || onWebGpu);
+    const firstControl = openControl();
     const tracing = host.tracing;
     const inspector = host.inspector;
     const launchSpan = tracing?.host.beginLifecycle();
@@ -367,7 +374,7 @@ export class KernelLauncher {
     this.#launching.add(name);
     let attached: AttachResult;
     const task = (
-      port: MessagePort,
+      port: KernelControl,
       on: number,
       state?: Uint8Array,
       dormant = false,
@@ -379,10 +386,11 @@ export class KernelLauncher {
       instanceId,
       controlBlock: control.buffer,
       histogram,
+      histogramOffset,
       // The rings the worker reads: the host's own (direct), or the mirror's replicas (dma).
       input: rings.kernelInput,
       output: rings.kernelOutput,
-      port,
+      port: port.executor,
       enableTelemetry: host.config.enableTelemetry,
       failOnHandlerError,
       // The kernel's telemetry ring outlives its instances: a restarted instance writes to the same one.
@@ -407,10 +415,10 @@ export class KernelLauncher {
     });
     try {
       attached = await this.#attach(
-        { ...task(port2, device, restore?.state), activate: autoActivate },
+        { ...task(firstControl, device, restore?.state), activate: autoActivate },
         onCuda,
         device,
-        port2,
+        firstControl,
       );
       if (attached.failure !== undefined) throw this.#attachError(attached.failure, definition, name, onCuda);
       const how = attached.cuda;
@@ -418,7 +426,7 @@ export class KernelLauncher {
         host.log.debug(`kernel '${name}': CUDA image ${how.key} from ${how.cached ? 'the cache' : how.compiler}`);
       }
     } catch (error) {
-      port1.close();
+      firstControl.host.close();
       transfer.release();
       if (launchSpan !== undefined) {
         tracing?.host.endLifecycle(launchSpan, LifecycleTransition.LAUNCH, instanceId, ErrorNumber.KernelFailed);
@@ -433,13 +441,15 @@ export class KernelLauncher {
       definition,
       instanceId,
       control,
-      histogram: new LatencyHistogram(histogram),
-      hopHistogram: new LatencyHistogram(histogram, LATENCY_HISTOGRAM_BYTES),
-      deviceBatches: onWebGpu ? new DeviceBatchMetrics(histogram, KERNEL_HISTOGRAMS_BYTES) : undefined,
+      histogram: new LatencyHistogram(histogram, histogramOffset),
+      hopHistogram: new LatencyHistogram(histogram, histogramOffset + LATENCY_HISTOGRAM_BYTES),
+      deviceBatches: onWebGpu
+        ? new DeviceBatchMetrics(histogram, histogramOffset + KERNEL_HISTOGRAMS_BYTES)
+        : undefined,
       input,
       output,
       transfer,
-      port: port1,
+      port: firstControl.host,
       threadId: attached.threadId,
       gridSize: grid,
       blockSize: block,
@@ -454,21 +464,22 @@ export class KernelLauncher {
       onStuckTermination: (stuck, salvaged) => host.stuck(stuck, salvaged),
       onDeviceLost: (lost, cudaErrorName) => host.devices.markLost(lost, cudaErrorName),
       onInspect: inspector === undefined ? undefined : (event) => inspector.forward(name, instanceId, event),
-      reattach: (restarted, port) =>
+      reattach: (restarted, next) =>
         this.#reattach(
           restarted,
           definition,
           // A migrated dma kernel's replicas are on its new device: the handle's transfer has them.
-          (on) => task(port, on, undefined, false, restarted.transfer),
-          port,
+          (on) => task(next, on, undefined, false, restarted.transfer),
+          next,
         ),
+      openControl,
       failOnHandlerError,
       tracer: tracing?.host,
       device,
       firstMessageId: (restore?.queued.maxMessageId ?? 0) + 1,
-      attachDormant: async (moving, port, on, devicePointers) => {
+      attachDormant: async (moving, next, on, devicePointers) => {
         const rings = devicePointers === undefined ? moving.transfer : { ...moving.transfer, devicePointers };
-        const dormant = await this.#attach(task(port, on, undefined, true, rings), onCuda, on, port);
+        const dormant = await this.#attach(task(next, on, undefined, true, rings), onCuda, on, next);
         if (dormant.failure !== undefined) throw this.#attachError(dormant.failure, definition, name, onCuda);
         return dormant.threadId;
       },
@@ -480,7 +491,7 @@ export class KernelLauncher {
     });
     if (launchSpan !== undefined) tracing?.host.endLifecycle(launchSpan, LifecycleTransition.LAUNCH, instanceId, 0);
     host.joined(handle as KernelHandle, attached.threadId, [
-      { kind: 'control-block', owner: name, bytes: control.buffer.byteLength + histogram.byteLength },
+      { kind: 'control-block', owner: name, bytes: control.buffer.byteLength },
       { kind: 'ring', owner: name, bytes: ringBytes(input) + ringBytes(output) },
     ]);
     const on = host.devices.count > 1 ? ` of device ${device}` : '';
@@ -547,7 +558,7 @@ export class KernelLauncher {
     handle: KernelHandle,
     definition: { readonly id: string; readonly moduleUrl: string },
     task: (device: number) => AttachTask,
-    port: MessagePort,
+    control: KernelControl,
   ): Promise<{ threadId: number; device: number }> {
     const host = this.#host;
     if (host.shuttingDown) throw new RuntimeShutDownError('restart');
@@ -563,7 +574,7 @@ export class KernelLauncher {
     }
     const restartSpan = host.tracing?.host.beginLifecycle();
     // A CUDA kernel is relaunched by the CUDA device thread, over the same rings and ControlBlock.
-    const attached = await this.#attach(task(device), onCuda, device, port);
+    const attached = await this.#attach(task(device), onCuda, device, control);
     if (attached.failure !== undefined) throw this.#attachError(attached.failure, definition, handle.name, onCuda);
     const { threadId } = attached;
     if (restartSpan !== undefined) {
@@ -575,8 +586,8 @@ export class KernelLauncher {
   }
 
   /** Attaches a kernel's instance on its worker; a WebGPU one tells which adapter its device is on. */
-  async #attach(task: AttachTask, onCuda: boolean, device: number, port: MessagePort): Promise<AttachResult> {
-    const attached = await this.#host.workers.attach(task, onCuda, device, port);
+  async #attach(task: AttachTask, onCuda: boolean, device: number, control: KernelControl): Promise<AttachResult> {
+    const attached = await this.#host.workers.attach(task, onCuda, device, control);
     if (attached.webgpu !== undefined) this.#host.devices.attachedWebGpu(device, attached.webgpu.adapter);
     return attached;
   }

@@ -1,14 +1,14 @@
-import type { MessagePort } from 'node:worker_threads';
 import type { PreparedTransferMove } from '../bridge/transfer-bridge.js';
 import { StateSnapshotError } from '../errors/device-errors.js';
 import { KernelFailedError } from '../errors/runtime-errors.js';
+import type { ControlPort } from '../executor/control-line.js';
 import type { WorkerReport } from '../executor/protocol.js';
 import { FrameConsumer } from '../wire/frame-consumer.js';
 import type { FrameRingMemory } from '../wire/frame-ring.js';
 
 /** A migration's new instance, attached dormant on its target device. */
 export interface DormantInstance {
-  readonly port: MessagePort;
+  readonly port: ControlPort;
   readonly threadId: number;
   readonly device: number;
   /** A `dma` CUDA kernel: its rings prepared on the target, taken over at the swap. */

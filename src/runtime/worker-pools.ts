@@ -1,10 +1,12 @@
 import type { EventLoopUtilization } from 'node:perf_hooks';
-import type { MessagePort, ResourceLimits, Worker } from 'node:worker_threads';
+import { MessageChannel, type MessagePort, type ResourceLimits, type Worker } from 'node:worker_threads';
 import { Piscina, queueOptionsSymbol } from 'piscina';
 import { prepareWebGpuDriver } from '../backends/webgpu/dawn-module.js';
 import { RingKernelError } from '../errors/ringkernel-error.js';
 import { KernelFailedError, RuntimeShutDownError } from '../errors/runtime-errors.js';
-import type { AttachBatch, AttachResult, AttachTask } from '../executor/protocol.js';
+import type { ControlPort, LinePort } from '../executor/control-line.js';
+import type { AttachBatch, AttachBatchResult, AttachResult, AttachTask } from '../executor/protocol.js';
+import { ControlLines } from './control-lines.js';
 
 /** The CPU backend's executor: the Piscina task module that hosts kernels in worker threads. */
 const KERNEL_HOST = new URL('../worker/kernel-host.js', import.meta.url).href;
@@ -17,7 +19,15 @@ const MAX_CUDA_KERNELS = 1024;
 /** The attach batch option naming the worker thread the batch was placed on (read by the load balancer). */
 const PLACED_ON = queueOptionsSymbol;
 
-/** A CPU attach asked for in this turn of the event loop, waiting to go out with the others in one batch. */
+/**
+ * A kernel instance's control port: the host's end, and what its attach task carries for the executor's (a
+ * MessagePort to transfer, or the key of its share of a CPU worker's control line).
+ */
+export interface KernelControl {
+  readonly host: ControlPort;
+  readonly executor: MessagePort | number;
+}
+
 /**
  * A worker that ended (or whose pool threw) while attaching a batch: each of its kernels fails, typed, with the
  * pool's error as the cause — Piscina's own errors ("worker exited with code: 7") carry no RK_* code.
@@ -28,9 +38,10 @@ function attachLost(kernelId: string, error: unknown): Error {
   return new KernelFailedError(kernelId, `its worker ended while attaching it (${why})`, { cause: error });
 }
 
+/** A CPU attach asked for in this turn of the event loop, waiting to go out with the others in one batch. */
 interface PendingAttach {
   readonly task: AttachTask;
-  readonly port: MessagePort;
+  readonly port: LinePort;
   resolve(result: AttachResult): void;
   reject(error: unknown): void;
 }
@@ -42,7 +53,9 @@ interface PendingAttach {
  * Keyed by the runtime's kernel handles (`K`); only the control plane comes here.
  */
 export class WorkerPools<K extends object> {
-  readonly #pools: Piscina<AttachBatch, AttachResult[]>[] = [];
+  readonly #pools: Piscina<AttachBatch, AttachBatchResult>[] = [];
+  /** The CPU workers' control lines (one per thread, every kernel's control port on it). */
+  readonly #lines = new ControlLines();
   #cuda: Piscina<AttachTask, AttachResult> | undefined;
   #webgpu: Piscina<AttachTask, AttachResult> | undefined;
   readonly #maxKernelsPerWorker: number;
@@ -76,7 +89,7 @@ export class WorkerPools<K extends object> {
 
   /** Adds the next device's pool, of `workers` threads. */
   addDevice(workers: number): void {
-    const pool = new Piscina<AttachBatch, AttachResult[]>({
+    const pool = new Piscina<AttachBatch, AttachBatchResult>({
       filename: KERNEL_HOST,
       minThreads: workers,
       maxThreads: workers,
@@ -115,13 +128,37 @@ export class WorkerPools<K extends object> {
   }
 
   /**
-   * Runs an attach task: on the WebGPU or CUDA device thread (`onCuda`), else on a worker of `device`'s pool. The
-   * kernel's control port is transferred with it. CPU attaches asked for in the same turn of the event loop (a
-   * wave of launches) leave together at its end, one Piscina task per worker rather than one per kernel.
+   * A control port for a new kernel instance: a share of its worker's control line for a CPU kernel, a
+   * MessageChannel of its own for a device thread's (`onDevice`: CUDA or WebGPU).
    */
-  attach(task: AttachTask, onCuda: boolean, device: number, port: MessagePort): Promise<AttachResult> {
-    if (task.webgpu !== undefined) return this.#webgpuPool().run(task, { transferList: [port] });
-    if (onCuda) return this.#cudaPool().run(task, { transferList: [port] });
+  openControl(onDevice: boolean): KernelControl {
+    if (onDevice) {
+      const { port1, port2 } = new MessageChannel();
+      return { host: port1, executor: port2 };
+    }
+    const port = this.#lines.open();
+    return { host: port, executor: port.key };
+  }
+
+  /** Control ports open on the CPU workers' lines (each kernel instance's, until its end closes). */
+  get openControlPorts(): number {
+    return this.#lines.size;
+  }
+
+  /**
+   * Runs an attach task: on the WebGPU or CUDA device thread (`onCuda`), else on a worker of `device`'s pool. A
+   * device thread's kernel's control port is transferred with it; a CPU kernel's is bound to its worker's line.
+   * CPU attaches asked for in the same turn of the event loop (a wave of launches) leave together at its end, one
+   * Piscina task per worker rather than one per kernel.
+   */
+  attach(task: AttachTask, onCuda: boolean, device: number, control: KernelControl): Promise<AttachResult> {
+    const { executor } = control;
+    if (task.webgpu !== undefined || onCuda) {
+      // `control` came from openControl(true): a device thread's kernel has a MessagePort of its own.
+      const onDevice = { transferList: typeof executor === 'number' ? [] : [executor] };
+      return task.webgpu !== undefined ? this.#webgpuPool().run(task, onDevice) : this.#cudaPool().run(task, onDevice);
+    }
+    const port = control.host as LinePort;
     return new Promise<AttachResult>((resolve, reject) => {
       let pending = this.#pending.get(device);
       if (pending === undefined) {
@@ -157,7 +194,7 @@ export class WorkerPools<K extends object> {
   #flush(device: number): void {
     const pending = this.#pending.get(device);
     if (pending === undefined) return;
-    const pool = this.#pools[device] as Piscina<AttachBatch, AttachResult[]>;
+    const pool = this.#pools[device] as Piscina<AttachBatch, AttachBatchResult>;
     const threads = pool.threads.map((thread) => thread.threadId).filter((id) => !this.#deadThreads.has(id));
     if (threads.length === 0) {
       this.#pending.delete(device);
@@ -189,12 +226,16 @@ export class WorkerPools<K extends object> {
   }
 
   /** One attach batch to the worker `threadId` (or wherever the load balancer says); each kernel settles alone. */
-  #send(pool: Piscina<AttachBatch, AttachResult[]>, threadId: number | undefined, batch: PendingAttach[]): void {
+  #send(pool: Piscina<AttachBatch, AttachBatchResult>, threadId: number | undefined, batch: PendingAttach[]): void {
     const task = { attach: batch.map((pending) => pending.task), [PLACED_ON]: { threadId } };
-    pool.run(task, { transferList: batch.map((pending) => pending.port) }).then(
-      (results) => {
+    pool.run(task).then(
+      ({ results, line }) => {
         this.#attached(threadId, batch.length);
+        // The thread that ran the batch (the one it was placed on, unless that one had gone).
+        const ranOn = (results[0] as AttachResult).threadId;
+        if (line !== undefined) this.#lines.adopt(ranOn, line);
         batch.forEach((pending, i) => {
+          this.#lines.bind(pending.port, ranOn);
           pending.resolve(results[i] as AttachResult);
         });
         // A kernel whose attach failed takes no room: after the launches resumed (and joined), look again.
@@ -223,7 +264,7 @@ export class WorkerPools<K extends object> {
 
   /** The worker threads of `device`'s pool. */
   threads(device: number): readonly Worker[] {
-    return (this.#pools[device] as Piscina<AttachBatch, AttachResult[]>).threads;
+    return (this.#pools[device] as Piscina<AttachBatch, AttachBatchResult>).threads;
   }
 
   /** The mean event-loop utilization of `device`'s workers since the last time it was asked. */

@@ -1,6 +1,5 @@
 import { type Attributes, context, INVALID_SPAN_CONTEXT, type Span, type Tracer, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
 import {
   AlwaysOffSampler,
@@ -13,6 +12,7 @@ import {
   type SpanProcessor,
   TraceIdRatioBasedSampler,
 } from '@opentelemetry/sdk-trace-base';
+import { otlpTraceExporterClass } from './otlp-trace-exporter.js';
 import type { ResolvedTracingOptions } from './tracing-options.js';
 
 /**
@@ -88,7 +88,7 @@ export class RuntimeObservability implements ObservabilityContext {
         options.exporter === 'console'
           ? new ConsoleSpanExporter()
           : options.exporter === 'otlp' || options.exporter === 'none'
-            ? new OTLPTraceExporter({
+            ? new (otlpTraceExporterClass())({
                 url: options.endpoint,
                 ...(options.exportTimeoutMs === undefined ? {} : { timeoutMillis: options.exportTimeoutMs }),
               })

@@ -1,4 +1,3 @@
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
 import { ConsoleSpanExporter } from '@opentelemetry/sdk-trace-base';
 import { defineApiGlobalSlot } from './active-parent.js';
@@ -7,6 +6,7 @@ import { HostSpanWriter } from './host-span-writer.js';
 import type { KernelTelemetry } from './kernel-span-writer.js';
 import { RuntimeObservability } from './observability-context.js';
 import { OriginSampler } from './origin-sampler.js';
+import { otlpTraceExporterClass } from './otlp-trace-exporter.js';
 import { SpanRecorder } from './span-recorder.js';
 import { TelemetryClock } from './telemetry-clock.js';
 import { TelemetryExporter, type TelemetrySink, type TelemetryStats } from './telemetry-exporter.js';
@@ -200,7 +200,7 @@ function sinkOf(options: ResolvedTracingOptions): TelemetrySink {
   if (exporter === 'otlp') {
     const timeout = options.exportTimeoutMs;
     return {
-      exporter: new OTLPTraceExporter({
+      exporter: new (otlpTraceExporterClass())({
         url: options.endpoint,
         ...(timeout === undefined ? {} : { timeoutMillis: timeout }),
       }),

@@ -202,9 +202,12 @@ export class ControlBlock {
 
   /**
    * Allocates and initialises a block (host side): status Created, paused, the given kernel id and HLC node.
+   * `trailingBytes`: room after the block, in the same buffer, for the kernel's other small shared records (its
+   * latency histograms, at `ControlBlockOffset.SIZE`) — one SharedArrayBuffer per kernel instead of one each,
+   * which every thread that receives the kernel would deserialize and track.
    */
-  static create(kernelId: number, hlcNode = kernelId): ControlBlock {
-    const buffer = new SharedArrayBuffer(ControlBlockOffset.SIZE);
+  static create(kernelId: number, hlcNode = kernelId, trailingBytes = 0): ControlBlock {
+    const buffer = new SharedArrayBuffer(ControlBlockOffset.SIZE + trailingBytes);
     const i32 = new Int32Array(buffer);
     i32[I32(ControlBlockOffset.KERNEL_ID)] = kernelId | 0;
     i32[I32(ControlBlockOffset.HLC_NODE)] = hlcNode | 0;

@@ -101,7 +101,9 @@ export function waitUntil(
 
 /**
  * Event-loop wait with `Atomics.waitAsync`: one Promise per park, never per message. Resolves with the final
- * `ready()`; rejects with the signal's reason when aborted.
+ * `ready()`; rejects with the signal's reason when aborted. `holdLoop`: a timer keeps the event loop alive for
+ * the park (see below); a thread whose loop something else holds for as long as it waits (a pool worker's task
+ * port) and that waits without a deadline passes false, and parks without a timer.
  */
 export async function waitUntilAsync(
   signal: Int32Array,
@@ -111,6 +113,7 @@ export async function waitUntilAsync(
   timeoutMs: number,
   spin: number,
   abort?: AbortSignal,
+  holdLoop = true,
 ): Promise<boolean> {
   for (let i = 0; i < spin; i++) if (ready()) return true;
   const deadline = performance.now() + timeoutMs;
@@ -125,7 +128,10 @@ export async function waitUntilAsync(
       // A pending waitAsync does not keep a Node event loop alive (a worker with nothing else ref'd exits with
       // code 13 mid-wait), and its own timeout is a V8 task Node does not wait for. So a ref'd timer spans the
       // park and ends it at the deadline itself; a spurious wake-up only makes the loop re-check and re-park.
-      const keepAlive = setTimeout(() => Atomics.notify(signal, seqIndex), Math.min(left, MAX_TIMER_MS));
+      const keepAlive =
+        holdLoop || left !== Number.POSITIVE_INFINITY
+          ? setTimeout(() => Atomics.notify(signal, seqIndex), Math.min(left, MAX_TIMER_MS))
+          : undefined;
       if (abort === undefined) {
         try {
           await result.value;

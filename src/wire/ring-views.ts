@@ -22,6 +22,48 @@ export interface RingViews {
 }
 
 /**
+ * The views of one ring end. The scratch frame is made the first time a frame wraps: most rings' ends never
+ * need it (a ring end is made per kernel per side), and each would be a buffer of its own to allocate and collect.
+ */
+class OpenRing implements RingViews {
+  readonly storageSize: number;
+  readonly indices: Uint32Array;
+  readonly view: DataView;
+  readonly bytes: Uint8Array;
+  readonly signal: Int32Array;
+  readonly spin: number;
+  readonly #maxPayloadSize: number;
+  #scratchBytes: Uint8Array | undefined;
+  #scratchView: DataView | undefined;
+
+  constructor(memory: FrameRingMemory, storageSize: number, spin: number) {
+    this.storageSize = storageSize;
+    this.indices = new Uint32Array(memory.ring, 0, 2);
+    this.view = new DataView(memory.ring);
+    this.bytes = new Uint8Array(memory.ring);
+    this.signal = new Int32Array(memory.signal);
+    this.spin = spin;
+    this.#maxPayloadSize = memory.maxPayloadSize;
+  }
+
+  get scratchBytes(): Uint8Array {
+    if (this.#scratchBytes === undefined) this.#makeScratch();
+    return this.#scratchBytes as Uint8Array;
+  }
+
+  get scratchView(): DataView {
+    if (this.#scratchView === undefined) this.#makeScratch();
+    return this.#scratchView as DataView;
+  }
+
+  #makeScratch(): void {
+    const bytes = new Uint8Array(alignedFrameSize(this.#maxPayloadSize));
+    this.#scratchBytes = bytes;
+    this.#scratchView = new DataView(bytes.buffer);
+  }
+}
+
+/**
  * Checks ring memory received from any thread and builds the views over it.
  * @throws {TypeError | RangeError} on memory that is not a frame ring, or a bad spin count.
  *
@@ -33,15 +75,5 @@ export function openRing(memory: FrameRingMemory, spin: number = DEFAULT_SPIN): 
       'options.spin',
       `options.spin must be a non-negative integer, got ${describeValue(spin)}`,
     );
-  const scratchBytes = new Uint8Array(alignedFrameSize(memory.maxPayloadSize));
-  return {
-    storageSize,
-    indices: new Uint32Array(memory.ring, 0, 2),
-    view: new DataView(memory.ring),
-    bytes: new Uint8Array(memory.ring),
-    signal: new Int32Array(memory.signal),
-    scratchBytes,
-    scratchView: new DataView(scratchBytes.buffer),
-    spin,
-  };
+  return new OpenRing(memory, storageSize, spin);
 }

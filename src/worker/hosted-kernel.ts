@@ -126,7 +126,7 @@ export class HostedKernel implements RunningKernel, FusedLinkConsumer {
   readonly #handledCursors: Int32Array[] = [];
   /** The link ring being drained and its handled-cursor word (set before each link's share of a batch). */
   #linkInput: FrameConsumer | undefined;
-  #linkCursor: Int32Array = new Int32Array(new SharedArrayBuffer(4));
+  #linkCursor: Int32Array;
   /** Handles a frame from a kernel-to-kernel link, then records how far that link's handling got. */
   readonly #onLinkFrame = (frame: FrameView): boolean => {
     this.#handle(frame);
@@ -202,8 +202,9 @@ export class HostedKernel implements RunningKernel, FusedLinkConsumer {
     this.#task = task;
     this.#shell = shell;
     this.#control = shell.control;
-    this.#histogram = new LatencyHistogram(task.histogram);
-    this.#hops = new LatencyHistogram(task.histogram, LATENCY_HISTOGRAM_BYTES);
+    const histograms = task.histogramOffset ?? 0;
+    this.#histogram = new LatencyHistogram(task.histogram, histograms);
+    this.#hops = new LatencyHistogram(task.histogram, histograms + LATENCY_HISTOGRAM_BYTES);
     this.#telemetry = task.enableTelemetry;
     this.#spans = task.tracing === undefined ? undefined : new KernelSpanWriter(task.tracing, task.instanceId);
     // Outputs are stamped with the wall clock read once per batch (like receives), not once per frame: the HLC
@@ -214,6 +215,8 @@ export class HostedKernel implements RunningKernel, FusedLinkConsumer {
     this.#inputs.push(this.#input);
     this.#inputSignal = new Int32Array(task.input.signal);
     this.#handledCursors.push(this.#inputSignal);
+    // Set before each link's share of a batch; a kernel without links never reads it (no buffer of its own).
+    this.#linkCursor = this.#inputSignal;
     this.#replyEnvelope.source = task.instanceId;
     const kernel = this;
     this.#context = {
@@ -491,7 +494,17 @@ export class HostedKernel implements RunningKernel, FusedLinkConsumer {
   async #park(): Promise<void> {
     this.#kicked = false;
     const signal = this.#inputSignal;
-    await waitUntilAsync(signal, DATA_SEQ, CONSUMER_SLEEPING, this.#anyInput, Number.POSITIVE_INFINITY, 0);
+    // No keep-alive timer per parked kernel: the pool's task port holds a kernel worker's event loop.
+    await waitUntilAsync(
+      signal,
+      DATA_SEQ,
+      CONSUMER_SLEEPING,
+      this.#anyInput,
+      Number.POSITIVE_INFINITY,
+      0,
+      undefined,
+      false,
+    );
     // The batch wall clock went stale while parked.
     this.#batchWallUs = wallClockUs();
   }

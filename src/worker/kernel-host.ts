@@ -4,8 +4,10 @@
  * worker, driven by its rings and its control port, while Piscina sees an idle worker (so a forgotten runtime does
  * not keep the process alive). The user writes no worker code.
  */
+import { move, transferableSymbol, valueSymbol } from 'piscina';
+import { controlLine } from '../executor/control-line.js';
 import { attachKernel, type ExecutorBackend } from '../executor/executor-shell.js';
-import type { AttachBatch, AttachResult } from '../executor/protocol.js';
+import type { AttachBatch, AttachBatchResult } from '../executor/protocol.js';
 import { restoreState } from '../kernel/state-codec.js';
 import { HostedKernel } from './hosted-kernel.js';
 
@@ -29,8 +31,13 @@ const cpuExecutor: ExecutorBackend = {
 
 /**
  * Piscina task: attaches the batch's kernels to this worker and returns once each is resident (status Launched),
- * or why it is not, in the batch's order.
+ * or why it is not, in the batch's order — with the host's end of this worker's control line, the first time.
  */
-export default function attach(batch: AttachBatch): Promise<AttachResult[]> {
-  return Promise.all(batch.attach.map((task) => attachKernel(task, cpuExecutor)));
+export default async function attach(batch: AttachBatch): Promise<AttachBatchResult> {
+  const results = await Promise.all(batch.attach.map((task) => attachKernel(task, cpuExecutor)));
+  const line = controlLine().takeHostEnd();
+  if (line === undefined) return { results };
+  // The line's end is transferred to the host, not cloned (Piscina's transferable protocol).
+  const result: AttachBatchResult = { results, line };
+  return move({ [transferableSymbol]: line, [valueSymbol]: result } as never) as unknown as AttachBatchResult;
 }

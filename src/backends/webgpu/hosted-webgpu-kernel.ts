@@ -84,8 +84,8 @@ export class HostedWebGpuKernel implements RunningKernel {
       maxBatch: spec.maxBatch,
       // The host made room for the batch metrics after the latency histograms (a WebGPU launch always does).
       metrics:
-        task.histogram.byteLength >= KERNEL_HISTOGRAMS_BYTES + DEVICE_BATCH_METRICS_BYTES
-          ? new DeviceBatchMetrics(task.histogram, KERNEL_HISTOGRAMS_BYTES)
+        task.histogram.byteLength >= (task.histogramOffset ?? 0) + KERNEL_HISTOGRAMS_BYTES + DEVICE_BATCH_METRICS_BYTES
+          ? new DeviceBatchMetrics(task.histogram, (task.histogramOffset ?? 0) + KERNEL_HISTOGRAMS_BYTES)
           : undefined,
       sourceId: task.instanceId,
       clock: new HybridLogicalClock(task.instanceId),
