@@ -12,7 +12,7 @@ import { nameToken } from '../src/cluster/cluster-subjects.js';
 import { ErrorCode, RingKernelRuntime } from '../src/index.js';
 import { Accumulator } from './fixtures/kernels.js';
 import { until, within } from './support/eventually.js';
-import { natsServerForSuite, natsServerMissing } from './support/nats-server.js';
+import { deleteBucketWatchers, natsServerForSuite, natsServerMissing } from './support/nats-server.js';
 import { Random, TEST_SEED } from './support/random.js';
 
 const STARTS = 40;
@@ -266,12 +266,8 @@ describe('the cluster registry', { skip: natsServerMissing() }, () => {
     // disconnect, a JetStream restart that lost it): every watcher of the bucket's stream deleted under its node.
     const admin = await connect({ servers: server.url });
     try {
-      const jsm = await jetstreamManager(admin);
-      const stream = `KV_${cluster.subjects.bucket}`;
-      const watchers: string[] = [];
-      for await (const consumer of jsm.consumers.list(stream)) watchers.push(consumer.config.name ?? consumer.name);
+      const watchers = await deleteBucketWatchers(admin, cluster.subjects.bucket);
       assert.ok(watchers.length >= 2, `the two nodes' watchers: ${watchers.join()}`);
-      for (const name of watchers) await jsm.consumers.delete(stream, name);
     } finally {
       await admin.close();
     }

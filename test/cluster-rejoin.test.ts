@@ -6,7 +6,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
 import { nameToken } from '../src/cluster/cluster-subjects.js';
@@ -14,7 +13,7 @@ import { type ClusterKernelEntry, type ClusterOptions, type DeadLetter, RingKern
 import { OrderedSum } from './fixtures/kernels.js';
 import { startNodeProcess } from './support/cluster-process.js';
 import { until, within } from './support/eventually.js';
-import { natsServerForSuite, natsServerMissing } from './support/nats-server.js';
+import { deleteBucketWatchers, natsServerForSuite, natsServerMissing } from './support/nats-server.js';
 
 const missing = natsServerMissing();
 
@@ -184,11 +183,7 @@ describe('a node that comes back after it was declared down', { skip: missing },
       await kv.delete(key);
       await until(() => cluster.registry.get('taken/sum') === undefined, 500);
       // ...but not yet that rf2 takes the name (its watch stops delivering: its consumer is lost).
-      const jsm = await jetstreamManager(other);
-      const stream = `KV_${cluster.subjects.bucket}`;
-      const watchers: string[] = [];
-      for await (const consumer of jsm.consumers.list(stream)) watchers.push(consumer.name);
-      for (const name of watchers) await jsm.consumers.delete(stream, name).catch(() => false);
+      await deleteBucketWatchers(other, cluster.subjects.bucket);
       const taken: ClusterKernelEntry = {
         name: 'taken/sum',
         kernelId: OrderedSum.id,
@@ -228,11 +223,7 @@ describe('a node that comes back after it was declared down', { skip: missing },
       for await (const _ of beats) break;
       await sleep(200);
       // rs's copy stops following the bucket (its watch's consumer lost) while it still lists the kernel as its own...
-      const jsm = await jetstreamManager(other);
-      const stream = `KV_${cluster.subjects.bucket}`;
-      const watchers: string[] = [];
-      for await (const consumer of jsm.consumers.list(stream)) watchers.push(consumer.name);
-      for (const name of watchers) await jsm.consumers.delete(stream, name).catch(() => false);
+      await deleteBucketWatchers(other, cluster.subjects.bucket);
       // ...and rf3 takes the name (rs declared down and swept, then rf3's claim), unseen by rs.
       const taken: ClusterKernelEntry = {
         name: 'status/sum',

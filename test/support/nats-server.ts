@@ -10,6 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
 
 const FETCHED = fileURLToPath(new URL('../../../.nats/nats-server', import.meta.url));
 
@@ -153,4 +155,19 @@ export function natsServerForSuite(options: NatsServerOptions = {}): NatsServer 
     restart: () => started().restart(),
     close: () => started().close(),
   };
+}
+
+/**
+ * Deletes every consumer of a KV bucket's stream (`bucket`, the bucket's name), as the server does with one it lost
+ * (an inactive one cleaned up, a JetStream restart): the watches of the bucket stop delivering under their nodes.
+ * Returns the consumers' names.
+ */
+export async function deleteBucketWatchers(nc: NatsConnection, bucket: string): Promise<string[]> {
+  const jsm = await jetstreamManager(nc);
+  const stream = `KV_${bucket}`;
+  const watchers: string[] = [];
+  for await (const consumer of jsm.consumers.list(stream)) watchers.push(consumer.config.name ?? consumer.name);
+  // (One that went by itself between the list and its delete is gone as wanted.)
+  for (const name of watchers) await jsm.consumers.delete(stream, name).catch(() => false);
+  return watchers;
 }
